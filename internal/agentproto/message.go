@@ -1,0 +1,132 @@
+package agentproto
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Version is the protocol version. The agent says it in Hello; the host refuses
+// an agent that speaks another one (a stale initramfs, say).
+const Version = 1
+
+// PortName is the virtio-serial port name the agent opens in the guest.
+const PortName = "org.vmlab.agent"
+
+// Hello is the agent's first frame: it is ready to take requests.
+type Hello struct {
+	Version int    `json:"version"`
+	Kernel  string `json:"kernel"` // uname release
+	// Stages are the guest's uptimes at the milestones of its boot, in order,
+	// such as "modules", "root", "serve". They show where boot time goes.
+	Stages []Stage `json:"stages"`
+}
+
+// Stage is one boot milestone.
+type Stage struct {
+	Name   string        `json:"name"`
+	Uptime time.Duration `json:"uptime"`
+}
+
+// Op names what a request asks for.
+type Op string
+
+// Ops.
+const (
+	OpExec     Op = "exec"     // run a command: Exec
+	OpWait     Op = "wait"     // wait for a condition: Wait
+	OpCopyIn   Op = "copy-in"  // host sends a tar stream in Data frames, agent unpacks at Path
+	OpCopyOut  Op = "copy-out" // agent sends Path as a tar stream in Data frames
+	OpPowerOff Op = "poweroff" // stop all processes, sync, power off
+	OpReboot   Op = "reboot"   // the same, then reboot
+)
+
+// Request opens a stream. Exactly one of the op's fields is set.
+type Request struct {
+	Op   Op     `json:"op"`
+	Exec *Exec  `json:"exec,omitempty"`
+	Wait *Wait  `json:"wait,omitempty"`
+	Path string `json:"path,omitempty"` // copy-in destination, copy-out source
+}
+
+// Exec runs Command with /bin/sh -c in its own process group.
+type Exec struct {
+	Command string   `json:"command"`
+	Env     []string `json:"env,omitempty"`  // KEY=VALUE added to the default environment
+	User    string   `json:"user,omitempty"` // empty: root
+	Dir     string   `json:"dir,omitempty"`  // empty: the user's home
+	// Stdin says whether Stdin frames follow; without it stdin is /dev/null.
+	Stdin bool `json:"stdin,omitempty"`
+	// Timeout, when positive, is enforced in the guest: at the deadline the
+	// whole process group is killed and the Result says TimedOut.
+	Timeout time.Duration `json:"timeout,omitempty"`
+}
+
+// WaitKind names a condition the agent waits for.
+type WaitKind string
+
+// Wait kinds.
+const (
+	WaitFile         WaitKind = "file"          // Path exists
+	WaitPortOpen     WaitKind = "port-open"     // a TCP connect to Addr:Port succeeds
+	WaitPortClosed   WaitKind = "port-closed"   // a TCP connect to Addr:Port is refused
+	WaitUnixSocket   WaitKind = "unix-socket"   // a connect to the socket at Path succeeds
+	WaitCommandOK    WaitKind = "command-ok"    // Command exits 0
+	WaitCommandFails WaitKind = "command-fails" // Command exits non-zero
+)
+
+// Wait asks the agent to check a condition until it holds or Timeout passes.
+type Wait struct {
+	Kind    WaitKind      `json:"kind"`
+	Path    string        `json:"path,omitempty"`
+	Addr    string        `json:"addr,omitempty"` // default localhost
+	Port    int           `json:"port,omitempty"`
+	Command string        `json:"command,omitempty"`
+	User    string        `json:"user,omitempty"`
+	Timeout time.Duration `json:"timeout"`
+	// Interval between checks; zero picks the kind's default (short for
+	// files and ports, longer for commands, which start a shell each time).
+	Interval time.Duration `json:"interval,omitempty"`
+}
+
+// Result closes a stream.
+type Result struct {
+	// Exit is the command's exit status; -1 when it was killed by a signal.
+	Exit   int    `json:"exit"`
+	Signal string `json:"signal,omitempty"`
+	// TimedOut says the guest-side deadline passed (the command was killed or
+	// the wait condition never held).
+	TimedOut bool `json:"timed_out,omitempty"`
+	// Canceled says the host asked to stop.
+	Canceled bool `json:"canceled,omitempty"`
+	// Detached says processes the command started kept its output open after
+	// it exited; their later output is not captured.
+	Detached bool `json:"detached,omitempty"`
+	// Output of the last check of a command wait.
+	Output string `json:"output,omitempty"`
+	// Tries is the number of checks a wait made.
+	Tries int `json:"tries,omitempty"`
+	// Error is set when the agent could not do the request at all (no such
+	// user, copy source missing, bad request).
+	Error string `json:"error,omitempty"`
+	// Elapsed is the time the work took in the guest.
+	Elapsed time.Duration `json:"elapsed"`
+}
+
+// Encode marshals a message for a frame payload.
+func Encode(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Every message type here is plain data; failing to marshal one is a bug.
+		panic(fmt.Sprintf("agentproto: encode %T: %v", v, err))
+	}
+	return b
+}
+
+// Decode unmarshals a frame payload into v.
+func Decode(f Frame, v any) error {
+	if err := json.Unmarshal(f.Payload, v); err != nil {
+		return fmt.Errorf("%w: decode %v: %v", ErrMalformed, f.Type, err)
+	}
+	return nil
+}
