@@ -165,3 +165,28 @@ func (w *Writer) WriteFrame(t Type, stream uint32, payload []byte) error {
 	}
 	return nil
 }
+
+// Stream returns an io.Writer that sends what is written to it as frames of
+// type t on stream, at most ChunkSize bytes each.
+func (w *Writer) Stream(t Type, stream uint32) io.Writer {
+	return &streamWriter{w, t, stream}
+}
+
+type streamWriter struct {
+	w      *Writer
+	typ    Type
+	stream uint32
+}
+
+func (s *streamWriter) Write(p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 {
+		k := min(len(p), ChunkSize)
+		if err := s.w.WriteFrame(s.typ, s.stream, p[:k]); err != nil {
+			return n, err
+		}
+		n += k
+		p = p[k:]
+	}
+	return n, nil
+}

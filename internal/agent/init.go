@@ -1,0 +1,275 @@
+package agent
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vmlab/vmlab/internal/agentproto"
+)
+
+// newRoot is where init assembles the guest's root before switching into it.
+const newRoot = "/newroot"
+
+// stagesEnv passes init's boot milestones to the server, which reports them
+// in Hello.
+const stagesEnv = "VMLAB_AGENT_STAGES"
+
+// initMain is PID 1: set up the system, start the server, reap orphans.
+func initMain() {
+	var stages []agentproto.Stage
+	stage := func(name string) {
+		stages = append(stages, agentproto.Stage{Name: name, Uptime: uptime()})
+	}
+	stage("init")
+	if err := mountEarly(); err != nil {
+		fatal(err)
+	}
+	cmdline, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		fatal(fmt.Errorf("read kernel command line: %w", err))
+	}
+	cfg, err := agentproto.ParseBootConfig(string(cmdline))
+	if err != nil {
+		fatal(err)
+	}
+	if err := loadModules("/modules"); err != nil {
+		fatal(err)
+	}
+	stage("modules")
+	if err := mountRoot(cfg); err != nil {
+		fatal(err)
+	}
+	if err := switchRoot(newRoot); err != nil {
+		fatal(err)
+	}
+	stage("root")
+	if err := setHostname(cfg.Hostname); err != nil {
+		fatal(err)
+	}
+	server, err := startServer(stages)
+	if err != nil {
+		fatal(err)
+	}
+	reap(server)
+}
+
+// mountEarly mounts what module loading and the mounts need.
+func mountEarly() error {
+	for _, m := range []struct{ fstype, target string }{
+		{"proc", "/proc"}, {"sysfs", "/sys"}, {"devtmpfs", "/dev"},
+	} {
+		if err := unix.Mount(m.fstype, m.target, m.fstype, unix.MS_NOSUID|unix.MS_NOEXEC, ""); err != nil {
+			return fmt.Errorf("mount %s on %s: %w", m.fstype, m.target, err)
+		}
+	}
+	return nil
+}
+
+// loadModules loads the modules listed in dir/order, dependencies first (the
+// host wrote them in that order).
+func loadModules(dir string) error {
+	order, err := os.ReadFile(filepath.Join(dir, "order"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read module list: %w", err)
+	}
+	for _, name := range strings.Fields(string(order)) {
+		if err := loadModule(filepath.Join(dir, name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func loadModule(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("load module %s: %w", path, err)
+	}
+	defer f.Close()
+	err = unix.FinitModule(int(f.Fd()), "", 0)
+	if err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("load module %s: %w", path, err)
+	}
+	return nil
+}
+
+// mountRoot builds the root in newRoot: a tmpfs holding the host's shared
+// directories, each under an overlay whose writable layer lives in the same
+// tmpfs. Host directories that are not shared (/root, /home, ...) are simply
+// absent: an empty directory on the tmpfs takes their place.
+func mountRoot(cfg agentproto.BootConfig) error {
+	if err := os.MkdirAll(newRoot, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", newRoot, err)
+	}
+	if err := unix.Mount("tmpfs", newRoot, "tmpfs", 0, "mode=0755"); err != nil {
+		return fmt.Errorf("mount root tmpfs: %w", err)
+	}
+	for _, m := range cfg.Mounts {
+		if err := mountShare(cfg, m); err != nil {
+			return err
+		}
+	}
+	for _, l := range cfg.Symlinks {
+		if err := os.Symlink(l.Target, filepath.Join(newRoot, l.Path)); err != nil {
+			return fmt.Errorf("create root symlink: %w", err)
+		}
+	}
+	for _, d := range []struct {
+		path string
+		mode os.FileMode
+	}{{"proc", 0o555}, {"sys", 0o555}, {"dev", 0o755}, {"run", 0o755}, {"tmp", 0o1777},
+		{"root", 0o700}, {"home", 0o755}, {"mnt", 0o755}, {"var/tmp", 0o1777}} {
+		p := filepath.Join(newRoot, d.path)
+		if err := os.MkdirAll(p, d.mode); err != nil {
+			return fmt.Errorf("create %s: %w", p, err)
+		}
+		os.Chmod(p, d.mode)
+	}
+	return nil
+}
+
+func mountShare(cfg agentproto.BootConfig, m agentproto.Mount) error {
+	target := filepath.Join(newRoot, m.Path)
+	if err := os.MkdirAll(target, 0o755); err != nil {
+		return fmt.Errorf("create mount point %s: %w", m.Path, err)
+	}
+	if !m.Overlay {
+		return mountTag(cfg, m, target)
+	}
+	state := filepath.Join(newRoot, "run/vmlab")
+	lower := filepath.Join(state, "lower", m.Tag)
+	upper := filepath.Join(state, "upper", m.Tag)
+	work := filepath.Join(state, "work", m.Tag)
+	for _, d := range []string{lower, upper, work} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	if err := mountTag(cfg, m, lower); err != nil {
+		return err
+	}
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work)
+	if err := unix.Mount("overlay", target, "overlay", 0, opts); err != nil {
+		return fmt.Errorf("mount overlay on %s: %w", m.Path, err)
+	}
+	return nil
+}
+
+// mountTag mounts the host share with m's tag on target.
+func mountTag(cfg agentproto.BootConfig, m agentproto.Mount, target string) error {
+	fstype, opts := "9p", fmt.Sprintf("trans=virtio,version=9p2000.L,msize=%d,access=client", cfg.MSize)
+	if m.Cache != "" && cfg.FS != "virtiofs" {
+		opts += ",cache=" + m.Cache
+	}
+	if cfg.FS == "virtiofs" {
+		fstype, opts = "virtiofs", ""
+	}
+	if err := unix.Mount(m.Tag, target, fstype, 0, opts); err != nil {
+		return fmt.Errorf("mount %s share %q on %s: %w", fstype, m.Tag, m.Path, err)
+	}
+	return nil
+}
+
+// switchRoot makes dir the root: the early mounts move into it, then it is
+// moved over / and chrooted into. (The initramfs is the root file system
+// itself and cannot be unmounted, so pivot_root does not apply.)
+func switchRoot(dir string) error {
+	for _, m := range []string{"/proc", "/sys", "/dev"} {
+		if err := unix.Mount(m, filepath.Join(dir, m), "", unix.MS_MOVE, ""); err != nil {
+			return fmt.Errorf("move %s into the new root: %w", m, err)
+		}
+	}
+	if err := unix.Chdir(dir); err != nil {
+		return fmt.Errorf("enter the new root: %w", err)
+	}
+	if err := unix.Mount(".", "/", "", unix.MS_MOVE, ""); err != nil {
+		return fmt.Errorf("move the new root over /: %w", err)
+	}
+	if err := unix.Chroot("."); err != nil {
+		return fmt.Errorf("chroot into the new root: %w", err)
+	}
+	if err := unix.Chdir("/"); err != nil {
+		return fmt.Errorf("enter the new root: %w", err)
+	}
+	return mountDevExtras()
+}
+
+// mountDevExtras adds what devtmpfs lacks and programs expect.
+func mountDevExtras() error {
+	for _, d := range []string{"/dev/pts", "/dev/shm"} {
+		os.MkdirAll(d, 0o755)
+	}
+	if err := unix.Mount("devpts", "/dev/pts", "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "gid=5,mode=620,ptmxmode=666"); err != nil {
+		return fmt.Errorf("mount devpts: %w", err)
+	}
+	if err := unix.Mount("tmpfs", "/dev/shm", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777"); err != nil {
+		return fmt.Errorf("mount /dev/shm: %w", err)
+	}
+	for name, target := range map[string]string{"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0",
+		"stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2"} {
+		os.Symlink(target, "/dev/"+name)
+	}
+	return nil
+}
+
+func setHostname(name string) error {
+	if name == "" {
+		return nil
+	}
+	if err := unix.Sethostname([]byte(name)); err != nil {
+		return fmt.Errorf("set hostname %q: %w", name, err)
+	}
+	if err := os.WriteFile("/etc/hostname", []byte(name+"\n"), 0o644); err != nil {
+		return fmt.Errorf("write /etc/hostname: %w", err)
+	}
+	return nil
+}
+
+// startServer starts this binary again as the server.
+func startServer(stages []agentproto.Stage) (*os.Process, error) {
+	b, _ := json.Marshal(stages)
+	cmd := exec.Command("/proc/self/exe")
+	cmd.Args = []string{"vmlab-agent"}
+	cmd.Env = []string{roleEnv + "=server", stagesEnv + "=" + string(b), "PATH=" + defaultPath}
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start agent server: %w", err)
+	}
+	return cmd.Process, nil
+}
+
+// reap waits for every process the kernel hands to PID 1. If the server
+// itself exits, the machine can no longer be driven: power off so the host
+// notices at once.
+func reap(server *os.Process) {
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, 0, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			fatal(fmt.Errorf("reap children: %w", err))
+		}
+		if pid == server.Pid {
+			fatal(fmt.Errorf("agent server exited (status %v)", exitString(ws)))
+		}
+	}
+}
+
+func exitString(ws unix.WaitStatus) string {
+	if ws.Signaled() {
+		return "killed by " + ws.Signal().String()
+	}
+	return fmt.Sprint(ws.ExitStatus())
+}

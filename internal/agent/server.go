@@ -1,0 +1,181 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vmlab/vmlab/internal/agentproto"
+)
+
+// serverMain is the server process: find the port, say hello, serve.
+func serverMain() {
+	port, err := openPort(agentproto.PortName, 10*time.Second)
+	if err != nil {
+		fatal(err)
+	}
+	var stages []agentproto.Stage
+	json.Unmarshal([]byte(os.Getenv(stagesEnv)), &stages)
+	stages = append(stages, agentproto.Stage{Name: "serve", Uptime: uptime()})
+	var uts unix.Utsname
+	unix.Uname(&uts)
+	hello := agentproto.Hello{
+		Version: agentproto.Version,
+		Kernel:  unix.ByteSliceToString(uts.Release[:]),
+		Stages:  stages,
+	}
+	err = Serve(context.Background(), port, hello)
+	fatal(fmt.Errorf("serve: %w", err))
+}
+
+// openPort opens the virtio-serial port called name. Its device node appears
+// shortly after the virtio_console module loads, so it is looked for every
+// millisecond until timeout.
+func openPort(name string, timeout time.Duration) (*os.File, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		links, _ := filepath.Glob("/sys/class/virtio-ports/*/name")
+		for _, l := range links {
+			b, err := os.ReadFile(l)
+			if err != nil || strings.TrimSpace(string(b)) != name {
+				continue
+			}
+			dev := "/dev/" + filepath.Base(filepath.Dir(l))
+			f, err := os.OpenFile(dev, os.O_RDWR, 0)
+			if err == nil {
+				return f, nil
+			}
+			if !errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("open port %s: %w", dev, err)
+			}
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("open port %s: no such virtio-serial port after %v", name, timeout)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// Serve answers requests on rw until it fails or ctx ends. It sends hello
+// first. Each request runs in its own goroutine; Serve waits for them before
+// it returns.
+func Serve(ctx context.Context, rw io.ReadWriter, hello agentproto.Hello) error {
+	ctx, cancel := context.WithCancel(ctx)
+	s := &server{
+		w:       agentproto.NewWriter(rw),
+		streams: make(map[uint32]*stream),
+	}
+	defer s.wg.Wait()
+	defer cancel()
+	if err := s.w.WriteFrame(agentproto.THello, 0, agentproto.Encode(hello)); err != nil {
+		return err
+	}
+	r := agentproto.NewReader(rw)
+	for {
+		f, err := r.ReadFrame()
+		if err != nil {
+			return fmt.Errorf("read request: %w", err)
+		}
+		if err := s.dispatch(ctx, f); err != nil {
+			return err
+		}
+	}
+}
+
+type server struct {
+	w  *agentproto.Writer
+	wg sync.WaitGroup
+
+	mu      sync.Mutex
+	streams map[uint32]*stream
+}
+
+// stream is a request in progress.
+type stream struct {
+	in     *agentproto.Queue // Stdin or Data frames from the host
+	cancel context.CancelFunc
+}
+
+func (s *server) dispatch(ctx context.Context, f agentproto.Frame) error {
+	if f.Type == agentproto.TRequest {
+		return s.start(ctx, f)
+	}
+	s.mu.Lock()
+	st := s.streams[f.Stream]
+	s.mu.Unlock()
+	if st == nil {
+		// The stream ended already; frames in flight for it are dropped.
+		return nil
+	}
+	switch f.Type {
+	case agentproto.TStdin, agentproto.TData:
+		st.in.Push(f.Payload)
+	case agentproto.TStdinEOF, agentproto.TDataEOF:
+		st.in.Close(nil)
+	case agentproto.TCancel:
+		st.cancel()
+	default:
+		return fmt.Errorf("%w: unexpected %v frame from the host", agentproto.ErrMalformed, f.Type)
+	}
+	return nil
+}
+
+func (s *server) start(ctx context.Context, f agentproto.Frame) error {
+	var req agentproto.Request
+	if err := agentproto.Decode(f, &req); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	st := &stream{in: agentproto.NewQueue(), cancel: cancel}
+	s.mu.Lock()
+	if s.streams[f.Stream] != nil {
+		s.mu.Unlock()
+		cancel()
+		return fmt.Errorf("%w: stream %d opened twice", agentproto.ErrMalformed, f.Stream)
+	}
+	s.streams[f.Stream] = st
+	s.mu.Unlock()
+	s.wg.Go(func() {
+		start := time.Now()
+		res := s.handle(ctx, f.Stream, req, st.in)
+		res.Elapsed = time.Since(start)
+		s.mu.Lock()
+		delete(s.streams, f.Stream)
+		s.mu.Unlock()
+		st.in.Close(errors.New("stream ended"))
+		cancel()
+		s.w.WriteFrame(agentproto.TResult, f.Stream, agentproto.Encode(res))
+		if res.Error == "" && (req.Op == agentproto.OpPowerOff || req.Op == agentproto.OpReboot) {
+			powerOff(req.Op == agentproto.OpReboot)
+		}
+	})
+	return nil
+}
+
+func (s *server) handle(ctx context.Context, id uint32, req agentproto.Request, in *agentproto.Queue) agentproto.Result {
+	switch {
+	case req.Op == agentproto.OpExec && req.Exec != nil:
+		return s.exec(ctx, id, req.Exec, in)
+	case req.Op == agentproto.OpWait && req.Wait != nil:
+		return wait(ctx, req.Wait)
+	case req.Op == agentproto.OpCopyIn && req.Path != "":
+		return copyIn(req.Path, in)
+	case req.Op == agentproto.OpCopyOut && req.Path != "":
+		return s.copyOut(id, req.Path)
+	case req.Op == agentproto.OpPowerOff, req.Op == agentproto.OpReboot:
+		if os.Getpid() == 1 || os.Getenv(roleEnv) != "server" {
+			return agentproto.Result{Error: "power requests are served only inside a guest"}
+		}
+		return agentproto.Result{}
+	}
+	return agentproto.Result{Error: fmt.Sprintf("bad request: op %q without its arguments", req.Op)}
+}

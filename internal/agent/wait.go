@@ -1,0 +1,114 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/vmlab/vmlab/internal/agentproto"
+)
+
+// Default intervals between checks. Files and ports are cheap to check, so
+// they are checked often; a command starts a shell each time, which costs a
+// few milliseconds of guest CPU under emulation.
+const (
+	cheapInterval   = 5 * time.Millisecond
+	commandInterval = 50 * time.Millisecond
+)
+
+// wait checks w's condition until it holds, the timeout passes or ctx ends.
+func wait(ctx context.Context, w *agentproto.Wait) agentproto.Result {
+	check, interval, err := condition(w)
+	if err != nil {
+		return agentproto.Result{Error: err.Error()}
+	}
+	if w.Interval > 0 {
+		interval = w.Interval
+	}
+	if w.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, w.Timeout)
+		defer cancel()
+	}
+	var res agentproto.Result
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		res.Tries++
+		ok, output := check(ctx)
+		res.Output = output
+		if ok {
+			return res
+		}
+		select {
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				res.TimedOut = true
+			} else {
+				res.Canceled = true
+			}
+			return res
+		case <-tick.C:
+		}
+	}
+}
+
+type checkFunc func(ctx context.Context) (ok bool, output string)
+
+func condition(w *agentproto.Wait) (checkFunc, time.Duration, error) {
+	addr := w.Addr
+	if addr == "" {
+		addr = "localhost"
+	}
+	hostPort := net.JoinHostPort(addr, strconv.Itoa(w.Port))
+	switch w.Kind {
+	case agentproto.WaitFile:
+		return func(context.Context) (bool, string) {
+			_, err := os.Stat(w.Path)
+			return err == nil, ""
+		}, cheapInterval, nil
+	case agentproto.WaitPortOpen:
+		return func(context.Context) (bool, string) {
+			return dial("tcp", hostPort) == nil, ""
+		}, cheapInterval, nil
+	case agentproto.WaitPortClosed:
+		return func(context.Context) (bool, string) {
+			return errors.Is(dial("tcp", hostPort), syscall.ECONNREFUSED), ""
+		}, cheapInterval, nil
+	case agentproto.WaitUnixSocket:
+		return func(context.Context) (bool, string) {
+			return dial("unix", w.Path) == nil, ""
+		}, cheapInterval, nil
+	case agentproto.WaitCommandOK, agentproto.WaitCommandFails:
+		want := w.Kind == agentproto.WaitCommandOK
+		return func(ctx context.Context) (bool, string) {
+			ok, out := runCheck(ctx, w)
+			return ok == want, out
+		}, commandInterval, nil
+	}
+	return nil, 0, errors.New("bad request: unknown wait kind " + strconv.Quote(string(w.Kind)))
+}
+
+func dial(network, addr string) error {
+	c, err := net.DialTimeout(network, addr, time.Second)
+	if err == nil {
+		c.Close()
+	}
+	return err
+}
+
+// runCheck runs a wait's command once and returns whether it exited 0 and
+// its standard output.
+func runCheck(ctx context.Context, w *agentproto.Wait) (bool, string) {
+	cmd, err := command(ctx, &agentproto.Exec{Command: w.Command, User: w.User})
+	if err != nil {
+		return false, err.Error()
+	}
+	cmd.WaitDelay = outputLinger
+	out, err := cmd.Output()
+	return err == nil, string(out)
+}

@@ -1,0 +1,321 @@
+// Package agentclient is the host's end of the agent channel: it sends
+// requests to the guest agent and routes the frames that come back to the
+// calls waiting for them. Many calls may run at once on one Client.
+//
+// The Client knows nothing about machines or QEMU; whoever owns the channel
+// (package machine) closes it when the VM dies, and every call in flight then
+// fails at once with an error wrapping ErrClosed.
+package agentclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+
+	"github.com/vmlab/vmlab/internal/agentproto"
+	"github.com/vmlab/vmlab/internal/treecopy"
+)
+
+// ErrClosed is wrapped by the error of every call made or pending after the
+// channel ended.
+var ErrClosed = errors.New("agent channel closed")
+
+// Client is a connection to one agent. Its methods are safe for concurrent use.
+type Client struct {
+	conn io.ReadWriteCloser
+	w    *agentproto.Writer
+
+	hello    chan struct{} // closed when Hello arrives
+	helloMsg agentproto.Hello
+
+	nextID atomic.Uint32
+
+	mu    sync.Mutex
+	calls map[uint32]*call
+	err   error         // why the channel ended; set once
+	done  chan struct{} // closed when the reader goroutine has returned
+}
+
+// call is a request waiting for its Result.
+type call struct {
+	stdout, stderr io.Writer         // nil: discard
+	data           *agentproto.Queue // copy-out bytes
+	result         chan agentproto.Result
+}
+
+// New starts reading conn. Close releases it.
+func New(conn io.ReadWriteCloser) *Client {
+	c := &Client{
+		conn:  conn,
+		w:     agentproto.NewWriter(conn),
+		hello: make(chan struct{}),
+		calls: make(map[uint32]*call),
+		done:  make(chan struct{}),
+	}
+	go c.read()
+	return c
+}
+
+// Hello waits for the agent's greeting.
+func (c *Client) Hello(ctx context.Context) (agentproto.Hello, error) {
+	select {
+	case <-c.hello:
+		return c.helloMsg, nil
+	case <-c.done:
+		return agentproto.Hello{}, c.Err()
+	case <-ctx.Done():
+		return agentproto.Hello{}, ctx.Err()
+	}
+}
+
+// Done is closed when the channel has ended; Err then says why.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Err returns why the channel ended, or nil while it is open.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Close closes the channel and waits for the reader goroutine. It is
+// idempotent.
+func (c *Client) Close() error {
+	c.fail(fmt.Errorf("%w: closed by the host", ErrClosed))
+	c.conn.Close()
+	<-c.done
+	return nil
+}
+
+func (c *Client) read() {
+	defer close(c.done)
+	r := agentproto.NewReader(c.conn)
+	for {
+		f, err := r.ReadFrame()
+		if err == io.EOF {
+			err = errors.New("the guest closed it")
+		}
+		if err == nil {
+			err = c.route(f)
+		}
+		if err != nil {
+			c.fail(fmt.Errorf("%w: %w", ErrClosed, err))
+			return
+		}
+	}
+}
+
+// fail ends the channel with err (the first error wins) and releases every
+// pending call.
+func (c *Client) fail(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return
+	}
+	c.err = err
+	for id, cl := range c.calls {
+		if cl.data != nil {
+			cl.data.Close(err)
+		}
+		close(cl.result)
+		delete(c.calls, id)
+	}
+}
+
+func (c *Client) route(f agentproto.Frame) error {
+	if f.Type == agentproto.THello {
+		select {
+		case <-c.hello:
+			return fmt.Errorf("%w: a second hello", agentproto.ErrMalformed)
+		default:
+		}
+		if err := agentproto.Decode(f, &c.helloMsg); err != nil {
+			return err
+		}
+		close(c.hello)
+		return nil
+	}
+	c.mu.Lock()
+	cl := c.calls[f.Stream]
+	if f.Type == agentproto.TResult {
+		delete(c.calls, f.Stream)
+	}
+	c.mu.Unlock()
+	if cl == nil {
+		return nil // a call the host gave up on; its frames are dropped
+	}
+	switch f.Type {
+	case agentproto.TStdout:
+		write(cl.stdout, f.Payload)
+	case agentproto.TStderr:
+		write(cl.stderr, f.Payload)
+	case agentproto.TData:
+		if cl.data != nil {
+			cl.data.Push(f.Payload)
+		}
+	case agentproto.TDataEOF:
+		if cl.data != nil {
+			cl.data.Close(nil)
+		}
+	case agentproto.TResult:
+		var res agentproto.Result
+		if err := agentproto.Decode(f, &res); err != nil {
+			return err
+		}
+		if cl.data != nil {
+			cl.data.Close(nil)
+		}
+		cl.result <- res
+	default:
+		return fmt.Errorf("%w: unexpected %v frame from the guest", agentproto.ErrMalformed, f.Type)
+	}
+	return nil
+}
+
+func write(w io.Writer, p []byte) {
+	if w != nil {
+		w.Write(p)
+	}
+}
+
+// start registers a call and sends its request.
+func (c *Client) start(req agentproto.Request, cl *call) (uint32, error) {
+	cl.result = make(chan agentproto.Result, 1)
+	id := c.nextID.Add(1)
+	c.mu.Lock()
+	if c.err != nil {
+		err := c.err
+		c.mu.Unlock()
+		return 0, err
+	}
+	c.calls[id] = cl
+	c.mu.Unlock()
+	if err := c.w.WriteFrame(agentproto.TRequest, id, agentproto.Encode(req)); err != nil {
+		c.fail(fmt.Errorf("%w: %w", ErrClosed, err))
+		return 0, c.Err()
+	}
+	return id, nil
+}
+
+// await waits for the call's Result. When ctx ends first, the agent is told
+// to cancel the work and ctx's error is returned without waiting further.
+func (c *Client) await(ctx context.Context, id uint32, cl *call) (agentproto.Result, error) {
+	select {
+	case res, ok := <-cl.result:
+		if !ok {
+			return res, c.Err()
+		}
+		return res, nil
+	case <-ctx.Done():
+		c.w.WriteFrame(agentproto.TCancel, id, nil)
+		return agentproto.Result{}, ctx.Err()
+	}
+}
+
+// ExecIO connects a command's standard streams. Nil fields mean no input and
+// discarded output. Stdout and Stderr are written from the channel's reading
+// goroutine: they must not block.
+type ExecIO struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+}
+
+// Exec runs a command in the guest and waits for it.
+func (c *Client) Exec(ctx context.Context, req agentproto.Exec, stdio ExecIO) (agentproto.Result, error) {
+	req.Stdin = stdio.Stdin != nil
+	cl := &call{stdout: stdio.Stdout, stderr: stdio.Stderr}
+	id, err := c.start(agentproto.Request{Op: agentproto.OpExec, Exec: &req}, cl)
+	if err != nil {
+		return agentproto.Result{}, err
+	}
+	if stdio.Stdin != nil {
+		go c.sendStdin(id, stdio.Stdin)
+	}
+	return c.await(ctx, id, cl)
+}
+
+func (c *Client) sendStdin(id uint32, r io.Reader) {
+	io.Copy(c.w.Stream(agentproto.TStdin, id), r)
+	c.w.WriteFrame(agentproto.TStdinEOF, id, nil)
+}
+
+// Wait asks the agent to wait for a condition.
+func (c *Client) Wait(ctx context.Context, w agentproto.Wait) (agentproto.Result, error) {
+	cl := &call{}
+	id, err := c.start(agentproto.Request{Op: agentproto.OpWait, Wait: &w}, cl)
+	if err != nil {
+		return agentproto.Result{}, err
+	}
+	return c.await(ctx, id, cl)
+}
+
+// Power asks the agent to power off or reboot the guest. It returns when the
+// agent has accepted; the machine goes down right after.
+func (c *Client) Power(ctx context.Context, op agentproto.Op) error {
+	cl := &call{}
+	id, err := c.start(agentproto.Request{Op: op}, cl)
+	if err != nil {
+		return err
+	}
+	res, err := c.await(ctx, id, cl)
+	if err == nil && res.Error != "" {
+		err = errors.New(res.Error)
+	}
+	return err
+}
+
+// CopyIn copies the host file or tree src to dst in the guest.
+func (c *Client) CopyIn(ctx context.Context, src, dst string) error {
+	cl := &call{}
+	id, err := c.start(agentproto.Request{Op: agentproto.OpCopyIn, Path: dst}, cl)
+	if err != nil {
+		return err
+	}
+	packErr := make(chan error, 1)
+	go func() {
+		err := treecopy.Pack(c.w.Stream(agentproto.TData, id), src)
+		c.w.WriteFrame(agentproto.TDataEOF, id, nil)
+		packErr <- err
+	}()
+	res, err := c.await(ctx, id, cl)
+	if err != nil {
+		return err
+	}
+	if err := <-packErr; err != nil {
+		return err
+	}
+	if res.Error != "" {
+		return errors.New(res.Error)
+	}
+	return nil
+}
+
+// CopyOut copies the guest file or tree src to dst on the host.
+func (c *Client) CopyOut(ctx context.Context, src, dst string) error {
+	cl := &call{data: agentproto.NewQueue()}
+	id, err := c.start(agentproto.Request{Op: agentproto.OpCopyOut, Path: src}, cl)
+	if err != nil {
+		return err
+	}
+	unpackErr := make(chan error, 1)
+	go func() {
+		err := treecopy.Unpack(cl.data, dst)
+		io.Copy(io.Discard, cl.data)
+		unpackErr <- err
+	}()
+	res, err := c.await(ctx, id, cl)
+	if err != nil {
+		cl.data.Close(err)
+		<-unpackErr
+		return err
+	}
+	uerr := <-unpackErr
+	if res.Error != "" {
+		return errors.New(res.Error)
+	}
+	return uerr
+}

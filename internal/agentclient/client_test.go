@@ -1,0 +1,323 @@
+package agentclient_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vmlab/vmlab/internal/agent"
+	"github.com/vmlab/vmlab/internal/agentclient"
+	"github.com/vmlab/vmlab/internal/agentproto"
+)
+
+// socketpair returns two connected unix stream sockets, like the two ends of
+// the virtio-serial channel.
+func socketpair(t *testing.T) (net.Conn, net.Conn) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := func(fd int) net.Conn {
+		f := os.NewFile(uintptr(fd), "socketpair")
+		defer f.Close()
+		c, err := net.FileConn(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	return conn(fds[0]), conn(fds[1])
+}
+
+// newPair serves the agent on the host, over a socketpair: the same code that
+// runs in the guest, minus init. Commands run on the host, in temp dirs.
+func newPair(t *testing.T) *agentclient.Client {
+	t.Helper()
+	host, guest := socketpair(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan struct{})
+	go func() {
+		agent.Serve(ctx, guest, agentproto.Hello{Version: agentproto.Version})
+		close(served)
+	}()
+	c := agentclient.New(host)
+	t.Cleanup(func() {
+		c.Close()
+		cancel()
+		guest.Close()
+		<-served
+	})
+	if _, err := c.Hello(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func run(t *testing.T, c *agentclient.Client, cmd string) (agentproto.Result, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	res, err := c.Exec(context.Background(), agentproto.Exec{Command: cmd, Timeout: 30 * time.Second},
+		agentclient.ExecIO{Stdout: &stdout, Stderr: &stderr})
+	if err != nil {
+		t.Fatalf("exec %q: %v", cmd, err)
+	}
+	return res, stdout.String(), stderr.String()
+}
+
+func TestExec(t *testing.T) {
+	c := newPair(t)
+	tests := []struct {
+		name, cmd      string
+		exit           int
+		stdout, stderr string
+	}{
+		{"true", "true", 0, "", ""},
+		{"separate streams", "echo out; echo err >&2", 0, "out\n", "err\n"},
+		{"exit status", "exit 3", 3, "", ""},
+		{"env", "echo $HOME $USER", 0, "/root root\n", ""},
+		{"background keeps output open", "sleep 5 & echo started", 0, "started\n", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, stdout, stderr := run(t, c, tt.cmd)
+			if res.Exit != tt.exit || stdout != tt.stdout || stderr != tt.stderr {
+				t.Errorf("got exit %d, stdout %q, stderr %q; want %d, %q, %q",
+					res.Exit, stdout, stderr, tt.exit, tt.stdout, tt.stderr)
+			}
+		})
+	}
+}
+
+func TestExecStdin(t *testing.T) {
+	c := newPair(t)
+	var out bytes.Buffer
+	in := bytes.Repeat([]byte("line\x00\xff\n"), 50000)
+	res, err := c.Exec(context.Background(), agentproto.Exec{Command: "cat"},
+		agentclient.ExecIO{Stdin: bytes.NewReader(in), Stdout: &out})
+	if err != nil || res.Exit != 0 {
+		t.Fatalf("got %+v, %v", res, err)
+	}
+	if !bytes.Equal(out.Bytes(), in) {
+		t.Errorf("got %d bytes back, want the %d sent", out.Len(), len(in))
+	}
+	// A command that never reads its stdin must not block the channel.
+	res, err = c.Exec(context.Background(), agentproto.Exec{Command: "echo ignored"},
+		agentclient.ExecIO{Stdin: bytes.NewReader(make([]byte, 4<<20))})
+	if err != nil || res.Exit != 0 {
+		t.Fatalf("got %+v, %v", res, err)
+	}
+}
+
+func TestExecBinaryOutput(t *testing.T) {
+	c := newPair(t)
+	// 8 MiB of every byte value, NULs and invalid UTF-8 included.
+	var out bytes.Buffer
+	res, err := c.Exec(context.Background(),
+		agentproto.Exec{Command: "head -c 8388608 /dev/urandom | tee /dev/stderr"},
+		agentclient.ExecIO{Stdout: &out, Stderr: &out})
+	if err != nil || res.Exit != 0 {
+		t.Fatalf("got %+v, %v", res, err)
+	}
+	if out.Len() != 2*8388608 {
+		t.Errorf("got %d bytes, want %d", out.Len(), 2*8388608)
+	}
+}
+
+func TestExecTimeoutKillsGroup(t *testing.T) {
+	c := newPair(t)
+	dir := t.TempDir()
+	marker := filepath.Join(dir, "survived")
+	start := time.Now()
+	res, err := c.Exec(context.Background(), agentproto.Exec{
+		Command: fmt.Sprintf("(sleep 1; touch %s) & sleep 10", marker), Timeout: 200 * time.Millisecond},
+		agentclient.ExecIO{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.TimedOut || res.Signal != "killed" {
+		t.Errorf("got %+v, want a timed-out result killed by a signal", res)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("timeout took %v", d)
+	}
+	// The background subshell was in the group: it must not create the marker.
+	wres, err := c.Wait(context.Background(), agentproto.Wait{Kind: agentproto.WaitFile, Path: marker, Timeout: 1500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !wres.TimedOut {
+		t.Errorf("a process of the timed-out command's group survived it")
+	}
+}
+
+func TestExecCancel(t *testing.T) {
+	c := newPair(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err := c.Exec(ctx, agentproto.Exec{Command: "sleep 30"}, agentclient.ExecIO{})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v, want context.DeadlineExceeded", err)
+	}
+	// The channel is still usable.
+	if res, out, _ := run(t, c, "echo ok"); res.Exit != 0 || out != "ok\n" {
+		t.Errorf("after cancel: got %+v %q", res, out)
+	}
+}
+
+func TestExecConcurrent(t *testing.T) {
+	c := newPair(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for i := range 100 {
+		wg.Go(func() {
+			var out bytes.Buffer
+			res, err := c.Exec(context.Background(), agentproto.Exec{Command: fmt.Sprintf("seq %d | sha256sum", i*100)},
+				agentclient.ExecIO{Stdout: &out})
+			var want strings.Builder
+			for k := 1; k <= i*100; k++ {
+				fmt.Fprintln(&want, k)
+			}
+			sum := fmt.Sprintf("%x  -\n", sha256.Sum256([]byte(want.String())))
+			if err != nil || res.Exit != 0 || out.String() != sum {
+				errs <- fmt.Errorf("command %d: got %+v %v %q, want %q", i, res, err, out.String(), sum)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+func TestWait(t *testing.T) {
+	c := newPair(t)
+	dir := t.TempDir()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := l.Addr().(*net.TCPAddr).Port
+	closedL, _ := net.Listen("tcp", "127.0.0.1:0")
+	closed := closedL.Addr().(*net.TCPAddr).Port
+	closedL.Close()
+	defer l.Close()
+	ul, err := net.Listen("unix", filepath.Join(dir, "sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ul.Close()
+	os.WriteFile(filepath.Join(dir, "exists"), nil, 0o644)
+
+	tests := []struct {
+		name     string
+		wait     agentproto.Wait
+		timedOut bool
+	}{
+		{"file exists", agentproto.Wait{Kind: agentproto.WaitFile, Path: filepath.Join(dir, "exists")}, false},
+		{"file missing", agentproto.Wait{Kind: agentproto.WaitFile, Path: filepath.Join(dir, "missing")}, true},
+		{"port open", agentproto.Wait{Kind: agentproto.WaitPortOpen, Addr: "127.0.0.1", Port: open}, false},
+		{"port closed", agentproto.Wait{Kind: agentproto.WaitPortClosed, Addr: "127.0.0.1", Port: closed}, false},
+		{"port not closed", agentproto.Wait{Kind: agentproto.WaitPortClosed, Addr: "127.0.0.1", Port: open}, true},
+		{"unix socket", agentproto.Wait{Kind: agentproto.WaitUnixSocket, Path: filepath.Join(dir, "sock")}, false},
+		{"command ok", agentproto.Wait{Kind: agentproto.WaitCommandOK, Command: "test -e " + dir}, false},
+		{"command never ok", agentproto.Wait{Kind: agentproto.WaitCommandOK, Command: "false"}, true},
+		{"command fails", agentproto.Wait{Kind: agentproto.WaitCommandFails, Command: "false"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.wait.Timeout = 300 * time.Millisecond
+			res, err := c.Wait(context.Background(), tt.wait)
+			if err != nil || res.Error != "" {
+				t.Fatalf("got %+v, %v", res, err)
+			}
+			if res.TimedOut != tt.timedOut {
+				t.Errorf("got timed out %v after %d tries, want %v", res.TimedOut, res.Tries, tt.timedOut)
+			}
+		})
+	}
+}
+
+// TestWaitLatency checks a wait returns soon after its condition starts to
+// hold, not at the next coarse poll.
+func TestWaitLatency(t *testing.T) {
+	c := newPair(t)
+	path := filepath.Join(t.TempDir(), "later")
+	done := make(chan time.Time, 1)
+	go func() {
+		c.Wait(context.Background(), agentproto.Wait{Kind: agentproto.WaitFile, Path: path, Timeout: 10 * time.Second})
+		done <- time.Now()
+	}()
+	// A round trip on the channel makes sure the wait request has been
+	// read before the file exists (frames are handled in order).
+	run(t, c, "true")
+	created := time.Now()
+	os.WriteFile(path, nil, 0o644)
+	if d := (<-done).Sub(created); d > time.Second {
+		t.Errorf("wait returned %v after the file appeared", d)
+	}
+}
+
+func TestCopy(t *testing.T) {
+	c := newPair(t)
+	src := t.TempDir()
+	os.MkdirAll(filepath.Join(src, "d"), 0o755)
+	os.WriteFile(filepath.Join(src, "d", "f"), []byte("hello"), 0o640)
+	guest := filepath.Join(t.TempDir(), "in")
+	if err := c.CopyIn(context.Background(), src, guest); err != nil {
+		t.Fatal(err)
+	}
+	back := filepath.Join(t.TempDir(), "back")
+	if err := c.CopyOut(context.Background(), guest, back); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(back, "d", "f"))
+	if err != nil || string(b) != "hello" {
+		t.Errorf("got %q, %v; want %q", b, err, "hello")
+	}
+	if err := c.CopyOut(context.Background(), "/nonexistent/path", back+"2"); err == nil {
+		t.Error("copying a missing guest path: got nil error")
+	}
+}
+
+// TestMalformedFrame checks that garbage from the guest ends the channel with
+// a clear error and releases calls in flight, instead of hanging them.
+func TestMalformedFrame(t *testing.T) {
+	host, guest := socketpair(t)
+	defer guest.Close()
+	c := agentclient.New(host)
+	defer c.Close()
+	w := agentproto.NewWriter(guest)
+	w.WriteFrame(agentproto.THello, 0, agentproto.Encode(agentproto.Hello{Version: agentproto.Version}))
+	if _, err := c.Hello(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	result := make(chan error, 1)
+	go func() {
+		_, err := c.Exec(context.Background(), agentproto.Exec{Command: "true"}, agentclient.ExecIO{})
+		result <- err
+	}()
+	agentproto.NewReader(guest).ReadFrame() // the request
+	guest.Write([]byte("Kernel panic - not syncing: garbage on the port\n"))
+	select {
+	case err := <-result:
+		if !errors.Is(err, agentclient.ErrClosed) || !errors.Is(err, agentproto.ErrMalformed) {
+			t.Errorf("got %v, want an error wrapping ErrClosed and ErrMalformed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the call in flight hung after a malformed frame")
+	}
+	if _, err := c.Exec(context.Background(), agentproto.Exec{Command: "true"}, agentclient.ExecIO{}); !errors.Is(err, agentclient.ErrClosed) {
+		t.Errorf("a call after the channel broke: got %v, want ErrClosed", err)
+	}
+}

@@ -1,0 +1,70 @@
+package agentproto
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// BootParam is the kernel command-line parameter that carries the BootConfig,
+// as base64url-encoded JSON. It has no dot, so the kernel does not mistake it
+// for a module parameter.
+const BootParam = "vmlab"
+
+// BootConfig is what the guest's init needs before the channel is up: how to
+// assemble its root file system and what to call itself.
+type BootConfig struct {
+	Hostname string `json:"hostname"`
+	// Mounts are the guest's file systems from the host, mounted in order.
+	Mounts []Mount `json:"mounts"`
+	// Symlinks recreate the host root's top-level links (bin -> usr/bin).
+	Symlinks []Symlink `json:"symlinks,omitempty"`
+	// FS is the transport for Mounts: "9p" or "virtiofs".
+	FS string `json:"fs"`
+	// MSize is the 9p message size in bytes.
+	MSize int `json:"msize,omitempty"`
+}
+
+// Mount is a host directory shared into the guest.
+type Mount struct {
+	Tag  string `json:"tag"`  // the device's mount tag
+	Path string `json:"path"` // where it appears in the guest
+	// Overlay puts a writable tmpfs layer over the read-only share: the guest
+	// can change files, the host never sees the changes.
+	Overlay bool `json:"overlay,omitempty"`
+	// Cache is the 9p cache mode: "loose" for trees that do not change while
+	// the machine runs (the host root), "mmap" for shares a test may update.
+	Cache string `json:"cache,omitempty"`
+}
+
+// Symlink is a symbolic link created in the guest's root.
+type Symlink struct {
+	Path   string `json:"path"`
+	Target string `json:"target"`
+}
+
+// Param encodes c as a kernel command-line parameter.
+func (c BootConfig) Param() string {
+	return BootParam + "=" + base64.RawURLEncoding.EncodeToString(Encode(c))
+}
+
+// ParseBootConfig finds and decodes the BootConfig in a kernel command line.
+func ParseBootConfig(cmdline string) (BootConfig, error) {
+	var c BootConfig
+	for _, field := range strings.Fields(cmdline) {
+		v, ok := strings.CutPrefix(field, BootParam+"=")
+		if !ok {
+			continue
+		}
+		b, err := base64.RawURLEncoding.DecodeString(v)
+		if err != nil {
+			return c, fmt.Errorf("decode boot config: %w", err)
+		}
+		if err := json.Unmarshal(b, &c); err != nil {
+			return c, fmt.Errorf("decode boot config: %w", err)
+		}
+		return c, nil
+	}
+	return c, fmt.Errorf("no %s= parameter on the kernel command line", BootParam)
+}
