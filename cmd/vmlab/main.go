@@ -1,0 +1,18 @@
+// Command vmlab tests software in networks of QEMU virtual machines. The same
+// static binary is the guest's agent: run as PID 1 inside a VM, it becomes
+// the guest's init and serves the host's requests.
+package main
+
+import (
+	"os"
+
+	"github.com/vmlab/vmlab/internal/agent"
+	"github.com/vmlab/vmlab/internal/cli"
+)
+
+func main() {
+	if agent.IsGuest() {
+		agent.Main()
+	}
+	os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr))
+}

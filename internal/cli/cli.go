@@ -1,0 +1,110 @@
+// Package cli owns vmlab's command line: parsing, the subcommands and their
+// exit codes. Main is callable in-process, so tests run the CLI without
+// building a binary.
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/vmlab/vmlab/internal/machine"
+)
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitFail  = 1 // a command or test failed
+	exitUsage = 2 // bad usage or bad input
+)
+
+type command struct {
+	name, summary string
+	run           func(ctx context.Context, env *env, args []string) int
+}
+
+var commands = []command{
+	{"exec", "boot a machine, run a shell command in it, print its output", runExec},
+	{"bench", "measure boot time, command round trips and wait latency", runBench},
+}
+
+// env is what a subcommand writes to and boots with.
+type env struct {
+	stdout, stderr io.Writer
+}
+
+func (e *env) errorf(format string, args ...any) {
+	fmt.Fprintf(e.stderr, "vmlab: "+format+"\n", args...)
+}
+
+// Main runs the command line args and returns the exit code. SIGINT and
+// SIGTERM cancel the run: machines are stopped and temporary files removed
+// before it returns.
+func Main(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	e := &env{stdout: stdout, stderr: stderr}
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	for _, c := range commands {
+		if c.name == args[0] {
+			return c.run(ctx, e, args[1:])
+		}
+	}
+	e.errorf("unknown command %q", args[0])
+	usage(stderr)
+	return exitUsage
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "usage: vmlab COMMAND [flags]\n\ncommands:\n")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, "\nvmlab COMMAND -h shows a command's flags.\n")
+}
+
+// bootFlags are the flags every booting command has.
+type bootFlags struct {
+	opts   machine.BootOptions
+	memory int
+	cpus   int
+}
+
+func (b *bootFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&b.opts.Kernel, "kernel", "", "kernel image `path` (default: newest /boot/vmlinuz-* with modules)")
+	fs.StringVar(&b.opts.Modules, "modules", "", "kernel module tree `dir` (default: /lib/modules/VERSION)")
+	fs.StringVar(&b.opts.QEMU, "qemu", "", "qemu-system-x86_64 `path` (default: from PATH)")
+	fs.StringVar(&b.opts.Accel, "accel", "", "force the accelerator: kvm or tcg (default: kvm when usable)")
+	fs.IntVar(&b.memory, "memory", 512, "guest memory in `MiB`")
+	fs.IntVar(&b.cpus, "cpus", 1, "guest CPUs")
+}
+
+// prepare prepares the boot and says once which accelerator runs the VMs.
+func (b *bootFlags) prepare(e *env) (*machine.Boot, error) {
+	boot, err := machine.PrepareBoot(b.opts)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(e.stderr, "vmlab: kernel %s, accelerator %s\n", boot.Kernel.Version, boot.Accel)
+	return boot, nil
+}
+
+func newFlagSet(e *env, name, args string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(e.stderr, "usage: vmlab %s [flags] %s\n", name, args)
+		fs.PrintDefaults()
+	}
+	return fs
+}

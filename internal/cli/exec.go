@@ -1,0 +1,68 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/vmlab/vmlab/internal/machine"
+)
+
+// runExec boots one machine, runs a command, streams its output and exits
+// with the command's status.
+func runExec(ctx context.Context, e *env, args []string) int {
+	fs := newFlagSet(e, "exec", "COMMAND...")
+	var bf bootFlags
+	bf.register(fs)
+	name := fs.String("name", "machine", "the machine's `name` (and hostname)")
+	timeout := fs.Duration("timeout", 0, "command timeout (default: the machine's default, 15m under TCG)")
+	verbose := fs.Bool("v", false, "show the console as it boots")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return exitUsage
+	}
+	boot, err := bf.prepare(e)
+	if err != nil {
+		e.errorf("%v", err)
+		return exitFail
+	}
+	cfg := machine.Config{Name: *name, Boot: boot, MemoryMiB: bf.memory, CPUs: bf.cpus}
+	if *verbose {
+		cfg.OnConsole = func(l machine.Line) { fmt.Fprintf(e.stderr, "%s: %s\n", *name, l.Text) }
+		cfg.Logf = func(format string, args ...any) { e.errorf(format, args...) }
+	}
+	m, err := machine.New(cfg)
+	if err != nil {
+		e.errorf("%v", err)
+		return exitFail
+	}
+	defer m.Close()
+	start := time.Now()
+	if err := m.Start(ctx); err != nil {
+		e.errorf("%v", err)
+		return exitFail
+	}
+	fmt.Fprintf(e.stderr, "vmlab: %s booted in %.2fs\n", *name, time.Since(start).Seconds())
+	res, err := m.Execute(ctx, strings.Join(fs.Args(), " "), machine.Timeout(*timeout), machine.Stream(e.stdout, e.stderr))
+	if err != nil {
+		e.errorf("%v", err)
+		return exitFail
+	}
+	if err := m.Shutdown(ctx); err != nil {
+		e.errorf("%v", err)
+		return exitFail
+	}
+	if res.Status != 0 {
+		return min(max(res.Status, 1), 255)
+	}
+	return exitOK
+}

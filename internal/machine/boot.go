@@ -1,0 +1,138 @@
+package machine
+
+import (
+	"debug/elf"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/vmlab/vmlab/internal/initramfs"
+	"github.com/vmlab/vmlab/internal/kernel"
+	"github.com/vmlab/vmlab/internal/qemu"
+)
+
+// guestModules are the kernel modules the agent loads before it mounts the
+// root: the virtio PCI transport, the agent's serial port, 9p and overlay.
+// Their dependencies come along (modules.dep); built-in ones are skipped.
+var guestModules = []string{"virtio_pci", "virtio_console", "9pnet_virtio", "9p", "overlay"}
+
+// BootOptions choose what machines boot. Zero values pick the defaults.
+type BootOptions struct {
+	// Kernel is a bzImage or vmlinux; empty: the newest /boot/vmlinuz-*
+	// with a matching /lib/modules.
+	Kernel string
+	// Modules is the kernel's module tree; empty: /lib/modules/<version>.
+	Modules string
+	// Agent is a static build of vmlab to run as the guest's init; empty:
+	// $VMLAB_AGENT, else this program when it is statically linked.
+	Agent string
+	// QEMU is the qemu-system-x86_64 binary; empty: from PATH.
+	QEMU string
+	// CacheDir holds the extracted vmlinux and the initramfs; empty:
+	// $XDG_CACHE_HOME/vmlab or ~/.cache/vmlab.
+	CacheDir string
+	// Accel forces an accelerator ("kvm" or "tcg"); empty: probe.
+	Accel string
+}
+
+// Boot is what every machine of a run boots: prepared once, shared by all.
+type Boot struct {
+	Kernel    *kernel.Kernel
+	Initramfs string
+	QEMU      string
+	Accel     qemu.Accel
+	// Firmware is qboot when QEMU ships it: it starts the kernel sooner than
+	// SeaBIOS.
+	Firmware string
+	// Prepared says how long preparing took (a cache hit is fast).
+	Prepared time.Duration
+}
+
+// PrepareBoot finds the kernel, QEMU and the agent, and builds (or finds in
+// the cache) the vmlinux and the initramfs.
+func PrepareBoot(opts BootOptions) (*Boot, error) {
+	start := time.Now()
+	b := &Boot{}
+	var err error
+	if b.QEMU, err = qemu.Find(opts.QEMU); err != nil {
+		return nil, err
+	}
+	cache, err := cacheDir(opts.CacheDir)
+	if err != nil {
+		return nil, err
+	}
+	image, err := kernel.Find(opts.Kernel)
+	if err != nil {
+		return nil, err
+	}
+	if b.Kernel, err = kernel.Prepare(image, opts.Modules, cache); err != nil {
+		return nil, err
+	}
+	agentBin, err := findAgent(opts.Agent)
+	if err != nil {
+		return nil, err
+	}
+	b.Initramfs, err = initramfs.Build(initramfs.Spec{
+		Init: agentBin, ModulesDir: b.Kernel.Modules, Modules: guestModules,
+	}, cache)
+	if err != nil {
+		return nil, err
+	}
+	b.Accel = qemu.ProbeAccel()
+	switch opts.Accel {
+	case "", b.Accel.Name:
+	case "tcg":
+		b.Accel = qemu.Accel{Name: "tcg", Why: "asked for"}
+	default:
+		return nil, fmt.Errorf("prepare boot: accelerator %q is not usable: %s", opts.Accel, b.Accel.Why)
+	}
+	if _, err := os.Stat(qbootPath); err == nil {
+		b.Firmware = qbootPath
+	}
+	b.Prepared = time.Since(start)
+	return b, nil
+}
+
+const qbootPath = "/usr/share/qemu/qboot.rom"
+
+func cacheDir(dir string) (string, error) {
+	if dir == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			return "", fmt.Errorf("find cache directory: %w", err)
+		}
+		dir = filepath.Join(base, "vmlab")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("create cache directory: %w", err)
+	}
+	return dir, nil
+}
+
+// findAgent returns a statically linked vmlab binary: the guest runs it as
+// init before any library of the host is mounted.
+func findAgent(path string) (string, error) {
+	from := "the agent option"
+	if path == "" {
+		path, from = os.Getenv("VMLAB_AGENT"), "$VMLAB_AGENT"
+	}
+	if path == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return "", fmt.Errorf("find agent: %w", err)
+		}
+		path, from = exe, "this program"
+	}
+	f, err := elf.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("find agent (%s): %w", from, err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return "", fmt.Errorf("find agent: %s (%s) is dynamically linked; the guest needs a static vmlab: build it with CGO_ENABLED=0 go build ./cmd/vmlab and set VMLAB_AGENT", path, from)
+		}
+	}
+	return path, nil
+}

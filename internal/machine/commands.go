@@ -1,0 +1,275 @@
+package machine
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"regexp"
+	"time"
+
+	"github.com/vmlab/vmlab/internal/agentclient"
+	"github.com/vmlab/vmlab/internal/agentproto"
+)
+
+// Result is a finished command.
+type Result struct {
+	Status         int    // exit status; -1 when a signal killed it
+	Signal         string // the signal, if one killed it
+	Stdout, Stderr string
+	// Detached says processes the command left running kept its output
+	// open; what they write after the command exits is not captured.
+	Detached bool
+	Elapsed  time.Duration // measured in the guest
+}
+
+// ExecOption changes how a command runs.
+type ExecOption func(*execOptions)
+
+type execOptions struct {
+	timeout        time.Duration
+	user, dir      string
+	env            []string
+	stdin          io.Reader
+	stdout, stderr io.Writer
+}
+
+// Timeout bounds the command; the guest kills its whole process group at the
+// deadline. Zero means the machine's DefaultTimeout.
+func Timeout(d time.Duration) ExecOption { return func(o *execOptions) { o.timeout = d } }
+
+// User runs the command as the named guest user.
+func User(name string) ExecOption { return func(o *execOptions) { o.user = name } }
+
+// Dir sets the working directory (default: the user's home).
+func Dir(dir string) ExecOption { return func(o *execOptions) { o.dir = dir } }
+
+// Env adds KEY=VALUE pairs to the command's environment.
+func Env(kv ...string) ExecOption { return func(o *execOptions) { o.env = append(o.env, kv...) } }
+
+// Stdin feeds r to the command's standard input.
+func Stdin(r io.Reader) ExecOption { return func(o *execOptions) { o.stdin = r } }
+
+// Stream copies the command's output to stdout and stderr as it arrives, as
+// well as returning it. Nil writers are skipped. They must not block.
+func Stream(stdout, stderr io.Writer) ExecOption {
+	return func(o *execOptions) { o.stdout, o.stderr = stdout, stderr }
+}
+
+// Execute runs command with sh -c in the guest and returns its exit status
+// and output. A non-zero status is not an error; a timeout or a machine that
+// goes down is.
+func (m *Machine) Execute(ctx context.Context, command string, opts ...ExecOption) (Result, error) {
+	var o execOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.timeout <= 0 {
+		o.timeout = m.DefaultTimeout()
+	}
+	what := fmt.Sprintf("command %q", command)
+	agent, err := m.client(ctx, what)
+	if err != nil {
+		return Result{}, err
+	}
+	var stdout, stderr bytes.Buffer
+	stdio := agentclient.ExecIO{Stdin: o.stdin, Stdout: tee(&stdout, o.stdout), Stderr: tee(&stderr, o.stderr)}
+	// The guest enforces the timeout; the host's own deadline is a margin
+	// later and only fires when the guest stopped answering.
+	hostCtx, cancel := context.WithTimeout(ctx, o.timeout+m.scale(5*time.Second))
+	defer cancel()
+	res, err := agent.Exec(hostCtx, agentproto.Exec{
+		Command: command, Env: o.env, User: o.user, Dir: o.dir, Timeout: o.timeout,
+	}, stdio)
+	r := Result{Status: res.Exit, Signal: res.Signal, Stdout: stdout.String(), Stderr: stderr.String(),
+		Detached: res.Detached, Elapsed: res.Elapsed}
+	switch {
+	case err != nil && ctx.Err() == nil && hostCtx.Err() != nil:
+		return r, &TimeoutError{Machine: m.cfg.Name, What: what + " (the guest stopped answering)",
+			Timeout: o.timeout, Output: r.Stdout + r.Stderr, Console: m.console.Tail(consoleTail)}
+	case err != nil:
+		return r, m.callError(what, err)
+	case res.Error != "":
+		return r, fmt.Errorf("%s: %s: %s", m.cfg.Name, what, res.Error)
+	case res.TimedOut:
+		return r, &TimeoutError{Machine: m.cfg.Name, What: what, Timeout: o.timeout,
+			Output: r.Stdout + r.Stderr, Console: m.console.Tail(consoleTail)}
+	}
+	return r, nil
+}
+
+func tee(buf *bytes.Buffer, w io.Writer) io.Writer {
+	if w == nil {
+		return buf
+	}
+	return io.MultiWriter(buf, w)
+}
+
+// Succeed runs command and returns its standard output; a non-zero exit is an
+// *ExitError with both outputs.
+func (m *Machine) Succeed(ctx context.Context, command string, opts ...ExecOption) (string, error) {
+	r, err := m.Execute(ctx, command, opts...)
+	if err == nil && r.Status != 0 {
+		err = &ExitError{Machine: m.cfg.Name, Command: command, Status: r.Status, Signal: r.Signal,
+			Stdout: r.Stdout, Stderr: r.Stderr, WantSuccess: true}
+	}
+	return r.Stdout, err
+}
+
+// Fail runs command and returns its standard output; a zero exit is an
+// *ExitError.
+func (m *Machine) Fail(ctx context.Context, command string, opts ...ExecOption) (string, error) {
+	r, err := m.Execute(ctx, command, opts...)
+	if err == nil && r.Status == 0 {
+		err = &ExitError{Machine: m.cfg.Name, Command: command, Stdout: r.Stdout, Stderr: r.Stderr}
+	}
+	return r.Stdout, err
+}
+
+// wait asks the agent to wait for a condition, in the guest.
+func (m *Machine) wait(ctx context.Context, what string, w agentproto.Wait) (agentproto.Result, error) {
+	if w.Timeout <= 0 {
+		w.Timeout = m.DefaultTimeout()
+	}
+	agent, err := m.client(ctx, what)
+	if err != nil {
+		return agentproto.Result{}, err
+	}
+	hostCtx, cancel := context.WithTimeout(ctx, w.Timeout+m.scale(5*time.Second))
+	defer cancel()
+	res, err := agent.Wait(hostCtx, w)
+	switch {
+	case err != nil && ctx.Err() == nil && hostCtx.Err() != nil:
+		return res, &TimeoutError{Machine: m.cfg.Name, What: what + " (the guest stopped answering)",
+			Timeout: w.Timeout, Console: m.console.Tail(consoleTail)}
+	case err != nil:
+		return res, m.callError(what, err)
+	case res.Error != "":
+		return res, fmt.Errorf("%s: %s: %s", m.cfg.Name, what, res.Error)
+	case res.TimedOut:
+		return res, &TimeoutError{Machine: m.cfg.Name, What: what, Timeout: w.Timeout,
+			Output: res.Output, Console: m.console.Tail(consoleTail)}
+	}
+	return res, nil
+}
+
+// WaitUntilSucceeds runs command until it exits 0 and returns its output.
+// Zero timeout means DefaultTimeout.
+func (m *Machine) WaitUntilSucceeds(ctx context.Context, command string, timeout time.Duration) (string, error) {
+	res, err := m.wait(ctx, fmt.Sprintf("wait until %q succeeds", command),
+		agentproto.Wait{Kind: agentproto.WaitCommandOK, Command: command, Timeout: timeout})
+	return res.Output, err
+}
+
+// WaitUntilFails runs command until it exits non-zero and returns its output.
+func (m *Machine) WaitUntilFails(ctx context.Context, command string, timeout time.Duration) (string, error) {
+	res, err := m.wait(ctx, fmt.Sprintf("wait until %q fails", command),
+		agentproto.Wait{Kind: agentproto.WaitCommandFails, Command: command, Timeout: timeout})
+	return res.Output, err
+}
+
+// WaitForFile waits until path exists in the guest.
+func (m *Machine) WaitForFile(ctx context.Context, path string, timeout time.Duration) error {
+	_, err := m.wait(ctx, fmt.Sprintf("wait for file %s", path),
+		agentproto.Wait{Kind: agentproto.WaitFile, Path: path, Timeout: timeout})
+	return err
+}
+
+// WaitForOpenPort waits until a TCP connection to addr:port succeeds in the
+// guest. An empty addr means localhost.
+func (m *Machine) WaitForOpenPort(ctx context.Context, addr string, port int, timeout time.Duration) error {
+	_, err := m.wait(ctx, fmt.Sprintf("wait for open port %s:%d", addrOrLocalhost(addr), port),
+		agentproto.Wait{Kind: agentproto.WaitPortOpen, Addr: addr, Port: port, Timeout: timeout})
+	return err
+}
+
+// WaitForClosedPort waits until a TCP connection to addr:port is refused.
+func (m *Machine) WaitForClosedPort(ctx context.Context, addr string, port int, timeout time.Duration) error {
+	_, err := m.wait(ctx, fmt.Sprintf("wait for closed port %s:%d", addrOrLocalhost(addr), port),
+		agentproto.Wait{Kind: agentproto.WaitPortClosed, Addr: addr, Port: port, Timeout: timeout})
+	return err
+}
+
+func addrOrLocalhost(addr string) string {
+	if addr == "" {
+		return "localhost"
+	}
+	return addr
+}
+
+// WaitForOpenUnixSocket waits until a connection to the unix socket at path
+// succeeds.
+func (m *Machine) WaitForOpenUnixSocket(ctx context.Context, path string, timeout time.Duration) error {
+	_, err := m.wait(ctx, fmt.Sprintf("wait for unix socket %s", path),
+		agentproto.Wait{Kind: agentproto.WaitUnixSocket, Path: path, Timeout: timeout})
+	return err
+}
+
+// WaitForConsoleText waits for a console line matching the regular expression
+// and returns it. As in NixOS, each match consumes the console up to the
+// matching line: the next call looks only at later lines.
+func (m *Machine) WaitForConsoleText(ctx context.Context, pattern string, timeout time.Duration) (string, error) {
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		return "", fmt.Errorf("%s: wait for console text: %w", m.cfg.Name, err)
+	}
+	if timeout <= 0 {
+		timeout = m.DefaultTimeout()
+	}
+	waitCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	m.mu.Lock()
+	from := m.cursor
+	m.mu.Unlock()
+	line, next, err := m.console.waitFor(waitCtx, re, from)
+	if err != nil {
+		if ctx.Err() != nil {
+			return "", fmt.Errorf("%s: wait for console text %q: %w", m.cfg.Name, pattern, ctx.Err())
+		}
+		return "", &TimeoutError{Machine: m.cfg.Name, What: fmt.Sprintf("wait for console text %q", pattern),
+			Timeout: timeout, Console: m.console.Tail(consoleTail)}
+	}
+	m.mu.Lock()
+	m.cursor = max(m.cursor, next)
+	m.mu.Unlock()
+	return line, nil
+}
+
+// CopyFromHost copies the host file or directory src to dst in the guest.
+func (m *Machine) CopyFromHost(ctx context.Context, src, dst string) error {
+	what := fmt.Sprintf("copy %s from the host to %s", src, dst)
+	agent, err := m.client(ctx, what)
+	if err != nil {
+		return err
+	}
+	if err := agent.CopyIn(ctx, src, dst); err != nil {
+		return m.callError(what, err)
+	}
+	return nil
+}
+
+// CopyFromMachine copies the guest file or directory src to dst on the host.
+// Nothing in the guest's stream can write outside dst.
+func (m *Machine) CopyFromMachine(ctx context.Context, src, dst string) error {
+	what := fmt.Sprintf("copy %s from the machine to %s", src, dst)
+	agent, err := m.client(ctx, what)
+	if err != nil {
+		return err
+	}
+	if err := agent.CopyOut(ctx, src, dst); err != nil {
+		return m.callError(what, err)
+	}
+	return nil
+}
+
+// Sleep waits d on the host, or until ctx ends.
+func (m *Machine) Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,82 @@
+package machine
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// consoleTail is how many console lines an error shows.
+const consoleTail = 20
+
+// ExitError is returned by Succeed for a non-zero exit and by Fail for a
+// zero one.
+type ExitError struct {
+	Machine, Command string
+	Status           int
+	Signal           string // set when a signal killed the command
+	Stdout, Stderr   string
+	WantSuccess      bool
+}
+
+func (e *ExitError) Error() string {
+	var b strings.Builder
+	if e.WantSuccess {
+		fmt.Fprintf(&b, "%s: command %q failed with exit status %d", e.Machine, e.Command, e.Status)
+		if e.Signal != "" {
+			fmt.Fprintf(&b, " (%s)", e.Signal)
+		}
+	} else {
+		fmt.Fprintf(&b, "%s: command %q succeeded, but it was expected to fail", e.Machine, e.Command)
+	}
+	section(&b, "stdout", e.Stdout)
+	section(&b, "stderr", e.Stderr)
+	return b.String()
+}
+
+// TimeoutError says a command or wait did not finish in time.
+type TimeoutError struct {
+	Machine string
+	What    string // the command or condition
+	Timeout time.Duration
+	Output  string   // what the command printed, if anything
+	Console []string // the machine's last console lines
+}
+
+func (e *TimeoutError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %s: timed out after %v", e.Machine, e.What, e.Timeout)
+	section(&b, "last output", e.Output)
+	section(&b, "last console lines", strings.Join(e.Console, "\n"))
+	return b.String()
+}
+
+// DownError says the machine stopped (QEMU exited, the guest panicked or the
+// agent died) while something needed it.
+type DownError struct {
+	Machine string
+	What    string // what was being done
+	Cause   error
+	Console []string
+}
+
+func (e *DownError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %s: machine is down: %v", e.Machine, e.What, e.Cause)
+	section(&b, "last console lines", strings.Join(e.Console, "\n"))
+	return b.String()
+}
+
+func (e *DownError) Unwrap() error { return e.Cause }
+
+func section(b *strings.Builder, name, text string) {
+	text = strings.TrimRight(text, "\n")
+	if text == "" {
+		return
+	}
+	const limit = 4000
+	if len(text) > limit {
+		text = "..." + text[len(text)-limit:]
+	}
+	fmt.Fprintf(b, "\n--- %s ---\n%s", name, text)
+}

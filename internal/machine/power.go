@@ -1,0 +1,97 @@
+package machine
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/vmlab/vmlab/internal/agentproto"
+	"github.com/vmlab/vmlab/internal/qemu"
+)
+
+// Shutdown powers the machine off cleanly: the agent stops every process
+// (SIGTERM, then SIGKILL after 2 s), syncs and powers off, and Shutdown waits
+// for QEMU to exit. The machine's writable layer lives in guest memory, so it
+// is gone afterwards; a later call boots the machine afresh.
+func (m *Machine) Shutdown(ctx context.Context) error {
+	m.startMu.Lock()
+	defer m.startMu.Unlock()
+	return m.powerLocked(ctx, agentproto.OpPowerOff)
+}
+
+// Reboot shuts the machine down cleanly and boots it again.
+func (m *Machine) Reboot(ctx context.Context) error {
+	m.startMu.Lock()
+	defer m.startMu.Unlock()
+	if err := m.powerLocked(ctx, agentproto.OpReboot); err != nil {
+		return err
+	}
+	return m.startLocked(ctx)
+}
+
+func (m *Machine) powerLocked(ctx context.Context, op agentproto.Op) error {
+	if !m.running() {
+		return nil
+	}
+	m.mu.Lock()
+	proc, agent := m.proc, m.agent
+	m.expected = true
+	m.mu.Unlock()
+	what := string(op)
+	if err := agent.Power(ctx, op); err != nil {
+		return m.callError(what, err)
+	}
+	return m.waitExit(ctx, proc, what, m.scale(30*time.Second))
+}
+
+// waitExit waits for QEMU to exit after the guest was told to stop.
+func (m *Machine) waitExit(ctx context.Context, proc *qemu.Process, what string, timeout time.Duration) error {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-proc.Done():
+		return nil
+	case <-t.C:
+		proc.Kill()
+		return &TimeoutError{Machine: m.cfg.Name, What: what + " (waiting for qemu to exit; killed it)",
+			Timeout: timeout, Console: m.console.Tail(consoleTail)}
+	case <-ctx.Done():
+		return fmt.Errorf("%s: %s: %w", m.cfg.Name, what, ctx.Err())
+	}
+}
+
+// Crash stops the machine at once, like pulling the plug: QEMU is killed.
+// It is a no-op when the machine is not running.
+func (m *Machine) Crash() {
+	m.mu.Lock()
+	proc := m.proc
+	m.expected = true
+	m.mu.Unlock()
+	if proc != nil {
+		proc.Kill()
+	}
+}
+
+// WaitForShutdown waits until the machine stops by itself (the test powered
+// it off from inside). Zero timeout means DefaultTimeout. The stop is then
+// expected: later calls boot the machine again.
+func (m *Machine) WaitForShutdown(ctx context.Context, timeout time.Duration) error {
+	if timeout <= 0 {
+		timeout = m.DefaultTimeout()
+	}
+	m.mu.Lock()
+	proc := m.proc
+	m.mu.Unlock()
+	if proc == nil {
+		return nil
+	}
+	if err := m.waitExit(ctx, proc, "wait for shutdown", timeout); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	if m.proc == proc {
+		m.expected, m.down = true, nil
+	}
+	m.mu.Unlock()
+	return nil
+}

@@ -1,0 +1,203 @@
+package qemu
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+)
+
+// Process is a running QEMU. Its sockets are connected when Start returns.
+type Process struct {
+	// QMP and Agent are QEMU's connections to the driver: the monitor and
+	// the guest agent's virtio-serial port.
+	QMP, Agent net.Conn
+
+	cmd    *exec.Cmd
+	stdin  *os.File // kept open so QEMU's stdio chardev never sees EOF
+	stderr tail
+	done   chan struct{}
+	err    error
+}
+
+// Start starts QEMU for cfg and waits for it to connect its sockets. Console
+// output (the guest's serial port) is copied to console until QEMU exits.
+// QEMU runs in its own process group and is killed if the driver dies
+// (PR_SET_PDEATHSIG), so it never outlives the driver.
+func Start(ctx context.Context, cfg Config, console io.Writer) (*Process, error) {
+	bin, err := Find(cfg.Binary)
+	if err != nil {
+		return nil, err
+	}
+	qmpL, err := listen(cfg.qmpSocket())
+	if err != nil {
+		return nil, err
+	}
+	defer qmpL.Close()
+	agentL, err := listen(cfg.agentSocket())
+	if err != nil {
+		return nil, err
+	}
+	defer agentL.Close()
+
+	p := &Process{done: make(chan struct{})}
+	if err := p.start(bin, cfg.Args(), console); err != nil {
+		return nil, err
+	}
+	if p.QMP, err = p.accept(ctx, qmpL, "qmp"); err == nil {
+		p.Agent, err = p.accept(ctx, agentL, "agent")
+	}
+	if err != nil {
+		p.Kill()
+		return nil, err
+	}
+	return p, nil
+}
+
+func listen(path string) (*net.UnixListener, error) {
+	os.Remove(path)
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	l.SetUnlinkOnClose(true)
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("restrict %s: %w", path, err)
+	}
+	return l, nil
+}
+
+func (p *Process) start(bin string, args []string, console io.Writer) error {
+	stdinR, stdinW, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("start qemu: %w", err)
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		stdinR.Close()
+		stdinW.Close()
+		return fmt.Errorf("start qemu: %w", err)
+	}
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Stdin, p.cmd.Stdout, p.cmd.Stderr = stdinR, outW, &p.stderr
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	err = p.cmd.Start()
+	stdinR.Close()
+	outW.Close()
+	if err != nil {
+		stdinW.Close()
+		outR.Close()
+		return fmt.Errorf("start %s: %w", bin, err)
+	}
+	p.stdin = stdinW
+	copied := make(chan struct{})
+	go func() {
+		io.Copy(console, outR)
+		outR.Close()
+		close(copied)
+	}()
+	go func() {
+		err := p.cmd.Wait()
+		<-copied // the console's last lines are in before anyone hears of the exit
+		p.stdin.Close()
+		if err != nil {
+			err = fmt.Errorf("qemu exited: %w%s", err, p.stderr.String())
+		} else {
+			err = fmt.Errorf("qemu exited%s", p.stderr.String())
+		}
+		p.err = err
+		close(p.done)
+	}()
+	return nil
+}
+
+// accept waits for QEMU to connect to l. QEMU connects while it starts, before
+// the guest runs; if it exits instead, its error (with stderr) is returned.
+func (p *Process) accept(ctx context.Context, l *net.UnixListener, what string) (net.Conn, error) {
+	type result struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		c, err := l.Accept()
+		ch <- result{c, err}
+	}()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return nil, fmt.Errorf("accept qemu's %s connection: %w", what, r.err)
+		}
+		return r.c, nil
+	case <-p.done:
+		l.Close()
+		return nil, fmt.Errorf("qemu exited before connecting its %s socket: %w", what, p.err)
+	case <-ctx.Done():
+		l.Close()
+		return nil, fmt.Errorf("wait for qemu's %s connection: %w", what, ctx.Err())
+	}
+}
+
+// Pid returns QEMU's process ID.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// Done is closed when QEMU has exited and its console output is all copied.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Err returns how QEMU exited (with its stderr), once Done is closed.
+func (p *Process) Err() error {
+	<-p.done
+	return p.err
+}
+
+// Kill kills QEMU's process group and waits for it to exit. It is idempotent.
+func (p *Process) Kill() {
+	select {
+	case <-p.done:
+	default:
+		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	}
+	if p.QMP != nil {
+		p.QMP.Close()
+	}
+	if p.Agent != nil {
+		p.Agent.Close()
+	}
+}
+
+// tail keeps the last 4 KiB written to it: QEMU's stderr, for error messages.
+type tail struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+const tailSize = 4 << 10
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > tailSize {
+		t.buf = t.buf[len(t.buf)-tailSize:]
+	}
+	return len(p), nil
+}
+
+// String returns the tail as ": <text>", or "" when nothing was written.
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := strings.TrimSpace(string(bytes.ToValidUTF8(t.buf, []byte("?"))))
+	if s == "" {
+		return ""
+	}
+	return ": " + s
+}
