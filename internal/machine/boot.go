@@ -32,7 +32,8 @@ type BootOptions struct {
 	// CacheDir holds the extracted vmlinux and the initramfs; empty:
 	// $XDG_CACHE_HOME/vmlab or ~/.cache/vmlab.
 	CacheDir string
-	// Accel forces an accelerator ("kvm" or "tcg"); empty: probe.
+	// Accel forces an accelerator ("kvm" or "tcg"); empty: $VMLAB_ACCEL,
+	// else KVM when a test boot under it works (cached), else TCG.
 	Accel string
 }
 
@@ -79,16 +80,23 @@ func PrepareBoot(opts BootOptions) (*Boot, error) {
 	if err != nil {
 		return nil, err
 	}
-	b.Accel = qemu.ProbeAccel()
-	switch opts.Accel {
-	case "", b.Accel.Name:
-	case "tcg":
-		b.Accel = qemu.Accel{Name: "tcg", Why: "asked for"}
-	default:
-		return nil, fmt.Errorf("prepare boot: accelerator %q is not usable: %s", opts.Accel, b.Accel.Why)
-	}
 	if _, err := os.Stat(qbootPath); err == nil {
 		b.Firmware = qbootPath
+	}
+	if opts.Accel == "" {
+		opts.Accel = os.Getenv("VMLAB_ACCEL")
+	}
+	switch opts.Accel {
+	case "":
+		b.Accel = b.chooseAccel(cache)
+	case "tcg":
+		b.Accel = qemu.Accel{Name: "tcg", Why: "asked for"}
+	case "kvm":
+		if b.Accel = qemu.ProbeAccel(); b.Accel.Name != "kvm" {
+			return nil, fmt.Errorf("prepare boot: accelerator kvm is not usable: %s", b.Accel.Why)
+		}
+	default:
+		return nil, fmt.Errorf("prepare boot: unknown accelerator %q (want kvm or tcg)", opts.Accel)
 	}
 	b.Prepared = time.Since(start)
 	return b, nil

@@ -157,6 +157,13 @@ func (p *Process) Err() error {
 	return p.err
 }
 
+// ExitedCleanly reports whether QEMU exited with status 0 (the guest
+// powered off), once Done is closed.
+func (p *Process) ExitedCleanly() bool {
+	<-p.done
+	return p.cmd.ProcessState.Success()
+}
+
 // Kill kills QEMU's process group and waits for it to exit. It is idempotent.
 func (p *Process) Kill() {
 	select {
