@@ -53,6 +53,9 @@ func initMain() {
 	if err := setHostname(cfg.Hostname); err != nil {
 		fatal(err)
 	}
+	if err := loopbackUp(); err != nil {
+		fatal(err)
+	}
 	server, err := startServer(stages)
 	if err != nil {
 		fatal(err)
@@ -231,6 +234,28 @@ func setHostname(name string) error {
 	}
 	if err := os.WriteFile("/etc/hostname", []byte(name+"\n"), 0o644); err != nil {
 		return fmt.Errorf("write /etc/hostname: %w", err)
+	}
+	return nil
+}
+
+// loopbackUp brings up lo: without it nothing in the guest reaches
+// 127.0.0.1, not even a wait for a local port.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("bring up lo: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return fmt.Errorf("bring up lo: %w", err)
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("bring up lo: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("bring up lo: %w", err)
 	}
 	return nil
 }

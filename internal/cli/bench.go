@@ -1,5 +1,260 @@
 package cli
 
-import "context"
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
 
-func runBench(ctx context.Context, e *env, args []string) int { return 0 }
+	"github.com/vmlab/vmlab/internal/machine"
+)
+
+// benchResult holds the figures of one `vmlab bench` run. The JSON names are
+// a stable interface for scripts.
+type benchResult struct {
+	Accel         string  `json:"accel"`
+	Kernel        string  `json:"kernel"`
+	FloorS        float64 `json:"floor_s"`
+	BootS         float64 `json:"boot_s"`
+	BootRatio     float64 `json:"boot_ratio"`
+	RTTMedianMS   float64 `json:"rtt_median_ms"`
+	RTTP99MS      float64 `json:"rtt_p99_ms"`
+	WaitLatencyMS float64 `json:"wait_latency_ms"`
+	Runs          int     `json:"runs"`
+	Commands      int     `json:"commands"`
+}
+
+// runBench measures, in one run: (a) the floor, the kernel booting a trivial
+// init that powers off; (b) vmlab's Start to the first Succeed("true");
+// (c) the round trip of Succeed("true"); (d) how long WaitForOpenPort takes
+// to return after a port opens in the guest.
+func runBench(ctx context.Context, e *env, args []string) int {
+	fs := newFlagSet(e, "bench", "")
+	var bf bootFlags
+	bf.register(fs)
+	asJSON := fs.Bool("json", false, "print the figures as one JSON object")
+	runs := fs.Int("runs", 3, "boots to measure for (a) and (b); the median counts")
+	n := fs.Int("n", 1000, "commands for the round-trip figure")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	boot, err := bf.prepare(e)
+	if err != nil {
+		e.errorf("%v", err)
+		return exitFail
+	}
+	r, err := bench(ctx, e, boot, bf, *runs, *n)
+	if err != nil {
+		e.errorf("bench: %v", err)
+		return exitFail
+	}
+	if *asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(r)
+	} else {
+		printBench(e.stdout, r)
+	}
+	return exitOK
+}
+
+func bench(ctx context.Context, e *env, boot *machine.Boot, bf bootFlags, runs, n int) (*benchResult, error) {
+	r := &benchResult{Accel: boot.Accel.Name, Kernel: boot.Kernel.Version, Runs: runs, Commands: n}
+	cache, err := machine.CacheDir("")
+	if err != nil {
+		return nil, err
+	}
+	var floors, boots []time.Duration
+	var last *machine.Machine
+	defer func() {
+		if last != nil {
+			last.Close()
+		}
+	}()
+	// Floor and vmlab boots alternate so that a change in the host's load
+	// hits both alike.
+	for i := range runs {
+		fmt.Fprintf(e.stderr, "vmlab: bench: boot %d of %d\n", i+1, runs)
+		d, err := boot.RunFloor(ctx, boot.Accel, cache)
+		if err != nil {
+			return nil, err
+		}
+		floors = append(floors, d)
+		if last != nil {
+			last.Close()
+		}
+		last, err = machine.New(machine.Config{Name: "bench", Boot: boot, MemoryMiB: bf.memory, CPUs: bf.cpus})
+		if err != nil {
+			return nil, err
+		}
+		start := time.Now()
+		if _, err := last.Succeed(ctx, "true"); err != nil {
+			return nil, err
+		}
+		boots = append(boots, time.Since(start))
+	}
+	r.FloorS = median(floors).Seconds()
+	r.BootS = median(boots).Seconds()
+	r.BootRatio = r.BootS / r.FloorS
+
+	fmt.Fprintf(e.stderr, "vmlab: bench: %d round trips\n", n)
+	rtts := make([]time.Duration, 0, n)
+	for range n {
+		start := time.Now()
+		if _, err := last.Succeed(ctx, "true"); err != nil {
+			return nil, err
+		}
+		rtts = append(rtts, time.Since(start))
+	}
+	slices.Sort(rtts)
+	r.RTTMedianMS = ms(rtts[len(rtts)/2])
+	r.RTTP99MS = ms(rtts[min(len(rtts)-1, len(rtts)*99/100)])
+
+	fmt.Fprintf(e.stderr, "vmlab: bench: wait latency\n")
+	lat, err := waitLatency(ctx, last, 10)
+	if err != nil {
+		return nil, err
+	}
+	r.WaitLatencyMS = ms(lat)
+	return r, nil
+}
+
+// waitLatency measures how long WaitForOpenPort takes to return after the
+// port opens. The port is opened by this binary in the guest
+// (`guest-listen`), which notes the guest's clock at listen(2); the guest's
+// clock is related to the host's by the round trip with the least delay, so
+// the figure is good to about half that round trip (~1 ms).
+func waitLatency(ctx context.Context, m *machine.Machine, samples int) (time.Duration, error) {
+	offset, err := clockOffset(ctx, m)
+	if err != nil {
+		return 0, err
+	}
+	var lats []time.Duration
+	for i := range samples {
+		port := 20000 + i
+		file := fmt.Sprintf("/tmp/listen-%d", port)
+		// The listener waits 200 ms before opening the port, so the host's
+		// wait is surely running by then.
+		cmd := fmt.Sprintf("/proc/1/exe guest-listen %d 200ms 10s > %s 2>&1 &", port, file)
+		if _, err := m.Succeed(ctx, cmd); err != nil {
+			return 0, err
+		}
+		if err := m.WaitForOpenPort(ctx, "127.0.0.1", port, time.Minute); err != nil {
+			return 0, err
+		}
+		returned := time.Now()
+		out, err := m.WaitUntilSucceeds(ctx, "test -s "+file+" && cat "+file, 30*time.Second)
+		if err != nil {
+			return 0, err
+		}
+		ns, err := strconv.ParseInt(strings.TrimSpace(out), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("read listen time: %q: %w", out, err)
+		}
+		opened := time.Unix(0, ns).Add(-offset)
+		lats = append(lats, returned.Sub(opened))
+	}
+	return median(lats), nil
+}
+
+// clockOffset estimates guest clock minus host clock.
+func clockOffset(ctx context.Context, m *machine.Machine) (time.Duration, error) {
+	best, offset := time.Duration(1<<62), time.Duration(0)
+	for range 20 {
+		t0 := time.Now()
+		out, err := m.Succeed(ctx, "date +%s%N")
+		t1 := time.Now()
+		if err != nil {
+			return 0, err
+		}
+		ns, err := strconv.ParseInt(strings.TrimSpace(out), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("read guest clock: %q: %w", out, err)
+		}
+		if rtt := t1.Sub(t0); rtt < best {
+			mid := t0.Add(rtt / 2)
+			best, offset = rtt, time.Unix(0, ns).Sub(mid)
+		}
+	}
+	return offset, nil
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func printBench(w io.Writer, r *benchResult) {
+	fmt.Fprintf(w, "vmlab bench: accelerator %s, kernel %s, median of %d boots, %d commands\n\n", r.Accel, r.Kernel, r.Runs, r.Commands)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "measure\tvalue\ttarget\t\n")
+	fmt.Fprintf(tw, "(a) floor: trivial init, QEMU start to exit\t%.2f s\tbaseline\t\n", r.FloorS)
+	fmt.Fprintf(tw, "(b) vmlab: Start to first Succeed(\"true\")\t%.2f s (%.2fx floor)\t<= 1.15x\t%s\n", r.BootS, r.BootRatio, verdict(r.BootRatio <= 1.15))
+	fmt.Fprintf(tw, "(c) Succeed(\"true\") round trip, median\t%.2f ms\t<= 5 ms\t%s\n", r.RTTMedianMS, verdict(r.RTTMedianMS <= 5))
+	fmt.Fprintf(tw, "(c) Succeed(\"true\") round trip, p99\t%.2f ms\t<= 20 ms\t%s\n", r.RTTP99MS, verdict(r.RTTP99MS <= 20))
+	fmt.Fprintf(tw, "(d) port opens -> WaitForOpenPort returns\t%.2f ms\t<= 50 ms\t%s\n", r.WaitLatencyMS, verdict(r.WaitLatencyMS <= 50))
+	tw.Flush()
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "MISSED"
+}
+
+// runGuestListen is the benchmark's port opener, run inside the guest: after
+// a delay it listens on 127.0.0.1:PORT, prints the guest's clock (Unix ns)
+// at that moment and accepts connections until the lifetime ends.
+func runGuestListen(ctx context.Context, e *env, args []string) int {
+	if len(args) != 3 {
+		e.errorf("usage: vmlab guest-listen PORT DELAY LIFETIME")
+		return exitUsage
+	}
+	delay, err1 := time.ParseDuration(args[1])
+	life, err2 := time.ParseDuration(args[2])
+	if err := errors.Join(err1, err2); err != nil {
+		e.errorf("guest-listen: %v", err)
+		return exitUsage
+	}
+	time.Sleep(delay)
+	l, err := net.Listen("tcp", "127.0.0.1:"+args[0])
+	if err != nil {
+		e.errorf("guest-listen: %v", err)
+		return exitFail
+	}
+	fmt.Fprintln(e.stdout, time.Now().UnixNano())
+	if f, ok := e.stdout.(*os.File); ok {
+		f.Sync()
+	}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	select {
+	case <-time.After(life):
+	case <-ctx.Done():
+	}
+	l.Close()
+	return exitOK
+}

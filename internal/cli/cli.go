@@ -25,11 +25,13 @@ const (
 type command struct {
 	name, summary string
 	run           func(ctx context.Context, env *env, args []string) int
+	hidden        bool // a helper other commands run, not for users
 }
 
 var commands = []command{
-	{"exec", "boot a machine, run a shell command in it, print its output", runExec},
-	{"bench", "measure boot time, command round trips and wait latency", runBench},
+	{"exec", "boot a machine, run a shell command in it, print its output", runExec, false},
+	{"bench", "measure boot time, command round trips and wait latency", runBench, false},
+	{"guest-listen", "benchmark helper run inside the guest", runGuestListen, true},
 }
 
 // env is what a subcommand writes to and boots with.
@@ -68,6 +70,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 func usage(w io.Writer) {
 	fmt.Fprintf(w, "usage: vmlab COMMAND [flags]\n\ncommands:\n")
 	for _, c := range commands {
+		if c.hidden {
+			continue
+		}
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintf(w, "\nvmlab COMMAND -h shows a command's flags.\n")

@@ -59,7 +59,7 @@ func PrepareBoot(opts BootOptions) (*Boot, error) {
 	if b.QEMU, err = qemu.Find(opts.QEMU); err != nil {
 		return nil, err
 	}
-	cache, err := cacheDir(opts.CacheDir)
+	cache, err := CacheDir(opts.CacheDir)
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +104,9 @@ func PrepareBoot(opts BootOptions) (*Boot, error) {
 
 const qbootPath = "/usr/share/qemu/qboot.rom"
 
-func cacheDir(dir string) (string, error) {
+// CacheDir returns dir, or the default cache directory when dir is empty,
+// creating it.
+func CacheDir(dir string) (string, error) {
 	if dir == "" {
 		base, err := os.UserCacheDir()
 		if err != nil {

@@ -46,6 +46,9 @@ type Config struct {
 	OnConsole func(Line)
 	// ExtraArgs are appended to QEMU's command line.
 	ExtraArgs []string
+	// BootTimeout bounds the wait for the agent when nothing else ends a
+	// boot sooner; zero: 12 s, scaled for the accelerator (60 s under TCG).
+	BootTimeout time.Duration
 }
 
 // Share is a host directory shared into the guest.
@@ -117,6 +120,16 @@ func (m *Machine) Name() string { return m.cfg.Name }
 // Dir returns the directory with the machine's console log.
 func (m *Machine) Dir() string { return m.dir }
 
+// QEMUPid returns the QEMU process's ID, or 0 when the machine is not running.
+func (m *Machine) QEMUPid() int {
+	if !m.running() {
+		return 0
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.proc.Pid()
+}
+
 // ConsoleTail returns the last n console lines.
 func (m *Machine) ConsoleTail(n int) []string { return m.console.Tail(n) }
 
@@ -148,7 +161,12 @@ func (m *Machine) DefaultTimeout() time.Duration { return m.scale(180 * time.Sec
 // bootTimeout bounds a boot from QEMU's start to the agent's hello when
 // nothing else (QEMU's exit, a panic) ends it sooner. Measured: 4.5 s under
 // TCG.
-func (m *Machine) bootTimeout() time.Duration { return m.scale(12 * time.Second) }
+func (m *Machine) bootTimeout() time.Duration {
+	if m.cfg.BootTimeout > 0 {
+		return m.cfg.BootTimeout
+	}
+	return m.scale(12 * time.Second)
+}
 
 // Start boots the machine and waits for its agent. It is a no-op when the
 // machine runs. A guest that panics, a QEMU that exits, an agent that never

@@ -1,0 +1,87 @@
+// Package vmtest prepares what tests that boot real VMs need: a static vmlab
+// binary for the guest agent, and the boot configuration. Tests call Boot;
+// without QEMU or a kernel they are skipped locally and fail under CI
+// ($CI set), where the install step must have provided them.
+package vmtest
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+
+	"github.com/vmlab/vmlab/internal/machine"
+)
+
+var (
+	once    sync.Once
+	boot    *machine.Boot
+	bootErr error
+	binDir  string
+)
+
+// Agent builds cmd/vmlab statically, once per test binary, and returns its
+// path.
+func Agent(t testing.TB) string {
+	t.Helper()
+	Boot(t)
+	return filepath.Join(binDir, "vmlab")
+}
+
+// Boot returns the shared boot configuration, building the agent on first use.
+func Boot(t testing.TB) *machine.Boot {
+	t.Helper()
+	once.Do(func() {
+		binDir, bootErr = os.MkdirTemp("", "vmlab-test-bin-")
+		if bootErr != nil {
+			return
+		}
+		bin := filepath.Join(binDir, "vmlab")
+		cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, "github.com/vmlab/vmlab/cmd/vmlab")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			bootErr = &buildError{string(out), err}
+			return
+		}
+		boot, bootErr = machine.PrepareBoot(machine.BootOptions{Agent: bin})
+	})
+	if bootErr != nil {
+		if os.Getenv("CI") == "" {
+			t.Skipf("cannot boot VMs here: %v", bootErr)
+		}
+		t.Fatalf("cannot boot VMs: %v", bootErr)
+	}
+	return boot
+}
+
+type buildError struct {
+	out string
+	err error
+}
+
+func (e *buildError) Error() string { return "build the agent: " + e.err.Error() + "\n" + e.out }
+
+// Machine returns a new machine that is closed when the test ends.
+func Machine(t testing.TB, cfg machine.Config) *machine.Machine {
+	t.Helper()
+	cfg.Boot = Boot(t)
+	if cfg.Name == "" {
+		cfg.Name = "machine"
+	}
+	cfg.Logf = t.Logf
+	m, err := machine.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// Cleanup removes the agent build. Call it from TestMain after m.Run.
+func Cleanup() {
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+}
