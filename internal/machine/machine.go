@@ -358,7 +358,7 @@ func (m *Machine) qemuConfig() qemu.Config {
 // driver notices at once.
 var kernelArgs = []string{
 	"console=ttyS0", "quiet", "panic=-1",
-	"tsc=reliable", "no_timer_check", "rodata=off", "mitigations=off", "nokaslr",
+	"tsc=reliable", "no_timer_check", "rodata=off", "mitigations=off", "nokaslr", "norandmaps",
 }
 
 // Close stops the machine if it runs and removes its temporary directory.

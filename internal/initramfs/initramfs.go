@@ -1,0 +1,196 @@
+// Package initramfs builds the guest's initramfs and caches it by content.
+//
+// The archive is an uncompressed newc cpio: the kernel copies it into its
+// rootfs at memory speed, while a compressed one would be decompressed by
+// emulated code on every boot under TCG. Its layout is what the guest agent
+// relies on:
+//
+//	/init              the agent binary (Spec.Init), mode 0755
+//	/modules/<name>.ko each module of the closure, decompressed
+//	/modules/order     the .ko file names in load order, one per line
+//	/dev/console       so that /init starts with the console as stdio
+//	/dev /proc /sys /run /tmp /newroot  empty mount points
+//
+// Call Build (or BuildFloor for the boot benchmark) before starting QEMU and
+// pass the returned path as its -initrd. Concurrent calls with the same cache
+// directory are safe.
+package initramfs
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"debug/elf"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Spec says what goes into an initramfs.
+type Spec struct {
+	Init       string   // statically linked executable to install as /init
+	ModulesDir string   // module tree, /lib/modules/<release> (kernel.Kernel.Modules); "" means no modules
+	Modules    []string // modules to include with their dependencies; names as modprobe takes them
+}
+
+// formatVersion goes into every cache key: change it whenever the layout or
+// the cpio writer changes, so that archives built the old way are not reused.
+const formatVersion = "vmlab-initramfs-1"
+
+// mountPoints are the empty directories the agent mounts things on.
+var mountPoints = []string{"dev", "proc", "sys", "run", "tmp", "newroot"}
+
+// Build writes the archive for spec to cacheDir/initramfs-<hash>.cpio unless
+// that file exists already, and returns its path. The hash covers
+// formatVersion, the init binary's content and each module's name and file
+// content, so any change to them makes a new archive. Hashing content rather
+// than sizes and mtimes costs little: with a 16 MiB init and the agent's 18
+// Debian modules, a cache hit takes ~27 ms, ~12 ms of it hashing
+// (TestBuildHostModules logs the figures).
+func Build(spec Spec, cacheDir string) (string, error) {
+	in, err := spec.load()
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(cacheDir, "initramfs-"+in.key()+".cpio")
+	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() {
+		return path, nil
+	}
+	if err := writeFileAtomic(path, in.write); err != nil {
+		return "", fmt.Errorf("write initramfs %s: %w", path, err)
+	}
+	return path, nil
+}
+
+// inputs holds everything an archive is made of, as read from disk.
+type inputs struct {
+	init    []byte
+	modules []Module
+	raw     [][]byte // module files as stored, possibly compressed
+}
+
+func (s Spec) load() (*inputs, error) {
+	if s.Init == "" {
+		return nil, errors.New("build initramfs: no init binary given")
+	}
+	if len(s.Modules) > 0 && s.ModulesDir == "" {
+		return nil, fmt.Errorf("build initramfs: modules %s requested but no module tree given", strings.Join(s.Modules, ", "))
+	}
+	init, err := readInit(s.Init)
+	if err != nil {
+		return nil, err
+	}
+	in := &inputs{init: init}
+	if s.ModulesDir == "" {
+		return in, nil
+	}
+	if in.modules, err = Closure(s.ModulesDir, s.Modules); err != nil {
+		return nil, err
+	}
+	for _, m := range in.modules {
+		data, err := os.ReadFile(m.Path)
+		if err != nil {
+			return nil, fmt.Errorf("read module %s: %w", m.Name, err)
+		}
+		in.raw = append(in.raw, data)
+	}
+	return in, nil
+}
+
+// readInit reads the init binary and checks that the kernel can run it as
+// PID 1 from an initramfs holding nothing else: an ELF with no interpreter.
+func readInit(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read init binary: %w", err)
+	}
+	f, err := elf.NewFile(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("check init binary %s: not an ELF executable: %w", path, err)
+	}
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return nil, fmt.Errorf("check init binary %s: it is dynamically linked, and the initramfs has no libraries: build it static (CGO_ENABLED=0 go build)", path)
+		}
+	}
+	return data, nil
+}
+
+// key returns the hex SHA-256 of everything that determines the archive.
+func (in *inputs) key() string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\ninit %d\n", formatVersion, len(in.init))
+	h.Write(in.init)
+	for i, m := range in.modules {
+		fmt.Fprintf(h, "module %s %s %d\n", m.Name, m.FileName(), len(in.raw[i]))
+		h.Write(in.raw[i])
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// write writes the archive in the package's documented layout.
+func (in *inputs) write(w io.Writer) error {
+	cw := NewWriter(w)
+	for _, dir := range mountPoints {
+		perm := fs.FileMode(0o755)
+		if dir == "tmp" {
+			perm = 0o777 | fs.ModeSticky
+		}
+		cw.Dir(dir, perm)
+	}
+	cw.CharDev("dev/console", 0o600, 5, 1)
+	cw.File("init", 0o755, in.init)
+	cw.Dir("modules", 0o755)
+	var order strings.Builder
+	for i, m := range in.modules {
+		data, err := plainModule(m, in.raw[i])
+		if err != nil {
+			return err
+		}
+		cw.File("modules/"+m.FileName(), 0o644, data)
+		order.WriteString(m.FileName() + "\n")
+	}
+	cw.File("modules/order", 0o644, []byte(order.String()))
+	return cw.Close()
+}
+
+// writeFileAtomic writes a file through write into a temporary file beside
+// path and renames it into place, so that nobody, not even a concurrent
+// Build of the same archive, sees a partial file under the final name.
+func writeFileAtomic(path string, write func(io.Writer) error) (err error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	bw := bufio.NewWriterSize(f, 1<<20)
+	if err := write(bw); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	// Sync before the rename: otherwise a crash can leave an empty file
+	// under the final name, which the cache would then trust.
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
