@@ -32,8 +32,8 @@ type benchResult struct {
 	// ChannelRTTMS is the round trip of a request that starts no process
 	// (a wait for "/", which exists): the channel's share of (c).
 	ChannelRTTMS float64 `json:"channel_rtt_ms"`
-	Runs          int     `json:"runs"`
-	Commands      int     `json:"commands"`
+	Runs         int     `json:"runs"`
+	Commands     int     `json:"commands"`
 }
 
 // runBench measures, in one run: (a) the floor, the kernel booting a trivial

@@ -36,11 +36,17 @@ type Spec struct {
 	Init       string   // statically linked executable to install as /init
 	ModulesDir string   // module tree, /lib/modules/<release> (kernel.Kernel.Modules); "" means no modules
 	Modules    []string // modules to include with their dependencies; names as modprobe takes them
+	// StripSignatures removes the signatures appended to modules. The kernel
+	// then loads them without hashing each one for the check (saves ~65 ms
+	// of a TCG boot over 12 modules) and marks itself tainted (E). Leave it
+	// off for a kernel built with CONFIG_MODULE_SIG_FORCE, which refuses
+	// unsigned modules.
+	StripSignatures bool
 }
 
 // formatVersion goes into every cache key: change it whenever the layout or
 // the cpio writer changes, so that archives built the old way are not reused.
-const formatVersion = "vmlab-initramfs-1"
+const formatVersion = "vmlab-initramfs-2"
 
 // mountPoints are the empty directories the agent mounts things on.
 var mountPoints = []string{"dev", "proc", "sys", "run", "tmp", "newroot"}
@@ -69,6 +75,7 @@ func Build(spec Spec, cacheDir string) (string, error) {
 
 // inputs holds everything an archive is made of, as read from disk.
 type inputs struct {
+	strip   bool
 	init    []byte
 	modules []Module
 	raw     [][]byte // module files as stored, possibly compressed
@@ -85,7 +92,7 @@ func (s Spec) load() (*inputs, error) {
 	if err != nil {
 		return nil, err
 	}
-	in := &inputs{init: init}
+	in := &inputs{init: init, strip: s.StripSignatures}
 	if s.ModulesDir == "" {
 		return in, nil
 	}
@@ -124,7 +131,7 @@ func readInit(path string) ([]byte, error) {
 // key returns the hex SHA-256 of everything that determines the archive.
 func (in *inputs) key() string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\ninit %d\n", formatVersion, len(in.init))
+	fmt.Fprintf(h, "%s\nstrip %v\ninit %d\n", formatVersion, in.strip, len(in.init))
 	h.Write(in.init)
 	for i, m := range in.modules {
 		fmt.Fprintf(h, "module %s %s %d\n", m.Name, m.FileName(), len(in.raw[i]))
@@ -151,6 +158,9 @@ func (in *inputs) write(w io.Writer) error {
 		data, err := plainModule(m, in.raw[i])
 		if err != nil {
 			return err
+		}
+		if in.strip {
+			data = stripSignature(data)
 		}
 		cw.File("modules/"+m.FileName(), 0o644, data)
 		order.WriteString(m.FileName() + "\n")

@@ -2,6 +2,7 @@ package initramfs
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -190,4 +191,24 @@ func plainModule(m Module, data []byte) ([]byte, error) {
 		return nil, fmt.Errorf("decompress module %s (%s): result is not an ELF object", m.Name, m.Path)
 	}
 	return plain, nil
+}
+
+// sigMarker ends a module that carries a signature. Before it come the
+// signature and a 12-byte struct module_signature whose last 4 bytes are
+// the signature's length, big endian (the kernel's module_signature.h).
+const sigMarker = "~Module signature appended~\n"
+
+// stripSignature returns the module without its appended signature, or as it
+// is when it has none or the trailer does not add up.
+func stripSignature(data []byte) []byte {
+	rest, ok := bytes.CutSuffix(data, []byte(sigMarker))
+	if !ok || len(rest) < 12 {
+		return data
+	}
+	sigLen := int(binary.BigEndian.Uint32(rest[len(rest)-4:]))
+	end := len(rest) - 12 - sigLen
+	if end < 0 || !bytes.HasPrefix(data, []byte("\x7fELF")) {
+		return data
+	}
+	return data[:end]
 }

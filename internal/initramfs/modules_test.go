@@ -1,6 +1,7 @@
 package initramfs
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"slices"
@@ -112,5 +113,32 @@ func TestModuleFileName(t *testing.T) {
 		if got := (Module{Path: tt.path}).FileName(); got != tt.want {
 			t.Errorf("FileName of %s = %q, want %q", tt.path, got, tt.want)
 		}
+	}
+}
+
+func TestStripSignature(t *testing.T) {
+	elf := []byte("\x7fELF module body")
+	sig := bytes.Repeat([]byte{0x5A}, 7)
+	info := []byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, byte(len(sig))}
+	signed := append(append(append(append([]byte{}, elf...), sig...), info...), sigMarker...)
+	tests := []struct {
+		name string
+		in   []byte
+		want []byte
+	}{
+		{"signed", signed, elf},
+		{"unsigned", elf, elf},
+		{"length past the start", append(append([]byte("\x7fELF"), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 99), sigMarker...), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want := tt.want
+			if want == nil {
+				want = tt.in
+			}
+			if got := stripSignature(tt.in); !bytes.Equal(got, want) {
+				t.Errorf("got %q, want %q", got, want)
+			}
+		})
 	}
 }

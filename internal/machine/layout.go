@@ -45,7 +45,9 @@ func scanHostRoot() ([]string, []agentproto.Symlink) {
 				if target, err := os.Readlink("/" + name); err == nil {
 					hostRoot.links = append(hostRoot.links, agentproto.Symlink{Path: name, Target: target})
 				}
-			} else if e.IsDir() {
+			} else if e.IsDir() && !isEmptyDir("/"+name) {
+				// An empty directory (often /srv) is not worth a device:
+				// each costs ~10 ms of a TCG boot (probe, attach, overlay).
 				hostRoot.dirs = append(hostRoot.dirs, name)
 			}
 		}
@@ -74,4 +76,14 @@ func rootLayout(extra []Share) ([]qemu.Share, agentproto.BootConfig) {
 		add(filepath.Clean(s.HostPath), filepath.Clean(s.GuestPath), "mmap")
 	}
 	return shares, boot
+}
+
+func isEmptyDir(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	names, _ := f.Readdirnames(1)
+	return len(names) == 0
 }

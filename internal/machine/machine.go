@@ -359,6 +359,7 @@ func (m *Machine) qemuConfig() qemu.Config {
 var kernelArgs = []string{
 	"console=ttyS0", "quiet", "panic=-1",
 	"tsc=reliable", "no_timer_check", "rodata=off", "mitigations=off", "nokaslr", "norandmaps",
+	"cryptomgr.notests",
 }
 
 // Close stops the machine if it runs and removes its temporary directory.
