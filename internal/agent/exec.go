@@ -62,11 +62,13 @@ func (s *server) exec(ctx context.Context, id uint32, req *agentproto.Exec, in *
 		return agentproto.Result{Error: err.Error()}
 	}
 	cmd.Stdout, cmd.Stderr = stdout.w, stderr.w
-	if err := cmd.Start(); err != nil {
+	done, err := start(cmd)
+	if err != nil {
 		stdout.abort()
 		stderr.abort()
 		return agentproto.Result{Error: fmt.Sprintf("start %q: %v", req.Command, err)}
 	}
+	defer done()
 	stdout.w.Close()
 	stderr.w.Close()
 	var wg sync.WaitGroup

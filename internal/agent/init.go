@@ -1,11 +1,9 @@
 package agent
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -17,11 +15,7 @@ import (
 // newRoot is where init assembles the guest's root before switching into it.
 const newRoot = "/newroot"
 
-// stagesEnv passes init's boot milestones to the server, which reports them
-// in Hello.
-const stagesEnv = "VMLAB_AGENT_STAGES"
-
-// initMain is PID 1: set up the system, start the server, reap orphans.
+// initMain is PID 1: set up the system, then serve the host.
 func initMain() {
 	var stages []agentproto.Stage
 	stage := func(name string) {
@@ -56,11 +50,8 @@ func initMain() {
 	if err := loopbackUp(); err != nil {
 		fatal(err)
 	}
-	server, err := startServer(stages)
-	if err != nil {
-		fatal(err)
-	}
-	reap(server)
+	go reapOrphans()
+	serve(stages)
 }
 
 // mountEarly mounts what module loading and the mounts need.
@@ -258,43 +249,4 @@ func loopbackUp() error {
 		return fmt.Errorf("bring up lo: %w", err)
 	}
 	return nil
-}
-
-// startServer starts this binary again as the server.
-func startServer(stages []agentproto.Stage) (*os.Process, error) {
-	b, _ := json.Marshal(stages)
-	cmd := exec.Command("/proc/self/exe")
-	cmd.Args = []string{"vmlab-agent"}
-	cmd.Env = []string{roleEnv + "=server", stagesEnv + "=" + string(b), "PATH=" + defaultPath}
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start agent server: %w", err)
-	}
-	return cmd.Process, nil
-}
-
-// reap waits for every process the kernel hands to PID 1. If the server
-// itself exits, the machine can no longer be driven: power off so the host
-// notices at once.
-func reap(server *os.Process) {
-	for {
-		var ws unix.WaitStatus
-		pid, err := unix.Wait4(-1, &ws, 0, nil)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			fatal(fmt.Errorf("reap children: %w", err))
-		}
-		if pid == server.Pid {
-			fatal(fmt.Errorf("agent server exited (status %v)", exitString(ws)))
-		}
-	}
-}
-
-func exitString(ws unix.WaitStatus) string {
-	if ws.Signaled() {
-		return "killed by " + ws.Signal().String()
-	}
-	return fmt.Sprint(ws.ExitStatus())
 }

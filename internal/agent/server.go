@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,14 +16,12 @@ import (
 	"github.com/vmlab/vmlab/internal/agentproto"
 )
 
-// serverMain is the server process: find the port, say hello, serve.
-func serverMain() {
+// serve finds the port, says hello and serves until the channel fails.
+func serve(stages []agentproto.Stage) {
 	port, err := openPort(agentproto.PortName, 10*time.Second)
 	if err != nil {
 		fatal(err)
 	}
-	var stages []agentproto.Stage
-	json.Unmarshal([]byte(os.Getenv(stagesEnv)), &stages)
 	stages = append(stages, agentproto.Stage{Name: "serve", Uptime: uptime()})
 	var uts unix.Utsname
 	unix.Uname(&uts)
@@ -172,7 +169,7 @@ func (s *server) handle(ctx context.Context, id uint32, req agentproto.Request, 
 	case req.Op == agentproto.OpCopyOut && req.Path != "":
 		return s.copyOut(id, req.Path)
 	case req.Op == agentproto.OpPowerOff, req.Op == agentproto.OpReboot:
-		if os.Getpid() == 1 || os.Getenv(roleEnv) != "server" {
+		if os.Getpid() != 1 {
 			return agentproto.Result{Error: "power requests are served only inside a guest"}
 		}
 		return agentproto.Result{}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -109,6 +110,13 @@ func runCheck(ctx context.Context, w *agentproto.Wait) (bool, string) {
 		return false, err.Error()
 	}
 	cmd.WaitDelay = outputLinger
-	out, err := cmd.Output()
-	return err == nil, string(out)
+	var out strings.Builder
+	cmd.Stdout = &out
+	done, err := start(cmd)
+	if err != nil {
+		return false, err.Error()
+	}
+	defer done()
+	err = cmd.Wait()
+	return err == nil, out.String()
 }

@@ -216,7 +216,7 @@ func (m *Machine) startLocked(ctx context.Context) error {
 	m.expected, m.down, m.started = false, nil, true
 	m.mu.Unlock()
 	go m.supervise(proc, agent, q)
-	m.logf("up in %.2fs", m.bootTime.Seconds())
+	m.logf("up in %.2fs (guest uptime at %s)", m.bootTime.Seconds(), stages(hello.Stages))
 	return nil
 }
 
@@ -247,6 +247,15 @@ func (m *Machine) bootFailed(ctx context.Context, proc *qemu.Process, agent *age
 			Timeout: m.bootTimeout(), Console: m.console.Tail(consoleTail)}
 	}
 	return m.downError("boot", err)
+}
+
+// stages formats the guest's boot milestones: "init 1.21s, modules 1.35s, ...".
+func stages(st []agentproto.Stage) string {
+	parts := make([]string, len(st))
+	for i, s := range st {
+		parts[i] = fmt.Sprintf("%s %.3fs", s.Name, s.Uptime.Seconds())
+	}
+	return strings.Join(parts, ", ")
 }
 
 // supervise waits for QEMU to exit and records why, unless someone asked for

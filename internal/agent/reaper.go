@@ -1,0 +1,83 @@
+package agent
+
+import (
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// The agent is PID 1, so every orphan in the guest becomes its child and must
+// be reaped. It must not reap the commands it started itself: their Wait
+// needs the exit status. Reaping therefore waits only for children it did not
+// start, one pid at a time, and starting a command and recording its pid
+// happen under a lock the reaper also takes, so the reaper never sees a
+// child of ours before it is recorded.
+var children struct {
+	spawn sync.RWMutex // read: starting commands; write: reaping
+
+	mu      sync.Mutex
+	tracked map[int]bool
+}
+
+// start starts cmd and records its pid as ours until done is called.
+func start(cmd *exec.Cmd) (done func(), err error) {
+	children.spawn.RLock()
+	defer children.spawn.RUnlock()
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	pid := cmd.Process.Pid
+	children.mu.Lock()
+	if children.tracked == nil {
+		children.tracked = make(map[int]bool)
+	}
+	children.tracked[pid] = true
+	children.mu.Unlock()
+	return func() {
+		children.mu.Lock()
+		delete(children.tracked, pid)
+		children.mu.Unlock()
+	}, nil
+}
+
+// reapOrphans reaps, on every SIGCHLD, the children the agent did not start.
+// It runs for the agent's lifetime.
+func reapOrphans() {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, unix.SIGCHLD)
+	for range sigs {
+		children.spawn.Lock()
+		for _, pid := range childPids() {
+			children.mu.Lock()
+			ours := children.tracked[pid]
+			children.mu.Unlock()
+			if !ours {
+				var ws unix.WaitStatus
+				unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+			}
+		}
+		children.spawn.Unlock()
+	}
+}
+
+// childPids lists the children of the main thread, which is where the
+// kernel reparents orphans (the agent's own commands may be listed under
+// other threads; they are reaped by their Wait).
+func childPids() []int {
+	b, err := os.ReadFile("/proc/self/task/" + strconv.Itoa(os.Getpid()) + "/children")
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, field := range strings.Fields(string(b)) {
+		if pid, err := strconv.Atoi(field); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
