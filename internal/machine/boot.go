@@ -55,6 +55,12 @@ type Boot struct {
 // the cache) the vmlinux and the initramfs.
 func PrepareBoot(opts BootOptions) (*Boot, error) {
 	start := time.Now()
+	if opts.Accel == "" {
+		opts.Accel = os.Getenv("VMLAB_ACCEL")
+	}
+	if opts.Accel != "" && opts.Accel != "kvm" && opts.Accel != "tcg" {
+		return nil, fmt.Errorf("prepare boot: unknown accelerator %q (want kvm or tcg)", opts.Accel)
+	}
 	b := &Boot{}
 	var err error
 	if b.QEMU, err = qemu.Find(opts.QEMU); err != nil {
@@ -85,9 +91,6 @@ func PrepareBoot(opts BootOptions) (*Boot, error) {
 	if _, err := os.Stat(qbootPath); err == nil {
 		b.Firmware = qbootPath
 	}
-	if opts.Accel == "" {
-		opts.Accel = os.Getenv("VMLAB_ACCEL")
-	}
 	switch opts.Accel {
 	case "":
 		b.Accel = b.chooseAccel(cache)
@@ -97,8 +100,6 @@ func PrepareBoot(opts BootOptions) (*Boot, error) {
 		if b.Accel = qemu.ProbeAccel(); b.Accel.Name != "kvm" {
 			return nil, fmt.Errorf("prepare boot: accelerator kvm is not usable: %s", b.Accel.Why)
 		}
-	default:
-		return nil, fmt.Errorf("prepare boot: unknown accelerator %q (want kvm or tcg)", opts.Accel)
 	}
 	b.Prepared = time.Since(start)
 	return b, nil
@@ -149,7 +150,7 @@ func findAgent(path string) (string, error) {
 	}
 	f, err := elf.Open(path)
 	if err != nil {
-		return "", fmt.Errorf("find agent (%s): %w", from, err)
+		return "", fmt.Errorf("find agent: %s (%s) is not a static vmlab executable: %w", path, from, err)
 	}
 	defer f.Close()
 	for _, p := range f.Progs {

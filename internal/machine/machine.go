@@ -224,8 +224,12 @@ func (m *Machine) startLocked(ctx context.Context) error {
 func (m *Machine) bootFailed(ctx context.Context, proc *qemu.Process, agent *agentclient.Client, err error) error {
 	// A broken connection usually means QEMU is exiting: give it a moment
 	// so the error can carry its exit status and stderr.
+	wait := 2 * time.Second
+	if errors.Is(err, context.DeadlineExceeded) {
+		wait = 0
+	}
 	exited := false
-	t := time.NewTimer(2 * time.Second)
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case <-proc.Done():
@@ -318,10 +322,12 @@ func (m *Machine) callError(what string, err error) error {
 	m.mu.Lock()
 	proc := m.proc
 	m.mu.Unlock()
-	select {
-	case <-proc.Done():
-		return m.downError(what, proc.Err())
-	case <-time.After(5 * time.Second):
+	if !errors.Is(err, agentproto.ErrMalformed) {
+		select {
+		case <-proc.Done():
+			return m.downError(what, proc.Err())
+		case <-time.After(5 * time.Second):
+		}
 	}
 	// QEMU is alive but the channel broke (a malformed frame): the machine
 	// cannot be driven any more, so stop it.

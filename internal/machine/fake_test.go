@@ -1,0 +1,179 @@
+package machine_test
+
+// Tests of Machine against a fake QEMU: the test binary itself, started in
+// QEMU's place, connects to the QMP and agent sockets from its command line
+// and plays one scenario. They run in milliseconds and need no kernel.
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vmlab/vmlab/internal/agent"
+	"github.com/vmlab/vmlab/internal/agentproto"
+	"github.com/vmlab/vmlab/internal/kernel"
+	"github.com/vmlab/vmlab/internal/machine"
+	"github.com/vmlab/vmlab/internal/qemu"
+)
+
+const fakeEnv = "VMLAB_FAKE_QEMU"
+
+func init() {
+	if mode := os.Getenv(fakeEnv); mode != "" {
+		os.Exit(fakeQEMU(mode, os.Args[1:]))
+	}
+}
+
+// fakeQEMU impersonates QEMU in one of these modes:
+//
+//	serve    answer QMP and serve the agent on the host
+//	garbage  say hello, then send bytes that are not a frame
+//	silent   connect and never say hello
+//	exit     print an error on stderr and exit 1 before connecting
+//	panic    print a kernel panic on the console and exit
+func fakeQEMU(mode string, args []string) int {
+	if mode == "exit" {
+		fmt.Fprintln(os.Stderr, "qemu-system-x86_64: -device virtio-9p-pci: cannot open /nonexistent")
+		return 1
+	}
+	paths := map[string]string{}
+	for i, a := range args {
+		if a == "-chardev" && i+1 < len(args) && strings.HasPrefix(args[i+1], "socket,") {
+			var id, path string
+			for _, kv := range strings.Split(args[i+1], ",") {
+				k, v, _ := strings.Cut(kv, "=")
+				switch k {
+				case "id":
+					id = v
+				case "path":
+					path = v
+				}
+			}
+			paths[id] = path
+		}
+	}
+	qmpConn, err := net.Dial("unix", paths["qmp"])
+	if err != nil {
+		return 1
+	}
+	agentConn, err := net.Dial("unix", paths["agent"])
+	if err != nil {
+		return 1
+	}
+	go fakeQMP(qmpConn)
+	hello := agentproto.Hello{Version: agentproto.Version, Kernel: "fake"}
+	switch mode {
+	case "serve":
+		agent.Serve(context.Background(), agentConn, hello)
+	case "garbage":
+		w := agentproto.NewWriter(agentConn)
+		w.WriteFrame(agentproto.THello, 0, agentproto.Encode(hello))
+		agentproto.NewReader(agentConn).ReadFrame()
+		agentConn.Write([]byte("\x00\x01garbage that is not a frame"))
+		select {}
+	case "silent":
+		select {}
+	case "panic":
+		fmt.Println("[    1.234] Kernel panic - not syncing: VFS: Unable to mount root fs")
+		return 0
+	}
+	return 0
+}
+
+func fakeQMP(c net.Conn) {
+	fmt.Fprintln(c, `{"QMP": {"version": {"qemu": {"major": 7, "minor": 2, "micro": 0}, "package": ""}, "capabilities": []}}`)
+	dec := json.NewDecoder(bufio.NewReader(c))
+	for {
+		var req struct {
+			ID json.RawMessage `json:"id"`
+		}
+		if dec.Decode(&req) != nil {
+			return
+		}
+		fmt.Fprintf(c, "{\"return\": {}, \"id\": %s}\n", req.ID)
+	}
+}
+
+func fakeMachine(t *testing.T, mode string) *machine.Machine {
+	t.Helper()
+	t.Setenv(fakeEnv, mode)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	boot := &machine.Boot{
+		Kernel: &kernel.Kernel{Vmlinux: "/dev/null"}, Initramfs: "/dev/null",
+		QEMU: exe, Accel: qemu.Accel{Name: "tcg", Why: "fake"},
+	}
+	m, err := machine.New(machine.Config{Name: "fake", Boot: boot, BootTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func TestFakeServe(t *testing.T) {
+	m := fakeMachine(t, "serve")
+	out, err := m.Succeed(t.Context(), "echo lazy start")
+	if err != nil || out != "lazy start\n" {
+		t.Fatalf("got %q, %v", out, err)
+	}
+	var exitErr *machine.ExitError
+	if _, err := m.Succeed(t.Context(), "exit 4"); !errors.As(err, &exitErr) || exitErr.Status != 4 {
+		t.Errorf("got %v, want an ExitError with status 4", err)
+	}
+	_, err = m.Succeed(t.Context(), "sleep 30", machine.Timeout(100*time.Millisecond))
+	var te *machine.TimeoutError
+	if !errors.As(err, &te) || !strings.Contains(err.Error(), `fake: command "sleep 30": timed out`) {
+		t.Errorf("got %v, want a TimeoutError naming the machine and command", err)
+	}
+}
+
+func TestFakeFailures(t *testing.T) {
+	tests := []struct {
+		mode     string
+		wantType string
+		wantText []string
+	}{
+		{"exit", "down", []string{"fake", "exit status 1", "cannot open /nonexistent"}},
+		{"panic", "down", []string{"fake", "qemu exited", "Kernel panic - not syncing"}},
+		{"silent", "timeout", []string{"fake", "boot (waiting for the agent)", "timed out"}},
+		{"garbage", "down", []string{"fake", "malformed frame"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.mode, func(t *testing.T) {
+			m := fakeMachine(t, tt.mode)
+			start := time.Now()
+			_, err := m.Succeed(t.Context(), "true")
+			var de *machine.DownError
+			var te *machine.TimeoutError
+			switch {
+			case err == nil:
+				t.Fatal("got nil error")
+			case tt.wantType == "down" && !errors.As(err, &de):
+				t.Fatalf("got %T %v, want a DownError", err, err)
+			case tt.wantType == "timeout" && !errors.As(err, &te):
+				t.Fatalf("got %T %v, want a TimeoutError", err, err)
+			}
+			for _, s := range tt.wantText {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error does not contain %q:\n%v", s, err)
+				}
+			}
+			if d := time.Since(start); d > 10*time.Second {
+				t.Errorf("took %v to report", d)
+			}
+			if m.QEMUPid() != 0 {
+				t.Errorf("qemu still running after the failure")
+			}
+		})
+	}
+}
