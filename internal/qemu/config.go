@@ -94,10 +94,10 @@ func (c Config) Args() []string {
 		// The console: QEMU's stdout, read line by line by the driver.
 		"-chardev", "stdio,id=console,signal=off",
 		"-serial", "chardev:console",
-		"-chardev", "socket,id=qmp,path=" + c.qmpSocket(),
+		"-chardev", "socket,id=qmp,path=" + escape(c.qmpSocket()),
 		"-mon", "chardev=qmp,mode=control",
 		"-device", "virtio-serial-pci,id=vser0",
-		"-chardev", "socket,id=agent,path=" + c.agentSocket(),
+		"-chardev", "socket,id=agent,path=" + escape(c.agentSocket()),
 		"-device", "virtserialport,bus=vser0.0,chardev=agent,name=" + AgentPortName,
 	}
 	if c.Firmware != "" {

@@ -1,0 +1,55 @@
+package qemu
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestArgs(t *testing.T) {
+	cfg := Config{
+		Accel: Accel{Name: "tcg"}, Kernel: "/k", Initrd: "/i", Append: "console=ttyS0",
+		Dir:    "/run/a,b",
+		Shares: []Share{{Tag: "vmlab0", HostPath: "/usr", ReadOnly: true}},
+	}
+	args := strings.Join(cfg.Args(), " ")
+	for _, want := range []string{
+		"-nodefaults", "-no-reboot", "-machine q35,accel=tcg", "-cpu qemu64", "-m 512", "-smp 1",
+		"-kernel /k -initrd /i -append console=ttyS0",
+		"socket,id=qmp,path=/run/a,,b/qmp.sock", // a comma in a path is doubled
+		"name=org.vmlab.agent",
+		"local,id=fs0,path=/usr,security_model=none,multidevs=remap,readonly=on",
+		"virtio-9p-pci,fsdev=fs0,mount_tag=vmlab0",
+	} {
+		if !strings.Contains(args, want) {
+			t.Errorf("args lack %q:\n%s", want, args)
+		}
+	}
+	kvm := Config{Accel: Accel{Name: "kvm"}}.Args()
+	if !slices.Contains(kvm, "host") || !slices.Contains(kvm, "q35,accel=kvm") {
+		t.Errorf("kvm args: got %q, want -cpu host and accel=kvm", kvm)
+	}
+}
+
+func TestFind(t *testing.T) {
+	if _, err := Find("/nonexistent/qemu"); err == nil || !strings.Contains(err.Error(), "/nonexistent/qemu") {
+		t.Errorf("got %v, want an error naming the path", err)
+	}
+	t.Setenv("PATH", t.TempDir())
+	if _, err := Find(""); !errors.Is(err, ErrNoQEMU) {
+		t.Errorf("got %v, want ErrNoQEMU", err)
+	}
+}
+
+func TestTail(t *testing.T) {
+	var tl tail
+	if tl.String() != "" {
+		t.Errorf("empty tail: got %q", tl.String())
+	}
+	tl.Write([]byte(strings.Repeat("x", tailSize)))
+	tl.Write([]byte("\nlast line\n"))
+	if s := tl.String(); !strings.HasSuffix(s, "last line") || len(s) > tailSize+2 {
+		t.Errorf("got %d bytes ending %q", len(s), s[len(s)-12:])
+	}
+}
