@@ -42,6 +42,10 @@ type benchResult struct {
 // to return after a port opens in the guest.
 func runBench(ctx context.Context, e *env, args []string) int {
 	fs := newFlagSet(e, "bench", "")
+	fs.Usage = func() {
+		fmt.Fprintf(e.stderr, "usage: vmlab bench [flags]\n")
+		fs.PrintDefaults()
+	}
 	var bf bootFlags
 	bf.register(fs)
 	asJSON := fs.Bool("json", false, "print the figures as one JSON object")
@@ -51,6 +55,10 @@ func runBench(ctx context.Context, e *env, args []string) int {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
 		}
+		return exitUsage
+	}
+	if fs.NArg() > 0 || *runs < 1 || *n < 1 {
+		fs.Usage()
 		return exitUsage
 	}
 	boot, err := bf.prepare(e)
