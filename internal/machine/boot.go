@@ -4,6 +4,7 @@ import (
 	"debug/elf"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -135,19 +136,33 @@ func forcesSignatures(version string) bool {
 }
 
 // findAgent returns a statically linked vmlab binary: the guest runs it as
-// init before any library of the host is mounted.
+// init before any library of the host is mounted. It looks at the option,
+// then $VMLAB_AGENT, then this program, then vmlab on PATH.
 func findAgent(path string) (string, error) {
-	from := "the agent option"
-	if path == "" {
-		path, from = os.Getenv("VMLAB_AGENT"), "$VMLAB_AGENT"
+	if path != "" {
+		return checkStatic(path, "the agent option")
 	}
-	if path == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return "", fmt.Errorf("find agent: %w", err)
+	if env := os.Getenv("VMLAB_AGENT"); env != "" {
+		return checkStatic(env, "$VMLAB_AGENT")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("find agent: %w", err)
+	}
+	self, selfErr := checkStatic(exe, "this program")
+	if selfErr == nil {
+		return self, nil
+	}
+	if onPath, err := exec.LookPath("vmlab"); err == nil {
+		if p, err := checkStatic(onPath, "vmlab on PATH"); err == nil {
+			return p, nil
 		}
-		path, from = exe, "this program"
 	}
+	return "", selfErr
+}
+
+// checkStatic returns path if it is an ELF executable without an interpreter.
+func checkStatic(path, from string) (string, error) {
 	f, err := elf.Open(path)
 	if err != nil {
 		return "", fmt.Errorf("find agent: %s (%s) is not a static vmlab executable: %w", path, from, err)
@@ -155,7 +170,7 @@ func findAgent(path string) (string, error) {
 	defer f.Close()
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP {
-			return "", fmt.Errorf("find agent: %s (%s) is dynamically linked; the guest needs a static vmlab: build it with CGO_ENABLED=0 go build ./cmd/vmlab and set VMLAB_AGENT", path, from)
+			return "", fmt.Errorf("find agent: %s (%s) is dynamically linked; the guest needs a static vmlab as its init: build one with CGO_ENABLED=0 go build ./cmd/vmlab and set VMLAB_AGENT to it", path, from)
 		}
 	}
 	return path, nil
