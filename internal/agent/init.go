@@ -159,16 +159,22 @@ func mountShare(cfg agentproto.BootConfig, m agentproto.Mount) error {
 	return nil
 }
 
-// mountTag mounts the host share with m's tag on target.
+// mountTag mounts the host share with m's tag on target. Under an overlay
+// the share is only the lower layer, so virtiofs mounts it read-only (the
+// host keeps it read-only too; see qemu.virtiofs). Its caching is chosen by
+// virtiofsd on the host; m.Cache is 9p's.
 func mountTag(cfg agentproto.BootConfig, m agentproto.Mount, target string) error {
-	fstype, opts := "9p", fmt.Sprintf("trans=virtio,version=9p2000.L,msize=%d,access=client", cfg.MSize)
-	if m.Cache != "" && cfg.FS != "virtiofs" {
+	fstype, flags, opts := "9p", uintptr(0), fmt.Sprintf("trans=virtio,version=9p2000.L,msize=%d,access=client", cfg.MSize)
+	if m.Cache != "" {
 		opts += ",cache=" + m.Cache
 	}
 	if cfg.FS == "virtiofs" {
 		fstype, opts = "virtiofs", ""
+		if m.Overlay {
+			flags = unix.MS_RDONLY
+		}
 	}
-	if err := unix.Mount(m.Tag, target, fstype, 0, opts); err != nil {
+	if err := unix.Mount(m.Tag, target, fstype, flags, opts); err != nil {
 		return fmt.Errorf("mount %s share %q on %s: %w", fstype, m.Tag, m.Path, err)
 	}
 	return nil

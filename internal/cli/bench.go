@@ -98,7 +98,7 @@ func bench(ctx context.Context, e *env, boot *machine.Boot, bf bootFlags, runs, 
 	// hits both alike.
 	for i := range runs {
 		fmt.Fprintf(e.stderr, "vmlab: bench: boot %d of %d\n", i+1, runs)
-		d, err := boot.RunFloor(ctx, boot.Accel, cache)
+		d, err := boot.RunFloor(ctx, boot.Accel, cache, bf.memory, bf.cpus)
 		if err != nil {
 			return nil, err
 		}

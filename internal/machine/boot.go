@@ -2,6 +2,7 @@ package machine
 
 import (
 	"debug/elf"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -15,9 +16,14 @@ import (
 )
 
 // guestModules are the kernel modules the agent loads before it mounts the
-// root: the virtio PCI transport, the agent's serial port, 9p and overlay.
-// Their dependencies come along (modules.dep); built-in ones are skipped.
-var guestModules = []string{"virtio_pci", "virtio_console", "9pnet_virtio", "9p", "overlay"}
+// root, by transport: the virtio PCI transport, the agent's serial port, the
+// file system the root's shares come over, and overlay. Their dependencies
+// come along (modules.dep: fuse for virtiofs); built-in ones are skipped.
+// Only one file system goes in: each module costs boot time.
+var guestModules = map[string][]string{
+	"9p":       {"virtio_pci", "virtio_console", "9pnet_virtio", "9p", "overlay"},
+	"virtiofs": {"virtio_pci", "virtio_console", "virtiofs", "overlay"},
+}
 
 // BootOptions choose what machines boot. Zero values pick the defaults.
 type BootOptions struct {
@@ -37,6 +43,9 @@ type BootOptions struct {
 	// Accel forces an accelerator ("kvm" or "tcg"); empty: $VMLAB_ACCEL,
 	// else KVM when a test boot under it works (cached), else TCG.
 	Accel string
+	// FS forces the transport of the guest's root and shares ("9p" or
+	// "virtiofs"); empty: $VMLAB_FS, else the default (chooseFS).
+	FS string
 }
 
 // Boot is what every machine of a run boots: prepared once, shared by all.
@@ -48,6 +57,10 @@ type Boot struct {
 	// Firmware is qboot when QEMU ships it: it starts the kernel sooner than
 	// SeaBIOS.
 	Firmware string
+	// FS is the transport of the guest's files: "9p" or "virtiofs".
+	FS string
+	// Virtiofsd is the virtiofsd executable when FS is "virtiofs".
+	Virtiofsd string
 	// Prepared says how long preparing took (a cache hit is fast).
 	Prepared time.Duration
 }
@@ -62,8 +75,17 @@ func PrepareBoot(opts BootOptions) (*Boot, error) {
 	if opts.Accel != "" && opts.Accel != "kvm" && opts.Accel != "tcg" {
 		return nil, fmt.Errorf("prepare boot: unknown accelerator %q (want kvm or tcg)", opts.Accel)
 	}
+	if opts.FS == "" {
+		opts.FS = os.Getenv("VMLAB_FS")
+	}
+	if opts.FS != "" && guestModules[opts.FS] == nil {
+		return nil, fmt.Errorf("prepare boot: unknown file system %q (want 9p or virtiofs)", opts.FS)
+	}
 	b := &Boot{}
 	var err error
+	if b.FS, b.Virtiofsd, err = chooseFS(opts.FS); err != nil {
+		return nil, err
+	}
 	if b.QEMU, err = qemu.Find(opts.QEMU); err != nil {
 		return nil, err
 	}
@@ -83,7 +105,7 @@ func PrepareBoot(opts BootOptions) (*Boot, error) {
 		return nil, err
 	}
 	b.Initramfs, err = initramfs.Build(initramfs.Spec{
-		Init: agentBin, ModulesDir: b.Kernel.Modules, Modules: guestModules,
+		Init: agentBin, ModulesDir: b.Kernel.Modules, Modules: guestModules[b.FS],
 		StripSignatures: !forcesSignatures(b.Kernel.Version),
 	}, cache)
 	if err != nil {
@@ -107,6 +129,24 @@ func PrepareBoot(opts BootOptions) (*Boot, error) {
 }
 
 const qbootPath = "/usr/share/qemu/qboot.rom"
+
+// chooseFS returns the transport for the guest's files, and virtiofsd's path
+// for virtiofs. 9p is the default: QEMU serves it itself, unprivileged.
+// virtiofs needs virtiofsd and root (its sandbox makes namespaces, and the
+// read-only binds under it need CAP_SYS_ADMIN).
+func chooseFS(fs string) (string, string, error) {
+	if fs != "virtiofs" {
+		return "9p", "", nil
+	}
+	virtiofsd, err := qemu.FindVirtiofsd("")
+	if err != nil {
+		return "", "", fmt.Errorf("prepare boot: file system virtiofs: %w", err)
+	}
+	if os.Geteuid() != 0 {
+		return "", "", errors.New("prepare boot: file system virtiofs needs root (virtiofsd sandboxes itself in new namespaces); use 9p")
+	}
+	return fs, virtiofsd, nil
+}
 
 // CacheDir returns dir, or the default cache directory when dir is empty,
 // creating it.

@@ -18,7 +18,8 @@ import (
 // RunFloor boots the kernel with the same QEMU flags as a machine but with a
 // trivial init that powers off at once, and returns the wall time from
 // QEMU's start to its exit: the floor no machine can beat.
-func (b *Boot) RunFloor(ctx context.Context, accel qemu.Accel, cacheDir string) (time.Duration, error) {
+// memoryMiB and cpus are the machine's (zero: the defaults).
+func (b *Boot) RunFloor(ctx context.Context, accel qemu.Accel, cacheDir string, memoryMiB, cpus int) (time.Duration, error) {
 	floor, err := initramfs.BuildFloor(cacheDir)
 	if err != nil {
 		return 0, err
@@ -30,6 +31,7 @@ func (b *Boot) RunFloor(ctx context.Context, accel qemu.Accel, cacheDir string) 
 	defer os.RemoveAll(dir)
 	cfg := qemu.Config{
 		Binary: b.QEMU, Accel: accel, Kernel: b.Kernel.Vmlinux, Initrd: floor,
+		MemoryMiB: memoryMiB, CPUs: cpus,
 		Append: strings.Join(kernelArgs, " "), Dir: dir, Firmware: b.Firmware,
 	}
 	start := time.Now()
@@ -73,7 +75,7 @@ func (b *Boot) chooseAccel(cacheDir string) qemu.Accel {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), kvmProbeTimeout)
 	defer cancel()
-	if _, err := b.RunFloor(ctx, a, cacheDir); err != nil {
+	if _, err := b.RunFloor(ctx, a, cacheDir, 0, 0); err != nil {
 		first, _, _ := strings.Cut(err.Error(), "\n")
 		a = qemu.Accel{Name: "tcg", Why: "/dev/kvm is present but a test boot under it failed (" + first + "); software emulation is ~10x slower"}
 	} else {

@@ -55,12 +55,16 @@ func scanHostRoot() ([]string, []agentproto.Symlink) {
 	return hostRoot.dirs, hostRoot.links
 }
 
-// rootLayout returns the 9p shares QEMU exports and the guest's mount plan:
-// the host's root directories read-only under overlays, then the test's own
-// shares, also under overlays so the host never sees a write.
-func rootLayout(extra []Share) ([]qemu.Share, agentproto.BootConfig) {
+// rootLayout returns the shares QEMU exports over fs ("virtiofs", else 9p)
+// and the guest's mount plan: the host's root directories read-only under
+// overlays, then the test's own shares, also under overlays so the host
+// never sees a write.
+func rootLayout(extra []Share, fs string) ([]qemu.Share, agentproto.BootConfig) {
 	dirs, links := scanHostRoot()
-	boot := agentproto.BootConfig{FS: "9p", MSize: msize, Symlinks: links}
+	boot := agentproto.BootConfig{FS: "virtiofs", Symlinks: links}
+	if fs != "virtiofs" {
+		boot.FS, boot.MSize = "9p", msize
+	}
 	var shares []qemu.Share
 	add := func(host, guest, cache string) {
 		tag := fmt.Sprintf("vmlab%d", len(shares))

@@ -350,18 +350,20 @@ func (m *Machine) logf(format string, args ...any) {
 
 // qemuConfig assembles QEMU's configuration and the guest's boot config.
 func (m *Machine) qemuConfig() qemu.Config {
-	shares, boot := rootLayout(m.cfg.Shares)
-	boot.Hostname = m.cfg.Name
 	b := m.cfg.Boot
+	shares, boot := rootLayout(m.cfg.Shares, b.FS)
+	boot.Hostname = m.cfg.Name
 	return qemu.Config{
 		Binary: b.QEMU, Accel: b.Accel,
 		MemoryMiB: m.cfg.MemoryMiB, CPUs: m.cfg.CPUs,
 		Kernel: b.Kernel.Vmlinux, Initrd: b.Initramfs,
-		Append:   strings.Join(append(kernelArgs, boot.Param()), " "),
-		Dir:      m.dir,
-		Shares:   shares,
-		Firmware: b.Firmware,
-		Extra:    m.cfg.ExtraArgs,
+		Append:    strings.Join(append(kernelArgs, boot.Param()), " "),
+		Dir:       m.dir,
+		Shares:    shares,
+		FS:        b.FS,
+		Virtiofsd: b.Virtiofsd,
+		Firmware:  b.Firmware,
+		Extra:     m.cfg.ExtraArgs,
 	}
 }
 

@@ -24,8 +24,13 @@ type Config struct {
 	Kernel, Initrd, Append string
 	// Dir is the machine's private directory (mode 0700) for sockets.
 	Dir string
-	// Shares are host directories exported to the guest over 9p.
+	// Shares are host directories exported to the guest over FS.
 	Shares []Share
+	// FS is the transport of Shares: "virtiofs" (one virtiofsd per share,
+	// started and supervised with QEMU; needs root), or 9p when empty.
+	FS string
+	// Virtiofsd is the virtiofsd executable; empty: FindVirtiofsd.
+	Virtiofsd string
 	// Firmware replaces SeaBIOS when set (qboot boots faster).
 	Firmware string
 	// Extra arguments appended last.
@@ -103,6 +108,18 @@ func (c Config) Args() []string {
 	if c.Firmware != "" {
 		args = append(args, "-bios", c.Firmware)
 	}
+	if c.FS == "virtiofs" {
+		args = append(args, c.virtiofsArgs(mem)...)
+	} else {
+		args = append(args, c.ninepArgs()...)
+	}
+	return append(args, c.Extra...)
+}
+
+// ninepArgs returns the devices for the shares over 9p, served by QEMU
+// itself.
+func (c Config) ninepArgs() []string {
+	var args []string
 	for i, s := range c.Shares {
 		id := fmt.Sprintf("fs%d", i)
 		opts := []string{"local", "id=" + id, "path=" + escape(s.HostPath), "security_model=none", "multidevs=remap"}
@@ -112,7 +129,7 @@ func (c Config) Args() []string {
 		args = append(args, "-fsdev", strings.Join(opts, ","),
 			"-device", "virtio-9p-pci,fsdev="+id+",mount_tag="+s.Tag)
 	}
-	return append(args, c.Extra...)
+	return args
 }
 
 // escape doubles commas, QEMU's way of putting one inside an option value.

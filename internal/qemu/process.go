@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -24,12 +25,18 @@ type Process struct {
 	stderr tail
 	done   chan struct{}
 	err    error
+
+	vfs *virtiofs // the shares' virtiofsd processes; nil over 9p
+	// vfsExited says QEMU was killed because a virtiofsd exited.
+	vfsExited atomic.Bool
 }
 
 // Start starts QEMU for cfg and waits for it to connect its sockets. Console
 // output (the guest's serial port) is copied to console until QEMU exits.
 // QEMU runs in its own process group and is killed if the driver dies
-// (PR_SET_PDEATHSIG), so it never outlives the driver.
+// (PR_SET_PDEATHSIG), so it never outlives the driver. With cfg.FS
+// "virtiofs" the shares' virtiofsd processes start first and are supervised
+// with QEMU: they die with it, and QEMU is killed if one of them exits.
 func Start(ctx context.Context, cfg Config, console io.Writer) (*Process, error) {
 	bin, err := Find(cfg.Binary)
 	if err != nil {
@@ -47,7 +54,13 @@ func Start(ctx context.Context, cfg Config, console io.Writer) (*Process, error)
 	defer agentL.Close()
 
 	p := &Process{done: make(chan struct{})}
+	if cfg.FS == "virtiofs" && len(cfg.Shares) > 0 {
+		if p.vfs, err = startVirtiofs(cfg); err != nil {
+			return nil, err
+		}
+	}
 	if err := p.start(bin, cfg.Args(), console); err != nil {
+		p.vfs.stop()
 		return nil, err
 	}
 	if p.QMP, err = p.accept(ctx, qmpL, "qmp"); err == nil {
@@ -103,17 +116,30 @@ func (p *Process) start(bin string, args []string, console io.Writer) error {
 		outR.Close()
 		close(copied)
 	}()
+	exited := make(chan struct{})
 	go func() {
 		err := p.cmd.Wait()
+		close(exited)
 		<-copied // the console's last lines are in before anyone hears of the exit
 		p.stdin.Close()
+		p.vfs.stop() // they exit when QEMU hangs up; kill any that linger
+		daemons := p.vfs.report(p.vfsExited.Load())
 		if err != nil {
-			err = fmt.Errorf("qemu exited: %w%s", err, p.stderr.String())
+			err = fmt.Errorf("qemu exited: %w%s%s", err, p.stderr.String(), daemons)
 		} else {
-			err = fmt.Errorf("qemu exited%s", p.stderr.String())
+			err = fmt.Errorf("qemu exited%s%s", p.stderr.String(), daemons)
 		}
 		p.err = err
 		close(p.done)
+	}()
+	go func() {
+		// Without its virtiofsd the guest's files hang: end the machine.
+		select {
+		case <-p.vfs.exitedEarly():
+			p.vfsExited.Store(true)
+			p.cmd.Process.Kill()
+		case <-exited:
+		}
 	}()
 	return nil
 }
@@ -164,7 +190,8 @@ func (p *Process) ExitedCleanly() bool {
 	return p.cmd.ProcessState.Success()
 }
 
-// Kill kills QEMU's process group and waits for it to exit. It is idempotent.
+// Kill kills QEMU's process group and waits for it, and its virtiofsd
+// processes, to exit. It is idempotent.
 func (p *Process) Kill() {
 	select {
 	case <-p.done:

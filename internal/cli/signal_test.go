@@ -1,0 +1,90 @@
+package cli
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vmlab/vmlab/internal/vmtest"
+)
+
+// TestDriverDeath checks that no QEMU outlives the driver: on SIGINT and
+// SIGTERM vmlab stops its machines and removes their directories; on SIGKILL
+// the kernel kills QEMU (parent-death signal).
+func TestDriverDeath(t *testing.T) {
+	bin := vmtest.Agent(t) // the static build is the whole vmlab
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGKILL} {
+		t.Run(sig.String(), func(t *testing.T) {
+			tmp := t.TempDir()
+			cmd := exec.Command(bin, "exec", "echo started; sleep 600")
+			cmd.Env = append(os.Environ(), "TMPDIR="+tmp, "VMLAB_AGENT="+bin)
+			stdout, _ := cmd.StdoutPipe()
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer cmd.Process.Kill()
+			line, err := bufio.NewReader(stdout).ReadString('\n')
+			if err != nil || line != "started\n" {
+				t.Fatalf("got %q, %v; want the command's first line", line, err)
+			}
+			qemu := childPids(cmd.Process.Pid)
+			if len(qemu) != 1 {
+				t.Fatalf("got qemu pids %v, want one", qemu)
+			}
+			cmd.Process.Signal(sig)
+			err = cmd.Wait()
+			if err == nil {
+				t.Errorf("vmlab exited 0 after %v", sig)
+			}
+			if !gone(qemu[0], 10*time.Second) {
+				syscall.Kill(qemu[0], syscall.SIGKILL)
+				t.Fatalf("qemu (pid %d) outlived the driver killed by %v", qemu[0], sig)
+			}
+			if sig != syscall.SIGKILL {
+				if left, _ := filepath.Glob(filepath.Join(tmp, "vmlab-*")); len(left) > 0 {
+					t.Errorf("left behind after %v: %v", sig, left)
+				}
+			}
+		})
+	}
+}
+
+// childPids returns the pids whose parent is pid.
+func childPids(pid int) []int {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	var pids []int
+	for _, s := range stats {
+		b, err := os.ReadFile(s)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...; comm may hold spaces, so cut at ')'.
+		fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
+			p, _ := strconv.Atoi(filepath.Base(filepath.Dir(s)))
+			pids = append(pids, p)
+		}
+	}
+	return pids
+}
+
+// gone waits until pid has exited, on a pidfd: it becomes readable when the
+// process exits.
+func gone(pid int, timeout time.Duration) bool {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return true // no such process
+	}
+	defer unix.Close(fd)
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	n, err := unix.Poll(fds, int(timeout.Milliseconds()))
+	return err == nil && n == 1
+}

@@ -1,0 +1,288 @@
+package qemu
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// virtiofsdPaths are where distributions install virtiofsd: QEMU's C daemon
+// on Debian 12 and Ubuntu 22.04 (package qemu-system-common), the Rust one on
+// Fedora and Debian 13.
+var virtiofsdPaths = []string{"/usr/lib/qemu/virtiofsd", "/usr/libexec/virtiofsd"}
+
+// ErrNoVirtiofsd says virtiofsd is not installed.
+var ErrNoVirtiofsd = errors.New("virtiofsd not found (Debian 12: /usr/lib/qemu/virtiofsd from qemu-system-common; elsewhere: the virtiofsd package)")
+
+// FindVirtiofsd returns virtiofsd: path when set (it must exist), else the
+// first of the usual places that exists, else virtiofsd from PATH.
+func FindVirtiofsd(path string) (string, error) {
+	if path != "" {
+		if _, err := os.Stat(path); err != nil {
+			return "", fmt.Errorf("find virtiofsd: %w", err)
+		}
+		return path, nil
+	}
+	for _, p := range virtiofsdPaths {
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	if p, err := exec.LookPath("virtiofsd"); err == nil {
+		return p, nil
+	}
+	return "", ErrNoVirtiofsd
+}
+
+// virtiofsSocket is the vhost-user socket of share i, in Dir.
+func (c Config) virtiofsSocket(i int) string {
+	return filepath.Join(c.Dir, fmt.Sprintf("vfs%d.sock", i))
+}
+
+// virtiofsArgs returns the devices for the shares over virtiofs. vhost-user
+// needs the guest's RAM in memory that virtiofsd can map, hence the shared
+// memfd backend (one NUMA node, the machine's whole memory).
+func (c Config) virtiofsArgs(memMiB int) []string {
+	if len(c.Shares) == 0 {
+		return nil
+	}
+	args := []string{
+		"-object", fmt.Sprintf("memory-backend-memfd,id=mem,size=%dM,share=on", memMiB),
+		"-numa", "node,memdev=mem",
+	}
+	for i, s := range c.Shares {
+		id := fmt.Sprintf("vfs%d", i)
+		args = append(args,
+			"-chardev", "socket,id="+id+",path="+escape(c.virtiofsSocket(i)),
+			"-device", "vhost-user-fs-pci,chardev="+id+",tag="+s.Tag)
+	}
+	return args
+}
+
+// virtiofsdArgs returns the arguments of the virtiofsd serving share on the
+// listening socket passed as fd 3. The sandbox (its default) puts it in its
+// own mount, PID and network namespaces, pivoted into the shared directory,
+// under seccomp; cache=auto lets the guest cache until it reopens a file.
+// log_level=warn: at info it logs every connection, which would crowd its
+// real errors out of the stderr tail.
+func virtiofsdArgs(s Share) []string {
+	return []string{
+		"--fd=3", "-o", "source=" + fuseEscape.Replace(s.HostPath), "-o", "cache=auto",
+		"-o", "sandbox=namespace", "-o", "log_level=warn",
+	}
+}
+
+// fuseEscape quotes a value in virtiofsd's FUSE-style -o list, which splits
+// at commas unless a backslash escapes them.
+var fuseEscape = strings.NewReplacer(`\`, `\\`, ",", `\,`)
+
+// virtiofs is the virtiofsd processes serving one QEMU's shares, one each.
+//
+// QEMU's C virtiofsd has no read-only option, so a read-only share is made
+// read-only below it: the daemons are started from an OS thread that has its
+// own mount namespace, in which the share is a recursive bind mount of itself
+// marked read-only (mount_setattr, Linux 5.12). A daemon inherits that
+// namespace, its sandbox bind-mounts the source again (a bind keeps the
+// read-only flag) and it keeps no CAP_SYS_ADMIN to undo it: every write the
+// guest sends fails with EROFS on the host. The host's own mounts never see
+// these binds (the namespace's mounts are private).
+//
+// PR_SET_PDEATHSIG fires when the thread that started a process ends, not
+// the driver, so that thread is kept, blocked, until every daemon has exited.
+type virtiofs struct {
+	daemons []*daemon
+	exited  chan struct{} // closed when the first daemon exits
+	first   *daemon       // the first to exit, set before exited is closed
+	done    chan struct{} // closed when all have exited
+}
+
+// daemon is one virtiofsd.
+type daemon struct {
+	share  Share
+	cmd    *exec.Cmd
+	stderr tail
+	done   chan struct{} // closed when cmd.Wait has returned; err is set
+	err    error
+}
+
+// startVirtiofs starts a virtiofsd for each share of cfg. Each gets a socket
+// that listens before it starts, so QEMU can connect at once and nothing
+// polls for the socket to appear.
+func startVirtiofs(cfg Config) (*virtiofs, error) {
+	bin, err := FindVirtiofsd(cfg.Virtiofsd)
+	if err != nil {
+		return nil, err
+	}
+	var socks []*os.File
+	defer func() {
+		for _, s := range socks {
+			s.Close() // each daemon holds its own copy
+		}
+	}()
+	for i := range cfg.Shares {
+		s, err := listenFile(cfg.virtiofsSocket(i))
+		if err != nil {
+			return nil, err
+		}
+		socks = append(socks, s)
+	}
+	v := &virtiofs{exited: make(chan struct{}), done: make(chan struct{})}
+	started := make(chan error)
+	go v.run(bin, cfg.Shares, socks, started)
+	if err := <-started; err != nil {
+		<-v.done
+		return nil, err
+	}
+	return v, nil
+}
+
+// listenFile returns a blocking listening unix socket on path, as a file to
+// hand to a child. It stays on disk after the driver closes its copy; the
+// machine's directory is removed with the machine.
+func listenFile(path string) (*os.File, error) {
+	os.Remove(path)
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	f := os.NewFile(uintptr(fd), path)
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("restrict %s: %w", path, err)
+	}
+	if err := unix.Listen(fd, 1); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// run starts the daemons from a locked OS thread in a private mount
+// namespace, reports on started, and returns (ending the thread) once all
+// have exited.
+func (v *virtiofs) run(bin string, shares []Share, socks []*os.File, started chan<- error) {
+	defer close(v.done)
+	// Never unlocked: the thread's mount namespace is not the process's,
+	// so Go must not run other goroutines on it; it ends when run returns.
+	runtime.LockOSThread()
+	err := readOnlyBinds(shares)
+	for i := 0; err == nil && i < len(shares); i++ {
+		err = v.start(bin, shares[i], socks[i])
+	}
+	if err != nil {
+		v.kill()
+	}
+	started <- err
+	var once sync.Once
+	var wg sync.WaitGroup
+	for _, d := range v.daemons {
+		wg.Go(func() {
+			d.err = d.cmd.Wait()
+			close(d.done)
+			once.Do(func() {
+				v.first = d
+				close(v.exited)
+			})
+		})
+	}
+	wg.Wait()
+}
+
+// readOnlyBinds moves the calling thread into a new mount namespace in which
+// every read-only share is a read-only bind mount of itself.
+func readOnlyBinds(shares []Share) error {
+	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+		return fmt.Errorf("create mount namespace for virtiofsd: %w", err)
+	}
+	// Private first, or the binds would propagate to the host's namespace.
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("make mounts private for virtiofsd: %w", err)
+	}
+	for _, s := range shares {
+		if !s.ReadOnly {
+			continue
+		}
+		if err := unix.Mount(s.HostPath, s.HostPath, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("bind %s for virtiofsd: %w", s.HostPath, err)
+		}
+		attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
+		if err := unix.MountSetattr(unix.AT_FDCWD, s.HostPath, unix.AT_RECURSIVE, attr); err != nil {
+			return fmt.Errorf("make %s read-only for virtiofsd: %w", s.HostPath, err)
+		}
+	}
+	return nil
+}
+
+// start starts the daemon for share on sock, in its own process group, killed
+// when this thread ends.
+func (v *virtiofs) start(bin string, share Share, sock *os.File) error {
+	d := &daemon{share: share, done: make(chan struct{})}
+	d.cmd = exec.Command(bin, virtiofsdArgs(share)...)
+	d.cmd.ExtraFiles = []*os.File{sock}
+	d.cmd.Stderr = &d.stderr
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := d.cmd.Start(); err != nil {
+		return fmt.Errorf("start virtiofsd for %s: %w", share.HostPath, err)
+	}
+	v.daemons = append(v.daemons, d)
+	return nil
+}
+
+// kill kills every daemon still running, with its sandbox child.
+func (v *virtiofs) kill() {
+	for _, d := range v.daemons {
+		select {
+		case <-d.done:
+		default:
+			syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+		}
+	}
+}
+
+// stop kills the daemons and waits for them. A nil *virtiofs has none.
+func (v *virtiofs) stop() {
+	if v == nil {
+		return
+	}
+	v.kill()
+	<-v.done
+}
+
+// exitedEarly is closed when a daemon exits; nil (never ready) without any.
+func (v *virtiofs) exitedEarly() <-chan struct{} {
+	if v == nil {
+		return nil
+	}
+	return v.exited
+}
+
+// report describes the daemons for QEMU's exit error, once all have exited:
+// the first to exit when that is what ended QEMU (early), and any that wrote
+// to stderr. It is "" when there is nothing to say.
+func (v *virtiofs) report(early bool) string {
+	if v == nil {
+		return ""
+	}
+	<-v.done
+	var b strings.Builder
+	for _, d := range v.daemons {
+		if d == v.first && early {
+			fmt.Fprintf(&b, "\nvirtiofsd for %s exited while qemu ran (%v)%s", d.share.HostPath, d.err, d.stderr.String())
+		} else if s := d.stderr.String(); s != "" {
+			fmt.Fprintf(&b, "\nvirtiofsd for %s (%v)%s", d.share.HostPath, d.err, s)
+		}
+	}
+	return b.String()
+}
