@@ -24,7 +24,7 @@ func (b *Boot) RunFloor(ctx context.Context, accel qemu.Accel, cacheDir string, 
 	if err != nil {
 		return 0, err
 	}
-	dir, err := os.MkdirTemp("", "vmlab-floor-")
+	dir, err := makeTempDir("vmlab-floor-")
 	if err != nil {
 		return 0, fmt.Errorf("run floor boot: %w", err)
 	}

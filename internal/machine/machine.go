@@ -95,7 +95,7 @@ func New(cfg Config) (*Machine, error) {
 	}
 	m := &Machine{cfg: cfg, dir: cfg.Dir}
 	if m.dir == "" {
-		dir, err := os.MkdirTemp("", "vmlab-"+cfg.Name+"-")
+		dir, err := makeTempDir("vmlab-" + cfg.Name + "-")
 		if err != nil {
 			return nil, fmt.Errorf("new machine %s: %w", cfg.Name, err)
 		}
