@@ -168,6 +168,14 @@ func (s *server) handle(ctx context.Context, id uint32, req agentproto.Request, 
 		return copyIn(req.Path, in)
 	case req.Op == agentproto.OpCopyOut && req.Path != "":
 		return s.copyOut(id, req.Path)
+	case req.Op == agentproto.OpNetwork && req.Net != nil:
+		if os.Getpid() != 1 {
+			return agentproto.Result{Error: "network requests are served only inside a guest"}
+		}
+		if err := configureNetwork(req.Net); err != nil {
+			return agentproto.Result{Error: err.Error()}
+		}
+		return agentproto.Result{}
 	case req.Op == agentproto.OpPowerOff, req.Op == agentproto.OpReboot:
 		if os.Getpid() != 1 {
 			return agentproto.Result{Error: "power requests are served only inside a guest"}

@@ -256,8 +256,13 @@ func (c *Client) Wait(ctx context.Context, w agentproto.Wait) (agentproto.Result
 // Power asks the agent to power off or reboot the guest. It returns when the
 // agent has accepted; the machine goes down right after.
 func (c *Client) Power(ctx context.Context, op agentproto.Op) error {
+	return c.do(ctx, agentproto.Request{Op: op})
+}
+
+// do sends a request that carries no data and waits for its result.
+func (c *Client) do(ctx context.Context, req agentproto.Request) error {
 	cl := &call{}
-	id, err := c.start(agentproto.Request{Op: op}, cl)
+	id, err := c.start(req, cl)
 	if err != nil {
 		return err
 	}
@@ -318,4 +323,9 @@ func (c *Client) CopyOut(ctx context.Context, src, dst string) error {
 		return errors.New(res.Error)
 	}
 	return uerr
+}
+
+// Network configures the guest's NICs and /etc/hosts.
+func (c *Client) Network(ctx context.Context, n agentproto.Network) error {
+	return c.do(ctx, agentproto.Request{Op: agentproto.OpNetwork, Net: &n})
 }

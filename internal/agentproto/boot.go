@@ -26,6 +26,28 @@ type BootConfig struct {
 	MSize int `json:"msize,omitempty"`
 }
 
+// Network is what OpNetwork configures: the NICs and /etc/hosts. It travels
+// as a request after the agent's hello rather than on the kernel command
+// line, whose 2048 bytes could not hold the hosts of a large test.
+type Network struct {
+	Interfaces []Interface `json:"ifs,omitempty"`
+	// Hosts are the names /etc/hosts maps, besides localhost.
+	Hosts []HostEntry `json:"hosts,omitempty"`
+}
+
+// Interface is a NIC to configure: found by MAC, named and addressed.
+type Interface struct {
+	MAC   string   `json:"mac"`
+	Name  string   `json:"name"`  // eth1, eth2, ...
+	Addrs []string `json:"addrs"` // CIDR prefixes: 192.168.1.2/24, 2001:db8:1::2/64
+}
+
+// HostEntry maps a machine name to its addresses in /etc/hosts.
+type HostEntry struct {
+	Name  string   `json:"name"`
+	Addrs []string `json:"addrs"`
+}
+
 // Mount is a host directory shared into the guest.
 type Mount struct {
 	Tag  string `json:"tag"`  // the device's mount tag

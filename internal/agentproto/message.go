@@ -39,14 +39,16 @@ const (
 	OpCopyOut  Op = "copy-out" // agent sends Path as a tar stream in Data frames
 	OpPowerOff Op = "poweroff" // stop all processes, sync, power off
 	OpReboot   Op = "reboot"   // the same, then reboot
+	OpNetwork  Op = "network"  // configure NICs and /etc/hosts: Network
 )
 
 // Request opens a stream. Exactly one of the op's fields is set.
 type Request struct {
-	Op   Op     `json:"op"`
-	Exec *Exec  `json:"exec,omitempty"`
-	Wait *Wait  `json:"wait,omitempty"`
-	Path string `json:"path,omitempty"` // copy-in destination, copy-out source
+	Op   Op       `json:"op"`
+	Exec *Exec    `json:"exec,omitempty"`
+	Wait *Wait    `json:"wait,omitempty"`
+	Net  *Network `json:"net,omitempty"`
+	Path string   `json:"path,omitempty"` // copy-in destination, copy-out source
 }
 
 // Exec runs Command with /bin/sh -c in its own process group.

@@ -1,0 +1,175 @@
+package agent
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vmlab/vmlab/internal/agentproto"
+)
+
+// configureNetwork names the NICs the host described (found by MAC address),
+// gives them their addresses, brings them up and writes /etc/hosts. It uses
+// ioctls rather than netlink: a handful of calls, no dependency.
+func configureNetwork(cfg *agentproto.Network) error {
+	if len(cfg.Interfaces) == 0 && len(cfg.Hosts) == 0 {
+		return nil
+	}
+	// Duplicate address detection holds IPv6 addresses back for a second or
+	// more; on a private test network there is nothing to detect.
+	for _, f := range []string{"all", "default"} {
+		os.WriteFile("/proc/sys/net/ipv6/conf/"+f+"/accept_dad", []byte("0"), 0o644)
+	}
+	byMAC, err := interfacesByMAC()
+	if err != nil {
+		return err
+	}
+	for _, ifc := range cfg.Interfaces {
+		current, ok := byMAC[strings.ToLower(ifc.MAC)]
+		if !ok {
+			return fmt.Errorf("configure %s: no NIC with MAC %s (have %v)", ifc.Name, ifc.MAC, byMAC)
+		}
+		if err := configureInterface(current, ifc); err != nil {
+			return err
+		}
+	}
+	return writeHosts(cfg.Hosts)
+}
+
+func interfacesByMAC() (map[string]string, error) {
+	links, err := filepath.Glob("/sys/class/net/*/address")
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[string]string)
+	for _, l := range links {
+		b, err := os.ReadFile(l)
+		if err == nil {
+			m[strings.TrimSpace(string(b))] = filepath.Base(filepath.Dir(l))
+		}
+	}
+	return m, nil
+}
+
+func configureInterface(current string, ifc agentproto.Interface) error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("configure %s: %w", ifc.Name, err)
+	}
+	defer unix.Close(fd)
+	if current != ifc.Name {
+		if err := rename(fd, current, ifc.Name); err != nil {
+			return err
+		}
+	}
+	if err := setFlags(fd, ifc.Name, unix.IFF_UP); err != nil {
+		return err
+	}
+	for _, a := range ifc.Addrs {
+		p, err := netip.ParsePrefix(a)
+		if err != nil {
+			return fmt.Errorf("configure %s: address %q: %w", ifc.Name, a, err)
+		}
+		if p.Addr().Is4() {
+			err = addIPv4(fd, ifc.Name, p)
+		} else {
+			err = addIPv6(ifc.Name, p)
+		}
+		if err != nil {
+			return fmt.Errorf("configure %s: add %s: %w", ifc.Name, a, err)
+		}
+	}
+	return nil
+}
+
+// rename renames a link (it must be down, as a fresh NIC is).
+func rename(fd int, from, to string) error {
+	var req struct {
+		name, newName [unix.IFNAMSIZ]byte
+		_             [8]byte
+	}
+	copy(req.name[:], from)
+	copy(req.newName[:], to)
+	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCSIFNAME, uintptr(unsafe.Pointer(&req))); errno != 0 {
+		return fmt.Errorf("rename %s to %s: %w", from, to, errno)
+	}
+	return nil
+}
+
+func setFlags(fd int, name string, flags uint16) error {
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return fmt.Errorf("bring up %s: %w", name, err)
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("bring up %s: %w", name, err)
+	}
+	ifr.SetUint16(ifr.Uint16() | flags)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("bring up %s: %w", name, err)
+	}
+	return nil
+}
+
+func addIPv4(fd int, name string, p netip.Prefix) error {
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return err
+	}
+	addr := p.Addr().As4()
+	if err := ifr.SetInet4Addr(addr[:]); err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFADDR, ifr); err != nil {
+		return err
+	}
+	mask := net.CIDRMask(p.Bits(), 32)
+	if err := ifr.SetInet4Addr(mask); err != nil {
+		return err
+	}
+	return unix.IoctlIfreq(fd, unix.SIOCSIFNETMASK, ifr)
+}
+
+// addIPv6 adds an address with SIOCSIFADDR on an AF_INET6 socket, which
+// takes a struct in6_ifreq.
+func addIPv6(name string, p netip.Prefix) error {
+	ifi, err := net.InterfaceByName(name)
+	if err != nil {
+		return err
+	}
+	fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	req := struct {
+		addr      [16]byte
+		prefixLen uint32
+		ifindex   int32
+	}{addr: p.Addr().As16(), prefixLen: uint32(p.Bits()), ifindex: int32(ifi.Index)}
+	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCSIFADDR, uintptr(unsafe.Pointer(&req))); errno != 0 {
+		return errno
+	}
+	return nil
+}
+
+// writeHosts writes /etc/hosts: localhost, then the test's machines.
+func writeHosts(hosts []agentproto.HostEntry) error {
+	var b strings.Builder
+	b.WriteString("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+	for _, h := range hosts {
+		for _, a := range h.Addrs {
+			fmt.Fprintf(&b, "%s\t%s\n", a, h.Name)
+		}
+	}
+	if err := os.WriteFile("/etc/hosts", []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("write /etc/hosts: %w", err)
+	}
+	return nil
+}
