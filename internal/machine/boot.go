@@ -44,7 +44,8 @@ type BootOptions struct {
 	// else KVM when a test boot under it works (cached), else TCG.
 	Accel string
 	// FS forces the transport of the guest's root and shares ("9p" or
-	// "virtiofs"); empty: $VMLAB_FS, else the default (chooseFS).
+	// "virtiofs", which needs virtiofsd and root); empty: $VMLAB_FS, else
+	// virtiofs where it works in full, 9p elsewhere (see chooseFS).
 	FS string
 }
 
@@ -130,22 +131,34 @@ func PrepareBoot(opts BootOptions) (*Boot, error) {
 
 const qbootPath = "/usr/share/qemu/qboot.rom"
 
-// chooseFS returns the transport for the guest's files, and virtiofsd's path
-// for virtiofs. 9p is the default: QEMU serves it itself, unprivileged.
+// chooseFS returns the transport for the guest's files, fs or the default
+// when fs is empty, and virtiofsd's path for virtiofs.
+//
 // virtiofs needs virtiofsd and root (its sandbox makes namespaces, and the
-// read-only binds under it need CAP_SYS_ADMIN).
+// read-only binds under it need CAP_SYS_ADMIN). The default is virtiofs where
+// it also can hold a descriptor for every file the guest looks up
+// (qemu.CheckVirtiofsdFiles), 9p elsewhere. Measured under TCG, three boots
+// each: boot 2.02 s against 2.09 s (medians), a cold find of /usr/include
+// (7,911 files) 1.0 s against 2.1 s, reading 2,000 files of /usr/share/doc
+// 3.6 s against 5.5 s, Succeed("true") 12-15 ms against 16 ms.
 func chooseFS(fs string) (string, string, error) {
-	if fs != "virtiofs" {
-		return "9p", "", nil
+	if fs == "9p" {
+		return fs, "", nil
 	}
 	virtiofsd, err := qemu.FindVirtiofsd("")
-	if err != nil {
-		return "", "", fmt.Errorf("prepare boot: file system virtiofs: %w", err)
+	if err == nil && os.Geteuid() != 0 {
+		err = errors.New("virtiofs needs root (virtiofsd sandboxes itself in new namespaces)")
 	}
-	if os.Geteuid() != 0 {
-		return "", "", errors.New("prepare boot: file system virtiofs needs root (virtiofsd sandboxes itself in new namespaces); use 9p")
+	if err == nil && fs == "" {
+		err = qemu.CheckVirtiofsdFiles()
 	}
-	return fs, virtiofsd, nil
+	switch {
+	case err == nil:
+		return "virtiofs", virtiofsd, nil
+	case fs == "":
+		return "9p", "", nil
+	}
+	return "", "", fmt.Errorf("prepare boot: file system virtiofs: %w; use 9p", err)
 }
 
 // CacheDir returns dir, or the default cache directory when dir is empty,

@@ -26,6 +26,7 @@ func TestPrepareBootErrors(t *testing.T) {
 		{"missing kernel", machine.BootOptions{Kernel: "/nonexistent/vmlinuz"}, []string{"/nonexistent/vmlinuz"}},
 		{"not a kernel", machine.BootOptions{Kernel: fakeKernel, Modules: dir}, []string{fakeKernel}},
 		{"bad accelerator", machine.BootOptions{Accel: "hvf", Agent: notELF}, []string{"hvf"}},
+		{"bad file system", machine.BootOptions{FS: "nfs", Agent: notELF}, []string{"nfs", "9p or virtiofs"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -66,18 +66,23 @@ func rootLayout(extra []Share, fs string) ([]qemu.Share, agentproto.BootConfig) 
 		boot.FS, boot.MSize = "9p", msize
 	}
 	var shares []qemu.Share
-	add := func(host, guest, cache string) {
+	add := func(host, guest string, static bool) {
 		tag := fmt.Sprintf("vmlab%d", len(shares))
-		shares = append(shares, qemu.Share{Tag: tag, HostPath: host, ReadOnly: true})
+		cache := "mmap"
+		if static {
+			cache = "loose"
+		}
+		shares = append(shares, qemu.Share{Tag: tag, HostPath: host, ReadOnly: true, Static: static})
 		boot.Mounts = append(boot.Mounts, agentproto.Mount{Tag: tag, Path: guest, Overlay: true, Cache: cache})
 	}
 	for _, d := range dirs {
 		// The host's system directories do not change during a test:
-		// cache them in the guest (loose) and save a round trip per lookup.
-		add("/"+d, "/"+d, "loose")
+		// cache them in the guest (9p loose, virtiofs always) and save a
+		// round trip per lookup.
+		add("/"+d, "/"+d, true)
 	}
 	for _, s := range extra {
-		add(filepath.Clean(s.HostPath), filepath.Clean(s.GuestPath), "mmap")
+		add(filepath.Clean(s.HostPath), filepath.Clean(s.GuestPath), false)
 	}
 	return shares, boot
 }

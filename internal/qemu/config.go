@@ -42,6 +42,11 @@ type Share struct {
 	Tag      string
 	HostPath string
 	ReadOnly bool
+	// Static says the tree does not change while the machine runs, so the
+	// guest may cache it without asking again. Over virtiofs that is
+	// virtiofsd's cache=always (else auto); 9p's equivalent, cache=loose, is
+	// a guest mount option.
+	Static bool
 }
 
 // Socket paths in Dir. QEMU connects to them as a client; the driver listens

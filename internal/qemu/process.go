@@ -135,7 +135,7 @@ func (p *Process) start(bin string, args []string, console io.Writer) error {
 	go func() {
 		// Without its virtiofsd the guest's files hang: end the machine.
 		select {
-		case <-p.vfs.exitedEarly():
+		case <-p.vfs.anyExited():
 			p.vfsExited.Store(true)
 			p.cmd.Process.Kill()
 		case <-exited:

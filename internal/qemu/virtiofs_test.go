@@ -66,14 +66,22 @@ func TestVirtiofsArgs(t *testing.T) {
 }
 
 func TestVirtiofsdArgs(t *testing.T) {
-	tests := []struct{ path, want string }{
-		{"/usr", "source=/usr"},
-		{`/srv/a,b\c`, `source=/srv/a\,b\\c`}, // FUSE's -o list splits at commas
+	tests := []struct {
+		name  string
+		share Share
+		want  []string
+	}{
+		{"static", Share{HostPath: "/usr", Static: true}, []string{"--fd=3", "source=/usr", "cache=always"}},
+		{"may change", Share{HostPath: "/srv"}, []string{"source=/srv", "cache=auto"}},
+		// FUSE's -o list splits at commas.
+		{"comma", Share{HostPath: `/srv/a,b\c`}, []string{`source=/srv/a\,b\\c`}},
 	}
 	for _, tt := range tests {
-		args := virtiofsdArgs(Share{HostPath: tt.path})
-		if !slices.Contains(args, tt.want) || !slices.Contains(args, "--fd=3") {
-			t.Errorf("virtiofsdArgs(%q) = %q, want %q and --fd=3", tt.path, args, tt.want)
+		args := virtiofsdArgs(tt.share)
+		for _, w := range tt.want {
+			if !slices.Contains(args, w) {
+				t.Errorf("%s: virtiofsdArgs(%+v) = %q, want %q among them", tt.name, tt.share, args, w)
+			}
 		}
 	}
 }
