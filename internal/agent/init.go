@@ -3,9 +3,11 @@ package agent
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -67,32 +69,79 @@ func mountEarly() error {
 }
 
 // loadModules loads the modules listed in dir/order, dependencies first (the
-// host wrote them in that order).
+// host wrote them in that order), and keeps dir open in initramfsModules.
 func loadModules(dir string) error {
-	order, err := os.ReadFile(filepath.Join(dir, "order"))
+	d, err := os.Open(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
+		return fmt.Errorf("open module directory: %w", err)
+	}
+	initramfsModules = d
+	order, err := readAt(d, "order")
+	if err != nil {
 		return fmt.Errorf("read module list: %w", err)
 	}
 	for _, name := range strings.Fields(string(order)) {
-		if err := loadModule(filepath.Join(dir, name)); err != nil {
+		if err := loadModuleAt(d, name); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func loadModule(path string) error {
-	f, err := os.Open(path)
+// initramfsModules is the initramfs's /modules, held open across the root
+// switch (which hides the initramfs) for the modules loaded on demand; nil
+// outside a guest.
+var initramfsModules *os.File
+
+var lazyOnce struct {
+	sync.Once
+	err error
+}
+
+// loadLazyModules loads the modules the initramfs lists in /modules/lazy,
+// once.
+func loadLazyModules() error {
+	lazyOnce.Do(func() {
+		if initramfsModules == nil {
+			lazyOnce.err = errors.New("load modules: the initramfs is not available")
+			return
+		}
+		list, err := readAt(initramfsModules, "lazy")
+		if err != nil {
+			lazyOnce.err = fmt.Errorf("read lazy module list: %w", err)
+			return
+		}
+		for _, name := range strings.Fields(string(list)) {
+			if err := loadModuleAt(initramfsModules, name); err != nil {
+				lazyOnce.err = err
+				return
+			}
+		}
+	})
+	return lazyOnce.err
+}
+
+func readAt(dir *os.File, name string) ([]byte, error) {
+	fd, err := unix.Openat(int(dir.Fd()), name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("load module %s: %w", path, err)
+		return nil, err
 	}
+	f := os.NewFile(uintptr(fd), name)
 	defer f.Close()
-	err = unix.FinitModule(int(f.Fd()), "", 0)
-	if err != nil && !errors.Is(err, unix.EEXIST) {
-		return fmt.Errorf("load module %s: %w", path, err)
+	return io.ReadAll(f)
+}
+
+func loadModuleAt(dir *os.File, name string) error {
+	fd, err := unix.Openat(int(dir.Fd()), name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("load module %s: %w", name, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.FinitModule(fd, "", 0); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("load module %s: %w", name, err)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -26,20 +27,40 @@ func configureNetwork(cfg *agentproto.Network) error {
 	for _, f := range []string{"all", "default"} {
 		os.WriteFile("/proc/sys/net/ipv6/conf/"+f+"/accept_dad", []byte("0"), 0o644)
 	}
-	byMAC, err := interfacesByMAC()
-	if err != nil {
-		return err
+	if len(cfg.Interfaces) > 0 {
+		if err := loadLazyModules(); err != nil {
+			return err
+		}
 	}
 	for _, ifc := range cfg.Interfaces {
-		current, ok := byMAC[strings.ToLower(ifc.MAC)]
-		if !ok {
-			return fmt.Errorf("configure %s: no NIC with MAC %s (have %v)", ifc.Name, ifc.MAC, byMAC)
+		current, err := findNIC(ifc.MAC, 10*time.Second)
+		if err != nil {
+			return fmt.Errorf("configure %s: %w", ifc.Name, err)
 		}
 		if err := configureInterface(current, ifc); err != nil {
 			return err
 		}
 	}
 	return writeHosts(cfg.Hosts)
+}
+
+// findNIC returns the name of the link with the MAC address. Links appear
+// shortly after virtio_net loads; they are looked for every millisecond.
+func findNIC(mac string, timeout time.Duration) (string, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		byMAC, err := interfacesByMAC()
+		if err != nil {
+			return "", err
+		}
+		if name, ok := byMAC[strings.ToLower(mac)]; ok {
+			return name, nil
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("no NIC with MAC %s after %v (have %v)", mac, timeout, byMAC)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 func interfacesByMAC() (map[string]string, error) {

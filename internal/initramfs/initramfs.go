@@ -28,6 +28,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -42,11 +43,16 @@ type Spec struct {
 	// off for a kernel built with CONFIG_MODULE_SIG_FORCE, which refuses
 	// unsigned modules.
 	StripSignatures bool
+	// Lazy are modules included with their dependencies but not loaded at
+	// boot: they are listed, in load order, in /modules/lazy (less what
+	// Modules already brings), for the agent to load when a machine needs
+	// them (virtio_net, only for machines on a network).
+	Lazy []string
 }
 
 // formatVersion goes into every cache key: change it whenever the layout or
 // the cpio writer changes, so that archives built the old way are not reused.
-const formatVersion = "vmlab-initramfs-2"
+const formatVersion = "vmlab-initramfs-3"
 
 // mountPoints are the empty directories the agent mounts things on.
 var mountPoints = []string{"dev", "proc", "sys", "run", "tmp", "newroot"}
@@ -78,6 +84,7 @@ type inputs struct {
 	strip   bool
 	init    []byte
 	modules []Module
+	lazy    []bool   // modules[i] is loaded on demand
 	raw     [][]byte // module files as stored, possibly compressed
 }
 
@@ -96,8 +103,23 @@ func (s Spec) load() (*inputs, error) {
 	if s.ModulesDir == "" {
 		return in, nil
 	}
-	if in.modules, err = Closure(s.ModulesDir, s.Modules); err != nil {
+	base, err := Closure(s.ModulesDir, s.Modules)
+	if err != nil {
 		return nil, err
+	}
+	in.modules = base
+	in.lazy = make([]bool, len(base))
+	if len(s.Lazy) > 0 {
+		all, err := Closure(s.ModulesDir, append(slices.Clone(s.Modules), s.Lazy...))
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range all {
+			if !slices.ContainsFunc(base, func(b Module) bool { return b.Name == m.Name }) {
+				in.modules = append(in.modules, m)
+				in.lazy = append(in.lazy, true)
+			}
+		}
 	}
 	for _, m := range in.modules {
 		data, err := os.ReadFile(m.Path)
@@ -134,7 +156,7 @@ func (in *inputs) key() string {
 	fmt.Fprintf(h, "%s\nstrip %v\ninit %d\n", formatVersion, in.strip, len(in.init))
 	h.Write(in.init)
 	for i, m := range in.modules {
-		fmt.Fprintf(h, "module %s %s %d\n", m.Name, m.FileName(), len(in.raw[i]))
+		fmt.Fprintf(h, "module %s %s %d lazy=%v\n", m.Name, m.FileName(), len(in.raw[i]), in.lazy[i])
 		h.Write(in.raw[i])
 	}
 	return hex.EncodeToString(h.Sum(nil))
@@ -153,7 +175,7 @@ func (in *inputs) write(w io.Writer) error {
 	cw.CharDev("dev/console", 0o600, 5, 1)
 	cw.File("init", 0o755, in.init)
 	cw.Dir("modules", 0o755)
-	var order strings.Builder
+	var order, lazy strings.Builder
 	for i, m := range in.modules {
 		data, err := plainModule(m, in.raw[i])
 		if err != nil {
@@ -163,9 +185,14 @@ func (in *inputs) write(w io.Writer) error {
 			data = stripSignature(data)
 		}
 		cw.File("modules/"+m.FileName(), 0o644, data)
-		order.WriteString(m.FileName() + "\n")
+		if in.lazy[i] {
+			lazy.WriteString(m.FileName() + "\n")
+		} else {
+			order.WriteString(m.FileName() + "\n")
+		}
 	}
 	cw.File("modules/order", 0o644, []byte(order.String()))
+	cw.File("modules/lazy", 0o644, []byte(lazy.String()))
 	return cw.Close()
 }
 

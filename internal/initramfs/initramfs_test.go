@@ -241,3 +241,28 @@ func TestBuildErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestBuildLazy(t *testing.T) {
+	spec := Spec{
+		Init:       writeInit(t, floorInit()),
+		ModulesDir: compressedTree(t),
+		Modules:    []string{"virtio_pci"},
+		Lazy:       []string{"virtio-rng", "overlay"},
+	}
+	path, err := Build(spec, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := readBuilt(t, path)
+	wantOrder := "virtio_ring.ko\nvirtio.ko\nvirtio_pci_modern_dev.ko\nvirtio_pci_legacy_dev.ko\nvirtio_pci.ko\n"
+	wantLazy := "virtio-rng.ko\noverlay.ko\n" // virtio and virtio_ring come at boot already
+	if got := string(files["modules/order"].data); got != wantOrder {
+		t.Errorf("got modules/order %q, want %q", got, wantOrder)
+	}
+	if got := string(files["modules/lazy"].data); got != wantLazy {
+		t.Errorf("got modules/lazy %q, want %q", got, wantLazy)
+	}
+	if _, ok := files["modules/overlay.ko"]; !ok {
+		t.Error("the lazy module is not in the archive")
+	}
+}

@@ -107,6 +107,7 @@ func PrepareBoot(opts BootOptions) (*Boot, error) {
 	}
 	b.Initramfs, err = initramfs.Build(initramfs.Spec{
 		Init: agentBin, ModulesDir: b.Kernel.Modules, Modules: guestModules[b.FS],
+		Lazy:            []string{"virtio_net"},
 		StripSignatures: !forcesSignatures(b.Kernel.Version),
 	}, cache)
 	if err != nil {

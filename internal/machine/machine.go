@@ -49,6 +49,14 @@ type Config struct {
 	// BootTimeout bounds the wait for the agent when nothing else ends a
 	// boot sooner; zero: 12 s, scaled for the accelerator (60 s under TCG).
 	BootTimeout time.Duration
+	// NICs are the machine's cards on the lab's virtual switches (package
+	// lab makes them); the machine owns their files and closes them.
+	NICs []NIC
+	// Hosts are written to the guest's /etc/hosts.
+	Hosts []agentproto.HostEntry
+	// UserNet adds eth0, a user-mode NIC for ForwardPort only: no route out,
+	// no way to the host.
+	UserNet bool
 }
 
 // Share is a host directory shared into the guest.
@@ -78,6 +86,7 @@ type Machine struct {
 	down     error // why the machine stopped when nobody asked it to
 	started  bool  // Start has been called at least once
 	cursor   int   // console position for WaitForConsoleText
+	forwards []qemu.Forward
 }
 
 // New returns a machine that is not started yet.
@@ -207,6 +216,10 @@ func (m *Machine) startLocked(ctx context.Context) error {
 		err = fmt.Errorf("agent speaks protocol %d, want %d: the initramfs is stale", hello.Version, agentproto.Version)
 	}
 	if err != nil {
+		q.Close()
+		return m.bootFailed(ctx, proc, agent, err)
+	}
+	if err := m.configureNetwork(bootCtx, agent); err != nil {
 		q.Close()
 		return m.bootFailed(ctx, proc, agent, err)
 	}
@@ -364,6 +377,8 @@ func (m *Machine) qemuConfig() qemu.Config {
 		Virtiofsd: b.Virtiofsd,
 		Firmware:  b.Firmware,
 		Extra:     m.cfg.ExtraArgs,
+		NICs:      m.qemuNICs(),
+		UserNet:   m.userNet(),
 	}
 }
 
@@ -383,6 +398,9 @@ var kernelArgs = []string{
 // It is idempotent.
 func (m *Machine) Close() error {
 	m.Crash()
+	for _, n := range m.cfg.NICs {
+		n.File.Close()
+	}
 	if m.log != nil {
 		m.log.Close()
 	}

@@ -35,6 +35,10 @@ type Config struct {
 	Firmware string
 	// Extra arguments appended last.
 	Extra []string
+	// NICs are the machine's cards on virtual switches; UserNet, when set,
+	// adds a user-mode NIC for port forwarding only.
+	NICs    []NIC
+	UserNet *UserNet
 }
 
 // Share is a host directory the guest mounts by tag.
@@ -118,6 +122,7 @@ func (c Config) Args() []string {
 	} else {
 		args = append(args, c.ninepArgs()...)
 	}
+	args = append(args, c.nicArgs()...)
 	return append(args, c.Extra...)
 }
 

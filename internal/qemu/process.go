@@ -59,7 +59,7 @@ func Start(ctx context.Context, cfg Config, console io.Writer) (*Process, error)
 			return nil, err
 		}
 	}
-	if err := p.start(bin, cfg.Args(), console); err != nil {
+	if err := p.start(bin, cfg.Args(), cfg.nicFiles(), console); err != nil {
 		p.vfs.stop()
 		return nil, err
 	}
@@ -87,7 +87,7 @@ func listen(path string) (*net.UnixListener, error) {
 	return l, nil
 }
 
-func (p *Process) start(bin string, args []string, console io.Writer) error {
+func (p *Process) start(bin string, args []string, files []*os.File, console io.Writer) error {
 	stdinR, stdinW, err := os.Pipe()
 	if err != nil {
 		return fmt.Errorf("start qemu: %w", err)
@@ -100,6 +100,7 @@ func (p *Process) start(bin string, args []string, console io.Writer) error {
 	}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdin, p.cmd.Stdout, p.cmd.Stderr = stdinR, outW, &p.stderr
+	p.cmd.ExtraFiles = files
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	err = p.cmd.Start()
 	stdinR.Close()
