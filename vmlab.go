@@ -22,12 +22,17 @@ package vmlab
 
 import (
 	"io"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/vmlab/vmlab/internal/agent"
+	"github.com/vmlab/vmlab/internal/lab"
 	"github.com/vmlab/vmlab/internal/machine"
+	"github.com/vmlab/vmlab/internal/vnet"
 )
 
 // A binary that imports vmlab is the guest agent when the kernel runs it as
@@ -44,14 +49,22 @@ var shared struct {
 	err  error
 }
 
-// Lab is one test's set of machines.
+// Lab is one test's set of machines and the networks between them. Declare
+// every machine first; the lab is built (networks, addresses) when the first
+// machine is used, and torn down when the test ends.
 type Lab struct {
-	t    testing.TB
-	boot *machine.Boot
+	t     testing.TB
+	boot  *machine.Boot
+	specs []lab.Spec
+
+	mu    sync.Mutex
+	built *lab.Lab
 }
 
 // New prepares the kernel, the initramfs and QEMU (once per test binary) and
-// returns an empty lab whose machines stop when t ends.
+// returns an empty lab. Captures of the lab's networks (vlanN.pcap) and the
+// machines' console logs go to $VMLAB_OUT/<test name> when VMLAB_OUT is set,
+// else to a temporary directory removed with the test.
 func New(t testing.TB) *Lab {
 	t.Helper()
 	shared.once.Do(func() {
@@ -67,41 +80,123 @@ func New(t testing.TB) *Lab {
 }
 
 // Option configures a machine.
-type Option func(*machine.Config)
+type Option func(*lab.Spec)
 
 // Memory sets the guest's memory in MiB (default 512).
-func Memory(mib int) Option { return func(c *machine.Config) { c.MemoryMiB = mib } }
+func Memory(mib int) Option { return func(s *lab.Spec) { s.Machine.MemoryMiB = mib } }
 
 // CPUs sets the guest's CPU count (default 1).
-func CPUs(n int) Option { return func(c *machine.Config) { c.CPUs = n } }
+func CPUs(n int) Option { return func(s *lab.Spec) { s.Machine.CPUs = n } }
 
 // Share makes the host directory hostPath visible at guestPath. The guest
 // may write there; its writes stay in the guest.
 func Share(hostPath, guestPath string) Option {
-	return func(c *machine.Config) {
-		c.Shares = append(c.Shares, machine.Share{HostPath: hostPath, GuestPath: guestPath})
+	return func(s *lab.Spec) {
+		s.Machine.Shares = append(s.Machine.Shares, machine.Share{HostPath: hostPath, GuestPath: guestPath})
 	}
 }
 
+// VLANs puts the machine on these networks, in order: eth1, eth2, ... with
+// 192.168.v.n and 2001:db8:v::n, n being its place among the lab's machines
+// sorted by name. Without it a machine is on VLAN 1; VLANs() with no
+// arguments means no network.
+func VLANs(v ...int) Option {
+	return func(s *lab.Spec) { s.VLANs = append([]int{}, v...) }
+}
+
+// UserNet gives the machine eth0, a user-mode NIC for ForwardPort only: it
+// has no route out and cannot reach the host.
+func UserNet() Option { return func(s *lab.Spec) { s.UserNet = true } }
+
+// Fault is what a link does to frames: delay, jitter, loss, duplication,
+// reordering, rate. The zero Fault clears a link's fault.
+type Fault = vnet.Fault
+
 // Machine declares a machine called name (its hostname too). It boots on its
-// first command, or on Start.
+// first command, or on Start. Declaring after the lab has started fails t.
 func (l *Lab) Machine(name string, opts ...Option) *Machine {
 	l.t.Helper()
-	cfg := machine.Config{Name: name, Boot: l.boot, Dir: l.t.TempDir(), Logf: l.t.Logf}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.built != nil {
+		l.t.Fatalf("vmlab: machine %q declared after the lab started; declare every machine first", name)
+	}
+	spec := lab.Spec{Name: name}
 	for _, o := range opts {
-		o(&cfg)
+		o(&spec)
 	}
-	m, err := machine.New(cfg)
-	if err != nil {
-		l.t.Fatalf("vmlab: %v", err)
+	l.specs = append(l.specs, spec)
+	return &Machine{lab: l, name: name}
+}
+
+// start builds the lab on first use.
+func (l *Lab) start(t testing.TB) *lab.Lab {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.built == nil {
+		dir := l.t.TempDir()
+		if out := os.Getenv("VMLAB_OUT"); out != "" {
+			dir = filepath.Join(out, strings.ReplaceAll(l.t.Name(), "/", "_"))
+		}
+		built, err := lab.New(l.boot, dir, l.specs, l.t.Logf)
+		if err != nil {
+			t.Fatalf("vmlab: %v", err)
+		}
+		l.built = built
+		l.t.Cleanup(func() { built.Close() })
 	}
-	l.t.Cleanup(func() { m.Close() })
-	return &Machine{m: m}
+	return l.built
+}
+
+// Block cuts the machine off the given VLANs, or all of its VLANs.
+func (l *Lab) Block(t testing.TB, name string, vlans ...int) {
+	t.Helper()
+	check(t, l.start(t).Block(name, vlans...))
+}
+
+// Unblock reconnects the machine to the given VLANs, or all of its VLANs.
+func (l *Lab) Unblock(t testing.TB, name string, vlans ...int) {
+	t.Helper()
+	check(t, l.start(t).Unblock(name, vlans...))
+}
+
+// Partition splits the networks into groups of machines that cannot reach
+// each other; machines in no group reach nobody. Heal ends it.
+func (l *Lab) Partition(t testing.TB, groups ...[]string) {
+	t.Helper()
+	check(t, l.start(t).Partition(groups...))
+}
+
+// Heal ends a partition.
+func (l *Lab) Heal(t testing.TB) {
+	t.Helper()
+	l.start(t).Heal()
+}
+
+// SetLinkFault sets the fault on the link from one machine to another (one
+// direction) on VLAN v, or on every VLAN they share when v is 0.
+func (l *Lab) SetLinkFault(t testing.TB, from, to string, v int, f Fault) {
+	t.Helper()
+	check(t, l.start(t).SetLinkFault(from, to, v, f))
+}
+
+// SetVLANFault sets the fault on every link of VLAN v.
+func (l *Lab) SetVLANFault(t testing.TB, v int, f Fault) {
+	t.Helper()
+	check(t, l.start(t).SetVLANFault(v, f))
 }
 
 // Machine is one VM of a lab.
 type Machine struct {
-	m *machine.Machine
+	lab  *Lab
+	name string
+}
+
+// m returns the running lab's machine, building the lab on first use.
+func (m *Machine) m(t testing.TB) *machine.Machine {
+	t.Helper()
+	return m.lab.start(t).Machine(m.name)
 }
 
 // ExecOption changes how a command runs.
@@ -123,19 +218,19 @@ func Env(kv ...string) ExecOption { return machine.Env(kv...) }
 func Stdin(r io.Reader) ExecOption { return machine.Stdin(r) }
 
 // Name returns the machine's name.
-func (m *Machine) Name() string { return m.m.Name() }
+func (m *Machine) Name() string { return m.name }
 
 // Start boots the machine now instead of on its first command.
 func (m *Machine) Start(t testing.TB) {
 	t.Helper()
-	check(t, m.m.Start(t.Context()))
+	check(t, m.m(t).Start(t.Context()))
 }
 
 // Succeed runs command with sh -c and returns its standard output; a
 // non-zero exit fails t with the command's output and status.
 func (m *Machine) Succeed(t testing.TB, command string, opts ...ExecOption) string {
 	t.Helper()
-	out, err := m.m.Succeed(t.Context(), command, opts...)
+	out, err := m.m(t).Succeed(t.Context(), command, opts...)
 	check(t, err)
 	return out
 }
@@ -143,7 +238,7 @@ func (m *Machine) Succeed(t testing.TB, command string, opts ...ExecOption) stri
 // Fail runs command and returns its standard output; a zero exit fails t.
 func (m *Machine) Fail(t testing.TB, command string, opts ...ExecOption) string {
 	t.Helper()
-	out, err := m.m.Fail(t.Context(), command, opts...)
+	out, err := m.m(t).Fail(t.Context(), command, opts...)
 	check(t, err)
 	return out
 }
@@ -151,7 +246,7 @@ func (m *Machine) Fail(t testing.TB, command string, opts ...ExecOption) string 
 // Execute runs command and returns its exit status and standard output.
 func (m *Machine) Execute(t testing.TB, command string, opts ...ExecOption) (int, string) {
 	t.Helper()
-	r, err := m.m.Execute(t.Context(), command, opts...)
+	r, err := m.m(t).Execute(t.Context(), command, opts...)
 	check(t, err)
 	return r.Status, r.Stdout
 }
@@ -160,7 +255,7 @@ func (m *Machine) Execute(t testing.TB, command string, opts ...ExecOption) (int
 // A zero timeout means the default (15 minutes under TCG, 3 under KVM).
 func (m *Machine) WaitUntilSucceeds(t testing.TB, command string, timeout time.Duration) string {
 	t.Helper()
-	out, err := m.m.WaitUntilSucceeds(t.Context(), command, timeout)
+	out, err := m.m(t).WaitUntilSucceeds(t.Context(), command, timeout)
 	check(t, err)
 	return out
 }
@@ -168,7 +263,7 @@ func (m *Machine) WaitUntilSucceeds(t testing.TB, command string, timeout time.D
 // WaitUntilFails runs command until it exits non-zero and returns its output.
 func (m *Machine) WaitUntilFails(t testing.TB, command string, timeout time.Duration) string {
 	t.Helper()
-	out, err := m.m.WaitUntilFails(t.Context(), command, timeout)
+	out, err := m.m(t).WaitUntilFails(t.Context(), command, timeout)
 	check(t, err)
 	return out
 }
@@ -176,33 +271,33 @@ func (m *Machine) WaitUntilFails(t testing.TB, command string, timeout time.Dura
 // WaitForFile waits until path exists in the guest.
 func (m *Machine) WaitForFile(t testing.TB, path string) {
 	t.Helper()
-	check(t, m.m.WaitForFile(t.Context(), path, 0))
+	check(t, m.m(t).WaitForFile(t.Context(), path, 0))
 }
 
 // WaitForOpenPort waits until a TCP connect to localhost:port succeeds in the
 // guest.
 func (m *Machine) WaitForOpenPort(t testing.TB, port int) {
 	t.Helper()
-	check(t, m.m.WaitForOpenPort(t.Context(), "", port, 0))
+	check(t, m.m(t).WaitForOpenPort(t.Context(), "", port, 0))
 }
 
 // WaitForClosedPort waits until a TCP connect to localhost:port is refused.
 func (m *Machine) WaitForClosedPort(t testing.TB, port int) {
 	t.Helper()
-	check(t, m.m.WaitForClosedPort(t.Context(), "", port, 0))
+	check(t, m.m(t).WaitForClosedPort(t.Context(), "", port, 0))
 }
 
 // WaitForOpenUnixSocket waits until the unix socket at path accepts.
 func (m *Machine) WaitForOpenUnixSocket(t testing.TB, path string) {
 	t.Helper()
-	check(t, m.m.WaitForOpenUnixSocket(t.Context(), path, 0))
+	check(t, m.m(t).WaitForOpenUnixSocket(t.Context(), path, 0))
 }
 
 // WaitForConsoleText waits for a console line matching the regular
 // expression and returns it.
 func (m *Machine) WaitForConsoleText(t testing.TB, regex string) string {
 	t.Helper()
-	line, err := m.m.WaitForConsoleText(t.Context(), regex, 0)
+	line, err := m.m(t).WaitForConsoleText(t.Context(), regex, 0)
 	check(t, err)
 	return line
 }
@@ -210,40 +305,62 @@ func (m *Machine) WaitForConsoleText(t testing.TB, regex string) string {
 // CopyFromHost copies a host file or directory into the guest.
 func (m *Machine) CopyFromHost(t testing.TB, src, dst string) {
 	t.Helper()
-	check(t, m.m.CopyFromHost(t.Context(), src, dst))
+	check(t, m.m(t).CopyFromHost(t.Context(), src, dst))
 }
 
 // CopyFromMachine copies a guest file or directory to the host.
 func (m *Machine) CopyFromMachine(t testing.TB, src, dst string) {
 	t.Helper()
-	check(t, m.m.CopyFromMachine(t.Context(), src, dst))
+	check(t, m.m(t).CopyFromMachine(t.Context(), src, dst))
 }
 
 // Shutdown powers the machine off cleanly and waits for it to stop.
 func (m *Machine) Shutdown(t testing.TB) {
 	t.Helper()
-	check(t, m.m.Shutdown(t.Context()))
+	check(t, m.m(t).Shutdown(t.Context()))
 }
 
 // Reboot shuts the machine down cleanly and boots it again.
 func (m *Machine) Reboot(t testing.TB) {
 	t.Helper()
-	check(t, m.m.Reboot(t.Context()))
+	check(t, m.m(t).Reboot(t.Context()))
 }
 
 // Crash stops the machine at once, like pulling the plug.
-func (m *Machine) Crash() { m.m.Crash() }
+func (m *Machine) Crash(t testing.TB) {
+	t.Helper()
+	m.m(t).Crash()
+}
+
+// Block cuts the machine off the given VLANs, or all of its VLANs.
+func (m *Machine) Block(t testing.TB, vlans ...int) {
+	t.Helper()
+	m.lab.Block(t, m.name, vlans...)
+}
+
+// Unblock reconnects the machine to the given VLANs, or all of its VLANs.
+func (m *Machine) Unblock(t testing.TB, vlans ...int) {
+	t.Helper()
+	m.lab.Unblock(t, m.name, vlans...)
+}
+
+// ForwardPort makes TCP port hostPort on the host's 127.0.0.1 reach
+// guestPort on the machine's eth0 (the machine needs UserNet).
+func (m *Machine) ForwardPort(t testing.TB, hostPort, guestPort int) {
+	t.Helper()
+	check(t, m.m(t).ForwardPort(t.Context(), hostPort, guestPort))
+}
 
 // WaitForShutdown waits until the machine powers off by itself.
 func (m *Machine) WaitForShutdown(t testing.TB) {
 	t.Helper()
-	check(t, m.m.WaitForShutdown(t.Context(), 0))
+	check(t, m.m(t).WaitForShutdown(t.Context(), 0))
 }
 
 // Sleep waits d.
 func (m *Machine) Sleep(t testing.TB, d time.Duration) {
 	t.Helper()
-	check(t, m.m.Sleep(t.Context(), d))
+	check(t, m.m(t).Sleep(t.Context(), d))
 }
 
 func check(t testing.TB, err error) {

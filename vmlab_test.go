@@ -1,7 +1,6 @@
 package vmlab_test
 
 import (
-	"os"
 	"strings"
 	"testing"
 
@@ -9,15 +8,9 @@ import (
 	"github.com/vmlab/vmlab/internal/vmtest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	vmtest.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { vmtest.Main(m) }
 
 func TestLab(t *testing.T) {
-	// This test binary is dynamically linked; the guest runs a static build.
-	t.Setenv("VMLAB_AGENT", vmtest.Agent(t))
 	lab := vmlab.New(t)
 	server := lab.Machine("server", vmlab.Memory(384))
 	server.Succeed(t, "python3 -m http.server 8000 >/dev/null 2>&1 &")

@@ -32,12 +32,21 @@ func configureNetwork(cfg *agentproto.Network) error {
 			return err
 		}
 	}
-	for _, ifc := range cfg.Interfaces {
+	// The kernel's names (eth0, eth1, ...) and ours overlap: move every NIC
+	// to a temporary name first, so no rename finds its target taken.
+	temp := make([]string, len(cfg.Interfaces))
+	for i, ifc := range cfg.Interfaces {
 		current, err := findNIC(ifc.MAC, 10*time.Second)
 		if err != nil {
 			return fmt.Errorf("configure %s: %w", ifc.Name, err)
 		}
-		if err := configureInterface(current, ifc); err != nil {
+		temp[i] = fmt.Sprintf("vmlabnic%d", i)
+		if err := renameLink(current, temp[i]); err != nil {
+			return err
+		}
+	}
+	for i, ifc := range cfg.Interfaces {
+		if err := configureInterface(temp[i], ifc); err != nil {
 			return err
 		}
 	}
@@ -109,7 +118,16 @@ func configureInterface(current string, ifc agentproto.Interface) error {
 	return nil
 }
 
-// rename renames a link (it must be down, as a fresh NIC is).
+// renameLink renames a link (it must be down, as a fresh NIC is).
+func renameLink(from, to string) error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("rename %s: %w", from, err)
+	}
+	defer unix.Close(fd)
+	return rename(fd, from, to)
+}
+
 func rename(fd int, from, to string) error {
 	var req struct {
 		name, newName [unix.IFNAMSIZ]byte

@@ -5,6 +5,7 @@
 package vmtest
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,19 +35,10 @@ func Agent(t testing.TB) string {
 func Boot(t testing.TB) *machine.Boot {
 	t.Helper()
 	once.Do(func() {
-		binDir, bootErr = os.MkdirTemp("", "vmlab-test-bin-")
-		if bootErr != nil {
-			return
+		var bin string
+		if bin, bootErr = buildAgent(); bootErr == nil {
+			boot, bootErr = machine.PrepareBoot(machine.BootOptions{Agent: bin})
 		}
-		bin := filepath.Join(binDir, "vmlab")
-		// Stripped (-s -w): a smaller /init is a faster initramfs to unpack.
-		cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-ldflags=-s -w", "-o", bin, "github.com/vmlab/vmlab/cmd/vmlab")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			bootErr = &buildError{string(out), err}
-			return
-		}
-		boot, bootErr = machine.PrepareBoot(machine.BootOptions{Agent: bin})
 	})
 	if bootErr != nil {
 		if os.Getenv("CI") == "" {
@@ -55,6 +47,48 @@ func Boot(t testing.TB) *machine.Boot {
 		t.Fatalf("cannot boot VMs: %v", bootErr)
 	}
 	return boot
+}
+
+var (
+	buildOnce sync.Once
+	built     string
+	buildErr  error
+)
+
+// buildAgent builds cmd/vmlab statically, once.
+func buildAgent() (string, error) {
+	buildOnce.Do(func() {
+		if binDir, buildErr = os.MkdirTemp("", "vmlab-test-bin-"); buildErr != nil {
+			return
+		}
+		bin := filepath.Join(binDir, "vmlab")
+		// Stripped (-s -w): a smaller /init is a faster initramfs to unpack.
+		cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-ldflags=-s -w", "-o", bin, "github.com/vmlab/vmlab/cmd/vmlab")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = &buildError{string(out), err}
+			return
+		}
+		built = bin
+	})
+	return built, buildErr
+}
+
+// Main is a TestMain for packages whose tests use the public API: it builds
+// the agent and points VMLAB_AGENT at it (a test binary is dynamically
+// linked, the guest needs a static init), runs the tests and cleans up.
+func Main(m *testing.M) {
+	if bin, err := buildAgent(); err == nil {
+		os.Setenv("VMLAB_AGENT", bin)
+	} else {
+		fmt.Fprintln(os.Stderr, "vmtest:", err)
+		if os.Getenv("CI") != "" {
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	Cleanup()
+	os.Exit(code)
 }
 
 type buildError struct {

@@ -1,0 +1,31 @@
+package examples
+
+import (
+	"testing"
+
+	"github.com/vmlab/vmlab"
+	"github.com/vmlab/vmlab/internal/vmtest"
+)
+
+func TestMain(m *testing.M) { vmtest.Main(m) }
+
+// TestClientServer is the classic two-machine test: an HTTP server, a client
+// that fetches from it by name, and a cut cable.
+func TestClientServer(t *testing.T) {
+	lab := vmlab.New(t)
+	server := lab.Machine("server")
+	client := lab.Machine("client")
+
+	server.Succeed(t, "mkdir -p /srv/www && echo 'hello from server' > /srv/www/index.html")
+	server.Succeed(t, "cd /srv/www && python3 -m http.server 80 >/dev/null 2>&1 &")
+	server.WaitForOpenPort(t, 80)
+
+	if got := client.Succeed(t, "curl -sf http://server/"); got != "hello from server\n" {
+		t.Errorf("client fetched %q", got)
+	}
+
+	server.Block(t)
+	client.Fail(t, "curl -sf --max-time 2 http://server/")
+	server.Unblock(t)
+	client.WaitUntilSucceeds(t, "curl -sf --max-time 2 http://server/", 0)
+}
