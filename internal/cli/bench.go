@@ -34,6 +34,14 @@ type benchResult struct {
 	ChannelRTTMS float64 `json:"channel_rtt_ms"`
 	Runs         int     `json:"runs"`
 	Commands     int     `json:"commands"`
+
+	// The network section (absent with -net=false): two machines through
+	// vmlab's switch against the same two on QEMU's multicast socket.
+	SwitchMbps      float64 `json:"switch_mbps,omitempty"`
+	McastMbps       float64 `json:"mcast_mbps,omitempty"`
+	ThroughputRatio float64 `json:"throughput_ratio,omitempty"`
+	SwitchRTTMS     float64 `json:"switch_rtt_ms,omitempty"`
+	McastRTTMS      float64 `json:"mcast_rtt_ms,omitempty"`
 }
 
 // runBench measures, in one run: (a) the floor, the kernel booting a trivial
@@ -51,6 +59,8 @@ func runBench(ctx context.Context, e *env, args []string) int {
 	asJSON := fs.Bool("json", false, "print the figures as one JSON object")
 	runs := fs.Int("runs", 3, "boots to measure for (a) and (b); the median counts")
 	n := fs.Int("n", 1000, "commands for the round-trip figure")
+	network := fs.Bool("net", true, "measure the network too (4 more boots)")
+	netSeconds := fs.Int("net-seconds", 5, "seconds of bulk transfer per network")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -70,6 +80,17 @@ func runBench(ctx context.Context, e *env, args []string) int {
 	if err != nil {
 		e.errorf("bench: %v", err)
 		return exitFail
+	}
+	if *network {
+		sw, mc, err := benchNetwork(ctx, e, boot, bf, *netSeconds)
+		if err != nil {
+			e.errorf("bench: network: %v", err)
+			return exitFail
+		}
+		r.SwitchMbps, r.McastMbps, r.SwitchRTTMS, r.McastRTTMS = sw.Mbps, mc.Mbps, sw.RTTms, mc.RTTms
+		if mc.Mbps > 0 {
+			r.ThroughputRatio = sw.Mbps / mc.Mbps
+		}
 	}
 	if *asJSON {
 		enc := json.NewEncoder(e.stdout)
@@ -229,6 +250,12 @@ func printBench(w io.Writer, r *benchResult) {
 	fmt.Fprintf(tw, "(c) Succeed(\"true\") round trip, p99\t%.2f ms\t<= 20 ms\t%s\n", r.RTTP99MS, verdict(r.RTTP99MS <= 20))
 	fmt.Fprintf(tw, "    of which the channel (a request that starts no process)\t%.2f ms\t\t\n", r.ChannelRTTMS)
 	fmt.Fprintf(tw, "(d) port opens -> WaitForOpenPort returns\t%.2f ms\t<= 50 ms\t%s\n", r.WaitLatencyMS, verdict(r.WaitLatencyMS <= 50))
+	if r.SwitchMbps > 0 {
+		fmt.Fprintf(tw, "network: TCP throughput, switch / multicast\t%.0f / %.0f Mbit/s (%.2fx)\t>= 0.9x\t%s\n",
+			r.SwitchMbps, r.McastMbps, r.ThroughputRatio, verdict(r.ThroughputRatio >= 0.9))
+		fmt.Fprintf(tw, "network: ping round trip, switch / multicast\t%.2f / %.2f ms\twithin 10%%\t%s\n",
+			r.SwitchRTTMS, r.McastRTTMS, verdict(r.SwitchRTTMS <= 1.1*r.McastRTTMS))
+	}
 	tw.Flush()
 }
 

@@ -32,6 +32,7 @@ var commands = []command{
 	{"exec", "boot a machine, run a shell command in it, print its output", runExec, false},
 	{"bench", "measure boot time, command round trips and wait latency", runBench, false},
 	{"guest-listen", "benchmark helper run inside the guest", runGuestListen, true},
+	{"guest-tput", "benchmark helper run inside the guest", runGuestTput, true},
 }
 
 // env is what a subcommand writes to and boots with.

@@ -399,7 +399,9 @@ var kernelArgs = []string{
 func (m *Machine) Close() error {
 	m.Crash()
 	for _, n := range m.cfg.NICs {
-		n.File.Close()
+		if n.File != nil {
+			n.File.Close()
+		}
 	}
 	if m.log != nil {
 		m.log.Close()

@@ -17,7 +17,10 @@ type NIC struct {
 	VLAN int
 	// File is QEMU's end of the switch port. It stays open for the
 	// machine's life, so a rebooted machine reattaches to the same port.
-	File      *os.File
+	File *os.File
+	// Mcast replaces File with QEMU's multicast network (group:port), the
+	// network benchmark's baseline.
+	Mcast     string
 	Interface agentproto.Interface // MAC, guest name and addresses
 }
 
@@ -28,7 +31,7 @@ const userNetAddr = "10.0.2.15/24"
 func (m *Machine) qemuNICs() []qemu.NIC {
 	var nics []qemu.NIC
 	for _, n := range m.cfg.NICs {
-		nics = append(nics, qemu.NIC{ID: fmt.Sprintf("vlan%d", n.VLAN), MAC: n.Interface.MAC, File: n.File})
+		nics = append(nics, qemu.NIC{ID: fmt.Sprintf("vlan%d", n.VLAN), MAC: n.Interface.MAC, File: n.File, Mcast: n.Mcast})
 	}
 	return nics
 }

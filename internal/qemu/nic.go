@@ -13,6 +13,10 @@ type NIC struct {
 	ID   string // netdev id, e.g. "vlan1"
 	MAC  string
 	File *os.File
+	// Mcast, instead of File, puts the NIC on QEMU's own multicast network
+	// (group:port on loopback). Any local process can read and inject
+	// frames there, so vmlab uses it only as the benchmark's baseline.
+	Mcast string
 }
 
 // UserNet is eth0, QEMU's user-mode network, kept only for forwarding host
@@ -35,7 +39,9 @@ const UserNetID = "user0"
 func (c Config) nicFiles() []*os.File {
 	var files []*os.File
 	for _, n := range c.NICs {
-		files = append(files, n.File)
+		if n.File != nil {
+			files = append(files, n.File)
+		}
 	}
 	return files
 }
@@ -54,9 +60,15 @@ func (c Config) nicArgs() []string {
 		args = append(args, "-netdev", strings.Join(opts, ","),
 			"-device", "virtio-net-pci,netdev="+UserNetID+",mac="+UserNetMAC+",romfile=")
 	}
-	for i, n := range c.NICs {
-		fd := 3 + i
-		args = append(args, "-netdev", fmt.Sprintf("dgram,id=%s,local.type=fd,local.str=%d", n.ID, fd),
+	fd := 3
+	for _, n := range c.NICs {
+		netdev := fmt.Sprintf("dgram,id=%s,local.type=fd,local.str=%d", n.ID, fd)
+		if n.File == nil {
+			netdev = fmt.Sprintf("socket,id=%s,mcast=%s,localaddr=127.0.0.1", n.ID, n.Mcast)
+		} else {
+			fd++
+		}
+		args = append(args, "-netdev", netdev,
 			"-device", "virtio-net-pci,netdev="+n.ID+",mac="+n.MAC+",romfile=")
 	}
 	return args
