@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/vmlab/vmlab/internal/agentclient"
@@ -76,8 +77,9 @@ func (m *Machine) ForwardPort(ctx context.Context, hostPort, guestPort int) erro
 	if hostPort < 1 || hostPort > 65535 || guestPort < 1 || guestPort > 65535 {
 		return fmt.Errorf("%s: %s: ports are 1..65535", m.cfg.Name, what)
 	}
+	fwd := qemu.Forward{HostPort: hostPort, GuestPort: guestPort}
 	m.mu.Lock()
-	m.forwards = append(m.forwards, qemu.Forward{HostPort: hostPort, GuestPort: guestPort})
+	m.forwards = append(m.forwards, fwd)
 	q := m.qmp
 	running := m.proc != nil
 	m.mu.Unlock()
@@ -86,13 +88,20 @@ func (m *Machine) ForwardPort(ctx context.Context, hostPort, guestPort int) erro
 	}
 	rule := fmt.Sprintf("hostfwd_add %s tcp:127.0.0.1:%d-:%d", qemu.UserNetID, hostPort, guestPort)
 	raw, err := q.Execute(ctx, "human-monitor-command", map[string]string{"command-line": rule})
-	if err != nil {
-		return fmt.Errorf("%s: %s: %w", m.cfg.Name, what, err)
-	}
 	var out string
-	json.Unmarshal(raw, &out)
-	if out = strings.TrimSpace(out); out != "" {
-		return fmt.Errorf("%s: %s: qemu: %s", m.cfg.Name, what, out)
+	if err == nil {
+		json.Unmarshal(raw, &out)
+		if out = strings.TrimSpace(out); out != "" {
+			err = fmt.Errorf("qemu: %s", out) // e.g. the host port is taken
+		}
+	}
+	if err != nil {
+		m.mu.Lock()
+		if i := slices.Index(m.forwards, fwd); i >= 0 { // not kept for the next boot
+			m.forwards = slices.Delete(m.forwards, i, i+1)
+		}
+		m.mu.Unlock()
+		return fmt.Errorf("%s: %s: %w", m.cfg.Name, what, err)
 	}
 	return nil
 }
