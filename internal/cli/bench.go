@@ -60,7 +60,8 @@ func runBench(ctx context.Context, e *env, args []string) int {
 	runs := fs.Int("runs", 3, "boots to measure for (a) and (b); the median counts")
 	n := fs.Int("n", 1000, "commands for the round-trip figure")
 	network := fs.Bool("net", true, "measure the network too (4 more boots)")
-	netSeconds := fs.Int("net-seconds", 5, "seconds of bulk transfer per network")
+	netSeconds := fs.Int("net-seconds", 3, "seconds of bulk transfer per measurement")
+	netRounds := fs.Int("net-rounds", 3, "alternating measurements of each network; the median counts")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -82,7 +83,7 @@ func runBench(ctx context.Context, e *env, args []string) int {
 		return exitFail
 	}
 	if *network {
-		sw, mc, err := benchNetwork(ctx, e, boot, bf, *netSeconds)
+		sw, mc, err := benchNetwork(ctx, e, boot, bf, *netSeconds, max(*netRounds, 1))
 		if err != nil {
 			e.errorf("bench: network: %v", err)
 			return exitFail

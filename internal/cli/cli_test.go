@@ -60,7 +60,7 @@ func TestExecAndBench(t *testing.T) {
 		t.Errorf("exec did not say which accelerator runs the VM: %q", stderr)
 	}
 
-	code, stdout, stderr = run("bench", "-json", "-runs", "1", "-n", "20", "-net-seconds", "1")
+	code, stdout, stderr = run("bench", "-json", "-runs", "1", "-n", "20", "-net-seconds", "1", "-net-rounds", "1")
 	if code != exitOK {
 		t.Fatalf("bench: exit %d, stderr %s", code, stderr)
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,82 +25,142 @@ type netResult struct {
 }
 
 // benchNetwork measures TCP throughput and ping round trip between two
-// machines, first through vmlab's switch, then on QEMU's multicast socket
-// network (the baseline), with the same guests and flags otherwise.
-func benchNetwork(ctx context.Context, e *env, boot *machine.Boot, bf bootFlags, seconds int) (sw, mcast netResult, err error) {
-	fmt.Fprintf(e.stderr, "vmlab: bench: network through the switch\n")
-	if sw, err = netPair(ctx, boot, bf, seconds, false); err != nil {
+// machines through vmlab's switch and between two on QEMU's multicast socket
+// network (the baseline), same guests and flags otherwise. Both pairs are
+// booted first and measured in alternation, rounds times, and the medians
+// count: a change in the host's load then hits both alike.
+func benchNetwork(ctx context.Context, e *env, boot *machine.Boot, bf bootFlags, seconds, rounds int) (sw, mcast netResult, err error) {
+	fmt.Fprintf(e.stderr, "vmlab: bench: network: booting two pairs\n")
+	swPair, err := newNetPair(ctx, boot, bf, false)
+	if err != nil {
 		return sw, mcast, fmt.Errorf("switch: %w", err)
 	}
-	fmt.Fprintf(e.stderr, "vmlab: bench: network on QEMU's multicast socket\n")
-	if mcast, err = netPair(ctx, boot, bf, seconds, true); err != nil {
+	defer swPair.close()
+	mcPair, err := newNetPair(ctx, boot, bf, true)
+	if err != nil {
 		return sw, mcast, fmt.Errorf("multicast: %w", err)
 	}
-	return sw, mcast, nil
+	defer mcPair.close()
+	var swRuns, mcRuns []netResult
+	for i := range rounds {
+		fmt.Fprintf(e.stderr, "vmlab: bench: network: round %d of %d\n", i+1, rounds)
+		r, err := swPair.measure(ctx, seconds)
+		if err != nil {
+			return sw, mcast, fmt.Errorf("switch: %w", err)
+		}
+		swRuns = append(swRuns, r)
+		if r, err = mcPair.measure(ctx, seconds); err != nil {
+			return sw, mcast, fmt.Errorf("multicast: %w", err)
+		}
+		mcRuns = append(mcRuns, r)
+	}
+	return medianNet(swRuns), medianNet(mcRuns), nil
 }
 
-// netPair boots two machines on one network and measures between them.
-func netPair(ctx context.Context, boot *machine.Boot, bf bootFlags, seconds int, useMcast bool) (netResult, error) {
-	var sw *vnet.Switch
+func medianNet(rs []netResult) netResult {
+	var mbps, rtt []float64
+	for _, r := range rs {
+		mbps, rtt = append(mbps, r.Mbps), append(rtt, r.RTTms)
+	}
+	slices.Sort(mbps)
+	slices.Sort(rtt)
+	return netResult{Mbps: mbps[len(mbps)/2], RTTms: rtt[len(rtt)/2]}
+}
+
+// netPair is two machines, a and b, on one network, b running the
+// throughput sink.
+type netPair struct {
+	sw   *vnet.Switch // nil on the multicast network
+	a, b *machine.Machine
+}
+
+func newNetPair(ctx context.Context, boot *machine.Boot, bf bootFlags, useMcast bool) (*netPair, error) {
+	p := &netPair{}
 	if !useMcast {
-		sw = vnet.New(1, nil)
-		defer sw.Close()
+		p.sw = vnet.New(1, nil)
 	}
 	// A random group port keeps concurrent benchmarks apart.
 	group := fmt.Sprintf("230.0.%d.%d:%d", rand.IntN(256), 1+rand.IntN(254), 20000+rand.IntN(20000))
 	hosts := []agentproto.HostEntry{{Name: "a", Addrs: []string{"192.168.1.1"}}, {Name: "b", Addrs: []string{"192.168.1.2"}}}
-	var ms []*machine.Machine
-	defer func() {
-		for _, m := range ms {
-			m.Close()
-		}
-	}()
 	for n, name := range []string{"a", "b"} {
 		v4, _ := lab.Addr(1, n+1)
 		nic := machine.NIC{VLAN: 1, Mcast: group,
 			Interface: agentproto.Interface{MAC: lab.MAC(1, n+1), Name: "eth1", Addrs: []string{v4.String()}}}
-		if sw != nil {
-			_, f, err := sw.AddPort(name)
+		if p.sw != nil {
+			_, f, err := p.sw.AddPort(name)
 			if err != nil {
-				return netResult{}, err
+				p.close()
+				return nil, err
 			}
 			nic.File, nic.Mcast = f, ""
 		}
 		m, err := machine.New(machine.Config{Name: name, Boot: boot, MemoryMiB: bf.memory, CPUs: bf.cpus,
 			NICs: []machine.NIC{nic}, Hosts: hosts})
 		if err != nil {
-			return netResult{}, err
+			p.close()
+			return nil, err
 		}
-		ms = append(ms, m)
+		if n == 0 {
+			p.a = m
+		} else {
+			p.b = m
+		}
 		if err := m.Start(ctx); err != nil {
-			return netResult{}, err
+			p.close()
+			return nil, err
 		}
 	}
-	a, b := ms[0], ms[1]
+	if _, err := p.b.Succeed(ctx, "/proc/1/exe guest-tput serve 5001 >/dev/null 2>&1 &"); err != nil {
+		p.close()
+		return nil, err
+	}
+	if err := p.b.WaitForOpenPort(ctx, "", 5001, time.Minute); err != nil {
+		p.close()
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *netPair) measure(ctx context.Context, seconds int) (netResult, error) {
 	var r netResult
-	out, err := a.Succeed(ctx, "ping -q -c 50 -i 0.02 -W 2 b | tail -1")
+	out, err := p.a.Succeed(ctx, "ping -c 50 -i 0.02 -W 2 b")
 	if err != nil {
 		return r, err
 	}
-	// rtt min/avg/max/mdev = 0.512/0.734/1.204/0.101 ms
-	if f := strings.Split(strings.TrimSpace(out), "/"); len(f) >= 5 {
-		r.RTTms, _ = strconv.ParseFloat(f[4], 64)
+	// The median of the replies' "time=0.734 ms": one slow reply (the host
+	// is busy elsewhere) moves an average, not a median.
+	var times []float64
+	for _, f := range strings.Fields(out) {
+		if v, ok := strings.CutPrefix(f, "time="); ok {
+			if ms, err := strconv.ParseFloat(v, 64); err == nil {
+				times = append(times, ms)
+			}
+		}
 	}
-	if _, err := b.Succeed(ctx, "/proc/1/exe guest-tput serve 5001 >/tmp/tput 2>&1 &"); err != nil {
-		return r, err
+	if len(times) == 0 {
+		return r, fmt.Errorf("ping b: no replies in %q", out)
 	}
-	if err := b.WaitForOpenPort(ctx, "", 5001, time.Minute); err != nil {
-		return r, err
-	}
-	out, err = a.Succeed(ctx, fmt.Sprintf("/proc/1/exe guest-tput send 192.168.1.2:5001 %ds", seconds))
+	slices.Sort(times)
+	r.RTTms = times[len(times)/2]
+	out, err = p.a.Succeed(ctx, fmt.Sprintf("/proc/1/exe guest-tput send 192.168.1.2:5001 %ds", seconds))
 	if err != nil {
 		return r, err
 	}
-	r.Mbps, err = strconv.ParseFloat(strings.TrimSpace(out), 64)
-	if err != nil {
+	if r.Mbps, err = strconv.ParseFloat(strings.TrimSpace(out), 64); err != nil {
 		return r, fmt.Errorf("read throughput %q: %w", out, err)
 	}
 	return r, nil
+}
+
+func (p *netPair) close() {
+	for _, m := range []*machine.Machine{p.a, p.b} {
+		if m != nil {
+			m.Close()
+		}
+	}
+	if p.sw != nil {
+		p.sw.Close()
+	}
 }
 
 // runGuestTput is the network benchmark's load, run inside the guests:

@@ -13,14 +13,17 @@
 // Concurrency: each port has one reading goroutine (frames in) and one
 // writing goroutine (frames out, from a bounded queue); a port whose queue is
 // full drops the frame rather than stall the sender, as a real switch does.
-// Faults may change at any time from any goroutine. Close stops and waits
-// for everything.
+// A frame due at once, behind nothing, is written straight from the reading
+// goroutine with MSG_DONTWAIT. The sockets are read with blocking reads, not
+// through Go's network poller: the kernel then wakes the reading thread
+// directly, which saves a poller-to-goroutine hand-off on every frame (with
+// it, ping between two guests was 0.2-0.3 ms slower through the switch than
+// on QEMU's multicast socket; without it, within noise). Faults may change at
+// any time from any goroutine. Close stops and waits for everything.
 package vnet
 
 import (
-	"errors"
 	"fmt"
-	"net"
 	"os"
 	"sync"
 	"syscall"
@@ -68,7 +71,7 @@ func New(vlan int, capture *Capture) *Switch {
 type Port struct {
 	Name string
 	sw   *Switch
-	conn *net.UnixConn
+	fd   int // our end of the socketpair, in blocking mode
 	out  *outQueue
 
 	mu       sync.Mutex
@@ -84,26 +87,17 @@ func (s *Switch) AddPort(name string) (*Port, *os.File, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("add port %s to vlan %d: %w", name, s.VLAN, err)
 	}
-	ours := os.NewFile(uintptr(fds[0]), "vlan-switch")
 	theirs := os.NewFile(uintptr(fds[1]), fmt.Sprintf("vlan%d-%s", s.VLAN, name))
-	c, err := net.FileConn(ours)
-	ours.Close()
-	if err != nil {
-		theirs.Close()
-		return nil, nil, fmt.Errorf("add port %s to vlan %d: %w", name, s.VLAN, err)
-	}
-	p := &Port{Name: name, sw: s, conn: c.(*net.UnixConn), dropped: make(map[string]int64)}
+	p := &Port{Name: name, sw: s, fd: fds[0], dropped: make(map[string]int64)}
 	p.out = newOutQueue(p)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		c.Close()
+	if s.closed || s.ports[name] != nil {
+		syscall.Close(fds[0])
 		theirs.Close()
-		return nil, nil, fmt.Errorf("add port %s to vlan %d: switch closed", name, s.VLAN)
-	}
-	if s.ports[name] != nil {
-		c.Close()
-		theirs.Close()
+		if s.closed {
+			return nil, nil, fmt.Errorf("add port %s to vlan %d: switch closed", name, s.VLAN)
+		}
 		return nil, nil, fmt.Errorf("add port %s to vlan %d: the name is taken", name, s.VLAN)
 	}
 	s.ports[name] = p
@@ -123,10 +117,15 @@ func (s *Switch) Close() error {
 	ports := s.ports
 	s.mu.Unlock()
 	for _, p := range ports {
-		p.conn.Close()
+		// Shutdown wakes the blocked read and write; the fd is closed once
+		// nothing uses it.
+		syscall.Shutdown(p.fd, syscall.SHUT_RDWR)
 		p.out.close()
 	}
 	s.wg.Wait()
+	for _, p := range ports {
+		syscall.Close(p.fd)
+	}
 	return nil
 }
 
@@ -134,11 +133,11 @@ func (s *Switch) Close() error {
 func (p *Port) read() {
 	buf := make([]byte, 65536)
 	for {
-		n, err := p.conn.Read(buf)
-		if err != nil {
-			if !errors.Is(err, net.ErrClosed) {
-				p.drop("read error")
-			}
+		n, err := syscall.Read(p.fd, buf)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil || n == 0 { // n == 0: shut down by Close
 			return
 		}
 		if n < minFrame || n > MaxFrame {
