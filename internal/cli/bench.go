@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -62,15 +61,8 @@ func runBench(ctx context.Context, e *env, args []string) int {
 	network := fs.Bool("net", true, "measure the network too (4 more boots)")
 	netSeconds := fs.Int("net-seconds", 3, "seconds of bulk transfer per measurement")
 	netRounds := fs.Int("net-rounds", 3, "alternating measurements of each network; the median counts")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
-	}
-	if fs.NArg() > 0 || *runs < 1 || *n < 1 {
-		fs.Usage()
-		return exitUsage
+	if ok, code := parse(fs, args, func() bool { return fs.NArg() == 0 && *runs >= 1 && *n >= 1 }); !ok {
+		return code
 	}
 	boot, err := bf.prepare(e)
 	if err != nil {

@@ -5,6 +5,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -113,4 +114,21 @@ func newFlagSet(e *env, name, args string) *flag.FlagSet {
 		fs.PrintDefaults()
 	}
 	return fs
+}
+
+// parse parses args; when it returns false, the command returns code (0 for
+// -h, exitUsage for a bad flag or when valid says the arguments are wrong,
+// after printing the usage).
+func parse(fs *flag.FlagSet, args []string, valid func() bool) (ok bool, code int) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return false, exitOK
+		}
+		return false, exitUsage
+	}
+	if !valid() {
+		fs.Usage()
+		return false, exitUsage
+	}
+	return true, 0
 }

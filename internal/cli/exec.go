@@ -2,8 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"strings"
 	"time"
@@ -20,15 +18,8 @@ func runExec(ctx context.Context, e *env, args []string) int {
 	name := fs.String("name", "machine", "the machine's `name` (and hostname)")
 	timeout := fs.Duration("timeout", 0, "command timeout (default: the machine's default, 15m under TCG)")
 	verbose := fs.Bool("v", false, "show the console as it boots")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
-	}
-	if fs.NArg() == 0 {
-		fs.Usage()
-		return exitUsage
+	if ok, code := parse(fs, args, func() bool { return fs.NArg() > 0 }); !ok {
+		return code
 	}
 	boot, err := bf.prepare(e)
 	if err != nil {

@@ -10,6 +10,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/vmlab/vmlab/internal/cachefile"
 )
 
 // BuildFloor writes the "floor" initramfs to cacheDir unless it is there
@@ -32,7 +34,7 @@ func BuildFloor(cacheDir string) (string, error) {
 	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() {
 		return path, nil
 	}
-	err := writeFileAtomic(path, func(w io.Writer) error {
+	err := cachefile.Write(path, func(w io.Writer) error {
 		_, err := w.Write(buf.Bytes())
 		return err
 	})

@@ -17,7 +17,6 @@
 package initramfs
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"debug/elf"
@@ -30,6 +29,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/vmlab/vmlab/internal/cachefile"
 )
 
 // Spec says what goes into an initramfs.
@@ -73,7 +74,7 @@ func Build(spec Spec, cacheDir string) (string, error) {
 	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() {
 		return path, nil
 	}
-	if err := writeFileAtomic(path, in.write); err != nil {
+	if err := cachefile.Write(path, in.write); err != nil {
 		return "", fmt.Errorf("write initramfs %s: %w", path, err)
 	}
 	return path, nil
@@ -194,40 +195,4 @@ func (in *inputs) write(w io.Writer) error {
 	cw.File("modules/order", 0o644, []byte(order.String()))
 	cw.File("modules/lazy", 0o644, []byte(lazy.String()))
 	return cw.Close()
-}
-
-// writeFileAtomic writes a file through write into a temporary file beside
-// path and renames it into place, so that nobody, not even a concurrent
-// Build of the same archive, sees a partial file under the final name.
-func writeFileAtomic(path string, write func(io.Writer) error) (err error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	bw := bufio.NewWriterSize(f, 1<<20)
-	if err := write(bw); err != nil {
-		return err
-	}
-	if err := bw.Flush(); err != nil {
-		return err
-	}
-	// Sync before the rename: otherwise a crash can leave an empty file
-	// under the final name, which the cache would then trust.
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }

@@ -4,8 +4,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/vmlab/vmlab/internal/cachefile"
 )
 
 // extractCached returns cacheDir/vmlinux-<sha256 of data>, extracting the
@@ -25,40 +28,8 @@ func extractCached(image string, data []byte, hdr setupHeader, cacheDir string) 
 	if err := checkVmlinux(vmlinux); err != nil {
 		return "", fmt.Errorf("check vmlinux from %s: %w", image, err)
 	}
-	if err := writeFileAtomic(path, vmlinux); err != nil {
+	if err := cachefile.Write(path, func(w io.Writer) error { _, err := w.Write(vmlinux); return err }); err != nil {
 		return "", fmt.Errorf("cache vmlinux from %s: %w", image, err)
 	}
 	return path, nil
-}
-
-// writeFileAtomic writes data to a temporary file beside path and renames it
-// into place, so that a reader, or a racing writer of the same content, never
-// sees a partial file.
-func writeFileAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	// Sync before the rename: otherwise a crash can leave an empty file
-	// under the final name, which the cache would then trust.
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }

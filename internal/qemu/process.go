@@ -29,6 +29,8 @@ type Process struct {
 	vfs *virtiofs // the shares' virtiofsd processes; nil over 9p
 	// vfsExited says QEMU was killed because a virtiofsd exited.
 	vfsExited atomic.Bool
+	// killing says Kill is stopping QEMU: daemons exiting now are expected.
+	killing atomic.Bool
 }
 
 // Start starts QEMU for cfg and waits for it to connect its sockets. Console
@@ -137,8 +139,10 @@ func (p *Process) start(bin string, args []string, files []*os.File, console io.
 		// Without its virtiofsd the guest's files hang: end the machine.
 		select {
 		case <-p.vfs.anyExited():
-			p.vfsExited.Store(true)
-			p.cmd.Process.Kill()
+			if !p.killing.Load() {
+				p.vfsExited.Store(true)
+				p.cmd.Process.Kill()
+			}
 		case <-exited:
 		}
 	}()
@@ -197,6 +201,7 @@ func (p *Process) Kill() {
 	select {
 	case <-p.done:
 	default:
+		p.killing.Store(true)
 		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 		<-p.done
 	}
