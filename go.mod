@@ -7,3 +7,5 @@ require (
 	github.com/ulikunitz/xz v0.5.17
 	golang.org/x/sys v0.49.0
 )
+
+require go.starlark.net v0.0.0-20260908191801-89a6a09411d5 // indirect
