@@ -56,7 +56,7 @@ type Lab struct {
 // dir/vlan<N>.pcap) and the machines, which boot lazily. Every problem with
 // the specs is reported at once.
 func New(boot *machine.Boot, dir string, specs []Spec, logf func(string, ...any)) (*Lab, error) {
-	if err := validate(specs); err != nil {
+	if err := Validate(specs); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -76,7 +76,9 @@ func New(boot *machine.Boot, dir string, specs []Spec, logf func(string, ...any)
 	return l, nil
 }
 
-func validate(specs []Spec) error {
+// Validate checks machine declarations without building anything: names, VLAN
+// numbers, the number of machines. It reports every problem at once.
+func Validate(specs []Spec) error {
 	var errs []error
 	if len(specs) > MaxMachines {
 		errs = append(errs, fmt.Errorf("%d machines declared; a lab holds at most %d", len(specs), MaxMachines))

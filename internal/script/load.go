@@ -1,0 +1,210 @@
+// Package script owns vmlab's test files: Starlark scripts that declare
+// machines at top level with machine(...) and test them in test functions,
+// with the NixOS test driver's API in snake_case (succeed, wait_for_open_port,
+// start_all, subtest, ...). Load checks a file completely, before any VM
+// boots; Run runs one of its tests on a fresh lab.
+package script
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+
+	"go.starlark.net/starlark"
+	"go.starlark.net/syntax"
+
+	"github.com/vmlab/vmlab/internal/lab"
+)
+
+// fileOptions let NixOS Python test scripts port line by line: while loops,
+// top-level control flow, sets, recursion and reassigned globals.
+var fileOptions = &syntax.FileOptions{
+	Set: true, While: true, TopLevelControl: true, GlobalReassign: true, Recursion: true,
+}
+
+// File is a loaded, checked test file.
+type File struct {
+	Name    string
+	Specs   []lab.Spec
+	Tests   []string // test function names, in file order
+	globals starlark.StringDict
+	// machines maps a global's name to the machine it holds.
+	machines map[string]*machineValue
+}
+
+// Load parses and checks a test file and runs its top level, which declares
+// the machines. Every error carries file:line:col.
+func Load(filename string, src []byte) (*File, error) {
+	f, prog, err := starlark.SourceProgramOptions(fileOptions, filename, src, isPredeclared)
+	if err != nil {
+		return nil, loadError(err)
+	}
+	decl := &declarations{}
+	thread := &starlark.Thread{Name: "load " + filename}
+	thread.SetLocal(declKey, decl)
+	globals, err := prog.Init(thread, predeclared())
+	if err != nil {
+		return nil, loadError(err)
+	}
+	file := &File{Name: filename, globals: globals, machines: make(map[string]*machineValue)}
+	if err := file.collect(decl); err != nil {
+		return nil, err
+	}
+	if err := file.checkAttrs(f); err != nil {
+		return nil, err
+	}
+	return file, nil
+}
+
+// loadError turns Starlark's errors into ones that start with file:line:col.
+func loadError(err error) error {
+	var evalErr *starlark.EvalError
+	if errors.As(err, &evalErr) {
+		return fmt.Errorf("%s\n%s", evalErr.Msg, evalErr.Backtrace())
+	}
+	return err
+}
+
+// collect names the declared machines and finds the tests.
+func (file *File) collect(decl *declarations) error {
+	var errs []error
+	for _, name := range sortedNames(file.globals) {
+		if m, ok := file.globals[name].(*machineValue); ok && m.name == "" {
+			m.name = name
+		}
+	}
+	for _, m := range decl.machines {
+		if m.name == "" {
+			errs = append(errs, fmt.Errorf("%s: machine() is not assigned to a variable and has no name=: its name is the variable's", m.pos))
+			continue
+		}
+		file.Specs = append(file.Specs, m.spec(m.name))
+	}
+	for name, v := range file.globals {
+		if m, ok := v.(*machineValue); ok {
+			file.machines[name] = m
+		}
+	}
+	if err := lab.Validate(file.Specs); err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", file.Name, err))
+	}
+	for _, name := range file.globalOrder() {
+		if fn, ok := file.globals[name].(*starlark.Function); ok && (name == "test" || strings.HasPrefix(name, "test_")) {
+			if fn.NumParams() > 0 {
+				errs = append(errs, fmt.Errorf("%s: %s takes parameters; a test function takes none", fn.Position(), name))
+			}
+			file.Tests = append(file.Tests, name)
+		}
+	}
+	if len(file.Tests) == 0 && len(errs) == 0 {
+		errs = append(errs, fmt.Errorf("%s: no test function: define test() or test_something()", file.Name))
+	}
+	return errors.Join(errs...)
+}
+
+// globalOrder returns the globals' names in the order their functions appear
+// in the file, so tests run in file order.
+func (file *File) globalOrder() []string {
+	names := sortedNames(file.globals)
+	pos := func(n string) (int32, int32) {
+		if fn, ok := file.globals[n].(*starlark.Function); ok {
+			p := fn.Position()
+			return p.Line, p.Col
+		}
+		return 0, 0
+	}
+	sort.SliceStable(names, func(i, j int) bool {
+		li, ci := pos(names[i])
+		lj, cj := pos(names[j])
+		return li < lj || li == lj && ci < cj
+	})
+	return names
+}
+
+func sortedNames(d starlark.StringDict) []string {
+	names := make([]string, 0, len(d))
+	for n := range d {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// checkAttrs finds misspelled machine methods before anything runs:
+// server.suceed("...") is an error at its line, with a suggestion.
+func (file *File) checkAttrs(f *syntax.File) error {
+	var errs []error
+	syntax.Walk(f, func(n syntax.Node) bool {
+		dot, ok := n.(*syntax.DotExpr)
+		if !ok {
+			return true
+		}
+		id, ok := dot.X.(*syntax.Ident)
+		if !ok || file.machines[id.Name] == nil {
+			return true
+		}
+		if !slices.Contains(methodNames, dot.Name.Name) {
+			pos := dot.Name.NamePos
+			errs = append(errs, fmt.Errorf("%s: machine %s has no method %q%s", pos, id.Name, dot.Name.Name, suggest(dot.Name.Name, methodNames)))
+		}
+		return true
+	})
+	return errors.Join(errs...)
+}
+
+// suggest returns a "did you mean" hint for the closest name, if any is close.
+func suggest(name string, names []string) string {
+	best, bestDist := "", 3
+	for _, n := range names {
+		if d := distance(name, n); d < bestDist {
+			best, bestDist = n, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %s?)", best)
+}
+
+// distance is the Levenshtein distance between a and b.
+func distance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
+
+// Select returns the tests whose names match the regular expression (all
+// when pattern is empty).
+func (file *File) Select(pattern string) ([]string, error) {
+	if pattern == "" {
+		return file.Tests, nil
+	}
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		return nil, fmt.Errorf("-run %q: %w", pattern, err)
+	}
+	var out []string
+	for _, t := range file.Tests {
+		if re.MatchString(t) {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,91 @@
+package script
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestLoadErrors checks that bad files are refused with file:line:col and a
+// hint, before anything boots.
+func TestLoadErrors(t *testing.T) {
+	tests := []struct {
+		name, src string
+		want      []string
+	}{
+		{"syntax", "server = machine()\ndef test(:\n  pass\n", []string{"bad.star:2:11", "got"}},
+		{"unknown option", "server = machine(memroy = 512)\ndef test():\n  pass\n", []string{"bad.star:1:", "memroy"}},
+		{"wrong type", "server = machine(vlans = 'one')\ndef test():\n  pass\n", []string{"bad.star:1:", "vlans"}},
+		{"misspelled method", "server = machine()\ndef test():\n  server.suceed('true')\n", []string{"bad.star:3:10", `no method "suceed"`, "did you mean succeed?"}},
+		{"undeclared machine", "server = machine()\ndef test():\n  client.succeed('true')\n", []string{"bad.star:3:3", "undefined: client"}},
+		{"duplicate names", "a = machine(name = 'x')\nb = machine(name = 'x')\ndef test():\n  pass\n", []string{`"x" is declared twice`}},
+		{"bad vlan", "a = machine(vlans = [0])\ndef test():\n  pass\n", []string{"VLAN 0 is out of range"}},
+		{"no test", "a = machine()\n", []string{"no test function"}},
+		{"test with parameters", "a = machine()\ndef test(x):\n  pass\n", []string{"bad.star:2:", "takes parameters"}},
+		{"test-only call at top level", "a = machine()\nstart_all()\ndef test():\n  pass\n", []string{"bad.star:2:", "only a test function"}},
+		{"unassigned machine", "machine()\ndef test():\n  pass\n", []string{"bad.star:1:", "not assigned to a variable"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load("bad.star", []byte(tt.src))
+			if err == nil {
+				t.Fatal("got nil error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not contain %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+func TestLoad(t *testing.T) {
+	src := `
+server = machine(vlans = [1, 2], memory = 256)
+client = machine(name = "client", vlans = [2])
+n = 0
+while n < 3:
+    n += 1
+def helper():
+    pass
+def test_b():
+    server.succeed("true")
+def test():
+    pass
+def test_a():
+    pass
+`
+	f, err := Load("ok.star", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(f.Tests, ","); got != "test_b,test,test_a" {
+		t.Errorf("got tests %s, want them in file order", got)
+	}
+	if len(f.Specs) != 2 || f.Specs[0].Name != "server" || f.Specs[0].Machine.MemoryMiB != 256 || len(f.Specs[1].VLANs) != 1 {
+		t.Errorf("got specs %+v", f.Specs)
+	}
+	sel, err := f.Select("^test_")
+	if err != nil || strings.Join(sel, ",") != "test_b,test_a" {
+		t.Errorf("Select: got %v, %v", sel, err)
+	}
+}
+
+// TestExamplesLoad checks every example file in the repository is valid.
+func TestExamplesLoad(t *testing.T) {
+	files, _ := filepath.Glob("../../examples/*.star")
+	if len(files) == 0 {
+		t.Skip("no .star examples yet")
+	}
+	for _, p := range files {
+		src, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Load(p, src); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+}

@@ -1,0 +1,160 @@
+package script
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.starlark.net/starlark"
+
+	"github.com/vmlab/vmlab/internal/lab"
+	"github.com/vmlab/vmlab/internal/machine"
+	"github.com/vmlab/vmlab/internal/report"
+)
+
+// runKey is the thread-local key of the running test.
+const runKey = "vmlab.run"
+
+// Emitter receives a run's events (report.Reporter is one).
+type Emitter interface{ Emit(report.Event) }
+
+// run is one test function running on its own lab.
+type run struct {
+	ctx  context.Context
+	file *File
+	test string
+	lab  *lab.Lab
+	out  string // the test's output directory
+	rep  Emitter
+	path []string // the subtests we are in
+}
+
+// Run runs one test of the file on a fresh lab whose files (console logs,
+// captures) go to outDir. The error is the test's failure, if any; it has
+// been reported as a TestEnd event already.
+func (file *File) Run(ctx context.Context, test string, boot *machine.Boot, outDir string, rep Emitter) error {
+	fn, ok := file.globals[test].(*starlark.Function)
+	if !ok {
+		return fmt.Errorf("%s: no test %q", file.Name, test)
+	}
+	start := time.Now()
+	rep.Emit(report.Event{Kind: report.TestStart, Test: test})
+	err := file.runTest(ctx, fn, test, boot, outDir, rep)
+	end := report.Event{Kind: report.TestEnd, Test: test, Passed: err == nil, Duration: time.Since(start)}
+	if err != nil {
+		end.Error, end.Where = splitError(err)
+	}
+	rep.Emit(end)
+	return err
+}
+
+func (file *File) runTest(ctx context.Context, fn *starlark.Function, test string, boot *machine.Boot, outDir string, rep Emitter) error {
+	logf := func(format string, args ...any) {
+		rep.Emit(report.Event{Kind: report.Log, Test: test, Text: fmt.Sprintf(format, args...)})
+	}
+	specs := make([]lab.Spec, len(file.Specs))
+	for i, s := range file.Specs {
+		s.Machine.OnConsole = func(l machine.Line) {
+			rep.Emit(report.Event{Kind: report.Console, Test: test, Machine: s.Name, Text: l.Text})
+		}
+		specs[i] = s
+	}
+	l, err := lab.New(boot, outDir, specs, logf)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		l.Close()
+		for _, p := range mustGlob(filepath.Join(outDir, "vlan*.pcap")) {
+			rep.Emit(report.Event{Kind: report.Capture, Test: test, File: p})
+		}
+	}()
+	r := &run{ctx: ctx, file: file, test: test, lab: l, out: outDir, rep: rep}
+	thread := &starlark.Thread{Name: test, Print: func(_ *starlark.Thread, msg string) { r.log("", msg) }}
+	thread.SetLocal(runKey, r)
+	stop := context.AfterFunc(ctx, func() { thread.Cancel(context.Cause(ctx).Error()) })
+	defer stop()
+	_, err = starlark.Call(thread, fn, nil, nil)
+	return err
+}
+
+func mustGlob(pattern string) []string {
+	m, _ := filepath.Glob(pattern)
+	return m
+}
+
+// splitError separates a failure's message from the script position and
+// backtrace Starlark adds.
+func splitError(err error) (msg, where string) {
+	var evalErr *starlark.EvalError
+	if errors.As(err, &evalErr) {
+		return evalErr.Msg, evalErr.Backtrace()
+	}
+	return err.Error(), ""
+}
+
+func runOf(thread *starlark.Thread, what string) (*run, error) {
+	r, ok := thread.Local(runKey).(*run)
+	if !ok {
+		return nil, fmt.Errorf("%s: only a test function can do this, not the top level of the file", what)
+	}
+	return r, nil
+}
+
+func (r *run) log(machineName, text string) {
+	r.rep.Emit(report.Event{Kind: report.Log, Test: r.test, Path: r.pathCopy(), Machine: machineName, Text: text})
+}
+
+func (r *run) pathCopy() []string { return append([]string(nil), r.path...) }
+
+// machine returns the running machine a script value stands for.
+func (r *run) machine(m *machineValue) *machine.Machine { return r.lab.Machine(m.name) }
+
+// duration unpacks a timeout: a number of seconds or a string like "30s".
+type duration struct{ d time.Duration }
+
+func (d *duration) Unpack(v starlark.Value) error {
+	switch v := v.(type) {
+	case starlark.Int, starlark.Float:
+		f, _ := starlark.AsFloat(v)
+		if f < 0 {
+			return fmt.Errorf("got %v, want a duration of 0 or more", v)
+		}
+		d.d = time.Duration(f * float64(time.Second))
+		return nil
+	case starlark.String:
+		parsed, err := time.ParseDuration(string(v))
+		if err != nil {
+			return fmt.Errorf("got %q, want a duration such as \"30s\" or a number of seconds", string(v))
+		}
+		d.d = parsed
+		return nil
+	case starlark.NoneType:
+		d.d = 0
+		return nil
+	}
+	return fmt.Errorf("got %s, want a duration such as \"30s\" or a number of seconds", v.Type())
+}
+
+// command runs one command on a machine and reports it.
+func (r *run) command(m *machineValue, cmd string, timeout time.Duration) (machine.Result, error) {
+	start := time.Now()
+	res, err := r.machine(m).Execute(r.ctx, cmd, machine.Timeout(timeout))
+	ev := report.Event{Kind: report.Command, Test: r.test, Path: r.pathCopy(), Machine: m.name, Command: cmd,
+		Exit: res.Status, Stdout: res.Stdout, Stderr: res.Stderr, Duration: time.Since(start)}
+	if err != nil {
+		ev.Error = err.Error()
+	}
+	r.rep.Emit(ev)
+	return res, err
+}
+
+// commandError is the failure of succeed/fail, with the command's output.
+func commandError(m *machineValue, cmd string, res machine.Result, wantSuccess bool) error {
+	e := &machine.ExitError{Machine: m.name, Command: cmd, Status: res.Status, Signal: res.Signal,
+		Stdout: res.Stdout, Stderr: res.Stderr, WantSuccess: wantSuccess}
+	return errors.New(strings.TrimSpace(e.Error()))
+}
