@@ -1,0 +1,97 @@
+package script
+
+import (
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/vmlab/vmlab/internal/report"
+	"github.com/vmlab/vmlab/internal/vmtest"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	vmtest.Cleanup()
+	os.Exit(code)
+}
+
+// events collects what a run reports.
+type events struct {
+	mu sync.Mutex
+	ev []report.Event
+}
+
+func (e *events) Emit(ev report.Event) {
+	e.mu.Lock()
+	e.ev = append(e.ev, ev)
+	e.mu.Unlock()
+}
+
+func (e *events) find(kind report.Kind) []report.Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []report.Event
+	for _, ev := range e.ev {
+		if ev.Kind == kind {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+func TestRun(t *testing.T) {
+	src := `
+a = machine()
+b = machine(vlans = [1, 2])
+
+def test_pass():
+    start_all()
+    out = a.succeed("echo hi", "echo there")
+    if out != "hi\nthere\n":
+        fail("got %r" % out)
+    status, out = a.execute("echo err >&2; exit 3")
+    if status != 3:
+        fail("status %d" % status)
+    subtest("reach b", lambda: a.succeed("ping -c 1 -W 2 b"))
+    log("done")
+    b.wait_for_open_port(22, timeout = 1) if False else None
+
+def test_fail():
+    subtest("outer", lambda: subtest("inner", lambda: b.succeed("echo output; exit 4")))
+`
+	file, err := Load("run.star", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	boot := vmtest.Boot(t)
+	ev := &events{}
+	if err := file.Run(t.Context(), "test_pass", boot, t.TempDir(), ev); err != nil {
+		t.Fatalf("test_pass: %v", err)
+	}
+	if logs := ev.find(report.Log); len(logs) == 0 || logs[len(logs)-1].Text != "done" {
+		t.Errorf("got logs %+v, want the script's log", logs)
+	}
+	cmds := ev.find(report.Command)
+	if len(cmds) < 3 || cmds[2].Exit != 3 || cmds[2].Stderr != "err\n" {
+		t.Errorf("got commands %+v", cmds)
+	}
+	if boots := ev.find(report.Boot); len(boots) != 2 {
+		t.Errorf("got %d boot events, want 2", len(boots))
+	}
+
+	ev = &events{}
+	err = file.Run(t.Context(), "test_fail", boot, t.TempDir(), ev)
+	if err == nil {
+		t.Fatal("test_fail passed")
+	}
+	ends := ev.find(report.TestEnd)
+	if len(ends) != 1 || ends[0].Passed || !strings.Contains(ends[0].Error, "exit status 4") ||
+		!strings.Contains(ends[0].Where, "run.star:18") {
+		t.Errorf("got end %+v, want the failure with its script line", ends)
+	}
+	subs := ev.find(report.SubtestEnd)
+	if len(subs) != 2 || strings.Join(subs[0].Path, "/") != "outer/inner" || subs[0].Passed {
+		t.Errorf("got subtest ends %+v, want inner then outer, failed", subs)
+	}
+}
