@@ -27,13 +27,35 @@ var builtins = map[string]builtinFunc{
 	"all_machines": allMachines,
 }
 
-func predeclared() starlark.StringDict {
+// predeclared returns the file's builtins. machine is special: called, it
+// declares a machine; in a file with exactly one machine it also stands for
+// that machine (machine.succeed(...)), as in NixOS.
+func predeclared(file *File) starlark.StringDict {
 	d := make(starlark.StringDict, len(builtins))
 	for name, fn := range builtins {
 		d[name] = starlark.NewBuiltin(name, fn)
 	}
+	d["machine"] = &declarer{Builtin: starlark.NewBuiltin("machine", machineBuiltin), file: file}
 	return d
 }
+
+// declarer is the predeclared machine.
+type declarer struct {
+	*starlark.Builtin
+	file *File
+}
+
+func (d *declarer) Attr(name string) (starlark.Value, error) {
+	if len(d.file.Specs) != 1 {
+		return nil, fmt.Errorf("machine.%s: `machine` stands for the machine only in a file that declares exactly one; this one declares %d", name, len(d.file.Specs))
+	}
+	for _, m := range d.file.machines {
+		return m.Attr(name)
+	}
+	return nil, nil
+}
+
+func (d *declarer) AttrNames() []string { return methodNames }
 
 func isPredeclared(name string) bool { _, ok := builtins[name]; return ok }
 

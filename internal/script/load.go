@@ -45,11 +45,12 @@ func Load(filename string, src []byte) (*File, error) {
 	decl := &declarations{}
 	thread := &starlark.Thread{Name: "load " + filename}
 	thread.SetLocal(declKey, decl)
-	globals, err := prog.Init(thread, predeclared())
+	file := &File{Name: filename, machines: make(map[string]*machineValue)}
+	globals, err := prog.Init(thread, predeclared(file))
 	if err != nil {
 		return nil, loadError(err)
 	}
-	file := &File{Name: filename, globals: globals, machines: make(map[string]*machineValue)}
+	file.globals = globals
 	if err := file.collect(decl); err != nil {
 		return nil, err
 	}

@@ -89,3 +89,19 @@ func TestExamplesLoad(t *testing.T) {
 		}
 	}
 }
+
+// TestMachineAlias: in a file with one machine, `machine` also stands for it.
+func TestMachineAlias(t *testing.T) {
+	f, err := Load("one.star", []byte("server = machine()\ndef test():\n  machine.succeed('true')\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := predeclared(f)["machine"].(*declarer)
+	if v, err := d.Attr("succeed"); err != nil || v == nil {
+		t.Errorf("machine.succeed: got %v, %v", v, err)
+	}
+	f2, _ := Load("two.star", []byte("a = machine()\nb = machine()\ndef test():\n  pass\n"))
+	if _, err := predeclared(f2)["machine"].(*declarer).Attr("succeed"); err == nil {
+		t.Error("machine.succeed with two machines: got nil error")
+	}
+}
