@@ -57,6 +57,11 @@ type Config struct {
 	// UserNet adds eth0, a user-mode NIC for ForwardPort only: no route out,
 	// no way to the host.
 	UserNet bool
+	// Setup is applied at every boot: users, groups, files, modules, sysctls.
+	Setup Setup
+	// Packages must be installed on the host (the guest's root is the
+	// host's); New checks them, so a missing one is an error before boot.
+	Packages []string
 }
 
 // Share is a host directory shared into the guest.
@@ -101,6 +106,9 @@ func New(cfg Config) (*Machine, error) {
 		if !filepath.IsAbs(s.HostPath) || !filepath.IsAbs(s.GuestPath) {
 			return nil, fmt.Errorf("new machine %s: share %s -> %s: paths must be absolute", cfg.Name, s.HostPath, s.GuestPath)
 		}
+	}
+	if err := CheckPackages(cfg.Packages); err != nil {
+		return nil, fmt.Errorf("new machine %s: %w", cfg.Name, err)
 	}
 	m := &Machine{cfg: cfg, dir: cfg.Dir}
 	if m.dir == "" {
@@ -220,6 +228,10 @@ func (m *Machine) startLocked(ctx context.Context) error {
 		return m.bootFailed(ctx, proc, agent, err)
 	}
 	if err := m.configureNetwork(bootCtx, agent); err != nil {
+		q.Close()
+		return m.bootFailed(ctx, proc, agent, err)
+	}
+	if err := m.applySetup(ctx, agent); err != nil {
 		q.Close()
 		return m.bootFailed(ctx, proc, agent, err)
 	}

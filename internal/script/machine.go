@@ -2,6 +2,7 @@ package script
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"go.starlark.net/starlark"
@@ -22,13 +23,16 @@ type declarations struct {
 // machineValue is a machine in a script: declared at top level, bound to a
 // running machine while a test runs (through the thread's run).
 type machineValue struct {
-	name   string
-	pos    syntax.Position
-	memory int
-	cpus   int
-	vlans  []int // nil: the default, VLAN 1
-	user   bool
-	shares []machine.Share
+	name     string
+	pos      syntax.Position
+	memory   int
+	cpus     int
+	vlans    []int // nil: the default, VLAN 1
+	user     bool
+	shares   []machine.Share
+	setup    machine.Setup
+	packages []string
+	qemuArgs []string
 }
 
 var (
@@ -57,11 +61,13 @@ func (m *machineValue) AttrNames() []string { return methodNames }
 
 func (m *machineValue) spec(name string) lab.Spec {
 	return lab.Spec{Name: name, VLANs: m.vlans, UserNet: m.user,
-		Machine: machine.Config{MemoryMiB: m.memory, CPUs: m.cpus, Shares: m.shares}}
+		Machine: machine.Config{MemoryMiB: m.memory, CPUs: m.cpus, Shares: m.shares,
+			Setup: m.setup, Packages: m.packages, ExtraArgs: m.qemuArgs}}
 }
 
 // machineBuiltin is machine(name=, memory=, cpus=, vlans=, user_net=,
-// shares=): it declares a machine. Only the top level may call it.
+// shares=, users=, groups=, files=, modules=, sysctls=, packages=,
+// qemu_args=): it declares a machine. Only the top level may call it.
 func machineBuiltin(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	decl, ok := thread.Local(declKey).(*declarations)
 	if !ok {
@@ -69,10 +75,39 @@ func machineBuiltin(thread *starlark.Thread, b *starlark.Builtin, args starlark.
 	}
 	m := &machineValue{pos: thread.CallFrame(1).Pos}
 	var vlans *starlark.List
-	var shares *starlark.Dict
+	var shares, files, sysctls *starlark.Dict
+	var users starlark.Value
+	var groups, modules, packages, qemuArgs *starlark.List
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs,
 		"name?", &m.name, "memory?", &m.memory, "cpus?", &m.cpus, "vlans?", &vlans,
-		"user_net?", &m.user, "shares?", &shares); err != nil {
+		"user_net?", &m.user, "shares?", &shares, "users?", &users, "groups?", &groups,
+		"files?", &files, "modules?", &modules, "sysctls?", &sysctls, "packages?", &packages,
+		"qemu_args?", &qemuArgs); err != nil {
+		return nil, err
+	}
+	var err error
+	if m.setup.Groups, err = stringList("groups", groups); err != nil {
+		return nil, err
+	}
+	if m.setup.Modules, err = stringList("modules", modules); err != nil {
+		return nil, err
+	}
+	if m.packages, err = stringList("packages", packages); err != nil {
+		return nil, err
+	}
+	if err := machine.CheckPackages(m.packages); err != nil {
+		return nil, fmt.Errorf("machine(): %w", err)
+	}
+	if m.qemuArgs, err = stringList("qemu_args", qemuArgs); err != nil {
+		return nil, err
+	}
+	if m.setup.Users, err = accounts(users); err != nil {
+		return nil, err
+	}
+	if m.setup.Sysctls, err = stringDict("sysctls", sysctls); err != nil {
+		return nil, err
+	}
+	if m.setup.Files, err = fileList(files); err != nil {
 		return nil, err
 	}
 	if m.memory < 0 || m.cpus < 0 {
@@ -103,4 +138,133 @@ func machineBuiltin(thread *starlark.Thread, b *starlark.Builtin, args starlark.
 	}
 	decl.machines = append(decl.machines, m)
 	return m, nil
+}
+
+func stringList(what string, l *starlark.List) ([]string, error) {
+	if l == nil {
+		return nil, nil
+	}
+	var out []string
+	for i := range l.Len() {
+		s, ok := starlark.AsString(l.Index(i))
+		if !ok {
+			return nil, fmt.Errorf("machine(): %s[%d]: got %s, want a string", what, i, l.Index(i).Type())
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func stringDict(what string, d *starlark.Dict) (map[string]string, error) {
+	if d == nil {
+		return nil, nil
+	}
+	out := make(map[string]string)
+	for _, kv := range d.Items() {
+		k, ok1 := starlark.AsString(kv[0])
+		v, ok2 := starlark.AsString(kv[1])
+		if !ok2 {
+			if i, err := starlark.AsInt32(kv[1]); err == nil {
+				v, ok2 = fmt.Sprint(i), true
+			}
+		}
+		if !ok1 || !ok2 {
+			return nil, fmt.Errorf("machine(): %s: want string keys and string or int values, got %s: %s", what, kv[0], kv[1])
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+// accounts takes users = ["alice"] or users = {"alice": {"groups": [...],
+// "shell": "/bin/bash"}}.
+func accounts(v starlark.Value) ([]machine.Account, error) {
+	switch v := v.(type) {
+	case nil:
+		return nil, nil
+	case *starlark.List:
+		names, err := stringList("users", v)
+		var out []machine.Account
+		for _, n := range names {
+			out = append(out, machine.Account{Name: n})
+		}
+		return out, err
+	case *starlark.Dict:
+		var out []machine.Account
+		for _, kv := range v.Items() {
+			name, ok := starlark.AsString(kv[0])
+			opts, ok2 := kv[1].(*starlark.Dict)
+			if !ok || !ok2 {
+				return nil, fmt.Errorf("machine(): users: want {name: {\"groups\": [...], \"shell\": ...}}, got %s: %s", kv[0], kv[1])
+			}
+			a := machine.Account{Name: name}
+			for _, o := range opts.Items() {
+				key, _ := starlark.AsString(o[0])
+				switch key {
+				case "groups":
+					l, _ := o[1].(*starlark.List)
+					gs, err := stringList("users."+name+".groups", l)
+					if err != nil || l == nil {
+						return nil, fmt.Errorf("machine(): users.%s.groups: want a list of strings", name)
+					}
+					a.Groups = gs
+				case "shell":
+					sh, ok := starlark.AsString(o[1])
+					if !ok {
+						return nil, fmt.Errorf("machine(): users.%s.shell: want a string", name)
+					}
+					a.Shell = sh
+				default:
+					return nil, fmt.Errorf("machine(): users.%s: unknown option %s (want groups, shell)", name, o[0])
+				}
+			}
+			out = append(out, a)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("machine(): users: got %s, want a list of names or a dict", v.Type())
+}
+
+// fileList takes files = {"/etc/x": "content"} or {"/usr/local/bin/x":
+// {"content": "...", "mode": 0o755}}.
+func fileList(d *starlark.Dict) ([]machine.File, error) {
+	if d == nil {
+		return nil, nil
+	}
+	var out []machine.File
+	for _, kv := range d.Items() {
+		path, ok := starlark.AsString(kv[0])
+		if !ok || !filepath.IsAbs(path) {
+			return nil, fmt.Errorf("machine(): files: keys are absolute guest paths, got %s", kv[0])
+		}
+		f := machine.File{Path: path}
+		switch v := kv[1].(type) {
+		case starlark.String:
+			f.Content = string(v)
+		case *starlark.Dict:
+			for _, o := range v.Items() {
+				key, _ := starlark.AsString(o[0])
+				switch key {
+				case "content":
+					c, ok := starlark.AsString(o[1])
+					if !ok {
+						return nil, fmt.Errorf("machine(): files[%q].content: want a string", path)
+					}
+					f.Content = c
+				case "mode":
+					mode, err := starlark.AsInt32(o[1])
+					if err != nil {
+						return nil, fmt.Errorf("machine(): files[%q].mode: want an int such as 0o755", path)
+					}
+					f.Mode = os.FileMode(mode)
+				default:
+					return nil, fmt.Errorf("machine(): files[%q]: unknown option %s (want content, mode)", path, o[0])
+				}
+			}
+		default:
+			return nil, fmt.Errorf("machine(): files[%q]: got %s, want a string or {\"content\": ..., \"mode\": ...}", path, kv[1].Type())
+		}
+		out = append(out, f)
+	}
+	return out, nil
 }

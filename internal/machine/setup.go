@@ -1,0 +1,154 @@
+package machine
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/vmlab/vmlab/internal/agentclient"
+	"github.com/vmlab/vmlab/internal/agentproto"
+)
+
+// Setup is what a machine's guest gets at every boot, before Start returns:
+// users and groups, files, kernel modules and sysctls. It runs the host's
+// own tools in the guest (groupadd, useradd, modprobe), since the guest's
+// root is the host's.
+type Setup struct {
+	Groups  []string
+	Users   []Account
+	Files   []File
+	Modules []string          // loaded with modprobe
+	Sysctls map[string]string // e.g. "net.ipv4.ip_forward": "1"
+}
+
+// Account is a login account, created with a home directory.
+type Account struct {
+	Name   string
+	Groups []string // supplementary groups (created if missing)
+	Shell  string   // default /bin/sh
+}
+
+// File is a file written into the guest.
+type File struct {
+	Path    string
+	Content string
+	Mode    os.FileMode // default 0644
+}
+
+func (s Setup) empty() bool {
+	return len(s.Groups)+len(s.Users)+len(s.Files)+len(s.Modules)+len(s.Sysctls) == 0
+}
+
+// commands returns the shell commands that apply the setup, each with the
+// stdin it reads (files are written from stdin).
+func (s Setup) commands() []setupCommand {
+	var cmds []setupCommand
+	groups := slices.Clone(s.Groups)
+	for _, u := range s.Users {
+		groups = append(groups, u.Groups...)
+	}
+	slices.Sort(groups)
+	for _, g := range slices.Compact(groups) {
+		cmds = append(cmds, setupCommand{cmd: "getent group " + quote(g) + " >/dev/null || groupadd " + quote(g)})
+	}
+	for _, u := range s.Users {
+		shell := u.Shell
+		if shell == "" {
+			shell = "/bin/sh"
+		}
+		args := []string{"useradd", "-m", "-U", "-s", quote(shell)}
+		if len(u.Groups) > 0 {
+			args = append(args, "-G", quote(strings.Join(u.Groups, ",")))
+		}
+		cmds = append(cmds, setupCommand{cmd: strings.Join(append(args, quote(u.Name)), " ")})
+	}
+	for _, m := range s.Modules {
+		cmds = append(cmds, setupCommand{cmd: "modprobe " + quote(m)})
+	}
+	keys := make([]string, 0, len(s.Sysctls))
+	for k := range s.Sysctls {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		path := "/proc/sys/" + strings.ReplaceAll(k, ".", "/")
+		cmds = append(cmds, setupCommand{cmd: "echo " + quote(s.Sysctls[k]) + " > " + quote(path)})
+	}
+	for _, f := range s.Files {
+		mode := f.Mode
+		if mode == 0 {
+			mode = 0o644
+		}
+		cmd := fmt.Sprintf("mkdir -p %s && cat > %s && chmod %o %s", quote(filepath.Dir(f.Path)), quote(f.Path), mode, quote(f.Path))
+		cmds = append(cmds, setupCommand{cmd: cmd, stdin: f.Content})
+	}
+	return cmds
+}
+
+type setupCommand struct{ cmd, stdin string }
+
+// quote makes s one word for sh.
+func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// applySetup runs the setup commands; a failure names the step and its output.
+func (m *Machine) applySetup(ctx context.Context, agent *agentclient.Client) error {
+	for _, c := range m.cfg.Setup.commands() {
+		var out strings.Builder
+		stdio := agentclient.ExecIO{Stdout: &out, Stderr: &out}
+		if c.stdin != "" {
+			stdio.Stdin = strings.NewReader(c.stdin)
+		}
+		res, err := agent.Exec(ctx, agentproto.Exec{Command: c.cmd, Timeout: m.DefaultTimeout()}, stdio)
+		if err == nil && res.Error != "" {
+			err = fmt.Errorf("%s", res.Error)
+		}
+		if err == nil && res.Exit != 0 {
+			err = fmt.Errorf("exit status %d: %s", res.Exit, strings.TrimSpace(out.String()))
+		}
+		if err != nil {
+			return fmt.Errorf("set up the machine: %s: %w", c.cmd, err)
+		}
+	}
+	return nil
+}
+
+// dpkgInfo is where dpkg records installed packages.
+var dpkgInfo = "/var/lib/dpkg/info"
+
+// CheckPackages reports the packages that are not installed on the host,
+// which is what the guest's root is made of. A name counts as installed when
+// dpkg knows it, or when a program of that name is on the standard PATH
+// (for hosts without dpkg).
+func CheckPackages(pkgs []string) error {
+	var missing []string
+	for _, p := range pkgs {
+		if !installed(p) {
+			missing = append(missing, p)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("package %s not installed on the host, and the machine's root is the host's (apt-get install %s)",
+			strings.Join(missing, ", "), strings.Join(missing, " "))
+	}
+	return nil
+}
+
+func installed(pkg string) bool {
+	for _, f := range []string{pkg + ".list", pkg + ":amd64.list"} {
+		if _, err := os.Stat(filepath.Join(dpkgInfo, f)); err == nil {
+			return true
+		}
+	}
+	for _, dir := range filepath.SplitList(defaultPath) {
+		if _, err := os.Stat(filepath.Join(dir, pkg)); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// defaultPath is the guest's PATH.
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
