@@ -68,6 +68,7 @@ func openPort(name string, timeout time.Duration) (*os.File, error) {
 func Serve(ctx context.Context, rw io.ReadWriter, hello agentproto.Hello) error {
 	ctx, cancel := context.WithCancel(ctx)
 	s := &server{
+		ctx:     ctx,
 		w:       agentproto.NewWriter(rw),
 		streams: make(map[uint32]*stream),
 	}
@@ -89,8 +90,9 @@ func Serve(ctx context.Context, rw io.ReadWriter, hello agentproto.Hello) error 
 }
 
 type server struct {
-	w  *agentproto.Writer
-	wg sync.WaitGroup
+	ctx context.Context // the server's lifetime: services run until it ends
+	w   *agentproto.Writer
+	wg  sync.WaitGroup
 
 	mu      sync.Mutex
 	streams map[uint32]*stream
@@ -173,6 +175,12 @@ func (s *server) handle(ctx context.Context, id uint32, req agentproto.Request, 
 			return agentproto.Result{Error: "network requests are served only inside a guest"}
 		}
 		if err := configureNetwork(req.Net); err != nil {
+			return agentproto.Result{Error: err.Error()}
+		}
+		return agentproto.Result{}
+	case req.Op == agentproto.OpServices:
+		// Services outlive the request: they live as long as the server.
+		if err := startServices(s.ctx, req.Services); err != nil {
 			return agentproto.Result{Error: err.Error()}
 		}
 		return agentproto.Result{}

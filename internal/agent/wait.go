@@ -23,6 +23,9 @@ const (
 
 // wait checks w's condition until it holds, the timeout passes or ctx ends.
 func wait(ctx context.Context, w *agentproto.Wait) agentproto.Result {
+	if w.Kind == agentproto.WaitUnit {
+		return waitUnit(ctx, w.Path, w.Timeout)
+	}
 	check, interval, err := condition(w)
 	if err != nil {
 		return agentproto.Result{Error: err.Error()}

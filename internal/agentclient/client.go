@@ -329,3 +329,8 @@ func (c *Client) CopyOut(ctx context.Context, src, dst string) error {
 func (c *Client) Network(ctx context.Context, n agentproto.Network) error {
 	return c.do(ctx, agentproto.Request{Op: agentproto.OpNetwork, Net: &n})
 }
+
+// Services starts and supervises the given services in the guest.
+func (c *Client) Services(ctx context.Context, s []agentproto.Service) error {
+	return c.do(ctx, agentproto.Request{Op: agentproto.OpServices, Services: s})
+}

@@ -321,3 +321,38 @@ func TestMalformedFrame(t *testing.T) {
 		t.Errorf("a call after the channel broke: got %v, want ErrClosed", err)
 	}
 }
+
+func TestServices(t *testing.T) {
+	c := newPair(t)
+	dir := t.TempDir()
+	err := c.Services(context.Background(), []agentproto.Service{
+		{Name: "plain", Command: "sleep 30"},
+		{Name: "by-file", Command: "sleep 0.2; touch " + dir + "/up; sleep 30", ReadyFile: dir + "/up"},
+		{Name: "by-log", Command: "echo starting; sleep 0.2; echo listening now; sleep 30", ReadyLog: "listening"},
+		{Name: "dies", Command: "echo bad config >&2; exit 3"},
+		{Name: "flaky", Command: "test -e " + dir + "/second || { touch " + dir + "/second; exit 1; }; sleep 30", Restart: "on-failure", ReadyFile: dir + "/second"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		wantErr string
+	}{
+		{"plain", ""}, {"by-file", ""}, {"by-log", ""}, {"flaky", ""},
+		{"dies", "exit status 3 and will not be restarted"},
+		{"ghost", "no service"},
+	}
+	for _, tt := range tests {
+		res, err := c.Wait(context.Background(), agentproto.Wait{Kind: agentproto.WaitUnit, Path: tt.name, Timeout: 10 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.TimedOut || !strings.Contains(res.Error, tt.wantErr) || (tt.wantErr == "") != (res.Error == "") {
+			t.Errorf("%s: got %+v, want error %q", tt.name, res, tt.wantErr)
+		}
+		if tt.name == "dies" && !strings.Contains(res.Output, "bad config") {
+			t.Errorf("dies: the output tail %q lacks the service's last words", res.Output)
+		}
+	}
+}

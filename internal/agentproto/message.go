@@ -40,7 +40,26 @@ const (
 	OpPowerOff Op = "poweroff" // stop all processes, sync, power off
 	OpReboot   Op = "reboot"   // the same, then reboot
 	OpNetwork  Op = "network"  // configure NICs and /etc/hosts: Network
+	OpServices Op = "services" // start and supervise the declared services: Services
 )
+
+// Service is a program the agent starts at boot and supervises (fast mode's
+// stand-in for a systemd unit).
+type Service struct {
+	Name    string   `json:"name"`
+	Command string   `json:"command"` // run with /bin/sh -c
+	User    string   `json:"user,omitempty"`
+	Dir     string   `json:"dir,omitempty"`
+	Env     []string `json:"env,omitempty"`
+	// Ready says when the service counts as up: a TCP port accepts, a file
+	// exists, or a line of its output matches a regular expression. With
+	// none, it is up once started.
+	ReadyPort int    `json:"ready_port,omitempty"`
+	ReadyFile string `json:"ready_file,omitempty"`
+	ReadyLog  string `json:"ready_log,omitempty"`
+	// Restart is "no" (default), "on-failure" or "always".
+	Restart string `json:"restart,omitempty"`
+}
 
 // Request opens a stream. Exactly one of the op's fields is set.
 type Request struct {
@@ -48,7 +67,9 @@ type Request struct {
 	Exec *Exec    `json:"exec,omitempty"`
 	Wait *Wait    `json:"wait,omitempty"`
 	Net  *Network `json:"net,omitempty"`
-	Path string   `json:"path,omitempty"` // copy-in destination, copy-out source
+	// Services for OpServices.
+	Services []Service `json:"services,omitempty"`
+	Path     string    `json:"path,omitempty"` // copy-in destination, copy-out source
 }
 
 // Exec runs Command with /bin/sh -c in its own process group.
@@ -75,6 +96,9 @@ const (
 	WaitUnixSocket   WaitKind = "unix-socket"   // a connect to the socket at Path succeeds
 	WaitCommandOK    WaitKind = "command-ok"    // Command exits 0
 	WaitCommandFails WaitKind = "command-fails" // Command exits non-zero
+	// WaitUnit: the service called Path is ready; fails at once when it
+	// has exited and will not be restarted.
+	WaitUnit WaitKind = "unit"
 )
 
 // Wait asks the agent to check a condition until it holds or Timeout passes.

@@ -3,9 +3,11 @@ package machine
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/vmlab/vmlab/internal/agentclient"
@@ -145,7 +147,10 @@ func (m *Machine) wait(ctx context.Context, what string, w agentproto.Wait) (age
 	case err != nil:
 		return res, m.callError(what, err)
 	case res.Error != "":
-		return res, fmt.Errorf("%s: %s: %s", m.cfg.Name, what, res.Error)
+		var b strings.Builder
+		fmt.Fprintf(&b, "%s: %s: %s", m.cfg.Name, what, res.Error)
+		section(&b, "last output", res.Output)
+		return res, errors.New(b.String())
 	case res.TimedOut:
 		return res, &TimeoutError{Machine: m.cfg.Name, What: what, Timeout: w.Timeout,
 			Output: res.Output, Console: m.console.Tail(consoleTail)}
@@ -166,6 +171,15 @@ func (m *Machine) WaitUntilFails(ctx context.Context, command string, timeout ti
 	res, err := m.wait(ctx, fmt.Sprintf("wait until %q fails", command),
 		agentproto.Wait{Kind: agentproto.WaitCommandFails, Command: command, Timeout: timeout})
 	return res.Output, err
+}
+
+// WaitForUnit waits until the declared service is ready (its port open, its
+// file present or its log line seen). A service that has exited and will not
+// be restarted fails it at once, with the service's last output lines.
+func (m *Machine) WaitForUnit(ctx context.Context, name string, timeout time.Duration) error {
+	_, err := m.wait(ctx, fmt.Sprintf("wait for service %s", name),
+		agentproto.Wait{Kind: agentproto.WaitUnit, Path: name, Timeout: timeout})
+	return err
 }
 
 // WaitForFile waits until path exists in the guest.

@@ -59,6 +59,9 @@ type Config struct {
 	UserNet bool
 	// Setup is applied at every boot: users, groups, files, modules, sysctls.
 	Setup Setup
+	// Services are started after Setup at every boot and supervised by the
+	// agent; WaitForUnit waits for one to be ready.
+	Services []agentproto.Service
 	// Packages must be installed on the host (the guest's root is the
 	// host's); New checks them, so a missing one is an error before boot.
 	Packages []string
@@ -234,6 +237,12 @@ func (m *Machine) startLocked(ctx context.Context) error {
 	if err := m.applySetup(ctx, agent); err != nil {
 		q.Close()
 		return m.bootFailed(ctx, proc, agent, err)
+	}
+	if len(m.cfg.Services) > 0 {
+		if err := agent.Services(ctx, m.cfg.Services); err != nil {
+			q.Close()
+			return m.bootFailed(ctx, proc, agent, fmt.Errorf("start services: %w", err))
+		}
 	}
 	m.mu.Lock()
 	m.proc, m.agent, m.qmp, m.hello = proc, agent, q, hello

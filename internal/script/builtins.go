@@ -15,6 +15,7 @@ import (
 // inside a test.
 var builtins = map[string]builtinFunc{
 	"machine":      machineBuiltin,
+	"service":      serviceBuiltin,
 	"start_all":    startAll,
 	"join_all":     joinAll,
 	"subtest":      subtest,

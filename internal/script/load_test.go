@@ -105,3 +105,22 @@ func TestMachineAlias(t *testing.T) {
 		t.Error("machine.succeed with two machines: got nil error")
 	}
 }
+
+func TestServiceDeclaration(t *testing.T) {
+	f, err := Load("svc.star", []byte(`
+web = machine(services = {"web": service("python3 -m http.server 80", wait_for_port = 80, restart = "on-failure", env = {"A": "b"})})
+def test():
+    web.wait_for_unit("web")
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svcs := f.Specs[0].Machine.Services
+	if len(svcs) != 1 || svcs[0].Name != "web" || svcs[0].ReadyPort != 80 || svcs[0].Restart != "on-failure" || svcs[0].Env[0] != "A=b" {
+		t.Errorf("got %+v", svcs)
+	}
+	_, err = Load("svc.star", []byte("web = machine(services = {\"web\": service(\"x\", restart = \"sometimes\")})\ndef test():\n  pass\n"))
+	if err == nil || !strings.Contains(err.Error(), "sometimes") {
+		t.Errorf("bad restart policy: got %v", err)
+	}
+}

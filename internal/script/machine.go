@@ -8,6 +8,7 @@ import (
 	"go.starlark.net/starlark"
 	"go.starlark.net/syntax"
 
+	"github.com/vmlab/vmlab/internal/agentproto"
 	"github.com/vmlab/vmlab/internal/lab"
 	"github.com/vmlab/vmlab/internal/machine"
 )
@@ -33,6 +34,7 @@ type machineValue struct {
 	setup    machine.Setup
 	packages []string
 	qemuArgs []string
+	services []agentproto.Service
 }
 
 var (
@@ -62,7 +64,7 @@ func (m *machineValue) AttrNames() []string { return methodNames }
 func (m *machineValue) spec(name string) lab.Spec {
 	return lab.Spec{Name: name, VLANs: m.vlans, UserNet: m.user,
 		Machine: machine.Config{MemoryMiB: m.memory, CPUs: m.cpus, Shares: m.shares,
-			Setup: m.setup, Packages: m.packages, ExtraArgs: m.qemuArgs}}
+			Setup: m.setup, Packages: m.packages, ExtraArgs: m.qemuArgs, Services: m.services}}
 }
 
 // machineBuiltin is machine(name=, memory=, cpus=, vlans=, user_net=,
@@ -75,14 +77,14 @@ func machineBuiltin(thread *starlark.Thread, b *starlark.Builtin, args starlark.
 	}
 	m := &machineValue{pos: thread.CallFrame(1).Pos}
 	var vlans *starlark.List
-	var shares, files, sysctls *starlark.Dict
+	var shares, files, sysctls, svcs *starlark.Dict
 	var users starlark.Value
 	var groups, modules, packages, qemuArgs *starlark.List
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs,
 		"name?", &m.name, "memory?", &m.memory, "cpus?", &m.cpus, "vlans?", &vlans,
 		"user_net?", &m.user, "shares?", &shares, "users?", &users, "groups?", &groups,
 		"files?", &files, "modules?", &modules, "sysctls?", &sysctls, "packages?", &packages,
-		"qemu_args?", &qemuArgs); err != nil {
+		"qemu_args?", &qemuArgs, "services?", &svcs); err != nil {
 		return nil, err
 	}
 	var err error
@@ -109,6 +111,18 @@ func machineBuiltin(thread *starlark.Thread, b *starlark.Builtin, args starlark.
 	}
 	if m.setup.Files, err = fileList(files); err != nil {
 		return nil, err
+	}
+	if svcs != nil {
+		for _, kv := range svcs.Items() {
+			name, ok := starlark.AsString(kv[0])
+			sv, ok2 := kv[1].(*serviceValue)
+			if !ok || !ok2 {
+				return nil, fmt.Errorf("machine(): services: want {name: service(...)}, got %s: %s", kv[0], kv[1].Type())
+			}
+			spec := sv.spec
+			spec.Name = name
+			m.services = append(m.services, spec)
+		}
 	}
 	if m.memory < 0 || m.cpus < 0 {
 		return nil, fmt.Errorf("machine(): memory and cpus must be positive")
@@ -267,4 +281,39 @@ func fileList(d *starlark.Dict) ([]machine.File, error) {
 		out = append(out, f)
 	}
 	return out, nil
+}
+
+// serviceValue is what service(...) returns: a service for machine(services=).
+type serviceValue struct{ spec agentproto.Service }
+
+func (s *serviceValue) String() string        { return fmt.Sprintf("service(%q)", s.spec.Command) }
+func (s *serviceValue) Type() string          { return "service" }
+func (s *serviceValue) Freeze()               {}
+func (s *serviceValue) Truth() starlark.Bool  { return true }
+func (s *serviceValue) Hash() (uint32, error) { return starlark.String(s.spec.Command).Hash() }
+
+// serviceBuiltin is service(command, user=, dir=, env=, wait_for_port=,
+// wait_for_file=, wait_for_log=, restart="no").
+func serviceBuiltin(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var s agentproto.Service
+	var env *starlark.Dict
+	s.Restart = "no"
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "command", &s.Command, "user?", &s.User, "dir?", &s.Dir,
+		"env?", &env, "wait_for_port?", &s.ReadyPort, "wait_for_file?", &s.ReadyFile, "wait_for_log?", &s.ReadyLog,
+		"restart?", &s.Restart); err != nil {
+		return nil, err
+	}
+	switch s.Restart {
+	case "no", "on-failure", "always":
+	default:
+		return nil, fmt.Errorf("service(): restart = %q: want \"no\", \"on-failure\" or \"always\"", s.Restart)
+	}
+	vars, err := stringDict("env", env)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range vars {
+		s.Env = append(s.Env, k+"="+v)
+	}
+	return &serviceValue{spec: s}, nil
 }

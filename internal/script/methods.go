@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"go.starlark.net/starlark"
+
+	"github.com/vmlab/vmlab/internal/agentproto"
 )
 
 type builtinFunc = func(*starlark.Thread, *starlark.Builtin, starlark.Tuple, []starlark.Tuple) (starlark.Value, error)
@@ -211,19 +213,22 @@ func waitShutdownMethod(thread *starlark.Thread, b *starlark.Builtin, args starl
 	return starlark.None, r.machine(m).WaitForShutdown(r.ctx, timeout.d)
 }
 
-// waitUnitMethod is wait_for_unit(name): services come with the services
-// issue; until then the error says so rather than pretending.
+// waitUnitMethod is wait_for_unit(name, timeout=None): the declared service
+// is ready; it fails at once when the service exited for good.
 func waitUnitMethod(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var unit string
 	var timeout duration
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "unit", &unit, "timeout?", &timeout); err != nil {
 		return nil, err
 	}
-	_, m, err := receiver(thread, b)
+	r, m, err := receiver(thread, b)
 	if err != nil {
 		return nil, err
 	}
-	return nil, fmt.Errorf("%s.wait_for_unit(%q): machine %s declares no service %q (services are not supported yet)", m.name, unit, m.name, unit)
+	if !slices.ContainsFunc(m.services, func(s agentproto.Service) bool { return s.Name == unit }) {
+		return nil, fmt.Errorf("%s.wait_for_unit(%q): machine %s declares no service %q", m.name, unit, m.name, unit)
+	}
+	return starlark.None, r.machine(m).WaitForUnit(r.ctx, unit, timeout.d)
 }
 
 func copyFromHostMethod(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
