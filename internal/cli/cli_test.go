@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -78,4 +79,42 @@ func TestExecAndBench(t *testing.T) {
 			t.Errorf("bench -json %s = %v, want a positive figure", k, f)
 		}
 	}
+}
+
+// TestRunFiles runs test files through `vmlab run`: exit codes, reports.
+func TestRunFiles(t *testing.T) {
+	t.Setenv("VMLAB_AGENT", vmtest.Agent(t))
+	t.Run("bad file", func(t *testing.T) {
+		code, _, stderr := run("run", "testdata/bad.star", "testdata/pass.star")
+		if code != exitUsage || !strings.Contains(stderr, "testdata/bad.star:1:") || !strings.Contains(stderr, "memroy") {
+			t.Errorf("got exit %d, stderr %q; want 2 and the bad line", code, stderr)
+		}
+	})
+	t.Run("pass and fail", func(t *testing.T) {
+		out := t.TempDir()
+		junit := filepath.Join(t.TempDir(), "junit.xml")
+		code, stdout, stderr := run("run", "-out", out, "-junit", junit, "testdata/pass.star", "testdata/fail.star")
+		if code != exitFail {
+			t.Errorf("got exit %d, want 1 (one test fails)\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+		}
+		for _, want := range []string{"1 passed, 1 failed", "exit status 5", "about to fail", "fail.star:4"} {
+			if !strings.Contains(stdout, want) {
+				t.Errorf("terminal report lacks %q:\n%s", want, stdout)
+			}
+		}
+		for _, f := range []string{"events.jsonl", "junit.xml", "report.html", "pass.test_hostname/vm/console.log"} {
+			if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+				t.Errorf("output: %v", err)
+			}
+		}
+		if _, err := os.Stat(junit); err != nil {
+			t.Errorf("-junit: %v", err)
+		}
+	})
+	t.Run("select", func(t *testing.T) {
+		code, _, stderr := run("run", "-run", "nomatch", "testdata/pass.star")
+		if code != exitUsage || !strings.Contains(stderr, "no test matches") {
+			t.Errorf("got exit %d, stderr %q", code, stderr)
+		}
+	})
 }
