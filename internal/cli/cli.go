@@ -30,6 +30,7 @@ type command struct {
 }
 
 var commands = []command{
+	{"run", "run test files (.star): each test on fresh machines, with reports", runRun, false},
 	{"exec", "boot a machine, run a shell command in it, print its output", runExec, false},
 	{"bench", "measure boot time, command round trips and wait latency", runBench, false},
 	{"guest-listen", "benchmark helper run inside the guest", runGuestListen, true},

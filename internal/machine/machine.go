@@ -311,6 +311,15 @@ func (m *Machine) supervise(proc *qemu.Process, agent *agentclient.Client, q *qm
 	q.Close()
 }
 
+// NeedsBoot reports whether the next call would boot the machine: it was
+// never started or was stopped on purpose (not died).
+func (m *Machine) NeedsBoot() bool {
+	m.mu.Lock()
+	down := m.down
+	m.mu.Unlock()
+	return down == nil && !m.running()
+}
+
 // running reports whether a QEMU process is up.
 func (m *Machine) running() bool {
 	m.mu.Lock()

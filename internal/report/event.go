@@ -14,7 +14,7 @@ const (
 	TestEnd      Kind = "test-end"      // Test, Passed, Error, Duration
 	SubtestStart Kind = "subtest-start" // Test, Path
 	SubtestEnd   Kind = "subtest-end"   // Test, Path, Passed, Error, Duration
-	Command      Kind = "command"       // Test, Path, Machine, Command, Exit, Stdout, Stderr, Duration, Error
+	Command      Kind = "command"       // Test, Path, Machine, Command, Exit, Stdout, Stderr, Duration, Error (set when it failed the test)
 	Console      Kind = "console"       // Test, Machine, Text (one line)
 	Log          Kind = "log"           // Test, Path, Machine (may be empty), Text
 	Boot         Kind = "boot"          // Test, Machine, Duration (to the agent's hello)

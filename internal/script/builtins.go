@@ -83,14 +83,7 @@ func startAll(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple,
 	if err != nil {
 		return nil, err
 	}
-	return starlark.None, r.each(func(m *machineValue) error {
-		start := time.Now()
-		if err := r.machine(m).Start(r.ctx); err != nil {
-			return err
-		}
-		r.rep.Emit(report.Event{Kind: report.Boot, Test: r.test, Machine: m.name, Duration: time.Since(start)})
-		return nil
-	})
+	return starlark.None, r.each(r.boot)
 }
 
 // joinAll waits until every machine has shut down.

@@ -16,7 +16,7 @@ type builtinFunc = func(*starlark.Thread, *starlark.Builtin, starlark.Tuple, []s
 
 // methods are the machine methods, named as in the NixOS driver.
 var methods = map[string]builtinFunc{
-	"start":                     simple(func(r *run, m *machineValue) error { return r.machine(m).Start(r.ctx) }),
+	"start":                     simple(func(r *run, m *machineValue) error { return r.boot(m) }),
 	"shutdown":                  simple(func(r *run, m *machineValue) error { return r.machine(m).Shutdown(r.ctx) }),
 	"reboot":                    simple(func(r *run, m *machineValue) error { return r.machine(m).Reboot(r.ctx) }),
 	"crash":                     simple(func(r *run, m *machineValue) error { r.machine(m).Crash(); return nil }),
@@ -50,10 +50,19 @@ var methodNames = func() []string {
 	return names
 }()
 
-// receiver returns the machine a bound method was called on and the run.
+// noBoot are the methods that do not need the machine up.
+var noBoot = []string{"start", "shutdown", "crash", "block", "unblock", "forward_port", "sleep",
+	"wait_for_shutdown", "wait_for_console_text"}
+
+// receiver returns the machine a bound method was called on and the run,
+// booting the machine first if the method needs it up (machines start
+// lazily, as in NixOS; the boot is reported as its own event).
 func receiver(thread *starlark.Thread, b *starlark.Builtin) (*run, *machineValue, error) {
 	m := b.Receiver().(*machineValue)
 	r, err := runOf(thread, m.name+"."+b.Name()+"()")
+	if err == nil && !slices.Contains(noBoot, b.Name()) {
+		err = r.boot(m)
+	}
 	return r, m, err
 }
 
@@ -91,12 +100,13 @@ func succeedMethod(wantSuccess bool) builtinFunc {
 			if !ok {
 				return nil, fmt.Errorf("%s: command %d: got %s, want a string", b.Name(), i+1, a.Type())
 			}
-			res, err := r.command(m, cmd, timeout.d)
+			want := failure
+			if wantSuccess {
+				want = success
+			}
+			res, err := r.command(m, cmd, timeout.d, want)
 			if err != nil {
 				return nil, err
-			}
-			if (res.Status == 0) != wantSuccess {
-				return nil, commandError(m, cmd, res, wantSuccess)
 			}
 			out.WriteString(res.Stdout)
 		}
@@ -117,7 +127,7 @@ func executeMethod(thread *starlark.Thread, b *starlark.Builtin, args starlark.T
 	if err != nil {
 		return nil, err
 	}
-	res, err := r.command(m, cmd, timeout.d)
+	res, err := r.command(m, cmd, timeout.d, anyStatus)
 	if err != nil {
 		return nil, err
 	}

@@ -41,14 +41,22 @@ func (file *File) Run(ctx context.Context, test string, boot *machine.Boot, outD
 		return fmt.Errorf("%s: no test %q", file.Name, test)
 	}
 	start := time.Now()
-	rep.Emit(report.Event{Kind: report.TestStart, Test: test})
-	err := file.runTest(ctx, fn, test, boot, outDir, rep)
-	end := report.Event{Kind: report.TestEnd, Test: test, Passed: err == nil, Duration: time.Since(start)}
+	id := file.TestID(test)
+	rep.Emit(report.Event{Kind: report.TestStart, Test: id})
+	err := file.runTest(ctx, fn, id, boot, outDir, rep)
+	end := report.Event{Kind: report.TestEnd, Test: id, Passed: err == nil, Duration: time.Since(start)}
 	if err != nil {
 		end.Error, end.Where = splitError(err)
 	}
 	rep.Emit(end)
 	return err
+}
+
+// TestID names a test in reports: the file's base name and the function,
+// "client_server.test", so equally named tests of two files stay apart.
+func (file *File) TestID(test string) string {
+	base := filepath.Base(file.Name)
+	return strings.TrimSuffix(base, filepath.Ext(base)) + "." + test
 }
 
 func (file *File) runTest(ctx context.Context, fn *starlark.Function, test string, boot *machine.Boot, outDir string, rep Emitter) error {
@@ -113,6 +121,21 @@ func (r *run) pathCopy() []string { return append([]string(nil), r.path...) }
 // machine returns the running machine a script value stands for.
 func (r *run) machine(m *machineValue) *machine.Machine { return r.lab.Machine(m.name) }
 
+// boot starts the machine unless it runs or died (a dead machine's calls
+// report how it died), and reports the boot.
+func (r *run) boot(m *machineValue) error {
+	mm := r.machine(m)
+	if !mm.NeedsBoot() {
+		return nil
+	}
+	start := time.Now()
+	if err := mm.Start(r.ctx); err != nil {
+		return err
+	}
+	r.rep.Emit(report.Event{Kind: report.Boot, Test: r.test, Machine: m.name, Duration: time.Since(start)})
+	return nil
+}
+
 // duration unpacks a timeout: a number of seconds or a string like "30s".
 type duration struct{ d time.Duration }
 
@@ -139,10 +162,24 @@ func (d *duration) Unpack(v starlark.Value) error {
 	return fmt.Errorf("got %s, want a duration such as \"30s\" or a number of seconds", v.Type())
 }
 
-// command runs one command on a machine and reports it.
-func (r *run) command(m *machineValue, cmd string, timeout time.Duration) (machine.Result, error) {
+// expect says which exit statuses a command may end with.
+type expect int
+
+const (
+	anyStatus expect = iota // execute
+	success                 // succeed
+	failure                 // fail
+)
+
+// command runs one command on a machine and reports it. A status the
+// script did not expect is an error, and the event carries it (so reports
+// tell a failing command from an expected non-zero exit).
+func (r *run) command(m *machineValue, cmd string, timeout time.Duration, want expect) (machine.Result, error) {
 	start := time.Now()
 	res, err := r.machine(m).Execute(r.ctx, cmd, machine.Timeout(timeout))
+	if err == nil && (want == success && res.Status != 0 || want == failure && res.Status == 0) {
+		err = commandError(m, cmd, res, want == success)
+	}
 	ev := report.Event{Kind: report.Command, Test: r.test, Path: r.pathCopy(), Machine: m.name, Command: cmd,
 		Exit: res.Status, Stdout: res.Stdout, Stderr: res.Stderr, Duration: time.Since(start)}
 	if err != nil {

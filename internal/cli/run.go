@@ -1,0 +1,171 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vmlab/vmlab/internal/report"
+	"github.com/vmlab/vmlab/internal/script"
+)
+
+// runRun is `vmlab run FILES...`: check every file, then run the selected
+// tests, each on a fresh set of machines. Exit 0 when all pass, 1 when any
+// fails, 2 on bad usage or a bad file (reported before any VM boots).
+func runRun(ctx context.Context, e *env, args []string) int {
+	fs := newFlagSet(e, "run", "FILE.star...")
+	var bf bootFlags
+	bf.register(fs)
+	pattern := fs.String("run", "", "run only the tests whose names match this `regexp`")
+	verbose := fs.Bool("v", false, "show every command and the consoles as they go")
+	out := fs.String("out", "", "write logs, captures and reports to `dir` (default: a new directory in $TMPDIR, removed when all pass unless -keep)")
+	keep := fs.Bool("keep", false, "keep the output directory even when all tests pass")
+	junit := fs.String("junit", "", "also write a JUnit XML report to `file`")
+	jsonEvents := fs.Bool("json", false, "print the events as JSON lines on stdout instead of the terminal report")
+	timeout := fs.Duration("timeout", 0, "fail a test that runs longer than this (default: 30m, 6m under KVM)")
+	parallel := fs.Int("j", max(1, runtime.NumCPU()/2), "run this many tests at once (each boots its own machines; under TCG each machine wants a core)")
+	if ok, code := parse(fs, args, func() bool { return fs.NArg() > 0 }); !ok {
+		return code
+	}
+	files, err := loadAll(fs.Args())
+	if err != nil {
+		e.errorf("%v", err)
+		return exitUsage
+	}
+	type job struct {
+		file *script.File
+		test string
+	}
+	var jobs []job
+	for _, f := range files {
+		tests, err := f.Select(*pattern)
+		if err != nil {
+			e.errorf("%v", err)
+			return exitUsage
+		}
+		for _, t := range tests {
+			jobs = append(jobs, job{f, t})
+		}
+	}
+	if len(jobs) == 0 {
+		e.errorf("no test matches -run %q", *pattern)
+		return exitUsage
+	}
+	boot, err := bf.prepare(e)
+	if err != nil {
+		e.errorf("%v", err)
+		return exitFail
+	}
+	dir, removeDir, err := outputDir(*out)
+	if err != nil {
+		e.errorf("%v", err)
+		return exitFail
+	}
+	rep, closeEvents, err := reporter(e, dir, *junit, *jsonEvents, *verbose)
+	if err != nil {
+		e.errorf("%v", err)
+		return exitFail
+	}
+	if *timeout == 0 {
+		*timeout = 6 * time.Minute * time.Duration(boot.Accel.TimeoutScale())
+	}
+	var failed atomic.Int32
+	queue := make(chan job)
+	var wg sync.WaitGroup
+	for range max(*parallel, 1) {
+		wg.Go(func() {
+			for j := range queue {
+				tctx, cancel := context.WithTimeoutCause(ctx, *timeout, fmt.Errorf("test %s timed out after %v", j.test, *timeout))
+				testDir := filepath.Join(dir, j.file.TestID(j.test))
+				if err := j.file.Run(tctx, j.test, boot, testDir, rep); err != nil {
+					failed.Add(1)
+				}
+				cancel()
+			}
+		})
+	}
+	for _, j := range jobs {
+		if ctx.Err() != nil {
+			break
+		}
+		queue <- j
+	}
+	close(queue)
+	wg.Wait()
+	if err := errors.Join(rep.Close(), closeEvents()); err != nil {
+		e.errorf("write reports: %v", err)
+	}
+	if ctx.Err() != nil {
+		e.errorf("interrupted; reports so far are in %s", dir)
+		return exitFail
+	}
+	if failed.Load() == 0 && !*keep && removeDir {
+		os.RemoveAll(dir)
+	} else {
+		fmt.Fprintf(e.stderr, "vmlab: logs, captures and reports in %s\n", dir)
+	}
+	if failed.Load() > 0 {
+		return exitFail
+	}
+	return exitOK
+}
+
+// loadAll loads and checks every file, reporting all their errors together.
+func loadAll(paths []string) ([]*script.File, error) {
+	var files []*script.File
+	var errs []error
+	for _, p := range paths {
+		src, err := os.ReadFile(p)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		f, err := script.Load(p, src)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		files = append(files, f)
+	}
+	return files, errors.Join(errs...)
+}
+
+func outputDir(out string) (dir string, removable bool, err error) {
+	if out != "" {
+		return out, false, os.MkdirAll(out, 0o755)
+	}
+	dir, err = os.MkdirTemp("", "vmlab-run-")
+	return dir, true, err
+}
+
+// reporter assembles the sinks: the terminal (or JSON lines on stdout),
+// events.jsonl, junit.xml and report.html in the output directory, and the
+// -junit file.
+func reporter(e *env, dir, junit string, jsonEvents, verbose bool) (*report.Reporter, func() error, error) {
+	events, err := os.Create(filepath.Join(dir, "events.jsonl"))
+	if err != nil {
+		return nil, nil, err
+	}
+	sinks := []report.Sink{
+		report.NewJSONLines(events),
+		report.NewJUnit(filepath.Join(dir, "junit.xml")),
+		report.NewHTML(filepath.Join(dir, "report.html")),
+	}
+	if junit != "" {
+		sinks = append(sinks, report.NewJUnit(junit))
+	}
+	if jsonEvents {
+		sinks = append(sinks, report.NewJSONLines(e.stdout))
+	} else {
+		f, isFile := e.stdout.(*os.File)
+		color := isFile && report.IsTerminal(f)
+		sinks = append(sinks, report.NewTerminal(e.stdout, report.TerminalOptions{Color: color, Verbose: verbose}))
+	}
+	return report.New(sinks...), events.Close, nil
+}

@@ -1,0 +1,206 @@
+package report
+
+import (
+	"time"
+)
+
+// Limits on what the file reports keep of a test, so that a chatty guest
+// cannot fill memory or make a report too big to open.
+const (
+	consoleLimit = 1 << 20 // console text per test
+	outputLimit  = 1 << 20 // each of a command's stdout and stderr
+)
+
+// collector gathers a run's events per test, for the sinks that write
+// their report at Close (JUnit, HTML).
+type collector struct {
+	tests  []*testRecord          // in start order
+	byName map[string]*testRecord // the latest test of each name
+	last   time.Time              // of the latest event
+}
+
+// testRecord is one test as its events told it.
+type testRecord struct {
+	step             // the test itself; its Path is empty
+	open     []*step // open subtests, outermost first
+	lastCmd  *Event
+	console  consoleLog
+	captures []string
+}
+
+// step is a test or a subtest.
+type step struct {
+	Name         string
+	Path         []string
+	Start        time.Time
+	Ended        bool
+	Passed       bool
+	Error, Where string
+	Duration     time.Duration
+	FailedCmd    *Event  // the command that failed the step, if one did
+	Items        []entry // what happened in it, in order
+}
+
+// entry is one thing in a step's timeline: a Command, Log or Boot event,
+// or a subtest.
+type entry struct {
+	Event *Event
+	Sub   *step
+}
+
+// add files e under its test. A TestStart starts a new test even if one
+// of that name ran before; other events go to the latest test of their
+// name, and are dropped if there is none (but for a TestEnd).
+func (c *collector) add(e Event) {
+	if e.Time.After(c.last) {
+		c.last = e.Time
+	}
+	t := c.byName[e.Test]
+	if t == nil || e.Kind == TestStart {
+		if e.Kind != TestStart && e.Kind != TestEnd {
+			return
+		}
+		t = &testRecord{step: step{Name: e.Test, Start: e.Time}, console: consoleLog{limit: consoleLimit}}
+		if c.byName == nil {
+			c.byName = make(map[string]*testRecord)
+		}
+		c.byName[e.Test] = t
+		c.tests = append(c.tests, t)
+	}
+	t.add(e)
+}
+
+func (t *testRecord) add(e Event) {
+	switch e.Kind {
+	case TestEnd:
+		t.open = nil
+		t.finish(&t.step, e)
+	case SubtestStart:
+		t.startSubtest(e)
+	case SubtestEnd:
+		t.endSubtest(e)
+	case Command:
+		e.Stdout, e.Stderr = capTail(e.Stdout, outputLimit), capTail(e.Stderr, outputLimit)
+		t.lastCmd = &e
+		t.current().add(entry{Event: &e})
+	case Log, Boot:
+		t.current().add(entry{Event: &e})
+	case Console:
+		t.console.add(e.Machine, e.Text)
+	case Capture:
+		t.captures = append(t.captures, e.File)
+	}
+}
+
+// current is the innermost open subtest, or the test.
+func (t *testRecord) current() *step {
+	if n := len(t.open); n > 0 {
+		return t.open[n-1]
+	}
+	return &t.step
+}
+
+func (s *step) add(en entry) { s.Items = append(s.Items, en) }
+
+func (t *testRecord) startSubtest(e Event) {
+	depth := len(e.Path)
+	if depth == 0 {
+		return
+	}
+	t.open = t.open[:min(len(t.open), depth-1)]
+	s := &step{Name: e.Path[depth-1], Path: e.Path, Start: e.Time}
+	t.current().add(entry{Sub: s})
+	t.open = append(t.open, s)
+}
+
+func (t *testRecord) endSubtest(e Event) {
+	depth := len(e.Path)
+	if depth == 0 || len(t.open) < depth {
+		return
+	}
+	s := t.open[depth-1]
+	t.open = t.open[:depth-1]
+	t.finish(s, e)
+}
+
+func (t *testRecord) finish(s *step, e Event) {
+	s.Ended, s.Passed = true, e.Passed
+	s.Error, s.Where, s.Duration = e.Error, e.Where, e.Duration
+	if !e.Passed {
+		s.FailedCmd = failingCommand(t.lastCmd, s.Path)
+	}
+}
+
+// finishAll ends the tests and subtests that never did, as failed: the
+// run was interrupted or a test hung. Their duration runs to the last
+// event.
+func (c *collector) finishAll() {
+	for _, t := range c.tests {
+		t.open = nil
+		t.step.finishUnended(c.last)
+	}
+}
+
+func (s *step) finishUnended(last time.Time) {
+	for _, en := range s.Items {
+		if en.Sub != nil {
+			en.Sub.finishUnended(last)
+		}
+	}
+	if s.Ended {
+		return
+	}
+	s.Ended = true
+	s.Error = "did not finish"
+	if !s.Start.IsZero() && last.After(s.Start) {
+		s.Duration = last.Sub(s.Start)
+	}
+}
+
+// steps returns the step and all its subtests, depth first.
+func (s *step) steps() []*step {
+	all := []*step{s}
+	for _, en := range s.Items {
+		if en.Sub != nil {
+			all = append(all, en.Sub.steps()...)
+		}
+	}
+	return all
+}
+
+// consoleLine is one line a machine printed on its console.
+type consoleLine struct{ Machine, Text string }
+
+// consoleLog keeps a test's newest console lines, up to limit bytes.
+type consoleLog struct {
+	limit   int
+	lines   []consoleLine // lines[start:] are kept
+	start   int
+	size    int // bytes kept, counted as "machine: text\n"
+	dropped int // bytes dropped
+}
+
+func (l *consoleLog) add(machine, text string) {
+	line := consoleLine{clean(machine), clean(text)}
+	l.lines = append(l.lines, line)
+	l.size += line.size()
+	for l.size > l.limit && l.start < len(l.lines) {
+		n := l.lines[l.start].size()
+		l.size -= n
+		l.dropped += n
+		l.lines[l.start] = consoleLine{}
+		l.start++
+	}
+	// Move the kept lines down once half the slice is dropped ones, so
+	// that dropping stays cheap per line.
+	if l.start > len(l.lines)/2 {
+		n := copy(l.lines, l.lines[l.start:])
+		clear(l.lines[n:])
+		l.lines, l.start = l.lines[:n], 0
+	}
+}
+
+func (c consoleLine) size() int { return len(c.Machine) + len(": ") + len(c.Text) + len("\n") }
+
+// kept returns the lines kept, oldest first.
+func (l *consoleLog) kept() []consoleLine { return l.lines[l.start:] }

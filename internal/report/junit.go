@@ -1,0 +1,163 @@
+package report
+
+import (
+	"encoding/xml"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+// NewJUnit returns a sink that writes a JUnit XML report to path on Close,
+// for CI systems to show: one testsuite for the run, one testcase per test
+// and one per subtest (named "test/sub/sub"). A failure carries the error,
+// where in the script it happened and the failing command's output; a
+// test's system-out holds its console lines (the last 1 MiB of them).
+// Tests that never ended count as failed. The directory must exist.
+func NewJUnit(path string) Sink {
+	return &junit{path: path}
+}
+
+type junit struct {
+	path   string
+	c      collector
+	closed bool
+	err    error
+}
+
+func (j *junit) Event(e Event) { j.c.add(e) }
+
+func (j *junit) Close() error {
+	if j.closed {
+		return j.err
+	}
+	j.closed = true
+	j.c.finishAll()
+	data, err := xml.MarshalIndent(junitReport(j.c.tests), "", "  ")
+	if err == nil {
+		data = append([]byte(xml.Header), append(data, '\n')...)
+		err = os.WriteFile(j.path, data, 0o644)
+	}
+	if err != nil {
+		j.err = fmt.Errorf("write junit report: %w", err)
+	}
+	return j.err
+}
+
+// The XML, as most CI systems read it (Jenkins, GitLab, GitHub actions).
+type (
+	junitSuites struct {
+		XMLName  xml.Name     `xml:"testsuites"`
+		Tests    int          `xml:"tests,attr"`
+		Failures int          `xml:"failures,attr"`
+		Time     string       `xml:"time,attr"`
+		Suites   []junitSuite `xml:"testsuite"`
+	}
+	junitSuite struct {
+		Name      string      `xml:"name,attr"`
+		Tests     int         `xml:"tests,attr"`
+		Failures  int         `xml:"failures,attr"`
+		Errors    int         `xml:"errors,attr"`
+		Time      string      `xml:"time,attr"`
+		Timestamp string      `xml:"timestamp,attr,omitempty"`
+		Cases     []junitCase `xml:"testcase"`
+	}
+	junitCase struct {
+		Name      string        `xml:"name,attr"`
+		Classname string        `xml:"classname,attr"`
+		Time      string        `xml:"time,attr"`
+		Failure   *junitFailure `xml:"failure,omitempty"`
+		SystemOut *junitText    `xml:"system-out,omitempty"`
+	}
+	junitFailure struct {
+		Message string `xml:"message,attr"`
+		Type    string `xml:"type,attr"`
+		Text    string `xml:",cdata"`
+	}
+	// junitText is text as CDATA, where newlines stay newlines (as
+	// character data encoding/xml writes each as "&#xA;"). encoding/xml
+	// splits any "]]>" in it; clean has removed what XML does not allow.
+	junitText struct {
+		Text string `xml:",cdata"`
+	}
+)
+
+func junitReport(tests []*testRecord) junitSuites {
+	suite := junitSuite{Name: "vmlab"}
+	var first, last time.Time
+	for _, t := range tests {
+		for _, s := range t.steps() {
+			suite.Cases = append(suite.Cases, junitTestcase(t, s))
+		}
+		if first.IsZero() || t.Start.Before(first) {
+			first = t.Start
+		}
+		if end := t.Start.Add(t.Duration); end.After(last) {
+			last = end
+		}
+	}
+	for _, c := range suite.Cases {
+		if c.Failure != nil {
+			suite.Failures++
+		}
+	}
+	suite.Tests = len(suite.Cases)
+	// Tests run in parallel: the run took from the first start to the
+	// last end, not the sum of the tests.
+	suite.Time = junitSeconds(last.Sub(first))
+	if !first.IsZero() {
+		suite.Timestamp = first.Format(time.RFC3339)
+	}
+	return junitSuites{Tests: suite.Tests, Failures: suite.Failures, Time: suite.Time, Suites: []junitSuite{suite}}
+}
+
+func junitTestcase(t *testRecord, s *step) junitCase {
+	c := junitCase{
+		Name:      clean(strings.Join(append([]string{t.Name}, s.Path...), "/")),
+		Classname: clean(t.Name),
+		Time:      junitSeconds(s.Duration),
+	}
+	if !s.Passed {
+		c.Failure = &junitFailure{Message: cleanText(s.Error), Type: "failure", Text: failureText(s)}
+	}
+	if out := consoleText(&t.console); s == &t.step && out != "" {
+		c.SystemOut = &junitText{out}
+	}
+	return c
+}
+
+func junitSeconds(d time.Duration) string { return fmt.Sprintf("%.3f", d.Seconds()) }
+
+// failureText is a failure for reading in a CI page: the error, where,
+// and the failing command with its output.
+func failureText(s *step) string {
+	var b strings.Builder
+	b.WriteString(cleanText(s.Error))
+	if where := cleanText(backtrace(s.Where, s.Error)); where != "" {
+		b.WriteString("\n\n" + where)
+	}
+	if cmd := s.FailedCmd; cmd != nil {
+		fmt.Fprintf(&b, "\n\n%s$ %s\nexit %d", clean(cmd.Machine), cleanText(cmd.Command), cmd.Exit)
+		if cmd.Error != "" {
+			b.WriteString(", " + cleanText(cmd.Error))
+		}
+		for _, out := range []struct{ name, text string }{{"stdout", cmd.Stdout}, {"stderr", cmd.Stderr}} {
+			if text := cleanText(out.text); text != "" {
+				fmt.Fprintf(&b, "\n%s:\n%s", out.name, text)
+			}
+		}
+	}
+	return b.String()
+}
+
+// consoleText is a test's console lines, each "machine: text".
+func consoleText(l *consoleLog) string {
+	var b strings.Builder
+	if l.dropped > 0 {
+		fmt.Fprintf(&b, "[%d earlier bytes of console output dropped]\n", l.dropped)
+	}
+	for _, line := range l.kept() {
+		b.WriteString(line.Machine + ": " + line.Text + "\n")
+	}
+	return b.String()
+}

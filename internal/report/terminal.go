@@ -1,0 +1,374 @@
+package report
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// TerminalOptions says how the terminal report looks.
+type TerminalOptions struct {
+	// Color paints PASS green and FAIL red. Without it the output holds
+	// no escape sequence at all: the guests' own are stripped too.
+	Color bool
+	// Verbose shows every command, boot and capture, and the machines'
+	// console lines as they arrive. Without it the report shows tests,
+	// subtests, logs, failed commands and failures.
+	Verbose bool
+}
+
+// IsTerminal reports whether f is a character device, as a terminal is;
+// use it to choose TerminalOptions.Color. (/dev/null is one too, where
+// colour does no harm.)
+func IsTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// NewTerminal returns a sink that writes a report for people to w: a
+// header line per test, its subtests nested under it with PASS or FAIL
+// and their durations, its logs, and for each failure the error, where in
+// the script it happened, the failing command's output and the last
+// console lines of the failing machine. Close writes the summary line
+// "N passed, N failed"; it does not close w.
+//
+// Tests that run at once do not interleave: the first one running is
+// shown live and the others are held, each shown whole when the tests
+// before it have ended.
+func NewTerminal(w io.Writer, opts TerminalOptions) Sink {
+	return &terminal{
+		w:       &errWriter{w: w},
+		opts:    opts,
+		running: make(map[string]*termTest),
+	}
+}
+
+type terminal struct {
+	w       *errWriter
+	opts    TerminalOptions
+	running map[string]*termTest
+	queue   []*termTest // tests not yet written whole, in start order; queue[0] is live
+	passed  int
+	failed  int
+	closed  bool
+}
+
+// termTest is what the terminal keeps of one test while it runs.
+type termTest struct {
+	name     string
+	held     bytes.Buffer // output while another test is live
+	ended    bool
+	open     []termStep // open subtests, outermost first
+	lastCmd  *Event
+	consoles map[string]*ring
+	machines []string // in order of their first console line
+
+	// detailed says a failure's details were shown, and error which;
+	// the test and outer subtests fail with the same error after.
+	detailed bool
+	error    string
+}
+
+// termStep is an open subtest; shown says its header line is out.
+type termStep struct {
+	name  string
+	shown bool
+}
+
+func (s *terminal) Event(e Event) {
+	if s.closed {
+		return
+	}
+	t := s.test(e)
+	if t == nil {
+		return
+	}
+	switch e.Kind {
+	case SubtestStart:
+		s.subtestStart(t, e)
+	case SubtestEnd:
+		s.subtestEnd(t, e)
+	case Command:
+		s.command(t, e)
+	case Console:
+		s.console(t, e)
+	case Log:
+		s.showOpen(t)
+		s.text(t, len(t.open)+1, prefix(e.Machine), e.Text)
+	case Boot:
+		s.verbose(t, fmt.Sprintf("%s: booted in %s", e.Machine, seconds(e.Duration)))
+	case Capture:
+		s.verbose(t, "capture: "+e.File)
+	case TestEnd:
+		s.testEnd(t, e)
+	}
+}
+
+// test returns the running test e belongs to, starting one (and writing
+// its header) on TestStart. Other events of a test that is not running
+// are dropped (nil), but for a TestEnd, which still counts.
+func (s *terminal) test(e Event) *termTest {
+	t := s.running[e.Test]
+	if t != nil && e.Kind != TestStart {
+		return t
+	}
+	if e.Kind != TestStart && e.Kind != TestEnd {
+		return nil
+	}
+	t = &termTest{name: e.Test, consoles: make(map[string]*ring)}
+	s.running[e.Test] = t
+	s.queue = append(s.queue, t)
+	s.line(t, 0, "RUN  "+clean(e.Test))
+	return t
+}
+
+func (s *terminal) subtestStart(t *termTest, e Event) {
+	depth := len(e.Path)
+	if depth == 0 {
+		return
+	}
+	t.open = append(t.open[:min(len(t.open), depth-1)], termStep{name: clean(e.Path[depth-1])})
+	if s.opts.Verbose {
+		s.showOpen(t)
+	}
+}
+
+func (s *terminal) subtestEnd(t *termTest, e Event) {
+	depth := len(e.Path)
+	if depth == 0 {
+		return
+	}
+	t.open = t.open[:min(len(t.open), depth-1)]
+	s.showOpen(t)
+	s.line(t, depth, s.result(e.Passed, clean(e.Path[depth-1]), seconds(e.Duration)))
+	if !e.Passed {
+		s.failure(t, depth+1, e)
+	}
+}
+
+func (s *terminal) testEnd(t *termTest, e Event) {
+	t.open = nil
+	s.line(t, 0, s.result(e.Passed, clean(e.Test), seconds(e.Duration)))
+	if e.Passed {
+		s.passed++
+	} else {
+		s.failure(t, 1, e)
+		s.failed++
+	}
+	s.end(t)
+}
+
+// end marks t ended and lets the next test have the terminal.
+func (s *terminal) end(t *termTest) {
+	t.ended = true
+	if s.running[t.name] == t {
+		delete(s.running, t.name)
+	}
+	s.advance()
+}
+
+// advance hands the terminal on once the live test has ended: the held
+// output of the next test is written, and if that one has ended too, of
+// the one after, until a test that still runs is live.
+func (s *terminal) advance() {
+	for len(s.queue) > 0 && s.queue[0].ended {
+		s.queue = s.queue[1:]
+		if len(s.queue) > 0 {
+			next := s.queue[0]
+			s.w.Write(next.held.Bytes())
+			next.held = bytes.Buffer{}
+		}
+	}
+}
+
+func (s *terminal) command(t *termTest, e Event) {
+	t.lastCmd = &e
+	if !s.opts.Verbose && !failed(&e) {
+		return
+	}
+	s.showOpen(t)
+	s.line(t, len(t.open)+1, commandLine(e))
+}
+
+// commandLine sums up a command: "vm$ systemctl start x (exit 1, 0.21s)".
+func commandLine(e Event) string {
+	outcome := fmt.Sprintf("exit %d", e.Exit)
+	if e.Error != "" && e.Exit == 0 {
+		// A zero exit that failed (fail()) or no exit at all (a timeout,
+		// a machine that went down): the error says which.
+		outcome = "error: " + firstLine(e.Error)
+	}
+	return fmt.Sprintf("%s$ %s (%s, %s)", clean(e.Machine), firstLine(e.Command), outcome, seconds(e.Duration))
+}
+
+func (s *terminal) console(t *termTest, e Event) {
+	r := t.consoles[e.Machine]
+	if r == nil {
+		r = new(ring)
+		t.consoles[e.Machine] = r
+		t.machines = append(t.machines, e.Machine)
+	}
+	r.push(clean(e.Text))
+	if s.opts.Verbose {
+		s.showOpen(t)
+		s.text(t, len(t.open)+1, prefix(e.Machine), e.Text)
+	}
+}
+
+// failure shows what failed a test or subtest: the error, where, the
+// failing command's output and the console of the machine it ran on (of
+// every machine when no command failed). The test and the subtests around
+// a failed one fail with the same error; their details are not repeated.
+func (s *terminal) failure(t *termTest, depth int, e Event) {
+	if t.detailed && e.Error == t.error {
+		return
+	}
+	t.detailed, t.error = true, e.Error
+	s.field(t, depth, "error", e.Error)
+	s.field(t, depth, "at", backtrace(e.Where, e.Error))
+	machines := t.machines
+	if cmd := failingCommand(t.lastCmd, e.Path); cmd != nil {
+		s.output(t, depth, "stdout", cmd.Stdout, e.Error)
+		s.output(t, depth, "stderr", cmd.Stderr, e.Error)
+		machines = []string{cmd.Machine}
+	}
+	for _, m := range machines {
+		r := t.consoles[m]
+		if r == nil {
+			continue
+		}
+		last := r.last()
+		s.line(t, depth, fmt.Sprintf("last %d console lines of %s:", len(last), clean(m)))
+		for _, l := range last {
+			s.line(t, depth+1, prefix(m)+l)
+		}
+	}
+}
+
+// output shows a failing command's stdout or stderr, unless the error
+// message carries it already, starting a line (machine.ExitError does).
+func (s *terminal) output(t *termTest, depth int, label, out, errMsg string) {
+	if trimmed := strings.TrimSpace(out); trimmed == "" || strings.Contains(errMsg, "\n"+trimmed) {
+		return
+	}
+	s.line(t, depth, label+":")
+	s.text(t, depth+1, "", out)
+}
+
+// field shows "label: text", or the label on a line of its own with the
+// text's lines under it when there are several.
+func (s *terminal) field(t *termTest, depth int, label, text string) {
+	ls := lines(text)
+	switch len(ls) {
+	case 0:
+		return
+	case 1:
+		s.line(t, depth, label+": "+ls[0])
+		return
+	}
+	s.line(t, depth, label+":")
+	for _, l := range ls {
+		s.line(t, depth+1, l)
+	}
+}
+
+// verbose shows a line at the current depth in verbose mode only.
+func (s *terminal) verbose(t *termTest, text string) {
+	if s.opts.Verbose {
+		s.showOpen(t)
+		s.text(t, len(t.open)+1, "", text)
+	}
+}
+
+// showOpen writes the header of each open subtest not yet shown, so that
+// what follows sits under its subtest. Subtests with nothing to show
+// inside get a single result line instead.
+func (s *terminal) showOpen(t *termTest) {
+	for i := range t.open {
+		if !t.open[i].shown {
+			s.line(t, i+1, "RUN  "+t.open[i].name)
+			t.open[i].shown = true
+		}
+	}
+}
+
+// result is "PASS name (1.23s)", the word coloured when asked.
+func (s *terminal) result(passed bool, name, dur string) string {
+	word, color := "PASS", "\x1b[32m"
+	if !passed {
+		word, color = "FAIL", "\x1b[31m"
+	}
+	if s.opts.Color {
+		word = color + word + "\x1b[0m"
+	}
+	return fmt.Sprintf("%s %s (%s)", word, name, dur)
+}
+
+// text writes each line of text, cleaned, each with prefix.
+func (s *terminal) text(t *termTest, depth int, prefix, text string) {
+	for _, l := range lines(text) {
+		s.line(t, depth, prefix+l)
+	}
+}
+
+// line writes one line, indented two spaces a level, to the terminal if t
+// is live or else to t's held output. text must be clean.
+func (s *terminal) line(t *termTest, depth int, text string) {
+	var w io.Writer = &t.held
+	if len(s.queue) > 0 && s.queue[0] == t {
+		w = s.w
+	}
+	io.WriteString(w, strings.Repeat("  ", depth)+text+"\n")
+}
+
+func prefix(machine string) string {
+	if machine == "" {
+		return ""
+	}
+	return clean(machine) + ": "
+}
+
+// Close writes what tests still hold, marking those that never ended as
+// failed, then the summary line. It returns the first write error.
+func (s *terminal) Close() error {
+	if s.closed {
+		return s.w.result()
+	}
+	s.closed = true
+	for len(s.queue) > 0 {
+		t := s.queue[0]
+		if !t.ended {
+			t.open = nil
+			s.line(t, 0, s.result(false, clean(t.name), "did not finish"))
+			s.failed++
+		}
+		s.end(t)
+	}
+	// Alone on its line and never coloured: CI greps for it.
+	fmt.Fprintf(s.w, "%d passed, %d failed\n", s.passed, s.failed)
+	return s.w.result()
+}
+
+// errWriter remembers the first write error and writes nothing after it.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
+	n, err := e.w.Write(p)
+	e.err = err
+	return n, err
+}
+
+func (e *errWriter) result() error {
+	if e.err != nil {
+		return fmt.Errorf("write terminal report: %w", e.err)
+	}
+	return nil
+}

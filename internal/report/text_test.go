@@ -1,0 +1,103 @@
+package report
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func TestClean(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+	}{
+		{"plain", "hello\tworld", "hello\tworld"},
+		{"colour", "\x1b[0;32m  OK  \x1b[0m] Started", "  OK  ] Started"},
+		{"title", "\x1b]0;root@vm\x07$ ", "$ "},
+		{"title ended by ST", "\x1b]0;t\x1b\\x", "x"},
+		{"carriage return", "line\r", "line"},
+		{"C0 and DEL", "a\x00b\x08c\x7f", "abc"},
+		{"C1", "a\u009b31mb", "a31mb"},
+		{"invalid UTF-8", "a\xffb", "a\uFFFDb"},
+		{"unicode", "héllo ✓", "héllo ✓"},
+		{"XML non-characters", "a\uFFFEb\uFFFFc\uFFFDd", "abc\uFFFDd"},
+		{"escape at end", "x\x1b", "x"},
+		{"unterminated CSI", "x\x1b[12", "x"},
+	}
+	for _, tt := range tests {
+		if got := clean(tt.in); got != tt.want {
+			t.Errorf("%s: got %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestBacktrace(t *testing.T) {
+	tests := []struct {
+		name, where, msg, want string
+	}{
+		{"repeated error dropped", "Traceback:\n  a.star:1:2: in f\nError in succeed: boom", "boom", "Traceback:\n  a.star:1:2: in f"},
+		{"multi-line error dropped", "Traceback:\n  a.star:1:2: in f\nError: boom\nmore", "boom\nmore", "Traceback:\n  a.star:1:2: in f"},
+		{"other last line kept", "Traceback:\n  a.star:1:2: in f\nError: other", "boom", "Traceback:\n  a.star:1:2: in f\nError: other"},
+		{"only the error", "Error: boom", "boom", ""},
+		{"no where", "", "boom", ""},
+	}
+	for _, tt := range tests {
+		if got := backtrace(tt.where, tt.msg); got != tt.want {
+			t.Errorf("%s: got %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestCapTail(t *testing.T) {
+	tests := []struct {
+		name  string
+		in    string
+		limit int
+		want  string
+	}{
+		{"short", "abc\n", 10, "abc\n"},
+		{"cut at a line", "one\ntwo\nthree\n", 10, "[8 earlier bytes dropped]\nthree\n"},
+		{"no line near", strings.Repeat("x", 500), 10, "[490 earlier bytes dropped]\nxxxxxxxxxx"},
+	}
+	for _, tt := range tests {
+		if got := capTail(tt.in, tt.limit); got != tt.want {
+			t.Errorf("%s: got %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestRing(t *testing.T) {
+	for _, n := range []int{0, 1, consoleTail, consoleTail + 7, 3 * consoleTail} {
+		var r ring
+		for i := range n {
+			r.push(fmt.Sprint(i))
+		}
+		got := r.last()
+		first := max(0, n-consoleTail)
+		if len(got) != n-first {
+			t.Errorf("after %d lines: got %d kept, want %d", n, len(got), n-first)
+			continue
+		}
+		for i, l := range got {
+			if want := fmt.Sprint(first + i); l != want {
+				t.Errorf("after %d lines: got line %d = %q, want %q", n, i, l, want)
+			}
+		}
+	}
+}
+
+func TestConsoleLog(t *testing.T) {
+	l := consoleLog{limit: 100}
+	for i := range 1000 {
+		l.add("vm", fmt.Sprintf("line %03d", i)) // 13 bytes with "vm: " and "\n"
+	}
+	kept := l.kept()
+	if len(kept) != 7 || kept[len(kept)-1].Text != "line 999" || kept[0].Text != "line 993" {
+		t.Errorf("got %d lines kept, %v; want 7, line 993 to line 999", len(kept), kept)
+	}
+	if l.size != 91 || l.dropped != 993*13 {
+		t.Errorf("got size %d, dropped %d; want 91 and %d", l.size, l.dropped, 993*13)
+	}
+	if cap(l.lines) > 64 {
+		t.Errorf("got capacity %d, want the dropped lines let go", cap(l.lines))
+	}
+}
