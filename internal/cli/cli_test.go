@@ -11,11 +11,7 @@ import (
 	"github.com/vmlab/vmlab/internal/vmtest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	vmtest.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { vmtest.Main(m) }
 
 func run(args ...string) (int, string, string) {
 	var stdout, stderr bytes.Buffer

@@ -19,11 +19,7 @@ import (
 	"github.com/vmlab/vmlab/internal/vnet"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	vmtest.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { vmtest.Main(m) }
 
 func newLab(t *testing.T, specs ...lab.Spec) (*lab.Lab, string) {
 	t.Helper()

@@ -15,11 +15,7 @@ import (
 	"github.com/vmlab/vmlab/internal/vmtest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	vmtest.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { vmtest.Main(m) }
 
 // TestMachine boots one machine and shares it across the subtests.
 func TestMachine(t *testing.T) {

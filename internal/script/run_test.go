@@ -1,7 +1,6 @@
 package script
 
 import (
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -10,11 +9,7 @@ import (
 	"github.com/vmlab/vmlab/internal/vmtest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	vmtest.Cleanup()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { vmtest.Main(m) }
 
 // events collects what a run reports.
 type events struct {
