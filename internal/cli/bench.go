@@ -41,6 +41,10 @@ type benchResult struct {
 	ThroughputRatio float64 `json:"throughput_ratio,omitempty"`
 	SwitchRTTMS     float64 `json:"switch_rtt_ms,omitempty"`
 	McastRTTMS      float64 `json:"mcast_rtt_ms,omitempty"`
+
+	// RunS is `vmlab run` of the client/server example, end to end: load,
+	// boot both machines, the test, shutdown (absent without the file).
+	RunS float64 `json:"run_s,omitempty"`
 }
 
 // runBench measures, in one run: (a) the floor, the kernel booting a trivial
@@ -59,6 +63,7 @@ func runBench(ctx context.Context, e *env, args []string) int {
 	runs := fs.Int("runs", 3, "boots to measure for (a) and (b); the median counts")
 	n := fs.Int("n", 1000, "commands for the round-trip figure")
 	network := fs.Bool("net", true, "measure the network too (4 more boots)")
+	example := fs.String("example", "examples/client_server.star", "test file to time end to end with vmlab run (\"\" to skip)")
 	netSeconds := fs.Int("net-seconds", 3, "seconds of bulk transfer per measurement")
 	netRounds := fs.Int("net-rounds", 3, "alternating measurements of each network; the median counts")
 	if ok, code := parse(fs, args, func() bool { return fs.NArg() == 0 && *runs >= 1 && *n >= 1 }); !ok {
@@ -73,6 +78,18 @@ func runBench(ctx context.Context, e *env, args []string) int {
 	if err != nil {
 		e.errorf("bench: %v", err)
 		return exitFail
+	}
+	if *example != "" {
+		if _, err := os.Stat(*example); err == nil {
+			fmt.Fprintf(e.stderr, "vmlab: bench: vmlab run %s\n", *example)
+			start := time.Now()
+			var out strings.Builder
+			if code := runRun(ctx, &env{stdout: &out, stderr: &out}, []string{"-j", "1", *example}); code != exitOK {
+				e.errorf("bench: vmlab run %s: exit %d\n%s", *example, code, out.String())
+				return exitFail
+			}
+			r.RunS = time.Since(start).Seconds()
+		}
 	}
 	if *network {
 		sw, mc, err := benchNetwork(ctx, e, boot, bf, *netSeconds, max(*netRounds, 1))
@@ -243,6 +260,10 @@ func printBench(w io.Writer, r *benchResult) {
 	fmt.Fprintf(tw, "(c) Succeed(\"true\") round trip, p99\t%.2f ms\t<= 20 ms\t%s\n", r.RTTP99MS, verdict(r.RTTP99MS <= 20))
 	fmt.Fprintf(tw, "    of which the channel (a request that starts no process)\t%.2f ms\t\t\n", r.ChannelRTTMS)
 	fmt.Fprintf(tw, "(d) port opens -> WaitForOpenPort returns\t%.2f ms\t<= 50 ms\t%s\n", r.WaitLatencyMS, verdict(r.WaitLatencyMS <= 50))
+	if r.RunS > 0 {
+		fmt.Fprintf(tw, "vmlab run examples/client_server.star, wall time\t%.2f s (%.1fx floor)\t<= 10 s\t%s\n",
+			r.RunS, r.RunS/r.FloorS, verdict(r.RunS <= 10))
+	}
 	if r.SwitchMbps > 0 {
 		fmt.Fprintf(tw, "network: TCP throughput, switch / multicast\t%.0f / %.0f Mbit/s (%.2fx)\t>= 0.9x\t%s\n",
 			r.SwitchMbps, r.McastMbps, r.ThroughputRatio, verdict(r.ThroughputRatio >= 0.9))
