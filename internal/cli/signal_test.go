@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -93,4 +94,45 @@ func gone(pid int, timeout time.Duration) bool {
 	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 	n, err := unix.Poll(fds, int(timeout.Milliseconds()))
 	return err == nil && n == 1
+}
+
+// TestRunInterrupted: Ctrl-C during `vmlab run` stops the machines, writes
+// the reports so far and exits non-zero.
+func TestRunInterrupted(t *testing.T) {
+	bin := vmtest.Agent(t)
+	out := t.TempDir()
+	cmd := exec.Command(bin, "run", "-v", "-out", out, "testdata/hang.star")
+	cmd.Env = append(os.Environ(), "VMLAB_AGENT="+bin)
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	// The console line "started" means the test is inside its long command.
+	r := bufio.NewReader(stdout)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("vmlab run ended before the test started: %v", err)
+		}
+		if strings.Contains(line, "vm: started") {
+			break
+		}
+	}
+	qemu := childPids(cmd.Process.Pid)
+	cmd.Process.Signal(syscall.SIGINT)
+	go io.Copy(io.Discard, r)
+	if err := cmd.Wait(); err == nil {
+		t.Error("vmlab run exited 0 after SIGINT")
+	}
+	for _, pid := range qemu {
+		if !gone(pid, 10*time.Second) {
+			t.Errorf("qemu %d outlived the interrupted run", pid)
+		}
+	}
+	for _, f := range []string{"events.jsonl", "junit.xml", "report.html"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Errorf("after the interrupt: %v", err)
+		}
+	}
 }
