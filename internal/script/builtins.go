@@ -14,18 +14,19 @@ import (
 // builtins are the functions a test file can call; all but machine() only
 // inside a test.
 var builtins = map[string]builtinFunc{
-	"machine":      machineBuiltin,
-	"service":      serviceBuiltin,
-	"start_all":    startAll,
-	"join_all":     joinAll,
-	"subtest":      subtest,
-	"retry":        retry,
-	"log":          logBuiltin,
-	"partition":    partition,
-	"heal":         heal,
-	"link_fault":   linkFault,
-	"vlan_fault":   vlanFault,
-	"all_machines": allMachines,
+	"machine":           machineBuiltin,
+	"service":           serviceBuiltin,
+	"start_all":         startAll,
+	"join_all":          joinAll,
+	"subtest":           subtest,
+	"retry":             retry,
+	"log":               logBuiltin,
+	"partition":         partition,
+	"heal":              heal,
+	"link_fault":        linkFault,
+	"vlan_fault":        vlanFault,
+	"all_machines":      allMachines,
+	"polling_condition": pollingCondition,
 }
 
 // predeclared returns the file's builtins. machine is special: called, it
@@ -291,4 +292,25 @@ func allMachines(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tup
 		l = append(l, m)
 	}
 	return starlark.NewList(l), nil
+}
+
+// polling_condition(condition, body, interval=0): run body() while
+// condition() must hold; it is checked before every machine call body
+// makes, at most once per interval (NixOS's `with polling_condition:`).
+func pollingCondition(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var cond, body starlark.Callable
+	var interval duration
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "condition", &cond, "body", &body, "interval?", &interval); err != nil {
+		return nil, err
+	}
+	r, err := runOf(thread, "polling_condition()")
+	if err != nil {
+		return nil, err
+	}
+	r.conditions = append(r.conditions, &condition{fn: cond, interval: interval.d})
+	defer func() { r.conditions = r.conditions[:len(r.conditions)-1] }()
+	if err := r.checkConditions(thread); err != nil {
+		return nil, err
+	}
+	return starlark.Call(thread, body, nil, nil)
 }

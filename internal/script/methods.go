@@ -60,6 +60,9 @@ var noBoot = []string{"start", "shutdown", "crash", "block", "unblock", "forward
 func receiver(thread *starlark.Thread, b *starlark.Builtin) (*run, *machineValue, error) {
 	m := b.Receiver().(*machineValue)
 	r, err := runOf(thread, m.name+"."+b.Name()+"()")
+	if err == nil {
+		err = r.checkConditions(thread)
+	}
 	if err == nil && !slices.Contains(noBoot, b.Name()) {
 		err = r.boot(m)
 	}

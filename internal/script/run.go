@@ -30,6 +30,42 @@ type run struct {
 	out  string // the test's output directory
 	rep  Emitter
 	path []string // the subtests we are in
+
+	conditions []*condition // active polling conditions, innermost last
+	checking   bool         // a condition is being checked: do not recurse
+}
+
+// condition is a polling_condition: fn must hold before every machine call
+// while it is active, checked at most once per interval.
+type condition struct {
+	fn       starlark.Callable
+	interval time.Duration
+	last     time.Time
+}
+
+// checkConditions runs the active polling conditions that are due. A
+// condition fails when fn fails or returns a false value other than None.
+func (r *run) checkConditions(thread *starlark.Thread) error {
+	if r.checking {
+		return nil
+	}
+	r.checking = true
+	defer func() { r.checking = false }()
+	for _, c := range r.conditions {
+		if time.Since(c.last) < c.interval {
+			continue
+		}
+		c.last = time.Now()
+		v, err := starlark.Call(thread, c.fn, nil, nil)
+		if err == nil && v != starlark.None && !v.Truth() {
+			err = fmt.Errorf("returned %s", v)
+		}
+		if err != nil {
+			msg, _ := splitError(err)
+			return fmt.Errorf("polling condition %s failed: %s", c.fn.Name(), msg)
+		}
+	}
+	return nil
 }
 
 // Run runs one test of the file on a fresh lab whose files (console logs,

@@ -54,6 +54,13 @@ def test_pass():
 
 def test_fail():
     subtest("outer", lambda: subtest("inner", lambda: b.succeed("echo output; exit 4")))
+
+def marker_present():
+    a.succeed("test -e /tmp/marker")
+
+def test_polling():
+    a.succeed("touch /tmp/marker")
+    polling_condition(marker_present, lambda: [a.succeed("true"), a.succeed("rm /tmp/marker"), a.succeed("true")])
 `
 	file, err := Load("run.star", []byte(src))
 	if err != nil {
@@ -84,6 +91,11 @@ def test_fail():
 	if len(ends) != 1 || ends[0].Passed || !strings.Contains(ends[0].Error, "exit status 4") ||
 		!strings.Contains(ends[0].Where, "run.star:18") {
 		t.Errorf("got end %+v, want the failure with its script line", ends)
+	}
+	ev2 := &events{}
+	err = file.Run(t.Context(), "test_polling", boot, t.TempDir(), ev2)
+	if err == nil || !strings.Contains(err.Error(), "polling condition marker_present failed") {
+		t.Errorf("test_polling: got %v, want the polling condition to fail once the marker is gone", err)
 	}
 	subs := ev.find(report.SubtestEnd)
 	if len(subs) != 2 || strings.Join(subs[0].Path, "/") != "outer/inner" || subs[0].Passed {
