@@ -107,6 +107,12 @@ func TestRunFiles(t *testing.T) {
 			t.Errorf("-junit: %v", err)
 		}
 	})
+	t.Run("extra disk", func(t *testing.T) {
+		code, stdout, stderr := run("run", "testdata/disk.star")
+		if code != exitOK {
+			t.Errorf("got exit %d\n%s\n%s", code, stdout, stderr)
+		}
+	})
 	t.Run("select", func(t *testing.T) {
 		code, _, stderr := run("run", "-run", "nomatch", "testdata/pass.star")
 		if code != exitUsage || !strings.Contains(stderr, "no test matches") {

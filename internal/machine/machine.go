@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -62,6 +63,10 @@ type Config struct {
 	// Services are started after Setup at every boot and supervised by the
 	// agent; WaitForUnit waits for one to be ready.
 	Services []agentproto.Service
+	// Disks are extra empty disks, sizes in MiB: /dev/vda, /dev/vdb, ... in
+	// the guest (virtio_blk is loaded at boot). They are sparse files in Dir
+	// and keep their contents across reboots.
+	Disks []int
 	// Packages must be installed on the host (the guest's root is the
 	// host's); New checks them, so a missing one is an error before boot.
 	Packages []string
@@ -109,6 +114,14 @@ func New(cfg Config) (*Machine, error) {
 		if !filepath.IsAbs(s.HostPath) || !filepath.IsAbs(s.GuestPath) {
 			return nil, fmt.Errorf("new machine %s: share %s -> %s: paths must be absolute", cfg.Name, s.HostPath, s.GuestPath)
 		}
+	}
+	for _, size := range cfg.Disks {
+		if size <= 0 {
+			return nil, fmt.Errorf("new machine %s: disk size %d MiB: want a positive size", cfg.Name, size)
+		}
+	}
+	if len(cfg.Disks) > 0 && !slices.Contains(cfg.Setup.Modules, "virtio_blk") {
+		cfg.Setup.Modules = append([]string{"virtio_blk"}, cfg.Setup.Modules...)
 	}
 	if err := CheckPackages(cfg.Packages); err != nil {
 		return nil, fmt.Errorf("new machine %s: %w", cfg.Name, err)
@@ -406,7 +419,7 @@ func (m *Machine) qemuConfig() qemu.Config {
 		FS:        b.FS,
 		Virtiofsd: b.Virtiofsd,
 		Firmware:  b.Firmware,
-		Extra:     m.cfg.ExtraArgs,
+		Extra:     append(m.diskArgs(), m.cfg.ExtraArgs...),
 		NICs:      m.qemuNICs(),
 		UserNet:   m.userNet(),
 	}

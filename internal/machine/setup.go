@@ -152,3 +152,23 @@ func installed(pkg string) bool {
 
 // defaultPath is the guest's PATH.
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// diskArgs creates the machine's extra disks (sparse files, once) and
+// returns their QEMU arguments. A disk that cannot be created shows up as
+// QEMU's error at boot.
+func (m *Machine) diskArgs() []string {
+	var args []string
+	for i, size := range m.cfg.Disks {
+		path := filepath.Join(m.dir, fmt.Sprintf("disk%d.img", i))
+		if _, err := os.Stat(path); err != nil {
+			if f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o600); err == nil {
+				f.Truncate(int64(size) << 20)
+				f.Close()
+			}
+		}
+		id := fmt.Sprintf("disk%d", i)
+		args = append(args, "-drive", "file="+strings.ReplaceAll(path, ",", ",,")+",format=raw,if=none,id="+id,
+			"-device", "virtio-blk-pci,drive="+id)
+	}
+	return args
+}

@@ -39,6 +39,7 @@ type machineValue struct {
 	packages []string
 	qemuArgs []string
 	services []agentproto.Service
+	disks    []int
 }
 
 var (
@@ -71,7 +72,7 @@ func (m *machineValue) AttrNames() []string { return methodNames }
 func (m *machineValue) spec(name string) lab.Spec {
 	return lab.Spec{Name: name, VLANs: m.vlans, UserNet: m.user,
 		Machine: machine.Config{MemoryMiB: m.memory, CPUs: m.cpus, Shares: m.shares,
-			Setup: m.setup, Packages: m.packages, ExtraArgs: m.qemuArgs, Services: m.services}}
+			Setup: m.setup, Packages: m.packages, ExtraArgs: m.qemuArgs, Services: m.services, Disks: m.disks}}
 }
 
 // machineBuiltin is machine(name=, memory=, cpus=, vlans=, user_net=,
@@ -86,12 +87,12 @@ func machineBuiltin(thread *starlark.Thread, b *starlark.Builtin, args starlark.
 	var vlans *starlark.List
 	var shares, files, sysctls, svcs *starlark.Dict
 	var users starlark.Value
-	var groups, modules, packages, qemuArgs *starlark.List
+	var groups, modules, packages, qemuArgs, disks *starlark.List
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs,
 		"name?", &m.name, "memory?", &m.memory, "cpus?", &m.cpus, "vlans?", &vlans,
 		"user_net?", &m.user, "shares?", &shares, "users?", &users, "groups?", &groups,
 		"files?", &files, "modules?", &modules, "sysctls?", &sysctls, "packages?", &packages,
-		"qemu_args?", &qemuArgs, "services?", &svcs); err != nil {
+		"qemu_args?", &qemuArgs, "services?", &svcs, "disks?", &disks); err != nil {
 		return nil, err
 	}
 	var err error
@@ -118,6 +119,15 @@ func machineBuiltin(thread *starlark.Thread, b *starlark.Builtin, args starlark.
 	}
 	if m.setup.Files, err = fileList(files); err != nil {
 		return nil, err
+	}
+	if disks != nil {
+		for i := range disks.Len() {
+			size, err := starlark.AsInt32(disks.Index(i))
+			if err != nil || size <= 0 {
+				return nil, fmt.Errorf("machine(): disks[%d]: want a size in MiB, got %s", i, disks.Index(i))
+			}
+			m.disks = append(m.disks, size)
+		}
 	}
 	if svcs != nil {
 		for _, kv := range svcs.Items() {
