@@ -2,7 +2,6 @@ package initramfs
 
 import (
 	"bytes"
-	"compress/gzip"
 	"debug/elf"
 	"encoding/binary"
 	"os"
@@ -10,47 +9,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/klauspost/compress/zstd"
-	"github.com/ulikunitz/xz"
+	"github.com/vmlab/vmlab/internal/compresstest"
 )
 
 // fakeKO returns bytes that pass for a plain module.
 func fakeKO(name string) []byte { return []byte("\x7fELF\x02\x01\x01 module " + name) }
-
-func xzCompress(t *testing.T, data []byte) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	w, err := xz.NewWriter(&b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Write(data)
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
-
-func zstdCompress(t *testing.T, data []byte) []byte {
-	t.Helper()
-	enc, err := zstd.NewWriter(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer enc.Close()
-	return enc.EncodeAll(data, nil)
-}
-
-func gzipCompress(t *testing.T, data []byte) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	w := gzip.NewWriter(&b)
-	w.Write(data)
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
 
 // compressedTree is a module tree whose modules for "virtio_pci" come in
 // every compression a distro uses.
@@ -61,10 +24,10 @@ func compressedTree(t *testing.T) string {
 		"kernel/drivers/virtio/virtio_pci_modern_dev.ko": fakeKO("virtio_pci_modern_dev"),
 		"kernel/drivers/virtio/virtio_pci_legacy_dev.ko": fakeKO("virtio_pci_legacy_dev"),
 		"kernel/drivers/virtio/virtio_pci.ko":            fakeKO("virtio_pci"),
-		"kernel/drivers/char/hw_random/virtio-rng.ko.xz": xzCompress(t, fakeKO("virtio_rng")),
+		"kernel/drivers/char/hw_random/virtio-rng.ko.xz": compresstest.XZ(t, fakeKO("virtio_rng")),
 		"kernel/fs/overlayfs/overlay.ko":                 fakeKO("overlay"),
-		"kernel/net/9p/9pnet.ko":                         zstdCompress(t, fakeKO("9pnet")),
-		"kernel/net/9p/9pnet_virtio.ko":                  gzipCompress(t, fakeKO("9pnet_virtio")),
+		"kernel/net/9p/9pnet.ko":                         compresstest.Zstd(t, fakeKO("9pnet")),
+		"kernel/net/9p/9pnet_virtio.ko":                  compresstest.Gzip(t, fakeKO("9pnet_virtio")),
 		"kernel/drivers/corrupt.ko.zst":                  append([]byte{0x28, 0xb5, 0x2f, 0xfd}, "garbage"...),
 	})
 }

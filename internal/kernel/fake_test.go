@@ -2,13 +2,11 @@ package kernel
 
 import (
 	"bytes"
-	"compress/gzip"
 	"debug/elf"
 	"encoding/binary"
 	"testing"
 
-	"github.com/klauspost/compress/zstd"
-	"github.com/ulikunitz/xz"
+	"github.com/vmlab/vmlab/internal/compresstest"
 )
 
 const testRelease = "6.9.0-test"
@@ -76,37 +74,12 @@ func withSize(compressed []byte, size int) []byte {
 	return binary.LittleEndian.AppendUint32(compressed, uint32(size))
 }
 
-func gzipPayload(t *testing.T, data []byte) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	w := gzip.NewWriter(&b)
-	w.Write(data)
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes() // gzip's ISIZE field is the size trailer
-}
-
+// The payloads as a bzImage carries them: xz and zstd followed by the
+// uncompressed size; gzip's own ISIZE field is that trailer already.
+func gzipPayload(t *testing.T, data []byte) []byte { return compresstest.Gzip(t, data) }
 func xzPayload(t *testing.T, data []byte) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	w, err := xz.NewWriter(&b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Write(data)
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return withSize(b.Bytes(), len(data))
+	return withSize(compresstest.XZ(t, data), len(data))
 }
-
 func zstdPayload(t *testing.T, data []byte) []byte {
-	t.Helper()
-	enc, err := zstd.NewWriter(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer enc.Close()
-	return withSize(enc.EncodeAll(data, nil), len(data))
+	return withSize(compresstest.Zstd(t, data), len(data))
 }

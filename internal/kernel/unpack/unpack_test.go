@@ -2,14 +2,12 @@ package unpack
 
 import (
 	"bytes"
-	"compress/gzip"
 	"errors"
 	"os"
 	"os/exec"
 	"testing"
 
-	"github.com/klauspost/compress/zstd"
-	"github.com/ulikunitz/xz"
+	"github.com/vmlab/vmlab/internal/compresstest"
 )
 
 // sample returns data that compresses somewhat but is not trivial.
@@ -24,50 +22,15 @@ func sample() []byte {
 	return b.Bytes()
 }
 
-func gzipBytes(t *testing.T, data []byte) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	w := gzip.NewWriter(&b)
-	w.Write(data)
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
-
-func xzBytes(t *testing.T, data []byte) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	w, err := xz.NewWriter(&b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Write(data)
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
-
-func zstdBytes(t *testing.T, data []byte) []byte {
-	t.Helper()
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderCRC(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer enc.Close()
-	return enc.EncodeAll(data, nil)
-}
-
 func TestDetect(t *testing.T) {
 	tests := []struct {
 		name string
 		data []byte
 		want Format
 	}{
-		{"gzip", gzipBytes(t, []byte("x")), Gzip},
-		{"xz", xzBytes(t, []byte("x")), XZ},
-		{"zstd", zstdBytes(t, []byte("x")), Zstd},
+		{"gzip", compresstest.Gzip(t, []byte("x")), Gzip},
+		{"xz", compresstest.XZ(t, []byte("x")), XZ},
+		{"zstd", compresstest.Zstd(t, []byte("x")), Zstd},
 		{"lz4 legacy", []byte{0x02, 0x21, 0x4c, 0x18, 0, 0}, LZ4},
 		{"bzip2", []byte("BZh91AY&SY"), Bzip2},
 		{"elf", []byte("\x7fELF\x02\x01\x01"), Unknown},
@@ -92,11 +55,11 @@ func TestDecode(t *testing.T) {
 		in   []byte
 		want []byte
 	}{
-		{"gzip", gzipBytes(t, data), data},
-		{"xz", xzBytes(t, data), data},
-		{"zstd", zstdBytes(t, data), data},
-		{"zstd rle", zstdBytes(t, zeros), zeros},
-		{"empty xz", xzBytes(t, nil), nil},
+		{"gzip", compresstest.Gzip(t, data), data},
+		{"xz", compresstest.XZ(t, data), data},
+		{"zstd", compresstest.Zstd(t, data), data},
+		{"zstd rle", compresstest.Zstd(t, zeros), zeros},
+		{"empty xz", compresstest.XZ(t, nil), nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -113,7 +76,7 @@ func TestDecode(t *testing.T) {
 }
 
 func TestDecodeErrors(t *testing.T) {
-	corrupt := xzBytes(t, sample())
+	corrupt := compresstest.XZ(t, sample())
 	corrupt[len(corrupt)/2] ^= 0x55
 	tests := []struct {
 		name        string
@@ -122,10 +85,10 @@ func TestDecodeErrors(t *testing.T) {
 	}{
 		{"lz4", []byte{0x02, 0x21, 0x4c, 0x18, 1, 2, 3, 4}, true},
 		{"unknown", []byte("hello world"), true},
-		{"truncated xz", xzBytes(t, sample())[:100], false},
+		{"truncated xz", compresstest.XZ(t, sample())[:100], false},
 		{"corrupt xz", corrupt, false},
-		{"truncated zstd", zstdBytes(t, sample())[:50], false},
-		{"truncated gzip", gzipBytes(t, sample())[:50], false},
+		{"truncated zstd", compresstest.Zstd(t, sample())[:50], false},
+		{"truncated gzip", compresstest.Gzip(t, sample())[:50], false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
