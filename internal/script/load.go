@@ -134,11 +134,20 @@ func sortedNames(d starlark.StringDict) []string {
 	return names
 }
 
-// checkAttrs finds misspelled machine methods before anything runs:
-// server.suceed("...") is an error at its line, with a suggestion.
+// checkAttrs finds misspelled machine methods and literal arguments of the
+// wrong type before anything runs: server.suceed("...") is an error at its
+// line, with a suggestion; so is server.wait_for_open_port("80").
 func (file *File) checkAttrs(f *syntax.File) error {
 	var errs []error
 	syntax.Walk(f, func(n syntax.Node) bool {
+		if call, ok := n.(*syntax.CallExpr); ok {
+			if dot, ok := call.Fn.(*syntax.DotExpr); ok {
+				if id, ok := dot.X.(*syntax.Ident); ok && file.machines[id.Name] != nil {
+					errs = append(errs, checkCall(dot.Name.Name, call)...)
+				}
+			}
+			return true
+		}
 		dot, ok := n.(*syntax.DotExpr)
 		if !ok {
 			return true

@@ -24,6 +24,10 @@ func TestLoadErrors(t *testing.T) {
 		{"no test", "a = machine()\n", []string{"no test function"}},
 		{"test with parameters", "a = machine()\ndef test(x):\n  pass\n", []string{"bad.star:2:", "takes parameters"}},
 		{"test-only call at top level", "a = machine()\nstart_all()\ndef test():\n  pass\n", []string{"bad.star:2:", "only a test function"}},
+		{"wrong literal type", "server = machine()\ndef test():\n  server.wait_for_open_port('80')\n", []string{"bad.star:3:29", "port wants an int, got str"}},
+		{"bad timeout", "server = machine()\ndef test():\n  server.succeed('true', timeout = True)\n", []string{"bad.star:3:36", "timeout wants a duration"}},
+		{"unknown keyword", "server = machine()\ndef test():\n  server.wait_for_file('/x', timout = 5)\n", []string{"bad.star:3:30", `no parameter "timout"`}},
+		{"too many arguments", "server = machine()\ndef test():\n  server.wait_for_file('/x', 5, 6)\n", []string{"bad.star:3:33", "at most 2 arguments"}},
 		{"unassigned machine", "machine()\ndef test():\n  pass\n", []string{"bad.star:1:", "not assigned to a variable"}},
 	}
 	for _, tt := range tests {
