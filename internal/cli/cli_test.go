@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vmlab/vmlab/internal/lab"
+	"github.com/vmlab/vmlab/internal/machine"
+	"github.com/vmlab/vmlab/internal/script"
 	"github.com/vmlab/vmlab/internal/vmtest"
 )
 
@@ -119,4 +122,17 @@ func TestRunFiles(t *testing.T) {
 			t.Errorf("got exit %d, stderr %q", code, stderr)
 		}
 	})
+}
+
+func TestDefaultJobs(t *testing.T) {
+	if got := availableMiB(); got <= 0 {
+		t.Fatalf("availableMiB: got %d, want the machine's available memory", got)
+	}
+	if j := defaultJobs(nil, 512); j < 1 {
+		t.Errorf("defaultJobs with no files: got %d, want at least 1", j)
+	}
+	huge := &script.File{Specs: []lab.Spec{{Name: "big", Machine: machine.Config{MemoryMiB: 1 << 30}}}}
+	if j := defaultJobs([]*script.File{huge}, 512); j != 1 {
+		t.Errorf("a test needing more memory than there is: got %d jobs, want 1", j)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,7 +30,7 @@ func runRun(ctx context.Context, e *env, args []string) int {
 	junit := fs.String("junit", "", "also write a JUnit XML report to `file`")
 	jsonEvents := fs.Bool("json", false, "print the events as JSON lines on stdout instead of the terminal report")
 	timeout := fs.Duration("timeout", 0, "fail a test that runs longer than this (default: 30m, 6m under KVM)")
-	parallel := fs.Int("j", max(1, runtime.NumCPU()/2), "run this many tests at once (each boots its own machines; under TCG each machine wants a core)")
+	parallel := fs.Int("j", 0, "run this many tests at once (default: what cores and memory allow: under TCG each booting machine wants a core, and each its memory)")
 	if ok, code := parse(fs, args, func() bool { return fs.NArg() > 0 }); !ok {
 		return code
 	}
@@ -74,6 +75,9 @@ func runRun(ctx context.Context, e *env, args []string) int {
 	}
 	if *timeout == 0 {
 		*timeout = 6 * time.Minute * time.Duration(boot.Accel.TimeoutScale())
+	}
+	if *parallel <= 0 {
+		*parallel = defaultJobs(files, bf.memory)
 	}
 	var failed atomic.Int32
 	queue := make(chan job)
@@ -168,4 +172,43 @@ func reporter(e *env, dir, junit string, jsonEvents, verbose bool) (*report.Repo
 		sinks = append(sinks, report.NewTerminal(e.stdout, report.TerminalOptions{Color: color, Verbose: verbose}))
 	}
 	return report.New(sinks...), events.Close, nil
+}
+
+// defaultJobs is how many tests run at once by default: half the cores
+// (a test's machines boot together and each wants a core under TCG), and no
+// more than the available memory holds for the largest test's machines.
+func defaultJobs(files []*script.File, defaultMiB int) int {
+	jobs := max(1, runtime.NumCPU()/2)
+	need := 0
+	for _, f := range files {
+		total := 0
+		for _, s := range f.Specs {
+			mib := s.Machine.MemoryMiB
+			if mib == 0 {
+				mib = defaultMiB
+			}
+			total += mib
+		}
+		need = max(need, total)
+	}
+	if avail := availableMiB(); avail > 0 && need > 0 {
+		jobs = min(jobs, max(1, avail/need))
+	}
+	return jobs
+}
+
+// availableMiB reads MemAvailable from /proc/meminfo; 0 when unknown.
+func availableMiB() int {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
+			var kb int
+			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), &kb)
+			return kb / 1024
+		}
+	}
+	return 0
 }
