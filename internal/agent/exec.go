@@ -18,8 +18,6 @@ import (
 	"github.com/vmlab/vmlab/internal/agentproto"
 )
 
-const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
 // Once a command's shell has exited, its output pipes are read until they
 // close. A process it left in the background may hold them open for ever, so
 // reading stops when they have been silent for outputIdle, or outputLinger
@@ -103,7 +101,7 @@ func command(ctx context.Context, req *agentproto.Exec) (*exec.Cmd, error) {
 		name, home = u.Username, u.HomeDir
 	}
 	cmd.Env = append([]string{
-		"PATH=" + defaultPath, "HOME=" + home, "USER=" + name, "LOGNAME=" + name,
+		"PATH=" + agentproto.DefaultPath, "HOME=" + home, "USER=" + name, "LOGNAME=" + name,
 		"SHELL=" + shell, "LANG=C.UTF-8", "TERM=dumb",
 	}, req.Env...)
 	cmd.Dir = req.Dir

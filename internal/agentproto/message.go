@@ -10,6 +10,9 @@ import (
 // an agent that speaks another one (a stale initramfs, say).
 const Version = 1
 
+// DefaultPath is the PATH commands get in the guest.
+const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 // PortName is the virtio-serial port name the agent opens in the guest.
 const PortName = "org.vmlab.agent"
 

@@ -142,16 +142,13 @@ func installed(pkg string) bool {
 			return true
 		}
 	}
-	for _, dir := range filepath.SplitList(defaultPath) {
+	for _, dir := range filepath.SplitList(agentproto.DefaultPath) {
 		if _, err := os.Stat(filepath.Join(dir, pkg)); err == nil {
 			return true
 		}
 	}
 	return false
 }
-
-// defaultPath is the guest's PATH.
-const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // diskArgs creates the machine's extra disks (sparse files, once) and
 // returns their QEMU arguments. A disk that cannot be created shows up as

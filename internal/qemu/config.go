@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/vmlab/vmlab/internal/agentproto"
 )
 
 // Config describes one VM. The zero values of optional fields are documented;
@@ -57,10 +59,6 @@ type Share struct {
 // on them before QEMU starts, so there is nothing to poll for.
 func (c Config) qmpSocket() string   { return filepath.Join(c.Dir, "qmp.sock") }
 func (c Config) agentSocket() string { return filepath.Join(c.Dir, "agent.sock") }
-
-// AgentPortName is set by the caller to the virtio-serial port name the guest
-// agent looks for.
-var AgentPortName = "org.vmlab.agent"
 
 // ErrNoQEMU says QEMU is not installed.
 var ErrNoQEMU = errors.New("qemu-system-x86_64 not found on PATH (Debian/Ubuntu: apt-get install qemu-system-x86)")
@@ -112,7 +110,7 @@ func (c Config) Args() []string {
 		"-mon", "chardev=qmp,mode=control",
 		"-device", "virtio-serial-pci,id=vser0",
 		"-chardev", "socket,id=agent,path=" + escape(c.agentSocket()),
-		"-device", "virtserialport,bus=vser0.0,chardev=agent,name=" + AgentPortName,
+		"-device", "virtserialport,bus=vser0.0,chardev=agent,name=" + agentproto.PortName,
 	}
 	if c.Firmware != "" {
 		args = append(args, "-bios", c.Firmware)

@@ -4,12 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"net"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/vmlab/vmlab/internal/qemu/qmp"
+	"github.com/vmlab/vmlab/internal/qemu/qmp/qmptest"
 )
 
 // testTimeout bounds every wait in these tests; reaching it is a failure,
@@ -27,26 +26,12 @@ func testContext(t *testing.T) context.Context {
 	return ctx
 }
 
-// socketPath returns a unix socket path short enough for sun_path (108 bytes).
-func socketPath(t *testing.T) string {
-	path := filepath.Join(t.TempDir(), "qmp.sock")
-	if len(path) < 100 {
-		return path
-	}
-	dir, err := os.MkdirTemp("", "qmp")
-	if err != nil {
-		t.Fatalf("make socket directory: %v", err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return filepath.Join(dir, "qmp.sock")
-}
-
 // rawServer accepts one connection on a unix socket and runs script on it,
 // for servers that misbehave in ways qmptest will not. It returns the
 // client's end. script must return once the client closes its end.
 func rawServer(t *testing.T, script func(conn net.Conn, dec *json.Decoder)) net.Conn {
 	t.Helper()
-	path := socketPath(t)
+	path := qmptest.SocketPath(t)
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		t.Fatalf("listen on %s: %v", path, err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vmlab/vmlab/internal/qemu/qmp"
+	"github.com/vmlab/vmlab/internal/qemu/qmp/qmptest"
 )
 
 // TestRealQEMU speaks to a real QEMU with no machine at all (-machine none,
@@ -23,7 +24,7 @@ func TestRealQEMU(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 
-	path := socketPath(t)
+	path := qmptest.SocketPath(t)
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		t.Fatalf("listen on %s: %v", path, err)

@@ -46,7 +46,7 @@ type Server struct {
 // closed when the test ends.
 func NewServer(t testing.TB) *Server {
 	t.Helper()
-	path := socketPath(t)
+	path := SocketPath(t)
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		t.Fatalf("listen on %s: %v", path, err)
@@ -64,9 +64,9 @@ func NewServer(t testing.TB) *Server {
 	return s
 }
 
-// socketPath returns a socket path in a fresh temporary directory, short
+// SocketPath returns a socket path in a fresh temporary directory, short
 // enough for sun_path (108 bytes on Linux) even when the test's name is long.
-func socketPath(t testing.TB) string {
+func SocketPath(t testing.TB) string {
 	path := filepath.Join(t.TempDir(), "qmp.sock")
 	if len(path) < 100 {
 		return path
