@@ -287,7 +287,11 @@ func TestLargeMessages(t *testing.T) {
 	}
 }
 
-func TestConnectionEndsMidCommand(t *testing.T) {
+// blockedCall starts an Execute whose reply never comes (the server's
+// handler blocks until the test ends) and returns once the server holds it,
+// with a subscription taken before, and the channel its error arrives on.
+func blockedCall(t *testing.T) (*qmptest.Server, *qmp.Client, *qmp.Subscription, <-chan error) {
+	t.Helper()
 	srv := qmptest.NewServer(t)
 	started := make(chan struct{})
 	srv.Handle("block", func(json.RawMessage) (any, *qmp.Error) {
@@ -298,13 +302,18 @@ func TestConnectionEndsMidCommand(t *testing.T) {
 	c := srv.Client(t)
 	sub := c.Subscribe()
 	ctx := testContext(t)
-
 	result := make(chan error, 1)
 	go func() {
 		_, err := c.Execute(ctx, "block", nil)
 		result <- err
 	}()
 	<-started
+	return srv, c, sub, result
+}
+
+func TestConnectionEndsMidCommand(t *testing.T) {
+	srv, c, sub, result := blockedCall(t)
+	ctx := testContext(t)
 	srv.Emit("SHUTDOWN", map[string]any{"guest": false})
 	srv.Disconnect()
 
@@ -359,22 +368,7 @@ func TestGarbageAfterHandshake(t *testing.T) {
 }
 
 func TestCloseIsIdempotentAndWaits(t *testing.T) {
-	srv := qmptest.NewServer(t)
-	started := make(chan struct{})
-	srv.Handle("block", func(json.RawMessage) (any, *qmp.Error) {
-		close(started)
-		<-t.Context().Done()
-		return nil, nil
-	})
-	c := srv.Client(t)
-	sub := c.Subscribe()
-	ctx := testContext(t)
-	result := make(chan error, 1)
-	go func() {
-		_, err := c.Execute(ctx, "block", nil)
-		result <- err
-	}()
-	<-started
+	_, c, sub, result := blockedCall(t)
 
 	var wg sync.WaitGroup
 	for range 3 {
