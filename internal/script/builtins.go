@@ -2,6 +2,7 @@ package script
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,7 +26,6 @@ var builtins = map[string]builtinFunc{
 	"heal":              heal,
 	"link_fault":        linkFault,
 	"vlan_fault":        vlanFault,
-	"all_machines":      allMachines,
 	"polling_condition": pollingCondition,
 }
 
@@ -38,6 +38,7 @@ func predeclared(file *File) starlark.StringDict {
 		d[name] = starlark.NewBuiltin(name, fn)
 	}
 	d["machine"] = &declarer{Builtin: starlark.NewBuiltin("machine", machineBuiltin), file: file}
+	d["machines"] = machinesView{file}
 	return d
 }
 
@@ -59,13 +60,16 @@ func (d *declarer) Attr(name string) (starlark.Value, error) {
 
 func (d *declarer) AttrNames() []string { return methodNames }
 
-func isPredeclared(name string) bool { _, ok := builtins[name]; return ok }
+func isPredeclared(name string) bool {
+	_, ok := builtins[name]
+	return ok || name == "machines"
+}
 
-// machinesOf returns the file's machines in declaration order.
-func (r *run) machines() []*machineValue {
+// ordered returns the file's machines in declaration order.
+func (file *File) ordered() []*machineValue {
 	var ms []*machineValue
-	for _, s := range r.file.Specs {
-		for _, m := range r.file.machines {
+	for _, s := range file.Specs {
+		for _, m := range file.machines {
 			if m.name == s.Name {
 				ms = append(ms, m)
 				break
@@ -101,7 +105,7 @@ func joinAll(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, 
 
 // each runs do for every machine at once and returns the first error.
 func (r *run) each(do func(*machineValue) error) error {
-	ms := r.machines()
+	ms := r.file.ordered()
 	errs := make([]error, len(ms))
 	var wg sync.WaitGroup
 	for i, m := range ms {
@@ -278,20 +282,41 @@ func vlanFault(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple
 	return starlark.None, r.lab.SetVLANFault(vlan, f)
 }
 
-// all_machines() returns the declared machines, as NixOS's `machines`.
-func allMachines(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs); err != nil {
-		return nil, err
+// machinesView is `machines`: the declared machines in declaration order,
+// as NixOS's list of the same name. It is empty at the top level of the
+// file, where the machines are still being declared.
+type machinesView struct{ file *File }
+
+var (
+	_ starlark.Indexable = machinesView{}
+	_ starlark.Sequence  = machinesView{}
+)
+
+func (v machinesView) String() string {
+	var names []string
+	for _, m := range v.file.ordered() {
+		names = append(names, m.name)
 	}
-	r, err := runOf(thread, "all_machines()")
-	if err != nil {
-		return nil, err
-	}
+	return "machines[" + strings.Join(names, ", ") + "]"
+}
+func (v machinesView) Type() string          { return "machines" }
+func (v machinesView) Freeze()               {}
+func (v machinesView) Truth() starlark.Bool  { return len(v.file.Specs) > 0 }
+func (v machinesView) Hash() (uint32, error) { return 0, fmt.Errorf("unhashable: machines") }
+func (v machinesView) Len() int              { return len(v.file.ordered()) }
+func (v machinesView) Index(i int) starlark.Value {
+	return v.file.ordered()[i]
+}
+func (v machinesView) Iterate() starlark.Iterator {
+	return starlark.NewList(v.list()).Iterate()
+}
+
+func (v machinesView) list() []starlark.Value {
 	var l []starlark.Value
-	for _, m := range r.machines() {
+	for _, m := range v.file.ordered() {
 		l = append(l, m)
 	}
-	return starlark.NewList(l), nil
+	return l
 }
 
 // polling_condition(condition, body, interval=0): run body() while

@@ -55,6 +55,11 @@ def test_pass():
 def test_fail():
     subtest("outer", lambda: subtest("inner", lambda: b.succeed("echo output; exit 4")))
 
+def test_machines():
+    names = [m.name for m in machines]
+    if names != ["a", "b"] or len(machines) != 2 or machines[-1].name != "b":
+        fail("machines holds %s" % names)
+
 def marker_present():
     a.succeed("test -e /tmp/marker")
 
@@ -91,6 +96,9 @@ def test_polling():
 	if len(ends) != 1 || ends[0].Passed || !strings.Contains(ends[0].Error, "exit status 4") ||
 		!strings.Contains(ends[0].Where, "run.star:18") {
 		t.Errorf("got end %+v, want the failure with its script line", ends)
+	}
+	if err := file.Run(t.Context(), "test_machines", boot, t.TempDir(), &events{}); err != nil {
+		t.Errorf("test_machines: %v", err)
 	}
 	ev2 := &events{}
 	err = file.Run(t.Context(), "test_polling", boot, t.TempDir(), ev2)
