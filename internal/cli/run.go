@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/vmlab/vmlab/internal/report"
 	"github.com/vmlab/vmlab/internal/script"
 )
@@ -167,9 +169,15 @@ func reporter(e *env, dir, junit string, jsonEvents, verbose bool) (*report.Repo
 	if jsonEvents {
 		sinks = append(sinks, report.NewJSONLines(e.stdout))
 	} else {
-		f, isFile := e.stdout.(*os.File)
-		color := isFile && report.IsTerminal(f)
-		sinks = append(sinks, report.NewTerminal(e.stdout, report.TerminalOptions{Color: color, Verbose: verbose}))
+		opts := report.TerminalOptions{Verbose: verbose}
+		if f, isFile := e.stdout.(*os.File); isFile && report.IsTerminal(f) {
+			opts.Color = true
+			if ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ); err == nil && os.Getenv("TERM") != "dumb" {
+				// A real terminal (not /dev/null): it can redraw a line.
+				opts.Progress, opts.Width = true, int(ws.Col)
+			}
+		}
+		sinks = append(sinks, report.NewTerminal(e.stdout, opts))
 	}
 	return report.New(sinks...), events.Close, nil
 }

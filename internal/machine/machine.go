@@ -42,6 +42,9 @@ type Config struct {
 	Dir string
 	// Logf reports what the machine does (boot, shutdown); nil: silent.
 	Logf func(format string, args ...any)
+	// OnBoot hears each boot start and end (Start, Reboot); nil: they are
+	// told through Logf. It is called on the booting goroutine.
+	OnBoot func(BootNote)
 	// OnConsole receives each console line as it arrives; nil: none. It is
 	// called from the console's reading goroutine and must not block.
 	OnConsole func(Line)
@@ -215,8 +218,40 @@ func (m *Machine) startLocked(ctx context.Context) error {
 	if m.running() {
 		return nil
 	}
-	m.logf("booting")
+	m.noteBoot(BootNote{})
 	start := time.Now()
+	err := m.boot(ctx, start)
+	note := BootNote{Done: true, Took: time.Since(start), Err: err}
+	if err == nil {
+		note.Stages = stages(m.Hello().Stages)
+	}
+	m.noteBoot(note)
+	return err
+}
+
+// BootNote is what Config.OnBoot hears: a boot that starts, or one that
+// ended (Done) after Took, with the guest's uptime at each stage of its
+// init when it booted, or why it did not.
+type BootNote struct {
+	Done   bool
+	Took   time.Duration
+	Stages string // "init 1.647s, modules 1.898s, ..."
+	Err    error
+}
+
+func (m *Machine) noteBoot(n BootNote) {
+	switch {
+	case m.cfg.OnBoot != nil:
+		m.cfg.OnBoot(n)
+	case !n.Done:
+		m.logf("booting")
+	case n.Err == nil:
+		m.logf("up in %.2fs (guest uptime at %s)", n.Took.Seconds(), n.Stages)
+	}
+}
+
+// boot starts QEMU and waits for the agent, which it configures.
+func (m *Machine) boot(ctx context.Context, start time.Time) error {
 	proc, err := qemu.Start(ctx, m.qemuConfig(), m.console)
 	if err != nil {
 		return m.downError("start", err)
@@ -263,7 +298,6 @@ func (m *Machine) startLocked(ctx context.Context) error {
 	m.expected, m.down, m.started = false, nil, true
 	m.mu.Unlock()
 	go m.supervise(proc, agent, q)
-	m.logf("up in %.2fs (guest uptime at %s)", m.bootTime.Seconds(), stages(hello.Stages))
 	return nil
 }
 

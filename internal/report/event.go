@@ -17,7 +17,8 @@ const (
 	Command      Kind = "command"       // Test, Path, Machine, Command, Exit, Stdout, Stderr, Duration, Error (set when it failed the test)
 	Console      Kind = "console"       // Test, Machine, Text (one line)
 	Log          Kind = "log"           // Test, Path, Machine (may be empty), Text
-	Boot         Kind = "boot"          // Test, Machine, Duration (to the agent's hello)
+	BootStart    Kind = "boot-start"    // Test, Machine
+	Boot         Kind = "boot"          // Test, Machine, Duration (to the agent's hello), Text (the guest's uptime at each stage of its init), Error (when it did not boot)
 	Capture      Kind = "capture"       // Test, File (a pcap file's path)
 )
 

@@ -160,7 +160,14 @@ func newHTMLItem(en entry, testStart time.Time) htmlItem {
 	case Log:
 		it.Log = &htmlLog{Machine: clean(e.Machine), Text: cleanText(e.Text)}
 	case Boot:
-		it.Boot = &htmlLog{Machine: clean(e.Machine), Text: "booted in " + seconds(e.Duration)}
+		text := "booted in " + seconds(e.Duration)
+		if e.Text != "" {
+			text += " (guest uptime at " + e.Text + ")"
+		}
+		if e.Error != "" {
+			text = "did not boot after " + seconds(e.Duration) + ": " + firstLine(e.Error)
+		}
+		it.Boot = &htmlLog{Machine: clean(e.Machine), Text: text}
 	}
 	return it
 }

@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
+	"time"
 )
 
 // TerminalOptions says how the terminal report looks.
@@ -17,6 +19,13 @@ type TerminalOptions struct {
 	// console lines as they arrive. Without it the report shows tests,
 	// subtests, logs, failed commands and failures.
 	Verbose bool
+	// Progress keeps a line at the bottom that says which machines are
+	// booting and for how long, redrawn as the time passes. Only for a
+	// terminal: it is made of carriage returns and erase sequences.
+	Progress bool
+	// Width is the terminal's width in columns, to keep the progress line
+	// from wrapping; 0 means 80.
+	Width int
 }
 
 // IsTerminal reports whether f is a character device, as a terminal is;
@@ -38,14 +47,27 @@ func IsTerminal(f *os.File) bool {
 // shown live and the others are held, each shown whole when the tests
 // before it have ended.
 func NewTerminal(w io.Writer, opts TerminalOptions) Sink {
-	return &terminal{
+	s := &terminal{
 		w:       &errWriter{w: w},
 		opts:    opts,
 		running: make(map[string]*termTest),
 	}
+	if opts.Progress {
+		width := opts.Width
+		if width <= 0 {
+			width = 80
+		}
+		s.progress = &progress{width: width, now: time.Now}
+	}
+	return s
 }
 
 type terminal struct {
+	// mu guards everything below: the progress clock draws from its own
+	// goroutine.
+	mu       sync.Mutex
+	progress *progress // nil unless TerminalOptions.Progress
+
 	w       *errWriter
 	opts    TerminalOptions
 	running map[string]*termTest
@@ -78,9 +100,22 @@ type termStep struct {
 }
 
 func (s *terminal) Event(e Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closed {
 		return
 	}
+	s.event(e)
+	if p := s.progress; p != nil {
+		s.w.WriteString(p.draw())
+		if len(p.booting) > 0 && !p.ticking {
+			p.ticking = true
+			go s.tick()
+		}
+	}
+}
+
+func (s *terminal) event(e Event) {
 	t := s.test(e)
 	if t == nil {
 		return
@@ -97,8 +132,23 @@ func (s *terminal) Event(e Event) {
 	case Log:
 		s.showOpen(t)
 		s.text(t, len(t.open)+1, prefix(e.Machine), e.Text)
+	case BootStart:
+		if s.progress != nil {
+			s.progress.start(e.Test, e.Machine, e.Time)
+		}
+		s.boot(t, e.Machine+": booting")
 	case Boot:
-		s.verbose(t, fmt.Sprintf("%s: booted in %s", e.Machine, seconds(e.Duration)))
+		if s.progress != nil {
+			s.progress.stop(e.Test, e.Machine)
+		}
+		switch {
+		case e.Error != "":
+			s.boot(t, fmt.Sprintf("%s: did not boot after %s", e.Machine, seconds(e.Duration)))
+		case e.Text != "":
+			s.boot(t, fmt.Sprintf("%s: booted in %s (guest uptime at %s)", e.Machine, seconds(e.Duration), e.Text))
+		default:
+			s.boot(t, fmt.Sprintf("%s: booted in %s", e.Machine, seconds(e.Duration)))
+		}
 	case Capture:
 		s.verbose(t, "capture: "+e.File)
 	case TestEnd:
@@ -162,6 +212,9 @@ func (s *terminal) testEnd(t *termTest, e Event) {
 
 // end marks t ended and lets the next test have the terminal.
 func (s *terminal) end(t *termTest) {
+	if s.progress != nil {
+		s.progress.stop(t.name, "")
+	}
 	t.ended = true
 	if s.running[t.name] == t {
 		delete(s.running, t.name)
@@ -177,7 +230,7 @@ func (s *terminal) advance() {
 		s.queue = s.queue[1:]
 		if len(s.queue) > 0 {
 			next := s.queue[0]
-			s.w.Write(next.held.Bytes())
+			s.write(next.held.String())
 			next.held = bytes.Buffer{}
 		}
 	}
@@ -274,6 +327,16 @@ func (s *terminal) field(t *termTest, depth int, label, text string) {
 	}
 }
 
+// boot shows a line about a boot: on a terminal with a progress line only
+// in verbose mode (the progress line tells), else always, so that a plain
+// log shows where the time went.
+func (s *terminal) boot(t *termTest, text string) {
+	if s.opts.Verbose || s.progress == nil {
+		s.showOpen(t)
+		s.text(t, len(t.open)+1, "", text)
+	}
+}
+
 // verbose shows a line at the current depth in verbose mode only.
 func (s *terminal) verbose(t *termTest, text string) {
 	if s.opts.Verbose {
@@ -320,7 +383,21 @@ func (s *terminal) line(t *termTest, depth int, text string) {
 	if len(s.queue) > 0 && s.queue[0] == t {
 		w = s.w
 	}
-	io.WriteString(w, strings.Repeat("  ", depth)+text+"\n")
+	text = strings.Repeat("  ", depth) + text + "\n"
+	if w == s.w {
+		s.write(text)
+		return
+	}
+	io.WriteString(w, text)
+}
+
+// write writes to the terminal, erasing the progress line first; Event
+// draws it again when it is done.
+func (s *terminal) write(text string) {
+	if s.progress != nil {
+		text = s.progress.erase() + text
+	}
+	s.w.WriteString(text)
 }
 
 func prefix(machine string) string {
@@ -333,6 +410,8 @@ func prefix(machine string) string {
 // Close writes what tests still hold, marking those that never ended as
 // failed, then the summary line. It returns the first write error.
 func (s *terminal) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closed {
 		return s.w.result()
 	}
@@ -347,7 +426,7 @@ func (s *terminal) Close() error {
 		s.end(t)
 	}
 	// Alone on its line and never coloured: CI greps for it.
-	fmt.Fprintf(s.w, "%d passed, %d failed\n", s.passed, s.failed)
+	s.write(fmt.Sprintf("%d passed, %d failed\n", s.passed, s.failed))
 	return s.w.result()
 }
 
@@ -364,6 +443,12 @@ func (e *errWriter) Write(p []byte) (int, error) {
 	n, err := e.w.Write(p)
 	e.err = err
 	return n, err
+}
+
+func (e *errWriter) WriteString(s string) {
+	if s != "" {
+		e.Write([]byte(s))
+	}
 }
 
 func (e *errWriter) result() error {

@@ -6,7 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -16,6 +18,7 @@ func ExampleNewTerminal() {
 	emitAll(sink, sampleRun("/out"))
 	// Output:
 	// RUN  test_pass
+	//   vm: booted in 2.50s
 	//   PASS hostname (0.03s)
 	//   done
 	// PASS test_pass (3.21s)
@@ -68,10 +71,20 @@ func TestTerminal(t *testing.T) {
 		want    []string
 		notWant []string
 	}{{
-		name:    "quiet shows failed commands only",
+		name:    "quiet shows failed commands and boots only",
 		events:  sample,
-		want:    []string{"    vm$ echo about to fail"},
-		notWant: []string{"vm$ hostname", "Welcome", "booted", "capture:", "vm: boot line 5\n"},
+		want:    []string{"    vm$ echo about to fail", "  vm: booted in 2.50s\n"},
+		notWant: []string{"vm$ hostname", "Welcome", "capture:", "vm: boot line 5\n"},
+	}, {
+		name:    "a progress line replaces the boot lines",
+		opts:    TerminalOptions{Progress: true},
+		events:  sample,
+		notWant: []string{"booted"},
+	}, {
+		name:   "verbose with a progress line shows the boot lines too",
+		opts:   TerminalOptions{Progress: true, Verbose: true},
+		events: sample,
+		want:   []string{"  vm: booted in 2.50s\n"},
 	}, {
 		name:   "verbose shows commands, boots, captures, consoles",
 		opts:   TerminalOptions{Verbose: true},
@@ -261,5 +274,130 @@ func TestIsTerminal(t *testing.T) {
 		if got := IsTerminal(tt.f); got != tt.want {
 			t.Errorf("%s: got %v, want %v", tt.name, got, tt.want)
 		}
+	}
+}
+
+// screen renders what a terminal shows for out: carriage returns go back
+// to the start of the line and ESC[K erases the rest of it.
+func screen(out string) string {
+	var lines []string
+	var cur []rune
+	col := 0
+	for i := 0; i < len(out); {
+		switch {
+		case strings.HasPrefix(out[i:], "\x1b[K"):
+			cur = cur[:col]
+			i += 3
+			continue
+		case out[i] == '\r':
+			col = 0
+		case out[i] == '\n':
+			lines = append(lines, string(cur))
+			cur, col = nil, 0
+		default:
+			r := []rune(out[i:])[0]
+			if col < len(cur) {
+				cur[col] = r
+			} else {
+				cur = append(cur, r)
+			}
+			col++
+			i += len(string(r))
+			continue
+		}
+		i++
+	}
+	return strings.Join(append(lines, string(cur)), "\n")
+}
+
+// syncBuffer is a bytes.Buffer the progress clock may write to while the
+// test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestTerminalProgress(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := t0
+	var out syncBuffer
+	sink := NewTerminal(&out, TerminalOptions{Progress: true, Width: 40})
+	term := sink.(*terminal)
+	term.mu.Lock()
+	term.progress.now = func() time.Time { return now }
+	term.mu.Unlock()
+	emit := func(e Event, at time.Duration) {
+		term.mu.Lock()
+		now = t0.Add(at)
+		term.mu.Unlock()
+		e.Time = now
+		e.Test = "t"
+		sink.Event(e)
+	}
+	last := func() string {
+		s := screen(out.String())
+		return s[strings.LastIndex(s, "\n")+1:]
+	}
+
+	emit(Event{Kind: TestStart}, 0)
+	emit(Event{Kind: BootStart, Machine: "alice"}, 0)
+	emit(Event{Kind: BootStart, Machine: "bob"}, 500*time.Millisecond)
+	if got, want := last(), "booting alice 0.5s, bob 0.0s"; got != want {
+		t.Errorf("progress line %q, want %q", got, want)
+	}
+	emit(Event{Kind: Log, Text: "a line while booting"}, time.Second)
+	emit(Event{Kind: BootStart, Machine: "a-machine-with-a-long-name"}, 1500*time.Millisecond)
+	if got := last(); len([]rune(got)) != 39 || !strings.HasSuffix(got, "…") {
+		t.Errorf("progress line %q, want it cut to 39 columns", got)
+	}
+	emit(Event{Kind: Boot, Machine: "alice"}, 2*time.Second)
+	emit(Event{Kind: Boot, Machine: "a-machine-with-a-long-name"}, 2*time.Second)
+	if got, want := last(), "booting bob 1.5s"; got != want {
+		t.Errorf("after two boots, progress line %q, want %q", got, want)
+	}
+
+	// The clock redraws the line on its own while a machine boots.
+	term.mu.Lock()
+	now = t0.Add(4 * time.Second)
+	term.mu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for last() != "booting bob 3.5s" {
+		if time.Now().After(deadline) {
+			t.Fatalf("the progress line still says %q, want the clock to redraw it", last())
+		}
+		runtime.Gosched()
+	}
+
+	emit(Event{Kind: Boot, Machine: "bob", Error: "bob did not boot"}, 5*time.Second)
+	emit(Event{Kind: TestEnd, Passed: true, Duration: 5 * time.Second}, 5*time.Second)
+	if err := sink.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := "RUN  t\n  a line while booting\nPASS t (5.00s)\n1 passed, 0 failed\n"
+	if got := screen(out.String()); got != want {
+		t.Errorf("the screen shows\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestTerminalProgressOff(t *testing.T) {
+	var out bytes.Buffer
+	sink := NewTerminal(&out, TerminalOptions{})
+	sink.Event(Event{Kind: TestStart, Test: "t"})
+	sink.Event(Event{Kind: BootStart, Test: "t", Machine: "alice", Time: time.Now()})
+	sink.Close()
+	if got, want := out.String(), "RUN  t\n  alice: booting\nFAIL t (did not finish)\n0 passed, 1 failed\n"; got != want {
+		t.Errorf("without Progress the output is %q, want %q", got, want)
 	}
 }

@@ -104,6 +104,17 @@ func (file *File) runTest(ctx context.Context, fn *starlark.Function, test strin
 		s.Machine.OnConsole = func(l machine.Line) {
 			rep.Emit(report.Event{Kind: report.Console, Test: test, Machine: s.Name, Text: l.Text})
 		}
+		s.Machine.OnBoot = func(n machine.BootNote) {
+			if !n.Done {
+				rep.Emit(report.Event{Kind: report.BootStart, Test: test, Machine: s.Name})
+				return
+			}
+			ev := report.Event{Kind: report.Boot, Test: test, Machine: s.Name, Duration: n.Took, Text: n.Stages}
+			if n.Err != nil {
+				ev.Error = n.Err.Error()
+			}
+			rep.Emit(ev)
+		}
 		specs[i] = s
 	}
 	l, err := lab.New(boot, outDir, specs, logf)
@@ -158,18 +169,13 @@ func (r *run) pathCopy() []string { return append([]string(nil), r.path...) }
 func (r *run) machine(m *machineValue) *machine.Machine { return r.lab.Machine(m.name) }
 
 // boot starts the machine unless it runs or died (a dead machine's calls
-// report how it died), and reports the boot.
+// report how it died); the machine reports the boot (OnBoot).
 func (r *run) boot(m *machineValue) error {
 	mm := r.machine(m)
 	if !mm.NeedsBoot() {
 		return nil
 	}
-	start := time.Now()
-	if err := mm.Start(r.ctx); err != nil {
-		return err
-	}
-	r.rep.Emit(report.Event{Kind: report.Boot, Test: r.test, Machine: m.name, Duration: time.Since(start)})
-	return nil
+	return mm.Start(r.ctx)
 }
 
 // duration unpacks a timeout: a number of seconds or a string like "30s".
