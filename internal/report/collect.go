@@ -1,6 +1,7 @@
 package report
 
 import (
+	"slices"
 	"time"
 )
 
@@ -26,6 +27,17 @@ type testRecord struct {
 	lastCmd  *Event
 	console  consoleLog
 	captures []string
+	// machines are the test's machines in the order they first showed
+	// (booting, printing, a console log), consoleFiles their logs.
+	machines     []string
+	consoleFiles map[string]string
+}
+
+// saw notes a machine of the test.
+func (t *testRecord) saw(machine string) {
+	if machine != "" && !slices.Contains(t.machines, machine) {
+		t.machines = append(t.machines, machine)
+	}
 }
 
 // step is a test or a subtest.
@@ -83,12 +95,24 @@ func (t *testRecord) add(e Event) {
 		e.Stdout, e.Stderr = capTail(e.Stdout, outputLimit), capTail(e.Stderr, outputLimit)
 		t.lastCmd = &e
 		t.current().add(entry{Event: &e})
-	case Log, Boot:
+	case Log:
 		t.current().add(entry{Event: &e})
+	case Boot:
+		t.saw(e.Machine)
+		t.current().add(entry{Event: &e})
+	case BootStart:
+		t.saw(e.Machine)
 	case Console:
+		t.saw(e.Machine)
 		t.console.add(e.Machine, e.Text)
 	case Capture:
 		t.captures = append(t.captures, e.File)
+	case ConsoleLog:
+		t.saw(e.Machine)
+		if t.consoleFiles == nil {
+			t.consoleFiles = make(map[string]string)
+		}
+		t.consoleFiles[e.Machine] = e.File
 	}
 }
 
@@ -204,3 +228,16 @@ func (c consoleLine) size() int { return len(c.Machine) + len(": ") + len(c.Text
 
 // kept returns the lines kept, oldest first.
 func (l *consoleLog) kept() []consoleLine { return l.lines[l.start:] }
+
+// tail returns the last n lines machine printed, oldest first.
+func (l *consoleLog) tail(machine string, n int) []string {
+	var out []string
+	kept := l.kept()
+	for i := len(kept) - 1; i >= 0 && len(out) < n; i-- {
+		if kept[i].Machine == clean(machine) {
+			out = append(out, kept[i].Text)
+		}
+	}
+	slices.Reverse(out)
+	return out
+}

@@ -20,6 +20,7 @@ const (
 	BootStart    Kind = "boot-start"    // Test, Machine
 	Boot         Kind = "boot"          // Test, Machine, Duration (to the agent's hello), Text (the guest's uptime at each stage of its init), Error (when it did not boot)
 	Capture      Kind = "capture"       // Test, File (a pcap file's path)
+	ConsoleLog   Kind = "console-log"   // Test, Machine, File (the machine's whole console log)
 )
 
 // Event is one thing that happened in a run. Fields not listed for a Kind

@@ -84,6 +84,8 @@ type (
 	htmlFailure struct {
 		Error, Where string
 		Command      *htmlCommand
+		// Console is the failing command's machine's last console lines.
+		Console *htmlConsole
 	}
 	// htmlItem is one timeline entry; one of its pointers is set.
 	htmlItem struct {
@@ -100,11 +102,12 @@ type (
 		Failed                     bool
 	}
 	htmlLog struct{ Machine, Text string }
-	// htmlConsole is one machine's console lines.
+	// htmlConsole is one machine's console lines and its log file.
 	htmlConsole struct {
 		Machine string
 		Lines   int
 		Text    string
+		File    *htmlLink
 	}
 	htmlLink struct{ Href, Name string }
 )
@@ -121,9 +124,9 @@ func newHTMLPage(tests []*testRecord, dir string) htmlPage {
 			p.Failed++
 		}
 		p.Tests = append(p.Tests, htmlTest{
-			htmlStep: newHTMLStep(&t.step, t.Start),
+			htmlStep: newHTMLStep(&t.step, t.Start, t),
 			ID:       fmt.Sprintf("test-%d", i+1),
-			Consoles: htmlConsoles(&t.console),
+			Consoles: htmlConsoles(t, dir),
 			Dropped:  t.console.dropped,
 			Captures: htmlCaptures(t.captures, dir),
 		})
@@ -131,25 +134,35 @@ func newHTMLPage(tests []*testRecord, dir string) htmlPage {
 	return p
 }
 
-func newHTMLStep(s *step, testStart time.Time) htmlStep {
+// newHTMLStep renders a test (t's own step) or one of its subtests. The
+// test's failure, at the top, shows the error, where, the failing command
+// with its output and its machine's last console lines. A subtest that
+// failed with the same error (it made the test fail) only says FAIL in the
+// timeline, its failing command marked there.
+func newHTMLStep(s *step, testStart time.Time, t *testRecord) htmlStep {
 	hs := htmlStep{Name: clean(s.Name), Passed: s.Passed, Duration: seconds(s.Duration)}
-	if !s.Passed {
+	isTest := len(s.Path) == 0
+	if !s.Passed && (isTest || s.Error != t.Error) {
 		hs.Failure = &htmlFailure{Error: cleanText(s.Error), Where: cleanText(backtrace(s.Where, s.Error))}
-		// A subtest's failing command is just above in the timeline; the
-		// test's failure, at the top, shows it again.
-		if s.FailedCmd != nil && len(s.Path) == 0 {
-			hs.Failure.Command = newHTMLCommand(s.FailedCmd)
+		if cmd := s.FailedCmd; cmd != nil && isTest {
+			hs.Failure.Command = newHTMLCommand(cmd)
+			// The command's output is shown under it, not in the error
+			// too (machine.ExitError carries it).
+			hs.Failure.Error, _, _ = strings.Cut(cleanText(s.Error), "\n")
+			if tail := t.console.tail(cmd.Machine, consoleTail); len(tail) > 0 {
+				hs.Failure.Console = &htmlConsole{Machine: clean(cmd.Machine), Lines: len(tail), Text: strings.Join(tail, "\n") + "\n"}
+			}
 		}
 	}
 	for _, en := range s.Items {
-		hs.Items = append(hs.Items, newHTMLItem(en, testStart))
+		hs.Items = append(hs.Items, newHTMLItem(en, testStart, t))
 	}
 	return hs
 }
 
-func newHTMLItem(en entry, testStart time.Time) htmlItem {
+func newHTMLItem(en entry, testStart time.Time, t *testRecord) htmlItem {
 	if en.Sub != nil {
-		sub := newHTMLStep(en.Sub, testStart)
+		sub := newHTMLStep(en.Sub, testStart, t)
 		return htmlItem{At: offset(en.Sub.Start, testStart), Sub: &sub}
 	}
 	e := en.Event
@@ -178,11 +191,21 @@ func newHTMLCommand(e *Event) *htmlCommand {
 		Command:  cleanText(e.Command),
 		Duration: seconds(e.Duration),
 		Exit:     e.Exit,
-		Error:    cleanText(e.Error),
+		Error:    commandError(e),
 		Stdout:   cleanText(e.Stdout),
 		Stderr:   cleanText(e.Stderr),
 		Failed:   failed(e),
 	}
+}
+
+// commandError is what the timeline says of a failed command besides its
+// exit status: nothing when that status failed it, else the error's first
+// line (fail() saw a zero exit, a wait timed out, the machine went down).
+func commandError(e *Event) string {
+	if e.Error == "" || e.Exit != 0 {
+		return ""
+	}
+	return clean(firstLine(e.Error))
 }
 
 // offset is "+1.23s", how long after the test's start t came.
@@ -193,47 +216,57 @@ func offset(t, testStart time.Time) string {
 	return "+" + seconds(t.Sub(testStart))
 }
 
-// htmlConsoles splits a test's console lines by machine, machines in the
-// order they first printed.
-func htmlConsoles(l *consoleLog) []htmlConsole {
-	var out []htmlConsole
-	text := make(map[string]*strings.Builder)
+// htmlConsoles is each machine's console: the lines kept and a link to
+// its log file, machines in the order they first showed, even those that
+// printed nothing.
+func htmlConsoles(t *testRecord, dir string) []htmlConsole {
+	out := make([]htmlConsole, len(t.machines))
 	index := make(map[string]int)
-	for _, line := range l.kept() {
-		b := text[line.Machine]
-		if b == nil {
-			b = new(strings.Builder)
-			text[line.Machine] = b
-			index[line.Machine] = len(out)
-			out = append(out, htmlConsole{Machine: line.Machine})
+	text := make([]strings.Builder, len(t.machines))
+	for i, m := range t.machines {
+		out[i].Machine = clean(m)
+		index[clean(m)] = i
+		if f, ok := t.consoleFiles[m]; ok {
+			link := htmlFileLink(f, dir)
+			out[i].File = &link
 		}
-		b.WriteString(line.Text + "\n")
-		out[index[line.Machine]].Lines++
+	}
+	for _, line := range t.console.kept() {
+		i, ok := index[line.Machine]
+		if !ok {
+			continue
+		}
+		text[i].WriteString(line.Text + "\n")
+		out[i].Lines++
 	}
 	for i := range out {
-		out[i].Text = text[out[i].Machine].String()
+		out[i].Text = text[i].String()
 	}
 	return out
 }
 
-// htmlCaptures links capture files: relative to the report's directory
-// when they are under it, so that the directory can move as a whole, and
-// by absolute path otherwise.
+// htmlCaptures links capture files.
 func htmlCaptures(files []string, dir string) []htmlLink {
 	var links []htmlLink
 	for _, f := range files {
-		abs, err := filepath.Abs(f)
-		if err != nil {
-			abs = f
-		}
-		rel, err := filepath.Rel(dir, abs)
-		if err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-			// "./" keeps a first segment with a colon from reading as a
-			// URL scheme.
-			links = append(links, htmlLink{Href: "./" + filepath.ToSlash(rel), Name: filepath.ToSlash(rel)})
-			continue
-		}
-		links = append(links, htmlLink{Href: filepath.ToSlash(abs), Name: abs})
+		links = append(links, htmlFileLink(f, dir))
 	}
 	return links
+}
+
+// htmlFileLink links a file: relative to the report's directory when it is
+// under it, so that the directory can move as a whole, and by absolute
+// path otherwise.
+func htmlFileLink(f, dir string) htmlLink {
+	abs, err := filepath.Abs(f)
+	if err != nil {
+		abs = f
+	}
+	rel, err := filepath.Rel(dir, abs)
+	if err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		// "./" keeps a first segment with a colon from reading as a URL
+		// scheme.
+		return htmlLink{Href: "./" + filepath.ToSlash(rel), Name: filepath.ToSlash(rel)}
+	}
+	return htmlLink{Href: filepath.ToSlash(abs), Name: abs}
 }

@@ -13,7 +13,13 @@ func TestHTML(t *testing.T) {
 	evs := sampleRun(dir)
 	// One capture outside the report's directory.
 	outside := filepath.Join(t.TempDir(), "elsewhere.pcap")
-	evs = append(evs[:len(evs)-1], Event{Time: at(7.3), Kind: Capture, Test: "test_fail", File: outside}, evs[len(evs)-1])
+	evs = append(evs[:len(evs)-1],
+		Event{Time: at(7.3), Kind: Capture, Test: "test_fail", File: outside},
+		// A machine that booted but printed nothing, and the console logs.
+		Event{Time: at(7.3), Kind: BootStart, Test: "test_fail", Machine: "quiet"},
+		Event{Time: at(7.3), Kind: ConsoleLog, Test: "test_fail", Machine: "vm", File: filepath.Join(dir, "test_fail", "vm", "console.log")},
+		Event{Time: at(7.3), Kind: ConsoleLog, Test: "test_fail", Machine: "quiet", File: filepath.Join(dir, "test_fail", "quiet", "console.log")},
+		evs[len(evs)-1])
 	if err := emitAll(NewHTML(path), evs); err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +40,10 @@ func TestHTML(t *testing.T) {
 		"&lt;script&gt;alert(1)&lt;/script&gt;",
 		"fail.star:4:48: in lambda",
 		"vm: about to run", "done", "vm: booted in 2.50s",
-		"<details><summary>vm <span class=\"dur\">25 lines</span></summary>",
+		`<details><summary>vm <span class="dur">1 line</span></summary>`,
+		`<details><summary>vm <span class="dur">25 lines</span> <a href="./test_fail/vm/console.log">test_fail/vm/console.log</a></summary>`,
+		`<p>quiet <span class="dur">printed nothing on its console</span> <a href="./test_fail/quiet/console.log">`,
+		"<details open><summary>last 20 console lines of vm</summary><pre>boot line 6\n",
 		"boot line 25", "Welcome to NixOS!",
 		`href="./test_pass/vlan1.pcap"`,
 		`href="` + filepath.ToSlash(outside) + `"`,
@@ -43,7 +52,12 @@ func TestHTML(t *testing.T) {
 			t.Errorf("report.html lacks %q", want)
 		}
 	}
-	for _, bad := range []string{"<script", "http://", "https://", "\x1b", "src=", "<link"} {
+	// The subtest failed with the test's error: its failure is shown once,
+	// at the top, without the output the error repeats.
+	if n := strings.Count(page, `<div class="failure">`); n != 1 {
+		t.Errorf("report.html shows %d failure boxes, want 1", n)
+	}
+	for _, bad := range []string{"--- stdout ---", "<script", "http://", "https://", "\x1b", "src=", "<link"} {
 		if strings.Contains(page, bad) {
 			t.Errorf("report.html contains %q", bad)
 		}

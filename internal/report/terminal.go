@@ -151,6 +151,8 @@ func (s *terminal) event(e Event) {
 		}
 	case Capture:
 		s.verbose(t, "capture: "+e.File)
+	case ConsoleLog:
+		s.verbose(t, e.Machine+": console log in "+e.File)
 	case TestEnd:
 		s.testEnd(t, e)
 	}
@@ -293,7 +295,7 @@ func (s *terminal) failure(t *termTest, depth int, e Event) {
 			continue
 		}
 		last := r.last()
-		s.line(t, depth, fmt.Sprintf("last %d console lines of %s:", len(last), clean(m)))
+		s.line(t, depth, fmt.Sprintf("last %s of %s:", plural(len(last), "console line"), clean(m)))
 		for _, l := range last {
 			s.line(t, depth+1, prefix(m)+l)
 		}

@@ -125,7 +125,7 @@ func TestTerminal(t *testing.T) {
 			{Kind: Command, Test: "t", Machine: "a", Command: "true"},
 			{Kind: TestEnd, Test: "t", Error: "wait_for_unit: timed out"},
 		},
-		want:    []string{"last 1 console lines of a:\n    a: from a\n", "last 1 console lines of b:\n    b: from b\n"},
+		want:    []string{"last 1 console line of a:\n    a: from a\n", "last 1 console line of b:\n    b: from b\n"},
 		notWant: []string{"expected", "a$ false"},
 	}, {
 		name: "nested subtests",

@@ -195,3 +195,11 @@ func (r *ring) last() []string {
 	i := r.n % len(r.buf)
 	return append(append([]string(nil), r.buf[i:]...), r.buf[:i]...)
 }
+
+// plural is "1 console line", "3 console lines".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}

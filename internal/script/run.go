@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -121,8 +122,17 @@ func (file *File) runTest(ctx context.Context, fn *starlark.Function, test strin
 	if err != nil {
 		return err
 	}
+	consoleLogs := make([]string, len(file.Specs))
+	for i, s := range file.Specs {
+		consoleLogs[i] = filepath.Join(l.Machine(s.Name).Dir(), "console.log")
+	}
 	defer func() {
 		l.Close()
+		for i, s := range file.Specs {
+			if fileExists(consoleLogs[i]) {
+				rep.Emit(report.Event{Kind: report.ConsoleLog, Test: test, Machine: s.Name, File: consoleLogs[i]})
+			}
+		}
 		for _, p := range mustGlob(filepath.Join(outDir, "vlan*.pcap")) {
 			rep.Emit(report.Event{Kind: report.Capture, Test: test, File: p})
 		}
@@ -134,6 +144,11 @@ func (file *File) runTest(ctx context.Context, fn *starlark.Function, test strin
 	defer stop()
 	_, err = starlark.Call(thread, fn, nil, nil)
 	return err
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 func mustGlob(pattern string) []string {
