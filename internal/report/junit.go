@@ -118,7 +118,7 @@ func junitTestcase(t *testRecord, s *step) junitCase {
 		Time:      junitSeconds(s.Duration),
 	}
 	if !s.Passed {
-		c.Failure = &junitFailure{Message: cleanText(s.Error), Type: "failure", Text: failureText(s)}
+		c.Failure = &junitFailure{Message: failureError(s), Type: "failure", Text: failureText(s)}
 	}
 	if out := consoleText(&t.console); s == &t.step && out != "" {
 		c.SystemOut = &junitText{out}
@@ -132,14 +132,14 @@ func junitSeconds(d time.Duration) string { return fmt.Sprintf("%.3f", d.Seconds
 // and the failing command with its output.
 func failureText(s *step) string {
 	var b strings.Builder
-	b.WriteString(cleanText(s.Error))
+	b.WriteString(failureError(s))
 	if where := cleanText(backtrace(s.Where, s.Error)); where != "" {
 		b.WriteString("\n\n" + where)
 	}
 	if cmd := s.FailedCmd; cmd != nil {
 		fmt.Fprintf(&b, "\n\n%s$ %s\nexit %d", clean(cmd.Machine), cleanText(cmd.Command), cmd.Exit)
-		if cmd.Error != "" {
-			b.WriteString(", " + cleanText(cmd.Error))
+		if e := commandError(cmd); e != "" {
+			b.WriteString(", " + e)
 		}
 		for _, out := range []struct{ name, text string }{{"stdout", cmd.Stdout}, {"stderr", cmd.Stderr}} {
 			if text := cleanText(out.text); text != "" {
@@ -148,6 +148,17 @@ func failureText(s *step) string {
 		}
 	}
 	return b.String()
+}
+
+// failureError is a step's error; its first line only when a command
+// failed it, whose output failureText shows under the command (the error
+// of machine.ExitError carries it too).
+func failureError(s *step) string {
+	text := cleanText(s.Error)
+	if s.FailedCmd != nil {
+		text, _, _ = strings.Cut(text, "\n")
+	}
+	return text
 }
 
 // consoleText is a test's console lines, each "machine: text".

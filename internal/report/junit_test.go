@@ -183,3 +183,27 @@ func TestJUnitClose(t *testing.T) {
 		t.Errorf("second Close: got %v, want %v", again, err)
 	}
 }
+
+// A command's output is in the failure once, under the command, even when
+// the error carries it too (as machine.ExitError's does).
+func TestJUnitOutputOnce(t *testing.T) {
+	errText := "vm: command \"false\" failed with exit status 1\n--- stdout ---\nthe output\n"
+	evs := []Event{
+		{Time: at(0), Kind: TestStart, Test: "t"},
+		{Time: at(1), Kind: Command, Test: "t", Machine: "vm", Command: "false", Exit: 1, Stdout: "the output\n", Error: errText},
+		{Time: at(2), Kind: TestEnd, Test: "t", Error: errText, Where: "Traceback (most recent call last):\n  t.star:3:5: in test\n"},
+	}
+	f := writeJUnit(t, evs).Suites[0].Cases[0].Failure
+	if f == nil {
+		t.Fatal("no failure")
+	}
+	if f.Message != `vm: command "false" failed with exit status 1` {
+		t.Errorf("message %q, want the error's first line", f.Message)
+	}
+	if n := strings.Count(f.Text, "the output"); n != 1 {
+		t.Errorf("the output is in the failure %d times, want once:\n%s", n, f.Text)
+	}
+	if !strings.Contains(f.Text, "vm$ false\nexit 1\nstdout:\nthe output") || !strings.Contains(f.Text, "t.star:3:5") {
+		t.Errorf("failure text:\n%s", f.Text)
+	}
+}
