@@ -4,9 +4,9 @@
 //	func TestServer(t *testing.T) {
 //		lab := vmlab.New(t)
 //		server := lab.Machine("server")
-//		server.Succeed(t, "python3 -m http.server 8000 >/dev/null 2>&1 &")
+//		server.Succeed(t, "busybox httpd -p 8000 -h /etc")
 //		server.WaitForOpenPort(t, 8000)
-//		out := server.Succeed(t, "curl -s localhost:8000/ | head -c 15")
+//		out := server.Succeed(t, "curl -sf localhost:8000/os-release")
 //		...
 //	}
 //

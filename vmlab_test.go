@@ -13,10 +13,10 @@ func TestMain(m *testing.M) { vmtest.Main(m) }
 func TestLab(t *testing.T) {
 	lab := vmlab.New(t)
 	server := lab.Machine("server", vmlab.Memory(384))
-	server.Succeed(t, "python3 -m http.server 8000 >/dev/null 2>&1 &")
+	server.Succeed(t, "mkdir -p /srv/www && echo hi > /srv/www/index.html && busybox httpd -p 8000 -h /srv/www")
 	server.WaitForOpenPort(t, 8000)
-	if out := server.Succeed(t, "python3 -c 'import urllib.request as u; print(u.urlopen(\"http://localhost:8000/\").status)'"); out != "200\n" {
-		t.Errorf("got %q, want %q", out, "200\n")
+	if out := server.Succeed(t, "curl -s -o /dev/null -w '%{http_code}' http://localhost:8000/"); out != "200" {
+		t.Errorf("got %q, want %q", out, "200")
 	}
 	if status, out := server.Execute(t, "hostname; exit 2"); status != 2 || strings.TrimSpace(out) != "server" {
 		t.Errorf("got %d %q, want 2 %q", status, out, "server")

@@ -17,7 +17,7 @@ func TestClientServer(t *testing.T) {
 	client := lab.Machine("client")
 
 	server.Succeed(t, "mkdir -p /srv/www && echo 'hello from server' > /srv/www/index.html")
-	server.Succeed(t, "cd /srv/www && python3 -m http.server 80 >/dev/null 2>&1 &")
+	server.Succeed(t, "busybox httpd -p 80 -h /srv/www")
 	server.WaitForOpenPort(t, 80)
 
 	if got := client.Succeed(t, "curl -sf http://server/"); got != "hello from server\n" {

@@ -22,7 +22,7 @@ func TestNAT(t *testing.T) {
 		`nft add rule ip nat post oifname eth1 masquerade`)
 	client.Succeed(t, "ip route add default via 192.168.2.2")
 
-	server.Succeed(t, "mkdir -p /srv && cd /srv && python3 -m http.server 80 >/dev/null 2>&1 &")
+	server.Succeed(t, "mkdir -p /srv/www && echo hi > /srv/www/index.html && busybox httpd -p 80 -h /srv/www")
 	server.WaitForOpenPort(t, 80)
 
 	client.Succeed(t, "curl -sf --max-time 5 http://192.168.1.3/ >/dev/null")

@@ -12,7 +12,7 @@ func TestPartition(t *testing.T) {
 	lab := vmlab.New(t)
 	n1, n2, n3 := lab.Machine("n1"), lab.Machine("n2"), lab.Machine("n3")
 	for _, n := range []*vmlab.Machine{n1, n2, n3} {
-		n.Succeed(t, "python3 -m http.server 7000 >/dev/null 2>&1 &")
+		n.Succeed(t, "mkdir -p /srv/www && echo hi > /srv/www/index.html && busybox httpd -p 7000 -h /srv/www")
 		n.WaitForOpenPort(t, 7000)
 	}
 

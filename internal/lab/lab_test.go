@@ -153,7 +153,7 @@ func TestNetworks(t *testing.T) {
 	})
 
 	t.Run("forward port", func(t *testing.T) {
-		if _, err := c.Succeed(ctx, "mkdir -p /srv/www && echo forwarded > /srv/www/index.html && cd /srv/www && (python3 -m http.server 8080 >/dev/null 2>&1 &)"); err != nil {
+		if _, err := c.Succeed(ctx, "mkdir -p /srv/www && echo forwarded > /srv/www/index.html && busybox httpd -p 8080 -h /srv/www"); err != nil {
 			t.Fatal(err)
 		}
 		if err := c.WaitForOpenPort(ctx, "", 8080, time.Minute); err != nil {

@@ -148,13 +148,13 @@ func TestMachine(t *testing.T) {
 		if err := m.WaitForFile(ctx, "/tmp/later", 30*time.Second); err != nil {
 			t.Error(err)
 		}
-		if _, err := m.Succeed(ctx, "python3 -m http.server 8080 >/dev/null 2>&1 &"); err != nil {
+		if _, err := m.Succeed(ctx, "busybox httpd -f -p 8080 -h /tmp >/dev/null 2>&1 &"); err != nil {
 			t.Fatal(err)
 		}
 		if err := m.WaitForOpenPort(ctx, "", 8080, time.Minute); err != nil {
 			t.Error(err)
 		}
-		m.Succeed(ctx, "pkill -f http.server")
+		m.Succeed(ctx, "pkill -f 'httpd -f -p 8080'")
 		if err := m.WaitForClosedPort(ctx, "", 8080, 30*time.Second); err != nil {
 			t.Error(err)
 		}
