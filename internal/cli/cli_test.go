@@ -116,6 +116,14 @@ func TestRunFiles(t *testing.T) {
 			t.Errorf("got exit %d\n%s\n%s", code, stdout, stderr)
 		}
 	})
+	t.Run("test timeout", func(t *testing.T) {
+		code, stdout, stderr := run("run", "-timeout", "8s", "testdata/hang.star")
+		// The test may still be booting after 8 s on a busy machine, or be
+		// in its long command; either way the error says why it stopped.
+		if code != exitFail || !strings.Contains(stdout, "stopped: test hang.test_hangs timed out after 8s") {
+			t.Errorf("got exit %d, want 1 and the test's timeout as the cause\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+		}
+	})
 	t.Run("select", func(t *testing.T) {
 		code, _, stderr := run("run", "-run", "nomatch", "testdata/pass.star")
 		if code != exitUsage || !strings.Contains(stderr, "no test matches") {

@@ -87,7 +87,7 @@ func runRun(ctx context.Context, e *env, args []string) int {
 	for range max(*parallel, 1) {
 		wg.Go(func() {
 			for j := range queue {
-				tctx, cancel := context.WithTimeoutCause(ctx, *timeout, fmt.Errorf("test %s timed out after %v", j.test, *timeout))
+				tctx, cancel := context.WithTimeoutCause(ctx, *timeout, fmt.Errorf("test %s timed out after %v", j.file.TestID(j.test), *timeout))
 				testDir := filepath.Join(dir, j.file.TestID(j.test))
 				if err := j.file.Run(tctx, j.test, boot, testDir, rep); err != nil {
 					failed.Add(1)

@@ -89,6 +89,8 @@ func (m *Machine) Execute(ctx context.Context, command string, opts ...ExecOptio
 	case err != nil && ctx.Err() == nil && hostCtx.Err() != nil:
 		return r, &TimeoutError{Machine: m.cfg.Name, What: what + " (the guest stopped answering)",
 			Timeout: o.timeout, Output: r.Stdout + r.Stderr, Console: m.console.Tail(consoleTail)}
+	case err != nil && ctx.Err() != nil:
+		return r, m.stoppedError(ctx, what, r.Stdout+r.Stderr)
 	case err != nil:
 		return r, m.callError(what, err)
 	case res.Error != "":
@@ -144,6 +146,8 @@ func (m *Machine) wait(ctx context.Context, what string, w agentproto.Wait) (age
 	case err != nil && ctx.Err() == nil && hostCtx.Err() != nil:
 		return res, &TimeoutError{Machine: m.cfg.Name, What: what + " (the guest stopped answering)",
 			Timeout: w.Timeout, Console: m.console.Tail(consoleTail)}
+	case err != nil && ctx.Err() != nil:
+		return res, m.stoppedError(ctx, what, res.Output)
 	case err != nil:
 		return res, m.callError(what, err)
 	case res.Error != "":
@@ -238,7 +242,7 @@ func (m *Machine) WaitForConsoleText(ctx context.Context, pattern string, timeou
 	line, next, err := m.console.waitFor(waitCtx, re, from)
 	if err != nil {
 		if ctx.Err() != nil {
-			return "", fmt.Errorf("%s: wait for console text %q: %w", m.cfg.Name, pattern, ctx.Err())
+			return "", m.stoppedError(ctx, fmt.Sprintf("wait for console text %q", pattern), "")
 		}
 		return "", &TimeoutError{Machine: m.cfg.Name, What: fmt.Sprintf("wait for console text %q", pattern),
 			Timeout: timeout, Console: m.console.Tail(consoleTail)}

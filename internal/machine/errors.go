@@ -51,6 +51,29 @@ func (e *TimeoutError) Error() string {
 	return b.String()
 }
 
+// StoppedError says the caller stopped a command or wait before it ended:
+// its context ended, because a test's deadline passed or the run was
+// interrupted. Cause says which (context.Cause); errors.Is matches the
+// context's own error too.
+type StoppedError struct {
+	Machine string
+	What    string
+	Cause   error
+	Err     error    // context.Canceled or context.DeadlineExceeded
+	Output  string   // what the command printed, if anything
+	Console []string // the machine's last console lines
+}
+
+func (e *StoppedError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %s: stopped: %v", e.Machine, e.What, e.Cause)
+	section(&b, "last output", e.Output)
+	section(&b, "last console lines", strings.Join(e.Console, "\n"))
+	return b.String()
+}
+
+func (e *StoppedError) Unwrap() []error { return []error{e.Cause, e.Err} }
+
 // DownError says the machine stopped (QEMU exited, the guest panicked or the
 // agent died) while something needed it.
 type DownError struct {

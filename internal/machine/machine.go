@@ -326,7 +326,7 @@ func (m *Machine) bootFailed(ctx context.Context, proc *qemu.Process, agent *age
 	case exited:
 		return m.downError("boot", proc.Err())
 	case ctx.Err() != nil:
-		return fmt.Errorf("%s: boot: %w", m.cfg.Name, ctx.Err())
+		return m.stoppedError(ctx, "boot", "")
 	case errors.Is(err, context.DeadlineExceeded):
 		return &TimeoutError{Machine: m.cfg.Name, What: "boot (waiting for the agent)",
 			Timeout: m.bootTimeout(), Console: m.console.Tail(consoleTail)}
@@ -426,6 +426,12 @@ func (m *Machine) callError(what string, err error) error {
 	m.mu.Unlock()
 	m.Crash()
 	return m.downError(what, err)
+}
+
+// stoppedError is the error of a call whose context ended before it did.
+func (m *Machine) stoppedError(ctx context.Context, what, output string) error {
+	return &StoppedError{Machine: m.cfg.Name, What: what, Cause: context.Cause(ctx), Err: ctx.Err(),
+		Output: output, Console: m.console.Tail(consoleTail)}
 }
 
 func (m *Machine) downError(what string, cause error) error {

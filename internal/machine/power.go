@@ -2,7 +2,6 @@ package machine
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/vmlab/vmlab/internal/agentproto"
@@ -56,7 +55,7 @@ func (m *Machine) waitExit(ctx context.Context, proc *qemu.Process, what string,
 		return &TimeoutError{Machine: m.cfg.Name, What: what + " (waiting for qemu to exit; killed it)",
 			Timeout: timeout, Console: m.console.Tail(consoleTail)}
 	case <-ctx.Done():
-		return fmt.Errorf("%s: %s: %w", m.cfg.Name, what, ctx.Err())
+		return m.stoppedError(ctx, what, "")
 	}
 }
 

@@ -338,18 +338,24 @@ func serviceBuiltin(thread *starlark.Thread, b *starlark.Builtin, args starlark.
 // commandMethods report each command they run themselves.
 var commandMethods = []string{"succeed", "fail", "execute"}
 
-// timed reports a method call (a wait, a boot, a copy) as a step of the
-// test's timeline, with its duration and error, so reports show where the
-// time went.
+// timed reports a method call (a wait, a copy, a power change) as a step
+// of the test's timeline, with its duration and error, so reports show
+// where the time went. A machine that boots for the call boots first: the
+// boot is reported on its own and is not part of the call's time.
 func timed(fn builtinFunc) builtinFunc {
 	return func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 		r, ok := thread.Local(runKey).(*run)
 		if !ok {
 			return fn(thread, b, args, kwargs)
 		}
+		m := b.Receiver().(*machineValue)
+		if !slices.Contains(noBoot, b.Name()) {
+			if err := r.boot(m); err != nil {
+				return nil, err
+			}
+		}
 		start := time.Now()
 		v, err := fn(thread, b, args, kwargs)
-		m := b.Receiver().(*machineValue)
 		ev := report.Event{Kind: report.Command, Test: r.test, Path: r.pathCopy(), Machine: m.name,
 			Command: callText(b.Name(), args, kwargs), Duration: time.Since(start)}
 		if err != nil {
