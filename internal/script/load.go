@@ -136,14 +136,16 @@ func sortedNames(d starlark.StringDict) []string {
 
 // checkAttrs finds misspelled machine methods and literal arguments of the
 // wrong type before anything runs: server.suceed("...") is an error at its
-// line, with a suggestion; so is server.wait_for_open_port("80").
+// line, with a suggestion; so is server.wait_for_open_port("80"), and
+// server.wait_for_unit("wbe") when server declares no service "wbe".
 func (file *File) checkAttrs(f *syntax.File) error {
 	var errs []error
 	syntax.Walk(f, func(n syntax.Node) bool {
 		if call, ok := n.(*syntax.CallExpr); ok {
 			if dot, ok := call.Fn.(*syntax.DotExpr); ok {
-				if id, ok := dot.X.(*syntax.Ident); ok && file.machines[id.Name] != nil {
+				if m := file.machineNamed(dot.X); m != nil {
 					errs = append(errs, checkCall(dot.Name.Name, call)...)
+					errs = append(errs, checkUnit(m, dot.Name.Name, call)...)
 				}
 			}
 			return true
@@ -152,17 +154,64 @@ func (file *File) checkAttrs(f *syntax.File) error {
 		if !ok {
 			return true
 		}
-		id, ok := dot.X.(*syntax.Ident)
-		if !ok || file.machines[id.Name] == nil {
+		m := file.machineNamed(dot.X)
+		if m == nil {
 			return true
 		}
 		if !slices.Contains(methodNames, dot.Name.Name) {
 			pos := dot.Name.NamePos
-			errs = append(errs, fmt.Errorf("%s: machine %s has no method %q%s", pos, id.Name, dot.Name.Name, suggest(dot.Name.Name, methodNames)))
+			errs = append(errs, fmt.Errorf("%s: machine %s has no method %q%s", pos, m.name, dot.Name.Name, suggest(dot.Name.Name, methodNames)))
 		}
 		return true
 	})
 	return errors.Join(errs...)
+}
+
+// machineNamed returns the machine an expression names: a global holding
+// one, or `machine` in a file that declares exactly one. Nil otherwise.
+func (file *File) machineNamed(e syntax.Expr) *machineValue {
+	id, ok := e.(*syntax.Ident)
+	if !ok {
+		return nil
+	}
+	if m := file.machines[id.Name]; m != nil {
+		return m
+	}
+	if id.Name == "machine" && len(file.Specs) == 1 {
+		if ms := file.ordered(); len(ms) == 1 {
+			return ms[0]
+		}
+	}
+	return nil
+}
+
+// checkUnit refuses wait_for_unit("name") with a literal name the machine
+// does not declare as a service: in fast mode there is nothing else it
+// could wait for.
+func checkUnit(m *machineValue, method string, call *syntax.CallExpr) []error {
+	if method != "wait_for_unit" || len(call.Args) == 0 {
+		return nil
+	}
+	lit, ok := call.Args[0].(*syntax.Literal)
+	if !ok || lit.Token != syntax.STRING {
+		return nil
+	}
+	name := lit.Value.(string)
+	var names []string
+	for _, s := range m.services {
+		if s.Name == name {
+			return nil
+		}
+		names = append(names, s.Name)
+	}
+	if len(names) == 0 {
+		return []error{fmt.Errorf("%s: machine %s declares no services, so wait_for_unit(%q) has nothing to wait for: declare it with machine(services = {%q: service(...)})", lit.TokenPos, m.name, name, name)}
+	}
+	hint := suggest(name, names)
+	if hint == "" {
+		hint = " (it declares " + strings.Join(names, ", ") + ")"
+	}
+	return []error{fmt.Errorf("%s: machine %s declares no service %q%s", lit.TokenPos, m.name, name, hint)}
 }
 
 // suggest returns a "did you mean" hint for the closest name, if any is close.

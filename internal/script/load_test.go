@@ -28,6 +28,9 @@ func TestLoadErrors(t *testing.T) {
 		{"bad timeout", "server = machine()\ndef test():\n  server.succeed('true', timeout = True)\n", []string{"bad.star:3:36", "timeout wants a duration"}},
 		{"unknown keyword", "server = machine()\ndef test():\n  server.wait_for_file('/x', timout = 5)\n", []string{"bad.star:3:30", `no parameter "timout"`}},
 		{"too many arguments", "server = machine()\ndef test():\n  server.wait_for_file('/x', 5, 6)\n", []string{"bad.star:3:33", "at most 2 arguments"}},
+		{"misspelled method on the machine alias", "server = machine()\ndef test():\n  machine.suceed('true')\n", []string{"bad.star:3:11", `machine server has no method "suceed"`}},
+		{"undeclared service", "s = machine(services = {'web': service('httpd')})\ndef test():\n  s.wait_for_unit('wbe')\n", []string{"bad.star:3:19", `declares no service "wbe" (did you mean web?)`}},
+		{"service on a machine without services", "s = machine()\ndef test():\n  s.wait_for_unit('nginx')\n", []string{"bad.star:3:19", "declares no services"}},
 		{"unassigned machine", "machine()\ndef test():\n  pass\n", []string{"bad.star:1:", "not assigned to a variable"}},
 	}
 	for _, tt := range tests {
