@@ -124,6 +124,21 @@ func TestRunFiles(t *testing.T) {
 			t.Errorf("got exit %d, want 1 and the test's timeout as the cause\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 		}
 	})
+	t.Run("list a directory", func(t *testing.T) {
+		dir := t.TempDir()
+		for _, f := range []string{"pass.star", "fail.star", "hang.star"} {
+			data, err := os.ReadFile(filepath.Join("testdata", f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.WriteFile(filepath.Join(dir, f), data, 0o644)
+		}
+		// "^hang\." picks a file by its name, "hostname" a function.
+		code, stdout, stderr := run("run", "-list", "-run", `^hang\.|hostname`, dir)
+		if code != exitOK || stdout != "hang.test_hangs\npass.test_hostname\n" {
+			t.Errorf("got exit %d, stdout %q, stderr %q; want the two matching tests", code, stdout, stderr)
+		}
+	})
 	t.Run("select", func(t *testing.T) {
 		code, _, stderr := run("run", "-run", "nomatch", "testdata/pass.star")
 		if code != exitUsage || !strings.Contains(stderr, "no test matches") {

@@ -25,7 +25,8 @@ func runRun(ctx context.Context, e *env, args []string) int {
 	fs := newFlagSet(e, "run", "FILE.star...")
 	var bf bootFlags
 	bf.register(fs)
-	pattern := fs.String("run", "", "run only the tests whose names match this `regexp`")
+	pattern := fs.String("run", "", "run only the tests whose names match this `regexp` (the function, test_x, or file.test_x)")
+	list := fs.Bool("list", false, "list the tests that would run, one file.test per line, and boot nothing")
 	verbose := fs.Bool("v", false, "show every command and the consoles as they go")
 	out := fs.String("out", "", "write logs, captures and reports to `dir` (default: a new directory in $TMPDIR, removed when all pass unless -keep)")
 	keep := fs.Bool("keep", false, "keep the output directory even when all tests pass")
@@ -36,7 +37,12 @@ func runRun(ctx context.Context, e *env, args []string) int {
 	if ok, code := parse(fs, args, func() bool { return fs.NArg() > 0 }); !ok {
 		return code
 	}
-	files, err := loadAll(fs.Args())
+	paths, err := expandDirs(fs.Args())
+	if err != nil {
+		e.errorf("%v", err)
+		return exitUsage
+	}
+	files, err := loadAll(paths)
 	if err != nil {
 		e.errorf("%v", err)
 		return exitUsage
@@ -59,6 +65,12 @@ func runRun(ctx context.Context, e *env, args []string) int {
 	if len(jobs) == 0 {
 		e.errorf("no test matches -run %q", *pattern)
 		return exitUsage
+	}
+	if *list {
+		for _, j := range jobs {
+			fmt.Fprintln(e.stdout, j.file.TestID(j.test))
+		}
+		return exitOK
 	}
 	boot, err := bf.prepare(e)
 	if err != nil {
@@ -120,6 +132,28 @@ func runRun(ctx context.Context, e *env, args []string) int {
 		return exitFail
 	}
 	return exitOK
+}
+
+// expandDirs replaces each directory among paths with the .star files in
+// it, sorted; files stay as they are.
+func expandDirs(paths []string) ([]string, error) {
+	var out []string
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil || !fi.IsDir() {
+			out = append(out, p) // loadAll reports a missing file
+			continue
+		}
+		stars, err := filepath.Glob(filepath.Join(p, "*.star"))
+		if err != nil {
+			return nil, err
+		}
+		if len(stars) == 0 {
+			return nil, fmt.Errorf("%s: no .star files in the directory", p)
+		}
+		out = append(out, stars...)
+	}
+	return out, nil
 }
 
 // loadAll loads and checks every file, reporting all their errors together.

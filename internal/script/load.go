@@ -250,7 +250,8 @@ func distance(a, b string) int {
 }
 
 // Select returns the tests whose names match the regular expression (all
-// when pattern is empty).
+// when pattern is empty): the function's name ("test_nat") or the test's
+// name in reports ("nat.test_nat"), so that -run can pick files too.
 func (file *File) Select(pattern string) ([]string, error) {
 	if pattern == "" {
 		return file.Tests, nil
@@ -261,7 +262,7 @@ func (file *File) Select(pattern string) ([]string, error) {
 	}
 	var out []string
 	for _, t := range file.Tests {
-		if re.MatchString(t) {
+		if re.MatchString(t) || re.MatchString(file.TestID(t)) {
 			out = append(out, t)
 		}
 	}
