@@ -44,11 +44,7 @@ type TimeoutError struct {
 }
 
 func (e *TimeoutError) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %s: timed out after %v", e.Machine, e.What, e.Timeout)
-	section(&b, "last output", e.Output)
-	section(&b, "last console lines", strings.Join(e.Console, "\n"))
-	return b.String()
+	return withTails(fmt.Sprintf("%s: %s: timed out after %v", e.Machine, e.What, e.Timeout), e.Output, e.Console)
 }
 
 // StoppedError says the caller stopped a command or wait before it ended:
@@ -65,11 +61,7 @@ type StoppedError struct {
 }
 
 func (e *StoppedError) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %s: stopped: %v", e.Machine, e.What, e.Cause)
-	section(&b, "last output", e.Output)
-	section(&b, "last console lines", strings.Join(e.Console, "\n"))
-	return b.String()
+	return withTails(fmt.Sprintf("%s: %s: stopped: %v", e.Machine, e.What, e.Cause), e.Output, e.Console)
 }
 
 func (e *StoppedError) Unwrap() []error { return []error{e.Cause, e.Err} }
@@ -84,13 +76,20 @@ type DownError struct {
 }
 
 func (e *DownError) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %s: machine is down: %v", e.Machine, e.What, e.Cause)
-	section(&b, "last console lines", strings.Join(e.Console, "\n"))
-	return b.String()
+	return withTails(fmt.Sprintf("%s: %s: machine is down: %v", e.Machine, e.What, e.Cause), "", e.Console)
 }
 
 func (e *DownError) Unwrap() error { return e.Cause }
+
+// withTails is an error's first line followed by the output and the console
+// lines that explain it, each as a section when there is any.
+func withTails(head, output string, console []string) string {
+	var b strings.Builder
+	b.WriteString(head)
+	section(&b, "last output", output)
+	section(&b, "last console lines", strings.Join(console, "\n"))
+	return b.String()
+}
 
 func section(b *strings.Builder, name, text string) {
 	text = strings.TrimRight(text, "\n")
