@@ -28,9 +28,12 @@ type testRecord struct {
 	console  consoleLog
 	captures []string
 	// machines are the test's machines in the order they first showed
-	// (booting, printing, a console log), consoleFiles their logs.
+	// (booting, printing, a console log), consoleFiles their logs, and
+	// logOrder the machines in the order of their console logs (the
+	// runner sends those in declaration order).
 	machines     []string
 	consoleFiles map[string]string
+	logOrder     []string
 }
 
 // saw notes a machine of the test.
@@ -113,6 +116,7 @@ func (t *testRecord) add(e Event) {
 			t.consoleFiles = make(map[string]string)
 		}
 		t.consoleFiles[e.Machine] = e.File
+		t.logOrder = append(t.logOrder, e.Machine)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -217,13 +218,20 @@ func offset(t, testStart time.Time) string {
 }
 
 // htmlConsoles is each machine's console: the lines kept and a link to
-// its log file, machines in the order they first showed, even those that
-// printed nothing.
+// its log file, even for machines that printed nothing. Machines come in
+// the order of their console logs (declaration order), then any others in
+// the order they first showed.
 func htmlConsoles(t *testRecord, dir string) []htmlConsole {
-	out := make([]htmlConsole, len(t.machines))
+	machines := slices.Clone(t.logOrder)
+	for _, m := range t.machines {
+		if !slices.Contains(machines, m) {
+			machines = append(machines, m)
+		}
+	}
+	out := make([]htmlConsole, len(machines))
 	index := make(map[string]int)
-	text := make([]strings.Builder, len(t.machines))
-	for i, m := range t.machines {
+	text := make([]strings.Builder, len(machines))
+	for i, m := range machines {
 		out[i].Machine = clean(m)
 		index[clean(m)] = i
 		if f, ok := t.consoleFiles[m]; ok {

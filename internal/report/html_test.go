@@ -17,8 +17,9 @@ func TestHTML(t *testing.T) {
 		Event{Time: at(7.3), Kind: Capture, Test: "test_fail", File: outside},
 		// A machine that booted but printed nothing, and the console logs.
 		Event{Time: at(7.3), Kind: BootStart, Test: "test_fail", Machine: "quiet"},
-		Event{Time: at(7.3), Kind: ConsoleLog, Test: "test_fail", Machine: "vm", File: filepath.Join(dir, "test_fail", "vm", "console.log")},
+		// Console logs come in declaration order, which the consoles follow.
 		Event{Time: at(7.3), Kind: ConsoleLog, Test: "test_fail", Machine: "quiet", File: filepath.Join(dir, "test_fail", "quiet", "console.log")},
+		Event{Time: at(7.3), Kind: ConsoleLog, Test: "test_fail", Machine: "vm", File: filepath.Join(dir, "test_fail", "vm", "console.log")},
 		evs[len(evs)-1])
 	if err := emitAll(NewHTML(path), evs); err != nil {
 		t.Fatal(err)
@@ -51,6 +52,9 @@ func TestHTML(t *testing.T) {
 		if !strings.Contains(page, want) {
 			t.Errorf("report.html lacks %q", want)
 		}
+	}
+	if q, v := strings.Index(page, "<p>quiet "), strings.Index(page, `<summary>vm <span class="dur">25 lines`); q < 0 || v < 0 || q > v {
+		t.Errorf("consoles not in declaration order: quiet at %d, vm at %d", q, v)
 	}
 	// The subtest failed with the test's error: its failure is shown once,
 	// at the top, without the output the error repeats.
