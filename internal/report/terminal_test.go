@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -311,15 +310,20 @@ func screen(out string) string {
 }
 
 // syncBuffer is a bytes.Buffer the progress clock may write to while the
-// test reads it.
+// test reads it; wrote receives a value after each write, when it has room.
 type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	wrote chan struct{}
 }
 
 func (b *syncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	select {
+	case b.wrote <- struct{}{}:
+	default:
+	}
 	return b.buf.Write(p)
 }
 
@@ -332,7 +336,7 @@ func (b *syncBuffer) String() string {
 func TestTerminalProgress(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	now := t0
-	var out syncBuffer
+	out := syncBuffer{wrote: make(chan struct{}, 1)}
 	sink := NewTerminal(&out, TerminalOptions{Progress: true, Width: 40})
 	term := sink.(*terminal)
 	term.mu.Lock()
@@ -372,12 +376,13 @@ func TestTerminalProgress(t *testing.T) {
 	term.mu.Lock()
 	now = t0.Add(4 * time.Second)
 	term.mu.Unlock()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.After(10 * time.Second)
 	for last() != "booting bob 3.5s" {
-		if time.Now().After(deadline) {
+		select {
+		case <-out.wrote:
+		case <-deadline:
 			t.Fatalf("the progress line still says %q, want the clock to redraw it", last())
 		}
-		runtime.Gosched()
 	}
 
 	emit(Event{Kind: Boot, Machine: "bob", Error: "bob did not boot"}, 5*time.Second)
