@@ -79,35 +79,6 @@ func New(t testing.TB) *Lab {
 	return &Lab{t: t, boot: shared.boot}
 }
 
-// Option configures a machine.
-type Option func(*lab.Spec)
-
-// Memory sets the guest's memory in MiB (default 512).
-func Memory(mib int) Option { return func(s *lab.Spec) { s.Machine.MemoryMiB = mib } }
-
-// CPUs sets the guest's CPU count (default 1).
-func CPUs(n int) Option { return func(s *lab.Spec) { s.Machine.CPUs = n } }
-
-// Share makes the host directory hostPath visible at guestPath. The guest
-// may write there; its writes stay in the guest.
-func Share(hostPath, guestPath string) Option {
-	return func(s *lab.Spec) {
-		s.Machine.Shares = append(s.Machine.Shares, machine.Share{HostPath: hostPath, GuestPath: guestPath})
-	}
-}
-
-// VLANs puts the machine on these networks, in order: eth1, eth2, ... with
-// 192.168.v.n and 2001:db8:v::n, n being its place among the lab's machines
-// sorted by name. Without it a machine is on VLAN 1; VLANs() with no
-// arguments means no network.
-func VLANs(v ...int) Option {
-	return func(s *lab.Spec) { s.VLANs = append([]int{}, v...) }
-}
-
-// UserNet gives the machine eth0, a user-mode NIC for ForwardPort only: it
-// has no route out and cannot reach the host.
-func UserNet() Option { return func(s *lab.Spec) { s.UserNet = true } }
-
 // Fault is what a link does to frames: delay, jitter, loss, duplication,
 // reordering, rate. The zero Fault clears a link's fault.
 type Fault = vnet.Fault
@@ -272,6 +243,14 @@ func (m *Machine) WaitUntilFails(t testing.TB, command string, timeout time.Dura
 func (m *Machine) WaitForFile(t testing.TB, path string) {
 	t.Helper()
 	check(t, m.m(t).WaitForFile(t.Context(), path, 0))
+}
+
+// WaitForUnit waits until the service called name (declared with Services)
+// is ready, and fails t at once, with the service's last output lines, when
+// it has exited and will not be restarted.
+func (m *Machine) WaitForUnit(t testing.TB, name string) {
+	t.Helper()
+	check(t, m.m(t).WaitForUnit(t.Context(), name, 0))
 }
 
 // WaitForOpenPort waits until a TCP connect to localhost:port succeeds in the

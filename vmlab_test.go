@@ -12,9 +12,19 @@ func TestMain(m *testing.M) { vmtest.Main(m) }
 
 func TestLab(t *testing.T) {
 	lab := vmlab.New(t)
-	server := lab.Machine("server", vmlab.Memory(384))
-	server.Succeed(t, "mkdir -p /srv/www && echo hi > /srv/www/index.html && busybox httpd -p 8000 -h /srv/www")
-	server.WaitForOpenPort(t, 8000)
+	server := lab.Machine("server", vmlab.Memory(384),
+		vmlab.Packages("busybox-static"),
+		vmlab.File("/srv/www/index.html", "hi\n", 0),
+		vmlab.Users("alice"),
+		vmlab.Sysctl("net.ipv4.ip_forward", "1"),
+		vmlab.Services(map[string]vmlab.Service{
+			"web": {Command: "busybox httpd -f -p 8000 -h /srv/www", ReadyPort: 8000},
+		}))
+	server.WaitForUnit(t, "web")
+	server.Succeed(t, "id alice && test -d /home/alice")
+	if out := server.Succeed(t, "cat /proc/sys/net/ipv4/ip_forward"); out != "1\n" {
+		t.Errorf("ip_forward is %q, want the sysctl applied", out)
+	}
 	if out := server.Succeed(t, "curl -s -o /dev/null -w '%{http_code}' http://localhost:8000/"); out != "200" {
 		t.Errorf("got %q, want %q", out, "200")
 	}

@@ -129,6 +129,16 @@ func New(cfg Config) (*Machine, error) {
 	if err := CheckPackages(cfg.Packages); err != nil {
 		return nil, fmt.Errorf("new machine %s: %w", cfg.Name, err)
 	}
+	names := make(map[string]bool)
+	for _, s := range cfg.Services {
+		if err := CheckService(s); err != nil {
+			return nil, fmt.Errorf("new machine %s: %w", cfg.Name, err)
+		}
+		if names[s.Name] {
+			return nil, fmt.Errorf("new machine %s: service %q is declared twice", cfg.Name, s.Name)
+		}
+		names[s.Name] = true
+	}
 	m := &Machine{cfg: cfg, dir: cfg.Dir}
 	if m.dir == "" {
 		dir, err := makeTempDir("vmlab-" + cfg.Name + "-")

@@ -2,6 +2,7 @@ package machine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -117,6 +118,25 @@ func (m *Machine) applySetup(ctx context.Context, agent *agentclient.Client) err
 
 // dpkgInfo is where dpkg records installed packages.
 var dpkgInfo = "/var/lib/dpkg/info"
+
+// CheckService reports what is wrong with a service's declaration: no name,
+// no command, a restart policy other than "no" (or empty), "on-failure" and
+// "always", a port out of range.
+func CheckService(s agentproto.Service) error {
+	switch {
+	case s.Name == "":
+		return errors.New("service with no name")
+	case strings.TrimSpace(s.Command) == "":
+		return fmt.Errorf("service %q: no command", s.Name)
+	case s.ReadyPort < 0 || s.ReadyPort > 65535:
+		return fmt.Errorf("service %q: ready port %d: want 1 to 65535", s.Name, s.ReadyPort)
+	}
+	switch s.Restart {
+	case "", "no", "on-failure", "always":
+		return nil
+	}
+	return fmt.Errorf("service %q: restart %q: want \"no\", \"on-failure\" or \"always\"", s.Name, s.Restart)
+}
 
 // CheckPackages reports the packages that are not installed on the host,
 // which is what the guest's root is made of. A name counts as installed when

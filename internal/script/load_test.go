@@ -127,7 +127,7 @@ def test():
 		t.Errorf("got %+v", svcs)
 	}
 	_, err = Load("svc.star", []byte("web = machine(services = {\"web\": service(\"x\", restart = \"sometimes\")})\ndef test():\n  pass\n"))
-	if err == nil || !strings.Contains(err.Error(), "sometimes") {
+	if err == nil || !strings.Contains(err.Error(), "sometimes") || !strings.Contains(err.Error(), "svc.star:1:") {
 		t.Errorf("bad restart policy: got %v", err)
 	}
 }

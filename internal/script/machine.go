@@ -138,6 +138,9 @@ func machineBuiltin(thread *starlark.Thread, b *starlark.Builtin, args starlark.
 			}
 			spec := sv.spec
 			spec.Name = name
+			if err := machine.CheckService(spec); err != nil {
+				return nil, fmt.Errorf("machine(): %w", err)
+			}
 			m.services = append(m.services, spec)
 		}
 	}
@@ -319,11 +322,6 @@ func serviceBuiltin(thread *starlark.Thread, b *starlark.Builtin, args starlark.
 		"env?", &env, "wait_for_port?", &s.ReadyPort, "wait_for_file?", &s.ReadyFile, "wait_for_log?", &s.ReadyLog,
 		"restart?", &s.Restart); err != nil {
 		return nil, err
-	}
-	switch s.Restart {
-	case "no", "on-failure", "always":
-	default:
-		return nil, fmt.Errorf("service(): restart = %q: want \"no\", \"on-failure\" or \"always\"", s.Restart)
 	}
 	vars, err := stringDict("env", env)
 	if err != nil {
