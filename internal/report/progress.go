@@ -17,8 +17,9 @@ const progressEvery = 200 * time.Millisecond
 type progress struct {
 	width   int // the terminal's columns; the line never wraps
 	booting []booting
-	drawn   bool // the line is on the screen
-	ticking bool // the clock goroutine runs
+	drawn   bool          // the line is on the screen
+	ticking bool          // the clock goroutine runs
+	stop    chan struct{} // closed by Close: the clock ends
 	now     func() time.Time
 }
 
@@ -31,8 +32,8 @@ func (p *progress) start(test, machine string, at time.Time) {
 	p.booting = append(p.booting, booting{test, machine, at})
 }
 
-// stop forgets the boots of test, of one machine or (machine "") all.
-func (p *progress) stop(test, machine string) {
+// forget drops the boots of test, of one machine or (machine "") all.
+func (p *progress) forget(test, machine string) {
 	kept := p.booting[:0]
 	for _, b := range p.booting {
 		if b.test != test || machine != "" && b.machine != machine {
@@ -88,11 +89,16 @@ func (p *progress) draw() string {
 }
 
 // tick redraws the line every progressEvery while machines boot; it ends
-// when none does or the terminal is closed.
+// when none does or the terminal is closed (Close waits for it).
 func (s *terminal) tick() {
 	t := time.NewTicker(progressEvery)
 	defer t.Stop()
-	for range t.C {
+	for {
+		select {
+		case <-t.C:
+		case <-s.progress.stop:
+			return
+		}
 		s.mu.Lock()
 		if s.closed || len(s.progress.booting) == 0 {
 			s.progress.ticking = false

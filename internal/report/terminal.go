@@ -57,7 +57,7 @@ func NewTerminal(w io.Writer, opts TerminalOptions) Sink {
 		if width <= 0 {
 			width = 80
 		}
-		s.progress = &progress{width: width, now: time.Now}
+		s.progress = &progress{width: width, now: time.Now, stop: make(chan struct{})}
 	}
 	return s
 }
@@ -66,7 +66,8 @@ type terminal struct {
 	// mu guards everything below: the progress clock draws from its own
 	// goroutine.
 	mu       sync.Mutex
-	progress *progress // nil unless TerminalOptions.Progress
+	progress *progress      // nil unless TerminalOptions.Progress
+	clock    sync.WaitGroup // the progress clock's goroutine
 
 	w       *errWriter
 	opts    TerminalOptions
@@ -110,7 +111,7 @@ func (s *terminal) Event(e Event) {
 		s.w.WriteString(p.draw())
 		if len(p.booting) > 0 && !p.ticking {
 			p.ticking = true
-			go s.tick()
+			s.clock.Go(s.tick)
 		}
 	}
 }
@@ -139,7 +140,7 @@ func (s *terminal) event(e Event) {
 		s.boot(t, e.Machine+": booting")
 	case Boot:
 		if s.progress != nil {
-			s.progress.stop(e.Test, e.Machine)
+			s.progress.forget(e.Test, e.Machine)
 		}
 		switch {
 		case e.Error != "":
@@ -215,7 +216,7 @@ func (s *terminal) testEnd(t *termTest, e Event) {
 // end marks t ended and lets the next test have the terminal.
 func (s *terminal) end(t *termTest) {
 	if s.progress != nil {
-		s.progress.stop(t.name, "")
+		s.progress.forget(t.name, "")
 	}
 	t.ended = true
 	if s.running[t.name] == t {
@@ -413,11 +414,22 @@ func prefix(machine string) string {
 // failed, then the summary line. It returns the first write error.
 func (s *terminal) Close() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return s.w.result()
+	first := !s.closed
+	if first {
+		s.closed = true
+		s.flush()
 	}
-	s.closed = true
+	err := s.w.result()
+	s.mu.Unlock()
+	if first && s.progress != nil {
+		close(s.progress.stop)
+		s.clock.Wait()
+	}
+	return err
+}
+
+// flush writes what tests still hold and the summary line.
+func (s *terminal) flush() {
 	for len(s.queue) > 0 {
 		t := s.queue[0]
 		if !t.ended {
@@ -429,7 +441,6 @@ func (s *terminal) Close() error {
 	}
 	// Alone on its line and never coloured: CI greps for it.
 	s.write(fmt.Sprintf("%d passed, %d failed\n", s.passed, s.failed))
-	return s.w.result()
 }
 
 // errWriter remembers the first write error and writes nothing after it.

@@ -406,3 +406,20 @@ func TestTerminalProgressOff(t *testing.T) {
 		t.Errorf("without Progress the output is %q, want %q", got, want)
 	}
 }
+
+// Close ends the progress clock and waits for it, even while a machine
+// still boots (a clock left running would hang Close or, under -race, be
+// caught writing after it), and the summary line is the last thing written.
+func TestTerminalProgressClose(t *testing.T) {
+	out := syncBuffer{wrote: make(chan struct{}, 1)}
+	sink := NewTerminal(&out, TerminalOptions{Progress: true})
+	sink.Event(Event{Kind: TestStart, Test: "t", Time: time.Now()})
+	sink.Event(Event{Kind: BootStart, Test: "t", Machine: "vm", Time: time.Now()})
+	if err := sink.Close(); err != nil {
+		t.Fatal(err)
+	}
+	before := out.String()
+	if !strings.HasSuffix(before, "0 passed, 1 failed\n") {
+		t.Errorf("the output ends %q, want the summary line last", before[max(0, len(before)-40):])
+	}
+}
