@@ -20,7 +20,8 @@ func TestLab(t *testing.T) {
 		vmlab.Services(map[string]vmlab.Service{
 			"web": {Command: "busybox httpd -f -p 8000 -h /srv/www", ReadyPort: 8000},
 		}))
-	server.WaitForUnit(t, "web")
+	server.WaitForUnit(t, "multi-user.target")
+	server.WaitForUnit(t, "web.service")
 	server.Succeed(t, "id alice && test -d /home/alice")
 	if out := server.Succeed(t, "cat /proc/sys/net/ipv4/ip_forward"); out != "1\n" {
 		t.Errorf("ip_forward is %q, want the sysctl applied", out)

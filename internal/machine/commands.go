@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -178,13 +179,50 @@ func (m *Machine) WaitUntilFails(ctx context.Context, command string, timeout ti
 }
 
 // WaitForUnit waits until the declared service is ready (its port open, its
-// file present or its log line seen). A service that has exited and will not
-// be restarted fails it at once, with the service's last output lines.
+// file present or its log line seen); "web.service" names the service
+// "web". A service that has exited and will not be restarted fails it at
+// once, with the service's last output lines. A system target NixOS tests
+// wait for ("default.target", "multi-user.target", ...; see SystemTarget)
+// is reached once the machine is up and every declared service is ready.
 func (m *Machine) WaitForUnit(ctx context.Context, name string, timeout time.Duration) error {
-	_, err := m.wait(ctx, fmt.Sprintf("wait for service %s", name),
-		agentproto.Wait{Kind: agentproto.WaitUnit, Path: name, Timeout: timeout})
-	return err
+	if !SystemTarget(name) {
+		_, err := m.wait(ctx, fmt.Sprintf("wait for service %s", name),
+			agentproto.Wait{Kind: agentproto.WaitUnit, Path: UnitService(name), Timeout: timeout})
+		return err
+	}
+	if timeout <= 0 {
+		timeout = m.DefaultTimeout()
+	}
+	deadline := time.Now().Add(timeout)
+	if _, err := m.client(ctx, "wait for "+name); err != nil {
+		return err
+	}
+	for _, s := range m.cfg.Services {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return &TimeoutError{Machine: m.cfg.Name, What: fmt.Sprintf("wait for %s (service %s)", name, s.Name),
+				Timeout: timeout, Console: m.console.Tail(consoleTail)}
+		}
+		if _, err := m.wait(ctx, fmt.Sprintf("wait for %s (service %s)", name, s.Name),
+			agentproto.Wait{Kind: agentproto.WaitUnit, Path: s.Name, Timeout: left}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
+
+// systemTargets are the systemd targets NixOS tests wait for before they
+// start, which in fast mode mean "booted, with every service ready".
+var systemTargets = []string{"default.target", "multi-user.target", "basic.target",
+	"sysinit.target", "network.target", "network-online.target"}
+
+// SystemTarget reports whether WaitForUnit takes name as one of the system
+// targets rather than a service.
+func SystemTarget(name string) bool { return slices.Contains(systemTargets, name) }
+
+// UnitService is the service a unit name stands for: "web.service" and
+// "web" are both the service "web".
+func UnitService(name string) string { return strings.TrimSuffix(name, ".service") }
 
 // WaitForFile waits until path exists in the guest.
 func (m *Machine) WaitForFile(ctx context.Context, path string, timeout time.Duration) error {

@@ -17,6 +17,7 @@ import (
 	"go.starlark.net/syntax"
 
 	"github.com/vmlab/vmlab/internal/lab"
+	"github.com/vmlab/vmlab/internal/machine"
 )
 
 // fileOptions let NixOS Python test scripts port line by line: while loops,
@@ -186,8 +187,9 @@ func (file *File) machineNamed(e syntax.Expr) *machineValue {
 }
 
 // checkUnit refuses wait_for_unit("name") with a literal name the machine
-// does not declare as a service: in fast mode there is nothing else it
-// could wait for.
+// does not declare as a service ("name" or "name.service"), unless it is
+// a system target such as "default.target": in fast mode there is nothing
+// else it could wait for.
 func checkUnit(m *machineValue, method string, call *syntax.CallExpr) []error {
 	if method != "wait_for_unit" || len(call.Args) == 0 {
 		return nil
@@ -197,9 +199,12 @@ func checkUnit(m *machineValue, method string, call *syntax.CallExpr) []error {
 		return nil
 	}
 	name := lit.Value.(string)
+	if machine.SystemTarget(name) {
+		return nil
+	}
 	var names []string
 	for _, s := range m.services {
-		if s.Name == name {
+		if s.Name == machine.UnitService(name) {
 			return nil
 		}
 		names = append(names, s.Name)

@@ -31,6 +31,7 @@ func TestLoadErrors(t *testing.T) {
 		{"misspelled method on the machine alias", "server = machine()\ndef test():\n  machine.suceed('true')\n", []string{"bad.star:3:11", `machine server has no method "suceed"`}},
 		{"undeclared service", "s = machine(services = {'web': service('httpd')})\ndef test():\n  s.wait_for_unit('wbe')\n", []string{"bad.star:3:19", `declares no service "wbe" (did you mean web?)`}},
 		{"service on a machine without services", "s = machine()\ndef test():\n  s.wait_for_unit('nginx')\n", []string{"bad.star:3:19", "declares no services"}},
+		{"misspelled target is not a service", "s = machine()\ndef test():\n  s.wait_for_unit('default.traget')\n", []string{"bad.star:3:19", "declares no services"}},
 		{"unassigned machine", "machine()\ndef test():\n  pass\n", []string{"bad.star:1:", "not assigned to a variable"}},
 	}
 	for _, tt := range tests {
@@ -117,7 +118,9 @@ func TestServiceDeclaration(t *testing.T) {
 	f, err := Load("svc.star", []byte(`
 web = machine(services = {"web": service("python3 -m http.server 80", wait_for_port = 80, restart = "on-failure", env = {"A": "b"})})
 def test():
+    web.wait_for_unit("default.target")
     web.wait_for_unit("web")
+    web.wait_for_unit("web.service")
 `))
 	if err != nil {
 		t.Fatal(err)

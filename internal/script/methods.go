@@ -8,8 +8,6 @@ import (
 	"strings"
 
 	"go.starlark.net/starlark"
-
-	"github.com/vmlab/vmlab/internal/agentproto"
 )
 
 type builtinFunc = func(*starlark.Thread, *starlark.Builtin, starlark.Tuple, []starlark.Tuple) (starlark.Value, error)
@@ -237,9 +235,6 @@ func waitUnitMethod(thread *starlark.Thread, b *starlark.Builtin, args starlark.
 	r, m, err := receiver(thread, b)
 	if err != nil {
 		return nil, err
-	}
-	if !slices.ContainsFunc(m.services, func(s agentproto.Service) bool { return s.Name == unit }) {
-		return nil, fmt.Errorf("%s.wait_for_unit(%q): machine %s declares no service %q", m.name, unit, m.name, unit)
 	}
 	return starlark.None, r.machine(m).WaitForUnit(r.ctx, unit, timeout.d)
 }
