@@ -52,8 +52,20 @@ func initMain() {
 	if err := loopbackUp(); err != nil {
 		fatal(err)
 	}
+	consoleInfo()
 	go reapOrphans()
 	serve(stages)
+}
+
+// consoleInfo lets the kernel's informational messages reach the console
+// (and so the machine's console log) now that the boot is done: the kernel
+// boots with "quiet", which keeps the console to errors and saves the time
+// an emulated serial port takes to print the boot messages. After boot they
+// are what explains a failure: a segfault ("traps: ..."), a link coming up,
+// a file system mounted, the OOM killer.
+func consoleInfo() {
+	// Messages below console_loglevel are printed; KERN_INFO is 6.
+	os.WriteFile("/proc/sys/kernel/printk", []byte("7"), 0)
 }
 
 // mountEarly mounts what module loading and the mounts need.

@@ -184,6 +184,15 @@ func TestMachine(t *testing.T) {
 		}
 	})
 
+	t.Run("the kernel tells a segfault on the console", func(t *testing.T) {
+		// The boot is quiet; after it the kernel's informational messages
+		// reach the console, where failures show them.
+		m.Execute(ctx, `python3 -c 'import ctypes; ctypes.string_at(0)'`)
+		if _, err := m.WaitForConsoleText(ctx, `python3\[\d+\]: segfault at 0 `, 30*time.Second); err != nil {
+			t.Error(err)
+		}
+	})
+
 	t.Run("copy both ways", func(t *testing.T) {
 		src := t.TempDir()
 		os.MkdirAll(filepath.Join(src, "sub"), 0o755)
