@@ -126,7 +126,7 @@ func runRun(ctx context.Context, e *env, args []string) int {
 	if failed.Load() == 0 && !*keep && removeDir {
 		os.RemoveAll(dir)
 	} else {
-		fmt.Fprintf(e.stderr, "vmlab: logs, captures and reports in %s\n", dir)
+		fmt.Fprintf(e.stderr, "vmlab: report in %s (console logs, captures, junit.xml and events.jsonl beside it)\n", filepath.Join(dir, "report.html"))
 	}
 	if failed.Load() > 0 {
 		return exitFail
