@@ -9,6 +9,7 @@ import (
 	"hash/crc32"
 	"hash/crc64"
 	"io"
+	"sync"
 
 	"github.com/ulikunitz/xz/lzma"
 )
@@ -29,7 +30,9 @@ const (
 	xzCheckSHA256     = 0x0a
 )
 
-var crc64Table = crc64.MakeTable(crc64.ECMA)
+// crc64Table is made on first use: the guest's agent is this same binary and
+// runs every package's init at each boot.
+var crc64Table = sync.OnceValue(func() *crc64.Table { return crc64.MakeTable(crc64.ECMA) })
 
 // decodeXZ decodes the blocks of the first xz stream in data. It stops at the
 // stream's index, whose sizes the per-block checks already cover.
@@ -146,7 +149,7 @@ func verifyXZCheck(data []byte, end int, check byte, out []byte) (int, error) {
 	case xzCheckCRC32:
 		ok = le32(stored) == crc32.ChecksumIEEE(out)
 	case xzCheckCRC64:
-		ok = binary.LittleEndian.Uint64(stored) == crc64.Checksum(out, crc64Table)
+		ok = binary.LittleEndian.Uint64(stored) == crc64.Checksum(out, crc64Table())
 	case xzCheckSHA256:
 		sum := sha256.Sum256(out)
 		ok = bytes.Equal(stored, sum[:])
