@@ -169,16 +169,8 @@ func moduleName(s string) string {
 	return strings.ReplaceAll(s, "-", "_")
 }
 
-// readModule returns a module's plain ELF contents, decompressing .ko.xz,
+// plainModule returns a module's plain ELF contents, decompressing .ko.xz,
 // .ko.zst and .ko.gz files so that the guest needs no decompressor.
-func readModule(m Module) ([]byte, error) {
-	data, err := os.ReadFile(m.Path)
-	if err != nil {
-		return nil, fmt.Errorf("read module %s: %w", m.Name, err)
-	}
-	return plainModule(m, data)
-}
-
 func plainModule(m Module, data []byte) ([]byte, error) {
 	if bytes.HasPrefix(data, []byte("\x7fELF")) {
 		return data, nil

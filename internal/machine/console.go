@@ -108,13 +108,6 @@ func (c *console) Tail(n int) []string {
 	return out
 }
 
-// end returns the position after the last line.
-func (c *console) end() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.dropped + len(c.lines)
-}
-
 // waitFor waits for a line at position from or later that matches re. It
 // returns the line and the position after it.
 func (c *console) waitFor(ctx context.Context, re *regexp.Regexp, from int) (string, int, error) {

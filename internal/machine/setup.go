@@ -39,10 +39,6 @@ type File struct {
 	Mode    os.FileMode // default 0644
 }
 
-func (s Setup) empty() bool {
-	return len(s.Groups)+len(s.Users)+len(s.Files)+len(s.Modules)+len(s.Sysctls) == 0
-}
-
 // commands returns the shell commands that apply the setup, each with the
 // stdin it reads (files are written from stdin).
 func (s Setup) commands() []setupCommand {

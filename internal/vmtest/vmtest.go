@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"testing"
 
@@ -63,7 +62,7 @@ func buildAgent() (string, error) {
 		}
 		bin := filepath.Join(binDir, "vmlab")
 		// Stripped (-s -w): a smaller /init is a faster initramfs to unpack.
-		cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-ldflags=-s -w", "-o", bin, "github.com/vmlab/vmlab/cmd/vmlab")
+		cmd := exec.Command("go", "build", "-ldflags=-s -w", "-o", bin, "github.com/vmlab/vmlab/cmd/vmlab")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = &buildError{string(out), err}
