@@ -51,6 +51,10 @@ func Load(filename string, src []byte) (*File, error) {
 	if err != nil {
 		return nil, loadError(err)
 	}
+	// Tests run on their own machines, several at once with -j: what the
+	// top level made is shared by all of them, so it is read-only, as
+	// Starlark's own modules are after they load.
+	globals.Freeze()
 	file.globals = globals
 	if err := file.collect(decl); err != nil {
 		return nil, err

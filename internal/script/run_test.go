@@ -55,6 +55,11 @@ def test_pass():
 def test_fail():
     subtest("outer", lambda: subtest("inner", lambda: b.succeed("echo output; exit 4")))
 
+seen = []
+
+def test_shares_nothing():
+    seen.append(1)
+
 def test_machines():
     names = [m.name for m in machines]
     if names != ["a", "b"] or len(machines) != 2 or machines[-1].name != "b":
@@ -99,6 +104,9 @@ def test_polling():
 	}
 	if err := file.Run(t.Context(), "test_machines", boot, t.TempDir(), &events{}); err != nil {
 		t.Errorf("test_machines: %v", err)
+	}
+	if err := file.Run(t.Context(), "test_shares_nothing", boot, t.TempDir(), &events{}); err == nil || !strings.Contains(err.Error(), "frozen") {
+		t.Errorf("test_shares_nothing: got %v, want an error: the file's globals are read-only in tests", err)
 	}
 	ev2 := &events{}
 	err = file.Run(t.Context(), "test_polling", boot, t.TempDir(), ev2)
