@@ -192,14 +192,11 @@ func reporter(e *env, dir, junit string, jsonEvents, verbose bool) (*report.Repo
 	if err != nil {
 		return nil, nil, err
 	}
-	sinks := []report.Sink{
-		report.NewJSONLines(events),
-		report.NewJUnit(filepath.Join(dir, "junit.xml")),
-		report.NewHTML(filepath.Join(dir, "report.html")),
-	}
+	files := []report.File{report.JUnitFile(filepath.Join(dir, "junit.xml")), report.HTMLFile(filepath.Join(dir, "report.html"))}
 	if junit != "" {
-		sinks = append(sinks, report.NewJUnit(junit))
+		files = append(files, report.JUnitFile(junit))
 	}
+	sinks := []report.Sink{report.NewJSONLines(events), report.NewFiles(files...)}
 	if jsonEvents {
 		sinks = append(sinks, report.NewJSONLines(e.stdout))
 	} else {

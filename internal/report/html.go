@@ -5,7 +5,6 @@ import (
 	_ "embed"
 	"fmt"
 	"html/template"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,22 +12,17 @@ import (
 	"time"
 )
 
-// NewHTML returns a sink that writes a report to path on Close: one HTML
-// file that needs nothing else to open (inline CSS, no script, nothing
-// fetched). Per test it shows the outcome, a timeline of subtests,
-// commands (output folded), boots and logs, the failure, each machine's
-// console (folded) and links to the captures. Tests that never ended
-// count as failed. The directory must exist.
-func NewHTML(path string) Sink {
-	return &htmlSink{path: path}
+// HTMLFile is a report at path that needs nothing else to open (inline
+// CSS, no script, nothing fetched). Per test it shows the outcome, a
+// timeline of subtests, commands (output folded), boots and logs, the
+// failure, each machine's console (folded) with a link to its log, and
+// links to the captures.
+func HTMLFile(path string) File {
+	return File{path: path, what: "html", render: renderHTML}
 }
 
-type htmlSink struct {
-	path   string
-	c      collector
-	closed bool
-	err    error
-}
+// NewHTML returns a sink that writes only an HTML report (NewFiles).
+func NewHTML(path string) Sink { return NewFiles(HTMLFile(path)) }
 
 //go:embed html.tmpl
 var htmlSource string
@@ -41,30 +35,17 @@ var htmlTemplate = sync.OnceValue(func() *template.Template {
 	return template.Must(template.New("report").Parse(htmlSource))
 })
 
-func (h *htmlSink) Event(e Event) { h.c.add(e) }
-
-func (h *htmlSink) Close() error {
-	if h.closed {
-		return h.err
-	}
-	h.closed = true
-	h.c.finishAll()
-	if err := h.write(); err != nil {
-		h.err = fmt.Errorf("write html report: %w", err)
-	}
-	return h.err
-}
-
-func (h *htmlSink) write() error {
-	dir, err := filepath.Abs(filepath.Dir(h.path))
+// renderHTML renders the page; links are relative to path's directory.
+func renderHTML(tests []*testRecord, path string) ([]byte, error) {
+	dir, err := filepath.Abs(filepath.Dir(path))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var buf bytes.Buffer
-	if err := htmlTemplate().Execute(&buf, newHTMLPage(h.c.tests, dir)); err != nil {
-		return err
+	if err := htmlTemplate().Execute(&buf, newHTMLPage(tests, dir)); err != nil {
+		return nil, err
 	}
-	return os.WriteFile(h.path, buf.Bytes(), 0o644)
+	return buf.Bytes(), nil
 }
 
 // The page as the template sees it: text cleaned, durations formatted.

@@ -3,45 +3,28 @@ package report
 import (
 	"encoding/xml"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 )
 
-// NewJUnit returns a sink that writes a JUnit XML report to path on Close,
-// for CI systems to show: one testsuite for the run, one testcase per test
-// and one per subtest (named "test/sub/sub"). A failure carries the error,
-// where in the script it happened and the failing command's output; a
-// test's system-out holds its console lines (the last 1 MiB of them).
-// Tests that never ended count as failed. The directory must exist.
-func NewJUnit(path string) Sink {
-	return &junit{path: path}
+// JUnitFile is a JUnit XML report at path, for CI systems to show: one
+// testsuite for the run, one testcase per test and one per subtest (named
+// "test/sub/sub"). A failure carries the error, where in the script it
+// happened and the failing command's output; a test's system-out holds its
+// console lines (the last 1 MiB of them).
+func JUnitFile(path string) File {
+	return File{path: path, what: "junit", render: renderJUnit}
 }
 
-type junit struct {
-	path   string
-	c      collector
-	closed bool
-	err    error
-}
+// NewJUnit returns a sink that writes only a JUnit report (NewFiles).
+func NewJUnit(path string) Sink { return NewFiles(JUnitFile(path)) }
 
-func (j *junit) Event(e Event) { j.c.add(e) }
-
-func (j *junit) Close() error {
-	if j.closed {
-		return j.err
-	}
-	j.closed = true
-	j.c.finishAll()
-	data, err := xml.MarshalIndent(junitReport(j.c.tests), "", "  ")
-	if err == nil {
-		data = append([]byte(xml.Header), append(data, '\n')...)
-		err = os.WriteFile(j.path, data, 0o644)
-	}
+func renderJUnit(tests []*testRecord, _ string) ([]byte, error) {
+	data, err := xml.MarshalIndent(junitReport(tests), "", "  ")
 	if err != nil {
-		j.err = fmt.Errorf("write junit report: %w", err)
+		return nil, err
 	}
-	return j.err
+	return append([]byte(xml.Header), append(data, '\n')...), nil
 }
 
 // The XML, as most CI systems read it (Jenkins, GitLab, GitHub actions).
