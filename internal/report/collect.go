@@ -237,8 +237,9 @@ func (l *consoleLog) kept() []consoleLine { return l.lines[l.start:] }
 func (l *consoleLog) tail(machine string, n int) []string {
 	var out []string
 	kept := l.kept()
+	machine = clean(machine) // as add keeps it
 	for i := len(kept) - 1; i >= 0 && len(out) < n; i-- {
-		if kept[i].Machine == clean(machine) {
+		if kept[i].Machine == machine {
 			out = append(out, kept[i].Text)
 		}
 	}

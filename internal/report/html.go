@@ -135,9 +135,7 @@ func newHTMLStep(s *step, testStart time.Time, t *testRecord) htmlStep {
 		hs.Failure = &htmlFailure{Error: cleanText(s.Error), Where: cleanText(backtrace(s.Where, s.Error))}
 		if cmd := s.FailedCmd; cmd != nil && isTest {
 			hs.Failure.Command = newHTMLCommand(cmd)
-			// The command's output is shown under it, not in the error
-			// too (machine.ExitError carries it).
-			hs.Failure.Error, _, _ = strings.Cut(cleanText(s.Error), "\n")
+			hs.Failure.Error = failureError(s)
 			if tail := t.console.tail(cmd.Machine, consoleTail); len(tail) > 0 {
 				hs.Failure.Console = &htmlConsole{Machine: clean(cmd.Machine), Lines: len(tail), Text: strings.Join(tail, "\n") + "\n"}
 			}
@@ -162,12 +160,9 @@ func newHTMLItem(en entry, testStart time.Time, t *testRecord) htmlItem {
 	case Log:
 		it.Log = &htmlLog{Machine: clean(e.Machine), Text: cleanText(e.Text)}
 	case Boot:
-		text := "booted in " + seconds(e.Duration)
-		if e.Text != "" {
-			text += " (guest uptime at " + e.Text + ")"
-		}
+		text := bootText(*e)
 		if e.Error != "" {
-			text = "did not boot after " + seconds(e.Duration) + ": " + firstLine(e.Error)
+			text += ": " + firstLine(e.Error)
 		}
 		it.Boot = &htmlLog{Machine: clean(e.Machine), Text: text}
 	}
@@ -185,16 +180,6 @@ func newHTMLCommand(e *Event) *htmlCommand {
 		Stderr:   cleanText(e.Stderr),
 		Failed:   failed(e),
 	}
-}
-
-// commandError is what the timeline says of a failed command besides its
-// exit status: nothing when that status failed it, else the error's first
-// line (fail() saw a zero exit, a wait timed out, the machine went down).
-func commandError(e *Event) string {
-	if e.Error == "" || e.Exit != 0 {
-		return ""
-	}
-	return clean(firstLine(e.Error))
 }
 
 // offset is "+1.23s", how long after the test's start t came.

@@ -133,17 +133,6 @@ func failureText(s *step) string {
 	return b.String()
 }
 
-// failureError is a step's error; its first line only when a command
-// failed it, whose output failureText shows under the command (the error
-// of machine.ExitError carries it too).
-func failureError(s *step) string {
-	text := cleanText(s.Error)
-	if s.FailedCmd != nil {
-		text, _, _ = strings.Cut(text, "\n")
-	}
-	return text
-}
-
 // consoleText is a test's console lines, each "machine: text".
 func consoleText(l *consoleLog) string {
 	var b strings.Builder

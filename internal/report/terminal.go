@@ -142,14 +142,7 @@ func (s *terminal) event(e Event) {
 		if s.progress != nil {
 			s.progress.forget(e.Test, e.Machine)
 		}
-		switch {
-		case e.Error != "":
-			s.boot(t, fmt.Sprintf("%s: did not boot after %s", e.Machine, seconds(e.Duration)))
-		case e.Text != "":
-			s.boot(t, fmt.Sprintf("%s: booted in %s (guest uptime at %s)", e.Machine, seconds(e.Duration), e.Text))
-		default:
-			s.boot(t, fmt.Sprintf("%s: booted in %s", e.Machine, seconds(e.Duration)))
-		}
+		s.boot(t, e.Machine+": "+bootText(e))
 	case Capture:
 		s.verbose(t, "capture: "+e.File)
 	case ConsoleLog:
@@ -251,10 +244,8 @@ func (s *terminal) command(t *termTest, e Event) {
 // commandLine sums up a command: "vm$ systemctl start x (exit 1, 0.21s)".
 func commandLine(e Event) string {
 	outcome := fmt.Sprintf("exit %d", e.Exit)
-	if e.Error != "" && e.Exit == 0 {
-		// A zero exit that failed (fail()) or no exit at all (a timeout,
-		// a machine that went down): the error says which.
-		outcome = "error: " + firstLine(e.Error)
+	if msg := commandError(&e); msg != "" {
+		outcome = "error: " + msg
 	}
 	return fmt.Sprintf("%s$ %s (%s, %s)", clean(e.Machine), firstLine(e.Command), outcome, seconds(e.Duration))
 }
@@ -382,16 +373,12 @@ func (s *terminal) text(t *termTest, depth int, prefix, text string) {
 // line writes one line, indented two spaces a level, to the terminal if t
 // is live or else to t's held output. text must be clean.
 func (s *terminal) line(t *termTest, depth int, text string) {
-	var w io.Writer = &t.held
-	if len(s.queue) > 0 && s.queue[0] == t {
-		w = s.w
-	}
 	text = strings.Repeat("  ", depth) + text + "\n"
-	if w == s.w {
+	if len(s.queue) > 0 && s.queue[0] == t {
 		s.write(text)
 		return
 	}
-	io.WriteString(w, text)
+	t.held.WriteString(text)
 }
 
 // write writes to the terminal, erasing the progress line first; Event

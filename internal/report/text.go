@@ -112,8 +112,6 @@ func firstLine(text string) string {
 // seconds is d as the reports show durations: seconds, two decimals.
 func seconds(d time.Duration) string { return fmt.Sprintf("%.2fs", d.Seconds()) }
 
-// failed reports whether a Command event failed: it exited non-zero or
-// did not run to completion.
 // failed reports whether a command failed its test: the script sets Error
 // then. A non-zero exit alone may be what the script wanted (fail()).
 func failed(cmd *Event) bool { return cmd.Error != "" }
@@ -160,7 +158,8 @@ func backtrace(where, msg string) string {
 }
 
 // capTail keeps the last limit bytes of s, cut at a line start when one
-// is near, and says how much went. The copy lets the original go.
+// is near, and says how much went. The result is a new string (the join
+// copies), so the original can go.
 func capTail(s string, limit int) string {
 	if len(s) <= limit {
 		return s
@@ -169,7 +168,7 @@ func capTail(s string, limit int) string {
 	if i := strings.IndexByte(s[cut:], '\n'); i >= 0 && i < 200 {
 		cut += i + 1
 	}
-	return fmt.Sprintf("[%d earlier bytes dropped]\n", cut) + strings.Clone(s[cut:])
+	return fmt.Sprintf("[%d earlier bytes dropped]\n", cut) + s[cut:]
 }
 
 // ring keeps the last lines pushed into it.
@@ -194,6 +193,39 @@ func (r *ring) last() []string {
 	}
 	i := r.n % len(r.buf)
 	return append(append([]string(nil), r.buf[i:]...), r.buf[:i]...)
+}
+
+// commandError is what a report says of a failed command besides its
+// exit status: nothing when that status failed it, else the error's first
+// line (fail() saw a zero exit, a wait timed out, the machine went down).
+func commandError(e *Event) string {
+	if e.Error == "" || e.Exit != 0 {
+		return ""
+	}
+	return firstLine(e.Error)
+}
+
+// failureError is a step's error; its first line only when a command
+// failed it, whose output the reports show under the command (the error
+// of machine.ExitError carries it too).
+func failureError(s *step) string {
+	text := cleanText(s.Error)
+	if s.FailedCmd != nil {
+		text, _, _ = strings.Cut(text, "\n")
+	}
+	return text
+}
+
+// bootText is what the reports say of a Boot event, after the machine's
+// name: "booted in 2.50s (guest uptime at ...)" or "did not boot after 0.05s".
+func bootText(e Event) string {
+	switch {
+	case e.Error != "":
+		return "did not boot after " + seconds(e.Duration)
+	case e.Text != "":
+		return "booted in " + seconds(e.Duration) + " (guest uptime at " + e.Text + ")"
+	}
+	return "booted in " + seconds(e.Duration)
 }
 
 // plural is "1 console line", "3 console lines".
