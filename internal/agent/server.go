@@ -96,6 +96,8 @@ type server struct {
 
 	mu      sync.Mutex
 	streams map[uint32]*stream
+
+	services services // declared services; they run as long as ctx
 }
 
 // stream is a request in progress.
@@ -164,6 +166,8 @@ func (s *server) handle(ctx context.Context, id uint32, req agentproto.Request, 
 	switch {
 	case req.Op == agentproto.OpExec && req.Exec != nil:
 		return s.exec(ctx, id, req.Exec, in)
+	case req.Op == agentproto.OpWait && req.Wait != nil && req.Wait.Kind == agentproto.WaitUnit:
+		return s.services.waitUnit(ctx, req.Wait.Path, req.Wait.Timeout)
 	case req.Op == agentproto.OpWait && req.Wait != nil:
 		return wait(ctx, req.Wait)
 	case req.Op == agentproto.OpCopyIn && req.Path != "":
@@ -180,7 +184,7 @@ func (s *server) handle(ctx context.Context, id uint32, req agentproto.Request, 
 		return agentproto.Result{}
 	case req.Op == agentproto.OpServices:
 		// Services outlive the request: they live as long as the server.
-		if err := startServices(s.ctx, req.Services); err != nil {
+		if err := s.services.start(s.ctx, req.Services); err != nil {
 			return agentproto.Result{Error: err.Error()}
 		}
 		return agentproto.Result{}

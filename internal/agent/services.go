@@ -3,11 +3,11 @@ package agent
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -36,23 +36,25 @@ type service struct {
 	exit     string // how the last run ended
 	restarts int
 	tail     []string
-	changed  chan struct{} // closed and replaced on every state change
+	changed  chan struct{} // closed and replaced when ready or done changes
 }
 
-var services struct {
+// services are a server's declared services; they run as long as it does.
+type services struct {
 	mu     sync.Mutex
 	byName map[string]*service
+	order  []*service // in the order they were started
 }
 
-// startServices starts the services; it is called once per boot.
-func startServices(ctx context.Context, specs []agentproto.Service) error {
-	services.mu.Lock()
-	defer services.mu.Unlock()
-	if services.byName == nil {
-		services.byName = make(map[string]*service)
+// start starts the services; it is called once per boot.
+func (sv *services) start(ctx context.Context, specs []agentproto.Service) error {
+	sv.mu.Lock()
+	defer sv.mu.Unlock()
+	if sv.byName == nil {
+		sv.byName = make(map[string]*service)
 	}
 	for _, spec := range specs {
-		if services.byName[spec.Name] != nil {
+		if sv.byName[spec.Name] != nil {
 			return fmt.Errorf("start service %s: already started", spec.Name)
 		}
 		var re *regexp.Regexp
@@ -63,12 +65,14 @@ func startServices(ctx context.Context, specs []agentproto.Service) error {
 			}
 		}
 		s := &service{spec: spec, changed: make(chan struct{})}
-		services.byName[spec.Name] = s
+		sv.byName[spec.Name] = s
+		sv.order = append(sv.order, s)
 		go s.supervise(ctx, re)
 	}
 	return nil
 }
 
+// update changes the service's state and wakes those waiting on it.
 func (s *service) update(f func()) {
 	s.mu.Lock()
 	f()
@@ -127,19 +131,31 @@ func (s *service) runOnce(ctx context.Context, readyLog *regexp.Regexp) error {
 		return err
 	}
 	defer done()
-	if readyLog == nil && s.spec.ReadyPort == 0 && s.spec.ReadyFile == "" {
+	running, exited := context.WithCancel(ctx)
+	defer exited()
+	switch {
+	case s.spec.ReadyPort != 0:
+		go s.readyWhen(running, &agentproto.Wait{Kind: agentproto.WaitPortOpen, Port: s.spec.ReadyPort})
+	case s.spec.ReadyFile != "":
+		go s.readyWhen(running, &agentproto.Wait{Kind: agentproto.WaitFile, Path: s.spec.ReadyFile})
+	case readyLog == nil:
 		s.update(func() { s.ready = true })
 	}
-	exited := make(chan struct{})
-	go s.checkReady(exited)
 	s.readOutput(r, readyLog)
-	err = cmd.Wait()
-	close(exited)
-	return err
+	return cmd.Wait()
+}
+
+// readyWhen marks the service ready once w holds, checked as the wait
+// request checks it, unless the run ends first.
+func (s *service) readyWhen(running context.Context, w *agentproto.Wait) {
+	if res := wait(running, w); !res.Canceled && !res.TimedOut && res.Error == "" {
+		s.update(func() { s.ready = true })
+	}
 }
 
 // readOutput copies the service's output to the console line by line and
-// watches for the ready line.
+// watches for the ready line. Only becoming ready wakes waiters; a line
+// alone does not.
 func (s *service) readOutput(r io.ReadCloser, readyLog *regexp.Regexp) {
 	defer r.Close()
 	console, _ := os.OpenFile("/dev/console", os.O_WRONLY, 0)
@@ -153,53 +169,33 @@ func (s *service) readOutput(r io.ReadCloser, readyLog *regexp.Regexp) {
 		if console != nil {
 			fmt.Fprintf(console, "service %s: %s\n", s.spec.Name, line)
 		}
-		s.update(func() {
-			s.tail = append(s.tail, line)
-			if len(s.tail) > serviceTail {
-				s.tail = s.tail[1:]
-			}
-			if readyLog != nil && readyLog.MatchString(line) {
-				s.ready = true
-			}
-		})
+		s.mu.Lock()
+		s.tail = append(s.tail, line)
+		if len(s.tail) > serviceTail {
+			s.tail = s.tail[1:]
+		}
+		s.mu.Unlock()
+		if readyLog != nil && readyLog.MatchString(line) {
+			s.update(func() { s.ready = true })
+		}
 	}
 	io.Copy(io.Discard, r) // a line over 1 MiB: keep draining
 }
 
-// checkReady polls the port or file until it is there or the run ends.
-func (s *service) checkReady(exited <-chan struct{}) {
-	if s.spec.ReadyPort == 0 && s.spec.ReadyFile == "" {
-		return
-	}
-	tick := time.NewTicker(cheapInterval)
-	defer tick.Stop()
-	for {
-		ok := false
-		if s.spec.ReadyPort != 0 {
-			ok = dial("tcp", fmt.Sprintf("localhost:%d", s.spec.ReadyPort)) == nil
-		} else {
-			_, err := os.Stat(s.spec.ReadyFile)
-			ok = err == nil
-		}
-		if ok {
-			s.update(func() { s.ready = true })
-			return
-		}
-		select {
-		case <-exited:
-			return
-		case <-tick.C:
+// waitUnit waits until the service called name is ready, or every service
+// when name is empty (the host asks so for a system target such as
+// default.target), and fails at once when one has exited for good.
+func (sv *services) waitUnit(ctx context.Context, name string, timeout time.Duration) agentproto.Result {
+	sv.mu.Lock()
+	list := slices.Clone(sv.order)
+	if name != "" {
+		list = nil
+		if s := sv.byName[name]; s != nil {
+			list = []*service{s}
 		}
 	}
-}
-
-// waitUnit waits until the service is ready, or fails at once when it has
-// exited for good.
-func waitUnit(ctx context.Context, name string, timeout time.Duration) agentproto.Result {
-	services.mu.Lock()
-	s := services.byName[name]
-	services.mu.Unlock()
-	if s == nil {
+	sv.mu.Unlock()
+	if name != "" && len(list) == 0 {
 		return agentproto.Result{Error: fmt.Sprintf("no service %q is declared on this machine", name)}
 	}
 	if timeout > 0 {
@@ -207,27 +203,31 @@ func waitUnit(ctx context.Context, name string, timeout time.Duration) agentprot
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
+	for _, s := range list {
+		if res, ok := s.waitReady(ctx); !ok {
+			return res
+		}
+	}
+	return agentproto.Result{}
+}
+
+// waitReady waits until s is ready (ok), has exited for good, or ctx ends.
+func (s *service) waitReady(ctx context.Context) (agentproto.Result, bool) {
 	for {
 		s.mu.Lock()
 		ready, done, exit, tail, changed := s.ready, s.done, s.exit, strings.Join(s.tail, "\n"), s.changed
 		s.mu.Unlock()
 		switch {
 		case ready:
-			return agentproto.Result{}
+			return agentproto.Result{}, true
 		case done:
 			return agentproto.Result{Exit: 1, Output: tail,
-				Error: fmt.Sprintf("service %s %s and will not be restarted", name, exit)}
+				Error: fmt.Sprintf("service %s %s and will not be restarted", s.spec.Name, exit)}, false
 		}
 		select {
 		case <-changed:
 		case <-ctx.Done():
-			res := agentproto.Result{Output: tail}
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				res.TimedOut = true
-			} else {
-				res.Canceled = true
-			}
-			return res
+			return ended(ctx, agentproto.Result{Output: tail}), false
 		}
 	}
 }

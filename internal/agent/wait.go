@@ -22,10 +22,8 @@ const (
 )
 
 // wait checks w's condition until it holds, the timeout passes or ctx ends.
+// Waits for services (WaitUnit) are the server's: see services.waitUnit.
 func wait(ctx context.Context, w *agentproto.Wait) agentproto.Result {
-	if w.Kind == agentproto.WaitUnit {
-		return waitUnit(ctx, w.Path, w.Timeout)
-	}
 	check, interval, err := condition(w)
 	if err != nil {
 		return agentproto.Result{Error: err.Error()}
@@ -50,15 +48,21 @@ func wait(ctx context.Context, w *agentproto.Wait) agentproto.Result {
 		}
 		select {
 		case <-ctx.Done():
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				res.TimedOut = true
-			} else {
-				res.Canceled = true
-			}
-			return res
+			return ended(ctx, res)
 		case <-tick.C:
 		}
 	}
+}
+
+// ended is res for a wait whose ctx ended: timed out at its deadline, or
+// canceled.
+func ended(ctx context.Context, res agentproto.Result) agentproto.Result {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		res.TimedOut = true
+	} else {
+		res.Canceled = true
+	}
+	return res
 }
 
 type checkFunc func(ctx context.Context) (ok bool, output string)

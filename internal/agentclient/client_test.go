@@ -342,6 +342,7 @@ func TestServices(t *testing.T) {
 		{"plain", ""}, {"by-file", ""}, {"by-log", ""}, {"flaky", ""},
 		{"dies", "exit status 3 and will not be restarted"},
 		{"ghost", "no service"},
+		{"", "service dies exit status 3"}, // every service, as for default.target
 	}
 	for _, tt := range tests {
 		res, err := c.Wait(context.Background(), agentproto.Wait{Kind: agentproto.WaitUnit, Path: tt.name, Timeout: 10 * time.Second})

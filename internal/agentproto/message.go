@@ -99,8 +99,9 @@ const (
 	WaitUnixSocket   WaitKind = "unix-socket"   // a connect to the socket at Path succeeds
 	WaitCommandOK    WaitKind = "command-ok"    // Command exits 0
 	WaitCommandFails WaitKind = "command-fails" // Command exits non-zero
-	// WaitUnit: the service called Path is ready; fails at once when it
-	// has exited and will not be restarted.
+	// WaitUnit: the service called Path is ready, or every service when
+	// Path is empty; fails at once when one has exited and will not be
+	// restarted.
 	WaitUnit WaitKind = "unit"
 )
 

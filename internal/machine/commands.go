@@ -185,30 +185,13 @@ func (m *Machine) WaitUntilFails(ctx context.Context, command string, timeout ti
 // wait for ("default.target", "multi-user.target", ...; see SystemTarget)
 // is reached once the machine is up and every declared service is ready.
 func (m *Machine) WaitForUnit(ctx context.Context, name string, timeout time.Duration) error {
-	if !SystemTarget(name) {
-		_, err := m.wait(ctx, fmt.Sprintf("wait for service %s", name),
-			agentproto.Wait{Kind: agentproto.WaitUnit, Path: UnitService(name), Timeout: timeout})
-		return err
+	what, service := fmt.Sprintf("wait for service %s", name), UnitService(name)
+	if SystemTarget(name) {
+		// The agent waits for every service when none is named.
+		what, service = "wait for "+name+" (every service ready)", ""
 	}
-	if timeout <= 0 {
-		timeout = m.DefaultTimeout()
-	}
-	deadline := time.Now().Add(timeout)
-	if _, err := m.client(ctx, "wait for "+name); err != nil {
-		return err
-	}
-	for _, s := range m.cfg.Services {
-		left := time.Until(deadline)
-		if left <= 0 {
-			return &TimeoutError{Machine: m.cfg.Name, What: fmt.Sprintf("wait for %s (service %s)", name, s.Name),
-				Timeout: timeout, Console: m.console.Tail(consoleTail)}
-		}
-		if _, err := m.wait(ctx, fmt.Sprintf("wait for %s (service %s)", name, s.Name),
-			agentproto.Wait{Kind: agentproto.WaitUnit, Path: s.Name, Timeout: left}); err != nil {
-			return err
-		}
-	}
-	return nil
+	_, err := m.wait(ctx, what, agentproto.Wait{Kind: agentproto.WaitUnit, Path: service, Timeout: timeout})
+	return err
 }
 
 // systemTargets are the systemd targets NixOS tests wait for before they
