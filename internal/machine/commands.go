@@ -67,40 +67,58 @@ func (m *Machine) Execute(ctx context.Context, command string, opts ...ExecOptio
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if o.timeout <= 0 {
-		o.timeout = m.DefaultTimeout()
-	}
-	what := fmt.Sprintf("command %q", command)
-	agent, err := m.client(ctx, what)
+	agent, err := m.client(ctx, fmt.Sprintf("command %q", command))
 	if err != nil {
 		return Result{}, err
 	}
+	return m.exec(ctx, agent, command, o)
+}
+
+// exec runs command through agent, which may belong to a machine still
+// booting (Setup runs so).
+func (m *Machine) exec(ctx context.Context, agent *agentclient.Client, command string, o execOptions) (Result, error) {
+	if o.timeout <= 0 {
+		o.timeout = m.DefaultTimeout()
+	}
 	var stdout, stderr bytes.Buffer
 	stdio := agentclient.ExecIO{Stdin: o.stdin, Stdout: tee(&stdout, o.stdout), Stderr: tee(&stderr, o.stderr)}
-	// The guest enforces the timeout; the host's own deadline is a margin
-	// later and only fires when the guest stopped answering.
-	hostCtx, cancel := context.WithTimeout(ctx, o.timeout+m.scale(5*time.Second))
+	hostCtx, cancel := m.hostDeadline(ctx, o.timeout)
 	defer cancel()
 	res, err := agent.Exec(hostCtx, agentproto.Exec{
 		Command: command, Env: o.env, User: o.user, Dir: o.dir, Timeout: o.timeout,
 	}, stdio)
 	r := Result{Status: res.Exit, Signal: res.Signal, Stdout: stdout.String(), Stderr: stderr.String(),
 		Detached: res.Detached, Elapsed: res.Elapsed}
+	return r, m.outcome(ctx, hostCtx, fmt.Sprintf("command %q", command), o.timeout, res, r.Stdout+r.Stderr, err)
+}
+
+// hostDeadline bounds an agent call on the host. The guest enforces the
+// call's timeout; the host's deadline is a margin later and only fires when
+// the guest stopped answering.
+func (m *Machine) hostDeadline(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, timeout+m.scale(5*time.Second))
+}
+
+// outcome is the error of an agent call (a command or a wait), in the
+// machine's terms: the guest stopped answering (hostCtx passed first), the
+// caller stopped it (ctx ended), the machine went down, the agent refused
+// it, or the guest's own timeout passed. output is what it printed so far.
+func (m *Machine) outcome(ctx, hostCtx context.Context, what string, timeout time.Duration, res agentproto.Result, output string, err error) error {
 	switch {
 	case err != nil && ctx.Err() == nil && hostCtx.Err() != nil:
-		return r, &TimeoutError{Machine: m.cfg.Name, What: what + " (the guest stopped answering)",
-			Timeout: o.timeout, Output: r.Stdout + r.Stderr, Console: m.console.Tail(consoleTail)}
+		return &TimeoutError{Machine: m.cfg.Name, What: what + " (the guest stopped answering)",
+			Timeout: timeout, Output: output, Console: m.console.Tail(consoleTail)}
 	case err != nil && ctx.Err() != nil:
-		return r, m.stoppedError(ctx, what, r.Stdout+r.Stderr)
+		return m.stoppedError(ctx, what, output)
 	case err != nil:
-		return r, m.callError(what, err)
+		return m.callError(what, err)
 	case res.Error != "":
-		return r, fmt.Errorf("%s: %s: %s", m.cfg.Name, what, res.Error)
+		return errors.New(withTails(fmt.Sprintf("%s: %s: %s", m.cfg.Name, what, res.Error), output, m.console.Tail(consoleTail)))
 	case res.TimedOut:
-		return r, &TimeoutError{Machine: m.cfg.Name, What: what, Timeout: o.timeout,
-			Output: r.Stdout + r.Stderr, Console: m.console.Tail(consoleTail)}
+		return &TimeoutError{Machine: m.cfg.Name, What: what, Timeout: timeout,
+			Output: output, Console: m.console.Tail(consoleTail)}
 	}
-	return r, nil
+	return nil
 }
 
 func tee(buf *bytes.Buffer, w io.Writer) io.Writer {
@@ -140,27 +158,10 @@ func (m *Machine) wait(ctx context.Context, what string, w agentproto.Wait) (age
 	if err != nil {
 		return agentproto.Result{}, err
 	}
-	hostCtx, cancel := context.WithTimeout(ctx, w.Timeout+m.scale(5*time.Second))
+	hostCtx, cancel := m.hostDeadline(ctx, w.Timeout)
 	defer cancel()
 	res, err := agent.Wait(hostCtx, w)
-	switch {
-	case err != nil && ctx.Err() == nil && hostCtx.Err() != nil:
-		return res, &TimeoutError{Machine: m.cfg.Name, What: what + " (the guest stopped answering)",
-			Timeout: w.Timeout, Console: m.console.Tail(consoleTail)}
-	case err != nil && ctx.Err() != nil:
-		return res, m.stoppedError(ctx, what, res.Output)
-	case err != nil:
-		return res, m.callError(what, err)
-	case res.Error != "":
-		var b strings.Builder
-		fmt.Fprintf(&b, "%s: %s: %s", m.cfg.Name, what, res.Error)
-		section(&b, "last output", res.Output)
-		return res, errors.New(b.String())
-	case res.TimedOut:
-		return res, &TimeoutError{Machine: m.cfg.Name, What: what, Timeout: w.Timeout,
-			Output: res.Output, Console: m.console.Tail(consoleTail)}
-	}
-	return res, nil
+	return res, m.outcome(ctx, hostCtx, what, w.Timeout, res, res.Output, err)
 }
 
 // WaitUntilSucceeds runs command until it exits 0 and returns its output.

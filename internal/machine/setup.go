@@ -93,20 +93,17 @@ func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + 
 // applySetup runs the setup commands; a failure names the step and its output.
 func (m *Machine) applySetup(ctx context.Context, agent *agentclient.Client) error {
 	for _, c := range m.cfg.Setup.commands() {
-		var out strings.Builder
-		stdio := agentclient.ExecIO{Stdout: &out, Stderr: &out}
+		var out strings.Builder // stdout and stderr as they came
+		o := execOptions{stdout: &out, stderr: &out}
 		if c.stdin != "" {
-			stdio.Stdin = strings.NewReader(c.stdin)
+			o.stdin = strings.NewReader(c.stdin)
 		}
-		res, err := agent.Exec(ctx, agentproto.Exec{Command: c.cmd, Timeout: m.DefaultTimeout()}, stdio)
-		if err == nil && res.Error != "" {
-			err = fmt.Errorf("%s", res.Error)
-		}
-		if err == nil && res.Exit != 0 {
-			err = fmt.Errorf("exit status %d: %s", res.Exit, strings.TrimSpace(out.String()))
-		}
+		r, err := m.exec(ctx, agent, c.cmd, o)
 		if err != nil {
-			return fmt.Errorf("set up the machine: %s: %w", c.cmd, err)
+			return fmt.Errorf("set up the machine: %w", err)
+		}
+		if r.Status != 0 {
+			return fmt.Errorf("set up the machine: %s: exit status %d: %s", c.cmd, r.Status, strings.TrimSpace(out.String()))
 		}
 	}
 	return nil
