@@ -313,10 +313,16 @@ func (m *Machine) boot(ctx context.Context, start time.Time) error {
 
 // bootFailed cleans up a failed boot and explains it.
 func (m *Machine) bootFailed(ctx context.Context, proc *qemu.Process, agent *agentclient.Client, err error) error {
+	// The agent may have answered with the failure (a setup step failed, a
+	// service would not start): the machine is up, so the error is the
+	// answer itself, at once. An explained DownError is kept as it is.
+	var down *DownError
+	answered := agent != nil && ctx.Err() == nil && !errors.As(err, &down) &&
+		!errors.Is(err, agentclient.ErrClosed) && !errors.Is(err, context.DeadlineExceeded)
 	// A broken connection usually means QEMU is exiting: give it a moment
 	// so the error can carry its exit status and stderr.
 	wait := 2 * time.Second
-	if errors.Is(err, context.DeadlineExceeded) {
+	if errors.Is(err, context.DeadlineExceeded) || answered || down != nil {
 		wait = 0
 	}
 	exited := false
@@ -333,6 +339,10 @@ func (m *Machine) bootFailed(ctx context.Context, proc *qemu.Process, agent *age
 	}
 	m.console.Flush()
 	switch {
+	case down != nil:
+		return err
+	case answered:
+		return errors.New(withTails(fmt.Sprintf("%s: boot: %v", m.cfg.Name, err), "", m.console.Tail(consoleTail)))
 	case exited:
 		return m.downError("boot", proc.Err())
 	case ctx.Err() != nil:
