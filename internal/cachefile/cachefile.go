@@ -10,6 +10,14 @@ import (
 	"path/filepath"
 )
 
+// WriteBytes writes data as the file at path, as Write does.
+func WriteBytes(path string, data []byte) error {
+	return Write(path, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
 // Write writes a file through write into a temporary file beside path,
 // syncs it and renames it into place, so that nobody, not even a concurrent
 // writer of the same content, sees a partial file under the final name.

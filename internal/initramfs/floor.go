@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
@@ -34,10 +33,7 @@ func BuildFloor(cacheDir string) (string, error) {
 	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() {
 		return path, nil
 	}
-	err := cachefile.Write(path, func(w io.Writer) error {
-		_, err := w.Write(buf.Bytes())
-		return err
-	})
+	err := cachefile.WriteBytes(path, buf.Bytes())
 	if err != nil {
 		return "", fmt.Errorf("write floor initramfs %s: %w", path, err)
 	}

@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
@@ -28,7 +27,7 @@ func extractCached(image string, data []byte, hdr setupHeader, cacheDir string) 
 	if err := checkVmlinux(vmlinux); err != nil {
 		return "", fmt.Errorf("check vmlinux from %s: %w", image, err)
 	}
-	if err := cachefile.Write(path, func(w io.Writer) error { _, err := w.Write(vmlinux); return err }); err != nil {
+	if err := cachefile.WriteBytes(path, vmlinux); err != nil {
 		return "", fmt.Errorf("cache vmlinux from %s: %w", image, err)
 	}
 	return path, nil

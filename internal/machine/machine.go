@@ -233,7 +233,7 @@ func (m *Machine) startLocked(ctx context.Context) error {
 	err := m.boot(ctx, start)
 	note := BootNote{Done: true, Took: time.Since(start), Err: err}
 	if err == nil {
-		note.Stages = stages(m.Hello().Stages)
+		note.Took, note.Stages = m.BootTime(), stages(m.Hello().Stages)
 	}
 	m.noteBoot(note)
 	return err
