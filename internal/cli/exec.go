@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vmlab/vmlab/internal/machine"
+	"github.com/vmlab/vmlab/internal/spec"
 )
 
 // runExec boots one machine, runs a command, streams its output and exits
@@ -21,12 +22,19 @@ func runExec(ctx context.Context, e *env, args []string) int {
 	if ok, code := parse(fs, args, func() bool { return fs.NArg() > 0 }); !ok {
 		return code
 	}
+	decl := execSpec(*name, bf)
+	if ps := decl.Check(spec.LocalHost()); len(ps) > 0 {
+		for _, p := range ps {
+			e.errorf("%s: %v", execFlags[p.Field], p)
+		}
+		return exitUsage
+	}
 	boot, err := bf.prepare(e)
 	if err != nil {
 		e.errorf("%v", err)
 		return exitFail
 	}
-	cfg := machine.Config{Name: *name, Boot: boot, MemoryMiB: bf.memory, CPUs: bf.cpus}
+	cfg := machine.Config{Machine: decl, Boot: boot}
 	if *verbose {
 		cfg.OnConsole = func(l machine.Line) { fmt.Fprintf(e.stderr, "%s: %s\n", *name, l.Text) }
 		cfg.Logf = func(format string, args ...any) { e.errorf(format, args...) }
@@ -56,4 +64,15 @@ func runExec(ctx context.Context, e *env, args []string) int {
 		return min(max(res.Status, 1), 255)
 	}
 	return exitOK
+}
+
+// execFlags are the flags of `vmlab exec` by the declaration's field they
+// set (spec.Machine's keywords); a problem with a field names its flag.
+var execFlags = map[string]string{"name": "-name", "memory": "-memory", "cpus": "-cpus"}
+
+// execSpec is the machine `vmlab exec` declares with its flags.
+func execSpec(name string, bf bootFlags) spec.Machine {
+	s := spec.New(name)
+	s.MemoryMiB, s.CPUs = bf.memory, bf.cpus
+	return s
 }
