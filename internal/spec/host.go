@@ -25,6 +25,10 @@ type Host struct {
 	// when the machines boot the kernel the host runs (the guest's tree
 	// mirrors it then; another release has other settings).
 	Sysctls string
+	// Loaded is where the host's kernel lists its loaded modules
+	// (/sys/module), set with Sysctls: a declared module that is not
+	// loaded there may add sysctls the host lacks.
+	Loaded string
 	// Installed reports whether a package is installed on the host.
 	Installed func(pkg string) bool
 }
@@ -35,7 +39,7 @@ func HostFor(release, modules string) Host {
 	h := Host{MemoryMiB: hostMemoryMiB(), CPUs: runtime.NumCPU(), Modules: modules, Installed: Installed}
 	if running, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil && release != "" &&
 		strings.TrimSpace(string(running)) == release {
-		h.Sysctls = "/proc/sys"
+		h.Sysctls, h.Loaded = "/proc/sys", "/sys/module"
 	}
 	return h
 }

@@ -84,7 +84,7 @@ func readLines(path string, each func(string)) error {
 // loaded reports whether the host's kernel has the module now: loaded, or
 // built in.
 func (h Host) loaded(name string) bool {
-	if _, err := os.Stat(filepath.Join("/sys/module", modName(name))); err == nil {
+	if _, err := os.Stat(filepath.Join(h.Loaded, modName(name))); err == nil && h.Loaded != "" {
 		return true
 	}
 	x, err := h.modules()
