@@ -146,7 +146,7 @@ func abs(path string) string {
 // optionNames name the option that sets each field of the declaration
 // (spec.Machine's keywords), so a problem can say which option is wrong.
 var optionNames = map[string]string{
-	"name": "Lab.Machine's name", "memory": "Memory", "cpus": "CPUs", "vlans": "VLANs", "user_net": "UserNet",
+	"name": "Lab.Machine", "memory": "Memory", "cpus": "CPUs", "vlans": "VLANs", "user_net": "UserNet",
 	"shares": "Share", "users": "Users", "groups": "Groups", "files": "File", "modules": "Modules",
 	"sysctls": "Sysctl", "packages": "Packages", "services": "Services", "disks": "Disks", "qemu_args": "QEMUArgs",
 }

@@ -3,6 +3,8 @@ package script
 import (
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -136,5 +138,43 @@ def test():
 	}
 	if s := f.Specs[0]; s.Name != "router" || s.MemoryMiB != 128 || len(s.Shares) != 1 || !filepath.IsAbs(s.Shares[0].HostPath) {
 		t.Errorf("got %+v", s)
+	}
+}
+
+// TestSpecFields walks the declaration's fields: each can be set from a
+// test file through its machine() argument, and each machine() argument
+// sets a field. A field added to spec.Machine without an argument fails
+// here (its Go option is checked in package vmlab, its flag in cli).
+func TestSpecFields(t *testing.T) {
+	fixtureHost(t)
+	fixture := checkHost
+	checkHost = func() spec.Host { h := fixture(); h.CPUs = 64; return h }
+	samples := map[string]string{
+		"name": `name = "b"`, "memory": "memory = 256", "cpus": "cpus = 2", "vlans": "vlans = [2]",
+		"user_net": "user_net = True", "shares": `shares = {"/": "/mnt"}`, "users": `users = ["alice"]`,
+		"groups": `groups = ["ops"]`, "files": `files = {"/x": "y"}`, "modules": `modules = ["dummy"]`,
+		"sysctls": `sysctls = {"net.ipv4.ip_forward": 1}`, "packages": `packages = ["sh"]`,
+		"qemu_args": `qemu_args = ["-no-hpet"]`, "services": `services = {"web": service("httpd")}`, "disks": "disks = [8]",
+	}
+	for _, kw := range spec.Keywords() {
+		t.Run(kw, func(t *testing.T) {
+			sample, ok := samples[kw]
+			if !ok {
+				t.Fatalf("spec.Machine's field %q has no sample here: give it a machine() argument (machineArgs) and a sample", kw)
+			}
+			f, err := Load("fields.star", []byte("a = machine("+sample+")\ndef test():\n    pass\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			def := spec.New("a")
+			if got, unset := f.Specs[0].Field(kw).Interface(), def.Field(kw).Interface(); reflect.DeepEqual(got, unset) {
+				t.Errorf("machine(%s) left the field at %v", sample, got)
+			}
+		})
+	}
+	for _, a := range machineArgs {
+		if !slices.Contains(spec.Keywords(), a.name) {
+			t.Errorf("machine() argument %q sets no field of spec.Machine", a.name)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package spec
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -210,5 +211,25 @@ func TestLocalHost(t *testing.T) {
 	}
 	if !Installed("sh") || Installed("no-such-package-xyz") {
 		t.Errorf("Installed: sh is on PATH, no-such-package-xyz is nowhere")
+	}
+}
+
+// TestKeywords checks that every field has a keyword, once.
+func TestKeywords(t *testing.T) {
+	kws := Keywords()
+	seen := make(map[string]bool)
+	for _, kw := range kws {
+		if kw == "" || seen[kw] {
+			t.Errorf("keyword %q: want every field tagged, with a keyword of its own", kw)
+		}
+		seen[kw] = true
+	}
+	m := New("a")
+	if got := m.Field("memory").Int(); got != DefaultMemoryMiB {
+		t.Errorf("Field(memory): got %d, want %d", got, DefaultMemoryMiB)
+	}
+	m.Field("modules").Set(reflect.ValueOf([]string{"dummy"}))
+	if m.Setup.Modules[0] != "dummy" {
+		t.Errorf("Field(modules) does not reach Setup.Modules")
 	}
 }
