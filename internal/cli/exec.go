@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"strings"
 	"time"
@@ -13,30 +14,25 @@ import (
 // runExec boots one machine, runs a command, streams its output and exits
 // with the command's status.
 func runExec(ctx context.Context, e *env, args []string) int {
-	fs := newFlagSet(e, "exec", "COMMAND...")
-	var bf bootFlags
-	bf.register(fs)
-	name := fs.String("name", "machine", "the machine's `name` (and hostname)")
-	timeout := fs.Duration("timeout", 0, "command timeout (default: the machine's default, 15m under TCG)")
-	verbose := fs.Bool("v", false, "show the console as it boots")
+	fs, ef := newExecFlags(e)
 	if ok, code := parse(fs, args, func() bool { return fs.NArg() > 0 }); !ok {
 		return code
 	}
-	decl := execSpec(*name, bf)
+	decl := ef.spec()
 	if ps := decl.Check(spec.LocalHost()); len(ps) > 0 {
 		for _, p := range ps {
 			e.errorf("%s: %v", execFlags[p.Field], p)
 		}
 		return exitUsage
 	}
-	boot, err := bf.prepare(e)
+	boot, err := ef.boot.prepare(e)
 	if err != nil {
 		e.errorf("%v", err)
 		return exitFail
 	}
 	cfg := machine.Config{Machine: decl, Boot: boot}
-	if *verbose {
-		cfg.OnConsole = func(l machine.Line) { fmt.Fprintf(e.stderr, "%s: %s\n", *name, l.Text) }
+	if ef.verbose {
+		cfg.OnConsole = func(l machine.Line) { fmt.Fprintf(e.stderr, "%s: %s\n", ef.name, l.Text) }
 		cfg.Logf = func(format string, args ...any) { e.errorf(format, args...) }
 	}
 	m, err := machine.New(cfg)
@@ -50,8 +46,8 @@ func runExec(ctx context.Context, e *env, args []string) int {
 		e.errorf("%v", err)
 		return exitFail
 	}
-	fmt.Fprintf(e.stderr, "vmlab: %s booted in %.2fs\n", *name, time.Since(start).Seconds())
-	res, err := m.Execute(ctx, strings.Join(fs.Args(), " "), machine.Timeout(*timeout), machine.Stream(e.stdout, e.stderr))
+	fmt.Fprintf(e.stderr, "vmlab: %s booted in %.2fs\n", ef.name, time.Since(start).Seconds())
+	res, err := m.Execute(ctx, strings.Join(fs.Args(), " "), machine.Timeout(ef.timeout), machine.Stream(e.stdout, e.stderr))
 	if err != nil {
 		e.errorf("%v", err)
 		return exitFail
@@ -70,9 +66,27 @@ func runExec(ctx context.Context, e *env, args []string) int {
 // set (spec.Machine's keywords); a problem with a field names its flag.
 var execFlags = map[string]string{"name": "-name", "memory": "-memory", "cpus": "-cpus"}
 
-// execSpec is the machine `vmlab exec` declares with its flags.
-func execSpec(name string, bf bootFlags) spec.Machine {
-	s := spec.New(name)
-	s.MemoryMiB, s.CPUs = bf.memory, bf.cpus
+// execFlagValues are `vmlab exec`'s flags.
+type execFlagValues struct {
+	boot    bootFlags
+	name    string
+	timeout time.Duration
+	verbose bool
+}
+
+func newExecFlags(e *env) (*flag.FlagSet, *execFlagValues) {
+	fs := newFlagSet(e, "exec", "COMMAND...")
+	ef := &execFlagValues{}
+	ef.boot.register(fs)
+	fs.StringVar(&ef.name, "name", "machine", "the machine's `name` (and hostname): "+spec.NameRule)
+	fs.DurationVar(&ef.timeout, "timeout", 0, "command timeout (default: the machine's default, 15m under TCG)")
+	fs.BoolVar(&ef.verbose, "v", false, "show the console as it boots")
+	return fs, ef
+}
+
+// spec is the machine the flags declare.
+func (ef *execFlagValues) spec() spec.Machine {
+	s := spec.New(ef.name)
+	s.MemoryMiB, s.CPUs = ef.boot.memory, ef.boot.cpus
 	return s
 }
