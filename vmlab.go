@@ -23,7 +23,6 @@ package vmlab
 import (
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -117,7 +116,11 @@ func (l *Lab) start(t testing.TB) *lab.Lab {
 	if l.built == nil {
 		dir := l.t.TempDir()
 		if out := os.Getenv("VMLAB_OUT"); out != "" {
-			dir = filepath.Join(out, strings.ReplaceAll(l.t.Name(), "/", "_"))
+			d, err := spec.Inside(out, strings.ReplaceAll(l.t.Name(), "/", "_"))
+			if err != nil {
+				t.Fatalf("vmlab: VMLAB_OUT: %v", err)
+			}
+			dir = d
 		}
 		cfgs := make([]machine.Config, len(l.specs))
 		for i, s := range l.specs {

@@ -178,3 +178,27 @@ func TestSpecFields(t *testing.T) {
 		}
 	}
 }
+
+// TestCopyTarget checks that copy_from_vm's copy stays in the test's
+// out/files, whatever the file passes as source and target_dir.
+func TestCopyTarget(t *testing.T) {
+	tests := []struct {
+		dir, src, want string // want "" for a refusal
+	}{
+		{"", "/etc/hostname", "/out/files/hostname"},
+		{"logs", "/var/log/x.log", "/out/files/logs/x.log"},
+		{"a/b", "/srv/data/", "/out/files/a/b/data"},
+		{"../x", "/etc/hostname", ""},
+		{"a/../../x", "/etc/hostname", ""},
+		{"/tmp", "/etc/hostname", ""},
+		{"", "/", ""},
+		{"", "/srv/..", ""},
+		{"logs", "..", ""},
+	}
+	for _, tt := range tests {
+		_, dst, err := copyTarget("/out", tt.dir, tt.src)
+		if dst != tt.want || (err == nil) != (tt.want != "") {
+			t.Errorf("copy_from_vm(%q, target_dir = %q): got %q, %v; want %q", tt.src, tt.dir, dst, err, tt.want)
+		}
+	}
+}
