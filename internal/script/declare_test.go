@@ -121,6 +121,19 @@ def test():
 	}
 }
 
+// TestDeclarationThenRuntimeError loads a file whose top level fails after
+// declaring a bad machine: both are reported.
+func TestDeclarationThenRuntimeError(t *testing.T) {
+	fixtureHost(t)
+	src := "server = machine(memory = 64)\nstart_all()\ndef test():\n    pass\n"
+	_, err := Load("late.star", []byte(src))
+	for _, want := range []string{"late.star:1:18: machine server: memory 64 MiB", "late.star:2:"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("got %v, want an error with %s", err, want)
+		}
+	}
+}
+
 // TestDeclarationFine loads what the checks must let through.
 func TestDeclarationFine(t *testing.T) {
 	fixtureHost(t)

@@ -49,7 +49,8 @@ func Load(filename string, src []byte) (*File, error) {
 	file := &File{Name: filename, machines: make(map[string]*machineValue)}
 	globals, err := prog.Init(thread, predeclared(file))
 	if err != nil {
-		return nil, loadError(err)
+		// The machines declared before the error have their problems too.
+		return nil, errors.Join(append(partialErrors(decl, globals, f), loadError(err))...)
 	}
 	// Tests run on their own machines, several at once with -j: what the
 	// top level made is shared by all of them, so it is read-only, as

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	"go.starlark.net/starlark"
 	"go.starlark.net/syntax"
 
 	"github.com/vmlab/vmlab/internal/spec"
@@ -87,4 +88,22 @@ func argPositions(f *syntax.File) map[posKey]map[string]syntax.Position {
 		return true
 	})
 	return out
+}
+
+// partialErrors returns the problems of the machines a top level declared
+// before it failed, named after the globals it had assigned by then.
+func partialErrors(decl *declarations, globals starlark.StringDict, f *syntax.File) []error {
+	for name, v := range globals {
+		if m, ok := v.(*machineValue); ok && m.name == "" {
+			m.name = name
+		}
+	}
+	var named []*machineValue
+	for _, m := range decl.machines {
+		if m.name != "" {
+			m.spec.Name = m.name
+			named = append(named, m)
+		}
+	}
+	return declarationErrors(named, f)
 }
