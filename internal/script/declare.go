@@ -23,42 +23,53 @@ type machineArg struct {
 // fills them. Every spec.Machine field is one of them (TestSpecFields).
 var machineArgs = []machineArg{
 	{"name", func(m *machineValue, v starlark.Value) error { return setString(&m.name, v) }},
-	{"memory", func(m *machineValue, v starlark.Value) error { return setInt(&m.spec.MemoryMiB, "an int (MiB)", v) }},
-	{"cpus", func(m *machineValue, v starlark.Value) error { return setInt(&m.spec.CPUs, "an int", v) }},
-	{"vlans", func(m *machineValue, v starlark.Value) (err error) {
-		m.spec.VLANs, err = intList(v)
-		if err == nil && m.spec.VLANs == nil {
-			m.spec.VLANs = []int{}
-		}
-		return err
-	}},
-	{"user_net", func(m *machineValue, v starlark.Value) error {
-		b, ok := v.(starlark.Bool)
-		if !ok {
-			return wantType("True or False", v)
-		}
-		m.spec.UserNet = bool(b)
-		return nil
-	}},
+	{"memory", into(intValue("an int (MiB)"), func(s *spec.Machine) *int { return &s.MemoryMiB })},
+	{"cpus", into(intValue("an int"), func(s *spec.Machine) *int { return &s.CPUs })},
+	{"vlans", into(vlanList, func(s *spec.Machine) *[]int { return &s.VLANs })},
+	{"user_net", into(boolValue, func(s *spec.Machine) *bool { return &s.UserNet })},
 	{"shares", setShares},
-	{"users", func(m *machineValue, v starlark.Value) (err error) { m.spec.Setup.Users, err = accounts(v); return err }},
-	{"groups", func(m *machineValue, v starlark.Value) (err error) {
-		m.spec.Setup.Groups, err = stringList(v)
-		return err
-	}},
-	{"files", func(m *machineValue, v starlark.Value) (err error) { m.spec.Setup.Files, err = fileList(v); return err }},
-	{"modules", func(m *machineValue, v starlark.Value) (err error) {
-		m.spec.Setup.Modules, err = stringList(v)
-		return err
-	}},
-	{"sysctls", func(m *machineValue, v starlark.Value) (err error) {
-		m.spec.Setup.Sysctls, err = stringDict(v)
-		return err
-	}},
-	{"packages", func(m *machineValue, v starlark.Value) (err error) { m.spec.Packages, err = stringList(v); return err }},
-	{"qemu_args", func(m *machineValue, v starlark.Value) (err error) { m.spec.QEMUArgs, err = stringList(v); return err }},
+	{"users", into(accounts, func(s *spec.Machine) *[]spec.Account { return &s.Setup.Users })},
+	{"groups", into(stringList, func(s *spec.Machine) *[]string { return &s.Setup.Groups })},
+	{"files", into(fileList, func(s *spec.Machine) *[]spec.File { return &s.Setup.Files })},
+	{"modules", into(stringList, func(s *spec.Machine) *[]string { return &s.Setup.Modules })},
+	{"sysctls", into(stringDict, func(s *spec.Machine) *map[string]string { return &s.Setup.Sysctls })},
+	{"packages", into(stringList, func(s *spec.Machine) *[]string { return &s.Packages })},
+	{"qemu_args", into(stringList, func(s *spec.Machine) *[]string { return &s.QEMUArgs })},
 	{"services", setServices},
-	{"disks", func(m *machineValue, v starlark.Value) (err error) { m.spec.Disks, err = intList(v); return err }},
+	{"disks", into(intList, func(s *spec.Machine) *[]int { return &s.Disks })},
+}
+
+// into makes an argument that parses its value and stores it in the field
+// of the declaration that at returns.
+func into[T any](parse func(starlark.Value) (T, error), at func(*spec.Machine) *T) func(*machineValue, starlark.Value) error {
+	return func(m *machineValue, v starlark.Value) error {
+		x, err := parse(v)
+		if err == nil {
+			*at(&m.spec) = x
+		}
+		return err
+	}
+}
+
+func intValue(want string) func(starlark.Value) (int, error) {
+	return func(v starlark.Value) (n int, err error) { return n, setInt(&n, want, v) }
+}
+
+func boolValue(v starlark.Value) (bool, error) {
+	b, ok := v.(starlark.Bool)
+	if !ok {
+		return false, wantType("True or False", v)
+	}
+	return bool(b), nil
+}
+
+// vlanList is intList, but an empty list stays non-nil: no network at all.
+func vlanList(v starlark.Value) ([]int, error) {
+	l, err := intList(v)
+	if err == nil && l == nil {
+		l = []int{}
+	}
+	return l, err
 }
 
 func machineArgNames() []string {

@@ -142,6 +142,7 @@ func TestDeclarationFine(t *testing.T) {
     users = {"alice": {"groups": ["wheel"], "shell": "/bin/bash"}}, groups = ["_ops"],
     files = {"/usr/local/bin/x": {"content": "#!/bin/sh\n", "mode": 0o4755}},
     shares = {".": "/mnt"}, packages = ["sh"], disks = [16], qemu_args = ["-smp", "1"])
+isolated = machine(vlans = [])
 def test():
     pass
 `
@@ -151,6 +152,9 @@ def test():
 	}
 	if s := f.Specs[0]; s.Name != "router" || s.MemoryMiB != 128 || len(s.Shares) != 1 || !filepath.IsAbs(s.Shares[0].HostPath) {
 		t.Errorf("got %+v", s)
+	}
+	if v := f.Specs[1].VLANs; v == nil || len(v) != 0 {
+		t.Errorf("vlans = []: got %#v, want an empty list (no network), not nil (VLAN 1)", v)
 	}
 }
 
