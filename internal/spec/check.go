@@ -189,6 +189,9 @@ func (c *checker) files() {
 }
 
 func (c *checker) modules(host Host) {
+	if len(c.m.Setup.Modules) == 0 {
+		return
+	}
 	known, err := host.modules()
 	if err != nil {
 		c.add("modules", "%v", err)
