@@ -140,7 +140,7 @@ func (c *checker) shares() {
 var accountRule = regexp.MustCompile(`^[a-z_][a-z0-9_-]*[$]?$`)
 
 // AccountRule says in words what a user or group name may be.
-const AccountRule = "a lower-case letter or '_', then lower-case letters, digits, '_' or '-', at most 32 characters (useradd's rule)"
+const AccountRule = "a lower-case letter or '_', then lower-case letters, digits, '_' or '-', an optional final '$', at most 32 characters (useradd's rule)"
 
 func badAccount(name string) bool {
 	return len(name) > MaxAccountLen || !accountRule.MatchString(name)
