@@ -1,29 +1,33 @@
 package vmlab
 
 import (
+	"fmt"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 
 	"github.com/vmlab/vmlab/internal/agentproto"
-	"github.com/vmlab/vmlab/internal/lab"
-	"github.com/vmlab/vmlab/internal/machine"
+	"github.com/vmlab/vmlab/internal/spec"
 )
 
-// Option configures a machine.
-type Option func(*lab.Spec)
+// Option configures a machine. Lab.Machine checks what the options
+// declare, all of it at once, and fails the test naming the option at
+// fault before anything boots; docs/test-files.md lists the rules (the
+// same as for test files).
+type Option func(*spec.Machine)
 
 // Memory sets the guest's memory in MiB (default 512).
-func Memory(mib int) Option { return func(s *lab.Spec) { s.Machine.MemoryMiB = mib } }
+func Memory(mib int) Option { return func(s *spec.Machine) { s.MemoryMiB = mib } }
 
 // CPUs sets the guest's CPU count (default 1).
-func CPUs(n int) Option { return func(s *lab.Spec) { s.Machine.CPUs = n } }
+func CPUs(n int) Option { return func(s *spec.Machine) { s.CPUs = n } }
 
 // Share makes the host directory hostPath visible at guestPath. The guest
 // may write there; its writes stay in the guest.
 func Share(hostPath, guestPath string) Option {
-	return func(s *lab.Spec) {
-		s.Machine.Shares = append(s.Machine.Shares, machine.Share{HostPath: hostPath, GuestPath: guestPath})
+	return func(s *spec.Machine) {
+		s.Shares = append(s.Shares, spec.Share{HostPath: abs(hostPath), GuestPath: guestPath})
 	}
 }
 
@@ -32,12 +36,12 @@ func Share(hostPath, guestPath string) Option {
 // sorted by name. Without it a machine is on VLAN 1; VLANs() with no
 // arguments means no network.
 func VLANs(v ...int) Option {
-	return func(s *lab.Spec) { s.VLANs = append([]int{}, v...) }
+	return func(s *spec.Machine) { s.VLANs = append([]int{}, v...) }
 }
 
 // UserNet gives the machine eth0, a user-mode NIC for ForwardPort only: it
 // has no route out and cannot reach the host.
-func UserNet() Option { return func(s *lab.Spec) { s.UserNet = true } }
+func UserNet() Option { return func(s *spec.Machine) { s.UserNet = true } }
 
 // Service is a program the machine's agent starts at every boot, after
 // Users, Files, Modules and Sysctls are applied, and supervises without
@@ -63,10 +67,10 @@ type Service struct {
 // takes). A declaration that is wrong (no command, an unknown restart
 // policy) fails the test before anything boots.
 func Services(services map[string]Service) Option {
-	return func(s *lab.Spec) {
+	return func(s *spec.Machine) {
 		for _, name := range slices.Sorted(maps.Keys(services)) {
 			v := services[name]
-			s.Machine.Services = append(s.Machine.Services, agentproto.Service{
+			s.Services = append(s.Services, agentproto.Service{
 				Name: name, Command: v.Command, User: v.User, Dir: v.Dir, Env: slices.Clone(v.Env),
 				ReadyPort: v.ReadyPort, ReadyFile: v.ReadyFile, ReadyLog: v.ReadyLog, Restart: v.Restart,
 			})
@@ -77,38 +81,38 @@ func Services(services map[string]Service) Option {
 // Users creates login accounts with home directories (with the host's
 // useradd) at every boot, before the machine's first command.
 func Users(names ...string) Option {
-	return func(s *lab.Spec) {
+	return func(s *spec.Machine) {
 		for _, n := range names {
-			s.Machine.Setup.Users = append(s.Machine.Setup.Users, machine.Account{Name: n})
+			s.Setup.Users = append(s.Setup.Users, spec.Account{Name: n})
 		}
 	}
 }
 
 // Groups creates groups at every boot.
 func Groups(names ...string) Option {
-	return func(s *lab.Spec) { s.Machine.Setup.Groups = append(s.Machine.Setup.Groups, names...) }
+	return func(s *spec.Machine) { s.Setup.Groups = append(s.Setup.Groups, names...) }
 }
 
 // File writes a file into the guest at every boot, before the machine's
 // first command. A zero mode means 0644.
 func File(path, content string, mode os.FileMode) Option {
-	return func(s *lab.Spec) {
-		s.Machine.Setup.Files = append(s.Machine.Setup.Files, machine.File{Path: path, Content: content, Mode: mode})
+	return func(s *spec.Machine) {
+		s.Setup.Files = append(s.Setup.Files, spec.File{Path: path, Content: content, Mode: mode})
 	}
 }
 
 // Modules loads kernel modules (modprobe) at every boot.
 func Modules(names ...string) Option {
-	return func(s *lab.Spec) { s.Machine.Setup.Modules = append(s.Machine.Setup.Modules, names...) }
+	return func(s *spec.Machine) { s.Setup.Modules = append(s.Setup.Modules, names...) }
 }
 
 // Sysctl sets a kernel parameter at every boot: Sysctl("net.ipv4.ip_forward", "1").
 func Sysctl(key, value string) Option {
-	return func(s *lab.Spec) {
-		if s.Machine.Setup.Sysctls == nil {
-			s.Machine.Setup.Sysctls = make(map[string]string)
+	return func(s *spec.Machine) {
+		if s.Setup.Sysctls == nil {
+			s.Setup.Sysctls = make(map[string]string)
 		}
-		s.Machine.Setup.Sysctls[key] = value
+		s.Setup.Sysctls[key] = value
 	}
 }
 
@@ -116,16 +120,48 @@ func Sysctl(key, value string) Option {
 // root is the host's, so they must be installed on the host; a missing one
 // fails the test before anything boots, naming the machine and the package.
 func Packages(names ...string) Option {
-	return func(s *lab.Spec) { s.Machine.Packages = append(s.Machine.Packages, names...) }
+	return func(s *spec.Machine) { s.Packages = append(s.Packages, names...) }
 }
 
 // Disks adds empty disks of these sizes in MiB: /dev/vda, /dev/vdb, ... in
 // the guest. They keep their contents across reboots.
 func Disks(sizesMiB ...int) Option {
-	return func(s *lab.Spec) { s.Machine.Disks = append(s.Machine.Disks, sizesMiB...) }
+	return func(s *spec.Machine) { s.Disks = append(s.Disks, sizesMiB...) }
 }
 
 // QEMUArgs appends arguments to the machine's QEMU command line.
 func QEMUArgs(args ...string) Option {
-	return func(s *lab.Spec) { s.Machine.ExtraArgs = append(s.Machine.ExtraArgs, args...) }
+	return func(s *spec.Machine) { s.QEMUArgs = append(s.QEMUArgs, args...) }
+}
+
+// abs makes a share's host path absolute (relative to the working
+// directory, the test's package), keeping it as it is when that fails.
+func abs(path string) string {
+	if p, err := filepath.Abs(path); err == nil {
+		return p
+	}
+	return path
+}
+
+// optionNames name the option that sets each field of the declaration
+// (spec.Machine's keywords), so a problem can say which option is wrong.
+var optionNames = map[string]string{
+	"name": "Lab.Machine", "memory": "Memory", "cpus": "CPUs", "vlans": "VLANs", "user_net": "UserNet",
+	"shares": "Share", "users": "Users", "groups": "Groups", "files": "File", "modules": "Modules",
+	"sysctls": "Sysctl", "packages": "Packages", "services": "Services", "disks": "Disks", "qemu_args": "QEMUArgs",
+}
+
+// checkDeclaration returns the problems of a machine declared after others,
+// each naming the option at fault.
+func checkDeclaration(decl spec.Machine, others []spec.Machine, host spec.Host) []error {
+	var errs []error
+	for _, p := range decl.Check(host) {
+		errs = append(errs, fmt.Errorf("vmlab.%s: %w", optionNames[p.Field], p))
+	}
+	for _, p := range spec.CheckLab(append(others[:len(others):len(others)], decl)) {
+		if p.Index == len(others) {
+			errs = append(errs, fmt.Errorf("vmlab: %w", p))
+		}
+	}
+	return errs
 }

@@ -23,7 +23,6 @@ package vmlab
 import (
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -32,6 +31,7 @@ import (
 	"github.com/vmlab/vmlab/internal/agent"
 	"github.com/vmlab/vmlab/internal/lab"
 	"github.com/vmlab/vmlab/internal/machine"
+	"github.com/vmlab/vmlab/internal/spec"
 	"github.com/vmlab/vmlab/internal/vnet"
 )
 
@@ -55,7 +55,7 @@ var shared struct {
 type Lab struct {
 	t     testing.TB
 	boot  *machine.Boot
-	specs []lab.Spec
+	specs []spec.Machine
 
 	mu    sync.Mutex
 	built *lab.Lab
@@ -84,7 +84,9 @@ func New(t testing.TB) *Lab {
 type Fault = vnet.Fault
 
 // Machine declares a machine called name (its hostname too). It boots on its
-// first command, or on Start. Declaring after the lab has started fails t.
+// first command, or on Start. Declaring after the lab has started fails t;
+// so does a declaration that breaks a rule (a name that is not a host name,
+// too little memory, ...), with every problem, each naming its option.
 func (l *Lab) Machine(name string, opts ...Option) *Machine {
 	l.t.Helper()
 	l.mu.Lock()
@@ -92,11 +94,17 @@ func (l *Lab) Machine(name string, opts ...Option) *Machine {
 	if l.built != nil {
 		l.t.Fatalf("vmlab: machine %q declared after the lab started; declare every machine first", name)
 	}
-	spec := lab.Spec{Name: name}
+	decl := spec.New(name)
 	for _, o := range opts {
-		o(&spec)
+		o(&decl)
 	}
-	l.specs = append(l.specs, spec)
+	if errs := checkDeclaration(decl, l.specs, l.boot.Host()); len(errs) > 0 {
+		for _, err := range errs {
+			l.t.Error(err)
+		}
+		l.t.FailNow()
+	}
+	l.specs = append(l.specs, decl)
 	return &Machine{lab: l, name: name}
 }
 
@@ -108,9 +116,17 @@ func (l *Lab) start(t testing.TB) *lab.Lab {
 	if l.built == nil {
 		dir := l.t.TempDir()
 		if out := os.Getenv("VMLAB_OUT"); out != "" {
-			dir = filepath.Join(out, strings.ReplaceAll(l.t.Name(), "/", "_"))
+			d, err := spec.Inside(out, strings.ReplaceAll(l.t.Name(), "/", "_"))
+			if err != nil {
+				t.Fatalf("vmlab: VMLAB_OUT: %v", err)
+			}
+			dir = d
 		}
-		built, err := lab.New(l.boot, dir, l.specs, l.t.Logf)
+		cfgs := make([]machine.Config, len(l.specs))
+		for i, s := range l.specs {
+			cfgs[i] = machine.Config{Machine: s}
+		}
+		built, err := lab.New(l.boot, dir, cfgs, l.t.Logf)
 		if err != nil {
 			t.Fatalf("vmlab: %v", err)
 		}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/vmlab/vmlab/internal/machine"
+	"github.com/vmlab/vmlab/internal/spec"
 )
 
 // benchResult holds the figures of one `vmlab bench` run. The JSON names are
@@ -137,7 +138,7 @@ func bench(ctx context.Context, e *env, boot *machine.Boot, bf bootFlags, runs, 
 		if last != nil {
 			last.Close()
 		}
-		last, err = machine.New(machine.Config{Name: "bench", Boot: boot, MemoryMiB: bf.memory, CPUs: bf.cpus})
+		last, err = machine.New(machine.Config{Machine: spec.Machine{Name: "bench", MemoryMiB: bf.memory, CPUs: bf.cpus}, Boot: boot})
 		if err != nil {
 			return nil, err
 		}

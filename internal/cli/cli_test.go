@@ -8,9 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vmlab/vmlab/internal/lab"
-	"github.com/vmlab/vmlab/internal/machine"
 	"github.com/vmlab/vmlab/internal/script"
+	"github.com/vmlab/vmlab/internal/spec"
 	"github.com/vmlab/vmlab/internal/vmtest"
 )
 
@@ -154,7 +153,7 @@ func TestDefaultJobs(t *testing.T) {
 	if j := defaultJobs(nil, 512); j < 1 {
 		t.Errorf("defaultJobs with no files: got %d, want at least 1", j)
 	}
-	huge := &script.File{Specs: []lab.Spec{{Name: "big", Machine: machine.Config{MemoryMiB: 1 << 30}}}}
+	huge := &script.File{Specs: []spec.Machine{{Name: "big", MemoryMiB: 1 << 30}}}
 	if j := defaultJobs([]*script.File{huge}, 512); j != 1 {
 		t.Errorf("a test needing more memory than there is: got %d jobs, want 1", j)
 	}

@@ -2,33 +2,37 @@ package cli
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/vmlab/vmlab/internal/machine"
+	"github.com/vmlab/vmlab/internal/spec"
 )
 
 // runExec boots one machine, runs a command, streams its output and exits
 // with the command's status.
 func runExec(ctx context.Context, e *env, args []string) int {
-	fs := newFlagSet(e, "exec", "COMMAND...")
-	var bf bootFlags
-	bf.register(fs)
-	name := fs.String("name", "machine", "the machine's `name` (and hostname)")
-	timeout := fs.Duration("timeout", 0, "command timeout (default: the machine's default, 15m under TCG)")
-	verbose := fs.Bool("v", false, "show the console as it boots")
+	fs, ef := newExecFlags(e)
 	if ok, code := parse(fs, args, func() bool { return fs.NArg() > 0 }); !ok {
 		return code
 	}
-	boot, err := bf.prepare(e)
+	decl := ef.spec()
+	if ps := decl.Check(spec.LocalHost()); len(ps) > 0 {
+		for _, p := range ps {
+			e.errorf("%s: %v", execFlags[p.Field], p)
+		}
+		return exitUsage
+	}
+	boot, err := ef.boot.prepare(e)
 	if err != nil {
 		e.errorf("%v", err)
 		return exitFail
 	}
-	cfg := machine.Config{Name: *name, Boot: boot, MemoryMiB: bf.memory, CPUs: bf.cpus}
-	if *verbose {
-		cfg.OnConsole = func(l machine.Line) { fmt.Fprintf(e.stderr, "%s: %s\n", *name, l.Text) }
+	cfg := machine.Config{Machine: decl, Boot: boot}
+	if ef.verbose {
+		cfg.OnConsole = func(l machine.Line) { fmt.Fprintf(e.stderr, "%s: %s\n", ef.name, l.Text) }
 		cfg.Logf = func(format string, args ...any) { e.errorf(format, args...) }
 	}
 	m, err := machine.New(cfg)
@@ -42,8 +46,8 @@ func runExec(ctx context.Context, e *env, args []string) int {
 		e.errorf("%v", err)
 		return exitFail
 	}
-	fmt.Fprintf(e.stderr, "vmlab: %s booted in %.2fs\n", *name, time.Since(start).Seconds())
-	res, err := m.Execute(ctx, strings.Join(fs.Args(), " "), machine.Timeout(*timeout), machine.Stream(e.stdout, e.stderr))
+	fmt.Fprintf(e.stderr, "vmlab: %s booted in %.2fs\n", ef.name, time.Since(start).Seconds())
+	res, err := m.Execute(ctx, strings.Join(fs.Args(), " "), machine.Timeout(ef.timeout), machine.Stream(e.stdout, e.stderr))
 	if err != nil {
 		e.errorf("%v", err)
 		return exitFail
@@ -56,4 +60,33 @@ func runExec(ctx context.Context, e *env, args []string) int {
 		return min(max(res.Status, 1), 255)
 	}
 	return exitOK
+}
+
+// execFlags are the flags of `vmlab exec` by the declaration's field they
+// set (spec.Machine's keywords); a problem with a field names its flag.
+var execFlags = map[string]string{"name": "-name", "memory": "-memory", "cpus": "-cpus"}
+
+// execFlagValues are `vmlab exec`'s flags.
+type execFlagValues struct {
+	boot    bootFlags
+	name    string
+	timeout time.Duration
+	verbose bool
+}
+
+func newExecFlags(e *env) (*flag.FlagSet, *execFlagValues) {
+	fs := newFlagSet(e, "exec", "COMMAND...")
+	ef := &execFlagValues{}
+	ef.boot.register(fs)
+	fs.StringVar(&ef.name, "name", "machine", "the machine's `name` (and hostname): "+spec.NameRule)
+	fs.DurationVar(&ef.timeout, "timeout", 0, "command timeout (default: the machine's default, 15m under TCG)")
+	fs.BoolVar(&ef.verbose, "v", false, "show the console as it boots")
+	return fs, ef
+}
+
+// spec is the machine the flags declare.
+func (ef *execFlagValues) spec() spec.Machine {
+	s := spec.New(ef.name)
+	s.MemoryMiB, s.CPUs = ef.boot.memory, ef.boot.cpus
+	return s
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/vmlab/vmlab/internal/agentproto"
 	"github.com/vmlab/vmlab/internal/lab"
 	"github.com/vmlab/vmlab/internal/machine"
+	"github.com/vmlab/vmlab/internal/spec"
 	"github.com/vmlab/vmlab/internal/vnet"
 )
 
@@ -94,7 +95,7 @@ func newNetPair(ctx context.Context, boot *machine.Boot, bf bootFlags, useMcast 
 			}
 			nic.File, nic.Mcast = f, ""
 		}
-		m, err := machine.New(machine.Config{Name: name, Boot: boot, MemoryMiB: bf.memory, CPUs: bf.cpus,
+		m, err := machine.New(machine.Config{Machine: spec.Machine{Name: name, MemoryMiB: bf.memory, CPUs: bf.cpus}, Boot: boot,
 			NICs: []machine.NIC{nic}, Hosts: hosts})
 		if err != nil {
 			p.close()

@@ -222,7 +222,7 @@ func defaultJobs(files []*script.File, defaultMiB int) int {
 	for _, f := range files {
 		total := 0
 		for _, s := range f.Specs {
-			mib := s.Machine.MemoryMiB
+			mib := s.MemoryMiB
 			if mib == 0 {
 				mib = defaultMiB
 			}

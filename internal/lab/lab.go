@@ -21,26 +21,13 @@ import (
 
 	"github.com/vmlab/vmlab/internal/agentproto"
 	"github.com/vmlab/vmlab/internal/machine"
+	"github.com/vmlab/vmlab/internal/spec"
 	"github.com/vmlab/vmlab/internal/vnet"
 )
 
 // MaxMachines is the most machines one lab holds: the last octet of
 // 192.168.v.n.
-const MaxMachines = 254
-
-// Spec declares a machine.
-type Spec struct {
-	Name string
-	// VLANs the machine is on, in order (eth1, eth2, ...). Nil means [1];
-	// an empty non-nil slice means no network at all.
-	VLANs []int
-	// UserNet adds eth0, a user-mode NIC whose only use is ForwardPort: it
-	// has no route out and the guest cannot reach the host through it.
-	UserNet bool
-	// Machine is the rest of the machine's configuration (memory, shares,
-	// ...); its Name, Boot and network fields are set by the lab.
-	Machine machine.Config
-}
+const MaxMachines = spec.MaxMachines
 
 // Lab is a running set of machines and networks.
 type Lab struct {
@@ -52,11 +39,13 @@ type Lab struct {
 	captures []*vnet.Capture
 }
 
-// New validates the specs, creates the networks (capturing each VLAN to
-// dir/vlan<N>.pcap) and the machines, which boot lazily. Every problem with
-// the specs is reported at once.
-func New(boot *machine.Boot, dir string, specs []Spec, logf func(string, ...any)) (*Lab, error) {
-	if err := Validate(specs); err != nil {
+// New checks the machines' declarations (every problem at once, before
+// anything is created), then creates the networks (capturing each VLAN to
+// dir/vlan<N>.pcap) and the machines, which boot lazily. Each machine's
+// directory is dir/<name> unless its Config names one; the lab sets Boot,
+// the NICs and /etc/hosts, and Logf when the Config has none.
+func New(boot *machine.Boot, dir string, machines []machine.Config, logf func(string, ...any)) (*Lab, error) {
+	if err := Check(boot, machines); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -64,11 +53,14 @@ func New(boot *machine.Boot, dir string, specs []Spec, logf func(string, ...any)
 	}
 	l := &Lab{dir: dir, machines: make(map[string]*machine.Machine),
 		vlans: make(map[string][]int), switches: make(map[int]*vnet.Switch)}
-	specs = slices.Clone(specs)
-	slices.SortFunc(specs, func(a, b Spec) int { return strings.Compare(a.Name, b.Name) })
-	hosts := hostEntries(specs)
-	for i, s := range specs {
-		if err := l.addMachine(boot, i+1, s, hosts, logf); err != nil {
+	machines = slices.Clone(machines)
+	slices.SortFunc(machines, func(a, b machine.Config) int { return strings.Compare(a.Name, b.Name) })
+	hosts := hostEntries(machines)
+	for i, cfg := range machines {
+		if cfg.Logf == nil {
+			cfg.Logf = logf
+		}
+		if err := l.addMachine(boot, i+1, cfg, hosts); err != nil {
 			l.Close()
 			return nil, err
 		}
@@ -76,41 +68,14 @@ func New(boot *machine.Boot, dir string, specs []Spec, logf func(string, ...any)
 	return l, nil
 }
 
-// Validate checks machine declarations without building anything: names, VLAN
-// numbers, the number of machines. It reports every problem at once.
-func Validate(specs []Spec) error {
-	var errs []error
-	if len(specs) > MaxMachines {
-		errs = append(errs, fmt.Errorf("%d machines declared; a lab holds at most %d", len(specs), MaxMachines))
+// Check checks the machines' declarations, each and together, against the
+// host and the kernel boot boots, and reports every problem at once.
+func Check(boot *machine.Boot, machines []machine.Config) error {
+	specs := make([]spec.Machine, len(machines))
+	for i, c := range machines {
+		specs[i] = c.WithDefaults()
 	}
-	seen := make(map[string]bool)
-	for _, s := range specs {
-		switch {
-		case s.Name == "":
-			errs = append(errs, errors.New("a machine has no name"))
-		case seen[s.Name]:
-			errs = append(errs, fmt.Errorf("machine %q is declared twice", s.Name))
-		}
-		seen[s.Name] = true
-		vlanSeen := make(map[int]bool)
-		for _, v := range vlansOf(s) {
-			if v < 1 || v > 254 {
-				errs = append(errs, fmt.Errorf("machine %q: VLAN %d is out of range (1..254)", s.Name, v))
-			}
-			if vlanSeen[v] {
-				errs = append(errs, fmt.Errorf("machine %q: VLAN %d is listed twice", s.Name, v))
-			}
-			vlanSeen[v] = true
-		}
-	}
-	return errors.Join(errs...)
-}
-
-func vlansOf(s Spec) []int {
-	if s.VLANs == nil {
-		return []int{1}
-	}
-	return s.VLANs
+	return spec.Join(spec.CheckAll(specs, boot.Host()))
 }
 
 // Addr returns machine n's address on VLAN v.
@@ -124,10 +89,10 @@ func Addr(v, n int) (ipv4, ipv6 netip.Prefix) {
 // administered, QEMU's 52:54:00 prefix).
 func MAC(v, n int) string { return fmt.Sprintf("52:54:00:12:%02x:%02x", v, n) }
 
-func hostEntries(sorted []Spec) []agentproto.HostEntry {
+func hostEntries(sorted []machine.Config) []agentproto.HostEntry {
 	var hosts []agentproto.HostEntry
 	for i, s := range sorted {
-		vl := vlansOf(s)
+		vl := s.NetVLANs()
 		if len(vl) == 0 {
 			continue
 		}
@@ -137,20 +102,23 @@ func hostEntries(sorted []Spec) []agentproto.HostEntry {
 	return hosts
 }
 
-func (l *Lab) addMachine(boot *machine.Boot, n int, s Spec, hosts []agentproto.HostEntry, logf func(string, ...any)) error {
-	cfg := s.Machine
-	cfg.Name, cfg.Boot, cfg.Logf = s.Name, boot, logf
+func (l *Lab) addMachine(boot *machine.Boot, n int, cfg machine.Config, hosts []agentproto.HostEntry) error {
+	cfg.Boot, cfg.Hosts = boot, hosts
 	if cfg.Dir == "" {
-		cfg.Dir = filepath.Join(l.dir, s.Name)
+		// The name passed Check (a host name), so this cannot leave l.dir;
+		// Inside makes sure of it where the path is made.
+		dir, err := spec.Inside(l.dir, cfg.Name)
+		if err != nil {
+			return fmt.Errorf("add machine %q: %w", cfg.Name, err)
+		}
+		cfg.Dir = dir
 	}
-	cfg.Hosts = hosts
-	cfg.UserNet = s.UserNet
-	for i, v := range vlansOf(s) {
+	for i, v := range cfg.NetVLANs() {
 		sw, err := l.switchFor(v)
 		if err != nil {
 			return err
 		}
-		_, f, err := sw.AddPort(s.Name)
+		_, f, err := sw.AddPort(cfg.Name)
 		if err != nil {
 			return err
 		}
@@ -168,9 +136,9 @@ func (l *Lab) addMachine(boot *machine.Boot, n int, s Spec, hosts []agentproto.H
 		}
 		return err
 	}
-	l.machines[s.Name] = m
-	l.order = append(l.order, s.Name)
-	l.vlans[s.Name] = vlansOf(s)
+	l.machines[cfg.Name] = m
+	l.order = append(l.order, cfg.Name)
+	l.vlans[cfg.Name] = cfg.NetVLANs()
 	return nil
 }
 

@@ -15,16 +15,17 @@ import (
 
 	"github.com/vmlab/vmlab/internal/lab"
 	"github.com/vmlab/vmlab/internal/machine"
+	"github.com/vmlab/vmlab/internal/spec"
 	"github.com/vmlab/vmlab/internal/vmtest"
 	"github.com/vmlab/vmlab/internal/vnet"
 )
 
 func TestMain(m *testing.M) { vmtest.Main(m) }
 
-func newLab(t *testing.T, specs ...lab.Spec) (*lab.Lab, string) {
+func newLab(t *testing.T, specs ...spec.Machine) (*lab.Lab, string) {
 	t.Helper()
 	dir := t.TempDir()
-	l, err := lab.New(vmtest.Boot(t), dir, specs, t.Logf)
+	l, err := lab.New(vmtest.Boot(t), dir, configs(specs), t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,28 +33,47 @@ func newLab(t *testing.T, specs ...lab.Spec) (*lab.Lab, string) {
 	return l, dir
 }
 
-func TestValidate(t *testing.T) {
+func configs(specs []spec.Machine) []machine.Config {
+	cfgs := make([]machine.Config, len(specs))
+	for i, s := range specs {
+		cfgs[i] = machine.Config{Machine: s}
+	}
+	return cfgs
+}
+
+// TestCheck checks that lab.New refuses bad declarations, all of them at
+// once, before it creates anything.
+func TestCheck(t *testing.T) {
 	boot := &machine.Boot{}
-	many := make([]lab.Spec, lab.MaxMachines+1)
+	many := make([]spec.Machine, lab.MaxMachines+1)
 	for i := range many {
 		many[i].Name = fmt.Sprintf("m%d", i)
 	}
 	tests := []struct {
 		name  string
-		specs []lab.Spec
+		specs []spec.Machine
 		want  string
 	}{
-		{"vlan 0", []lab.Spec{{Name: "a", VLANs: []int{0}}}, "VLAN 0 is out of range"},
-		{"vlan 255", []lab.Spec{{Name: "a", VLANs: []int{255}}}, "VLAN 255 is out of range"},
-		{"vlan twice", []lab.Spec{{Name: "a", VLANs: []int{3, 3}}}, "VLAN 3 is listed twice"},
-		{"duplicate", []lab.Spec{{Name: "a"}, {Name: "a"}}, `"a" is declared twice`},
+		{"vlan 0", []spec.Machine{{Name: "a", VLANs: []int{0}}}, "VLAN 0 is out of range"},
+		{"vlan 255", []spec.Machine{{Name: "a", VLANs: []int{255}}}, "VLAN 255 is out of range"},
+		{"vlan twice", []spec.Machine{{Name: "a", VLANs: []int{3, 3}}}, "VLAN 3 is listed twice"},
+		{"duplicate", []spec.Machine{{Name: "a"}, {Name: "a"}}, `"a" is declared twice`},
 		{"too many", many, "at most 254"},
+		{"name escapes the directory", []spec.Machine{{Name: "../../x"}}, `machine name "../../x": a machine name is a host name`},
+		{"memory below the floor", []spec.Machine{{Name: "a", MemoryMiB: 64}}, "memory 64 MiB: a guest needs at least 128 MiB"},
+		{"every problem at once", []spec.Machine{{Name: "a", VLANs: []int{0}}, {Name: "b", CPUs: 1 << 20}},
+			"VLAN 0 is out of range (1..254)\nmachine b: cpus 1048576: more than the host's"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := lab.New(boot, t.TempDir(), tt.specs, nil)
+			top := t.TempDir()
+			out := filepath.Join(top, "a", "b", "out")
+			_, err := lab.New(boot, out, configs(tt.specs), nil)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("got %v, want an error containing %q", err, tt.want)
+			}
+			if entries, _ := os.ReadDir(top); len(entries) > 0 {
+				t.Errorf("lab.New created %s/%s before refusing the declaration", top, entries[0].Name())
 			}
 		})
 	}
@@ -63,9 +83,9 @@ func TestValidate(t *testing.T) {
 // d on VLAN 2 only.
 func TestNetworks(t *testing.T) {
 	l, dir := newLab(t,
-		lab.Spec{Name: "a"}, lab.Spec{Name: "b"},
-		lab.Spec{Name: "c", VLANs: []int{1, 2}, UserNet: true},
-		lab.Spec{Name: "d", VLANs: []int{2}},
+		spec.Machine{Name: "a"}, spec.Machine{Name: "b"},
+		spec.Machine{Name: "c", VLANs: []int{1, 2}, UserNet: true},
+		spec.Machine{Name: "d", VLANs: []int{2}},
 	)
 	a, b, c, d := l.Machine("a"), l.Machine("b"), l.Machine("c"), l.Machine("d")
 	ctx := t.Context()
@@ -199,7 +219,7 @@ func TestNetworks(t *testing.T) {
 // TestPartition: three machines; the majority side keeps talking, the
 // minority is cut off, heal restores it.
 func TestPartition(t *testing.T) {
-	l, _ := newLab(t, lab.Spec{Name: "n1"}, lab.Spec{Name: "n2"}, lab.Spec{Name: "n3"})
+	l, _ := newLab(t, spec.Machine{Name: "n1"}, spec.Machine{Name: "n2"}, spec.Machine{Name: "n3"})
 	ctx := t.Context()
 	n1, n2, n3 := l.Machine("n1"), l.Machine("n2"), l.Machine("n3")
 	for _, m := range []*machine.Machine{n1, n2, n3} {

@@ -21,6 +21,7 @@ import (
 	"github.com/vmlab/vmlab/internal/kernel"
 	"github.com/vmlab/vmlab/internal/machine"
 	"github.com/vmlab/vmlab/internal/qemu"
+	"github.com/vmlab/vmlab/internal/spec"
 )
 
 const fakeEnv = "VMLAB_FAKE_QEMU"
@@ -112,7 +113,7 @@ func fakeMachine(t *testing.T, mode string) *machine.Machine {
 		Kernel: &kernel.Kernel{Vmlinux: "/dev/null"}, Initramfs: "/dev/null",
 		QEMU: exe, Accel: qemu.Accel{Name: "tcg", Why: "fake"},
 	}
-	m, err := machine.New(machine.Config{Name: "fake", Boot: boot, BootTimeout: 2 * time.Second})
+	m, err := machine.New(machine.Config{Machine: spec.Machine{Name: "fake"}, Boot: boot, BootTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,18 +25,17 @@ import (
 	"github.com/vmlab/vmlab/internal/agentproto"
 	"github.com/vmlab/vmlab/internal/qemu"
 	"github.com/vmlab/vmlab/internal/qemu/qmp"
+	"github.com/vmlab/vmlab/internal/spec"
 )
 
-// Config describes a machine. Zero values pick the documented defaults.
+// Config is a machine's declaration (spec.Machine, checked by New with
+// spec's one Check) and the wiring a caller adds around it: what to boot,
+// where its files go, whom it tells what it does, and its network cards.
 type Config struct {
-	Name string // the guest's hostname too
-	Boot *Boot  // required: what to boot (PrepareBoot)
-	// MemoryMiB defaults to 512, CPUs to 1.
-	MemoryMiB, CPUs int
-	// Shares are host directories made visible in the guest. The guest sees
-	// them writable, but writes go to an overlay in guest memory: the host's
-	// files never change.
-	Shares []Share
+	// Machine is the declaration. Zero MemoryMiB and CPUs mean the
+	// defaults (512 MiB, 1 CPU).
+	spec.Machine
+	Boot *Boot // required: what to boot (PrepareBoot)
 	// Dir receives the console log and the private sockets; empty: a new
 	// temporary directory, removed by Close.
 	Dir string
@@ -48,8 +47,6 @@ type Config struct {
 	// OnConsole receives each console line as it arrives; nil: none. It is
 	// called from the console's reading goroutine and must not block.
 	OnConsole func(Line)
-	// ExtraArgs are appended to QEMU's command line.
-	ExtraArgs []string
 	// BootTimeout bounds the wait for the agent when nothing else ends a
 	// boot sooner; zero: 12 s, scaled for the accelerator (60 s under TCG).
 	BootTimeout time.Duration
@@ -58,28 +55,10 @@ type Config struct {
 	NICs []NIC
 	// Hosts are written to the guest's /etc/hosts.
 	Hosts []agentproto.HostEntry
-	// UserNet adds eth0, a user-mode NIC for ForwardPort only: no route out,
-	// no way to the host.
-	UserNet bool
-	// Setup is applied at every boot: users, groups, files, modules, sysctls.
-	Setup Setup
-	// Services are started after Setup at every boot and supervised by the
-	// agent; WaitForUnit waits for one to be ready.
-	Services []agentproto.Service
-	// Disks are extra empty disks, sizes in MiB: /dev/vda, /dev/vdb, ... in
-	// the guest (virtio_blk is loaded at boot). They are sparse files in Dir
-	// and keep their contents across reboots.
-	Disks []int
-	// Packages must be installed on the host (the guest's root is the
-	// host's); New checks them, so a missing one is an error before boot.
-	Packages []string
 }
 
 // Share is a host directory shared into the guest.
-type Share struct {
-	HostPath  string
-	GuestPath string
-}
+type Share = spec.Share
 
 // Machine is one VM. Its methods are safe for concurrent use: many commands
 // may run on one machine at once.
@@ -105,39 +84,19 @@ type Machine struct {
 	forwards []qemu.Forward
 }
 
-// New returns a machine that is not started yet.
+// New returns a machine that is not started yet. Its declaration is checked
+// first (spec.Machine.Check, against the host and the kernel it boots), and
+// every problem is reported at once, before anything is created on disk.
 func New(cfg Config) (*Machine, error) {
-	if cfg.Name == "" {
-		return nil, errors.New("new machine: no name")
-	}
 	if cfg.Boot == nil {
 		return nil, fmt.Errorf("new machine %s: no boot configuration", cfg.Name)
 	}
-	for _, s := range cfg.Shares {
-		if !filepath.IsAbs(s.HostPath) || !filepath.IsAbs(s.GuestPath) {
-			return nil, fmt.Errorf("new machine %s: share %s -> %s: paths must be absolute", cfg.Name, s.HostPath, s.GuestPath)
-		}
-	}
-	for _, size := range cfg.Disks {
-		if size <= 0 {
-			return nil, fmt.Errorf("new machine %s: disk size %d MiB: want a positive size", cfg.Name, size)
-		}
+	cfg.Machine = cfg.WithDefaults()
+	if err := spec.Join(cfg.Check(cfg.Boot.Host())); err != nil {
+		return nil, fmt.Errorf("new machine %s: %w", cfg.Name, err)
 	}
 	if len(cfg.Disks) > 0 && !slices.Contains(cfg.Setup.Modules, "virtio_blk") {
 		cfg.Setup.Modules = append([]string{"virtio_blk"}, cfg.Setup.Modules...)
-	}
-	if err := CheckPackages(cfg.Packages); err != nil {
-		return nil, fmt.Errorf("new machine %s: %w", cfg.Name, err)
-	}
-	names := make(map[string]bool)
-	for _, s := range cfg.Services {
-		if err := CheckService(s); err != nil {
-			return nil, fmt.Errorf("new machine %s: %w", cfg.Name, err)
-		}
-		if names[s.Name] {
-			return nil, fmt.Errorf("new machine %s: service %q is declared twice", cfg.Name, s.Name)
-		}
-		names[s.Name] = true
 	}
 	m := &Machine{cfg: cfg, dir: cfg.Dir}
 	if m.dir == "" {
@@ -479,7 +438,7 @@ func (m *Machine) qemuConfig() qemu.Config {
 		FS:        b.FS,
 		Virtiofsd: b.Virtiofsd,
 		Firmware:  b.Firmware,
-		Extra:     append(m.diskArgs(), m.cfg.ExtraArgs...),
+		Extra:     append(m.diskArgs(), m.cfg.QEMUArgs...),
 		NICs:      m.qemuNICs(),
 		UserNet:   m.userNet(),
 	}
@@ -513,4 +472,13 @@ func (m *Machine) Close() error {
 		return os.RemoveAll(m.dir)
 	}
 	return nil
+}
+
+// Host describes the host for checking the declarations of machines that
+// boot b: its kernel's modules, and its sysctls when it is the host's own.
+func (b *Boot) Host() spec.Host {
+	if b.Kernel == nil {
+		return spec.HostFor("", "")
+	}
+	return spec.HostFor(b.Kernel.Version, b.Kernel.Modules)
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vmlab/vmlab/internal/machine"
+	"github.com/vmlab/vmlab/internal/spec"
 	"github.com/vmlab/vmlab/internal/vmtest"
 )
 
@@ -21,8 +22,8 @@ func TestMain(m *testing.M) { vmtest.Main(m) }
 func TestMachine(t *testing.T) {
 	shared := t.TempDir()
 	os.WriteFile(filepath.Join(shared, "hello.txt"), []byte("from the host\n"), 0o644)
-	m := vmtest.Machine(t, machine.Config{Name: "alpha",
-		Shares: []machine.Share{{HostPath: shared, GuestPath: "/mnt/shared"}}})
+	m := vmtest.Machine(t, machine.Config{Machine: spec.Machine{Name: "alpha",
+		Shares: []machine.Share{{HostPath: shared, GuestPath: "/mnt/shared"}}}})
 	ctx := t.Context()
 	if err := m.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -239,7 +240,7 @@ func TestMachine(t *testing.T) {
 func TestMachineDies(t *testing.T) {
 	ctx := t.Context()
 	t.Run("kernel panic", func(t *testing.T) {
-		m := vmtest.Machine(t, machine.Config{Name: "panicky"})
+		m := vmtest.Machine(t, machine.Config{Machine: spec.Machine{Name: "panicky"}})
 		start := time.Now()
 		_, err := m.Succeed(ctx, "echo c > /proc/sysrq-trigger; sleep 600")
 		var de *machine.DownError
@@ -257,7 +258,7 @@ func TestMachineDies(t *testing.T) {
 		}
 	})
 	t.Run("qemu killed from outside", func(t *testing.T) {
-		m := vmtest.Machine(t, machine.Config{Name: "victim"})
+		m := vmtest.Machine(t, machine.Config{Machine: spec.Machine{Name: "victim"}})
 		if err := m.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -294,7 +295,7 @@ func TestMachineDies(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := machine.New(machine.Config{Name: "silent", Boot: b, BootTimeout: 10 * time.Second})
+		m, err := machine.New(machine.Config{Machine: spec.Machine{Name: "silent"}, Boot: b, BootTimeout: 10 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,7 +2,6 @@ package machine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,38 +9,22 @@ import (
 	"strings"
 
 	"github.com/vmlab/vmlab/internal/agentclient"
-	"github.com/vmlab/vmlab/internal/agentproto"
+	"github.com/vmlab/vmlab/internal/spec"
 )
 
-// Setup is what a machine's guest gets at every boot, before Start returns:
-// users and groups, files, kernel modules and sysctls. It runs the host's
-// own tools in the guest (groupadd, useradd, modprobe), since the guest's
-// root is the host's.
-type Setup struct {
-	Groups  []string
-	Users   []Account
-	Files   []File
-	Modules []string          // loaded with modprobe
-	Sysctls map[string]string // e.g. "net.ipv4.ip_forward": "1"
-}
+// Setup, Account and File are the declaration's (package spec): users and
+// groups, files, kernel modules and sysctls the guest gets at every boot. The
+// setup runs the host's own tools in the guest (groupadd, useradd, modprobe),
+// since the guest's root is the host's.
+type (
+	Setup   = spec.Setup
+	Account = spec.Account
+	File    = spec.File
+)
 
-// Account is a login account, created with a home directory.
-type Account struct {
-	Name   string
-	Groups []string // supplementary groups (created if missing)
-	Shell  string   // default /bin/sh
-}
-
-// File is a file written into the guest.
-type File struct {
-	Path    string
-	Content string
-	Mode    os.FileMode // default 0644
-}
-
-// commands returns the shell commands that apply the setup, each with the
-// stdin it reads (files are written from stdin).
-func (s Setup) commands() []setupCommand {
+// setupCommands returns the shell commands that apply the setup, each with
+// the stdin it reads (files are written from stdin).
+func setupCommands(s Setup) []setupCommand {
 	var cmds []setupCommand
 	groups := slices.Clone(s.Groups)
 	for _, u := range s.Users {
@@ -92,7 +75,7 @@ func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + 
 
 // applySetup runs the setup commands; a failure names the step and its output.
 func (m *Machine) applySetup(ctx context.Context, agent *agentclient.Client) error {
-	for _, c := range m.cfg.Setup.commands() {
+	for _, c := range setupCommands(m.cfg.Setup) {
 		var out strings.Builder // stdout and stderr as they came
 		o := execOptions{stdout: &out, stderr: &out}
 		if c.stdin != "" {
@@ -107,60 +90,6 @@ func (m *Machine) applySetup(ctx context.Context, agent *agentclient.Client) err
 		}
 	}
 	return nil
-}
-
-// dpkgInfo is where dpkg records installed packages.
-var dpkgInfo = "/var/lib/dpkg/info"
-
-// CheckService reports what is wrong with a service's declaration: no name,
-// no command, a restart policy other than "no" (or empty), "on-failure" and
-// "always", a port out of range.
-func CheckService(s agentproto.Service) error {
-	switch {
-	case s.Name == "":
-		return errors.New("service with no name")
-	case strings.TrimSpace(s.Command) == "":
-		return fmt.Errorf("service %q: no command", s.Name)
-	case s.ReadyPort < 0 || s.ReadyPort > 65535:
-		return fmt.Errorf("service %q: ready port %d: want 1 to 65535", s.Name, s.ReadyPort)
-	}
-	switch s.Restart {
-	case "", "no", "on-failure", "always":
-		return nil
-	}
-	return fmt.Errorf("service %q: restart %q: want \"no\", \"on-failure\" or \"always\"", s.Name, s.Restart)
-}
-
-// CheckPackages reports the packages that are not installed on the host,
-// which is what the guest's root is made of. A name counts as installed when
-// dpkg knows it, or when a program of that name is on the standard PATH
-// (for hosts without dpkg).
-func CheckPackages(pkgs []string) error {
-	var missing []string
-	for _, p := range pkgs {
-		if !installed(p) {
-			missing = append(missing, p)
-		}
-	}
-	if len(missing) > 0 {
-		return fmt.Errorf("package %s not installed on the host, and the machine's root is the host's (apt-get install %s)",
-			strings.Join(missing, ", "), strings.Join(missing, " "))
-	}
-	return nil
-}
-
-func installed(pkg string) bool {
-	for _, f := range []string{pkg + ".list", pkg + ":amd64.list"} {
-		if _, err := os.Stat(filepath.Join(dpkgInfo, f)); err == nil {
-			return true
-		}
-	}
-	for _, dir := range filepath.SplitList(agentproto.DefaultPath) {
-		if _, err := os.Stat(filepath.Join(dir, pkg)); err == nil {
-			return true
-		}
-	}
-	return false
 }
 
 // diskArgs creates the machine's extra disks (sparse files, once) and

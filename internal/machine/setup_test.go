@@ -3,8 +3,6 @@ package machine
 import (
 	"strings"
 	"testing"
-
-	"github.com/vmlab/vmlab/internal/agentproto"
 )
 
 func TestSetupCommands(t *testing.T) {
@@ -16,7 +14,7 @@ func TestSetupCommands(t *testing.T) {
 		Sysctls: map[string]string{"net.ipv4.ip_forward": "1"},
 	}
 	var got []string
-	for _, c := range s.commands() {
+	for _, c := range setupCommands(s) {
 		got = append(got, c.cmd)
 	}
 	want := []string{
@@ -32,38 +30,5 @@ func TestSetupCommands(t *testing.T) {
 	}
 	if q := quote("it's"); q != `'it'\''s'` {
 		t.Errorf("quote: got %s", q)
-	}
-}
-
-func TestCheckPackages(t *testing.T) {
-	if err := CheckPackages([]string{"sh"}); err != nil {
-		t.Errorf("sh: %v", err)
-	}
-	err := CheckPackages([]string{"no-such-package-xyz"})
-	if err == nil || !strings.Contains(err.Error(), "no-such-package-xyz") || !strings.Contains(err.Error(), "apt-get install") {
-		t.Errorf("got %v, want an error naming the package", err)
-	}
-}
-
-func TestCheckService(t *testing.T) {
-	tests := []struct {
-		name string
-		s    agentproto.Service
-		want string // in the error; "" for none
-	}{
-		{"fine", agentproto.Service{Name: "web", Command: "httpd", ReadyPort: 80, Restart: "always"}, ""},
-		{"default restart", agentproto.Service{Name: "web", Command: "httpd"}, ""},
-		{"no name", agentproto.Service{Command: "httpd"}, "no name"},
-		{"no command", agentproto.Service{Name: "web", Command: " "}, `service "web": no command`},
-		{"bad port", agentproto.Service{Name: "web", Command: "httpd", ReadyPort: 70000}, "ready port 70000"},
-		{"bad restart", agentproto.Service{Name: "web", Command: "httpd", Restart: "sometimes"}, `restart "sometimes"`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := CheckService(tt.s)
-			if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
-				t.Errorf("got %v, want an error with %q", err, tt.want)
-			}
-		})
 	}
 }

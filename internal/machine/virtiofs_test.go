@@ -7,6 +7,7 @@ import (
 
 	"github.com/vmlab/vmlab/internal/machine"
 	"github.com/vmlab/vmlab/internal/qemu"
+	"github.com/vmlab/vmlab/internal/spec"
 	"github.com/vmlab/vmlab/internal/vmtest"
 )
 
@@ -32,8 +33,8 @@ func TestVirtiofs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := machine.New(machine.Config{Name: "fuse", Boot: b, Logf: t.Logf,
-		Shares: []machine.Share{{HostPath: shared, GuestPath: "/mnt/shared"}}})
+	m, err := machine.New(machine.Config{Boot: b, Logf: t.Logf, Machine: spec.Machine{Name: "fuse",
+		Shares: []machine.Share{{HostPath: shared, GuestPath: "/mnt/shared"}}}})
 	if err != nil {
 		t.Fatal(err)
 	}

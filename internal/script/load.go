@@ -16,8 +16,8 @@ import (
 	"go.starlark.net/starlark"
 	"go.starlark.net/syntax"
 
-	"github.com/vmlab/vmlab/internal/lab"
 	"github.com/vmlab/vmlab/internal/machine"
+	"github.com/vmlab/vmlab/internal/spec"
 )
 
 // fileOptions let NixOS Python test scripts port line by line: while loops,
@@ -29,8 +29,8 @@ var fileOptions = &syntax.FileOptions{
 // File is a loaded, checked test file.
 type File struct {
 	Name    string
-	Specs   []lab.Spec
-	Tests   []string // test function names, in file order
+	Specs   []spec.Machine // in declaration order
+	Tests   []string       // test function names, in file order
 	globals starlark.StringDict
 	// machines maps a global's name to the machine it holds.
 	machines map[string]*machineValue
@@ -49,17 +49,16 @@ func Load(filename string, src []byte) (*File, error) {
 	file := &File{Name: filename, machines: make(map[string]*machineValue)}
 	globals, err := prog.Init(thread, predeclared(file))
 	if err != nil {
-		return nil, loadError(err)
+		// The machines declared before the error have their problems too.
+		return nil, errors.Join(append(partialErrors(decl, globals, f), loadError(err))...)
 	}
 	// Tests run on their own machines, several at once with -j: what the
 	// top level made is shared by all of them, so it is read-only, as
 	// Starlark's own modules are after they load.
 	globals.Freeze()
 	file.globals = globals
-	if err := file.collect(decl); err != nil {
-		return nil, err
-	}
-	if err := file.checkAttrs(f); err != nil {
+	// The declarations' problems and the calls' are reported together.
+	if err := errors.Join(file.collect(decl, f), file.checkAttrs(f)); err != nil {
 		return nil, err
 	}
 	return file, nil
@@ -74,29 +73,32 @@ func loadError(err error) error {
 	return err
 }
 
-// collect names the declared machines and finds the tests.
-func (file *File) collect(decl *declarations) error {
+// collect names the declared machines, checks them (each problem at the
+// keyword argument it is about, or at the machine() call) and finds the
+// tests.
+func (file *File) collect(decl *declarations, f *syntax.File) error {
 	var errs []error
 	for _, name := range sortedNames(file.globals) {
 		if m, ok := file.globals[name].(*machineValue); ok && m.name == "" {
 			m.name = name
 		}
 	}
+	var named []*machineValue
 	for _, m := range decl.machines {
 		if m.name == "" {
 			errs = append(errs, fmt.Errorf("%s: machine() is not assigned to a variable and has no name=: its name is the variable's", m.pos))
 			continue
 		}
-		file.Specs = append(file.Specs, m.spec(m.name))
+		m.spec.Name = m.name
+		file.Specs = append(file.Specs, m.spec)
+		named = append(named, m)
 	}
 	for name, v := range file.globals {
 		if m, ok := v.(*machineValue); ok {
 			file.machines[name] = m
 		}
 	}
-	if err := lab.Validate(file.Specs); err != nil {
-		errs = append(errs, fmt.Errorf("%s: %w", file.Name, err))
-	}
+	errs = append(errs, declarationErrors(named, f)...)
 	for _, name := range file.globalOrder() {
 		if fn, ok := file.globals[name].(*starlark.Function); ok && (name == "test" || strings.HasPrefix(name, "test_")) {
 			if fn.NumParams() > 0 {
@@ -207,7 +209,7 @@ func checkUnit(m *machineValue, method string, call *syntax.CallExpr) []error {
 		return nil
 	}
 	var names []string
-	for _, s := range m.services {
+	for _, s := range m.spec.Services {
 		if s.Name == machine.UnitService(name) {
 			return nil
 		}

@@ -72,7 +72,7 @@ def test_a():
 	if got := strings.Join(f.Tests, ","); got != "test_b,test,test_a" {
 		t.Errorf("got tests %s, want them in file order", got)
 	}
-	if len(f.Specs) != 2 || f.Specs[0].Name != "server" || f.Specs[0].Machine.MemoryMiB != 256 || len(f.Specs[1].VLANs) != 1 {
+	if len(f.Specs) != 2 || f.Specs[0].Name != "server" || f.Specs[0].MemoryMiB != 256 || len(f.Specs[1].VLANs) != 1 {
 		t.Errorf("got specs %+v", f.Specs)
 	}
 	sel, err := f.Select("^test_")
@@ -125,7 +125,7 @@ def test():
 	if err != nil {
 		t.Fatal(err)
 	}
-	svcs := f.Specs[0].Machine.Services
+	svcs := f.Specs[0].Services
 	if len(svcs) != 1 || svcs[0].Name != "web" || svcs[0].ReadyPort != 80 || svcs[0].Restart != "on-failure" || svcs[0].Env[0] != "A=b" {
 		t.Errorf("got %+v", svcs)
 	}

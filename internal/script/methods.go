@@ -265,14 +265,13 @@ func copyFromVMMethod(thread *starlark.Thread, b *starlark.Builtin, args starlar
 	if err != nil {
 		return nil, err
 	}
-	if filepath.IsAbs(dir) || strings.Contains(dir, "..") {
-		return nil, fmt.Errorf("copy_from_vm: target_dir %q must be relative to the test's output directory", dir)
+	target, dst, err := copyTarget(r.out, dir, src)
+	if err != nil {
+		return nil, err
 	}
-	target := filepath.Join(r.out, "files", dir)
 	if err := os.MkdirAll(target, 0o755); err != nil {
 		return nil, err
 	}
-	dst := filepath.Join(target, filepath.Base(src))
 	if err := r.machine(m).CopyFromMachine(r.ctx, src, dst); err != nil {
 		return nil, err
 	}

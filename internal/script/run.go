@@ -100,12 +100,13 @@ func (file *File) runTest(ctx context.Context, fn *starlark.Function, test strin
 	logf := func(format string, args ...any) {
 		rep.Emit(report.Event{Kind: report.Log, Test: test, Text: fmt.Sprintf(format, args...)})
 	}
-	specs := make([]lab.Spec, len(file.Specs))
+	cfgs := make([]machine.Config, len(file.Specs))
 	for i, s := range file.Specs {
-		s.Machine.OnConsole = func(l machine.Line) {
+		c := machine.Config{Machine: s}
+		c.OnConsole = func(l machine.Line) {
 			rep.Emit(report.Event{Kind: report.Console, Test: test, Machine: s.Name, Text: l.Text})
 		}
-		s.Machine.OnBoot = func(n machine.BootNote) {
+		c.OnBoot = func(n machine.BootNote) {
 			if !n.Done {
 				rep.Emit(report.Event{Kind: report.BootStart, Test: test, Machine: s.Name})
 				return
@@ -116,9 +117,9 @@ func (file *File) runTest(ctx context.Context, fn *starlark.Function, test strin
 			}
 			rep.Emit(ev)
 		}
-		specs[i] = s
+		cfgs[i] = c
 	}
-	l, err := lab.New(boot, outDir, specs, logf)
+	l, err := lab.New(boot, outDir, cfgs, logf)
 	if err != nil {
 		return err
 	}

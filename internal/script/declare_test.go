@@ -1,0 +1,221 @@
+package script
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/vmlab/vmlab/internal/spec"
+)
+
+// fixtureHost makes Load check against a host whose kernel has the modules
+// dummy and overlay and whose /proc/sys has ip_forward and the
+// per-interface forwarding settings, so the cases do not depend on the
+// kernel this machine boots; memory, CPUs and packages are the real host's.
+func fixtureHost(t *testing.T) {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range map[string]string{
+		"modules/modules.dep":                  "kernel/drivers/net/dummy.ko:\nkernel/fs/overlayfs/overlay.ko:\n",
+		"sys/net/ipv4/ip_forward":              "0\n",
+		"sys/net/ipv4/conf/default/forwarding": "0\n",
+	} {
+		path := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(path), 0o755)
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := spec.LocalHost()
+	h.Modules, h.Sysctls, h.Loaded = filepath.Join(dir, "modules"), filepath.Join(dir, "sys"), filepath.Join(dir, "loaded")
+	old := checkHost
+	checkHost = func() spec.Host { return h }
+	t.Cleanup(func() { checkHost = old })
+}
+
+// TestDeclarationErrors gives machine() one mistake at a time: each is
+// refused at load, at the keyword argument it is about (or at the call).
+func TestDeclarationErrors(t *testing.T) {
+	fixtureHost(t)
+	tests := []struct {
+		name, decl string // decl is line 1 of the file
+		want       string // the whole error, file:line:col first
+	}{
+		{"name escapes the output directory", `a = machine(name = "../../x")`,
+			`bad.star:1:13: machine name "../../x": a machine name is a host name: letters, digits, '-' and '_', 1 to 63 of them`},
+		{"name with a space", `a = machine(name = "web server")`, `bad.star:1:13: machine name "web server": a machine name is a host name`},
+		{"memory 0", `a = machine(memory = 0)`, "bad.star:1:13: machine a: memory 0 MiB: a guest needs at least 128 MiB to boot"},
+		{"memory that hangs the boot", `a = machine(memory = 64)`, "bad.star:1:13: machine a: memory 64 MiB: a guest needs at least 128 MiB to boot"},
+		{"memory above the host's", `a = machine(cpus = 1, memory = 1 << 30)`, "bad.star:1:23: machine a: memory 1073741824 MiB: more than the host's"},
+		{"cpus 0", `a = machine(cpus = 0)`, "bad.star:1:13: machine a: cpus 0: want at least 1"},
+		{"cpus above the host's", `a = machine(cpus = 4096)`, "bad.star:1:13: machine a: cpus 4096: more than the host's"},
+		{"vlan out of range", `a = machine(vlans = [1, 300])`, "bad.star:1:13: machine a: VLAN 300 is out of range (1..254)"},
+		{"mode that is not a mode", `a = machine(files = {"/x": {"content": "", "mode": 0o17777}})`,
+			"bad.star:1:13: machine a: file /x: mode 0o17777 is not a file mode (want 0 to 0o7777, such as 0o755)"},
+		{"negative mode", `a = machine(files = {"/x": {"mode": -1}})`, `bad.star:1:13: machine a: files: "/x": mode -1 is not a file mode`},
+		{"relative file path", `a = machine(files = {"etc/motd": "hi"})`, `bad.star:1:13: machine a: file "etc/motd": want an absolute guest path`},
+		{"user name useradd refuses", `a = machine(users = ["Alice"])`, `bad.star:1:13: machine a: user "Alice": want a lower-case letter or '_'`},
+		{"group name groupadd refuses", `a = machine(groups = ["db admins"])`, `bad.star:1:13: machine a: group "db admins": want`},
+		{"unknown sysctl", `a = machine(sysctls = {"net.ipv4.ip_foward": 1})`,
+			`bad.star:1:13: machine a: sysctl "net.ipv4.ip_foward": the kernel has no such setting`},
+		{"unknown module", `a = machine(modules = ["dummy", "no_such_module"])`,
+			`bad.star:1:13: machine a: kernel module "no_such_module": the kernel the machines boot`},
+		{"share of a missing directory", `a = machine(shares = {"/no/such/dir": "/mnt"})`, "bad.star:1:13: machine a: share /no/such/dir: no such host directory"},
+		{"missing package", `a = machine(packages = ["no-such-package-xyz"])`, "bad.star:1:13: machine a: package no-such-package-xyz not installed on the host"},
+		{"service port 99999", `a = machine(services = {"web": service("httpd", wait_for_port = 99999)})`,
+			`bad.star:1:13: machine a: service "web": ready port 99999: want 1 to 65535`},
+		{"disk of 0 MiB", `a = machine(disks = [0])`, "bad.star:1:13: machine a: disk 0: size 0 MiB: want 1 to 1048576 MiB"},
+		{"unknown argument", `a = machine(cpus = 1, memroy = 512)`, `bad.star:1:23: machine a: machine() has no argument "memroy" (did you mean memory?)`},
+		{"wrong type", `a = machine(vlans = "one")`, "bad.star:1:13: machine a: vlans: got string, want a list"},
+		{"duplicate names", "a = machine(name = \"x\")\nb = machine(cpus = 1, name = \"x\")", `bad.star:2:23: machine "x" is declared twice`},
+		{"too many machines", `ms = [machine(name = "m%d" % i) for i in range(255)]`, "bad.star:1:14: machine m254: 255 machines declared; a lab holds at most 254"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load("bad.star", []byte(tt.decl+"\ndef test():\n    pass\n"))
+			if err == nil {
+				t.Fatalf("got no error, want %s", tt.want)
+			}
+			if got := err.Error(); !strings.HasPrefix(got, tt.want) || strings.Count(got, "\n") > 0 {
+				t.Errorf("got\n%s\nwant one error starting\n%s", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestFiveMistakes loads a file with five declaration mistakes on three
+// machines and a misspelled method: all six come back from one Load, each
+// at its place, in file order.
+func TestFiveMistakes(t *testing.T) {
+	fixtureHost(t)
+	src := `server = machine(memory = 64,
+    files = {"/etc/x": {"mode": 0o10000}})
+client = machine(users = ["Bob"], vlans = [0])
+router = machine(sysctls = {"net.ipv4.ip_foward": 1})
+def test():
+    server.suceed("true")
+`
+	_, err := Load("five.star", []byte(src))
+	if err == nil {
+		t.Fatal("got no error, want six")
+	}
+	want := []string{
+		"five.star:1:18: machine server: memory 64 MiB",
+		"five.star:2:5: machine server: file /etc/x: mode 0o10000",
+		`five.star:3:18: machine client: user "Bob"`,
+		"five.star:3:35: machine client: VLAN 0 is out of range",
+		`five.star:4:18: machine router: sysctl "net.ipv4.ip_foward"`,
+		`five.star:6:12: machine server has no method "suceed"`,
+	}
+	got := strings.Split(err.Error(), "\n")
+	if len(got) != len(want) {
+		t.Fatalf("got %d errors, want %d:\n%v", len(got), len(want), err)
+	}
+	for i := range want {
+		if !strings.HasPrefix(got[i], want[i]) {
+			t.Errorf("error %d: got %s, want %s...", i+1, got[i], want[i])
+		}
+	}
+}
+
+// TestDeclarationThenRuntimeError loads a file whose top level fails after
+// declaring a bad machine: both are reported.
+func TestDeclarationThenRuntimeError(t *testing.T) {
+	fixtureHost(t)
+	src := "server = machine(memory = 64)\nstart_all()\ndef test():\n    pass\n"
+	_, err := Load("late.star", []byte(src))
+	for _, want := range []string{"late.star:1:18: machine server: memory 64 MiB", "late.star:2:"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("got %v, want an error with %s", err, want)
+		}
+	}
+}
+
+// TestDeclarationFine loads what the checks must let through.
+func TestDeclarationFine(t *testing.T) {
+	fixtureHost(t)
+	src := `router = machine(vlans = [1, 2], memory = 128, cpus = 1, modules = ["dummy"],
+    sysctls = {"net.ipv4.ip_forward": 1, "net.ipv4.conf.eth1.forwarding": "1"},
+    users = {"alice": {"groups": ["wheel"], "shell": "/bin/bash"}}, groups = ["_ops"],
+    files = {"/usr/local/bin/x": {"content": "#!/bin/sh\n", "mode": 0o4755}},
+    shares = {".": "/mnt"}, packages = ["sh"], disks = [16], qemu_args = ["-smp", "1"])
+isolated = machine(vlans = [])
+def test():
+    pass
+`
+	f, err := Load(filepath.Join(t.TempDir(), "fine.star"), []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := f.Specs[0]; s.Name != "router" || s.MemoryMiB != 128 || len(s.Shares) != 1 || !filepath.IsAbs(s.Shares[0].HostPath) {
+		t.Errorf("got %+v", s)
+	}
+	if v := f.Specs[1].VLANs; v == nil || len(v) != 0 {
+		t.Errorf("vlans = []: got %#v, want an empty list (no network), not nil (VLAN 1)", v)
+	}
+}
+
+// TestSpecFields walks the declaration's fields: each can be set from a
+// test file through its machine() argument, and each machine() argument
+// sets a field. A field added to spec.Machine without an argument fails
+// here (its Go option is checked in package vmlab, its flag in cli).
+func TestSpecFields(t *testing.T) {
+	fixtureHost(t)
+	fixture := checkHost
+	checkHost = func() spec.Host { h := fixture(); h.CPUs = 64; return h }
+	samples := map[string]string{
+		"name": `name = "b"`, "memory": "memory = 256", "cpus": "cpus = 2", "vlans": "vlans = [2]",
+		"user_net": "user_net = True", "shares": `shares = {"/": "/mnt"}`, "users": `users = ["alice"]`,
+		"groups": `groups = ["ops"]`, "files": `files = {"/x": "y"}`, "modules": `modules = ["dummy"]`,
+		"sysctls": `sysctls = {"net.ipv4.ip_forward": 1}`, "packages": `packages = ["sh"]`,
+		"qemu_args": `qemu_args = ["-no-hpet"]`, "services": `services = {"web": service("httpd")}`, "disks": "disks = [8]",
+	}
+	for _, kw := range spec.Keywords() {
+		t.Run(kw, func(t *testing.T) {
+			sample, ok := samples[kw]
+			if !ok {
+				t.Fatalf("spec.Machine's field %q has no sample here: give it a machine() argument (machineArgs) and a sample", kw)
+			}
+			f, err := Load("fields.star", []byte("a = machine("+sample+")\ndef test():\n    pass\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			def := spec.New("a")
+			if got, unset := f.Specs[0].Field(kw).Interface(), def.Field(kw).Interface(); reflect.DeepEqual(got, unset) {
+				t.Errorf("machine(%s) left the field at %v", sample, got)
+			}
+		})
+	}
+	for _, a := range machineArgs {
+		if !slices.Contains(spec.Keywords(), a.name) {
+			t.Errorf("machine() argument %q sets no field of spec.Machine", a.name)
+		}
+	}
+}
+
+// TestCopyTarget checks that copy_from_vm's copy stays in the test's
+// out/files, whatever the file passes as source and target_dir.
+func TestCopyTarget(t *testing.T) {
+	tests := []struct {
+		dir, src, want string // want "" for a refusal
+	}{
+		{"", "/etc/hostname", "/out/files/hostname"},
+		{"logs", "/var/log/x.log", "/out/files/logs/x.log"},
+		{"a/b", "/srv/data/", "/out/files/a/b/data"},
+		{"../x", "/etc/hostname", ""},
+		{"a/../../x", "/etc/hostname", ""},
+		{"/tmp", "/etc/hostname", ""},
+		{"", "/", ""},
+		{"", "/srv/..", ""},
+		{"logs", "..", ""},
+	}
+	for _, tt := range tests {
+		_, dst, err := copyTarget("/out", tt.dir, tt.src)
+		if dst != tt.want || (err == nil) != (tt.want != "") {
+			t.Errorf("copy_from_vm(%q, target_dir = %q): got %q, %v; want %q", tt.src, tt.dir, dst, err, tt.want)
+		}
+	}
+}

@@ -1,0 +1,138 @@
+// Package spec owns the machine declaration: the plain data that a test
+// file's machine(...), the Go API's options and the CLI's flags all produce,
+// and the one Check every declaration passes before anything is created on
+// disk or booted. It holds no wiring (callbacks, sockets, directories, the
+// boot): machine.Config adds that around a Machine.
+//
+// Check returns every problem at once, each naming the field it is about
+// (the test files' keyword, such as "memory"), so that each front end can
+// say where the mistake is: file:line:col of the keyword argument in a test
+// file, the option's name in Go, the flag's name in the CLI.
+package spec
+
+import (
+	"os"
+
+	"github.com/vmlab/vmlab/internal/agentproto"
+)
+
+// Defaults and limits of a declaration. They are documented in
+// docs/test-files.md; change both together.
+const (
+	// DefaultMemoryMiB is a machine's memory when the declaration names none.
+	DefaultMemoryMiB = 512
+	// MinMemoryMiB is the least memory a machine may have. Measured under TCG
+	// with Debian's 6.1 kernel and vmlab's 13 MB initramfs (2026-12-01):
+	// 64 MiB hangs silently until the 60 s boot timeout, 96 MiB panics while
+	// the kernel unpacks the initramfs ("System is deadlocked on memory"),
+	// 104 MiB boots with 18 MiB available, 128 MiB with 41 MiB. The floor
+	// keeps that 24 MiB margin over the least that boots, for a growing
+	// initramfs and a small test's commands; real work wants the default.
+	MinMemoryMiB = 128
+	// MaxMachines is the most machines one lab holds: the last octet of
+	// 192.168.v.n.
+	MaxMachines = 254
+	// MaxVLAN is the highest VLAN number: the third octet of 192.168.v.n.
+	MaxVLAN = 254
+	// MaxDiskMiB bounds one extra disk (1 TiB). Disks are sparse files, but
+	// a guest that fills one fills the host's disk.
+	MaxDiskMiB = 1 << 20
+	// MaxNameLen is the longest machine name: a host name label.
+	MaxNameLen = 63
+	// MaxAccountLen is the longest user or group name useradd accepts.
+	MaxAccountLen = 32
+)
+
+// Machine declares one machine. Each field's tag is its keyword in test
+// files (machine(memory = 256)), the name problems give it. The zero value of MemoryMiB and CPUs means
+// the default to machine.New; the front ends start from New, so a zero that
+// a user wrote is a mistake Check reports.
+type Machine struct {
+	// Name is the machine's name and the guest's host name: letters,
+	// digits, '-' and '_', 1 to 63 of them. It also names the machine's
+	// directory under the run's output directory.
+	Name string `spec:"name"`
+	// MemoryMiB is the guest's memory, MinMemoryMiB up to the host's.
+	MemoryMiB int `spec:"memory"`
+	// CPUs is the guest's CPU count, 1 up to the host's.
+	CPUs int `spec:"cpus"`
+	// VLANs the machine is on, in order (eth1, eth2, ...). Nil means [1];
+	// an empty non-nil slice means no network at all.
+	VLANs []int `spec:"vlans"`
+	// UserNet adds eth0, a user-mode NIC whose only use is port forwarding:
+	// it has no route out and the guest cannot reach the host through it.
+	UserNet bool `spec:"user_net"`
+	// Shares are host directories made visible in the guest. The guest sees
+	// them writable, but writes go to an overlay in guest memory: the host's
+	// files never change.
+	Shares []Share `spec:"shares"`
+	// Setup is applied at every boot: users, groups, files, modules, sysctls.
+	Setup Setup `spec:",inline"`
+	// Packages must be installed on the host (the guest's root is the
+	// host's).
+	Packages []string `spec:"packages"`
+	// Services are started after Setup at every boot and supervised by the
+	// agent.
+	Services []agentproto.Service `spec:"services"`
+	// Disks are extra empty disks, sizes in MiB: /dev/vda, /dev/vdb, ... in
+	// the guest. They keep their contents across reboots.
+	Disks []int `spec:"disks"`
+	// QEMUArgs are appended to QEMU's command line.
+	QEMUArgs []string `spec:"qemu_args"`
+}
+
+// Share is a host directory shared into the guest.
+type Share struct {
+	HostPath  string
+	GuestPath string
+}
+
+// Setup is what a machine's guest gets at every boot, before its first
+// command: users and groups, files, kernel modules and sysctls.
+type Setup struct {
+	Groups  []string          `spec:"groups"`
+	Users   []Account         `spec:"users"`
+	Files   []File            `spec:"files"`
+	Modules []string          `spec:"modules"` // loaded with modprobe
+	Sysctls map[string]string `spec:"sysctls"` // e.g. "net.ipv4.ip_forward": "1"
+}
+
+// Account is a login account, created with a home directory.
+type Account struct {
+	Name   string
+	Groups []string // supplementary groups (created if missing)
+	Shell  string   // default /bin/sh
+}
+
+// File is a file written into the guest.
+type File struct {
+	Path    string
+	Content string
+	Mode    os.FileMode // default 0644
+}
+
+// New returns a declaration of the machine called name with the defaults a
+// user may then change.
+func New(name string) Machine {
+	return Machine{Name: name, MemoryMiB: DefaultMemoryMiB, CPUs: 1}
+}
+
+// WithDefaults returns m with zero MemoryMiB and CPUs replaced by the
+// defaults.
+func (m Machine) WithDefaults() Machine {
+	if m.MemoryMiB == 0 {
+		m.MemoryMiB = DefaultMemoryMiB
+	}
+	if m.CPUs == 0 {
+		m.CPUs = 1
+	}
+	return m
+}
+
+// NetVLANs returns the VLANs the machine is on: VLANs, or [1] when nil.
+func (m Machine) NetVLANs() []int {
+	if m.VLANs == nil {
+		return []int{1}
+	}
+	return m.VLANs
+}
