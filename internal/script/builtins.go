@@ -12,6 +12,8 @@ import (
 	"github.com/vmlab/vmlab/internal/vnet"
 )
 
+type builtinFunc = func(*starlark.Thread, *starlark.Builtin, starlark.Tuple, []starlark.Tuple) (starlark.Value, error)
+
 // builtins are the functions a test file can call; all but machine() only
 // inside a test.
 var builtins = map[string]builtinFunc{

@@ -8,6 +8,7 @@ package script
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -149,8 +150,7 @@ func (file *File) checkAttrs(f *syntax.File) error {
 		if call, ok := n.(*syntax.CallExpr); ok {
 			if dot, ok := call.Fn.(*syntax.DotExpr); ok {
 				if m := file.machineNamed(dot.X); m != nil {
-					errs = append(errs, checkCall(dot.Name.Name, call)...)
-					errs = append(errs, checkUnit(m, dot.Name.Name, call)...)
+					errs = append(errs, file.checkCall(m, dot, call)...)
 				}
 			}
 			return true
@@ -170,6 +170,19 @@ func (file *File) checkAttrs(f *syntax.File) error {
 		return true
 	})
 	return errors.Join(errs...)
+}
+
+// checkCall checks a machine method call before anything runs: its
+// arguments against the method's signature, with the literals unpacked as
+// the call would unpack them, and wait_for_unit's unit against the
+// machine's services.
+func (file *File) checkCall(m *machineValue, dot *syntax.DotExpr, call *syntax.CallExpr) []error {
+	meth, ok := methodByName[dot.Name.Name]
+	if !ok {
+		return nil // a misspelled method: reported with the other attributes
+	}
+	errs := meth.check(call, dot.Name.NamePos, filepath.Dir(file.Name))
+	return append(errs, checkUnit(m, meth.name, call)...)
 }
 
 // machineNamed returns the machine an expression names: a global holding
