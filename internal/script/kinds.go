@@ -7,6 +7,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"go.starlark.net/starlark"
@@ -55,6 +57,17 @@ var (
 	// under TCG).
 	timeoutKind  = durationKind(`a duration of 0 or more, such as "30s" or a number of seconds (None: the default)`, true)
 	secondsKind  = durationKind(`a duration of 0 or more, such as "30s" or a number of seconds`, false)
+	// outDirKind is a directory under the test's output directory.
+	outDirKind = &kind{"a relative directory without ..", func(k *kind, v starlark.Value, _ string) (any, error) {
+		s, ok := v.(starlark.String)
+		if !ok {
+			return nil, k.wrong(v, false)
+		}
+		if filepath.IsAbs(string(s)) || slices.Contains(strings.Split(filepath.ToSlash(string(s)), "/"), "..") {
+			return nil, k.wrong(v, true)
+		}
+		return string(s), nil
+	}}
 	hostPathKind = &kind{"a host file or directory that exists (relative paths are relative to the test file)", unpackHostPath}
 )
 

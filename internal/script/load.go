@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 
+	"go.starlark.net/resolve"
 	"go.starlark.net/starlark"
 	"go.starlark.net/syntax"
 
@@ -186,10 +187,14 @@ func (file *File) checkCall(m *machineValue, dot *syntax.DotExpr, call *syntax.C
 }
 
 // machineNamed returns the machine an expression names: a global holding
-// one, or `machine` in a file that declares exactly one. Nil otherwise.
+// one, or `machine` in a file that declares exactly one. Nil otherwise,
+// also for a function's parameter or local variable of the same name.
 func (file *File) machineNamed(e syntax.Expr) *machineValue {
 	id, ok := e.(*syntax.Ident)
 	if !ok {
+		return nil
+	}
+	if b, ok := id.Binding.(*resolve.Binding); ok && b.Scope != resolve.Global && b.Scope != resolve.Predeclared {
 		return nil
 	}
 	if m := file.machines[id.Name]; m != nil {

@@ -44,7 +44,7 @@ var (
 	pHostSource  = param{"source", hostPathKind, nil, func(a *args) any { return &a.source }}
 	pGuestSource = param{"source", strKind, nil, func(a *args) any { return &a.source }}
 	pTarget      = param{"target", strKind, nil, func(a *args) any { return &a.target }}
-	pTargetDir   = param{"target_dir", strKind, starlark.String(""), func(a *args) any { return &a.targetDir }}
+	pTargetDir   = param{"target_dir", outDirKind, starlark.String(""), func(a *args) any { return &a.targetDir }}
 	pHostPort    = param{"host_port", portKind, nil, func(a *args) any { return &a.hostPort }}
 	pGuestPort   = param{"guest_port", portKind, nil, func(a *args) any { return &a.guestPort }}
 	pSeconds     = param{"seconds", secondsKind, nil, func(a *args) any { return &a.seconds }}
@@ -242,11 +242,7 @@ func execute(c *call) (starlark.Value, error) {
 // copyFromVM is copy_from_vm(source, target_dir=""): as in NixOS the copy
 // lands in the test's output directory, under target_dir.
 func copyFromVM(c *call) (starlark.Value, error) {
-	dir := c.targetDir
-	if filepath.IsAbs(dir) || strings.Contains(dir, "..") {
-		return nil, fmt.Errorf("copy_from_vm: target_dir %q must be relative to the test's output directory", dir)
-	}
-	target := filepath.Join(c.r.out, "files", dir)
+	target := filepath.Join(c.r.out, "files", c.targetDir)
 	if err := os.MkdirAll(target, 0o755); err != nil {
 		return nil, err
 	}

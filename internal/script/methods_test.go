@@ -1,0 +1,303 @@
+package script
+
+import (
+	"fmt"
+	"os"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.starlark.net/starlark"
+)
+
+// loadCall loads a file whose test makes one call, on line 3 at column 3.
+func loadCall(t *testing.T, call string) error {
+	t.Helper()
+	src := "server = machine(user_net = True, services = {'web': service('true')})\ndef test():\n  " + call + "\n"
+	_, err := Load("testdata/call.star", []byte(src))
+	return err
+}
+
+// TestMethodCallErrors: a mistake in a machine method call is refused by
+// Load at its file:line:col, before any machine boots.
+func TestMethodCallErrors(t *testing.T) {
+	tests := []struct{ name, call, want string }{
+		{"missing required argument", "server.wait_until_succeeds()",
+			"call.star:3:10: wait_until_succeeds() is missing required argument command"},
+		{"missing second argument", "server.forward_port(8080)",
+			"call.star:3:10: forward_port() is missing required argument guest_port"},
+		{"no commands", "server.succeed(timeout = 5)",
+			"call.star:3:10: succeed() wants at least 1 *commands"},
+		{"two values for one parameter", "server.wait_for_file('/x', path = '/y')",
+			"call.star:3:30: wait_for_file() got two values for path"},
+		{"too many positional arguments", "server.wait_for_open_port(80, 'localhost', 5, 6)",
+			"call.star:3:49: wait_for_open_port() takes at most 3 positional arguments"},
+		{"unknown keyword", "server.wait_for_unit('web', timout = 5)",
+			`call.star:3:31: wait_for_unit() has no parameter "timout" (did you mean timeout?)`},
+		{"port above 65535", "server.wait_for_open_port(99999)",
+			"call.star:3:29: wait_for_open_port(): port wants a port number 1..65535, got 99999"},
+		{"port 0", "server.wait_for_closed_port(0)",
+			"call.star:3:31: wait_for_closed_port(): port wants a port number 1..65535, got 0"},
+		{"negative host port", "server.forward_port(-1, 80)",
+			"call.star:3:23: forward_port(): host_port wants a port number 1..65535, got -1"},
+		{"guest port out of range", "server.forward_port(8080, guest_port = 70000)",
+			"call.star:3:42: forward_port(): guest_port wants a port number 1..65535, got 70000"},
+		{"negative timeout", "server.wait_for_file('/x', timeout = -1)",
+			"call.star:3:40: wait_for_file(): timeout wants a duration of 0 or more"},
+		{"negative timeout string", "server.succeed('true', timeout = '-5s')",
+			`call.star:3:36: succeed(): timeout wants a duration of 0 or more, such as "30s" or a number of seconds (None: the default), got "-5s"`},
+		{"malformed duration", "server.wait_until_fails('true', timeout = '30 parsecs')",
+			`call.star:3:45: wait_until_fails(): timeout wants a duration of 0 or more, such as "30s" or a number of seconds (None: the default), got "30 parsecs"`},
+		{"negative sleep", "server.sleep(-0.5)",
+			"call.star:3:16: sleep(): seconds wants a duration of 0 or more, such as \"30s\" or a number of seconds, got -0.5"},
+		{"sleep None", "server.sleep(None)",
+			"call.star:3:16: sleep(): seconds wants a duration of 0 or more, such as \"30s\" or a number of seconds, got NoneType"},
+		{"VLAN 0", "server.block(0)",
+			"call.star:3:16: block(): vlans[0] wants a VLAN number 1..254, got 0"},
+		{"VLAN 255", "server.unblock(1, 255)",
+			"call.star:3:21: unblock(): vlans[1] wants a VLAN number 1..254, got 255"},
+		{"negative VLAN", "server.block(-2)",
+			"call.star:3:16: block(): vlans[0] wants a VLAN number 1..254, got -2"},
+		{"VLAN by keyword", "server.block(vlan = 2)",
+			`call.star:3:16: block() has no parameter "vlan"`},
+		{"missing host file", "server.copy_from_host('no-such-file', '/tmp/x')",
+			`call.star:3:25: copy_from_host(): source wants a host file or directory that exists (relative paths are relative to the test file), got "no-such-file" (testdata/no-such-file does not exist)`},
+		{"target_dir outside the output", "server.copy_from_vm('/etc/hosts', target_dir = '../x')",
+			`call.star:3:50: copy_from_vm(): target_dir wants a relative directory without .., got "../x"`},
+		{"wrong kind", "server.execute('true', check_return = 1)",
+			"call.star:3:41: execute(): check_return wants True or False, got int"},
+		{"wrong kind in *commands", "server.fail('true', 2)",
+			"call.star:3:23: fail(): commands[1] wants a string, got int"},
+		{"on the machine alias", "machine.wait_for_open_port(0)",
+			"call.star:3:30: wait_for_open_port(): port wants a port number 1..65535, got 0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := loadCall(t, tt.call)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("%s: got %v, want %q", tt.call, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestMethodCallsAccepted: what a call may legitimately write passes Load;
+// values Load cannot see are left to the call.
+func TestMethodCallsAccepted(t *testing.T) {
+	calls := []string{
+		"server.wait_for_open_port(65535, addr = '10.0.0.1', timeout = '2m')",
+		"server.succeed('true', 'false', timeout = None)",
+		"server.wait_for_file('/x', timeout = 0)",
+		"server.copy_from_host('hello.txt', '/tmp/hello')",
+		"server.copy_from_host('/etc/hostname', '/tmp/h')",
+		"server.block()",
+		"server.unblock(1, 254)",
+		"server.sleep(0.25)",
+		"server.succeed(*['a', 'b'])",
+		"server.wait_until_succeeds(**{'command': 'true'})",
+		"server.wait_for_open_port(int('99999'))", // not a literal: refused when it runs
+		"[server.wait_for_open_port(p) for p in [-1]]",
+		"(lambda server: server.suceed())(1)", // a parameter, not the machine
+	}
+	for _, call := range calls {
+		if err := loadCall(t, call); err != nil {
+			t.Errorf("%s: got %v, want no error", call, err)
+		}
+	}
+}
+
+// TestMethodCallErrorsAllAtOnce: a file with eight mistakes gets eight
+// errors from one Load, in file order.
+func TestMethodCallErrorsAllAtOnce(t *testing.T) {
+	const file = "testdata/mistakes.star"
+	src, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Load(file, src)
+	if err == nil {
+		t.Fatal("got nil error")
+	}
+	want := []string{
+		"6:12: wait_until_succeeds() is missing required argument command",
+		"7:31: wait_for_open_port(): port wants a port number 1..65535, got 99999",
+		"8:38: succeed(): timeout wants",
+		`9:46: wait_for_file(): timeout wants a duration of 0 or more, such as "30s" or a number of seconds (None: the default), got "30 parsecs"`,
+		"10:18: block(): vlans[0] wants a VLAN number 1..254, got 255",
+		`11:27: copy_from_host(): source wants a host file or directory that exists`,
+		"12:48: forward_port() got two values for host_port",
+		`13:18: sleep(): seconds wants a duration of 0 or more, such as "30s" or a number of seconds, got "-5s"`,
+	}
+	got := strings.Split(err.Error(), "\n")
+	if len(got) != len(want) {
+		t.Fatalf("got %d errors, want %d:\n%v", len(got), len(want), err)
+	}
+	for i := range want {
+		if !strings.HasPrefix(got[i], file+":"+want[i]) {
+			t.Errorf("error %d: got %q, want %q", i+1, got[i], file+":"+want[i])
+		}
+	}
+}
+
+// sample is a value of a kind: as a script writes it, and the Go value the
+// implementation receives.
+type sample struct {
+	src  string
+	want any
+}
+
+// samples holds a good and a bad value for every kind the table uses.
+var samples = map[*kind]struct{ good, bad sample }{
+	strKind:      {sample{`"web"`, "web"}, sample{`1`, nil}},
+	boolKind:     {sample{`False`, false}, sample{`1`, nil}},
+	portKind:     {sample{`8080`, 8080}, sample{`65536`, nil}},
+	vlanKind:     {sample{`2`, 2}, sample{`-1`, nil}},
+	timeoutKind:  {sample{`"1m30s"`, 90 * time.Second}, sample{`-3`, nil}},
+	secondsKind:  {sample{`2.5`, 2500 * time.Millisecond}, sample{`"soon"`, nil}},
+	hostPathKind: {sample{`"hello.txt"`, "testdata/hello.txt"}, sample{`"missing.txt"`, nil}},
+	outDirKind:   {sample{`"sub/dir"`, "sub/dir"}, sample{`"/abs"`, nil}},
+}
+
+// methodCall writes a call of meth with the given value for every
+// parameter, by position or by keyword (parameters after *rest are always
+// keywords), and two values for *rest.
+func methodCall(meth *method, value func(p param) string, byKeyword bool) string {
+	var parts []string
+	if meth.variadic != nil {
+		v := value(*meth.variadic)
+		parts = append(parts, v, v)
+	}
+	for _, p := range meth.params {
+		if byKeyword || meth.variadic != nil {
+			parts = append(parts, p.name+" = "+value(p))
+		} else {
+			parts = append(parts, value(p))
+		}
+	}
+	return "server." + meth.name + "(" + strings.Join(parts, ", ") + ")"
+}
+
+// runtimeUnpack unpacks a call the way the method's builtin does, with the
+// values evaluated by Starlark itself.
+func runtimeUnpack(t *testing.T, meth *method, call string) (args, error) {
+	t.Helper()
+	var a args
+	fn := starlark.NewBuiltin(meth.name, func(_ *starlark.Thread, _ *starlark.Builtin, argv starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		return starlark.None, meth.unpack(argv, kwargs, "testdata", &a)
+	})
+	expr := strings.Replace(call, "server."+meth.name, "f", 1)
+	_, err := starlark.EvalOptions(fileOptions, &starlark.Thread{}, "call", expr, starlark.StringDict{"f": fn})
+	if err != nil {
+		err = fmt.Errorf("%s", err.(*starlark.EvalError).Msg)
+	}
+	return a, err
+}
+
+// TestMethodTable walks the method table: every method, called with a good
+// value for each parameter by position and by keyword, passes Load and
+// unpacks to those values; a wrong value, a missing argument and an
+// unknown keyword are refused by Load and by the call, in the same words.
+func TestMethodTable(t *testing.T) {
+	good := func(p param) string { return samples[p.kind].good.src }
+	for _, meth := range methodTable {
+		t.Run(meth.name, func(t *testing.T) {
+			for _, byKeyword := range []bool{false, true} {
+				call := methodCall(meth, good, byKeyword)
+				if err := loadCall(t, call); err != nil {
+					t.Errorf("Load: %s: got %v, want no error", call, err)
+				}
+				a, err := runtimeUnpack(t, meth, call)
+				if err != nil {
+					t.Fatalf("call: %s: got %v, want no error", call, err)
+				}
+				checkUnpacked(t, meth, call, &a)
+			}
+			checkDefaults(t, meth)
+			var refusals []string
+			for i, p := range meth.params {
+				bad := func(q param) string {
+					if q.name == p.name {
+						return samples[q.kind].bad.src
+					}
+					return good(q)
+				}
+				refusals = append(refusals, methodCall(meth, bad, i%2 == 1))
+			}
+			if meth.variadic != nil {
+				refusals = append(refusals, methodCall(meth, func(q param) string {
+					if q.name == meth.variadic.name {
+						return samples[q.kind].bad.src
+					}
+					return good(q)
+				}, false))
+			}
+			refusals = append(refusals, "server."+meth.name+"(bogus = 1)")
+			if len(meth.params) > 0 && meth.params[0].def == nil || meth.atLeast > 0 {
+				refusals = append(refusals, "server."+meth.name+"()")
+			}
+			for _, call := range refusals {
+				checkRefusedAlike(t, meth, call)
+			}
+		})
+	}
+}
+
+// checkUnpacked: every parameter's field holds the good sample (or, for
+// *rest, two of it), and no two parameters share a field.
+func checkUnpacked(t *testing.T, meth *method, call string, a *args) {
+	t.Helper()
+	fields := map[any]string{}
+	params := meth.params
+	if meth.variadic != nil {
+		params = append(slices.Clone(params), *meth.variadic)
+	}
+	for _, p := range params {
+		ptr := p.into(a)
+		if other, ok := fields[ptr]; ok {
+			t.Errorf("%s and %s share a field", p.name, other)
+		}
+		fields[ptr] = p.name
+		got := reflect.ValueOf(ptr).Elem().Interface()
+		want := samples[p.kind].good.want
+		if meth.variadic != nil && p.name == meth.variadic.name {
+			w := reflect.MakeSlice(reflect.TypeOf(got), 0, 2)
+			w = reflect.Append(w, reflect.ValueOf(want), reflect.ValueOf(want))
+			want = w.Interface()
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: %s: got %#v, want %#v", call, p.name, got, want)
+		}
+	}
+}
+
+// checkDefaults: every default unpacks with its own kind.
+func checkDefaults(t *testing.T, meth *method) {
+	t.Helper()
+	for _, p := range meth.params {
+		if p.def == nil {
+			continue
+		}
+		if _, err := p.kind.unpack(p.def, "testdata"); err != nil {
+			t.Errorf("%s: default %s = %s: %v", meth.name, p.name, p.def, err)
+		}
+	}
+}
+
+// checkRefusedAlike: Load refuses the call at line 3 and the call itself
+// refuses it with the same message.
+func checkRefusedAlike(t *testing.T, meth *method, call string) {
+	t.Helper()
+	_, runErr := runtimeUnpack(t, meth, call)
+	loadErr := loadCall(t, call)
+	if runErr == nil || loadErr == nil {
+		t.Errorf("%s: got Load error %v and call error %v, want both to refuse it", call, loadErr, runErr)
+		return
+	}
+	re := regexp.MustCompile(`^testdata/call\.star:3:\d+: ` + regexp.QuoteMeta(runErr.Error()) + `$`)
+	if !slices.ContainsFunc(strings.Split(loadErr.Error(), "\n"), re.MatchString) {
+		t.Errorf("%s: Load says %q, the call says %q; want the same words", call, loadErr, runErr)
+	}
+}
