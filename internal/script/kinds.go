@@ -55,8 +55,8 @@ var (
 	vlanKind = intKind("a VLAN number 1..254", 1, 254)
 	// timeoutKind: None or 0 means the machine's default timeout (15 minutes
 	// under TCG).
-	timeoutKind  = durationKind(`a duration of 0 or more, such as "30s" or a number of seconds (None: the default)`, true)
-	secondsKind  = durationKind(`a duration of 0 or more, such as "30s" or a number of seconds`, false)
+	timeoutKind = durationKind(`a duration of 0 or more, such as "30s" or a number of seconds (None: the default)`, true)
+	secondsKind = durationKind(`a duration of 0 or more, such as "30s" or a number of seconds`, false)
 	// outDirKind is a directory under the test's output directory.
 	outDirKind = &kind{"a relative directory without ..", func(k *kind, v starlark.Value, _ string) (any, error) {
 		s, ok := v.(starlark.String)
