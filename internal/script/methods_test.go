@@ -301,3 +301,64 @@ func checkRefusedAlike(t *testing.T, meth *method, call string) {
 		t.Errorf("%s: Load says %q, the call says %q; want the same words", call, loadErr, runErr)
 	}
 }
+
+// TestMethodCallRefusedAtRunTime: values Load cannot see are refused by
+// the call with the words Load uses for literals, before the machine boots
+// (the run has no lab: a boot would panic).
+func TestMethodCallRefusedAtRunTime(t *testing.T) {
+	const dur = `a duration of 0 or more, such as "30s" or a number of seconds`
+	tests := []struct{ name, call, want string }{
+		{"port", "server.wait_for_open_port(int('99999'))", "wait_for_open_port(): port wants a port number 1..65535, got 99999"},
+		{"timeout", "server.succeed('true', timeout = str(-5) + 's')", `succeed(): timeout wants ` + dur + ` (None: the default), got "-5s"`},
+		{"sleep", "server.sleep(-1 * 2)", "sleep(): seconds wants " + dur + ", got -2"},
+		{"VLAN", "server.block(*[1, 300])", "block(): vlans[1] wants a VLAN number 1..254, got 300"},
+		{"forward_port", "server.forward_port(**{'host_port': 0, 'guest_port': 80})", "forward_port(): host_port wants a port number 1..65535, got 0"},
+		{"missing argument", "server.wait_until_succeeds(*[])", "wait_until_succeeds() is missing required argument command"},
+		{"missing host file", "server.copy_from_host('no-' + 'such', '/x')",
+			`copy_from_host(): source wants a host file or directory that exists (relative paths are relative to the test file), got "no-such" (testdata/no-such does not exist)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := "server = machine()\ndef test():\n  " + tt.call + "\n"
+			f, err := Load("testdata/call.star", []byte(src))
+			if err != nil {
+				t.Fatalf("Load: got %v, want no error: the value is not a literal", err)
+			}
+			r := &run{ctx: t.Context(), file: f, test: "test", rep: &events{}}
+			thread := &starlark.Thread{Name: "test"}
+			thread.SetLocal(runKey, r)
+			_, err = starlark.Call(thread, f.globals["test"], nil, nil)
+			if err == nil {
+				t.Fatal("got nil error")
+			}
+			if msg, _ := splitError(err); msg != tt.want {
+				t.Errorf("got %q, want %q", msg, tt.want)
+			}
+		})
+	}
+}
+
+// TestMethodsDocumented: docs/test-files.md lists every method of the table
+// with its signature as the table has it (names, order, defaults), and no
+// method the table lacks.
+func TestMethodsDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/test-files.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(doc), "\n## Machine methods\n")
+	if !ok {
+		t.Fatal("docs/test-files.md has no section ## Machine methods")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	for _, meth := range methodTable {
+		if sig := "`" + meth.String() + "`"; !strings.Contains(section, sig) {
+			t.Errorf("docs/test-files.md does not document %s", sig)
+		}
+	}
+	for _, m := range regexp.MustCompile("`([a-z_]+)\\(").FindAllStringSubmatch(section, -1) {
+		if methodByName[m[1]] == nil {
+			t.Errorf("docs/test-files.md documents %s(), which is not a machine method", m[1])
+		}
+	}
+}
