@@ -68,6 +68,34 @@ var (
 		}
 		return string(s), nil
 	}}
+	// probKind is a probability; an int (0 or 1) is one too.
+	probKind = &kind{"a probability in [0, 1]", func(k *kind, v starlark.Value, _ string) (any, error) {
+		switch v.(type) {
+		case starlark.Int, starlark.Float:
+			f, _ := starlark.AsFloat(v)
+			if f < 0 || f > 1 || math.IsNaN(f) {
+				return nil, k.wrong(v, true)
+			}
+			return f, nil
+		}
+		return nil, k.wrong(v, false)
+	}}
+	// faultVLANKind: 0 means every VLAN the two machines share.
+	faultVLANKind = intKind("a VLAN number 1..254, or 0 for all", 0, 254)
+	rateKind      = intKind("a rate in bits per second, 0 or more (0: no limit)", 0, math.MaxInt)
+	callableKind  = &kind{"a function", func(k *kind, v starlark.Value, _ string) (any, error) {
+		if f, ok := v.(starlark.Callable); ok {
+			return f, nil
+		}
+		return nil, k.wrong(v, false)
+	}}
+	machineKind = &kind{"a machine", func(k *kind, v starlark.Value, _ string) (any, error) {
+		if m, ok := v.(*machineValue); ok {
+			return m, nil
+		}
+		return nil, k.wrong(v, false)
+	}}
+	groupKind    = &kind{"a list of machines", unpackGroup}
 	hostPathKind = &kind{"a host file or directory that exists (relative paths are relative to the test file)", unpackHostPath}
 )
 
@@ -135,4 +163,25 @@ func unpackHostPath(k *kind, v starlark.Value, base string) (any, error) {
 		return nil, fmt.Errorf("wants %s, got %s (%s)", k.want, s.String(), why)
 	}
 	return p, nil
+}
+
+// unpackGroup takes a list (or any iterable) of machines, for partition:
+// their names.
+func unpackGroup(k *kind, v starlark.Value, _ string) (any, error) {
+	iter, ok := v.(starlark.Iterable)
+	if !ok {
+		return nil, k.wrong(v, false)
+	}
+	it := iter.Iterate()
+	defer it.Done()
+	names := []string{}
+	var x starlark.Value
+	for it.Next(&x) {
+		m, ok := x.(*machineValue)
+		if !ok {
+			return nil, fmt.Errorf("wants %s, got %s holding %s", k.want, v.Type(), x.Type())
+		}
+		names = append(names, m.name)
+	}
+	return names, nil
 }

@@ -149,10 +149,13 @@ func (file *File) checkAttrs(f *syntax.File) error {
 	var errs []error
 	syntax.Walk(f, func(n syntax.Node) bool {
 		if call, ok := n.(*syntax.CallExpr); ok {
-			if dot, ok := call.Fn.(*syntax.DotExpr); ok {
-				if m := file.machineNamed(dot.X); m != nil {
-					errs = append(errs, file.checkCall(m, dot, call)...)
+			switch fn := call.Fn.(type) {
+			case *syntax.DotExpr:
+				if m := file.machineNamed(fn.X); m != nil {
+					errs = append(errs, file.checkCall(m, fn, call)...)
 				}
+			case *syntax.Ident:
+				errs = append(errs, file.checkFunctionCall(fn, call)...)
 			}
 			return true
 		}
@@ -184,6 +187,18 @@ func (file *File) checkCall(m *machineValue, dot *syntax.DotExpr, call *syntax.C
 	}
 	errs := meth.check(call, dot.Name.NamePos, filepath.Dir(file.Name))
 	return append(errs, checkUnit(m, meth.name, call)...)
+}
+
+// checkFunctionCall checks a call of a top-level function (link_fault,
+// retry, ...) as checkCall checks a method call; fn may also name one of
+// the file's own functions, which are not checked here.
+func (file *File) checkFunctionCall(id *syntax.Ident, call *syntax.CallExpr) []error {
+	b, ok := id.Binding.(*resolve.Binding)
+	f := functionByName[id.Name]
+	if !ok || b.Scope != resolve.Predeclared || f == nil {
+		return nil
+	}
+	return f.check(call, id.NamePos, filepath.Dir(file.Name))
 }
 
 // machineNamed returns the machine an expression names: a global holding

@@ -14,21 +14,6 @@ import (
 	"github.com/vmlab/vmlab/internal/report"
 )
 
-// args holds the unpacked arguments of a call, one field per parameter
-// name; each param says which field is its own.
-type args struct {
-	commands             []string
-	command              string
-	checkReturn          bool
-	timeout, seconds     time.Duration
-	path, addr, regex    string
-	unit, source, target string
-	targetDir            string
-	port                 int
-	hostPort, guestPort  int
-	vlans                []int
-}
-
 // The machine methods' parameters: one definition per name, shared by the
 // methods that take it, so a name means one thing everywhere.
 var (
@@ -66,8 +51,9 @@ type method struct {
 // call is one method call: the run, the machine, and the arguments,
 // unpacked and checked against the signature.
 type call struct {
-	r *run
-	m *machineValue
+	thread *starlark.Thread
+	r      *run
+	m      *machineValue // nil in a top-level function's call
 	args
 }
 
@@ -158,7 +144,7 @@ func str(s string, err error) (starlark.Value, error) { return starlark.String(s
 // then the polling conditions are checked, the machine boots if the method
 // needs it up, and the call runs.
 func (meth *method) builtin(thread *starlark.Thread, b *starlark.Builtin, argv starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	c := &call{m: b.Receiver().(*machineValue)}
+	c := &call{thread: thread, m: b.Receiver().(*machineValue)}
 	r, err := runOf(thread, c.m.name+"."+meth.name+"()")
 	if err != nil {
 		return nil, err

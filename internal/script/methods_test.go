@@ -1,7 +1,7 @@
 package script
 
 import (
-	"fmt"
+	"errors"
 	"os"
 	"reflect"
 	"regexp"
@@ -84,6 +84,50 @@ func TestMethodCallErrors(t *testing.T) {
 	}
 }
 
+// TestFunctionCallErrors: a mistake in a call of a top-level function is
+// refused by Load at its file:line:col, as a method call's is.
+func TestFunctionCallErrors(t *testing.T) {
+	tests := []struct{ name, call, want string }{
+		{"loss above 1", "link_fault(server, server, loss = 1.5)",
+			"call.star:3:37: link_fault(): loss wants a probability in [0, 1], got 1.5"},
+		{"negative delay", "link_fault(server, server, delay = -1)",
+			`call.star:3:38: link_fault(): delay wants a duration of 0 or more, such as "30s" or a number of seconds, got -1`},
+		{"malformed jitter", "vlan_fault(1, jitter = '5 ticks')",
+			`call.star:3:26: vlan_fault(): jitter wants a duration of 0 or more, such as "30s" or a number of seconds, got "5 ticks"`},
+		{"negative rate", "vlan_fault(1, rate = -8)",
+			"call.star:3:24: vlan_fault(): rate wants a rate in bits per second, 0 or more (0: no limit), got -8"},
+		{"fault VLAN out of range", "link_fault(server, server, vlan = 255)",
+			"call.star:3:37: link_fault(): vlan wants a VLAN number 1..254, or 0 for all, got 255"},
+		{"VLAN 0 for vlan_fault", "vlan_fault(0, loss = 0.1)",
+			"call.star:3:14: vlan_fault(): vlan wants a VLAN number 1..254, got 0"},
+		{"missing machine", "link_fault(server)",
+			"call.star:3:3: link_fault() is missing required argument receiver"},
+		{"not a machine", "link_fault('server', server)",
+			"call.star:3:14: link_fault(): sender wants a machine, got string"},
+		{"negative retry timeout", "retry(lambda last: True, timeout = -5)",
+			`call.star:3:38: retry(): timeout wants a duration of 0 or more, such as "30s" or a number of seconds, got -5`},
+		{"subtest without a function", "subtest('setup')",
+			"call.star:3:3: subtest() is missing required argument fn"},
+		{"subtest with a string for fn", "subtest('setup', 'setup')",
+			"call.star:3:20: subtest(): fn wants a function, got string"},
+		{"polling interval", "polling_condition(len, len, interval = '1 fortnight')",
+			`call.star:3:42: polling_condition(): interval wants a duration of 0 or more, such as "30s" or a number of seconds, got "1 fortnight"`},
+		{"partition of numbers", "partition([1, 2], [server])",
+			"call.star:3:13: partition(): groups[0] wants a list of machines, got list holding int"},
+		{"heal takes nothing", "heal(5)", "call.star:3:8: heal() takes no positional arguments"},
+		{"unknown keyword", "start_all(wait = True)", `call.star:3:13: start_all() has no parameter "wait"`},
+		{"log of a number", "log(42)", "call.star:3:7: log(): message wants a string, got int"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := loadCall(t, tt.call)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("%s: got %v, want %q", tt.call, err, tt.want)
+			}
+		})
+	}
+}
+
 // TestMethodCallsAccepted: what a call may legitimately write passes Load;
 // values Load cannot see are left to the call.
 func TestMethodCallsAccepted(t *testing.T) {
@@ -101,6 +145,12 @@ func TestMethodCallsAccepted(t *testing.T) {
 		"server.wait_for_open_port(int('99999'))", // not a literal: refused when it runs
 		"[server.wait_for_open_port(p) for p in [-1]]",
 		"(lambda server: server.suceed())(1)", // a parameter, not the machine
+		"link_fault(server, server, 1, '50ms', 0.01, 0, 1, 0.5, 8000000)",
+		"link_fault(server, server)", // clears the fault
+		"vlan_fault(254, loss = 1)",
+		"partition([server], [])",
+		"retry(lambda last: last, 0.5)",
+		"(lambda log: log(1))(print)", // a parameter, not the function
 	}
 	for _, call := range calls {
 		if err := loadCall(t, call); err != nil {
@@ -149,49 +199,61 @@ type sample struct {
 	want any
 }
 
-// samples holds a good and a bad value for every kind the table uses.
+// sampleMachine is `server` when runtimeUnpack evaluates a call.
+var sampleMachine = &machineValue{name: "server"}
+
+// samples holds a good and a bad value for every kind the tables use; good
+// values differ from the parameters' defaults, so they show they arrived.
 var samples = map[*kind]struct{ good, bad sample }{
-	strKind:      {sample{`"web"`, "web"}, sample{`1`, nil}},
-	boolKind:     {sample{`False`, false}, sample{`1`, nil}},
-	portKind:     {sample{`8080`, 8080}, sample{`65536`, nil}},
-	vlanKind:     {sample{`2`, 2}, sample{`-1`, nil}},
-	timeoutKind:  {sample{`"1m30s"`, 90 * time.Second}, sample{`-3`, nil}},
-	secondsKind:  {sample{`2.5`, 2500 * time.Millisecond}, sample{`"soon"`, nil}},
-	hostPathKind: {sample{`"hello.txt"`, "testdata/hello.txt"}, sample{`"missing.txt"`, nil}},
-	outDirKind:   {sample{`"sub/dir"`, "sub/dir"}, sample{`"/abs"`, nil}},
+	strKind:       {sample{`"web"`, "web"}, sample{`1`, nil}},
+	boolKind:      {sample{`False`, false}, sample{`1`, nil}},
+	portKind:      {sample{`8080`, 8080}, sample{`65536`, nil}},
+	vlanKind:      {sample{`2`, 2}, sample{`-1`, nil}},
+	faultVLANKind: {sample{`3`, 3}, sample{`255`, nil}},
+	timeoutKind:   {sample{`"1m30s"`, 90 * time.Second}, sample{`-3`, nil}},
+	secondsKind:   {sample{`2.5`, 2500 * time.Millisecond}, sample{`"soon"`, nil}},
+	hostPathKind:  {sample{`"hello.txt"`, "testdata/hello.txt"}, sample{`"missing.txt"`, nil}},
+	outDirKind:    {sample{`"sub/dir"`, "sub/dir"}, sample{`"/abs"`, nil}},
+	probKind:      {sample{`0.25`, 0.25}, sample{`1.5`, nil}},
+	rateKind:      {sample{`1000000`, 1000000}, sample{`-1`, nil}},
+	callableKind:  {sample{`len`, starlark.Universe["len"]}, sample{`"len"`, nil}},
+	machineKind:   {sample{`server`, sampleMachine}, sample{`1`, nil}},
+	groupKind:     {sample{`[server]`, []string{"server"}}, sample{`[1]`, nil}},
 }
 
-// methodCall writes a call of meth with the given value for every
-// parameter, by position or by keyword (parameters after *rest are always
-// keywords), and two values for *rest.
-func methodCall(meth *method, value func(p param) string, byKeyword bool) string {
+// writeCall writes a call of s with the given value for every parameter,
+// by position or by keyword (parameters after *rest are always keywords),
+// and two values for *rest.
+func writeCall(s *signature, prefix string, value func(p param) string, byKeyword bool) string {
 	var parts []string
-	if meth.variadic != nil {
-		v := value(*meth.variadic)
+	if s.variadic != nil {
+		v := value(*s.variadic)
 		parts = append(parts, v, v)
 	}
-	for _, p := range meth.params {
-		if byKeyword || meth.variadic != nil {
+	for _, p := range s.params {
+		if byKeyword || s.variadic != nil {
 			parts = append(parts, p.name+" = "+value(p))
 		} else {
 			parts = append(parts, value(p))
 		}
 	}
-	return "server." + meth.name + "(" + strings.Join(parts, ", ") + ")"
+	return prefix + s.name + "(" + strings.Join(parts, ", ") + ")"
 }
 
-// runtimeUnpack unpacks a call the way the method's builtin does, with the
-// values evaluated by Starlark itself.
-func runtimeUnpack(t *testing.T, meth *method, call string) (args, error) {
+// runtimeUnpack unpacks a call the way the builtin does, with the values
+// evaluated by Starlark itself.
+func runtimeUnpack(t *testing.T, s *signature, prefix, call string) (args, error) {
 	t.Helper()
 	var a args
-	fn := starlark.NewBuiltin(meth.name, func(_ *starlark.Thread, _ *starlark.Builtin, argv starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		return starlark.None, meth.unpack(argv, kwargs, "testdata", &a)
+	fn := starlark.NewBuiltin(s.name, func(_ *starlark.Thread, _ *starlark.Builtin, argv starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		return starlark.None, s.unpack(argv, kwargs, "testdata", &a)
 	})
-	expr := strings.Replace(call, "server."+meth.name, "f", 1)
-	_, err := starlark.EvalOptions(fileOptions, &starlark.Thread{}, "call", expr, starlark.StringDict{"f": fn})
+	expr := strings.Replace(call, prefix+s.name+"(", "f(", 1)
+	env := starlark.StringDict{"f": fn, "server": sampleMachine}
+	_, err := starlark.EvalOptions(fileOptions, &starlark.Thread{}, "call", expr, env)
 	if err != nil {
-		err = fmt.Errorf("%s", err.(*starlark.EvalError).Msg)
+		msg, _ := splitError(err)
+		err = errors.New(msg)
 	}
 	return a, err
 }
@@ -201,58 +263,63 @@ func runtimeUnpack(t *testing.T, meth *method, call string) (args, error) {
 // unpacks to those values; a wrong value, a missing argument and an
 // unknown keyword are refused by Load and by the call, in the same words.
 func TestMethodTable(t *testing.T) {
-	good := func(p param) string { return samples[p.kind].good.src }
 	for _, meth := range methodTable {
-		t.Run(meth.name, func(t *testing.T) {
-			for _, byKeyword := range []bool{false, true} {
-				call := methodCall(meth, good, byKeyword)
-				if err := loadCall(t, call); err != nil {
-					t.Errorf("Load: %s: got %v, want no error", call, err)
-				}
-				a, err := runtimeUnpack(t, meth, call)
-				if err != nil {
-					t.Fatalf("call: %s: got %v, want no error", call, err)
-				}
-				checkUnpacked(t, meth, call, &a)
+		t.Run(meth.name, func(t *testing.T) { walkSignature(t, &meth.signature, "server.") })
+	}
+}
+
+// TestFunctionTable walks the top-level functions' table likewise.
+func TestFunctionTable(t *testing.T) {
+	for _, fn := range functionTable {
+		t.Run(fn.name, func(t *testing.T) { walkSignature(t, &fn.signature, "") })
+	}
+}
+
+func walkSignature(t *testing.T, s *signature, prefix string) {
+	good := func(p param) string { return samples[p.kind].good.src }
+	for _, byKeyword := range []bool{false, true} {
+		call := writeCall(s, prefix, good, byKeyword)
+		if err := loadCall(t, call); err != nil {
+			t.Errorf("Load: %s: got %v, want no error", call, err)
+		}
+		a, err := runtimeUnpack(t, s, prefix, call)
+		if err != nil {
+			t.Fatalf("call: %s: got %v, want no error", call, err)
+		}
+		checkUnpacked(t, s, call, &a)
+	}
+	checkDefaults(t, s)
+	var refusals []string
+	params := s.params
+	if s.variadic != nil {
+		params = append(slices.Clone(params), *s.variadic)
+	}
+	for i, p := range params {
+		bad := func(q param) string {
+			if q.name == p.name {
+				return samples[q.kind].bad.src
 			}
-			checkDefaults(t, meth)
-			var refusals []string
-			for i, p := range meth.params {
-				bad := func(q param) string {
-					if q.name == p.name {
-						return samples[q.kind].bad.src
-					}
-					return good(q)
-				}
-				refusals = append(refusals, methodCall(meth, bad, i%2 == 1))
-			}
-			if meth.variadic != nil {
-				refusals = append(refusals, methodCall(meth, func(q param) string {
-					if q.name == meth.variadic.name {
-						return samples[q.kind].bad.src
-					}
-					return good(q)
-				}, false))
-			}
-			refusals = append(refusals, "server."+meth.name+"(bogus = 1)")
-			if len(meth.params) > 0 && meth.params[0].def == nil || meth.atLeast > 0 {
-				refusals = append(refusals, "server."+meth.name+"()")
-			}
-			for _, call := range refusals {
-				checkRefusedAlike(t, meth, call)
-			}
-		})
+			return good(q)
+		}
+		refusals = append(refusals, writeCall(s, prefix, bad, i%2 == 1))
+	}
+	refusals = append(refusals, prefix+s.name+"(bogus = 1)")
+	if len(s.params) > 0 && s.params[0].def == nil || s.atLeast > 0 {
+		refusals = append(refusals, prefix+s.name+"()")
+	}
+	for _, call := range refusals {
+		checkRefusedAlike(t, s, prefix, call)
 	}
 }
 
 // checkUnpacked: every parameter's field holds the good sample (or, for
 // *rest, two of it), and no two parameters share a field.
-func checkUnpacked(t *testing.T, meth *method, call string, a *args) {
+func checkUnpacked(t *testing.T, s *signature, call string, a *args) {
 	t.Helper()
 	fields := map[any]string{}
-	params := meth.params
-	if meth.variadic != nil {
-		params = append(slices.Clone(params), *meth.variadic)
+	params := s.params
+	if s.variadic != nil {
+		params = append(slices.Clone(params), *s.variadic)
 	}
 	for _, p := range params {
 		ptr := p.into(a)
@@ -262,7 +329,7 @@ func checkUnpacked(t *testing.T, meth *method, call string, a *args) {
 		fields[ptr] = p.name
 		got := reflect.ValueOf(ptr).Elem().Interface()
 		want := samples[p.kind].good.want
-		if meth.variadic != nil && p.name == meth.variadic.name {
+		if s.variadic != nil && p.name == s.variadic.name {
 			w := reflect.MakeSlice(reflect.TypeOf(got), 0, 2)
 			w = reflect.Append(w, reflect.ValueOf(want), reflect.ValueOf(want))
 			want = w.Interface()
@@ -274,23 +341,23 @@ func checkUnpacked(t *testing.T, meth *method, call string, a *args) {
 }
 
 // checkDefaults: every default unpacks with its own kind.
-func checkDefaults(t *testing.T, meth *method) {
+func checkDefaults(t *testing.T, s *signature) {
 	t.Helper()
-	for _, p := range meth.params {
+	for _, p := range s.params {
 		if p.def == nil {
 			continue
 		}
 		if _, err := p.kind.unpack(p.def, "testdata"); err != nil {
-			t.Errorf("%s: default %s = %s: %v", meth.name, p.name, p.def, err)
+			t.Errorf("%s: default %s = %s: %v", s.name, p.name, p.def, err)
 		}
 	}
 }
 
 // checkRefusedAlike: Load refuses the call at line 3 and the call itself
 // refuses it with the same message.
-func checkRefusedAlike(t *testing.T, meth *method, call string) {
+func checkRefusedAlike(t *testing.T, s *signature, prefix, call string) {
 	t.Helper()
-	_, runErr := runtimeUnpack(t, meth, call)
+	_, runErr := runtimeUnpack(t, s, prefix, call)
 	loadErr := loadCall(t, call)
 	if runErr == nil || loadErr == nil {
 		t.Errorf("%s: got Load error %v and call error %v, want both to refuse it", call, loadErr, runErr)
@@ -359,6 +426,25 @@ func TestMethodsDocumented(t *testing.T) {
 	for _, m := range regexp.MustCompile("`([a-z_]+)\\(").FindAllStringSubmatch(section, -1) {
 		if methodByName[m[1]] == nil {
 			t.Errorf("docs/test-files.md documents %s(), which is not a machine method", m[1])
+		}
+	}
+}
+
+// TestFunctionsDocumented: docs/test-files.md lists every top-level
+// function with its signature as the table has it.
+func TestFunctionsDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/test-files.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(doc), "\n## Functions\n")
+	if !ok {
+		t.Fatal("docs/test-files.md has no section ## Functions")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	for _, fn := range functionTable {
+		if sig := "`" + fn.String() + "`"; !strings.Contains(section, sig) {
+			t.Errorf("docs/test-files.md does not document %s", sig)
 		}
 	}
 }

@@ -6,11 +6,35 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"time"
 
 	"go.starlark.net/resolve"
 	"go.starlark.net/starlark"
 	"go.starlark.net/syntax"
 )
+
+// args holds the unpacked arguments of a call, one field per parameter;
+// each param says which field is its own.
+type args struct {
+	// machine methods
+	commands                   []string
+	command, path, addr, regex string
+	unit, source, target       string
+	targetDir                  string
+	checkReturn                bool
+	timeout, seconds           time.Duration
+	port, hostPort, guestPort  int
+	vlans                      []int
+	// top-level functions
+	name, message            string
+	fn, condition, body      starlark.Callable
+	interval                 time.Duration
+	groups                   [][]string
+	sender, receiver         *machineValue
+	vlan, rate               int
+	delay, jitter            time.Duration
+	loss, duplicate, reorder float64
+}
 
 // param is one parameter of a signature: its name, what it accepts, its
 // default (nil: the argument is required) and where its value goes.
@@ -99,6 +123,9 @@ func (s *signature) bind(argv []argument, open bool, callPos syntax.Position, ba
 			p, label = &s.params[n], s.params[n].name
 			given[n] = true
 			n++
+		case arg.name == "" && n == 0:
+			refuse(arg.valuePos, "() takes no positional arguments")
+			continue
 		case arg.name == "":
 			refuse(arg.valuePos, "() takes at most %d positional arguments", n)
 			continue
@@ -112,7 +139,7 @@ func (s *signature) bind(argv []argument, open bool, callPos syntax.Position, ba
 			p, label = &s.params[i], arg.name
 			given[i] = true
 		}
-		if err := set(p, arg.value, base, a); err != nil {
+		if err := set(p, p == s.variadic, arg.value, base, a); err != nil {
 			refuse(arg.valuePos, "(): %s %v", label, err)
 		}
 	}
@@ -120,7 +147,7 @@ func (s *signature) bind(argv []argument, open bool, callPos syntax.Position, ba
 		switch {
 		case given[i]:
 		case p.def != nil:
-			_ = set(&s.params[i], p.def, base, a) // defaults are valid: TestMethodTable
+			_ = set(&s.params[i], false, p.def, base, a) // defaults are valid: TestMethodTable
 		case !open:
 			refuse(callPos, "() is missing required argument %s", p.name)
 		}
@@ -145,8 +172,9 @@ func (s *signature) names() []string {
 }
 
 // set unpacks v with p's kind into p's field of a; a nil v (not known
-// before run time) is left alone.
-func set(p *param, v starlark.Value, base string, a *args) error {
+// before run time) is left alone. A variadic parameter's field is a slice
+// each value is appended to.
+func set(p *param, variadic bool, v starlark.Value, base string, a *args) error {
 	if v == nil {
 		return nil
 	}
@@ -154,15 +182,14 @@ func set(p *param, v starlark.Value, base string, a *args) error {
 	if err != nil {
 		return err
 	}
-	switch dst := p.into(a).(type) {
-	case *[]string:
-		*dst = append(*dst, x.(string))
-	case *[]int:
-		*dst = append(*dst, x.(int))
-	default:
-		// dst points at a field of x's type: TestMethodTable unpacks every
-		// parameter, so a mismatch fails there, not in a script.
-		reflect.ValueOf(dst).Elem().Set(reflect.ValueOf(x))
+	// The field has x's type (or is a slice of it): TestMethodTable and
+	// TestFunctionTable unpack every parameter, so a mismatch fails there,
+	// not in a script.
+	dst := reflect.ValueOf(p.into(a)).Elem()
+	if variadic {
+		dst.Set(reflect.Append(dst, reflect.ValueOf(x)))
+	} else {
+		dst.Set(reflect.ValueOf(x))
 	}
 	return nil
 }
@@ -218,7 +245,8 @@ func start(e syntax.Expr) syntax.Position {
 }
 
 // literal returns the value of a literal expression: a string, a number
-// (with its sign: -1 is a unary minus on 1), True, False or None. Other
+// (with its sign: -1 is a unary minus on 1), True, False, None, or a list
+// of these. Other
 // expressions are known only when the call runs: nil.
 func literal(e syntax.Expr) starlark.Value {
 	switch e := e.(type) {
@@ -238,6 +266,18 @@ func literal(e syntax.Expr) starlark.Value {
 		}
 	case *syntax.ParenExpr:
 		return literal(e.X)
+	case *syntax.ListExpr:
+		// A list of literals, such as partition's [1]: its elements' types
+		// are known.
+		var elems []starlark.Value
+		for _, x := range e.List {
+			v := literal(x)
+			if v == nil {
+				return nil
+			}
+			elems = append(elems, v)
+		}
+		return starlark.NewList(elems)
 	case *syntax.UnaryExpr:
 		x := literal(e.X)
 		if e.Op != syntax.MINUS && e.Op != syntax.PLUS || x == nil {
