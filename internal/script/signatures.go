@@ -106,56 +106,74 @@ type argError struct {
 // says the call passes *args or **kwargs, so Load cannot tell what is
 // missing.
 func (s *signature) bind(argv []argument, open bool, callPos syntax.Position, base string, a *args) []argError {
-	var errs []argError
-	refuse := func(pos syntax.Position, format string, v ...any) {
-		errs = append(errs, argError{pos, fmt.Errorf("%s"+format, append([]any{s.name}, v...)...)})
-	}
-	given := make([]bool, len(s.params))
-	n := 0 // positional arguments so far
+	b := &binder{s: s, given: make([]bool, len(s.params))}
 	for _, arg := range argv {
-		var p *param
-		label := ""
-		switch i := s.index(arg.name); {
-		case arg.name == "" && s.variadic != nil:
-			p, label = s.variadic, fmt.Sprintf("%s[%d]", s.variadic.name, n)
-			n++
-		case arg.name == "" && n < len(s.params) && s.variadic == nil:
-			p, label = &s.params[n], s.params[n].name
-			given[n] = true
-			n++
-		case arg.name == "" && n == 0:
-			refuse(arg.valuePos, "() takes no positional arguments")
+		p, label := b.match(arg)
+		if p == nil {
 			continue
-		case arg.name == "":
-			refuse(arg.valuePos, "() takes at most %d positional arguments", n)
-			continue
-		case i < 0:
-			refuse(arg.namePos, "() has no parameter %q%s", arg.name, suggest(arg.name, s.names()))
-			continue
-		case given[i]:
-			refuse(arg.namePos, "() got two values for %s", arg.name)
-			continue
-		default:
-			p, label = &s.params[i], arg.name
-			given[i] = true
 		}
 		if err := set(p, p == s.variadic, arg.value, base, a); err != nil {
-			refuse(arg.valuePos, "(): %s %v", label, err)
+			b.refuse(arg.valuePos, "(): %s %v", label, err)
 		}
 	}
 	for i, p := range s.params {
 		switch {
-		case given[i]:
+		case b.given[i]:
 		case p.def != nil:
 			_ = set(&s.params[i], false, p.def, base, a) // defaults are valid: TestMethodTable
 		case !open:
-			refuse(callPos, "() is missing required argument %s", p.name)
+			b.refuse(callPos, "() is missing required argument %s", p.name)
 		}
 	}
-	if s.variadic != nil && n < s.atLeast && !open {
-		refuse(callPos, "() wants at least %d *%s", s.atLeast, s.variadic.name)
+	if s.variadic != nil && b.n < s.atLeast && !open {
+		b.refuse(callPos, "() wants at least %d *%s", s.atLeast, s.variadic.name)
 	}
-	return errs
+	return b.errs
+}
+
+// binder is the state of one bind: which parameters have values, how many
+// positional arguments came, and the mistakes so far.
+type binder struct {
+	s     *signature
+	given []bool
+	n     int
+	errs  []argError
+}
+
+func (b *binder) refuse(pos syntax.Position, format string, v ...any) {
+	err := fmt.Errorf("%s"+format, append([]any{b.s.name}, v...)...)
+	b.errs = append(b.errs, argError{pos, err})
+}
+
+// match returns the parameter an argument is for and how errors name it
+// ("timeout", "commands[1]"), or nil after refusing the argument.
+func (b *binder) match(arg argument) (*param, string) {
+	s := b.s
+	if arg.name == "" {
+		b.n++
+		switch {
+		case s.variadic != nil:
+			return s.variadic, fmt.Sprintf("%s[%d]", s.variadic.name, b.n-1)
+		case b.n <= len(s.params):
+			b.given[b.n-1] = true
+			return &s.params[b.n-1], s.params[b.n-1].name
+		case len(s.params) == 0:
+			b.refuse(arg.valuePos, "() takes no positional arguments")
+		default:
+			b.refuse(arg.valuePos, "() takes at most %d positional arguments", len(s.params))
+		}
+		return nil, ""
+	}
+	switch i := s.index(arg.name); {
+	case i < 0:
+		b.refuse(arg.namePos, "() has no parameter %q%s", arg.name, suggest(arg.name, s.names()))
+	case b.given[i]:
+		b.refuse(arg.namePos, "() got two values for %s", arg.name)
+	default:
+		b.given[i] = true
+		return &s.params[i], arg.name
+	}
+	return nil, ""
 }
 
 // index returns the index of the parameter called name, or -1.
