@@ -228,10 +228,10 @@ func (file *File) machineNamed(e syntax.Expr) *machineValue {
 // a system target such as "default.target": in fast mode there is nothing
 // else it could wait for.
 func checkUnit(m *machineValue, method string, call *syntax.CallExpr) []error {
-	if method != "wait_for_unit" || len(call.Args) == 0 {
+	if method != "wait_for_unit" {
 		return nil
 	}
-	lit, ok := call.Args[0].(*syntax.Literal)
+	lit, ok := unitArg(call).(*syntax.Literal)
 	if !ok || lit.Token != syntax.STRING {
 		return nil
 	}
@@ -254,6 +254,22 @@ func checkUnit(m *machineValue, method string, call *syntax.CallExpr) []error {
 		hint = " (it declares " + strings.Join(names, ", ") + ")"
 	}
 	return []error{fmt.Errorf("%s: machine %s declares no service %q%s", lit.TokenPos, m.name, name, hint)}
+}
+
+// unitArg is wait_for_unit's first argument, or its unit = keyword.
+func unitArg(call *syntax.CallExpr) syntax.Expr {
+	for i, arg := range call.Args {
+		kw, ok := arg.(*syntax.BinaryExpr)
+		switch {
+		case !ok || kw.Op != syntax.EQ:
+			if i == 0 {
+				return arg
+			}
+		case kw.X.(*syntax.Ident).Name == "unit":
+			return kw.Y
+		}
+	}
+	return nil
 }
 
 // suggest returns a "did you mean" hint for the closest name, if any is close.

@@ -71,6 +71,10 @@ func TestMethodCallErrors(t *testing.T) {
 			"call.star:3:41: execute(): check_return wants True or False, got int"},
 		{"wrong kind in *commands", "server.fail('true', 2)",
 			"call.star:3:23: fail(): commands[1] wants a string, got int"},
+		{"undeclared service by keyword", "server.wait_for_unit(unit = 'wbe')",
+			`call.star:3:31: machine server declares no service "wbe" (did you mean web?)`},
+		{"undeclared service after a keyword", "server.wait_for_unit(timeout = '5s', unit = 'wbe')",
+			`call.star:3:47: machine server declares no service "wbe" (did you mean web?)`},
 		{"on the machine alias", "machine.wait_for_open_port(0)",
 			"call.star:3:30: wait_for_open_port(): port wants a port number 1..65535, got 0"},
 	}
@@ -133,6 +137,7 @@ func TestFunctionCallErrors(t *testing.T) {
 func TestMethodCallsAccepted(t *testing.T) {
 	calls := []string{
 		"server.wait_for_open_port(65535, addr = '10.0.0.1', timeout = '2m')",
+		"server.wait_for_unit(timeout = '30s', unit = 'web')",
 		"server.succeed('true', 'false', timeout = None)",
 		"server.wait_for_file('/x', timeout = 0)",
 		"server.copy_from_host('hello.txt', '/tmp/hello')",
