@@ -129,10 +129,13 @@ func durationKind(want string, orNone bool) *kind {
 			}
 		case starlark.Int, starlark.Float:
 			f, _ := starlark.AsFloat(v)
-			if f < 0 || f >= maxSeconds || math.IsNaN(f) {
+			d := time.Duration(f * float64(time.Second))
+			// f >= maxSeconds overflows; a positive f that rounds to 0 ns
+			// would silently become the default timeout.
+			if f < 0 || f >= maxSeconds || math.IsNaN(f) || f > 0 && d == 0 {
 				return nil, k.wrong(v, true)
 			}
-			return time.Duration(f * float64(time.Second)), nil
+			return d, nil
 		case starlark.String:
 			d, err := time.ParseDuration(string(v))
 			if err != nil || d < 0 {

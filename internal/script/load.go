@@ -165,6 +165,7 @@ func (file *File) checkAttrs(f *syntax.File) error {
 		}
 		m := file.machineNamed(dot.X)
 		if m == nil {
+			errs = append(errs, file.checkAlias(dot)...)
 			return true
 		}
 		if !slices.Contains(methodNames, dot.Name.Name) {
@@ -174,6 +175,20 @@ func (file *File) checkAttrs(f *syntax.File) error {
 		return true
 	})
 	return errors.Join(errs...)
+}
+
+// checkAlias refuses machine.x in a file that does not declare exactly one
+// machine: only then does `machine` stand for one.
+func (file *File) checkAlias(dot *syntax.DotExpr) []error {
+	id, ok := dot.X.(*syntax.Ident)
+	if !ok || id.Name != "machine" || len(file.Specs) == 1 {
+		return nil
+	}
+	if b, ok := id.Binding.(*resolve.Binding); !ok || b.Scope != resolve.Predeclared {
+		return nil
+	}
+	return []error{fmt.Errorf("%s: machine.%s: `machine` stands for the machine only in a file that declares exactly one; this one declares %d",
+		id.NamePos, dot.Name.Name, len(file.Specs))}
 }
 
 // checkCall checks a machine method call before anything runs: its

@@ -75,6 +75,10 @@ func TestMethodCallErrors(t *testing.T) {
 			`call.star:3:31: machine server declares no service "wbe" (did you mean web?)`},
 		{"undeclared service after a keyword", "server.wait_for_unit(timeout = '5s', unit = 'wbe')",
 			`call.star:3:47: machine server declares no service "wbe" (did you mean web?)`},
+		{"timeout below a nanosecond", "server.wait_for_file('/x', timeout = 1e-10)",
+			"call.star:3:40: wait_for_file(): timeout wants a duration of 0 or more"},
+		{"machine alias with two machines", "machine.succeed('true')\nother = machine()",
+			"call.star:3:3: machine.succeed: `machine` stands for the machine only in a file that declares exactly one; this one declares 2"},
 		{"on the machine alias", "machine.wait_for_open_port(0)",
 			"call.star:3:30: wait_for_open_port(): port wants a port number 1..65535, got 0"},
 	}
