@@ -48,8 +48,9 @@ type method struct {
 	do      func(c *call) (starlark.Value, error)
 }
 
-// call is one method call: the run, the machine, and the arguments,
-// unpacked and checked against the signature.
+// call is one call of a method or a top-level function: the thread, the
+// run, the machine, and the arguments, unpacked and checked against the
+// signature.
 type call struct {
 	thread *starlark.Thread
 	r      *run
