@@ -59,12 +59,26 @@ var functionTable = []*function{
 	{sig("log", fMessage), func(c *call) (starlark.Value, error) { c.r.log("", c.message); return starlark.None, nil }},
 	{sig("partition").rest(fGroups, 0), func(c *call) (starlark.Value, error) { return none(c.r.lab.Partition(c.groups...)) }},
 	{sig("heal"), func(c *call) (starlark.Value, error) { c.r.lab.Heal(); return starlark.None, nil }},
-	{sig("link_fault", append([]param{fSender, fReceiver, fAnyVLAN}, faultParams...)...), func(c *call) (starlark.Value, error) {
+	{faultSig("link_fault", fSender, fReceiver, fAnyVLAN), func(c *call) (starlark.Value, error) {
 		return none(c.r.lab.SetLinkFault(c.sender.name, c.receiver.name, c.vlan, c.fault()))
 	}},
-	{sig("vlan_fault", append([]param{fVLAN}, faultParams...)...), func(c *call) (starlark.Value, error) {
+	{faultSig("vlan_fault", fVLAN), func(c *call) (starlark.Value, error) {
 		return none(c.r.lab.SetVLANFault(c.vlan, c.fault()))
 	}},
+}
+
+// faultSig is the signature of a function that sets a link fault: its own
+// parameters, then the fault's. The fault is checked whole (jitter at most
+// the delay) once delay and jitter are known.
+func faultSig(name string, own ...param) signature {
+	s := sig(name, append(own, faultParams...)...)
+	s.valid = func(a *args, known func(string) bool) error {
+		if !known("delay") || !known("jitter") {
+			return nil
+		}
+		return a.fault().Validate()
+	}
+	return s
 }
 
 // builtin is the function as Starlark calls it: only inside a test, with

@@ -104,6 +104,10 @@ func TestFunctionCallErrors(t *testing.T) {
 			`call.star:3:26: vlan_fault(): jitter wants a duration of 0 or more, such as "30s" or a number of seconds, got "5 ticks"`},
 		{"negative rate", "vlan_fault(1, rate = -8)",
 			"call.star:3:24: vlan_fault(): rate wants a rate in bits per second, 0 or more (0: no limit), got -8"},
+		{"jitter above delay", "link_fault(server, server, delay = '10ms', jitter = '20ms')",
+			"call.star:3:3: link_fault(): fault: jitter 20ms exceeds delay 10ms"},
+		{"jitter above delay on a VLAN", "vlan_fault(1, '10ms', '20ms')",
+			"call.star:3:3: vlan_fault(): fault: jitter 20ms exceeds delay 10ms"},
 		{"fault VLAN out of range", "link_fault(server, server, vlan = 255)",
 			"call.star:3:37: link_fault(): vlan wants a VLAN number 1..254, or 0 for all, got 255"},
 		{"VLAN 0 for vlan_fault", "vlan_fault(0, loss = 0.1)",
@@ -155,7 +159,9 @@ func TestMethodCallsAccepted(t *testing.T) {
 		"[server.wait_for_open_port(p) for p in [-1]]",
 		"(lambda server: server.suceed())(1)", // a parameter, not the machine
 		"link_fault(server, server, 1, '50ms', 0.01, 0, 1, 0.5, 8000000)",
-		"link_fault(server, server)", // clears the fault
+		"link_fault(server, server)",                             // clears the fault
+		"link_fault(server, server, jitter = '5ms')",             // jitter alone: around no delay
+		"vlan_fault(1, delay = str(10) + 'ms', jitter = '20ms')", // the delay is not known before the call
 		"vlan_fault(254, loss = 1)",
 		"partition([server], [])",
 		"retry(lambda last: last, 0.5)",
@@ -379,8 +385,9 @@ func checkRefusedAlike(t *testing.T, s *signature, prefix, call string) {
 }
 
 // TestMethodCallRefusedAtRunTime: values Load cannot see are refused by
-// the call with the words Load uses for literals, before the machine boots
-// (the run has no lab: a boot would panic).
+// the call (of a method or a function) with the words Load uses for
+// literals, before the machine boots or the network changes (the run has
+// no lab: using it would panic).
 func TestMethodCallRefusedAtRunTime(t *testing.T) {
 	const dur = `a duration of 0 or more, such as "30s" or a number of seconds`
 	tests := []struct{ name, call, want string }{
@@ -390,6 +397,10 @@ func TestMethodCallRefusedAtRunTime(t *testing.T) {
 		{"VLAN", "server.block(*[1, 300])", "block(): vlans[1] wants a VLAN number 1..254, got 300"},
 		{"forward_port", "server.forward_port(**{'host_port': 0, 'guest_port': 80})", "forward_port(): host_port wants a port number 1..65535, got 0"},
 		{"missing argument", "server.wait_until_succeeds(*[])", "wait_until_succeeds() is missing required argument command"},
+		{"jitter above a computed delay", "vlan_fault(1, delay = str(10) + 'ms', jitter = '20ms')",
+			"vlan_fault(): fault: jitter 20ms exceeds delay 10ms"},
+		{"loss above 1", "link_fault(server, server, loss = 3 / 2)",
+			"link_fault(): loss wants a probability in [0, 1], got 1.5"},
 		{"missing host file", "server.copy_from_host('no-' + 'such', '/x')",
 			`copy_from_host(): source wants a host file or directory that exists (relative paths are relative to the test file), got "no-such" (testdata/no-such does not exist)`},
 	}

@@ -56,6 +56,10 @@ type signature struct {
 	params   []param
 	variadic *param
 	atLeast  int
+	// valid, if set, checks what no single parameter can (a fault's jitter
+	// against its delay); known says which values it may trust: at load
+	// time only literals and defaults are known.
+	valid func(a *args, known func(name string) bool) error
 }
 
 // sig is a signature with the given parameters.
@@ -106,7 +110,7 @@ type argError struct {
 // says the call passes *args or **kwargs, so Load cannot tell what is
 // missing.
 func (s *signature) bind(argv []argument, open bool, callPos syntax.Position, base string, a *args) []argError {
-	b := &binder{s: s, given: make([]bool, len(s.params))}
+	b := &binder{s: s, given: make([]bool, len(s.params)), known: make(map[string]bool)}
 	for _, arg := range argv {
 		p, label := b.match(arg)
 		if p == nil {
@@ -114,6 +118,8 @@ func (s *signature) bind(argv []argument, open bool, callPos syntax.Position, ba
 		}
 		if err := set(p, p == s.variadic, arg.value, base, a); err != nil {
 			b.refuse(arg.valuePos, "(): %s %v", label, err)
+		} else if arg.value != nil {
+			b.known[p.name] = true
 		}
 	}
 	for i, p := range s.params {
@@ -121,12 +127,18 @@ func (s *signature) bind(argv []argument, open bool, callPos syntax.Position, ba
 		case b.given[i]:
 		case p.def != nil:
 			_ = set(&s.params[i], false, p.def, base, a) // defaults are valid: TestMethodTable
+			b.known[p.name] = true
 		case !open:
 			b.refuse(callPos, "() is missing required argument %s", p.name)
 		}
 	}
 	if s.variadic != nil && b.n < s.atLeast && !open {
 		b.refuse(callPos, "() wants at least %d *%s", s.atLeast, s.variadic.name)
+	}
+	if s.valid != nil && len(b.errs) == 0 {
+		if err := s.valid(a, func(name string) bool { return b.known[name] }); err != nil {
+			b.refuse(callPos, "(): %v", err)
+		}
 	}
 	return b.errs
 }
@@ -136,6 +148,7 @@ func (s *signature) bind(argv []argument, open bool, callPos syntax.Position, ba
 type binder struct {
 	s     *signature
 	given []bool
+	known map[string]bool // parameters whose values are known and valid
 	n     int
 	errs  []argError
 }
