@@ -58,10 +58,9 @@ func Load(filename string, src []byte) (*File, error) {
 	// Starlark's own modules are after they load.
 	globals.Freeze()
 	file.globals = globals
-	if err := file.collect(decl); err != nil {
-		return nil, err
-	}
-	if err := file.checkAttrs(f); err != nil {
+	// Declarations and calls are checked together, so all of a file's
+	// mistakes come in one report.
+	if err := errors.Join(file.collect(decl), file.checkAttrs(f)); err != nil {
 		return nil, err
 	}
 	return file, nil

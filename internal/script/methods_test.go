@@ -207,6 +207,21 @@ func TestMethodCallErrorsAllAtOnce(t *testing.T) {
 	}
 }
 
+// TestDeclarationAndCallErrorsAtOnce: a mistake in the file's declarations
+// and one in a call come in the same report.
+func TestDeclarationAndCallErrorsAtOnce(t *testing.T) {
+	src := "server = machine()\ndef test(x):\n  server.wait_for_open_port(99999)\n"
+	_, err := Load("both.star", []byte(src))
+	for _, want := range []string{
+		"both.star:2:1: test takes parameters",
+		"both.star:3:29: wait_for_open_port(): port wants a port number 1..65535, got 99999",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("got %v, want it to contain %q", err, want)
+		}
+	}
+}
+
 // sample is a value of a kind: as a script writes it, and the Go value the
 // implementation receives.
 type sample struct {
