@@ -8,11 +8,13 @@ package script
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
 	"strings"
 
+	"go.starlark.net/resolve"
 	"go.starlark.net/starlark"
 	"go.starlark.net/syntax"
 
@@ -149,11 +151,13 @@ func (file *File) checkAttrs(f *syntax.File) error {
 	var errs []error
 	syntax.Walk(f, func(n syntax.Node) bool {
 		if call, ok := n.(*syntax.CallExpr); ok {
-			if dot, ok := call.Fn.(*syntax.DotExpr); ok {
-				if m := file.machineNamed(dot.X); m != nil {
-					errs = append(errs, checkCall(dot.Name.Name, call)...)
-					errs = append(errs, checkUnit(m, dot.Name.Name, call)...)
+			switch fn := call.Fn.(type) {
+			case *syntax.DotExpr:
+				if m := file.machineNamed(fn.X); m != nil {
+					errs = append(errs, file.checkCall(m, fn, call)...)
 				}
+			case *syntax.Ident:
+				errs = append(errs, file.checkFunctionCall(fn, call)...)
 			}
 			return true
 		}
@@ -163,6 +167,7 @@ func (file *File) checkAttrs(f *syntax.File) error {
 		}
 		m := file.machineNamed(dot.X)
 		if m == nil {
+			errs = append(errs, file.checkAlias(dot)...)
 			return true
 		}
 		if !slices.Contains(methodNames, dot.Name.Name) {
@@ -174,11 +179,54 @@ func (file *File) checkAttrs(f *syntax.File) error {
 	return errors.Join(errs...)
 }
 
+// checkAlias refuses machine.x in a file that does not declare exactly one
+// machine: only then does `machine` stand for one.
+func (file *File) checkAlias(dot *syntax.DotExpr) []error {
+	id, ok := dot.X.(*syntax.Ident)
+	if !ok || id.Name != "machine" || len(file.Specs) == 1 {
+		return nil
+	}
+	if b, ok := id.Binding.(*resolve.Binding); !ok || b.Scope != resolve.Predeclared {
+		return nil
+	}
+	return []error{fmt.Errorf("%s: machine.%s: `machine` stands for the machine only in a file that declares exactly one; this one declares %d",
+		id.NamePos, dot.Name.Name, len(file.Specs))}
+}
+
+// checkCall checks a machine method call before anything runs: its
+// arguments against the method's signature, with the literals unpacked as
+// the call would unpack them, and wait_for_unit's unit against the
+// machine's services.
+func (file *File) checkCall(m *machineValue, dot *syntax.DotExpr, call *syntax.CallExpr) []error {
+	meth, ok := methodByName[dot.Name.Name]
+	if !ok {
+		return nil // a misspelled method: reported with the other attributes
+	}
+	errs := meth.check(call, dot.Name.NamePos, filepath.Dir(file.Name))
+	return append(errs, checkUnit(m, meth.name, call)...)
+}
+
+// checkFunctionCall checks a call of a top-level function (link_fault,
+// retry, ...) as checkCall checks a method call; fn may also name one of
+// the file's own functions, which are not checked here.
+func (file *File) checkFunctionCall(id *syntax.Ident, call *syntax.CallExpr) []error {
+	b, ok := id.Binding.(*resolve.Binding)
+	f := functionByName[id.Name]
+	if !ok || b.Scope != resolve.Predeclared || f == nil {
+		return nil
+	}
+	return f.check(call, id.NamePos, filepath.Dir(file.Name))
+}
+
 // machineNamed returns the machine an expression names: a global holding
-// one, or `machine` in a file that declares exactly one. Nil otherwise.
+// one, or `machine` in a file that declares exactly one. Nil otherwise,
+// also for a function's parameter or local variable of the same name.
 func (file *File) machineNamed(e syntax.Expr) *machineValue {
 	id, ok := e.(*syntax.Ident)
 	if !ok {
+		return nil
+	}
+	if b, ok := id.Binding.(*resolve.Binding); ok && b.Scope != resolve.Global && b.Scope != resolve.Predeclared {
 		return nil
 	}
 	if m := file.machines[id.Name]; m != nil {
@@ -197,10 +245,10 @@ func (file *File) machineNamed(e syntax.Expr) *machineValue {
 // a system target such as "default.target": in fast mode there is nothing
 // else it could wait for.
 func checkUnit(m *machineValue, method string, call *syntax.CallExpr) []error {
-	if method != "wait_for_unit" || len(call.Args) == 0 {
+	if method != "wait_for_unit" {
 		return nil
 	}
-	lit, ok := call.Args[0].(*syntax.Literal)
+	lit, ok := unitArg(call).(*syntax.Literal)
 	if !ok || lit.Token != syntax.STRING {
 		return nil
 	}
@@ -223,6 +271,22 @@ func checkUnit(m *machineValue, method string, call *syntax.CallExpr) []error {
 		hint = " (it declares " + strings.Join(names, ", ") + ")"
 	}
 	return []error{fmt.Errorf("%s: machine %s declares no service %q%s", lit.TokenPos, m.name, name, hint)}
+}
+
+// unitArg is wait_for_unit's first argument, or its unit = keyword.
+func unitArg(call *syntax.CallExpr) syntax.Expr {
+	for i, arg := range call.Args {
+		kw, ok := arg.(*syntax.BinaryExpr)
+		switch {
+		case !ok || kw.Op != syntax.EQ:
+			if i == 0 {
+				return arg
+			}
+		case kw.X.(*syntax.Ident).Name == "unit":
+			return kw.Y
+		}
+	}
+	return nil
 }
 
 // suggest returns a "did you mean" hint for the closest name, if any is close.

@@ -6,106 +6,203 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"go.starlark.net/starlark"
+
+	"github.com/vmlab/vmlab/internal/machine"
+	"github.com/vmlab/vmlab/internal/report"
 )
 
-type builtinFunc = func(*starlark.Thread, *starlark.Builtin, starlark.Tuple, []starlark.Tuple) (starlark.Value, error)
+// The machine methods' parameters: one definition per name, shared by the
+// methods that take it, so a name means one thing everywhere.
+var (
+	pTimeout     = param{"timeout", timeoutKind, starlark.None, func(a *args) any { return &a.timeout }}
+	pCommands    = param{"commands", strKind, nil, func(a *args) any { return &a.commands }}
+	pCommand     = param{"command", strKind, nil, func(a *args) any { return &a.command }}
+	pCheckReturn = param{"check_return", boolKind, starlark.True, func(a *args) any { return &a.checkReturn }}
+	pPath        = param{"path", strKind, nil, func(a *args) any { return &a.path }}
+	pPort        = param{"port", portKind, nil, func(a *args) any { return &a.port }}
+	pAddr        = param{"addr", strKind, starlark.String("localhost"), func(a *args) any { return &a.addr }}
+	pRegex       = param{"regex", strKind, nil, func(a *args) any { return &a.regex }}
+	pUnit        = param{"unit", strKind, nil, func(a *args) any { return &a.unit }}
+	pHostSource  = param{"source", hostPathKind, nil, func(a *args) any { return &a.source }}
+	pGuestSource = param{"source", strKind, nil, func(a *args) any { return &a.source }}
+	pTarget      = param{"target", strKind, nil, func(a *args) any { return &a.target }}
+	pTargetDir   = param{"target_dir", outDirKind, starlark.String(""), func(a *args) any { return &a.targetDir }}
+	pHostPort    = param{"host_port", portKind, nil, func(a *args) any { return &a.hostPort }}
+	pGuestPort   = param{"guest_port", portKind, nil, func(a *args) any { return &a.guestPort }}
+	pSeconds     = param{"seconds", secondsKind, nil, func(a *args) any { return &a.seconds }}
+	pVLANs       = param{"vlans", vlanKind, nil, func(a *args) any { return &a.vlans }}
+)
 
-// methods are the machine methods, named as in the NixOS driver.
-var methods = map[string]builtinFunc{
-	"start":                     simple(func(r *run, m *machineValue) error { return r.boot(m) }),
-	"shutdown":                  simple(func(r *run, m *machineValue) error { return r.machine(m).Shutdown(r.ctx) }),
-	"reboot":                    simple(func(r *run, m *machineValue) error { return r.machine(m).Reboot(r.ctx) }),
-	"crash":                     simple(func(r *run, m *machineValue) error { r.machine(m).Crash(); return nil }),
-	"block":                     blockMethod(true),
-	"unblock":                   blockMethod(false),
-	"succeed":                   succeedMethod(true),
-	"fail":                      succeedMethod(false),
-	"execute":                   executeMethod,
-	"wait_until_succeeds":       waitCommandMethod(true),
-	"wait_until_fails":          waitCommandMethod(false),
-	"wait_for_file":             waitPathMethod("wait_for_file"),
-	"wait_for_open_unix_socket": waitPathMethod("wait_for_open_unix_socket"),
-	"wait_for_open_port":        waitPortMethod(true),
-	"wait_for_closed_port":      waitPortMethod(false),
-	"wait_for_console_text":     waitConsoleMethod,
-	"wait_for_shutdown":         waitShutdownMethod,
-	"wait_for_unit":             waitUnitMethod,
-	"copy_from_host":            copyFromHostMethod,
-	"copy_from_vm":              copyFromVMMethod,
-	"forward_port":              forwardPortMethod,
-	"sleep":                     sleepMethod,
+// method is a machine method: its signature, whether it needs the machine
+// up (machines boot lazily, as in NixOS: the first call that needs one
+// boots it, and the boot is its own event), whether it reports the
+// commands it runs itself (otherwise the call is one timed step of the
+// test's timeline), and what it does with its unpacked arguments.
+type method struct {
+	signature
+	boots   bool
+	reports bool
+	do      func(c *call) (starlark.Value, error)
 }
+
+// call is one call of a method or a top-level function: the thread, the
+// run, the machine, and the arguments, unpacked and checked against the
+// signature.
+type call struct {
+	thread *starlark.Thread
+	r      *run
+	m      *machineValue // nil in a top-level function's call
+	args
+}
+
+// mm is the running machine.
+func (c *call) mm() *machine.Machine { return c.r.machine(c.m) }
+
+// methodTable is every machine method, named as in the NixOS driver. It
+// drives Load's check of calls (checkAttrs), the calls themselves
+// (method.builtin), dir() and the docs (TestMethodsDocumented).
+var methodTable = []*method{
+	{signature: sig("start"), do: func(c *call) (starlark.Value, error) { return none(c.r.boot(c.m)) }},
+	{signature: sig("shutdown"), do: func(c *call) (starlark.Value, error) { return none(c.mm().Shutdown(c.r.ctx)) }},
+	{signature: sig("reboot"), boots: true, do: func(c *call) (starlark.Value, error) { return none(c.mm().Reboot(c.r.ctx)) }},
+	{signature: sig("crash"), do: func(c *call) (starlark.Value, error) { c.mm().Crash(); return starlark.None, nil }},
+	{signature: sig("wait_for_shutdown", pTimeout), do: func(c *call) (starlark.Value, error) {
+		return none(c.mm().WaitForShutdown(c.r.ctx, c.timeout))
+	}},
+	{signature: sig("succeed", pTimeout).rest(pCommands, 1), boots: true, reports: true, do: commands(success)},
+	{signature: sig("fail", pTimeout).rest(pCommands, 1), boots: true, reports: true, do: commands(failure)},
+	{signature: sig("execute", pCommand, pCheckReturn, pTimeout), boots: true, reports: true, do: execute},
+	{signature: sig("wait_until_succeeds", pCommand, pTimeout), boots: true, do: func(c *call) (starlark.Value, error) {
+		return str(c.mm().WaitUntilSucceeds(c.r.ctx, c.command, c.timeout))
+	}},
+	{signature: sig("wait_until_fails", pCommand, pTimeout), boots: true, do: func(c *call) (starlark.Value, error) {
+		return str(c.mm().WaitUntilFails(c.r.ctx, c.command, c.timeout))
+	}},
+	{signature: sig("wait_for_file", pPath, pTimeout), boots: true, do: func(c *call) (starlark.Value, error) {
+		return none(c.mm().WaitForFile(c.r.ctx, c.path, c.timeout))
+	}},
+	{signature: sig("wait_for_open_port", pPort, pAddr, pTimeout), boots: true, do: func(c *call) (starlark.Value, error) {
+		return none(c.mm().WaitForOpenPort(c.r.ctx, c.addr, c.port, c.timeout))
+	}},
+	{signature: sig("wait_for_closed_port", pPort, pAddr, pTimeout), boots: true, do: func(c *call) (starlark.Value, error) {
+		return none(c.mm().WaitForClosedPort(c.r.ctx, c.addr, c.port, c.timeout))
+	}},
+	{signature: sig("wait_for_open_unix_socket", pPath, pTimeout), boots: true, do: func(c *call) (starlark.Value, error) {
+		return none(c.mm().WaitForOpenUnixSocket(c.r.ctx, c.path, c.timeout))
+	}},
+	{signature: sig("wait_for_console_text", pRegex, pTimeout), do: func(c *call) (starlark.Value, error) {
+		return str(c.mm().WaitForConsoleText(c.r.ctx, c.regex, c.timeout))
+	}},
+	{signature: sig("wait_for_unit", pUnit, pTimeout), boots: true, do: func(c *call) (starlark.Value, error) {
+		return none(c.mm().WaitForUnit(c.r.ctx, c.unit, c.timeout))
+	}},
+	{signature: sig("copy_from_host", pHostSource, pTarget), boots: true, do: func(c *call) (starlark.Value, error) {
+		return none(c.mm().CopyFromHost(c.r.ctx, c.source, c.target))
+	}},
+	{signature: sig("copy_from_vm", pGuestSource, pTargetDir), boots: true, do: copyFromVM},
+	{signature: sig("block").rest(pVLANs, 0), do: func(c *call) (starlark.Value, error) {
+		return none(c.r.lab.Block(c.m.name, c.vlans...))
+	}},
+	{signature: sig("unblock").rest(pVLANs, 0), do: func(c *call) (starlark.Value, error) {
+		return none(c.r.lab.Unblock(c.m.name, c.vlans...))
+	}},
+	{signature: sig("forward_port", pHostPort, pGuestPort), do: func(c *call) (starlark.Value, error) {
+		return none(c.mm().ForwardPort(c.r.ctx, c.hostPort, c.guestPort))
+	}},
+	{signature: sig("sleep", pSeconds), do: func(c *call) (starlark.Value, error) {
+		return none(c.mm().Sleep(c.r.ctx, c.seconds))
+	}},
+}
+
+// methodByName indexes methodTable.
+var methodByName = func() map[string]*method {
+	byName := make(map[string]*method, len(methodTable))
+	for _, m := range methodTable {
+		byName[m.name] = m
+	}
+	return byName
+}()
 
 // methodNames lists methods and attributes, sorted, for errors and dir().
 var methodNames = func() []string {
 	names := []string{"name"}
-	for n := range methods {
-		names = append(names, n)
+	for _, m := range methodTable {
+		names = append(names, m.name)
 	}
 	slices.Sort(names)
 	return names
 }()
 
-// noBoot are the methods that do not need the machine up.
-var noBoot = []string{"start", "shutdown", "crash", "block", "unblock", "forward_port", "sleep",
-	"wait_for_shutdown", "wait_for_console_text"}
+func none(err error) (starlark.Value, error) { return starlark.None, err }
 
-// receiver returns the machine a bound method was called on and the run,
-// booting the machine first if the method needs it up (machines start
-// lazily, as in NixOS; the boot is reported as its own event).
-func receiver(thread *starlark.Thread, b *starlark.Builtin) (*run, *machineValue, error) {
-	m := b.Receiver().(*machineValue)
-	r, err := runOf(thread, m.name+"."+b.Name()+"()")
-	if err == nil {
-		err = r.checkConditions(thread)
-	}
-	if err == nil && !slices.Contains(noBoot, b.Name()) {
-		err = r.boot(m)
-	}
-	return r, m, err
-}
+func str(s string, err error) (starlark.Value, error) { return starlark.String(s), err }
 
-func simple(do func(*run, *machineValue) error) builtinFunc {
-	return func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		if err := starlark.UnpackArgs(b.Name(), args, kwargs); err != nil {
+// builtin is the method as Starlark calls it, bound to a machine: the
+// arguments are unpacked and checked first, so a mistake costs no boot;
+// then the polling conditions are checked, the machine boots if the method
+// needs it up, and the call runs.
+func (meth *method) builtin(thread *starlark.Thread, b *starlark.Builtin, argv starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	c := &call{thread: thread, m: b.Receiver().(*machineValue)}
+	r, err := runOf(thread, c.m.name+"."+meth.name+"()")
+	if err != nil {
+		return nil, err
+	}
+	c.r = r
+	if err := meth.unpack(argv, kwargs, filepath.Dir(r.file.Name), &c.args); err != nil {
+		return nil, err
+	}
+	if err := r.checkConditions(thread); err != nil {
+		return nil, err
+	}
+	if meth.boots {
+		if err := r.boot(c.m); err != nil {
 			return nil, err
 		}
-		r, m, err := receiver(thread, b)
-		if err != nil {
-			return nil, err
-		}
-		return starlark.None, do(r, m)
 	}
+	if meth.reports {
+		return meth.do(c)
+	}
+	return meth.timed(c, argv, kwargs)
 }
 
-// succeedMethod is succeed(*commands, timeout=None) and fail(...): run each
+// timed reports a method call (a wait, a copy, a power change) as a step
+// of the test's timeline, with its duration and error, so reports show
+// where the time went. A boot the call needed came before and is reported
+// on its own.
+func (meth *method) timed(c *call, argv starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	start := time.Now()
+	v, err := meth.do(c)
+	ev := report.Event{Kind: report.Command, Test: c.r.test, Path: c.r.pathCopy(), Machine: c.m.name,
+		Command: callText(meth.name, argv, kwargs), Duration: time.Since(start)}
+	if err != nil {
+		ev.Error = err.Error()
+	}
+	c.r.rep.Emit(ev)
+	return v, err
+}
+
+// callText renders a call as the script wrote it: wait_for_unit("web").
+func callText(name string, argv starlark.Tuple, kwargs []starlark.Tuple) string {
+	var parts []string
+	for _, a := range argv {
+		parts = append(parts, a.String())
+	}
+	for _, kv := range kwargs {
+		parts = append(parts, fmt.Sprintf("%s = %s", kv[0].(starlark.String).GoString(), kv[1].String()))
+	}
+	return name + "(" + strings.Join(parts, ", ") + ")"
+}
+
+// commands is succeed(*commands, timeout=None) and fail(...): run each
 // command, fail on the wrong exit status, return the outputs joined.
-func succeedMethod(wantSuccess bool) builtinFunc {
-	return func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		var timeout duration
-		if err := starlark.UnpackArgs(b.Name(), nil, kwargs, "timeout?", &timeout); err != nil {
-			return nil, err
-		}
-		if len(args) == 0 {
-			return nil, fmt.Errorf("%s: want at least one command", b.Name())
-		}
-		r, m, err := receiver(thread, b)
-		if err != nil {
-			return nil, err
-		}
+func commands(want expect) func(c *call) (starlark.Value, error) {
+	return func(c *call) (starlark.Value, error) {
 		var out strings.Builder
-		for i, a := range args {
-			cmd, ok := starlark.AsString(a)
-			if !ok {
-				return nil, fmt.Errorf("%s: command %d: got %s, want a string", b.Name(), i+1, a.Type())
-			}
-			want := failure
-			if wantSuccess {
-				want = success
-			}
-			res, err := r.command(m, cmd, timeout.d, want)
+		for _, cmd := range c.commands {
+			res, err := c.r.command(c.m, cmd, c.timeout, want)
 			if err != nil {
 				return nil, err
 			}
@@ -115,215 +212,32 @@ func succeedMethod(wantSuccess bool) builtinFunc {
 	}
 }
 
-// executeMethod is execute(command, check_return=True, timeout=None): the
-// exit status and output, as a tuple.
-func executeMethod(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var cmd string
-	var timeout duration
-	checkReturn := true
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "command", &cmd, "check_return?", &checkReturn, "timeout?", &timeout); err != nil {
-		return nil, err
-	}
-	r, m, err := receiver(thread, b)
-	if err != nil {
-		return nil, err
-	}
-	res, err := r.command(m, cmd, timeout.d, anyStatus)
+// execute is execute(command, check_return=True, timeout=None): the exit
+// status and output, as a tuple.
+func execute(c *call) (starlark.Value, error) {
+	res, err := c.r.command(c.m, c.command, c.timeout, anyStatus)
 	if err != nil {
 		return nil, err
 	}
 	status := starlark.Value(starlark.MakeInt(res.Status))
-	if !checkReturn {
+	if !c.checkReturn {
 		status = starlark.None
 	}
 	return starlark.Tuple{status, starlark.String(res.Stdout)}, nil
 }
 
-func waitCommandMethod(success bool) builtinFunc {
-	return func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		var cmd string
-		var timeout duration
-		if err := starlark.UnpackArgs(b.Name(), args, kwargs, "command", &cmd, "timeout?", &timeout); err != nil {
-			return nil, err
-		}
-		r, m, err := receiver(thread, b)
-		if err != nil {
-			return nil, err
-		}
-		mm := r.machine(m)
-		var out string
-		if success {
-			out, err = mm.WaitUntilSucceeds(r.ctx, cmd, timeout.d)
-		} else {
-			out, err = mm.WaitUntilFails(r.ctx, cmd, timeout.d)
-		}
-		return starlark.String(out), err
-	}
-}
-
-func waitPathMethod(name string) builtinFunc {
-	return func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		var path string
-		var timeout duration
-		if err := starlark.UnpackArgs(b.Name(), args, kwargs, "path", &path, "timeout?", &timeout); err != nil {
-			return nil, err
-		}
-		r, m, err := receiver(thread, b)
-		if err != nil {
-			return nil, err
-		}
-		if name == "wait_for_file" {
-			return starlark.None, r.machine(m).WaitForFile(r.ctx, path, timeout.d)
-		}
-		return starlark.None, r.machine(m).WaitForOpenUnixSocket(r.ctx, path, timeout.d)
-	}
-}
-
-func waitPortMethod(open bool) builtinFunc {
-	return func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		var port int
-		addr := "localhost"
-		var timeout duration
-		if err := starlark.UnpackArgs(b.Name(), args, kwargs, "port", &port, "addr?", &addr, "timeout?", &timeout); err != nil {
-			return nil, err
-		}
-		r, m, err := receiver(thread, b)
-		if err != nil {
-			return nil, err
-		}
-		if open {
-			return starlark.None, r.machine(m).WaitForOpenPort(r.ctx, addr, port, timeout.d)
-		}
-		return starlark.None, r.machine(m).WaitForClosedPort(r.ctx, addr, port, timeout.d)
-	}
-}
-
-func waitConsoleMethod(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var regex string
-	var timeout duration
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "regex", &regex, "timeout?", &timeout); err != nil {
-		return nil, err
-	}
-	r, m, err := receiver(thread, b)
+// copyFromVM is copy_from_vm(source, target_dir=""): as in NixOS the copy
+// lands in the test's output directory, under target_dir.
+func copyFromVM(c *call) (starlark.Value, error) {
+	target, dst, err := copyTarget(c.r.out, c.targetDir, c.source)
 	if err != nil {
 		return nil, err
 	}
-	line, err := r.machine(m).WaitForConsoleText(r.ctx, regex, timeout.d)
-	return starlark.String(line), err
-}
-
-func waitShutdownMethod(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var timeout duration
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "timeout?", &timeout); err != nil {
+	if err := os.MkdirAll(target, 0o700); err != nil {
 		return nil, err
 	}
-	r, m, err := receiver(thread, b)
-	if err != nil {
-		return nil, err
-	}
-	return starlark.None, r.machine(m).WaitForShutdown(r.ctx, timeout.d)
-}
-
-// waitUnitMethod is wait_for_unit(name, timeout=None): the declared service
-// is ready; it fails at once when the service exited for good.
-func waitUnitMethod(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var unit string
-	var timeout duration
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "unit", &unit, "timeout?", &timeout); err != nil {
-		return nil, err
-	}
-	r, m, err := receiver(thread, b)
-	if err != nil {
-		return nil, err
-	}
-	return starlark.None, r.machine(m).WaitForUnit(r.ctx, unit, timeout.d)
-}
-
-func copyFromHostMethod(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var src, dst string
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "source", &src, "target", &dst); err != nil {
-		return nil, err
-	}
-	r, m, err := receiver(thread, b)
-	if err != nil {
-		return nil, err
-	}
-	if !filepath.IsAbs(src) {
-		src = filepath.Join(filepath.Dir(r.file.Name), src)
-	}
-	return starlark.None, r.machine(m).CopyFromHost(r.ctx, src, dst)
-}
-
-// copyFromVMMethod is copy_from_vm(source, target_dir=""): as in NixOS the
-// copy lands in the test's output directory, under target_dir.
-func copyFromVMMethod(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var src, dir string
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "source", &src, "target_dir?", &dir); err != nil {
-		return nil, err
-	}
-	r, m, err := receiver(thread, b)
-	if err != nil {
-		return nil, err
-	}
-	target, dst, err := copyTarget(r.out, dir, src)
-	if err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(target, 0o755); err != nil {
-		return nil, err
-	}
-	if err := r.machine(m).CopyFromMachine(r.ctx, src, dst); err != nil {
+	if err := c.mm().CopyFromMachine(c.r.ctx, c.source, dst); err != nil {
 		return nil, err
 	}
 	return starlark.String(dst), nil
-}
-
-func forwardPortMethod(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var hostPort, guestPort int
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "host_port", &hostPort, "guest_port", &guestPort); err != nil {
-		return nil, err
-	}
-	r, m, err := receiver(thread, b)
-	if err != nil {
-		return nil, err
-	}
-	return starlark.None, r.machine(m).ForwardPort(r.ctx, hostPort, guestPort)
-}
-
-func sleepMethod(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var d duration
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "seconds", &d); err != nil {
-		return nil, err
-	}
-	r, m, err := receiver(thread, b)
-	if err != nil {
-		return nil, err
-	}
-	return starlark.None, r.machine(m).Sleep(r.ctx, d.d)
-}
-
-// blockMethod is block(*vlans) and unblock(*vlans): all the machine's VLANs
-// when none are named.
-func blockMethod(block bool) builtinFunc {
-	return func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		if len(kwargs) > 0 {
-			return nil, fmt.Errorf("%s: takes VLAN numbers only", b.Name())
-		}
-		var vlans []int
-		for _, a := range args {
-			v, err := starlark.AsInt32(a)
-			if err != nil {
-				return nil, fmt.Errorf("%s: got %s, want a VLAN number", b.Name(), a.Type())
-			}
-			vlans = append(vlans, v)
-		}
-		r, m, err := receiver(thread, b)
-		if err != nil {
-			return nil, err
-		}
-		if block {
-			return starlark.None, r.lab.Block(m.name, vlans...)
-		}
-		return starlark.None, r.lab.Unblock(m.name, vlans...)
-	}
 }

@@ -194,32 +194,6 @@ func (r *run) boot(m *machineValue) error {
 	return mm.Start(r.ctx)
 }
 
-// duration unpacks a timeout: a number of seconds or a string like "30s".
-type duration struct{ d time.Duration }
-
-func (d *duration) Unpack(v starlark.Value) error {
-	switch v := v.(type) {
-	case starlark.Int, starlark.Float:
-		f, _ := starlark.AsFloat(v)
-		if f < 0 {
-			return fmt.Errorf("got %v, want a duration of 0 or more", v)
-		}
-		d.d = time.Duration(f * float64(time.Second))
-		return nil
-	case starlark.String:
-		parsed, err := time.ParseDuration(string(v))
-		if err != nil {
-			return fmt.Errorf("got %q, want a duration such as \"30s\" or a number of seconds", string(v))
-		}
-		d.d = parsed
-		return nil
-	case starlark.NoneType:
-		d.d = 0
-		return nil
-	}
-	return fmt.Errorf("got %s, want a duration such as \"30s\" or a number of seconds", v.Type())
-}
-
 // expect says which exit statuses a command may end with.
 type expect int
 

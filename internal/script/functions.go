@@ -1,0 +1,159 @@
+package script
+
+import (
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"go.starlark.net/starlark"
+
+	"github.com/vmlab/vmlab/internal/report"
+	"github.com/vmlab/vmlab/internal/vnet"
+)
+
+// The top-level functions' parameters.
+var (
+	fName      = param{"name", strKind, nil, func(a *args) any { return &a.name }}
+	fFn        = param{"fn", callableKind, nil, func(a *args) any { return &a.fn }}
+	fMessage   = param{"message", strKind, nil, func(a *args) any { return &a.message }}
+	fTimeout   = param{"timeout", secondsKind, starlark.MakeInt(900), func(a *args) any { return &a.timeout }}
+	fCondition = param{"condition", callableKind, nil, func(a *args) any { return &a.condition }}
+	fBody      = param{"body", callableKind, nil, func(a *args) any { return &a.body }}
+	fInterval  = param{"interval", secondsKind, starlark.MakeInt(0), func(a *args) any { return &a.interval }}
+	fGroups    = param{"groups", groupKind, nil, func(a *args) any { return &a.groups }}
+	// `from` is a keyword in Starlark (link_fault(from = a) would not
+	// parse), so link_fault's ends are sender and receiver.
+	fSender     = param{"sender", machineKind, nil, func(a *args) any { return &a.sender }}
+	fReceiver   = param{"receiver", machineKind, nil, func(a *args) any { return &a.receiver }}
+	fAnyVLAN    = param{"vlan", faultVLANKind, starlark.MakeInt(0), func(a *args) any { return &a.vlan }}
+	fVLAN       = param{"vlan", vlanKind, nil, func(a *args) any { return &a.vlan }}
+	faultParams = []param{
+		{"delay", secondsKind, starlark.MakeInt(0), func(a *args) any { return &a.delay }},
+		{"jitter", secondsKind, starlark.MakeInt(0), func(a *args) any { return &a.jitter }},
+		{"loss", probKind, starlark.MakeInt(0), func(a *args) any { return &a.loss }},
+		{"duplicate", probKind, starlark.MakeInt(0), func(a *args) any { return &a.duplicate }},
+		{"reorder", probKind, starlark.MakeInt(0), func(a *args) any { return &a.reorder }},
+		{"rate", rateKind, starlark.MakeInt(0), func(a *args) any { return &a.rate }},
+	}
+)
+
+// function is a function a test calls (start_all, subtest, link_fault,
+// ...): its signature and what it does with the unpacked arguments.
+// machine() and service() declare rather than act; they are machine.go's.
+type function struct {
+	signature
+	do func(c *call) (starlark.Value, error)
+}
+
+// functionTable is every function a test calls. Like methodTable it drives
+// Load's check of calls (checkAttrs), the calls themselves and the docs
+// (TestFunctionsDocumented).
+var functionTable = []*function{
+	{sig("start_all"), func(c *call) (starlark.Value, error) { return none(c.r.each(c.r.boot)) }},
+	{sig("join_all"), func(c *call) (starlark.Value, error) {
+		return none(c.r.each(func(m *machineValue) error { return c.r.machine(m).WaitForShutdown(c.r.ctx, 0) }))
+	}},
+	{sig("subtest", fName, fFn), subtest},
+	{sig("retry", fFn, fTimeout), retry},
+	{sig("polling_condition", fCondition, fBody, fInterval), pollingCondition},
+	{sig("log", fMessage), func(c *call) (starlark.Value, error) { c.r.log("", c.message); return starlark.None, nil }},
+	{sig("partition").rest(fGroups, 0), func(c *call) (starlark.Value, error) { return none(c.r.lab.Partition(c.groups...)) }},
+	{sig("heal"), func(c *call) (starlark.Value, error) { c.r.lab.Heal(); return starlark.None, nil }},
+	{faultSig("link_fault", fSender, fReceiver, fAnyVLAN), func(c *call) (starlark.Value, error) {
+		return none(c.r.lab.SetLinkFault(c.sender.name, c.receiver.name, c.vlan, c.fault()))
+	}},
+	{faultSig("vlan_fault", fVLAN), func(c *call) (starlark.Value, error) {
+		return none(c.r.lab.SetVLANFault(c.vlan, c.fault()))
+	}},
+}
+
+// faultSig is the signature of a function that sets a link fault: its own
+// parameters, then the fault's. The fault is checked whole (jitter at most
+// the delay) once delay and jitter are known.
+func faultSig(name string, own ...param) signature {
+	s := sig(name, append(own, faultParams...)...)
+	s.valid = func(a *args, known func(string) bool) error {
+		if !known("delay") || !known("jitter") {
+			return nil
+		}
+		return a.fault().Validate()
+	}
+	return s
+}
+
+// builtin is the function as Starlark calls it: only inside a test, with
+// its arguments unpacked and checked.
+func (fn *function) builtin(thread *starlark.Thread, _ *starlark.Builtin, argv starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	r, err := runOf(thread, fn.name+"()")
+	if err != nil {
+		return nil, err
+	}
+	c := &call{r: r, thread: thread}
+	if err := fn.unpack(argv, kwargs, filepath.Dir(r.file.Name), &c.args); err != nil {
+		return nil, err
+	}
+	return fn.do(c)
+}
+
+// fault is the link fault that link_fault's and vlan_fault's arguments
+// describe; no arguments describe none, which clears the fault.
+func (a *args) fault() vnet.Fault {
+	return vnet.Fault{Delay: a.delay, Jitter: a.jitter, Loss: a.loss, Duplicate: a.duplicate,
+		Reorder: a.reorder, Rate: int64(a.rate)}
+}
+
+// subtest(name, fn) runs fn as a named step of the test (Starlark has no
+// `with`; NixOS's `with subtest("x"):` becomes subtest("x", fn)).
+func subtest(c *call) (starlark.Value, error) {
+	r := c.r
+	r.path = append(r.path, c.name)
+	path := r.pathCopy()
+	r.rep.Emit(report.Event{Kind: report.SubtestStart, Test: r.test, Path: path})
+	start := time.Now()
+	v, err := starlark.Call(c.thread, c.fn, nil, nil)
+	end := report.Event{Kind: report.SubtestEnd, Test: r.test, Path: path, Passed: err == nil, Duration: time.Since(start)}
+	if err != nil {
+		end.Error, end.Where = splitError(err)
+	}
+	r.rep.Emit(end)
+	r.path = r.path[:len(r.path)-1]
+	return v, err
+}
+
+// retry(fn, timeout=900) calls fn(last_try) until it returns True.
+func retry(c *call) (starlark.Value, error) {
+	deadline := time.Now().Add(c.timeout)
+	for {
+		last := time.Now().After(deadline)
+		v, err := starlark.Call(c.thread, c.fn, starlark.Tuple{starlark.Bool(last)}, nil)
+		if err != nil {
+			return nil, err
+		}
+		if v.Truth() {
+			return starlark.None, nil
+		}
+		if last {
+			return nil, fmt.Errorf("retry: %s did not return True within %v", c.fn.Name(), c.timeout)
+		}
+		// retry's contract is to call fn again after a pause; 100 ms keeps
+		// it responsive without spinning.
+		select {
+		case <-time.After(100 * time.Millisecond):
+		case <-c.r.ctx.Done():
+			return nil, c.r.ctx.Err()
+		}
+	}
+}
+
+// polling_condition(condition, body, interval=0): run body() while
+// condition() must hold; it is checked before every machine call body
+// makes, at most once per interval (NixOS's `with polling_condition:`).
+func pollingCondition(c *call) (starlark.Value, error) {
+	r := c.r
+	r.conditions = append(r.conditions, &condition{fn: c.condition, interval: c.interval})
+	defer func() { r.conditions = r.conditions[:len(r.conditions)-1] }()
+	if err := r.checkConditions(c.thread); err != nil {
+		return nil, err
+	}
+	return starlark.Call(c.thread, c.body, nil, nil)
+}
