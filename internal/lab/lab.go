@@ -59,7 +59,7 @@ func New(boot *machine.Boot, dir string, specs []Spec, logf func(string, ...any)
 	if err := Validate(specs); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil { // private: consoles and captures
 		return nil, fmt.Errorf("create lab: %w", err)
 	}
 	l := &Lab{dir: dir, machines: make(map[string]*machine.Machine),

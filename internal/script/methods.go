@@ -269,7 +269,7 @@ func copyFromVMMethod(thread *starlark.Thread, b *starlark.Builtin, args starlar
 		return nil, fmt.Errorf("copy_from_vm: target_dir %q must be relative to the test's output directory", dir)
 	}
 	target := filepath.Join(r.out, "files", dir)
-	if err := os.MkdirAll(target, 0o755); err != nil {
+	if err := os.MkdirAll(target, 0o700); err != nil {
 		return nil, err
 	}
 	dst := filepath.Join(target, filepath.Base(src))
