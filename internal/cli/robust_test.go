@@ -3,12 +3,16 @@ package cli
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vmlab/vmlab/internal/vmtest"
 )
 
 func TestRunExit(t *testing.T) {
@@ -97,4 +101,66 @@ func TestLoadInterrupted(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRunMachineDiesInSetup: a guest that dies while its machine is set up
+// fails its test with the console tail; the test running beside it (-j 2)
+// keeps its result, the reports are written, and everything in the output
+// directory is private to its owner. Before: a nil-pointer panic, exit 2,
+// no report.html or junit.xml, the passing test lost.
+func TestRunMachineDiesInSetup(t *testing.T) {
+	t.Setenv("VMLAB_AGENT", vmtest.Agent(t))
+	out := filepath.Join(t.TempDir(), "out") // vmlab creates it
+	code, stdout, stderr := run("run", "-j", "2", "-out", out, "testdata/setupdies.star", "testdata/pass.star")
+	if code != exitFail {
+		t.Errorf("got exit %d, want 1 (a test failed)\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	for _, want := range []string{"PASS pass.test_hostname", "FAIL setupdies.test_dies", "set up the machine", "sysrq", "1 passed, 1 failed"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("terminal report lacks %q:\n%s", want, stdout)
+		}
+	}
+	junit, err := os.ReadFile(filepath.Join(out, "junit.xml"))
+	if err != nil || !strings.Contains(string(junit), `name="pass.test_hostname"`) || !strings.Contains(string(junit), "sysrq") {
+		t.Errorf("junit.xml: %v, want both tests and the failure's console:\n%s", err, junit)
+	}
+	if _, err := os.Stat(filepath.Join(out, "report.html")); err != nil {
+		t.Error(err)
+	}
+	checkPrivate(t, out)
+}
+
+// checkPrivate fails the test for any directory under root (root too) that
+// is not 0700 and any file that is not 0600.
+func checkPrivate(t *testing.T, root string) {
+	t.Helper()
+	var files int
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		want := fs.FileMode(0o600)
+		if d.IsDir() {
+			want = 0o700
+		} else {
+			files++
+		}
+		if got := info.Mode().Perm(); got != want {
+			t.Errorf("%s: mode %v, want %v", path, got, want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"events.jsonl", "junit.xml", "report.html", "setupdies.test_dies/vlan1.pcap", "setupdies.test_dies/vm/console.log"} {
+		if _, err := os.Stat(filepath.Join(root, f)); err != nil {
+			t.Errorf("checked no %s: %v", f, err)
+		}
+	}
+	t.Logf("%d files under %s, all private", files, root)
 }
