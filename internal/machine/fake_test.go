@@ -26,6 +26,10 @@ import (
 
 const fakeEnv = "VMLAB_FAKE_QEMU"
 
+// floodLines is what the flood mode prints: ~900 KB, 14 times a pipe's
+// 64 KiB, so a console reader that blocks stalls the guest.
+const floodLines = 20000
+
 func init() {
 	if mode := os.Getenv(fakeEnv); mode != "" {
 		os.Exit(fakeQEMU(mode, os.Args[1:]))
@@ -40,6 +44,7 @@ func init() {
 //	exit     print an error on stderr and exit 1 before connecting
 //	panic    print a kernel panic on the console and exit
 //	badqmp   answer QMP with garbage, and live on
+//	flood    print floodLines console lines and exit
 //	setupdie say hello, then die (a kernel panic) at the first request:
 //	         a guest that dies while the machine is set up
 func fakeQEMU(mode string, args []string) int {
@@ -95,6 +100,13 @@ func fakeQEMU(mode string, args []string) int {
 		return 0
 	case "panic":
 		fmt.Println("[    1.234] Kernel panic - not syncing: VFS: Unable to mount root fs")
+		return 0
+	case "flood":
+		w := bufio.NewWriter(os.Stdout)
+		for i := range floodLines {
+			fmt.Fprintf(w, "[    1.234] console line %d of a chatty guest\n", i)
+		}
+		w.Flush()
 		return 0
 	}
 	return 0
