@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vmlab/vmlab/internal/machine"
+	"github.com/vmlab/vmlab/internal/report"
 )
 
 // runExec boots one machine, runs a command, streams its output and exits
@@ -28,7 +29,11 @@ func runExec(ctx context.Context, e *env, args []string) int {
 	}
 	cfg := machine.Config{Name: *name, Boot: boot, MemoryMiB: bf.memory, CPUs: bf.cpus}
 	if *verbose {
-		cfg.OnConsole = func(l machine.Line) { fmt.Fprintf(e.stderr, "%s: %s\n", *name, l.Text) }
+		// A queue in front of stderr: a paused terminal must not stall
+		// the guest's console.
+		q := report.NewQueue(func(ev report.Event) { fmt.Fprintf(e.stderr, "%s: %s\n", *name, ev.Text) }, report.ConsoleQueueSize)
+		defer q.Close() // after m.Close below: the machine's last lines are in
+		cfg.OnConsole = func(l machine.Line) { q.Emit(report.Event{Kind: report.Console, Text: l.Text}) }
 		cfg.Logf = func(format string, args ...any) { e.errorf(format, args...) }
 	}
 	m, err := machine.New(cfg)

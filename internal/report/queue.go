@@ -102,6 +102,6 @@ func (q *Queue) notices() {
 	})
 	for _, k := range keys {
 		q.emit(Event{Kind: Log, Test: k.test, Machine: k.machine,
-			Text: fmt.Sprintf("%d console lines dropped from the reports: they came faster than the output took them (console.log keeps them all)", dropped[k])})
+			Text: fmt.Sprintf("%d console lines dropped: they came faster than the output took them (the machine's console.log keeps them all)", dropped[k])})
 	}
 }

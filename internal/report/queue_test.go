@@ -84,7 +84,7 @@ func TestQueueNeverBlocks(t *testing.T) {
 
 	// The writer held TestStart when the lines came: the queue took the
 	// first size lines and dropped the rest.
-	notice := fmt.Sprintf("%d console lines dropped from the reports", lines-size)
+	notice := fmt.Sprintf("%d console lines dropped:", lines-size)
 	for name, out := range map[string]string{"terminal": term.String(), "json": jsonOut.String()} {
 		if !strings.Contains(out, notice) {
 			t.Errorf("%s output lacks %q:\n%s", name, notice, out)
