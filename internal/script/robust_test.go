@@ -131,3 +131,23 @@ func TestPanicIsAFailure(t *testing.T) {
 		t.Errorf("the test after the panic: %v", err)
 	}
 }
+
+// TestPanicOnABootGoroutine: a panic on a goroutine start_all starts (one
+// per machine) is that test's failure too, not the end of the run.
+func TestPanicOnABootGoroutine(t *testing.T) {
+	file, err := Load("each.star", []byte("a = machine()\nb = machine()\ndef test():\n    pass\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &run{file: file}
+	err = r.each(func(m *machineValue) error {
+		if m.name == "b" {
+			panic("boom in " + m.name)
+		}
+		return nil
+	})
+	var internal *InternalError
+	if !errors.As(err, &internal) || internal.Value != "boom in b" || !strings.Contains(string(internal.Stack), "robust_test.go") {
+		t.Errorf("got %v, want an *InternalError with the panic and its stack", err)
+	}
+}

@@ -112,12 +112,17 @@ func (e *InternalError) Error() string {
 // runRecovered is runTest with a panic turned into an *InternalError.
 // runTest's deferred steps (stopping the machines) have run by then.
 func (file *File) runRecovered(ctx context.Context, fn *starlark.Function, test string, boot *machine.Boot, outDir string, rep Emitter) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = &InternalError{Value: v, Stack: debug.Stack()}
-		}
-	}()
+	defer recoverInto(&err)
 	return file.runTest(ctx, fn, test, boot, outDir, rep)
+}
+
+// recoverInto, deferred, turns a panic into an *InternalError in *err. The
+// goroutines a builtin starts (start_all's boots) defer it too: a panic
+// there would end the whole run, not just the test.
+func recoverInto(err *error) {
+	if v := recover(); v != nil {
+		*err = &InternalError{Value: v, Stack: debug.Stack()}
+	}
 }
 
 // consoleEvents is a machine's OnConsole: each line becomes a Console event
@@ -196,10 +201,16 @@ func splitError(err error) (msg, where string) {
 	var evalErr *starlark.EvalError
 	var internal *InternalError
 	switch {
+	case errors.As(err, &internal):
+		// The script's line (when a builtin's goroutine panicked), then
+		// where in vmlab.
+		where := string(internal.Stack)
+		if errors.As(err, &evalErr) {
+			where = backtrace(evalErr) + "\n\n" + where
+		}
+		return internal.Error(), where
 	case errors.As(err, &evalErr):
 		return evalErr.Msg, backtrace(evalErr)
-	case errors.As(err, &internal):
-		return internal.Error(), string(internal.Stack)
 	}
 	return err.Error(), ""
 }
