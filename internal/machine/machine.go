@@ -48,7 +48,9 @@ type Config struct {
 	// told through Logf. It is called on the booting goroutine.
 	OnBoot func(BootNote)
 	// OnConsole receives each console line as it arrives; nil: none. It is
-	// called from the console's reading goroutine and must not block.
+	// called from the console's reading goroutine and must not block: a
+	// blocked reader stalls the guest's serial console, and so the guest.
+	// Hand lines to a queue with its own writer (report.Queue).
 	OnConsole func(Line)
 	// ExtraArgs are appended to QEMU's command line.
 	ExtraArgs []string
