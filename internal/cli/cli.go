@@ -11,17 +11,61 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/vmlab/vmlab/internal/machine"
 )
 
-// Exit codes.
+// Exit codes (docs/cli.md). A signal that stops a run exits 128 + its
+// number, as a shell reports it: 130 for SIGINT, 143 for SIGTERM.
 const (
-	exitOK    = 0
-	exitFail  = 1 // a command or test failed
-	exitUsage = 2 // bad usage or bad input
+	exitOK       = 0
+	exitFail     = 1 // a command or test failed
+	exitUsage    = 2 // bad usage or bad input
+	exitInternal = 3 // vmlab failed: a panic, or it could not run, report or clean up
 )
+
+// interrupted is the cause of the run's context when a signal stopped it.
+type interrupted struct{ sig os.Signal }
+
+func (e *interrupted) Error() string { return "interrupted by " + e.sig.String() }
+
+// interruptedCode is the exit code of a run ctx's signal stopped: 128 + the
+// signal's number.
+func interruptedCode(ctx context.Context) int {
+	var in *interrupted
+	if errors.As(context.Cause(ctx), &in) {
+		if sig, ok := in.sig.(syscall.Signal); ok {
+			return 128 + int(sig)
+		}
+	}
+	return 128 + int(syscall.SIGINT)
+}
+
+// signalContext returns a context that SIGINT and SIGTERM cancel with an
+// *interrupted cause, and the function that stops listening (later signals
+// then have their default effect again) and waits for its goroutine.
+func signalContext() (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		select {
+		case sig := <-sigs:
+			cancel(&interrupted{sig})
+		case <-stop:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		close(stop)
+		<-done
+		cancel(nil)
+	}
+}
 
 type command struct {
 	name, summary string
@@ -48,11 +92,18 @@ func (e *env) errorf(format string, args ...any) {
 
 // Main runs the command line args and returns the exit code. SIGINT and
 // SIGTERM cancel the run: machines are stopped and temporary files removed
-// before it returns.
-func Main(args []string, stdout, stderr io.Writer) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+// before it returns. A panic on Main's goroutine is exitInternal with its
+// stack on stderr.
+func Main(args []string, stdout, stderr io.Writer) (code int) {
+	ctx, stop := signalContext()
 	defer stop()
 	e := &env{stdout: stdout, stderr: stderr}
+	defer func() {
+		if v := recover(); v != nil {
+			e.errorf("internal error (please report it with this stack): panic: %v\n%s", v, debug.Stack())
+			code = exitInternal
+		}
+	}()
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		usage(stderr)
 		if len(args) == 0 {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vmlab/vmlab/internal/machine"
+	"github.com/vmlab/vmlab/internal/report"
 	"github.com/vmlab/vmlab/internal/spec"
 )
 
@@ -32,7 +33,11 @@ func runExec(ctx context.Context, e *env, args []string) int {
 	}
 	cfg := machine.Config{Machine: decl, Boot: boot}
 	if ef.verbose {
-		cfg.OnConsole = func(l machine.Line) { fmt.Fprintf(e.stderr, "%s: %s\n", ef.name, l.Text) }
+		// A queue in front of stderr: a paused terminal must not stall
+		// the guest's console.
+		q := report.NewQueue(func(ev report.Event) { fmt.Fprintf(e.stderr, "%s: %s\n", ef.name, ev.Text) }, report.ConsoleQueueSize)
+		defer q.Close() // after m.Close below: the machine's last lines are in
+		cfg.OnConsole = func(l machine.Line) { q.Emit(report.Event{Kind: report.Console, Text: l.Text}) }
 		cfg.Logf = func(format string, args ...any) { e.errorf(format, args...) }
 	}
 	m, err := machine.New(cfg)

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,13 +15,15 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/vmlab/vmlab/internal/machine"
 	"github.com/vmlab/vmlab/internal/report"
 	"github.com/vmlab/vmlab/internal/script"
 )
 
 // runRun is `vmlab run FILES...`: check every file, then run the selected
-// tests, each on a fresh set of machines. Exit 0 when all pass, 1 when any
-// fails, 2 on bad usage or a bad file (reported before any VM boots).
+// tests, each on a fresh set of machines. Exit codes (docs/cli.md): 0 when
+// all pass, 1 when any fails, 2 on bad usage or a bad file (reported before
+// any VM boots), 3 on an internal error, 128+N when signal N stopped it.
 func runRun(ctx context.Context, e *env, args []string) int {
 	fs := newFlagSet(e, "run", "FILE.star...")
 	var bf bootFlags
@@ -32,7 +35,7 @@ func runRun(ctx context.Context, e *env, args []string) int {
 	keep := fs.Bool("keep", false, "keep the output directory even when all tests pass")
 	junit := fs.String("junit", "", "also write a JUnit XML report to `file`")
 	jsonEvents := fs.Bool("json", false, "print the events as JSON lines on stdout instead of the terminal report")
-	timeout := fs.Duration("timeout", 0, "fail a test that runs longer than this (default: 30m, 6m under KVM)")
+	timeout := fs.Duration("timeout", 0, "fail a test that runs longer than this, and a file whose top level does (default: 30m, 6m under KVM; 1m for a file's top level)")
 	parallel := fs.Int("j", 0, "run this many tests at once (default: what cores and memory allow: under TCG each booting machine wants a core, and each its memory)")
 	if ok, code := parse(fs, args, func() bool { return fs.NArg() > 0 }); !ok {
 		return code
@@ -42,28 +45,18 @@ func runRun(ctx context.Context, e *env, args []string) int {
 		e.errorf("%v", err)
 		return exitUsage
 	}
-	files, err := loadAll(paths)
+	files, err := loadAll(ctx, paths, cmp.Or(*timeout, defaultLoadTimeout))
+	if ctx.Err() != nil {
+		e.errorf("%v", context.Cause(ctx))
+		return interruptedCode(ctx)
+	}
 	if err != nil {
 		e.errorf("%v", err)
 		return exitUsage
 	}
-	type job struct {
-		file *script.File
-		test string
-	}
-	var jobs []job
-	for _, f := range files {
-		tests, err := f.Select(*pattern)
-		if err != nil {
-			e.errorf("%v", err)
-			return exitUsage
-		}
-		for _, t := range tests {
-			jobs = append(jobs, job{f, t})
-		}
-	}
-	if len(jobs) == 0 {
-		e.errorf("no test matches -run %q", *pattern)
+	jobs, err := selectJobs(files, *pattern)
+	if err != nil {
+		e.errorf("%v", err)
 		return exitUsage
 	}
 	if *list {
@@ -75,17 +68,17 @@ func runRun(ctx context.Context, e *env, args []string) int {
 	boot, err := bf.prepare(e)
 	if err != nil {
 		e.errorf("%v", err)
-		return exitFail
+		return exitInternal
 	}
 	dir, removeDir, err := outputDir(*out)
 	if err != nil {
 		e.errorf("%v", err)
-		return exitFail
+		return exitInternal
 	}
 	rep, closeEvents, err := reporter(e, dir, *junit, *jsonEvents, *verbose)
 	if err != nil {
 		e.errorf("%v", err)
-		return exitFail
+		return exitInternal
 	}
 	if *timeout == 0 {
 		*timeout = 6 * time.Minute * time.Duration(boot.Accel.TimeoutScale())
@@ -93,18 +86,80 @@ func runRun(ctx context.Context, e *env, args []string) int {
 	if *parallel <= 0 {
 		*parallel = defaultJobs(files, bf.memory)
 	}
-	var failed atomic.Int32
+	res := runJobs(ctx, jobs, *parallel, *timeout, boot, dir, rep)
+	reportErr := errors.Join(rep.Close(), closeEvents())
+	if reportErr != nil {
+		e.errorf("write reports: %v", reportErr)
+	}
+	code := runExit(ctx, res, reportErr)
+	switch {
+	case ctx.Err() != nil:
+		e.errorf("%v; reports so far are in %s", context.Cause(ctx), dir)
+	case code == exitOK && !*keep && removeDir:
+		os.RemoveAll(dir)
+	default:
+		fmt.Fprintf(e.stderr, "vmlab: report in %s (console logs, captures, junit.xml and events.jsonl beside it)\n", filepath.Join(dir, "report.html"))
+	}
+	if res.internal > 0 {
+		e.errorf("%d of the tests failed on an internal error in vmlab (a panic): its stack is in the reports", res.internal)
+	}
+	return code
+}
+
+// defaultLoadTimeout bounds a file's top level when -timeout is not given:
+// it only declares machines (the examples load in milliseconds), so a
+// minute is an endless loop.
+const defaultLoadTimeout = time.Minute
+
+// job is one test of one file.
+type job struct {
+	file *script.File
+	test string
+}
+
+// selectJobs returns the tests of files that pattern selects, in order; no
+// test at all is an error.
+func selectJobs(files []*script.File, pattern string) ([]job, error) {
+	var jobs []job
+	for _, f := range files {
+		tests, err := f.Select(pattern)
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range tests {
+			jobs = append(jobs, job{f, t})
+		}
+	}
+	if len(jobs) == 0 {
+		return nil, fmt.Errorf("no test matches -run %q", pattern)
+	}
+	return jobs, nil
+}
+
+// results counts the tests that failed, and those of them that failed on
+// an internal error.
+type results struct{ failed, internal int }
+
+// runJobs runs the jobs, parallel at a time, each under timeout, until
+// they are done or ctx ends.
+func runJobs(ctx context.Context, jobs []job, parallel int, timeout time.Duration, boot *machine.Boot, dir string, rep *report.Reporter) results {
+	var failed, internal atomic.Int32
 	queue := make(chan job)
 	var wg sync.WaitGroup
-	for range max(*parallel, 1) {
+	for range max(parallel, 1) {
 		wg.Go(func() {
 			for j := range queue {
-				tctx, cancel := context.WithTimeoutCause(ctx, *timeout, fmt.Errorf("test %s timed out after %v", j.file.TestID(j.test), *timeout))
-				testDir := filepath.Join(dir, j.file.TestID(j.test))
-				if err := j.file.Run(tctx, j.test, boot, testDir, rep); err != nil {
+				id := j.file.TestID(j.test)
+				tctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("test %s timed out after %v", id, timeout))
+				err := j.file.Run(tctx, j.test, boot, filepath.Join(dir, id), rep)
+				cancel()
+				var ie *script.InternalError
+				if errors.As(err, &ie) {
+					internal.Add(1)
+				}
+				if err != nil {
 					failed.Add(1)
 				}
-				cancel()
 			}
 		})
 	}
@@ -116,19 +171,19 @@ func runRun(ctx context.Context, e *env, args []string) int {
 	}
 	close(queue)
 	wg.Wait()
-	if err := errors.Join(rep.Close(), closeEvents()); err != nil {
-		e.errorf("write reports: %v", err)
-	}
-	if ctx.Err() != nil {
-		e.errorf("interrupted; reports so far are in %s", dir)
-		return exitFail
-	}
-	if failed.Load() == 0 && !*keep && removeDir {
-		os.RemoveAll(dir)
-	} else {
-		fmt.Fprintf(e.stderr, "vmlab: report in %s (console logs, captures, junit.xml and events.jsonl beside it)\n", filepath.Join(dir, "report.html"))
-	}
-	if failed.Load() > 0 {
+	return results{failed: int(failed.Load()), internal: int(internal.Load())}
+}
+
+// runExit is the exit code of a run whose tests ran: a signal that stopped
+// it first, then an internal error (a test's panic, reports not written),
+// then a failed test.
+func runExit(ctx context.Context, res results, reportErr error) int {
+	switch {
+	case ctx.Err() != nil:
+		return interruptedCode(ctx)
+	case res.internal > 0 || reportErr != nil:
+		return exitInternal
+	case res.failed > 0:
 		return exitFail
 	}
 	return exitOK
@@ -156,8 +211,10 @@ func expandDirs(paths []string) ([]string, error) {
 	return out, nil
 }
 
-// loadAll loads and checks every file, reporting all their errors together.
-func loadAll(paths []string) ([]*script.File, error) {
+// loadAll loads and checks every file, reporting all their errors
+// together. Each file's top level runs for at most timeout, and stops when
+// ctx ends.
+func loadAll(ctx context.Context, paths []string, timeout time.Duration) ([]*script.File, error) {
 	var files []*script.File
 	var errs []error
 	for _, p := range paths {
@@ -166,7 +223,9 @@ func loadAll(paths []string) ([]*script.File, error) {
 			errs = append(errs, err)
 			continue
 		}
-		f, err := script.Load(p, src)
+		lctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("%s: its top level ran longer than %v (-timeout)", p, timeout))
+		f, err := script.LoadContext(lctx, p, src)
+		cancel()
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -178,7 +237,7 @@ func loadAll(paths []string) ([]*script.File, error) {
 
 func outputDir(out string) (dir string, removable bool, err error) {
 	if out != "" {
-		return out, false, os.MkdirAll(out, 0o755)
+		return out, false, os.MkdirAll(out, 0o700)
 	}
 	dir, err = os.MkdirTemp("", "vmlab-run-")
 	return dir, true, err
@@ -188,7 +247,7 @@ func outputDir(out string) (dir string, removable bool, err error) {
 // events.jsonl, junit.xml and report.html in the output directory, and the
 // -junit file.
 func reporter(e *env, dir, junit string, jsonEvents, verbose bool) (*report.Reporter, func() error, error) {
-	events, err := os.Create(filepath.Join(dir, "events.jsonl"))
+	events, err := report.Create(filepath.Join(dir, "events.jsonl"))
 	if err != nil {
 		return nil, nil, err
 	}

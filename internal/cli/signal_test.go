@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -122,8 +123,9 @@ func TestRunInterrupted(t *testing.T) {
 	qemu := childPids(cmd.Process.Pid)
 	cmd.Process.Signal(syscall.SIGINT)
 	go io.Copy(io.Discard, r)
-	if err := cmd.Wait(); err == nil {
-		t.Error("vmlab run exited 0 after SIGINT")
+	err := cmd.Wait()
+	if exitErr := (*exec.ExitError)(nil); !errors.As(err, &exitErr) || exitErr.ExitCode() != 130 {
+		t.Errorf("got %v after SIGINT, want exit 130", err)
 	}
 	for _, pid := range qemu {
 		if !gone(pid, 10*time.Second) {

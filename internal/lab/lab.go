@@ -48,7 +48,7 @@ func New(boot *machine.Boot, dir string, machines []machine.Config, logf func(st
 	if err := Check(boot, machines); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil { // private: consoles and captures
 		return nil, fmt.Errorf("create lab: %w", err)
 	}
 	l := &Lab{dir: dir, machines: make(map[string]*machine.Machine),

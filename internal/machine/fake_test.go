@@ -6,6 +6,7 @@ package machine_test
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,6 +27,10 @@ import (
 
 const fakeEnv = "VMLAB_FAKE_QEMU"
 
+// floodLines is what the flood mode prints: ~900 KB, 14 times a pipe's
+// 64 KiB, so a console reader that blocks stalls the guest.
+const floodLines = 20000
+
 func init() {
 	if mode := os.Getenv(fakeEnv); mode != "" {
 		os.Exit(fakeQEMU(mode, os.Args[1:]))
@@ -39,6 +44,10 @@ func init() {
 //	silent   connect and never say hello
 //	exit     print an error on stderr and exit 1 before connecting
 //	panic    print a kernel panic on the console and exit
+//	badqmp   answer QMP with garbage, and live on
+//	flood    print floodLines console lines and exit
+//	setupdie say hello, then die (a kernel panic) at the first request:
+//	         a guest that dies while the machine is set up
 func fakeQEMU(mode string, args []string) int {
 	if mode == "exit" {
 		fmt.Fprintln(os.Stderr, "qemu-system-x86_64: -device virtio-9p-pci: cannot open /nonexistent")
@@ -68,6 +77,10 @@ func fakeQEMU(mode string, args []string) int {
 	if err != nil {
 		return 1
 	}
+	if mode == "badqmp" {
+		fmt.Fprintln(qmpConn, "this is not QMP")
+		select {}
+	}
 	go fakeQMP(qmpConn)
 	hello := agentproto.Hello{Version: agentproto.Version, Kernel: "fake"}
 	switch mode {
@@ -81,8 +94,20 @@ func fakeQEMU(mode string, args []string) int {
 		select {}
 	case "silent":
 		select {}
+	case "setupdie":
+		agentproto.NewWriter(agentConn).WriteFrame(agentproto.THello, 0, agentproto.Encode(hello))
+		agentproto.NewReader(agentConn).ReadFrame()
+		fmt.Println("[    2.345] Kernel panic - not syncing: Attempted to kill init! exitcode=0x0000000b")
+		return 0
 	case "panic":
 		fmt.Println("[    1.234] Kernel panic - not syncing: VFS: Unable to mount root fs")
+		return 0
+	case "flood":
+		w := bufio.NewWriter(os.Stdout)
+		for i := range floodLines {
+			fmt.Fprintf(w, "[    1.234] console line %d of a chatty guest\n", i)
+		}
+		w.Flush()
 		return 0
 	}
 	return 0
@@ -104,6 +129,12 @@ func fakeQMP(c net.Conn) {
 
 func fakeMachine(t *testing.T, mode string) *machine.Machine {
 	t.Helper()
+	return fakeMachineConfig(t, mode, machine.Config{})
+}
+
+// fakeMachineConfig is fakeMachine with more of the configuration.
+func fakeMachineConfig(t *testing.T, mode string, cfg machine.Config) *machine.Machine {
+	t.Helper()
 	t.Setenv(fakeEnv, mode)
 	exe, err := os.Executable()
 	if err != nil {
@@ -113,7 +144,8 @@ func fakeMachine(t *testing.T, mode string) *machine.Machine {
 		Kernel: &kernel.Kernel{Vmlinux: "/dev/null"}, Initramfs: "/dev/null",
 		QEMU: exe, Accel: qemu.Accel{Name: "tcg", Why: "fake"},
 	}
-	m, err := machine.New(machine.Config{Machine: spec.Machine{Name: "fake"}, Boot: boot, BootTimeout: 2 * time.Second})
+	cfg.Name, cfg.Boot, cfg.BootTimeout = "fake", boot, 2*time.Second
+	m, err := machine.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,15 +175,26 @@ func TestFakeFailures(t *testing.T) {
 		mode     string
 		wantType string
 		wantText []string
+		// within bounds the report when nothing else (a timeout) is waited
+		// for; zero: 10 s.
+		within time.Duration
 	}{
-		{"exit", "down", []string{"fake", "exit status 1", "cannot open /nonexistent"}},
-		{"panic", "down", []string{"fake", "qemu exited", "Kernel panic - not syncing"}},
-		{"silent", "timeout", []string{"fake", "boot (waiting for the agent)", "timed out"}},
-		{"garbage", "down", []string{"fake", "malformed frame"}},
+		{"exit", "down", []string{"fake", "exit status 1", "cannot open /nonexistent"}, 0},
+		{"panic", "down", []string{"fake", "qemu exited", "Kernel panic - not syncing"}, 0},
+		{"silent", "timeout", []string{"fake", "boot (waiting for the agent)", "timed out"}, 0},
+		{"garbage", "down", []string{"fake", "malformed frame"}, 0},
+		// Before the fix: a nil-pointer panic in callError, the process
+		// not being the machine's yet.
+		{"setupdie", "down", []string{"fake", "set up the machine", "qemu exited", "Attempted to kill init"}, time.Second},
+		// A QEMU that lives on is stopped at once, not after a 2 s wait
+		// for an exit that is not coming (before the fix: 2.0 s).
+		{"badqmp", "down", []string{"fake", "connect to qmp"}, time.Second},
 	}
+	// The setup gives the boot a step to die in.
+	setup := machine.Setup{Files: []machine.File{{Path: "/etc/x", Content: "x"}}}
 	for _, tt := range tests {
 		t.Run(tt.mode, func(t *testing.T) {
-			m := fakeMachine(t, tt.mode)
+			m := fakeMachineConfig(t, tt.mode, machine.Config{Machine: spec.Machine{Setup: setup}})
 			start := time.Now()
 			_, err := m.Succeed(t.Context(), "true")
 			var de *machine.DownError
@@ -169,8 +212,9 @@ func TestFakeFailures(t *testing.T) {
 					t.Errorf("error does not contain %q:\n%v", s, err)
 				}
 			}
-			if d := time.Since(start); d > 10*time.Second {
-				t.Errorf("took %v to report", d)
+			within := cmp.Or(tt.within, 10*time.Second)
+			if d := time.Since(start); d > within {
+				t.Errorf("took %v to report, want at most %v", d, within)
 			}
 			if m.QEMUPid() != 0 {
 				t.Errorf("qemu still running after the failure")

@@ -14,11 +14,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/vmlab/vmlab/internal/agentclient"
@@ -45,7 +47,9 @@ type Config struct {
 	// told through Logf. It is called on the booting goroutine.
 	OnBoot func(BootNote)
 	// OnConsole receives each console line as it arrives; nil: none. It is
-	// called from the console's reading goroutine and must not block.
+	// called from the console's reading goroutine and must not block: a
+	// blocked reader stalls the guest's serial console, and so the guest.
+	// Hand lines to a queue with its own writer (report.Queue).
 	OnConsole func(Line)
 	// BootTimeout bounds the wait for the agent when nothing else ends a
 	// boot sooner; zero: 12 s, scaled for the accelerator (60 s under TCG).
@@ -71,17 +75,21 @@ type Machine struct {
 
 	startMu sync.Mutex // serializes Start, Shutdown, Reboot, Crash
 
-	mu       sync.Mutex
-	proc     *qemu.Process
-	agent    *agentclient.Client
-	qmp      *qmp.Client
-	hello    agentproto.Hello
-	bootTime time.Duration
-	expected bool  // the current process is meant to stop (Shutdown, Crash)
-	down     error // why the machine stopped when nobody asked it to
-	started  bool  // Start has been called at least once
-	cursor   int   // console position for WaitForConsoleText
-	forwards []qemu.Forward
+	mu   sync.Mutex
+	proc *qemu.Process
+	// booting and bootAgent are the process and agent a boot is setting up
+	// (setup steps run on them) before they become proc and agent.
+	booting   *qemu.Process
+	bootAgent *agentclient.Client
+	agent     *agentclient.Client
+	qmp       *qmp.Client
+	hello     agentproto.Hello
+	bootTime  time.Duration
+	expected  bool  // the current process is meant to stop (Shutdown, Crash)
+	down      error // why the machine stopped when nobody asked it to
+	started   bool  // Start has been called at least once
+	cursor    int   // console position for WaitForConsoleText
+	forwards  []qemu.Forward
 }
 
 // New returns a machine that is not started yet. Its declaration is checked
@@ -239,6 +247,9 @@ func (m *Machine) boot(ctx context.Context, start time.Time) error {
 		return m.bootFailed(ctx, proc, nil, fmt.Errorf("connect to qmp: %w", err))
 	}
 	agent := agentclient.New(proc.Agent)
+	m.mu.Lock()
+	m.booting, m.bootAgent = proc, agent
+	m.mu.Unlock()
 	hello, err := agent.Hello(bootCtx)
 	if err == nil && hello.Version != agentproto.Version {
 		err = fmt.Errorf("agent speaks protocol %d, want %d: the initramfs is stale", hello.Version, agentproto.Version)
@@ -263,6 +274,7 @@ func (m *Machine) boot(ctx context.Context, start time.Time) error {
 	}
 	m.mu.Lock()
 	m.proc, m.agent, m.qmp, m.hello = proc, agent, q, hello
+	m.booting, m.bootAgent = nil, nil
 	m.bootTime = time.Since(start)
 	m.expected, m.down, m.started = false, nil, true
 	m.mu.Unlock()
@@ -272,26 +284,18 @@ func (m *Machine) boot(ctx context.Context, start time.Time) error {
 
 // bootFailed cleans up a failed boot and explains it.
 func (m *Machine) bootFailed(ctx context.Context, proc *qemu.Process, agent *agentclient.Client, err error) error {
+	m.mu.Lock()
+	m.booting, m.bootAgent = nil, nil
+	m.mu.Unlock()
 	// The agent may have answered with the failure (a setup step failed, a
 	// service would not start): the machine is up, so the error is the
 	// answer itself, at once. An explained DownError is kept as it is.
 	var down *DownError
 	answered := agent != nil && ctx.Err() == nil && !errors.As(err, &down) &&
 		!errors.Is(err, agentclient.ErrClosed) && !errors.Is(err, context.DeadlineExceeded)
-	// A broken connection usually means QEMU is exiting: give it a moment
-	// so the error can carry its exit status and stderr.
-	wait := 2 * time.Second
-	if errors.Is(err, context.DeadlineExceeded) || answered || down != nil {
-		wait = 0
-	}
-	exited := false
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-proc.Done():
-		exited = true
-	case <-t.C:
-	}
+	// A channel QEMU closed means QEMU is exiting: wait for the exit so the
+	// error carries its status and stderr. Nothing else needs a wait.
+	exited := isDone(proc) || brokeByExit(err) && m.awaitExit(proc)
 	proc.Kill()
 	if agent != nil {
 		agent.Close()
@@ -311,6 +315,46 @@ func (m *Machine) bootFailed(ctx context.Context, proc *qemu.Process, agent *age
 			Timeout: m.bootTimeout(), Console: m.console.Tail(consoleTail)}
 	}
 	return m.downError("boot", err)
+}
+
+// brokeByExit reports whether err says QEMU's end of a channel went away:
+// the agent's socket closed (not by a malformed frame, which is the
+// guest's fault while QEMU runs on) or the QMP socket ended. QEMU holds
+// both sockets until its process ends, so its exit follows.
+func brokeByExit(err error) bool {
+	if errors.Is(err, agentproto.ErrMalformed) {
+		return false
+	}
+	return errors.Is(err, agentclient.ErrClosed) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// exitGrace bounds the wait for QEMU's exit once its socket closed. The
+// exit follows the close within milliseconds (a SIGKILLed QEMU is reported
+// in 0.05 s); the bound only matters for a QEMU stuck in its teardown.
+const exitGrace = 5 * time.Second
+
+// awaitExit waits for proc's exit, up to exitGrace, and says whether it
+// exited.
+func (m *Machine) awaitExit(proc *qemu.Process) bool {
+	t := time.NewTimer(exitGrace)
+	defer t.Stop()
+	select {
+	case <-proc.Done():
+		return true
+	case <-t.C:
+		m.logf("qemu closed its socket but had not exited after %v", exitGrace)
+		return false
+	}
+}
+
+func isDone(proc *qemu.Process) bool {
+	select {
+	case <-proc.Done():
+		return true
+	default:
+		return false
+	}
 }
 
 // stages formats the guest's boot milestones: "init 1.21s, modules 1.35s, ...".
@@ -381,30 +425,46 @@ func (m *Machine) client(ctx context.Context, what string) (*agentclient.Client,
 	return m.agent, nil
 }
 
-// callError turns an agent call's error into the machine's terms. A closed
-// channel means the VM went down (or the channel broke): wait briefly for
-// QEMU's exit status so the error can say why.
+// callError turns an agent call's error into the machine's terms. A
+// channel QEMU closed means the VM went down: the error says why, with
+// QEMU's exit status. A channel that broke while QEMU runs (a malformed
+// frame) cannot drive the machine any more, so the machine is stopped.
+// During a boot (setup steps) the booting process stands in for the
+// machine's, and bootFailed stops it.
 func (m *Machine) callError(what string, err error) error {
 	if !errors.Is(err, agentclient.ErrClosed) {
 		return fmt.Errorf("%s: %s: %w", m.cfg.Name, what, err)
 	}
-	m.mu.Lock()
-	proc := m.proc
-	m.mu.Unlock()
-	if !errors.Is(err, agentproto.ErrMalformed) {
-		select {
-		case <-proc.Done():
-			return m.downError(what, proc.Err())
-		case <-time.After(5 * time.Second):
-		}
+	proc, booting := m.procOf(err)
+	if proc == nil {
+		return m.downError(what, err)
 	}
-	// QEMU is alive but the channel broke (a malformed frame): the machine
-	// cannot be driven any more, so stop it.
+	if brokeByExit(err) && m.awaitExit(proc) {
+		return m.downError(what, proc.Err())
+	}
+	if booting {
+		proc.Kill()
+		return m.downError(what, err)
+	}
 	m.mu.Lock()
 	m.down = err
 	m.mu.Unlock()
 	m.Crash()
 	return m.downError(what, err)
+}
+
+// procOf returns the process whose agent failed a call with err: the
+// booting one when err is its agent's channel error (the agent client hands
+// every failed call the same error value), else the machine's.
+func (m *Machine) procOf(err error) (proc *qemu.Process, booting bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.bootAgent != nil {
+		if bootErr := m.bootAgent.Err(); bootErr != nil && errors.Is(err, bootErr) {
+			return m.booting, true
+		}
+	}
+	return m.proc, false
 }
 
 // stoppedError is the error of a call whose context ended before it did.
@@ -476,8 +536,9 @@ func (m *Machine) Close() error {
 
 // Host describes the host for checking the declarations of machines that
 // boot b: its kernel's modules, and its sysctls when it is the host's own.
+// A nil Boot (a lab whose machines never boot, in tests) knows no kernel.
 func (b *Boot) Host() spec.Host {
-	if b.Kernel == nil {
+	if b == nil || b.Kernel == nil {
 		return spec.HostFor("", "")
 	}
 	return spec.HostFor(b.Kernel.Version, b.Kernel.Modules)

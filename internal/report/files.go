@@ -43,7 +43,7 @@ func (f *fileSink) Close() error {
 	for _, file := range f.files {
 		data, err := file.render(f.c.tests, file.path)
 		if err == nil {
-			err = os.WriteFile(file.path, data, 0o644)
+			err = writePrivate(file.path, data)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("write %s report: %w", file.what, err))
@@ -51,4 +51,28 @@ func (f *fileSink) Close() error {
 	}
 	f.err = errors.Join(errs...)
 	return f.err
+}
+
+// Create creates or truncates the file at path for a run's output, readable
+// by its owner only (0600, also when it existed): events and reports hold
+// every command's output.
+func Create(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+func writePrivate(path string, data []byte) error {
+	f, err := Create(path)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	return errors.Join(err, f.Close())
 }

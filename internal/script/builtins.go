@@ -85,7 +85,10 @@ func (r *run) each(do func(*machineValue) error) error {
 	errs := make([]error, len(ms))
 	var wg sync.WaitGroup
 	for i, m := range ms {
-		wg.Go(func() { errs[i] = do(m) })
+		wg.Go(func() {
+			defer recoverInto(&errs[i])
+			errs[i] = do(m)
+		})
 	}
 	wg.Wait()
 	for _, err := range errs {

@@ -6,6 +6,7 @@
 package script
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -41,6 +42,13 @@ type File struct {
 // Load parses and checks a test file and runs its top level, which declares
 // the machines. Every error carries file:line:col.
 func Load(filename string, src []byte) (*File, error) {
+	return LoadContext(context.Background(), filename, src)
+}
+
+// LoadContext is Load with the top level's run bounded by ctx: when ctx
+// ends (a deadline, Ctrl-C) the file's code stops with ctx's cause, so an
+// endless loop at the top level cannot hang the driver.
+func LoadContext(ctx context.Context, filename string, src []byte) (*File, error) {
 	f, prog, err := starlark.SourceProgramOptions(fileOptions, filename, src, isPredeclared)
 	if err != nil {
 		return nil, loadError(err)
@@ -48,6 +56,8 @@ func Load(filename string, src []byte) (*File, error) {
 	decl := &declarations{}
 	thread := &starlark.Thread{Name: "load " + filename}
 	thread.SetLocal(declKey, decl)
+	stop := context.AfterFunc(ctx, func() { thread.Cancel(context.Cause(ctx).Error()) })
+	defer stop()
 	file := &File{Name: filename, machines: make(map[string]*machineValue)}
 	globals, err := prog.Init(thread, predeclared(file))
 	if err != nil {
@@ -70,7 +80,7 @@ func Load(filename string, src []byte) (*File, error) {
 func loadError(err error) error {
 	var evalErr *starlark.EvalError
 	if errors.As(err, &evalErr) {
-		return fmt.Errorf("%s\n%s", evalErr.Msg, evalErr.Backtrace())
+		return fmt.Errorf("%s\n%s", evalErr.Msg, backtrace(evalErr))
 	}
 	return err
 }

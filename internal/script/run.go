@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -80,7 +81,7 @@ func (file *File) Run(ctx context.Context, test string, boot *machine.Boot, outD
 	start := time.Now()
 	id := file.TestID(test)
 	rep.Emit(report.Event{Kind: report.TestStart, Test: id})
-	err := file.runTest(ctx, fn, id, boot, outDir, rep)
+	err := file.runRecovered(ctx, fn, id, boot, outDir, rep)
 	end := report.Event{Kind: report.TestEnd, Test: id, Passed: err == nil, Duration: time.Since(start)}
 	if err != nil {
 		end.Error, end.Where = splitError(err)
@@ -96,16 +97,53 @@ func (file *File) TestID(test string) string {
 	return strings.TrimSuffix(base, filepath.Ext(base)) + "." + test
 }
 
+// InternalError is a test's failure that is vmlab's fault, not the
+// test's: a panic in the driver's code (a builtin, the machine API),
+// recovered so the other tests and the reports go on.
+type InternalError struct {
+	Value any    // what panicked
+	Stack []byte // the panicking goroutine's stack
+}
+
+func (e *InternalError) Error() string {
+	return fmt.Sprintf("internal error in vmlab (please report it with the stack below): panic: %v", e.Value)
+}
+
+// runRecovered is runTest with a panic turned into an *InternalError.
+// runTest's deferred steps (stopping the machines) have run by then.
+func (file *File) runRecovered(ctx context.Context, fn *starlark.Function, test string, boot *machine.Boot, outDir string, rep Emitter) (err error) {
+	defer recoverInto(&err)
+	return file.runTest(ctx, fn, test, boot, outDir, rep)
+}
+
+// recoverInto, deferred, turns a panic into an *InternalError in *err. The
+// goroutines a builtin starts (start_all's boots) defer it too: a panic
+// there would end the whole run, not just the test.
+func recoverInto(err *error) {
+	if v := recover(); v != nil {
+		*err = &InternalError{Value: v, Stack: debug.Stack()}
+	}
+}
+
+// consoleEvents is a machine's OnConsole: each line becomes a Console event
+// on q, which never blocks the machine's console reader (and so the guest)
+// however slow the sinks are.
+func consoleEvents(q *report.Queue, test, machineName string) func(machine.Line) {
+	return func(l machine.Line) {
+		q.Emit(report.Event{Kind: report.Console, Test: test, Machine: machineName, Text: l.Text})
+	}
+}
+
 func (file *File) runTest(ctx context.Context, fn *starlark.Function, test string, boot *machine.Boot, outDir string, rep Emitter) error {
 	logf := func(format string, args ...any) {
 		rep.Emit(report.Event{Kind: report.Log, Test: test, Text: fmt.Sprintf(format, args...)})
 	}
+	console := report.NewQueue(rep.Emit, report.ConsoleQueueSize)
+	defer console.Close() // when New fails; else after the lab's Close below
 	cfgs := make([]machine.Config, len(file.Specs))
 	for i, s := range file.Specs {
 		c := machine.Config{Machine: s}
-		c.OnConsole = func(l machine.Line) {
-			rep.Emit(report.Event{Kind: report.Console, Test: test, Machine: s.Name, Text: l.Text})
-		}
+		c.OnConsole = consoleEvents(console, test, s.Name)
 		c.OnBoot = func(n machine.BootNote) {
 			if !n.Done {
 				rep.Emit(report.Event{Kind: report.BootStart, Test: test, Machine: s.Name})
@@ -129,6 +167,7 @@ func (file *File) runTest(ctx context.Context, fn *starlark.Function, test strin
 	}
 	defer func() {
 		l.Close()
+		console.Close() // the machines are stopped: their last lines are in
 		for i, s := range file.Specs {
 			if fileExists(consoleLogs[i]) {
 				rep.Emit(report.Event{Kind: report.ConsoleLog, Test: test, Machine: s.Name, File: consoleLogs[i]})
@@ -161,8 +200,18 @@ func mustGlob(pattern string) []string {
 // backtrace Starlark adds.
 func splitError(err error) (msg, where string) {
 	var evalErr *starlark.EvalError
-	if errors.As(err, &evalErr) {
-		return evalErr.Msg, evalErr.Backtrace()
+	var internal *InternalError
+	switch {
+	case errors.As(err, &internal):
+		// The script's line (when a builtin's goroutine panicked), then
+		// where in vmlab.
+		where := string(internal.Stack)
+		if errors.As(err, &evalErr) {
+			where = backtrace(evalErr) + "\n\n" + where
+		}
+		return internal.Error(), where
+	case errors.As(err, &evalErr):
+		return evalErr.Msg, backtrace(evalErr)
 	}
 	return err.Error(), ""
 }

@@ -26,10 +26,17 @@ const (
 	linkEthernet = 1
 )
 
-// NewCapture creates path and writes the pcap header.
+// NewCapture creates path, readable by its owner only (0600: it holds
+// every frame of the network), and writes the pcap header.
 func NewCapture(path string) (*Capture, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err == nil {
+		err = f.Chmod(0o600) // a file that existed keeps its mode otherwise
+	}
 	if err != nil {
+		if f != nil {
+			f.Close()
+		}
 		return nil, fmt.Errorf("create capture: %w", err)
 	}
 	h := make([]byte, 24)
