@@ -3,11 +3,11 @@ package hostview
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 )
 
@@ -105,10 +105,7 @@ func (v *View) machineID(root, dir string) error {
 // pg_hba.conf, NetworkManager's connections...).
 func (v *View) hideUnreadable(root, dir string) error {
 	hidden := filepath.Join(dir, "hidden")
-	if err := os.RemoveAll(hidden); err != nil {
-		return fmt.Errorf("clear %s: %w", hidden, err)
-	}
-	if err := os.Mkdir(hidden, 0o700); err != nil {
+	if err := os.Mkdir(hidden, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("create %s: %w", hidden, err)
 	}
 	replaced := make(map[string]bool)
@@ -134,7 +131,8 @@ func (v *View) hideUnreadable(root, dir string) error {
 		if info.Mode().Perm()&0o004 != 0 {
 			return nil
 		}
-		src := filepath.Join(hidden, strconv.Itoa(len(v.Binds)))
+		// Named after the path, so a reboot finds the one it made.
+		src := filepath.Join(hidden, strings.ReplaceAll(rel, "/", "%"))
 		if err := emptyLike(src, info); err != nil {
 			return err
 		}
@@ -152,8 +150,12 @@ func skip(d fs.DirEntry) error {
 }
 
 // emptyLike creates an empty file or directory at path with like's type,
-// owner and mode.
+// owner and mode, unless path has that type already.
 func emptyLike(path string, like os.FileInfo) error {
+	if old, err := os.Lstat(path); err == nil && old.Mode().Type() == like.Mode().Type() {
+		return ownLike(path, like)
+	}
+	os.RemoveAll(path)
 	var err error
 	if like.IsDir() {
 		err = os.Mkdir(path, 0o700)

@@ -13,17 +13,38 @@ import (
 // services' data, logs, mail, spools and caches (a host PostgreSQL cluster,
 // debconf's passwords.dat, shadow's backups in /var/backups). Packages'
 // services still find the directories they expect and create the rest in
-// the guest's overlay. It is rebuilt at every boot (~100 directories, about
-// a millisecond).
+// the guest's overlay. It is built at a machine's first boot (5 to 13 ms
+// for this host's 56 entries on ext4) and kept for the next: the host's
+// directories do not come and go during a test.
 func (v *View) skeleton(root, dir string) error {
 	info, err := lstat(root, "var")
 	if err != nil || info == nil || !info.IsDir() {
 		return err
 	}
 	out := filepath.Join(dir, "var")
+	if _, err := os.Stat(filepath.Join(dir, skeletonDone)); err == nil {
+		v.Var = out
+		return nil
+	}
 	if err := os.RemoveAll(out); err != nil {
 		return fmt.Errorf("clear %s: %w", out, err)
 	}
+	if err := v.buildSkeleton(root, out, info); err != nil {
+		return err
+	}
+	// Outside the skeleton, or the guest would see it.
+	if err := os.WriteFile(filepath.Join(dir, skeletonDone), nil, 0o600); err != nil {
+		return fmt.Errorf("mark the /var skeleton built: %w", err)
+	}
+	v.Var = out
+	return nil
+}
+
+// skeletonDone, next to the skeleton, says it was built in full.
+const skeletonDone = "var.done"
+
+// buildSkeleton builds the skeleton of root's /var in out.
+func (v *View) buildSkeleton(root, out string, info os.FileInfo) error {
 	if err := copyEntry(filepath.Join(root, "var"), out, info); err != nil {
 		return err
 	}
@@ -37,7 +58,6 @@ func (v *View) skeleton(root, dir string) error {
 			return fmt.Errorf("link the machine ID for D-Bus: %w", err)
 		}
 	}
-	v.Var = out
 	return nil
 }
 
