@@ -17,7 +17,10 @@ import (
 //
 // PR_SET_PDEATHSIG fires when the thread that started a process ends, not
 // the driver, so the thread is kept, blocked, until close, which Process
-// calls once QEMU and every daemon have exited.
+// calls once QEMU and every daemon have exited. Close does not kill what
+// the thread started: the thread may be the process's main thread, which Go
+// parks instead of ending (seen in the tests), so whoever starts a process
+// also kills it.
 type launcher struct {
 	calls chan func()
 	once  sync.Once
@@ -63,8 +66,7 @@ func (l *launcher) do(f func()) {
 	<-done
 }
 
-// close ends the thread, killing what it started that still runs. It is
-// idempotent.
+// close ends the thread (or parks it for good). It is idempotent.
 func (l *launcher) close() {
 	if l != nil {
 		l.once.Do(func() { close(l.calls) })
