@@ -29,7 +29,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -162,9 +161,4 @@ func lstat(root, rel string) (os.FileInfo, error) {
 		return nil, fmt.Errorf("read host's /%s: %w", rel, err)
 	}
 	return info, nil
-}
-
-// isUnder reports whether path is dir or inside it.
-func isUnder(path, dir string) bool {
-	return path == dir || strings.HasPrefix(path, dir+string(filepath.Separator))
 }
