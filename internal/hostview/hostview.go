@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -63,6 +64,9 @@ func Prepare(root, dir string) (*View, error) {
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("restrict host view directory: %w", err)
 	}
+	if prev, ok := generating.Load(dir); ok {
+		prev.(*View).Wait() // a reboot after a failed boot: one key, not two
+	}
 	v := &View{}
 	steps := []func(root, dir string) error{v.shadows, v.machineID, v.ssh, v.hideUnreadable, v.skeleton}
 	for _, step := range steps {
@@ -73,6 +77,10 @@ func Prepare(root, dir string) (*View, error) {
 	}
 	return v, nil
 }
+
+// generating holds, by directory, the views whose keys are still being
+// generated in the background.
+var generating sync.Map
 
 // Source returns the host directory to export for hostDir, one of the
 // host's top-level directories: the skeleton for /var, hostDir itself

@@ -202,8 +202,8 @@ func TestPrepareSSH(t *testing.T) {
 			ssh := bindSource(t, v, filepath.Join(root, "etc/ssh"))
 			var keys []string
 			for _, n := range dirNames(t, ssh) {
-				if t, ok := strings.CutPrefix(n, "ssh_host_"); ok && strings.HasSuffix(n, "_key") {
-					keys = append(keys, strings.TrimSuffix(t, "_key"))
+				if kind, ok := strings.CutPrefix(n, "ssh_host_"); ok && strings.HasSuffix(n, "_key") {
+					keys = append(keys, strings.TrimSuffix(kind, "_key"))
 				}
 			}
 			if !slices.Equal(keys, tt.wantKeys) {

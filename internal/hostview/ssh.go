@@ -45,8 +45,10 @@ func (v *View) ssh(root, dir string) error {
 		return nil
 	}
 	v.keys = make(chan struct{})
+	generating.Store(dir, v)
 	go func() {
 		defer close(v.keys)
+		defer generating.CompareAndDelete(dir, v)
 		for _, t := range later {
 			if err := writeKey(out, t, info); err != nil {
 				v.keysErr = err
