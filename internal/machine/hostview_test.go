@@ -25,6 +25,9 @@ const lowerOf = `lowerOf() { sed -n "s|^overlay $1 overlay .*lowerdir=[^,]*/lowe
 // neither shows the host's password hashes, host keys, TLS keys or service
 // data, and each machine has its own host keys and machine-id.
 func TestHostSecretsHidden(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots two VMs")
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("the host view needs root; without it QEMU reads the host as the user running vmlab (docs/host-isolation.md)")
 	}
