@@ -315,8 +315,8 @@ func TestApply(t *testing.T) {
 		errs <- err
 		inside <- read()
 	}()
-	got, ok := <-inside, true
-	if err := <-errs; err != nil || !ok {
+	got := <-inside
+	if err := <-errs; err != nil {
 		t.Fatalf("mount the view: %v", err)
 	}
 	if want := (seen{"root:*:::::::\nalice:*:::::::\n", "", ""}); got.shadow != want.shadow || got.opasswd != "" || strings.Contains(got.hostKey, "HOST") {
