@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/vmlab/vmlab/internal/agentproto"
+	"github.com/vmlab/vmlab/internal/hostview"
 	"github.com/vmlab/vmlab/internal/qemu"
 )
 
@@ -14,7 +15,8 @@ import (
 // Anything else at the host's top level is absent in the guest: /root and
 // /home (secrets), /proc, /sys, /dev, /run and /tmp (the guest has its own),
 // /boot, /mnt, /media and whatever else is there. A test shares more with
-// Config.Shares.
+// Config.Shares. The secrets in /etc and /var are hidden by the host view
+// (package hostview, docs/host-isolation.md).
 var rootDirs = map[string]bool{
 	"usr": true, "etc": true, "var": true, "opt": true, "srv": true, "nix": true,
 	// Separate directories on systems without merged /usr; symlinks into
@@ -57,9 +59,9 @@ func scanHostRoot() ([]string, []agentproto.Symlink) {
 
 // rootLayout returns the shares QEMU exports over fs ("virtiofs", else 9p)
 // and the guest's mount plan: the host's root directories read-only under
-// overlays, then the test's own shares, also under overlays so the host
-// never sees a write.
-func rootLayout(extra []Share, fs string) ([]qemu.Share, agentproto.BootConfig) {
+// overlays, as view shows them (nil: as they are), then the test's own
+// shares, also under overlays so the host never sees a write.
+func rootLayout(extra []Share, fs string, view *hostview.View) ([]qemu.Share, agentproto.BootConfig) {
 	dirs, links := scanHostRoot()
 	boot := agentproto.BootConfig{FS: "virtiofs", Symlinks: links}
 	if fs != "virtiofs" {
@@ -79,7 +81,7 @@ func rootLayout(extra []Share, fs string) ([]qemu.Share, agentproto.BootConfig) 
 		// The host's system directories do not change during a test:
 		// cache them in the guest (9p loose, virtiofs always) and save a
 		// round trip per lookup.
-		add("/"+d, "/"+d, true)
+		add(view.Source("/"+d), "/"+d, true)
 	}
 	for _, s := range extra {
 		add(filepath.Clean(s.HostPath), filepath.Clean(s.GuestPath), false)

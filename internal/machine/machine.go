@@ -25,6 +25,7 @@ import (
 
 	"github.com/vmlab/vmlab/internal/agentclient"
 	"github.com/vmlab/vmlab/internal/agentproto"
+	"github.com/vmlab/vmlab/internal/hostview"
 	"github.com/vmlab/vmlab/internal/qemu"
 	"github.com/vmlab/vmlab/internal/qemu/qmp"
 	"github.com/vmlab/vmlab/internal/spec"
@@ -229,7 +230,11 @@ func (m *Machine) noteBoot(n BootNote) {
 
 // boot starts QEMU and waits for the agent, which it configures.
 func (m *Machine) boot(ctx context.Context, start time.Time) error {
-	proc, err := qemu.Start(ctx, m.qemuConfig(), m.console)
+	view, err := m.hostView()
+	if err != nil {
+		return m.downError("start", err)
+	}
+	proc, err := qemu.Start(ctx, m.qemuConfig(view), m.console)
 	if err != nil {
 		return m.downError("start", err)
 	}
@@ -261,6 +266,12 @@ func (m *Machine) boot(ctx context.Context, start time.Time) error {
 	if err := m.configureNetwork(bootCtx, agent); err != nil {
 		q.Close()
 		return m.bootFailed(ctx, proc, agent, err)
+	}
+	// The guest's host keys must be there before a setup step or a
+	// service (sshd) reads them.
+	if err := view.Wait(); err != nil {
+		q.Close()
+		return m.bootFailed(ctx, proc, agent, fmt.Errorf("prepare the host view: %w", err))
 	}
 	if err := m.applySetup(ctx, agent); err != nil {
 		q.Close()
@@ -483,10 +494,24 @@ func (m *Machine) logf(format string, args ...any) {
 	}
 }
 
+// hostView prepares what the guest sees of the host (package hostview) in
+// the machine's directory, so a machine keeps its host keys and machine-id
+// across reboots. Without root there is none: QEMU then reads the host as
+// the user running vmlab, who cannot read the host's secrets either (a Go
+// program, being threaded, cannot enter a user namespace to mount one).
+// Root without CAP_SYS_ADMIN fails the boot in qemu.Start rather than let a
+// root QEMU export the host's secrets.
+func (m *Machine) hostView() (*hostview.View, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
+	}
+	return hostview.Prepare("/", filepath.Join(m.dir, "hostview"))
+}
+
 // qemuConfig assembles QEMU's configuration and the guest's boot config.
-func (m *Machine) qemuConfig() qemu.Config {
+func (m *Machine) qemuConfig(view *hostview.View) qemu.Config {
 	b := m.cfg.Boot
-	shares, boot := rootLayout(m.cfg.Shares, b.FS)
+	shares, boot := rootLayout(m.cfg.Shares, b.FS, view)
 	boot.Hostname = m.cfg.Name
 	return qemu.Config{
 		Binary: b.QEMU, Accel: b.Accel,
@@ -497,6 +522,7 @@ func (m *Machine) qemuConfig() qemu.Config {
 		Shares:    shares,
 		FS:        b.FS,
 		Virtiofsd: b.Virtiofsd,
+		View:      view,
 		Firmware:  b.Firmware,
 		Extra:     append(m.diskArgs(), m.cfg.QEMUArgs...),
 		NICs:      m.qemuNICs(),

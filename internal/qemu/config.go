@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/vmlab/vmlab/internal/agentproto"
+	"github.com/vmlab/vmlab/internal/hostview"
 )
 
 // Config describes one VM. The zero values of optional fields are documented;
@@ -31,6 +32,10 @@ type Config struct {
 	// FS is the transport of Shares: "virtiofs" (one virtiofsd per share,
 	// started and supervised with QEMU; needs root), or 9p when empty.
 	FS string
+	// View is what QEMU and virtiofsd see of the host's root: its binds are
+	// mounted in their private mount namespace (needs CAP_SYS_ADMIN), and
+	// Shares already name its sources (View.Source). Nil: the host as it is.
+	View *hostview.View
 	// Virtiofsd is the virtiofsd executable; empty: FindVirtiofsd.
 	Virtiofsd string
 	// Firmware replaces SeaBIOS when set (qboot boots faster).

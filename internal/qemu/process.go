@@ -26,7 +26,8 @@ type Process struct {
 	done   chan struct{}
 	err    error
 
-	vfs *virtiofs // the shares' virtiofsd processes; nil over 9p
+	launcher *launcher // the thread QEMU and its daemons started from
+	vfs      *virtiofs // the shares' virtiofsd processes; nil over 9p
 	// vfsExited says QEMU was killed because a virtiofsd exited.
 	vfsExited atomic.Bool
 	// killing says Kill is stopping QEMU: daemons exiting now are expected.
@@ -39,6 +40,8 @@ type Process struct {
 // (PR_SET_PDEATHSIG), so it never outlives the driver. With cfg.FS
 // "virtiofs" the shares' virtiofsd processes start first and are supervised
 // with QEMU: they die with it, and QEMU is killed if one of them exits.
+// With cfg.View they all start in a private mount namespace in which the
+// view is mounted (needs CAP_SYS_ADMIN).
 func Start(ctx context.Context, cfg Config, console io.Writer) (*Process, error) {
 	bin, err := Find(cfg.Binary)
 	if err != nil {
@@ -56,13 +59,18 @@ func Start(ctx context.Context, cfg Config, console io.Writer) (*Process, error)
 	defer agentL.Close()
 
 	p := &Process{done: make(chan struct{})}
+	if p.launcher, err = startLauncher(namespaceSetup(cfg)); err != nil {
+		return nil, err
+	}
 	if cfg.FS == "virtiofs" && len(cfg.Shares) > 0 {
-		if p.vfs, err = startVirtiofs(cfg); err != nil {
+		if p.vfs, err = startVirtiofs(cfg, p.launcher); err != nil {
+			p.launcher.close()
 			return nil, err
 		}
 	}
 	if err := p.start(bin, cfg.Args(), cfg.nicFiles(), console); err != nil {
 		p.vfs.stop()
+		p.launcher.close()
 		return nil, err
 	}
 	if p.QMP, err = p.accept(ctx, qmpL, "qmp"); err == nil {
@@ -104,7 +112,7 @@ func (p *Process) start(bin string, args []string, files []*os.File, console io.
 	p.cmd.Stdin, p.cmd.Stdout, p.cmd.Stderr = stdinR, outW, &p.stderr
 	p.cmd.ExtraFiles = files
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	err = p.cmd.Start()
+	p.launcher.do(func() { err = p.cmd.Start() })
 	stdinR.Close()
 	outW.Close()
 	if err != nil {
@@ -126,6 +134,7 @@ func (p *Process) start(bin string, args []string, files []*os.File, console io.
 		<-copied // the console's last lines are in before anyone hears of the exit
 		p.stdin.Close()
 		p.vfs.stop() // they exit when QEMU hangs up; kill any that linger
+		p.launcher.close()
 		daemons := p.vfs.report(p.vfsExited.Load())
 		if err != nil {
 			err = fmt.Errorf("qemu exited: %w%s%s", err, p.stderr.String(), daemons)

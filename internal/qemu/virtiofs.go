@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -127,16 +126,12 @@ var fuseEscape = strings.NewReplacer(`\`, `\\`, ",", `\,`)
 // virtiofs is the virtiofsd processes serving one QEMU's shares, one each.
 //
 // QEMU's C virtiofsd has no read-only option, so a read-only share is made
-// read-only below it: the daemons are started from an OS thread that has its
-// own mount namespace, in which the share is a recursive bind mount of itself
+// read-only below it: the daemons are started from the launcher's thread,
+// whose mount namespace has the share as a recursive bind mount of itself
 // marked read-only (mount_setattr, Linux 5.12). A daemon inherits that
 // namespace, its sandbox bind-mounts the source again (a bind keeps the
 // read-only flag) and it keeps no CAP_SYS_ADMIN to undo it: every write the
-// guest sends fails with EROFS on the host. The host's own mounts never see
-// these binds (the namespace's mounts are private).
-//
-// PR_SET_PDEATHSIG fires when the thread that started a process ends, not
-// the driver, so that thread is kept, blocked, until every daemon has exited.
+// guest sends fails with EROFS on the host.
 type virtiofs struct {
 	daemons []*daemon
 	exited  chan struct{} // closed when the first daemon exits
@@ -153,10 +148,10 @@ type daemon struct {
 	err    error
 }
 
-// startVirtiofs starts a virtiofsd for each share of cfg. Each gets a socket
-// that listens before it starts, so QEMU can connect at once and nothing
-// polls for the socket to appear.
-func startVirtiofs(cfg Config) (*virtiofs, error) {
+// startVirtiofs starts a virtiofsd for each share of cfg from l's thread.
+// Each gets a socket that listens before it starts, so QEMU can connect at
+// once and nothing polls for the socket to appear.
+func startVirtiofs(cfg Config, l *launcher) (*virtiofs, error) {
 	bin, err := FindVirtiofsd(cfg.Virtiofsd)
 	if err != nil {
 		return nil, err
@@ -175,9 +170,16 @@ func startVirtiofs(cfg Config) (*virtiofs, error) {
 		socks = append(socks, s)
 	}
 	v := &virtiofs{exited: make(chan struct{}), done: make(chan struct{})}
-	started := make(chan error)
-	go v.run(bin, cfg.Shares, socks, started)
-	if err := <-started; err != nil {
+	l.do(func() {
+		for i := 0; err == nil && i < len(cfg.Shares); i++ {
+			err = v.start(bin, cfg.Shares[i], socks[i])
+		}
+	})
+	if err != nil {
+		v.kill()
+	}
+	go v.wait()
+	if err != nil {
 		<-v.done
 		return nil, err
 	}
@@ -209,22 +211,9 @@ func listenFile(path string) (*os.File, error) {
 	return f, nil
 }
 
-// run starts the daemons from a locked OS thread in a private mount
-// namespace, reports on started, and returns (ending the thread) once all
-// have exited.
-func (v *virtiofs) run(bin string, shares []Share, socks []*os.File, started chan<- error) {
+// wait waits for every daemon, noting the first to exit, and closes done.
+func (v *virtiofs) wait() {
 	defer close(v.done)
-	// Never unlocked: the thread's mount namespace is not the process's,
-	// so Go must not run other goroutines on it; it ends when run returns.
-	runtime.LockOSThread()
-	err := readOnlyBinds(shares)
-	for i := 0; err == nil && i < len(shares); i++ {
-		err = v.start(bin, shares[i], socks[i])
-	}
-	if err != nil {
-		v.kill()
-	}
-	started <- err
 	var once sync.Once
 	var wg sync.WaitGroup
 	for _, d := range v.daemons {
@@ -240,16 +229,9 @@ func (v *virtiofs) run(bin string, shares []Share, socks []*os.File, started cha
 	wg.Wait()
 }
 
-// readOnlyBinds moves the calling thread into a new mount namespace in which
-// every read-only share is a read-only bind mount of itself.
+// readOnlyBinds makes every read-only share a read-only bind mount of
+// itself, in the calling thread's private mount namespace.
 func readOnlyBinds(shares []Share) error {
-	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
-		return fmt.Errorf("create mount namespace for virtiofsd: %w", err)
-	}
-	// Private first, or the binds would propagate to the host's namespace.
-	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		return fmt.Errorf("make mounts private for virtiofsd: %w", err)
-	}
 	for _, s := range shares {
 		if !s.ReadOnly {
 			continue
@@ -266,7 +248,7 @@ func readOnlyBinds(shares []Share) error {
 }
 
 // start starts the daemon for share on sock, in its own process group, killed
-// when this thread ends.
+// when the launcher's thread ends.
 func (v *virtiofs) start(bin string, share Share, sock *os.File) error {
 	d := &daemon{share: share, done: make(chan struct{})}
 	d.cmd = exec.Command(bin, virtiofsdArgs(share)...)
