@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/vmlab/vmlab/internal/machine"
+	"github.com/vmlab/vmlab/internal/spec"
 	"github.com/vmlab/vmlab/internal/vmtest"
 )
 
@@ -32,8 +33,8 @@ func TestHostSecretsHidden(t *testing.T) {
 		t.Skip("the host view needs root; without it QEMU reads the host as the user running vmlab (docs/host-isolation.md)")
 	}
 	machines := []*machine.Machine{
-		vmtest.Machine(t, machine.Config{Name: "one", Setup: machine.Setup{Users: []machine.Account{{Name: "alice"}}}}),
-		vmtest.Machine(t, machine.Config{Name: "two"}),
+		vmtest.Machine(t, machine.Config{Machine: spec.Machine{Name: "one", Setup: machine.Setup{Users: []machine.Account{{Name: "alice"}}}}}),
+		vmtest.Machine(t, machine.Config{Machine: spec.Machine{Name: "two"}}),
 	}
 	ctx := t.Context()
 	var wg sync.WaitGroup
