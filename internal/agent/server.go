@@ -154,7 +154,7 @@ func (s *server) start(ctx context.Context, f agentproto.Frame) error {
 		s.mu.Unlock()
 		st.in.Close(errors.New("stream ended"))
 		cancel()
-		s.w.WriteFrame(agentproto.TResult, f.Stream, agentproto.Encode(res))
+		s.w.WriteFrame(agentproto.TResult, f.Stream, encodeResult(res))
 		if res.Error == "" && (req.Op == agentproto.OpPowerOff || req.Op == agentproto.OpReboot) {
 			powerOff(req.Op == agentproto.OpReboot)
 		}
@@ -195,4 +195,20 @@ func (s *server) handle(ctx context.Context, id uint32, req agentproto.Request, 
 		return agentproto.Result{}
 	}
 	return agentproto.Result{Error: fmt.Sprintf("bad request: op %q without its arguments", req.Op)}
+}
+
+// encodeResult encodes res for its frame. A result too large for one (a
+// service's last lines, up to 20 of 1 MiB each) loses its output and says
+// so: a Result that cannot be sent would leave the host waiting until its
+// deadline.
+func encodeResult(res agentproto.Result) []byte {
+	b := agentproto.Encode(res)
+	if len(b) <= agentproto.MaxPayload {
+		return b
+	}
+	dropped := len(res.Output)
+	res.Output = ""
+	res.Error = strings.TrimSpace(fmt.Sprintf("%s (the %d bytes of output were dropped: over the %d-byte frame limit)",
+		res.Error, dropped, agentproto.MaxPayload))
+	return agentproto.Encode(res)
 }

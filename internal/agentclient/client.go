@@ -23,6 +23,12 @@ import (
 // channel ended.
 var ErrClosed = errors.New("agent channel closed")
 
+// ErrTooLarge is wrapped by the error of a call whose request does not fit
+// in one frame (agentproto.MaxPayload, 1 MiB, as JSON): a command string,
+// its environment, or a list of services that long. The call fails alone;
+// the channel stays up.
+var ErrTooLarge = errors.New("request too large")
+
 // Client is a connection to one agent. Its methods are safe for concurrent use.
 type Client struct {
 	conn io.ReadWriteCloser
@@ -182,8 +188,15 @@ func write(w io.Writer, p []byte) {
 	}
 }
 
-// start registers a call and sends its request.
+// start registers a call and sends its request. A request too large for a
+// frame is refused here: sending it would break the channel for every call.
 func (c *Client) start(req agentproto.Request, cl *call) (uint32, error) {
+	payload := agentproto.Encode(req)
+	if len(payload) > agentproto.MaxPayload {
+		return 0, fmt.Errorf("%w: the %s request is %d bytes as JSON, over the agent channel's limit of %d bytes per request; "+
+			"put a long script in a file (copy it in with copy_from_host) or feed data on standard input",
+			ErrTooLarge, req.Op, len(payload), agentproto.MaxPayload)
+	}
 	cl.result = make(chan agentproto.Result, 1)
 	id := c.nextID.Add(1)
 	c.mu.Lock()
@@ -194,7 +207,7 @@ func (c *Client) start(req agentproto.Request, cl *call) (uint32, error) {
 	}
 	c.calls[id] = cl
 	c.mu.Unlock()
-	if err := c.w.WriteFrame(agentproto.TRequest, id, agentproto.Encode(req)); err != nil {
+	if err := c.w.WriteFrame(agentproto.TRequest, id, payload); err != nil {
 		c.fail(fmt.Errorf("%w: %w", ErrClosed, err))
 		return 0, c.Err()
 	}
