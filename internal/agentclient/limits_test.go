@@ -88,4 +88,3 @@ func TestWaitOutputTooLarge(t *testing.T) {
 		t.Errorf("next command: got exit %d, stdout %q", res.Exit, stdout)
 	}
 }
-
