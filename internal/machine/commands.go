@@ -1,11 +1,11 @@
 package machine
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -19,7 +19,13 @@ import (
 type Result struct {
 	Status         int    // exit status; -1 when a signal killed it
 	Signal         string // the signal, if one killed it
+	// Stdout and Stderr are the command's outputs, up to OutputLimit each.
 	Stdout, Stderr string
+	// StdoutFile and StderrFile name files in the machine's directory that
+	// hold the whole output when it was longer than SpillSize (1 MiB); empty
+	// for shorter ones. They are removed with a temporary directory (when
+	// Config.Dir was empty) at Close.
+	StdoutFile, StderrFile string
 	// Detached says processes the command left running kept its output
 	// open; what they write after the command exits is not captured.
 	Detached bool
@@ -61,7 +67,9 @@ func Stream(stdout, stderr io.Writer) ExecOption {
 
 // Execute runs command with sh -c in the guest and returns its exit status
 // and output. A non-zero status is not an error; a timeout or a machine that
-// goes down is.
+// goes down is, and so is an output over OutputLimit (an *OutputError). A
+// command over the agent channel's 1 MiB request limit fails with an error
+// wrapping agentclient.ErrTooLarge; the machine stays up.
 func (m *Machine) Execute(ctx context.Context, command string, opts ...ExecOption) (Result, error) {
 	var o execOptions
 	for _, opt := range opts {
@@ -80,16 +88,47 @@ func (m *Machine) exec(ctx context.Context, agent *agentclient.Client, command s
 	if o.timeout <= 0 {
 		o.timeout = m.DefaultTimeout()
 	}
-	var stdout, stderr bytes.Buffer
-	stdio := agentclient.ExecIO{Stdin: o.stdin, Stdout: tee(&stdout, o.stdout), Stderr: tee(&stderr, o.stderr)}
+	what := "command " + shortCommand(command)
+	base := filepath.Join(m.dir, "output", fmt.Sprintf("command-%d", commandSeq.Add(1)))
+	stdout, stderr := newCapture(base+".stdout"), newCapture(base+".stderr")
+	stdio := agentclient.ExecIO{Stdin: o.stdin, Stdout: tee(stdout, o.stdout), Stderr: tee(stderr, o.stderr)}
 	hostCtx, cancel := m.hostDeadline(ctx, o.timeout)
 	defer cancel()
 	res, err := agent.Exec(hostCtx, agentproto.Exec{
 		Command: command, Env: o.env, User: o.user, Dir: o.dir, Timeout: o.timeout,
 	}, stdio)
-	r := Result{Status: res.Exit, Signal: res.Signal, Stdout: stdout.String(), Stderr: stderr.String(),
-		Detached: res.Detached, Elapsed: res.Elapsed}
-	return r, m.outcome(ctx, hostCtx, fmt.Sprintf("command %q", command), o.timeout, res, r.Stdout+r.Stderr, err)
+	r := Result{Status: res.Exit, Signal: res.Signal, Detached: res.Detached, Elapsed: res.Elapsed}
+	outErr := r.keep(m.cfg.Name, command, stdout, stderr)
+	if err := m.outcome(ctx, hostCtx, what, o.timeout, res, r.Stdout+r.Stderr, err); err != nil {
+		return r, err
+	}
+	return r, outErr
+}
+
+// keep fills r's outputs from the captures and returns an *OutputError if
+// one was over the limit (stdout's, when both were).
+func (r *Result) keep(machine, command string, stdout, stderr *capture) error {
+	var errs [2]*OutputError
+	for i, c := range []*capture{stdout, stderr} {
+		text, file, size, ferr := c.close()
+		stream := [2]string{"stdout", "stderr"}[i]
+		if i == 0 {
+			r.Stdout, r.StdoutFile = text, file
+		} else {
+			r.Stderr, r.StderrFile = text, file
+		}
+		if size > int64(c.limit) {
+			errs[i] = &OutputError{Machine: machine, Command: command, Stream: stream, Size: size,
+				Limit: c.limit, File: file, FileErr: ferr}
+		}
+	}
+	if errs[0] != nil {
+		return errs[0]
+	}
+	if errs[1] != nil {
+		return errs[1]
+	}
+	return nil
 }
 
 // hostDeadline bounds an agent call on the host. The guest enforces the
@@ -121,7 +160,7 @@ func (m *Machine) outcome(ctx, hostCtx context.Context, what string, timeout tim
 	return nil
 }
 
-func tee(buf *bytes.Buffer, w io.Writer) io.Writer {
+func tee(buf *capture, w io.Writer) io.Writer {
 	if w == nil {
 		return buf
 	}
