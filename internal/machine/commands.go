@@ -17,8 +17,8 @@ import (
 
 // Result is a finished command.
 type Result struct {
-	Status         int    // exit status; -1 when a signal killed it
-	Signal         string // the signal, if one killed it
+	Status int    // exit status; -1 when a signal killed it
+	Signal string // the signal, if one killed it
 	// Stdout and Stderr are the command's outputs, up to OutputLimit each.
 	Stdout, Stderr string
 	// StdoutFile and StderrFile name files in the machine's directory that
