@@ -60,7 +60,10 @@ func Env(kv ...string) ExecOption { return func(o *execOptions) { o.env = append
 func Stdin(r io.Reader) ExecOption { return func(o *execOptions) { o.stdin = r } }
 
 // Stream copies the command's output to stdout and stderr as it arrives, as
-// well as returning it. Nil writers are skipped. They must not block.
+// well as returning it. Nil writers are skipped. They must not block. A
+// streamed output may be longer than OutputLimit: the writer gets it all,
+// Result keeps its first OutputLimit bytes, and it is neither an error nor
+// written to a file.
 func Stream(stdout, stderr io.Writer) ExecOption {
 	return func(o *execOptions) { o.stdout, o.stderr = stdout, stderr }
 }
@@ -90,7 +93,7 @@ func (m *Machine) exec(ctx context.Context, agent *agentclient.Client, command s
 	}
 	what := "command " + shortCommand(command)
 	base := filepath.Join(m.dir, "output", fmt.Sprintf("command-%d", commandSeq.Add(1)))
-	stdout, stderr := newCapture(base+".stdout"), newCapture(base+".stderr")
+	stdout, stderr := newCapture(base+".stdout", o.stdout != nil), newCapture(base+".stderr", o.stderr != nil)
 	stdio := agentclient.ExecIO{Stdin: o.stdin, Stdout: tee(stdout, o.stdout), Stderr: tee(stderr, o.stderr)}
 	hostCtx, cancel := m.hostDeadline(ctx, o.timeout)
 	defer cancel()
@@ -117,7 +120,7 @@ func (r *Result) keep(machine, command string, stdout, stderr *capture) error {
 		} else {
 			r.Stderr, r.StderrFile = text, file
 		}
-		if size > int64(c.limit) {
+		if size > int64(c.limit) && !c.streamed {
 			errs[i] = &OutputError{Machine: machine, Command: command, Stream: stream, Size: size,
 				Limit: c.limit, File: file, FileErr: ferr}
 		}

@@ -2,6 +2,7 @@ package machine
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -79,6 +80,7 @@ func shortCommand(command string) string {
 type capture struct {
 	path         string // the file, created once the output passes spill
 	limit, spill int
+	streamed     bool // the caller gets every byte (Stream): no file, no error
 
 	mu     sync.Mutex
 	mem    strings.Builder
@@ -88,8 +90,12 @@ type capture struct {
 	closed bool
 }
 
-func newCapture(path string) *capture {
-	return &capture{path: path, limit: outputLimit, spill: min(spillSize, outputLimit)}
+func newCapture(path string, streamed bool) *capture {
+	c := &capture{path: path, limit: outputLimit, spill: min(spillSize, outputLimit), streamed: streamed}
+	if streamed {
+		c.spill = math.MaxInt
+	}
+	return c
 }
 
 // Write keeps p and never fails: an error writing the file is kept for

@@ -88,6 +88,21 @@ func TestOutputLimit(t *testing.T) {
 	}
 }
 
+// TestOutputStreamed streams an output over the limit to a writer: the
+// writer gets every byte, Result keeps the limit's worth, and it is no
+// error (vmlab exec streams what a command prints to the terminal).
+func TestOutputStreamed(t *testing.T) {
+	const limit = 64 << 10
+	machine.SetOutputLimits(t, limit, 16<<10)
+	m := fakeMachine(t, "serve")
+	var streamed strings.Builder
+	r, err := m.Execute(t.Context(), "yes 0123456789 | head -c 200000", machine.Stream(&streamed, nil))
+	if err != nil || streamed.String() != printed(200000) || r.Stdout != printed(limit) || r.StdoutFile != "" {
+		t.Errorf("got %v, %d bytes streamed, %d kept, file %q; want no error, 200000 streamed, %d kept, no file",
+			err, streamed.Len(), len(r.Stdout), r.StdoutFile, limit)
+	}
+}
+
 // TestOutputMemoryBounded prints 300 MiB through a machine (the agent in
 // the fake QEMU, the host's side in this process, real limits) and checks
 // that this process's peak RSS grew by far less: before the limit, the
