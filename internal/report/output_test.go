@@ -107,3 +107,44 @@ func TestBoundOutput(t *testing.T) {
 		})
 	}
 }
+
+// TestTerminalLongOutput fails a command that printed many lines: the
+// terminal shows the first and last 50 and names the file with them all,
+// not the thousands of lines the other reports keep.
+func TestTerminalLongOutput(t *testing.T) {
+	tests := []struct {
+		name      string
+		lines     int
+		file      string
+		wantLines int // lines of the output shown
+		wantMark  string
+	}{
+		{"short", 100, "", 100, ""},
+		{"long with its file", 5000, "/out/t/vm/output/command-1.stdout", 100,
+			"[... 4900 lines left out; the whole stdout is in /out/t/vm/output/command-1.stdout ...]"},
+		{"long without a file", 101, "", 100, "[... 1 lines left out ...]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			sink := NewTerminal(&out, TerminalOptions{})
+			stdout := numbered(tt.lines * 13)
+			emitAll(sink, []Event{
+				{Kind: TestStart, Test: "t"},
+				{Kind: Command, Test: "t", Machine: "vm", Command: "print", Exit: 1, Stdout: stdout, StdoutFile: tt.file, Error: "failed"},
+				{Kind: TestEnd, Test: "t", Error: "failed"},
+			})
+			text := out.String()
+			if got := strings.Count(text, "line 0"); got != tt.wantLines {
+				t.Errorf("got %d output lines, want %d:\n%s", got, tt.wantLines, text)
+			}
+			if tt.wantMark != "" && !strings.Contains(text, tt.wantMark) {
+				t.Errorf("output lacks %q:\n%.2000s", tt.wantMark, text)
+			}
+			last := fmt.Sprintf("line %07d", tt.lines-1)
+			if !strings.Contains(text, last) {
+				t.Errorf("output lacks its last line %q", last)
+			}
+		})
+	}
+}
