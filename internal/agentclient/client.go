@@ -47,8 +47,10 @@ type Client struct {
 
 // call is a request waiting for its Result.
 type call struct {
-	stdout, stderr io.Writer         // nil: discard
-	data           *agentproto.Queue // copy-out bytes
+	id             uint32
+	stdout, stderr io.Writer          // nil: discard
+	data           *agentproto.Queue  // copy-out bytes
+	in             *agentproto.Window // room for Stdin or copy-in Data frames; closed when the call ends
 	result         chan agentproto.Result
 }
 
@@ -127,6 +129,7 @@ func (c *Client) fail(err error) {
 		if cl.data != nil {
 			cl.data.Close(err)
 		}
+		cl.in.Close()
 		close(cl.result)
 		delete(c.calls, id)
 	}
@@ -167,6 +170,12 @@ func (c *Client) route(f agentproto.Frame) error {
 		if cl.data != nil {
 			cl.data.Close(nil)
 		}
+	case agentproto.TAck:
+		n, err := agentproto.DecodeAck(f)
+		if err != nil {
+			return err
+		}
+		cl.in.Ack(n)
 	case agentproto.TResult:
 		var res agentproto.Result
 		if err := agentproto.Decode(f, &res); err != nil {
@@ -175,6 +184,8 @@ func (c *Client) route(f agentproto.Frame) error {
 		if cl.data != nil {
 			cl.data.Close(nil)
 		}
+		// The guest reads no more of the call's input.
+		cl.in.Close()
 		cl.result <- res
 	default:
 		return fmt.Errorf("%w: unexpected %v frame from the guest", agentproto.ErrMalformed, f.Type)
@@ -198,7 +209,9 @@ func (c *Client) start(req agentproto.Request, cl *call) (uint32, error) {
 			ErrTooLarge, req.Op, len(payload), agentproto.MaxPayload)
 	}
 	cl.result = make(chan agentproto.Result, 1)
+	cl.in = agentproto.NewWindow()
 	id := c.nextID.Add(1)
+	cl.id = id
 	c.mu.Lock()
 	if c.err != nil {
 		err := c.err
@@ -246,14 +259,17 @@ func (c *Client) Exec(ctx context.Context, req agentproto.Exec, stdio ExecIO) (a
 		return agentproto.Result{}, err
 	}
 	if stdio.Stdin != nil {
-		go c.sendStdin(id, stdio.Stdin)
+		go c.sendStdin(id, stdio.Stdin, cl.in)
 	}
 	return c.await(ctx, id, cl)
 }
 
-func (c *Client) sendStdin(id uint32, r io.Reader) {
-	io.Copy(c.w.Stream(agentproto.TStdin, id), r)
-	c.w.WriteFrame(agentproto.TStdinEOF, id, nil)
+// sendStdin sends r as the guest reads it (at most a window ahead), until
+// it ends or the command does.
+func (c *Client) sendStdin(id uint32, r io.Reader, win *agentproto.Window) {
+	if _, err := io.Copy(c.w.WindowedStream(agentproto.TStdin, id, win), r); !errors.Is(err, agentproto.ErrWindowClosed) {
+		c.w.WriteFrame(agentproto.TStdinEOF, id, nil)
+	}
 }
 
 // Wait asks the agent to wait for a condition.
@@ -295,7 +311,7 @@ func (c *Client) CopyIn(ctx context.Context, src, dst string) error {
 	}
 	packErr := make(chan error, 1)
 	go func() {
-		err := treecopy.Pack(c.w.Stream(agentproto.TData, id), src)
+		err := treecopy.Pack(c.w.WindowedStream(agentproto.TData, id, cl.in), src)
 		c.w.WriteFrame(agentproto.TDataEOF, id, nil)
 		packErr <- err
 	}()
@@ -314,7 +330,8 @@ func (c *Client) CopyIn(ctx context.Context, src, dst string) error {
 
 // CopyOut copies the guest file or tree src to dst on the host.
 func (c *Client) CopyOut(ctx context.Context, src, dst string) error {
-	cl := &call{data: agentproto.NewQueue()}
+	cl := &call{}
+	cl.data = agentproto.NewAckQueue(func(n int) { c.w.WriteFrame(agentproto.TAck, cl.id, agentproto.AckPayload(n)) })
 	id, err := c.start(agentproto.Request{Op: agentproto.OpCopyOut, Path: src}, cl)
 	if err != nil {
 		return err

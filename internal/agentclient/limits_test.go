@@ -1,9 +1,13 @@
 package agentclient_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -86,5 +90,58 @@ func TestWaitOutputTooLarge(t *testing.T) {
 	}
 	if res, stdout, _ := run(t, c, "echo still here"); res.Exit != 0 || stdout != "still here\n" {
 		t.Errorf("next command: got exit %d, stdout %q", res.Exit, stdout)
+	}
+}
+
+// countingReader is an endless standard input that counts what was taken.
+type countingReader struct{ n atomic.Int64 }
+
+func (r *countingReader) Read(p []byte) (int, error) {
+	r.n.Add(int64(len(p)))
+	return len(p), nil
+}
+
+// TestStdinWindow feeds an endless standard input to a command that reads
+// none of it for a second: the host sends no more than the window (plus
+// the buffers between it and the command), so the guest never holds more.
+// Before, the host sent as fast as the channel took it and the guest
+// queued it all.
+func TestStdinWindow(t *testing.T) {
+	c := newPair(t)
+	in := &countingReader{}
+	res, err := c.Exec(context.Background(), agentproto.Exec{Command: "exec sleep 1", Timeout: 10 * time.Second},
+		agentclient.ExecIO{Stdin: in})
+	if err != nil || res.Exit != 0 {
+		t.Fatalf("got %+v, %v", res, err)
+	}
+	// The window, the command's pipe (64 KiB), and a copy buffer at each end.
+	const most = agentproto.WindowSize + 64<<10 + 2*32<<10 + agentproto.ChunkSize
+	if got := in.n.Load(); got > most {
+		t.Errorf("the host took %d bytes of stdin, want at most %d", got, most)
+	}
+	// The stream ended: the sender has stopped, and the channel goes on.
+	if res, stdout, _ := run(t, c, "echo still here"); res.Exit != 0 || stdout != "still here\n" {
+		t.Errorf("next command: got exit %d, stdout %q", res.Exit, stdout)
+	}
+}
+
+// TestCopyWindow copies 8 MiB, eight windows, each way.
+func TestCopyWindow(t *testing.T) {
+	c := newPair(t)
+	src := filepath.Join(t.TempDir(), "big")
+	data := bytes.Repeat([]byte("0123456789abcdef"), 8<<20/16)
+	if err := os.WriteFile(src, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	guest := filepath.Join(t.TempDir(), "in")
+	if err := c.CopyIn(context.Background(), src, guest); err != nil {
+		t.Fatal(err)
+	}
+	back := filepath.Join(t.TempDir(), "back")
+	if err := c.CopyOut(context.Background(), guest, back); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(back); err != nil || !bytes.Equal(b, data) {
+		t.Errorf("got %d bytes back (%v), want the %d sent", len(b), err, len(data))
 	}
 }

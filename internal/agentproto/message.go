@@ -7,8 +7,9 @@ import (
 )
 
 // Version is the protocol version. The agent says it in Hello; the host refuses
-// an agent that speaks another one (a stale initramfs, say).
-const Version = 1
+// an agent that speaks another one (a stale initramfs, say). Version 2 added
+// the Ack frame and windows on Stdin and Data streams.
+const Version = 2
 
 // DefaultPath is the PATH commands get in the guest.
 const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

@@ -90,7 +90,7 @@ func outputRun(ctx context.Context, bf bootFlags, dir, command string, wantExit 
 	if err := os.WriteFile(file, []byte(test), 0o600); err != nil {
 		return 0, 0, err
 	}
-	exe, err := os.Executable()
+	exe, err := driverBinary()
 	if err != nil {
 		return 0, 0, err
 	}
@@ -110,6 +110,20 @@ func outputRun(ctx context.Context, bf bootFlags, dir, command string, wantExit 
 		return 0, 0, fmt.Errorf("vmlab run: exit %d, want %d\n%s", rep.Exit, wantExit, stderr.String())
 	}
 	return rep.MaxRSSKiB, took, nil
+}
+
+// driverBinary is the vmlab to run as a child driver: this program, or,
+// when this is a Go test binary (which runs tests, not commands), the
+// vmlab the tests built for the guests ($VMLAB_AGENT).
+func driverBinary() (string, error) {
+	exe, err := os.Executable()
+	if err == nil && strings.HasSuffix(exe, ".test") {
+		if agent := os.Getenv("VMLAB_AGENT"); agent != "" {
+			return agent, nil
+		}
+		err = fmt.Errorf("%s is a test binary and $VMLAB_AGENT names no vmlab", exe)
+	}
+	return exe, err
 }
 
 // args are the flags that give another vmlab command the same boot.
