@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -199,6 +200,24 @@ func write(w io.Writer, p []byte) {
 	}
 }
 
+// checkArgs refuses a command or environment entry longer than the guest
+// can exec, before the request is sent.
+func checkArgs(command string, env []string) error {
+	if len(command) > agentproto.MaxArg {
+		return fmt.Errorf("%w: the command is %d bytes, over the %d bytes Linux takes as the argument of sh -c; "+
+			"put a long script in a file (copy it in with copy_from_host) or feed data on standard input",
+			ErrTooLarge, len(command), agentproto.MaxArg)
+	}
+	for _, kv := range env {
+		if len(kv) > agentproto.MaxArg {
+			name, _, _ := strings.Cut(kv, "=")
+			return fmt.Errorf("%w: the environment variable %.100s is %d bytes, over the %d bytes Linux takes in one",
+				ErrTooLarge, name, len(kv), agentproto.MaxArg)
+		}
+	}
+	return nil
+}
+
 // start registers a call and sends its request. A request too large for a
 // frame is refused here: sending it would break the channel for every call.
 func (c *Client) start(req agentproto.Request, cl *call) (uint32, error) {
@@ -252,6 +271,9 @@ type ExecIO struct {
 
 // Exec runs a command in the guest and waits for it.
 func (c *Client) Exec(ctx context.Context, req agentproto.Exec, stdio ExecIO) (agentproto.Result, error) {
+	if err := checkArgs(req.Command, req.Env); err != nil {
+		return agentproto.Result{}, err
+	}
 	req.Stdin = stdio.Stdin != nil
 	cl := &call{stdout: stdio.Stdout, stderr: stdio.Stderr}
 	id, err := c.start(agentproto.Request{Op: agentproto.OpExec, Exec: &req}, cl)
@@ -274,6 +296,9 @@ func (c *Client) sendStdin(id uint32, r io.Reader, win *agentproto.Window) {
 
 // Wait asks the agent to wait for a condition.
 func (c *Client) Wait(ctx context.Context, w agentproto.Wait) (agentproto.Result, error) {
+	if err := checkArgs(w.Command, nil); err != nil {
+		return agentproto.Result{}, err
+	}
 	cl := &call{}
 	id, err := c.start(agentproto.Request{Op: agentproto.OpWait, Wait: &w}, cl)
 	if err != nil {

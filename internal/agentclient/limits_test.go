@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,38 +17,45 @@ import (
 	"github.com/vmlab/vmlab/internal/agentproto"
 )
 
-// TestRequestTooLarge sends requests that do not fit in one frame: each
-// fails alone with ErrTooLarge, naming the limit and what to do instead,
-// and the channel keeps serving (before, the write error closed it and the
-// machine was taken down).
+// TestRequestTooLarge sends requests the guest cannot take: a command or
+// environment entry longer than Linux takes in one exec argument, or a
+// request over a frame. Each fails alone with ErrTooLarge, naming the
+// limit (and what to do instead), and the channel keeps serving (before,
+// the write error closed it and the machine was taken down; a command
+// over 128 KiB failed in the guest quoting itself whole).
 func TestRequestTooLarge(t *testing.T) {
 	c := newPair(t)
 	ctx := context.Background()
 	long := strings.Repeat("x", agentproto.MaxPayload+1)
+	// Six entries of 100 KiB of quotes: 600 KiB, but 1.2 MiB as JSON.
+	var quotes []string
+	for i := range 6 {
+		quotes = append(quotes, fmt.Sprintf("Q%d=%s", i, strings.Repeat(`"`, 100<<10)))
+	}
 	tests := []struct {
 		name string
 		call func() error
+		want []string
 	}{
 		{"command", func() error {
-			_, err := c.Exec(ctx, agentproto.Exec{Command: "echo " + long}, agentclient.ExecIO{})
+			_, err := c.Exec(ctx, agentproto.Exec{Command: "echo " + long[:agentproto.MaxArg]}, agentclient.ExecIO{})
 			return err
-		}},
-		{"environment", func() error {
+		}, []string{"131071 bytes", "copy_from_host"}},
+		{"environment entry", func() error {
 			_, err := c.Exec(ctx, agentproto.Exec{Command: "true", Env: []string{"BIG=" + long}}, agentclient.ExecIO{})
 			return err
-		}},
+		}, []string{"environment variable BIG", "131071 bytes"}},
+		{"environment over a frame once quoted", func() error {
+			_, err := c.Exec(ctx, agentproto.Exec{Command: "true", Env: quotes}, agentclient.ExecIO{})
+			return err
+		}, []string{"1048576 bytes", "copy_from_host"}},
 		{"wait command", func() error {
 			_, err := c.Wait(ctx, agentproto.Wait{Kind: agentproto.WaitCommandOK, Command: long, Timeout: time.Second})
 			return err
-		}},
+		}, []string{"131071 bytes"}},
 		{"services", func() error {
 			return c.Services(ctx, []agentproto.Service{{Name: "big", Command: long}})
-		}},
-		{"command just over the limit once quoted", func() error {
-			// 600 KiB of quotes become 1.2 MiB of JSON escapes.
-			_, err := c.Exec(ctx, agentproto.Exec{Command: strings.Repeat(`"`, 600<<10)}, agentclient.ExecIO{})
-			return err
-		}},
+		}, []string{"1048576 bytes"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -55,7 +63,7 @@ func TestRequestTooLarge(t *testing.T) {
 			if !errors.Is(err, agentclient.ErrTooLarge) {
 				t.Fatalf("got %v, want an error wrapping ErrTooLarge", err)
 			}
-			for _, want := range []string{"1048576 bytes", "copy_from_host"} {
+			for _, want := range tt.want {
 				if !strings.Contains(err.Error(), want) {
 					t.Errorf("error %q does not contain %q", err, want)
 				}
@@ -68,6 +76,11 @@ func TestRequestTooLarge(t *testing.T) {
 				t.Errorf("next command: got exit %d, stdout %q; want 0, %q", res.Exit, stdout, "still here\n")
 			}
 		})
+	}
+	// Just under the limit runs.
+	res, stdout, _ := run(t, c, "echo "+long[:agentproto.MaxArg-len("echo ")])
+	if res.Exit != 0 || len(stdout) != agentproto.MaxArg-len("echo ")+1 {
+		t.Errorf("a command of %d bytes: got exit %d, %d bytes out", agentproto.MaxArg, res.Exit, len(stdout))
 	}
 }
 

@@ -76,6 +76,12 @@ type Request struct {
 	Path     string    `json:"path,omitempty"` // copy-in destination, copy-out source
 }
 
+// MaxArg is the longest command (and environment entry) the guest can run:
+// Linux takes at most 32 pages, 131072 bytes with the NUL, in one argument
+// or environment string (MAX_ARG_STRLEN), and a command is sh -c's
+// argument.
+const MaxArg = 32*4096 - 1
+
 // Exec runs Command with /bin/sh -c in its own process group.
 type Exec struct {
 	Command string   `json:"command"`

@@ -78,7 +78,7 @@ func (m *Machine) Execute(ctx context.Context, command string, opts ...ExecOptio
 	for _, opt := range opts {
 		opt(&o)
 	}
-	agent, err := m.client(ctx, fmt.Sprintf("command %q", command))
+	agent, err := m.client(ctx, "command "+shortCommand(command))
 	if err != nil {
 		return Result{}, err
 	}
@@ -111,27 +111,21 @@ func (m *Machine) exec(ctx context.Context, agent *agentclient.Client, command s
 // keep fills r's outputs from the captures and returns an *OutputError if
 // one was over the limit (stdout's, when both were).
 func (r *Result) keep(machine, command string, stdout, stderr *capture) error {
-	var errs [2]*OutputError
-	for i, c := range []*capture{stdout, stderr} {
-		text, file, size, ferr := c.close()
-		stream := [2]string{"stdout", "stderr"}[i]
-		if i == 0 {
-			r.Stdout, r.StdoutFile = text, file
-		} else {
-			r.Stderr, r.StderrFile = text, file
+	var first error
+	for _, s := range []struct {
+		name       string
+		c          *capture
+		text, file *string
+	}{{"stdout", stdout, &r.Stdout, &r.StdoutFile}, {"stderr", stderr, &r.Stderr, &r.StderrFile}} {
+		var size int64
+		var ferr error
+		*s.text, *s.file, size, ferr = s.c.close()
+		if size > int64(s.c.limit) && !s.c.streamed && first == nil {
+			first = &OutputError{Machine: machine, Command: command, Stream: s.name, Size: size,
+				Limit: s.c.limit, File: *s.file, FileErr: ferr}
 		}
-		if size > int64(c.limit) && !c.streamed {
-			errs[i] = &OutputError{Machine: machine, Command: command, Stream: stream, Size: size,
-				Limit: c.limit, File: file, FileErr: ferr}
-		}
 	}
-	if errs[0] != nil {
-		return errs[0]
-	}
-	if errs[1] != nil {
-		return errs[1]
-	}
-	return nil
+	return first
 }
 
 // hostDeadline bounds an agent call on the host. The guest enforces the

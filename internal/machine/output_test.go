@@ -144,7 +144,7 @@ func peakRSS(t *testing.T) int64 {
 
 // TestCommandTooLarge sends a command over the agent channel's 1 MiB
 // request limit: it fails alone, the machine stays up and the next command
-// works (before, the channel broke and the machine went down).
+// works (before, the channel broke and the machine went down after 5 s).
 func TestCommandTooLarge(t *testing.T) {
 	m := fakeMachine(t, "serve")
 	long := "echo " + strings.Repeat("x", agentproto.MaxPayload)
@@ -157,5 +157,20 @@ func TestCommandTooLarge(t *testing.T) {
 	}
 	if out, err := m.Succeed(t.Context(), "echo still here"); err != nil || out != "still here\n" {
 		t.Errorf("next command: got %q, %v", out, err)
+	}
+}
+
+// TestLongCommandMessages checks that errors about a long command (under
+// the frame limit, so it runs) quote its start, not all of it.
+func TestLongCommandMessages(t *testing.T) {
+	m := fakeMachine(t, "serve")
+	long := "exit 3 # " + strings.Repeat("x", 100<<10)
+	_, err := m.Succeed(t.Context(), long)
+	var ee *machine.ExitError
+	if !errors.As(err, &ee) || ee.Status != 3 {
+		t.Fatalf("got %v, want an ExitError with status 3", err)
+	}
+	if msg := err.Error(); len(msg) > 2000 || !strings.Contains(msg, fmt.Sprintf("... (%d bytes)", len(long))) {
+		t.Errorf("got a %d-byte message %.300q, want the command cut short with its length", len(msg), msg)
 	}
 }
