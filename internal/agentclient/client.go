@@ -24,10 +24,11 @@ import (
 // channel ended.
 var ErrClosed = errors.New("agent channel closed")
 
-// ErrTooLarge is wrapped by the error of a call whose request does not fit
-// in one frame (agentproto.MaxPayload, 1 MiB, as JSON): a command string,
-// its environment, or a list of services that long. The call fails alone;
-// the channel stays up.
+// ErrTooLarge is wrapped by the error of a call the guest cannot take: a
+// command or environment entry longer than Linux execs (agentproto.MaxArg,
+// 128 KiB), or a request that does not fit in one frame
+// (agentproto.MaxPayload, 1 MiB, as JSON), such as a long list of services.
+// The call fails alone, before anything is sent; the channel stays up.
 var ErrTooLarge = errors.New("request too large")
 
 // Client is a connection to one agent. Its methods are safe for concurrent use.
