@@ -19,10 +19,11 @@ func copyIn(dst string, in *agentproto.Queue) agentproto.Result {
 	return agentproto.Result{}
 }
 
-// copyOut sends src to the host as a tar stream in Data frames, then DataEOF.
-// A failure midway still ends with DataEOF; the Result carries the error.
-func (s *server) copyOut(id uint32, src string) agentproto.Result {
-	err := treecopy.Pack(s.w.Stream(agentproto.TData, id), src)
+// copyOut sends src to the host as a tar stream in Data frames, as the
+// host's acknowledgements make room in win, then DataEOF. A failure midway
+// still ends with DataEOF; the Result carries the error.
+func (s *server) copyOut(id uint32, src string, win *agentproto.Window) agentproto.Result {
+	err := treecopy.Pack(s.w.WindowedStream(agentproto.TData, id, win), src)
 	if eofErr := s.w.WriteFrame(agentproto.TDataEOF, id, nil); err == nil && eofErr != nil {
 		err = fmt.Errorf("copy %s: %w", src, eofErr)
 	}

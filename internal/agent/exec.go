@@ -64,7 +64,8 @@ func (s *server) exec(ctx context.Context, id uint32, req *agentproto.Exec, in *
 	if err != nil {
 		stdout.abort()
 		stderr.abort()
-		return agentproto.Result{Error: fmt.Sprintf("start %q: %v", req.Command, err)}
+		// Not the command itself: it may be 128 KiB long.
+		return agentproto.Result{Error: fmt.Sprintf("start the command: %v", err)}
 	}
 	defer done()
 	stdout.w.Close()

@@ -102,7 +102,8 @@ type server struct {
 
 // stream is a request in progress.
 type stream struct {
-	in     *agentproto.Queue // Stdin or Data frames from the host
+	in     *agentproto.Queue  // Stdin or Data frames from the host, acknowledged as read
+	out    *agentproto.Window // room for the Data frames of a copy-out
 	cancel context.CancelFunc
 }
 
@@ -124,6 +125,12 @@ func (s *server) dispatch(ctx context.Context, f agentproto.Frame) error {
 		st.in.Close(nil)
 	case agentproto.TCancel:
 		st.cancel()
+	case agentproto.TAck:
+		n, err := agentproto.DecodeAck(f)
+		if err != nil {
+			return err
+		}
+		st.out.Ack(n)
 	default:
 		return fmt.Errorf("%w: unexpected %v frame from the host", agentproto.ErrMalformed, f.Type)
 	}
@@ -136,7 +143,12 @@ func (s *server) start(ctx context.Context, f agentproto.Frame) error {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	st := &stream{in: agentproto.NewQueue(), cancel: cancel}
+	id := f.Stream
+	st := &stream{out: agentproto.NewWindow(), cancel: cancel}
+	st.in = agentproto.NewAckQueue(func(n int) { s.w.WriteFrame(agentproto.TAck, id, agentproto.AckPayload(n)) })
+	// A copy-out waiting for room ends with its stream (canceled by the
+	// host, or the server stopping).
+	context.AfterFunc(ctx, st.out.Close)
 	s.mu.Lock()
 	if s.streams[f.Stream] != nil {
 		s.mu.Unlock()
@@ -147,14 +159,14 @@ func (s *server) start(ctx context.Context, f agentproto.Frame) error {
 	s.mu.Unlock()
 	s.wg.Go(func() {
 		start := time.Now()
-		res := s.handle(ctx, f.Stream, req, st.in)
+		res := s.handle(ctx, f.Stream, req, st)
 		res.Elapsed = time.Since(start)
 		s.mu.Lock()
 		delete(s.streams, f.Stream)
 		s.mu.Unlock()
 		st.in.Close(errors.New("stream ended"))
 		cancel()
-		s.w.WriteFrame(agentproto.TResult, f.Stream, agentproto.Encode(res))
+		s.w.WriteFrame(agentproto.TResult, f.Stream, encodeResult(res))
 		if res.Error == "" && (req.Op == agentproto.OpPowerOff || req.Op == agentproto.OpReboot) {
 			powerOff(req.Op == agentproto.OpReboot)
 		}
@@ -162,18 +174,18 @@ func (s *server) start(ctx context.Context, f agentproto.Frame) error {
 	return nil
 }
 
-func (s *server) handle(ctx context.Context, id uint32, req agentproto.Request, in *agentproto.Queue) agentproto.Result {
+func (s *server) handle(ctx context.Context, id uint32, req agentproto.Request, st *stream) agentproto.Result {
 	switch {
 	case req.Op == agentproto.OpExec && req.Exec != nil:
-		return s.exec(ctx, id, req.Exec, in)
+		return s.exec(ctx, id, req.Exec, st.in)
 	case req.Op == agentproto.OpWait && req.Wait != nil && req.Wait.Kind == agentproto.WaitUnit:
 		return s.services.waitUnit(ctx, req.Wait.Path, req.Wait.Timeout)
 	case req.Op == agentproto.OpWait && req.Wait != nil:
 		return wait(ctx, req.Wait)
 	case req.Op == agentproto.OpCopyIn && req.Path != "":
-		return copyIn(req.Path, in)
+		return copyIn(req.Path, st.in)
 	case req.Op == agentproto.OpCopyOut && req.Path != "":
-		return s.copyOut(id, req.Path)
+		return s.copyOut(id, req.Path, st.out)
 	case req.Op == agentproto.OpNetwork && req.Net != nil:
 		if os.Getpid() != 1 {
 			return agentproto.Result{Error: "network requests are served only inside a guest"}
@@ -195,4 +207,20 @@ func (s *server) handle(ctx context.Context, id uint32, req agentproto.Request, 
 		return agentproto.Result{}
 	}
 	return agentproto.Result{Error: fmt.Sprintf("bad request: op %q without its arguments", req.Op)}
+}
+
+// encodeResult encodes res for its frame. A result too large for one (a
+// service's last lines, up to 20 of 1 MiB each) loses its output and says
+// so: a Result that cannot be sent would leave the host waiting until its
+// deadline.
+func encodeResult(res agentproto.Result) []byte {
+	b := agentproto.Encode(res)
+	if len(b) <= agentproto.MaxPayload {
+		return b
+	}
+	dropped := len(res.Output)
+	res.Output = ""
+	res.Error = strings.TrimSpace(fmt.Sprintf("%s (the %d bytes of output were dropped: over the %d-byte frame limit)",
+		res.Error, dropped, agentproto.MaxPayload))
+	return agentproto.Encode(res)
 }

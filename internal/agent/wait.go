@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"strconv"
@@ -43,6 +44,12 @@ func wait(ctx context.Context, w *agentproto.Wait) agentproto.Result {
 		res.Tries++
 		ok, output := check(ctx)
 		res.Output = output
+		if len(output) > WaitOutputLimit {
+			res.Output = output[:WaitOutputLimit]
+			res.Error = fmt.Sprintf("the command printed more than %d bytes, the most a wait returns; "+
+				"redirect its output to a file in the guest", WaitOutputLimit)
+			return res
+		}
 		if ok {
 			return res
 		}
@@ -117,13 +124,32 @@ func runCheck(ctx context.Context, w *agentproto.Wait) (bool, string) {
 		return false, err.Error()
 	}
 	cmd.WaitDelay = outputLinger
-	var out strings.Builder
-	cmd.Stdout = &out
+	out := &limitedBuffer{limit: WaitOutputLimit + 1}
+	cmd.Stdout = out
 	done, err := start(cmd)
 	if err != nil {
 		return false, err.Error()
 	}
 	defer done()
 	err = cmd.Wait()
-	return err == nil, out.String()
+	return err == nil, out.b.String()
+}
+
+// WaitOutputLimit bounds what a wait keeps of its command's output: the
+// Result that carries it must fit in one frame (agentproto.MaxPayload, 1
+// MiB, with room for JSON escapes that can double it).
+const WaitOutputLimit = agentproto.MaxPayload / 4
+
+// limitedBuffer keeps the first limit bytes written to it and drops the
+// rest, so the command is never stopped by a full pipe or SIGPIPE.
+type limitedBuffer struct {
+	b     strings.Builder
+	limit int
+}
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	if room := l.limit - l.b.Len(); room > 0 {
+		l.b.Write(p[:min(room, len(p))])
+	}
+	return len(p), nil
 }

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -22,6 +23,13 @@ import (
 // ErrClosed is wrapped by the error of every call made or pending after the
 // channel ended.
 var ErrClosed = errors.New("agent channel closed")
+
+// ErrTooLarge is wrapped by the error of a call the guest cannot take: a
+// command or environment entry longer than Linux execs (agentproto.MaxArg,
+// 128 KiB), or a request that does not fit in one frame
+// (agentproto.MaxPayload, 1 MiB, as JSON), such as a long list of services.
+// The call fails alone, before anything is sent; the channel stays up.
+var ErrTooLarge = errors.New("request too large")
 
 // Client is a connection to one agent. Its methods are safe for concurrent use.
 type Client struct {
@@ -41,8 +49,10 @@ type Client struct {
 
 // call is a request waiting for its Result.
 type call struct {
-	stdout, stderr io.Writer         // nil: discard
-	data           *agentproto.Queue // copy-out bytes
+	id             uint32
+	stdout, stderr io.Writer          // nil: discard
+	data           *agentproto.Queue  // copy-out bytes
+	in             *agentproto.Window // room for Stdin or copy-in Data frames; closed when the call ends
 	result         chan agentproto.Result
 }
 
@@ -121,6 +131,7 @@ func (c *Client) fail(err error) {
 		if cl.data != nil {
 			cl.data.Close(err)
 		}
+		cl.in.Close()
 		close(cl.result)
 		delete(c.calls, id)
 	}
@@ -161,6 +172,12 @@ func (c *Client) route(f agentproto.Frame) error {
 		if cl.data != nil {
 			cl.data.Close(nil)
 		}
+	case agentproto.TAck:
+		n, err := agentproto.DecodeAck(f)
+		if err != nil {
+			return err
+		}
+		cl.in.Ack(n)
 	case agentproto.TResult:
 		var res agentproto.Result
 		if err := agentproto.Decode(f, &res); err != nil {
@@ -169,6 +186,8 @@ func (c *Client) route(f agentproto.Frame) error {
 		if cl.data != nil {
 			cl.data.Close(nil)
 		}
+		// The guest reads no more of the call's input.
+		cl.in.Close()
 		cl.result <- res
 	default:
 		return fmt.Errorf("%w: unexpected %v frame from the guest", agentproto.ErrMalformed, f.Type)
@@ -182,10 +201,37 @@ func write(w io.Writer, p []byte) {
 	}
 }
 
-// start registers a call and sends its request.
+// checkArgs refuses a command or environment entry longer than the guest
+// can exec, before the request is sent.
+func checkArgs(command string, env []string) error {
+	if len(command) > agentproto.MaxArg {
+		return fmt.Errorf("%w: the command is %d bytes, over the %d bytes Linux takes as the argument of sh -c; "+
+			"put a long script in a file (copy it in with copy_from_host) or feed data on standard input",
+			ErrTooLarge, len(command), agentproto.MaxArg)
+	}
+	for _, kv := range env {
+		if len(kv) > agentproto.MaxArg {
+			name, _, _ := strings.Cut(kv, "=")
+			return fmt.Errorf("%w: the environment variable %.100s is %d bytes, over the %d bytes Linux takes in one",
+				ErrTooLarge, name, len(kv), agentproto.MaxArg)
+		}
+	}
+	return nil
+}
+
+// start registers a call and sends its request. A request too large for a
+// frame is refused here: sending it would break the channel for every call.
 func (c *Client) start(req agentproto.Request, cl *call) (uint32, error) {
+	payload := agentproto.Encode(req)
+	if len(payload) > agentproto.MaxPayload {
+		return 0, fmt.Errorf("%w: the %s request is %d bytes as JSON, over the agent channel's limit of %d bytes per request; "+
+			"put a long script in a file (copy it in with copy_from_host) or feed data on standard input",
+			ErrTooLarge, req.Op, len(payload), agentproto.MaxPayload)
+	}
 	cl.result = make(chan agentproto.Result, 1)
+	cl.in = agentproto.NewWindow()
 	id := c.nextID.Add(1)
+	cl.id = id
 	c.mu.Lock()
 	if c.err != nil {
 		err := c.err
@@ -194,7 +240,7 @@ func (c *Client) start(req agentproto.Request, cl *call) (uint32, error) {
 	}
 	c.calls[id] = cl
 	c.mu.Unlock()
-	if err := c.w.WriteFrame(agentproto.TRequest, id, agentproto.Encode(req)); err != nil {
+	if err := c.w.WriteFrame(agentproto.TRequest, id, payload); err != nil {
 		c.fail(fmt.Errorf("%w: %w", ErrClosed, err))
 		return 0, c.Err()
 	}
@@ -226,6 +272,9 @@ type ExecIO struct {
 
 // Exec runs a command in the guest and waits for it.
 func (c *Client) Exec(ctx context.Context, req agentproto.Exec, stdio ExecIO) (agentproto.Result, error) {
+	if err := checkArgs(req.Command, req.Env); err != nil {
+		return agentproto.Result{}, err
+	}
 	req.Stdin = stdio.Stdin != nil
 	cl := &call{stdout: stdio.Stdout, stderr: stdio.Stderr}
 	id, err := c.start(agentproto.Request{Op: agentproto.OpExec, Exec: &req}, cl)
@@ -233,18 +282,24 @@ func (c *Client) Exec(ctx context.Context, req agentproto.Exec, stdio ExecIO) (a
 		return agentproto.Result{}, err
 	}
 	if stdio.Stdin != nil {
-		go c.sendStdin(id, stdio.Stdin)
+		go c.sendStdin(id, stdio.Stdin, cl.in)
 	}
 	return c.await(ctx, id, cl)
 }
 
-func (c *Client) sendStdin(id uint32, r io.Reader) {
-	io.Copy(c.w.Stream(agentproto.TStdin, id), r)
-	c.w.WriteFrame(agentproto.TStdinEOF, id, nil)
+// sendStdin sends r as the guest reads it (at most a window ahead), until
+// it ends or the command does.
+func (c *Client) sendStdin(id uint32, r io.Reader, win *agentproto.Window) {
+	if _, err := io.Copy(c.w.WindowedStream(agentproto.TStdin, id, win), r); !errors.Is(err, agentproto.ErrWindowClosed) {
+		c.w.WriteFrame(agentproto.TStdinEOF, id, nil)
+	}
 }
 
 // Wait asks the agent to wait for a condition.
 func (c *Client) Wait(ctx context.Context, w agentproto.Wait) (agentproto.Result, error) {
+	if err := checkArgs(w.Command, nil); err != nil {
+		return agentproto.Result{}, err
+	}
 	cl := &call{}
 	id, err := c.start(agentproto.Request{Op: agentproto.OpWait, Wait: &w}, cl)
 	if err != nil {
@@ -282,7 +337,7 @@ func (c *Client) CopyIn(ctx context.Context, src, dst string) error {
 	}
 	packErr := make(chan error, 1)
 	go func() {
-		err := treecopy.Pack(c.w.Stream(agentproto.TData, id), src)
+		err := treecopy.Pack(c.w.WindowedStream(agentproto.TData, id, cl.in), src)
 		c.w.WriteFrame(agentproto.TDataEOF, id, nil)
 		packErr <- err
 	}()
@@ -301,7 +356,8 @@ func (c *Client) CopyIn(ctx context.Context, src, dst string) error {
 
 // CopyOut copies the guest file or tree src to dst on the host.
 func (c *Client) CopyOut(ctx context.Context, src, dst string) error {
-	cl := &call{data: agentproto.NewQueue()}
+	cl := &call{}
+	cl.data = agentproto.NewAckQueue(func(n int) { c.w.WriteFrame(agentproto.TAck, cl.id, agentproto.AckPayload(n)) })
 	id, err := c.start(agentproto.Request{Op: agentproto.OpCopyOut, Path: src}, cl)
 	if err != nil {
 		return err

@@ -11,7 +11,8 @@
 //
 // Many requests run at once on one channel; each has its own stream number,
 // chosen by the host. A stream starts with a Request frame and ends with a
-// Result frame. The channel carries no other framing, so a malformed header
+// Result frame. Stdin and Data frames are flow-controlled (see Window).
+// The channel carries no other framing, so a malformed header
 // means the two ends have lost sync: the reader reports it and the channel is
 // closed (there is no way to find the next frame boundary reliably).
 package agentproto
@@ -43,8 +44,9 @@ const ChunkSize = 64 << 10
 // Type says what a frame carries.
 type Type uint8
 
-// Frame types. Host→guest: Request, Cancel, Stdin, StdinEOF, Data, DataEOF.
-// Guest→host: Hello, Result, Stdout, Stderr, Data, DataEOF.
+// Frame types. Host→guest: Request, Cancel, Stdin, StdinEOF, Data, DataEOF,
+// Ack (for copy-out Data). Guest→host: Hello, Result, Stdout, Stderr, Data,
+// DataEOF, Ack (for Stdin and copy-in Data).
 const (
 	THello    Type = 1 // JSON Hello, stream 0, once when the agent is ready
 	TRequest  Type = 2 // JSON Request, opens a stream
@@ -56,11 +58,12 @@ const (
 	TStderr   Type = 8 // bytes the command wrote to standard error
 	TData     Type = 9 // bytes of a file copy (a tar stream)
 	TDataEOF  Type = 10
-	typeLimit Type = 11
+	TAck      Type = 11 // uint32: bytes of a windowed stream read (flow.go)
+	typeLimit Type = 12
 )
 
 var typeNames = [...]string{"", "hello", "request", "result", "cancel", "stdin",
-	"stdin-eof", "stdout", "stderr", "data", "data-eof"}
+	"stdin-eof", "stdout", "stderr", "data", "data-eof", "ack"}
 
 func (t Type) String() string {
 	if t > 0 && t < typeLimit {

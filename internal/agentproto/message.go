@@ -7,8 +7,9 @@ import (
 )
 
 // Version is the protocol version. The agent says it in Hello; the host refuses
-// an agent that speaks another one (a stale initramfs, say).
-const Version = 1
+// an agent that speaks another one (a stale initramfs, say). Version 2 added
+// the Ack frame and windows on Stdin and Data streams.
+const Version = 2
 
 // DefaultPath is the PATH commands get in the guest.
 const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -74,6 +75,12 @@ type Request struct {
 	Services []Service `json:"services,omitempty"`
 	Path     string    `json:"path,omitempty"` // copy-in destination, copy-out source
 }
+
+// MaxArg is the longest command (and environment entry) the guest can run:
+// Linux takes at most 32 pages, 131072 bytes with the NUL, in one argument
+// or environment string (MAX_ARG_STRLEN), and a command is sh -c's
+// argument.
+const MaxArg = 32*4096 - 1
 
 // Exec runs Command with /bin/sh -c in its own process group.
 type Exec struct {

@@ -5,21 +5,28 @@ import (
 	"sync"
 )
 
-// Queue is an unbounded FIFO of byte chunks with the io.Reader interface. The
+// Queue is a FIFO of byte chunks with the io.Reader interface. The
 // channel's single reading goroutine pushes into it and never blocks, so a
 // consumer that stops reading (a command that ignores its stdin) cannot stall
-// other streams. The cost is memory: whatever the sender sends and nobody
-// reads stays queued until the stream ends.
+// other streams. The queue itself does not bound what it holds: the sender's
+// Window does, when the queue acknowledges what is read (NewAckQueue).
 type Queue struct {
-	mu     sync.Mutex
-	cond   sync.Cond
-	chunks [][]byte
-	err    error // set by Close; returned once the queue is drained
+	mu      sync.Mutex
+	cond    sync.Cond
+	chunks  [][]byte
+	err     error     // set by Close; returned once the queue is drained
+	ack     func(int) // nil: no acknowledgements
+	unacked int       // bytes read and not yet acknowledged
 }
 
-// NewQueue returns an empty queue.
-func NewQueue() *Queue {
-	q := &Queue{}
+// NewQueue returns an empty queue that acknowledges nothing.
+func NewQueue() *Queue { return NewAckQueue(nil) }
+
+// NewAckQueue returns an empty queue that calls ack with the count of bytes
+// read, at most every ChunkSize bytes, from the reading goroutine and
+// outside the queue's lock; ack sends the stream's Ack frame.
+func NewAckQueue(ack func(n int)) *Queue {
+	q := &Queue{ack: ack}
 	q.cond.L = &q.mu
 	return q
 }
@@ -53,20 +60,35 @@ func (q *Queue) Close(err error) {
 
 // Read blocks until bytes are queued or the queue is closed.
 func (q *Queue) Read(p []byte) (int, error) {
+	n, ack, err := q.read(p)
+	if ack > 0 {
+		q.ack(ack)
+	}
+	return n, err
+}
+
+// read takes bytes from the queue and says how many to acknowledge.
+func (q *Queue) read(p []byte) (n, ack int, err error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for len(q.chunks) == 0 && q.err == nil {
 		q.cond.Wait()
 	}
 	if len(q.chunks) == 0 {
-		return 0, q.err
+		return 0, 0, q.err
 	}
-	n := copy(p, q.chunks[0])
+	n = copy(p, q.chunks[0])
 	if n == len(q.chunks[0]) {
 		q.chunks[0] = nil
 		q.chunks = q.chunks[1:]
 	} else {
 		q.chunks[0] = q.chunks[0][n:]
 	}
-	return n, nil
+	if q.ack != nil {
+		q.unacked += n
+		if q.unacked >= ackEvery || len(q.chunks) == 0 {
+			ack, q.unacked = q.unacked, 0
+		}
+	}
+	return n, ack, nil
 }

@@ -46,6 +46,14 @@ type benchResult struct {
 	// RunS is `vmlab run` of the client/server example, end to end: load,
 	// boot both machines, the test, shutdown (absent without the file).
 	RunS float64 `json:"run_s,omitempty"`
+
+	// The driver's peak RSS while a command prints OutputMiB, and while one
+	// prints nothing; OutputS is how much longer the printing took (see
+	// benchOutput; absent with -output=0).
+	OutputMiB     int     `json:"output_mib,omitempty"`
+	OutputPeakMiB float64 `json:"output_peak_mib,omitempty"`
+	OutputBaseMiB float64 `json:"output_base_mib,omitempty"`
+	OutputS       float64 `json:"output_s,omitempty"`
 }
 
 // runBench measures, in one run: (a) the floor, the kernel booting a trivial
@@ -53,6 +61,9 @@ type benchResult struct {
 // (c) the round trip of Succeed("true"); (d) how long WaitForOpenPort takes
 // to return after a port opens in the guest.
 func runBench(ctx context.Context, e *env, args []string) int {
+	if os.Getenv(benchOutputChild) != "" {
+		return runOutputChild(ctx, e, args)
+	}
 	fs := newFlagSet(e, "bench", "")
 	fs.Usage = func() {
 		fmt.Fprintf(e.stderr, "usage: vmlab bench [flags]\n")
@@ -67,6 +78,7 @@ func runBench(ctx context.Context, e *env, args []string) int {
 	example := fs.String("example", "examples/client_server.star", "test file to time end to end with vmlab run (\"\" to skip)")
 	netSeconds := fs.Int("net-seconds", 3, "seconds of bulk transfer per measurement")
 	netRounds := fs.Int("net-rounds", 3, "alternating measurements of each network; the median counts")
+	outputMiB := fs.Int("output", 1024, "`MiB` a command prints for the driver's peak memory figure (0 to skip)")
 	if ok, code := parse(fs, args, func() bool { return fs.NArg() == 0 && *runs >= 1 && *n >= 1 }); !ok {
 		return code
 	}
@@ -102,6 +114,10 @@ func runBench(ctx context.Context, e *env, args []string) int {
 		if mc.Mbps > 0 {
 			r.ThroughputRatio = sw.Mbps / mc.Mbps
 		}
+	}
+	if err := r.addOutput(ctx, e, bf, *outputMiB); err != nil {
+		e.errorf("bench: output: %v", err)
+		return exitFail
 	}
 	if *asJSON {
 		enc := json.NewEncoder(e.stdout)
@@ -271,6 +287,7 @@ func printBench(w io.Writer, r *benchResult) {
 		fmt.Fprintf(tw, "network: ping round trip, switch / multicast\t%.2f / %.2f ms\twithin 10%%\t%s\n",
 			r.SwitchRTTMS, r.McastRTTMS, verdict(r.SwitchRTTMS <= 1.1*r.McastRTTMS))
 	}
+	printOutputBench(tw, r)
 	tw.Flush()
 }
 

@@ -1,11 +1,11 @@
 package machine
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -17,9 +17,15 @@ import (
 
 // Result is a finished command.
 type Result struct {
-	Status         int    // exit status; -1 when a signal killed it
-	Signal         string // the signal, if one killed it
+	Status int    // exit status; -1 when a signal killed it
+	Signal string // the signal, if one killed it
+	// Stdout and Stderr are the command's outputs, up to OutputLimit each.
 	Stdout, Stderr string
+	// StdoutFile and StderrFile name files in the machine's directory that
+	// hold the whole output when it was longer than SpillSize (1 MiB); empty
+	// for shorter ones. They are removed with a temporary directory (when
+	// Config.Dir was empty) at Close.
+	StdoutFile, StderrFile string
 	// Detached says processes the command left running kept its output
 	// open; what they write after the command exits is not captured.
 	Detached bool
@@ -54,20 +60,25 @@ func Env(kv ...string) ExecOption { return func(o *execOptions) { o.env = append
 func Stdin(r io.Reader) ExecOption { return func(o *execOptions) { o.stdin = r } }
 
 // Stream copies the command's output to stdout and stderr as it arrives, as
-// well as returning it. Nil writers are skipped. They must not block.
+// well as returning it. Nil writers are skipped. They must not block. A
+// streamed output may be longer than OutputLimit: the writer gets it all,
+// Result keeps its first OutputLimit bytes, and it is neither an error nor
+// written to a file.
 func Stream(stdout, stderr io.Writer) ExecOption {
 	return func(o *execOptions) { o.stdout, o.stderr = stdout, stderr }
 }
 
 // Execute runs command with sh -c in the guest and returns its exit status
 // and output. A non-zero status is not an error; a timeout or a machine that
-// goes down is.
+// goes down is, and so is an output over OutputLimit (an *OutputError). A
+// command over the agent channel's 1 MiB request limit fails with an error
+// wrapping agentclient.ErrTooLarge; the machine stays up.
 func (m *Machine) Execute(ctx context.Context, command string, opts ...ExecOption) (Result, error) {
 	var o execOptions
 	for _, opt := range opts {
 		opt(&o)
 	}
-	agent, err := m.client(ctx, fmt.Sprintf("command %q", command))
+	agent, err := m.client(ctx, "command "+shortCommand(command))
 	if err != nil {
 		return Result{}, err
 	}
@@ -80,16 +91,41 @@ func (m *Machine) exec(ctx context.Context, agent *agentclient.Client, command s
 	if o.timeout <= 0 {
 		o.timeout = m.DefaultTimeout()
 	}
-	var stdout, stderr bytes.Buffer
-	stdio := agentclient.ExecIO{Stdin: o.stdin, Stdout: tee(&stdout, o.stdout), Stderr: tee(&stderr, o.stderr)}
+	what := "command " + shortCommand(command)
+	base := filepath.Join(m.dir, "output", fmt.Sprintf("command-%d", commandSeq.Add(1)))
+	stdout, stderr := newCapture(base+".stdout", o.stdout != nil), newCapture(base+".stderr", o.stderr != nil)
+	stdio := agentclient.ExecIO{Stdin: o.stdin, Stdout: tee(stdout, o.stdout), Stderr: tee(stderr, o.stderr)}
 	hostCtx, cancel := m.hostDeadline(ctx, o.timeout)
 	defer cancel()
 	res, err := agent.Exec(hostCtx, agentproto.Exec{
 		Command: command, Env: o.env, User: o.user, Dir: o.dir, Timeout: o.timeout,
 	}, stdio)
-	r := Result{Status: res.Exit, Signal: res.Signal, Stdout: stdout.String(), Stderr: stderr.String(),
-		Detached: res.Detached, Elapsed: res.Elapsed}
-	return r, m.outcome(ctx, hostCtx, fmt.Sprintf("command %q", command), o.timeout, res, r.Stdout+r.Stderr, err)
+	r := Result{Status: res.Exit, Signal: res.Signal, Detached: res.Detached, Elapsed: res.Elapsed}
+	outErr := r.keep(m.cfg.Name, command, stdout, stderr)
+	if err := m.outcome(ctx, hostCtx, what, o.timeout, res, r.Stdout+r.Stderr, err); err != nil {
+		return r, err
+	}
+	return r, outErr
+}
+
+// keep fills r's outputs from the captures and returns an *OutputError if
+// one was over the limit (stdout's, when both were).
+func (r *Result) keep(machine, command string, stdout, stderr *capture) error {
+	var first error
+	for _, s := range []struct {
+		name       string
+		c          *capture
+		text, file *string
+	}{{"stdout", stdout, &r.Stdout, &r.StdoutFile}, {"stderr", stderr, &r.Stderr, &r.StderrFile}} {
+		var size int64
+		var ferr error
+		*s.text, *s.file, size, ferr = s.c.close()
+		if size > int64(s.c.limit) && !s.c.streamed && first == nil {
+			first = &OutputError{Machine: machine, Command: command, Stream: s.name, Size: size,
+				Limit: s.c.limit, File: *s.file, FileErr: ferr}
+		}
+	}
+	return first
 }
 
 // hostDeadline bounds an agent call on the host. The guest enforces the
@@ -121,7 +157,7 @@ func (m *Machine) outcome(ctx, hostCtx context.Context, what string, timeout tim
 	return nil
 }
 
-func tee(buf *bytes.Buffer, w io.Writer) io.Writer {
+func tee(buf *capture, w io.Writer) io.Writer {
 	if w == nil {
 		return buf
 	}

@@ -22,12 +22,12 @@ type ExitError struct {
 func (e *ExitError) Error() string {
 	var b strings.Builder
 	if e.WantSuccess {
-		fmt.Fprintf(&b, "%s: command %q failed with exit status %d", e.Machine, e.Command, e.Status)
+		fmt.Fprintf(&b, "%s: command %s failed with exit status %d", e.Machine, shortCommand(e.Command), e.Status)
 		if e.Signal != "" {
 			fmt.Fprintf(&b, " (%s)", e.Signal)
 		}
 	} else {
-		fmt.Fprintf(&b, "%s: command %q succeeded, but it was expected to fail", e.Machine, e.Command)
+		fmt.Fprintf(&b, "%s: command %s succeeded, but it was expected to fail", e.Machine, shortCommand(e.Command))
 	}
 	section(&b, "stdout", e.Stdout)
 	section(&b, "stderr", e.Stderr)

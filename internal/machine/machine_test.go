@@ -122,15 +122,18 @@ func TestMachine(t *testing.T) {
 		}
 	})
 
-	t.Run("100 MB of output arrives byte-exact", func(t *testing.T) {
+	t.Run("100 MB of output arrives byte-exact in its file", func(t *testing.T) {
+		// Over OutputLimit: the call fails, and the file holds it all.
 		r, err := m.Execute(ctx, "head -c 100000000 /dev/urandom >/tmp/big; sha256sum /tmp/big >&2; cat /tmp/big")
-		if err != nil || r.Status != 0 {
-			t.Fatalf("got %v, status %d", err, r.Status)
+		var oe *machine.OutputError
+		if !errors.As(err, &oe) || r.Status != 0 {
+			t.Fatalf("got %v, status %d; want an *OutputError", err, r.Status)
 		}
-		got := fmt.Sprintf("%x", sha256.Sum256([]byte(r.Stdout)))
+		b, err := os.ReadFile(r.StdoutFile)
+		got := fmt.Sprintf("%x", sha256.Sum256(b))
 		want, _, _ := strings.Cut(r.Stderr, " ")
-		if len(r.Stdout) != 100000000 || got != want {
-			t.Errorf("got %d bytes with sha256 %s, want 100000000 bytes with %s", len(r.Stdout), got, want)
+		if err != nil || len(b) != 100000000 || got != want {
+			t.Errorf("got %d bytes with sha256 %s (%v), want 100000000 bytes with %s", len(b), got, err, want)
 		}
 		m.Succeed(ctx, "rm /tmp/big")
 	})

@@ -14,7 +14,7 @@ const (
 	TestEnd      Kind = "test-end"      // Test, Passed, Error, Duration
 	SubtestStart Kind = "subtest-start" // Test, Path
 	SubtestEnd   Kind = "subtest-end"   // Test, Path, Passed, Error, Duration
-	Command      Kind = "command"       // Test, Path, Machine, Command, Exit, Stdout, Stderr, Duration, Error (set when it failed the test)
+	Command      Kind = "command"       // Test, Path, Machine, Command, Exit, Stdout, Stderr, StdoutFile, StderrFile, Duration, Error (set when it failed the test)
 	Console      Kind = "console"       // Test, Machine, Text (one line)
 	Log          Kind = "log"           // Test, Path, Machine (may be empty), Text
 	BootStart    Kind = "boot-start"    // Test, Machine
@@ -35,9 +35,13 @@ type Event struct {
 	Exit    int       `json:"exit,omitempty"`
 	Stdout  string    `json:"stdout,omitempty"`
 	Stderr  string    `json:"stderr,omitempty"`
-	Text    string    `json:"text,omitempty"`
-	File    string    `json:"file,omitempty"`
-	Passed  bool      `json:"passed,omitempty"`
+	// StdoutFile and StderrFile hold a command's whole output when it was
+	// long; Stdout and Stderr then keep its head and tail (see Reporter.Emit).
+	StdoutFile string `json:"stdout_file,omitempty"`
+	StderrFile string `json:"stderr_file,omitempty"`
+	Text       string `json:"text,omitempty"`
+	File       string `json:"file,omitempty"`
+	Passed     bool   `json:"passed,omitempty"`
 	// Error is a failure's message; Where is the failing script line and
 	// its Starlark backtrace, when there is one.
 	Error    string        `json:"error,omitempty"`

@@ -88,6 +88,7 @@ type (
 		Machine, Command, Duration string
 		Exit                       int
 		Error, Stdout, Stderr      string
+		StdoutFile, StderrFile     *htmlLink // whole outputs, when they were long
 		Failed                     bool
 	}
 	htmlLog struct{ Machine, Text string }
@@ -113,7 +114,7 @@ func newHTMLPage(tests []*testRecord, dir string) htmlPage {
 			p.Failed++
 		}
 		p.Tests = append(p.Tests, htmlTest{
-			htmlStep: newHTMLStep(&t.step, t.Start, t),
+			htmlStep: newHTMLStep(&t.step, t.Start, t, dir),
 			ID:       fmt.Sprintf("test-%d", i+1),
 			Consoles: htmlConsoles(t, dir),
 			Dropped:  t.console.dropped,
@@ -128,13 +129,13 @@ func newHTMLPage(tests []*testRecord, dir string) htmlPage {
 // with its output and its machine's last console lines. A subtest that
 // failed with the same error (it made the test fail) only says FAIL in the
 // timeline, its failing command marked there.
-func newHTMLStep(s *step, testStart time.Time, t *testRecord) htmlStep {
+func newHTMLStep(s *step, testStart time.Time, t *testRecord, dir string) htmlStep {
 	hs := htmlStep{Name: clean(s.Name), Passed: s.Passed, Duration: seconds(s.Duration)}
 	isTest := len(s.Path) == 0
 	if !s.Passed && (isTest || s.Error != t.Error) {
 		hs.Failure = &htmlFailure{Error: cleanText(s.Error), Where: cleanText(backtrace(s.Where, s.Error))}
 		if cmd := s.FailedCmd; cmd != nil && isTest {
-			hs.Failure.Command = newHTMLCommand(cmd)
+			hs.Failure.Command = newHTMLCommand(cmd, dir)
 			hs.Failure.Error = failureError(s)
 			if tail := t.console.tail(cmd.Machine, consoleTail); len(tail) > 0 {
 				hs.Failure.Console = &htmlConsole{Machine: clean(cmd.Machine), Lines: len(tail), Text: strings.Join(tail, "\n") + "\n"}
@@ -142,21 +143,21 @@ func newHTMLStep(s *step, testStart time.Time, t *testRecord) htmlStep {
 		}
 	}
 	for _, en := range s.Items {
-		hs.Items = append(hs.Items, newHTMLItem(en, testStart, t))
+		hs.Items = append(hs.Items, newHTMLItem(en, testStart, t, dir))
 	}
 	return hs
 }
 
-func newHTMLItem(en entry, testStart time.Time, t *testRecord) htmlItem {
+func newHTMLItem(en entry, testStart time.Time, t *testRecord, dir string) htmlItem {
 	if en.Sub != nil {
-		sub := newHTMLStep(en.Sub, testStart, t)
+		sub := newHTMLStep(en.Sub, testStart, t, dir)
 		return htmlItem{At: offset(en.Sub.Start, testStart), Sub: &sub}
 	}
 	e := en.Event
 	it := htmlItem{At: offset(e.Time, testStart)}
 	switch e.Kind {
 	case Command:
-		it.Command = newHTMLCommand(e)
+		it.Command = newHTMLCommand(e, dir)
 	case Log:
 		it.Log = &htmlLog{Machine: clean(e.Machine), Text: cleanText(e.Text)}
 	case Boot:
@@ -169,8 +170,10 @@ func newHTMLItem(en entry, testStart time.Time, t *testRecord) htmlItem {
 	return it
 }
 
-func newHTMLCommand(e *Event) *htmlCommand {
-	return &htmlCommand{
+// newHTMLCommand renders a command, with links to the files that hold its
+// long outputs whole (the report keeps their head and tail).
+func newHTMLCommand(e *Event, dir string) *htmlCommand {
+	c := &htmlCommand{
 		Machine:  clean(e.Machine),
 		Command:  cleanText(e.Command),
 		Duration: seconds(e.Duration),
@@ -180,6 +183,15 @@ func newHTMLCommand(e *Event) *htmlCommand {
 		Stderr:   cleanText(e.Stderr),
 		Failed:   failed(e),
 	}
+	if e.StdoutFile != "" {
+		link := htmlFileLink(e.StdoutFile, dir)
+		c.StdoutFile = &link
+	}
+	if e.StderrFile != "" {
+		link := htmlFileLink(e.StderrFile, dir)
+		c.StderrFile = &link
+	}
+	return c
 }
 
 // offset is "+1.23s", how long after the test's start t came.

@@ -25,10 +25,12 @@ func New(sinks ...Sink) *Reporter {
 
 // Emit passes e to every sink. A zero Time is set to now, taken under the
 // lock so that times never go backwards in the stream. Path is copied, so
-// the caller may reuse its slice and sinks may keep theirs. Events emitted
-// after Close are dropped.
+// the caller may reuse its slice and sinks may keep theirs. A long command
+// or output is cut to its head and tail first (see outputWhole), so no
+// sink keeps or writes more. Events emitted after Close are dropped.
 func (r *Reporter) Emit(e Event) {
 	e.Path = slices.Clone(e.Path)
+	bound(&e)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {

@@ -277,8 +277,8 @@ func (s *terminal) failure(t *termTest, depth int, e Event) {
 	s.field(t, depth, "at", backtrace(e.Where, e.Error))
 	machines := t.machines
 	if cmd := failingCommand(t.lastCmd, e.Path); cmd != nil {
-		s.output(t, depth, "stdout", cmd.Stdout, e.Error)
-		s.output(t, depth, "stderr", cmd.Stderr, e.Error)
+		s.output(t, depth, "stdout", cmd.Stdout, cmd.StdoutFile, e.Error)
+		s.output(t, depth, "stderr", cmd.Stderr, cmd.StderrFile, e.Error)
 		machines = []string{cmd.Machine}
 	}
 	for _, m := range machines {
@@ -296,13 +296,35 @@ func (s *terminal) failure(t *termTest, depth int, e Event) {
 
 // output shows a failing command's stdout or stderr, unless the error
 // message carries it already, starting a line (machine.ExitError does).
-func (s *terminal) output(t *termTest, depth int, label, out, errMsg string) {
+// More than termOutputLines lines show as their first and last halves,
+// naming the file that holds them all.
+func (s *terminal) output(t *termTest, depth int, label, out, file, errMsg string) {
 	if trimmed := strings.TrimSpace(out); trimmed == "" || strings.Contains(errMsg, "\n"+trimmed) {
 		return
 	}
 	s.line(t, depth, label+":")
-	s.text(t, depth+1, "", out)
+	ls := lines(out)
+	if len(ls) <= termOutputLines {
+		s.text(t, depth+1, "", out)
+		return
+	}
+	where := ""
+	if file != "" {
+		where = "; the whole " + label + " is in " + clean(file)
+	}
+	for _, l := range ls[:termOutputLines/2] {
+		s.line(t, depth+1, l)
+	}
+	s.line(t, depth+1, fmt.Sprintf("[... %d lines left out%s ...]", len(ls)-termOutputLines, where))
+	for _, l := range ls[len(ls)-termOutputLines/2:] {
+		s.line(t, depth+1, l)
+	}
 }
+
+// termOutputLines is how many lines of a failing command's stdout or
+// stderr the terminal shows: a screenful or two, not the 12,000 lines of
+// the 128 KiB the other reports keep of a long output.
+const termOutputLines = 100
 
 // field shows "label: text", or the label on a line of its own with the
 // text's lines under it when there are several.

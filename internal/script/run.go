@@ -262,7 +262,8 @@ func (r *run) command(m *machineValue, cmd string, timeout time.Duration, want e
 		err = commandError(m, cmd, res, want == success)
 	}
 	ev := report.Event{Kind: report.Command, Test: r.test, Path: r.pathCopy(), Machine: m.name, Command: cmd,
-		Exit: res.Status, Stdout: res.Stdout, Stderr: res.Stderr, Duration: time.Since(start)}
+		Exit: res.Status, Stdout: res.Stdout, Stderr: res.Stderr, StdoutFile: res.StdoutFile, StderrFile: res.StderrFile,
+		Duration: time.Since(start)}
 	if err != nil {
 		ev.Error = err.Error()
 	}
