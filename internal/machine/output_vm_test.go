@@ -10,6 +10,7 @@ import (
 	"github.com/vmlab/vmlab/internal/agentclient"
 	"github.com/vmlab/vmlab/internal/agentproto"
 	"github.com/vmlab/vmlab/internal/machine"
+	"github.com/vmlab/vmlab/internal/spec"
 	"github.com/vmlab/vmlab/internal/vmtest"
 )
 
@@ -21,7 +22,7 @@ func TestVMOutputLimits(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots a VM and prints 300 MiB (~10 s under TCG)")
 	}
-	m := vmtest.Machine(t, machine.Config{Name: "loud", Dir: t.TempDir()})
+	m := vmtest.Machine(t, machine.Config{Machine: spec.Machine{Name: "loud"}, Dir: t.TempDir()})
 	ctx := t.Context()
 	if _, err := m.Succeed(ctx, "true"); err != nil {
 		t.Fatal(err)
