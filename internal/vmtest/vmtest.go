@@ -31,8 +31,13 @@ func Agent(t testing.TB) string {
 }
 
 // Boot returns the shared boot configuration, building the agent on first use.
+// Under -short it skips the test: -short runs the VM-free tests only (in
+// seconds), the whole suite boots VMs (minutes under TCG).
 func Boot(t testing.TB) *machine.Boot {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("boots VMs (-short runs the VM-free tests only)")
+	}
 	once.Do(func() {
 		var bin string
 		if bin, bootErr = buildAgent(); bootErr == nil {
