@@ -7,8 +7,9 @@ import (
 )
 
 // Version is the protocol version. The agent says it in Hello; the host refuses
-// an agent that speaks another one (a stale initramfs, say).
-const Version = 1
+// an agent that speaks another one (a stale initramfs, say). Version 2 added
+// OpSetup.
+const Version = 2
 
 // DefaultPath is the PATH commands get in the guest.
 const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -44,6 +45,7 @@ const (
 	OpReboot   Op = "reboot"   // the same, then reboot
 	OpNetwork  Op = "network"  // configure NICs and /etc/hosts: Network
 	OpServices Op = "services" // start and supervise the declared services: Services
+	OpSetup    Op = "setup"    // apply users, groups, modules, sysctls, files: Setup, contents in Data frames
 )
 
 // Service is a program the agent starts at boot and supervises (fast mode's
@@ -72,6 +74,7 @@ type Request struct {
 	Net  *Network `json:"net,omitempty"`
 	// Services for OpServices.
 	Services []Service `json:"services,omitempty"`
+	Setup    *Setup    `json:"setup,omitempty"`
 	Path     string    `json:"path,omitempty"` // copy-in destination, copy-out source
 }
 
