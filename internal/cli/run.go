@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/vmlab/vmlab/internal/machine"
 	"github.com/vmlab/vmlab/internal/report"
 	"github.com/vmlab/vmlab/internal/script"
 )
@@ -120,12 +121,14 @@ func runRun(ctx context.Context, e *env, args []string) int {
 		e.errorf("write reports: %v", err)
 	}
 	if ctx.Err() != nil {
+		keepDir(dir, removeDir)
 		e.errorf("interrupted; reports so far are in %s", dir)
 		return exitFail
 	}
 	if failed.Load() == 0 && !*keep && removeDir {
-		os.RemoveAll(dir)
+		machine.RemoveTempDir(dir)
 	} else {
+		keepDir(dir, removeDir)
 		fmt.Fprintf(e.stderr, "vmlab: report in %s (console logs, captures, junit.xml and events.jsonl beside it)\n", filepath.Join(dir, "report.html"))
 	}
 	if failed.Load() > 0 {
@@ -180,8 +183,17 @@ func outputDir(out string) (dir string, removable bool, err error) {
 	if out != "" {
 		return out, false, os.MkdirAll(out, 0o755)
 	}
-	dir, err = os.MkdirTemp("", "vmlab-run-")
+	// A temporary directory: a later run removes it if this one is killed.
+	dir, err = machine.MakeTempDir("vmlab-run-")
 	return dir, true, err
+}
+
+// keepDir leaves a temporary output directory to the user, who was told
+// where it is: later runs no longer remove it.
+func keepDir(dir string, temporary bool) {
+	if temporary {
+		machine.KeepTempDir(dir)
+	}
 }
 
 // reporter assembles the sinks: the terminal (or JSON lines on stdout),
