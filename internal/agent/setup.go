@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -63,8 +64,10 @@ func applySetup(ctx context.Context, env setupEnv, req *agentproto.Setup, in io.
 	}
 	// Files are read from the Data frames in the order they were sent.
 	r := bufio.NewReaderSize(in, agentproto.ChunkSize)
+	w := newFileWriter(env.root)
+	defer w.close()
 	for _, f := range req.Files {
-		if err := writeFile(env.root, f, r); err != nil {
+		if err := w.write(f, r); err != nil {
 			return fmt.Errorf("file %s: %w", f.Path, err)
 		}
 	}
@@ -139,10 +142,46 @@ func writeSysctl(root string, sc agentproto.Sysctl) error {
 	return nil
 }
 
-// writeFile writes f's Size bytes from r at f.Path under root, creating
-// the parent directories, and sets its mode (whatever the umask, and for a
+// fileWriter writes the setup's files. It keeps each parent directory open
+// and creates files relative to it, and copies contents through one buffer:
+// under TCG every syscall and path walk counts (1000 files took 0.94-1.45 s
+// in the guest with os.OpenFile and a MkdirAll each, under load).
+type fileWriter struct {
+	root  string
+	dirs  map[string]int // directory → its descriptor (O_PATH)
+	buf   []byte
+	umask uint32
+}
+
+func newFileWriter(root string) *fileWriter {
+	return &fileWriter{root: root, dirs: make(map[string]int), buf: make([]byte, agentproto.ChunkSize), umask: umask()}
+}
+
+// umask returns the process's umask, from /proc/self/status (unix.Umask
+// would have to change it to read it), or 0o7777 when it cannot tell.
+func umask() uint32 {
+	b, _ := os.ReadFile("/proc/self/status")
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "Umask:"); ok {
+			if m, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32); err == nil {
+				return uint32(m)
+			}
+		}
+	}
+	return 0o7777
+}
+
+// close closes the directories.
+func (w *fileWriter) close() {
+	for _, fd := range w.dirs {
+		unix.Close(fd)
+	}
+}
+
+// write writes f's Size bytes from r at f.Path under the root, creating the
+// parent directories, and sets its mode (whatever the umask, and for a
 // file that existed).
-func writeFile(root string, f agentproto.SetupFile, r io.Reader) error {
+func (w *fileWriter) write(f agentproto.SetupFile, r io.Reader) error {
 	// Either error stops the setup: the contents that follow would be
 	// read out of step.
 	if !filepath.IsAbs(f.Path) {
@@ -151,29 +190,73 @@ func writeFile(root string, f agentproto.SetupFile, r io.Reader) error {
 	if f.Size < 0 {
 		return fmt.Errorf("negative size %d", f.Size)
 	}
-	path := filepath.Join(root, f.Path)
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	path := filepath.Join(w.root, f.Path)
+	dir, err := w.dir(filepath.Dir(path))
+	if err != nil {
 		return err
 	}
 	mode := f.Mode
 	if mode == 0 {
 		mode = 0o644
 	}
-	out, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	// A new file gets its mode from open, unless the umask would take
+	// bits away; a file that exists is truncated and gets chmod.
+	chmod := mode&w.umask != 0
+	fd, err := unix.Openat(dir, filepath.Base(path), unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, mode)
+	if errors.Is(err, unix.EEXIST) {
+		chmod = true
+		fd, err = unix.Openat(dir, filepath.Base(path), unix.O_WRONLY|unix.O_TRUNC|unix.O_CLOEXEC, 0)
+	}
 	if err != nil {
-		return err
+		return &os.PathError{Op: "open", Path: path, Err: err}
 	}
-	_, err = io.CopyN(out, r, f.Size)
-	if errors.Is(err, io.EOF) {
-		err = fmt.Errorf("content ended before %d bytes", f.Size)
+	err = w.copy(fd, r, f.Size)
+	if err == nil && chmod {
+		if e := unix.Fchmod(fd, mode); e != nil {
+			err = &os.PathError{Op: "chmod", Path: path, Err: e}
+		}
 	}
-	if err == nil {
-		err = unix.Fchmod(int(out.Fd()), mode)
-	}
-	if cerr := out.Close(); err == nil {
-		err = cerr
+	if e := unix.Close(fd); err == nil && e != nil {
+		err = &os.PathError{Op: "close", Path: path, Err: e}
 	}
 	return err
+}
+
+// dir returns a descriptor of the directory, which it creates if need be.
+func (w *fileWriter) dir(path string) (int, error) {
+	if fd, ok := w.dirs[path]; ok {
+		return fd, nil
+	}
+	if err := os.MkdirAll(path, 0o755); err != nil {
+		return -1, err
+	}
+	fd, err := unix.Open(path, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	w.dirs[path] = fd
+	return fd, nil
+}
+
+// copy writes n bytes from r to fd.
+func (w *fileWriter) copy(fd int, r io.Reader, n int64) error {
+	want := n
+	for n > 0 {
+		k, err := io.ReadFull(r, w.buf[:min(n, int64(len(w.buf)))])
+		if k > 0 {
+			if _, werr := unix.Write(fd, w.buf[:k]); werr != nil {
+				return fmt.Errorf("write: %w", werr)
+			}
+			n -= int64(k)
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return fmt.Errorf("content ended before %d bytes", want)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // runTool runs a program found on the default PATH (the agent, as PID 1,

@@ -71,6 +71,8 @@ func TestApplySetup(t *testing.T) {
 				{Path: "/usr/local/bin/tool", Mode: 0o755, Size: 4},
 				{Path: "/etc/empty", Mode: 0o600},
 				{Path: "/etc/old.conf", Mode: 0o640, Size: 3},
+				{Path: "/etc/shared", Mode: 0o666}, // more than the umask lets open give
+				{Path: "/usr/local/bin/suid", Mode: 0o4755},
 			},
 		},
 		content: "hello#!sh\x00\xff\x01",
@@ -86,6 +88,8 @@ func TestApplySetup(t *testing.T) {
 			{"usr/local/bin/tool", "#!sh", 0o755},
 			{"etc/empty", "", 0o600},
 			{"etc/old.conf", "\x00\xff\x01", 0o640},
+			{"etc/shared", "", 0o666},
+			{"usr/local/bin/suid", "", 0o755 | os.ModeSetuid},
 		},
 	}, {
 		name:    "group fails",
@@ -148,8 +152,8 @@ func TestApplySetup(t *testing.T) {
 					t.Errorf("%s: %v", f.path, errors.Join(err, serr))
 					continue
 				}
-				if string(b) != f.content || fi.Mode().Perm() != f.mode {
-					t.Errorf("%s: got %q mode %o, want %q mode %o", f.path, b, fi.Mode().Perm(), f.content, f.mode)
+				if mode := fi.Mode() & (os.ModePerm | os.ModeSetuid); string(b) != f.content || mode != f.mode {
+					t.Errorf("%s: got %q mode %v, want %q mode %v", f.path, b, mode, f.content, f.mode)
 				}
 			}
 		})
