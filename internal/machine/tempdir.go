@@ -17,8 +17,8 @@ import (
 // SIGKILL cannot do that, so each such directory holds an owner file the
 // owner keeps locked (flock, exclusive) for as long as the directory is
 // its to remove. The kernel drops the lock when the process dies, however
-// it dies, so the next vmlab process that makes a temporary directory
-// removes the directories whose owner file nobody holds.
+// it dies, so the next vmlab process that prepares a boot or makes a
+// temporary directory removes the directories whose owner file nobody holds.
 //
 // The owner file holds "PID locked". vmlab before the lock wrote only the
 // pid and locked nothing: for such a file the directory is removed only when
@@ -47,7 +47,7 @@ func MakeTempDir(prefix string) (string, error) {
 	if !strings.HasPrefix(prefix, "vmlab-") {
 		return "", fmt.Errorf("make temporary directory %s*: the prefix must start with vmlab-", prefix)
 	}
-	sweepOnce.Do(func() { SweepTempDirs(os.TempDir()) })
+	sweepTempDirsOnce()
 	dir, err := os.MkdirTemp("", prefix)
 	if err != nil {
 		return "", err
@@ -57,6 +57,11 @@ func MakeTempDir(prefix string) (string, error) {
 		return "", fmt.Errorf("make temporary directory %s: %w", dir, err)
 	}
 	return dir, nil
+}
+
+// sweepTempDirsOnce sweeps $TMPDIR the first time it is called in a process.
+func sweepTempDirsOnce() {
+	sweepOnce.Do(func() { SweepTempDirs(os.TempDir()) })
 }
 
 // makeTempDir is MakeTempDir for this package's machines and floors.
