@@ -29,7 +29,10 @@ type setupEnv struct {
 // setup serves OpSetup: it applies req in the guest, reading the files'
 // contents from in.
 func (s *server) setup(ctx context.Context, req *agentproto.Setup, in *agentproto.Queue) agentproto.Result {
-	// Drain what the host still sends so its DataEOF is consumed either way.
+	// Drain what the host still sends so its DataEOF is consumed either way,
+	// unless the request is canceled or the channel is gone.
+	stop := context.AfterFunc(ctx, func() { in.Close(ctx.Err()) })
+	defer stop()
 	defer io.Copy(io.Discard, in)
 	if os.Getpid() != 1 {
 		return agentproto.Result{Error: "setup requests are served only inside a guest"}
