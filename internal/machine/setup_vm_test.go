@@ -14,6 +14,9 @@ import (
 // TestSetupInGuest applies a whole setup at boot (1000 files among it), and
 // checks that a failing item is named at once.
 func TestSetupInGuest(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots four VMs")
+	}
 	ctx := t.Context()
 	t.Run("applied", func(t *testing.T) {
 		files := []machine.File{
