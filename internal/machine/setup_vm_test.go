@@ -77,7 +77,7 @@ func TestSetupInGuest(t *testing.T) {
 			if errors.As(err, &de) || errors.As(err, &te) {
 				t.Errorf("got %T, want the agent's answer", err)
 			}
-			t.Logf("reported after %v", time.Since(start))
+			t.Logf("reported after %v: %v", time.Since(start), err)
 		})
 	}
 }
