@@ -200,6 +200,8 @@ func (s *server) handle(ctx context.Context, id uint32, req agentproto.Request, 
 			return agentproto.Result{Error: err.Error()}
 		}
 		return agentproto.Result{}
+	case req.Op == agentproto.OpSetup && req.Setup != nil:
+		return s.setup(ctx, req.Setup, st.in)
 	case req.Op == agentproto.OpPowerOff, req.Op == agentproto.OpReboot:
 		if os.Getpid() != 1 {
 			return agentproto.Result{Error: "power requests are served only inside a guest"}

@@ -15,6 +15,19 @@
 // The channel carries no other framing, so a malformed header
 // means the two ends have lost sync: the reader reports it and the channel is
 // closed (there is no way to find the next frame boundary reliably).
+//
+// What flows on a stream between its Request and its Result depends on the
+// request's op:
+//
+//	exec      host: Stdin frames then StdinEOF (when Exec.Stdin); guest: Stdout, Stderr
+//	copy-in   host: a tar stream in Data frames, then DataEOF
+//	copy-out  guest: a tar stream in Data frames, then DataEOF
+//	setup     host: the contents of Setup.Files, concatenated in order, in
+//	          Data frames, then DataEOF (also when there are no files)
+//	others    nothing
+//
+// The host may send Cancel at any time to stop the stream's work; every
+// stream ends with exactly one Result from the guest.
 package agentproto
 
 import (

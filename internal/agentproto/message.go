@@ -8,8 +8,8 @@ import (
 
 // Version is the protocol version. The agent says it in Hello; the host refuses
 // an agent that speaks another one (a stale initramfs, say). Version 2 added
-// the Ack frame and windows on Stdin and Data streams.
-const Version = 2
+// the Ack frame and windows on Stdin and Data streams, version 3 OpSetup.
+const Version = 3
 
 // DefaultPath is the PATH commands get in the guest.
 const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -45,6 +45,7 @@ const (
 	OpReboot   Op = "reboot"   // the same, then reboot
 	OpNetwork  Op = "network"  // configure NICs and /etc/hosts: Network
 	OpServices Op = "services" // start and supervise the declared services: Services
+	OpSetup    Op = "setup"    // apply users, groups, modules, sysctls, files: Setup, contents in Data frames
 )
 
 // Service is a program the agent starts at boot and supervises (fast mode's
@@ -73,6 +74,7 @@ type Request struct {
 	Net  *Network `json:"net,omitempty"`
 	// Services for OpServices.
 	Services []Service `json:"services,omitempty"`
+	Setup    *Setup    `json:"setup,omitempty"`
 	Path     string    `json:"path,omitempty"` // copy-in destination, copy-out source
 }
 

@@ -77,6 +77,7 @@ var commands = []command{
 	{"run", "run test files (.star): each test on fresh machines, with reports", runRun, false},
 	{"exec", "boot a machine, run a shell command in it, print its output", runExec, false},
 	{"bench", "measure boot time, command round trips and wait latency", runBench, false},
+	{"cache", "show the cache (kernel, initramfs) or clean it: vmlab cache [list|clean]", runCache, false},
 	{"guest-listen", "benchmark helper run inside the guest", runGuestListen, true},
 	{"guest-tput", "benchmark helper run inside the guest", runGuestTput, true},
 }

@@ -94,10 +94,12 @@ func runRun(ctx context.Context, e *env, args []string) int {
 	code := runExit(ctx, res, reportErr)
 	switch {
 	case ctx.Err() != nil:
+		keepDir(dir, removeDir)
 		e.errorf("%v; reports so far are in %s", context.Cause(ctx), dir)
 	case code == exitOK && !*keep && removeDir:
-		os.RemoveAll(dir)
+		machine.RemoveTempDir(dir)
 	default:
+		keepDir(dir, removeDir)
 		fmt.Fprintf(e.stderr, "vmlab: report in %s (console logs, captures, junit.xml and events.jsonl beside it)\n", filepath.Join(dir, "report.html"))
 	}
 	if res.internal > 0 {
@@ -239,8 +241,17 @@ func outputDir(out string) (dir string, removable bool, err error) {
 	if out != "" {
 		return out, false, os.MkdirAll(out, 0o700)
 	}
-	dir, err = os.MkdirTemp("", "vmlab-run-")
+	// A temporary directory: a later run removes it if this one is killed.
+	dir, err = machine.MakeTempDir("vmlab-run-")
 	return dir, true, err
+}
+
+// keepDir leaves a temporary output directory to the user, who was told
+// where it is: later runs no longer remove it.
+func keepDir(dir string, temporary bool) {
+	if temporary {
+		machine.KeepTempDir(dir)
+	}
 }
 
 // reporter assembles the sinks: the terminal (or JSON lines on stdout),

@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/vmlab/vmlab/internal/cachefile"
@@ -30,11 +29,7 @@ func BuildFloor(cacheDir string) (string, error) {
 	}
 	sum := sha256.Sum256(buf.Bytes())
 	path := filepath.Join(cacheDir, "initramfs-floor-"+hex.EncodeToString(sum[:])+".cpio")
-	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() {
-		return path, nil
-	}
-	err := cachefile.WriteBytes(path, buf.Bytes())
-	if err != nil {
+	if err := cachefile.UseBytes(path, buf.Bytes()); err != nil {
 		return "", fmt.Errorf("write floor initramfs %s: %w", path, err)
 	}
 	return path, nil

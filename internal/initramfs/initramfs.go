@@ -71,10 +71,7 @@ func Build(spec Spec, cacheDir string) (string, error) {
 		return "", err
 	}
 	path := filepath.Join(cacheDir, "initramfs-"+in.key()+".cpio")
-	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() {
-		return path, nil
-	}
-	if err := cachefile.Write(path, in.write); err != nil {
+	if err := cachefile.Use(path, in.write); err != nil {
 		return "", fmt.Errorf("write initramfs %s: %w", path, err)
 	}
 	return path, nil

@@ -82,6 +82,9 @@ func PrepareBoot(opts BootOptions) (*Boot, error) {
 	if opts.FS != "" && guestModules[opts.FS] == nil {
 		return nil, fmt.Errorf("prepare boot: unknown file system %q (want 9p or virtiofs)", opts.FS)
 	}
+	// Every booting command gets here, also those that make no temporary
+	// directory of their own (vmlab run -out DIR).
+	sweepTempDirsOnce()
 	b := &Boot{}
 	var err error
 	if b.FS, b.Virtiofsd, err = chooseFS(opts.FS); err != nil {

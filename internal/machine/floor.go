@@ -28,7 +28,7 @@ func (b *Boot) RunFloor(ctx context.Context, accel qemu.Accel, cacheDir string, 
 	if err != nil {
 		return 0, fmt.Errorf("run floor boot: %w", err)
 	}
-	defer os.RemoveAll(dir)
+	defer RemoveTempDir(dir)
 	cfg := qemu.Config{
 		Binary: b.QEMU, Accel: accel, Kernel: b.Kernel.Vmlinux, Initrd: floor,
 		MemoryMiB: memoryMiB, CPUs: cpus,

@@ -555,7 +555,7 @@ func (m *Machine) Close() error {
 		m.log.Close()
 	}
 	if m.ownDir {
-		return os.RemoveAll(m.dir)
+		return RemoveTempDir(m.dir)
 	}
 	return nil
 }

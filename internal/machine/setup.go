@@ -3,90 +3,117 @@ package machine
 import (
 	"context"
 	"fmt"
+	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 
 	"github.com/vmlab/vmlab/internal/agentclient"
+	"github.com/vmlab/vmlab/internal/agentproto"
 	"github.com/vmlab/vmlab/internal/spec"
 )
 
 // Setup, Account and File are the declaration's (package spec): users and
 // groups, files, kernel modules and sysctls the guest gets at every boot. The
-// setup runs the host's own tools in the guest (groupadd, useradd, modprobe),
-// since the guest's root is the host's.
+// agent applies it in one request (a few for thousands of files): files and
+// sysctls it writes itself, groups, users and modules it makes with the
+// host's own tools (groupadd, useradd, modprobe), since the guest's root is
+// the host's.
 type (
 	Setup   = spec.Setup
 	Account = spec.Account
 	File    = spec.File
 )
 
-// setupCommands returns the shell commands that apply the setup, each with
-// the stdin it reads (files are written from stdin).
-func setupCommands(s Setup) []setupCommand {
-	var cmds []setupCommand
+// setupBatchBytes bounds the JSON of one setup request, well under a
+// frame's MaxPayload (1 MiB): ~6,000 files of 40-byte paths.
+const setupBatchBytes = 512 << 10
+
+// setupRequest is one setup request and the files' contents that follow it.
+type setupRequest struct {
+	req     agentproto.Setup
+	content []string
+}
+
+// setupRequests turns the setup into the agent's requests: groups, users,
+// modules and sysctls in the first, the files in as many as their list
+// needs to fit a frame. An empty setup makes none.
+func setupRequests(s Setup) []setupRequest {
+	first := agentproto.Setup{Groups: setupGroups(s), Modules: s.Modules, Sysctls: setupSysctls(s)}
+	for _, u := range s.Users {
+		first.Users = append(first.Users, agentproto.Account{Name: u.Name, Groups: u.Groups, Shell: u.Shell})
+	}
+	var reqs []setupRequest
+	// The files' key and brackets add 11 bytes to a request's JSON.
+	const filesKey = len(`,"files":[]`)
+	cur := setupRequest{req: first}
+	size := len(agentproto.Encode(first)) + filesKey
+	for _, f := range s.Files {
+		sf := agentproto.SetupFile{Path: f.Path, Mode: unixMode(f.Mode), Size: int64(len(f.Content))}
+		n := len(agentproto.Encode(sf)) + 1
+		if size+n > setupBatchBytes && len(cur.req.Files) > 0 {
+			reqs = append(reqs, cur)
+			cur, size = setupRequest{}, len(agentproto.Encode(agentproto.Setup{}))+filesKey
+		}
+		cur.req.Files = append(cur.req.Files, sf)
+		cur.content = append(cur.content, f.Content)
+		size += n
+	}
+	if cur.req.Files != nil || cur.req.Groups != nil || cur.req.Users != nil || cur.req.Modules != nil || cur.req.Sysctls != nil {
+		reqs = append(reqs, cur)
+	}
+	return reqs
+}
+
+// setupGroups lists the declared groups and the users' supplementary groups,
+// sorted, each once: they must exist before the users.
+func setupGroups(s Setup) []string {
 	groups := slices.Clone(s.Groups)
 	for _, u := range s.Users {
 		groups = append(groups, u.Groups...)
 	}
 	slices.Sort(groups)
-	for _, g := range slices.Compact(groups) {
-		cmds = append(cmds, setupCommand{cmd: "getent group " + quote(g) + " >/dev/null || groupadd " + quote(g)})
-	}
-	for _, u := range s.Users {
-		shell := u.Shell
-		if shell == "" {
-			shell = "/bin/sh"
-		}
-		args := []string{"useradd", "-m", "-U", "-s", quote(shell)}
-		if len(u.Groups) > 0 {
-			args = append(args, "-G", quote(strings.Join(u.Groups, ",")))
-		}
-		cmds = append(cmds, setupCommand{cmd: strings.Join(append(args, quote(u.Name)), " ")})
-	}
-	for _, m := range s.Modules {
-		cmds = append(cmds, setupCommand{cmd: "modprobe " + quote(m)})
-	}
-	keys := make([]string, 0, len(s.Sysctls))
-	for k := range s.Sysctls {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		path := "/proc/sys/" + strings.ReplaceAll(k, ".", "/")
-		cmds = append(cmds, setupCommand{cmd: "echo " + quote(s.Sysctls[k]) + " > " + quote(path)})
-	}
-	for _, f := range s.Files {
-		mode := f.Mode
-		if mode == 0 {
-			mode = 0o644
-		}
-		cmd := fmt.Sprintf("mkdir -p %s && cat > %s && chmod %o %s", quote(filepath.Dir(f.Path)), quote(f.Path), mode, quote(f.Path))
-		cmds = append(cmds, setupCommand{cmd: cmd, stdin: f.Content})
-	}
-	return cmds
+	return slices.Compact(groups)
 }
 
-type setupCommand struct{ cmd, stdin string }
+// setupSysctls lists the sysctls sorted by key, so every boot writes them in the
+// same order.
+func setupSysctls(s Setup) []agentproto.Sysctl {
+	var out []agentproto.Sysctl
+	for _, k := range slices.Sorted(maps.Keys(s.Sysctls)) {
+		out = append(out, agentproto.Sysctl{Key: k, Value: s.Sysctls[k]})
+	}
+	return out
+}
 
-// quote makes s one word for sh.
-func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+// unixMode turns a FileMode into the Unix mode bits the agent sets; zero
+// stays zero (the agent's 0644).
+func unixMode(m os.FileMode) uint32 {
+	u := uint32(m.Perm())
+	if m&os.ModeSetuid != 0 {
+		u |= 0o4000
+	}
+	if m&os.ModeSetgid != 0 {
+		u |= 0o2000
+	}
+	if m&os.ModeSticky != 0 {
+		u |= 0o1000
+	}
+	return u
+}
 
-// applySetup runs the setup commands; a failure names the step and its output.
+// applySetup sends the setup to the agent. The agent stops at the first item
+// that fails and names it: the boot fails with that error at once.
 func (m *Machine) applySetup(ctx context.Context, agent *agentclient.Client) error {
-	for _, c := range setupCommands(m.cfg.Setup) {
-		var out strings.Builder // stdout and stderr as they came
-		o := execOptions{stdout: &out, stderr: &out}
-		if c.stdin != "" {
-			o.stdin = strings.NewReader(c.stdin)
+	for _, r := range setupRequests(m.cfg.Setup) {
+		content := make([]io.Reader, len(r.content))
+		for i, c := range r.content {
+			content[i] = strings.NewReader(c)
 		}
-		r, err := m.exec(ctx, agent, c.cmd, o)
-		if err != nil {
+		if err := agent.Setup(ctx, r.req, io.MultiReader(content...)); err != nil {
 			return fmt.Errorf("set up the machine: %w", err)
-		}
-		if r.Status != 0 {
-			return fmt.Errorf("set up the machine: %s: exit status %d: %s", c.cmd, r.Status, strings.TrimSpace(out.String()))
 		}
 	}
 	return nil
