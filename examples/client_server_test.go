@@ -9,9 +9,17 @@ import (
 
 func TestMain(m *testing.M) { vmtest.Main(m) }
 
+// bootsVMs skips a test under -short, which runs the VM-free tests only.
+func bootsVMs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots VMs (-short runs the VM-free tests only)")
+	}
+}
+
 // TestClientServer is the classic two-machine test: an HTTP server, a client
 // that fetches from it by name, and a cut cable.
 func TestClientServer(t *testing.T) {
+	bootsVMs(t)
 	lab := vmlab.New(t)
 	server := lab.Machine("server")
 	client := lab.Machine("client")

@@ -11,6 +11,7 @@ import (
 // server cannot reach the client. Machines are numbered by sorted name:
 // client 1, router 2, server 3.
 func TestNAT(t *testing.T) {
+	bootsVMs(t)
 	lab := vmlab.New(t)
 	client := lab.Machine("client", vmlab.VLANs(2))
 	router := lab.Machine("router", vmlab.VLANs(1, 2))

@@ -9,6 +9,7 @@ import (
 // TestPartition splits three machines: the majority side keeps talking, the
 // minority is cut off, and heal brings it back.
 func TestPartition(t *testing.T) {
+	bootsVMs(t)
 	lab := vmlab.New(t)
 	n1, n2, n3 := lab.Machine("n1"), lab.Machine("n2"), lab.Machine("n3")
 	for _, n := range []*vmlab.Machine{n1, n2, n3} {

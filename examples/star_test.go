@@ -11,6 +11,7 @@ import (
 // TestStarExamples runs every .star example through `vmlab run`, as a user
 // would.
 func TestStarExamples(t *testing.T) {
+	bootsVMs(t)
 	files, err := filepath.Glob("*.star")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no .star examples: %v", err)

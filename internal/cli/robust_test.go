@@ -116,7 +116,7 @@ func TestRunMachineDiesInSetup(t *testing.T) {
 	if code != exitFail {
 		t.Errorf("got exit %d, want 1 (a test failed)\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
-	for _, want := range []string{"PASS pass.test_hostname", "FAIL setupdies.test_dies", "set up the machine", "sysrq", "1 passed, 1 failed"} {
+	for _, want := range []string{"PASS pass.test_hostname", "FAIL setupdies.test_dies", "set up the machine", "machine is down", "last console lines", "1 passed, 1 failed"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("terminal report lacks %q:\n%s", want, stdout)
 		}
@@ -132,7 +132,10 @@ func TestRunMachineDiesInSetup(t *testing.T) {
 }
 
 // checkPrivate fails the test for any directory under root (root too) that
-// is not 0700 and any file that is not 0600.
+// is not 0700 and any file that is not 0600. A machine's hostview directory
+// is 0700 and its contents keep the host's owners and modes, which QEMU
+// exports to the guest as they are (docs/host-isolation.md): the 0700
+// directory is what keeps other users out, so its contents are not walked.
 func checkPrivate(t *testing.T, root string) {
 	t.Helper()
 	var files int
@@ -152,6 +155,9 @@ func checkPrivate(t *testing.T, root string) {
 		}
 		if got := info.Mode().Perm(); got != want {
 			t.Errorf("%s: mode %v, want %v", path, got, want)
+		}
+		if d.IsDir() && d.Name() == "hostview" {
+			return fs.SkipDir
 		}
 		return nil
 	})

@@ -102,24 +102,7 @@ func gone(pid int, timeout time.Duration) bool {
 func TestRunInterrupted(t *testing.T) {
 	bin := vmtest.Agent(t)
 	out := t.TempDir()
-	cmd := exec.Command(bin, "run", "-v", "-out", out, "testdata/hang.star")
-	cmd.Env = append(os.Environ(), "VMLAB_AGENT="+bin)
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	// The console line "started" means the test is inside its long command.
-	r := bufio.NewReader(stdout)
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			t.Fatalf("vmlab run ended before the test started: %v", err)
-		}
-		if strings.Contains(line, "vm: started") {
-			break
-		}
-	}
+	cmd, r := startHanging(t, append(os.Environ(), "VMLAB_AGENT="+bin), bin, "-out", out)
 	qemu := childPids(cmd.Process.Pid)
 	cmd.Process.Signal(syscall.SIGINT)
 	go io.Copy(io.Discard, r)
@@ -135,6 +118,31 @@ func TestRunInterrupted(t *testing.T) {
 	for _, f := range []string{"events.jsonl", "junit.xml", "report.html"} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Errorf("after the interrupt: %v", err)
+		}
+	}
+}
+
+// startHanging starts `bin run -v ARGS testdata/hang.star` with env and
+// returns once its test is inside its long command (the console line
+// "started"), with the rest of its output to read from r. The process is
+// killed when the test ends.
+func startHanging(t *testing.T, env []string, bin string, args ...string) (*exec.Cmd, *bufio.Reader) {
+	t.Helper()
+	cmd := exec.Command(bin, append(append([]string{"run", "-v"}, args...), "testdata/hang.star")...)
+	cmd.Env = env
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	r := bufio.NewReader(stdout)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("vmlab run ended before the test started: %v", err)
+		}
+		if strings.Contains(line, "vm: started") {
+			return cmd, r
 		}
 	}
 }

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"io"
 	"os"
 	"os/exec"
@@ -22,23 +21,7 @@ func TestKilledRunSwept(t *testing.T) {
 	bin := vmtest.Agent(t)
 	tmp := t.TempDir()
 	env := append(os.Environ(), "TMPDIR="+tmp, "VMLAB_AGENT="+bin)
-	cmd := exec.Command(bin, "run", "-v", "testdata/hang.star")
-	cmd.Env = env
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	r := bufio.NewReader(stdout)
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			t.Fatalf("vmlab run ended before the test started: %v", err)
-		}
-		if strings.Contains(line, "vm: started") {
-			break
-		}
-	}
+	cmd, r := startHanging(t, env, bin)
 	go io.Copy(io.Discard, r)
 	qemu := childPids(cmd.Process.Pid)
 	cmd.Process.Kill()

@@ -6,6 +6,8 @@ import (
 	"io"
 	"io/fs"
 	"strings"
+
+	"github.com/vmlab/vmlab/internal/agentproto"
 )
 
 // Mode bits of the newc header's mode field (the S_IF* constants of stat(2)).
@@ -46,12 +48,12 @@ func NewWriter(w io.Writer) *Writer { return &Writer{w: w} }
 
 // Dir adds a directory.
 func (w *Writer) Dir(name string, perm fs.FileMode) error {
-	return w.entry(name, modeDir|unixPerm(perm), 2, nil, 0, 0)
+	return w.entry(name, modeDir|agentproto.UnixMode(perm), 2, nil, 0, 0)
 }
 
 // File adds a regular file holding data.
 func (w *Writer) File(name string, perm fs.FileMode, data []byte) error {
-	return w.entry(name, modeRegular|unixPerm(perm), 1, data, 0, 0)
+	return w.entry(name, modeRegular|agentproto.UnixMode(perm), 1, data, 0, 0)
 }
 
 // Symlink adds a symbolic link to target.
@@ -61,7 +63,7 @@ func (w *Writer) Symlink(name, target string) error {
 
 // CharDev adds a character device node.
 func (w *Writer) CharDev(name string, perm fs.FileMode, major, minor uint32) error {
-	return w.entry(name, modeCharDev|unixPerm(perm), 1, nil, major, minor)
+	return w.entry(name, modeCharDev|agentproto.UnixMode(perm), 1, nil, major, minor)
 }
 
 // Close writes the TRAILER!!! record that ends the archive.
@@ -133,19 +135,3 @@ var zeros [3]byte
 
 // pad writes zeros up to the next 4-byte boundary.
 func (w *Writer) pad() { w.write(zeros[:(4-w.n%4)%4]) }
-
-// unixPerm converts permission, setuid, setgid and sticky bits to their
-// Unix values.
-func unixPerm(m fs.FileMode) uint32 {
-	p := uint32(m.Perm())
-	if m&fs.ModeSetuid != 0 {
-		p |= 0o4000
-	}
-	if m&fs.ModeSetgid != 0 {
-		p |= 0o2000
-	}
-	if m&fs.ModeSticky != 0 {
-		p |= 0o1000
-	}
-	return p
-}

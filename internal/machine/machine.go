@@ -318,7 +318,9 @@ func (m *Machine) bootFailed(ctx context.Context, proc *qemu.Process, agent *age
 	case answered:
 		return errors.New(withTails(fmt.Sprintf("%s: boot: %v", m.cfg.Name, err), "", m.console.Tail(consoleTail)))
 	case exited:
-		return m.downError("boot", proc.Err())
+		// err names the step that was under way (set up the machine,
+		// configure network, ...).
+		return m.downError("boot: "+err.Error(), proc.Err())
 	case ctx.Err() != nil:
 		return m.stoppedError(ctx, "boot", "")
 	case errors.Is(err, context.DeadlineExceeded):

@@ -51,7 +51,7 @@ func setupRequests(s Setup) []setupRequest {
 	cur := setupRequest{req: first}
 	size := len(agentproto.Encode(first)) + filesKey
 	for _, f := range s.Files {
-		sf := agentproto.SetupFile{Path: f.Path, Mode: unixMode(f.Mode), Size: int64(len(f.Content))}
+		sf := agentproto.SetupFile{Path: f.Path, Mode: agentproto.UnixMode(f.Mode), Size: int64(len(f.Content))}
 		n := len(agentproto.Encode(sf)) + 1
 		if size+n > setupBatchBytes && len(cur.req.Files) > 0 {
 			reqs = append(reqs, cur)
@@ -86,22 +86,6 @@ func setupSysctls(s Setup) []agentproto.Sysctl {
 		out = append(out, agentproto.Sysctl{Key: k, Value: s.Sysctls[k]})
 	}
 	return out
-}
-
-// unixMode turns a FileMode into the Unix mode bits the agent sets; zero
-// stays zero (the agent's 0644).
-func unixMode(m os.FileMode) uint32 {
-	u := uint32(m.Perm())
-	if m&os.ModeSetuid != 0 {
-		u |= 0o4000
-	}
-	if m&os.ModeSetgid != 0 {
-		u |= 0o2000
-	}
-	if m&os.ModeSticky != 0 {
-		u |= 0o1000
-	}
-	return u
 }
 
 // applySetup sends the setup to the agent. The agent stops at the first item
