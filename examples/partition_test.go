@@ -18,8 +18,8 @@ func TestPartition(t *testing.T) {
 	}
 
 	lab.Partition(t, []string{"n1", "n2"}, []string{"n3"})
-	n1.Succeed(t, "curl -sf --max-time 2 http://n2:7000/ >/dev/null")
-	n2.Succeed(t, "curl -sf --max-time 2 http://n1:7000/ >/dev/null")
+	n1.Succeed(t, "curl -sf --max-time 10 http://n2:7000/ >/dev/null")
+	n2.Succeed(t, "curl -sf --max-time 10 http://n1:7000/ >/dev/null")
 	n3.Fail(t, "curl -sf --max-time 2 http://n1:7000/")
 	n1.Fail(t, "curl -sf --max-time 2 http://n3:7000/")
 
