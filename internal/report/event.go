@@ -14,7 +14,7 @@ const (
 	TestEnd      Kind = "test-end"      // Test, Passed, Error, Duration
 	SubtestStart Kind = "subtest-start" // Test, Path
 	SubtestEnd   Kind = "subtest-end"   // Test, Path, Passed, Error, Duration
-	Command      Kind = "command"       // Test, Path, Machine, Command, Exit, Stdout, Stderr, StdoutFile, StderrFile, Duration, Error (set when it failed the test)
+	Command      Kind = "command"       // Test, Path, Machine, Command, Outcome, Exit, Timeout, Stdout, Stderr, StdoutFile, StderrFile, Duration, Error (set when it failed the test)
 	Console      Kind = "console"       // Test, Machine, Text (one line)
 	Log          Kind = "log"           // Test, Path, Machine (may be empty), Text
 	BootStart    Kind = "boot-start"    // Test, Machine
@@ -23,18 +23,34 @@ const (
 	ConsoleLog   Kind = "console-log"   // Test, Machine, File (the machine's whole console log)
 )
 
+// Outcome is how a Command event's call ended: with an exit status, or
+// without one, and then why.
+type Outcome string
+
+// Outcomes. An event without one (from an older emitter) reads as Exited.
+const (
+	Exited      Outcome = "exited"       // the command exited; Exit holds its status
+	Done        Outcome = "done"         // a call that runs no command (a wait, a copy) returned
+	TimedOut    Outcome = "timed-out"    // it did not end in time; Timeout holds the limit
+	MachineDown Outcome = "machine-down" // the machine stopped (panicked, QEMU exited) under it
+	Interrupted Outcome = "interrupted"  // the run was stopped (Ctrl-C) or the test's deadline passed
+	Errored     Outcome = "error"        // it failed otherwise; Error says how
+)
+
 // Event is one thing that happened in a run. Fields not listed for a Kind
 // are empty.
 type Event struct {
-	Time    time.Time `json:"time"`
-	Kind    Kind      `json:"kind"`
-	Test    string    `json:"test"`
-	Path    []string  `json:"path,omitempty"` // subtest names, outermost first
-	Machine string    `json:"machine,omitempty"`
-	Command string    `json:"command,omitempty"`
-	Exit    int       `json:"exit,omitempty"`
-	Stdout  string    `json:"stdout,omitempty"`
-	Stderr  string    `json:"stderr,omitempty"`
+	Time    time.Time     `json:"time"`
+	Kind    Kind          `json:"kind"`
+	Test    string        `json:"test"`
+	Path    []string      `json:"path,omitempty"` // subtest names, outermost first
+	Machine string        `json:"machine,omitempty"`
+	Command string        `json:"command,omitempty"`
+	Outcome Outcome       `json:"outcome,omitempty"`
+	Exit    int           `json:"exit,omitempty"`
+	Timeout time.Duration `json:"timeout,omitempty"`
+	Stdout  string        `json:"stdout,omitempty"`
+	Stderr  string        `json:"stderr,omitempty"`
 	// StdoutFile and StderrFile hold a command's whole output when it was
 	// long; Stdout and Stderr then keep its head and tail (see Reporter.Emit).
 	StdoutFile string `json:"stdout_file,omitempty"`

@@ -86,7 +86,7 @@ type (
 	}
 	htmlCommand struct {
 		Machine, Command, Duration string
-		Exit                       int
+		Outcome                    string // "exit 1", "timed out after 10s", ...
 		Error, Stdout, Stderr      string
 		StdoutFile, StderrFile     *htmlLink // whole outputs, when they were long
 		Failed                     bool
@@ -177,7 +177,7 @@ func newHTMLCommand(e *Event, dir string) *htmlCommand {
 		Machine:  clean(e.Machine),
 		Command:  cleanText(e.Command),
 		Duration: seconds(e.Duration),
-		Exit:     e.Exit,
+		Outcome:  outcome(e),
 		Error:    commandError(e),
 		Stdout:   cleanText(e.Stdout),
 		Stderr:   cleanText(e.Stderr),

@@ -120,7 +120,7 @@ func failureText(s *step) string {
 		b.WriteString("\n\n" + where)
 	}
 	if cmd := s.FailedCmd; cmd != nil {
-		fmt.Fprintf(&b, "\n\n%s$ %s\nexit %d", clean(cmd.Machine), cleanText(cmd.Command), cmd.Exit)
+		fmt.Fprintf(&b, "\n\n%s$ %s\n%s", clean(cmd.Machine), cleanText(cmd.Command), outcome(cmd))
 		if e := commandError(cmd); e != "" {
 			b.WriteString(", " + e)
 		}

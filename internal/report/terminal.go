@@ -241,13 +241,14 @@ func (s *terminal) command(t *termTest, e Event) {
 	s.line(t, len(t.open)+1, commandLine(e))
 }
 
-// commandLine sums up a command: "vm$ systemctl start x (exit 1, 0.21s)".
+// commandLine sums up a command: "vm$ systemctl start x (exit 1, 0.21s)",
+// "vm$ wait_for_unit(\"web\") (timed out after 10s, 10.00s)".
 func commandLine(e Event) string {
-	outcome := fmt.Sprintf("exit %d", e.Exit)
-	if msg := commandError(&e); msg != "" {
-		outcome = "error: " + msg
+	how := outcome(&e)
+	if msg := commandError(&e); msg != "" && how == "error" {
+		how = "error: " + msg
 	}
-	return fmt.Sprintf("%s$ %s (%s, %s)", clean(e.Machine), firstLine(e.Command), outcome, seconds(e.Duration))
+	return fmt.Sprintf("%s$ %s (%s, %s)", clean(e.Machine), firstLine(e.Command), how, seconds(e.Duration))
 }
 
 func (s *terminal) console(t *termTest, e Event) {

@@ -195,11 +195,38 @@ func (r *ring) last() []string {
 	return append(append([]string(nil), r.buf[i:]...), r.buf[:i]...)
 }
 
+// outcome is how a command ended, as the reports say it: "exit 1",
+// "ok", "timed out after 10s", "machine down", "interrupted" or "error".
+// A call that returned no exit status never reads as "exit 0".
+func outcome(e *Event) string {
+	switch e.Outcome {
+	case Done:
+		return "ok"
+	case TimedOut:
+		if e.Timeout > 0 {
+			return "timed out after " + e.Timeout.String()
+		}
+		return "timed out"
+	case MachineDown:
+		return "machine down"
+	case Interrupted:
+		return "interrupted"
+	case Errored:
+		return "error"
+	case "":
+		// An older emitter's failed call without a status: not "exit 0".
+		if e.Error != "" && e.Exit == 0 {
+			return "error"
+		}
+	}
+	return fmt.Sprintf("exit %d", e.Exit)
+}
+
 // commandError is what a report says of a failed command besides its
-// exit status: nothing when that status failed it, else the error's first
+// outcome: nothing when its exit status failed it, else the error's first
 // line (fail() saw a zero exit, a wait timed out, the machine went down).
 func commandError(e *Event) string {
-	if e.Error == "" || e.Exit != 0 {
+	if e.Error == "" || e.Exit != 0 && (e.Outcome == Exited || e.Outcome == "") {
 		return ""
 	}
 	return firstLine(e.Error)

@@ -177,6 +177,7 @@ func (meth *method) timed(c *call, argv starlark.Tuple, kwargs []starlark.Tuple)
 	v, err := meth.do(c)
 	ev := report.Event{Kind: report.Command, Test: c.r.test, Path: c.r.pathCopy(), Machine: c.m.name,
 		Command: callText(meth.name, argv, kwargs), Duration: time.Since(start)}
+	outcome(&ev, false, 0, err)
 	if err != nil {
 		ev.Error = err.Error()
 	}

@@ -258,12 +258,13 @@ const (
 func (r *run) command(m *machineValue, cmd string, timeout time.Duration, want expect) (machine.Result, error) {
 	start := time.Now()
 	res, err := r.machine(m).Execute(r.ctx, cmd, machine.Timeout(timeout))
+	ev := report.Event{Kind: report.Command, Test: r.test, Path: r.pathCopy(), Machine: m.name, Command: cmd,
+		Stdout: res.Stdout, Stderr: res.Stderr, StdoutFile: res.StdoutFile, StderrFile: res.StderrFile,
+		Duration: time.Since(start)}
+	outcome(&ev, err == nil, res.Status, err)
 	if err == nil && (want == success && res.Status != 0 || want == failure && res.Status == 0) {
 		err = commandError(m, cmd, res, want == success)
 	}
-	ev := report.Event{Kind: report.Command, Test: r.test, Path: r.pathCopy(), Machine: m.name, Command: cmd,
-		Exit: res.Status, Stdout: res.Stdout, Stderr: res.Stderr, StdoutFile: res.StdoutFile, StderrFile: res.StderrFile,
-		Duration: time.Since(start)}
 	if err != nil {
 		ev.Error = err.Error()
 	}
