@@ -133,19 +133,33 @@ func newHTMLStep(s *step, testStart time.Time, t *testRecord, dir string) htmlSt
 	hs := htmlStep{Name: clean(s.Name), Passed: s.Passed, Duration: seconds(s.Duration)}
 	isTest := len(s.Path) == 0
 	if !s.Passed && (isTest || s.Error != t.Error) {
-		hs.Failure = &htmlFailure{Error: cleanText(s.Error), Where: cleanText(backtrace(s.Where, s.Error))}
-		if cmd := s.FailedCmd; cmd != nil && isTest {
-			hs.Failure.Command = newHTMLCommand(cmd, dir)
-			hs.Failure.Error = failureError(s)
-			if tail := t.console.tail(cmd.Machine, consoleTail); len(tail) > 0 {
-				hs.Failure.Console = &htmlConsole{Machine: clean(cmd.Machine), Lines: len(tail), Text: strings.Join(tail, "\n") + "\n"}
-			}
-		}
+		hs.Failure = newHTMLFailure(s, isTest, t, dir)
 	}
 	for _, en := range s.Items {
 		hs.Items = append(hs.Items, newHTMLItem(en, testStart, t, dir))
 	}
 	return hs
+}
+
+// newHTMLFailure is a step's failure: the error, where, and for the test
+// the failing command and the last console lines of its machine (or of the
+// machine the error names), which the error then does not repeat.
+func newHTMLFailure(s *step, isTest bool, t *testRecord, dir string) *htmlFailure {
+	f := &htmlFailure{Error: cleanText(s.Error), Where: cleanText(backtrace(s.Where, s.Error))}
+	if !isTest {
+		return f
+	}
+	m := errorMachine(s.Error, t.machines)
+	if cmd := s.FailedCmd; cmd != nil {
+		f.Command = newHTMLCommand(cmd, dir)
+		f.Error = failureError(s)
+		m = cmd.Machine
+	}
+	if tail := t.console.tail(m, consoleTail); m != "" && len(tail) > 0 {
+		f.Console = &htmlConsole{Machine: clean(m), Lines: len(tail), Text: strings.Join(tail, "\n") + "\n"}
+		f.Error = cleanText(withoutConsole(f.Error))
+	}
+	return f
 }
 
 func newHTMLItem(en entry, testStart time.Time, t *testRecord, dir string) htmlItem {

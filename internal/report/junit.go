@@ -101,7 +101,8 @@ func junitTestcase(t *testRecord, s *step) junitCase {
 		Time:      junitSeconds(s.Duration),
 	}
 	if !s.Passed {
-		c.Failure = &junitFailure{Message: failureError(s), Type: "failure", Text: failureText(s)}
+		msg, _, _ := strings.Cut(failureError(s), "\n") // the text has the rest
+		c.Failure = &junitFailure{Message: msg, Type: "failure", Text: failureText(s)}
 	}
 	if out := consoleText(&t.console); s == &t.step && out != "" {
 		c.SystemOut = &junitText{out}

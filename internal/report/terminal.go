@@ -274,13 +274,22 @@ func (s *terminal) failure(t *termTest, depth int, e Event) {
 		return
 	}
 	t.detailed, t.error = true, e.Error
-	s.field(t, depth, "error", e.Error)
-	s.field(t, depth, "at", backtrace(e.Where, e.Error))
 	machines := t.machines
-	if cmd := failingCommand(t.lastCmd, e.Path); cmd != nil {
+	cmd := failingCommand(t.lastCmd, e.Path)
+	if cmd != nil {
+		machines = []string{cmd.Machine}
+	} else if m := errorMachine(e.Error, t.machines); m != "" {
+		machines = []string{m}
+	}
+	msg := e.Error
+	if t.hasConsole(machines) {
+		msg = withoutConsole(msg) // the tail below shows those lines
+	}
+	s.field(t, depth, "error", msg)
+	s.field(t, depth, "at", backtrace(e.Where, e.Error))
+	if cmd != nil {
 		s.output(t, depth, "stdout", cmd.Stdout, cmd.StdoutFile, e.Error)
 		s.output(t, depth, "stderr", cmd.Stderr, cmd.StderrFile, e.Error)
-		machines = []string{cmd.Machine}
 	}
 	for _, m := range machines {
 		r := t.consoles[m]
@@ -293,6 +302,16 @@ func (s *terminal) failure(t *termTest, depth int, e Event) {
 			s.line(t, depth+1, prefix(m)+l)
 		}
 	}
+}
+
+// hasConsole reports whether any of machines printed a console line.
+func (t *termTest) hasConsole(machines []string) bool {
+	for _, m := range machines {
+		if r := t.consoles[m]; r != nil && r.n > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // output shows a failing command's stdout or stderr, unless the error

@@ -2,6 +2,7 @@ package report
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -241,6 +242,28 @@ func failureError(s *step) string {
 		text, _, _ = strings.Cut(text, "\n")
 	}
 	return text
+}
+
+// consoleSection heads the console lines a machine error carries (see
+// machine.TimeoutError, DownError, StoppedError): the last section.
+const consoleSection = "\n--- last console lines ---\n"
+
+// withoutConsole is msg without the console lines a machine error carries,
+// for a report that shows the machine's console tail beside the error:
+// the lines are shown once, not in both.
+func withoutConsole(msg string) string {
+	head, _, _ := strings.Cut(msg, consoleSection)
+	return head
+}
+
+// errorMachine is the machine a failure names at its start ("vm: unit
+// web: timed out"), if it is one of machines.
+func errorMachine(msg string, machines []string) string {
+	name, _, ok := strings.Cut(msg, ": ")
+	if ok && slices.Contains(machines, name) {
+		return name
+	}
+	return ""
 }
 
 // bootText is what the reports say of a Boot event, after the machine's

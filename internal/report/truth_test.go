@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"encoding/xml"
 	"os"
 	"path/filepath"
 	"strings"
@@ -87,3 +88,73 @@ func TestOutcomes(t *testing.T) {
 		})
 	}
 }
+
+// TestFailureOutputOnce: a machine error carries the machine's last
+// console lines; the terminal and the HTML failure show them once, as the
+// machine's tail, and JUnit's failure message is the error's first line.
+func TestFailureOutputOnce(t *testing.T) {
+	console := "[  2.1] web[88]: listening\n[  2.2] web[88]: crashed: out of cheese\n"
+	timedOut := "vm: unit web: timed out after 10s" + consoleSection + strings.TrimSuffix(console, "\n")
+	down := "vm: boot: machine is down: qemu exited" + consoleSection + strings.TrimSuffix(console, "\n")
+	withConsole := func(evs ...Event) []Event {
+		out := []Event{{Time: at(0), Kind: TestStart, Test: "t"}}
+		for _, l := range lines(console) {
+			out = append(out, Event{Time: at(1), Kind: Console, Test: "t", Machine: "vm", Text: l})
+		}
+		return append(out, evs...)
+	}
+	tests := []struct {
+		name string
+		evs  []Event
+	}{
+		{"a wait timed out", withConsole(
+			Event{Time: at(11), Kind: Command, Test: "t", Machine: "vm", Command: `wait_for_unit("web")`,
+				Outcome: TimedOut, Timeout: 10 * time.Second, Error: timedOut},
+			Event{Time: at(12), Kind: TestEnd, Test: "t", Error: timedOut})},
+		{"a subtest's wait timed out", withConsole(
+			Event{Time: at(2), Kind: SubtestStart, Test: "t", Path: []string{"s"}},
+			Event{Time: at(11), Kind: Command, Test: "t", Path: []string{"s"}, Machine: "vm", Command: `wait_for_unit("web")`,
+				Outcome: TimedOut, Timeout: 10 * time.Second, Error: timedOut},
+			Event{Time: at(11), Kind: SubtestEnd, Test: "t", Path: []string{"s"}, Error: timedOut},
+			Event{Time: at(12), Kind: TestEnd, Test: "t", Error: timedOut})},
+		{"the machine died booting", withConsole(
+			Event{Time: at(3), Kind: Boot, Test: "t", Machine: "vm", Error: down},
+			Event{Time: at(3), Kind: TestEnd, Test: "t", Error: down})},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := renderAll(t, tt.evs)
+			html := out["html"]
+			box := html[strings.Index(html, `<div class="failure">`):]
+			box = box[:strings.Index(box, "</div>")]
+			for sink, text := range map[string]string{"terminal": out["terminal"], "verbose terminal's failure": failurePart(out["verbose"]), "html failure": box} {
+				if n := strings.Count(text, "out of cheese"); n != 1 {
+					t.Errorf("%s shows the console line %d times, want once:\n%s", sink, n, text)
+				}
+				if !strings.Contains(text, "timed out after 10s") && !strings.Contains(text, "machine is down") {
+					t.Errorf("%s lacks the error:\n%s", sink, text)
+				}
+			}
+			var suites junitSuites
+			if err := xmlUnmarshal(out["junit"], &suites); err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range suites.Suites[0].Cases {
+				if c.Failure != nil && strings.Contains(c.Failure.Message, "\n") {
+					t.Errorf("%s: junit failure message has several lines: %q", c.Name, c.Failure.Message)
+				}
+			}
+		})
+	}
+}
+
+// failurePart is a verbose terminal report from its first FAIL line on:
+// the lines before it show the console as it came.
+func failurePart(s string) string {
+	if i := strings.Index(s, "FAIL "); i >= 0 {
+		return s[i:]
+	}
+	return s
+}
+
+func xmlUnmarshal(s string, v any) error { return xml.Unmarshal([]byte(s), v) }
