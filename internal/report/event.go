@@ -3,7 +3,10 @@
 // the terminal, events.jsonl, junit.xml and a self-contained report.html.
 package report
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Kind says what an event is.
 type Kind string
@@ -21,6 +24,7 @@ const (
 	Boot         Kind = "boot"          // Test, Machine, Duration (to the agent's hello), Text (the guest's uptime at each stage of its init), Error (when it did not boot)
 	Capture      Kind = "capture"       // Test, File (a pcap file's path)
 	ConsoleLog   Kind = "console-log"   // Test, Machine, File (the machine's whole console log)
+	Network      Kind = "network"       // Test, Path, Machine (for block/unblock), Text (the call: link_fault(a, b, delay = 0.25)), Duration, Error (when it failed)
 )
 
 // Outcome is how a Command event's call ended: with an exit status, or
@@ -63,6 +67,20 @@ type Event struct {
 	Error    string        `json:"error,omitempty"`
 	Where    string        `json:"where,omitempty"`
 	Duration time.Duration `json:"duration,omitempty"`
+}
+
+// MarshalJSON renders the event as encoding/json would, but that a
+// test-end or subtest-end always says whether it passed: "passed": false
+// is the point of a failed test's event, not a field to leave out.
+func (e Event) MarshalJSON() ([]byte, error) {
+	type plain Event // without this method
+	if e.Kind != TestEnd && e.Kind != SubtestEnd {
+		return json.Marshal(plain(e))
+	}
+	return json.Marshal(struct {
+		plain
+		Passed bool `json:"passed"` // shadows plain's, omitempty
+	}{plain(e), e.Passed})
 }
 
 // Sink receives events. Event is called from one goroutine at a time (the

@@ -82,6 +82,7 @@ type (
 		Command *htmlCommand
 		Log     *htmlLog
 		Boot    *htmlLog
+		Network *htmlNetwork
 		Sub     *htmlStep
 	}
 	htmlCommand struct {
@@ -92,6 +93,8 @@ type (
 		Failed                     bool
 	}
 	htmlLog struct{ Machine, Text string }
+	// htmlNetwork is a change of the network: the call, and its error.
+	htmlNetwork struct{ Text, Error string }
 	// htmlConsole is one machine's console lines and its log file.
 	htmlConsole struct {
 		Machine string
@@ -174,6 +177,8 @@ func newHTMLItem(en entry, testStart time.Time, t *testRecord, dir string) htmlI
 		it.Command = newHTMLCommand(e, dir)
 	case Log:
 		it.Log = &htmlLog{Machine: clean(e.Machine), Text: cleanText(e.Text)}
+	case Network:
+		it.Network = &htmlNetwork{Text: cleanText(e.Text), Error: firstLine(e.Error)}
 	case Boot:
 		text := bootText(*e)
 		if e.Error != "" {

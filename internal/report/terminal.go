@@ -133,6 +133,9 @@ func (s *terminal) event(e Event) {
 	case Log:
 		s.showOpen(t)
 		s.text(t, len(t.open)+1, prefix(e.Machine), e.Text)
+	case Network:
+		s.showOpen(t)
+		s.line(t, len(t.open)+1, networkLine(e))
 	case BootStart:
 		if s.progress != nil {
 			s.progress.start(e.Test, e.Machine, e.Time)
@@ -249,6 +252,17 @@ func commandLine(e Event) string {
 		how = "error: " + msg
 	}
 	return fmt.Sprintf("%s$ %s (%s, %s)", clean(e.Machine), firstLine(e.Command), how, seconds(e.Duration))
+}
+
+// networkLine sums up a change of the network, shown always: it explains
+// the timings and failures after it. "network: link_fault(a, b, delay =
+// 0.25)", with ": error: ..." when it failed.
+func networkLine(e Event) string {
+	line := "network: " + firstLine(e.Text)
+	if e.Error != "" {
+		line += " (error: " + firstLine(e.Error) + ")"
+	}
+	return line
 }
 
 func (s *terminal) console(t *termTest, e Event) {

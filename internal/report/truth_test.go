@@ -158,3 +158,123 @@ func failurePart(s string) string {
 }
 
 func xmlUnmarshal(s string, v any) error { return xml.Unmarshal([]byte(s), v) }
+
+// TestJUnitSuitesPerFile: one testsuite per file, classname the file and
+// name the test or subtest (not "flags.test_pass.flags.test_pass"), and
+// system-out holds the commands and logs, not only console lines.
+func TestJUnitSuitesPerFile(t *testing.T) {
+	evs := []Event{
+		{Time: at(0), Kind: TestStart, Test: "flags.test_pass"},
+		{Time: at(1), Kind: Command, Test: "flags.test_pass", Machine: "vm", Command: "true", Outcome: Exited, Duration: time.Second},
+		{Time: at(2), Kind: Log, Test: "flags.test_pass", Text: "all set"},
+		{Time: at(3), Kind: TestEnd, Test: "flags.test_pass", Passed: true, Duration: 3 * time.Second},
+		{Time: at(1), Kind: TestStart, Test: "web.v2.test_get"},
+		{Time: at(2), Kind: SubtestStart, Test: "web.v2.test_get", Path: []string{"fetch"}},
+		{Time: at(2.5), Kind: SubtestEnd, Test: "web.v2.test_get", Path: []string{"fetch"}, Passed: true, Duration: 500 * time.Millisecond},
+		{Time: at(5), Kind: TestEnd, Test: "web.v2.test_get", Error: "boom", Duration: 4 * time.Second},
+	}
+	var got junitSuites
+	if err := xmlUnmarshal(renderAll(t, evs)["junit"], &got); err != nil {
+		t.Fatal(err)
+	}
+	type row struct{ suite, classname, name string }
+	var rows []row
+	for _, s := range got.Suites {
+		for _, c := range s.Cases {
+			rows = append(rows, row{s.Name, c.Classname, c.Name})
+		}
+	}
+	want := []row{{"flags", "flags", "test_pass"}, {"web.v2", "web.v2", "test_get"}, {"web.v2", "web.v2", "test_get/fetch"}}
+	if len(rows) != len(want) {
+		t.Fatalf("got testcases %v, want %v", rows, want)
+	}
+	for i := range want {
+		if rows[i] != want[i] {
+			t.Errorf("testcase %d: got %+v, want %+v", i, rows[i], want[i])
+		}
+	}
+	if len(got.Suites) == 2 {
+		if s := got.Suites[1]; s.Tests != 2 || s.Failures != 1 || s.Time != "4.000" {
+			t.Errorf("suite web.v2: got %d tests, %d failures, time %s; want 2, 1, 4.000", s.Tests, s.Failures, s.Time)
+		}
+	}
+	if got.Tests != 3 || got.Failures != 1 || got.Time != "5.000" {
+		t.Errorf("testsuites: got %d tests, %d failures, time %s; want 3, 1, 5.000", got.Tests, got.Failures, got.Time)
+	}
+	out := systemOut(got.Suites[0].Cases[0])
+	for _, w := range []string{"+1.00s vm$ true (exit 0, 1.00s)\n", "+2.00s all set\n"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("system-out lacks %q:\n%s", w, out)
+		}
+	}
+}
+
+// TestJSONPassedFalse: a failed test's and subtest's end event says
+// "passed": false; other events carry no passed field.
+func TestJSONPassedFalse(t *testing.T) {
+	evs := []Event{
+		{Time: at(0), Kind: TestStart, Test: "t"},
+		{Time: at(1), Kind: SubtestEnd, Test: "t", Path: []string{"s"}, Error: "boom"},
+		{Time: at(2), Kind: TestEnd, Test: "t", Error: "boom"},
+	}
+	got := strings.Split(strings.TrimSpace(renderAll(t, evs)["jsonl"]), "\n")
+	want := []bool{false, true, true}
+	for i, line := range got {
+		if has := strings.Contains(line, `"passed":false`); has != want[i] {
+			t.Errorf("line %d: got %s, want passed:false %v", i+1, line, want[i])
+		}
+	}
+}
+
+// TestNetworkEvents: partition, heal, link_fault, vlan_fault, block and
+// unblock show on the timeline of every sink, inside their subtest.
+func TestNetworkEvents(t *testing.T) {
+	calls := []Event{
+		{Text: "link_fault(a, b, delay = 0.25)"},
+		{Text: "vlan_fault(2, loss = 0.1)"},
+		{Text: "partition([a], [b, c])"},
+		{Text: "heal()"},
+		{Text: "a.block(2)", Machine: "a"},
+		{Text: "a.unblock()", Machine: "a"},
+		{Text: "link_fault(a, c)", Error: "fault a -> c: they share no VLAN"},
+	}
+	evs := []Event{
+		{Time: at(0), Kind: TestStart, Test: "t"},
+		{Time: at(1), Kind: SubtestStart, Test: "t", Path: []string{"slow link"}},
+	}
+	for i, c := range calls {
+		c.Time, c.Kind, c.Test, c.Path = at(2+float64(i)), Network, "t", []string{"slow link"}
+		evs = append(evs, c)
+	}
+	evs = append(evs,
+		Event{Time: at(10), Kind: SubtestEnd, Test: "t", Path: []string{"slow link"}, Error: "fault a -> c: they share no VLAN"},
+		Event{Time: at(10), Kind: TestEnd, Test: "t", Error: "fault a -> c: they share no VLAN"})
+	out := renderAll(t, evs)
+	for _, c := range calls {
+		text := c.Text
+		wants := map[string]string{
+			"terminal": "    network: " + text,
+			"html":     "network: <code>" + htmlEscape(text) + "</code>",
+			"junit":    "network: " + text, // CDATA keeps it as it is
+			"jsonl":    `"kind":"network"`,
+		}
+		for sink, want := range wants {
+			if !strings.Contains(out[sink], want) {
+				t.Errorf("%s lacks %q:\n%s", sink, want, out[sink])
+			}
+		}
+	}
+	failed := "network: link_fault(a, c) (error: fault a -> c: they share no VLAN)"
+	for _, sink := range []string{"terminal", "junit"} {
+		if !strings.Contains(out[sink], failed) {
+			t.Errorf("%s lacks %q:\n%s", sink, failed, out[sink])
+		}
+	}
+	if want := `<div class="fail">fault a -&gt; c: they share no VLAN</div>`; !strings.Contains(out["html"], want) {
+		t.Errorf("html lacks %q", want)
+	}
+}
+
+func htmlEscape(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&#34;", "'", "&#39;").Replace(s)
+}

@@ -92,6 +92,9 @@ func (fn *function) builtin(thread *starlark.Thread, _ *starlark.Builtin, argv s
 	if err := fn.unpack(argv, kwargs, filepath.Dir(r.file.Name), &c.args); err != nil {
 		return nil, err
 	}
+	if networkCalls[fn.name] {
+		return networkStep(r, "", fn.name, argv, kwargs, func() (starlark.Value, error) { return fn.do(c) })
+	}
 	return fn.do(c)
 }
 

@@ -165,6 +165,9 @@ func (meth *method) builtin(thread *starlark.Thread, b *starlark.Builtin, argv s
 	if meth.reports {
 		return meth.do(c)
 	}
+	if networkCalls[meth.name] {
+		return networkStep(r, c.m.name, meth.name, argv, kwargs, func() (starlark.Value, error) { return meth.do(c) })
+	}
 	return meth.timed(c, argv, kwargs)
 }
 
