@@ -17,6 +17,7 @@ const (
 	TestEnd      Kind = "test-end"      // Test, Passed, Error, Duration
 	SubtestStart Kind = "subtest-start" // Test, Path
 	SubtestEnd   Kind = "subtest-end"   // Test, Path, Passed, Error, Duration
+	CommandStart Kind = "command-start" // Test, Path, Machine, Command: a command or call began (its Command event says how it ended)
 	Command      Kind = "command"       // Test, Path, Machine, Command, Outcome, Exit, Timeout, Stdout, Stderr, StdoutFile, StderrFile, Duration, Error (set when it failed the test)
 	Console      Kind = "console"       // Test, Machine, Text (one line)
 	Log          Kind = "log"           // Test, Path, Machine (may be empty), Text

@@ -51,6 +51,9 @@ func NewTerminal(w io.Writer, opts TerminalOptions) Sink {
 		w:       &errWriter{w: w},
 		opts:    opts,
 		running: make(map[string]*termTest),
+		after: func(d time.Duration, f func()) func() bool {
+			return time.AfterFunc(d, f).Stop
+		},
 	}
 	if opts.Progress {
 		width := opts.Width
@@ -71,6 +74,7 @@ type terminal struct {
 
 	w       *errWriter
 	opts    TerminalOptions
+	after   func(time.Duration, func()) (stop func() bool) // time.AfterFunc; tests replace it
 	running map[string]*termTest
 	queue   []*termTest // tests not yet written whole, in start order; queue[0] is live
 	passed  int
@@ -87,6 +91,10 @@ type termTest struct {
 	lastCmd  *Event
 	consoles map[string]*ring
 	machines []string // in order of their first console line
+
+	// step is the step under way, watched for running long (without a
+	// progress line); nil when none is.
+	step *longStep
 
 	// detailed says a failure's details were shown, and error which;
 	// the test and outer subtests fail with the same error after.
@@ -109,7 +117,7 @@ func (s *terminal) Event(e Event) {
 	s.event(e)
 	if p := s.progress; p != nil {
 		s.w.WriteString(p.draw())
-		if len(p.booting) > 0 && !p.ticking {
+		if p.busy() && !p.ticking {
 			p.ticking = true
 			s.clock.Go(s.tick)
 		}
@@ -126,7 +134,10 @@ func (s *terminal) event(e Event) {
 		s.subtestStart(t, e)
 	case SubtestEnd:
 		s.subtestEnd(t, e)
+	case CommandStart:
+		s.stepStart(t, e)
 	case Command:
+		s.stepEnd(t)
 		s.command(t, e)
 	case Console:
 		s.console(t, e)
@@ -214,6 +225,7 @@ func (s *terminal) end(t *termTest) {
 	if s.progress != nil {
 		s.progress.forget(t.name, "")
 	}
+	s.stepEnd(t)
 	t.ended = true
 	if s.running[t.name] == t {
 		delete(s.running, t.name)
@@ -241,7 +253,12 @@ func (s *terminal) command(t *termTest, e Event) {
 		return
 	}
 	s.showOpen(t)
-	s.line(t, len(t.open)+1, commandLine(e))
+	depth := len(t.open) + 1
+	s.line(t, depth, commandLine(e))
+	if !failed(&e) { // a failure shows the output with its details
+		s.output(t, depth+1, "stdout", e.Stdout, e.StdoutFile, "")
+		s.output(t, depth+1, "stderr", e.Stderr, e.StderrFile, "")
+	}
 }
 
 // commandLine sums up a command: "vm$ systemctl start x (exit 1, 0.21s)",

@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -277,4 +278,98 @@ func TestNetworkEvents(t *testing.T) {
 
 func htmlEscape(s string) string {
 	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&#34;", "'", "&#39;").Replace(s)
+}
+
+// TestProgressShowsStep: on a terminal the live line shows the step under
+// way (machine, command or call, elapsed) until its Command event, beside
+// boots, each named with its test when tests run at once.
+func TestProgressShowsStep(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := t0
+	var out bytes.Buffer
+	sink := NewTerminal(&out, TerminalOptions{Progress: true, Width: 200})
+	term := sink.(*terminal)
+	term.progress.now = func() time.Time { return now }
+	last := func() string {
+		s := screen(out.String())
+		return s[strings.LastIndex(s, "\n")+1:]
+	}
+	steps := []struct {
+		at   time.Duration
+		ev   Event
+		want string // the line after it
+	}{
+		{0, Event{Kind: TestStart, Test: "a"}, ""},
+		{0, Event{Kind: CommandStart, Test: "a", Machine: "vm", Command: `wait_for_unit("web")`}, `vm$ wait_for_unit("web") 0.0s`},
+		{50 * time.Second, Event{Kind: Log, Test: "a", Text: "tick"}, `vm$ wait_for_unit("web") 50.0s`},
+		{50 * time.Second, Event{Kind: TestStart, Test: "b"}, `vm$ wait_for_unit("web") 50.0s`},
+		{51 * time.Second, Event{Kind: BootStart, Test: "b", Machine: "db"}, `booting b/db 0.0s | a/vm$ wait_for_unit("web") 51.0s`},
+		{52 * time.Second, Event{Kind: Command, Test: "a", Machine: "vm", Command: `wait_for_unit("web")`, Outcome: Done}, "booting db 1.0s"},
+		{53 * time.Second, Event{Kind: CommandStart, Test: "b", Machine: "db", Command: "sleep 5\necho done"}, "booting db 2.0s | db$ sleep 5 ... 0.0s"},
+		{54 * time.Second, Event{Kind: TestEnd, Test: "b", Error: "stopped"}, ""},
+	}
+	for _, st := range steps {
+		now = t0.Add(st.at)
+		st.ev.Time = now
+		sink.Event(st.ev)
+		if got := last(); got != st.want {
+			t.Errorf("after %s at %v: progress line %q, want %q", st.ev.Kind, st.at, got, st.want)
+		}
+	}
+	sink.Close()
+}
+
+// TestLongStepInPlainLog: without a progress line, a step that runs long
+// gets a line at 10 s and each minute after, under its subtest; one that
+// ended in time gets none.
+func TestLongStepInPlainLog(t *testing.T) {
+	var out bytes.Buffer
+	sink := NewTerminal(&out, TerminalOptions{})
+	term := sink.(*terminal)
+	var timers []func()
+	var afters []time.Duration
+	term.after = func(d time.Duration, f func()) func() bool {
+		i := len(timers)
+		timers = append(timers, f)
+		afters = append(afters, d)
+		return func() bool { timers[i] = nil; return true }
+	}
+	fire := func() { // the latest timer, as time.AfterFunc would
+		t.Helper()
+		f := timers[len(timers)-1]
+		if f == nil {
+			t.Fatal("the timer was stopped")
+		}
+		f()
+	}
+	sink.Event(Event{Kind: TestStart, Test: "t"})
+	sink.Event(Event{Kind: CommandStart, Test: "t", Machine: "vm", Command: "true"})
+	sink.Event(Event{Kind: Command, Test: "t", Machine: "vm", Command: "true", Outcome: Exited})
+	if timers[0] != nil {
+		t.Error("the timer of a step that ended still runs")
+	}
+	sink.Event(Event{Kind: SubtestStart, Test: "t", Path: []string{"slow"}})
+	sink.Event(Event{Kind: CommandStart, Test: "t", Path: []string{"slow"}, Machine: "vm", Command: `wait_for_unit("web")`})
+	fire()
+	fire()
+	sink.Event(Event{Kind: Command, Test: "t", Path: []string{"slow"}, Machine: "vm", Command: `wait_for_unit("web")`, Outcome: Done})
+	sink.Event(Event{Kind: SubtestEnd, Test: "t", Path: []string{"slow"}, Passed: true})
+	sink.Event(Event{Kind: TestEnd, Test: "t", Passed: true})
+	sink.Close()
+	want := "RUN  t\n" +
+		"  RUN  slow\n" +
+		"    vm$ wait_for_unit(\"web\"): still running after 10s\n" +
+		"    vm$ wait_for_unit(\"web\"): still running after 1m10s\n" +
+		"  PASS slow (0.00s)\n" +
+		"PASS t (0.00s)\n" +
+		"1 passed, 0 failed\n"
+	if got := out.String(); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+	if want := []time.Duration{10 * time.Second, 10 * time.Second, time.Minute, time.Minute}; !slices.Equal(afters, want) {
+		t.Errorf("timers set for %v, want %v", afters, want)
+	}
+	if timers[len(timers)-1] != nil {
+		t.Error("the last timer still runs after the step ended")
+	}
 }

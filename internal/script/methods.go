@@ -176,10 +176,12 @@ func (meth *method) builtin(thread *starlark.Thread, b *starlark.Builtin, argv s
 // where the time went. A boot the call needed came before and is reported
 // on its own.
 func (meth *method) timed(c *call, argv starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	text := callText(meth.name, argv, kwargs)
+	c.r.rep.Emit(report.Event{Kind: report.CommandStart, Test: c.r.test, Path: c.r.pathCopy(), Machine: c.m.name, Command: text})
 	start := time.Now()
 	v, err := meth.do(c)
 	ev := report.Event{Kind: report.Command, Test: c.r.test, Path: c.r.pathCopy(), Machine: c.m.name,
-		Command: callText(meth.name, argv, kwargs), Duration: time.Since(start)}
+		Command: text, Duration: time.Since(start)}
 	outcome(&ev, false, 0, err)
 	if err != nil {
 		ev.Error = err.Error()

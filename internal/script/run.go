@@ -256,6 +256,7 @@ const (
 // script did not expect is an error, and the event carries it (so reports
 // tell a failing command from an expected non-zero exit).
 func (r *run) command(m *machineValue, cmd string, timeout time.Duration, want expect) (machine.Result, error) {
+	r.rep.Emit(report.Event{Kind: report.CommandStart, Test: r.test, Path: r.pathCopy(), Machine: m.name, Command: cmd})
 	start := time.Now()
 	res, err := r.machine(m).Execute(r.ctx, cmd, machine.Timeout(timeout))
 	ev := report.Event{Kind: report.Command, Test: r.test, Path: r.pathCopy(), Machine: m.name, Command: cmd,
