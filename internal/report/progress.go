@@ -19,7 +19,7 @@ const progressEvery = 200 * time.Millisecond
 type progress struct {
 	width   int // the terminal's columns; the line never wraps
 	booting []booting
-	steps   []booting // the step each test is in: machine, command, since
+	steps   []booting     // the step each test is in: machine, command, since
 	drawn   bool          // the line is on the screen
 	ticking bool          // the clock goroutine runs
 	stop    chan struct{} // closed by Close: the clock ends
