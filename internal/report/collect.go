@@ -51,6 +51,7 @@ type step struct {
 	Ended        bool
 	Passed       bool
 	Error, Where string
+	Source       string // the failing script line, "file:line: text"
 	Duration     time.Duration
 	FailedCmd    *Event  // the command that failed the step, if one did
 	Items        []entry // what happened in it, in order
@@ -153,7 +154,7 @@ func (t *testRecord) endSubtest(e Event) {
 
 func (t *testRecord) finish(s *step, e Event) {
 	s.Ended, s.Passed = true, e.Passed
-	s.Error, s.Where, s.Duration = e.Error, e.Where, e.Duration
+	s.Error, s.Where, s.Source, s.Duration = e.Error, e.Where, e.Source, e.Duration
 	if !e.Passed {
 		s.FailedCmd = failingCommand(t.lastCmd, s.Path)
 	}

@@ -14,11 +14,11 @@ type Kind string
 // Event kinds.
 const (
 	TestStart    Kind = "test-start"    // Test
-	TestEnd      Kind = "test-end"      // Test, Passed, Error, Duration
+	TestEnd      Kind = "test-end"      // Test, Passed, Error, Where, Source, Duration
 	SubtestStart Kind = "subtest-start" // Test, Path
-	SubtestEnd   Kind = "subtest-end"   // Test, Path, Passed, Error, Duration
+	SubtestEnd   Kind = "subtest-end"   // Test, Path, Passed, Error, Where, Source, Duration
 	CommandStart Kind = "command-start" // Test, Path, Machine, Command: a command or call began (its Command event says how it ended)
-	Command      Kind = "command"       // Test, Path, Machine, Command, Outcome, Exit, Timeout, Stdout, Stderr, StdoutFile, StderrFile, Duration, Error (set when it failed the test)
+	Command      Kind = "command"       // Test, Path, Machine, Command, Outcome, Exit, Timeout, Stdout, Stderr, StdoutFile, StderrFile, File (what copy_from_vm copied), Duration, Error (set when it failed the test)
 	Console      Kind = "console"       // Test, Machine, Text (one line)
 	Log          Kind = "log"           // Test, Path, Machine (may be empty), Text
 	BootStart    Kind = "boot-start"    // Test, Machine
@@ -65,8 +65,10 @@ type Event struct {
 	Passed     bool   `json:"passed,omitempty"`
 	// Error is a failure's message; Where is the failing script line and
 	// its Starlark backtrace, when there is one.
-	Error    string        `json:"error,omitempty"`
-	Where    string        `json:"where,omitempty"`
+	Error string `json:"error,omitempty"`
+	Where string `json:"where,omitempty"`
+	// Source is the failing script line, "file:line: text".
+	Source   string        `json:"source,omitempty"`
 	Duration time.Duration `json:"duration,omitempty"`
 }
 

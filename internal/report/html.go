@@ -72,6 +72,7 @@ type (
 	}
 	htmlFailure struct {
 		Error, Where string
+		Source       string // the failing script line, "file:line: text"
 		Command      *htmlCommand
 		// Console is the failing command's machine's last console lines.
 		Console *htmlConsole
@@ -90,6 +91,7 @@ type (
 		Outcome                    string // "exit 1", "timed out after 10s", ...
 		Error, Stdout, Stderr      string
 		StdoutFile, StderrFile     *htmlLink // whole outputs, when they were long
+		File                       *htmlLink // what copy_from_vm copied
 		Failed                     bool
 	}
 	htmlLog struct{ Machine, Text string }
@@ -148,7 +150,7 @@ func newHTMLStep(s *step, testStart time.Time, t *testRecord, dir string) htmlSt
 // the failing command and the last console lines of its machine (or of the
 // machine the error names), which the error then does not repeat.
 func newHTMLFailure(s *step, isTest bool, t *testRecord, dir string) *htmlFailure {
-	f := &htmlFailure{Error: cleanText(s.Error), Where: cleanText(backtrace(s.Where, s.Error))}
+	f := &htmlFailure{Error: cleanText(s.Error), Where: cleanText(backtrace(s.Where, s.Error)), Source: clean(s.Source)}
 	if !isTest {
 		return f
 	}
@@ -201,6 +203,10 @@ func newHTMLCommand(e *Event, dir string) *htmlCommand {
 		Stdout:   cleanText(e.Stdout),
 		Stderr:   cleanText(e.Stderr),
 		Failed:   failed(e),
+	}
+	if e.File != "" {
+		link := htmlFileLink(e.File, dir)
+		c.File = &link
 	}
 	if e.StdoutFile != "" {
 		link := htmlFileLink(e.StdoutFile, dir)

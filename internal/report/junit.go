@@ -182,6 +182,9 @@ func writeTimeline(b *strings.Builder, s *step, testStart time.Time, depth int) 
 		switch e.Kind {
 		case Command:
 			b.WriteString(at + commandLine(*e) + "\n")
+			if e.File != "" {
+				fmt.Fprintf(b, "%s    copied to %s\n", indent, clean(e.File))
+			}
 			for _, out := range []struct{ name, text string }{{"stdout", e.Stdout}, {"stderr", e.Stderr}} {
 				if ls := lines(out.text); len(ls) > 0 {
 					fmt.Fprintf(b, "%s    %s:\n", indent, out.name)
@@ -209,6 +212,9 @@ func junitSeconds(d time.Duration) string { return fmt.Sprintf("%.3f", d.Seconds
 func failureText(s *step) string {
 	var b strings.Builder
 	b.WriteString(failureError(s))
+	if s.Source != "" {
+		b.WriteString("\n\nfailing line: " + clean(s.Source))
+	}
 	if where := cleanText(backtrace(s.Where, s.Error)); where != "" {
 		b.WriteString("\n\n" + where)
 	}

@@ -317,6 +317,7 @@ func (s *terminal) failure(t *termTest, depth int, e Event) {
 		msg = withoutConsole(msg) // the tail below shows those lines
 	}
 	s.field(t, depth, "error", msg)
+	s.field(t, depth, "line", e.Source)
 	s.field(t, depth, "at", backtrace(e.Where, e.Error))
 	if cmd != nil {
 		s.output(t, depth, "stdout", cmd.Stdout, cmd.StdoutFile, e.Error)

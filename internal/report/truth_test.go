@@ -373,3 +373,41 @@ func TestLongStepInPlainLog(t *testing.T) {
 		t.Error("the last timer still runs after the step ended")
 	}
 }
+
+// TestSourceAndCopies: report.html shows the failing script line's text
+// and links what copy_from_vm copied; JUnit names both too.
+func TestSourceAndCopies(t *testing.T) {
+	dir := t.TempDir()
+	copied := filepath.Join(dir, "t", "hostname")
+	src := `fail.star:7: vm.succeed("grep -q ok /etc/state")`
+	evs := []Event{
+		{Time: at(0), Kind: TestStart, Test: "t"},
+		{Time: at(1), Kind: Command, Test: "t", Machine: "vm", Command: `copy_from_vm("/etc/hostname")`, Outcome: Done, File: copied},
+		{Time: at(2), Kind: TestEnd, Test: "t", Error: "boom", Where: "Traceback (most recent call last):\n  fail.star:7:15: in test\n", Source: src},
+	}
+	path := filepath.Join(dir, "report.html")
+	if err := emitAll(NewHTML(path), evs); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`failing line: <code class="src">fail.star:7: vm.succeed(&#34;grep -q ok /etc/state&#34;)</code>`,
+		`copied to <a href="./t/hostname">t/hostname</a>`,
+	} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("report.html lacks %q", want)
+		}
+	}
+	out := renderAll(t, evs)
+	for _, want := range []string{"failing line: " + src, "copied to " + copied} {
+		if !strings.Contains(out["junit"], want) {
+			t.Errorf("junit.xml lacks %q:\n%s", want, out["junit"])
+		}
+	}
+	if want := "  line: " + src + "\n"; !strings.Contains(out["terminal"], want) {
+		t.Errorf("terminal lacks %q:\n%s", want, out["terminal"])
+	}
+}

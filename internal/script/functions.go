@@ -117,6 +117,7 @@ func subtest(c *call) (starlark.Value, error) {
 	end := report.Event{Kind: report.SubtestEnd, Test: r.test, Path: path, Passed: err == nil, Duration: time.Since(start)}
 	if err != nil {
 		end.Error, end.Where = splitError(err)
+		end.Source = r.file.sourceLine(err)
 	}
 	r.rep.Emit(end)
 	r.path = r.path[:len(r.path)-1]

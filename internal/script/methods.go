@@ -56,6 +56,7 @@ type call struct {
 	r      *run
 	m      *machineValue // nil in a top-level function's call
 	args
+	file string // what the call wrote on the host (copy_from_vm), for the reports to link
 }
 
 // mm is the running machine.
@@ -186,6 +187,7 @@ func (meth *method) timed(c *call, argv starlark.Tuple, kwargs []starlark.Tuple)
 	if err != nil {
 		ev.Error = err.Error()
 	}
+	ev.File = c.file
 	c.r.rep.Emit(ev)
 	return v, err
 }
@@ -245,5 +247,6 @@ func copyFromVM(c *call) (starlark.Value, error) {
 	if err := c.mm().CopyFromMachine(c.r.ctx, c.source, dst); err != nil {
 		return nil, err
 	}
+	c.file = dst
 	return starlark.String(dst), nil
 }

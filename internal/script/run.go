@@ -85,9 +85,33 @@ func (file *File) Run(ctx context.Context, test string, boot *machine.Boot, outD
 	end := report.Event{Kind: report.TestEnd, Test: id, Passed: err == nil, Duration: time.Since(start)}
 	if err != nil {
 		end.Error, end.Where = splitError(err)
+		end.Source = file.sourceLine(err)
 	}
 	rep.Emit(end)
 	return err
+}
+
+// sourceLine is the script line a failure happened on, the innermost frame
+// in the file, as "file:line: text" for the reports; "" when there is
+// none (the error has no Starlark stack).
+func (file *File) sourceLine(err error) string {
+	var evalErr *starlark.EvalError
+	if !errors.As(err, &evalErr) {
+		return ""
+	}
+	stack := evalErr.CallStack
+	for i := len(stack) - 1; i >= 0; i-- {
+		pos := stack[i].Pos
+		if pos.Filename() != file.Name {
+			continue
+		}
+		srcLines := strings.Split(string(file.src), "\n")
+		if n := int(pos.Line); n >= 1 && n <= len(srcLines) {
+			return fmt.Sprintf("%s:%d: %s", file.Name, n, strings.TrimSpace(srcLines[n-1]))
+		}
+		return ""
+	}
+	return ""
 }
 
 // TestID names a test in reports: the file's base name and the function,

@@ -71,6 +71,7 @@ def marker_present():
 
 def test_wait_times_out():
     a.wait_for_file("/tmp")
+    a.copy_from_vm("/etc/hostname")
     a.wait_for_file("/nonexistent", timeout = 1)
 
 def test_polling():
@@ -103,8 +104,11 @@ def test_polling():
 		t.Error("test_wait_times_out passed")
 	}
 	waits := ev.find(report.Command)
-	if len(waits) != 2 || waits[0].Outcome != report.Done || waits[1].Outcome != report.TimedOut || waits[1].Timeout != time.Second {
-		t.Errorf("got waits %+v, want one done and one timed out after 1s", waits)
+	if len(waits) != 3 || waits[0].Outcome != report.Done || waits[2].Outcome != report.TimedOut || waits[2].Timeout != time.Second {
+		t.Errorf("got waits %+v, want one done, a copy and one timed out after 1s", waits)
+	}
+	if len(waits) == 3 && (waits[1].File == "" || !fileExists(waits[1].File)) {
+		t.Errorf("copy_from_vm's event names file %q, want the copy on the host", waits[1].File)
 	}
 	checkStarts(t, ev)
 
