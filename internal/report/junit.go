@@ -220,7 +220,8 @@ func failureText(s *step) string {
 	}
 	if cmd := s.FailedCmd; cmd != nil {
 		fmt.Fprintf(&b, "\n\n%s$ %s\n%s", clean(cmd.Machine), cleanText(cmd.Command), outcome(cmd))
-		if e := commandError(cmd); e != "" {
+		// The command's error, unless it is the failure's, shown above.
+		if e := commandError(cmd); e != "" && !strings.Contains(failureError(s), strings.TrimSuffix(e, " ...")) {
 			b.WriteString(", " + e)
 		}
 		for _, out := range []struct{ name, text string }{{"stdout", cmd.Stdout}, {"stderr", cmd.Stderr}} {

@@ -144,6 +144,9 @@ func TestFailureOutputOnce(t *testing.T) {
 				if c.Failure != nil && strings.Contains(c.Failure.Message, "\n") {
 					t.Errorf("%s: junit failure message has several lines: %q", c.Name, c.Failure.Message)
 				}
+				if c.Failure != nil && strings.Count(c.Failure.Text, c.Failure.Message) != 1 {
+					t.Errorf("%s: junit failure text repeats the error:\n%s", c.Name, c.Failure.Text)
+				}
 			}
 		})
 	}
