@@ -1,5 +1,5 @@
 // Package report owns what a run tells: one stream of events (tests,
-// subtests, commands, console lines, logs) and the sinks that render it:
+// subtests, commands, console lines, logs, network changes) and the sinks that render it:
 // the terminal, events.jsonl, junit.xml and a self-contained report.html.
 package report
 
@@ -32,7 +32,8 @@ const (
 // without one, and then why.
 type Outcome string
 
-// Outcomes. An event without one (from an older emitter) reads as Exited.
+// Outcomes. An event without one (an older emitter's) reads as Exited, or
+// as Errored when it failed with a zero Exit: never as "exit 0".
 const (
 	Exited      Outcome = "exited"       // the command exited; Exit holds its status
 	Done        Outcome = "done"         // a call that runs no command (a wait, a copy) returned
