@@ -255,6 +255,9 @@ func (s *terminal) command(t *termTest, e Event) {
 	s.showOpen(t)
 	depth := len(t.open) + 1
 	s.line(t, depth, commandLine(e))
+	if e.File != "" {
+		s.line(t, depth+1, "copied to "+clean(e.File))
+	}
 	if !failed(&e) { // a failure shows the output with its details
 		s.output(t, depth+1, "stdout", e.Stdout, e.StdoutFile, "")
 		s.output(t, depth+1, "stderr", e.Stderr, e.StderrFile, "")

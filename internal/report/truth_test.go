@@ -410,6 +410,9 @@ func TestSourceAndCopies(t *testing.T) {
 			t.Errorf("junit.xml lacks %q:\n%s", want, out["junit"])
 		}
 	}
+	if want := "    copied to " + copied + "\n"; !strings.Contains(out["verbose"], want) {
+		t.Errorf("verbose terminal lacks %q:\n%s", want, out["verbose"])
+	}
 	if want := "  line: " + src + "\n"; !strings.Contains(out["terminal"], want) {
 		t.Errorf("terminal lacks %q:\n%s", want, out["terminal"])
 	}
