@@ -117,13 +117,13 @@ func TestRunMachineDiesInSetup(t *testing.T) {
 	if code != exitFail {
 		t.Errorf("got exit %d, want 1 (a test failed)\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
-	for _, want := range []string{"PASS pass.test_hostname", "FAIL setupdies.test_dies", "set up the machine", "machine is down", "last console lines", "1 passed, 1 failed"} {
+	for _, want := range []string{"PASS pass.test_hostname", "FAIL setupdies.test_dies", "set up the machine", "machine is down", "console lines of", "1 passed, 1 failed"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("terminal report lacks %q:\n%s", want, stdout)
 		}
 	}
 	junit, err := os.ReadFile(filepath.Join(out, "junit.xml"))
-	if err != nil || !strings.Contains(string(junit), `name="pass.test_hostname"`) || !strings.Contains(string(junit), "sysrq") {
+	if err != nil || !strings.Contains(string(junit), `<testcase name="test_hostname" classname="pass"`) || !strings.Contains(string(junit), "sysrq") {
 		t.Errorf("junit.xml: %v, want both tests and the failure's console:\n%s", err, junit)
 	}
 	if _, err := os.Stat(filepath.Join(out, "report.html")); err != nil {

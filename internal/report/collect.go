@@ -51,12 +51,13 @@ type step struct {
 	Ended        bool
 	Passed       bool
 	Error, Where string
+	Source       string // the failing script line, "file:line: text"
 	Duration     time.Duration
 	FailedCmd    *Event  // the command that failed the step, if one did
 	Items        []entry // what happened in it, in order
 }
 
-// entry is one thing in a step's timeline: a Command, Log or Boot event,
+// entry is one thing in a step's timeline: a Command, Log, Network or Boot event,
 // or a subtest.
 type entry struct {
 	Event *Event
@@ -98,7 +99,7 @@ func (t *testRecord) add(e Event) {
 		e.Stdout, e.Stderr = capTail(e.Stdout, outputLimit), capTail(e.Stderr, outputLimit)
 		t.lastCmd = &e
 		t.current().add(entry{Event: &e})
-	case Log:
+	case Log, Network:
 		t.current().add(entry{Event: &e})
 	case Boot:
 		t.saw(e.Machine)
@@ -153,7 +154,7 @@ func (t *testRecord) endSubtest(e Event) {
 
 func (t *testRecord) finish(s *step, e Event) {
 	s.Ended, s.Passed = true, e.Passed
-	s.Error, s.Where, s.Duration = e.Error, e.Where, e.Duration
+	s.Error, s.Where, s.Source, s.Duration = e.Error, e.Where, e.Source, e.Duration
 	if !e.Passed {
 		s.FailedCmd = failingCommand(t.lastCmd, s.Path)
 	}

@@ -1,9 +1,12 @@
 // Package report owns what a run tells: one stream of events (tests,
-// subtests, commands, console lines, logs) and the sinks that render it:
+// subtests, commands, console lines, logs, network changes) and the sinks that render it:
 // the terminal, events.jsonl, junit.xml and a self-contained report.html.
 package report
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Kind says what an event is.
 type Kind string
@@ -11,30 +14,49 @@ type Kind string
 // Event kinds.
 const (
 	TestStart    Kind = "test-start"    // Test
-	TestEnd      Kind = "test-end"      // Test, Passed, Error, Duration
+	TestEnd      Kind = "test-end"      // Test, Passed, Error, Where, Source, Duration
 	SubtestStart Kind = "subtest-start" // Test, Path
-	SubtestEnd   Kind = "subtest-end"   // Test, Path, Passed, Error, Duration
-	Command      Kind = "command"       // Test, Path, Machine, Command, Exit, Stdout, Stderr, StdoutFile, StderrFile, Duration, Error (set when it failed the test)
+	SubtestEnd   Kind = "subtest-end"   // Test, Path, Passed, Error, Where, Source, Duration
+	CommandStart Kind = "command-start" // Test, Path, Machine, Command: a command or call began (its Command event says how it ended)
+	Command      Kind = "command"       // Test, Path, Machine, Command, Outcome, Exit, Timeout, Stdout, Stderr, StdoutFile, StderrFile, File (what copy_from_vm copied), Duration, Error (set when it failed the test)
 	Console      Kind = "console"       // Test, Machine, Text (one line)
 	Log          Kind = "log"           // Test, Path, Machine (may be empty), Text
 	BootStart    Kind = "boot-start"    // Test, Machine
 	Boot         Kind = "boot"          // Test, Machine, Duration (to the agent's hello), Text (the guest's uptime at each stage of its init), Error (when it did not boot)
 	Capture      Kind = "capture"       // Test, File (a pcap file's path)
 	ConsoleLog   Kind = "console-log"   // Test, Machine, File (the machine's whole console log)
+	Network      Kind = "network"       // Test, Path, Machine (for block/unblock), Text (the call: link_fault(a, b, delay = 0.25)), Duration, Error (when it failed)
+)
+
+// Outcome is how a Command event's call ended: with an exit status, or
+// without one, and then why.
+type Outcome string
+
+// Outcomes. An event without one (an older emitter's) reads as Exited, or
+// as Errored when it failed with a zero Exit: never as "exit 0".
+const (
+	Exited      Outcome = "exited"       // the command exited; Exit holds its status
+	Done        Outcome = "done"         // a call that runs no command (a wait, a copy) returned
+	TimedOut    Outcome = "timed-out"    // it did not end in time; Timeout holds the limit
+	MachineDown Outcome = "machine-down" // the machine stopped (panicked, QEMU exited) under it
+	Interrupted Outcome = "interrupted"  // the run was stopped (Ctrl-C) or the test's deadline passed
+	Errored     Outcome = "error"        // it failed otherwise; Error says how
 )
 
 // Event is one thing that happened in a run. Fields not listed for a Kind
 // are empty.
 type Event struct {
-	Time    time.Time `json:"time"`
-	Kind    Kind      `json:"kind"`
-	Test    string    `json:"test"`
-	Path    []string  `json:"path,omitempty"` // subtest names, outermost first
-	Machine string    `json:"machine,omitempty"`
-	Command string    `json:"command,omitempty"`
-	Exit    int       `json:"exit,omitempty"`
-	Stdout  string    `json:"stdout,omitempty"`
-	Stderr  string    `json:"stderr,omitempty"`
+	Time    time.Time     `json:"time"`
+	Kind    Kind          `json:"kind"`
+	Test    string        `json:"test"`
+	Path    []string      `json:"path,omitempty"` // subtest names, outermost first
+	Machine string        `json:"machine,omitempty"`
+	Command string        `json:"command,omitempty"`
+	Outcome Outcome       `json:"outcome,omitempty"`
+	Exit    int           `json:"exit,omitempty"`
+	Timeout time.Duration `json:"timeout,omitempty"`
+	Stdout  string        `json:"stdout,omitempty"`
+	Stderr  string        `json:"stderr,omitempty"`
 	// StdoutFile and StderrFile hold a command's whole output when it was
 	// long; Stdout and Stderr then keep its head and tail (see Reporter.Emit).
 	StdoutFile string `json:"stdout_file,omitempty"`
@@ -44,9 +66,25 @@ type Event struct {
 	Passed     bool   `json:"passed,omitempty"`
 	// Error is a failure's message; Where is the failing script line and
 	// its Starlark backtrace, when there is one.
-	Error    string        `json:"error,omitempty"`
-	Where    string        `json:"where,omitempty"`
+	Error string `json:"error,omitempty"`
+	Where string `json:"where,omitempty"`
+	// Source is the failing script line, "file:line: text".
+	Source   string        `json:"source,omitempty"`
 	Duration time.Duration `json:"duration,omitempty"`
+}
+
+// MarshalJSON renders the event as encoding/json would, but that a
+// test-end or subtest-end always says whether it passed: "passed": false
+// is the point of a failed test's event, not a field to leave out.
+func (e Event) MarshalJSON() ([]byte, error) {
+	type plain Event // without this method
+	if e.Kind != TestEnd && e.Kind != SubtestEnd {
+		return json.Marshal(plain(e))
+	}
+	return json.Marshal(struct {
+		plain
+		Passed bool `json:"passed"` // shadows plain's, omitempty
+	}{plain(e), e.Passed})
 }
 
 // Sink receives events. Event is called from one goroutine at a time (the

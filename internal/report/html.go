@@ -72,6 +72,7 @@ type (
 	}
 	htmlFailure struct {
 		Error, Where string
+		Source       string // the failing script line, "file:line: text"
 		Command      *htmlCommand
 		// Console is the failing command's machine's last console lines.
 		Console *htmlConsole
@@ -82,16 +83,20 @@ type (
 		Command *htmlCommand
 		Log     *htmlLog
 		Boot    *htmlLog
+		Network *htmlNetwork
 		Sub     *htmlStep
 	}
 	htmlCommand struct {
 		Machine, Command, Duration string
-		Exit                       int
+		Outcome                    string // "exit 1", "timed out after 10s", ...
 		Error, Stdout, Stderr      string
 		StdoutFile, StderrFile     *htmlLink // whole outputs, when they were long
+		File                       *htmlLink // what copy_from_vm copied
 		Failed                     bool
 	}
 	htmlLog struct{ Machine, Text string }
+	// htmlNetwork is a change of the network: the call, and its error.
+	htmlNetwork struct{ Text, Error string }
 	// htmlConsole is one machine's console lines and its log file.
 	htmlConsole struct {
 		Machine string
@@ -133,19 +138,33 @@ func newHTMLStep(s *step, testStart time.Time, t *testRecord, dir string) htmlSt
 	hs := htmlStep{Name: clean(s.Name), Passed: s.Passed, Duration: seconds(s.Duration)}
 	isTest := len(s.Path) == 0
 	if !s.Passed && (isTest || s.Error != t.Error) {
-		hs.Failure = &htmlFailure{Error: cleanText(s.Error), Where: cleanText(backtrace(s.Where, s.Error))}
-		if cmd := s.FailedCmd; cmd != nil && isTest {
-			hs.Failure.Command = newHTMLCommand(cmd, dir)
-			hs.Failure.Error = failureError(s)
-			if tail := t.console.tail(cmd.Machine, consoleTail); len(tail) > 0 {
-				hs.Failure.Console = &htmlConsole{Machine: clean(cmd.Machine), Lines: len(tail), Text: strings.Join(tail, "\n") + "\n"}
-			}
-		}
+		hs.Failure = newHTMLFailure(s, isTest, t, dir)
 	}
 	for _, en := range s.Items {
 		hs.Items = append(hs.Items, newHTMLItem(en, testStart, t, dir))
 	}
 	return hs
+}
+
+// newHTMLFailure is a step's failure: the error, where, and for the test
+// the failing command and the last console lines of its machine (or of the
+// machine the error names), which the error then does not repeat.
+func newHTMLFailure(s *step, isTest bool, t *testRecord, dir string) *htmlFailure {
+	f := &htmlFailure{Error: cleanText(s.Error), Where: cleanText(backtrace(s.Where, s.Error)), Source: clean(s.Source)}
+	if !isTest {
+		return f
+	}
+	m := errorMachine(s.Error, t.machines)
+	if cmd := s.FailedCmd; cmd != nil {
+		f.Command = newHTMLCommand(cmd, dir)
+		f.Error = failureError(s)
+		m = cmd.Machine
+	}
+	if tail := t.console.tail(m, consoleTail); m != "" && len(tail) > 0 {
+		f.Console = &htmlConsole{Machine: clean(m), Lines: len(tail), Text: strings.Join(tail, "\n") + "\n"}
+		f.Error = cleanText(withoutConsole(f.Error))
+	}
+	return f
 }
 
 func newHTMLItem(en entry, testStart time.Time, t *testRecord, dir string) htmlItem {
@@ -160,6 +179,8 @@ func newHTMLItem(en entry, testStart time.Time, t *testRecord, dir string) htmlI
 		it.Command = newHTMLCommand(e, dir)
 	case Log:
 		it.Log = &htmlLog{Machine: clean(e.Machine), Text: cleanText(e.Text)}
+	case Network:
+		it.Network = &htmlNetwork{Text: cleanText(e.Text), Error: firstLine(e.Error)}
 	case Boot:
 		text := bootText(*e)
 		if e.Error != "" {
@@ -177,11 +198,15 @@ func newHTMLCommand(e *Event, dir string) *htmlCommand {
 		Machine:  clean(e.Machine),
 		Command:  cleanText(e.Command),
 		Duration: seconds(e.Duration),
-		Exit:     e.Exit,
+		Outcome:  outcome(e),
 		Error:    commandError(e),
 		Stdout:   cleanText(e.Stdout),
 		Stderr:   cleanText(e.Stderr),
 		Failed:   failed(e),
+	}
+	if e.File != "" {
+		link := htmlFileLink(e.File, dir)
+		c.File = &link
 	}
 	if e.StdoutFile != "" {
 		link := htmlFileLink(e.StdoutFile, dir)

@@ -8,10 +8,12 @@ import (
 )
 
 // JUnitFile is a JUnit XML report at path, for CI systems to show: one
-// testsuite for the run, one testcase per test and one per subtest (named
-// "test/sub/sub"). A failure carries the error, where in the script it
-// happened and the failing command's output; a test's system-out holds its
-// console lines (the last 1 MiB of them).
+// testsuite per file, one testcase per test and one per subtest, its
+// classname the file and its name the test ("test_x") or subtest
+// ("test_x/sub/sub"). A failure carries the error, where in the script it
+// happened and the failing command's output; a testcase's system-out holds
+// its timeline (commands and their output, logs, boots, network changes)
+// and a test's its console lines (the last 1 MiB of them).
 func JUnitFile(path string) File {
 	return File{path: path, what: "junit", render: renderJUnit}
 }
@@ -66,47 +68,141 @@ type (
 )
 
 func junitReport(tests []*testRecord) junitSuites {
-	suite := junitSuite{Name: "vmlab"}
-	var first, last time.Time
+	var all junitSuites
+	var spans []span // of each suite
+	index := make(map[string]int)
+	var run span
 	for _, t := range tests {
+		file, _ := splitTestID(t.Name)
+		i, ok := index[file]
+		if !ok {
+			i = len(all.Suites)
+			index[file] = i
+			all.Suites = append(all.Suites, junitSuite{Name: clean(file)})
+			spans = append(spans, span{})
+		}
 		for _, s := range t.steps() {
-			suite.Cases = append(suite.Cases, junitTestcase(t, s))
+			all.Suites[i].Cases = append(all.Suites[i].Cases, junitTestcase(t, s))
 		}
-		if first.IsZero() || t.Start.Before(first) {
-			first = t.Start
-		}
-		if end := t.Start.Add(t.Duration); end.After(last) {
-			last = end
-		}
+		spans[i].add(t.Start, t.Duration)
+		run.add(t.Start, t.Duration)
 	}
-	for _, c := range suite.Cases {
-		if c.Failure != nil {
-			suite.Failures++
+	for i := range all.Suites {
+		suite := &all.Suites[i]
+		for _, c := range suite.Cases {
+			if c.Failure != nil {
+				suite.Failures++
+			}
 		}
+		suite.Tests = len(suite.Cases)
+		suite.Time, suite.Timestamp = spans[i].junit()
+		all.Tests += suite.Tests
+		all.Failures += suite.Failures
 	}
-	suite.Tests = len(suite.Cases)
-	// Tests run in parallel: the run took from the first start to the
-	// last end, not the sum of the tests.
-	suite.Time = junitSeconds(last.Sub(first))
-	if !first.IsZero() {
-		suite.Timestamp = first.Format(time.RFC3339)
-	}
-	return junitSuites{Tests: suite.Tests, Failures: suite.Failures, Time: suite.Time, Suites: []junitSuite{suite}}
+	all.Time, _ = run.junit()
+	return all
 }
 
+// span is from the first start to the last end of tests: tests run in
+// parallel, so a suite took that long, not the sum of its tests.
+type span struct{ first, last time.Time }
+
+func (s *span) add(start time.Time, d time.Duration) {
+	if s.first.IsZero() || start.Before(s.first) {
+		s.first = start
+	}
+	if end := start.Add(d); end.After(s.last) {
+		s.last = end
+	}
+}
+
+// junit is the span's time and timestamp attributes.
+func (s span) junit() (secs, stamp string) {
+	if s.first.IsZero() {
+		return junitSeconds(0), ""
+	}
+	return junitSeconds(s.last.Sub(s.first)), s.first.Format(time.RFC3339)
+}
+
+// splitTestID splits "flags.test_pass" (script.File.TestID) into the
+// file's name and the test's; a name without a file is vmlab's.
+func splitTestID(id string) (file, test string) {
+	if i := strings.LastIndex(id, "."); i > 0 && i < len(id)-1 {
+		return id[:i], id[i+1:]
+	}
+	return "vmlab", id
+}
+
+// junitTestcase is a test or subtest: classname the file, name the test
+// ("test_x") or subtest ("test_x/sub/sub"), so CI shows
+// "flags.test_x/sub". Its system-out is its timeline (commands with their
+// output, logs, boots, network changes) and, for the test, its console.
 func junitTestcase(t *testRecord, s *step) junitCase {
+	file, test := splitTestID(t.Name)
 	c := junitCase{
-		Name:      clean(strings.Join(append([]string{t.Name}, s.Path...), "/")),
-		Classname: clean(t.Name),
+		Name:      clean(strings.Join(append([]string{test}, s.Path...), "/")),
+		Classname: clean(file),
 		Time:      junitSeconds(s.Duration),
 	}
 	if !s.Passed {
-		c.Failure = &junitFailure{Message: failureError(s), Type: "failure", Text: failureText(s)}
+		msg, _, _ := strings.Cut(failureError(s), "\n") // the text has the rest
+		c.Failure = &junitFailure{Message: msg, Type: "failure", Text: failureText(s)}
 	}
-	if out := consoleText(&t.console); s == &t.step && out != "" {
-		c.SystemOut = &junitText{out}
+	var out strings.Builder
+	writeTimeline(&out, s, t.Start, 0)
+	if console := consoleText(&t.console); s == &t.step && console != "" {
+		if out.Len() > 0 {
+			out.WriteString("\n--- console ---\n")
+		}
+		out.WriteString(console)
+	}
+	if out.Len() > 0 {
+		c.SystemOut = &junitText{out.String()}
 	}
 	return c
+}
+
+// writeTimeline writes what happened in a step, a line per thing, each
+// with its time since the test started; subtests nest, indented.
+func writeTimeline(b *strings.Builder, s *step, testStart time.Time, depth int) {
+	indent := strings.Repeat("  ", depth)
+	for _, en := range s.Items {
+		if sub := en.Sub; sub != nil {
+			fmt.Fprintf(b, "%s%s RUN  %s\n", indent, offset(sub.Start, testStart), clean(sub.Name))
+			writeTimeline(b, sub, testStart, depth+1)
+			result := "PASS"
+			if !sub.Passed {
+				result = "FAIL"
+			}
+			fmt.Fprintf(b, "%s%s %s %s (%s)\n", indent, offset(sub.Start.Add(sub.Duration), testStart), result, clean(sub.Name), seconds(sub.Duration))
+			continue
+		}
+		e := en.Event
+		at := indent + offset(e.Time, testStart) + " "
+		switch e.Kind {
+		case Command:
+			b.WriteString(at + commandLine(*e) + "\n")
+			if e.File != "" {
+				fmt.Fprintf(b, "%s    copied to %s\n", indent, clean(e.File))
+			}
+			for _, out := range []struct{ name, text string }{{"stdout", e.Stdout}, {"stderr", e.Stderr}} {
+				if ls := lines(out.text); len(ls) > 0 {
+					fmt.Fprintf(b, "%s    %s:\n", indent, out.name)
+					for _, l := range ls {
+						fmt.Fprintf(b, "%s      %s\n", indent, l)
+					}
+				}
+			}
+		case Log:
+			for _, l := range lines(e.Text) {
+				b.WriteString(at + prefix(e.Machine) + l + "\n")
+			}
+		case Boot:
+			b.WriteString(at + clean(e.Machine) + ": " + bootText(*e) + "\n")
+		case Network:
+			b.WriteString(at + networkLine(*e) + "\n")
+		}
+	}
 }
 
 func junitSeconds(d time.Duration) string { return fmt.Sprintf("%.3f", d.Seconds()) }
@@ -116,12 +212,16 @@ func junitSeconds(d time.Duration) string { return fmt.Sprintf("%.3f", d.Seconds
 func failureText(s *step) string {
 	var b strings.Builder
 	b.WriteString(failureError(s))
+	if s.Source != "" {
+		b.WriteString("\n\nfailing line: " + clean(s.Source))
+	}
 	if where := cleanText(backtrace(s.Where, s.Error)); where != "" {
 		b.WriteString("\n\n" + where)
 	}
 	if cmd := s.FailedCmd; cmd != nil {
-		fmt.Fprintf(&b, "\n\n%s$ %s\nexit %d", clean(cmd.Machine), cleanText(cmd.Command), cmd.Exit)
-		if e := commandError(cmd); e != "" {
+		fmt.Fprintf(&b, "\n\n%s$ %s\n%s", clean(cmd.Machine), cleanText(cmd.Command), outcome(cmd))
+		// The command's error, unless it is the failure's, shown above.
+		if e := commandError(cmd); e != "" && !strings.Contains(failureError(s), strings.TrimSuffix(e, " ...")) {
 			b.WriteString(", " + e)
 		}
 		for _, out := range []struct{ name, text string }{{"stdout", cmd.Stdout}, {"stderr", cmd.Stderr}} {

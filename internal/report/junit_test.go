@@ -70,10 +70,10 @@ func TestJUnit(t *testing.T) {
 		failure   []string // in the failure's text; nil: passed
 		systemOut []string
 	}{
-		{"test_pass", "3.210", nil, []string{"vm: Welcome to NixOS!\n"}},
-		{"test_pass/hostname", "0.030", nil, nil},
+		{"test_pass", "3.210", nil, []string{"+2.60s RUN  hostname\n  +2.62s vm$ hostname (exit 0, 0.02s)\n", "+2.63s PASS hostname", "+2.70s done\n", "vm: Welcome to NixOS!\n"}},
+		{"test_pass/hostname", "0.030", nil, []string{"+2.62s vm$ hostname (exit 0, 0.02s)\n    stdout:\n      vm\n"}},
 		{"test_fail", "3.400", []string{failError, "fail.star:4:48: in lambda", "vm$ " + failCmd, "exit 5", "<script>alert(1)</script>", "stderr:\noops"}, []string{"vm: boot line 1\n", "vm: boot line 25\n"}},
-		{"test_fail/a step", "0.050", []string{failError, "fail.star:4:48", "oops"}, nil},
+		{"test_fail/a step", "0.050", []string{failError, "fail.star:4:48", "oops"}, []string{"+3.01s vm: about to run\n"}},
 	}
 	for _, tt := range tests {
 		c := cases[tt.name]

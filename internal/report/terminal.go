@@ -51,6 +51,9 @@ func NewTerminal(w io.Writer, opts TerminalOptions) Sink {
 		w:       &errWriter{w: w},
 		opts:    opts,
 		running: make(map[string]*termTest),
+		after: func(d time.Duration, f func()) func() bool {
+			return time.AfterFunc(d, f).Stop
+		},
 	}
 	if opts.Progress {
 		width := opts.Width
@@ -71,6 +74,7 @@ type terminal struct {
 
 	w       *errWriter
 	opts    TerminalOptions
+	after   func(time.Duration, func()) (stop func() bool) // time.AfterFunc; tests replace it
 	running map[string]*termTest
 	queue   []*termTest // tests not yet written whole, in start order; queue[0] is live
 	passed  int
@@ -87,6 +91,10 @@ type termTest struct {
 	lastCmd  *Event
 	consoles map[string]*ring
 	machines []string // in order of their first console line
+
+	// step is the step under way, watched for running long (without a
+	// progress line); nil when none is.
+	step *longStep
 
 	// detailed says a failure's details were shown, and error which;
 	// the test and outer subtests fail with the same error after.
@@ -109,7 +117,7 @@ func (s *terminal) Event(e Event) {
 	s.event(e)
 	if p := s.progress; p != nil {
 		s.w.WriteString(p.draw())
-		if len(p.booting) > 0 && !p.ticking {
+		if p.busy() && !p.ticking {
 			p.ticking = true
 			s.clock.Go(s.tick)
 		}
@@ -126,13 +134,19 @@ func (s *terminal) event(e Event) {
 		s.subtestStart(t, e)
 	case SubtestEnd:
 		s.subtestEnd(t, e)
+	case CommandStart:
+		s.stepStart(t, e)
 	case Command:
+		s.stepEnd(t)
 		s.command(t, e)
 	case Console:
 		s.console(t, e)
 	case Log:
 		s.showOpen(t)
 		s.text(t, len(t.open)+1, prefix(e.Machine), e.Text)
+	case Network:
+		s.showOpen(t)
+		s.line(t, len(t.open)+1, networkLine(e))
 	case BootStart:
 		if s.progress != nil {
 			s.progress.start(e.Test, e.Machine, e.Time)
@@ -211,6 +225,7 @@ func (s *terminal) end(t *termTest) {
 	if s.progress != nil {
 		s.progress.forget(t.name, "")
 	}
+	s.stepEnd(t)
 	t.ended = true
 	if s.running[t.name] == t {
 		delete(s.running, t.name)
@@ -238,16 +253,36 @@ func (s *terminal) command(t *termTest, e Event) {
 		return
 	}
 	s.showOpen(t)
-	s.line(t, len(t.open)+1, commandLine(e))
+	depth := len(t.open) + 1
+	s.line(t, depth, commandLine(e))
+	if e.File != "" {
+		s.line(t, depth+1, "copied to "+clean(e.File))
+	}
+	if !failed(&e) { // a failure shows the output with its details
+		s.output(t, depth+1, "stdout", e.Stdout, e.StdoutFile, "")
+		s.output(t, depth+1, "stderr", e.Stderr, e.StderrFile, "")
+	}
 }
 
-// commandLine sums up a command: "vm$ systemctl start x (exit 1, 0.21s)".
+// commandLine sums up a command: "vm$ systemctl start x (exit 1, 0.21s)",
+// "vm$ wait_for_unit(\"web\") (timed out after 10s, 10.00s)".
 func commandLine(e Event) string {
-	outcome := fmt.Sprintf("exit %d", e.Exit)
-	if msg := commandError(&e); msg != "" {
-		outcome = "error: " + msg
+	how := outcome(&e)
+	if msg := commandError(&e); msg != "" && how == "error" {
+		how = "error: " + msg
 	}
-	return fmt.Sprintf("%s$ %s (%s, %s)", clean(e.Machine), firstLine(e.Command), outcome, seconds(e.Duration))
+	return fmt.Sprintf("%s$ %s (%s, %s)", clean(e.Machine), firstLine(e.Command), how, seconds(e.Duration))
+}
+
+// networkLine sums up a change of the network, shown always: it explains
+// the timings and failures after it. "network: link_fault(a, b, delay =
+// 0.25)", with ": error: ..." when it failed.
+func networkLine(e Event) string {
+	line := "network: " + firstLine(e.Text)
+	if e.Error != "" {
+		line += " (error: " + firstLine(e.Error) + ")"
+	}
+	return line
 }
 
 func (s *terminal) console(t *termTest, e Event) {
@@ -273,13 +308,23 @@ func (s *terminal) failure(t *termTest, depth int, e Event) {
 		return
 	}
 	t.detailed, t.error = true, e.Error
-	s.field(t, depth, "error", e.Error)
-	s.field(t, depth, "at", backtrace(e.Where, e.Error))
 	machines := t.machines
-	if cmd := failingCommand(t.lastCmd, e.Path); cmd != nil {
+	cmd := failingCommand(t.lastCmd, e.Path)
+	if cmd != nil {
+		machines = []string{cmd.Machine}
+	} else if m := errorMachine(e.Error, t.machines); m != "" {
+		machines = []string{m}
+	}
+	msg := e.Error
+	if t.hasConsole(machines) {
+		msg = withoutConsole(msg) // the tail below shows those lines
+	}
+	s.field(t, depth, "error", msg)
+	s.field(t, depth, "line", e.Source)
+	s.field(t, depth, "at", backtrace(e.Where, e.Error))
+	if cmd != nil {
 		s.output(t, depth, "stdout", cmd.Stdout, cmd.StdoutFile, e.Error)
 		s.output(t, depth, "stderr", cmd.Stderr, cmd.StderrFile, e.Error)
-		machines = []string{cmd.Machine}
 	}
 	for _, m := range machines {
 		r := t.consoles[m]
@@ -292,6 +337,16 @@ func (s *terminal) failure(t *termTest, depth int, e Event) {
 			s.line(t, depth+1, prefix(m)+l)
 		}
 	}
+}
+
+// hasConsole reports whether any of machines printed a console line.
+func (t *termTest) hasConsole(machines []string) bool {
+	for _, m := range machines {
+		if r := t.consoles[m]; r != nil && r.n > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // output shows a failing command's stdout or stderr, unless the error

@@ -85,11 +85,11 @@ func TestTerminal(t *testing.T) {
 		events: sample,
 		want:   []string{"  vm: booted in 2.50s\n"},
 	}, {
-		name:   "verbose shows commands, boots, captures, consoles",
+		name:   "verbose shows commands with their output, boots, captures, consoles",
 		opts:   TerminalOptions{Verbose: true},
 		events: sample,
 		want: []string{
-			"  RUN  hostname\n    vm$ hostname (exit 0, 0.02s)\n  PASS hostname (0.03s)\n",
+			"  RUN  hostname\n    vm$ hostname (exit 0, 0.02s)\n      stdout:\n        vm\n  PASS hostname (0.03s)\n",
 			"  vm: Welcome to NixOS!\n",
 			"  vm: booted in 2.50s\n",
 			"  capture: /out/test_pass/vlan1.pcap\n",

@@ -2,6 +2,7 @@ package report
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -195,11 +196,38 @@ func (r *ring) last() []string {
 	return append(append([]string(nil), r.buf[i:]...), r.buf[:i]...)
 }
 
+// outcome is how a command ended, as the reports say it: "exit 1",
+// "ok", "timed out after 10s", "machine down", "interrupted" or "error".
+// A call that returned no exit status never reads as "exit 0".
+func outcome(e *Event) string {
+	switch e.Outcome {
+	case Done:
+		return "ok"
+	case TimedOut:
+		if e.Timeout > 0 {
+			return "timed out after " + e.Timeout.String()
+		}
+		return "timed out"
+	case MachineDown:
+		return "machine down"
+	case Interrupted:
+		return "interrupted"
+	case Errored:
+		return "error"
+	case "":
+		// An older emitter's failed call without a status: not "exit 0".
+		if e.Error != "" && e.Exit == 0 {
+			return "error"
+		}
+	}
+	return fmt.Sprintf("exit %d", e.Exit)
+}
+
 // commandError is what a report says of a failed command besides its
-// exit status: nothing when that status failed it, else the error's first
+// outcome: nothing when its exit status failed it, else the error's first
 // line (fail() saw a zero exit, a wait timed out, the machine went down).
 func commandError(e *Event) string {
-	if e.Error == "" || e.Exit != 0 {
+	if e.Error == "" || e.Exit != 0 && (e.Outcome == Exited || e.Outcome == "") {
 		return ""
 	}
 	return firstLine(e.Error)
@@ -214,6 +242,28 @@ func failureError(s *step) string {
 		text, _, _ = strings.Cut(text, "\n")
 	}
 	return text
+}
+
+// consoleSection heads the console lines a machine error carries (see
+// machine.TimeoutError, DownError, StoppedError): the last section.
+const consoleSection = "\n--- last console lines ---\n"
+
+// withoutConsole is msg without the console lines a machine error carries,
+// for a report that shows the machine's console tail beside the error:
+// the lines are shown once, not in both.
+func withoutConsole(msg string) string {
+	head, _, _ := strings.Cut(msg, consoleSection)
+	return head
+}
+
+// errorMachine is the machine a failure names at its start ("vm: unit
+// web: timed out"), if it is one of machines.
+func errorMachine(msg string, machines []string) string {
+	name, _, ok := strings.Cut(msg, ": ")
+	if ok && slices.Contains(machines, name) {
+		return name
+	}
+	return ""
 }
 
 // bootText is what the reports say of a Boot event, after the machine's

@@ -92,6 +92,9 @@ func (fn *function) builtin(thread *starlark.Thread, _ *starlark.Builtin, argv s
 	if err := fn.unpack(argv, kwargs, filepath.Dir(r.file.Name), &c.args); err != nil {
 		return nil, err
 	}
+	if networkCalls[fn.name] {
+		return networkStep(r, "", fn.name, argv, kwargs, func() (starlark.Value, error) { return fn.do(c) })
+	}
 	return fn.do(c)
 }
 
@@ -114,6 +117,7 @@ func subtest(c *call) (starlark.Value, error) {
 	end := report.Event{Kind: report.SubtestEnd, Test: r.test, Path: path, Passed: err == nil, Duration: time.Since(start)}
 	if err != nil {
 		end.Error, end.Where = splitError(err)
+		end.Source = r.file.sourceLine(err)
 	}
 	r.rep.Emit(end)
 	r.path = r.path[:len(r.path)-1]

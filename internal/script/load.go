@@ -37,6 +37,7 @@ type File struct {
 	globals starlark.StringDict
 	// machines maps a global's name to the machine it holds.
 	machines map[string]*machineValue
+	src      []byte // for the reports' failing line (sourceLine)
 }
 
 // Load parses and checks a test file and runs its top level, which declares
@@ -58,7 +59,7 @@ func LoadContext(ctx context.Context, filename string, src []byte) (*File, error
 	thread.SetLocal(declKey, decl)
 	stop := context.AfterFunc(ctx, func() { thread.Cancel(context.Cause(ctx).Error()) })
 	defer stop()
-	file := &File{Name: filename, machines: make(map[string]*machineValue)}
+	file := &File{Name: filename, src: src, machines: make(map[string]*machineValue)}
 	globals, err := prog.Init(thread, predeclared(file))
 	if err != nil {
 		// The machines declared before the error have their problems too.

@@ -56,6 +56,7 @@ type call struct {
 	r      *run
 	m      *machineValue // nil in a top-level function's call
 	args
+	file string // what the call wrote on the host (copy_from_vm), for the reports to link
 }
 
 // mm is the running machine.
@@ -165,6 +166,9 @@ func (meth *method) builtin(thread *starlark.Thread, b *starlark.Builtin, argv s
 	if meth.reports {
 		return meth.do(c)
 	}
+	if networkCalls[meth.name] {
+		return networkStep(r, c.m.name, meth.name, argv, kwargs, func() (starlark.Value, error) { return meth.do(c) })
+	}
 	return meth.timed(c, argv, kwargs)
 }
 
@@ -173,13 +177,17 @@ func (meth *method) builtin(thread *starlark.Thread, b *starlark.Builtin, argv s
 // where the time went. A boot the call needed came before and is reported
 // on its own.
 func (meth *method) timed(c *call, argv starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	text := callText(meth.name, argv, kwargs)
+	c.r.rep.Emit(report.Event{Kind: report.CommandStart, Test: c.r.test, Path: c.r.pathCopy(), Machine: c.m.name, Command: text})
 	start := time.Now()
 	v, err := meth.do(c)
 	ev := report.Event{Kind: report.Command, Test: c.r.test, Path: c.r.pathCopy(), Machine: c.m.name,
-		Command: callText(meth.name, argv, kwargs), Duration: time.Since(start)}
+		Command: text, Duration: time.Since(start)}
+	outcome(&ev, false, 0, err)
 	if err != nil {
 		ev.Error = err.Error()
 	}
+	ev.File = c.file
 	c.r.rep.Emit(ev)
 	return v, err
 }
@@ -239,5 +247,6 @@ func copyFromVM(c *call) (starlark.Value, error) {
 	if err := c.mm().CopyFromMachine(c.r.ctx, c.source, dst); err != nil {
 		return nil, err
 	}
+	c.file = dst
 	return starlark.String(dst), nil
 }

@@ -85,9 +85,33 @@ func (file *File) Run(ctx context.Context, test string, boot *machine.Boot, outD
 	end := report.Event{Kind: report.TestEnd, Test: id, Passed: err == nil, Duration: time.Since(start)}
 	if err != nil {
 		end.Error, end.Where = splitError(err)
+		end.Source = file.sourceLine(err)
 	}
 	rep.Emit(end)
 	return err
+}
+
+// sourceLine is the script line a failure happened on, the innermost frame
+// in the file, as "file:line: text" for the reports; "" when there is
+// none (the error has no Starlark stack).
+func (file *File) sourceLine(err error) string {
+	var evalErr *starlark.EvalError
+	if !errors.As(err, &evalErr) {
+		return ""
+	}
+	stack := evalErr.CallStack
+	for i := len(stack) - 1; i >= 0; i-- {
+		pos := stack[i].Pos
+		if pos.Filename() != file.Name {
+			continue
+		}
+		srcLines := strings.Split(string(file.src), "\n")
+		if n := int(pos.Line); n >= 1 && n <= len(srcLines) {
+			return fmt.Sprintf("%s:%d: %s", file.Name, n, strings.TrimSpace(srcLines[n-1]))
+		}
+		return ""
+	}
+	return ""
 }
 
 // TestID names a test in reports: the file's base name and the function,
@@ -256,14 +280,16 @@ const (
 // script did not expect is an error, and the event carries it (so reports
 // tell a failing command from an expected non-zero exit).
 func (r *run) command(m *machineValue, cmd string, timeout time.Duration, want expect) (machine.Result, error) {
+	r.rep.Emit(report.Event{Kind: report.CommandStart, Test: r.test, Path: r.pathCopy(), Machine: m.name, Command: cmd})
 	start := time.Now()
 	res, err := r.machine(m).Execute(r.ctx, cmd, machine.Timeout(timeout))
+	ev := report.Event{Kind: report.Command, Test: r.test, Path: r.pathCopy(), Machine: m.name, Command: cmd,
+		Stdout: res.Stdout, Stderr: res.Stderr, StdoutFile: res.StdoutFile, StderrFile: res.StderrFile,
+		Duration: time.Since(start)}
+	outcome(&ev, err == nil, res.Status, err)
 	if err == nil && (want == success && res.Status != 0 || want == failure && res.Status == 0) {
 		err = commandError(m, cmd, res, want == success)
 	}
-	ev := report.Event{Kind: report.Command, Test: r.test, Path: r.pathCopy(), Machine: m.name, Command: cmd,
-		Exit: res.Status, Stdout: res.Stdout, Stderr: res.Stderr, StdoutFile: res.StdoutFile, StderrFile: res.StderrFile,
-		Duration: time.Since(start)}
 	if err != nil {
 		ev.Error = err.Error()
 	}

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/vmlab/vmlab/internal/report"
 	"github.com/vmlab/vmlab/internal/vmtest"
@@ -68,6 +69,11 @@ def test_machines():
 def marker_present():
     a.succeed("test -e /tmp/marker")
 
+def test_wait_times_out():
+    a.wait_for_file("/tmp")
+    a.copy_from_vm("/etc/hostname")
+    a.wait_for_file("/nonexistent", timeout = 1)
+
 def test_polling():
     a.succeed("touch /tmp/marker")
     polling_condition(marker_present, lambda: [a.succeed("true"), a.succeed("rm /tmp/marker"), a.succeed("true")])
@@ -91,6 +97,20 @@ def test_polling():
 	if boots := ev.find(report.Boot); len(boots) != 2 {
 		t.Errorf("got %d boot events, want 2", len(boots))
 	}
+	checkStarts(t, ev)
+
+	ev = &events{}
+	if err := file.Run(t.Context(), "test_wait_times_out", boot, t.TempDir(), ev); err == nil {
+		t.Error("test_wait_times_out passed")
+	}
+	waits := ev.find(report.Command)
+	if len(waits) != 3 || waits[0].Outcome != report.Done || waits[2].Outcome != report.TimedOut || waits[2].Timeout != time.Second {
+		t.Errorf("got waits %+v, want one done, a copy and one timed out after 1s", waits)
+	}
+	if len(waits) == 3 && (waits[1].File == "" || !fileExists(waits[1].File)) {
+		t.Errorf("copy_from_vm's event names file %q, want the copy on the host", waits[1].File)
+	}
+	checkStarts(t, ev)
 
 	ev = &events{}
 	err = file.Run(t.Context(), "test_fail", boot, t.TempDir(), ev)
@@ -116,5 +136,26 @@ def test_polling():
 	subs := ev.find(report.SubtestEnd)
 	if len(subs) != 2 || strings.Join(subs[0].Path, "/") != "outer/inner" || subs[0].Passed {
 		t.Errorf("got subtest ends %+v, want inner then outer, failed", subs)
+	}
+}
+
+// checkStarts fails the test unless every Command event follows its
+// CommandStart, so the terminal can show the step while it runs.
+func checkStarts(t *testing.T, ev *events) {
+	t.Helper()
+	var open *report.Event
+	for _, e := range ev.ev {
+		switch e.Kind {
+		case report.CommandStart:
+			if open != nil {
+				t.Errorf("%s started while %s ran", e.Command, open.Command)
+			}
+			open = &e
+		case report.Command:
+			if open == nil || open.Command != e.Command || open.Machine != e.Machine {
+				t.Errorf("command %s ended without its start (open: %+v)", e.Command, open)
+			}
+			open = nil
+		}
 	}
 }
