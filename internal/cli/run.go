@@ -143,7 +143,8 @@ func selectJobs(files []*script.File, pattern string) ([]job, error) {
 type results struct{ failed, internal int }
 
 // runJobs runs the jobs, parallel at a time, each under timeout, until
-// they are done or ctx ends.
+// they are done or ctx ends. A job that has not started when ctx ends
+// never starts: it is reported as skipped.
 func runJobs(ctx context.Context, jobs []job, parallel int, timeout time.Duration, boot *machine.Boot, dir string, rep *report.Reporter) results {
 	var failed, internal atomic.Int32
 	queue := make(chan job)
@@ -151,6 +152,10 @@ func runJobs(ctx context.Context, jobs []job, parallel int, timeout time.Duratio
 	for range max(parallel, 1) {
 		wg.Go(func() {
 			for j := range queue {
+				if ctx.Err() != nil {
+					skip(ctx, j, rep)
+					continue
+				}
 				id := j.file.TestID(j.test)
 				tctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("test %s timed out after %v", id, timeout))
 				err := j.file.Run(tctx, j.test, boot, filepath.Join(dir, id), rep)
@@ -165,15 +170,32 @@ func runJobs(ctx context.Context, jobs []job, parallel int, timeout time.Duratio
 			}
 		})
 	}
-	for _, j := range jobs {
-		if ctx.Err() != nil {
-			break
-		}
-		queue <- j
+	sent := feed(ctx, queue, jobs)
+	for _, j := range jobs[sent:] {
+		skip(ctx, j, rep)
 	}
 	close(queue)
 	wg.Wait()
 	return results{failed: int(failed.Load()), internal: int(internal.Load())}
+}
+
+// feed sends jobs to queue until all are sent or ctx ends, and returns how
+// many it sent.
+func feed(ctx context.Context, queue chan<- job, jobs []job) int {
+	for i, j := range jobs {
+		select {
+		case queue <- j:
+		case <-ctx.Done():
+			return i
+		}
+	}
+	return len(jobs)
+}
+
+// skip reports a job that never started because ctx ended first.
+func skip(ctx context.Context, j job, rep *report.Reporter) {
+	rep.Emit(report.Event{Kind: report.TestEnd, Test: j.file.TestID(j.test), Skipped: true,
+		Text: fmt.Sprintf("not started: %v", context.Cause(ctx))})
 }
 
 // runExit is the exit code of a run whose tests ran: a signal that stopped

@@ -50,6 +50,7 @@ type step struct {
 	Start        time.Time
 	Ended        bool
 	Passed       bool
+	Skipped      bool // never started (Event.Skipped); Error says why
 	Error, Where string
 	Duration     time.Duration
 	FailedCmd    *Event  // the command that failed the step, if one did
@@ -152,9 +153,12 @@ func (t *testRecord) endSubtest(e Event) {
 }
 
 func (t *testRecord) finish(s *step, e Event) {
-	s.Ended, s.Passed = true, e.Passed
+	s.Ended, s.Passed, s.Skipped = true, e.Passed, e.Skipped
 	s.Error, s.Where, s.Duration = e.Error, e.Where, e.Duration
-	if !e.Passed {
+	if e.Skipped {
+		s.Error = e.Text
+	}
+	if !e.Passed && !e.Skipped {
 		s.FailedCmd = failingCommand(t.lastCmd, s.Path)
 	}
 }

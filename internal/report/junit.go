@@ -41,6 +41,7 @@ type (
 		Tests     int         `xml:"tests,attr"`
 		Failures  int         `xml:"failures,attr"`
 		Errors    int         `xml:"errors,attr"`
+		Skipped   int         `xml:"skipped,attr"`
 		Time      string      `xml:"time,attr"`
 		Timestamp string      `xml:"timestamp,attr,omitempty"`
 		Cases     []junitCase `xml:"testcase"`
@@ -50,7 +51,11 @@ type (
 		Classname string        `xml:"classname,attr"`
 		Time      string        `xml:"time,attr"`
 		Failure   *junitFailure `xml:"failure,omitempty"`
+		Skipped   *junitSkipped `xml:"skipped,omitempty"`
 		SystemOut *junitText    `xml:"system-out,omitempty"`
+	}
+	junitSkipped struct {
+		Message string `xml:"message,attr,omitempty"`
 	}
 	junitFailure struct {
 		Message string `xml:"message,attr"`
@@ -83,6 +88,9 @@ func junitReport(tests []*testRecord) junitSuites {
 		if c.Failure != nil {
 			suite.Failures++
 		}
+		if c.Skipped != nil {
+			suite.Skipped++
+		}
 	}
 	suite.Tests = len(suite.Cases)
 	// Tests run in parallel: the run took from the first start to the
@@ -100,7 +108,9 @@ func junitTestcase(t *testRecord, s *step) junitCase {
 		Classname: clean(t.Name),
 		Time:      junitSeconds(s.Duration),
 	}
-	if !s.Passed {
+	if s.Skipped {
+		c.Skipped = &junitSkipped{Message: clean(s.Error)}
+	} else if !s.Passed {
 		c.Failure = &junitFailure{Message: failureError(s), Type: "failure", Text: failureText(s)}
 	}
 	if out := consoleText(&t.console); s == &t.step && out != "" {
