@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -65,14 +66,17 @@ func runRun(ctx context.Context, e *env, args []string) int {
 		}
 		return exitOK
 	}
+	dir, removeDir, code, err := prepareOutputs(*out, *junit)
+	if err != nil {
+		e.errorf("%v", err)
+		return code
+	}
 	boot, err := bf.prepare(e)
 	if err != nil {
 		e.errorf("%v", err)
-		return exitInternal
-	}
-	dir, removeDir, err := outputDir(*out)
-	if err != nil {
-		e.errorf("%v", err)
+		if removeDir {
+			machine.RemoveTempDir(dir)
+		}
 		return exitInternal
 	}
 	rep, closeEvents, err := reporter(e, dir, *junit, *jsonEvents, *verbose)
@@ -91,7 +95,7 @@ func runRun(ctx context.Context, e *env, args []string) int {
 	if reportErr != nil {
 		e.errorf("write reports: %v", reportErr)
 	}
-	code := runExit(ctx, res, reportErr)
+	code = runExit(ctx, res, reportErr)
 	switch {
 	case ctx.Err() != nil:
 		keepDir(dir, removeDir)
@@ -259,9 +263,59 @@ func loadAll(ctx context.Context, paths []string, timeout time.Duration) ([]*scr
 	return files, errors.Join(errs...)
 }
 
+// prepareOutputs creates the output directory and checks that the -junit
+// file can be written, before anything boots: a report that cannot be
+// written is bad input (exitUsage), known at once rather than after the
+// last test. A temporary directory vmlab cannot make is exitInternal.
+func prepareOutputs(out, junit string) (dir string, removable bool, code int, err error) {
+	dir, removable, err = outputDir(out)
+	if err != nil {
+		if out != "" {
+			return "", false, exitUsage, err
+		}
+		return "", false, exitInternal, err
+	}
+	if err := checkWritable(junit); err != nil {
+		if removable {
+			machine.RemoveTempDir(dir)
+		}
+		return "", false, exitUsage, fmt.Errorf("-junit %s: %w", junit, err)
+	}
+	return dir, removable, exitOK, nil
+}
+
+// checkWritable says why the file at path could not be created or
+// replaced: its directory is missing or not one, or path is a directory.
+// "" is fine: no file.
+func checkWritable(path string) error {
+	if path == "" {
+		return nil
+	}
+	dir := filepath.Dir(path)
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("directory %s does not exist (vmlab creates only -out)", dir)
+	case err != nil:
+		return err
+	case !fi.IsDir():
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return errors.New("is a directory, want a file")
+	}
+	if err := unix.Access(dir, unix.W_OK|unix.X_OK); err != nil {
+		return fmt.Errorf("cannot write in %s: %w", dir, err)
+	}
+	return nil
+}
+
 func outputDir(out string) (dir string, removable bool, err error) {
 	if out != "" {
-		return out, false, os.MkdirAll(out, 0o700)
+		if err := os.MkdirAll(out, 0o700); err != nil {
+			return "", false, fmt.Errorf("create the output directory (-out): %w", err)
+		}
+		return out, false, nil
 	}
 	// A temporary directory: a later run removes it if this one is killed.
 	dir, err = machine.MakeTempDir("vmlab-run-")
