@@ -38,7 +38,7 @@ func runRun(ctx context.Context, e *env, args []string) int {
 	jsonEvents := fs.Bool("json", false, "print the events as JSON lines on stdout instead of the terminal report")
 	timeout := fs.Duration("timeout", 0, "fail a test that runs longer than this, and a file whose top level does (default: 30m, 6m under KVM; 1m for a file's top level)")
 	parallel := fs.Int("j", 0, "run this many tests at once (default: what cores and memory allow: under TCG each booting machine wants a core, and each its memory)")
-	if ok, code := parse(fs, args, func() bool { return fs.NArg() > 0 }); !ok {
+	if ok, code := parseMixed(e, fs, args, func() bool { return fs.NArg() > 0 }); !ok {
 		return code
 	}
 	paths, err := expandDirs(fs.Args())

@@ -32,9 +32,8 @@ type console struct {
 	// reasons are this boot's lines that say why a guest failed (see
 	// reasonPatterns), kept apart from lines so that a tail shows them
 	// however long the stack trace after them.
-	reasons   []reason
-	rebooted  bool // the kernel said it powers off or restarts
-	bootStart int  // position (counting dropped lines) of this boot's first line
+	reasons  []reason
+	rebooted bool // the kernel said it powers off or restarts
 }
 
 // Line is one line of console output.
