@@ -231,11 +231,11 @@ func (m *Machine) noteBoot(n BootNote) {
 
 // boot starts QEMU and waits for the agent, which it configures.
 func (m *Machine) boot(ctx context.Context, start time.Time) error {
+	m.console.newBoot()
 	view, err := m.hostView()
 	if err != nil {
 		return m.downError("start", err)
 	}
-	m.console.newBoot()
 	proc, err := qemu.Start(ctx, m.qemuConfig(view), m.console)
 	if err != nil {
 		return m.downError("start", err)
