@@ -149,8 +149,9 @@ var reasonPatterns = []struct {
 }
 
 // rebootLine is the kernel's last word before it powers off, halts or
-// restarts (pr_emerg, so "quiet" keeps it).
-var rebootLine = regexp.MustCompile(`reboot: (Power down|Restarting system|System halted)`)
+// restarts (pr_emerg, so "quiet" keeps it), or resets at once on sysrq "b"
+// (sysrq raises the console's log level for its own line).
+var rebootLine = regexp.MustCompile(`reboot: (Power down|Restarting system|System halted)|sysrq: Resetting`)
 
 // noteLocked records a line that explains a failure.
 func (c *console) noteLocked(text string) {

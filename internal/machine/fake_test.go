@@ -51,6 +51,7 @@ func init() {
 //	triple   exit cleanly without a word: QEMU 7.2 with -no-reboot on a
 //	         triple fault (measured: exit 0, nothing on stderr)
 //	poweroff print the kernel's power-off line and exit cleanly
+//	sysrqreset print sysrq's reset line and exit cleanly
 //	badqmp   answer QMP with garbage, and live on
 //	flood    print floodLines console lines and exit
 //	setupdie say hello, then die (a kernel panic) at the first request:
@@ -121,6 +122,9 @@ func fakeQEMU(mode string, args []string) int {
 		return 0
 	case "poweroff":
 		fmt.Println("[    3.210] reboot: Power down")
+		return 0
+	case "sysrqreset":
+		fmt.Println("[    3.210] sysrq: Resetting")
 		return 0
 	case "triple":
 		return 0
@@ -276,6 +280,7 @@ func TestFakeDownReason(t *testing.T) {
 				"[    1.234] Oops: 0000 [#1] PREEMPT SMP NOPTI", "..."}},
 		{"triple", "the CPU reset with no word from the kernel (a triple fault?)", nil},
 		{"poweroff", "", []string{"[    3.210] reboot: Power down"}},
+		{"sysrqreset", "", []string{"[    3.210] sysrq: Resetting"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.mode, func(t *testing.T) {
