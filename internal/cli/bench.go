@@ -67,7 +67,7 @@ func runBench(ctx context.Context, e *env, args []string) int {
 	}
 	fs := newFlagSet(e, "bench", "")
 	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "usage: vmlab bench [flags]\n")
+		fmt.Fprintf(fs.Output(), "usage: vmlab bench [flags]\n")
 		fs.PrintDefaults()
 	}
 	var bf bootFlags
@@ -80,7 +80,7 @@ func runBench(ctx context.Context, e *env, args []string) int {
 	netSeconds := fs.Int("net-seconds", 3, "seconds of bulk transfer per measurement")
 	netRounds := fs.Int("net-rounds", 3, "alternating measurements of each network; the median counts")
 	outputMiB := fs.Int("output", 1024, "`MiB` a command prints for the driver's peak memory figure (0 to skip)")
-	if ok, code := parse(fs, args, func() bool { return fs.NArg() == 0 && *runs >= 1 && *n >= 1 }); !ok {
+	if ok, code := parse(e, fs, args, func() bool { return fs.NArg() == 0 && *runs >= 1 && *n >= 1 }); !ok {
 		return code
 	}
 	boot, err := bf.prepare(e)

@@ -21,13 +21,13 @@ func runCache(ctx context.Context, e *env, args []string) int {
 	}
 	fs := newFlagSet(e, "cache", "")
 	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "usage: vmlab cache [list|clean] [flags]\n\n"+
+		fmt.Fprintf(fs.Output(), "usage: vmlab cache [list|clean] [flags]\n\n"+
 			"list (the default) shows each entry's size, last use and whether a running vmlab uses it;\n"+
 			"clean removes every entry no running vmlab uses.\n\n")
 		fs.PrintDefaults()
 	}
 	dirFlag := fs.String("dir", "", "cache `directory` (default: $XDG_CACHE_HOME/vmlab or ~/.cache/vmlab)")
-	if ok, code := parse(fs, args, func() bool { return fs.NArg() == 0 && (action == "list" || action == "clean") }); !ok {
+	if ok, code := parse(e, fs, args, func() bool { return fs.NArg() == 0 && (action == "list" || action == "clean") }); !ok {
 		return code
 	}
 	dir, err := machine.CacheDir(*dirFlag)

@@ -4,6 +4,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -78,6 +79,7 @@ var commands = []command{
 	{"exec", "boot a machine, run a shell command in it, print its output", runExec, false},
 	{"bench", "measure boot time, command round trips and wait latency", runBench, false},
 	{"cache", "show the cache (kernel, initramfs) or clean it: vmlab cache [list|clean]", runCache, false},
+	{"version", "print vmlab's version: its module version and VCS revision", runVersion, false},
 	{"guest-listen", "benchmark helper run inside the guest", runGuestListen, true},
 	{"guest-tput", "benchmark helper run inside the guest", runGuestTput, true},
 }
@@ -105,11 +107,15 @@ func Main(args []string, stdout, stderr io.Writer) (code int) {
 			code = exitInternal
 		}
 	}()
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	switch {
+	case len(args) == 0:
 		usage(stderr)
-		if len(args) == 0 {
-			return exitUsage
-		}
+		return exitUsage
+	case args[0] == "help" && len(args) > 1:
+		// vmlab help run is vmlab run -h.
+		return Main([]string{args[1], "-h"}, stdout, stderr)
+	case args[0] == "help" || args[0] == "-h" || args[0] == "-help" || args[0] == "--help":
+		usage(stdout)
 		return exitOK
 	}
 	for _, c := range commands {
@@ -130,7 +136,7 @@ func usage(w io.Writer) {
 		}
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintf(w, "\nvmlab COMMAND -h shows a command's flags.\n")
+	fmt.Fprintf(w, "\nvmlab help COMMAND (or vmlab COMMAND -h) shows a command's flags.\n")
 }
 
 // bootFlags are the flags every booting command has.
@@ -163,25 +169,64 @@ func newFlagSet(e *env, name, args string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "usage: vmlab %s [flags] %s\n", name, args)
+		fmt.Fprintf(fs.Output(), "usage: vmlab %s [flags] %s\n", name, args)
 		fs.PrintDefaults()
 	}
 	return fs
 }
 
-// parse parses args; when it returns false, the command returns code (0 for
-// -h, exitUsage for a bad flag or when valid says the arguments are wrong,
-// after printing the usage).
-func parse(fs *flag.FlagSet, args []string, valid func() bool) (ok bool, code int) {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return false, exitOK
-		}
+// parse parses args, flags before the arguments; when it returns false, the
+// command returns code: exitOK after -h, with the help on stdout (it was
+// asked for), exitUsage after a bad flag or when valid says the arguments
+// are wrong, with the usage on stderr.
+func parse(e *env, fs *flag.FlagSet, args []string, valid func() bool) (ok bool, code int) {
+	return parseWith(e, fs, valid, func() error { return fs.Parse(args) })
+}
+
+// parseMixed is parse with flags after the arguments too, as go test takes
+// them (vmlab run a.star -v -run x); "--" ends the flags.
+func parseMixed(e *env, fs *flag.FlagSet, args []string, valid func() bool) (ok bool, code int) {
+	return parseWith(e, fs, valid, func() error { return parseInterleaved(fs, args) })
+}
+
+func parseWith(e *env, fs *flag.FlagSet, valid func() bool, parseArgs func() error) (ok bool, code int) {
+	var out bytes.Buffer
+	fs.SetOutput(&out)
+	err := parseArgs()
+	fs.SetOutput(e.stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		e.stdout.Write(out.Bytes())
+		return false, exitOK
+	case err != nil:
+		e.stderr.Write(out.Bytes())
 		return false, exitUsage
-	}
-	if !valid() {
+	case !valid():
 		fs.Usage()
 		return false, exitUsage
 	}
 	return true, 0
+}
+
+// parseInterleaved parses the flags among args wherever they are; the
+// other arguments, in order, become fs.Args().
+func parseInterleaved(fs *flag.FlagSet, args []string) error {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			positional = append(positional, rest...)
+			break
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+	// After "--" Parse takes every argument as it is: fs.Args() is them.
+	return fs.Parse(append([]string{"--"}, positional...))
 }

@@ -16,7 +16,7 @@ import (
 // with the command's status.
 func runExec(ctx context.Context, e *env, args []string) int {
 	fs, ef := newExecFlags(e)
-	if ok, code := parse(fs, args, func() bool { return fs.NArg() > 0 }); !ok {
+	if ok, code := parse(e, fs, args, func() bool { return fs.NArg() > 0 }); !ok {
 		return code
 	}
 	decl := ef.spec()

@@ -108,7 +108,8 @@ func TestLoadInterrupted(t *testing.T) {
 // TestRunMachineDiesInSetup: a guest that dies while its machine is set up
 // fails its test with the console tail; the test running beside it (-j 2)
 // keeps its result, the reports are written, and everything in the output
-// directory is private to its owner. Before: a nil-pointer panic, exit 2,
+// directory is private to its owner; the error names the kernel panic
+// (before: only "qemu exited"). Before: a nil-pointer panic, exit 2,
 // no report.html or junit.xml, the passing test lost.
 func TestRunMachineDiesInSetup(t *testing.T) {
 	t.Setenv("VMLAB_AGENT", vmtest.Agent(t))
@@ -117,7 +118,7 @@ func TestRunMachineDiesInSetup(t *testing.T) {
 	if code != exitFail {
 		t.Errorf("got exit %d, want 1 (a test failed)\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
-	for _, want := range []string{"PASS pass.test_hostname", "FAIL setupdies.test_dies", "set up the machine", "machine is down", "console lines of", "1 passed, 1 failed"} {
+	for _, want := range []string{"PASS pass.test_hostname", "FAIL setupdies.test_dies", "set up the machine", `machine is down: kernel panic "sysrq triggered crash"`, "console lines of", "1 passed, 1 failed"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("terminal report lacks %q:\n%s", want, stdout)
 		}

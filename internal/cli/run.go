@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -37,7 +38,7 @@ func runRun(ctx context.Context, e *env, args []string) int {
 	jsonEvents := fs.Bool("json", false, "print the events as JSON lines on stdout instead of the terminal report")
 	timeout := fs.Duration("timeout", 0, "fail a test that runs longer than this, and a file whose top level does (default: 30m, 6m under KVM; 1m for a file's top level)")
 	parallel := fs.Int("j", 0, "run this many tests at once (default: what cores and memory allow: under TCG each booting machine wants a core, and each its memory)")
-	if ok, code := parse(fs, args, func() bool { return fs.NArg() > 0 }); !ok {
+	if ok, code := parseMixed(e, fs, args, func() bool { return fs.NArg() > 0 }); !ok {
 		return code
 	}
 	paths, err := expandDirs(fs.Args())
@@ -65,14 +66,17 @@ func runRun(ctx context.Context, e *env, args []string) int {
 		}
 		return exitOK
 	}
+	dir, removeDir, code, err := prepareOutputs(*out, *junit)
+	if err != nil {
+		e.errorf("%v", err)
+		return code
+	}
 	boot, err := bf.prepare(e)
 	if err != nil {
 		e.errorf("%v", err)
-		return exitInternal
-	}
-	dir, removeDir, err := outputDir(*out)
-	if err != nil {
-		e.errorf("%v", err)
+		if removeDir {
+			machine.RemoveTempDir(dir)
+		}
 		return exitInternal
 	}
 	rep, closeEvents, err := reporter(e, dir, *junit, *jsonEvents, *verbose)
@@ -91,7 +95,7 @@ func runRun(ctx context.Context, e *env, args []string) int {
 	if reportErr != nil {
 		e.errorf("write reports: %v", reportErr)
 	}
-	code := runExit(ctx, res, reportErr)
+	code = runExit(ctx, res, reportErr)
 	switch {
 	case ctx.Err() != nil:
 		keepDir(dir, removeDir)
@@ -143,7 +147,8 @@ func selectJobs(files []*script.File, pattern string) ([]job, error) {
 type results struct{ failed, internal int }
 
 // runJobs runs the jobs, parallel at a time, each under timeout, until
-// they are done or ctx ends.
+// they are done or ctx ends. A job that has not started when ctx ends
+// never starts: it is reported as skipped.
 func runJobs(ctx context.Context, jobs []job, parallel int, timeout time.Duration, boot *machine.Boot, dir string, rep *report.Reporter) results {
 	var failed, internal atomic.Int32
 	queue := make(chan job)
@@ -151,6 +156,10 @@ func runJobs(ctx context.Context, jobs []job, parallel int, timeout time.Duratio
 	for range max(parallel, 1) {
 		wg.Go(func() {
 			for j := range queue {
+				if ctx.Err() != nil {
+					skip(ctx, j, rep)
+					continue
+				}
 				id := j.file.TestID(j.test)
 				tctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("test %s timed out after %v", id, timeout))
 				err := j.file.Run(tctx, j.test, boot, filepath.Join(dir, id), rep)
@@ -165,15 +174,32 @@ func runJobs(ctx context.Context, jobs []job, parallel int, timeout time.Duratio
 			}
 		})
 	}
-	for _, j := range jobs {
-		if ctx.Err() != nil {
-			break
-		}
-		queue <- j
+	sent := feed(ctx, queue, jobs)
+	for _, j := range jobs[sent:] {
+		skip(ctx, j, rep)
 	}
 	close(queue)
 	wg.Wait()
 	return results{failed: int(failed.Load()), internal: int(internal.Load())}
+}
+
+// feed sends jobs to queue until all are sent or ctx ends, and returns how
+// many it sent.
+func feed(ctx context.Context, queue chan<- job, jobs []job) int {
+	for i, j := range jobs {
+		select {
+		case queue <- j:
+		case <-ctx.Done():
+			return i
+		}
+	}
+	return len(jobs)
+}
+
+// skip reports a job that never started because ctx ended first.
+func skip(ctx context.Context, j job, rep *report.Reporter) {
+	rep.Emit(report.Event{Kind: report.TestEnd, Test: j.file.TestID(j.test), Skipped: true,
+		Text: fmt.Sprintf("not started: %v", context.Cause(ctx))})
 }
 
 // runExit is the exit code of a run whose tests ran: a signal that stopped
@@ -237,9 +263,59 @@ func loadAll(ctx context.Context, paths []string, timeout time.Duration) ([]*scr
 	return files, errors.Join(errs...)
 }
 
+// prepareOutputs creates the output directory and checks that the -junit
+// file can be written, before anything boots: a report that cannot be
+// written is bad input (exitUsage), known at once rather than after the
+// last test. A temporary directory vmlab cannot make is exitInternal.
+func prepareOutputs(out, junit string) (dir string, removable bool, code int, err error) {
+	dir, removable, err = outputDir(out)
+	if err != nil {
+		if out != "" {
+			return "", false, exitUsage, err
+		}
+		return "", false, exitInternal, err
+	}
+	if err := checkWritable(junit); err != nil {
+		if removable {
+			machine.RemoveTempDir(dir)
+		}
+		return "", false, exitUsage, fmt.Errorf("-junit %s: %w", junit, err)
+	}
+	return dir, removable, exitOK, nil
+}
+
+// checkWritable says why the file at path could not be created or
+// replaced: its directory is missing or not one, or path is a directory.
+// "" is fine: no file.
+func checkWritable(path string) error {
+	if path == "" {
+		return nil
+	}
+	dir := filepath.Dir(path)
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("directory %s does not exist (vmlab creates only -out)", dir)
+	case err != nil:
+		return err
+	case !fi.IsDir():
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return errors.New("is a directory, want a file")
+	}
+	if err := unix.Access(dir, unix.W_OK|unix.X_OK); err != nil {
+		return fmt.Errorf("cannot write in %s: %w", dir, err)
+	}
+	return nil
+}
+
 func outputDir(out string) (dir string, removable bool, err error) {
 	if out != "" {
-		return out, false, os.MkdirAll(out, 0o700)
+		if err := os.MkdirAll(out, 0o700); err != nil {
+			return "", false, fmt.Errorf("create the output directory (-out): %w", err)
+		}
+		return out, false, nil
 	}
 	// A temporary directory: a later run removes it if this one is killed.
 	dir, err = machine.MakeTempDir("vmlab-run-")

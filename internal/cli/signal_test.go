@@ -98,11 +98,12 @@ func gone(pid int, timeout time.Duration) bool {
 }
 
 // TestRunInterrupted: Ctrl-C during `vmlab run` stops the machines, writes
-// the reports so far and exits non-zero.
+// the reports so far and exits 130; the test waiting behind the hanging
+// one (-j 1) never starts and is reported as skipped.
 func TestRunInterrupted(t *testing.T) {
 	bin := vmtest.Agent(t)
 	out := t.TempDir()
-	cmd, r := startHanging(t, append(os.Environ(), "VMLAB_AGENT="+bin), bin, "-out", out)
+	cmd, r := startHanging(t, append(os.Environ(), "VMLAB_AGENT="+bin), bin, "-j", "1", "-out", out, "testdata/pass.star")
 	qemu := childPids(cmd.Process.Pid)
 	cmd.Process.Signal(syscall.SIGINT)
 	go io.Copy(io.Discard, r)
@@ -120,15 +121,24 @@ func TestRunInterrupted(t *testing.T) {
 			t.Errorf("after the interrupt: %v", err)
 		}
 	}
+	junit, _ := os.ReadFile(filepath.Join(out, "junit.xml"))
+	skipped := `<testcase name="pass.test_hostname" classname="pass.test_hostname" time="0.000">
+      <skipped message="not started: interrupted by interrupt"></skipped>`
+	if !strings.Contains(string(junit), skipped) {
+		t.Errorf("junit.xml lacks the skipped test:\n%s", junit)
+	}
+	if _, err := os.Stat(filepath.Join(out, "pass.test_hostname")); err == nil {
+		t.Errorf("the skipped test has an output directory: it started")
+	}
 }
 
-// startHanging starts `bin run -v ARGS testdata/hang.star` with env and
-// returns once its test is inside its long command (the console line
-// "started"), with the rest of its output to read from r. The process is
-// killed when the test ends.
+// startHanging starts `bin run -v testdata/hang.star ARGS` with env (flags
+// may follow the file) and returns once its test is inside its long
+// command (the console line "started"), with the rest of its output to
+// read from r. The process is killed when the test ends.
 func startHanging(t *testing.T, env []string, bin string, args ...string) (*exec.Cmd, *bufio.Reader) {
 	t.Helper()
-	cmd := exec.Command(bin, append(append([]string{"run", "-v"}, args...), "testdata/hang.star")...)
+	cmd := exec.Command(bin, append([]string{"run", "-v", "testdata/hang.star"}, args...)...)
 	cmd.Env = env
 	stdout, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {

@@ -29,6 +29,11 @@ type console struct {
 	lines   []Line
 	dropped int           // lines dropped from the front of lines
 	changed chan struct{} // closed and replaced on every new line
+	// reasons are this boot's lines that say why a guest failed (see
+	// reasonPatterns), kept apart from lines so that a tail shows them
+	// however long the stack trace after them.
+	reasons  []reason
+	rebooted bool // the kernel said it powers off or restarts
 }
 
 // Line is one line of console output.
@@ -74,6 +79,7 @@ func (c *console) Flush() {
 func (c *console) appendLocked(b []byte) Line {
 	text := strings.TrimRight(string(bytes.ToValidUTF8(b, []byte("\uFFFD"))), "\r")
 	l := Line{At: time.Since(c.start), Text: text}
+	c.noteLocked(text)
 	c.lines = append(c.lines, l)
 	if len(c.lines) > maxConsoleLines {
 		n := len(c.lines) - maxConsoleLines
@@ -96,16 +102,99 @@ func (c *console) emit(lines []Line) {
 	}
 }
 
-// Tail returns the last n lines.
+// Tail returns the last n lines, after this boot's reason lines (a panic's,
+// an oops's first lines, OOM kills) that came before them and a "..." line:
+// a panic's stack trace runs 40-80 lines, so the last 20 alone hold frames
+// and not what happened.
 func (c *console) Tail(n int) []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	lines := c.lines[max(0, len(c.lines)-n):]
-	out := make([]string, len(lines))
-	for i, l := range lines {
-		out[i] = l.Text
+	first := max(0, len(c.lines)-n)
+	var out []string
+	for _, r := range c.reasons {
+		if r.pos < c.dropped+first {
+			out = append(out, r.text)
+		}
+	}
+	if len(out) > 0 && c.reasons[len(out)-1].pos+1 < c.dropped+first {
+		out = append(out, "...")
+	}
+	for _, l := range c.lines[first:] {
+		out = append(out, l.Text)
 	}
 	return out
+}
+
+// reason is a console line that says why a guest failed.
+type reason struct {
+	kind string // "kernel panic", "kernel oops", "out of memory"
+	text string // the whole line
+	what string // the part that explains it
+	pos  int    // the line's position, counting dropped lines
+}
+
+// maxReasons bounds the reason lines kept: the first ones are the cause, the
+// later ones its consequences (an oops in init, then the panic).
+const maxReasons = 8
+
+// reasonPatterns match the kernel's lines that say why a guest failed. The
+// first group is the explanation.
+var reasonPatterns = []struct {
+	kind string
+	re   *regexp.Regexp
+}{
+	{"kernel panic", regexp.MustCompile(`Kernel panic - not syncing: (.*)`)},
+	{"kernel oops", regexp.MustCompile(`((?:BUG: |kernel BUG at |Oops: |general protection fault).*)`)},
+	{"out of memory", regexp.MustCompile(`(Out of memory.*)`)},
+}
+
+// rebootLine is the kernel's last word before it powers off, halts or
+// restarts (pr_emerg, so "quiet" keeps it), or resets at once on sysrq "b"
+// (sysrq raises the console's log level for its own line).
+var rebootLine = regexp.MustCompile(`reboot: (Power down|Restarting system|System halted)|sysrq: Resetting`)
+
+// noteLocked records a line that explains a failure.
+func (c *console) noteLocked(text string) {
+	if rebootLine.MatchString(text) {
+		c.rebooted = true
+	}
+	if len(c.reasons) == maxReasons {
+		return
+	}
+	for _, p := range reasonPatterns {
+		if m := p.re.FindStringSubmatch(text); m != nil {
+			c.reasons = append(c.reasons, reason{kind: p.kind, text: text, what: m[1], pos: c.dropped + len(c.lines)})
+			return
+		}
+	}
+}
+
+// newBoot forgets the reasons of an earlier boot.
+func (c *console) newBoot() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.reasons, c.rebooted = nil, false
+}
+
+// failure names what this boot's console says went wrong: a panic (what
+// brought the machine down), else an oops, else an OOM kill; "" when it
+// says nothing. cleanExit says QEMU exited with status 0: with -no-reboot
+// that is a reset or power-off, and one the kernel did not announce is a
+// CPU reset, which a triple fault causes (QEMU 7.2 prints nothing for one).
+func (c *console) failure(cleanExit bool) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, kind := range []string{"kernel panic", "kernel oops", "out of memory"} {
+		for _, r := range c.reasons {
+			if r.kind == kind {
+				return fmt.Sprintf("%s %q", kind, r.what)
+			}
+		}
+	}
+	if cleanExit && !c.rebooted {
+		return "the CPU reset with no word from the kernel (a triple fault?)"
+	}
+	return ""
 }
 
 // waitFor waits for a line at position from or later that matches re. It

@@ -71,12 +71,20 @@ func (e *StoppedError) Unwrap() []error { return []error{e.Cause, e.Err} }
 type DownError struct {
 	Machine string
 	What    string // what was being done
+	// Reason is what the console says went wrong: `kernel panic "..."`, a
+	// kernel oops, an OOM kill, a CPU reset (a triple fault); "" when it
+	// says nothing.
+	Reason  string
 	Cause   error
 	Console []string
 }
 
 func (e *DownError) Error() string {
-	return withTails(fmt.Sprintf("%s: %s: machine is down: %v", e.Machine, e.What, e.Cause), "", e.Console)
+	head := fmt.Sprintf("%s: %s: machine is down: ", e.Machine, e.What)
+	if e.Reason != "" {
+		head += e.Reason + "; "
+	}
+	return withTails(head+fmt.Sprint(e.Cause), "", e.Console)
 }
 
 func (e *DownError) Unwrap() error { return e.Cause }

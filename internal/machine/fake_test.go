@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -43,7 +44,14 @@ func init() {
 //	garbage  say hello, then send bytes that are not a frame
 //	silent   connect and never say hello
 //	exit     print an error on stderr and exit 1 before connecting
-//	panic    print a kernel panic on the console and exit
+//	panic    print a kernel panic and a long stack trace on the console and
+//	         exit (-no-reboot turns the panic's reset into a clean exit)
+//	oops     print an oops (its BUG line first) and a trace, and exit
+//	oom      print an OOM kill and exit
+//	triple   exit cleanly without a word: QEMU 7.2 with -no-reboot on a
+//	         triple fault (measured: exit 0, nothing on stderr)
+//	poweroff print the kernel's power-off line and exit cleanly
+//	sysrqreset print sysrq's reset line and exit cleanly
 //	badqmp   answer QMP with garbage, and live on
 //	flood    print floodLines console lines and exit
 //	setupdie say hello, then die (a kernel panic) at the first request:
@@ -101,6 +109,24 @@ func fakeQEMU(mode string, args []string) int {
 		return 0
 	case "panic":
 		fmt.Println("[    1.234] Kernel panic - not syncing: VFS: Unable to mount root fs")
+		printTrace()
+		return 0
+	case "oops":
+		fmt.Println("[    1.234] BUG: kernel NULL pointer dereference, address: 0000000000000000")
+		fmt.Println("[    1.234] #PF: supervisor read access in kernel mode")
+		fmt.Println("[    1.234] Oops: 0000 [#1] PREEMPT SMP NOPTI")
+		printTrace()
+		return 0
+	case "oom":
+		fmt.Println("[    9.876] Out of memory: Killed process 1 (vmlab) total-vm:1234kB, anon-rss:567kB")
+		return 0
+	case "poweroff":
+		fmt.Println("[    3.210] reboot: Power down")
+		return 0
+	case "sysrqreset":
+		fmt.Println("[    3.210] sysrq: Resetting")
+		return 0
+	case "triple":
 		return 0
 	case "flood":
 		w := bufio.NewWriter(os.Stdout)
@@ -111,6 +137,16 @@ func fakeQEMU(mode string, args []string) int {
 		return 0
 	}
 	return 0
+}
+
+// traceLines is how long a trace the panic and oops modes print: more than
+// an error's console tail.
+const traceLines = 60
+
+func printTrace() {
+	for i := range traceLines {
+		fmt.Printf("[    1.235]  frame_%d+0x1a/0x30\n", i)
+	}
 }
 
 func fakeQMP(c net.Conn) {
@@ -180,12 +216,17 @@ func TestFakeFailures(t *testing.T) {
 		within time.Duration
 	}{
 		{"exit", "down", []string{"fake", "exit status 1", "cannot open /nonexistent"}, 0},
-		{"panic", "down", []string{"fake", "qemu exited", "Kernel panic - not syncing"}, 0},
+		{"panic", "down", []string{"fake", `machine is down: kernel panic "VFS: Unable to mount root fs"; qemu exited`,
+			"Kernel panic - not syncing", "...", fmt.Sprintf("frame_%d+", traceLines-1)}, 0},
+		{"oops", "down", []string{`kernel oops "BUG: kernel NULL pointer dereference, address: 0000000000000000"`,
+			"Oops: 0000 [#1]"}, 0},
+		{"oom", "down", []string{`out of memory "Out of memory: Killed process 1 (vmlab)`}, 0},
+		{"triple", "down", []string{"the CPU reset with no word from the kernel (a triple fault?); qemu exited"}, 0},
 		{"silent", "timeout", []string{"fake", "boot (waiting for the agent)", "timed out"}, 0},
 		{"garbage", "down", []string{"fake", "malformed frame"}, 0},
 		// Before the fix: a nil-pointer panic in callError, the process
 		// not being the machine's yet.
-		{"setupdie", "down", []string{"fake", "set up the machine", "qemu exited", "Attempted to kill init"}, time.Second},
+		{"setupdie", "down", []string{"fake", "set up the machine", `kernel panic "Attempted to kill init! exitcode=0x0000000b"; qemu exited`}, time.Second},
 		// A QEMU that lives on is stopped at once, not after a 2 s wait
 		// for an exit that is not coming (before the fix: 2.0 s).
 		{"badqmp", "down", []string{"fake", "connect to qmp"}, time.Second},
@@ -218,6 +259,54 @@ func TestFakeFailures(t *testing.T) {
 			}
 			if m.QEMUPid() != 0 {
 				t.Errorf("qemu still running after the failure")
+			}
+		})
+	}
+}
+
+// TestFakeDownReason: the console names why a machine went down, and the
+// error's console tail keeps the line that says so however long the trace
+// after it. A power-off the kernel announced names nothing.
+func TestFakeDownReason(t *testing.T) {
+	tests := []struct {
+		mode       string
+		wantReason string
+		wantTail   []string // the tail's first lines
+	}{
+		{"panic", `kernel panic "VFS: Unable to mount root fs"`,
+			[]string{"[    1.234] Kernel panic - not syncing: VFS: Unable to mount root fs", "..."}},
+		{"oops", `kernel oops "BUG: kernel NULL pointer dereference, address: 0000000000000000"`,
+			[]string{"[    1.234] BUG: kernel NULL pointer dereference, address: 0000000000000000",
+				"[    1.234] Oops: 0000 [#1] PREEMPT SMP NOPTI", "..."}},
+		{"triple", "the CPU reset with no word from the kernel (a triple fault?)", nil},
+		{"poweroff", "", []string{"[    3.210] reboot: Power down"}},
+		{"sysrqreset", "", []string{"[    3.210] sysrq: Resetting"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.mode, func(t *testing.T) {
+			m := fakeMachine(t, tt.mode)
+			_, err := m.Succeed(t.Context(), "true")
+			var de *machine.DownError
+			if !errors.As(err, &de) {
+				t.Fatalf("got %T %v, want a DownError", err, err)
+			}
+			if de.Reason != tt.wantReason {
+				t.Errorf("got reason %q, want %q", de.Reason, tt.wantReason)
+			}
+			if len(de.Console) < len(tt.wantTail) {
+				t.Fatalf("got tail %q, want it to start with %q", de.Console, tt.wantTail)
+			}
+			if got := de.Console[:len(tt.wantTail)]; !slices.Equal(got, tt.wantTail) {
+				t.Errorf("got tail starting %q, want %q", got, tt.wantTail)
+			}
+			if len(tt.wantTail) > 0 && tt.wantTail[len(tt.wantTail)-1] == "..." {
+				last := fmt.Sprintf("[    1.235]  frame_%d+0x1a/0x30", traceLines-1)
+				if got := de.Console[len(de.Console)-1]; got != last {
+					t.Errorf("got last tail line %q, want %q", got, last)
+				}
+				if got, want := len(de.Console), len(tt.wantTail)+20; got != want {
+					t.Errorf("got %d tail lines, want %d (the reasons, ..., the last 20)", got, want)
+				}
 			}
 		})
 	}

@@ -80,17 +80,18 @@ type Machine struct {
 	proc *qemu.Process
 	// booting and bootAgent are the process and agent a boot is setting up
 	// (setup steps run on them) before they become proc and agent.
-	booting   *qemu.Process
-	bootAgent *agentclient.Client
-	agent     *agentclient.Client
-	qmp       *qmp.Client
-	hello     agentproto.Hello
-	bootTime  time.Duration
-	expected  bool  // the current process is meant to stop (Shutdown, Crash)
-	down      error // why the machine stopped when nobody asked it to
-	started   bool  // Start has been called at least once
-	cursor    int   // console position for WaitForConsoleText
-	forwards  []qemu.Forward
+	booting    *qemu.Process
+	bootAgent  *agentclient.Client
+	agent      *agentclient.Client
+	qmp        *qmp.Client
+	hello      agentproto.Hello
+	bootTime   time.Duration
+	expected   bool   // the current process is meant to stop (Shutdown, Crash)
+	down       error  // why the machine stopped when nobody asked it to
+	downReason string // what the console said about it (DownError.Reason)
+	started    bool   // Start has been called at least once
+	cursor     int    // console position for WaitForConsoleText
+	forwards   []qemu.Forward
 }
 
 // New returns a machine that is not started yet. Its declaration is checked
@@ -230,6 +231,7 @@ func (m *Machine) noteBoot(n BootNote) {
 
 // boot starts QEMU and waits for the agent, which it configures.
 func (m *Machine) boot(ctx context.Context, start time.Time) error {
+	m.console.newBoot()
 	view, err := m.hostView()
 	if err != nil {
 		return m.downError("start", err)
@@ -320,7 +322,7 @@ func (m *Machine) bootFailed(ctx context.Context, proc *qemu.Process, agent *age
 	case exited:
 		// err names the step that was under way (set up the machine,
 		// configure network, ...).
-		return m.downError("boot: "+err.Error(), proc.Err())
+		return m.exitError("boot: "+err.Error(), proc)
 	case ctx.Err() != nil:
 		return m.stoppedError(ctx, "boot", "")
 	case errors.Is(err, context.DeadlineExceeded):
@@ -386,7 +388,7 @@ func (m *Machine) supervise(proc *qemu.Process, agent *agentclient.Client, q *qm
 	m.console.Flush()
 	m.mu.Lock()
 	if !m.expected && m.proc == proc {
-		m.down = proc.Err()
+		m.down, m.downReason = proc.Err(), m.console.failure(proc.ExitedCleanly())
 		m.logf("went down: %v", m.down)
 	}
 	m.mu.Unlock()
@@ -423,10 +425,10 @@ func (m *Machine) running() bool {
 // DownError instead.
 func (m *Machine) client(ctx context.Context, what string) (*agentclient.Client, error) {
 	m.mu.Lock()
-	down := m.down
+	down, reason := m.down, m.downReason
 	m.mu.Unlock()
 	if down != nil {
-		return nil, m.downError(what, down)
+		return nil, m.downBecause(what, down, reason)
 	}
 	if !m.running() {
 		if err := m.Start(ctx); err != nil {
@@ -453,14 +455,14 @@ func (m *Machine) callError(what string, err error) error {
 		return m.downError(what, err)
 	}
 	if brokeByExit(err) && m.awaitExit(proc) {
-		return m.downError(what, proc.Err())
+		return m.exitError(what, proc)
 	}
 	if booting {
 		proc.Kill()
 		return m.downError(what, err)
 	}
 	m.mu.Lock()
-	m.down = err
+	m.down, m.downReason = err, ""
 	m.mu.Unlock()
 	m.Crash()
 	return m.downError(what, err)
@@ -486,8 +488,19 @@ func (m *Machine) stoppedError(ctx context.Context, what, output string) error {
 		Output: output, Console: m.console.Tail(consoleTail)}
 }
 
+// downError is the error of a call that found the machine down.
 func (m *Machine) downError(what string, cause error) error {
-	return &DownError{Machine: m.cfg.Name, What: what, Cause: cause, Console: m.console.Tail(consoleTail)}
+	return m.downBecause(what, cause, m.console.failure(false))
+}
+
+// exitError is the error of a call that found proc's QEMU exited: the
+// console names what happened (a panic, a triple fault).
+func (m *Machine) exitError(what string, proc *qemu.Process) error {
+	return m.downBecause(what, proc.Err(), m.console.failure(proc.ExitedCleanly()))
+}
+
+func (m *Machine) downBecause(what string, cause error, reason string) error {
+	return &DownError{Machine: m.cfg.Name, What: what, Reason: reason, Cause: cause, Console: m.console.Tail(consoleTail)}
 }
 
 func (m *Machine) logf(format string, args ...any) {

@@ -253,11 +253,15 @@ func TestMachineDies(t *testing.T) {
 		if !strings.Contains(err.Error(), "sysrq") || !strings.Contains(err.Error(), "panicky") {
 			t.Errorf("error does not name the machine and show the panic:\n%v", err)
 		}
+		const reason = `kernel panic "sysrq triggered crash"`
+		if de.Reason != reason {
+			t.Errorf("got reason %q, want %q", de.Reason, reason)
+		}
 		if d := time.Since(start); d > 60*time.Second {
 			t.Errorf("took %v to notice", d)
 		}
-		if _, err := m.Succeed(ctx, "true"); !errors.As(err, &de) {
-			t.Errorf("a later call: got %v, want the DownError again", err)
+		if _, err := m.Succeed(ctx, "true"); !errors.As(err, &de) || de.Reason != reason {
+			t.Errorf("a later call: got %v, want the DownError again, with reason %q", err, reason)
 		}
 	})
 	t.Run("qemu killed from outside", func(t *testing.T) {
@@ -283,6 +287,8 @@ func TestMachineDies(t *testing.T) {
 			var de *machine.DownError
 			if !errors.As(err, &de) || !strings.Contains(err.Error(), "killed") {
 				t.Errorf("got %v, want a DownError saying qemu was killed", err)
+			} else if de.Reason != "" {
+				t.Errorf("got reason %q for a killed qemu, want none (the console said nothing)", de.Reason)
 			}
 		case <-time.After(30 * time.Second):
 			t.Fatal("the command in flight hung after qemu was killed")

@@ -50,6 +50,7 @@ type step struct {
 	Start        time.Time
 	Ended        bool
 	Passed       bool
+	Skipped      bool // never started (Event.Skipped); Error says why
 	Error, Where string
 	Source       string // the failing script line, "file:line: text"
 	Duration     time.Duration
@@ -153,9 +154,12 @@ func (t *testRecord) endSubtest(e Event) {
 }
 
 func (t *testRecord) finish(s *step, e Event) {
-	s.Ended, s.Passed = true, e.Passed
+	s.Ended, s.Passed, s.Skipped = true, e.Passed, e.Skipped
 	s.Error, s.Where, s.Source, s.Duration = e.Error, e.Where, e.Source, e.Duration
-	if !e.Passed {
+	if e.Skipped {
+		s.Error = e.Text
+	}
+	if !e.Passed && !e.Skipped {
 		s.FailedCmd = failingCommand(t.lastCmd, s.Path)
 	}
 }

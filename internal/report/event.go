@@ -14,7 +14,7 @@ type Kind string
 // Event kinds.
 const (
 	TestStart    Kind = "test-start"    // Test
-	TestEnd      Kind = "test-end"      // Test, Passed, Error, Where, Source, Duration
+	TestEnd      Kind = "test-end"      // Test, Passed, Error, Where, Source, Duration; or Test, Skipped, Text (why it never started)
 	SubtestStart Kind = "subtest-start" // Test, Path
 	SubtestEnd   Kind = "subtest-end"   // Test, Path, Passed, Error, Where, Source, Duration
 	CommandStart Kind = "command-start" // Test, Path, Machine, Command: a command or call began (its Command event says how it ended)
@@ -64,6 +64,9 @@ type Event struct {
 	Text       string `json:"text,omitempty"`
 	File       string `json:"file,omitempty"`
 	Passed     bool   `json:"passed,omitempty"`
+	// Skipped says a test never started (the run was interrupted first);
+	// it neither passed nor failed.
+	Skipped bool `json:"skipped,omitempty"`
 	// Error is a failure's message; Where is the failing script line and
 	// its Starlark backtrace, when there is one.
 	Error string `json:"error,omitempty"`

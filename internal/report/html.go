@@ -52,9 +52,9 @@ func renderHTML(tests []*testRecord, path string) ([]byte, error) {
 // html/template escapes all of it.
 type (
 	htmlPage struct {
-		Started        string
-		Passed, Failed int
-		Tests          []htmlTest
+		Started                 string
+		Passed, Failed, Skipped int
+		Tests                   []htmlTest
 	}
 	htmlTest struct {
 		htmlStep
@@ -66,6 +66,7 @@ type (
 	htmlStep struct {
 		Name     string
 		Passed   bool
+		Skipped  bool // never started
 		Duration string
 		Failure  *htmlFailure
 		Items    []htmlItem
@@ -113,9 +114,12 @@ func newHTMLPage(tests []*testRecord, dir string) htmlPage {
 		if i == 0 && !t.Start.IsZero() {
 			p.Started = t.Start.Format("2006-01-02 15:04:05 MST")
 		}
-		if t.Passed {
+		switch {
+		case t.Skipped:
+			p.Skipped++
+		case t.Passed:
 			p.Passed++
-		} else {
+		default:
 			p.Failed++
 		}
 		p.Tests = append(p.Tests, htmlTest{
@@ -135,9 +139,9 @@ func newHTMLPage(tests []*testRecord, dir string) htmlPage {
 // failed with the same error (it made the test fail) only says FAIL in the
 // timeline, its failing command marked there.
 func newHTMLStep(s *step, testStart time.Time, t *testRecord, dir string) htmlStep {
-	hs := htmlStep{Name: clean(s.Name), Passed: s.Passed, Duration: seconds(s.Duration)}
+	hs := htmlStep{Name: clean(s.Name), Passed: s.Passed, Skipped: s.Skipped, Duration: seconds(s.Duration)}
 	isTest := len(s.Path) == 0
-	if !s.Passed && (isTest || s.Error != t.Error) {
+	if !s.Passed && !s.Skipped && (isTest || s.Error != t.Error) {
 		hs.Failure = newHTMLFailure(s, isTest, t, dir)
 	}
 	for _, en := range s.Items {

@@ -43,6 +43,7 @@ type (
 		Tests     int         `xml:"tests,attr"`
 		Failures  int         `xml:"failures,attr"`
 		Errors    int         `xml:"errors,attr"`
+		Skipped   int         `xml:"skipped,attr"`
 		Time      string      `xml:"time,attr"`
 		Timestamp string      `xml:"timestamp,attr,omitempty"`
 		Cases     []junitCase `xml:"testcase"`
@@ -52,7 +53,11 @@ type (
 		Classname string        `xml:"classname,attr"`
 		Time      string        `xml:"time,attr"`
 		Failure   *junitFailure `xml:"failure,omitempty"`
+		Skipped   *junitSkipped `xml:"skipped,omitempty"`
 		SystemOut *junitText    `xml:"system-out,omitempty"`
+	}
+	junitSkipped struct {
+		Message string `xml:"message,attr,omitempty"`
 	}
 	junitFailure struct {
 		Message string `xml:"message,attr"`
@@ -92,6 +97,9 @@ func junitReport(tests []*testRecord) junitSuites {
 		for _, c := range suite.Cases {
 			if c.Failure != nil {
 				suite.Failures++
+			}
+			if c.Skipped != nil {
+				suite.Skipped++
 			}
 		}
 		suite.Tests = len(suite.Cases)
@@ -144,7 +152,9 @@ func junitTestcase(t *testRecord, s *step) junitCase {
 		Classname: clean(file),
 		Time:      junitSeconds(s.Duration),
 	}
-	if !s.Passed {
+	if s.Skipped {
+		c.Skipped = &junitSkipped{Message: clean(s.Error)}
+	} else if !s.Passed {
 		msg, _, _ := strings.Cut(failureError(s), "\n") // the text has the rest
 		c.Failure = &junitFailure{Message: msg, Type: "failure", Text: failureText(s)}
 	}

@@ -79,6 +79,7 @@ type terminal struct {
 	queue   []*termTest // tests not yet written whole, in start order; queue[0] is live
 	passed  int
 	failed  int
+	skipped int
 	closed  bool
 }
 
@@ -180,7 +181,9 @@ func (s *terminal) test(e Event) *termTest {
 	t = &termTest{name: e.Test, consoles: make(map[string]*ring)}
 	s.running[e.Test] = t
 	s.queue = append(s.queue, t)
-	s.line(t, 0, "RUN  "+clean(e.Test))
+	if !e.Skipped {
+		s.line(t, 0, "RUN  "+clean(e.Test))
+	}
 	return t
 }
 
@@ -210,6 +213,12 @@ func (s *terminal) subtestEnd(t *termTest, e Event) {
 
 func (s *terminal) testEnd(t *termTest, e Event) {
 	t.open = nil
+	if e.Skipped {
+		s.line(t, 0, fmt.Sprintf("SKIP %s (%s)", clean(e.Test), clean(e.Text)))
+		s.skipped++
+		s.end(t)
+		return
+	}
 	s.line(t, 0, s.result(e.Passed, clean(e.Test), seconds(e.Duration)))
 	if e.Passed {
 		s.passed++
@@ -504,7 +513,11 @@ func (s *terminal) flush() {
 		s.end(t)
 	}
 	// Alone on its line and never coloured: CI greps for it.
-	s.write(fmt.Sprintf("%d passed, %d failed\n", s.passed, s.failed))
+	summary := fmt.Sprintf("%d passed, %d failed", s.passed, s.failed)
+	if s.skipped > 0 {
+		summary += fmt.Sprintf(", %d skipped", s.skipped)
+	}
+	s.write(summary + "\n")
 }
 
 // errWriter remembers the first write error and writes nothing after it.

@@ -1,0 +1,69 @@
+package cli
+
+import (
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"testing"
+)
+
+// TestHelpVersionAndFlagOrder: help that was asked for goes to stdout with
+// exit 0 (before: stderr); vmlab help COMMAND is COMMAND -h (before: the
+// general usage); vmlab version prints the version (before: an unknown
+// command); run takes flags after its files, as go test does (before: the
+// flags were taken for files). None of these boots anything.
+func TestHelpVersionAndFlagOrder(t *testing.T) {
+	tests := []struct {
+		args           []string
+		code           int
+		stdout, stderr string // each must hold this; "" must be empty
+	}{
+		{[]string{"help"}, exitOK, "commands:", ""},
+		{[]string{"-h"}, exitOK, "vmlab help COMMAND", ""},
+		{[]string{"help", "run"}, exitOK, "usage: vmlab run [flags] FILE.star", ""},
+		{[]string{"run", "-h"}, exitOK, "-junit file", ""},
+		{[]string{"help", "cache"}, exitOK, "usage: vmlab cache [list|clean]", ""},
+		{[]string{"help", "frobnicate"}, exitUsage, "", `unknown command "frobnicate"`},
+		{[]string{"run", "-nosuchflag", "x.star"}, exitUsage, "", "flag provided but not defined: -nosuchflag"},
+		{[]string{"version"}, exitOK, "vmlab ", ""},
+		{[]string{"run", "testdata/pass.star", "-list", "-run", "hostname"}, exitOK, "pass.test_hostname\n", ""},
+		{[]string{"run", "testdata/pass.star", "-run", "nomatch", "-list"}, exitUsage, "", `no test matches -run "nomatch"`},
+		{[]string{"run", "-list", "--", "-list"}, exitUsage, "", "open -list"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			code, stdout, stderr := run(tt.args...)
+			if code != tt.code {
+				t.Errorf("got exit %d, want %d\nstdout: %s\nstderr: %s", code, tt.code, stdout, stderr)
+			}
+			for _, s := range []struct{ name, got, want string }{{"stdout", stdout, tt.stdout}, {"stderr", stderr, tt.stderr}} {
+				if s.want == "" && s.got != "" || !strings.Contains(s.got, s.want) {
+					t.Errorf("got %s %q, want it to hold %q (empty: nothing)", s.name, s.got, s.want)
+				}
+			}
+		})
+	}
+}
+
+func TestVersionLine(t *testing.T) {
+	tail := " " + runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH
+	vcs := []debug.BuildSetting{{Key: "vcs", Value: "git"}, {Key: "vcs.revision", Value: "d90d815"},
+		{Key: "vcs.time", Value: "2026-12-01T08:00:00Z"}, {Key: "vcs.modified", Value: "true"}}
+	tests := []struct {
+		name string
+		bi   *debug.BuildInfo
+		want string
+	}{
+		{"go install module@version", &debug.BuildInfo{Main: debug.Module{Version: "v0.3.0"}}, "vmlab v0.3.0" + tail},
+		{"go build in a checkout", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: vcs},
+			"vmlab (devel) revision d90d815, modified (2026-12-01T08:00:00Z)" + tail},
+		{"no build info", nil, "vmlab (unknown)" + tail},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := versionLine(tt.bi); got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,115 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vmlab/vmlab/internal/report"
+	"github.com/vmlab/vmlab/internal/script"
+)
+
+// cancelOnStart is a sink that interrupts the run (as Ctrl-C does) when
+// the first test starts.
+type cancelOnStart struct{ cancel context.CancelCauseFunc }
+
+func (c cancelOnStart) Event(e report.Event) {
+	if e.Kind == report.TestStart {
+		c.cancel(&interrupted{os.Interrupt})
+	}
+}
+
+func (cancelOnStart) Close() error { return nil }
+
+// TestInterruptSkipsWaitingTests: Ctrl-C while the first of three tests
+// runs (-j 1). The two waiting tests never start: each is one TestEnd that
+// says skipped, in events, JUnit (<skipped/>), report.html and the terminal. Before, the
+// second test still started (and failed with "context canceled") and the
+// third vanished from the reports. VM-free: the tests use no machine.
+func TestInterruptSkipsWaitingTests(t *testing.T) {
+	src := "def test_a():\n    pass\n\ndef test_b():\n    pass\n\ndef test_c():\n    pass\n"
+	f, err := script.Load("three.star", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobs, err := selectJobs([]*script.File{f}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancelCause(t.Context())
+	defer cancel(nil)
+	dir := t.TempDir()
+	junit, html := filepath.Join(dir, "junit.xml"), filepath.Join(dir, "report.html")
+	var events, terminal bytes.Buffer
+	rep := report.New(cancelOnStart{cancel}, report.NewJSONLines(&events),
+		report.NewFiles(report.JUnitFile(junit), report.HTMLFile(html)), report.NewTerminal(&terminal, report.TerminalOptions{}))
+	runJobs(ctx, jobs, 1, time.Minute, nil, dir, rep)
+	if err := rep.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := runExit(ctx, results{}, nil); got != 130 {
+		t.Errorf("got exit %d, want 130", got)
+	}
+
+	var kinds []string // "test kind[ skipped]", in order
+	dec := json.NewDecoder(&events)
+	for dec.More() {
+		var e report.Event
+		if err := dec.Decode(&e); err != nil {
+			t.Fatal(err)
+		}
+		if e.Kind == report.TestStart || e.Kind == report.TestEnd {
+			k := e.Test + " " + string(e.Kind)
+			if e.Skipped {
+				k += " skipped: " + e.Text
+			}
+			kinds = append(kinds, k)
+		}
+	}
+	for _, want := range []string{
+		"three.test_b test-end skipped: not started: interrupted by interrupt",
+		"three.test_c test-end skipped: not started: interrupted by interrupt",
+	} {
+		if !slices.Contains(kinds, want) {
+			t.Errorf("events lack %q:\n%s", want, strings.Join(kinds, "\n"))
+		}
+	}
+	for _, never := range []string{"three.test_b test-start", "three.test_c test-start"} {
+		if slices.Contains(kinds, never) {
+			t.Errorf("events hold %q: a test started after the interrupt", never)
+		}
+	}
+
+	x, err := os.ReadFile(junit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`skipped="2"`, `<skipped message="not started: interrupted by interrupt">`} {
+		if !strings.Contains(string(x), want) {
+			t.Errorf("junit.xml lacks %q:\n%s", want, x)
+		}
+	}
+	page, err := os.ReadFile(html)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`<span class="skip">SKIP</span>`, "1 passed, 0 failed, 2 skipped"} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("report.html lacks %q", want)
+		}
+	}
+	for _, want := range []string{"SKIP three.test_b (not started: interrupted by interrupt)", ", 2 skipped\n"} {
+		if !strings.Contains(terminal.String(), want) {
+			t.Errorf("terminal lacks %q:\n%s", want, terminal.String())
+		}
+	}
+	if strings.Contains(terminal.String(), "RUN  three.test_c") {
+		t.Errorf("terminal shows the skipped test running:\n%s", terminal.String())
+	}
+}
