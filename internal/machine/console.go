@@ -40,6 +40,10 @@ type console struct {
 type Line struct {
 	At   time.Duration // since the machine started
 	Text string
+	// Reason says the line tells why the guest failed (a panic, an oops,
+	// an OOM kill): a report keeps it in the tail it shows, however long
+	// the stack trace after it (see Tail).
+	Reason bool
 }
 
 func newConsole(log io.Writer, onLine func(Line)) *console {
@@ -79,7 +83,7 @@ func (c *console) Flush() {
 func (c *console) appendLocked(b []byte) Line {
 	text := strings.TrimRight(string(bytes.ToValidUTF8(b, []byte("\uFFFD"))), "\r")
 	l := Line{At: time.Since(c.start), Text: text}
-	c.noteLocked(text)
+	l.Reason = c.noteLocked(text)
 	c.lines = append(c.lines, l)
 	if len(c.lines) > maxConsoleLines {
 		n := len(c.lines) - maxConsoleLines
@@ -153,20 +157,21 @@ var reasonPatterns = []struct {
 // (sysrq raises the console's log level for its own line).
 var rebootLine = regexp.MustCompile(`reboot: (Power down|Restarting system|System halted)|sysrq: Resetting`)
 
-// noteLocked records a line that explains a failure.
-func (c *console) noteLocked(text string) {
+// noteLocked records a line that explains a failure, and reports whether
+// the line is one.
+func (c *console) noteLocked(text string) bool {
 	if rebootLine.MatchString(text) {
 		c.rebooted = true
 	}
-	if len(c.reasons) == maxReasons {
-		return
-	}
 	for _, p := range reasonPatterns {
 		if m := p.re.FindStringSubmatch(text); m != nil {
-			c.reasons = append(c.reasons, reason{kind: p.kind, text: text, what: m[1], pos: c.dropped + len(c.lines)})
-			return
+			if len(c.reasons) < maxReasons {
+				c.reasons = append(c.reasons, reason{kind: p.kind, text: text, what: m[1], pos: c.dropped + len(c.lines)})
+			}
+			return true
 		}
 	}
+	return false
 }
 
 // newBoot forgets the reasons of an earlier boot.

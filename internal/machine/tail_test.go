@@ -69,3 +69,14 @@ func TestTailReasonsBounded(t *testing.T) {
 		t.Errorf("after a new boot with a silent clean exit: got %q", got)
 	}
 }
+
+// TestLineReason: the lines handed to OnConsole say which ones explain a
+// failure, so a report's own console tail can keep them too.
+func TestLineReason(t *testing.T) {
+	var got []bool
+	c := newConsole(nil, func(l Line) { got = append(got, l.Reason) })
+	c.Write([]byte("boot\nKernel panic - not syncing: x\nframe\nOut of memory: Killed process 1\n"))
+	if want := []bool{false, true, false, true}; !slices.Equal(got, want) {
+		t.Errorf("got reasons %v, want %v", got, want)
+	}
+}

@@ -109,7 +109,7 @@ func (t *testRecord) add(e Event) {
 		t.saw(e.Machine)
 	case Console:
 		t.saw(e.Machine)
-		t.console.add(e.Machine, e.Text)
+		t.console.add(e.Machine, e.Text, e.Reason)
 	case Capture:
 		t.captures = append(t.captures, e.File)
 	case ConsoleLog:
@@ -204,17 +204,36 @@ func (s *step) steps() []*step {
 // consoleLine is one line a machine printed on its console.
 type consoleLine struct{ Machine, Text string }
 
-// consoleLog keeps a test's newest console lines, up to limit bytes.
+// consoleLog keeps a test's newest console lines, up to limit bytes, and
+// the lines that say why a guest failed (Event.Reason), up to maxReasons a
+// machine, however old.
 type consoleLog struct {
 	limit   int
 	lines   []consoleLine // lines[start:] are kept
 	start   int
 	size    int // bytes kept, counted as "machine: text\n"
 	dropped int // bytes dropped
+	added   int // lines added in all
+	reasons []reasonLine
 }
 
-func (l *consoleLog) add(machine, text string) {
+// reasonLine is a line that says why a guest failed, with its position
+// among all the lines added.
+type reasonLine struct {
+	consoleLine
+	pos int
+}
+
+// maxReasons bounds the reason lines kept for a machine: the first are
+// the cause, later ones its consequences (machine.Tail keeps as many).
+const maxReasons = 8
+
+func (l *consoleLog) add(machine, text string, reason bool) {
 	line := consoleLine{clean(machine), clean(text)}
+	if reason && l.countReasons(line.Machine) < maxReasons {
+		l.reasons = append(l.reasons, reasonLine{line, l.added})
+	}
+	l.added++
 	l.lines = append(l.lines, line)
 	l.size += line.size()
 	for l.size > l.limit && l.start < len(l.lines) {
@@ -238,16 +257,42 @@ func (c consoleLine) size() int { return len(c.Machine) + len(": ") + len(c.Text
 // kept returns the lines kept, oldest first.
 func (l *consoleLog) kept() []consoleLine { return l.lines[l.start:] }
 
-// tail returns the last n lines machine printed, oldest first.
-func (l *consoleLog) tail(machine string, n int) []string {
-	var out []string
-	kept := l.kept()
-	machine = clean(machine) // as add keeps it
-	for i := len(kept) - 1; i >= 0 && len(out) < n; i-- {
-		if kept[i].Machine == machine {
-			out = append(out, kept[i].Text)
+func (l *consoleLog) countReasons(machine string) int {
+	n := 0
+	for _, r := range l.reasons {
+		if r.Machine == machine {
+			n++
 		}
 	}
-	slices.Reverse(out)
-	return out
+	return n
+}
+
+// tail returns the last n lines machine printed, oldest first, after the
+// reason lines (a panic's) that came before them and a "..." line, as
+// machine errors show their console: the last lines of a panic are its
+// stack trace, not what happened.
+func (l *consoleLog) tail(machine string, n int) []string {
+	var last []string
+	kept := l.kept()
+	machine = clean(machine) // as add keeps it
+	first := l.added         // position of the oldest line in last
+	for i := len(kept) - 1; i >= 0 && len(last) < n; i-- {
+		if kept[i].Machine == machine {
+			last = append(last, kept[i].Text)
+			first = l.added - len(kept) + i
+		}
+	}
+	slices.Reverse(last)
+	var out []string
+	next := -1 // the line after the last reason shown
+	for _, r := range l.reasons {
+		if r.Machine == machine && r.pos < first {
+			out = append(out, r.Text)
+			next = r.pos + 1
+		}
+	}
+	if next >= 0 && next < first {
+		out = append(out, "...")
+	}
+	return append(out, last...)
 }

@@ -62,8 +62,11 @@ type Event struct {
 	StdoutFile string `json:"stdout_file,omitempty"`
 	StderrFile string `json:"stderr_file,omitempty"`
 	Text       string `json:"text,omitempty"`
-	File       string `json:"file,omitempty"`
-	Passed     bool   `json:"passed,omitempty"`
+	// Reason marks a Console line that says why the guest failed (a
+	// panic, an oops, an OOM kill): the reports' console tails keep it.
+	Reason bool   `json:"reason,omitempty"`
+	File   string `json:"file,omitempty"`
+	Passed bool   `json:"passed,omitempty"`
 	// Skipped says a test never started (the run was interrupted first);
 	// it neither passed nor failed.
 	Skipped bool `json:"skipped,omitempty"`

@@ -301,7 +301,7 @@ func (s *terminal) console(t *termTest, e Event) {
 		t.consoles[e.Machine] = r
 		t.machines = append(t.machines, e.Machine)
 	}
-	r.push(clean(e.Text))
+	r.push(clean(e.Text), e.Reason)
 	if s.opts.Verbose {
 		s.showOpen(t)
 		s.text(t, len(t.open)+1, prefix(e.Machine), e.Text)

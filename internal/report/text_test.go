@@ -2,6 +2,7 @@ package report
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -69,7 +70,7 @@ func TestRing(t *testing.T) {
 	for _, n := range []int{0, 1, consoleTail, consoleTail + 7, 3 * consoleTail} {
 		var r ring
 		for i := range n {
-			r.push(fmt.Sprint(i))
+			r.push(fmt.Sprint(i), false)
 		}
 		got := r.last()
 		first := max(0, n-consoleTail)
@@ -88,7 +89,7 @@ func TestRing(t *testing.T) {
 func TestConsoleLog(t *testing.T) {
 	l := consoleLog{limit: 100}
 	for i := range 1000 {
-		l.add("vm", fmt.Sprintf("line %03d", i)) // 13 bytes with "vm: " and "\n"
+		l.add("vm", fmt.Sprintf("line %03d", i), false) // 13 bytes with "vm: " and "\n"
 	}
 	kept := l.kept()
 	if len(kept) != 7 || kept[len(kept)-1].Text != "line 999" || kept[0].Text != "line 993" {
@@ -99,5 +100,50 @@ func TestConsoleLog(t *testing.T) {
 	}
 	if cap(l.lines) > 64 {
 		t.Errorf("got capacity %d, want the dropped lines let go", cap(l.lines))
+	}
+}
+
+// TestConsoleTailKeepsReasons: a machine's tail in a report starts with the
+// lines that say why it failed (a panic), then "...", then its last lines,
+// however long the stack trace between; another machine's reasons stay out.
+func TestConsoleTailKeepsReasons(t *testing.T) {
+	tests := []struct {
+		name  string
+		trace int // lines after the panic
+		n     int // lines asked for
+		want  []string
+	}{
+		{"long trace", 30, 3, []string{"Kernel panic - not syncing: x", "...", "frame 27", "frame 28", "frame 29"}},
+		{"panic just before the tail", 3, 3, []string{"Kernel panic - not syncing: x", "frame 0", "frame 1", "frame 2"}},
+		{"panic inside the tail", 2, 4, []string{"boot", "Kernel panic - not syncing: x", "frame 0", "frame 1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := consoleLog{limit: 1 << 20}
+			l.add("vm", "boot", false)
+			l.add("other", "Kernel panic - not syncing: other", true)
+			l.add("vm", "Kernel panic - not syncing: x", true)
+			for i := range tt.trace {
+				l.add("vm", fmt.Sprintf("frame %d", i), false)
+			}
+			got := l.tail("vm", tt.n)
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestRingKeepsReasons: the terminal's tail of a machine keeps its panic
+// line ahead of the last lines, as the HTML and JUnit tails do.
+func TestRingKeepsReasons(t *testing.T) {
+	var r ring
+	r.push("Kernel panic - not syncing: x", true)
+	for i := range 2 * consoleTail {
+		r.push(fmt.Sprint(i), false)
+	}
+	got := r.last()
+	if len(got) != consoleTail+2 || got[0] != "Kernel panic - not syncing: x" || got[1] != "..." || got[2] != fmt.Sprint(consoleTail) {
+		t.Errorf("got %q, want the panic, ..., then the last %d lines", got, consoleTail)
 	}
 }

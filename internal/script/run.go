@@ -154,7 +154,7 @@ func recoverInto(err *error) {
 // however slow the sinks are.
 func consoleEvents(q *report.Queue, test, machineName string) func(machine.Line) {
 	return func(l machine.Line) {
-		q.Emit(report.Event{Kind: report.Console, Test: test, Machine: machineName, Text: l.Text})
+		q.Emit(report.Event{Kind: report.Console, Test: test, Machine: machineName, Text: l.Text, Reason: l.Reason})
 	}
 }
 
