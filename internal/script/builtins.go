@@ -2,6 +2,7 @@ package script
 
 import (
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 
@@ -39,6 +40,7 @@ func predeclared(file *File) starlark.StringDict {
 	}
 	d["machine"] = &declarer{Builtin: starlark.NewBuiltin("machine", machineBuiltin), file: file}
 	d["machines"] = machinesView{file}
+	maps.Copy(d, modules)
 	return d
 }
 
@@ -62,7 +64,7 @@ func (d *declarer) AttrNames() []string { return methodNames }
 
 func isPredeclared(name string) bool {
 	_, ok := builtins[name]
-	return ok || functionByName[name] != nil || name == "machines"
+	return ok || functionByName[name] != nil || modules[name] != nil || name == "machines"
 }
 
 // ordered returns the file's machines in declaration order.
