@@ -47,6 +47,9 @@ type Event struct {
 	Error    string        `json:"error,omitempty"`
 	Where    string        `json:"where,omitempty"`
 	Duration time.Duration `json:"duration,omitempty"`
+	// Quiet marks a console line the terminal does not show even with -v:
+	// the script turned the console off with serial_stdout_off().
+	Quiet bool `json:"quiet,omitempty"`
 }
 
 // Sink receives events. Event is called from one goroutine at a time (the

@@ -258,7 +258,7 @@ func (s *terminal) console(t *termTest, e Event) {
 		t.machines = append(t.machines, e.Machine)
 	}
 	r.push(clean(e.Text))
-	if s.opts.Verbose {
+	if s.opts.Verbose && !e.Quiet {
 		s.showOpen(t)
 		s.text(t, len(t.open)+1, prefix(e.Machine), e.Text)
 	}

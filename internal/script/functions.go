@@ -58,6 +58,8 @@ var functionTable = []*function{
 	{sig("polling_condition", fCondition, fBody, fInterval), pollingCondition},
 	{sig("log", fMessage), func(c *call) (starlark.Value, error) { c.r.log("", c.message); return starlark.None, nil }},
 	{sig("partition").rest(fGroups, 0), func(c *call) (starlark.Value, error) { return none(c.r.lab.Partition(c.groups...)) }},
+	{sig("serial_stdout_on"), func(c *call) (starlark.Value, error) { c.r.quietConsole.Store(false); return starlark.None, nil }},
+	{sig("serial_stdout_off"), func(c *call) (starlark.Value, error) { c.r.quietConsole.Store(true); return starlark.None, nil }},
 	{sig("heal"), func(c *call) (starlark.Value, error) { c.r.lab.Heal(); return starlark.None, nil }},
 	{faultSig("link_fault", fSender, fReceiver, fAnyVLAN), func(c *call) (starlark.Value, error) {
 		return none(c.r.lab.SetLinkFault(c.sender.name, c.receiver.name, c.vlan, c.fault()))

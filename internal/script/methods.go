@@ -103,6 +103,21 @@ var methodTable = []*method{
 		return none(c.mm().CopyFromHost(c.r.ctx, c.source, c.target))
 	}},
 	{signature: sig("copy_from_vm", pGuestSource, pTargetDir), boots: true, do: copyFromVM},
+	{signature: sig("copy_from_machine", pGuestSource, pTargetDir), boots: true, do: copyFromVM},
+	{signature: sig("get_console_log"), reports: true, do: func(c *call) (starlark.Value, error) {
+		var text strings.Builder
+		for _, l := range c.mm().ConsoleLog() {
+			text.WriteString(l + "\n")
+		}
+		return starlark.String(text.String()), nil
+	}},
+	{signature: sig("log", fMessage), reports: true, do: func(c *call) (starlark.Value, error) {
+		c.r.log(c.m.name, c.message)
+		return starlark.None, nil
+	}},
+	// nested is NixOS's `with machine.nested("x"):`, a named step of the
+	// log: here a subtest, so the reports nest what it runs under it.
+	{signature: sig("nested", fName, fFn), reports: true, do: subtest},
 	{signature: sig("block").rest(pVLANs, 0), do: func(c *call) (starlark.Value, error) {
 		return none(c.r.lab.Block(c.m.name, c.vlans...))
 	}},

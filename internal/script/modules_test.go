@@ -14,7 +14,7 @@ import (
 
 // runNoLab runs a test of a loaded file without a lab: enough for what
 // needs no machine (modules, functions, calls refused before they boot).
-func runNoLab(ctx context.Context, f *File, test string) (*events, error) {
+func runNoLab(ctx context.Context, f *File, test string) (*events, *run, error) {
 	ev := &events{}
 	r := &run{ctx: ctx, file: f, test: test, rep: ev}
 	thread := &starlark.Thread{Name: test}
@@ -22,7 +22,7 @@ func runNoLab(ctx context.Context, f *File, test string) (*events, error) {
 	stop := context.AfterFunc(ctx, func() { thread.Cancel(context.Cause(ctx).Error()) })
 	defer stop()
 	_, err := starlark.Call(thread, f.globals[test], nil, nil)
-	return ev, err
+	return ev, r, err
 }
 
 func loadTestdata(t *testing.T, name string) *File {
@@ -44,12 +44,12 @@ func TestModules(t *testing.T) {
 	f := loadTestdata(t, "modules.star")
 	for _, test := range []string{"test_re", "test_json", "test_time"} {
 		t.Run(test, func(t *testing.T) {
-			if _, err := runNoLab(t.Context(), f, test); err != nil {
+			if _, _, err := runNoLab(t.Context(), f, test); err != nil {
 				t.Errorf("got %v, want it to pass", err)
 			}
 		})
 	}
-	_, err := runNoLab(t.Context(), f, "test_bad_pattern")
+	_, _, err := runNoLab(t.Context(), f, "test_bad_pattern")
 	if msg, _ := splitError(err); !strings.HasPrefix(msg, "re.search: compiling the pattern (Go's regexp syntax): error parsing regexp: invalid or unsupported Perl syntax: `(?=`") {
 		t.Errorf("lookbehind: got %q, want the pattern refused in Go's terms", msg)
 	}
@@ -62,7 +62,7 @@ func TestSleepStops(t *testing.T) {
 	ctx, cancel := context.WithCancelCause(t.Context())
 	time.AfterFunc(50*time.Millisecond, func() { cancel(errors.New("interrupted by interrupt")) })
 	start := time.Now()
-	_, err := runNoLab(ctx, f, "test_long_sleep")
+	_, _, err := runNoLab(ctx, f, "test_long_sleep")
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("the sleep took %v after the stop, want it to end at once", took)
 	}
