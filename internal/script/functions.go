@@ -13,14 +13,16 @@ import (
 
 // The top-level functions' parameters.
 var (
-	fName      = param{"name", strKind, nil, func(a *args) any { return &a.name }}
-	fFn        = param{"fn", callableKind, nil, func(a *args) any { return &a.fn }}
-	fMessage   = param{"message", strKind, nil, func(a *args) any { return &a.message }}
-	fTimeout   = param{"timeout", secondsKind, starlark.MakeInt(900), func(a *args) any { return &a.timeout }}
-	fCondition = param{"condition", callableKind, nil, func(a *args) any { return &a.condition }}
-	fBody      = param{"body", callableKind, nil, func(a *args) any { return &a.body }}
-	fInterval  = param{"interval", secondsKind, starlark.MakeInt(0), func(a *args) any { return &a.interval }}
-	fGroups    = param{"groups", groupKind, nil, func(a *args) any { return &a.groups }}
+	fName    = param{"name", strKind, nil, func(a *args) any { return &a.name }}
+	fFn      = param{"fn", callableKind, nil, func(a *args) any { return &a.fn }}
+	fMessage = param{"message", strKind, nil, func(a *args) any { return &a.message }}
+	fTimeout = param{"timeout", secondsKind, starlark.MakeInt(900), func(a *args) any { return &a.timeout }}
+	// fTimeoutSeconds is NixOS's name of retry's timeout.
+	fTimeoutSeconds = param{"timeout_seconds", timeoutKind, starlark.None, func(a *args) any { return &a.timeoutSeconds }}
+	fCondition      = param{"condition", callableKind, nil, func(a *args) any { return &a.condition }}
+	fBody           = param{"body", callableKind, nil, func(a *args) any { return &a.body }}
+	fInterval       = param{"interval", secondsKind, starlark.MakeInt(0), func(a *args) any { return &a.interval }}
+	fGroups         = param{"groups", groupKind, nil, func(a *args) any { return &a.groups }}
 	// `from` is a keyword in Starlark (link_fault(from = a) would not
 	// parse), so link_fault's ends are sender and receiver.
 	fSender     = param{"sender", machineKind, nil, func(a *args) any { return &a.sender }}
@@ -54,7 +56,7 @@ var functionTable = []*function{
 		return none(c.r.each(func(m *machineValue) error { return c.r.machine(m).WaitForShutdown(c.r.ctx, 0) }))
 	}},
 	{sig("subtest", fName, fFn), subtest},
-	{sig("retry", fFn, fTimeout), retry},
+	{sig("retry", fFn, fTimeout, fTimeoutSeconds), retry},
 	{sig("polling_condition", fCondition, fBody, fInterval), pollingCondition},
 	{sig("log", fMessage), func(c *call) (starlark.Value, error) { c.r.log("", c.message); return starlark.None, nil }},
 	{sig("partition").rest(fGroups, 0), func(c *call) (starlark.Value, error) { return none(c.r.lab.Partition(c.groups...)) }},
@@ -122,8 +124,12 @@ func subtest(c *call) (starlark.Value, error) {
 	return v, err
 }
 
-// retry(fn, timeout=900) calls fn(last_try) until it returns True.
+// retry(fn, timeout=900, timeout_seconds=None) calls fn(last_try) until
+// it returns True; timeout_seconds, NixOS's name, wins when given.
 func retry(c *call) (starlark.Value, error) {
+	if c.timeoutSeconds > 0 {
+		c.timeout = c.timeoutSeconds
+	}
 	deadline := time.Now().Add(c.timeout)
 	for {
 		last := time.Now().After(deadline)

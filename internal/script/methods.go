@@ -22,6 +22,7 @@ var (
 	pCommand     = param{"command", strKind, nil, func(a *args) any { return &a.command }}
 	pCheckReturn = param{"check_return", boolKind, starlark.True, func(a *args) any { return &a.checkReturn }}
 	pPath        = param{"path", strKind, nil, func(a *args) any { return &a.path }}
+	pIsDatagram  = param{"is_datagram", boolKind, starlark.False, func(a *args) any { return &a.isDatagram }}
 	pPort        = param{"port", portKind, nil, func(a *args) any { return &a.port }}
 	pAddr        = param{"addr", strKind, starlark.String("localhost"), func(a *args) any { return &a.addr }}
 	pRegex       = param{"regex", strKind, nil, func(a *args) any { return &a.regex }}
@@ -90,8 +91,8 @@ var methodTable = []*method{
 	{signature: sig("wait_for_closed_port", pPort, pAddr, pTimeout), boots: true, do: func(c *call) (starlark.Value, error) {
 		return none(c.mm().WaitForClosedPort(c.r.ctx, c.addr, c.port, c.timeout))
 	}},
-	{signature: sig("wait_for_open_unix_socket", pPath, pTimeout), boots: true, do: func(c *call) (starlark.Value, error) {
-		return none(c.mm().WaitForOpenUnixSocket(c.r.ctx, c.path, c.timeout))
+	{signature: sig("wait_for_open_unix_socket", pPath, pIsDatagram, pTimeout), boots: true, do: func(c *call) (starlark.Value, error) {
+		return none(c.mm().WaitForUnixSocket(c.r.ctx, c.path, c.isDatagram, c.timeout))
 	}},
 	{signature: sig("wait_for_console_text", pRegex, pTimeout), do: func(c *call) (starlark.Value, error) {
 		return str(c.mm().WaitForConsoleText(c.r.ctx, c.regex, c.timeout))
@@ -228,17 +229,18 @@ func commands(want expect) func(c *call) (starlark.Value, error) {
 }
 
 // execute is execute(command, check_return=True, timeout=None): the exit
-// status and output, as a tuple.
+// status and output, as a tuple; the status is -1 with check_return=False,
+// as in NixOS (a port compares it with ints, which None would fail).
 func execute(c *call) (starlark.Value, error) {
 	res, err := c.r.command(c.m, c.command, c.timeout, anyStatus)
 	if err != nil {
 		return nil, err
 	}
-	status := starlark.Value(starlark.MakeInt(res.Status))
+	status := res.Status
 	if !c.checkReturn {
-		status = starlark.None
+		status = -1
 	}
-	return starlark.Tuple{status, starlark.String(res.Stdout)}, nil
+	return starlark.Tuple{starlark.MakeInt(status), starlark.String(res.Stdout)}, nil
 }
 
 // copyFromVM is copy_from_vm(source, target_dir=""): as in NixOS the copy

@@ -1,11 +1,14 @@
 package script
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 
 	"github.com/vmlab/vmlab/internal/machine"
 	"github.com/vmlab/vmlab/internal/report"
+	"github.com/vmlab/vmlab/internal/vmtest"
 )
 
 // TestMachineLogAndNested: machine.log is a log line under the machine's
@@ -54,5 +57,37 @@ func TestSerialStdout(t *testing.T) {
 		if got := ev.find(report.Console); len(got) != 1 || got[0].Quiet != want {
 			t.Errorf("%s: got console events %+v, want one with Quiet %v", test, got, want)
 		}
+	}
+}
+
+// TestRetryTimeoutSeconds: retry takes NixOS's timeout_seconds= (Load
+// refused it before), calls fn(True) last and gives up after it.
+func TestRetryTimeoutSeconds(t *testing.T) {
+	f := loadTestdata(t, "nixos_names.star")
+	if _, _, err := runNoLab(t.Context(), f, "test_retry_timeout_seconds"); err != nil {
+		t.Error(err)
+	}
+	_, _, err := runNoLab(t.Context(), f, "test_retry_gives_up")
+	if msg, _ := splitError(err); msg != "retry: lambda did not return True within 100ms" {
+		t.Errorf("got %q, want retry to give up after timeout_seconds", msg)
+	}
+}
+
+// TestNixOSMethodsVM: the methods that need a guest, in one boot (see
+// testdata/nixos_vm.star): execute(check_return = False) says -1 (it said
+// None), wait_for_unit takes a timeout, wait_for_open_unix_socket waits for
+// a datagram socket, get_console_log holds a service's line, and
+// copy_from_machine copies as copy_from_vm does.
+func TestNixOSMethodsVM(t *testing.T) {
+	f := loadTestdata(t, "nixos_vm.star")
+	boot := vmtest.Boot(t)
+	out := t.TempDir()
+	ev := &events{}
+	if err := f.Run(t.Context(), "test", boot, out, ev); err != nil {
+		t.Fatalf("got %v, want the test to pass", err)
+	}
+	got, err := os.ReadFile(filepath.Join(out, "files", "sub", "c.txt"))
+	if err != nil || string(got) != "copied\n" {
+		t.Errorf("copy_from_machine: got %q, %v, want \"copied\\n\"", got, err)
 	}
 }

@@ -21,14 +21,14 @@ type args struct {
 	command, path, addr, regex string
 	unit, source, target       string
 	targetDir                  string
-	checkReturn                bool
+	checkReturn, isDatagram    bool
 	timeout, seconds           time.Duration
 	port, hostPort, guestPort  int
 	vlans                      []int
 	// top-level functions
 	name, message            string
 	fn, condition, body      starlark.Callable
-	interval                 time.Duration
+	interval, timeoutSeconds time.Duration
 	groups                   [][]string
 	sender, receiver         *machineValue
 	vlan, rate               int
