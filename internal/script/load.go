@@ -51,7 +51,7 @@ func Load(filename string, src []byte) (*File, error) {
 func LoadContext(ctx context.Context, filename string, src []byte) (*File, error) {
 	f, prog, err := starlark.SourceProgramOptions(fileOptions, filename, src, isPredeclared)
 	if err != nil {
-		return nil, loadError(err)
+		return nil, pythonHints(err, src)
 	}
 	decl := &declarations{}
 	thread := &starlark.Thread{Name: "load " + filename}
