@@ -91,3 +91,25 @@ func TestNixOSMethodsVM(t *testing.T) {
 		t.Errorf("copy_from_machine: got %q, %v, want \"copied\\n\"", got, err)
 	}
 }
+
+// TestAssertions: assert_eq and friends pass quietly, and fail the test
+// saying what differed and the script's message.
+func TestAssertions(t *testing.T) {
+	f := loadTestdata(t, "nixos_names.star")
+	tests := []struct{ test, want string }{
+		{"test_asserts_pass", ""},
+		{"test_assert_eq_fails", "80 != 8080: the port"},
+		{"test_assert_in_fails", `"d" not in ["a", "b"]`},
+		{"test_assert_true_fails", "0 is not true"},
+	}
+	for _, tt := range tests {
+		_, _, err := runNoLab(t.Context(), f, tt.test)
+		msg := ""
+		if err != nil {
+			msg, _ = splitError(err)
+		}
+		if msg != tt.want {
+			t.Errorf("%s: got %q, want %q", tt.test, msg, tt.want)
+		}
+	}
+}

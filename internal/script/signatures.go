@@ -34,6 +34,8 @@ type args struct {
 	vlan, rate               int
 	delay, jitter            time.Duration
 	loss, duplicate, reorder float64
+	first, second            starlark.Value // the assertions' operands
+	msg                      string
 }
 
 // param is one parameter of a signature: its name, what it accepts, its
