@@ -20,7 +20,7 @@ var (
 	fMessage = param{"message", strKind, nil, func(a *args) any { return &a.message }}
 	fTimeout = param{"timeout", secondsKind, starlark.MakeInt(900), func(a *args) any { return &a.timeout }}
 	// fTimeoutSeconds is NixOS's name of retry's timeout.
-	fTimeoutSeconds = param{"timeout_seconds", timeoutKind, starlark.None, func(a *args) any { return &a.timeoutSeconds }}
+	fTimeoutSeconds = param{"timeout_seconds", timeoutKind, starlark.None, func(a *args) any { return &a.retryTimeout }}
 	// The assertions' operands and message (NixOS's t.assertEqual(a, b, msg)).
 	fA         = param{"a", anyKind, nil, func(a *args) any { return &a.first }}
 	fB         = param{"b", anyKind, nil, func(a *args) any { return &a.second }}
@@ -156,8 +156,8 @@ func subtest(c *call) (starlark.Value, error) {
 // retry(fn, timeout=900, timeout_seconds=None) calls fn(last_try) until
 // it returns True; timeout_seconds, NixOS's name, wins when given.
 func retry(c *call) (starlark.Value, error) {
-	if c.timeoutSeconds > 0 {
-		c.timeout = c.timeoutSeconds
+	if c.retryTimeout > 0 {
+		c.timeout = c.retryTimeout
 	}
 	deadline := time.Now().Add(c.timeout)
 	for {

@@ -28,7 +28,7 @@ type args struct {
 	// top-level functions
 	name, message            string
 	fn, condition, body      starlark.Callable
-	interval, timeoutSeconds time.Duration
+	interval, retryTimeout   time.Duration
 	groups                   [][]string
 	sender, receiver         *machineValue
 	vlan, rate               int
