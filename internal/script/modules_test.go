@@ -42,7 +42,7 @@ func loadTestdata(t *testing.T, name string) *File {
 // (the checks are in testdata/modules.star), without an import.
 func TestModules(t *testing.T) {
 	f := loadTestdata(t, "modules.star")
-	for _, test := range []string{"test_re", "test_json", "test_time"} {
+	for _, test := range []string{"test_re", "test_re_compile", "test_json", "test_time"} {
 		t.Run(test, func(t *testing.T) {
 			if _, _, err := runNoLab(t.Context(), f, test); err != nil {
 				t.Errorf("got %v, want it to pass", err)
@@ -98,5 +98,23 @@ func TestModulesDocumented(t *testing.T) {
 				t.Errorf("docs/test-files.md does not document %s.%s", name, member)
 			}
 		}
+	}
+}
+
+// TestModuleAttrChecked: a member a module lacks is refused when the file
+// loads, at its file:line:col, with a suggestion; a variable of the
+// module's name is the file's own.
+func TestModuleAttrChecked(t *testing.T) {
+	_, err := Load("m.star", []byte("def test():\n    re.serach('a', 'b')\n    json.dump(1)\n"))
+	for _, want := range []string{
+		`m.star:2:8: module re has no "serach" (did you mean search?)`,
+		`m.star:3:10: module json has no "dump" (did you mean dumps?)`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("got %v, want %q", err, want)
+		}
+	}
+	if _, err := Load("m.star", []byte("def test():\n    re = {'x': 1}\n    re.keys()\n")); err != nil {
+		t.Errorf("a local re: got %v, want no error", err)
 	}
 }

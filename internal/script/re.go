@@ -17,13 +17,20 @@ import (
 var reModule = &starlarkstruct.Module{
 	Name: "re",
 	Members: starlark.StringDict{
-		"match":     starlark.NewBuiltin("re.match", reFind(`\A(?:%s)`)),
-		"fullmatch": starlark.NewBuiltin("re.fullmatch", reFind(`\A(?:%s)\z`)),
-		"search":    starlark.NewBuiltin("re.search", reFind("%s")),
-		"findall":   starlark.NewBuiltin("re.findall", reFindall),
-		"sub":       starlark.NewBuiltin("re.sub", reSub),
+		"match":     starlark.NewBuiltin("re.match", reFuncs["match"]),
+		"fullmatch": starlark.NewBuiltin("re.fullmatch", reFuncs["fullmatch"]),
+		"search":    starlark.NewBuiltin("re.search", reFuncs["search"]),
+		"findall":   starlark.NewBuiltin("re.findall", reFuncs["findall"]),
+		"sub":       starlark.NewBuiltin("re.sub", reFuncs["sub"]),
 		"escape":    starlark.NewBuiltin("re.escape", reEscape),
+		"compile":   starlark.NewBuiltin("re.compile", reCompile),
 	},
+}
+
+// reFuncs are the functions a compiled pattern has as methods.
+var reFuncs = map[string]builtinFunc{
+	"match": reFind(`\A(?:%s)`), "fullmatch": reFind(`\A(?:%s)\z`), "search": reFind("%s"),
+	"findall": reFindall, "sub": reSub,
 }
 
 // reCache holds the compiled patterns: tests poll with the same few
@@ -280,4 +287,44 @@ func (m *reMatch) position(_ *starlark.Thread, b *starlark.Builtin, argv starlar
 		return end, nil
 	}
 	return starlark.Tuple{start, end}, nil
+}
+
+// rePattern is re.compile's pattern: its methods are the module's
+// functions with the pattern given (the regexp is compiled, and cached,
+// at the first call; compile checks it at once).
+type rePattern struct{ pattern string }
+
+var _ starlark.HasAttrs = (*rePattern)(nil)
+
+func reCompile(_ *starlark.Thread, b *starlark.Builtin, argv starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var pattern string
+	if err := starlark.UnpackArgs(b.Name(), argv, kwargs, "pattern", &pattern); err != nil {
+		return nil, err
+	}
+	if _, err := compile(b.Name(), pattern); err != nil {
+		return nil, err
+	}
+	return &rePattern{pattern}, nil
+}
+
+func (p *rePattern) String() string        { return fmt.Sprintf("re.compile(%q)", p.pattern) }
+func (p *rePattern) Type() string          { return "re.Pattern" }
+func (p *rePattern) Freeze()               {}
+func (p *rePattern) Truth() starlark.Bool  { return true }
+func (p *rePattern) Hash() (uint32, error) { return starlark.String(p.pattern).Hash() }
+func (p *rePattern) AttrNames() []string {
+	return []string{"findall", "fullmatch", "match", "pattern", "search", "sub"}
+}
+
+func (p *rePattern) Attr(name string) (starlark.Value, error) {
+	if name == "pattern" {
+		return starlark.String(p.pattern), nil
+	}
+	fn := reFuncs[name]
+	if fn == nil {
+		return nil, nil
+	}
+	return starlark.NewBuiltin("re.Pattern."+name, func(thread *starlark.Thread, b *starlark.Builtin, argv starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		return fn(thread, b, append(starlark.Tuple{starlark.String(p.pattern)}, argv...), kwargs)
+	}), nil
 }
