@@ -166,6 +166,8 @@ func (file *File) checkAttrs(f *syntax.File) error {
 			case *syntax.DotExpr:
 				if m := file.machineNamed(fn.X); m != nil {
 					errs = append(errs, file.checkCall(m, fn, call)...)
+				} else if f := moduleFunction(fn); f != nil {
+					errs = append(errs, f.check(call, fn.Name.NamePos, filepath.Dir(file.Name))...)
 				}
 			case *syntax.Ident:
 				errs = append(errs, file.checkFunctionCall(fn, call)...)
@@ -221,6 +223,19 @@ func checkModuleAttr(dot *syntax.DotExpr) []error {
 		return nil
 	}
 	return []error{fmt.Errorf("%s: module %s has no %q%s", dot.Name.NamePos, id.Name, dot.Name.Name, suggest(dot.Name.Name, sortedNames(members)))}
+}
+
+// moduleFunction is the table function a module member call names
+// (time.sleep), or nil.
+func moduleFunction(dot *syntax.DotExpr) *function {
+	id, ok := dot.X.(*syntax.Ident)
+	if !ok || modules[id.Name] == nil {
+		return nil
+	}
+	if b, ok := id.Binding.(*resolve.Binding); !ok || b.Scope != resolve.Predeclared {
+		return nil
+	}
+	return moduleFunctions[id.Name+"."+dot.Name.Name]
 }
 
 // checkCall checks a machine method call before anything runs: its

@@ -42,6 +42,11 @@ var sleepFunction = &function{sig("time.sleep", param{"seconds", secondsKind, ni
 		}
 	}}
 
+// moduleFunctions are the module members that take their arguments
+// through a signature, so Load checks their literal arguments as it
+// checks the table functions'.
+var moduleFunctions = map[string]*function{sleepFunction.name: sleepFunction}
+
 // processStart is monotonic()'s origin.
 var processStart = time.Now()
 

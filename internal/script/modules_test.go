@@ -118,3 +118,26 @@ func TestModuleAttrChecked(t *testing.T) {
 		t.Errorf("a local re: got %v, want no error", err)
 	}
 }
+
+// TestModuleCallChecked: time.sleep's literal arguments are checked when
+// the file loads, in the words its call uses.
+func TestModuleCallChecked(t *testing.T) {
+	_, err := Load("m.star", []byte("def test():\n    time.sleep(-1)\n    time.sleep('5 ticks')\n    time.sleep()\n"))
+	for _, want := range []string{
+		`m.star:2:16: time.sleep(): seconds wants a duration of 0 or more, such as "30s" or a number of seconds, got -1`,
+		`m.star:3:16: time.sleep(): seconds wants a duration of 0 or more, such as "30s" or a number of seconds, got "5 ticks"`,
+		`m.star:4:10: time.sleep() is missing required argument seconds`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("got %v, want %q", err, want)
+		}
+	}
+}
+
+// TestModuleFunctionTable walks the module functions' signatures as
+// TestFunctionTable walks the functions'.
+func TestModuleFunctionTable(t *testing.T) {
+	for name, fn := range moduleFunctions {
+		t.Run(name, func(t *testing.T) { walkSignature(t, &fn.signature, "") })
+	}
+}
