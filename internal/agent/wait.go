@@ -94,9 +94,13 @@ func condition(w *agentproto.Wait) (checkFunc, time.Duration, error) {
 		return func(context.Context) (bool, string) {
 			return errors.Is(dial("tcp", hostPort), syscall.ECONNREFUSED), ""
 		}, cheapInterval, nil
-	case agentproto.WaitUnixSocket:
+	case agentproto.WaitUnixSocket, agentproto.WaitUnixDatagram:
+		network := "unix"
+		if w.Kind == agentproto.WaitUnixDatagram {
+			network = "unixgram" // connect(2) succeeds once a datagram socket is bound there
+		}
 		return func(context.Context) (bool, string) {
-			return dial("unix", w.Path) == nil, ""
+			return dial(network, w.Path) == nil, ""
 		}, cheapInterval, nil
 	case agentproto.WaitCommandOK, agentproto.WaitCommandFails:
 		want := w.Kind == agentproto.WaitCommandOK

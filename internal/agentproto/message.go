@@ -106,6 +106,7 @@ const (
 	WaitPortOpen     WaitKind = "port-open"     // a TCP connect to Addr:Port succeeds
 	WaitPortClosed   WaitKind = "port-closed"   // a TCP connect to Addr:Port is refused
 	WaitUnixSocket   WaitKind = "unix-socket"   // a connect to the socket at Path succeeds
+	WaitUnixDatagram WaitKind = "unix-datagram" // a connect to the datagram socket at Path succeeds
 	WaitCommandOK    WaitKind = "command-ok"    // Command exits 0
 	WaitCommandFails WaitKind = "command-fails" // Command exits non-zero
 	// WaitUnit: the service called Path is ready, or every service when

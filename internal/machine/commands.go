@@ -276,8 +276,18 @@ func addrOrLocalhost(addr string) string {
 // WaitForOpenUnixSocket waits until a connection to the unix socket at path
 // succeeds.
 func (m *Machine) WaitForOpenUnixSocket(ctx context.Context, path string, timeout time.Duration) error {
-	_, err := m.wait(ctx, fmt.Sprintf("wait for unix socket %s", path),
-		agentproto.Wait{Kind: agentproto.WaitUnixSocket, Path: path, Timeout: timeout})
+	return m.WaitForUnixSocket(ctx, path, false, timeout)
+}
+
+// WaitForUnixSocket is WaitForOpenUnixSocket for a stream socket or, with
+// datagram, a datagram socket (NixOS's is_datagram).
+func (m *Machine) WaitForUnixSocket(ctx context.Context, path string, datagram bool, timeout time.Duration) error {
+	kind, what := agentproto.WaitUnixSocket, "unix socket"
+	if datagram {
+		kind, what = agentproto.WaitUnixDatagram, "unix datagram socket"
+	}
+	_, err := m.wait(ctx, fmt.Sprintf("wait for %s %s", what, path),
+		agentproto.Wait{Kind: kind, Path: path, Timeout: timeout})
 	return err
 }
 

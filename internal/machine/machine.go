@@ -148,6 +148,10 @@ func (m *Machine) QEMUPid() int {
 // ConsoleTail returns the last n console lines.
 func (m *Machine) ConsoleTail(n int) []string { return m.console.Tail(n) }
 
+// ConsoleLog returns the console so far, one line each (the last 100,000
+// lines; the log file in Dir keeps them all).
+func (m *Machine) ConsoleLog() []string { return m.console.Tail(maxConsoleLines) }
+
 // BootTime returns how long the last Start took, from QEMU's start to the
 // agent's hello.
 func (m *Machine) BootTime() time.Duration {

@@ -77,6 +77,9 @@ type Event struct {
 	// Source is the failing script line, "file:line: text".
 	Source   string        `json:"source,omitempty"`
 	Duration time.Duration `json:"duration,omitempty"`
+	// Quiet marks a console line the terminal does not show even with -v:
+	// the script turned the console off with serial_stdout_off().
+	Quiet bool `json:"quiet,omitempty"`
 }
 
 // MarshalJSON renders the event as encoding/json would, but that a

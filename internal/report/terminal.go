@@ -302,7 +302,7 @@ func (s *terminal) console(t *termTest, e Event) {
 		t.machines = append(t.machines, e.Machine)
 	}
 	r.push(clean(e.Text), e.Reason)
-	if s.opts.Verbose {
+	if s.opts.Verbose && !e.Quiet {
 		s.showOpen(t)
 		s.text(t, len(t.open)+1, prefix(e.Machine), e.Text)
 	}

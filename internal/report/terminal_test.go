@@ -96,6 +96,17 @@ func TestTerminal(t *testing.T) {
 			"  vm: boot line 1\n",
 		},
 	}, {
+		name: "verbose hides the console lines serial_stdout_off() made quiet",
+		opts: TerminalOptions{Verbose: true},
+		events: []Event{
+			{Kind: TestStart, Test: "t"},
+			{Kind: Console, Test: "t", Machine: "vm", Text: "hidden line", Quiet: true},
+			{Kind: Console, Test: "t", Machine: "vm", Text: "shown line"},
+			{Kind: TestEnd, Test: "t", Passed: true},
+		},
+		want:    []string{"  vm: shown line\n"},
+		notWant: []string{"hidden line"},
+	}, {
 		name:    "no colour means no escapes, not even the guest's",
 		opts:    TerminalOptions{Verbose: true},
 		events:  sample,

@@ -2,6 +2,8 @@ package script
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 
@@ -39,6 +41,8 @@ func predeclared(file *File) starlark.StringDict {
 	}
 	d["machine"] = &declarer{Builtin: starlark.NewBuiltin("machine", machineBuiltin), file: file}
 	d["machines"] = machinesView{file}
+	d["vlans"] = vlansView{file}
+	maps.Copy(d, modules)
 	return d
 }
 
@@ -62,7 +66,7 @@ func (d *declarer) AttrNames() []string { return methodNames }
 
 func isPredeclared(name string) bool {
 	_, ok := builtins[name]
-	return ok || functionByName[name] != nil || name == "machines"
+	return ok || functionByName[name] != nil || modules[name] != nil || name == "machines" || name == "vlans"
 }
 
 // ordered returns the file's machines in declaration order.
@@ -135,3 +139,32 @@ func (v machinesView) list() []starlark.Value {
 	}
 	return l
 }
+
+// vlansView is `vlans`: the VLANs the declared machines are on, sorted,
+// each once (NixOS's list of the same name holds VLAN objects; here their
+// numbers). Empty at the top level, like machines.
+type vlansView struct{ file *File }
+
+var _ starlark.Sequence = vlansView{}
+
+func (v vlansView) list() []starlark.Value {
+	var nrs []int
+	for _, m := range v.file.ordered() {
+		nrs = append(nrs, m.spec.NetVLANs()...)
+	}
+	slices.Sort(nrs)
+	var l []starlark.Value
+	for _, n := range slices.Compact(nrs) {
+		l = append(l, starlark.MakeInt(n))
+	}
+	return l
+}
+
+func (v vlansView) String() string             { return starlark.NewList(v.list()).String() }
+func (v vlansView) Type() string               { return "vlans" }
+func (v vlansView) Freeze()                    {}
+func (v vlansView) Truth() starlark.Bool       { return v.Len() > 0 }
+func (v vlansView) Hash() (uint32, error)      { return 0, fmt.Errorf("unhashable: vlans") }
+func (v vlansView) Len() int                   { return len(v.list()) }
+func (v vlansView) Index(i int) starlark.Value { return v.list()[i] }
+func (v vlansView) Iterate() starlark.Iterator { return starlark.NewList(v.list()).Iterate() }

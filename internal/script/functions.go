@@ -1,11 +1,13 @@
 package script
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"time"
 
 	"go.starlark.net/starlark"
+	"go.starlark.net/syntax"
 
 	"github.com/vmlab/vmlab/internal/report"
 	"github.com/vmlab/vmlab/internal/vnet"
@@ -13,10 +15,18 @@ import (
 
 // The top-level functions' parameters.
 var (
-	fName      = param{"name", strKind, nil, func(a *args) any { return &a.name }}
-	fFn        = param{"fn", callableKind, nil, func(a *args) any { return &a.fn }}
-	fMessage   = param{"message", strKind, nil, func(a *args) any { return &a.message }}
-	fTimeout   = param{"timeout", secondsKind, starlark.MakeInt(900), func(a *args) any { return &a.timeout }}
+	fName    = param{"name", strKind, nil, func(a *args) any { return &a.name }}
+	fFn      = param{"fn", callableKind, nil, func(a *args) any { return &a.fn }}
+	fMessage = param{"message", strKind, nil, func(a *args) any { return &a.message }}
+	fTimeout = param{"timeout", secondsKind, starlark.MakeInt(900), func(a *args) any { return &a.timeout }}
+	// fTimeoutSeconds is NixOS's name of retry's timeout.
+	fTimeoutSeconds = param{"timeout_seconds", timeoutKind, starlark.None, func(a *args) any { return &a.retryTimeout }}
+	// The assertions' operands and message (NixOS's t.assertEqual(a, b, msg)).
+	fA         = param{"a", anyKind, nil, func(a *args) any { return &a.first }}
+	fB         = param{"b", anyKind, nil, func(a *args) any { return &a.second }}
+	fX         = param{"x", anyKind, nil, func(a *args) any { return &a.first }}
+	fContainer = param{"container", anyKind, nil, func(a *args) any { return &a.second }}
+	fMsg       = param{"msg", strKind, starlark.String(""), func(a *args) any { return &a.msg }}
 	fCondition = param{"condition", callableKind, nil, func(a *args) any { return &a.condition }}
 	fBody      = param{"body", callableKind, nil, func(a *args) any { return &a.body }}
 	fInterval  = param{"interval", secondsKind, starlark.MakeInt(0), func(a *args) any { return &a.interval }}
@@ -54,10 +64,33 @@ var functionTable = []*function{
 		return none(c.r.each(func(m *machineValue) error { return c.r.machine(m).WaitForShutdown(c.r.ctx, 0) }))
 	}},
 	{sig("subtest", fName, fFn), subtest},
-	{sig("retry", fFn, fTimeout), retry},
+	{sig("retry", fFn, fTimeout, fTimeoutSeconds), retry},
 	{sig("polling_condition", fCondition, fBody, fInterval), pollingCondition},
 	{sig("log", fMessage), func(c *call) (starlark.Value, error) { c.r.log("", c.message); return starlark.None, nil }},
 	{sig("partition").rest(fGroups, 0), func(c *call) (starlark.Value, error) { return none(c.r.lab.Partition(c.groups...)) }},
+	{sig("serial_stdout_on"), func(c *call) (starlark.Value, error) { c.r.quietConsole.Store(false); return starlark.None, nil }},
+	{sig("serial_stdout_off"), func(c *call) (starlark.Value, error) { c.r.quietConsole.Store(true); return starlark.None, nil }},
+	{sig("assert_eq", fA, fB, fMsg), assertion(func(a, b starlark.Value) (bool, string, error) {
+		eq, err := starlark.Equal(a, b)
+		return eq, fmt.Sprintf("%s != %s", a, b), err
+	})},
+	{sig("assert_ne", fA, fB, fMsg), assertion(func(a, b starlark.Value) (bool, string, error) {
+		eq, err := starlark.Equal(a, b)
+		return !eq, fmt.Sprintf("%s == %s", a, b), err
+	})},
+	{sig("assert_true", fX, fMsg), assertion(func(x, _ starlark.Value) (bool, string, error) {
+		return bool(x.Truth()), fmt.Sprintf("%s is not true", x), nil
+	})},
+	{sig("assert_false", fX, fMsg), assertion(func(x, _ starlark.Value) (bool, string, error) {
+		return !bool(x.Truth()), fmt.Sprintf("%s is not false", x), nil
+	})},
+	{sig("assert_in", fX, fContainer, fMsg), assertion(func(x, container starlark.Value) (bool, string, error) {
+		in, err := starlark.Binary(syntax.IN, x, container)
+		if err != nil {
+			return false, "", err
+		}
+		return bool(in.Truth()), fmt.Sprintf("%s not in %s", x, container), nil
+	})},
 	{sig("heal"), func(c *call) (starlark.Value, error) { c.r.lab.Heal(); return starlark.None, nil }},
 	{faultSig("link_fault", fSender, fReceiver, fAnyVLAN), func(c *call) (starlark.Value, error) {
 		return none(c.r.lab.SetLinkFault(c.sender.name, c.receiver.name, c.vlan, c.fault()))
@@ -124,8 +157,12 @@ func subtest(c *call) (starlark.Value, error) {
 	return v, err
 }
 
-// retry(fn, timeout=900) calls fn(last_try) until it returns True.
+// retry(fn, timeout=900, timeout_seconds=None) calls fn(last_try) until
+// it returns True; timeout_seconds, NixOS's name, wins when given.
 func retry(c *call) (starlark.Value, error) {
+	if c.retryTimeout > 0 {
+		c.timeout = c.retryTimeout
+	}
 	deadline := time.Now().Add(c.timeout)
 	for {
 		last := time.Now().After(deadline)
@@ -160,4 +197,23 @@ func pollingCondition(c *call) (starlark.Value, error) {
 		return nil, err
 	}
 	return starlark.Call(c.thread, c.body, nil, nil)
+}
+
+// assertion is assert_eq, assert_true, ...: holds says whether the
+// operands pass and, when not, how they failed ("3 != 4"); the test fails
+// with that and the script's message.
+func assertion(holds func(a, b starlark.Value) (bool, string, error)) func(c *call) (starlark.Value, error) {
+	return func(c *call) (starlark.Value, error) {
+		ok, why, err := holds(c.first, c.second)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return starlark.None, nil
+		}
+		if c.msg != "" {
+			why += ": " + c.msg
+		}
+		return nil, errors.New(why)
+	}
 }

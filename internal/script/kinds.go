@@ -95,6 +95,8 @@ var (
 		}
 		return nil, k.wrong(v, false)
 	}}
+	// anyKind is any value: the assertions compare whatever they get.
+	anyKind      = &kind{"any value", func(_ *kind, v starlark.Value, _ string) (any, error) { return v, nil }}
 	groupKind    = &kind{"a list of machines", unpackGroup}
 	hostPathKind = &kind{"a host file or directory that exists (relative paths are relative to the test file)", unpackHostPath}
 )

@@ -17,6 +17,7 @@ import (
 
 	"go.starlark.net/resolve"
 	"go.starlark.net/starlark"
+	"go.starlark.net/starlarkstruct"
 	"go.starlark.net/syntax"
 
 	"github.com/vmlab/vmlab/internal/machine"
@@ -52,7 +53,7 @@ func Load(filename string, src []byte) (*File, error) {
 func LoadContext(ctx context.Context, filename string, src []byte) (*File, error) {
 	f, prog, err := starlark.SourceProgramOptions(fileOptions, filename, src, isPredeclared)
 	if err != nil {
-		return nil, loadError(err)
+		return nil, pythonHints(err, src)
 	}
 	decl := &declarations{}
 	thread := &starlark.Thread{Name: "load " + filename}
@@ -166,6 +167,8 @@ func (file *File) checkAttrs(f *syntax.File) error {
 			case *syntax.DotExpr:
 				if m := file.machineNamed(fn.X); m != nil {
 					errs = append(errs, file.checkCall(m, fn, call)...)
+				} else if f := moduleFunction(fn); f != nil {
+					errs = append(errs, f.check(call, fn.Name.NamePos, filepath.Dir(file.Name))...)
 				}
 			case *syntax.Ident:
 				errs = append(errs, file.checkFunctionCall(fn, call)...)
@@ -179,6 +182,7 @@ func (file *File) checkAttrs(f *syntax.File) error {
 		m := file.machineNamed(dot.X)
 		if m == nil {
 			errs = append(errs, file.checkAlias(dot)...)
+			errs = append(errs, checkModuleAttr(dot)...)
 			return true
 		}
 		if !slices.Contains(methodNames, dot.Name.Name) {
@@ -202,6 +206,37 @@ func (file *File) checkAlias(dot *syntax.DotExpr) []error {
 	}
 	return []error{fmt.Errorf("%s: machine.%s: `machine` stands for the machine only in a file that declares exactly one; this one declares %d",
 		id.NamePos, dot.Name.Name, len(file.Specs))}
+}
+
+// checkModuleAttr refuses re.x, time.x and json.x when the module has no
+// x, before anything runs: re.serach is an error at its line, with a
+// suggestion.
+func checkModuleAttr(dot *syntax.DotExpr) []error {
+	id, ok := dot.X.(*syntax.Ident)
+	if !ok || modules[id.Name] == nil {
+		return nil
+	}
+	if b, ok := id.Binding.(*resolve.Binding); !ok || b.Scope != resolve.Predeclared {
+		return nil // the file's own variable of that name
+	}
+	members := modules[id.Name].(*starlarkstruct.Module).Members
+	if members[dot.Name.Name] != nil {
+		return nil
+	}
+	return []error{fmt.Errorf("%s: module %s has no %q%s", dot.Name.NamePos, id.Name, dot.Name.Name, suggest(dot.Name.Name, sortedNames(members)))}
+}
+
+// moduleFunction is the table function a module member call names
+// (time.sleep), or nil.
+func moduleFunction(dot *syntax.DotExpr) *function {
+	id, ok := dot.X.(*syntax.Ident)
+	if !ok || modules[id.Name] == nil {
+		return nil
+	}
+	if b, ok := id.Binding.(*resolve.Binding); !ok || b.Scope != resolve.Predeclared {
+		return nil
+	}
+	return moduleFunctions[id.Name+"."+dot.Name.Name]
 }
 
 // checkCall checks a machine method call before anything runs: its

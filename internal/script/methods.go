@@ -22,6 +22,7 @@ var (
 	pCommand     = param{"command", strKind, nil, func(a *args) any { return &a.command }}
 	pCheckReturn = param{"check_return", boolKind, starlark.True, func(a *args) any { return &a.checkReturn }}
 	pPath        = param{"path", strKind, nil, func(a *args) any { return &a.path }}
+	pIsDatagram  = param{"is_datagram", boolKind, starlark.False, func(a *args) any { return &a.isDatagram }}
 	pPort        = param{"port", portKind, nil, func(a *args) any { return &a.port }}
 	pAddr        = param{"addr", strKind, starlark.String("localhost"), func(a *args) any { return &a.addr }}
 	pRegex       = param{"regex", strKind, nil, func(a *args) any { return &a.regex }}
@@ -91,8 +92,8 @@ var methodTable = []*method{
 	{signature: sig("wait_for_closed_port", pPort, pAddr, pTimeout), boots: true, do: func(c *call) (starlark.Value, error) {
 		return none(c.mm().WaitForClosedPort(c.r.ctx, c.addr, c.port, c.timeout))
 	}},
-	{signature: sig("wait_for_open_unix_socket", pPath, pTimeout), boots: true, do: func(c *call) (starlark.Value, error) {
-		return none(c.mm().WaitForOpenUnixSocket(c.r.ctx, c.path, c.timeout))
+	{signature: sig("wait_for_open_unix_socket", pPath, pIsDatagram, pTimeout), boots: true, do: func(c *call) (starlark.Value, error) {
+		return none(c.mm().WaitForUnixSocket(c.r.ctx, c.path, c.isDatagram, c.timeout))
 	}},
 	{signature: sig("wait_for_console_text", pRegex, pTimeout), do: func(c *call) (starlark.Value, error) {
 		return str(c.mm().WaitForConsoleText(c.r.ctx, c.regex, c.timeout))
@@ -104,6 +105,21 @@ var methodTable = []*method{
 		return none(c.mm().CopyFromHost(c.r.ctx, c.source, c.target))
 	}},
 	{signature: sig("copy_from_vm", pGuestSource, pTargetDir), boots: true, do: copyFromVM},
+	{signature: sig("copy_from_machine", pGuestSource, pTargetDir), boots: true, do: copyFromVM},
+	{signature: sig("get_console_log"), reports: true, do: func(c *call) (starlark.Value, error) {
+		var text strings.Builder
+		for _, l := range c.mm().ConsoleLog() {
+			text.WriteString(l + "\n")
+		}
+		return starlark.String(text.String()), nil
+	}},
+	{signature: sig("log", fMessage), reports: true, do: func(c *call) (starlark.Value, error) {
+		c.r.log(c.m.name, c.message)
+		return starlark.None, nil
+	}},
+	// nested is NixOS's `with machine.nested("x"):`, a named step of the
+	// log: here a subtest, so the reports nest what it runs under it.
+	{signature: sig("nested", fName, fFn), reports: true, do: subtest},
 	{signature: sig("block").rest(pVLANs, 0), do: func(c *call) (starlark.Value, error) {
 		return none(c.r.lab.Block(c.m.name, c.vlans...))
 	}},
@@ -221,17 +237,18 @@ func commands(want expect) func(c *call) (starlark.Value, error) {
 }
 
 // execute is execute(command, check_return=True, timeout=None): the exit
-// status and output, as a tuple.
+// status and output, as a tuple; the status is -1 with check_return=False,
+// as in NixOS (a port compares it with ints, which None would fail).
 func execute(c *call) (starlark.Value, error) {
 	res, err := c.r.command(c.m, c.command, c.timeout, anyStatus)
 	if err != nil {
 		return nil, err
 	}
-	status := starlark.Value(starlark.MakeInt(res.Status))
+	status := res.Status
 	if !c.checkReturn {
-		status = starlark.None
+		status = -1
 	}
-	return starlark.Tuple{status, starlark.String(res.Stdout)}, nil
+	return starlark.Tuple{starlark.MakeInt(status), starlark.String(res.Stdout)}, nil
 }
 
 // copyFromVM is copy_from_vm(source, target_dir=""): as in NixOS the copy

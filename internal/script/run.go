@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.starlark.net/starlark"
@@ -35,6 +36,10 @@ type run struct {
 
 	conditions []*condition // active polling conditions, innermost last
 	checking   bool         // a condition is being checked: do not recurse
+	// quietConsole is serial_stdout_off()'s: console lines are marked
+	// Quiet, which the terminal does not show. The machines' console
+	// readers read it.
+	quietConsole atomic.Bool
 }
 
 // condition is a polling_condition: fn must hold before every machine call
@@ -151,10 +156,10 @@ func recoverInto(err *error) {
 
 // consoleEvents is a machine's OnConsole: each line becomes a Console event
 // on q, which never blocks the machine's console reader (and so the guest)
-// however slow the sinks are.
-func consoleEvents(q *report.Queue, test, machineName string) func(machine.Line) {
+// however slow the sinks are. Quiet says serial_stdout_off() is in force.
+func consoleEvents(q *report.Queue, test, machineName string, quiet *atomic.Bool) func(machine.Line) {
 	return func(l machine.Line) {
-		q.Emit(report.Event{Kind: report.Console, Test: test, Machine: machineName, Text: l.Text, Reason: l.Reason})
+		q.Emit(report.Event{Kind: report.Console, Test: test, Machine: machineName, Text: l.Text, Reason: l.Reason, Quiet: quiet.Load()})
 	}
 }
 
@@ -164,10 +169,11 @@ func (file *File) runTest(ctx context.Context, fn *starlark.Function, test strin
 	}
 	console := report.NewQueue(rep.Emit, report.ConsoleQueueSize)
 	defer console.Close() // when New fails; else after the lab's Close below
+	r := &run{ctx: ctx, file: file, test: test, out: outDir, rep: rep}
 	cfgs := make([]machine.Config, len(file.Specs))
 	for i, s := range file.Specs {
 		c := machine.Config{Machine: s}
-		c.OnConsole = consoleEvents(console, test, s.Name)
+		c.OnConsole = consoleEvents(console, test, s.Name, &r.quietConsole)
 		c.OnBoot = func(n machine.BootNote) {
 			if !n.Done {
 				rep.Emit(report.Event{Kind: report.BootStart, Test: test, Machine: s.Name})
@@ -201,7 +207,7 @@ func (file *File) runTest(ctx context.Context, fn *starlark.Function, test strin
 			rep.Emit(report.Event{Kind: report.Capture, Test: test, File: p})
 		}
 	}()
-	r := &run{ctx: ctx, file: file, test: test, lab: l, out: outDir, rep: rep}
+	r.lab = l
 	thread := &starlark.Thread{Name: test, Print: func(_ *starlark.Thread, msg string) { r.log("", msg) }}
 	thread.SetLocal(runKey, r)
 	stop := context.AfterFunc(ctx, func() { thread.Cancel(context.Cause(ctx).Error()) })

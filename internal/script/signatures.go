@@ -21,19 +21,21 @@ type args struct {
 	command, path, addr, regex string
 	unit, source, target       string
 	targetDir                  string
-	checkReturn                bool
+	checkReturn, isDatagram    bool
 	timeout, seconds           time.Duration
 	port, hostPort, guestPort  int
 	vlans                      []int
 	// top-level functions
 	name, message            string
 	fn, condition, body      starlark.Callable
-	interval                 time.Duration
+	interval, retryTimeout   time.Duration
 	groups                   [][]string
 	sender, receiver         *machineValue
 	vlan, rate               int
 	delay, jitter            time.Duration
 	loss, duplicate, reorder float64
+	first, second            starlark.Value // the assertions' operands
+	msg                      string
 }
 
 // param is one parameter of a signature: its name, what it accepts, its

@@ -82,12 +82,17 @@ func hostMemoryMiB() int {
 	return 0
 }
 
-// dpkgInfo is where dpkg records installed packages.
-var dpkgInfo = "/var/lib/dpkg/info"
+// dpkgInfo is where dpkg records installed packages' files, and
+// dpkgStatus their state and what each provides.
+var (
+	dpkgInfo   = "/var/lib/dpkg/info"
+	dpkgStatus = "/var/lib/dpkg/status"
+)
 
 // Installed reports whether a package is installed on the host: dpkg knows
-// it, or a program of that name is on the standard PATH (for hosts without
-// dpkg).
+// it, an installed package provides it (postgresql-client-15 provides
+// postgresql-client, the name users type), or a program of that name is on
+// the standard PATH (for hosts without dpkg).
 func Installed(pkg string) bool {
 	if pkg == "" || strings.ContainsRune(pkg, '/') {
 		return false
@@ -97,8 +102,50 @@ func Installed(pkg string) bool {
 			return true
 		}
 	}
+	if provided(pkg) {
+		return true
+	}
 	for _, dir := range filepath.SplitList(agentproto.DefaultPath) {
 		if _, err := os.Stat(filepath.Join(dir, pkg)); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// provided reports whether an installed package lists pkg in its Provides
+// (dpkg's status file: paragraphs of "Field: value" lines).
+func provided(pkg string) bool {
+	f, err := os.Open(dpkgStatus)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	installed, provides := false, false
+	s := bufio.NewScanner(f)
+	s.Buffer(nil, 1<<20) // long Description lines
+	for s.Scan() {
+		line := s.Text()
+		switch {
+		case line == "":
+			installed, provides = false, false
+		case strings.HasPrefix(line, "Status:"):
+			installed = strings.HasSuffix(line, " installed")
+		case strings.HasPrefix(line, "Provides:"):
+			provides = providesName(strings.TrimPrefix(line, "Provides:"), pkg)
+		}
+		if installed && provides {
+			return true
+		}
+	}
+	return false
+}
+
+// providesName reports whether a Provides list ("a (= 1), b") names pkg.
+func providesName(list, pkg string) bool {
+	for _, p := range strings.Split(list, ",") {
+		name, _, _ := strings.Cut(strings.TrimSpace(p), " ")
+		if name == pkg {
 			return true
 		}
 	}
