@@ -122,7 +122,7 @@ func TestRunInterrupted(t *testing.T) {
 		}
 	}
 	junit, _ := os.ReadFile(filepath.Join(out, "junit.xml"))
-	skipped := `<testcase name="pass.test_hostname" classname="pass.test_hostname" time="0.000">
+	skipped := `<testcase name="test_hostname" classname="pass" time="0.000">
       <skipped message="not started: interrupted by interrupt"></skipped>`
 	if !strings.Contains(string(junit), skipped) {
 		t.Errorf("junit.xml lacks the skipped test:\n%s", junit)
