@@ -14,10 +14,11 @@
 // test ends. Each method takes the testing.TB to fail: pass the subtest's t
 // inside t.Run. Method names are the NixOS test driver's, in Go spelling.
 //
-// The guest needs a statically linked program to run as its init. A test
-// binary built with CGO_ENABLED=0 that imports this package is one; otherwise
-// set VMLAB_AGENT to a static vmlab (CGO_ENABLED=0 go build ./cmd/vmlab) or
-// put one on PATH.
+// The guest runs a statically linked program as its init, the agent. A
+// test binary built with CGO_ENABLED=0 that imports this package is one;
+// otherwise New builds one with the go command from the test's module
+// (`go test` puts go on PATH): a link, ~0.6 s, kept in the cache for a
+// release of vmlab. VMLAB_AGENT names a static agent to use instead.
 package vmlab
 
 import (
@@ -68,7 +69,7 @@ type Lab struct {
 func New(t testing.TB) *Lab {
 	t.Helper()
 	shared.once.Do(func() {
-		shared.boot, shared.err = machine.PrepareBoot(machine.BootOptions{})
+		shared.boot, shared.err = prepareBoot()
 		if shared.err == nil {
 			t.Logf("vmlab: kernel %s, accelerator %s", shared.boot.Kernel.Version, shared.boot.Accel)
 		}

@@ -1,16 +1,25 @@
 package vmlab_test
 
 import (
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/vmlab/vmlab"
-	"github.com/vmlab/vmlab/internal/vmtest"
 )
 
-func TestMain(m *testing.M) { vmtest.Main(m) }
+// bootsVMs skips a test under -short, which runs the VM-free tests only.
+func bootsVMs(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("boots VMs (-short runs the VM-free tests only)")
+	}
+}
 
 func TestLab(t *testing.T) {
+	bootsVMs(t)
 	lab := vmlab.New(t)
 	server := lab.Machine("server", vmlab.Memory(384),
 		vmlab.Packages("busybox-static"),
@@ -33,4 +42,69 @@ func TestLab(t *testing.T) {
 		t.Errorf("got %d %q, want 2 %q", status, out, "server")
 	}
 	server.Fail(t, "test -e /root/.ssh", vmlab.User("root"))
+}
+
+// userTest is a user's test of their own module.
+const userTest = `package user
+
+import (
+	"testing"
+
+	"github.com/vmlab/vmlab"
+)
+
+func TestHostname(t *testing.T) {
+	m := vmlab.New(t).Machine("m")
+	if got := m.Succeed(t, "hostname"); got != "m\n" {
+		t.Errorf("got %q, want %q", got, "m\n")
+	}
+}
+`
+
+// TestUserModule is a user's module that requires vmlab (replaced by this
+// checkout): plain `go test`, with cgo on, no VMLAB_AGENT and no TestMain,
+// boots a machine.
+func TestUserModule(t *testing.T) {
+	bootsVMs(t)
+	if _, err := exec.LookPath("gcc"); err != nil {
+		t.Skip("no C compiler: cgo is off, the test binary would be static anyway")
+	}
+	checkout, err := filepath.Abs(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	sum, err := os.ReadFile("go.sum") // a superset of what the user's module needs
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		"go.mod":       "module example.com/user\n\ngo 1.26.8\n\nrequire github.com/vmlab/vmlab v0.0.0\n\nreplace github.com/vmlab/vmlab => " + checkout + "\n",
+		"go.sum":       string(sum),
+		"user_test.go": userTest,
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	goCmd(t, dir, "mod", "tidy")
+	out := goCmd(t, dir, "test", "-count=1", "-v", ".")
+	if !strings.Contains(out, "--- PASS: TestHostname") {
+		t.Errorf("go test in the user's module: got\n%s\nwant TestHostname to pass", out)
+	}
+}
+
+// goCmd runs the go command in dir with cgo on and no VMLAB_AGENT, offline
+// (the module cache has what this checkout needs).
+func goCmd(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("go", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=1", "VMLAB_AGENT=", "GOPROXY=off", "GOFLAGS=-mod=mod")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
 }

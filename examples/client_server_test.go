@@ -4,10 +4,7 @@ import (
 	"testing"
 
 	"github.com/vmlab/vmlab"
-	"github.com/vmlab/vmlab/internal/vmtest"
 )
-
-func TestMain(m *testing.M) { vmtest.Main(m) }
 
 // bootsVMs skips a test under -short, which runs the VM-free tests only.
 func bootsVMs(t *testing.T) {
