@@ -22,6 +22,7 @@
 package vmlab
 
 import (
+	"errors"
 	"io"
 	"os"
 	"strings"
@@ -135,6 +136,23 @@ func (l *Lab) start(t testing.TB) *lab.Lab {
 		l.t.Cleanup(func() { built.Close() })
 	}
 	return l.built
+}
+
+// StartAll boots every declared machine at once and returns when all are
+// up; a machine that fails to boot fails t, naming it, once every boot has
+// ended. Without it machines boot on their first command, one after the
+// other when the test's first commands go to each in turn.
+func (l *Lab) StartAll(t testing.TB) {
+	t.Helper()
+	built := l.start(t)
+	names := built.Names()
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Go(func() { errs[i] = built.Machine(name).Start(t.Context()) })
+	}
+	wg.Wait()
+	check(t, errors.Join(errs...))
 }
 
 // Block cuts the machine off the given VLANs, or all of its VLANs.

@@ -1,9 +1,11 @@
 package vmlab_test
 
 import (
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -107,4 +109,31 @@ func goCmd(t *testing.T, dir string, args ...string) string {
 		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+// TestStartAll boots two machines with StartAll: their kernels started
+// together, so their uptimes, read one right after the other, differ by far
+// less than a boot (one after the other, by a whole boot, ~2 s under TCG).
+func TestStartAll(t *testing.T) {
+	bootsVMs(t)
+	lab := vmlab.New(t)
+	a, b := lab.Machine("a", vmlab.VLANs()), lab.Machine("b", vmlab.VLANs())
+	lab.StartAll(t)
+	ua, ub := uptime(t, a), uptime(t, b)
+	apart := math.Abs(ua - ub)
+	t.Logf("uptimes %.2f s and %.2f s", ua, ub)
+	if apart > min(ua, ub)/2 {
+		t.Errorf("uptimes %.2f s and %.2f s: the machines booted %.2f s apart, want them booted together", ua, ub, apart)
+	}
+}
+
+// uptime returns the guest's uptime in seconds.
+func uptime(t *testing.T, m *vmlab.Machine) float64 {
+	t.Helper()
+	out := m.Succeed(t, "cut -d' ' -f1 /proc/uptime")
+	v, err := strconv.ParseFloat(strings.TrimSpace(out), 64)
+	if err != nil {
+		t.Fatalf("%s: uptime %q: %v", m.Name(), out, err)
+	}
+	return v
 }
