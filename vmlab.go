@@ -359,10 +359,19 @@ func (m *Machine) Unblock(t testing.TB, vlans ...int) {
 }
 
 // ForwardPort makes TCP port hostPort on the host's 127.0.0.1 reach
-// guestPort on the machine's eth0 (the machine needs UserNet).
-func (m *Machine) ForwardPort(t testing.TB, hostPort, guestPort int) {
+// guestPort on the machine's eth0 (the machine needs UserNet), and returns
+// hostPort. A zero hostPort picks a free port: then ForwardPort boots the
+// machine, so the port is still free when QEMU binds it. A port another
+// process holds fails t, naming the port and the cause.
+func (m *Machine) ForwardPort(t testing.TB, hostPort, guestPort int) int {
 	t.Helper()
+	if hostPort == 0 {
+		port, err := m.m(t).ForwardFreePort(t.Context(), guestPort)
+		check(t, err)
+		return port
+	}
 	check(t, m.m(t).ForwardPort(t.Context(), hostPort, guestPort))
+	return hostPort
 }
 
 // WaitForShutdown waits until the machine powers off by itself.

@@ -1,12 +1,18 @@
 package vmlab_test
 
 import (
+	"fmt"
+	"io"
 	"math"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/vmlab/vmlab"
@@ -136,4 +142,77 @@ func uptime(t *testing.T, m *vmlab.Machine) float64 {
 		t.Fatalf("%s: uptime %q: %v", m.Name(), out, err)
 	}
 	return v
+}
+
+// TestForwardPort forwards a free host port, picked by ForwardPort, to a
+// guest's web server; a port another process holds fails with the port and
+// the cause, not only QEMU's "Could not set up host forwarding rule".
+func TestForwardPort(t *testing.T) {
+	bootsVMs(t)
+	web := vmlab.New(t).Machine("web", vmlab.UserNet(), vmlab.VLANs())
+	web.Succeed(t, "mkdir -p /srv/www && echo forwarded > /srv/www/index.html && busybox httpd -p 80 -h /srv/www")
+	web.WaitForOpenPort(t, 80)
+	port := web.ForwardPort(t, 0, 80)
+	if got := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", port)); got != "forwarded\n" {
+		t.Errorf("through host port %d: got %q, want %q", port, got, "forwarded\n")
+	}
+
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	taken := held.Addr().(*net.TCPAddr).Port
+	msgs := failures(t, func(tb testing.TB) { web.ForwardPort(tb, taken, 80) })
+	want := fmt.Sprintf("host port %d: listen tcp 127.0.0.1:%d: bind: address already in use", taken, taken)
+	if len(msgs) != 1 || !strings.Contains(msgs[0], want) {
+		t.Errorf("forwarding a port another process holds: got %q, want an error saying %q", msgs, want)
+	}
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
+}
+
+// recorder is a testing.TB that keeps what vmlab reports; Fatal and
+// FailNow end the goroutine, as testing's do.
+type recorder struct {
+	testing.TB
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (r *recorder) record(s string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.msgs = append(r.msgs, s)
+}
+
+func (r *recorder) Error(args ...any)                 { r.record(fmt.Sprint(args...)) }
+func (r *recorder) Errorf(format string, args ...any) { r.record(fmt.Sprintf(format, args...)) }
+func (r *recorder) Fatal(args ...any)                 { r.Error(args...); r.FailNow() }
+func (r *recorder) Fatalf(format string, args ...any) { r.Errorf(format, args...); r.FailNow() }
+func (r *recorder) FailNow()                          { runtime.Goexit() }
+
+// failures runs f with a recorder, in a goroutine of its own for Goexit,
+// and returns the failures it reported.
+func failures(t *testing.T, f func(tb testing.TB)) []string {
+	r := &recorder{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f(r)
+	}()
+	<-done
+	return r.msgs
 }
