@@ -5,7 +5,7 @@
 //		lab := vmlab.New(t)
 //		server := lab.Machine("server")
 //		server.Succeed(t, "busybox httpd -p 8000 -h /etc")
-//		server.WaitForOpenPort(t, 8000)
+//		server.WaitForOpenPort(t, 8000, 0) // 0: the default timeout
 //		out := server.Succeed(t, "curl -sf localhost:8000/os-release")
 //		...
 //	}
@@ -249,16 +249,40 @@ func (m *Machine) Fail(t testing.TB, command string, opts ...ExecOption) string 
 	return out
 }
 
-// Execute runs command and returns its exit status and standard output.
+// Execute runs command and returns its exit status and standard output,
+// as the NixOS driver's execute does; ExecuteResult returns its standard
+// error too. A command that does not exit (a timeout, a machine that went
+// down) fails t.
 func (m *Machine) Execute(t testing.TB, command string, opts ...ExecOption) (int, string) {
 	t.Helper()
-	r, err := m.m(t).Execute(t.Context(), command, opts...)
-	check(t, err)
+	r := m.ExecuteResult(t, command, opts...)
 	return r.Status, r.Stdout
 }
 
+// Result is what a command did.
+type Result struct {
+	Status int    // exit status; -1 when a signal killed the command
+	Signal string // the signal that killed it, if one did ("SIGKILL")
+	// Stdout and Stderr are the command's outputs, each up to 1 MiB (the
+	// rest is dropped).
+	Stdout, Stderr string
+	Elapsed        time.Duration // how long it ran, measured in the guest
+}
+
+// ExecuteResult runs command and returns its status and both outputs,
+// whatever the status.
+func (m *Machine) ExecuteResult(t testing.TB, command string, opts ...ExecOption) Result {
+	t.Helper()
+	r, err := m.m(t).Execute(t.Context(), command, opts...)
+	check(t, err)
+	return Result{Status: r.Status, Signal: r.Signal, Stdout: r.Stdout, Stderr: r.Stderr, Elapsed: r.Elapsed}
+}
+
 // WaitUntilSucceeds runs command until it exits 0 and returns its output.
-// A zero timeout means the default (15 minutes under TCG, 3 under KVM).
+//
+// Every wait takes a timeout, as the test files' waits do: when it passes,
+// the wait fails t. A zero timeout means the default: 15 minutes under TCG,
+// 3 under KVM (NixOS's 900 s, scaled).
 func (m *Machine) WaitUntilSucceeds(t testing.TB, command string, timeout time.Duration) string {
 	t.Helper()
 	out, err := m.m(t).WaitUntilSucceeds(t.Context(), command, timeout)
@@ -275,43 +299,43 @@ func (m *Machine) WaitUntilFails(t testing.TB, command string, timeout time.Dura
 }
 
 // WaitForFile waits until path exists in the guest.
-func (m *Machine) WaitForFile(t testing.TB, path string) {
+func (m *Machine) WaitForFile(t testing.TB, path string, timeout time.Duration) {
 	t.Helper()
-	check(t, m.m(t).WaitForFile(t.Context(), path, 0))
+	check(t, m.m(t).WaitForFile(t.Context(), path, timeout))
 }
 
 // WaitForUnit waits until the service called name (declared with Services)
 // is ready, and fails t at once, with the service's last output lines, when
 // it has exited and will not be restarted.
-func (m *Machine) WaitForUnit(t testing.TB, name string) {
+func (m *Machine) WaitForUnit(t testing.TB, name string, timeout time.Duration) {
 	t.Helper()
-	check(t, m.m(t).WaitForUnit(t.Context(), name, 0))
+	check(t, m.m(t).WaitForUnit(t.Context(), name, timeout))
 }
 
 // WaitForOpenPort waits until a TCP connect to localhost:port succeeds in the
 // guest.
-func (m *Machine) WaitForOpenPort(t testing.TB, port int) {
+func (m *Machine) WaitForOpenPort(t testing.TB, port int, timeout time.Duration) {
 	t.Helper()
-	check(t, m.m(t).WaitForOpenPort(t.Context(), "", port, 0))
+	check(t, m.m(t).WaitForOpenPort(t.Context(), "", port, timeout))
 }
 
 // WaitForClosedPort waits until a TCP connect to localhost:port is refused.
-func (m *Machine) WaitForClosedPort(t testing.TB, port int) {
+func (m *Machine) WaitForClosedPort(t testing.TB, port int, timeout time.Duration) {
 	t.Helper()
-	check(t, m.m(t).WaitForClosedPort(t.Context(), "", port, 0))
+	check(t, m.m(t).WaitForClosedPort(t.Context(), "", port, timeout))
 }
 
 // WaitForOpenUnixSocket waits until the unix socket at path accepts.
-func (m *Machine) WaitForOpenUnixSocket(t testing.TB, path string) {
+func (m *Machine) WaitForOpenUnixSocket(t testing.TB, path string, timeout time.Duration) {
 	t.Helper()
-	check(t, m.m(t).WaitForOpenUnixSocket(t.Context(), path, 0))
+	check(t, m.m(t).WaitForOpenUnixSocket(t.Context(), path, timeout))
 }
 
 // WaitForConsoleText waits for a console line matching the regular
 // expression and returns it.
-func (m *Machine) WaitForConsoleText(t testing.TB, regex string) string {
+func (m *Machine) WaitForConsoleText(t testing.TB, regex string, timeout time.Duration) string {
 	t.Helper()
-	line, err := m.m(t).WaitForConsoleText(t.Context(), regex, 0)
+	line, err := m.m(t).WaitForConsoleText(t.Context(), regex, timeout)
 	check(t, err)
 	return line
 }
@@ -375,9 +399,9 @@ func (m *Machine) ForwardPort(t testing.TB, hostPort, guestPort int) int {
 }
 
 // WaitForShutdown waits until the machine powers off by itself.
-func (m *Machine) WaitForShutdown(t testing.TB) {
+func (m *Machine) WaitForShutdown(t testing.TB, timeout time.Duration) {
 	t.Helper()
-	check(t, m.m(t).WaitForShutdown(t.Context(), 0))
+	check(t, m.m(t).WaitForShutdown(t.Context(), timeout))
 }
 
 // Sleep waits d.

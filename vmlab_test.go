@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/vmlab/vmlab"
 )
@@ -37,8 +38,8 @@ func TestLab(t *testing.T) {
 		vmlab.Services(map[string]vmlab.Service{
 			"web": {Command: "busybox httpd -f -p 8000 -h /srv/www", ReadyPort: 8000},
 		}))
-	server.WaitForUnit(t, "multi-user.target")
-	server.WaitForUnit(t, "web.service")
+	server.WaitForUnit(t, "multi-user.target", 0)
+	server.WaitForUnit(t, "web.service", 0)
 	server.Succeed(t, "id alice && test -d /home/alice")
 	if out := server.Succeed(t, "cat /proc/sys/net/ipv4/ip_forward"); out != "1\n" {
 		t.Errorf("ip_forward is %q, want the sysctl applied", out)
@@ -151,7 +152,7 @@ func TestForwardPort(t *testing.T) {
 	bootsVMs(t)
 	web := vmlab.New(t).Machine("web", vmlab.UserNet(), vmlab.VLANs())
 	web.Succeed(t, "mkdir -p /srv/www && echo forwarded > /srv/www/index.html && busybox httpd -p 80 -h /srv/www")
-	web.WaitForOpenPort(t, 80)
+	web.WaitForOpenPort(t, 80, 0)
 	port := web.ForwardPort(t, 0, 80)
 	if got := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", port)); got != "forwarded\n" {
 		t.Errorf("through host port %d: got %q, want %q", port, got, "forwarded\n")
@@ -215,4 +216,48 @@ func failures(t *testing.T, f func(tb testing.TB)) []string {
 	}()
 	<-done
 	return r.msgs
+}
+
+// TestExecuteAndWaits: ExecuteResult returns standard error with the
+// status and standard output; every wait takes a timeout and fails t when
+// it passes (the default would be 15 minutes under TCG).
+func TestExecuteAndWaits(t *testing.T) {
+	bootsVMs(t)
+	m := vmlab.New(t).Machine("m", vmlab.VLANs())
+	got := m.ExecuteResult(t, "echo out; echo err >&2; exit 3")
+	if got.Status != 3 || got.Stdout != "out\n" || got.Stderr != "err\n" {
+		t.Errorf("got status %d, stdout %q, stderr %q; want 3, %q, %q", got.Status, got.Stdout, got.Stderr, "out\n", "err\n")
+	}
+	if status, out := m.Execute(t, "echo out; echo err >&2; exit 3"); status != 3 || out != "out\n" {
+		t.Errorf("Execute: got %d %q, want 3 %q", status, out, "out\n")
+	}
+
+	const timeout = 2 * time.Second
+	waits := []struct {
+		name string
+		wait func(tb testing.TB)
+	}{
+		{"WaitForOpenPort", func(tb testing.TB) { m.WaitForOpenPort(tb, 9, timeout) }},
+		{"WaitForFile", func(tb testing.TB) { m.WaitForFile(tb, "/no/such/file", timeout) }},
+		{"WaitForClosedPort", func(tb testing.TB) {
+			m.Succeed(tb, "busybox httpd -p 7 -h /")
+			m.WaitForOpenPort(tb, 7, 0)
+			m.WaitForClosedPort(tb, 7, timeout)
+		}},
+		{"WaitForOpenUnixSocket", func(tb testing.TB) { m.WaitForOpenUnixSocket(tb, "/no/such/socket", timeout) }},
+		{"WaitForConsoleText", func(tb testing.TB) { m.WaitForConsoleText(tb, "no such line", timeout) }},
+	}
+	for _, w := range waits {
+		t.Run(w.name, func(t *testing.T) {
+			start := time.Now()
+			msgs := failures(t, w.wait)
+			took := time.Since(start)
+			if len(msgs) != 1 || !strings.Contains(msgs[0], "timed out after 2s") {
+				t.Errorf("got %q, want one failure saying it timed out after 2s", msgs)
+			}
+			if took > 30*time.Second {
+				t.Errorf("took %v, want about %v", took, timeout)
+			}
+		})
+	}
 }
