@@ -81,9 +81,19 @@ func New(t testing.TB) *Lab {
 	return &Lab{t: t, boot: shared.boot}
 }
 
-// Fault is what a link does to frames: delay, jitter, loss, duplication,
-// reordering, rate. The zero Fault clears a link's fault.
-type Fault = vnet.Fault
+// Fault is what a link does to frames. The zero Fault clears a link's
+// fault. A fault that cannot be applied (a negative delay, a probability
+// outside [0, 1]) fails the test.
+type Fault struct {
+	Delay  time.Duration // added to every frame
+	Jitter time.Duration // ± uniformly around Delay, at most Delay; frames may overtake each other
+	// Loss, Duplicate and Reorder are probabilities in [0, 1]. A reordered
+	// frame skips the delay, so it overtakes frames delayed before it.
+	Loss, Duplicate, Reorder float64
+	// Rate limits the link to this many bits per second; 0 means no limit.
+	// Frames wait their turn; more than a queue's worth are dropped.
+	Rate int64
+}
 
 // Machine declares a machine called name (its hostname too). It boots on its
 // first command, or on Start. Declaring after the lab has started fails t;
@@ -98,7 +108,9 @@ func (l *Lab) Machine(name string, opts ...Option) *Machine {
 	}
 	decl := spec.New(name)
 	for _, o := range opts {
-		o(&decl)
+		if o.set != nil {
+			o.set(&decl)
+		}
 	}
 	if errs := checkDeclaration(decl, l.specs, l.boot.Host()); len(errs) > 0 {
 		for _, err := range errs {
@@ -184,13 +196,13 @@ func (l *Lab) Heal(t testing.TB) {
 // direction) on VLAN v, or on every VLAN they share when v is 0.
 func (l *Lab) SetLinkFault(t testing.TB, from, to string, v int, f Fault) {
 	t.Helper()
-	check(t, l.start(t).SetLinkFault(from, to, v, f))
+	check(t, l.start(t).SetLinkFault(from, to, v, vnet.Fault(f)))
 }
 
 // SetVLANFault sets the fault on every link of VLAN v.
 func (l *Lab) SetVLANFault(t testing.TB, v int, f Fault) {
 	t.Helper()
-	check(t, l.start(t).SetVLANFault(v, f))
+	check(t, l.start(t).SetVLANFault(v, vnet.Fault(f)))
 }
 
 // Machine is one VM of a lab.
@@ -205,23 +217,37 @@ func (m *Machine) m(t testing.TB) *machine.Machine {
 	return m.lab.start(t).Machine(m.name)
 }
 
-// ExecOption changes how a command runs.
-type ExecOption = machine.ExecOption
+// ExecOption changes how a command runs (Succeed, Fail, Execute,
+// ExecuteResult): Timeout, User, Dir, Env, Stdin. Without them a command
+// runs as root in root's home, with the default timeout.
+type ExecOption struct{ opt machine.ExecOption }
 
-// Timeout bounds a command; the guest kills its process group at the deadline.
-func Timeout(d time.Duration) ExecOption { return machine.Timeout(d) }
+// Timeout bounds a command; the guest kills its process group at the
+// deadline. Zero means the default (15 minutes under TCG, 3 under KVM).
+func Timeout(d time.Duration) ExecOption { return ExecOption{machine.Timeout(d)} }
 
-// User runs a command as the named guest user.
-func User(name string) ExecOption { return machine.User(name) }
+// User runs a command as the named guest user (default root).
+func User(name string) ExecOption { return ExecOption{machine.User(name)} }
 
-// Dir sets a command's working directory.
-func Dir(dir string) ExecOption { return machine.Dir(dir) }
+// Dir sets a command's working directory (default: the user's home).
+func Dir(dir string) ExecOption { return ExecOption{machine.Dir(dir)} }
 
 // Env adds KEY=VALUE pairs to a command's environment.
-func Env(kv ...string) ExecOption { return machine.Env(kv...) }
+func Env(kv ...string) ExecOption { return ExecOption{machine.Env(kv...)} }
 
 // Stdin feeds r to a command's standard input.
-func Stdin(r io.Reader) ExecOption { return machine.Stdin(r) }
+func Stdin(r io.Reader) ExecOption { return ExecOption{machine.Stdin(r)} }
+
+// execOptions unwraps opts for package machine, skipping zero ones.
+func execOptions(opts []ExecOption) []machine.ExecOption {
+	var out []machine.ExecOption
+	for _, o := range opts {
+		if o.opt != nil {
+			out = append(out, o.opt)
+		}
+	}
+	return out
+}
 
 // Name returns the machine's name.
 func (m *Machine) Name() string { return m.name }
@@ -236,7 +262,7 @@ func (m *Machine) Start(t testing.TB) {
 // non-zero exit fails t with the command's output and status.
 func (m *Machine) Succeed(t testing.TB, command string, opts ...ExecOption) string {
 	t.Helper()
-	out, err := m.m(t).Succeed(t.Context(), command, opts...)
+	out, err := m.m(t).Succeed(t.Context(), command, execOptions(opts)...)
 	check(t, err)
 	return out
 }
@@ -244,7 +270,7 @@ func (m *Machine) Succeed(t testing.TB, command string, opts ...ExecOption) stri
 // Fail runs command and returns its standard output; a zero exit fails t.
 func (m *Machine) Fail(t testing.TB, command string, opts ...ExecOption) string {
 	t.Helper()
-	out, err := m.m(t).Fail(t.Context(), command, opts...)
+	out, err := m.m(t).Fail(t.Context(), command, execOptions(opts)...)
 	check(t, err)
 	return out
 }
@@ -273,7 +299,7 @@ type Result struct {
 // whatever the status.
 func (m *Machine) ExecuteResult(t testing.TB, command string, opts ...ExecOption) Result {
 	t.Helper()
-	r, err := m.m(t).Execute(t.Context(), command, opts...)
+	r, err := m.m(t).Execute(t.Context(), command, execOptions(opts)...)
 	check(t, err)
 	return Result{Status: r.Status, Signal: r.Signal, Stdout: r.Stdout, Stderr: r.Stderr, Elapsed: r.Elapsed}
 }
