@@ -10,9 +10,12 @@
 //		...
 //	}
 //
-// Machines boot lazily, on their first command, and are stopped when the
-// test ends. Each method takes the testing.TB to fail: pass the subtest's t
-// inside t.Run. Method names are the NixOS test driver's, in Go spelling.
+// Machines boot lazily, on their first command, or all at once with
+// Lab.StartAll, and are stopped when the test ends. Each method takes the
+// testing.TB to fail: pass the subtest's t inside t.Run. Method names are
+// the NixOS test driver's, in Go spelling; every wait takes a timeout (0:
+// the default). The machines' log lines (booting, up) go to the lab's test
+// and name the line of the test that caused them.
 //
 // The guest runs a statically linked program as its init, the agent. A
 // test binary built with CGO_ENABLED=0 that imports this package is one;
@@ -72,7 +75,7 @@ func New(t testing.TB) *Lab {
 	shared.once.Do(func() {
 		shared.boot, shared.err = prepareBoot()
 		if shared.err == nil {
-			t.Logf("vmlab: kernel %s, accelerator %s", shared.boot.Kernel.Version, shared.boot.Accel)
+			logfTo(t)("vmlab: kernel %s, accelerator %s", shared.boot.Kernel.Version, shared.boot.Accel)
 		}
 	})
 	if shared.err != nil {
@@ -140,7 +143,7 @@ func (l *Lab) start(t testing.TB) *lab.Lab {
 		for i, s := range l.specs {
 			cfgs[i] = machine.Config{Machine: s}
 		}
-		built, err := lab.New(l.boot, dir, cfgs, l.t.Logf)
+		built, err := lab.New(l.boot, dir, cfgs, logfTo(l.t))
 		if err != nil {
 			t.Fatalf("vmlab: %v", err)
 		}

@@ -100,7 +100,17 @@ func TestUserModule(t *testing.T) {
 	goCmd(t, dir, "mod", "tidy")
 	out := goCmd(t, dir, "test", "-count=1", "-v", ".")
 	if !strings.Contains(out, "--- PASS: TestHostname") {
-		t.Errorf("go test in the user's module: got\n%s\nwant TestHostname to pass", out)
+		t.Fatalf("go test in the user's module: got\n%s\nwant TestHostname to pass", out)
+	}
+	// Log lines name the user's line that caused them (New on line 10, the
+	// first command, which boots m, on line 11), not vmlab's.
+	for _, want := range []string{"user_test.go:10: vmlab: kernel", "user_test.go:11: m: booting", "user_test.go:11: m: up in"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("go test -v in the user's module: got\n%s\nwant a line %q", out, want)
+		}
+	}
+	if strings.Contains(out, "machine.go:") || strings.Contains(out, "vmlab.go:") {
+		t.Errorf("go test -v in the user's module: got\n%s\nwant no line naming vmlab's files", out)
 	}
 }
 
