@@ -12,11 +12,16 @@ import (
 // 2.1 s, went down): to t's output, at the line of the test's code that
 // caused the log. t.Logf would name the line in vmlab's machine.go that
 // logs, and t.Helper cannot mark vmlab's internal frames. A log with no
-// caller outside vmlab (one from a goroutine of vmlab's) names no line.
-func logfTo(t testing.TB) func(format string, args ...any) {
+// caller outside vmlab (one from a goroutine of vmlab's, as StartAll's
+// boots are) names the line site returns, if any.
+func logfTo(t testing.TB, site func() string) func(format string, args ...any) {
 	return func(format string, args ...any) {
 		msg := fmt.Sprintf(format, args...)
-		if at := callerOutside(); at != "" {
+		at := callerOutside()
+		if at == "" && site != nil {
+			at = site()
+		}
+		if at != "" {
 			msg = at + ": " + msg
 		}
 		fmt.Fprintln(t.Output(), msg)

@@ -30,6 +30,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -64,6 +65,15 @@ type Lab struct {
 
 	mu    sync.Mutex
 	built *lab.Lab
+	// site holds the test's line (a string) of a call whose work runs in
+	// goroutines of its own (StartAll), for their log lines.
+	site atomic.Value
+}
+
+// siteLine returns the line in site, or "".
+func (l *Lab) siteLine() string {
+	s, _ := l.site.Load().(string)
+	return s
 }
 
 // New prepares the kernel, the initramfs and QEMU (once per test binary) and
@@ -75,7 +85,7 @@ func New(t testing.TB) *Lab {
 	shared.once.Do(func() {
 		shared.boot, shared.err = prepareBoot()
 		if shared.err == nil {
-			logfTo(t)("vmlab: kernel %s, accelerator %s", shared.boot.Kernel.Version, shared.boot.Accel)
+			logfTo(t, nil)("vmlab: kernel %s, accelerator %s", shared.boot.Kernel.Version, shared.boot.Accel)
 		}
 	})
 	if shared.err != nil {
@@ -143,7 +153,7 @@ func (l *Lab) start(t testing.TB) *lab.Lab {
 		for i, s := range l.specs {
 			cfgs[i] = machine.Config{Machine: s}
 		}
-		built, err := lab.New(l.boot, dir, cfgs, logfTo(l.t))
+		built, err := lab.New(l.boot, dir, cfgs, logfTo(l.t, l.siteLine))
 		if err != nil {
 			t.Fatalf("vmlab: %v", err)
 		}
@@ -160,6 +170,8 @@ func (l *Lab) start(t testing.TB) *lab.Lab {
 func (l *Lab) StartAll(t testing.TB) {
 	t.Helper()
 	built := l.start(t)
+	l.site.Store(callerOutside())
+	defer l.site.Store("")
 	names := built.Names()
 	errs := make([]error, len(names))
 	var wg sync.WaitGroup

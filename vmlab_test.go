@@ -131,11 +131,19 @@ func goCmd(t *testing.T, dir string, args ...string) string {
 // TestStartAll boots two machines with StartAll: their kernels started
 // together, so their uptimes, read one right after the other, differ by far
 // less than a boot (one after the other, by a whole boot, ~2 s under TCG).
+// The boots' log lines name StartAll's line.
 func TestStartAll(t *testing.T) {
 	bootsVMs(t)
-	lab := vmlab.New(t)
+	logs := &captured{TB: t}
+	lab := vmlab.New(logs)
 	a, b := lab.Machine("a", vmlab.VLANs()), lab.Machine("b", vmlab.VLANs())
+	_, _, line, _ := runtime.Caller(0)
 	lab.StartAll(t)
+	for _, name := range []string{"a", "b"} {
+		if want := fmt.Sprintf("vmlab_test.go:%d: %s: booting\n", line+1, name); !strings.Contains(logs.String(), want) {
+			t.Errorf("logs: got\n%s\nwant a line %q", logs.String(), want)
+		}
+	}
 	ua, ub := uptime(t, a), uptime(t, b)
 	apart := math.Abs(ua - ub)
 	t.Logf("uptimes %.2f s and %.2f s", ua, ub)
@@ -270,4 +278,25 @@ func TestExecuteAndWaits(t *testing.T) {
 			}
 		})
 	}
+}
+
+// captured is a testing.TB whose Output, where vmlab logs, is kept.
+type captured struct {
+	testing.TB
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (c *captured) Output() io.Writer { return c }
+
+func (c *captured) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.buf.Write(p)
+}
+
+func (c *captured) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.buf.String()
 }
