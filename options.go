@@ -15,20 +15,22 @@ import (
 // declare, all of it at once, and fails the test naming the option at
 // fault before anything boots; docs/test-files.md lists the rules (the
 // same as for test files).
-type Option func(*spec.Machine)
+//
+// An Option is opaque: the declaration it changes is vmlab's own.
+type Option struct{ set func(*spec.Machine) }
 
 // Memory sets the guest's memory in MiB (default 512).
-func Memory(mib int) Option { return func(s *spec.Machine) { s.MemoryMiB = mib } }
+func Memory(mib int) Option { return Option{func(s *spec.Machine) { s.MemoryMiB = mib }} }
 
 // CPUs sets the guest's CPU count (default 1).
-func CPUs(n int) Option { return func(s *spec.Machine) { s.CPUs = n } }
+func CPUs(n int) Option { return Option{func(s *spec.Machine) { s.CPUs = n }} }
 
 // Share makes the host directory hostPath visible at guestPath. The guest
 // may write there; its writes stay in the guest.
 func Share(hostPath, guestPath string) Option {
-	return func(s *spec.Machine) {
+	return Option{func(s *spec.Machine) {
 		s.Shares = append(s.Shares, spec.Share{HostPath: abs(hostPath), GuestPath: guestPath})
-	}
+	}}
 }
 
 // VLANs puts the machine on these networks, in order: eth1, eth2, ... with
@@ -36,12 +38,12 @@ func Share(hostPath, guestPath string) Option {
 // sorted by name. Without it a machine is on VLAN 1; VLANs() with no
 // arguments means no network.
 func VLANs(v ...int) Option {
-	return func(s *spec.Machine) { s.VLANs = append([]int{}, v...) }
+	return Option{func(s *spec.Machine) { s.VLANs = append([]int{}, v...) }}
 }
 
 // UserNet gives the machine eth0, a user-mode NIC for ForwardPort only: it
 // has no route out and cannot reach the host.
-func UserNet() Option { return func(s *spec.Machine) { s.UserNet = true } }
+func UserNet() Option { return Option{func(s *spec.Machine) { s.UserNet = true }} }
 
 // Service is a program the machine's agent starts at every boot, after
 // Users, Files, Modules and Sysctls are applied, and supervises without
@@ -67,7 +69,7 @@ type Service struct {
 // takes). A declaration that is wrong (no command, an unknown restart
 // policy) fails the test before anything boots.
 func Services(services map[string]Service) Option {
-	return func(s *spec.Machine) {
+	return Option{func(s *spec.Machine) {
 		for _, name := range slices.Sorted(maps.Keys(services)) {
 			v := services[name]
 			s.Services = append(s.Services, agentproto.Service{
@@ -75,63 +77,63 @@ func Services(services map[string]Service) Option {
 				ReadyPort: v.ReadyPort, ReadyFile: v.ReadyFile, ReadyLog: v.ReadyLog, Restart: v.Restart,
 			})
 		}
-	}
+	}}
 }
 
 // Users creates login accounts with home directories (with the host's
 // useradd) at every boot, before the machine's first command.
 func Users(names ...string) Option {
-	return func(s *spec.Machine) {
+	return Option{func(s *spec.Machine) {
 		for _, n := range names {
 			s.Setup.Users = append(s.Setup.Users, spec.Account{Name: n})
 		}
-	}
+	}}
 }
 
 // Groups creates groups at every boot.
 func Groups(names ...string) Option {
-	return func(s *spec.Machine) { s.Setup.Groups = append(s.Setup.Groups, names...) }
+	return Option{func(s *spec.Machine) { s.Setup.Groups = append(s.Setup.Groups, names...) }}
 }
 
 // File writes a file into the guest at every boot, before the machine's
 // first command. A zero mode means 0644.
 func File(path, content string, mode os.FileMode) Option {
-	return func(s *spec.Machine) {
+	return Option{func(s *spec.Machine) {
 		s.Setup.Files = append(s.Setup.Files, spec.File{Path: path, Content: content, Mode: mode})
-	}
+	}}
 }
 
 // Modules loads kernel modules (modprobe) at every boot.
 func Modules(names ...string) Option {
-	return func(s *spec.Machine) { s.Setup.Modules = append(s.Setup.Modules, names...) }
+	return Option{func(s *spec.Machine) { s.Setup.Modules = append(s.Setup.Modules, names...) }}
 }
 
 // Sysctl sets a kernel parameter at every boot: Sysctl("net.ipv4.ip_forward", "1").
 func Sysctl(key, value string) Option {
-	return func(s *spec.Machine) {
+	return Option{func(s *spec.Machine) {
 		if s.Setup.Sysctls == nil {
 			s.Setup.Sysctls = make(map[string]string)
 		}
 		s.Setup.Sysctls[key] = value
-	}
+	}}
 }
 
 // Packages names Debian packages (or programs) the test needs. The guest's
 // root is the host's, so they must be installed on the host; a missing one
 // fails the test before anything boots, naming the machine and the package.
 func Packages(names ...string) Option {
-	return func(s *spec.Machine) { s.Packages = append(s.Packages, names...) }
+	return Option{func(s *spec.Machine) { s.Packages = append(s.Packages, names...) }}
 }
 
 // Disks adds empty disks of these sizes in MiB: /dev/vda, /dev/vdb, ... in
 // the guest. They keep their contents across reboots.
 func Disks(sizesMiB ...int) Option {
-	return func(s *spec.Machine) { s.Disks = append(s.Disks, sizesMiB...) }
+	return Option{func(s *spec.Machine) { s.Disks = append(s.Disks, sizesMiB...) }}
 }
 
 // QEMUArgs appends arguments to the machine's QEMU command line.
 func QEMUArgs(args ...string) Option {
-	return func(s *spec.Machine) { s.QEMUArgs = append(s.QEMUArgs, args...) }
+	return Option{func(s *spec.Machine) { s.QEMUArgs = append(s.QEMUArgs, args...) }}
 }
 
 // abs makes a share's host path absolute (relative to the working

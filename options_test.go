@@ -123,7 +123,7 @@ func TestOptionFields(t *testing.T) {
 				_, l := declare(t, "", func(l *Lab) { l.Machine("b") })
 				got = l.specs[0]
 			} else if opt, ok := samples[kw]; ok {
-				opt(&got)
+				opt.set(&got)
 			} else {
 				t.Fatalf("field %q: no option sets it: add one (options.go) and a sample here", kw)
 			}

@@ -5,26 +5,32 @@
 //		lab := vmlab.New(t)
 //		server := lab.Machine("server")
 //		server.Succeed(t, "busybox httpd -p 8000 -h /etc")
-//		server.WaitForOpenPort(t, 8000)
+//		server.WaitForOpenPort(t, 8000, 0) // 0: the default timeout
 //		out := server.Succeed(t, "curl -sf localhost:8000/os-release")
 //		...
 //	}
 //
-// Machines boot lazily, on their first command, and are stopped when the
-// test ends. Each method takes the testing.TB to fail: pass the subtest's t
-// inside t.Run. Method names are the NixOS test driver's, in Go spelling.
+// Machines boot lazily, on their first command, or all at once with
+// Lab.StartAll, and are stopped when the test ends. Each method takes the
+// testing.TB to fail: pass the subtest's t inside t.Run. Method names are
+// the NixOS test driver's, in Go spelling; every wait takes a timeout (0:
+// the default). The machines' log lines (booting, up) go to the lab's test
+// and name the line of the test that caused them.
 //
-// The guest needs a statically linked program to run as its init. A test
-// binary built with CGO_ENABLED=0 that imports this package is one; otherwise
-// set VMLAB_AGENT to a static vmlab (CGO_ENABLED=0 go build ./cmd/vmlab) or
-// put one on PATH.
+// The guest runs a statically linked program as its init, the agent. A
+// test binary built with CGO_ENABLED=0 that imports this package is one;
+// otherwise New builds one with the go command from the test's module
+// (`go test` puts go on PATH): a link, ~0.6 s, kept in the cache for a
+// release of vmlab. VMLAB_AGENT names a static agent to use instead.
 package vmlab
 
 import (
+	"errors"
 	"io"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -59,6 +65,15 @@ type Lab struct {
 
 	mu    sync.Mutex
 	built *lab.Lab
+	// site holds the test's line (a string) of a call whose work runs in
+	// goroutines of its own (StartAll), for their log lines.
+	site atomic.Value
+}
+
+// siteLine returns the line in site, or "".
+func (l *Lab) siteLine() string {
+	s, _ := l.site.Load().(string)
+	return s
 }
 
 // New prepares the kernel, the initramfs and QEMU (once per test binary) and
@@ -68,9 +83,9 @@ type Lab struct {
 func New(t testing.TB) *Lab {
 	t.Helper()
 	shared.once.Do(func() {
-		shared.boot, shared.err = machine.PrepareBoot(machine.BootOptions{})
+		shared.boot, shared.err = prepareBoot()
 		if shared.err == nil {
-			t.Logf("vmlab: kernel %s, accelerator %s", shared.boot.Kernel.Version, shared.boot.Accel)
+			logfTo(t, nil)("vmlab: kernel %s, accelerator %s", shared.boot.Kernel.Version, shared.boot.Accel)
 		}
 	})
 	if shared.err != nil {
@@ -79,9 +94,19 @@ func New(t testing.TB) *Lab {
 	return &Lab{t: t, boot: shared.boot}
 }
 
-// Fault is what a link does to frames: delay, jitter, loss, duplication,
-// reordering, rate. The zero Fault clears a link's fault.
-type Fault = vnet.Fault
+// Fault is what a link does to frames. The zero Fault clears a link's
+// fault. A fault that cannot be applied (a negative delay, a probability
+// outside [0, 1]) fails the test.
+type Fault struct {
+	Delay  time.Duration // added to every frame
+	Jitter time.Duration // ± uniformly around Delay, at most Delay; frames may overtake each other
+	// Loss, Duplicate and Reorder are probabilities in [0, 1]. A reordered
+	// frame skips the delay, so it overtakes frames delayed before it.
+	Loss, Duplicate, Reorder float64
+	// Rate limits the link to this many bits per second; 0 means no limit.
+	// Frames wait their turn; more than a queue's worth are dropped.
+	Rate int64
+}
 
 // Machine declares a machine called name (its hostname too). It boots on its
 // first command, or on Start. Declaring after the lab has started fails t;
@@ -96,7 +121,9 @@ func (l *Lab) Machine(name string, opts ...Option) *Machine {
 	}
 	decl := spec.New(name)
 	for _, o := range opts {
-		o(&decl)
+		if o.set != nil {
+			o.set(&decl)
+		}
 	}
 	if errs := checkDeclaration(decl, l.specs, l.boot.Host()); len(errs) > 0 {
 		for _, err := range errs {
@@ -126,7 +153,7 @@ func (l *Lab) start(t testing.TB) *lab.Lab {
 		for i, s := range l.specs {
 			cfgs[i] = machine.Config{Machine: s}
 		}
-		built, err := lab.New(l.boot, dir, cfgs, l.t.Logf)
+		built, err := lab.New(l.boot, dir, cfgs, logfTo(l.t, l.siteLine))
 		if err != nil {
 			t.Fatalf("vmlab: %v", err)
 		}
@@ -134,6 +161,25 @@ func (l *Lab) start(t testing.TB) *lab.Lab {
 		l.t.Cleanup(func() { built.Close() })
 	}
 	return l.built
+}
+
+// StartAll boots every declared machine at once and returns when all are
+// up; a machine that fails to boot fails t, naming it, once every boot has
+// ended. Without it machines boot on their first command, one after the
+// other when the test's first commands go to each in turn.
+func (l *Lab) StartAll(t testing.TB) {
+	t.Helper()
+	built := l.start(t)
+	l.site.Store(callerOutside())
+	defer l.site.Store("")
+	names := built.Names()
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Go(func() { errs[i] = built.Machine(name).Start(t.Context()) })
+	}
+	wg.Wait()
+	check(t, errors.Join(errs...))
 }
 
 // Block cuts the machine off the given VLANs, or all of its VLANs.
@@ -165,13 +211,13 @@ func (l *Lab) Heal(t testing.TB) {
 // direction) on VLAN v, or on every VLAN they share when v is 0.
 func (l *Lab) SetLinkFault(t testing.TB, from, to string, v int, f Fault) {
 	t.Helper()
-	check(t, l.start(t).SetLinkFault(from, to, v, f))
+	check(t, l.start(t).SetLinkFault(from, to, v, vnet.Fault(f)))
 }
 
 // SetVLANFault sets the fault on every link of VLAN v.
 func (l *Lab) SetVLANFault(t testing.TB, v int, f Fault) {
 	t.Helper()
-	check(t, l.start(t).SetVLANFault(v, f))
+	check(t, l.start(t).SetVLANFault(v, vnet.Fault(f)))
 }
 
 // Machine is one VM of a lab.
@@ -186,23 +232,37 @@ func (m *Machine) m(t testing.TB) *machine.Machine {
 	return m.lab.start(t).Machine(m.name)
 }
 
-// ExecOption changes how a command runs.
-type ExecOption = machine.ExecOption
+// ExecOption changes how a command runs (Succeed, Fail, Execute,
+// ExecuteResult): Timeout, User, Dir, Env, Stdin. Without them a command
+// runs as root in root's home, with the default timeout.
+type ExecOption struct{ opt machine.ExecOption }
 
-// Timeout bounds a command; the guest kills its process group at the deadline.
-func Timeout(d time.Duration) ExecOption { return machine.Timeout(d) }
+// Timeout bounds a command; the guest kills its process group at the
+// deadline. Zero means the default (15 minutes under TCG, 3 under KVM).
+func Timeout(d time.Duration) ExecOption { return ExecOption{machine.Timeout(d)} }
 
-// User runs a command as the named guest user.
-func User(name string) ExecOption { return machine.User(name) }
+// User runs a command as the named guest user (default root).
+func User(name string) ExecOption { return ExecOption{machine.User(name)} }
 
-// Dir sets a command's working directory.
-func Dir(dir string) ExecOption { return machine.Dir(dir) }
+// Dir sets a command's working directory (default: the user's home).
+func Dir(dir string) ExecOption { return ExecOption{machine.Dir(dir)} }
 
 // Env adds KEY=VALUE pairs to a command's environment.
-func Env(kv ...string) ExecOption { return machine.Env(kv...) }
+func Env(kv ...string) ExecOption { return ExecOption{machine.Env(kv...)} }
 
 // Stdin feeds r to a command's standard input.
-func Stdin(r io.Reader) ExecOption { return machine.Stdin(r) }
+func Stdin(r io.Reader) ExecOption { return ExecOption{machine.Stdin(r)} }
+
+// execOptions unwraps opts for package machine, skipping zero ones.
+func execOptions(opts []ExecOption) []machine.ExecOption {
+	var out []machine.ExecOption
+	for _, o := range opts {
+		if o.opt != nil {
+			out = append(out, o.opt)
+		}
+	}
+	return out
+}
 
 // Name returns the machine's name.
 func (m *Machine) Name() string { return m.name }
@@ -217,7 +277,7 @@ func (m *Machine) Start(t testing.TB) {
 // non-zero exit fails t with the command's output and status.
 func (m *Machine) Succeed(t testing.TB, command string, opts ...ExecOption) string {
 	t.Helper()
-	out, err := m.m(t).Succeed(t.Context(), command, opts...)
+	out, err := m.m(t).Succeed(t.Context(), command, execOptions(opts)...)
 	check(t, err)
 	return out
 }
@@ -225,21 +285,45 @@ func (m *Machine) Succeed(t testing.TB, command string, opts ...ExecOption) stri
 // Fail runs command and returns its standard output; a zero exit fails t.
 func (m *Machine) Fail(t testing.TB, command string, opts ...ExecOption) string {
 	t.Helper()
-	out, err := m.m(t).Fail(t.Context(), command, opts...)
+	out, err := m.m(t).Fail(t.Context(), command, execOptions(opts)...)
 	check(t, err)
 	return out
 }
 
-// Execute runs command and returns its exit status and standard output.
+// Execute runs command and returns its exit status and standard output,
+// as the NixOS driver's execute does; ExecuteResult returns its standard
+// error too. A command that does not exit (a timeout, a machine that went
+// down) fails t.
 func (m *Machine) Execute(t testing.TB, command string, opts ...ExecOption) (int, string) {
 	t.Helper()
-	r, err := m.m(t).Execute(t.Context(), command, opts...)
-	check(t, err)
+	r := m.ExecuteResult(t, command, opts...)
 	return r.Status, r.Stdout
 }
 
+// Result is what a command did.
+type Result struct {
+	Status int    // exit status; -1 when a signal killed the command
+	Signal string // the signal that killed it, if one did ("SIGKILL")
+	// Stdout and Stderr are the command's outputs, each up to 1 MiB (the
+	// rest is dropped).
+	Stdout, Stderr string
+	Elapsed        time.Duration // how long it ran, measured in the guest
+}
+
+// ExecuteResult runs command and returns its status and both outputs,
+// whatever the status.
+func (m *Machine) ExecuteResult(t testing.TB, command string, opts ...ExecOption) Result {
+	t.Helper()
+	r, err := m.m(t).Execute(t.Context(), command, execOptions(opts)...)
+	check(t, err)
+	return Result{Status: r.Status, Signal: r.Signal, Stdout: r.Stdout, Stderr: r.Stderr, Elapsed: r.Elapsed}
+}
+
 // WaitUntilSucceeds runs command until it exits 0 and returns its output.
-// A zero timeout means the default (15 minutes under TCG, 3 under KVM).
+//
+// Every wait takes a timeout, as the test files' waits do: when it passes,
+// the wait fails t. A zero timeout means the default: 15 minutes under TCG,
+// 3 under KVM (NixOS's 900 s, scaled).
 func (m *Machine) WaitUntilSucceeds(t testing.TB, command string, timeout time.Duration) string {
 	t.Helper()
 	out, err := m.m(t).WaitUntilSucceeds(t.Context(), command, timeout)
@@ -256,43 +340,43 @@ func (m *Machine) WaitUntilFails(t testing.TB, command string, timeout time.Dura
 }
 
 // WaitForFile waits until path exists in the guest.
-func (m *Machine) WaitForFile(t testing.TB, path string) {
+func (m *Machine) WaitForFile(t testing.TB, path string, timeout time.Duration) {
 	t.Helper()
-	check(t, m.m(t).WaitForFile(t.Context(), path, 0))
+	check(t, m.m(t).WaitForFile(t.Context(), path, timeout))
 }
 
 // WaitForUnit waits until the service called name (declared with Services)
 // is ready, and fails t at once, with the service's last output lines, when
 // it has exited and will not be restarted.
-func (m *Machine) WaitForUnit(t testing.TB, name string) {
+func (m *Machine) WaitForUnit(t testing.TB, name string, timeout time.Duration) {
 	t.Helper()
-	check(t, m.m(t).WaitForUnit(t.Context(), name, 0))
+	check(t, m.m(t).WaitForUnit(t.Context(), name, timeout))
 }
 
 // WaitForOpenPort waits until a TCP connect to localhost:port succeeds in the
 // guest.
-func (m *Machine) WaitForOpenPort(t testing.TB, port int) {
+func (m *Machine) WaitForOpenPort(t testing.TB, port int, timeout time.Duration) {
 	t.Helper()
-	check(t, m.m(t).WaitForOpenPort(t.Context(), "", port, 0))
+	check(t, m.m(t).WaitForOpenPort(t.Context(), "", port, timeout))
 }
 
 // WaitForClosedPort waits until a TCP connect to localhost:port is refused.
-func (m *Machine) WaitForClosedPort(t testing.TB, port int) {
+func (m *Machine) WaitForClosedPort(t testing.TB, port int, timeout time.Duration) {
 	t.Helper()
-	check(t, m.m(t).WaitForClosedPort(t.Context(), "", port, 0))
+	check(t, m.m(t).WaitForClosedPort(t.Context(), "", port, timeout))
 }
 
 // WaitForOpenUnixSocket waits until the unix socket at path accepts.
-func (m *Machine) WaitForOpenUnixSocket(t testing.TB, path string) {
+func (m *Machine) WaitForOpenUnixSocket(t testing.TB, path string, timeout time.Duration) {
 	t.Helper()
-	check(t, m.m(t).WaitForOpenUnixSocket(t.Context(), path, 0))
+	check(t, m.m(t).WaitForOpenUnixSocket(t.Context(), path, timeout))
 }
 
 // WaitForConsoleText waits for a console line matching the regular
 // expression and returns it.
-func (m *Machine) WaitForConsoleText(t testing.TB, regex string) string {
+func (m *Machine) WaitForConsoleText(t testing.TB, regex string, timeout time.Duration) string {
 	t.Helper()
-	line, err := m.m(t).WaitForConsoleText(t.Context(), regex, 0)
+	line, err := m.m(t).WaitForConsoleText(t.Context(), regex, timeout)
 	check(t, err)
 	return line
 }
@@ -340,16 +424,25 @@ func (m *Machine) Unblock(t testing.TB, vlans ...int) {
 }
 
 // ForwardPort makes TCP port hostPort on the host's 127.0.0.1 reach
-// guestPort on the machine's eth0 (the machine needs UserNet).
-func (m *Machine) ForwardPort(t testing.TB, hostPort, guestPort int) {
+// guestPort on the machine's eth0 (the machine needs UserNet), and returns
+// hostPort. A zero hostPort picks a free port: then ForwardPort boots the
+// machine, so the port is still free when QEMU binds it. A port another
+// process holds fails t, naming the port and the cause.
+func (m *Machine) ForwardPort(t testing.TB, hostPort, guestPort int) int {
 	t.Helper()
+	if hostPort == 0 {
+		port, err := m.m(t).ForwardFreePort(t.Context(), guestPort)
+		check(t, err)
+		return port
+	}
 	check(t, m.m(t).ForwardPort(t.Context(), hostPort, guestPort))
+	return hostPort
 }
 
 // WaitForShutdown waits until the machine powers off by itself.
-func (m *Machine) WaitForShutdown(t testing.TB) {
+func (m *Machine) WaitForShutdown(t testing.TB, timeout time.Duration) {
 	t.Helper()
-	check(t, m.m(t).WaitForShutdown(t.Context(), 0))
+	check(t, m.m(t).WaitForShutdown(t.Context(), timeout))
 }
 
 // Sleep waits d.

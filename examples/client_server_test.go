@@ -4,10 +4,7 @@ import (
 	"testing"
 
 	"github.com/vmlab/vmlab"
-	"github.com/vmlab/vmlab/internal/vmtest"
 )
-
-func TestMain(m *testing.M) { vmtest.Main(m) }
 
 // bootsVMs skips a test under -short, which runs the VM-free tests only.
 func bootsVMs(t *testing.T) {
@@ -26,7 +23,7 @@ func TestClientServer(t *testing.T) {
 
 	server.Succeed(t, "mkdir -p /srv/www && echo 'hello from server' > /srv/www/index.html")
 	server.Succeed(t, "busybox httpd -p 80 -h /srv/www")
-	server.WaitForOpenPort(t, 80)
+	server.WaitForOpenPort(t, 80, 0)
 
 	if got := client.Succeed(t, "curl -sf http://server/"); got != "hello from server\n" {
 		t.Errorf("client fetched %q", got)

@@ -24,7 +24,7 @@ func TestNAT(t *testing.T) {
 	client.Succeed(t, "ip route add default via 192.168.2.2")
 
 	server.Succeed(t, "mkdir -p /srv/www && echo hi > /srv/www/index.html && busybox httpd -p 80 -h /srv/www")
-	server.WaitForOpenPort(t, 80)
+	server.WaitForOpenPort(t, 80, 0)
 
 	client.Succeed(t, "curl -sf --max-time 5 http://192.168.1.3/ >/dev/null")
 	// The server saw the router's address, not the client's.

@@ -14,7 +14,7 @@ func TestPartition(t *testing.T) {
 	n1, n2, n3 := lab.Machine("n1"), lab.Machine("n2"), lab.Machine("n3")
 	for _, n := range []*vmlab.Machine{n1, n2, n3} {
 		n.Succeed(t, "mkdir -p /srv/www && echo hi > /srv/www/index.html && busybox httpd -p 7000 -h /srv/www")
-		n.WaitForOpenPort(t, 7000)
+		n.WaitForOpenPort(t, 7000, 0)
 	}
 
 	lab.Partition(t, []string{"n1", "n2"}, []string{"n3"})

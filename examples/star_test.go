@@ -1,24 +1,30 @@
 package examples
 
 import (
-	"bytes"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
-
-	"github.com/vmlab/vmlab/internal/cli"
 )
 
-// TestStarExamples runs every .star example through `vmlab run`, as a user
-// would.
+// TestStarExamples runs every .star example with `vmlab run`, as a user
+// would: a static vmlab built from this module (static, so it is also the
+// guest's agent).
 func TestStarExamples(t *testing.T) {
 	bootsVMs(t)
 	files, err := filepath.Glob("*.star")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no .star examples: %v", err)
 	}
-	var stdout, stderr bytes.Buffer
-	args := append([]string{"run", "-j", "1", "-out", t.TempDir()}, files...)
-	if code := cli.Main(args, &stdout, &stderr); code != 0 {
-		t.Errorf("vmlab run %v: exit %d\n%s\n%s", files, code, stdout.String(), stderr.String())
+	vmlab := filepath.Join(t.TempDir(), "vmlab")
+	build := exec.Command("go", "build", "-o", vmlab, "github.com/vmlab/vmlab/cmd/vmlab")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build vmlab: %v\n%s", err, out)
+	}
+	run := exec.Command(vmlab, append([]string{"run", "-j", "1", "-out", t.TempDir()}, files...)...)
+	run.Env = append(os.Environ(), "VMLAB_AGENT=")
+	if out, err := run.CombinedOutput(); err != nil {
+		t.Errorf("vmlab run %v: %v\n%s", files, err, out)
 	}
 }

@@ -3,10 +3,13 @@ package machine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/vmlab/vmlab/internal/agentclient"
 	"github.com/vmlab/vmlab/internal/agentproto"
@@ -84,7 +87,13 @@ func (m *Machine) ForwardPort(ctx context.Context, hostPort, guestPort int) erro
 	running := m.proc != nil
 	m.mu.Unlock()
 	if !running || !m.running() {
-		return nil // applied when the machine starts
+		// Applied when the machine starts, where a taken port fails the
+		// boot: say so now if it is taken now.
+		if err := portFree(hostPort); err != nil {
+			m.dropForward(fwd)
+			return fmt.Errorf("%s: %s: %w", m.cfg.Name, what, err)
+		}
+		return nil
 	}
 	rule := fmt.Sprintf("hostfwd_add %s tcp:127.0.0.1:%d-:%d", qemu.UserNetID, hostPort, guestPort)
 	raw, err := q.Execute(ctx, "human-monitor-command", map[string]string{"command-line": rule})
@@ -92,16 +101,75 @@ func (m *Machine) ForwardPort(ctx context.Context, hostPort, guestPort int) erro
 	if err == nil {
 		json.Unmarshal(raw, &out)
 		if out = strings.TrimSpace(out); out != "" {
-			err = fmt.Errorf("qemu: %s", out) // e.g. the host port is taken
+			// QEMU says only "Could not set up host forwarding rule":
+			// find the cause by binding the port ourselves.
+			err = fmt.Errorf("qemu: %s", out)
+			if cause := portFree(hostPort); cause != nil {
+				err = cause
+			}
 		}
 	}
 	if err != nil {
-		m.mu.Lock()
-		if i := slices.Index(m.forwards, fwd); i >= 0 { // not kept for the next boot
-			m.forwards = slices.Delete(m.forwards, i, i+1)
-		}
-		m.mu.Unlock()
+		m.dropForward(fwd) // not kept for the next boot
 		return fmt.Errorf("%s: %s: %w", m.cfg.Name, what, err)
 	}
 	return nil
+}
+
+func (m *Machine) dropForward(fwd qemu.Forward) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if i := slices.Index(m.forwards, fwd); i >= 0 {
+		m.forwards = slices.Delete(m.forwards, i, i+1)
+	}
+}
+
+// portFree returns why TCP port on the host's 127.0.0.1 cannot be bound
+// (wrapping syscall.EADDRINUSE when another process has it), or nil.
+func portFree(port int) error {
+	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		return fmt.Errorf("host port %d: %w", port, err)
+	}
+	l.Close()
+	return nil
+}
+
+// ForwardFreePort forwards a free TCP port on the host's 127.0.0.1 to
+// guestPort and returns it. It boots the machine first: a port picked
+// before the boot could be taken by the time QEMU binds it. Another process
+// can still take the port between the pick and QEMU's bind; then it picks
+// another, up to three times.
+func (m *Machine) ForwardFreePort(ctx context.Context, guestPort int) (int, error) {
+	if !m.cfg.UserNet {
+		return 0, fmt.Errorf("%s: forward a free host port to guest port %d: the machine has no user-mode NIC (eth0) to forward through", m.cfg.Name, guestPort)
+	}
+	if err := m.Start(ctx); err != nil {
+		return 0, err
+	}
+	var err error
+	for range 3 {
+		var port int
+		if port, err = pickPort(); err != nil {
+			return 0, fmt.Errorf("%s: forward a free host port to guest port %d: %w", m.cfg.Name, guestPort, err)
+		}
+		err = m.ForwardPort(ctx, port, guestPort)
+		if err == nil {
+			return port, nil
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			return 0, err
+		}
+	}
+	return 0, err
+}
+
+// pickPort returns a TCP port of the host's 127.0.0.1 free right now.
+func pickPort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("pick a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }

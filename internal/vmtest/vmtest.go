@@ -78,9 +78,11 @@ func buildAgent() (string, error) {
 	return built, buildErr
 }
 
-// Main is a TestMain for packages whose tests use the public API: it builds
-// the agent and points VMLAB_AGENT at it (a test binary is dynamically
-// linked, the guest needs a static init), runs the tests and cleans up.
+// Main is a TestMain for internal packages whose tests boot machines or run
+// the CLI: it builds the agent and points VMLAB_AGENT at it (a test binary
+// is dynamically linked, the guest needs a static init), runs the tests and
+// cleans up. Tests of the public API need none: vmlab.New builds the agent
+// itself.
 func Main(m *testing.M) {
 	if bin, err := buildAgent(); err == nil {
 		os.Setenv("VMLAB_AGENT", bin)
