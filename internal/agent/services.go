@@ -115,7 +115,7 @@ func exitText(err error) string {
 }
 
 func (s *service) runOnce(ctx context.Context, readyLog *regexp.Regexp) error {
-	cmd, err := command(ctx, &agentproto.Exec{Command: s.spec.Command, User: s.spec.User, Dir: s.spec.Dir, Env: s.spec.Env})
+	cmd, err := command(ctx, &agentproto.Exec{Command: s.spec.Command, User: s.spec.User, Dir: s.spec.Dir, Env: s.spec.Env}, posixShell)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package machine_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/vmlab/vmlab/internal/machine"
 	"github.com/vmlab/vmlab/internal/spec"
@@ -19,19 +20,28 @@ func TestNixOSSemantics(t *testing.T) {
 	if err := m.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	checks := []struct{ name, cmd, want string }{
+	checks := []struct {
+		name, cmd  string
+		wantStatus int
+		wantOut    string
+	}{
 		// NixOS gives every VM virtio-rng; without it the kernel's RNG
 		// took 71 s to be ready under TCG.
-		{"hardware rng", "cat /sys/devices/virtual/misc/hw_random/rng_current", "virtio_rng.0\n"},
+		{"hardware rng", "cat /sys/devices/virtual/misc/hw_random/rng_current", 0, "virtio_rng.0\n"},
 		// getrandom(2) without GRND_NONBLOCK blocks until the RNG is
 		// ready: it returns at once here (the command's timeout is 10 s).
-		{"rng ready", "head -c 16 /dev/random | wc -c", "16\n"},
+		{"rng ready", "head -c 16 /dev/random | wc -c", 0, "16\n"},
+		// Commands run under bash -euo pipefail, as the NixOS driver's.
+		{"pipefail", "false | true", 1, ""},
+		{"errexit", "false; echo went on", 1, ""},
+		{"nounset", "echo $UNSET; echo went on", 1, ""},
+		{"escape hatch", "set +euo pipefail; false | true; echo $UNSET went on", 0, "went on\n"},
 	}
 	for _, c := range checks {
 		t.Run(c.name, func(t *testing.T) {
-			out, err := m.Succeed(ctx, c.cmd, machine.Timeout(10e9))
-			if err != nil || out != c.want {
-				t.Errorf("%s: got %q, %v; want %q", c.cmd, out, err, c.want)
+			res, err := m.Execute(ctx, c.cmd, machine.Timeout(10*time.Second))
+			if err != nil || res.Status != c.wantStatus || res.Stdout != c.wantOut {
+				t.Errorf("%s: got status %d, %q, %v; want %d, %q", c.cmd, res.Status, res.Stdout, err, c.wantStatus, c.wantOut)
 			}
 		})
 	}
