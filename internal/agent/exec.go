@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -137,12 +138,36 @@ func command(ctx context.Context, req *agentproto.Exec, sh shell) (*exec.Cmd, er
 	}, req.Env...)
 	cmd.Dir = req.Dir
 	if cmd.Dir == "" {
-		cmd.Dir = home
-		if _, err := os.Stat(home); err != nil {
-			cmd.Dir = "/"
-		}
+		cmd.Dir = workDir(home)
 	}
 	return cmd, nil
+}
+
+// workDir is where commands run by default: the user's home, or / when it
+// does not exist.
+func workDir(home string) string {
+	if _, err := os.Stat(home); err != nil {
+		return "/"
+	}
+	return home
+}
+
+// guestPath resolves p as a command of user (empty: root) would: a relative
+// path against the directory commands run in, so wait_for_file("out") waits
+// for the file `touch out` makes (it looked in the agent's / and hung).
+func guestPath(p, userName string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	home := "/root"
+	if userName != "" && userName != "root" {
+		u, err := user.Lookup(userName)
+		if err != nil {
+			return p // the wait's command fails with the reason
+		}
+		home = u.HomeDir
+	}
+	return filepath.Join(workDir(home), p)
 }
 
 func credential(u *user.User) (*syscall.Credential, error) {

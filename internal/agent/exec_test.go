@@ -60,3 +60,26 @@ func TestShells(t *testing.T) {
 		})
 	}
 }
+
+// TestGuestPath checks that waits and copies resolve a relative path where
+// commands run: wait_for_file("out") after `touch out` looked in the agent's
+// directory instead and hung for 15 minutes.
+func TestGuestPath(t *testing.T) {
+	cmd, err := command(t.Context(), &agentproto.Exec{Command: "true"}, posixShell)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ name, path, want string }{
+		{"relative", "out", filepath.Join(cmd.Dir, "out")},
+		{"relative with dots", "a/../b", filepath.Join(cmd.Dir, "b")},
+		{"absolute", "/tmp/out", "/tmp/out"},
+		{"none (a port wait)", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := guestPath(tt.path, ""); got != tt.want {
+				t.Errorf("guestPath(%q): got %q, want %q (commands run in %s)", tt.path, got, tt.want, cmd.Dir)
+			}
+		})
+	}
+}

@@ -45,4 +45,14 @@ func TestNixOSSemantics(t *testing.T) {
 			}
 		})
 	}
+	// A relative path means the same to a wait as to a command: it hung
+	// for 15 minutes in a port, looking in another directory.
+	t.Run("relative wait_for_file", func(t *testing.T) {
+		if _, err := m.Succeed(ctx, "touch relative-marker"); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.WaitForFile(ctx, "relative-marker", 5*time.Second); err != nil {
+			t.Errorf("got %v, want the file touched by a command found", err)
+		}
+	})
 }
