@@ -16,7 +16,8 @@ func TestNixOSSemantics(t *testing.T) {
 		t.Skip("boots a VM")
 	}
 	ctx := t.Context()
-	m := vmtest.Machine(t, machine.Config{Machine: spec.Machine{Name: "nixos"}})
+	m := vmtest.Machine(t, machine.Config{Machine: spec.Machine{Name: "nixos", Setup: machine.Setup{
+		Groups: []string{"alice"}, Users: []machine.Account{{Name: "alice"}}}}})
 	if err := m.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -35,6 +36,8 @@ func TestNixOSSemantics(t *testing.T) {
 		{"pipefail", "false | true", 1, ""},
 		{"errexit", "false; echo went on", 1, ""},
 		{"nounset", "echo $UNSET; echo went on", 1, ""},
+		// useradd -U refused the declared group alice: the boot failed.
+		{"user named as a group", "id -gn alice", 0, "alice\n"},
 		{"escape hatch", "set +euo pipefail; false | true; echo $UNSET went on", 0, "went on\n"},
 	}
 	for _, c := range checks {
