@@ -168,7 +168,7 @@ func (s *server) start(ctx context.Context, f agentproto.Frame) error {
 		cancel()
 		s.w.WriteFrame(agentproto.TResult, f.Stream, encodeResult(res))
 		if res.Error == "" && (req.Op == agentproto.OpPowerOff || req.Op == agentproto.OpReboot) {
-			powerOff(req.Op == agentproto.OpReboot)
+			powerOff(&s.services, req.Op == agentproto.OpReboot)
 		}
 	})
 	return nil
