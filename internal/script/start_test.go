@@ -61,3 +61,32 @@ def test_start():
 		t.Errorf("got events %q, want both boots started and the log before the first boot ended", order)
 	}
 }
+
+// TestStartInBackgroundFails checks that a boot start() left running that
+// fails is reported by the machine's next call, at that call's line.
+func TestStartInBackgroundFails(t *testing.T) {
+	src := `
+a = machine(sysctls = {"fs.file-nr": "1"})
+
+def test_bad():
+    a.start()
+    log("went on")
+    a.succeed("true")
+`
+	file, err := Load("bad.star", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	boot := vmtest.Boot(t)
+	ev := &events{}
+	err = file.Run(t.Context(), "test_bad", boot, t.TempDir(), ev)
+	if err == nil || !strings.Contains(err.Error(), "set up the machine: sysctl fs.file-nr") {
+		t.Fatalf("got %v, want the boot's error", err)
+	}
+	if logs := ev.find(report.Log); len(logs) == 0 || logs[0].Text != "went on" {
+		t.Errorf("got logs %+v, want the script to go on after start()", logs)
+	}
+	if ends := ev.find(report.TestEnd); len(ends) != 1 || !strings.Contains(ends[0].Where, "bad.star:7") {
+		t.Errorf("got end %+v, want the failure at the next call, bad.star:7", ends)
+	}
+}
