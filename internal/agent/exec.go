@@ -103,7 +103,8 @@ var bashPath = "/bin/bash"
 // runs them ("( set -euo pipefail; CMD )" in bash), so `false | true`
 // fails in both; /bin/sh (dash on Debian) otherwise. A command that wants
 // plain sh semantics starts with `set +euo pipefail` or runs `sh -c '...'`.
-// bash costs ~18 ms more per command than dash under TCG (README bench c).
+// bash costs ~18 ms more per command than dash under TCG (bench (c): 35 ms
+// against 17 ms on a quiet host); NixOS semantics come first.
 func strictShell() shell {
 	if _, err := os.Stat(bashPath); err != nil {
 		return posixShell
