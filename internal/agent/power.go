@@ -3,19 +3,30 @@ package agent
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// stopGrace is how long processes get to exit after SIGTERM before SIGKILL.
-const stopGrace = 2 * time.Second
+// serviceGrace is how long declared services get to exit after SIGTERM
+// before SIGKILL; stopGrace is the same for every other process after
+// them. Both fit in the host's 30 s wait for the power-off.
+const (
+	serviceGrace = 5 * time.Second
+	stopGrace    = 2 * time.Second
+)
 
-// powerOff stops every process but PID 1 and this one, syncs the file
-// systems and powers off or reboots. QEMU runs with -no-reboot, so either way
-// its process exits and the host sees the machine go down.
-func powerOff(reboot bool) {
+// powerOff shuts the guest down as NixOS does: it stops the declared
+// services (SIGTERM, SIGKILL after serviceGrace), then every other process
+// but PID 1 and this one, syncs, unmounts the file systems (remounting
+// read-only those that stay busy) and powers off or reboots. QEMU runs with
+// -no-reboot, so either way its process exits and the host sees the machine
+// go down.
+func powerOff(sv *services, reboot bool) {
+	sv.stop(serviceGrace)
 	unix.Kill(-1, unix.SIGTERM)
 	deadline := time.Now().Add(stopGrace)
 	for othersRunning() && time.Now().Before(deadline) {
@@ -23,6 +34,7 @@ func powerOff(reboot bool) {
 	}
 	unix.Kill(-1, unix.SIGKILL)
 	unix.Sync()
+	unmountAll()
 	cmd := unix.LINUX_REBOOT_CMD_POWER_OFF
 	if reboot {
 		cmd = unix.LINUX_REBOOT_CMD_RESTART
@@ -47,4 +59,46 @@ func othersRunning() bool {
 		}
 	}
 	return false
+}
+
+// unmountAll unmounts every file system but the root, the innermost first,
+// and remounts read-only those it cannot unmount, so that disks are left
+// clean (an ext4 on an extra disk needs no journal recovery at next boot).
+func unmountAll() {
+	b, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		logf("power off: read mounts: %v", err)
+		return
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	for _, line := range slices.Backward(lines) {
+		f := strings.Fields(line)
+		if len(f) < 2 || f[1] == "/" {
+			continue
+		}
+		mp := unescapeMount(f[1])
+		if unix.Unmount(mp, 0) != nil {
+			unix.Mount("", mp, "", unix.MS_REMOUNT|unix.MS_RDONLY, "")
+		}
+	}
+	unix.Sync()
+}
+
+// unescapeMount undoes /proc/mounts' octal escapes (\040 for a space).
+func unescapeMount(s string) string {
+	if !strings.Contains(s, "\\") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }

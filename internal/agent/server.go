@@ -168,7 +168,7 @@ func (s *server) start(ctx context.Context, f agentproto.Frame) error {
 		cancel()
 		s.w.WriteFrame(agentproto.TResult, f.Stream, encodeResult(res))
 		if res.Error == "" && (req.Op == agentproto.OpPowerOff || req.Op == agentproto.OpReboot) {
-			powerOff(req.Op == agentproto.OpReboot)
+			powerOff(&s.services, req.Op == agentproto.OpReboot)
 		}
 	})
 	return nil
@@ -181,11 +181,13 @@ func (s *server) handle(ctx context.Context, id uint32, req agentproto.Request, 
 	case req.Op == agentproto.OpWait && req.Wait != nil && req.Wait.Kind == agentproto.WaitUnit:
 		return s.services.waitUnit(ctx, req.Wait.Path, req.Wait.Timeout)
 	case req.Op == agentproto.OpWait && req.Wait != nil:
-		return wait(ctx, req.Wait)
+		w := *req.Wait
+		w.Path = guestPath(w.Path, w.User)
+		return wait(ctx, &w)
 	case req.Op == agentproto.OpCopyIn && req.Path != "":
-		return copyIn(req.Path, st.in)
+		return copyIn(guestPath(req.Path, ""), st.in)
 	case req.Op == agentproto.OpCopyOut && req.Path != "":
-		return s.copyOut(id, req.Path, st.out)
+		return s.copyOut(id, guestPath(req.Path, ""), st.out)
 	case req.Op == agentproto.OpNetwork && req.Net != nil:
 		if os.Getpid() != 1 {
 			return agentproto.Result{Error: "network requests are served only inside a guest"}

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/vmlab/vmlab/internal/agentproto"
 )
 
@@ -35,15 +37,18 @@ type service struct {
 	done     bool   // exited and will not be restarted
 	exit     string // how the last run ended
 	restarts int
+	pgid     int // the running command's process group; 0 between runs
 	tail     []string
 	changed  chan struct{} // closed and replaced when ready or done changes
 }
 
 // services are a server's declared services; they run as long as it does.
 type services struct {
-	mu     sync.Mutex
-	byName map[string]*service
-	order  []*service // in the order they were started
+	mu       sync.Mutex
+	byName   map[string]*service
+	order    []*service // in the order they were started
+	stopping bool       // stop was called: no more restarts
+	wg       sync.WaitGroup
 }
 
 // start starts the services; it is called once per boot.
@@ -67,7 +72,7 @@ func (sv *services) start(ctx context.Context, specs []agentproto.Service) error
 		s := &service{spec: spec, changed: make(chan struct{})}
 		sv.byName[spec.Name] = s
 		sv.order = append(sv.order, s)
-		go s.supervise(ctx, re)
+		sv.wg.Go(func() { s.supervise(ctx, re, sv.isStopping) })
 	}
 	return nil
 }
@@ -82,11 +87,11 @@ func (s *service) update(f func()) {
 }
 
 // supervise runs the service until it exits for good.
-func (s *service) supervise(ctx context.Context, readyLog *regexp.Regexp) {
+func (s *service) supervise(ctx context.Context, readyLog *regexp.Regexp, stopping func() bool) {
 	for {
 		err := s.runOnce(ctx, readyLog)
 		policy := s.spec.Restart
-		again := policy == "always" || policy == "on-failure" && err != nil
+		again := (policy == "always" || policy == "on-failure" && err != nil) && !stopping()
 		s.update(func() {
 			s.ready = false
 			s.exit = exitText(err)
@@ -104,6 +109,9 @@ func (s *service) supervise(ctx context.Context, readyLog *regexp.Regexp) {
 		case <-ctx.Done():
 			return
 		}
+		if stopping() {
+			return
+		}
 	}
 }
 
@@ -115,7 +123,7 @@ func exitText(err error) string {
 }
 
 func (s *service) runOnce(ctx context.Context, readyLog *regexp.Regexp) error {
-	cmd, err := command(ctx, &agentproto.Exec{Command: s.spec.Command, User: s.spec.User, Dir: s.spec.Dir, Env: s.spec.Env})
+	cmd, err := command(ctx, &agentproto.Exec{Command: s.spec.Command, User: s.spec.User, Dir: s.spec.Dir, Env: s.spec.Env}, posixShell)
 	if err != nil {
 		return err
 	}
@@ -131,6 +139,14 @@ func (s *service) runOnce(ctx context.Context, readyLog *regexp.Regexp) error {
 		return err
 	}
 	defer done()
+	s.mu.Lock()
+	s.pgid = cmd.Process.Pid
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.pgid = 0
+		s.mu.Unlock()
+	}()
 	running, exited := context.WithCancel(ctx)
 	defer exited()
 	switch {
@@ -229,5 +245,51 @@ func (s *service) waitReady(ctx context.Context) (agentproto.Result, bool) {
 		case <-ctx.Done():
 			return ended(ctx, agentproto.Result{Output: tail}), false
 		}
+	}
+}
+
+func (sv *services) isStopping() bool {
+	sv.mu.Lock()
+	defer sv.mu.Unlock()
+	return sv.stopping
+}
+
+// stop stops the services as systemd does at shutdown: SIGTERM to each
+// one's process group, then SIGKILL to those still running after grace. No
+// service is restarted afterwards. It returns when every supervisor ended.
+func (sv *services) stop(grace time.Duration) {
+	sv.mu.Lock()
+	sv.stopping = true
+	list := slices.Clone(sv.order)
+	sv.mu.Unlock()
+	signalAll := func(sig unix.Signal) {
+		for _, s := range list {
+			s.mu.Lock()
+			if s.pgid != 0 {
+				unix.Kill(-s.pgid, sig)
+			}
+			s.mu.Unlock()
+		}
+	}
+	ended := make(chan struct{})
+	go func() {
+		sv.wg.Wait()
+		close(ended)
+	}()
+	signalAll(unix.SIGTERM)
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-ended:
+		return
+	case <-t.C:
+	}
+	signalAll(unix.SIGKILL)
+	// A process that left the group may hold a service's output open:
+	// powerOff kills it next, so do not wait for it here.
+	t.Reset(time.Second)
+	select {
+	case <-ended:
+	case <-t.C:
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -50,7 +51,7 @@ func applySetup(ctx context.Context, env setupEnv, req *agentproto.Setup, in io.
 		return err
 	}
 	for _, u := range req.Users {
-		if err := addUser(ctx, env, u); err != nil {
+		if err := addUser(ctx, env, u, req.Groups); err != nil {
 			return err
 		}
 	}
@@ -105,12 +106,23 @@ func hasEntry(file []byte, name string) bool {
 	return false
 }
 
-func addUser(ctx context.Context, env setupEnv, u agentproto.Account) error {
+// addUser creates u with a home and a group of its name as its primary
+// group. When that group exists already (declared in groups, or in the
+// guest's /etc/group), it becomes the primary group: useradd -U refuses an
+// existing group, and the boot failed.
+func addUser(ctx context.Context, env setupEnv, u agentproto.Account, groups []string) error {
 	shell := u.Shell
 	if shell == "" {
 		shell = "/bin/sh"
 	}
+	known, err := os.ReadFile(filepath.Join(env.root, "etc/group"))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("user %s: read groups: %w", u.Name, err)
+	}
 	args := []string{"-m", "-U", "-s", shell}
+	if slices.Contains(groups, u.Name) || hasEntry(known, u.Name) {
+		args = []string{"-m", "-g", u.Name, "-s", shell}
+	}
 	if len(u.Groups) > 0 {
 		args = append(args, "-G", strings.Join(u.Groups, ","))
 	}

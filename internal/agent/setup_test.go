@@ -92,6 +92,17 @@ func TestApplySetup(t *testing.T) {
 			{"usr/local/bin/suid", "", 0o755 | os.ModeSetuid},
 		},
 	}, {
+		// useradd -U fails on an existing group: the boot failed.
+		name: "user named as a group",
+		req: agentproto.Setup{Groups: []string{"alice"}, Users: []agentproto.Account{
+			{Name: "alice"}, {Name: "wheel"}, {Name: "bob", Groups: []string{"alice"}}}},
+		ran: []string{
+			"groupadd -- alice",
+			"useradd -m -g alice -s /bin/sh -- alice",
+			"useradd -m -g wheel -s /bin/sh -- wheel", // in the guest's /etc/group
+			"useradd -m -U -s /bin/sh -G alice -- bob",
+		},
+	}, {
 		name:    "group fails",
 		req:     agentproto.Setup{Groups: []string{"bad:name"}},
 		fail:    "bad:name",
@@ -101,7 +112,7 @@ func TestApplySetup(t *testing.T) {
 		name:    "user fails and stops the setup",
 		req:     agentproto.Setup{Users: []agentproto.Account{{Name: "root"}, {Name: "eve"}}, Modules: []string{"dummy"}},
 		fail:    "-- root",
-		ran:     []string{"useradd -m -U -s /bin/sh -- root"},
+		ran:     []string{"useradd -m -g root -s /bin/sh -- root"},
 		wantErr: "user root: useradd: exit status 1",
 	}, {
 		name:    "module fails",

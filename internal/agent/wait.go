@@ -123,7 +123,7 @@ func dial(network, addr string) error {
 // runCheck runs a wait's command once and returns whether it exited 0 and
 // its standard output.
 func runCheck(ctx context.Context, w *agentproto.Wait) (bool, string) {
-	cmd, err := command(ctx, &agentproto.Exec{Command: w.Command, User: w.User})
+	cmd, err := command(ctx, &agentproto.Exec{Command: w.Command, User: w.User}, strictShell())
 	if err != nil {
 		return false, err.Error()
 	}

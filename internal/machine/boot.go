@@ -17,12 +17,14 @@ import (
 
 // guestModules are the kernel modules the agent loads before it mounts the
 // root, by transport: the virtio PCI transport, the agent's serial port, the
-// file system the root's shares come over, and overlay. Their dependencies
+// hardware RNG (virtio_rng: the kernel's RNG is ready at once instead of
+// after tens of seconds of TCG jitter), the file system the root's shares
+// come over, and overlay. Their dependencies
 // come along (modules.dep: fuse for virtiofs); built-in ones are skipped.
 // Only one file system goes in: each module costs boot time.
 var guestModules = map[string][]string{
-	"9p":       {"virtio_pci", "virtio_console", "9pnet_virtio", "9p", "overlay"},
-	"virtiofs": {"virtio_pci", "virtio_console", "virtiofs", "overlay"},
+	"9p":       {"virtio_pci", "virtio_console", "virtio_rng", "9pnet_virtio", "9p", "overlay"},
+	"virtiofs": {"virtio_pci", "virtio_console", "virtio_rng", "virtiofs", "overlay"},
 }
 
 // BootOptions choose what machines boot. Zero values pick the defaults.

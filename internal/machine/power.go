@@ -8,9 +8,11 @@ import (
 	"github.com/vmlab/vmlab/internal/qemu"
 )
 
-// Shutdown powers the machine off cleanly: the agent stops every process
-// (SIGTERM, then SIGKILL after 2 s), syncs and powers off, and Shutdown waits
-// for QEMU to exit. The machine's writable layer lives in guest memory, so it
+// Shutdown powers the machine off cleanly, as NixOS's shutdown(): the agent
+// stops the declared services (SIGTERM, then SIGKILL after 5 s), then every
+// other process (SIGKILL after 2 s more), syncs, unmounts the file systems
+// (remounting busy ones read-only) and powers off; Shutdown waits for QEMU to
+// exit. Crash is the abrupt one. The machine's writable layer lives in guest memory, so it
 // is gone afterwards; a later call boots the machine afresh.
 func (m *Machine) Shutdown(ctx context.Context) error {
 	m.startMu.Lock()

@@ -116,6 +116,11 @@ func (c Config) Args() []string {
 		"-device", "virtio-serial-pci,id=vser0",
 		"-chardev", "socket,id=agent,path=" + escape(c.agentSocket()),
 		"-device", "virtserialport,bus=vser0.0,chardev=agent,name=" + agentproto.PortName,
+		// A hardware RNG fed from the host's /dev/urandom, as NixOS gives
+		// every test VM: without it a guest's kernel RNG took 71 s to be
+		// ready under TCG, and WireGuard dropped handshakes meanwhile.
+		"-object", "rng-random,id=rng0,filename=/dev/urandom",
+		"-device", "virtio-rng-pci,rng=rng0",
 	}
 	if c.Firmware != "" {
 		args = append(args, "-bios", c.Firmware)

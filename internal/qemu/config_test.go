@@ -21,6 +21,7 @@ func TestArgs(t *testing.T) {
 		"name=org.vmlab.agent",
 		"local,id=fs0,path=/usr,security_model=none,multidevs=remap,readonly=on",
 		"virtio-9p-pci,fsdev=fs0,mount_tag=vmlab0",
+		"-object rng-random,id=rng0,filename=/dev/urandom -device virtio-rng-pci,rng=rng0",
 	} {
 		if !strings.Contains(args, want) {
 			t.Errorf("args lack %q:\n%s", want, args)

@@ -67,8 +67,15 @@ func (c *call) mm() *machine.Machine { return c.r.machine(c.m) }
 // drives Load's check of calls (checkAttrs), the calls themselves
 // (method.builtin), dir() and the docs (TestMethodsDocumented).
 var methodTable = []*method{
-	{signature: sig("start"), do: func(c *call) (starlark.Value, error) { return none(c.r.boot(c.m)) }},
-	{signature: sig("shutdown"), do: func(c *call) (starlark.Value, error) { return none(c.mm().Shutdown(c.r.ctx)) }},
+	// start returns at once, as NixOS's: the boot runs in the background
+	// and the machine's next call waits for it (run.awaitStart).
+	{signature: sig("start"), do: func(c *call) (starlark.Value, error) { return none(c.r.startInBackground(c.m)) }},
+	{signature: sig("shutdown"), do: func(c *call) (starlark.Value, error) {
+		if err := c.r.awaitStart(c.m); err != nil {
+			return nil, err
+		}
+		return none(c.mm().Shutdown(c.r.ctx))
+	}},
 	{signature: sig("reboot"), boots: true, do: func(c *call) (starlark.Value, error) { return none(c.mm().Reboot(c.r.ctx)) }},
 	{signature: sig("crash"), do: func(c *call) (starlark.Value, error) { c.mm().Crash(); return starlark.None, nil }},
 	{signature: sig("wait_for_shutdown", pTimeout), do: func(c *call) (starlark.Value, error) {

@@ -34,6 +34,8 @@ type run struct {
 	rep  Emitter
 	path []string // the subtests we are in
 
+	starts starts // boots start() left running
+
 	conditions []*condition // active polling conditions, innermost last
 	checking   bool         // a condition is being checked: do not recurse
 	// quietConsole is serial_stdout_off()'s: console lines are marked
@@ -210,6 +212,7 @@ func (file *File) runTest(ctx context.Context, fn *starlark.Function, test strin
 	r.lab = l
 	thread := &starlark.Thread{Name: test, Print: func(_ *starlark.Thread, msg string) { r.log("", msg) }}
 	thread.SetLocal(runKey, r)
+	defer r.waitStarts() // before the lab's Close
 	stop := context.AfterFunc(ctx, func() { thread.Cancel(context.Cause(ctx).Error()) })
 	defer stop()
 	_, err = starlark.Call(thread, fn, nil, nil)
@@ -266,6 +269,9 @@ func (r *run) machine(m *machineValue) *machine.Machine { return r.lab.Machine(m
 // boot starts the machine unless it runs or died (a dead machine's calls
 // report how it died); the machine reports the boot (OnBoot).
 func (r *run) boot(m *machineValue) error {
+	if err := r.awaitStart(m); err != nil {
+		return err
+	}
 	mm := r.machine(m)
 	if !mm.NeedsBoot() {
 		return nil

@@ -1,0 +1,69 @@
+package script
+
+import (
+	"context"
+	"sync"
+)
+
+// starts are the boots start() left running, by machine name. NixOS's
+// start() returns at once and the machine's first command waits for it, so
+// `a.start(); b.start()` boots both at the same time; the Go API's Start
+// stays blocking (Go callers have goroutines).
+type starts struct {
+	mu      sync.Mutex
+	pending map[string]*pendingStart
+	wg      sync.WaitGroup
+}
+
+type pendingStart struct {
+	done chan struct{} // closed when the boot ended
+	err  error         // the boot's error, set before done closes
+}
+
+// startInBackground boots m in a goroutine unless it runs, died or is
+// booting already; awaitStart collects the outcome.
+func (r *run) startInBackground(m *machineValue) error {
+	r.starts.mu.Lock()
+	defer r.starts.mu.Unlock()
+	if r.starts.pending[m.name] != nil || !r.machine(m).NeedsBoot() {
+		return nil
+	}
+	if r.starts.pending == nil {
+		r.starts.pending = map[string]*pendingStart{}
+	}
+	p := &pendingStart{done: make(chan struct{})}
+	r.starts.pending[m.name] = p
+	r.starts.wg.Go(func() {
+		defer close(p.done)
+		defer recoverInto(&p.err)
+		p.err = r.machine(m).Start(r.ctx)
+	})
+	return nil
+}
+
+// awaitStart waits for the boot start() left running on m, if any, and
+// returns its error to the call that waited: the first one after start(),
+// as NixOS's first command reports a failed boot.
+func (r *run) awaitStart(m *machineValue) error {
+	r.starts.mu.Lock()
+	p := r.starts.pending[m.name]
+	r.starts.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	select {
+	case <-p.done:
+	case <-r.ctx.Done():
+		return context.Cause(r.ctx)
+	}
+	r.starts.mu.Lock()
+	if r.starts.pending[m.name] == p {
+		delete(r.starts.pending, m.name)
+	}
+	r.starts.mu.Unlock()
+	return p.err
+}
+
+// waitStarts waits for the boots still running when the test ends, before
+// the lab stops the machines.
+func (r *run) waitStarts() { r.starts.wg.Wait() }
