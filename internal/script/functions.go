@@ -61,7 +61,12 @@ type function struct {
 var functionTable = []*function{
 	{sig("start_all"), func(c *call) (starlark.Value, error) { return none(c.r.each(c.r.boot)) }},
 	{sig("join_all"), func(c *call) (starlark.Value, error) {
-		return none(c.r.each(func(m *machineValue) error { return c.r.machine(m).WaitForShutdown(c.r.ctx, 0) }))
+		return none(c.r.each(func(m *machineValue) error {
+			if err := c.r.awaitStart(m); err != nil {
+				return err
+			}
+			return c.r.machine(m).WaitForShutdown(c.r.ctx, 0)
+		}))
 	}},
 	{sig("subtest", fName, fFn), subtest},
 	{sig("retry", fFn, fTimeout, fTimeoutSeconds), retry},

@@ -70,12 +70,7 @@ var methodTable = []*method{
 	// start returns at once, as NixOS's: the boot runs in the background
 	// and the machine's next call waits for it (run.awaitStart).
 	{signature: sig("start"), do: func(c *call) (starlark.Value, error) { return none(c.r.startInBackground(c.m)) }},
-	{signature: sig("shutdown"), do: func(c *call) (starlark.Value, error) {
-		if err := c.r.awaitStart(c.m); err != nil {
-			return nil, err
-		}
-		return none(c.mm().Shutdown(c.r.ctx))
-	}},
+	{signature: sig("shutdown"), do: func(c *call) (starlark.Value, error) { return none(c.mm().Shutdown(c.r.ctx)) }},
 	{signature: sig("reboot"), boots: true, do: func(c *call) (starlark.Value, error) { return none(c.mm().Reboot(c.r.ctx)) }},
 	{signature: sig("crash"), do: func(c *call) (starlark.Value, error) { c.mm().Crash(); return starlark.None, nil }},
 	{signature: sig("wait_for_shutdown", pTimeout), do: func(c *call) (starlark.Value, error) {
@@ -180,6 +175,14 @@ func (meth *method) builtin(thread *starlark.Thread, b *starlark.Builtin, argv s
 	}
 	if err := r.checkConditions(thread); err != nil {
 		return nil, err
+	}
+	// A boot start() left running comes first: a.start(); a.crash()
+	// crashes the booted machine, not one QEMU has not started yet. The
+	// network calls act on the switch and need no machine.
+	if meth.name != "start" && !networkCalls[meth.name] {
+		if err := r.awaitStart(c.m); err != nil {
+			return nil, err
+		}
 	}
 	if meth.boots {
 		if err := r.boot(c.m); err != nil {

@@ -90,3 +90,37 @@ def test_bad():
 		t.Errorf("got end %+v, want the failure at the next call, bad.star:7", ends)
 	}
 }
+
+// TestStartThenCrash: a call after start() acts on the booted machine, not
+// on one QEMU has not started yet: a.start(); a.crash() crashes a machine
+// that booted (before, crash() ran first and the boot went on after it).
+func TestStartThenCrash(t *testing.T) {
+	src := `
+a = machine()
+
+def test_crash():
+    a.start()
+    a.crash()
+`
+	file, err := Load("crash.star", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	boot := vmtest.Boot(t)
+	ev := &events{}
+	if err := file.Run(t.Context(), "test_crash", boot, t.TempDir(), ev); err != nil {
+		t.Fatalf("test_crash: %v", err)
+	}
+	booted, crashed := -1, -1
+	for i, e := range ev.ev {
+		switch {
+		case e.Kind == report.Boot && booted < 0:
+			booted = i
+		case e.Kind == report.Command && strings.HasPrefix(e.Command, "crash("):
+			crashed = i
+		}
+	}
+	if booted < 0 || crashed < 0 || crashed < booted {
+		t.Errorf("got the boot at event %d and crash() at %d, want the crash after the boot", booted, crashed)
+	}
+}
