@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -90,8 +91,8 @@ type termTest struct {
 	ended    bool
 	open     []termStep // open subtests, outermost first
 	lastCmd  *Event
-	consoles map[string]*ring
-	machines []string // in order of their first console line
+	console  consoleLog // the consoles' newest lines, as the report files keep them
+	machines []string   // in order of their first console line
 
 	// step is the step under way, watched for running long (without a
 	// progress line); nil when none is.
@@ -178,7 +179,7 @@ func (s *terminal) test(e Event) *termTest {
 	if e.Kind != TestStart && e.Kind != TestEnd {
 		return nil
 	}
-	t = &termTest{name: e.Test, consoles: make(map[string]*ring)}
+	t = &termTest{name: e.Test, console: consoleLog{limit: consoleLimit}}
 	s.running[e.Test] = t
 	s.queue = append(s.queue, t)
 	if !e.Skipped {
@@ -295,13 +296,10 @@ func networkLine(e Event) string {
 }
 
 func (s *terminal) console(t *termTest, e Event) {
-	r := t.consoles[e.Machine]
-	if r == nil {
-		r = new(ring)
-		t.consoles[e.Machine] = r
+	if !slices.Contains(t.machines, e.Machine) {
 		t.machines = append(t.machines, e.Machine)
 	}
-	r.push(clean(e.Text), e.Reason)
+	t.console.add(e.Machine, e.Text, e.Reason)
 	if s.opts.Verbose && !e.Quiet {
 		s.showOpen(t)
 		s.text(t, len(t.open)+1, prefix(e.Machine), e.Text)
@@ -336,11 +334,10 @@ func (s *terminal) failure(t *termTest, depth int, e Event) {
 		s.output(t, depth, "stderr", cmd.Stderr, cmd.StderrFile, e.Error)
 	}
 	for _, m := range machines {
-		r := t.consoles[m]
-		if r == nil {
+		last := t.console.tail(m, consoleTail)
+		if len(last) == 0 {
 			continue
 		}
-		last := r.last()
 		s.line(t, depth, fmt.Sprintf("last %s of %s:", plural(len(last), "console line"), clean(m)))
 		for _, l := range last {
 			s.line(t, depth+1, prefix(m)+l)
@@ -351,7 +348,7 @@ func (s *terminal) failure(t *termTest, depth int, e Event) {
 // hasConsole reports whether any of machines printed a console line.
 func (t *termTest) hasConsole(machines []string) bool {
 	for _, m := range machines {
-		if r := t.consoles[m]; r != nil && r.n > 0 {
+		if len(t.console.tail(m, 1)) > 0 {
 			return true
 		}
 	}

@@ -172,47 +172,9 @@ func capTail(s string, limit int) string {
 	return fmt.Sprintf("[%d earlier bytes dropped]\n", cut) + s[cut:]
 }
 
-// ring keeps the last lines pushed into it, and the first maxReasons
-// lines that say why the guest failed (Event.Reason), however old.
-type ring struct {
-	buf     [consoleTail]string
-	n       int // lines pushed in all
-	reasons []reasonLine
-}
-
 // consoleTail is how many console lines of the failing machine the
-// terminal shows with a failure.
+// reports show with a failure.
 const consoleTail = 20
-
-func (r *ring) push(line string, reason bool) {
-	if reason && len(r.reasons) < maxReasons {
-		r.reasons = append(r.reasons, reasonLine{consoleLine{Text: line}, r.n})
-	}
-	r.buf[r.n%len(r.buf)] = line
-	r.n++
-}
-
-// last returns the kept lines, oldest first, after the reason lines that
-// came before them and a "..." line (see consoleLog.tail).
-func (r *ring) last() []string {
-	var out []string
-	first := max(0, r.n-len(r.buf))
-	next := -1
-	for _, l := range r.reasons {
-		if l.pos < first {
-			out = append(out, l.Text)
-			next = l.pos + 1
-		}
-	}
-	if next >= 0 && next < first {
-		out = append(out, "...")
-	}
-	if r.n <= len(r.buf) {
-		return append(out, r.buf[:r.n]...)
-	}
-	i := r.n % len(r.buf)
-	return append(append(out, r.buf[i:]...), r.buf[:i]...)
-}
 
 // outcome is how a command ended, as the reports say it: "exit 1",
 // "ok", "timed out after 10s", "machine down", "interrupted" or "error".

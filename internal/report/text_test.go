@@ -66,13 +66,16 @@ func TestCapTail(t *testing.T) {
 	}
 }
 
-func TestRing(t *testing.T) {
+// TestConsoleTail: a machine's tail is its last consoleTail lines, oldest
+// first, another machine's lines between them left out.
+func TestConsoleTail(t *testing.T) {
 	for _, n := range []int{0, 1, consoleTail, consoleTail + 7, 3 * consoleTail} {
-		var r ring
+		l := consoleLog{limit: consoleLimit}
 		for i := range n {
-			r.push(fmt.Sprint(i), false)
+			l.add("vm", fmt.Sprint(i), false)
+			l.add("other", "x", false)
 		}
-		got := r.last()
+		got := l.tail("vm", consoleTail)
 		first := max(0, n-consoleTail)
 		if len(got) != n-first {
 			t.Errorf("after %d lines: got %d kept, want %d", n, len(got), n-first)
@@ -134,15 +137,15 @@ func TestConsoleTailKeepsReasons(t *testing.T) {
 	}
 }
 
-// TestRingKeepsReasons: the terminal's tail of a machine keeps its panic
-// line ahead of the last lines, as the HTML and JUnit tails do.
-func TestRingKeepsReasons(t *testing.T) {
-	var r ring
-	r.push("Kernel panic - not syncing: x", true)
+// TestTerminalTailKeepsReasons: a machine's tail keeps its panic line ahead
+// of its last lines, in the terminal as in the report files (one consoleLog).
+func TestTerminalTailKeepsReasons(t *testing.T) {
+	l := consoleLog{limit: consoleLimit}
+	l.add("vm", "Kernel panic - not syncing: x", true)
 	for i := range 2 * consoleTail {
-		r.push(fmt.Sprint(i), false)
+		l.add("vm", fmt.Sprint(i), false)
 	}
-	got := r.last()
+	got := l.tail("vm", consoleTail)
 	if len(got) != consoleTail+2 || got[0] != "Kernel panic - not syncing: x" || got[1] != "..." || got[2] != fmt.Sprint(consoleTail) {
 		t.Errorf("got %q, want the panic, ..., then the last %d lines", got, consoleTail)
 	}
