@@ -28,10 +28,7 @@ const (
 func powerOff(sv *services, reboot bool) {
 	sv.stop(serviceGrace)
 	unix.Kill(-1, unix.SIGTERM)
-	deadline := time.Now().Add(stopGrace)
-	for othersRunning() && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	awaitOthers(stopGrace)
 	unix.Kill(-1, unix.SIGKILL)
 	unix.Sync()
 	unmountAll()
@@ -41,6 +38,24 @@ func powerOff(sv *services, reboot bool) {
 	}
 	if err := unix.Reboot(cmd); err != nil {
 		logf("power off: %v", err)
+	}
+}
+
+// awaitOthers returns when no process but PID 1 and this one is left, or
+// after grace. It looks again at every SIGCHLD the reaper handles.
+func awaitOthers(grace time.Duration) {
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	for {
+		next := nextExit() // before looking, so no exit falls between
+		if !othersRunning() {
+			return
+		}
+		select {
+		case <-next:
+		case <-t.C:
+			return
+		}
 	}
 }
 

@@ -45,6 +45,34 @@ func start(cmd *exec.Cmd) (done func(), err error) {
 	}, nil
 }
 
+// exits is closed and replaced after every SIGCHLD the reaper handled: a
+// wait for processes to end (powerOff) waits on it and looks again, rather
+// than polling. The last process of the guest to end is a child of PID 1,
+// so its end always comes with a SIGCHLD here.
+var exits struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+// nextExit returns a channel closed at the next SIGCHLD the reaper handles.
+func nextExit() <-chan struct{} {
+	exits.mu.Lock()
+	defer exits.mu.Unlock()
+	if exits.ch == nil {
+		exits.ch = make(chan struct{})
+	}
+	return exits.ch
+}
+
+func noteExit() {
+	exits.mu.Lock()
+	defer exits.mu.Unlock()
+	if exits.ch != nil {
+		close(exits.ch)
+	}
+	exits.ch = make(chan struct{})
+}
+
 // reapOrphans reaps, on every SIGCHLD, the children the agent did not start.
 // It runs for the agent's lifetime.
 func reapOrphans() {
@@ -62,6 +90,7 @@ func reapOrphans() {
 			}
 		}
 		children.spawn.Unlock()
+		noteExit()
 	}
 }
 
