@@ -308,8 +308,11 @@ func (m *Machine) bootFailed(ctx context.Context, proc *qemu.Process, agent *age
 	// service would not start): the machine is up, so the error is the
 	// answer itself, at once. An explained DownError is kept as it is.
 	var down *DownError
+	// A canceled boot context with the caller's still live means QEMU
+	// exited (boot cancels it then), not that the agent answered.
 	answered := agent != nil && ctx.Err() == nil && !errors.As(err, &down) &&
-		!errors.Is(err, agentclient.ErrClosed) && !errors.Is(err, context.DeadlineExceeded)
+		!errors.Is(err, agentclient.ErrClosed) && !errors.Is(err, context.DeadlineExceeded) &&
+		!errors.Is(err, context.Canceled)
 	// A channel QEMU closed means QEMU is exiting: wait for the exit so the
 	// error carries its status and stderr. Nothing else needs a wait.
 	exited := isDone(proc) || brokeByExit(err) && m.awaitExit(proc)
