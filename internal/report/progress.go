@@ -127,7 +127,7 @@ func (p *progress) forget(test string) {
 	p.tests = slices.DeleteFunc(p.tests, func(t string) bool { return t == test })
 }
 
-// block is the block for now, each cut to the terminal's width less a
+// block is the block's lines for now, each cut to the terminal's width less a
 // column (a line that fills the last column wraps on some terminals), at
 // most as many as fit.
 func (p *progress) block(now time.Time) []string {
