@@ -13,8 +13,9 @@ import (
 )
 
 // TestProgressOnTerminal: `vmlab run` on a terminal shows its machine
-// booting, then up, on the live block, which is gone for the summary; the
-// plain "booted in" line is not printed there.
+// booting, then up, then stopped at the test's end, on the live block,
+// which is gone for the result and the summary; the plain "booted in" line
+// is not printed there.
 func TestProgressOnTerminal(t *testing.T) {
 	bin := vmtest.Agent(t) // the static build is the whole vmlab
 	cmd := exec.Command(bin, "run", "../../examples/minimal.star")
@@ -24,7 +25,7 @@ func TestProgressOnTerminal(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sc.Close()
-	for _, re := range []string{`vm +booting \d+\.\ds`, `vm +up \d+\.\ds`, `\x1b\[J(?:\x1b\[\d+m)?PASS`, `\n1 passed, 0 failed\r?\n`} {
+	for _, re := range []string{`vm +booting \d+\.\ds`, `vm +up \d+\.\ds`, `vm +stopped \d+\.\ds`, `\x1b\[J(?:\x1b\[\d+m)?PASS`, `\n1 passed, 0 failed\r?\n`} {
 		if _, err := sc.Expect(re, 2*time.Minute); err != nil {
 			t.Fatal(err)
 		}
