@@ -109,7 +109,7 @@ type termTest struct {
 	machines []string   // in order of their first console line
 
 	// step is the step under way, watched for running long (without a
-	// progress line); nil when none is.
+	// progress block); nil when none is.
 	step *longStep
 
 	// detailed says a failure's details were shown, and error which;

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -255,4 +256,24 @@ func TestProgressParallel(t *testing.T) {
 	lt.emit(2, Event{Kind: TestEnd, Test: "a", Passed: true})
 	lt.wantBlock("one test again", "db  booting 1.0s")
 	lt.sink.Close()
+}
+
+// BenchmarkProgressRedraw measures a tick's redraw of a block of 12
+// machines, each of its own test and with a step under way, while their
+// times show tenths: what the clock costs five times a second.
+func BenchmarkProgressRedraw(b *testing.B) {
+	now := t0
+	p := &progress{size: TerminalOptions{Width: 120}.size, now: func() time.Time { return now }}
+	for i := range 12 {
+		test, m := fmt.Sprintf("web.test_%d", i), fmt.Sprintf("machine%d", i)
+		p.set(test, m, stateUp, t0, "")
+		p.step(test, m, `wait_for_unit("web")`, t0)
+	}
+	bytes, i := 0, 0
+	for b.Loop() {
+		i++
+		now = t0.Add(time.Duration(i%500) * 100 * time.Millisecond)
+		bytes += len(p.draw())
+	}
+	b.ReportMetric(float64(bytes)/float64(b.N), "bytes/redraw")
 }

@@ -75,12 +75,12 @@ func TestTerminal(t *testing.T) {
 		want:    []string{"    vm$ echo about to fail", "  vm: booted in 2.50s\n"},
 		notWant: []string{"vm$ hostname", "Welcome", "capture:", "vm: boot line 5\n"},
 	}, {
-		name:    "a progress line replaces the boot lines",
+		name:    "a progress block replaces the boot lines",
 		opts:    TerminalOptions{Progress: true},
 		events:  sample,
 		notWant: []string{"booted"},
 	}, {
-		name:   "verbose with a progress line shows the boot lines too",
+		name:   "verbose with a progress block shows the boot lines too",
 		opts:   TerminalOptions{Progress: true, Verbose: true},
 		events: sample,
 		want:   []string{"  vm: booted in 2.50s\n"},

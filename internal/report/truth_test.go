@@ -310,7 +310,7 @@ func TestProgressShowsStep(t *testing.T) {
 	lt.sink.Close()
 }
 
-// TestLongStepInPlainLog: without a progress line, a step that runs long
+// TestLongStepInPlainLog: without a progress block, a step that runs long
 // gets a line at 10 s and each minute after, under its subtest; one that
 // ended in time gets none.
 func TestLongStepInPlainLog(t *testing.T) {
