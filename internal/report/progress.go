@@ -226,8 +226,11 @@ func elapsed(d time.Duration) string {
 // East Asian characters would take two, and are cut early).
 func cut(s string, n int) string {
 	s = strings.ReplaceAll(s, "\t", " ") // clean keeps tabs, which take up to 8 columns
-	if n <= 0 || utf8.RuneCountInString(s) <= n {
+	switch {
+	case utf8.RuneCountInString(s) <= n:
 		return s
+	case n <= 0: // a window one column wide
+		return ""
 	}
 	return string([]rune(s)[:n-1]) + "…"
 }

@@ -277,3 +277,22 @@ func BenchmarkProgressRedraw(b *testing.B) {
 	}
 	b.ReportMetric(float64(bytes)/float64(b.N), "bytes/redraw")
 }
+
+func TestCut(t *testing.T) {
+	tests := []struct {
+		s    string
+		n    int
+		want string
+	}{
+		{"abc", 3, "abc"},
+		{"abcd", 3, "ab…"},
+		{"äöüß", 3, "äö…"},
+		{"a\tb", 5, "a b"},
+		{"abc", 0, ""}, // a window one column wide leaves none for the block
+	}
+	for _, tt := range tests {
+		if got := cut(tt.s, tt.n); got != tt.want {
+			t.Errorf("cut(%q, %d) = %q, want %q", tt.s, tt.n, got, tt.want)
+		}
+	}
+}
