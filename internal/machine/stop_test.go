@@ -9,8 +9,9 @@ import (
 	"github.com/vmlab/vmlab/internal/machine"
 )
 
-// TestOnStop: a stop is told once, after QEMU exited: without an error when asked for (Crash), with QEMU's word when the
-// machine went down by itself; a machine not up tells nothing.
+// TestOnStop: a stop is told once, after QEMU exited: without an error
+// when asked for (Crash), with QEMU's word when the machine went down by
+// itself; a machine not up tells nothing.
 func TestOnStop(t *testing.T) {
 	notes := make(chan string, 16)
 	cfg := machine.Config{

@@ -100,6 +100,15 @@ func (p *progress) set(test, machine, state string, at time.Time, why string) {
 	*p.machines[i] = machineState{test, machine, state, at, why}
 }
 
+// booted notes a boot that ended: up, or failed with err.
+func (p *progress) booted(test, machine string, at time.Time, err string) {
+	if err != "" {
+		p.set(test, machine, stateFailed, at, err)
+		return
+	}
+	p.set(test, machine, stateUp, at, "")
+}
+
 // stopped notes a machine's stop, if it has a line: a machine the block
 // never showed up does not get one for going away.
 func (p *progress) stopped(test, machine string, at time.Time, err string) {

@@ -166,10 +166,8 @@ func (s *terminal) event(e Event) {
 		}
 		s.boot(t, e.Machine+": booting")
 	case Boot:
-		if s.progress != nil && e.Error != "" {
-			s.progress.set(e.Test, e.Machine, stateFailed, e.Time, e.Error)
-		} else if s.progress != nil {
-			s.progress.set(e.Test, e.Machine, stateUp, e.Time, "")
+		if s.progress != nil {
+			s.progress.booted(e.Test, e.Machine, e.Time, e.Error)
 		}
 		s.boot(t, e.Machine+": "+bootText(e))
 	case Stop: // the plain log has the failures that follow, and "went down"
