@@ -346,15 +346,7 @@ func reporter(e *env, dir, junit string, jsonEvents, verbose bool) (*report.Repo
 	if jsonEvents {
 		sinks = append(sinks, report.NewJSONLines(e.stdout))
 	} else {
-		opts := report.TerminalOptions{Verbose: verbose}
-		if f, isFile := e.stdout.(*os.File); isFile && report.IsTerminal(f) {
-			opts.Color = true
-			if ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ); err == nil && os.Getenv("TERM") != "dumb" {
-				// A real terminal (not /dev/null): it can redraw a line.
-				opts.Progress, opts.Width = true, int(ws.Col)
-			}
-		}
-		sinks = append(sinks, report.NewTerminal(e.stdout, opts))
+		sinks = append(sinks, report.NewTerminal(e.stdout, report.TerminalFor(e.stdout, verbose)))
 	}
 	return report.New(sinks...), events.Close, nil
 }

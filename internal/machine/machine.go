@@ -47,6 +47,11 @@ type Config struct {
 	// OnBoot hears each boot start and end (Start, Reboot); nil: they are
 	// told through Logf. It is called on the booting goroutine.
 	OnBoot func(BootNote)
+	// OnStop hears each stop of a machine that was up: asked for
+	// (Shutdown, Reboot, Crash, Close) or not (it went down: Err says
+	// why); nil: none. It is called once the QEMU process has exited,
+	// before a later boot's OnBoot.
+	OnStop func(StopNote)
 	// OnConsole receives each console line as it arrives; nil: none. It is
 	// called from the console's reading goroutine and must not block: a
 	// blocked reader stalls the guest's serial console, and so the guest.
@@ -92,6 +97,10 @@ type Machine struct {
 	started    bool   // Start has been called at least once
 	cursor     int    // console position for WaitForConsoleText
 	forwards   []qemu.Forward
+	// supervised is closed when the supervisor of the last process has
+	// recorded its exit; a new boot waits for it, so that the stop is
+	// told before the boot.
+	supervised chan struct{}
 }
 
 // New returns a machine that is not started yet. Its declaration is checked
@@ -201,6 +210,9 @@ func (m *Machine) startLocked(ctx context.Context) error {
 	if m.running() {
 		return nil
 	}
+	if m.supervised != nil {
+		<-m.supervised
+	}
 	m.noteBoot(BootNote{})
 	start := time.Now()
 	err := m.boot(ctx, start)
@@ -295,7 +307,8 @@ func (m *Machine) boot(ctx context.Context, start time.Time) error {
 	m.bootTime = time.Since(start)
 	m.expected, m.down, m.started = false, nil, true
 	m.mu.Unlock()
-	go m.supervise(proc, agent, q)
+	m.supervised = make(chan struct{})
+	go m.supervise(proc, agent, q, m.supervised)
 	return nil
 }
 
@@ -390,17 +403,45 @@ func stages(st []agentproto.Stage) string {
 
 // supervise waits for QEMU to exit and records why, unless someone asked for
 // it. Closing the agent client fails every call in flight at once.
-func (m *Machine) supervise(proc *qemu.Process, agent *agentclient.Client, q *qmp.Client) {
+// A stop nobody asked for is told to OnStop here; the callers that ask
+// for one tell it themselves (noteStop), after the exit.
+func (m *Machine) supervise(proc *qemu.Process, agent *agentclient.Client, q *qmp.Client, done chan struct{}) {
+	defer close(done)
 	<-proc.Done()
 	m.console.Flush()
 	m.mu.Lock()
-	if !m.expected && m.proc == proc {
+	unasked := !m.expected && m.proc == proc
+	if unasked {
 		m.down, m.downReason = proc.Err(), m.console.failure(proc.ExitedCleanly())
 		m.logf("went down: %v", m.down)
 	}
+	down, reason := m.down, m.downReason
 	m.mu.Unlock()
+	switch {
+	case !unasked:
+	case reason == "" && proc.ExitedCleanly():
+		m.noteStop(StopNote{}) // the guest powered itself off
+	case reason != "":
+		m.noteStop(StopNote{Err: fmt.Errorf("%s; %w", reason, down)})
+	default:
+		m.noteStop(StopNote{Err: down})
+	}
 	agent.Close()
 	q.Close()
+}
+
+// StopNote is what Config.OnStop hears: a machine that was up stopped,
+// because it was asked to or powered itself off (Err nil), or because it
+// went down: Err says why, as the console and QEMU tell it (`kernel panic
+// "..."; qemu exited`).
+type StopNote struct {
+	Err error
+}
+
+func (m *Machine) noteStop(n StopNote) {
+	if m.cfg.OnStop != nil {
+		m.cfg.OnStop(n)
+	}
 }
 
 // NeedsBoot reports whether the next call would boot the machine: it was

@@ -42,7 +42,11 @@ func (m *Machine) powerLocked(ctx context.Context, op agentproto.Op) error {
 	if err := agent.Power(ctx, op); err != nil {
 		return m.callError(what, err)
 	}
-	return m.waitExit(ctx, proc, what, m.scale(30*time.Second))
+	err := m.waitExit(ctx, proc, what, m.scale(30*time.Second))
+	if isDone(proc) { // also when it had to be killed
+		m.noteStop(StopNote{})
+	}
+	return err
 }
 
 // waitExit waits for QEMU to exit after the guest was told to stop.
@@ -66,10 +70,14 @@ func (m *Machine) waitExit(ctx context.Context, proc *qemu.Process, what string,
 func (m *Machine) Crash() {
 	m.mu.Lock()
 	proc := m.proc
-	m.expected = true
+	up := proc != nil && !isDone(proc)
+	if up || proc == nil {
+		m.expected = true
+	} // else it went down by itself: supervise tells it
 	m.mu.Unlock()
-	if proc != nil {
+	if up {
 		proc.Kill()
+		m.noteStop(StopNote{})
 	}
 }
 

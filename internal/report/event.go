@@ -23,6 +23,7 @@ const (
 	Log          Kind = "log"           // Test, Path, Machine (may be empty), Text
 	BootStart    Kind = "boot-start"    // Test, Machine
 	Boot         Kind = "boot"          // Test, Machine, Duration (to the agent's hello), Text (the guest's uptime at each stage of its init), Error (when it did not boot)
+	Stop         Kind = "stop"          // Test, Machine, Error (why it went down, when nobody asked: a panic, QEMU exited); no Error: it was stopped (shutdown, reboot, crash, the test's end) or powered itself off
 	Capture      Kind = "capture"       // Test, File (a pcap file's path)
 	ConsoleLog   Kind = "console-log"   // Test, Machine, File (the machine's whole console log)
 	Network      Kind = "network"       // Test, Path, Machine (for block/unblock), Text (the call: link_fault(a, b, delay = 0.25)), Duration, Error (when it failed)

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// A step that runs long is said so: on a terminal the progress line shows
+// A step that runs long is said so: on a terminal the progress block shows
 // it with its time; in a plain log (CI), where nothing else would move for
 // the 50 s of a slow wait, a line at longStepAfter and every longStepEvery
 // after.
@@ -21,7 +21,7 @@ type longStep struct {
 	stop             func() bool   // stops the timer
 }
 
-// stepStart notes the step a test began: on the progress line, or watched
+// stepStart notes the step a test began: on the progress block, or watched
 // for running long.
 func (s *terminal) stepStart(t *termTest, e Event) {
 	s.stepEnd(t)

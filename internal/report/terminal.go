@@ -20,13 +20,19 @@ type TerminalOptions struct {
 	// console lines as they arrive. Without it the report shows tests,
 	// subtests, logs, failed commands and failures.
 	Verbose bool
-	// Progress keeps a line at the bottom that says which machines are
-	// booting and for how long, redrawn as the time passes. Only for a
-	// terminal: it is made of carriage returns and erase sequences.
+	// Progress keeps a block of lines at the bottom, one per machine of
+	// the running tests: its state (booting, up, failed, down, stopped),
+	// how long it has been in it and the step under way on it, redrawn as
+	// the time passes. The log scrolls above it. Only for a terminal: it is
+	// made of cursor movements and erase sequences.
 	Progress bool
-	// Width is the terminal's width in columns, to keep the progress line
-	// from wrapping; 0 means 80.
+	// Width is the terminal's width in columns, to keep the progress
+	// block's lines from wrapping; 0 means 80.
 	Width int
+	// Size, when set, is asked for the terminal's columns and rows at each
+	// redraw instead of Width, so a resized window is followed; rows bound
+	// the block's height (0: unknown).
+	Size func() (cols, rows int)
 }
 
 // IsTerminal reports whether f is a character device, as a terminal is;
@@ -57,13 +63,21 @@ func NewTerminal(w io.Writer, opts TerminalOptions) Sink {
 		},
 	}
 	if opts.Progress {
-		width := opts.Width
-		if width <= 0 {
-			width = 80
-		}
-		s.progress = &progress{width: width, now: time.Now, stop: make(chan struct{})}
+		s.progress = &progress{size: opts.size, now: time.Now}
 	}
 	return s
+}
+
+// size is the terminal's columns (never 0) and rows (0: unknown).
+func (o TerminalOptions) size() (cols, rows int) {
+	cols = o.Width
+	if o.Size != nil {
+		cols, rows = o.Size()
+	}
+	if cols <= 0 {
+		cols = 80
+	}
+	return cols, rows
 }
 
 type terminal struct {
@@ -71,7 +85,7 @@ type terminal struct {
 	// goroutine.
 	mu       sync.Mutex
 	progress *progress      // nil unless TerminalOptions.Progress
-	clock    sync.WaitGroup // the progress clock's goroutine
+	ticks    sync.WaitGroup // the progress clock's pending or running tick
 
 	w       *errWriter
 	opts    TerminalOptions
@@ -95,7 +109,7 @@ type termTest struct {
 	machines []string   // in order of their first console line
 
 	// step is the step under way, watched for running long (without a
-	// progress line); nil when none is.
+	// progress block); nil when none is.
 	step *longStep
 
 	// detailed says a failure's details were shown, and error which;
@@ -119,10 +133,7 @@ func (s *terminal) Event(e Event) {
 	s.event(e)
 	if p := s.progress; p != nil {
 		s.w.WriteString(p.draw())
-		if p.busy() && !p.ticking {
-			p.ticking = true
-			s.clock.Go(s.tick)
-		}
+		s.clock()
 	}
 }
 
@@ -151,14 +162,18 @@ func (s *terminal) event(e Event) {
 		s.line(t, len(t.open)+1, networkLine(e))
 	case BootStart:
 		if s.progress != nil {
-			s.progress.start(e.Test, e.Machine, e.Time)
+			s.progress.set(e.Test, e.Machine, stateBooting, e.Time, "")
 		}
 		s.boot(t, e.Machine+": booting")
 	case Boot:
 		if s.progress != nil {
-			s.progress.forget(e.Test, e.Machine)
+			s.progress.booted(e.Test, e.Machine, e.Time, e.Error)
 		}
 		s.boot(t, e.Machine+": "+bootText(e))
+	case Stop: // the plain log has the failures that follow, and "went down"
+		if s.progress != nil {
+			s.progress.stopped(e.Test, e.Machine, e.Time, e.Error)
+		}
 	case Capture:
 		s.verbose(t, "capture: "+e.File)
 	case ConsoleLog:
@@ -233,7 +248,7 @@ func (s *terminal) testEnd(t *termTest, e Event) {
 // end marks t ended and lets the next test have the terminal.
 func (s *terminal) end(t *termTest) {
 	if s.progress != nil {
-		s.progress.forget(t.name, "")
+		s.progress.forget(t.name)
 	}
 	s.stepEnd(t)
 	t.ended = true
@@ -404,9 +419,9 @@ func (s *terminal) field(t *termTest, depth int, label, text string) {
 	}
 }
 
-// boot shows a line about a boot: on a terminal with a progress line only
-// in verbose mode (the progress line tells), else always, so that a plain
-// log shows where the time went.
+// boot shows a line about a boot: on a terminal with a progress block
+// only in verbose mode (the block tells), else always, so that a plain log
+// shows where the time went.
 func (s *terminal) boot(t *termTest, text string) {
 	if s.opts.Verbose || s.progress == nil {
 		s.showOpen(t)
@@ -464,7 +479,7 @@ func (s *terminal) line(t *termTest, depth int, text string) {
 	t.held.WriteString(text)
 }
 
-// write writes to the terminal, erasing the progress line first; Event
+// write writes to the terminal, erasing the progress block first; Event
 // draws it again when it is done.
 func (s *terminal) write(text string) {
 	if s.progress != nil {
@@ -484,17 +499,16 @@ func prefix(machine string) string {
 // failed, then the summary line. It returns the first write error.
 func (s *terminal) Close() error {
 	s.mu.Lock()
-	first := !s.closed
-	if first {
+	if !s.closed {
 		s.closed = true
 		s.flush()
+		if s.progress != nil {
+			s.stopClock()
+		}
 	}
 	err := s.w.result()
 	s.mu.Unlock()
-	if first && s.progress != nil {
-		close(s.progress.stop)
-		s.clock.Wait()
-	}
+	s.ticks.Wait() // a tick under way sees closed and writes nothing
 	return err
 }
 

@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"encoding/xml"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -283,46 +284,33 @@ func htmlEscape(s string) string {
 	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&#34;", "'", "&#39;").Replace(s)
 }
 
-// TestProgressShowsStep: on a terminal the live line shows the step under
-// way (machine, command or call, elapsed) until its Command event, beside
-// boots, each named with its test when tests run at once.
+// TestProgressShowsStep: on a terminal the block shows the step under
+// way (command or call, elapsed) beside its machine until its Command
+// event, each machine named with its test when tests run at once.
 func TestProgressShowsStep(t *testing.T) {
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	now := t0
-	var out bytes.Buffer
-	sink := NewTerminal(&out, TerminalOptions{Progress: true, Width: 200})
-	term := sink.(*terminal)
-	term.progress.now = func() time.Time { return now }
-	last := func() string {
-		s := screen(out.String())
-		return s[strings.LastIndex(s, "\n")+1:]
-	}
+	lt := newLiveTerm(t, TerminalOptions{Width: 200})
 	steps := []struct {
-		at   time.Duration
+		at   float64
 		ev   Event
-		want string // the line after it
+		want []string // the screen's last lines after it
 	}{
-		{0, Event{Kind: TestStart, Test: "a"}, ""},
-		{0, Event{Kind: CommandStart, Test: "a", Machine: "vm", Command: `wait_for_unit("web")`}, `vm$ wait_for_unit("web") 0.0s`},
-		{50 * time.Second, Event{Kind: Log, Test: "a", Text: "tick"}, `vm$ wait_for_unit("web") 50.0s`},
-		{50 * time.Second, Event{Kind: TestStart, Test: "b"}, `vm$ wait_for_unit("web") 50.0s`},
-		{51 * time.Second, Event{Kind: BootStart, Test: "b", Machine: "db"}, `booting b/db 0.0s | a/vm$ wait_for_unit("web") 51.0s`},
-		{52 * time.Second, Event{Kind: Command, Test: "a", Machine: "vm", Command: `wait_for_unit("web")`, Outcome: Done}, "booting db 1.0s"},
-		{53 * time.Second, Event{Kind: CommandStart, Test: "b", Machine: "db", Command: "sleep 5\necho done"}, "booting db 2.0s | db$ sleep 5 ... 0.0s"},
-		{54 * time.Second, Event{Kind: TestEnd, Test: "b", Error: "stopped"}, ""},
+		{0, Event{Kind: TestStart, Test: "a"}, []string{"RUN  a"}},
+		{0, Event{Kind: CommandStart, Test: "a", Machine: "vm", Command: `wait_for_unit("web")`}, []string{"RUN  a", `vm  $ wait_for_unit("web") 0.0s`}},
+		{50, Event{Kind: Log, Test: "a", Text: "tick"}, []string{"  tick", `vm  $ wait_for_unit("web") 50.0s`}},
+		{50, Event{Kind: TestStart, Test: "b"}, []string{"  tick", `vm  $ wait_for_unit("web") 50.0s`}},
+		{51, Event{Kind: BootStart, Test: "b", Machine: "db"}, []string{"  tick", `a/vm  $ wait_for_unit("web") 51.0s`, "b/db  booting 0.0s"}},
+		{52, Event{Kind: Command, Test: "a", Machine: "vm", Command: `wait_for_unit("web")`, Outcome: Done}, []string{"  tick", "db  booting 1.0s"}},
+		{53, Event{Kind: CommandStart, Test: "b", Machine: "db", Command: "sleep 5\necho done"}, []string{"  tick", "db  booting 2.0s   $ sleep 5 ... 0.0s"}},
+		{54, Event{Kind: TestEnd, Test: "b", Error: "stopped"}, []string{"RUN  a", "  tick"}},
 	}
 	for _, st := range steps {
-		now = t0.Add(st.at)
-		st.ev.Time = now
-		sink.Event(st.ev)
-		if got := last(); got != st.want {
-			t.Errorf("after %s at %v: progress line %q, want %q", st.ev.Kind, st.at, got, st.want)
-		}
+		lt.emit(st.at, st.ev)
+		lt.wantBlock(fmt.Sprintf("after %s at %vs", st.ev.Kind, st.at), st.want...)
 	}
-	sink.Close()
+	lt.sink.Close()
 }
 
-// TestLongStepInPlainLog: without a progress line, a step that runs long
+// TestLongStepInPlainLog: without a progress block, a step that runs long
 // gets a line at 10 s and each minute after, under its subtest; one that
 // ended in time gets none.
 func TestLongStepInPlainLog(t *testing.T) {

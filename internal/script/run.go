@@ -187,6 +187,13 @@ func (file *File) runTest(ctx context.Context, fn *starlark.Function, test strin
 			}
 			rep.Emit(ev)
 		}
+		c.OnStop = func(n machine.StopNote) {
+			ev := report.Event{Kind: report.Stop, Test: test, Machine: s.Name}
+			if n.Err != nil {
+				ev.Error = n.Err.Error()
+			}
+			rep.Emit(ev)
+		}
 		cfgs[i] = c
 	}
 	l, err := lab.New(boot, outDir, cfgs, logf)
