@@ -103,7 +103,7 @@ type repl struct {
 	s       *script.Session
 	in      lineReader
 	failed  atomic.Bool // a chunk failed (the exit status when stdin is not a terminal)
-	editing bool // stdin is a terminal: prompts, history, Ctrl-C
+	editing bool        // stdin is a terminal: prompts, history, Ctrl-C
 }
 
 func newREPL(e *env, s *script.Session) *repl {
@@ -247,7 +247,7 @@ func (p *plainInput) ReadLine(string) (string, error) {
 }
 
 func (p *plainInput) AppendHistory(string) {}
-func (p *plainInput) Close() error        { return nil }
+func (p *plainInput) Close() error         { return nil }
 
 // editor is liner with the history file.
 type editor struct {
