@@ -111,7 +111,8 @@ func newREPL(e *env, s *script.Session) *repl {
 }
 
 // run reads and evaluates chunks until the input ends (Ctrl-D) or ctx
-// does, and says whether a chunk failed.
+// does, and says whether a chunk read from a plain input (not a terminal)
+// failed: a script piped in fails as a whole.
 func (r *repl) run(ctx context.Context) (failed bool) {
 	in, editing := openInput(r.e)
 	r.in, r.editing = in, editing
@@ -127,7 +128,7 @@ func (r *repl) run(ctx context.Context) (failed bool) {
 		// reading a line, which nothing unblocks; the calls end with ctx.
 	}
 	in.Close()
-	return r.failed.Load()
+	return r.failed.Load() && !editing
 }
 
 func (r *repl) loop(ctx context.Context) {
