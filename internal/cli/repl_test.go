@@ -244,4 +244,3 @@ func TestRunInteractive(t *testing.T) {
 		t.Errorf("the run's summary is missing:\n%s", sc.Text())
 	}
 }
-
