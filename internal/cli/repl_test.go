@@ -158,9 +158,11 @@ func TestReplOnTerminal(t *testing.T) {
 	sc := startScreen(t, tmp, "repl", "-v", file)
 	boot := 3 * time.Minute
 	expect(t, sc, `>>> `, boot)
-	sc.Type("a.succeed('uname -n')\r")
+	sc.Type("start_all()\r")
 	expect(t, sc, `a: up in`, boot)
-	expect(t, sc, `"a\\n"\r\n>>> `, boot)
+	expect(t, sc, `>>> `, 10*time.Second)
+	sc.Type("a.succeed('uname -n')\r")
+	expect(t, sc, `"a\\n"\r\n>>> `, time.Minute)
 	qemu := childPids(sc.Cmd.Process.Pid)
 	if len(qemu) != 1 {
 		t.Fatalf("got qemu pids %v, want one", qemu)
@@ -204,6 +206,19 @@ func TestReplOnTerminal(t *testing.T) {
 	// History: the previous chunk comes back with the up arrow.
 	sc.Type("\x1b[A\r")
 	expect(t, sc, `"from-test\\n"`, time.Minute)
+
+	// start() returns at once and the boot goes on after the chunk: the
+	// next call waits for it.
+	sc.Type("a.shutdown()\r")
+	expect(t, sc, `>>> `, time.Minute)
+	sc.Type("a.start()\r")
+	expect(t, sc, `a: booting`, 10*time.Second)
+	sc.Type("a.succeed('echo back')\r")
+	expect(t, sc, `"back\\n"\r\n>>> `, boot)
+	qemu = childPids(sc.Cmd.Process.Pid)
+	if len(qemu) != 1 {
+		t.Fatalf("got qemu pids %v after the restart, want one", qemu)
+	}
 
 	sc.Type("\x04")
 	if err := sc.Wait(); err != nil {
