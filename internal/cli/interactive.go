@@ -47,11 +47,15 @@ func (in *interactive) Set(v string) error {
 
 func (in *interactive) on() bool { return in != nil && in.mode != "" }
 
-// check refuses -i without a terminal on stdin, before anything boots:
-// there would be no one to type.
-func (in *interactive) check() error {
+// check refuses -i without a terminal on stdin, before anything boots
+// (there would be no one to type), and with -json (its events are on
+// stdout, where the REPL talks).
+func (in *interactive) check(jsonEvents bool) error {
 	if !in.on() {
 		return nil
+	}
+	if jsonEvents {
+		return errors.New("-i and -json both want stdout: the REPL for people, the events for a program; drop one")
 	}
 	if f, ok := in.e.stdin.(*os.File); !ok || f != os.Stdin || !pty.IsTerminal(f) {
 		return errors.New("-i opens a REPL, which wants a terminal on stdin: run vmlab run -i from a terminal, or vmlab repl FILE with statements on stdin")

@@ -149,7 +149,6 @@ func (r *repl) loop(ctx context.Context) {
 		if strings.TrimSpace(chunk) == "" {
 			continue
 		}
-		r.in.AppendHistory(strings.TrimSuffix(chunk, "\n"))
 		r.eval(ctx, chunk)
 	}
 }
@@ -211,6 +210,9 @@ func (r *repl) readChunk() (string, error) {
 			return "", err
 		}
 		chunk.WriteString(line + "\n")
+		if strings.TrimSpace(line) != "" {
+			r.in.AppendHistory(line) // a line at a time, as Python's REPL keeps it
+		}
 		if script.Complete(chunk.String()) {
 			return chunk.String(), nil
 		}
@@ -224,7 +226,7 @@ type lineReader interface {
 	// ReadLine returns a line without its newline; io.EOF at the end
 	// (Ctrl-D), liner.ErrPromptAborted on Ctrl-C.
 	ReadLine(prompt string) (string, error)
-	AppendHistory(chunk string)
+	AppendHistory(line string)
 	Close() error
 }
 
@@ -272,8 +274,7 @@ func newEditor(e *env) *editor {
 
 func (ed *editor) ReadLine(prompt string) (string, error) { return ed.l.Prompt(prompt) }
 
-// AppendHistory keeps a chunk, several lines as one entry.
-func (ed *editor) AppendHistory(chunk string) { ed.l.AppendHistory(chunk) }
+func (ed *editor) AppendHistory(line string) { ed.l.AppendHistory(line) }
 
 // Close writes the history (0600: it holds what was typed) and gives the
 // terminal back as it was.

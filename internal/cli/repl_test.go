@@ -71,17 +71,31 @@ func TestReplPlainInput(t *testing.T) {
 	}
 }
 
-// TestInteractiveNeedsTerminal: vmlab run -i without a terminal on stdin is
-// refused before anything boots.
-func TestInteractiveNeedsTerminal(t *testing.T) {
-	var stdout, stderr bytes.Buffer
-	e := &env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr}
-	code := runRun(t.Context(), e, []string{"-i", "testdata/pass.star"})
-	if code != exitUsage || !strings.Contains(stderr.String(), "-i opens a REPL, which wants a terminal on stdin") {
-		t.Errorf("got exit %d, %q; want %d and the reason", code, stderr.String(), exitUsage)
+// TestInteractiveRefused: vmlab run -i without a terminal on stdin, or
+// with -json, is refused before anything boots.
+func TestInteractiveRefused(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no terminal", []string{"-i", "testdata/pass.star"}, "-i opens a REPL, which wants a terminal on stdin"},
+		{"always, no terminal", []string{"-i=always", "testdata/pass.star"}, "-i opens a REPL, which wants a terminal on stdin"},
+		{"json", []string{"-i", "-json", "testdata/pass.star"}, "-i and -json both want stdout"},
+		{"bad value", []string{"-i=sometimes", "testdata/pass.star"}, "want -i (after a failing test) or -i=always"},
 	}
-	if strings.Contains(stderr.String(), "kernel") {
-		t.Errorf("it prepared a boot first: %q", stderr.String())
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			e := &env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr}
+			code := runRun(t.Context(), e, tt.args)
+			if code != exitUsage || !strings.Contains(stderr.String(), tt.want) {
+				t.Errorf("got exit %d, %q; want %d and %q", code, stderr.String(), exitUsage, tt.want)
+			}
+			if strings.Contains(stderr.String(), "vmlab: kernel ") {
+				t.Errorf("it prepared a boot first: %q", stderr.String())
+			}
+		})
 	}
 }
 

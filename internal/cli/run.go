@@ -62,7 +62,7 @@ func runRun(ctx context.Context, e *env, args []string) int {
 		e.errorf("%v", err)
 		return exitUsage
 	}
-	if err := inter.check(); err != nil {
+	if err := inter.check(*jsonEvents); err != nil {
 		e.errorf("%v", err)
 		return exitUsage
 	}

@@ -168,7 +168,7 @@ func TestEvalCancel(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	tests := []struct{ src, wantErr, wantValue string }{
+	tests := []struct{ src, wantErr string }{
 		{src: "print('started')\ntime.sleep(600)\n", wantErr: "interrupted by Ctrl-C"},
 		{src: "print('started')\nwhile True:\n    pass\n", wantErr: "interrupted by Ctrl-C"},
 		// The test fails (its TestEnd says so) and the chunk stops.
@@ -191,12 +191,8 @@ func TestEvalCancel(t *testing.T) {
 		cancel(errors.New("interrupted by Ctrl-C"))
 		select {
 		case err := <-done:
-			msg, _ := ErrorText(err)
-			switch {
-			case tt.wantErr != "" && !strings.Contains(msg, tt.wantErr):
-				t.Errorf("Eval(%q): got %v, want the cancellation's cause", tt.src, err)
-			case tt.wantValue != "" && (err != nil || v.String() != tt.wantValue):
-				t.Errorf("Eval(%q): got %v, %v; want %s", tt.src, v, err, tt.wantValue)
+			if msg, _ := ErrorText(err); !strings.Contains(msg, tt.wantErr) {
+				t.Errorf("Eval(%q): got %v, %v; want the cancellation's cause", tt.src, v, err)
 			}
 		case <-time.After(10 * time.Second):
 			t.Fatalf("Eval(%q) still runs 10s after its context was cancelled", tt.src)
