@@ -11,6 +11,7 @@ import (
 
 	"github.com/vmlab/vmlab/internal/machine"
 	"github.com/vmlab/vmlab/internal/report"
+	"github.com/vmlab/vmlab/internal/vmtest"
 )
 
 func TestComplete(t *testing.T) {
@@ -214,5 +215,53 @@ func TestRunTestUnknown(t *testing.T) {
 	}
 	if err := s.RunTest(t.Context(), "test_pass"); err != nil {
 		t.Errorf("RunTest(test_pass): %v", err)
+	}
+}
+
+// TestSessionKeepsMachines: a session's machine boots on first use from a
+// chunk, keeps what a test did to it, boots again after start() in a
+// chunk that returned at once, and stops at Close.
+func TestSessionKeepsMachines(t *testing.T) {
+	boot := vmtest.Boot(t)
+	f, err := Load("keep.star", []byte("a = machine(vlans = [])\ndef test():\n    a.succeed('echo kept > /tmp/state')\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := &events{}
+	s, err := f.Open(t.Context(), boot, t.TempDir(), ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	eval := func(src, want string) {
+		t.Helper()
+		v, err := s.Eval(t.Context(), src)
+		if err != nil || v.String() != want {
+			t.Fatalf("Eval(%q): got %v, %v; want %s", src, v, err, want)
+		}
+	}
+	eval("a.succeed('uname -n')", `"a\n"`)
+	if err := s.RunTest(t.Context(), "test"); err != nil {
+		t.Fatal(err)
+	}
+	eval("a.succeed('cat /tmp/state')", `"kept\n"`)
+	eval("a.shutdown()", "None")
+	eval("a.start()", "None") // returns at once; the boot goes on
+	eval("a.succeed('echo again')", `"again\n"`)
+	m := s.Lab().Machine("a")
+	if m.QEMUPid() == 0 {
+		t.Fatal("the machine is not up before Close")
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if m.QEMUPid() != 0 {
+		t.Error("the machine still runs after Close")
+	}
+	if boots := ev.find(report.Boot); len(boots) != 2 || boots[0].Test != "keep.repl" || boots[0].Error != "" {
+		t.Errorf("got boots %+v, want two, under keep.repl", boots)
+	}
+	if logs := ev.find(report.ConsoleLog); len(logs) != 2 || logs[0].Test != "keep.test" {
+		t.Errorf("got console-log events %+v, want one for the test and one at Close", logs)
 	}
 }
