@@ -169,7 +169,7 @@ func (r *repl) eval(ctx context.Context, chunk string) {
 	release()
 	if err != nil {
 		r.failed.Store(true)
-		printFailure(r.e.stdout, err)
+		printFailure(r.e.stdout, r.s, err)
 		return
 	}
 	if v != nil && v.Type() != "NoneType" {
@@ -178,12 +178,15 @@ func (r *repl) eval(ctx context.Context, chunk string) {
 }
 
 // printFailure shows a chunk's failure as vmlab run shows a test's: the
-// message, then where in the script.
-func printFailure(w io.Writer, err error) {
-	msg, where := script.ErrorText(err)
+// message, the file's line, then the backtrace.
+func printFailure(w io.Writer, s *script.Session, err error) {
+	msg, line, where := s.Failure(err)
 	fmt.Fprintf(w, "error: %s\n", msg)
+	if line != "" {
+		fmt.Fprintf(w, "  line: %s\n", line)
+	}
 	if where != "" {
-		fmt.Fprintf(w, "%s\n", indent(where, "  "))
+		fmt.Fprintf(w, "  at:\n%s\n", indent(where, "    "))
 	}
 }
 

@@ -23,7 +23,7 @@ import (
 // reads whole chunks, multi-line ones too, prints values and failures,
 // goes on after a failure and says so in its exit.
 func TestReplPlainInput(t *testing.T) {
-	f, err := script.Load("plain.star", []byte("a = machine()\ndef test_ok():\n    log('in the test')\n"))
+	f, err := script.Load("plain.star", []byte("a = machine()\ndef test_ok():\n    log('in the test')\ndef boom():\n    fail('deep')\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,6 +41,7 @@ func TestReplPlainInput(t *testing.T) {
 		"",
 		"f(3)",
 		"fail('on purpose')",
+		"boom()",
 		"print('still here')",
 		"test_ok()",
 		"None",
@@ -52,9 +53,17 @@ func TestReplPlainInput(t *testing.T) {
 	want := strings.Join([]string{
 		"[3, 6]",
 		"error: fail: on purpose",
-		"  Traceback (most recent call last):",
-		"    <repl>:1:5: in <expr>",
-		"  Error in fail: fail: on purpose",
+		"  at:",
+		"    Traceback (most recent call last):",
+		"      <repl>:1:5: in <expr>",
+		"    Error in fail: fail: on purpose",
+		"error: fail: deep",
+		"  line: plain.star:5: fail('deep')",
+		"  at:",
+		"    Traceback (most recent call last):",
+		"      <repl>:1:5: in <expr>",
+		"      plain.star:5:9: in boom",
+		"    Error in fail: fail: deep",
 		"still here",
 		"RUN  plain.test_ok",
 		"  in the test",

@@ -88,6 +88,14 @@ func ErrorText(err error) (msg, where string) {
 	return splitError(err)
 }
 
+// Failure is how vmlab run shows a failure in the session: its message,
+// the file's line it happened on ("file:line: text"; "" when it happened
+// in a REPL chunk) and the backtrace.
+func (s *Session) Failure(err error) (msg, line, where string) {
+	msg, where = ErrorText(err)
+	return msg, s.file.sourceLine(err), where
+}
+
 // replGlobals are the REPL chunks' globals: made on the first Eval, then
 // what the chunks define is added to them.
 func (s *Session) replGlobals() starlark.StringDict {
