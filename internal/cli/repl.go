@@ -104,6 +104,9 @@ type repl struct {
 	in      lineReader
 	failed  atomic.Bool // a chunk failed (the exit status when stdin is not a terminal)
 	editing bool        // stdin is a terminal: prompts, history, Ctrl-C
+
+	mu     sync.Mutex
+	cancel context.CancelCauseFunc // the running call's; nil between calls
 }
 
 func newREPL(e *env, s *script.Session) *repl {
@@ -116,6 +119,14 @@ func newREPL(e *env, s *script.Session) *repl {
 func (r *repl) run(ctx context.Context) (failed bool) {
 	in, editing := openInput(r.e)
 	r.in, r.editing = in, editing
+	if editing {
+		// SIGINT (Ctrl-C while the terminal is cooked, during a call or
+		// just after one) cancels the running call, if any, never the
+		// REPL; at the prompt Ctrl-C is a key (liner's ErrPromptAborted).
+		// Without a terminal it stops everything, as it stops a script.
+		release := r.e.intr.set(r.interrupt)
+		defer release()
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -156,17 +167,18 @@ func (r *repl) loop(ctx context.Context) {
 // errCtrlC is the cause of a call Ctrl-C cancelled.
 var errCtrlC = errors.New("interrupted by Ctrl-C")
 
-// eval runs one chunk under its own context, which SIGINT (Ctrl-C on the
-// cooked terminal) cancels, and prints its value or its failure.
+// eval runs one chunk under its own context, which interrupt cancels,
+// and prints its value or its failure.
 func (r *repl) eval(ctx context.Context, chunk string) {
 	callCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	release := func() {}
-	if r.editing { // else Ctrl-C stops the whole input, as it stops a script
-		release = r.e.intr.set(func() { cancel(errCtrlC) })
-	}
+	r.mu.Lock()
+	r.cancel = cancel
+	r.mu.Unlock()
 	v, err := r.s.Eval(callCtx, chunk)
-	release()
+	r.mu.Lock()
+	r.cancel = nil
+	r.mu.Unlock()
 	if err != nil {
 		r.failed.Store(true)
 		printFailure(r.e.stdout, r.s, err)
@@ -174,6 +186,15 @@ func (r *repl) eval(ctx context.Context, chunk string) {
 	}
 	if v != nil && v.Type() != "NoneType" {
 		fmt.Fprintln(r.e.stdout, v.String())
+	}
+}
+
+// interrupt cancels the running call, if any.
+func (r *repl) interrupt() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cancel != nil {
+		r.cancel(errCtrlC)
 	}
 }
 
@@ -424,10 +445,21 @@ func (p *replEvents) line(e report.Event) string {
 		}
 	case report.Command:
 		if p.verbose {
-			return fmt.Sprintf("%s$ %s (exit %d, %s)", who, e.Command, e.Exit, e.Duration.Round(time.Millisecond))
+			return fmt.Sprintf("%s$ %s (%s, %s)", who, e.Command, outcome(e), e.Duration.Round(time.Millisecond))
 		}
 	}
 	return ""
+}
+
+// outcome is how a Command event's call ended, in a word or two.
+func outcome(e report.Event) string {
+	switch e.Outcome {
+	case report.Exited, "":
+		return fmt.Sprintf("exit %d", e.Exit)
+	case report.Done:
+		return "done"
+	}
+	return string(e.Outcome)
 }
 
 // Close writes the summary of the tests run from the REPL, if any.

@@ -56,14 +56,12 @@ func TestReplPlainInput(t *testing.T) {
 		"  at:",
 		"    Traceback (most recent call last):",
 		"      <repl>:1:5: in <expr>",
-		"    Error in fail: fail: on purpose",
 		"error: fail: deep",
 		"  line: plain.star:5: fail('deep')",
 		"  at:",
 		"    Traceback (most recent call last):",
 		"      <repl>:1:5: in <expr>",
 		"      plain.star:5:9: in boom",
-		"    Error in fail: fail: deep",
 		"still here",
 		"RUN  plain.test_ok",
 		"  in the test",
@@ -214,7 +212,7 @@ func TestReplOnTerminal(t *testing.T) {
 	expect(t, sc, `>>> `, 10*time.Second)
 	t.Logf("Ctrl-C to the prompt: %v", time.Since(start))
 	sc.Type("a.succeed('echo alive; pgrep -x sleep || echo no-sleep')\r")
-	expect(t, sc, `"alive\\nno-sleep\\n"`, time.Minute)
+	expect(t, sc, `"alive\\nno-sleep\\n"\r\n>>> `, time.Minute)
 
 	// Ctrl-C at the prompt clears the line.
 	sc.Type("this is not run\x03")

@@ -90,9 +90,14 @@ func ErrorText(err error) (msg, where string) {
 
 // Failure is how vmlab run shows a failure in the session: its message,
 // the file's line it happened on ("file:line: text"; "" when it happened
-// in a REPL chunk) and the backtrace.
+// in a REPL chunk) and the backtrace, without its last line when that
+// only repeats the message ("Error in succeed: MESSAGE").
 func (s *Session) Failure(err error) (msg, line, where string) {
 	msg, where = ErrorText(err)
+	where = strings.TrimRight(where, "\n")
+	if i := strings.LastIndex(where, "\nError"); i >= 0 && strings.HasSuffix(where, ": "+msg) {
+		where = where[:i]
+	}
 	return msg, s.file.sourceLine(err), where
 }
 
