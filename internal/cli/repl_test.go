@@ -280,3 +280,30 @@ func TestRunInteractive(t *testing.T) {
 		t.Errorf("the run's summary is missing:\n%s", sc.Text())
 	}
 }
+
+// TestReplTerminated: SIGTERM while the REPL waits at its prompt stops the
+// machines, gives the terminal back and exits 143.
+func TestReplTerminated(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "term.star")
+	if err := os.WriteFile(file, []byte(replStar), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sc := startScreen(t, t.TempDir(), "repl", file)
+	expect(t, sc, `>>> `, 3*time.Minute)
+	sc.Type("start_all()\r")
+	expect(t, sc, `a: up in .*\r\n>>> `, 3*time.Minute)
+	qemu := childPids(sc.Cmd.Process.Pid)
+	if len(qemu) != 1 {
+		t.Fatalf("got qemu pids %v, want one", qemu)
+	}
+	sc.Cmd.Process.Signal(syscall.SIGTERM)
+	err := sc.Wait()
+	var exitErr *exec.ExitError
+	if !errors.As(err, &exitErr) || exitErr.ExitCode() != 143 {
+		t.Errorf("after SIGTERM: %v, want exit 143", err)
+	}
+	if !gone(qemu[0], 10*time.Second) {
+		syscall.Kill(qemu[0], syscall.SIGKILL)
+		t.Errorf("qemu (pid %d) outlived the REPL", qemu[0])
+	}
+}
