@@ -319,6 +319,10 @@ func (ed *editor) saveHistory() error {
 	if err != nil {
 		return err
 	}
+	if err := f.Chmod(0o600); err != nil { // one made before with another mode
+		f.Close()
+		return err
+	}
 	if _, err := ed.l.WriteHistory(f); err != nil {
 		f.Close()
 		return err
