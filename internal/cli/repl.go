@@ -117,7 +117,7 @@ func newREPL(e *env, s *script.Session) *repl {
 // does, and says whether a chunk read from a plain input (not a terminal)
 // failed: a script piped in fails as a whole.
 func (r *repl) run(ctx context.Context) (failed bool) {
-	in, editing := openInput(r.e)
+	in, editing := openInput(r.e, r.s)
 	r.in, r.editing = in, editing
 	if editing {
 		// SIGINT (Ctrl-C while the terminal is cooked, during a call or
@@ -256,9 +256,9 @@ type lineReader interface {
 
 // openInput returns the line editor when stdin is the process's terminal,
 // else plain lines from stdin, without prompts.
-func openInput(e *env) (lineReader, bool) {
+func openInput(e *env, s *script.Session) (lineReader, bool) {
 	if f, ok := e.stdin.(*os.File); ok && f == os.Stdin && pty.IsTerminal(f) {
-		return newEditor(e), true
+		return newEditor(e, s), true
 	}
 	return &plainInput{r: bufio.NewReader(e.stdin)}, false
 }
@@ -276,16 +276,22 @@ func (p *plainInput) ReadLine(string) (string, error) {
 func (p *plainInput) AppendHistory(string) {}
 func (p *plainInput) Close() error         { return nil }
 
-// editor is liner with the history file.
+// editor is liner with the history file and Tab completing the
+// session's names.
 type editor struct {
 	e       *env
 	l       *liner.State
 	history string // "" when there is no place for it
 }
 
-func newEditor(e *env) *editor {
+func newEditor(e *env, s *script.Session) *editor {
 	ed := &editor{e: e, l: liner.NewLiner(), history: historyFile()}
 	ed.l.SetCtrlCAborts(true)
+	ed.l.SetWordCompleter(func(line string, pos int) (string, []string, string) {
+		runes := []rune(line) // pos counts runes
+		head, word := splitWord(string(runes[:pos]))
+		return head, s.Completions(word), string(runes[pos:])
+	})
 	ed.l.SetMultiLineMode(true)
 	if ed.history != "" {
 		if f, err := os.Open(ed.history); err == nil {
@@ -294,6 +300,20 @@ func newEditor(e *env) *editor {
 		}
 	}
 	return ed
+}
+
+// splitWord splits the text before the cursor into what stays and the
+// name being typed, dots included: "x = a.su" is "x = ", "a.su".
+func splitWord(before string) (head, word string) {
+	i := len(before)
+	for i > 0 {
+		c := before[i-1]
+		if c != '.' && c != '_' && (c < '0' || c > '9') && (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') {
+			break
+		}
+		i--
+	}
+	return before[:i], before[i:]
 }
 
 func (ed *editor) ReadLine(prompt string) (string, error) { return ed.l.Prompt(prompt) }

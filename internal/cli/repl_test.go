@@ -78,6 +78,21 @@ func TestReplPlainInput(t *testing.T) {
 	}
 }
 
+func TestSplitWord(t *testing.T) {
+	for _, tt := range []struct{ before, head, word string }{
+		{"", "", ""},
+		{"a.su", "", "a.su"},
+		{"x = a.su", "x = ", "a.su"},
+		{"print(sta", "print(", "sta"},
+		{"f(x, re.", "f(x, ", "re."},
+		{"s = 'é' + ab_1", "s = 'é' + ", "ab_1"},
+	} {
+		if head, word := splitWord(tt.before); head != tt.head || word != tt.word {
+			t.Errorf("splitWord(%q): got %q, %q; want %q, %q", tt.before, head, word, tt.head, tt.word)
+		}
+	}
+}
+
 // TestInteractiveRefused: vmlab run -i without a terminal on stdin, or
 // with -json, is refused before anything boots.
 func TestInteractiveRefused(t *testing.T) {
@@ -167,7 +182,7 @@ func expect(t *testing.T, sc *ptytest.Screen, re string, timeout time.Duration) 
 
 // TestReplOnTerminal drives vmlab repl through a real terminal, as a user
 // at the keyboard: a machine command, a multi-line def and a call, an
-// error that leaves the REPL alive, Ctrl-C cancelling a long command, a
+// error that leaves the REPL alive, Tab completion, Ctrl-C cancelling a long command, a
 // test that returns with its machine up and its state kept, the history,
 // and Ctrl-D leaving with no QEMU left.
 func TestReplOnTerminal(t *testing.T) {
@@ -195,7 +210,7 @@ func TestReplOnTerminal(t *testing.T) {
 	expect(t, sc, `\.\.\. `, 10*time.Second)
 	sc.Type("\r")
 	expect(t, sc, `>>> `, 10*time.Second)
-	sc.Type("twice('echo x')\r")
+	sc.Type("twi\t('echo x')\r") // Tab completes the name
 	expect(t, sc, `"x\\nx\\n"\r\n>>> `, time.Minute)
 
 	sc.Type("a.succeed('exit 3')\r")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"slices"
 	"strings"
 
 	"go.starlark.net/starlark"
@@ -99,6 +100,39 @@ func (s *Session) Failure(err error) (msg, line, where string) {
 		where = where[:i]
 	}
 	return msg, s.file.sourceLine(err), where
+}
+
+// Completions returns what word, the end of a line being typed, can
+// become: a global's name ("sta" → "start_all"), or a machine's method or
+// a module's member after a dot ("a.su" → "a.succeed"), sorted.
+func (s *Session) Completions(word string) []string {
+	s.mu.Lock()
+	globals := s.replGlobals()
+	s.mu.Unlock()
+	var names []string
+	head, last, dotted := strings.Cut(word, ".")
+	switch {
+	case !dotted:
+		names, last = slices.Collect(maps.Keys(globals)), head
+	default:
+		if strings.Contains(last, ".") {
+			return nil
+		}
+		if v, ok := globals[head].(starlark.HasAttrs); ok {
+			names = v.AttrNames()
+		}
+	}
+	var out []string
+	for _, n := range names {
+		if strings.HasPrefix(n, last) {
+			if dotted {
+				n = head + "." + n
+			}
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // replGlobals are the REPL chunks' globals: made on the first Eval, then

@@ -3,6 +3,7 @@ package script
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -204,6 +205,30 @@ func TestEvalCancel(t *testing.T) {
 	}
 	if ends := ev.find(report.TestEnd); len(ends) != 1 || ends[0].Passed || !strings.Contains(ends[0].Error, "interrupted by Ctrl-C") {
 		t.Errorf("got test ends %+v, want test_sleeps failed by the interruption", ends)
+	}
+}
+
+func TestCompletions(t *testing.T) {
+	s, _ := openSession(t, replSrc)
+	if _, err := s.Eval(t.Context(), "helpful = 1"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		word string
+		want []string
+	}{
+		{"a.suc", []string{"a.succeed"}},
+		{"a.wait_for_c", []string{"a.wait_for_closed_port", "a.wait_for_console_text"}},
+		{"hel", []string{"help", "helper", "helpful"}},
+		{"test_", []string{"test_fail", "test_pass"}},
+		{"re.fu", []string{"re.fullmatch"}},
+		{"LIMIT.x", nil},
+		{"a.b.c", nil},
+		{"nothing_like_this", nil},
+	} {
+		if got := s.Completions(tt.word); !slices.Equal(got, tt.want) {
+			t.Errorf("Completions(%q): got %q, want %q", tt.word, got, tt.want)
+		}
 	}
 }
 
