@@ -79,6 +79,9 @@ func runRepl(ctx context.Context, e *env, args []string) int {
 	if err := s.Close(); err != nil {
 		e.errorf("stop the machines of %s: %v", files[0].Name, err)
 	}
+	if !removeDir {
+		fmt.Fprintf(e.stderr, "vmlab: console logs and captures in %s\n", dir)
+	}
 	switch {
 	case ctx.Err() != nil:
 		return interruptedCode(ctx)
