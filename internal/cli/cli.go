@@ -46,18 +46,26 @@ func interruptedCode(ctx context.Context) int {
 
 // signalContext returns a context that SIGINT and SIGTERM cancel with an
 // *interrupted cause, and the function that stops listening (later signals
-// then have their default effect again) and waits for its goroutine.
-func signalContext() (context.Context, func()) {
+// then have their default effect again) and waits for its goroutine. While
+// intr has a taker (the REPL runs a call), SIGINT goes to it instead.
+func signalContext(intr *interrupts) (context.Context, func()) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	stop, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
-		select {
-		case sig := <-sigs:
-			cancel(&interrupted{sig})
-		case <-stop:
+		for {
+			select {
+			case sig := <-sigs:
+				if sig == os.Interrupt && intr.take() {
+					continue
+				}
+				cancel(&interrupted{sig})
+				return
+			case <-stop:
+				return
+			}
 		}
 	}()
 	return ctx, func() {
@@ -76,6 +84,7 @@ type command struct {
 
 var commands = []command{
 	{"run", "run test files (.star): each test on fresh machines, with reports", runRun, false},
+	{"repl", "a Starlark REPL on a test file's machines: run statements and tests, inspect", runRepl, false},
 	{"exec", "boot a machine, run a shell command in it, print its output", runExec, false},
 	{"bench", "measure boot time, command round trips and wait latency", runBench, false},
 	{"cache", "show the cache (kernel, initramfs) or clean it: vmlab cache [list|clean]", runCache, false},
@@ -84,9 +93,11 @@ var commands = []command{
 	{"guest-tput", "benchmark helper run inside the guest", runGuestTput, true},
 }
 
-// env is what a subcommand writes to and boots with.
+// env is what a subcommand reads, writes to and boots with.
 type env struct {
+	stdin          io.Reader // the REPL's statements
 	stdout, stderr io.Writer
+	intr           *interrupts // where SIGINT goes while the REPL runs a call
 }
 
 func (e *env) errorf(format string, args ...any) {
@@ -98,9 +109,9 @@ func (e *env) errorf(format string, args ...any) {
 // before it returns. A panic on Main's goroutine is exitInternal with its
 // stack on stderr.
 func Main(args []string, stdout, stderr io.Writer) (code int) {
-	ctx, stop := signalContext()
+	e := &env{stdin: os.Stdin, stdout: stdout, stderr: stderr, intr: &interrupts{}}
+	ctx, stop := signalContext(e.intr)
 	defer stop()
-	e := &env{stdout: stdout, stderr: stderr}
 	defer func() {
 		if v := recover(); v != nil {
 			e.errorf("internal error (please report it with this stack): panic: %v\n%s", v, debug.Stack())

@@ -38,6 +38,8 @@ func runRun(ctx context.Context, e *env, args []string) int {
 	jsonEvents := fs.Bool("json", false, "print the events as JSON lines on stdout instead of the terminal report")
 	timeout := fs.Duration("timeout", 0, "fail a test that runs longer than this, and a file whose top level does (default: 30m, 6m under KVM; 1m for a file's top level)")
 	parallel := fs.Int("j", 0, "run this many tests at once (default: what cores and memory allow: under TCG each booting machine wants a core, and each its memory)")
+	inter := &interactive{e: e}
+	fs.Var(inter, "i", "when a test fails, open the REPL on its machines, still up, before going on (-i=always: after every test); needs a terminal, runs one test at a time")
 	if ok, code := parseMixed(e, fs, args, func() bool { return fs.NArg() > 0 }); !ok {
 		return code
 	}
@@ -59,6 +61,16 @@ func runRun(ctx context.Context, e *env, args []string) int {
 	if err != nil {
 		e.errorf("%v", err)
 		return exitUsage
+	}
+	if err := inter.check(*jsonEvents); err != nil {
+		e.errorf("%v", err)
+		return exitUsage
+	}
+	if inter.on() {
+		*parallel = 1 // one REPL at a time on the terminal
+		for i := range jobs {
+			jobs[i].interact = inter
+		}
 	}
 	if *list {
 		for _, j := range jobs {
@@ -121,6 +133,18 @@ const defaultLoadTimeout = time.Minute
 type job struct {
 	file *script.File
 	test string
+	// interact, with -i, opens the REPL on the test's machines after it
+	// failed (or ended) and before they stop.
+	interact *interactive
+}
+
+// run runs the job under tctx (the test's deadline), its files in outDir;
+// ctx is the run's, which the REPL of -i lives under.
+func (j job) run(ctx, tctx context.Context, boot *machine.Boot, outDir string, rep *report.Reporter) error {
+	if j.interact.on() {
+		return j.interact.run(ctx, tctx, j, boot, outDir, rep)
+	}
+	return j.file.Run(tctx, j.test, boot, outDir, rep)
 }
 
 // selectJobs returns the tests of files that pattern selects, in order; no
@@ -133,7 +157,7 @@ func selectJobs(files []*script.File, pattern string) ([]job, error) {
 			return nil, err
 		}
 		for _, t := range tests {
-			jobs = append(jobs, job{f, t})
+			jobs = append(jobs, job{file: f, test: t})
 		}
 	}
 	if len(jobs) == 0 {
@@ -162,7 +186,7 @@ func runJobs(ctx context.Context, jobs []job, parallel int, timeout time.Duratio
 				}
 				id := j.file.TestID(j.test)
 				tctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("test %s timed out after %v", id, timeout))
-				err := j.file.Run(tctx, j.test, boot, filepath.Join(dir, id), rep)
+				err := j.run(ctx, tctx, boot, filepath.Join(dir, id), rep)
 				cancel()
 				var ie *script.InternalError
 				if errors.As(err, &ie) {

@@ -149,10 +149,10 @@ func subtest(c *call) (starlark.Value, error) {
 	r := c.r
 	r.path = append(r.path, c.name)
 	path := r.pathCopy()
-	r.rep.Emit(report.Event{Kind: report.SubtestStart, Test: r.test, Path: path})
+	r.rep.Emit(report.Event{Kind: report.SubtestStart, Test: r.testID(), Path: path})
 	start := time.Now()
 	v, err := starlark.Call(c.thread, c.fn, nil, nil)
-	end := report.Event{Kind: report.SubtestEnd, Test: r.test, Path: path, Passed: err == nil, Duration: time.Since(start)}
+	end := report.Event{Kind: report.SubtestEnd, Test: r.testID(), Path: path, Passed: err == nil, Duration: time.Since(start)}
 	if err != nil {
 		end.Error, end.Where = splitError(err)
 		end.Source = r.file.sourceLine(err)

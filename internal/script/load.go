@@ -2,7 +2,9 @@
 // machines at top level with machine(...) and test them in test functions,
 // with the NixOS test driver's API in snake_case (succeed, wait_for_open_port,
 // start_all, subtest, ...). Load checks a file completely, before any VM
-// boots; Run runs one of its tests on a fresh lab.
+// boots; Run runs one of its tests on a fresh lab; Open keeps a lab up
+// across calls (a Session: the REPL's chunks, tests run one after another
+// on the same machines).
 package script
 
 import (

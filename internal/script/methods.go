@@ -204,10 +204,10 @@ func (meth *method) builtin(thread *starlark.Thread, b *starlark.Builtin, argv s
 // on its own.
 func (meth *method) timed(c *call, argv starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	text := callText(meth.name, argv, kwargs)
-	c.r.rep.Emit(report.Event{Kind: report.CommandStart, Test: c.r.test, Path: c.r.pathCopy(), Machine: c.m.name, Command: text})
+	c.r.rep.Emit(report.Event{Kind: report.CommandStart, Test: c.r.testID(), Path: c.r.pathCopy(), Machine: c.m.name, Command: text})
 	start := time.Now()
 	v, err := meth.do(c)
-	ev := report.Event{Kind: report.Command, Test: c.r.test, Path: c.r.pathCopy(), Machine: c.m.name,
+	ev := report.Event{Kind: report.Command, Test: c.r.testID(), Path: c.r.pathCopy(), Machine: c.m.name,
 		Command: text, Duration: time.Since(start)}
 	outcome(&ev, false, 0, err)
 	if err != nil {

@@ -28,7 +28,7 @@ func networkStep(r *run, machineName, name string, argv starlark.Tuple, kwargs [
 	if machineName != "" {
 		text = machineName + "." + text
 	}
-	ev := report.Event{Kind: report.Network, Test: r.test, Path: r.pathCopy(), Machine: machineName,
+	ev := report.Event{Kind: report.Network, Test: r.testID(), Path: r.pathCopy(), Machine: machineName,
 		Text: text, Duration: time.Since(start)}
 	if err != nil {
 		ev.Error = err.Error()

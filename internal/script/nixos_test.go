@@ -52,7 +52,7 @@ func TestSerialStdout(t *testing.T) {
 		}
 		ev := &events{}
 		q := report.NewQueue(ev.Emit, 1)
-		consoleEvents(q, test, "a", &r.quietConsole)(machine.Line{Text: "a line"})
+		consoleEvents(q, r, "a")(machine.Line{Text: "a line"})
 		q.Close()
 		if got := ev.find(report.Console); len(got) != 1 || got[0].Quiet != want {
 			t.Errorf("%s: got console events %+v, want one with Quiet %v", test, got, want)

@@ -24,15 +24,25 @@ const runKey = "vmlab.run"
 // Emitter receives a run's events (report.Reporter is one).
 type Emitter interface{ Emit(report.Event) }
 
-// run is one test function running on its own lab.
+// run is the state a session's calls share: the lab, the reporting and
+// the machine calls' context. One call runs at a time (Session's mutex),
+// so ctx and path change only between calls.
 type run struct {
-	ctx  context.Context
+	// ctx is the running call's context: a REPL chunk's or a test's.
+	ctx context.Context
+	// life is the session's context, which outlives the calls: start()'s
+	// boots run under it, so `a.start()` in a REPL chunk keeps booting
+	// after the chunk returned.
+	life context.Context
 	file *File
-	test string
-	lab  *lab.Lab
-	out  string // the test's output directory
-	rep  Emitter
-	path []string // the subtests we are in
+	test string // the events' Test between tests: the session's label
+	// current is the id of the test RunTest runs, nil between tests; the
+	// console readers read it at any time, hence atomic.
+	current atomic.Pointer[string]
+	lab     *lab.Lab
+	out     string // the session's output directory
+	rep     Emitter
+	path    []string // the subtests we are in
 
 	starts starts // boots start() left running
 
@@ -79,7 +89,8 @@ func (r *run) checkConditions(thread *starlark.Thread) error {
 
 // Run runs one test of the file on a fresh lab whose files (console logs,
 // captures) go to outDir. The error is the test's failure, if any; it has
-// been reported as a TestEnd event already.
+// been reported as a TestEnd event already. It is Open, the test, Close:
+// the machines are stopped and their logs reported before the TestEnd.
 func (file *File) Run(ctx context.Context, test string, boot *machine.Boot, outDir string, rep Emitter) error {
 	fn, ok := file.globals[test].(*starlark.Function)
 	if !ok {
@@ -89,13 +100,19 @@ func (file *File) Run(ctx context.Context, test string, boot *machine.Boot, outD
 	id := file.TestID(test)
 	rep.Emit(report.Event{Kind: report.TestStart, Test: id})
 	err := file.runRecovered(ctx, fn, id, boot, outDir, rep)
+	rep.Emit(file.testEnd(id, start, err))
+	return err
+}
+
+// testEnd is the TestEnd event of the test id that started at start and
+// ended with err.
+func (file *File) testEnd(id string, start time.Time, err error) report.Event {
 	end := report.Event{Kind: report.TestEnd, Test: id, Passed: err == nil, Duration: time.Since(start)}
 	if err != nil {
 		end.Error, end.Where = splitError(err)
 		end.Source = file.sourceLine(err)
 	}
-	rep.Emit(end)
-	return err
+	return end
 }
 
 // sourceLine is the script line a failure happened on, the innermost frame
@@ -158,71 +175,22 @@ func recoverInto(err *error) {
 
 // consoleEvents is a machine's OnConsole: each line becomes a Console event
 // on q, which never blocks the machine's console reader (and so the guest)
-// however slow the sinks are. Quiet says serial_stdout_off() is in force.
-func consoleEvents(q *report.Queue, test, machineName string, quiet *atomic.Bool) func(machine.Line) {
+// however slow the sinks are. The line belongs to the test running then;
+// quietConsole says serial_stdout_off() is in force.
+func consoleEvents(q *report.Queue, r *run, machineName string) func(machine.Line) {
 	return func(l machine.Line) {
-		q.Emit(report.Event{Kind: report.Console, Test: test, Machine: machineName, Text: l.Text, Reason: l.Reason, Quiet: quiet.Load()})
+		q.Emit(report.Event{Kind: report.Console, Test: r.testID(), Machine: machineName, Text: l.Text, Reason: l.Reason, Quiet: r.quietConsole.Load()})
 	}
 }
 
-func (file *File) runTest(ctx context.Context, fn *starlark.Function, test string, boot *machine.Boot, outDir string, rep Emitter) error {
-	logf := func(format string, args ...any) {
-		rep.Emit(report.Event{Kind: report.Log, Test: test, Text: fmt.Sprintf(format, args...)})
-	}
-	console := report.NewQueue(rep.Emit, report.ConsoleQueueSize)
-	defer console.Close() // when New fails; else after the lab's Close below
-	r := &run{ctx: ctx, file: file, test: test, out: outDir, rep: rep}
-	cfgs := make([]machine.Config, len(file.Specs))
-	for i, s := range file.Specs {
-		c := machine.Config{Machine: s}
-		c.OnConsole = consoleEvents(console, test, s.Name, &r.quietConsole)
-		c.OnBoot = func(n machine.BootNote) {
-			if !n.Done {
-				rep.Emit(report.Event{Kind: report.BootStart, Test: test, Machine: s.Name})
-				return
-			}
-			ev := report.Event{Kind: report.Boot, Test: test, Machine: s.Name, Duration: n.Took, Text: n.Stages}
-			if n.Err != nil {
-				ev.Error = n.Err.Error()
-			}
-			rep.Emit(ev)
-		}
-		c.OnStop = func(n machine.StopNote) {
-			ev := report.Event{Kind: report.Stop, Test: test, Machine: s.Name}
-			if n.Err != nil {
-				ev.Error = n.Err.Error()
-			}
-			rep.Emit(ev)
-		}
-		cfgs[i] = c
-	}
-	l, err := lab.New(boot, outDir, cfgs, logf)
+// runTest runs fn, the test id, on a session of its own that it closes.
+func (file *File) runTest(ctx context.Context, fn *starlark.Function, id string, boot *machine.Boot, outDir string, rep Emitter) error {
+	s, err := file.open(ctx, boot, outDir, rep, id)
 	if err != nil {
 		return err
 	}
-	consoleLogs := make([]string, len(file.Specs))
-	for i, s := range file.Specs {
-		consoleLogs[i] = filepath.Join(l.Machine(s.Name).Dir(), "console.log")
-	}
-	defer func() {
-		l.Close()
-		console.Close() // the machines are stopped: their last lines are in
-		for i, s := range file.Specs {
-			if fileExists(consoleLogs[i]) {
-				rep.Emit(report.Event{Kind: report.ConsoleLog, Test: test, Machine: s.Name, File: consoleLogs[i]})
-			}
-		}
-		for _, p := range mustGlob(filepath.Join(outDir, "vlan*.pcap")) {
-			rep.Emit(report.Event{Kind: report.Capture, Test: test, File: p})
-		}
-	}()
-	r.lab = l
-	thread := &starlark.Thread{Name: test, Print: func(_ *starlark.Thread, msg string) { r.log("", msg) }}
-	thread.SetLocal(runKey, r)
-	defer r.waitStarts() // before the lab's Close
-	stop := context.AfterFunc(ctx, func() { thread.Cancel(context.Cause(ctx).Error()) })
-	defer stop()
-	_, err = starlark.Call(thread, fn, nil, nil)
+	defer s.Close()
+	_, err = s.call(ctx, id, fn)
 	return err
 }
 
@@ -264,8 +232,17 @@ func runOf(thread *starlark.Thread, what string) (*run, error) {
 	return r, nil
 }
 
+// testID is the Test of the events: the running test's id, or the
+// session's label between tests.
+func (r *run) testID() string {
+	if id := r.current.Load(); id != nil {
+		return *id
+	}
+	return r.test
+}
+
 func (r *run) log(machineName, text string) {
-	r.rep.Emit(report.Event{Kind: report.Log, Test: r.test, Path: r.pathCopy(), Machine: machineName, Text: text})
+	r.rep.Emit(report.Event{Kind: report.Log, Test: r.testID(), Path: r.pathCopy(), Machine: machineName, Text: text})
 }
 
 func (r *run) pathCopy() []string { return append([]string(nil), r.path...) }
@@ -299,10 +276,10 @@ const (
 // script did not expect is an error, and the event carries it (so reports
 // tell a failing command from an expected non-zero exit).
 func (r *run) command(m *machineValue, cmd string, timeout time.Duration, want expect) (machine.Result, error) {
-	r.rep.Emit(report.Event{Kind: report.CommandStart, Test: r.test, Path: r.pathCopy(), Machine: m.name, Command: cmd})
+	r.rep.Emit(report.Event{Kind: report.CommandStart, Test: r.testID(), Path: r.pathCopy(), Machine: m.name, Command: cmd})
 	start := time.Now()
 	res, err := r.machine(m).Execute(r.ctx, cmd, machine.Timeout(timeout))
-	ev := report.Event{Kind: report.Command, Test: r.test, Path: r.pathCopy(), Machine: m.name, Command: cmd,
+	ev := report.Event{Kind: report.Command, Test: r.testID(), Path: r.pathCopy(), Machine: m.name, Command: cmd,
 		Stdout: res.Stdout, Stderr: res.Stderr, StdoutFile: res.StdoutFile, StderrFile: res.StderrFile,
 		Duration: time.Since(start)}
 	outcome(&ev, err == nil, res.Status, err)

@@ -21,7 +21,9 @@ type pendingStart struct {
 }
 
 // startInBackground boots m in a goroutine unless it runs, died or is
-// booting already; awaitStart collects the outcome.
+// booting already; awaitStart collects the outcome. The boot runs under
+// the session's context, not the call's: in a REPL the chunk that called
+// start() returns at once and the boot goes on.
 func (r *run) startInBackground(m *machineValue) error {
 	r.starts.mu.Lock()
 	defer r.starts.mu.Unlock()
@@ -36,7 +38,7 @@ func (r *run) startInBackground(m *machineValue) error {
 	r.starts.wg.Go(func() {
 		defer close(p.done)
 		defer recoverInto(&p.err)
-		p.err = r.machine(m).Start(r.ctx)
+		p.err = r.machine(m).Start(r.life)
 	})
 	return nil
 }

@@ -1,0 +1,501 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	// liner is the line editor: among the maintained Go ones it is the
+	// smallest that has what a REPL wants (history with a file, Ctrl-C
+	// that aborts the line, a cooked terminal between prompts so SIGINT
+	// reaches us during a call) and it costs one small dependency
+	// (go-runewidth). reeflective/readline brings a dozen modules for vi
+	// modes and completion menus; chzyer/readline is no longer maintained;
+	// x/term's Terminal keeps the terminal raw all along (no SIGINT during
+	// a call) and has no history file.
+	"github.com/peterh/liner"
+
+	"github.com/vmlab/vmlab/internal/machine"
+	"github.com/vmlab/vmlab/internal/pty"
+	"github.com/vmlab/vmlab/internal/report"
+	"github.com/vmlab/vmlab/internal/script"
+)
+
+// runRepl is `vmlab repl FILE`: a Starlark REPL with the file's machines
+// and functions bound. Exit codes: 0; 1 when stdin is not a terminal and a
+// chunk failed (so scripts can tell); 2 on bad usage or a bad file; 3
+// when vmlab could not boot; 128+N after signal N.
+func runRepl(ctx context.Context, e *env, args []string) int {
+	fs := newFlagSet(e, "repl", "FILE.star")
+	var bf bootFlags
+	bf.register(fs)
+	verbose := fs.Bool("v", false, "show every command and the consoles as they go")
+	out := fs.String("out", "", "write the console logs and captures to `dir` (default: a new directory in $TMPDIR, removed at the end)")
+	if ok, code := parseMixed(e, fs, args, func() bool { return fs.NArg() == 1 }); !ok {
+		return code
+	}
+	files, err := loadAll(ctx, fs.Args(), defaultLoadTimeout)
+	if ctx.Err() != nil {
+		e.errorf("%v", context.Cause(ctx))
+		return interruptedCode(ctx)
+	}
+	if err != nil {
+		e.errorf("%v", err)
+		return exitUsage
+	}
+	dir, removeDir, err := outputDir(*out)
+	if err != nil {
+		e.errorf("%v", err)
+		return exitUsage
+	}
+	if removeDir {
+		defer machine.RemoveTempDir(dir)
+	}
+	boot, err := bf.prepare(e)
+	if err != nil {
+		e.errorf("%v", err)
+		return exitInternal
+	}
+	events := newReplEvents(e.stdout, *verbose)
+	defer events.Close()
+	s, err := files[0].Open(ctx, boot, dir, events)
+	if err != nil {
+		e.errorf("%v", err)
+		return exitInternal
+	}
+	// The session is the lab: here it opens, and Close below stops its
+	// machines.
+	fmt.Fprintf(e.stderr, "vmlab: %s: machines %s boot on first use; help() says what is bound, Ctrl-D leaves\n",
+		files[0].Name, strings.Join(machineNames(files[0]), ", "))
+	failed := newREPL(e, s).run(ctx)
+	if err := s.Close(); err != nil {
+		e.errorf("stop the machines of %s: %v", files[0].Name, err)
+	}
+	if !removeDir {
+		fmt.Fprintf(e.stderr, "vmlab: console logs and captures in %s\n", dir)
+	}
+	switch {
+	case ctx.Err() != nil:
+		return interruptedCode(ctx)
+	case failed:
+		return exitFail
+	}
+	return exitOK
+}
+
+func machineNames(f *script.File) []string {
+	names := make([]string, len(f.Specs))
+	for i, s := range f.Specs {
+		names[i] = s.Name
+	}
+	return names
+}
+
+// repl reads chunks, evaluates them on a session and prints what they
+// return or how they failed.
+type repl struct {
+	e       *env
+	s       *script.Session
+	in      lineReader
+	failed  atomic.Bool // a chunk failed (the exit status when stdin is not a terminal)
+	editing bool        // stdin is a terminal: prompts, history, Ctrl-C
+
+	mu     sync.Mutex
+	cancel context.CancelCauseFunc // the running call's; nil between calls
+}
+
+func newREPL(e *env, s *script.Session) *repl {
+	return &repl{e: e, s: s}
+}
+
+// run reads and evaluates chunks until the input ends (Ctrl-D) or ctx
+// does, and says whether a chunk read from a plain input (not a terminal)
+// failed: a script piped in fails as a whole.
+func (r *repl) run(ctx context.Context) (failed bool) {
+	in, editing := openInput(r.e, r.s)
+	r.in, r.editing = in, editing
+	if editing {
+		// SIGINT (Ctrl-C while the terminal is cooked, during a call or
+		// just after one) cancels the running call, if any, never the
+		// REPL; at the prompt Ctrl-C is a key (liner's ErrPromptAborted).
+		// Without a terminal it stops everything, as it stops a script.
+		release := r.e.intr.set(r.interrupt)
+		defer release()
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.loop(ctx)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		// SIGTERM (or SIGINT outside a call): the loop may be blocked
+		// reading a line, which nothing unblocks; the calls end with ctx.
+	}
+	in.Close()
+	return r.failed.Load() && !editing
+}
+
+func (r *repl) loop(ctx context.Context) {
+	for ctx.Err() == nil {
+		chunk, err := r.readChunk()
+		switch {
+		case errors.Is(err, io.EOF):
+			if r.editing {
+				fmt.Fprintln(r.e.stdout)
+			}
+			return
+		case errors.Is(err, liner.ErrPromptAborted):
+			continue // Ctrl-C at the prompt clears the line
+		case err != nil:
+			r.e.errorf("read the REPL's input: %v", err)
+			return
+		}
+		if strings.TrimSpace(chunk) == "" {
+			continue
+		}
+		r.eval(ctx, chunk)
+	}
+}
+
+// errCtrlC is the cause of a call Ctrl-C cancelled.
+var errCtrlC = errors.New("interrupted by Ctrl-C")
+
+// eval runs one chunk under its own context, which interrupt cancels,
+// and prints its value or its failure.
+func (r *repl) eval(ctx context.Context, chunk string) {
+	callCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	r.mu.Lock()
+	r.cancel = cancel
+	r.mu.Unlock()
+	v, err := r.s.Eval(callCtx, chunk)
+	r.mu.Lock()
+	r.cancel = nil
+	r.mu.Unlock()
+	if err != nil {
+		r.failed.Store(true)
+		printFailure(r.e.stdout, r.s, err)
+		return
+	}
+	if v != nil && v.Type() != "NoneType" {
+		fmt.Fprintln(r.e.stdout, v.String())
+	}
+}
+
+// interrupt cancels the running call, if any.
+func (r *repl) interrupt() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cancel != nil {
+		r.cancel(errCtrlC)
+	}
+}
+
+// printFailure shows a chunk's failure as vmlab run shows a test's: the
+// message, the file's line, then the backtrace.
+func printFailure(w io.Writer, s *script.Session, err error) {
+	msg, line, where := s.Failure(err)
+	fmt.Fprintf(w, "error: %s\n", msg)
+	if line != "" {
+		fmt.Fprintf(w, "  line: %s\n", line)
+	}
+	if where != "" {
+		fmt.Fprintf(w, "  at:\n%s\n", indent(where, "    "))
+	}
+}
+
+func indent(text, prefix string) string {
+	return prefix + strings.ReplaceAll(strings.TrimRight(text, "\n"), "\n", "\n"+prefix)
+}
+
+// Prompts: Python's, as the NixOS driver's REPL shows them.
+const (
+	promptFirst = ">>> "
+	promptMore  = "... "
+)
+
+// readChunk reads lines until they make a whole chunk (script.Complete).
+func (r *repl) readChunk() (string, error) {
+	var chunk strings.Builder
+	prompt := promptFirst
+	for {
+		line, err := r.in.ReadLine(prompt)
+		if err != nil {
+			if errors.Is(err, io.EOF) && chunk.Len() > 0 {
+				return chunk.String(), nil // the input ended inside a chunk: run what there is
+			}
+			return "", err
+		}
+		chunk.WriteString(line + "\n")
+		if strings.TrimSpace(line) != "" {
+			r.in.AppendHistory(line) // a line at a time, as Python's REPL keeps it
+		}
+		if script.Complete(chunk.String()) {
+			return chunk.String(), nil
+		}
+		prompt = promptMore
+	}
+}
+
+// lineReader is where the REPL's lines come from: a line editor on a
+// terminal, or plain lines.
+type lineReader interface {
+	// ReadLine returns a line without its newline; io.EOF at the end
+	// (Ctrl-D), liner.ErrPromptAborted on Ctrl-C.
+	ReadLine(prompt string) (string, error)
+	AppendHistory(line string)
+	Close() error
+}
+
+// openInput returns the line editor when stdin is the process's terminal,
+// else plain lines from stdin, without prompts.
+func openInput(e *env, s *script.Session) (lineReader, bool) {
+	if f, ok := e.stdin.(*os.File); ok && f == os.Stdin && pty.IsTerminal(f) {
+		return newEditor(e, s), true
+	}
+	return &plainInput{r: bufio.NewReader(e.stdin)}, false
+}
+
+type plainInput struct{ r *bufio.Reader }
+
+func (p *plainInput) ReadLine(string) (string, error) {
+	line, err := p.r.ReadString('\n')
+	if err != nil && (line == "" || !errors.Is(err, io.EOF)) {
+		return "", err
+	}
+	return strings.TrimSuffix(line, "\n"), nil
+}
+
+func (p *plainInput) AppendHistory(string) {}
+func (p *plainInput) Close() error         { return nil }
+
+// editor is liner with the history file and Tab completing the
+// session's names.
+type editor struct {
+	e       *env
+	l       *liner.State
+	history string // "" when there is no place for it
+}
+
+func newEditor(e *env, s *script.Session) *editor {
+	ed := &editor{e: e, l: liner.NewLiner(), history: historyFile()}
+	ed.l.SetCtrlCAborts(true)
+	ed.l.SetWordCompleter(func(line string, pos int) (string, []string, string) {
+		runes := []rune(line) // pos counts runes
+		head, word := splitWord(string(runes[:pos]))
+		return head, s.Completions(word), string(runes[pos:])
+	})
+	ed.l.SetMultiLineMode(true)
+	if ed.history != "" {
+		if f, err := os.Open(ed.history); err == nil {
+			ed.l.ReadHistory(f)
+			f.Close()
+		}
+	}
+	return ed
+}
+
+// splitWord splits the text before the cursor into what stays and the
+// name being typed, dots included: "x = a.su" is "x = ", "a.su".
+func splitWord(before string) (head, word string) {
+	i := len(before)
+	for i > 0 {
+		c := before[i-1]
+		if c != '.' && c != '_' && (c < '0' || c > '9') && (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') {
+			break
+		}
+		i--
+	}
+	return before[:i], before[i:]
+}
+
+func (ed *editor) ReadLine(prompt string) (string, error) { return ed.l.Prompt(prompt) }
+
+func (ed *editor) AppendHistory(line string) { ed.l.AppendHistory(line) }
+
+// Close writes the history (0600: it holds what was typed) and gives the
+// terminal back as it was.
+func (ed *editor) Close() error {
+	if ed.history != "" {
+		if err := ed.saveHistory(); err != nil {
+			ed.e.errorf("save the REPL's history in %s: %v", ed.history, err)
+		}
+	}
+	return ed.l.Close()
+}
+
+func (ed *editor) saveHistory() error {
+	if err := os.MkdirAll(filepath.Dir(ed.history), 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(ed.history, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.Chmod(0o600); err != nil { // one made before with another mode
+		f.Close()
+		return err
+	}
+	if _, err := ed.l.WriteHistory(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// historyFile is the REPL's history, per user: $XDG_STATE_HOME/vmlab/
+// repl_history, or ~/.local/state/vmlab/repl_history; "" when there is
+// no home.
+func historyFile() string {
+	if dir := os.Getenv("XDG_STATE_HOME"); filepath.IsAbs(dir) {
+		return filepath.Join(dir, "vmlab", "repl_history")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(home, ".local", "state", "vmlab", "repl_history")
+}
+
+// interrupts routes SIGINT to the REPL's running call rather than to the
+// run's context: Ctrl-C cancels the call, the REPL and its machines stay.
+// The zero value, and nil, have no taker.
+type interrupts struct {
+	mu    sync.Mutex
+	taker func()
+}
+
+// set makes fn take SIGINT until the returned release is called.
+func (in *interrupts) set(fn func()) (release func()) {
+	if in == nil {
+		return func() {}
+	}
+	in.mu.Lock()
+	in.taker = fn
+	in.mu.Unlock()
+	return func() {
+		in.mu.Lock()
+		in.taker = nil
+		in.mu.Unlock()
+	}
+}
+
+// take hands SIGINT to the taker, if there is one, and says whether there
+// was.
+func (in *interrupts) take() bool {
+	if in == nil {
+		return false
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.taker == nil {
+		return false
+	}
+	in.taker()
+	return true
+}
+
+// replEvents shows a session's events: the tests run from the REPL as
+// vmlab run's terminal report shows them, and between tests what the
+// chunks do that has no value to print: print() and log() lines, boots,
+// and with -v the commands and consoles.
+type replEvents struct {
+	w       io.Writer
+	verbose bool
+	term    *report.Reporter
+
+	mu    sync.Mutex
+	tests int // tests running (a test a test runs counts)
+	ran   bool
+}
+
+func newReplEvents(w io.Writer, verbose bool) *replEvents {
+	opts := report.TerminalOptions{Verbose: verbose}
+	if f, ok := w.(*os.File); ok && report.IsTerminal(f) {
+		opts.Color = true
+	}
+	return &replEvents{w: w, verbose: verbose, term: report.New(report.NewTerminal(w, opts))}
+}
+
+func (p *replEvents) Emit(e report.Event) {
+	p.term.Emit(e)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch e.Kind {
+	case report.TestStart:
+		p.tests++
+		p.ran = true
+		return
+	case report.TestEnd:
+		p.tests--
+		return
+	}
+	if p.tests > 0 {
+		return // the terminal report shows it
+	}
+	if line := p.line(e); line != "" {
+		fmt.Fprintln(p.w, line)
+	}
+}
+
+// line is how the REPL shows an event of a chunk; "" hides it.
+func (p *replEvents) line(e report.Event) string {
+	who := ""
+	if e.Machine != "" {
+		who = e.Machine + ": "
+	}
+	switch e.Kind {
+	case report.Log:
+		return who + e.Text
+	case report.Network:
+		return e.Text
+	case report.BootStart:
+		return who + "booting"
+	case report.Boot:
+		if e.Error != "" {
+			return who + "boot failed: " + e.Error
+		}
+		return fmt.Sprintf("%sup in %.1fs", who, e.Duration.Seconds())
+	case report.Console:
+		if p.verbose && !e.Quiet {
+			return who + e.Text
+		}
+	case report.Command:
+		if p.verbose {
+			return fmt.Sprintf("%s$ %s (%s, %s)", who, e.Command, outcome(e), e.Duration.Round(time.Millisecond))
+		}
+	}
+	return ""
+}
+
+// outcome is how a Command event's call ended, in a word or two.
+func outcome(e report.Event) string {
+	switch e.Outcome {
+	case report.Exited, "":
+		return fmt.Sprintf("exit %d", e.Exit)
+	case report.Done:
+		return "done"
+	}
+	return string(e.Outcome)
+}
+
+// Close writes the summary of the tests run from the REPL, if any.
+func (p *replEvents) Close() error {
+	p.mu.Lock()
+	ran := p.ran
+	p.mu.Unlock()
+	if !ran {
+		return nil
+	}
+	return p.term.Close()
+}

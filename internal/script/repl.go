@@ -1,0 +1,206 @@
+package script
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+
+	"go.starlark.net/starlark"
+	"go.starlark.net/syntax"
+)
+
+// replFile is the file name of REPL chunks in errors and backtraces.
+const replFile = "<repl>"
+
+// Eval runs one REPL chunk on the session: statements, or an expression
+// whose value it returns (None for statements). The chunk sees the
+// predeclared functions, the file's globals (read-only, as in a test),
+// the file's machines and the REPL's own: tests(), help(), and each test
+// by its name, which runs it as RunTest does and returns whether it
+// passed (a cancelled test stops the chunk). What a chunk defines stays for the next ones; `_` is the last
+// expression's value. ctx's end cancels the chunk, not the session.
+func (s *Session) Eval(ctx context.Context, src string) (v starlark.Value, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	defer recoverInto(&err)
+	f, err := fileOptions.Parse(replFile, src, 0)
+	if err != nil {
+		return nil, err
+	}
+	thread, end := s.thread(ctx, "repl")
+	defer end()
+	globals := s.replGlobals()
+	if expr := soleExpr(f); expr != nil {
+		v, err := starlark.EvalExprOptions(f.Options, thread, expr, globals)
+		if err != nil {
+			return nil, err
+		}
+		globals["_"] = v
+		return v, nil
+	}
+	return starlark.None, starlark.ExecREPLChunk(f, thread, globals)
+}
+
+// soleExpr is the expression a chunk is made of, or nil when it holds
+// statements.
+func soleExpr(f *syntax.File) syntax.Expr {
+	if len(f.Stmts) != 1 {
+		return nil
+	}
+	if stmt, ok := f.Stmts[0].(*syntax.ExprStmt); ok {
+		return stmt.X
+	}
+	return nil
+}
+
+// Complete reports whether src is a whole REPL chunk, one Eval can run:
+// false while the parser wants more lines (an open bracket or string, a
+// def, if, for or while whose block has not ended with a blank line or a
+// line back at the left margin, as in Python's REPL). A chunk with a
+// syntax error is complete: Eval reports the error.
+func Complete(src string) bool {
+	lines := strings.SplitAfter(src, "\n")
+	wantsMore := false
+	readline := func() ([]byte, error) {
+		for len(lines) > 0 {
+			line := lines[0]
+			lines = lines[1:]
+			if line != "" {
+				return []byte(line), nil
+			}
+		}
+		wantsMore = true
+		return nil, io.EOF
+	}
+	fileOptions.ParseCompoundStmt(replFile, readline) // a syntax error is Eval's to report
+	return !wantsMore
+}
+
+// ErrorText is how vmlab run shows a failure: its message, and where in
+// the script it happened (a backtrace; "" when it has none). Nil is no
+// failure: "", "".
+func ErrorText(err error) (msg, where string) {
+	if err == nil {
+		return "", ""
+	}
+	return splitError(err)
+}
+
+// Failure is how vmlab run shows a failure in the session: its message,
+// the file's line it happened on ("file:line: text"; "" when it happened
+// in a REPL chunk) and the backtrace, without its last line when that
+// only repeats the message ("Error in succeed: MESSAGE").
+func (s *Session) Failure(err error) (msg, line, where string) {
+	msg, where = ErrorText(err)
+	where = strings.TrimRight(where, "\n")
+	if i := strings.LastIndex(where, "\nError"); i >= 0 && strings.HasSuffix(where, ": "+msg) {
+		where = where[:i]
+	}
+	return msg, s.file.sourceLine(err), where
+}
+
+// Completions returns what word, the end of a line being typed, can
+// become: a global's name ("sta" → "start_all"), or a machine's method or
+// a module's member after a dot ("a.su" → "a.succeed"), sorted.
+func (s *Session) Completions(word string) []string {
+	s.mu.Lock()
+	globals := s.replGlobals()
+	s.mu.Unlock()
+	var names []string
+	head, last, dotted := strings.Cut(word, ".")
+	switch {
+	case !dotted:
+		names, last = slices.Collect(maps.Keys(globals)), head
+	default:
+		if strings.Contains(last, ".") {
+			return nil
+		}
+		if v, ok := globals[head].(starlark.HasAttrs); ok {
+			names = v.AttrNames()
+		}
+	}
+	var out []string
+	for _, n := range names {
+		if strings.HasPrefix(n, last) {
+			if dotted {
+				n = head + "." + n
+			}
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// replGlobals are the REPL chunks' globals: made on the first Eval, then
+// what the chunks define is added to them.
+func (s *Session) replGlobals() starlark.StringDict {
+	if s.globals != nil {
+		return s.globals
+	}
+	g := predeclared(s.file)
+	maps.Copy(g, s.file.globals)
+	for _, name := range s.file.Tests {
+		g[name] = starlark.NewBuiltin(name, func(*starlark.Thread, *starlark.Builtin, starlark.Tuple, []starlark.Tuple) (starlark.Value, error) {
+			ctx := s.r.ctx
+			err := s.runTest(ctx, name)
+			if ctx.Err() != nil {
+				return nil, context.Cause(ctx) // Ctrl-C stops the chunk too
+			}
+			return starlark.Bool(err == nil), nil
+		})
+	}
+	g["tests"] = starlark.NewBuiltin("tests", func(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		if err := starlark.UnpackArgs(b.Name(), args, kwargs); err != nil {
+			return nil, err
+		}
+		l := make([]starlark.Value, len(s.file.Tests))
+		for i, t := range s.file.Tests {
+			l[i] = starlark.String(t)
+		}
+		return starlark.NewList(l), nil
+	})
+	g["help"] = starlark.NewBuiltin("help", func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		if err := starlark.UnpackArgs(b.Name(), args, kwargs); err != nil {
+			return nil, err
+		}
+		thread.Print(thread, s.help())
+		return starlark.None, nil
+	})
+	s.globals = g
+	return g
+}
+
+// help says what the REPL has bound.
+func (s *Session) help() string {
+	var machines, own []string
+	for _, m := range s.file.ordered() {
+		machines = append(machines, m.name)
+	}
+	for _, name := range s.file.globalOrder() {
+		if _, isMachine := s.file.globals[name].(*machineValue); !isMachine && !strings.HasPrefix(name, "_") && !isTestName(name) {
+			own = append(own, name)
+		}
+	}
+	var funcs []string
+	for _, fn := range functionTable {
+		funcs = append(funcs, fn.name)
+	}
+	var b strings.Builder
+	if len(machines) > 0 {
+		fmt.Fprintf(&b, "machines: %s (they boot on first use; dir(%s) lists the methods)\n", strings.Join(machines, ", "), machines[0])
+	}
+	fmt.Fprintf(&b, "tests: %s (call one to run it on these machines: %s())\n", strings.Join(s.file.Tests, ", "), s.file.Tests[0])
+	if len(own) > 0 {
+		fmt.Fprintf(&b, "the file's: %s\n", strings.Join(own, ", "))
+	}
+	fmt.Fprintf(&b, "functions: %s\n", strings.Join(funcs, ", "))
+	fmt.Fprintf(&b, "modules: %s\n", strings.Join(sortedNames(modules), ", "))
+	b.WriteString("tests() lists the tests, help() shows this; Ctrl-C cancels the running call, Ctrl-D leaves and stops the machines")
+	return b.String()
+}
+
+func isTestName(name string) bool { return name == "test" || strings.HasPrefix(name, "test_") }
