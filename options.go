@@ -131,6 +131,13 @@ func Disks(sizesMiB ...int) Option {
 	return Option{func(s *spec.Machine) { s.Disks = append(s.Disks, sizesMiB...) }}
 }
 
+// DiskSize sets the size in MiB of the machine's own disk, which holds its
+// writable root: what the guest writes survives Reboot, Crash + Start and
+// Shutdown + Start. The default is 4096 MiB, a sparse file.
+func DiskSize(mib int) Option {
+	return Option{func(s *spec.Machine) { s.DiskMiB = mib }}
+}
+
 // QEMUArgs appends arguments to the machine's QEMU command line.
 func QEMUArgs(args ...string) Option {
 	return Option{func(s *spec.Machine) { s.QEMUArgs = append(s.QEMUArgs, args...) }}
@@ -151,6 +158,7 @@ var optionNames = map[string]string{
 	"name": "Lab.Machine", "memory": "Memory", "cpus": "CPUs", "vlans": "VLANs", "user_net": "UserNet",
 	"shares": "Share", "users": "Users", "groups": "Groups", "files": "File", "modules": "Modules",
 	"sysctls": "Sysctl", "packages": "Packages", "services": "Services", "disks": "Disks", "qemu_args": "QEMUArgs",
+	"disk_size": "DiskSize",
 }
 
 // checkDeclaration returns the problems of a machine declared after others,

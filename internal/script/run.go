@@ -174,7 +174,7 @@ func (file *File) runTest(ctx context.Context, fn *starlark.Function, test strin
 	r := &run{ctx: ctx, file: file, test: test, out: outDir, rep: rep}
 	cfgs := make([]machine.Config, len(file.Specs))
 	for i, s := range file.Specs {
-		c := machine.Config{Machine: s}
+		c := machine.Config{Machine: s, DiskImage: file.DiskImages[s.Name]}
 		c.OnConsole = consoleEvents(console, test, s.Name, &r.quietConsole)
 		c.OnBoot = func(n machine.BootNote) {
 			if !n.Done {
