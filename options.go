@@ -143,6 +143,20 @@ func QEMUArgs(args ...string) Option {
 	return Option{func(s *spec.Machine) { s.QEMUArgs = append(s.QEMUArgs, args...) }}
 }
 
+// LabOption configures a lab (New).
+type LabOption struct{ set func(*Lab) }
+
+// KeepState keeps the machines' disks, and so everything their guests wrote
+// outside the shares' host files, in dir across runs: dir/NAME.img for each
+// machine, reused by the next run of the same test (dir records the test's
+// package directory and name, and refuses another test's machines). Without
+// it each machine's disk is temporary. A directory of another test or
+// vmlab format, one in use, or a damaged image fails the test before
+// anything boots, saying what to do; nothing in dir is ever deleted.
+func KeepState(dir string) LabOption {
+	return LabOption{func(l *Lab) { l.stateDir = abs(dir) }}
+}
+
 // abs makes a share's host path absolute (relative to the working
 // directory, the test's package), keeping it as it is when that fails.
 func abs(path string) string {
