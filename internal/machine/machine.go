@@ -573,8 +573,11 @@ var kernelArgs = []string{
 }
 
 // Close stops the machine if it runs and removes its temporary directory.
-// It is idempotent.
+// A machine whose disk is kept (Config.DiskImage) is shut down cleanly, so
+// that what its guest wrote last is on the disk and the disk is clean; any
+// other is stopped at once. It is idempotent.
 func (m *Machine) Close() error {
+	m.closeKeptDisk()
 	m.Crash()
 	for _, n := range m.cfg.NICs {
 		if n.File != nil {

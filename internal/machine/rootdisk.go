@@ -1,12 +1,14 @@
 package machine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/vmlab/vmlab/internal/agentproto"
 	"github.com/vmlab/vmlab/internal/qemu"
@@ -96,6 +98,23 @@ func (m *Machine) qemuDisk(path string) (*qemu.Disk, *agentproto.RootDisk) {
 	}
 	return &qemu.Disk{Path: path, Serial: diskSerial, Cache: cache},
 		&agentproto.RootDisk{Serial: diskSerial, FSType: "ext4", Options: diskMountOptions}
+}
+
+// closeKeptDisk shuts the machine down cleanly when its disk is kept: the
+// guest's page cache holds what it wrote in the last seconds (ext4 commits
+// every 5 s), which killing QEMU would lose from the next run. The
+// shutdown is bounded (the services' 7 s of grace and TCG's slowness
+// fit); a machine that does not stop is
+// then killed by Close, its disk's journal replayed at its next boot.
+func (m *Machine) closeKeptDisk() {
+	if m.cfg.DiskImage == "" || !m.running() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), m.scale(40*time.Second))
+	defer cancel()
+	if err := m.Shutdown(ctx); err != nil {
+		m.logf("shut down to keep the disk: %v", err)
+	}
 }
 
 // removeTempDisk removes the temporary disk image when the machine's
