@@ -1,6 +1,7 @@
 package machine
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -201,7 +202,31 @@ func checkImage(path string, sizeMiB int) error {
 	case fi.Size() < want:
 		return growImage(path, want)
 	}
+	if free, ok := freeBytes(path); ok && !recovering && free < minFreeBytes {
+		return fmt.Errorf("state image %s is full (%d KiB free): the machine could not boot from it: "+
+			"raise its disk_size above %d MiB and vmlab grows the image, or delete the image to start from an empty disk",
+			path, free>>10, sizeMiB)
+	}
 	return nil
+}
+
+// minFreeBytes is the least free space a kept image must have to boot: init
+// writes to it (the host name, mount points, the declared files) before
+// the test can make room.
+const minFreeBytes = 1 << 20
+
+// freeBytes reads the free space an ext4 image's superblock records (exact
+// after a clean shutdown, which kept images get).
+func freeBytes(path string) (int64, bool) {
+	sb, ok := readSuperblock(path)
+	if !ok {
+		return 0, false
+	}
+	free := uint64(le32(sb, 0x0c))
+	if le32(sb, 0x60)&0x80 != 0 { // 64bit: the high half
+		free |= uint64(le32(sb, 0x158)) << 32
+	}
+	return int64(free) << (10 + le32(sb, 0x18)), true
 }
 
 // checkFS runs e2fsck -n -f on the image: exit 0 is a sound file system.
@@ -224,22 +249,29 @@ func checkFS(path string) (recovering bool, err error) {
 		path, err, lastLines(string(out), 3), path)
 }
 
-// needsRecovery reads the ext4 superblock's needs_recovery flag (incompat
-// feature 0x4, at offset 1024+0x60) and its magic.
+// needsRecovery reads the ext4 superblock's needs_recovery flag
+// (incompat feature 0x4).
 func needsRecovery(path string) bool {
+	sb, ok := readSuperblock(path)
+	return ok && le32(sb, 0x60)&0x4 != 0
+}
+
+// readSuperblock returns an ext2/3/4 image's superblock (1 KiB at offset
+// 1024), if its magic is right.
+func readSuperblock(path string) ([]byte, bool) {
 	f, err := os.Open(path)
 	if err != nil {
-		return false
+		return nil, false
 	}
 	defer f.Close()
 	sb := make([]byte, 1024)
 	if _, err := f.ReadAt(sb, 1024); err != nil {
-		return false
+		return nil, false
 	}
-	magic := uint16(sb[0x38]) | uint16(sb[0x39])<<8
-	incompat := uint32(sb[0x60]) | uint32(sb[0x61])<<8 | uint32(sb[0x62])<<16 | uint32(sb[0x63])<<24
-	return magic == 0xEF53 && incompat&0x4 != 0
+	return sb, binary.LittleEndian.Uint16(sb[0x38:]) == 0xEF53
 }
+
+func le32(b []byte, off int) uint32 { return binary.LittleEndian.Uint32(b[off:]) }
 
 // growImage makes the image size bytes long and its file system fill it.
 func growImage(path string, size int64) error {

@@ -1,8 +1,10 @@
 package machine
 
 import (
+	"crypto/rand"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -160,6 +162,28 @@ func TestStateImages(t *testing.T) {
 		}
 		if _, err := checkFS(img); err != nil {
 			t.Errorf("the grown image: %v", err)
+		}
+	})
+	t.Run("full", func(t *testing.T) {
+		// mke2fs -d fills a 16 MiB image with 14,000 KiB of a file,
+		// leaving 59 KiB, as a guest that filled its disk would.
+		dir, img := newState(t, 16)
+		os.Remove(img)
+		src := t.TempDir()
+		fill := make([]byte, 14000<<10)
+		rand.Read(fill) // zeros would become a hole
+		os.WriteFile(filepath.Join(src, "fill"), fill, 0o600)
+		os.WriteFile(img, nil, 0o600)
+		os.Truncate(img, 16<<20)
+		mke2fs, _ := findE2fsprogs("mke2fs")
+		if out, err := exec.Command(mke2fs, "-q", "-F", "-t", "ext4", "-m", "0", "-d", src, img).CombinedOutput(); err != nil {
+			t.Fatalf("mke2fs -d: %v: %s", err, out)
+		}
+		err := apply(dir, 16)
+		wantError(t, err, "state image "+img+" is full (")
+		wantError(t, err, "KiB free): the machine could not boot from it: raise its disk_size above 16 MiB")
+		if err := apply(dir, 32); err != nil {
+			t.Errorf("with a bigger disk_size: %v, want the image grown", err)
 		}
 	})
 	t.Run("journal to replay", func(t *testing.T) {
