@@ -39,7 +39,14 @@ func initMain() {
 		fatal(err)
 	}
 	stage("modules")
-	if err := mountRoot(cfg); err != nil {
+	var disk *diskRoot
+	if cfg.Disk != nil {
+		if disk, err = mountDisk(*cfg.Disk); err != nil {
+			fatal(err)
+		}
+		stage("disk")
+	}
+	if err := mountRoot(cfg, disk); err != nil {
 		fatal(err)
 	}
 	if err := switchRoot(newRoot); err != nil {
@@ -159,25 +166,22 @@ func loadModuleAt(dir *os.File, name string) error {
 }
 
 // mountRoot builds the root in newRoot: the host's shared directories, each
-// under an overlay, on a writable root. With a disk (cfg.Disk) the root and
-// the overlays' writable layers live on it and survive the next boot;
-// without, they live in a tmpfs. Host directories that are not shared
-// (/root, /home, ...) are simply absent: an empty directory on the root
-// takes their place. /run is a new tmpfs at every boot either way.
-func mountRoot(cfg agentproto.BootConfig) error {
+// under an overlay, on a writable root. With the machine's disk (mounted by
+// mountDisk) the root and the overlays' writable layers live on it and
+// survive the next boot; without, they live in a tmpfs. Host directories
+// that are not shared (/root, /home, ...) are simply absent: an empty
+// directory on the root takes their place. /run is a new tmpfs at every
+// boot either way.
+func mountRoot(cfg agentproto.BootConfig, disk *diskRoot) error {
 	if err := os.MkdirAll(newRoot, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", newRoot, err)
 	}
 	state := filepath.Join(newRoot, "run/vmlab")
-	if cfg.Disk != nil {
-		root, onDisk, err := mountDisk(*cfg.Disk)
-		if err != nil {
-			return err
-		}
-		if err := unix.Mount(root, newRoot, "", unix.MS_BIND, ""); err != nil {
+	if disk != nil {
+		if err := unix.Mount(disk.root, newRoot, "", unix.MS_BIND, ""); err != nil {
 			return fmt.Errorf("bind the disk's root on %s: %w", newRoot, err)
 		}
-		state = onDisk
+		state = disk.state
 		run := filepath.Join(newRoot, "run")
 		if err := os.MkdirAll(run, 0o755); err != nil {
 			return diskHint(fmt.Errorf("create %s: %w", run, err))

@@ -25,29 +25,30 @@ const (
 	diskOverlayDir = "overlay"
 )
 
-// mountDisk finds the disk with d's serial, mounts it on diskMount and
-// returns the directory that becomes the guest's root and the one that
-// holds the overlays' writable layers.
-func mountDisk(d agentproto.RootDisk) (root, state string, err error) {
+// diskRoot is the machine's disk, mounted: root becomes the guest's root,
+// state holds the overlays' writable layers.
+type diskRoot struct{ root, state string }
+
+// mountDisk finds the disk with d's serial and mounts it on diskMount.
+func mountDisk(d agentproto.RootDisk) (*diskRoot, error) {
 	dev, err := findDisk("/sys/block", d.Serial)
 	if err != nil {
-		return "", "", err
+		return nil, err
 	}
 	if err := os.MkdirAll(diskMount, 0o755); err != nil {
-		return "", "", fmt.Errorf("create %s: %w", diskMount, err)
+		return nil, fmt.Errorf("create %s: %w", diskMount, err)
 	}
 	if err := unix.Mount(dev, diskMount, d.FSType, unix.MS_NOATIME, d.Options); err != nil {
-		return "", "", fmt.Errorf("mount the machine's disk (%s, %s): %w; the image is not a usable %s file system: "+
+		return nil, fmt.Errorf("mount the machine's disk (%s, %s): %w; the image is not a usable %s file system: "+
 			"check it on the host with e2fsck -f, or delete it to start from an empty disk", dev, d.FSType, err, d.FSType)
 	}
-	root = filepath.Join(diskMount, diskRootDir)
-	state = filepath.Join(diskMount, diskOverlayDir)
-	for _, dir := range []string{root, state} {
+	disk := &diskRoot{root: filepath.Join(diskMount, diskRootDir), state: filepath.Join(diskMount, diskOverlayDir)}
+	for _, dir := range []string{disk.root, disk.state} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return "", "", fmt.Errorf("create %s on the machine's disk: %w", filepath.Base(dir), err)
+			return nil, diskHint(fmt.Errorf("create %s on the machine's disk: %w", filepath.Base(dir), err))
 		}
 	}
-	return root, state, nil
+	return disk, nil
 }
 
 // findDisk returns the /dev node of the block device under sysBlock whose
