@@ -70,7 +70,7 @@ type Machine struct {
 	// it has no route out and the guest cannot reach the host through it.
 	UserNet bool `spec:"user_net"`
 	// Shares are host directories made visible in the guest. The guest sees
-	// them writable, but writes go to an overlay in guest memory: the host's
+	// them writable, but writes go to an overlay on the machine's disk: the host's
 	// files never change.
 	Shares []Share `spec:"shares"`
 	// Setup is applied at every boot: users, groups, files, modules, sysctls.
