@@ -1,6 +1,7 @@
 package machine_test
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -21,7 +22,20 @@ import (
 // started from an empty root in memory.
 func TestDiskKeepsRoot(t *testing.T) {
 	ctx := t.Context()
-	m := vmtest.Machine(t, machine.Config{Machine: spec.Machine{Name: "keeper", DiskMiB: 64,
+	// A run killed before it closed its machines left a disk in the
+	// machine's directory, which a new run uses again (vmlab run -out):
+	// the new machine must not boot from it.
+	dir := t.TempDir()
+	stale := filepath.Join(t.TempDir(), "root")
+	os.MkdirAll(stale, 0o755)
+	os.WriteFile(filepath.Join(stale, "stale"), []byte("from a killed run\n"), 0o644)
+	img := filepath.Join(dir, "root.img")
+	os.WriteFile(img, nil, 0o600)
+	os.Truncate(img, 64<<20)
+	if out, err := exec.Command(e2tool(t, "mke2fs"), "-q", "-F", "-t", "ext4", "-d", filepath.Dir(stale), img).CombinedOutput(); err != nil {
+		t.Fatalf("mke2fs: %v: %s", err, out)
+	}
+	m := vmtest.Machine(t, machine.Config{Dir: dir, Machine: spec.Machine{Name: "keeper", DiskMiB: 64,
 		Setup: spec.Setup{Users: []spec.Account{{Name: "alice", Groups: []string{"staff"}}},
 			Files: []spec.File{{Path: "/etc/declared.conf", Content: "declared\n"}}}}})
 	succeed := func(t *testing.T, cmd string) string {
@@ -48,6 +62,11 @@ func TestDiskKeepsRoot(t *testing.T) {
 			t.Errorf("after the boot: got\n%s\nwant\n%s", out, want)
 		}
 	}
+	t.Run("stale disk", func(t *testing.T) {
+		if out := succeed(t, "test -e /stale && echo stale || echo new"); out != "new\n" {
+			t.Errorf("got %q, want a new disk", out)
+		}
+	})
 	t.Run("reboot", func(t *testing.T) {
 		write(t, "reboot")
 		if err := m.Reboot(ctx); err != nil {

@@ -95,6 +95,7 @@ type Machine struct {
 	downReason string // what the console said about it (DownError.Reason)
 	started    bool   // Start has been called at least once
 	cursor     int    // console position for WaitForConsoleText
+	diskMade   bool   // this machine made its temporary disk (diskImage)
 	forwards   []qemu.Forward
 }
 

@@ -72,18 +72,28 @@ func MakeDiskImage(path string, sizeMiB int) error {
 }
 
 // diskImage returns the machine's disk image, making it at the first boot:
-// Config.DiskImage, or root.img in the machine's directory.
+// Config.DiskImage, or root.img in the machine's directory. Called with
+// startMu held.
 func (m *Machine) diskImage() (string, error) {
 	path := m.cfg.DiskImage
 	if path == "" {
 		path = filepath.Join(m.dir, diskImageName)
+		if !m.diskMade {
+			// A run killed before its Close left it in a directory
+			// that is used again (vmlab run -out DIR): it is no one's.
+			os.Remove(path)
+		}
 	}
 	if _, err := os.Stat(path); err == nil {
 		return path, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return "", fmt.Errorf("find disk image: %w", err)
 	}
-	return path, MakeDiskImage(path, m.cfg.DiskMiB)
+	if err := MakeDiskImage(path, m.cfg.DiskMiB); err != nil {
+		return "", err
+	}
+	m.diskMade = true
+	return path, nil
 }
 
 // qemuDisk returns the machine's disk for QEMU and for the guest's init.
