@@ -28,8 +28,11 @@ const (
 	diskImageName = "root.img"
 	// diskMountOptions: the inode tables are left uninitialized by mke2fs
 	// (lazy_itable_init) and stay so (noinit_itable): zeroing them in the
-	// background costs a TCG guest CPU time and the host real blocks.
-	diskMountOptions = "noinit_itable"
+	// background costs a TCG guest CPU time and the host real blocks. For
+	// the same reason the block bitmaps are read when an allocation needs
+	// them, not prefetched for every group after the mount
+	// (no_prefetch_block_bitmaps: 32 groups on a 4 GiB disk).
+	diskMountOptions = "noinit_itable,no_prefetch_block_bitmaps"
 )
 
 // diskModules are what the guest needs to mount the disk before its root
