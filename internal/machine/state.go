@@ -246,7 +246,7 @@ func checkFS(path string) (recovering bool, err error) {
 		return true, nil
 	}
 	return false, fmt.Errorf("state image %s is damaged (e2fsck -n -f: %v: %s): repair it with e2fsck -f %s, or delete it to start from an empty disk",
-		path, err, lastLines(string(out), 3), path)
+		path, err, e2fsckProblems(string(out), 2), path)
 }
 
 // needsRecovery reads the ext4 superblock's needs_recovery flag
@@ -302,6 +302,22 @@ func findE2fsprogs(tool string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("%s not found, which checks and makes the machines' disks (Debian/Ubuntu: apt-get install e2fsprogs)", tool)
+}
+
+// e2fsckProblems returns the first n lines of e2fsck's output that say
+// what is wrong (not its banner, its passes or its questions).
+func e2fsckProblems(out string, n int) string {
+	var problems []string
+	for line := range strings.Lines(out) {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "e2fsck 1.") || strings.HasPrefix(line, "Pass ") || strings.HasPrefix(line, "Fix? ") {
+			continue
+		}
+		if problems = append(problems, line); len(problems) == n {
+			break
+		}
+	}
+	return strings.Join(problems, "; ")
 }
 
 func lastLines(s string, n int) string {

@@ -142,7 +142,7 @@ func TestStateImages(t *testing.T) {
 		f.WriteAt(make([]byte, 1024), 1024) // the superblock
 		f.Close()
 		err := apply(dir, 64)
-		wantError(t, err, "state image "+img+" is damaged")
+		wantError(t, err, "state image "+img+" is damaged (e2fsck -n -f: exit status 4: ext2fs_open2: Bad magic number in super-block; ")
 		wantError(t, err, "repair it with e2fsck -f "+img+", or delete it")
 		if fi, _ := os.Stat(img); fi == nil || fi.Size() != 64<<20 {
 			t.Errorf("the damaged image was changed or removed: %v", fi)
