@@ -16,7 +16,7 @@ const keepStateFile = `server = machine(disk_size = 64)
 def test():
     n = int(server.succeed("cat /root/runs 2>/dev/null || echo 0").strip()) + 1
     server.succeed("echo %d > /root/runs" % n)
-    print("run number", n)
+    print("run number", n, "id=" + server.succeed("cat /etc/machine-id").strip())
 `
 
 // TestRunKeepState runs a file twice with --keep-state: the second run
@@ -31,11 +31,20 @@ func TestRunKeepState(t *testing.T) {
 		t.Fatal(err)
 	}
 	state := filepath.Join(dir, "state")
+	var ids []string
 	for n := 1; n <= 2; n++ {
 		code, stdout, stderr := run("run", "-v", "--keep-state", state, file)
 		if want := "run number " + string(rune('0'+n)); code != exitOK || !strings.Contains(stdout, want) {
 			t.Fatalf("run %d: got exit %d, want 0 and %q\nstdout:\n%s\nstderr:\n%s", n, code, want, stdout, stderr)
 		}
+		_, id, _ := strings.Cut(stdout, "id=")
+		id, _, _ = strings.Cut(id, "\n")
+		ids = append(ids, strings.TrimSpace(id))
+	}
+	// As root the guest gets a machine-id of its own (package hostview),
+	// kept beside its disk: the same machine in both runs.
+	if os.Geteuid() == 0 && (ids[0] == "" || ids[0] != ids[1]) {
+		t.Errorf("machine-id: got %q then %q, want the same in both runs", ids[0], ids[1])
 	}
 	if _, err := os.Stat(filepath.Join(state, "server.img")); err != nil {
 		t.Errorf("the state directory lacks the machine's image: %v", err)

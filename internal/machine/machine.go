@@ -533,7 +533,7 @@ func (m *Machine) hostView() (*hostview.View, error) {
 	if os.Geteuid() != 0 {
 		return nil, nil
 	}
-	return hostview.Prepare("/", filepath.Join(m.dir, "hostview"))
+	return hostview.Prepare("/", m.hostViewDir())
 }
 
 // qemuConfig assembles QEMU's configuration and the guest's boot config.

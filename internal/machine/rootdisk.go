@@ -130,6 +130,17 @@ func (m *Machine) closeKeptDisk() {
 	}
 }
 
+// hostViewDir is where the machine's host view (its machine-id and host
+// keys) is kept: beside a kept disk, so that the machine is the same one
+// (ssh's known_hosts agrees) in the next run; else in its directory, for
+// its reboots.
+func (m *Machine) hostViewDir() string {
+	if img := m.cfg.DiskImage; img != "" {
+		return strings.TrimSuffix(img, filepath.Ext(img)) + ".hostview"
+	}
+	return filepath.Join(m.dir, "hostview")
+}
+
 // removeTempDisk removes the temporary disk image when the machine's
 // directory outlives it (vmlab run -out DIR keeps the directories).
 func (m *Machine) removeTempDisk() {
