@@ -1,12 +1,16 @@
 package machine_test
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/vmlab/vmlab/internal/machine"
 	"github.com/vmlab/vmlab/internal/spec"
@@ -122,4 +126,40 @@ func e2tool(t *testing.T, name string) string {
 	}
 	t.Skipf("%s is not installed", name)
 	return ""
+}
+
+// TestDiskHostFull puts a machine's disk image on a host file system too
+// small for it (a 12 MiB tmpfs under a 64 MiB sparse image): when the
+// host cannot write, the guest gets an I/O error and goes on answering
+// (werror=report), where QEMU's default would pause the VM and hang the
+// test.
+func TestDiskHostFull(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounts a tmpfs: needs root")
+	}
+	ctx := t.Context()
+	small := t.TempDir()
+	if err := unix.Mount("tmpfs", small, "tmpfs", 0, "size=12m,mode=0700"); err != nil {
+		t.Skipf("mount a small tmpfs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(small, unix.MNT_DETACH) })
+	m := vmtest.Machine(t, machine.Config{DiskImage: filepath.Join(small, "full.img"),
+		Machine: spec.Machine{Name: "hostfull", DiskMiB: 64}})
+	if err := m.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The dd takes 0.3 s under TCG; a paused VM would never answer.
+	dctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	res, err := m.Execute(dctx, "dd if=/dev/zero of=/root/big bs=1M count=30 conv=fsync 2>&1")
+	if err != nil {
+		t.Fatalf("dd with the host's file system full: %v (a paused VM?)", err)
+	}
+	t.Logf("dd: %q", res.Stdout)
+	if res.Status == 0 || !strings.Contains(res.Stdout, "error") {
+		t.Errorf("dd with the host's file system full: exit %d, output %q; want an I/O error", res.Status, res.Stdout)
+	}
+	if out, err := m.Succeed(ctx, "echo still here"); err != nil || out != "still here\n" {
+		t.Errorf("after the error: got %q, %v; want the machine answering", out, err)
+	}
 }
