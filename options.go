@@ -131,9 +131,30 @@ func Disks(sizesMiB ...int) Option {
 	return Option{func(s *spec.Machine) { s.Disks = append(s.Disks, sizesMiB...) }}
 }
 
+// DiskSize sets the size in MiB of the machine's own disk, which holds its
+// writable root: what the guest writes survives Reboot, Crash + Start and
+// Shutdown + Start. The default is 4096 MiB, a sparse file.
+func DiskSize(mib int) Option {
+	return Option{func(s *spec.Machine) { s.DiskMiB = mib }}
+}
+
 // QEMUArgs appends arguments to the machine's QEMU command line.
 func QEMUArgs(args ...string) Option {
 	return Option{func(s *spec.Machine) { s.QEMUArgs = append(s.QEMUArgs, args...) }}
+}
+
+// LabOption configures a lab (New).
+type LabOption struct{ set func(*Lab) }
+
+// KeepState keeps the machines' disks, and so everything their guests wrote
+// outside the shares' host files, in dir across runs: dir/NAME.img for each
+// machine, reused by the next run of the same test (dir records the test's
+// package directory and name, and refuses another test's machines). Without
+// it each machine's disk is temporary. A directory of another test or
+// vmlab format, one in use, or a damaged image fails the test before
+// anything boots, saying what to do; nothing in dir is ever deleted.
+func KeepState(dir string) LabOption {
+	return LabOption{func(l *Lab) { l.stateDir = abs(dir) }}
 }
 
 // abs makes a share's host path absolute (relative to the working
@@ -151,6 +172,7 @@ var optionNames = map[string]string{
 	"name": "Lab.Machine", "memory": "Memory", "cpus": "CPUs", "vlans": "VLANs", "user_net": "UserNet",
 	"shares": "Share", "users": "Users", "groups": "Groups", "files": "File", "modules": "Modules",
 	"sysctls": "Sysctl", "packages": "Packages", "services": "Services", "disks": "Disks", "qemu_args": "QEMUArgs",
+	"disk_size": "DiskSize",
 }
 
 // checkDeclaration returns the problems of a machine declared after others,

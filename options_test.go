@@ -112,6 +112,7 @@ func TestOptionFields(t *testing.T) {
 		"users": Users("alice"), "groups": Groups("ops"), "files": File("/x", "y", 0), "modules": Modules("dummy"),
 		"sysctls": Sysctl("net.ipv4.ip_forward", "1"), "packages": Packages("sh"), "qemu_args": QEMUArgs("-no-hpet"),
 		"services": Services(map[string]Service{"web": {Command: "httpd"}}), "disks": Disks(8),
+		"disk_size": DiskSize(64),
 	}
 	for _, kw := range spec.Keywords() {
 		t.Run(kw, func(t *testing.T) {

@@ -63,6 +63,9 @@ type Lab struct {
 	boot  *machine.Boot
 	specs []spec.Machine
 
+	// stateDir keeps the machines' disks (KeepState); "": temporary.
+	stateDir string
+
 	mu    sync.Mutex
 	built *lab.Lab
 	// site holds the test's line (a string) of a call whose work runs in
@@ -80,7 +83,7 @@ func (l *Lab) siteLine() string {
 // returns an empty lab. Captures of the lab's networks (vlanN.pcap) and the
 // machines' console logs go to $VMLAB_OUT/<test name> when VMLAB_OUT is set,
 // else to a temporary directory removed with the test.
-func New(t testing.TB) *Lab {
+func New(t testing.TB, opts ...LabOption) *Lab {
 	t.Helper()
 	shared.once.Do(func() {
 		shared.boot, shared.err = prepareBoot()
@@ -91,7 +94,13 @@ func New(t testing.TB) *Lab {
 	if shared.err != nil {
 		t.Fatalf("vmlab: %v", shared.err)
 	}
-	return &Lab{t: t, boot: shared.boot}
+	l := &Lab{t: t, boot: shared.boot}
+	for _, o := range opts {
+		if o.set != nil {
+			o.set(l)
+		}
+	}
+	return l
 }
 
 // Fault is what a link does to frames. The zero Fault clears a link's
@@ -152,6 +161,15 @@ func (l *Lab) start(t testing.TB) *lab.Lab {
 		cfgs := make([]machine.Config, len(l.specs))
 		for i, s := range l.specs {
 			cfgs[i] = machine.Config{Machine: s}
+		}
+		if l.stateDir != "" {
+			// The test's identity in the state directory: its package's
+			// directory (the working directory) and its name.
+			state, err := machine.ApplyState(cfgs, l.stateDir, l.t.Name())
+			if err != nil {
+				t.Fatalf("vmlab: KeepState: %v", err)
+			}
+			l.t.Cleanup(func() { state.Close() }) // after the machines stop
 		}
 		built, err := lab.New(l.boot, dir, cfgs, logfTo(l.t, l.siteLine))
 		if err != nil {

@@ -39,7 +39,14 @@ func initMain() {
 		fatal(err)
 	}
 	stage("modules")
-	if err := mountRoot(cfg); err != nil {
+	var disk *diskRoot
+	if cfg.Disk != nil {
+		if disk, err = mountDisk(*cfg.Disk); err != nil {
+			fatal(err)
+		}
+		stage("disk")
+	}
+	if err := mountRoot(cfg, disk); err != nil {
 		fatal(err)
 	}
 	if err := switchRoot(newRoot); err != nil {
@@ -47,7 +54,7 @@ func initMain() {
 	}
 	stage("root")
 	if err := setHostname(cfg.Hostname); err != nil {
-		fatal(err)
+		fatal(diskHint(err))
 	}
 	if err := loopbackUp(); err != nil {
 		fatal(err)
@@ -158,25 +165,41 @@ func loadModuleAt(dir *os.File, name string) error {
 	return nil
 }
 
-// mountRoot builds the root in newRoot: a tmpfs holding the host's shared
-// directories, each under an overlay whose writable layer lives in the same
-// tmpfs. Host directories that are not shared (/root, /home, ...) are simply
-// absent: an empty directory on the tmpfs takes their place.
-func mountRoot(cfg agentproto.BootConfig) error {
+// mountRoot builds the root in newRoot: the host's shared directories, each
+// under an overlay, on a writable root. With the machine's disk (mounted by
+// mountDisk) the root and the overlays' writable layers live on it and
+// survive the next boot; without, they live in a tmpfs. Host directories
+// that are not shared (/root, /home, ...) are simply absent: an empty
+// directory on the root takes their place. /run is a new tmpfs at every
+// boot either way.
+func mountRoot(cfg agentproto.BootConfig, disk *diskRoot) error {
 	if err := os.MkdirAll(newRoot, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", newRoot, err)
 	}
-	if err := unix.Mount("tmpfs", newRoot, "tmpfs", 0, "mode=0755"); err != nil {
+	state := filepath.Join(newRoot, "run/vmlab")
+	if disk != nil {
+		if err := unix.Mount(disk.root, newRoot, "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind the disk's root on %s: %w", newRoot, err)
+		}
+		state = disk.state
+		run := filepath.Join(newRoot, "run")
+		if err := os.MkdirAll(run, 0o755); err != nil {
+			return diskHint(fmt.Errorf("create %s: %w", run, err))
+		}
+		if err := unix.Mount("tmpfs", run, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {
+			return fmt.Errorf("mount /run: %w", err)
+		}
+	} else if err := unix.Mount("tmpfs", newRoot, "tmpfs", 0, "mode=0755"); err != nil {
 		return fmt.Errorf("mount root tmpfs: %w", err)
 	}
 	for _, m := range cfg.Mounts {
-		if err := mountShare(cfg, m); err != nil {
-			return err
+		if err := mountShare(cfg, m, state); err != nil {
+			return diskHint(err)
 		}
 	}
 	for _, l := range cfg.Symlinks {
-		if err := os.Symlink(l.Target, filepath.Join(newRoot, l.Path)); err != nil {
-			return fmt.Errorf("create root symlink: %w", err)
+		if err := replaceSymlink(filepath.Join(newRoot, l.Path), l.Target); err != nil {
+			return diskHint(fmt.Errorf("create root symlink: %w", err))
 		}
 	}
 	for _, d := range []struct {
@@ -186,14 +209,17 @@ func mountRoot(cfg agentproto.BootConfig) error {
 		{"root", 0o700}, {"home", 0o755}, {"mnt", 0o755}, {"var/tmp", 0o1777}} {
 		p := filepath.Join(newRoot, d.path)
 		if err := os.MkdirAll(p, d.mode); err != nil {
-			return fmt.Errorf("create %s: %w", p, err)
+			return diskHint(fmt.Errorf("create %s: %w", p, err))
 		}
 		os.Chmod(p, d.mode)
 	}
 	return nil
 }
 
-func mountShare(cfg agentproto.BootConfig, m agentproto.Mount) error {
+// mountShare mounts m in the new root: the share itself, or the share as
+// the lower layer of an overlay whose upper and work directories are in
+// state, named by m's guest path.
+func mountShare(cfg agentproto.BootConfig, m agentproto.Mount, state string) error {
 	target := filepath.Join(newRoot, m.Path)
 	if err := os.MkdirAll(target, 0o755); err != nil {
 		return fmt.Errorf("create mount point %s: %w", m.Path, err)
@@ -201,10 +227,11 @@ func mountShare(cfg agentproto.BootConfig, m agentproto.Mount) error {
 	if !m.Overlay {
 		return mountTag(cfg, m, target)
 	}
-	state := filepath.Join(newRoot, "run/vmlab")
-	lower := filepath.Join(state, "lower", m.Tag)
-	upper := filepath.Join(state, "upper", m.Tag)
-	work := filepath.Join(state, "work", m.Tag)
+	// The lower layers are mounted at every boot: they go in /run, which
+	// init has just made and is no overlay's.
+	lower := filepath.Join(newRoot, "run/vmlab/lower", m.Tag)
+	upper := filepath.Join(state, "upper", overlayKey(m.Path))
+	work := filepath.Join(state, "work", overlayKey(m.Path))
 	for _, d := range []string{lower, upper, work} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("create %s: %w", d, err)

@@ -77,8 +77,9 @@ func othersRunning() bool {
 }
 
 // unmountAll unmounts every file system but the root, the innermost first,
-// and remounts read-only those it cannot unmount, so that disks are left
-// clean (an ext4 on an extra disk needs no journal recovery at next boot).
+// and remounts read-only those it cannot unmount, then the root, so that
+// disks are left clean (an ext4 on an extra disk, or the machine's own
+// disk, needs no journal recovery at next boot).
 func unmountAll() {
 	b, err := os.ReadFile("/proc/self/mounts")
 	if err != nil {
@@ -96,6 +97,9 @@ func unmountAll() {
 			unix.Mount("", mp, "", unix.MS_REMOUNT|unix.MS_RDONLY, "")
 		}
 	}
+	// The root is the machine's disk (a bind of its root/ directory):
+	// remounting it read-only makes its file system read-only, clean.
+	unix.Mount("", "/", "", unix.MS_REMOUNT|unix.MS_RDONLY, "")
 	unix.Sync()
 }
 

@@ -96,7 +96,8 @@ func addGroups(ctx context.Context, env setupEnv, groups []string) error {
 	return nil
 }
 
-// hasEntry says whether an /etc/group-style file has a line for name.
+// hasEntry says whether an /etc/group- or /etc/passwd-style file has a
+// line for name.
 func hasEntry(file []byte, name string) bool {
 	for line := range bytes.Lines(file) {
 		if n, _, ok := bytes.Cut(line, []byte(":")); ok && string(n) == name {
@@ -109,7 +110,9 @@ func hasEntry(file []byte, name string) bool {
 // addUser creates u with a home and a group of its name as its primary
 // group. When that group exists already (declared in groups, or in the
 // guest's /etc/group), it becomes the primary group: useradd -U refuses an
-// existing group, and the boot failed.
+// existing group, and the boot failed. A user that exists already (the
+// machine's disk kept it from an earlier boot) gets the declared shell and
+// groups with usermod instead: useradd would refuse it.
 func addUser(ctx context.Context, env setupEnv, u agentproto.Account, groups []string) error {
 	shell := u.Shell
 	if shell == "" {
@@ -119,14 +122,24 @@ func addUser(ctx context.Context, env setupEnv, u agentproto.Account, groups []s
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("user %s: read groups: %w", u.Name, err)
 	}
-	args := []string{"-m", "-U", "-s", shell}
-	if slices.Contains(groups, u.Name) || hasEntry(known, u.Name) {
+	users, err := os.ReadFile(filepath.Join(env.root, "etc/passwd"))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("user %s: read users: %w", u.Name, err)
+	}
+	tool, args := "useradd", []string{"-m", "-U", "-s", shell}
+	switch {
+	case hasEntry(users, u.Name):
+		tool, args = "usermod", []string{"-s", shell}
+		if len(u.Groups) > 0 {
+			args = append(args, "-a")
+		}
+	case slices.Contains(groups, u.Name) || hasEntry(known, u.Name):
 		args = []string{"-m", "-g", u.Name, "-s", shell}
 	}
 	if len(u.Groups) > 0 {
 		args = append(args, "-G", strings.Join(u.Groups, ","))
 	}
-	if err := env.run(ctx, "useradd", append(args, "--", u.Name)...); err != nil {
+	if err := env.run(ctx, tool, append(args, "--", u.Name)...); err != nil {
 		return fmt.Errorf("user %s: %w", u.Name, err)
 	}
 	return nil

@@ -17,7 +17,8 @@ func fakeRoot(t *testing.T) string {
 	t.Helper()
 	root := t.TempDir()
 	for path, content := range map[string]string{
-		"etc/group":                    "root:x:0:\nwheel:x:10:\n",
+		"etc/group":                    "root:x:0:\nwheel:x:10:\ncarol:x:1001:\n",
+		"etc/passwd":                   "root:x:0:0:root:/root:/bin/bash\ncarol:x:1001:1001::/home/carol:/bin/sh\n",
 		"proc/sys/net/ipv4/ip_forward": "0\n",
 		"etc/old.conf":                 "an older and longer content\n",
 	} {
@@ -110,10 +111,20 @@ func TestApplySetup(t *testing.T) {
 		wantErr: "group bad:name: groupadd: exit status 1: it failed",
 	}, {
 		name:    "user fails and stops the setup",
-		req:     agentproto.Setup{Users: []agentproto.Account{{Name: "root"}, {Name: "eve"}}, Modules: []string{"dummy"}},
-		fail:    "-- root",
-		ran:     []string{"useradd -m -g root -s /bin/sh -- root"},
-		wantErr: "user root: useradd: exit status 1",
+		req:     agentproto.Setup{Users: []agentproto.Account{{Name: "bad:name"}, {Name: "eve"}}, Modules: []string{"dummy"}},
+		fail:    "-- bad:name",
+		ran:     []string{"useradd -m -U -s /bin/sh -- bad:name"},
+		wantErr: "user bad:name: useradd: exit status 1",
+	}, {
+		// A disk kept from an earlier boot has the users already:
+		// useradd would refuse them and fail the boot.
+		name: "existing users",
+		req: agentproto.Setup{Groups: []string{"wheel"}, Users: []agentproto.Account{
+			{Name: "carol", Groups: []string{"wheel"}}, {Name: "root", Shell: "/bin/bash"}}},
+		ran: []string{
+			"usermod -s /bin/sh -a -G wheel -- carol",
+			"usermod -s /bin/bash -- root",
+		},
 	}, {
 		name:    "module fails",
 		req:     agentproto.Setup{Modules: []string{"nosuch"}},

@@ -24,6 +24,22 @@ type BootConfig struct {
 	FS string `json:"fs"`
 	// MSize is the 9p message size in bytes.
 	MSize int `json:"msize,omitempty"`
+	// Disk is the machine's own disk, which holds its writable root: the
+	// overlays' writable layers and every directory that is no share
+	// (/root, /home, /tmp, ...). Nil: they live in guest memory and are
+	// gone at the next boot.
+	Disk *RootDisk `json:"disk,omitempty"`
+}
+
+// RootDisk is the block device the guest's writable root lives on.
+type RootDisk struct {
+	// Serial is the virtio-blk serial the guest finds the device by
+	// (/sys/block/vdX/serial): the machine's extra disks keep /dev/vda,
+	// /dev/vdb, ... whatever their number.
+	Serial string `json:"serial"`
+	// FSType is the file system on it, "ext4"; Options its mount options.
+	FSType  string `json:"fstype"`
+	Options string `json:"options,omitempty"`
 }
 
 // Network is what OpNetwork configures: the NICs and /etc/hosts. It travels

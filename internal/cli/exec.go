@@ -69,7 +69,7 @@ func runExec(ctx context.Context, e *env, args []string) int {
 
 // execFlags are the flags of `vmlab exec` by the declaration's field they
 // set (spec.Machine's keywords); a problem with a field names its flag.
-var execFlags = map[string]string{"name": "-name", "memory": "-memory", "cpus": "-cpus"}
+var execFlags = map[string]string{"name": "-name", "memory": "-memory", "cpus": "-cpus", "disk_size": "-disk-size"}
 
 // execFlagValues are `vmlab exec`'s flags.
 type execFlagValues struct {
@@ -77,6 +77,7 @@ type execFlagValues struct {
 	name    string
 	timeout time.Duration
 	verbose bool
+	diskMiB int
 }
 
 func newExecFlags(e *env) (*flag.FlagSet, *execFlagValues) {
@@ -86,6 +87,7 @@ func newExecFlags(e *env) (*flag.FlagSet, *execFlagValues) {
 	fs.StringVar(&ef.name, "name", "machine", "the machine's `name` (and hostname): "+spec.NameRule)
 	fs.DurationVar(&ef.timeout, "timeout", 0, "command timeout (default: the machine's default, 15m under TCG)")
 	fs.BoolVar(&ef.verbose, "v", false, "show the console as it boots")
+	fs.IntVar(&ef.diskMiB, "disk-size", spec.DefaultDiskMiB, "the size of the machine's own disk (its writable root) in `MiB`")
 	return fs, ef
 }
 
@@ -93,5 +95,6 @@ func newExecFlags(e *env) (*flag.FlagSet, *execFlagValues) {
 func (ef *execFlagValues) spec() spec.Machine {
 	s := spec.New(ef.name)
 	s.MemoryMiB, s.CPUs = ef.boot.memory, ef.boot.cpus
+	s.DiskMiB = ef.diskMiB
 	return s
 }

@@ -40,6 +40,7 @@ func runRun(ctx context.Context, e *env, args []string) int {
 	parallel := fs.Int("j", 0, "run this many tests at once (default: what cores and memory allow: under TCG each booting machine wants a core, and each its memory)")
 	inter := &interactive{e: e}
 	fs.Var(inter, "i", "when a test fails, open the REPL on its machines, still up, before going on (-i=always: after every test); needs a terminal, runs one test at a time")
+	keepState := fs.String("keep-state", "", "keep the machines' disks in `dir` (DIR/MACHINE.img) and reuse them next time; one file, its tests one at a time")
 	if ok, code := parseMixed(e, fs, args, func() bool { return fs.NArg() > 0 }); !ok {
 		return code
 	}
@@ -71,6 +72,15 @@ func runRun(ctx context.Context, e *env, args []string) int {
 		for i := range jobs {
 			jobs[i].interact = inter
 		}
+	}
+	if *keepState != "" && !*list {
+		state, err := applyRunState(files, *keepState)
+		if err != nil {
+			e.errorf("-keep-state: %v", err)
+			return exitUsage
+		}
+		defer state.Close()
+		*parallel = 1 // the tests share the disks
 	}
 	if *list {
 		for _, j := range jobs {
@@ -122,6 +132,28 @@ func runRun(ctx context.Context, e *env, args []string) int {
 		e.errorf("%d of the tests failed on an internal error in vmlab (a panic): its stack is in the reports", res.internal)
 	}
 	return code
+}
+
+// applyRunState opens the state directory for the one file of a run with
+// --keep-state and gives the file's machines their images there.
+func applyRunState(files []*script.File, dir string) (*machine.State, error) {
+	if len(files) != 1 {
+		return nil, fmt.Errorf("a state directory holds the machines of one test file; %d files given", len(files))
+	}
+	f := files[0]
+	cfgs := make([]machine.Config, len(f.Specs))
+	for i, s := range f.Specs {
+		cfgs[i] = machine.Config{Machine: s}
+	}
+	state, err := machine.ApplyState(cfgs, dir, f.Name)
+	if err != nil {
+		return nil, err
+	}
+	f.DiskImages = make(map[string]string, len(cfgs))
+	for _, c := range cfgs {
+		f.DiskImages[c.Name] = c.DiskImage
+	}
+	return state, nil
 }
 
 // defaultLoadTimeout bounds a file's top level when -timeout is not given:

@@ -67,7 +67,7 @@ func TestExecFlagProblems(t *testing.T) {
 // TestExecFlagFields proves that each flag of vmlab exec that declares the
 // machine reaches its field of spec.Machine.
 func TestExecFlagFields(t *testing.T) {
-	samples := map[string]string{"-name": "b", "-memory": "256", "-cpus": "2"}
+	samples := map[string]string{"-name": "b", "-memory": "256", "-cpus": "2", "-disk-size": "64"}
 	for kw, flag := range execFlags {
 		t.Run(flag, func(t *testing.T) {
 			if !slices.Contains(spec.Keywords(), kw) {

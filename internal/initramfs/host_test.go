@@ -12,7 +12,7 @@ import (
 
 // hostModules is the module list the guest agent needs on Debian-like
 // kernels, where all of these are modules.
-var hostModules = []string{"virtio_pci", "virtio_console", "9p", "9pnet_virtio", "overlay", "virtiofs", "virtio_blk", "virtio_net"}
+var hostModules = []string{"virtio_pci", "virtio_console", "9p", "9pnet_virtio", "overlay", "virtiofs", "virtio_blk", "crc32c_generic", "ext4", "virtio_net"}
 
 // TestBuildHostModules resolves and packs the agent's modules from the host's
 // module tree, and reports what a cache miss, a cache hit and the content

@@ -19,12 +19,13 @@ import (
 // root, by transport: the virtio PCI transport, the agent's serial port, the
 // hardware RNG (virtio_rng: the kernel's RNG is ready at once instead of
 // after tens of seconds of TCG jitter), the file system the root's shares
-// come over, and overlay. Their dependencies
+// come over, overlay, and the machine's disk (diskModules). Their dependencies
 // come along (modules.dep: fuse for virtiofs); built-in ones are skipped.
-// Only one file system goes in: each module costs boot time.
+// Only one share transport goes in: each module costs boot time. virtio_blk
+// is there for the machine's disk, and so for its extra disks too.
 var guestModules = map[string][]string{
-	"9p":       {"virtio_pci", "virtio_console", "virtio_rng", "9pnet_virtio", "9p", "overlay"},
-	"virtiofs": {"virtio_pci", "virtio_console", "virtio_rng", "virtiofs", "overlay"},
+	"9p":       append([]string{"virtio_pci", "virtio_console", "virtio_rng", "9pnet_virtio", "9p", "overlay"}, diskModules...),
+	"virtiofs": append([]string{"virtio_pci", "virtio_console", "virtio_rng", "virtiofs", "overlay"}, diskModules...),
 }
 
 // BootOptions choose what machines boot. Zero values pick the defaults.

@@ -17,7 +17,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -65,6 +64,11 @@ type Config struct {
 	NICs []NIC
 	// Hosts are written to the guest's /etc/hosts.
 	Hosts []agentproto.HostEntry
+	// DiskImage is the machine's own disk image, its writable root (see
+	// rootdisk.go), when the caller keeps it (ApplyState): made at the
+	// first boot if missing, never removed. Empty: root.img in Dir, made
+	// at the first boot and removed by Close.
+	DiskImage string
 }
 
 // Share is a host directory shared into the guest.
@@ -96,6 +100,7 @@ type Machine struct {
 	downReason string // what the console said about it (DownError.Reason)
 	started    bool   // Start has been called at least once
 	cursor     int    // console position for WaitForConsoleText
+	diskMade   bool   // this machine made its temporary disk (diskImage)
 	forwards   []qemu.Forward
 	// supervised is closed when the supervisor of the last process has
 	// recorded its exit; a new boot waits for it, so that the stop is
@@ -113,9 +118,6 @@ func New(cfg Config) (*Machine, error) {
 	cfg.Machine = cfg.WithDefaults()
 	if err := spec.Join(cfg.Check(cfg.Boot.Host())); err != nil {
 		return nil, fmt.Errorf("new machine %s: %w", cfg.Name, err)
-	}
-	if len(cfg.Disks) > 0 && !slices.Contains(cfg.Setup.Modules, "virtio_blk") {
-		cfg.Setup.Modules = append([]string{"virtio_blk"}, cfg.Setup.Modules...)
 	}
 	m := &Machine{cfg: cfg, dir: cfg.Dir}
 	if m.dir == "" {
@@ -252,7 +254,11 @@ func (m *Machine) boot(ctx context.Context, start time.Time) error {
 	if err != nil {
 		return m.downError("start", err)
 	}
-	proc, err := qemu.Start(ctx, m.qemuConfig(view), m.console)
+	image, err := m.diskImage()
+	if err != nil {
+		return fmt.Errorf("%s: start: %w", m.cfg.Name, err)
+	}
+	proc, err := qemu.Start(ctx, m.qemuConfig(view, image), m.console)
 	if err != nil {
 		return m.downError("start", err)
 	}
@@ -568,15 +574,18 @@ func (m *Machine) hostView() (*hostview.View, error) {
 	if os.Geteuid() != 0 {
 		return nil, nil
 	}
-	return hostview.Prepare("/", filepath.Join(m.dir, "hostview"))
+	return hostview.Prepare("/", m.hostViewDir())
 }
 
 // qemuConfig assembles QEMU's configuration and the guest's boot config.
-func (m *Machine) qemuConfig(view *hostview.View) qemu.Config {
+func (m *Machine) qemuConfig(view *hostview.View, image string) qemu.Config {
 	b := m.cfg.Boot
 	shares, boot := rootLayout(m.cfg.Shares, b.FS, view)
 	boot.Hostname = m.cfg.Name
+	disk, rootDisk := m.qemuDisk(image)
+	boot.Disk = rootDisk
 	return qemu.Config{
+		Disk:   disk,
 		Binary: b.QEMU, Accel: b.Accel,
 		MemoryMiB: m.cfg.MemoryMiB, CPUs: m.cfg.CPUs,
 		Kernel: b.Kernel.Vmlinux, Initrd: b.Initramfs,
@@ -606,8 +615,11 @@ var kernelArgs = []string{
 }
 
 // Close stops the machine if it runs and removes its temporary directory.
-// It is idempotent.
+// A machine whose disk is kept (Config.DiskImage) is shut down cleanly, so
+// that what its guest wrote last is on the disk and the disk is clean; any
+// other is stopped at once. It is idempotent.
 func (m *Machine) Close() error {
+	m.closeKeptDisk()
 	m.Crash()
 	for _, n := range m.cfg.NICs {
 		if n.File != nil {
@@ -617,6 +629,7 @@ func (m *Machine) Close() error {
 	if m.log != nil {
 		m.log.Close()
 	}
+	m.removeTempDisk()
 	if m.ownDir {
 		return RemoveTempDir(m.dir)
 	}

@@ -12,8 +12,9 @@ import (
 // stops the declared services (SIGTERM, then SIGKILL after 5 s), then every
 // other process (SIGKILL after 2 s more), syncs, unmounts the file systems
 // (remounting busy ones read-only) and powers off; Shutdown waits for QEMU to
-// exit. Crash is the abrupt one. The machine's writable layer lives in guest memory, so it
-// is gone afterwards; a later call boots the machine afresh.
+// exit. Crash is the abrupt one. The machine's writable root is on its own
+// disk (rootdisk.go), so a later call boots the machine on what its guest
+// wrote.
 func (m *Machine) Shutdown(ctx context.Context) error {
 	m.startMu.Lock()
 	defer m.startMu.Unlock()

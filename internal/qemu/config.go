@@ -46,6 +46,30 @@ type Config struct {
 	// adds a user-mode NIC for port forwarding only.
 	NICs    []NIC
 	UserNet *UserNet
+	// Disk is the machine's own disk, its writable root; nil: none. It
+	// comes after Extra, so the extra disks Extra adds keep /dev/vda, ...
+	Disk *Disk
+}
+
+// Disk is a raw disk image the guest finds by its serial.
+type Disk struct {
+	Path   string
+	Serial string
+	// Cache is QEMU's cache mode: "unsafe" ignores the guest's flushes
+	// (what the guest wrote still reaches the host's page cache at once,
+	// so a killed QEMU loses nothing; a host crash may), "writeback"
+	// passes them on as fdatasync.
+	Cache string
+}
+
+// args returns the drive and its device. A full or failing image is
+// reported to the guest as ENOSPC or EIO (werror=report, rerror=report)
+// instead of pausing the VM, QEMU's default, which would hang the test.
+func (d *Disk) args() []string {
+	drive := []string{"file=" + escape(d.Path), "format=raw", "if=none", "id=rootdisk",
+		"cache=" + d.Cache, "werror=report", "rerror=report", "discard=unmap"}
+	return []string{"-drive", strings.Join(drive, ","),
+		"-device", "virtio-blk-pci,drive=rootdisk,serial=" + escape(d.Serial)}
 }
 
 // Share is a host directory the guest mounts by tag.
@@ -131,7 +155,11 @@ func (c Config) Args() []string {
 		args = append(args, c.ninepArgs()...)
 	}
 	args = append(args, c.nicArgs()...)
-	return append(args, c.Extra...)
+	args = append(args, c.Extra...)
+	if c.Disk != nil {
+		args = append(args, c.Disk.args()...)
+	}
+	return args
 }
 
 // ninepArgs returns the devices for the shares over 9p, served by QEMU

@@ -27,6 +27,15 @@ func TestArgs(t *testing.T) {
 			t.Errorf("args lack %q:\n%s", want, args)
 		}
 	}
+	// The machine's disk: after everything else, so the extra disks in
+	// Extra keep /dev/vda; errors reported to the guest, never a pause.
+	disk := Config{Extra: []string{"-drive", "file=/x.img,id=disk0"},
+		Disk: &Disk{Path: "/m,1/root.img", Serial: "vmlab-root", Cache: "unsafe"}}.Args()
+	if i := slices.Index(disk, "file=/x.img,id=disk0"); i < 0 || i+5 > len(disk) ||
+		disk[i+2] != "file=/m,,1/root.img,format=raw,if=none,id=rootdisk,cache=unsafe,werror=report,rerror=report,discard=unmap" ||
+		disk[i+4] != "virtio-blk-pci,drive=rootdisk,serial=vmlab-root" {
+		t.Errorf("disk args: got %q, want the extra disk, then the machine's with werror=report", disk)
+	}
 	kvm := Config{Accel: Accel{Name: "kvm"}}.Args()
 	if !slices.Contains(kvm, "host") || !slices.Contains(kvm, "q35,accel=kvm") {
 		t.Errorf("kvm args: got %q, want -cpu host and accel=kvm", kvm)

@@ -37,6 +37,7 @@ var machineArgs = []machineArg{
 	{"qemu_args", into(stringList, func(s *spec.Machine) *[]string { return &s.QEMUArgs })},
 	{"services", setServices},
 	{"disks", into(intList, func(s *spec.Machine) *[]int { return &s.Disks })},
+	{"disk_size", into(intValue("an int (MiB)"), func(s *spec.Machine) *int { return &s.DiskMiB })},
 }
 
 // into makes an argument that parses its value and stores it in the field

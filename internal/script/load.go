@@ -41,6 +41,11 @@ type File struct {
 	// machines maps a global's name to the machine it holds.
 	machines map[string]*machineValue
 	src      []byte // for the reports' failing line (sourceLine)
+
+	// DiskImages are the machines' disk images by machine name, kept
+	// across tests and runs (a state directory: vmlab run --keep-state);
+	// nil: each test's machines get temporary disks.
+	DiskImages map[string]string
 }
 
 // Load parses and checks a test file and runs its top level, which declares

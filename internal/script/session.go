@@ -56,7 +56,7 @@ func (file *File) open(ctx context.Context, boot *machine.Boot, outDir string, r
 	console := report.NewQueue(rep.Emit, report.ConsoleQueueSize)
 	cfgs := make([]machine.Config, len(file.Specs))
 	for i, s := range file.Specs {
-		c := machine.Config{Machine: s}
+		c := machine.Config{Machine: s, DiskImage: file.DiskImages[s.Name]}
 		c.OnConsole = consoleEvents(console, r, s.Name)
 		c.OnBoot = bootEvents(r, s.Name)
 		c.OnStop = stopEvents(r, s.Name)

@@ -278,6 +278,9 @@ func CheckService(s agentproto.Service) error {
 }
 
 func (c *checker) disks() {
+	if size := c.m.DiskMiB; size < MinDiskMiB || size > MaxDiskMiB {
+		c.add("disk_size", "disk_size %d MiB: want %d to %d MiB", size, MinDiskMiB, MaxDiskMiB)
+	}
 	for i, size := range c.m.Disks {
 		if size <= 0 || size > MaxDiskMiB {
 			c.add("disks", "disk %d: size %d MiB: want 1 to %d MiB", i, size, MaxDiskMiB)

@@ -116,6 +116,8 @@ func TestCheck(t *testing.T) {
 		}, "services", `service "web" is declared twice`},
 		{"disk 0", func(m *Machine) { m.Disks = []int{16, 0} }, "disks", "disk 1: size 0 MiB: want 1 to 1048576 MiB"},
 		{"disk over 1 TiB", func(m *Machine) { m.Disks = []int{MaxDiskMiB + 1} }, "disks", "size 1048577 MiB"},
+		{"own disk too small", func(m *Machine) { m.DiskMiB = 8 }, "disk_size", "disk_size 8 MiB: want 16 to 1048576 MiB"},
+		{"own disk at its least", func(m *Machine) { m.DiskMiB = MinDiskMiB }, "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -140,13 +142,13 @@ func TestCheck(t *testing.T) {
 
 // TestCheckEveryProblem wants all of a declaration's problems at once.
 func TestCheckEveryProblem(t *testing.T) {
-	m := Machine{Name: "a/b", MemoryMiB: 1, CPUs: 0, VLANs: []int{0}, Disks: []int{0},
+	m := Machine{Name: "a/b", MemoryMiB: 1, CPUs: 0, VLANs: []int{0}, DiskMiB: 8, Disks: []int{0},
 		Setup: Setup{Users: []Account{{Name: "X"}}, Files: []File{{Path: "x"}}}}
 	var fields []string
 	for _, p := range m.Check(fakeHost(t)) {
 		fields = append(fields, p.Field)
 	}
-	want := "name memory cpus vlans users files disks"
+	want := "name memory cpus vlans users files disk_size disks"
 	if got := strings.Join(fields, " "); got != want {
 		t.Errorf("got problems with %s, want %s", got, want)
 	}

@@ -1,0 +1,114 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vmlab/vmlab/internal/agentproto"
+)
+
+// diskMount is where init mounts the machine's disk, in the initramfs. The
+// guest's root is the disk's root/ directory, bound onto newRoot; the
+// overlays' writable layers are in its overlay/ directory, out of the
+// guest's sight (the initramfs is hidden once the root is switched, and its
+// mounts live on under it).
+const diskMount = "/disk"
+
+// Directories on the disk.
+const (
+	diskRootDir    = "root"
+	diskOverlayDir = "overlay"
+)
+
+// diskRoot is the machine's disk, mounted: root becomes the guest's root,
+// state holds the overlays' writable layers.
+type diskRoot struct{ root, state string }
+
+// mountDisk finds the disk with d's serial and mounts it on diskMount.
+func mountDisk(d agentproto.RootDisk) (*diskRoot, error) {
+	dev, err := findDisk("/sys/block", d.Serial)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(diskMount, 0o755); err != nil {
+		return nil, fmt.Errorf("create %s: %w", diskMount, err)
+	}
+	if err := unix.Mount(dev, diskMount, d.FSType, unix.MS_NOATIME, d.Options); err != nil {
+		return nil, fmt.Errorf("mount the machine's disk (%s, %s): %w; the image is not a usable %s file system: "+
+			"check it on the host with e2fsck -f, or delete it to start from an empty disk", dev, d.FSType, err, d.FSType)
+	}
+	disk := &diskRoot{root: filepath.Join(diskMount, diskRootDir), state: filepath.Join(diskMount, diskOverlayDir)}
+	for _, dir := range []string{disk.root, disk.state} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, diskHint(fmt.Errorf("create %s on the machine's disk: %w", filepath.Base(dir), err))
+		}
+	}
+	return disk, nil
+}
+
+// findDisk returns the /dev node of the block device under sysBlock whose
+// serial is serial. virtio_blk registers its disks while the module loads,
+// and devtmpfs makes their nodes before that returns: the disk is there
+// when init looks, or not at all.
+func findDisk(sysBlock, serial string) (string, error) {
+	serials, _ := filepath.Glob(filepath.Join(sysBlock, "*", "serial"))
+	var seen []string
+	for _, p := range serials {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		name := filepath.Base(filepath.Dir(p))
+		if s := strings.TrimSpace(string(b)); s == serial {
+			return "/dev/" + name, nil
+		}
+		seen = append(seen, name)
+	}
+	if len(seen) == 0 {
+		seen = []string{"none"}
+	}
+	return "", fmt.Errorf("find the machine's disk: no block device has serial %q (disks: %s); the initramfs may lack virtio_blk",
+		serial, strings.Join(seen, ", "))
+}
+
+// replaceSymlink makes path a link to target. On a disk kept from an
+// earlier boot the link is there already and stays; a link to elsewhere or
+// an empty directory is replaced (the host's root changed); anything else
+// is an error.
+func replaceSymlink(path, target string) error {
+	if cur, err := os.Readlink(path); err == nil && cur == target {
+		return nil
+	}
+	if err := os.Symlink(target, path); !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("replace %s with a link to %s: %w", path, target, err)
+	}
+	return os.Symlink(target, path)
+}
+
+// diskHint adds what to do to an error that says the machine's disk is
+// full: init writes to it (the host name, the mount points) before the
+// host can say anything.
+func diskHint(err error) error {
+	if errors.Is(err, unix.ENOSPC) {
+		return fmt.Errorf("%w: the machine's disk is full: give the machine a bigger disk_size, or delete its state image to start afresh", err)
+	}
+	return err
+}
+
+// overlayKey names a share's writable layer by its guest path, which stays
+// the same from boot to boot (the device tags are numbered).
+func overlayKey(guestPath string) string {
+	p := strings.Trim(filepath.Clean(guestPath), "/")
+	if p == "" {
+		return "_"
+	}
+	return strings.ReplaceAll(p, "/", "!")
+}

@@ -1,0 +1,73 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestFindDisk finds the machine's disk by its serial among the extra
+// disks, whatever its name.
+func TestFindDisk(t *testing.T) {
+	sys := t.TempDir()
+	for name, serial := range map[string]string{"vda": "", "vdb": "vmlab-root\n", "vdc": "other"} {
+		os.MkdirAll(filepath.Join(sys, name), 0o755)
+		os.WriteFile(filepath.Join(sys, name, "serial"), []byte(serial), 0o644)
+	}
+	if dev, err := findDisk(sys, "vmlab-root"); err != nil || dev != "/dev/vdb" {
+		t.Errorf("got %q, %v; want /dev/vdb", dev, err)
+	}
+	_, err := findDisk(sys, "missing")
+	if err == nil || !strings.Contains(err.Error(), `no block device has serial "missing" (disks: vda, vdb, vdc)`) {
+		t.Errorf("got %v, want an error listing the disks", err)
+	}
+}
+
+// TestReplaceSymlink recreates the host root's top-level links on a disk
+// kept from an earlier boot: the same link stays, another link or an empty
+// directory is replaced, anything else is an error (nothing is deleted).
+func TestReplaceSymlink(t *testing.T) {
+	root := t.TempDir()
+	os.Symlink("usr/bin", filepath.Join(root, "same"))
+	os.Symlink("elsewhere", filepath.Join(root, "other"))
+	os.Mkdir(filepath.Join(root, "emptydir"), 0o755)
+	os.MkdirAll(filepath.Join(root, "fulldir", "x"), 0o755)
+	for _, name := range []string{"new", "same", "other", "emptydir"} {
+		if err := replaceSymlink(filepath.Join(root, name), "usr/bin"); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		if got, _ := os.Readlink(filepath.Join(root, name)); got != "usr/bin" {
+			t.Errorf("%s: got a link to %q, want usr/bin", name, got)
+		}
+	}
+	if err := replaceSymlink(filepath.Join(root, "fulldir"), "usr/bin"); err == nil {
+		t.Error("a directory with files was replaced")
+	}
+	if _, err := os.Stat(filepath.Join(root, "fulldir", "x")); err != nil {
+		t.Errorf("the directory's files: %v", err)
+	}
+}
+
+func TestOverlayKey(t *testing.T) {
+	for path, want := range map[string]string{"/usr": "usr", "/srv/data/": "srv!data", "/": "_"} {
+		if got := overlayKey(path); got != want {
+			t.Errorf("overlayKey(%q) = %q, want %q", path, got, want)
+		}
+	}
+}
+
+func TestDiskHint(t *testing.T) {
+	full := diskHint(fmt.Errorf("write /etc/hostname: %w", unix.ENOSPC))
+	if !errors.Is(full, unix.ENOSPC) || !strings.Contains(full.Error(), "the machine's disk is full: give the machine a bigger disk_size") {
+		t.Errorf("got %v, want ENOSPC with what to do", full)
+	}
+	other := errors.New("other")
+	if diskHint(other) != other {
+		t.Errorf("an error that is not ENOSPC changed")
+	}
+}
