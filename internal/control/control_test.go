@@ -404,7 +404,9 @@ func TestConsoleWriteRefusedIsNotice(t *testing.T) {
 
 func TestPeerOfAnotherUserRefused(t *testing.T) {
 	old := checkUID
-	checkUID = func(uid, pid int) error { return fmt.Errorf("peer pid %d runs as uid %d; only uid 4242 may use this lab", pid, uid) }
+	checkUID = func(uid, pid int) error {
+		return fmt.Errorf("peer pid %d runs as uid %d; only uid 4242 may use this lab", pid, uid)
+	}
 	t.Cleanup(func() { checkUID = old })
 	serve(t, "web", newFakeLab())
 	_, err := Dial(ctxT(t), "web", t.Logf)

@@ -55,7 +55,7 @@ type Message struct {
 	Signal string `json:"signal,omitempty"`
 	// exit: how the shell's command ended (ExitSignal "" unless a signal
 	// killed it).
-	ExitStatus *int  `json:"exit_status,omitempty"`
+	ExitStatus *int   `json:"exit_status,omitempty"`
 	ExitSignal string `json:"exit_signal,omitempty"`
 
 	// status: the lab.

@@ -25,9 +25,9 @@ type MachineStatus struct {
 	Name  string        `json:"name"`
 	State machine.State `json:"state"` // down, booting, up, failed
 	// Error says why a failed machine went down.
-	Error      string              `json:"error,omitempty"`
+	Error      string      `json:"error,omitempty"`
 	Interfaces []Interface `json:"interfaces,omitempty"`
-	Forwards   []Forward           `json:"forwards,omitempty"`
+	Forwards   []Forward   `json:"forwards,omitempty"`
 }
 
 // Forward is a host port (on 127.0.0.1) forwarded to a guest port.
