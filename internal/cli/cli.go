@@ -77,6 +77,10 @@ type command struct {
 var commands = []command{
 	{"run", "run test files (.star): each test on fresh machines, with reports", runRun, false},
 	{"exec", "boot a machine, run a shell command in it, print its output", runExec, false},
+	{"up", "boot a file's machines and keep them up, reachable from other terminals", runUp, false},
+	{"console", "the serial console of a machine of a lab that is up, read and write", runConsole, false},
+	{"status", "the labs that are up: machines, states, addresses, forwarded ports", runStatus, false},
+	{"down", "stop a lab that is up", runDown, false},
 	{"bench", "measure boot time, command round trips and wait latency", runBench, false},
 	{"cache", "show the cache (kernel, initramfs) or clean it: vmlab cache [list|clean]", runCache, false},
 	{"version", "print vmlab's version: its module version and VCS revision", runVersion, false},

@@ -71,10 +71,14 @@ func DialPath(ctx context.Context, path string) (*Client, error) {
 func (cl *Client) hello(ctx context.Context) error {
 	stop := cl.closeOnDone(ctx)
 	defer stop()
-	if err := cl.pc.send(Message{Type: "hello", Version: Version}); err != nil {
-		return fmt.Errorf("say hello to the lab: %w", err)
-	}
+	sendErr := cl.pc.send(Message{Type: "hello", Version: Version})
+	// A server that refuses us (another user) says why and hangs up,
+	// maybe before our hello is written: its answer is still readable.
 	m, err := cl.reply(ctx, "hello")
+	var refused *Error
+	if sendErr != nil && !errors.As(err, &refused) {
+		return fmt.Errorf("say hello to the lab: %w", sendErr)
+	}
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package control
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -443,6 +444,12 @@ func TestOpenRuntimeDirRefused(t *testing.T) {
 
 func TestSameNameTwice(t *testing.T) {
 	serve(t, "web", newFakeLab())
+	if err := CheckFree("other"); err != nil {
+		t.Errorf("CheckFree of a name not up: %v", err)
+	}
+	if err := CheckFree("web"); !strings.Contains(fmt.Sprint(err), `lab "web" is already up`) {
+		t.Errorf("CheckFree of a lab up: got %v, want it already up", err)
+	}
 	_, err := Listen("web", LabInfo{File: "/src/other.star"}, newFakeLab(), nil)
 	var up *AlreadyUpError
 	if !errors.As(err, &up) {
@@ -551,5 +558,22 @@ func TestCheckName(t *testing.T) {
 		if got := DefaultName(file); got != want {
 			t.Errorf("DefaultName(%q) = %q, want %q", file, got, want)
 		}
+	}
+}
+
+// TestWireExample: the bytes docs/control-protocol.md shows for a hello.
+func TestWireExample(t *testing.T) {
+	var b bytes.Buffer
+	msg := []byte(`{"type":"hello","version":1}`)
+	if err := writeFrame(&b, FrameJSON, msg); err != nil {
+		t.Fatal(err)
+	}
+	want := append([]byte{0x4A, 0, 0, 0, 0x1C}, msg...)
+	if !bytes.Equal(b.Bytes(), want) {
+		t.Errorf("got % x, want % x", b.Bytes(), want)
+	}
+	got, err := json.Marshal(Message{Type: "hello", Version: Version})
+	if err != nil || string(got) != string(msg) {
+		t.Errorf("the client's hello encodes as %s (%v), want %s", got, err, msg)
 	}
 }

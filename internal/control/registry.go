@@ -237,3 +237,19 @@ func labsIn(dir string, logf func(string, ...any)) ([]string, error) {
 	slices.Sort(up)
 	return up, nil
 }
+
+// CheckFree returns an *AlreadyUpError when a lab called name is up, so a
+// command can say so before it boots anything (Listen decides for good).
+func CheckFree(name string) error {
+	dir, err := RuntimeDir()
+	if err != nil {
+		return err
+	}
+	up, _, err := held(dir, name)
+	if err != nil || !up {
+		return err
+	}
+	info, _ := readInfo(lockPath(dir, name))
+	info.Name = name
+	return &AlreadyUpError{Info: info}
+}
