@@ -47,7 +47,7 @@ func runUp(ctx context.Context, e *env, args []string) int {
 		e.errorf("-lab: %v", err)
 		return exitUsage
 	}
-	if err := control.CheckFree(labName); err != nil {
+	if err := control.CheckFree(labName, e.errorf); err != nil {
 		e.errorf("%v", err)
 		return exitUsage
 	}

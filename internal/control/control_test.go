@@ -444,10 +444,10 @@ func TestOpenRuntimeDirRefused(t *testing.T) {
 
 func TestSameNameTwice(t *testing.T) {
 	serve(t, "web", newFakeLab())
-	if err := CheckFree("other"); err != nil {
+	if err := CheckFree("other", nil); err != nil {
 		t.Errorf("CheckFree of a name not up: %v", err)
 	}
-	if err := CheckFree("web"); !strings.Contains(fmt.Sprint(err), `lab "web" is already up`) {
+	if err := CheckFree("web", nil); !strings.Contains(fmt.Sprint(err), `lab "web" is already up`) {
 		t.Errorf("CheckFree of a lab up: got %v, want it already up", err)
 	}
 	_, err := Listen("web", LabInfo{File: "/src/other.star"}, newFakeLab(), nil)
@@ -485,7 +485,7 @@ func TestStaleSocket(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `lab "web" is not up`) {
 		t.Errorf("dial: got %v, want lab \"web\" is not up", err)
 	}
-	if len(notes) != 1 || !strings.Contains(notes[0], "crashed or killed") {
+	if len(notes) != 1 || !strings.Contains(notes[0], `removed the stale socket of lab "web"`) {
 		t.Errorf("notes: got %q, want one saying the stale socket was removed", notes)
 	}
 	if _, err := os.Stat(sockPath(dir, "web")); !os.IsNotExist(err) {

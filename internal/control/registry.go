@@ -227,8 +227,8 @@ func labsIn(dir string, logf func(string, ...any)) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		if stale && logf != nil {
-			logf("removed the socket of lab %q: its vmlab is gone (crashed or killed)", name)
+		if stale {
+			noteStale(logf, name)
 		}
 		if isUp {
 			up = append(up, name)
@@ -240,16 +240,27 @@ func labsIn(dir string, logf func(string, ...any)) ([]string, error) {
 
 // CheckFree returns an *AlreadyUpError when a lab called name is up, so a
 // command can say so before it boots anything (Listen decides for good).
-func CheckFree(name string) error {
+// The files of a lab of that name that crashed or was killed are removed,
+// and logf (nil: silent) says so.
+func CheckFree(name string, logf func(string, ...any)) error {
 	dir, err := RuntimeDir()
 	if err != nil {
 		return err
 	}
-	up, _, err := held(dir, name)
+	up, stale, err := held(dir, name)
+	if stale {
+		noteStale(logf, name)
+	}
 	if err != nil || !up {
 		return err
 	}
 	info, _ := readInfo(lockPath(dir, name))
 	info.Name = name
 	return &AlreadyUpError{Info: info}
+}
+
+func noteStale(logf func(string, ...any), name string) {
+	if logf != nil {
+		logf("removed the stale socket of lab %q: its vmlab is gone (crashed or killed)", name)
+	}
 }

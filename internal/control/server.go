@@ -86,9 +86,9 @@ func Listen(name string, info LabInfo, backend Backend, logf func(string, ...any
 		info.Started = time.Now()
 	}
 	path := sockPath(dir, name)
-	if os.Remove(path) == nil && logf != nil {
+	if os.Remove(path) == nil {
 		// We hold the lock, so the socket's lab is gone.
-		logf("removed the stale socket of lab %q (its vmlab crashed or was killed)", name)
+		noteStale(logf, name)
 	}
 	if err := lk.write(info); err != nil {
 		lk.release()
