@@ -55,6 +55,7 @@ type benchResult struct {
 	OutputBaseMiB float64 `json:"output_base_mib,omitempty"`
 	OutputS       float64 `json:"output_s,omitempty"`
 	setupBench            // setup_1000_files_s
+	shellBench            // shell_rtt_ms
 }
 
 // runBench measures, in one run: (a) the floor, the kernel booting a trivial
@@ -95,6 +96,10 @@ func runBench(ctx context.Context, e *env, args []string) int {
 	}
 	if err := r.benchSetup(ctx, e, boot, bf, *runs); err != nil {
 		e.errorf("bench: %v", err)
+		return exitFail
+	}
+	if err := r.benchShell(ctx, e, boot, bf); err != nil {
+		e.errorf("bench: shell: %v", err)
 		return exitFail
 	}
 	if *example != "" {
@@ -283,6 +288,7 @@ func printBench(w io.Writer, r *benchResult) {
 	fmt.Fprintf(tw, "    of which the channel (a request that starts no process)\t%.2f ms\t\t\n", r.ChannelRTTMS)
 	fmt.Fprintf(tw, "(d) port opens -> WaitForOpenPort returns\t%.2f ms\t<= 50 ms\t%s\n", r.WaitLatencyMS, verdict(r.WaitLatencyMS <= 50))
 	r.setupBench.print(tw)
+	r.shellBench.print(tw)
 	if r.RunS > 0 {
 		fmt.Fprintf(tw, "vmlab run examples/client_server.star, wall time\t%.2f s (%.1fx floor)\t<= 10 s\t%s\n",
 			r.RunS, r.RunS/r.FloorS, verdict(r.RunS <= 10))

@@ -36,22 +36,12 @@ func (b labBackend) Machines() []MachineStatus {
 	return out
 }
 
-// sheller is Machine.Shell (branch pty), asserted so this builds before
-// that branch is merged.
-type sheller interface {
-	Shell(ctx context.Context, o machine.ShellOptions) (machine.ShellResult, error)
-}
-
 func (b labBackend) Shell(ctx context.Context, name string, o machine.ShellOptions) (machine.ShellResult, error) {
 	m := b.l.Machine(name)
 	if m == nil {
 		return machine.ShellResult{}, fmt.Errorf("shell on %s: no such machine", name)
 	}
-	s, ok := any(m).(sheller)
-	if !ok {
-		return machine.ShellResult{}, fmt.Errorf("shell on %s: this vmlab has no Machine.Shell yet", name)
-	}
-	return s.Shell(ctx, o)
+	return m.Shell(ctx, o)
 }
 
 func (b labBackend) Console(name string) (io.ReadWriteCloser, error) {
