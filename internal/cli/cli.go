@@ -78,6 +78,7 @@ var commands = []command{
 	{"run", "run test files (.star): each test on fresh machines, with reports", runRun, false},
 	{"exec", "boot a machine, run a shell command in it, print its output", runExec, false},
 	{"up", "boot a file's machines and keep them up, reachable from other terminals", runUp, false},
+	{"shell", "a shell in a machine of a lab that is up, or a command (-- CMD ARGS...)", runShell, false},
 	{"console", "the serial console of a machine of a lab that is up, read and write", runConsole, false},
 	{"status", "the labs that are up: machines, states, addresses, forwarded ports", runStatus, false},
 	{"down", "stop a lab that is up", runDown, false},

@@ -144,6 +144,45 @@ func TestUpVM(t *testing.T) {
 		}
 	})
 
+	t.Run("shell pipes", func(t *testing.T) {
+		cmd := vmlabCmd(t, bin, runtime, "shell", "server", "--", "sh", "-c", "tr a-z A-Z; echo oops >&2; exit 7")
+		cmd.Stdin = strings.NewReader("hello from a pipe\n")
+		var o, e bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &o, &e
+		err := cmd.Run()
+		ee, _ := err.(*exec.ExitError)
+		if ee == nil || ee.ExitCode() != 7 || o.String() != "HELLO FROM A PIPE\n" || e.String() != "oops\n" {
+			t.Errorf("got %v, stdout %q, stderr %q; want exit 7, the input in capitals, oops", err, o.String(), e.String())
+		}
+	})
+
+	t.Run("shell terminal", func(t *testing.T) {
+		sc, err := ptytest.Start(vmlabCmd(t, bin, runtime, "shell", "server"), pty.Size{Rows: 24, Cols: 80})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sc.Close()
+		step := func(keys, want string) {
+			t.Helper()
+			sc.Type(keys)
+			if _, err := sc.Expect(want, 30*time.Second); err != nil {
+				t.Fatalf("typed %q: %v\nscreen:\n%s", keys, err, sc.Text())
+			}
+		}
+		step("echo marker-$((6*7))\r", "marker-42")
+		step("stty size\r", "24 80")
+		sc.Resize(pty.Size{Rows: 30, Cols: 100})
+		step("stty size\r", "30 100")
+		// Ctrl-C reaches the guest's foreground job, not vmlab shell.
+		step("sleep 600\r", "sleep 600")
+		step("\x03", "\\^C")
+		step("echo after-$((1+1))\r", "after-2")
+		sc.Type("exit\r")
+		if err := sc.Wait(); err != nil {
+			t.Errorf("vmlab shell after exit: %v, want exit 0\nscreen:\n%s", err, sc.Text())
+		}
+	})
+
 	t.Run("errors", func(t *testing.T) {
 		for _, tc := range []struct {
 			args []string
@@ -152,6 +191,7 @@ func TestUpVM(t *testing.T) {
 		}{
 			{[]string{"up", "testdata/up.star"}, exitUsage, `lab "up" is already up (vmlab pid`},
 			{[]string{"console", "nosuch"}, exitFail, `lab "up" has no machine "nosuch"; its machines: server`},
+			{[]string{"shell", "nosuch", "--", "true"}, exitFail, `lab "up" has no machine "nosuch"; its machines: server`},
 			{[]string{"status", "-lab", "other"}, exitFail, `lab "other" is not up; labs up: up`},
 		} {
 			code, _, errs := vmlab(tc.args...)
