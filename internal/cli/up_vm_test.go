@@ -83,7 +83,7 @@ func startUp(t *testing.T, bin, runtime, want string) *upLab {
 // TestUpVM boots one lab with `vmlab up` and uses it from other processes
 // as a user would: status, console, a second up of the same file, down;
 // then kills a lab with SIGKILL and checks the next one starts over its
-// remains. Two boots in all.
+// remains, and stops a third with SIGINT. Three boots in all.
 func TestUpVM(t *testing.T) {
 	bin := vmtest.Agent(t)
 	runtime, err := os.MkdirTemp("", "vup")
@@ -227,6 +227,21 @@ func TestUpVM(t *testing.T) {
 			t.Errorf("status after down: exit %d, %q", code, errs)
 		}
 	})
+
+	// Ctrl-C (SIGINT) stops a lab as down does, and leaves nothing behind.
+	lab = startUp(t, bin, runtime, "")
+	lab.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case err := <-lab.exited:
+		if err != nil {
+			t.Errorf("vmlab up after SIGINT: %v, want exit 0", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("vmlab up still runs a minute after SIGINT")
+	}
+	if left, _ := filepath.Glob(filepath.Join(runtime, "vmlab", "*")); len(left) != 0 {
+		t.Errorf("after SIGINT the lab left %v", left)
+	}
 }
 
 func regexpMatch(re, s string) bool { return regexp.MustCompile(re).MatchString(s) }
