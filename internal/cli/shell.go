@@ -37,7 +37,8 @@ func runShell(ctx context.Context, e *env, args []string) int {
 	}
 	res, err := attach.Run(ctx, os.Stdin, stdoutFile(e), stderrFile(e), command, shell)
 	if ctx.Err() != nil {
-		return interruptedCode(ctx) // the command got the signal too
+		e.errorf("shell on %s: %v", target, context.Cause(ctx)) // the command got the signal too
+		return interruptedCode(ctx)
 	}
 	if err != nil {
 		e.errorf("%v", err)

@@ -171,8 +171,22 @@ func TestUpVM(t *testing.T) {
 		}
 		step("echo marker-$((6*7))\r", "marker-42")
 		step("stty size\r", "24 80")
+		// The new size travels apart from the keys (SIGWINCH here, a
+		// resize message, the guest's ioctl): ask until it has arrived.
 		sc.Resize(pty.Size{Rows: 30, Cols: 100})
-		step("stty size\r", "30 100")
+		for i := 0; ; i++ {
+			sc.Type("stty size\r")
+			got, err := sc.Expect(`(24 80|30 100)\r?\n`, 30*time.Second)
+			if err != nil {
+				t.Fatalf("stty size after a resize: %v", err)
+			}
+			if strings.Contains(got, "30 100") {
+				break
+			}
+			if i == 20 {
+				t.Fatalf("the guest's terminal is still 24x80 after a resize to 30x100 and %d tries", i)
+			}
+		}
 		// Ctrl-C reaches the guest's foreground job, not vmlab shell.
 		step("sleep 600\r", "sleep 600")
 		step("\x03", "\\^C")
@@ -209,6 +223,20 @@ func TestUpVM(t *testing.T) {
 		t.Fatalf("a SIGKILLed lab should leave its socket for this test to mean anything: %v", err)
 	}
 	lab = startUp(t, bin, runtime, `removed the stale socket of lab "up"`)
+
+	t.Run("machine failed", func(t *testing.T) {
+		// The guest panics under the shell: the shell fails, the lab stays.
+		if code, _, errs := vmlab("shell", "server", "--", "sh", "-c", "echo c > /proc/sysrq-trigger"); code != exitFail || !strings.Contains(errs, "machine is down") {
+			t.Errorf("a shell whose guest panics: exit %d, stderr %q; want 1 and the machine down", code, errs)
+		}
+		if code, out, _ := vmlab("status"); code != 0 || !regexpMatch(`server\s+failed`, out) || !strings.Contains(out, "kernel panic") {
+			t.Errorf("status: exit %d, %q; want server failed by a kernel panic", code, out)
+		}
+		code, _, errs := vmlab("shell", "server", "--", "true")
+		if code != exitFail || !strings.Contains(errs, `machine server of lab "up" is failed`) || !strings.Contains(errs, "kernel panic") {
+			t.Errorf("a shell on the failed machine: exit %d, stderr %q; want its state and why", code, errs)
+		}
+	})
 
 	t.Run("down", func(t *testing.T) {
 		code, out, errs := vmlab("down")

@@ -12,7 +12,6 @@ package control
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -315,6 +314,3 @@ func joinNames(names []string) string {
 	}
 	return out
 }
-
-// errClosed says the lab stopped serving while a request ran.
-var errClosed = errors.New("the lab is stopping")

@@ -32,7 +32,7 @@ func (m *Machine) State() (State, error) {
 	case m.running():
 		return StateUp, nil
 	case down != nil:
-		return StateFailed, m.downBecause("run", down, reason)
+		return StateFailed, m.downBecause("status", down, reason)
 	}
 	return StateDown, nil
 }
