@@ -120,3 +120,44 @@ func TestExecPipe(t *testing.T) {
 		t.Errorf("got %v, stdout %q; want exit status 4 and \"piped\\ncat\\n\"; stderr:\n%s", err, out, &stderr)
 	}
 }
+
+// TestShellInteract runs a test file that calls shell_interact() under
+// vmlab run on a terminal: the user gets a shell in the machine, what they
+// do there stays for the rest of the test, and exit goes back to it.
+func TestShellInteract(t *testing.T) {
+	bin := vmtest.Agent(t)
+	dir := t.TempDir()
+	file := dir + "/interact.star"
+	src := "server = machine()\n\ndef test():\n    server.shell_interact()\n    server.succeed(\"test -f /root/made-by-hand\")\n"
+	if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "run", file)
+	cmd.Env = append(os.Environ(), "TMPDIR="+dir, "VMLAB_AGENT="+bin, "TERM=xterm-ptytest")
+	sc, err := ptytest.Start(cmd, pty.Size{Rows: 30, Cols: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	if _, err := sc.Expect(`a shell in server`, 120*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	sc.Type("PS1='vm''$ '\n")
+	if _, err := sc.Expect(`vm\$ `, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	sc.Type("pwd; touch made-by-hand; exit 9\n")
+	if _, err := sc.Expect(`/root\r\n`, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- sc.Wait() }()
+	select {
+	case err = <-waited:
+	case <-time.After(120 * time.Second):
+		t.Fatalf("vmlab run still runs 120s after the shell's exit; the screen:\n%s", sc.Text())
+	}
+	if err != nil {
+		t.Errorf("vmlab run: got %v, want the test to pass (the shell's status is not the test's); the screen:\n%s", err, sc.Text())
+	}
+}
