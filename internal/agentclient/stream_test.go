@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
+	"os/user"
 	"regexp"
 	"strings"
 	"sync"
@@ -277,5 +279,20 @@ func TestStreamTooLarge(t *testing.T) {
 	}
 	if r, out, _ := run(t, c, "echo still up"); r.Exit != 0 || out != "still up\n" {
 		t.Errorf("after: got %+v, %q", r, out)
+	}
+}
+
+// TestStreamTTYUser: a user's command gets a terminal that is the user's,
+// so programs that open it again by name can.
+func TestStreamTTYUser(t *testing.T) {
+	if _, err := user.Lookup("nobody"); err != nil || os.Getuid() != 0 {
+		t.Skip("needs root and a user nobody")
+	}
+	c := newPair(t)
+	s := startStream(t, c, agentproto.Exec{User: "nobody", TTY: &agentproto.TTY{},
+		Argv: []string{"sh", "-c", "id -un; test -w $(tty) && echo writable"}})
+	s.wait(t)
+	if got := s.out.String(); got != "nobody\r\nwritable\r\n" {
+		t.Errorf("got %q, want nobody and a writable terminal", got)
 	}
 }
