@@ -30,6 +30,15 @@ func (s *server) execTTY(ctx context.Context, id uint32, req *agentproto.Exec, s
 	if err != nil {
 		return agentproto.Result{Error: err.Error()}
 	}
+	if cred := cmd.SysProcAttr.Credential; cred != nil {
+		// The user's terminal, as login(1) makes it: programs that open
+		// it again by name (tty, ssh, gpg's pinentry) may.
+		if err := term.Chown(int(cred.Uid), int(cred.Gid)); err != nil {
+			ctl.Close()
+			term.Close()
+			return agentproto.Result{Error: fmt.Sprintf("give the terminal to %s: %v", req.User, err)}
+		}
+	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = term, term, term
 	// A new session, not just a process group: Setpgid would fail after
 	// setsid, and the session leader's pid is its group's id, which the

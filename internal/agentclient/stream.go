@@ -2,6 +2,7 @@ package agentclient
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"slices"
 	"sync"
@@ -32,8 +33,14 @@ type StreamIO struct {
 // writers that block, and window sizes and signals follow it. It returns
 // when the command has ended and its output has been written out.
 func (c *Client) Stream(ctx context.Context, req agentproto.Exec, sio StreamIO) (agentproto.Result, error) {
-	if err := checkArgs(req.Command, slices.Concat(req.Env, req.Argv)); err != nil {
+	if err := checkArgs(req.Command, req.Env); err != nil {
 		return agentproto.Result{}, err
+	}
+	for i, a := range req.Argv {
+		if len(a) > agentproto.MaxArg {
+			return agentproto.Result{}, fmt.Errorf("%w: argument %d of the command is %d bytes, over the %d bytes Linux takes in one",
+				ErrTooLarge, i, len(a), agentproto.MaxArg)
+		}
 	}
 	req.Stdin = sio.Stdin != nil
 	req.OutputWindow = true

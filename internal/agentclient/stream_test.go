@@ -3,9 +3,12 @@ package agentclient_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
+	"os/user"
 	"regexp"
 	"strings"
 	"sync"
@@ -263,5 +266,33 @@ func TestStreamSlowWriter(t *testing.T) {
 	<-done
 	if err != nil || res.Exit != 0 || w.n != 5000000 {
 		t.Errorf("got %+v, %v and %d bytes, want exit 0 and 5000000 bytes", res, err, w.n)
+	}
+}
+
+// TestStreamTooLarge: an argument longer than Linux execs fails alone,
+// before anything is sent, naming it.
+func TestStreamTooLarge(t *testing.T) {
+	c := newPair(t)
+	_, err := c.Stream(context.Background(), agentproto.Exec{Argv: []string{"echo", strings.Repeat("x", agentproto.MaxArg+1)}}, agentclient.StreamIO{})
+	if !errors.Is(err, agentclient.ErrTooLarge) || !strings.Contains(err.Error(), "argument 1 of the command") {
+		t.Errorf("got %v, want ErrTooLarge naming argument 1", err)
+	}
+	if r, out, _ := run(t, c, "echo still up"); r.Exit != 0 || out != "still up\n" {
+		t.Errorf("after: got %+v, %q", r, out)
+	}
+}
+
+// TestStreamTTYUser: a user's command gets a terminal that is the user's,
+// so programs that open it again by name can.
+func TestStreamTTYUser(t *testing.T) {
+	if _, err := user.Lookup("nobody"); err != nil || os.Getuid() != 0 {
+		t.Skip("needs root and a user nobody")
+	}
+	c := newPair(t)
+	s := startStream(t, c, agentproto.Exec{User: "nobody", TTY: &agentproto.TTY{},
+		Argv: []string{"sh", "-c", "id -un; test -w $(tty) && echo writable"}})
+	s.wait(t)
+	if got := s.out.String(); got != "nobody\r\nwritable\r\n" {
+		t.Errorf("got %q, want nobody and a writable terminal", got)
 	}
 }

@@ -56,6 +56,7 @@ type benchResult struct {
 	OutputS       float64 `json:"output_s,omitempty"`
 	setupBench            // setup_1000_files_s
 	shellBench            // shell_rtt_ms
+	ptyBench              // pty_echo_ms
 }
 
 // runBench measures, in one run: (a) the floor, the kernel booting a trivial
@@ -206,6 +207,9 @@ func bench(ctx context.Context, e *env, boot *machine.Boot, bf bootFlags, runs, 
 		return nil, err
 	}
 	r.WaitLatencyMS = ms(lat)
+	if err := r.benchPTY(ctx, e, last); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 
@@ -289,6 +293,7 @@ func printBench(w io.Writer, r *benchResult) {
 	fmt.Fprintf(tw, "(d) port opens -> WaitForOpenPort returns\t%.2f ms\t<= 50 ms\t%s\n", r.WaitLatencyMS, verdict(r.WaitLatencyMS <= 50))
 	r.setupBench.print(tw)
 	r.shellBench.print(tw)
+	r.ptyBench.print(tw)
 	if r.RunS > 0 {
 		fmt.Fprintf(tw, "vmlab run examples/client_server.star, wall time\t%.2f s (%.1fx floor)\t<= 10 s\t%s\n",
 			r.RunS, r.RunS/r.FloorS, verdict(r.RunS <= 10))

@@ -2,8 +2,10 @@ package machine_test
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -40,4 +42,37 @@ func TestFakeShell(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `fake: command "no-such-program": run no-such-program: not found`) {
 		t.Errorf("no such program: got %v, want an error naming the machine and the program", err)
 	}
+}
+
+// TestFakeShellMachineDies: a shell whose machine dies under it returns a
+// DownError naming the machine, at once.
+func TestFakeShellMachineDies(t *testing.T) {
+	m := fakeMachine(t, "serve")
+	if err := m.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	out := &lineWaiter{line: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() {
+		_, err := m.Shell(t.Context(), machine.ShellOptions{Command: []string{"sh", "-c", "echo ready; exec sleep 100"}, Stdout: out})
+		done <- err
+	}()
+	<-out.line
+	syscall.Kill(m.QEMUPid(), syscall.SIGKILL)
+	err := <-done
+	var down *machine.DownError
+	if !errors.As(err, &down) || !strings.HasPrefix(err.Error(), "fake: command ") {
+		t.Errorf("got %v, want a DownError naming the machine and the command", err)
+	}
+}
+
+// lineWaiter closes line at its first write.
+type lineWaiter struct {
+	line chan struct{}
+	once sync.Once
+}
+
+func (w *lineWaiter) Write(p []byte) (int, error) {
+	w.once.Do(func() { close(w.line) })
+	return len(p), nil
 }
