@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/vmlab/vmlab/internal/control"
@@ -16,8 +17,9 @@ import (
 // shellBench is the control socket's section of `vmlab bench`.
 type shellBench struct {
 	// ShellRTTMS is `vmlab shell MACHINE -- true` on a lab that is up,
-	// without the process start: connect to the control socket, hello,
-	// shell request, the command's exit, median of shellRuns.
+	// run in-process (so without the process start): finding the lab,
+	// connect, hello, the shell request, the command's exit; median of
+	// shellRuns.
 	ShellRTTMS float64 `json:"shell_rtt_ms"`
 	// ShellDirectMS is the same command through Machine.Shell in the
 	// lab's own process: the difference is the socket's share.
@@ -52,12 +54,11 @@ func (s *shellBench) benchShell(ctx context.Context, e *env, boot *machine.Boot,
 	}
 	defer srv.Close()
 	viaSocket := func() error {
-		cl, err := control.Dial(ctx, name, nil)
-		if err != nil {
-			return err
+		var out strings.Builder
+		if code := runShell(ctx, &env{stdout: &out, stderr: &out}, []string{"-lab", name, "bench", "--", "true"}); code != exitOK {
+			return fmt.Errorf("vmlab shell -lab %s bench -- true: exit %d: %s", name, code, out.String())
 		}
-		defer cl.Close()
-		return shellTrue(cl.Shell(ctx, "bench", machine.ShellOptions{Command: []string{"true"}, Stdout: io.Discard}))
+		return nil
 	}
 	direct := func() error {
 		return shellTrue(l.Machine("bench").Shell(ctx, machine.ShellOptions{Command: []string{"true"}, Stdout: io.Discard}))

@@ -35,7 +35,16 @@ func runShell(ctx context.Context, e *env, args []string) int {
 		o.User = *user
 		return cl.Shell(ctx, target, o)
 	}
-	res, err := attach.Run(ctx, os.Stdin, stdoutFile(e), stderrFile(e), command, shell)
+	var res machine.ShellResult
+	stdout, okOut := e.stdout.(*os.File)
+	stderr, okErr := e.stderr.(*os.File)
+	if okOut && okErr {
+		res, err = attach.Run(ctx, os.Stdin, stdout, stderr, command, shell)
+	} else {
+		// A caller in this process with writers of its own (a test, the
+		// bench): the output goes there, and there is no input.
+		res, err = shell(ctx, machine.ShellOptions{Command: command, Stdout: e.stdout, Stderr: e.stderr})
+	}
 	if ctx.Err() != nil {
 		e.errorf("shell on %s: %v", target, context.Cause(ctx)) // the command got the signal too
 		return interruptedCode(ctx)
@@ -45,20 +54,4 @@ func runShell(ctx context.Context, e *env, args []string) int {
 		return exitFail
 	}
 	return min(res.Status, 255)
-}
-
-// stdoutFile and stderrFile are the command's output files: the process's
-// own unless a test gave the env others.
-func stdoutFile(e *env) *os.File {
-	if f, ok := e.stdout.(*os.File); ok {
-		return f
-	}
-	return os.Stdout
-}
-
-func stderrFile(e *env) *os.File {
-	if f, ok := e.stderr.(*os.File); ok {
-		return f
-	}
-	return os.Stderr
 }
