@@ -22,21 +22,44 @@ const (
 // never block: they come from QEMU's console reader, which must keep
 // draining the guest's serial port.
 type rawConsole struct {
-	mu      sync.Mutex
-	backlog []byte // the last consoleBacklog bytes
-	subs    map[*ConsoleReader]struct{}
+	mu   sync.Mutex
+	ring []byte // the last consoleBacklog bytes, oldest at next once full
+	next int    // where the next byte goes
+	full bool   // the ring has wrapped
+	subs map[*ConsoleReader]struct{}
 }
 
+// write keeps p in the backlog and hands it to every subscriber, in time
+// proportional to len(p): a chatty guest writes thousands of lines a second.
 func (c *rawConsole) write(p []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.backlog = append(c.backlog, p...)
-	if n := len(c.backlog) - consoleBacklog; n > 0 {
-		c.backlog = append(c.backlog[:0:0], c.backlog[n:]...)
+	if c.ring == nil {
+		c.ring = make([]byte, consoleBacklog)
+	}
+	keep := p
+	if len(keep) > consoleBacklog {
+		keep = keep[len(keep)-consoleBacklog:]
+	}
+	for len(keep) > 0 {
+		n := copy(c.ring[c.next:], keep)
+		keep = keep[n:]
+		c.next += n
+		if c.next == len(c.ring) {
+			c.next, c.full = 0, true
+		}
 	}
 	for r := range c.subs {
 		r.add(p)
 	}
+}
+
+// backlog returns the backlog's bytes, oldest first.
+func (c *rawConsole) backlog() []byte {
+	if !c.full {
+		return append([]byte(nil), c.ring[:c.next]...)
+	}
+	return append(append([]byte(nil), c.ring[c.next:]...), c.ring[:c.next]...)
 }
 
 // ConsoleReader is one subscriber to a machine's serial console: Read
@@ -61,7 +84,7 @@ func (m *Machine) SubscribeConsole() *ConsoleReader {
 	r.cond = sync.NewCond(&r.mu)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	r.buf = append([]byte(nil), c.backlog...)
+	r.buf = c.backlog()
 	if c.subs == nil {
 		c.subs = make(map[*ConsoleReader]struct{})
 	}
@@ -76,7 +99,10 @@ func (r *ConsoleReader) add(p []byte) {
 		return
 	}
 	r.buf = append(r.buf, p...)
-	if n := len(r.buf) - subscriberBuffer; n > 0 {
+	if len(r.buf) > subscriberBuffer {
+		// Drop down to three quarters, so a reader that stays behind
+		// costs a copy per 256 KiB written, not per write.
+		n := len(r.buf) - subscriberBuffer*3/4
 		r.buf = append(r.buf[:0:0], r.buf[n:]...)
 		r.dropped += n
 	}

@@ -2,6 +2,7 @@ package machine
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -63,11 +64,12 @@ func TestConsoleStreamSlowReaderDropsOldest(t *testing.T) {
 	c.Write([]byte("newest"))
 	b := make([]byte, 100)
 	n, _ := r.Read(b)
-	if want := "[vmlab: 6 console bytes dropped"; !strings.Contains(string(b[:n]), want) {
+	dropped := subscriberBuffer + 6 - subscriberBuffer*3/4
+	if want := fmt.Sprintf("[vmlab: %d console bytes dropped", dropped); !strings.Contains(string(b[:n]), want) {
 		t.Errorf("first read: got %q, want it to contain %q", b[:n], want)
 	}
 	noteLen := strings.Index(string(b[:n]), "]\r\n") + 3
-	rest := readN(t, r, subscriberBuffer-(n-noteLen))
+	rest := readN(t, r, subscriberBuffer*3/4-(n-noteLen))
 	if !strings.HasSuffix(rest, "newest") {
 		t.Errorf("the newest bytes were dropped: the read ends %q", rest[max(0, len(rest)-10):])
 	}
@@ -100,5 +102,22 @@ func TestWriteConsoleDown(t *testing.T) {
 	_, err := m.WriteConsole([]byte("x"))
 	if err == nil || !strings.Contains(err.Error(), "server: the machine is not running") {
 		t.Errorf("got %v, want the machine named and not running", err)
+	}
+}
+
+func TestConsoleStreamBacklogWraps(t *testing.T) {
+	c := newConsole(nil, nil)
+	m := &Machine{console: c}
+	var all []byte
+	for i := range 20000 { // about 3.3 rings, in uneven pieces
+		line := []byte(fmt.Sprintf("line %d\n", i))
+		all = append(all, line...)
+		c.Write(line)
+	}
+	r := m.SubscribeConsole()
+	defer r.Close()
+	want := string(all[len(all)-consoleBacklog:])
+	if got := readN(t, r, consoleBacklog); got != want {
+		t.Errorf("backlog after wrapping: got %d bytes starting %q, want the last %d starting %q", len(got), got[:20], consoleBacklog, want[:20])
 	}
 }
