@@ -577,3 +577,31 @@ func TestWireExample(t *testing.T) {
 		t.Errorf("the client's hello encodes as %s (%v), want %s", got, err, msg)
 	}
 }
+
+// TestShellBadControlIsNotice: a bad signal while a shell runs is a
+// notice, and the shell goes on (a client in another language would
+// otherwise not know whether an error ended it).
+func TestShellBadControlIsNotice(t *testing.T) {
+	s := serve(t, "web", newFakeLab())
+	c, err := net.Dial("unix", s.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	pc := newConn(c)
+	pc.send(Message{Type: "hello", Version: Version})
+	if m, err := pc.readMessage(); err != nil || m.Type != "hello" {
+		t.Fatalf("hello: %+v, %v", m, err)
+	}
+	pc.send(Message{Type: "shell", Machine: "server", Command: []string{"wait"}})
+	pc.send(Message{Type: "signal", Signal: "SIGFOO"})
+	if m, err := pc.readMessage(); err != nil || m.Type != "notice" || !strings.Contains(m.Message, `signal "SIGFOO"`) {
+		t.Fatalf("after a bad signal: got %+v, %v; want a notice naming it", m, err)
+	}
+	pc.send(Message{Type: "signal", Signal: "SIGINT"})
+	m, err := pc.readMessage()
+	if err != nil || m.Type != "exit" || m.ExitStatus == nil || *m.ExitStatus != 130 {
+		t.Errorf("after SIGINT: got %+v, %v; want exit 130", m, err)
+	}
+}

@@ -73,7 +73,9 @@ func (s *Server) shellInput(ctx context.Context, pc *conn, stdin *io.PipeWriter,
 				return
 			}
 			if err := shellControl(ctx, m, resize, sigs); err != nil {
-				pc.sendError(CodeBadRequest, err.Error())
+				// Not an error message: those end a shell. The command
+				// goes on.
+				pc.send(Message{Type: "notice", Message: err.Error()})
 			}
 		default:
 			return
