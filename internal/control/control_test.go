@@ -605,3 +605,40 @@ func TestShellBadControlIsNotice(t *testing.T) {
 		t.Errorf("after SIGINT: got %+v, %v; want exit 130", m, err)
 	}
 }
+
+// TestLockHeldByProbe: a lock held by no live vmlab (a probe cleaning up,
+// a lab that has not written its pid yet) is waited for, briefly; one
+// held for longer than that is reported as up.
+func TestLockHeldByProbe(t *testing.T) {
+	t.Setenv("XDG_RUNTIME_DIR", shortTemp(t))
+	dir, err := RuntimeDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe, err := os.OpenFile(lockPath(dir, "web"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(probe.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = Listen("web", LabInfo{}, newFakeLab(), nil)
+	var up *AlreadyUpError
+	if !errors.As(err, &up) || time.Since(start) < transientHold {
+		t.Errorf("a lock held for ever: got %v after %v, want already up after %v", err, time.Since(start), transientHold)
+	}
+	// Held briefly: Listen gets it once the probe lets go.
+	done := make(chan error, 1)
+	go func() {
+		s, err := Listen("web", LabInfo{}, newFakeLab(), nil)
+		if err == nil {
+			s.Close()
+		}
+		done <- err
+	}()
+	probe.Close()
+	if err := <-done; err != nil {
+		t.Errorf("a lock a probe let go of: %v", err)
+	}
+}

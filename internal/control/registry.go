@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -104,11 +105,17 @@ func (e *AlreadyUpError) Error() string {
 		i.Name, i.Pid, i.File, i.Name, i.Name, i.Name)
 }
 
+// transientHold bounds how long acquire waits for a lock held by no live
+// vmlab: a probe (held) cleaning up a dead lab's files, or a lab that has
+// locked and not yet written its pid. Both take well under a millisecond.
+const transientHold = time.Second
+
 // acquire takes the lab's lock, or returns an *AlreadyUpError. A lock
 // file whose path was removed while we waited (the last lab cleaning up)
 // is taken again, so two labs never both believe they hold it.
 func acquire(dir, name string) (*lock, error) {
 	path := lockPath(dir, name)
+	deadline := time.Now().Add(transientHold)
 	for {
 		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 		if err != nil {
@@ -116,18 +123,33 @@ func acquire(dir, name string) (*lock, error) {
 		}
 		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 			f.Close()
-			if errors.Is(err, unix.EWOULDBLOCK) {
-				info, _ := readInfo(path)
-				info.Name = name
-				return nil, &AlreadyUpError{Info: info}
+			if !errors.Is(err, unix.EWOULDBLOCK) {
+				return nil, fmt.Errorf("lock lab %q: %w", name, err)
 			}
-			return nil, fmt.Errorf("lock lab %q: %w", name, err)
+			info, _ := readInfo(path)
+			if !alive(info.Pid) && time.Now().Before(deadline) {
+				// No flock wait: it cannot be bounded, and a lab that
+				// just locked would hold us for ever.
+				time.Sleep(time.Millisecond)
+				continue
+			}
+			info.Name = name
+			return nil, &AlreadyUpError{Info: info}
 		}
 		if sameFile(f, path) {
 			return &lock{f: f, path: path}, nil
 		}
 		f.Close() // removed or replaced meanwhile: take the new one
 	}
+}
+
+// alive reports whether process pid exists.
+func alive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	err := unix.Kill(pid, 0)
+	return err == nil || errors.Is(err, unix.EPERM)
 }
 
 func sameFile(f *os.File, path string) bool {
