@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -31,8 +33,12 @@ const (
 	outputLinger = time.Second
 )
 
-// exec runs one command to completion.
-func (s *server) exec(ctx context.Context, id uint32, req *agentproto.Exec, in *agentproto.Queue) agentproto.Result {
+// exec runs one command to completion: on a terminal when it asks for one,
+// else with stdout and stderr on their own pipes.
+func (s *server) exec(ctx context.Context, id uint32, req *agentproto.Exec, st *stream) agentproto.Result {
+	if req.TTY != nil {
+		return s.execTTY(ctx, id, req, st)
+	}
 	cmd, err := command(ctx, req, strictShell())
 	if err != nil {
 		return agentproto.Result{Error: err.Error()}
@@ -44,19 +50,19 @@ func (s *server) exec(ctx context.Context, id uint32, req *agentproto.Exec, in *
 		if err != nil {
 			return agentproto.Result{Error: fmt.Sprintf("create stdin pipe: %v", err)}
 		}
-		defer in.Close(nil)
+		defer st.in.Close(nil)
 		go func() {
-			io.Copy(w, in)
+			io.Copy(w, st.in)
 			w.Close()
 		}()
 		defer r.Close()
 		cmd.Stdin = r
 	}
-	stdout, err := newPump(s.w, agentproto.TStdout, id)
+	stdout, err := newPump(s.output(agentproto.TStdout, id, req, st))
 	if err != nil {
 		return agentproto.Result{Error: err.Error()}
 	}
-	stderr, err := newPump(s.w, agentproto.TStderr, id)
+	stderr, err := newPump(s.output(agentproto.TStderr, id, req, st))
 	if err != nil {
 		stdout.abort()
 		return agentproto.Result{Error: err.Error()}
@@ -72,16 +78,27 @@ func (s *server) exec(ctx context.Context, id uint32, req *agentproto.Exec, in *
 	defer done()
 	stdout.w.Close()
 	stderr.w.Close()
+	st.ctl.attach(nil, func(sig syscall.Signal) { syscall.Kill(-cmd.Process.Pid, sig) })
 	var wg sync.WaitGroup
 	wg.Go(stdout.run)
 	wg.Go(stderr.run)
 
 	res := waitCommand(ctx, cmd, req.Timeout)
+	st.ctl.detach()
 	stdout.exited()
 	stderr.exited()
 	wg.Wait()
 	res.Detached = stdout.detached || stderr.detached
 	return res
+}
+
+// output is where a command's output of type typ goes: frames on stream
+// id, under the stream's window when the request asks for it.
+func (s *server) output(typ agentproto.Type, id uint32, req *agentproto.Exec, st *stream) io.Writer {
+	if req.OutputWindow {
+		return s.w.WindowedStream(typ, id, st.out)
+	}
+	return s.w.Stream(typ, id)
 }
 
 // shell is how a command line is run: the program and the options that come
@@ -112,12 +129,48 @@ func strictShell() shell {
 	return shell{path: bashPath, opts: []string{"-euo", "pipefail"}}
 }
 
-// command builds the process for req: sh's command line run by sh, in a new
-// process group, as the requested user, with a clean environment. Ending ctx
-// kills the group.
+// loginShell is the shell Exec.Login runs: bash -l when the guest has bash,
+// else sh -l, as a user logging in on a console gets.
+func loginShell() shell {
+	if _, err := os.Stat(bashPath); err != nil {
+		return shell{path: posixShell.path, opts: []string{"-l"}}
+	}
+	return shell{path: bashPath, opts: []string{"-l"}}
+}
+
+// program returns the path and arguments req runs: its Argv, the login
+// shell, or its command line run by sh.
+func program(req *agentproto.Exec, sh shell) (path string, args []string, err error) {
+	switch {
+	case len(req.Argv) > 0 && strings.Contains(req.Argv[0], "/"):
+		return req.Argv[0], req.Argv[1:], nil
+	case len(req.Argv) > 0:
+		// In DefaultPath, the PATH commands get: the agent's own
+		// environment has none as PID 1.
+		path, err := lookPath(req.Argv[0])
+		if err != nil {
+			return "", nil, fmt.Errorf("run %w", err)
+		}
+		return path, req.Argv[1:], nil
+	case req.Login:
+		login := loginShell()
+		return login.path, login.opts, nil
+	}
+	return sh.path, append(append(slices.Clip(sh.opts), "-c"), req.Command), nil
+}
+
+// command builds the process for req (see program), in a new process
+// group, as the requested user, with a clean environment. Ending ctx kills
+// the group.
 func command(ctx context.Context, req *agentproto.Exec, sh shell) (*exec.Cmd, error) {
-	args := append(append(slices.Clip(sh.opts), "-c"), req.Command)
-	cmd := exec.CommandContext(ctx, sh.path, args...)
+	path, args, err := program(req, sh)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, path, args...)
+	if len(req.Argv) > 0 {
+		cmd.Args[0] = req.Argv[0]
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	name, home := "root", "/root"
@@ -133,9 +186,13 @@ func command(ctx context.Context, req *agentproto.Exec, sh shell) (*exec.Cmd, er
 		cmd.SysProcAttr.Credential = cred
 		name, home = u.Username, u.HomeDir
 	}
+	term := "dumb"
+	if req.TTY != nil {
+		term = cmp.Or(req.TTY.Term, "vt100")
+	}
 	cmd.Env = append([]string{
 		"PATH=" + agentproto.DefaultPath, "HOME=" + home, "USER=" + name, "LOGNAME=" + name,
-		"SHELL=" + sh.path, "LANG=C.UTF-8", "TERM=dumb",
+		"SHELL=" + sh.path, "LANG=C.UTF-8", "TERM=" + term,
 	}, req.Env...)
 	cmd.Dir = req.Dir
 	if cmd.Dir == "" {
@@ -221,7 +278,7 @@ func waitCommand(ctx context.Context, cmd *exec.Cmd, timeout time.Duration) agen
 		ws := exitErr.Sys().(syscall.WaitStatus)
 		res.Exit = ws.ExitStatus()
 		if ws.Signaled() {
-			res.Signal = ws.Signal().String()
+			res.Signal, res.SignalNumber = ws.Signal().String(), int(ws.Signal())
 		}
 	default:
 		res.Exit = -1
@@ -237,14 +294,18 @@ type pump struct {
 	out      io.Writer
 	done     chan struct{} // closed by exited
 	detached bool
+	// keep leaves closing r to the caller: a terminal's controller, whose
+	// close would hang the terminal up and kill its session's leader with
+	// SIGHUP if it has not quite exited yet.
+	keep bool
 }
 
-func newPump(w *agentproto.Writer, typ agentproto.Type, id uint32) (*pump, error) {
+func newPump(out io.Writer) (*pump, error) {
 	r, pw, err := os.Pipe()
 	if err != nil {
-		return nil, fmt.Errorf("create %v pipe: %w", typ, err)
+		return nil, fmt.Errorf("create an output pipe: %w", err)
 	}
-	return &pump{w: pw, r: r, out: w.Stream(typ, id), done: make(chan struct{})}, nil
+	return &pump{w: pw, r: r, out: out, done: make(chan struct{})}, nil
 }
 
 // exited tells the pump the shell has exited: from now on silence ends it.
@@ -300,7 +361,7 @@ func (p *pump) run() {
 			continue
 		case err == nil, errors.Is(err, os.ErrDeadlineExceeded):
 			p.detach()
-		default:
+		case !p.keep:
 			p.r.Close()
 		}
 		return

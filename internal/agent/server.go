@@ -103,7 +103,8 @@ type server struct {
 // stream is a request in progress.
 type stream struct {
 	in     *agentproto.Queue  // Stdin or Data frames from the host, acknowledged as read
-	out    *agentproto.Window // room for the Data frames of a copy-out
+	out    *agentproto.Window // room for the Data frames of a copy-out, or windowed output
+	ctl    controls           // Resize and Signal frames for a command
 	cancel context.CancelFunc
 }
 
@@ -125,6 +126,22 @@ func (s *server) dispatch(ctx context.Context, f agentproto.Frame) error {
 		st.in.Close(nil)
 	case agentproto.TCancel:
 		st.cancel()
+	case agentproto.TResize:
+		rows, cols, err := agentproto.DecodeResize(f)
+		if err != nil {
+			return err
+		}
+		st.ctl.onResize(rows, cols)
+	case agentproto.TSignal:
+		name, err := agentproto.DecodeSignal(f)
+		if err != nil {
+			return err
+		}
+		sig, err := signalNumber(name)
+		if err != nil {
+			return fmt.Errorf("%w: %v", agentproto.ErrMalformed, err)
+		}
+		st.ctl.onSignal(sig)
 	case agentproto.TAck:
 		n, err := agentproto.DecodeAck(f)
 		if err != nil {
@@ -177,7 +194,7 @@ func (s *server) start(ctx context.Context, f agentproto.Frame) error {
 func (s *server) handle(ctx context.Context, id uint32, req agentproto.Request, st *stream) agentproto.Result {
 	switch {
 	case req.Op == agentproto.OpExec && req.Exec != nil:
-		return s.exec(ctx, id, req.Exec, st.in)
+		return s.exec(ctx, id, req.Exec, st)
 	case req.Op == agentproto.OpWait && req.Wait != nil && req.Wait.Kind == agentproto.WaitUnit:
 		return s.services.waitUnit(ctx, req.Wait.Path, req.Wait.Timeout)
 	case req.Op == agentproto.OpWait && req.Wait != nil:

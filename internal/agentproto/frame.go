@@ -19,7 +19,9 @@
 // What flows on a stream between its Request and its Result depends on the
 // request's op:
 //
-//	exec      host: Stdin frames then StdinEOF (when Exec.Stdin); guest: Stdout, Stderr
+//	exec      host: Stdin frames then StdinEOF (when Exec.Stdin), Resize
+//	          (with Exec.TTY) and Signal at any time; guest: Stdout, Stderr
+//	          (windowed when Exec.OutputWindow: the host Acks them)
 //	copy-in   host: a tar stream in Data frames, then DataEOF
 //	copy-out  guest: a tar stream in Data frames, then DataEOF
 //	setup     host: the contents of Setup.Files, concatenated in order, in
@@ -58,8 +60,9 @@ const ChunkSize = 64 << 10
 type Type uint8
 
 // Frame types. Host→guest: Request, Cancel, Stdin, StdinEOF, Data, DataEOF,
-// Ack (for copy-out Data). Guest→host: Hello, Result, Stdout, Stderr, Data,
-// DataEOF, Ack (for Stdin and copy-in Data).
+// Ack (for copy-out Data and windowed output), Resize, Signal. Guest→host:
+// Hello, Result, Stdout, Stderr, Data, DataEOF, Ack (for Stdin and copy-in
+// Data).
 const (
 	THello    Type = 1 // JSON Hello, stream 0, once when the agent is ready
 	TRequest  Type = 2 // JSON Request, opens a stream
@@ -72,11 +75,13 @@ const (
 	TData     Type = 9 // bytes of a file copy (a tar stream)
 	TDataEOF  Type = 10
 	TAck      Type = 11 // uint32: bytes of a windowed stream read (flow.go)
-	typeLimit Type = 12
+	TResize   Type = 12 // two uint16, rows and columns: the terminal's new size (tty.go)
+	TSignal   Type = 13 // a signal's name, "SIGINT": send it to the command (tty.go)
+	typeLimit Type = 14
 )
 
 var typeNames = [...]string{"", "hello", "request", "result", "cancel", "stdin",
-	"stdin-eof", "stdout", "stderr", "data", "data-eof", "ack"}
+	"stdin-eof", "stdout", "stderr", "data", "data-eof", "ack", "resize", "signal"}
 
 func (t Type) String() string {
 	if t > 0 && t < typeLimit {

@@ -8,8 +8,10 @@ import (
 
 // Version is the protocol version. The agent says it in Hello; the host refuses
 // an agent that speaks another one (a stale initramfs, say). Version 2 added
-// the Ack frame and windows on Stdin and Data streams, version 3 OpSetup.
-const Version = 3
+// the Ack frame and windows on Stdin and Data streams, version 3 OpSetup,
+// version 4 commands on a terminal and streamed commands (Exec.TTY, Argv,
+// Login, OutputWindow; the Resize and Signal frames; Result.SignalNumber).
+const Version = 4
 
 // DefaultPath is the PATH commands get in the guest.
 const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -84,12 +86,29 @@ type Request struct {
 // argument.
 const MaxArg = 32*4096 - 1
 
-// Exec runs Command with /bin/sh -c in its own process group.
+// Exec runs Command with the shell's -c in its own process group, or Argv,
+// or the user's login shell.
 type Exec struct {
-	Command string   `json:"command"`
-	Env     []string `json:"env,omitempty"`  // KEY=VALUE added to the default environment
-	User    string   `json:"user,omitempty"` // empty: root
-	Dir     string   `json:"dir,omitempty"`  // empty: the user's home
+	Command string `json:"command"`
+	// Argv, when set, is run as it is, not through a shell; a program name
+	// without a slash is looked up in DefaultPath.
+	Argv []string `json:"argv,omitempty"`
+	// Login runs the user's login shell (bash -l, else sh -l) instead of
+	// Command; it reads its commands from stdin (or the terminal).
+	Login bool `json:"login,omitempty"`
+	// TTY, when set, runs the command on a new pseudo-terminal, as its
+	// controlling terminal in a new session: stdout and stderr both arrive
+	// as Stdout frames, StdinEOF types the terminal's EOF character, and
+	// Signal frames go to the terminal's foreground process group.
+	TTY *TTY `json:"tty,omitempty"`
+	// OutputWindow sends Stdout and Stderr under the stream's window (the
+	// host Acks them as its consumer writes them out), so a host that
+	// cannot keep up (a paused terminal) slows the command down instead of
+	// queueing its output without bound.
+	OutputWindow bool     `json:"output_window,omitempty"`
+	Env          []string `json:"env,omitempty"`  // KEY=VALUE added to the default environment
+	User         string   `json:"user,omitempty"` // empty: root
+	Dir          string   `json:"dir,omitempty"`  // empty: the user's home
 	// Stdin says whether Stdin frames follow; without it stdin is /dev/null.
 	Stdin bool `json:"stdin,omitempty"`
 	// Timeout, when positive, is enforced in the guest: at the deadline the
@@ -133,7 +152,9 @@ type Wait struct {
 type Result struct {
 	// Exit is the command's exit status; -1 when it was killed by a signal.
 	Exit   int    `json:"exit"`
-	Signal string `json:"signal,omitempty"`
+	Signal string `json:"signal,omitempty"` // the killing signal's description, "killed"
+	// SignalNumber is the number of the signal that killed the command.
+	SignalNumber int `json:"signal_number,omitempty"`
 	// TimedOut says the guest-side deadline passed (the command was killed or
 	// the wait condition never held).
 	TimedOut bool `json:"timed_out,omitempty"`

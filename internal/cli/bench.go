@@ -56,6 +56,8 @@ type benchResult struct {
 	OutputS       float64 `json:"output_s,omitempty"`
 	setupBench            // setup_1000_files_s
 	rebootBench           // reboot_s
+	shellBench            // shell_rtt_ms
+	ptyBench              // pty_echo_ms
 }
 
 // runBench measures, in one run: (a) the floor, the kernel booting a trivial
@@ -100,6 +102,10 @@ func runBench(ctx context.Context, e *env, args []string) int {
 	}
 	if err := r.benchReboot(ctx, e, boot, bf, *runs, r.FloorS); err != nil {
 		e.errorf("bench: reboot: %v", err)
+		return exitFail
+	}
+	if err := r.benchShell(ctx, e, boot, bf); err != nil {
+		e.errorf("bench: shell: %v", err)
 		return exitFail
 	}
 	if *example != "" {
@@ -206,6 +212,9 @@ func bench(ctx context.Context, e *env, boot *machine.Boot, bf bootFlags, runs, 
 		return nil, err
 	}
 	r.WaitLatencyMS = ms(lat)
+	if err := r.benchPTY(ctx, e, last); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 
@@ -289,6 +298,8 @@ func printBench(w io.Writer, r *benchResult) {
 	fmt.Fprintf(tw, "(d) port opens -> WaitForOpenPort returns\t%.2f ms\t<= 50 ms\t%s\n", r.WaitLatencyMS, verdict(r.WaitLatencyMS <= 50))
 	r.setupBench.print(tw)
 	r.rebootBench.print(tw)
+	r.shellBench.print(tw)
+	r.ptyBench.print(tw)
 	if r.RunS > 0 {
 		fmt.Fprintf(tw, "vmlab run examples/client_server.star, wall time\t%.2f s (%.1fx floor)\t<= 10 s\t%s\n",
 			r.RunS, r.RunS/r.FloorS, verdict(r.RunS <= 10))

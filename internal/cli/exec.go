@@ -4,16 +4,19 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
+	"github.com/vmlab/vmlab/internal/attach"
 	"github.com/vmlab/vmlab/internal/machine"
 	"github.com/vmlab/vmlab/internal/report"
 	"github.com/vmlab/vmlab/internal/spec"
 )
 
-// runExec boots one machine, runs a command, streams its output and exits
-// with the command's status.
+// runExec boots one machine, runs a command with vmlab's stdin, stdout and
+// stderr attached (a terminal in the guest when they are terminals) and
+// exits with the command's status.
 func runExec(ctx context.Context, e *env, args []string) int {
 	fs, ef := newExecFlags(e)
 	if ok, code := parse(e, fs, args, func() bool { return fs.NArg() > 0 }); !ok {
@@ -52,9 +55,12 @@ func runExec(ctx context.Context, e *env, args []string) int {
 		return exitFail
 	}
 	fmt.Fprintf(e.stderr, "vmlab: %s booted in %.2fs\n", ef.name, time.Since(start).Seconds())
-	res, err := m.Execute(ctx, strings.Join(fs.Args(), " "), machine.Timeout(ef.timeout), machine.Stream(e.stdout, e.stderr))
+	res, err := attachExec(ctx, e, m, strings.Join(fs.Args(), " "), ef.timeout)
 	if err != nil {
 		e.errorf("%v", err)
+		if context.Cause(ctx) != nil {
+			return interruptedCode(ctx)
+		}
 		return exitFail
 	}
 	if err := m.Shutdown(ctx); err != nil {
@@ -65,6 +71,25 @@ func runExec(ctx context.Context, e *env, args []string) int {
 		return min(max(res.Status, 1), 255)
 	}
 	return exitOK
+}
+
+// attachExec runs command with sh -c in m, attached to vmlab's own stdin,
+// stdout and stderr (attach.Run); a caller in the same process that gave
+// Main other writers gets the output there and no input. A positive
+// timeout bounds it.
+func attachExec(ctx context.Context, e *env, m *machine.Machine, command string, timeout time.Duration) (machine.ShellResult, error) {
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, timeout, fmt.Errorf("the -timeout of %v passed", timeout))
+		defer cancel()
+	}
+	argv := []string{"/bin/sh", "-c", command}
+	stdout, okOut := e.stdout.(*os.File)
+	stderr, okErr := e.stderr.(*os.File)
+	if !okOut || !okErr {
+		return m.Shell(ctx, machine.ShellOptions{Command: argv, Stdout: e.stdout, Stderr: e.stderr})
+	}
+	return attach.Run(ctx, os.Stdin, stdout, stderr, argv, m.Shell)
 }
 
 // execFlags are the flags of `vmlab exec` by the declaration's field they
@@ -85,7 +110,7 @@ func newExecFlags(e *env) (*flag.FlagSet, *execFlagValues) {
 	ef := &execFlagValues{}
 	ef.boot.register(fs)
 	fs.StringVar(&ef.name, "name", "machine", "the machine's `name` (and hostname): "+spec.NameRule)
-	fs.DurationVar(&ef.timeout, "timeout", 0, "command timeout (default: the machine's default, 15m under TCG)")
+	fs.DurationVar(&ef.timeout, "timeout", 0, "stop the command after this `duration` (default: none)")
 	fs.BoolVar(&ef.verbose, "v", false, "show the console as it boots")
 	fs.IntVar(&ef.diskMiB, "disk-size", spec.DefaultDiskMiB, "the size of the machine's own disk (its writable root) in `MiB`")
 	return fs, ef

@@ -23,6 +23,7 @@ type console struct {
 	start  time.Time
 	log    io.Writer       // the per-machine console log; nil: none
 	onLine func(line Line) // nil: nobody listens
+	raw    rawConsole      // the bytes as they came, for subscribers
 
 	mu      sync.Mutex
 	partial []byte
@@ -52,6 +53,7 @@ func newConsole(log io.Writer, onLine func(Line)) *console {
 
 // Write takes QEMU's console output.
 func (c *console) Write(p []byte) (int, error) {
+	c.raw.write(p)
 	c.mu.Lock()
 	c.partial = append(c.partial, p...)
 	var lines []Line

@@ -99,6 +99,7 @@ type Machine struct {
 	down       error  // why the machine stopped when nobody asked it to
 	downReason string // what the console said about it (DownError.Reason)
 	started    bool   // Start has been called at least once
+	starting   bool   // a boot is under way (State says "booting")
 	cursor     int    // console position for WaitForConsoleText
 	diskMade   bool   // this machine made its temporary disk (diskImage)
 	forwards   []qemu.Forward
@@ -217,7 +218,9 @@ func (m *Machine) startLocked(ctx context.Context) error {
 	}
 	m.noteBoot(BootNote{})
 	start := time.Now()
+	m.setStarting(true)
 	err := m.boot(ctx, start)
+	m.setStarting(false)
 	note := BootNote{Done: true, Took: time.Since(start), Err: err}
 	if err == nil {
 		note.Took, note.Stages = m.BootTime(), stages(m.Hello().Stages)

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // Process is a running QEMU. Its sockets are connected when Start returns.
@@ -183,6 +184,29 @@ func (p *Process) accept(ctx context.Context, l *net.UnixListener, what string) 
 		l.Close()
 		return nil, fmt.Errorf("wait for qemu's %s connection: %w", what, ctx.Err())
 	}
+}
+
+// consoleWriteTimeout bounds a write to the guest's serial port. QEMU
+// reads its stdin only as fast as the guest's UART takes bytes: a guest
+// that reads nothing from ttyS0 fills the 64 KiB pipe, and a writer must
+// hear of it rather than hang.
+const consoleWriteTimeout = 5 * time.Second
+
+// WriteConsole writes p to the guest's serial port (QEMU's stdin, the
+// console chardev's input). It fails once QEMU has exited, and when the
+// guest has not taken the bytes within 5 s.
+func (p *Process) WriteConsole(b []byte) (int, error) {
+	select {
+	case <-p.done:
+		return 0, fmt.Errorf("write to the serial console: qemu exited")
+	default:
+	}
+	p.stdin.SetWriteDeadline(time.Now().Add(consoleWriteTimeout))
+	n, err := p.stdin.Write(b)
+	if err != nil {
+		return n, fmt.Errorf("write to the serial console: %w", err)
+	}
+	return n, nil
 }
 
 // Pid returns QEMU's process ID.

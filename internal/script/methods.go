@@ -134,6 +134,9 @@ var methodTable = []*method{
 	{signature: sig("sleep", pSeconds), do: func(c *call) (starlark.Value, error) {
 		return none(c.mm().Sleep(c.r.ctx, c.seconds))
 	}},
+	// shell_interact boots the machine itself, once it knows there is a
+	// terminal to attach.
+	{signature: sig("shell_interact"), do: shellInteract},
 }
 
 // methodByName indexes methodTable.

@@ -1,0 +1,237 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vmlab/vmlab/internal/control"
+	"github.com/vmlab/vmlab/internal/lab"
+	"github.com/vmlab/vmlab/internal/machine"
+	"github.com/vmlab/vmlab/internal/report"
+	"github.com/vmlab/vmlab/internal/script"
+)
+
+// runUp is `vmlab up FILE`: boot every machine of the file and keep them
+// running in the foreground, reachable through the lab's control socket
+// (vmlab shell, console, status, down), until Ctrl-C or vmlab down.
+// Exit codes: 0 when stopped that way, 1 when a machine failed to boot
+// (the others stay up until then), 2 on bad usage or a bad file, 3 when
+// vmlab could not run.
+func runUp(ctx context.Context, e *env, args []string) int {
+	fs := newFlagSet(e, "up", "FILE.star")
+	var bf bootFlags
+	bf.register(fs)
+	name := fs.String("lab", "", "the lab's `name`, for -lab in other commands (default: the file's base name)")
+	state := fs.String("state", "", "keep each machine's disk in `dir` across runs, and reuse it")
+	out := fs.String("out", "", "write console logs and captures to `dir` (default: a temporary directory, removed when the lab stops)")
+	verbose := fs.Bool("v", false, "show the machines' consoles as they go")
+	if ok, code := parseMixed(e, fs, args, func() bool { return fs.NArg() == 1 }); !ok {
+		return code
+	}
+	path := fs.Arg(0)
+	files, err := loadAll(ctx, []string{path}, defaultLoadTimeout)
+	if err != nil {
+		e.errorf("%v", err)
+		return exitUsage
+	}
+	labName := *name
+	if labName == "" {
+		labName = control.DefaultName(path)
+	}
+	if err := control.CheckName(labName); err != nil {
+		e.errorf("-lab: %v", err)
+		return exitUsage
+	}
+	if err := control.CheckFree(labName, e.errorf); err != nil {
+		e.errorf("%v", err)
+		return exitUsage
+	}
+	dir, removeDir, code, err := prepareOutputs(*out, "")
+	if err != nil {
+		e.errorf("%v", err)
+		return code
+	}
+	defer func() {
+		if removeDir {
+			machine.RemoveTempDir(dir)
+		}
+	}()
+	boot, err := bf.prepare(e)
+	if err != nil {
+		e.errorf("%v", err)
+		return exitInternal
+	}
+	u := &upRun{e: e, name: labName, verbose: *verbose}
+	return u.run(ctx, files[0], boot, dir, *state)
+}
+
+// upRun is one vmlab up: the lab, its server and what it prints.
+type upRun struct {
+	e       *env
+	name    string
+	verbose bool
+	console *report.Queue // console lines to stderr (-v)
+}
+
+func (u *upRun) run(ctx context.Context, file *script.File, boot *machine.Boot, dir, state string) int {
+	u.console = report.NewQueue(func(ev report.Event) { fmt.Fprintf(u.e.stderr, "%s: %s\n", ev.Machine, ev.Text) }, report.ConsoleQueueSize)
+	defer u.console.Close() // after the lab's Close: the machines' last lines are in
+	l, st, err := openLab(file, boot, dir, state, u.configure)
+	if err != nil {
+		u.e.errorf("%v", err)
+		return exitUsage
+	}
+	if st != nil {
+		defer st.Close() // after the machines stopped
+	}
+	defer l.Close()
+	abs, _ := filepath.Abs(file.Name)
+	srv, err := control.Listen(u.name, control.LabInfo{File: abs}, control.LabBackend(l), u.logf)
+	if err != nil {
+		u.e.errorf("%v", err)
+		return exitUsage
+	}
+	defer srv.Close() // after the machines stop: vmlab down returns then
+	failed := startAll(ctx, l)
+	u.printLab(srv, l)
+	if ctx.Err() != nil {
+		u.e.errorf("%v: stopping the lab", context.Cause(ctx))
+		stopAll(l)
+		return interruptedCode(ctx)
+	}
+	select {
+	case <-ctx.Done():
+		fmt.Fprintf(u.e.stderr, "vmlab: %v: stopping lab %s\n", context.Cause(ctx), u.name)
+	case <-srv.DownRequested():
+		fmt.Fprintf(u.e.stderr, "vmlab: vmlab down: stopping lab %s\n", u.name)
+	}
+	stopAll(l)
+	if failed {
+		return exitFail
+	}
+	return exitOK
+}
+
+// openLab builds the lab of a loaded file, its machines not started:
+// configure adds each machine's wiring (callbacks), and a state directory
+// (when not "") keeps their disks across runs; the caller closes the
+// returned State (nil without one) after the lab.
+func openLab(file *script.File, boot *machine.Boot, dir, stateDir string, configure func(*machine.Config)) (*lab.Lab, *machine.State, error) {
+	cfgs := make([]machine.Config, len(file.Specs))
+	for i, s := range file.Specs {
+		cfgs[i] = machine.Config{Machine: s}
+		configure(&cfgs[i])
+	}
+	var state *machine.State
+	if stateDir != "" {
+		var err error
+		if state, err = machine.ApplyState(cfgs, stateDir, file.Name); err != nil {
+			return nil, nil, fmt.Errorf("-state: %w", err)
+		}
+	}
+	l, err := lab.New(boot, dir, cfgs, nil)
+	if err != nil {
+		if state != nil {
+			state.Close()
+		}
+		return nil, nil, err
+	}
+	return l, state, nil
+}
+
+// configure wires a machine into the terminal: its boots and going down
+// as lines on stderr, its console with -v.
+func (u *upRun) configure(c *machine.Config) {
+	name := c.Name
+	c.Logf = u.logf
+	c.OnBoot = func(n machine.BootNote) {
+		switch {
+		case !n.Done:
+			u.logf("%s: booting", name)
+		case n.Err != nil:
+			u.logf("%s: failed to boot: %v", name, n.Err)
+		default:
+			u.logf("%s: up in %.1fs", name, n.Took.Seconds())
+		}
+	}
+	if u.verbose {
+		c.OnConsole = func(l machine.Line) { u.console.Emit(report.Event{Machine: name, Text: l.Text}) }
+	}
+}
+
+func (u *upRun) logf(format string, args ...any) { u.e.errorf(format, args...) }
+
+// startAll boots every machine at once and says whether one failed (its
+// error was told through OnBoot).
+func startAll(ctx context.Context, l *lab.Lab) (failed bool) {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for _, name := range l.Names() {
+		m := l.Machine(name)
+		wg.Go(func() {
+			if err := m.Start(ctx); err != nil {
+				mu.Lock()
+				failed = true
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return failed
+}
+
+// stopGrace bounds a clean shutdown of the machines when the lab stops;
+// past it they are killed (Close).
+const stopGrace = 30 * time.Second
+
+// stopAll shuts every running machine down cleanly, at once.
+func stopAll(l *lab.Lab) {
+	ctx, cancel := context.WithTimeout(context.Background(), stopGrace)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, name := range l.Names() {
+		m := l.Machine(name)
+		wg.Go(func() { m.Shutdown(ctx) })
+	}
+	wg.Wait()
+}
+
+// printLab prints each machine's state, addresses and forwards, and how to
+// reach the lab.
+func (u *upRun) printLab(srv *control.Server, l *lab.Lab) {
+	st := control.LabStatus{LabInfo: srv.Info(), Machines: control.LabBackend(l).Machines()}
+	printMachines(u.e.stdout, st.Machines)
+	sel := ""
+	if others, _ := control.Labs(nil); len(others) > 1 {
+		sel = " -lab " + u.name
+	}
+	fmt.Fprintf(u.e.stdout, "lab %s is up: vmlab shell%s MACHINE, vmlab console%s MACHINE, vmlab status, vmlab down%s; Ctrl-C stops it\n",
+		u.name, sel, sel, sel)
+}
+
+// printMachines prints one line per machine: name, state, addresses and
+// forwards, then why a failed machine went down.
+func printMachines(w io.Writer, ms []control.MachineStatus) {
+	width := 0
+	for _, m := range ms {
+		width = max(width, len(m.Name))
+	}
+	for _, m := range ms {
+		var parts []string
+		for _, i := range m.Interfaces {
+			parts = append(parts, i.Name+" "+strings.Join(i.Addrs, " "))
+		}
+		for _, f := range m.Forwards {
+			parts = append(parts, fmt.Sprintf("127.0.0.1:%d -> %d", f.HostPort, f.GuestPort))
+		}
+		fmt.Fprintf(w, "  %-*s  %-7s  %s\n", width, m.Name, m.State, strings.Join(parts, ", "))
+		if m.Error != "" {
+			fmt.Fprintf(w, "  %-*s  %s\n", width, "", firstLine(m.Error))
+		}
+	}
+}
