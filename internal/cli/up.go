@@ -98,12 +98,14 @@ func (u *upRun) run(ctx context.Context, file *script.File, boot *machine.Boot, 
 	}
 	defer srv.Close() // after the machines stop: vmlab down returns then
 	failed := startAll(ctx, l)
-	u.printLab(srv, l)
+	// A signal while the machines boot is an interruption (128+N); once
+	// the lab has said it is up, Ctrl-C is how it is meant to stop (0).
 	if ctx.Err() != nil {
 		u.e.errorf("%v: stopping the lab", context.Cause(ctx))
 		stopAll(l)
 		return interruptedCode(ctx)
 	}
+	u.printLab(srv, l)
 	select {
 	case <-ctx.Done():
 		fmt.Fprintf(u.e.stderr, "vmlab: %v: stopping lab %s\n", context.Cause(ctx), u.name)
