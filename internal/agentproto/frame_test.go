@@ -146,6 +146,8 @@ func TestQueue(t *testing.T) {
 func FuzzReadFrame(f *testing.F) {
 	f.Add(append(header(Magic, TStdout, 1, 3), "abc"...))
 	f.Add(header(Magic, TStdinEOF, 9, 0))
+	f.Add(append(header(Magic, TResize, 2, 4), 0, 24, 0, 80))
+	f.Add(append(header(Magic, TSignal, 2, 6), "SIGINT"...))
 	f.Add(header(Magic, TData, 1, MaxPayload+1))
 	f.Add([]byte{0xA7})
 	f.Fuzz(func(t *testing.T, data []byte) {

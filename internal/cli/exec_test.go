@@ -50,14 +50,16 @@ func TestExecTerminal(t *testing.T) {
 	})
 	t.Run("resize", func(t *testing.T) {
 		// The trap runs on the guest's SIGWINCH; the loop waits in read,
-		// a tenth of a second at a time, so that bash runs it.
-		typ(t, "trap 'stty size' WINCH; echo wai''ting; while :; do read -r -t 0.1 x || :; done\n")
+		// a tenth of a second at a time, so that bash runs it, and ends
+		// when a line is typed. (Ctrl-C would not end it for sure: a read
+		// it interrupts just fails, and the loop goes on.)
+		typ(t, "trap 'stty size' WINCH; echo wai''ting; while :; do read -r -t 0.1 x && break; done\n")
 		expect(t, `waiting\r\n`, 30*time.Second)
 		if err := sc.Resize(pty.Size{Rows: 40, Cols: 120}); err != nil {
 			t.Fatal(err)
 		}
 		expect(t, `40 120\r\n`, 30*time.Second)
-		typ(t, "\x03") // ends the loop: SIGINT to bash, the foreground
+		typ(t, "\n")
 		expect(t, `vm\$ `, 30*time.Second)
 		typ(t, "trap - WINCH\n")
 		expect(t, `vm\$ `, 30*time.Second)
