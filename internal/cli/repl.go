@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -23,6 +24,7 @@ import (
 	// a call) and has no history file.
 	"github.com/peterh/liner"
 
+	"github.com/vmlab/vmlab/internal/control"
 	"github.com/vmlab/vmlab/internal/machine"
 	"github.com/vmlab/vmlab/internal/pty"
 	"github.com/vmlab/vmlab/internal/report"
@@ -39,6 +41,7 @@ func runRepl(ctx context.Context, e *env, args []string) int {
 	bf.register(fs)
 	verbose := fs.Bool("v", false, "show every command and the consoles as they go")
 	out := fs.String("out", "", "write the console logs and captures to `dir` (default: a new directory in $TMPDIR, removed at the end)")
+	labName := fs.String("lab", "", "serve the machines as the lab `name`, for vmlab shell -lab in other terminals (default: the file's base name)")
 	if ok, code := parseMixed(e, fs, args, func() bool { return fs.NArg() == 1 }); !ok {
 		return code
 	}
@@ -51,6 +54,12 @@ func runRepl(ctx context.Context, e *env, args []string) int {
 		e.errorf("%v", err)
 		return exitUsage
 	}
+	name := cmp.Or(*labName, control.DefaultName(files[0].Name))
+	if err := control.CheckName(name); err != nil {
+		e.errorf("-lab: %v", err)
+		return exitUsage
+	}
+	serveLabs(files[0], "repl", func(string) string { return name }, e.errorf, e.errorf)
 	dir, removeDir, err := outputDir(*out)
 	if err != nil {
 		e.errorf("%v", err)
@@ -73,8 +82,8 @@ func runRepl(ctx context.Context, e *env, args []string) int {
 	}
 	// The session is the lab: here it opens, and Close below stops its
 	// machines.
-	fmt.Fprintf(e.stderr, "vmlab: %s: machines %s boot on first use; help() says what is bound, Ctrl-D leaves\n",
-		files[0].Name, strings.Join(machineNames(files[0]), ", "))
+	fmt.Fprintf(e.stderr, "vmlab: %s: machines %s boot on first use; help() says what is bound, Ctrl-D leaves; from another terminal: vmlab shell -lab %s MACHINE\n",
+		files[0].Name, strings.Join(machineNames(files[0]), ", "), name)
 	failed := newREPL(e, s).run(ctx)
 	if err := s.Close(); err != nil {
 		e.errorf("stop the machines of %s: %v", files[0].Name, err)

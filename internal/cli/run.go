@@ -58,6 +58,12 @@ func runRun(ctx context.Context, e *env, args []string) int {
 		e.errorf("%v", err)
 		return exitUsage
 	}
+	for _, f := range files {
+		// Each test's machines are reachable while it runs: vmlab shell
+		// -lab FILE.TEST MACHINE. A test also running in another vmlab
+		// keeps its name there, and this one runs without a socket.
+		serveLabs(f, "run", func(label string) string { return label }, nil, e.errorf)
+	}
 	jobs, err := selectJobs(files, *pattern)
 	if err != nil {
 		e.errorf("%v", err)

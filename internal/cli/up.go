@@ -91,7 +91,7 @@ func (u *upRun) run(ctx context.Context, file *script.File, boot *machine.Boot, 
 	}
 	defer l.Close()
 	abs, _ := filepath.Abs(file.Name)
-	srv, err := control.Listen(u.name, control.LabInfo{File: abs}, control.LabBackend(l), u.logf)
+	srv, err := control.Listen(u.name, control.LabInfo{File: abs, Command: "up"}, control.LabBackend(l), u.logf)
 	if err != nil {
 		u.e.errorf("%v", err)
 		return exitUsage

@@ -75,6 +75,7 @@ const (
 	CodeNoMachine  = "no-machine"  // the lab has no machine of that name
 	CodeNotUp      = "not-up"      // the machine is not running
 	CodeFailed     = "failed"      // the operation failed (the message says why)
+	CodeRefused    = "refused"     // down: the lab is a test's or a REPL's, stopped where it runs
 )
 
 // Error is an "error" message as a Go error.

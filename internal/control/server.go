@@ -223,6 +223,10 @@ func (s *Server) request(pc *conn, m Message) bool {
 		st := LabStatus{LabInfo: s.info, Machines: s.backend.Machines()}
 		return pc.send(Message{Type: "status", Status: &st}) == nil
 	case "down":
+		if c := s.info.Command; c != "" && c != "up" {
+			pc.sendError(CodeRefused, fmt.Sprintf("lab %s belongs to vmlab %s (pid %d): stop it there (Ctrl-C; Ctrl-D at a REPL prompt)", s.info.Name, c, s.info.Pid))
+			return true
+		}
 		s.note("stopping the lab: a client asked (vmlab down)")
 		pc.send(Message{Type: "down"})
 		s.downOnce.Do(func() { close(s.down) })

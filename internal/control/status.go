@@ -12,6 +12,10 @@ type LabInfo struct {
 	File    string    `json:"file"`    // the test file it was made from, absolute
 	Pid     int       `json:"pid"`     // the serving vmlab's process
 	Started time.Time `json:"started"` // when it started serving
+	// Command is the vmlab command that serves the lab: "up", "run" (a
+	// running test's machines) or "repl" (a REPL's, also vmlab run -i's).
+	// Only an "up" lab stops on a down request.
+	Command string `json:"command,omitempty"`
 }
 
 // LabStatus is the answer to "status".

@@ -22,6 +22,7 @@ import (
 	"go.starlark.net/starlarkstruct"
 	"go.starlark.net/syntax"
 
+	"github.com/vmlab/vmlab/internal/lab"
 	"github.com/vmlab/vmlab/internal/machine"
 	"github.com/vmlab/vmlab/internal/spec"
 )
@@ -46,6 +47,13 @@ type File struct {
 	// across tests and runs (a state directory: vmlab run --keep-state);
 	// nil: each test's machines get temporary disks.
 	DiskImages map[string]string
+
+	// OnLab, when set, is called with each session's label (a test's id,
+	// "FILE.repl" for a REPL) and lab once the lab is made, its machines
+	// not started; vmlab run and repl serve the lab on a control socket
+	// there. The function it returns is called first thing when the
+	// session closes.
+	OnLab func(label string, l *lab.Lab) (closed func())
 }
 
 // Load parses and checks a test file and runs its top level, which declares

@@ -34,6 +34,8 @@ type Session struct {
 	mu      sync.Mutex          // held by the running call
 	globals starlark.StringDict // the REPL's, made by the first Eval
 
+	closed func() // what File.OnLab returned; nil without one
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -72,7 +74,11 @@ func (file *File) open(ctx context.Context, boot *machine.Boot, outDir string, r
 	for i, s := range file.Specs {
 		logs[i] = filepath.Join(l.Machine(s.Name).Dir(), "console.log")
 	}
-	return &Session{file: file, r: r, console: console, logs: logs}, nil
+	sess := &Session{file: file, r: r, console: console, logs: logs}
+	if file.OnLab != nil {
+		sess.closed = file.OnLab(label, l)
+	}
+	return sess, nil
 }
 
 // bootEvents is a machine's OnBoot: BootStart when a boot starts, Boot
@@ -186,6 +192,9 @@ func (s *Session) reportFiles() {
 // context first not to wait for it. Close is idempotent.
 func (s *Session) Close() error {
 	s.closeOnce.Do(func() {
+		if s.closed != nil {
+			s.closed() // no new shells into machines that are stopping
+		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.r.waitStarts() // before the lab stops the machines
