@@ -20,7 +20,10 @@ func TestKilledRunSwept(t *testing.T) {
 	}
 	bin := vmtest.Agent(t)
 	tmp := t.TempDir()
-	env := append(os.Environ(), "TMPDIR="+tmp, "VMLAB_AGENT="+bin)
+	// The labs' sockets go elsewhere: the runtime directory is the
+	// user's, kept across runs (a killed run's socket is removed by the
+	// next command that finds it).
+	env := append(os.Environ(), "TMPDIR="+tmp, "VMLAB_AGENT="+bin, "XDG_RUNTIME_DIR="+t.TempDir())
 	cmd, r := startHanging(t, env, bin)
 	go io.Copy(io.Discard, r)
 	qemu := childPids(cmd.Process.Pid)
