@@ -107,12 +107,19 @@ func Listen(name string, info LabInfo, backend Backend, logf func(string, ...any
 }
 
 // listenPrivate listens on a unix socket only its owner may connect to.
+// The socket is made 0600 after it is bound, not born so through the
+// umask: the umask is the whole process's, and a directory another
+// goroutine made meanwhile would be born 0600 too. In between, the
+// runtime directory (0700, checked) keeps others out, and every
+// connection's peer is checked anyway.
 func listenPrivate(path string) (*net.UnixListener, error) {
-	old := unix.Umask(0o177) // the socket is born 0600: no window where it is wider
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	unix.Umask(old)
 	if err != nil {
 		return nil, err
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("make the socket private: %w", err)
 	}
 	ln.SetUnlinkOnClose(false) // Close removes it, before the lock
 	return ln, nil
