@@ -16,6 +16,8 @@ import (
 	"syscall"
 
 	"github.com/vmlab/vmlab/internal/machine"
+
+	"golang.org/x/sys/unix"
 )
 
 // Exit codes (docs/cli.md). A signal that stops a run exits 128 + its
@@ -30,7 +32,16 @@ const (
 // interrupted is the cause of the run's context when a signal stopped it.
 type interrupted struct{ sig os.Signal }
 
-func (e *interrupted) Error() string { return "interrupted by " + e.sig.String() }
+func (e *interrupted) Error() string {
+	sig, ok := e.sig.(syscall.Signal)
+	switch {
+	case sig == syscall.SIGINT:
+		return "interrupted by Ctrl-C (SIGINT)"
+	case ok && unix.SignalName(sig) != "":
+		return "interrupted by " + unix.SignalName(sig)
+	}
+	return "interrupted by " + e.sig.String()
+}
 
 // interruptedCode is the exit code of a run ctx's signal stopped: 128 + the
 // signal's number.

@@ -69,6 +69,10 @@ func (in *interactive) check(jsonEvents bool) error {
 // ran). Leaving the REPL stops the machines; the test's result stands.
 func (in *interactive) run(ctx, tctx context.Context, j job, boot *machine.Boot, outDir string, rep *report.Reporter) error {
 	sw := &switchEmitter{to: rep}
+	// The session outlives the test, but it is the test's lab to other
+	// terminals, before and after the REPL takes over: FILE.TEST.
+	labName := j.file.TestID(j.test)
+	serveLabs(j.file, "run", func(string) string { return labName }, nil, in.e.errorf)
 	s, err := j.file.Open(ctx, boot, outDir, sw)
 	if err != nil {
 		id := j.file.TestID(j.test)
@@ -110,8 +114,8 @@ func (in *interactive) announce(s *script.Session, j job, err error) {
 		}
 		states = append(states, spec.Name+" ("+state+")")
 	}
-	fmt.Fprintf(in.e.stderr, "vmlab: %s %s\nvmlab: REPL on its machines as the test left them: %s; help() says what is bound, Ctrl-D stops them and the run goes on\n",
-		j.file.TestID(j.test), what, strings.Join(states, ", "))
+	fmt.Fprintf(in.e.stderr, "vmlab: %s %s\nvmlab: REPL on its machines as the test left them: %s; help() says what is bound, Ctrl-D stops them and the run goes on; from another terminal: vmlab shell -lab %s MACHINE\n",
+		j.file.TestID(j.test), what, strings.Join(states, ", "), j.file.TestID(j.test))
 }
 
 func firstLine(s string) string {

@@ -123,7 +123,7 @@ func TestRunInterrupted(t *testing.T) {
 	}
 	junit, _ := os.ReadFile(filepath.Join(out, "junit.xml"))
 	skipped := `<testcase name="test_hostname" classname="pass" time="0.000">
-      <skipped message="not started: interrupted by interrupt"></skipped>`
+      <skipped message="not started: interrupted by Ctrl-C (SIGINT)"></skipped>`
 	if !strings.Contains(string(junit), skipped) {
 		t.Errorf("junit.xml lacks the skipped test:\n%s", junit)
 	}

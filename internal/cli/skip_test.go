@@ -73,8 +73,8 @@ func TestInterruptSkipsWaitingTests(t *testing.T) {
 		}
 	}
 	for _, want := range []string{
-		"three.test_b test-end skipped: not started: interrupted by interrupt",
-		"three.test_c test-end skipped: not started: interrupted by interrupt",
+		"three.test_b test-end skipped: not started: interrupted by Ctrl-C (SIGINT)",
+		"three.test_c test-end skipped: not started: interrupted by Ctrl-C (SIGINT)",
 	} {
 		if !slices.Contains(kinds, want) {
 			t.Errorf("events lack %q:\n%s", want, strings.Join(kinds, "\n"))
@@ -90,7 +90,7 @@ func TestInterruptSkipsWaitingTests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`skipped="2"`, `<skipped message="not started: interrupted by interrupt">`} {
+	for _, want := range []string{`skipped="2"`, `<skipped message="not started: interrupted by Ctrl-C (SIGINT)">`} {
 		if !strings.Contains(string(x), want) {
 			t.Errorf("junit.xml lacks %q:\n%s", want, x)
 		}
@@ -104,7 +104,7 @@ func TestInterruptSkipsWaitingTests(t *testing.T) {
 			t.Errorf("report.html lacks %q", want)
 		}
 	}
-	for _, want := range []string{"SKIP three.test_b (not started: interrupted by interrupt)", ", 2 skipped\n"} {
+	for _, want := range []string{"SKIP three.test_b (not started: interrupted by Ctrl-C (SIGINT))", ", 2 skipped\n"} {
 		if !strings.Contains(terminal.String(), want) {
 			t.Errorf("terminal lacks %q:\n%s", want, terminal.String())
 		}

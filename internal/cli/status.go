@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -44,7 +45,7 @@ func runStatus(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintln(e.stdout, "no lab is up (vmlab up FILE starts one)")
 	}
 	for _, st := range labs {
-		fmt.Fprintf(e.stdout, "lab %s: %s, vmlab pid %d, up %s\n", st.Name, st.File, st.Pid, time.Since(st.Started).Round(time.Second))
+		fmt.Fprintf(e.stdout, "lab %s: %s, vmlab %s pid %d, up %s\n", st.Name, st.File, cmp.Or(st.Command, "up"), st.Pid, time.Since(st.Started).Round(time.Second))
 		printMachines(e.stdout, st.Machines)
 	}
 	return exitOK

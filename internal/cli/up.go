@@ -109,8 +109,7 @@ func (u *upRun) run(ctx context.Context, file *script.File, boot *machine.Boot, 
 	select {
 	case <-ctx.Done():
 		fmt.Fprintf(u.e.stderr, "vmlab: %v: stopping lab %s\n", context.Cause(ctx), u.name)
-	case <-srv.DownRequested():
-		fmt.Fprintf(u.e.stderr, "vmlab: vmlab down: stopping lab %s\n", u.name)
+	case <-srv.DownRequested(): // the server said so
 	}
 	stopAll(l)
 	if failed {
