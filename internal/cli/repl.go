@@ -202,9 +202,14 @@ func (r *repl) interrupt() {
 }
 
 // printFailure shows a chunk's failure as vmlab run shows a test's: the
-// message, the file's line, then the backtrace.
+// message, the file's line, then the backtrace. A call Ctrl-C cancelled
+// goes without the machine's last console lines: they explain a timeout
+// or a crash, not what the user did.
 func printFailure(w io.Writer, s *script.Session, err error) {
 	msg, line, where := s.Failure(err)
+	if errors.Is(err, errCtrlC) {
+		msg = withoutConsole(msg)
+	}
 	fmt.Fprintf(w, "error: %s\n", msg)
 	if line != "" {
 		fmt.Fprintf(w, "  line: %s\n", line)
@@ -212,6 +217,16 @@ func printFailure(w io.Writer, s *script.Session, err error) {
 	if where != "" {
 		fmt.Fprintf(w, "  at:\n%s\n", indent(where, "    "))
 	}
+}
+
+// consoleSection heads the console lines a machine's error ends with
+// (machine.StoppedError, TimeoutError, DownError).
+const consoleSection = "\n--- last console lines ---\n"
+
+// withoutConsole is a machine error's text without its console lines.
+func withoutConsole(msg string) string {
+	head, _, _ := strings.Cut(msg, consoleSection)
+	return head
 }
 
 func indent(text, prefix string) string {
@@ -462,8 +477,14 @@ func (p *replEvents) line(e report.Event) string {
 	case report.BootStart:
 		return who + "booting"
 	case report.Boot:
-		if e.Error != "" {
-			return who + "boot failed: " + e.Error
+		// One line: the call that waited for the boot fails with the
+		// details.
+		first, _, _ := strings.Cut(e.Error, "\n")
+		switch {
+		case strings.Contains(first, errCtrlC.Error()):
+			return who + "boot stopped by Ctrl-C"
+		case e.Error != "":
+			return who + "boot failed: " + first
 		}
 		return fmt.Sprintf("%sup in %.1fs", who, e.Duration.Seconds())
 	case report.Console:

@@ -1,0 +1,74 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/vmlab/vmlab/internal/machine"
+	"github.com/vmlab/vmlab/internal/report"
+	"github.com/vmlab/vmlab/internal/script"
+)
+
+// openQuiet opens a session of src on which nothing boots, its events
+// shown as the REPL shows them on out.
+func openQuiet(t *testing.T, src string, out *bytes.Buffer) (*script.Session, *replEvents) {
+	t.Helper()
+	f, err := script.Load("trial.star", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := newReplEvents(out, false)
+	s, err := f.Open(t.Context(), &machine.Boot{}, t.TempDir(), events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, events
+}
+
+// TestCtrlCFailureWithoutConsole: a call the user cancelled with Ctrl-C
+// says so in a line, without the machine's last console lines (which
+// explain a timeout or a crash, not a Ctrl-C); what the command printed
+// stays.
+func TestCtrlCFailureWithoutConsole(t *testing.T) {
+	var out bytes.Buffer
+	s, _ := openQuiet(t, "a = machine()\ndef test():\n    pass\n", &out)
+	err := &machine.StoppedError{
+		Machine: "a", What: `command "sleep 60"`, Cause: errCtrlC, Err: context.Canceled,
+		Output: "half done", Console: []string{"[    2.2] virtio_net virtio6 eth1: renamed"},
+	}
+	printFailure(&out, s, err)
+	got := out.String()
+	if strings.Contains(got, "console") || strings.Contains(got, "virtio_net") {
+		t.Errorf("a Ctrl-C shows the console:\n%s", got)
+	}
+	if !strings.Contains(got, `error: a: command "sleep 60": stopped: interrupted by Ctrl-C`) || !strings.Contains(got, "half done") {
+		t.Errorf("got:\n%s\nwant the message and the command's output", got)
+	}
+
+	// A timeout keeps them.
+	out.Reset()
+	printFailure(&out, s, &machine.TimeoutError{Machine: "a", What: "unit web", Console: []string{"[    2.2] oops"}})
+	if !strings.Contains(out.String(), "oops") {
+		t.Errorf("a timeout lost its console lines:\n%s", out.String())
+	}
+}
+
+// TestBootFailedLine: a failed boot is one line at the REPL (the call's
+// error that follows has the details), and a boot cancelled by Ctrl-C
+// says so.
+func TestBootFailedLine(t *testing.T) {
+	var out bytes.Buffer
+	ev := newReplEvents(&out, false)
+	ev.Emit(report.Event{Kind: report.Boot, Machine: "a", Error: "a: boot: stopped: interrupted by Ctrl-C\n--- last console lines ---\n[ 1.0] x"})
+	if got, want := out.String(), "a: boot stopped by Ctrl-C\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	out.Reset()
+	ev.Emit(report.Event{Kind: report.Boot, Machine: "a", Error: "a: boot: timed out after 1m0s\n--- last console lines ---\n[ 1.0] x"})
+	if got, want := out.String(), "a: boot failed: a: boot: timed out after 1m0s\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
