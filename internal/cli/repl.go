@@ -435,11 +435,16 @@ type replEvents struct {
 }
 
 func newReplEvents(w io.Writer, verbose bool) *replEvents {
-	opts := report.TerminalOptions{Verbose: verbose}
-	if f, ok := w.(*os.File); ok && report.IsTerminal(f) {
-		opts.Color = true
-	}
-	return &replEvents{w: w, verbose: verbose, term: report.New(report.NewTerminal(w, opts))}
+	return &replEvents{w: w, verbose: verbose, term: report.New(report.NewTerminal(w, replTerminal(w, verbose)))}
+}
+
+// replTerminal is how the REPL's terminal report looks on w: as vmlab
+// run's (colour on a terminal, not with NO_COLOR) but without the live
+// block, whose redraws would fight the prompt.
+func replTerminal(w io.Writer, verbose bool) report.TerminalOptions {
+	opts := report.TerminalFor(w, verbose)
+	opts.Progress, opts.Size = false, nil
+	return opts
 }
 
 func (p *replEvents) Emit(e report.Event) {

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/vmlab/vmlab/internal/machine"
+	"github.com/vmlab/vmlab/internal/pty"
 	"github.com/vmlab/vmlab/internal/report"
 	"github.com/vmlab/vmlab/internal/script"
 )
@@ -70,5 +71,29 @@ func TestBootFailedLine(t *testing.T) {
 	ev.Emit(report.Event{Kind: report.Boot, Machine: "a", Error: "a: boot: timed out after 1m0s\n--- last console lines ---\n[ 1.0] x"})
 	if got, want := out.String(), "a: boot failed: a: boot: timed out after 1m0s\n"; got != want {
 		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// TestReplColor: the REPL's reports are coloured on a terminal unless
+// NO_COLOR is set, as vmlab run's, and never have vmlab run's live block
+// (the prompt owns the bottom of the screen).
+func TestReplColor(t *testing.T) {
+	ctl, term, err := pty.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctl.Close()
+	defer term.Close()
+	if err := pty.SetSize(term, pty.Size{Rows: 30, Cols: 100}); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TERM", "xterm")
+	t.Setenv("NO_COLOR", "")
+	if opts := replTerminal(term, false); !opts.Color || opts.Progress {
+		t.Errorf("on a terminal: got %+v, want colour and no block", opts)
+	}
+	t.Setenv("NO_COLOR", "1")
+	if opts := replTerminal(term, true); opts.Color || opts.Progress || !opts.Verbose {
+		t.Errorf("with NO_COLOR: got %+v, want no colour, verbose", opts)
 	}
 }
