@@ -82,6 +82,7 @@ func (in *interactive) run(ctx, tctx context.Context, j job, boot *machine.Boot,
 		return err
 	}
 	events := newReplEvents(in.e.stdout, false)
+	events.noSummary = true // the run's summary is the one
 	sw.set(events)
 	defer sw.set(rep) // Close's events are the run's
 	in.announce(s, j, err)

@@ -429,6 +429,10 @@ type replEvents struct {
 	verbose bool
 	term    *report.Reporter
 
+	// noSummary drops the summary line at Close: vmlab run -i's REPL,
+	// whose run writes the summary of the tests as they ran.
+	noSummary bool
+
 	mu    sync.Mutex
 	tests int // tests running (a test a test runs counts)
 	ran   bool
@@ -515,13 +519,14 @@ func outcome(e report.Event) string {
 	return string(e.Outcome)
 }
 
-// Close writes the summary of the tests run from the REPL, if any.
+// Close writes the summary of the tests run from the REPL, if any (and
+// not noSummary).
 func (p *replEvents) Close() error {
 	p.mu.Lock()
 	ran := p.ran
 	p.mu.Unlock()
-	if !ran {
-		return nil
+	if !ran || p.noSummary {
+		return nil // a test run from the REPL has ended: it has nothing held
 	}
 	return p.term.Close()
 }

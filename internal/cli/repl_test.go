@@ -285,14 +285,16 @@ func TestRunInteractive(t *testing.T) {
 	expect(t, sc, `>>> `, 10*time.Second)
 	sc.Type("a.succeed('cat /tmp/mark')\r")
 	expect(t, sc, `"left\\n"\r\n>>> `, time.Minute)
+	sc.Type("test()\r") // a test run at the REPL has no summary of its own
+	expect(t, sc, `True\r\n>>> `, time.Minute)
 	sc.Type("\x04")
 	err := sc.Wait()
 	var exitErr *exec.ExitError
 	if !errors.As(err, &exitErr) || exitErr.ExitCode() != exitFail {
 		t.Errorf("vmlab run -i after Ctrl-D: %v, want exit %d (the test failed)", err, exitFail)
 	}
-	if !strings.Contains(sc.Text(), "0 passed, 1 failed") {
-		t.Errorf("the run's summary is missing:\n%s", sc.Text())
+	if !strings.Contains(sc.Text(), "0 passed, 1 failed") || strings.Count(sc.Text(), " passed, ") != 1 {
+		t.Errorf("want the run's summary, once:\n%s", sc.Text())
 	}
 }
 
