@@ -86,7 +86,7 @@ func (in *interactive) run(ctx, tctx context.Context, j job, boot *machine.Boot,
 	sw.set(events)
 	defer sw.set(rep) // Close's events are the run's
 	in.announce(s, j, err)
-	newREPL(in.e, s).run(ctx)
+	newREPL(in.e, s, events).run(ctx)
 	events.Close()
 	return err
 }

@@ -75,7 +75,7 @@ func runRepl(ctx context.Context, e *env, args []string) int {
 	// machines.
 	fmt.Fprintf(e.stderr, "vmlab: %s: machines %s boot on first use; help() says what is bound, Ctrl-D leaves\n",
 		files[0].Name, strings.Join(machineNames(files[0]), ", "))
-	failed := newREPL(e, s).run(ctx)
+	failed := newREPL(e, s, events).run(ctx)
 	if err := s.Close(); err != nil {
 		e.errorf("stop the machines of %s: %v", files[0].Name, err)
 	}
@@ -104,6 +104,7 @@ func machineNames(f *script.File) []string {
 type repl struct {
 	e       *env
 	s       *script.Session
+	shown   *replEvents // where the session's events are shown; nil when elsewhere
 	in      lineReader
 	failed  atomic.Bool // a chunk failed (the exit status when stdin is not a terminal)
 	editing bool        // stdin is a terminal: prompts, history, Ctrl-C
@@ -112,8 +113,8 @@ type repl struct {
 	cancel context.CancelCauseFunc // the running call's; nil between calls
 }
 
-func newREPL(e *env, s *script.Session) *repl {
-	return &repl{e: e, s: s}
+func newREPL(e *env, s *script.Session, shown *replEvents) *repl {
+	return &repl{e: e, s: s, shown: shown}
 }
 
 // run reads and evaluates chunks until the input ends (Ctrl-D) or ctx
@@ -244,7 +245,7 @@ func (r *repl) readChunk() (string, error) {
 	var chunk strings.Builder
 	prompt := promptFirst
 	for {
-		line, err := r.in.ReadLine(prompt)
+		line, err := r.readLine(prompt)
 		if err != nil {
 			if errors.Is(err, io.EOF) && chunk.Len() > 0 {
 				return chunk.String(), nil // the input ended inside a chunk: run what there is
@@ -260,6 +261,16 @@ func (r *repl) readChunk() (string, error) {
 		}
 		prompt = promptMore
 	}
+}
+
+// readLine reads a line after prompt; on a terminal, the events that
+// come meanwhile are written above the prompt.
+func (r *repl) readLine(prompt string) (string, error) {
+	if r.editing && r.shown != nil {
+		r.shown.setPrompt(prompt)
+		defer r.shown.setPrompt("")
+	}
+	return r.in.ReadLine(prompt)
 }
 
 // lineReader is where the REPL's lines come from: a line editor on a
@@ -433,9 +444,10 @@ type replEvents struct {
 	// whose run writes the summary of the tests as they ran.
 	noSummary bool
 
-	mu    sync.Mutex
-	tests int // tests running (a test a test runs counts)
-	ran   bool
+	mu     sync.Mutex
+	tests  int // tests running (a test a test runs counts)
+	ran    bool
+	prompt string // the line editor's prompt while it waits at it, else ""
 }
 
 func newReplEvents(w io.Writer, verbose bool) *replEvents {
@@ -467,9 +479,25 @@ func (p *replEvents) Emit(e report.Event) {
 	if p.tests > 0 {
 		return // the terminal report shows it
 	}
-	if line := p.line(e); line != "" {
+	line := p.line(e)
+	switch {
+	case line == "":
+	case p.prompt != "":
+		// An event while the prompt waits (a machine went down, a
+		// console line with -v): on a line of its own above the
+		// prompt, which comes back (what was typed reappears with the
+		// next key).
+		fmt.Fprintf(p.w, "\r\x1b[K%s\n%s", line, p.prompt)
+	default:
 		fmt.Fprintln(p.w, line)
 	}
+}
+
+// setPrompt says the line editor waits at prompt ("": it does not).
+func (p *replEvents) setPrompt(prompt string) {
+	p.mu.Lock()
+	p.prompt = prompt
+	p.mu.Unlock()
 }
 
 // line is how the REPL shows an event of a chunk; "" hides it.

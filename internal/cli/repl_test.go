@@ -48,7 +48,7 @@ func TestReplPlainInput(t *testing.T) {
 		"f(", // the input ends inside a chunk: it runs, and fails
 	}, "\n")
 	e := &env{stdin: strings.NewReader(in), stdout: &out, stderr: &out}
-	failed := newREPL(e, s).run(t.Context())
+	failed := newREPL(e, s, events).run(t.Context())
 	events.Close()
 	want := strings.Join([]string{
 		"[3, 6]",

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"io"
 	"strings"
 	"testing"
 
@@ -95,5 +96,38 @@ func TestReplColor(t *testing.T) {
 	t.Setenv("NO_COLOR", "1")
 	if opts := replTerminal(term, true); opts.Color || opts.Progress || !opts.Verbose {
 		t.Errorf("with NO_COLOR: got %+v, want no colour, verbose", opts)
+	}
+}
+
+// promptReader is a lineReader whose ReadLine runs a function at the
+// prompt (an event that comes while the user types), then ends.
+type promptReader struct{ atPrompt func() }
+
+func (p *promptReader) ReadLine(prompt string) (string, error) {
+	p.atPrompt()
+	return "", io.EOF
+}
+func (p *promptReader) AppendHistory(string) {}
+func (p *promptReader) Close() error         { return nil }
+
+// TestEventAtPrompt: a line shown while the editor waits at its prompt
+// (a machine that went down) is written on a line of its own above a
+// prompt drawn again, not after the prompt with none below it.
+func TestEventAtPrompt(t *testing.T) {
+	var out bytes.Buffer
+	s, events := openQuiet(t, "a = machine()\ndef test():\n    pass\n", &out)
+	r := newREPL(&env{stdout: &out, stderr: &out}, s, events)
+	r.in = &promptReader{atPrompt: func() {
+		events.Emit(report.Event{Kind: report.Log, Machine: "a", Text: "went down: qemu exited: signal: killed"})
+	}}
+	r.editing = true
+	r.loop(t.Context())
+	if got, want := out.String(), "\r\x1b[Ka: went down: qemu exited: signal: killed\n>>> \n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	out.Reset()
+	events.Emit(report.Event{Kind: report.Log, Machine: "a", Text: "went down"}) // no prompt: a plain line
+	if got, want := out.String(), "a: went down\n"; got != want {
+		t.Errorf("after the prompt: got %q, want %q", got, want)
 	}
 }
