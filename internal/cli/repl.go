@@ -218,6 +218,12 @@ func printFailure(w io.Writer, s *script.Session, err error) {
 	if where != "" {
 		fmt.Fprintf(w, "  at:\n%s\n", indent(where, "    "))
 	}
+	var down *machine.DownError
+	if errors.As(err, &down) {
+		if name := s.MachineGlobal(down.Machine); name != "" {
+			fmt.Fprintf(w, "  %s is down: %s.start() boots it again\n", down.Machine, name)
+		}
+	}
 }
 
 // consoleSection heads the console lines a machine's error ends with

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"strings"
 	"testing"
@@ -129,5 +130,17 @@ func TestEventAtPrompt(t *testing.T) {
 	events.Emit(report.Event{Kind: report.Log, Machine: "a", Text: "went down"}) // no prompt: a plain line
 	if got, want := out.String(), "a: went down\n"; got != want {
 		t.Errorf("after the prompt: got %q, want %q", got, want)
+	}
+}
+
+// TestDownHint: a call on a machine that went down says how to bring it
+// back, by the name the REPL knows it by (the global's, not the
+// declaration's).
+func TestDownHint(t *testing.T) {
+	var out bytes.Buffer
+	s, _ := openQuiet(t, "web = machine(name = \"srv\")\ndef test():\n    pass\n", &out)
+	printFailure(&out, s, &machine.DownError{Machine: "srv", What: `command "true"`, Cause: errors.New("qemu exited: signal: killed")})
+	if want := "\n  srv is down: web.start() boots it again\n"; !strings.Contains(out.String(), want) {
+		t.Errorf("got:\n%s\nwant it to contain %q", out.String(), want)
 	}
 }
