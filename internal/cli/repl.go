@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	// liner is the line editor: among the maintained Go ones it is the
@@ -329,9 +330,16 @@ func newEditor(e *env, s *script.Session) *editor {
 	})
 	ed.l.SetMultiLineMode(true)
 	if ed.history != "" {
-		if f, err := os.Open(ed.history); err == nil {
+		// Not through a symlink, which could point anywhere (the file
+		// is written back, 0600, when the REPL ends).
+		f, err := os.OpenFile(ed.history, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+		switch {
+		case err == nil:
 			ed.l.ReadHistory(f)
 			f.Close()
+		case errors.Is(err, syscall.ELOOP):
+			e.errorf("the REPL's history %s is a symlink: no history is read or written; remove it, or set XDG_STATE_HOME to another directory", ed.history)
+			ed.history = ""
 		}
 	}
 	return ed
@@ -370,7 +378,7 @@ func (ed *editor) saveHistory() error {
 	if err := os.MkdirAll(filepath.Dir(ed.history), 0o700); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(ed.history, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := os.OpenFile(ed.history, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -142,5 +144,37 @@ func TestDownHint(t *testing.T) {
 	printFailure(&out, s, &machine.DownError{Machine: "srv", What: `command "true"`, Cause: errors.New("qemu exited: signal: killed")})
 	if want := "\n  srv is down: web.start() boots it again\n"; !strings.Contains(out.String(), want) {
 		t.Errorf("got:\n%s\nwant it to contain %q", out.String(), want)
+	}
+}
+
+// TestHistorySymlink: a history file that is a symlink is neither read
+// nor written through (it could point anywhere: another user's file, one
+// whose mode the REPL would change to 0600), and the REPL says so.
+func TestHistorySymlink(t *testing.T) {
+	state := t.TempDir()
+	t.Setenv("XDG_STATE_HOME", state)
+	target := filepath.Join(state, "precious")
+	if err := os.WriteFile(target, []byte("1 + 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(state, "vmlab"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, filepath.Join(state, "vmlab", "repl_history")); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	s, _ := openQuiet(t, "a = machine()\ndef test():\n    pass\n", &out)
+	var stderr bytes.Buffer
+	ed := newEditor(&env{stdout: &out, stderr: &stderr}, s)
+	ed.AppendHistory("a.succeed('cat /secret')")
+	ed.Close()
+	b, err := os.ReadFile(target)
+	fi, _ := os.Stat(target)
+	if err != nil || string(b) != "1 + 1\n" || fi.Mode().Perm() != 0o644 {
+		t.Errorf("the symlink's target: %v, %q, %v; want it untouched", err, b, fi.Mode())
+	}
+	if !strings.Contains(stderr.String(), "is a symlink") {
+		t.Errorf("stderr: %q, want it to say why there is no history", stderr.String())
 	}
 }
