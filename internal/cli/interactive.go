@@ -69,7 +69,9 @@ func (in *interactive) check(jsonEvents bool) error {
 // ran). Leaving the REPL stops the machines; the test's result stands.
 func (in *interactive) run(ctx, tctx context.Context, j job, boot *machine.Boot, outDir string, rep *report.Reporter) error {
 	sw := &switchEmitter{to: rep}
-	s, err := j.file.Open(ctx, boot, outDir, sw)
+	sctx, endSession := context.WithCancelCause(ctx)
+	defer endSession(nil)
+	s, err := j.file.Open(sctx, boot, outDir, sw)
 	if err != nil {
 		id := j.file.TestID(j.test)
 		rep.Emit(report.Event{Kind: report.TestStart, Test: id})
@@ -87,6 +89,8 @@ func (in *interactive) run(ctx, tctx context.Context, j job, boot *machine.Boot,
 	defer sw.set(rep) // Close's events are the run's
 	in.announce(s, j, err)
 	newREPL(in.e, s, events).run(ctx)
+	events.left()
+	endSession(errLeft) // a boot start() began at the REPL stops, not to be waited for
 	events.Close()
 	return err
 }

@@ -67,7 +67,9 @@ func runRepl(ctx context.Context, e *env, args []string) int {
 	}
 	events := newReplEvents(e.stdout, *verbose)
 	defer events.Close()
-	s, err := files[0].Open(ctx, boot, dir, events)
+	sctx, endSession := context.WithCancelCause(ctx)
+	defer endSession(nil)
+	s, err := files[0].Open(sctx, boot, dir, events)
 	if err != nil {
 		e.errorf("%v", err)
 		return exitInternal
@@ -77,6 +79,8 @@ func runRepl(ctx context.Context, e *env, args []string) int {
 	fmt.Fprintf(e.stderr, "vmlab: %s: machines %s boot on first use; help() says what is bound, Ctrl-D leaves\n",
 		files[0].Name, strings.Join(machineNames(files[0]), ", "))
 	failed := newREPL(e, s, events).run(ctx)
+	events.left()
+	endSession(errLeft) // a boot start() began stops, not to be waited for
 	if err := s.Close(); err != nil {
 		e.errorf("stop the machines of %s: %v", files[0].Name, err)
 	}
@@ -168,6 +172,10 @@ func (r *repl) loop(ctx context.Context) {
 		r.eval(ctx, chunk)
 	}
 }
+
+// errLeft ends what the REPL leaves under way when it ends: the boots
+// start() began.
+var errLeft = errors.New("the REPL ended")
 
 // errCtrlC is the cause of a call Ctrl-C cancelled.
 var errCtrlC = errors.New("interrupted by Ctrl-C")
@@ -462,6 +470,7 @@ type replEvents struct {
 	tests  int // tests running (a test a test runs counts)
 	ran    bool
 	prompt string // the line editor's prompt while it waits at it, else ""
+	gone   bool   // the REPL ended: its machines are being stopped
 }
 
 func newReplEvents(w io.Writer, verbose bool) *replEvents {
@@ -490,8 +499,8 @@ func (p *replEvents) Emit(e report.Event) {
 		p.tests--
 		return
 	}
-	if p.tests > 0 {
-		return // the terminal report shows it
+	if p.tests > 0 || p.gone {
+		return // the terminal report shows it, or no one is looking
 	}
 	line := p.line(e)
 	switch {
@@ -505,6 +514,14 @@ func (p *replEvents) Emit(e report.Event) {
 	default:
 		fmt.Fprintln(p.w, line)
 	}
+}
+
+// left says the REPL has ended: the lines of the machines as they stop
+// (a boot cut short, with -v their consoles) are not shown.
+func (p *replEvents) left() {
+	p.mu.Lock()
+	p.gone = true
+	p.mu.Unlock()
 }
 
 // setPrompt says the line editor waits at prompt ("": it does not).

@@ -8,7 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/vmlab/vmlab/internal/machine"
 	"github.com/vmlab/vmlab/internal/pty"
@@ -176,5 +178,35 @@ func TestHistorySymlink(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "is a symlink") {
 		t.Errorf("stderr: %q, want it to say why there is no history", stderr.String())
+	}
+}
+
+// TestReplLeavesBootInFlight: Ctrl-D while a boot start() began is under
+// way stops that boot rather than waiting for it, and says nothing of
+// the machines as they go (no "up in" after the user left).
+func TestReplLeavesBootInFlight(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "leave.star")
+	if err := os.WriteFile(file, []byte(replStar), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sc := startScreen(t, t.TempDir(), "repl", file)
+	expect(t, sc, `>>> `, 3*time.Minute)
+	sc.Type("a.start()\r")
+	expect(t, sc, `a: booting\r\n`, time.Minute)
+	expect(t, sc, `>>> `, 10*time.Second)
+	qemu := childPids(sc.Cmd.Process.Pid)
+	sc.Type("\x04")
+	if err := sc.Wait(); err != nil {
+		t.Errorf("vmlab repl after Ctrl-D: %v, want exit 0", err)
+	}
+	_, after, _ := strings.Cut(sc.Text(), "a: booting")
+	if strings.Contains(after, "a: up in") || strings.Contains(after, "boot") {
+		t.Errorf("after Ctrl-D the REPL waited for the boot or spoke of it:\n%s", after)
+	}
+	for _, pid := range qemu {
+		if !gone(pid, 10*time.Second) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Errorf("qemu (pid %d) outlived the REPL", pid)
+		}
 	}
 }
