@@ -15,8 +15,9 @@ import (
 // replFile is the file name of REPL chunks in errors and backtraces.
 const replFile = "<repl>"
 
-// Eval runs one REPL chunk on the session: statements, or an expression
-// whose value it returns (None for statements). The chunk sees the
+// Eval runs one REPL chunk on the session: statements, and returns the
+// value of the expression it ends with (None when it ends with another
+// statement). The chunk sees the
 // predeclared functions, the file's globals (read-only, as in a test),
 // the file's machines and the REPL's own: tests(), help(), and each test
 // by its name, which runs it as RunTest does and returns whether it
@@ -33,24 +34,32 @@ func (s *Session) Eval(ctx context.Context, src string) (v starlark.Value, err e
 	thread, end := s.thread(ctx, "repl")
 	defer end()
 	globals := s.replGlobals()
-	if expr := soleExpr(f); expr != nil {
-		v, err := starlark.EvalExprOptions(f.Options, thread, expr, globals)
-		if err != nil {
+	expr := lastExpr(f)
+	if expr == nil {
+		return starlark.None, starlark.ExecREPLChunk(f, thread, globals)
+	}
+	if len(f.Stmts) > 1 { // the statements before it
+		f.Stmts = f.Stmts[:len(f.Stmts)-1]
+		if err := starlark.ExecREPLChunk(f, thread, globals); err != nil {
 			return nil, err
 		}
-		globals["_"] = v
-		return v, nil
 	}
-	return starlark.None, starlark.ExecREPLChunk(f, thread, globals)
+	v, err = starlark.EvalExprOptions(f.Options, thread, expr, globals)
+	if err != nil {
+		return nil, err
+	}
+	globals["_"] = v
+	return v, nil
 }
 
-// soleExpr is the expression a chunk is made of, or nil when it holds
-// statements.
-func soleExpr(f *syntax.File) syntax.Expr {
-	if len(f.Stmts) != 1 {
+// lastExpr is the expression a chunk ends with ("g()" after a def,
+// "x" in "x = 1; x"), whose value Eval returns, or nil when it ends with
+// another statement.
+func lastExpr(f *syntax.File) syntax.Expr {
+	if len(f.Stmts) == 0 {
 		return nil
 	}
-	if stmt, ok := f.Stmts[0].(*syntax.ExprStmt); ok {
+	if stmt, ok := f.Stmts[len(f.Stmts)-1].(*syntax.ExprStmt); ok {
 		return stmt.X
 	}
 	return nil
