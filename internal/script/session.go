@@ -179,6 +179,9 @@ func (s *Session) thread(ctx context.Context, name string) (*starlark.Thread, fu
 	outerCtx, outerPath := r.ctx, r.path
 	r.ctx, r.path = ctx, nil
 	thread := &starlark.Thread{Name: name, Print: func(_ *starlark.Thread, msg string) { r.log("", msg) }}
+	thread.Load = func(*starlark.Thread, string) (starlark.StringDict, error) {
+		return nil, fmt.Errorf("a vmlab file loads no other files; define what you need in %s or at the prompt", s.file.Name)
+	}
 	thread.SetLocal(runKey, r)
 	stop := context.AfterFunc(ctx, func() { thread.Cancel(context.Cause(ctx).Error()) })
 	return thread, func() {
