@@ -113,6 +113,7 @@ type repl struct {
 	in      lineReader
 	failed  atomic.Bool // a chunk failed (the exit status when stdin is not a terminal)
 	editing bool        // stdin is a terminal: prompts, history, Ctrl-C
+	lines   int         // the lines read so far
 
 	mu     sync.Mutex
 	cancel context.CancelCauseFunc // the running call's; nil between calls
@@ -153,6 +154,7 @@ func (r *repl) run(ctx context.Context) (failed bool) {
 
 func (r *repl) loop(ctx context.Context) {
 	for ctx.Err() == nil {
+		first := r.lines + 1
 		chunk, err := r.readChunk()
 		switch {
 		case errors.Is(err, io.EOF):
@@ -168,6 +170,11 @@ func (r *repl) loop(ctx context.Context) {
 		}
 		if strings.TrimSpace(chunk) == "" {
 			continue
+		}
+		if !r.editing {
+			// A script piped in: its errors name its lines, not the
+			// chunk's (at a prompt each chunk starts at line 1).
+			chunk = strings.Repeat("\n", first-1) + chunk
 		}
 		r.eval(ctx, chunk)
 	}
@@ -267,6 +274,7 @@ func (r *repl) readChunk() (string, error) {
 			}
 			return "", err
 		}
+		r.lines++
 		chunk.WriteString(line + "\n")
 		if strings.TrimSpace(line) != "" {
 			r.in.AppendHistory(line) // a line at a time, as Python's REPL keeps it

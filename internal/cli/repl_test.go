@@ -55,19 +55,19 @@ func TestReplPlainInput(t *testing.T) {
 		"error: fail: on purpose",
 		"  at:",
 		"    Traceback (most recent call last):",
-		"      <repl>:1:5: in <expr>",
+		"      <repl>:6:5: in <expr>", // the input's lines
 		"error: fail: deep",
 		"  line: plain.star:5: fail('deep')",
 		"  at:",
 		"    Traceback (most recent call last):",
-		"      <repl>:1:5: in <expr>",
+		"      <repl>:7:5: in <expr>",
 		"      plain.star:5:9: in boom",
 		"still here",
 		"RUN  plain.test_ok",
 		"  in the test",
 		"PASS plain.test_ok (Ns)",
 		"True",
-		"error: <repl>:2:1: got end of file, want ')'",
+		"error: <repl>:12:1: got end of file, want ')'",
 		"1 passed, 0 failed",
 	}, "\n") + "\n"
 	if got := regexp.MustCompile(`\(\d+\.\d+s\)`).ReplaceAllString(out.String(), "(Ns)"); got != want {

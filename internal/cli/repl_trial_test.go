@@ -210,3 +210,18 @@ func TestReplLeavesBootInFlight(t *testing.T) {
 		}
 	}
 }
+
+// TestReplPlainLineNumbers: with a script piped in, an error names the
+// line of the input it is on, not the line of its chunk.
+func TestReplPlainLineNumbers(t *testing.T) {
+	var out bytes.Buffer
+	s, events := openQuiet(t, "a = machine()\ndef test():\n    pass\n", &out)
+	in := "x = 1\ndef f():\n    return 2\n\ny = undefined_name\nf(\n"
+	e := &env{stdin: strings.NewReader(in), stdout: &out, stderr: &out}
+	newREPL(e, s, events).run(t.Context())
+	for _, want := range []string{"error: <repl>:5:5: undefined: undefined_name", "error: <repl>:7:1: got end of file, want ')'"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("got:\n%s\nwant it to contain %q", out.String(), want)
+		}
+	}
+}
