@@ -176,7 +176,9 @@ func (r *repl) loop(ctx context.Context) {
 			// chunk's (at a prompt each chunk starts at line 1).
 			chunk = strings.Repeat("\n", first-1) + chunk
 		}
-		r.eval(ctx, chunk)
+		if !r.eval(ctx, chunk) {
+			return // exit()
+		}
 	}
 }
 
@@ -188,8 +190,9 @@ var errLeft = errors.New("the REPL ended")
 var errCtrlC = errors.New("interrupted by Ctrl-C")
 
 // eval runs one chunk under its own context, which interrupt cancels,
-// and prints its value or its failure.
-func (r *repl) eval(ctx context.Context, chunk string) {
+// and prints its value or its failure. It says whether the REPL goes on:
+// not after exit().
+func (r *repl) eval(ctx context.Context, chunk string) bool {
 	callCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	r.mu.Lock()
@@ -199,14 +202,16 @@ func (r *repl) eval(ctx context.Context, chunk string) {
 	r.mu.Lock()
 	r.cancel = nil
 	r.mu.Unlock()
-	if err != nil {
+	switch {
+	case errors.Is(err, script.ErrExit):
+		return false
+	case err != nil:
 		r.failed.Store(true)
 		printFailure(r.e.stdout, r.s, err)
-		return
-	}
-	if v != nil && v.Type() != "NoneType" {
+	case v != nil && v.Type() != "NoneType":
 		fmt.Fprintln(r.e.stdout, v.String())
 	}
+	return true
 }
 
 // interrupt cancels the running call, if any.

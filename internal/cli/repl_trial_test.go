@@ -225,3 +225,14 @@ func TestReplPlainLineNumbers(t *testing.T) {
 		}
 	}
 }
+
+// TestReplExit: exit() leaves the REPL as Ctrl-D does, and is no failure.
+func TestReplExit(t *testing.T) {
+	var out bytes.Buffer
+	s, events := openQuiet(t, "a = machine()\ndef test():\n    pass\n", &out)
+	e := &env{stdin: strings.NewReader("print('before')\nexit()\nprint('after')\n"), stdout: &out, stderr: &out}
+	failed := newREPL(e, s, events).run(t.Context())
+	if out.String() != "before\n" || failed {
+		t.Errorf("got %q, failed %v; want \"before\\n\" and no failure", out.String(), failed)
+	}
+}

@@ -2,6 +2,7 @@ package script
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -11,6 +12,10 @@ import (
 	"go.starlark.net/starlark"
 	"go.starlark.net/syntax"
 )
+
+// ErrExit ends a REPL chunk that called exit() or quit(): the REPL
+// leaves, as on Ctrl-D.
+var ErrExit = errors.New("exit() leaves the REPL")
 
 // replFile is the file name of REPL chunks in errors and backtraces.
 const replFile = "<repl>"
@@ -151,6 +156,14 @@ func (s *Session) replGlobals() starlark.StringDict {
 		return s.globals
 	}
 	g := predeclared(s.file)
+	for _, name := range []string{"exit", "quit"} { // Python's, unless the file has its own
+		g[name] = starlark.NewBuiltin(name, func(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+			if err := starlark.UnpackArgs(b.Name(), args, kwargs); err != nil {
+				return nil, err
+			}
+			return nil, ErrExit
+		})
+	}
 	maps.Copy(g, s.file.globals)
 	for _, name := range s.file.Tests {
 		g[name] = starlark.NewBuiltin(name, func(*starlark.Thread, *starlark.Builtin, starlark.Tuple, []starlark.Tuple) (starlark.Value, error) {
@@ -208,7 +221,7 @@ func (s *Session) help() string {
 	}
 	fmt.Fprintf(&b, "functions: %s\n", strings.Join(funcs, ", "))
 	fmt.Fprintf(&b, "modules: %s\n", strings.Join(sortedNames(modules), ", "))
-	b.WriteString("tests() lists the tests, help() shows this; Ctrl-C cancels the running call, Ctrl-D leaves and stops the machines")
+	b.WriteString("tests() lists the tests, help() shows this; Ctrl-C cancels the running call, Ctrl-D (or exit()) leaves and stops the machines")
 	return b.String()
 }
 
