@@ -515,9 +515,10 @@ func (p *replEvents) Emit(e report.Event) {
 	if p.tests > 0 || p.gone {
 		return // the terminal report shows it, or no one is looking
 	}
-	line := p.line(e)
+	ls := p.lines(e)
+	line := strings.Join(ls, "\n")
 	switch {
-	case line == "":
+	case len(ls) == 0:
 	case p.prompt != "":
 		// An event while the prompt waits (a machine went down, a
 		// console line with -v): on a line of its own above the
@@ -544,40 +545,64 @@ func (p *replEvents) setPrompt(prompt string) {
 	p.mu.Unlock()
 }
 
-// line is how the REPL shows an event of a chunk; "" hides it.
-func (p *replEvents) line(e report.Event) string {
+// lines are how the REPL shows an event of a chunk (none hides it),
+// cleaned as the terminal report cleans its lines: what a guest printed
+// cannot drive the terminal.
+func (p *replEvents) lines(e report.Event) []string {
 	who := ""
 	if e.Machine != "" {
 		who = e.Machine + ": "
 	}
+	one := func(text string) []string { return []string{who + text} }
 	switch e.Kind {
 	case report.Log:
-		return who + e.Text
+		ls := report.TerminalLines(e.Text)
+		if len(ls) == 0 {
+			return one("") // print("")
+		}
+		for i, l := range ls {
+			ls[i] = who + l
+		}
+		return ls
 	case report.Network:
-		return e.Text
+		return report.TerminalLines(e.Text)
 	case report.BootStart:
-		return who + "booting"
+		return one("booting")
 	case report.Boot:
 		// One line: the call that waited for the boot fails with the
 		// details.
-		first, _, _ := strings.Cut(e.Error, "\n")
+		first, _ := headLine(e.Error)
 		switch {
 		case strings.Contains(first, errCtrlC.Error()):
-			return who + "boot stopped by Ctrl-C"
+			return one("boot stopped by Ctrl-C")
 		case e.Error != "":
-			return who + "boot failed: " + first
+			return one("boot failed: " + first)
 		}
-		return fmt.Sprintf("%sup in %.1fs", who, e.Duration.Seconds())
+		return one(fmt.Sprintf("up in %.1fs", e.Duration.Seconds()))
 	case report.Console:
 		if p.verbose && !e.Quiet {
-			return who + e.Text
+			line, _ := headLine(e.Text)
+			return one(line)
 		}
 	case report.Command:
 		if p.verbose {
-			return fmt.Sprintf("%s$ %s (%s, %s)", who, e.Command, outcome(e), e.Duration.Round(time.Millisecond))
+			cmd, more := headLine(e.Command)
+			if more {
+				cmd += " ..."
+			}
+			return one(fmt.Sprintf("$ %s (%s, %s)", cmd, outcome(e), e.Duration.Round(time.Millisecond)))
 		}
 	}
-	return ""
+	return nil
+}
+
+// headLine is text's first line, cleaned, and whether more follow.
+func headLine(text string) (string, bool) {
+	ls := report.TerminalLines(text)
+	if len(ls) == 0 {
+		return "", false
+	}
+	return ls[0], len(ls) > 1
 }
 
 // outcome is how a Command event's call ended, in a word or two.

@@ -236,3 +236,21 @@ func TestReplExit(t *testing.T) {
 		t.Errorf("got %q, failed %v; want \"before\\n\" and no failure", out.String(), failed)
 	}
 }
+
+// TestReplEventsClean: what a guest printed reaches the terminal as the
+// terminal report writes it, without escape sequences (a title, colours,
+// a clipboard write), each line with its machine's name; print("") is an
+// empty line.
+func TestReplEventsClean(t *testing.T) {
+	var out bytes.Buffer
+	ev := newReplEvents(&out, true)
+	ev.Emit(report.Event{Kind: report.Log, Text: "\x1b]2;HACKED\x07\x1b[31mred\x1b[0m\nsecond"})
+	ev.Emit(report.Event{Kind: report.Log, Text: ""})
+	ev.Emit(report.Event{Kind: report.Log, Machine: "a", Text: "one\ntwo"})
+	ev.Emit(report.Event{Kind: report.Console, Machine: "a", Text: "\x1b]52;c;cGF3bmVk\x07boot"})
+	ev.Emit(report.Event{Kind: report.Command, Machine: "a", Command: "printf '\x1b[2J'\nmore", Exit: 0})
+	want := "red\nsecond\n\na: one\na: two\na: boot\na: $ printf '' ... (exit 0, 0s)\n"
+	if out.String() != want {
+		t.Errorf("got %q, want %q", out.String(), want)
+	}
+}

@@ -1,0 +1,56 @@
+package script
+
+import (
+	"errors"
+	"testing"
+)
+
+// TestEvalLastExpression: a chunk of statements that ends with an
+// expression returns its value, as Python's REPL prints it: a call after
+// a def with no blank line between (a script piped in), or `x = 1; x`.
+func TestEvalLastExpression(t *testing.T) {
+	s, _ := openSession(t, replSrc)
+	for _, st := range []struct{ src, want string }{
+		{"def g():\n    return 5\ng()\n", "5"},
+		{"y = 2; y * 3", "6"},
+		{"_", "6"},
+		{"y = 4\n", "None"},
+		{"z = y; z = z + 1", "None"},
+	} {
+		v, err := s.Eval(t.Context(), st.src)
+		if err != nil || v.String() != st.want {
+			t.Errorf("Eval(%q): got %v, %v; want %s", st.src, v, err, st.want)
+		}
+	}
+	// A failing statement stops the chunk before its expression.
+	if v, err := s.Eval(t.Context(), "fail('first'); print('not reached')"); err == nil {
+		t.Errorf("got %v, want the failure", v)
+	}
+}
+
+// TestEvalLoad: load() at the prompt says that vmlab files load no other
+// files and what to do instead, not Starlark's "load not implemented by
+// this application".
+func TestEvalLoad(t *testing.T) {
+	s, _ := openSession(t, replSrc)
+	_, err := s.Eval(t.Context(), `load("helpers.star", "f")`)
+	msg, _ := ErrorText(err)
+	if want := `cannot load helpers.star: a vmlab file loads no other files; define what you need in repl.star or at the prompt`; msg != want {
+		t.Errorf("got %q, want %q", msg, want)
+	}
+}
+
+// TestEvalExit: exit() and quit(), as in Python's REPL, end the chunk
+// with ErrExit, which the REPL takes as Ctrl-D; a file's own exit wins.
+func TestEvalExit(t *testing.T) {
+	s, _ := openSession(t, replSrc)
+	for _, src := range []string{"exit()", "quit()", "print('before'); exit()"} {
+		if _, err := s.Eval(t.Context(), src); !errors.Is(err, ErrExit) {
+			t.Errorf("Eval(%q): got %v, want ErrExit", src, err)
+		}
+	}
+	own, _ := openSession(t, replSrc+"\ndef exit():\n    return 'mine'\n")
+	if v, err := own.Eval(t.Context(), "exit()"); err != nil || v.String() != `"mine"` {
+		t.Errorf("with the file's exit: got %v, %v; want \"mine\"", v, err)
+	}
+}
