@@ -101,7 +101,8 @@ func (in *interactive) announce(s *script.Session, j job, err error) {
 	what := "passed"
 	if err != nil {
 		msg, _ := script.ErrorText(err)
-		what = "failed: " + firstLine(msg)
+		head, _ := headLine(msg)
+		what = "failed: " + head
 	}
 	var states []string
 	for _, spec := range j.file.Specs {
@@ -117,11 +118,6 @@ func (in *interactive) announce(s *script.Session, j job, err error) {
 	}
 	fmt.Fprintf(in.e.stderr, "vmlab: %s %s\nvmlab: REPL on its machines as the test left them: %s; help() says what is bound, Ctrl-D stops them and the run goes on\n",
 		j.file.TestID(j.test), what, strings.Join(states, ", "))
-}
-
-func firstLine(s string) string {
-	line, _, _ := strings.Cut(s, "\n")
-	return line
 }
 
 // switchEmitter passes events on to one emitter, which can change: a

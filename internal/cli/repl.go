@@ -232,6 +232,9 @@ func printFailure(w io.Writer, s *script.Session, err error) {
 	if errors.Is(err, errCtrlC) {
 		msg = withoutConsole(msg)
 	}
+	// A command's output is in it: cleaned, as the terminal report
+	// cleans it.
+	msg = strings.Join(report.TerminalLines(msg), "\n")
 	fmt.Fprintf(w, "error: %s\n", msg)
 	if line != "" {
 		fmt.Fprintf(w, "  line: %s\n", line)

@@ -254,3 +254,14 @@ func TestReplEventsClean(t *testing.T) {
 		t.Errorf("got %q, want %q", out.String(), want)
 	}
 }
+
+// TestFailureClean: a failure's text carries the guest's output (a
+// command's stdout and stderr): it is cleaned of escape sequences too.
+func TestFailureClean(t *testing.T) {
+	var out bytes.Buffer
+	s, _ := openQuiet(t, "a = machine()\ndef test():\n    pass\n", &out)
+	printFailure(&out, s, &machine.ExitError{Machine: "a", Command: "f", Status: 1, WantSuccess: true, Stdout: "\x1b]2;HACKED\x07out\n"})
+	if strings.ContainsAny(out.String(), "\x1b\x07") || !strings.Contains(out.String(), "\nout\n") {
+		t.Errorf("got %q, want the output without its escapes", out.String())
+	}
+}
