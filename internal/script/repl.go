@@ -156,17 +156,32 @@ func (s *Session) replGlobals() starlark.StringDict {
 		return s.globals
 	}
 	g := predeclared(s.file)
-	for _, name := range []string{"exit", "quit"} { // Python's, unless the file has its own
-		g[name] = starlark.NewBuiltin(name, func(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	// The REPL's own names, unless the file has its own.
+	builtin := func(name string, fn func(*starlark.Thread) (starlark.Value, error)) {
+		g[name] = starlark.NewBuiltin(name, func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 			if err := starlark.UnpackArgs(b.Name(), args, kwargs); err != nil {
 				return nil, err
 			}
-			return nil, ErrExit
+			return fn(thread)
 		})
 	}
+	for _, name := range []string{"exit", "quit"} { // Python's
+		builtin(name, func(*starlark.Thread) (starlark.Value, error) { return nil, ErrExit })
+	}
+	builtin("tests", func(*starlark.Thread) (starlark.Value, error) {
+		l := make([]starlark.Value, len(s.file.Tests))
+		for i, t := range s.file.Tests {
+			l[i] = starlark.String(t)
+		}
+		return starlark.NewList(l), nil
+	})
+	builtin("help", func(thread *starlark.Thread) (starlark.Value, error) {
+		thread.Print(thread, s.help())
+		return starlark.None, nil
+	})
 	maps.Copy(g, s.file.globals)
 	for _, name := range s.file.Tests {
-		g[name] = starlark.NewBuiltin(name, func(*starlark.Thread, *starlark.Builtin, starlark.Tuple, []starlark.Tuple) (starlark.Value, error) {
+		builtin(name, func(*starlark.Thread) (starlark.Value, error) {
 			ctx := s.r.ctx
 			err := s.runTest(ctx, name)
 			if ctx.Err() != nil {
@@ -175,23 +190,6 @@ func (s *Session) replGlobals() starlark.StringDict {
 			return starlark.Bool(err == nil), nil
 		})
 	}
-	g["tests"] = starlark.NewBuiltin("tests", func(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		if err := starlark.UnpackArgs(b.Name(), args, kwargs); err != nil {
-			return nil, err
-		}
-		l := make([]starlark.Value, len(s.file.Tests))
-		for i, t := range s.file.Tests {
-			l[i] = starlark.String(t)
-		}
-		return starlark.NewList(l), nil
-	})
-	g["help"] = starlark.NewBuiltin("help", func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		if err := starlark.UnpackArgs(b.Name(), args, kwargs); err != nil {
-			return nil, err
-		}
-		thread.Print(thread, s.help())
-		return starlark.None, nil
-	})
 	s.globals = g
 	return g
 }

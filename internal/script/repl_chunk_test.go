@@ -2,6 +2,7 @@ package script
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -52,5 +53,24 @@ func TestEvalExit(t *testing.T) {
 	own, _ := openSession(t, replSrc+"\ndef exit():\n    return 'mine'\n")
 	if v, err := own.Eval(t.Context(), "exit()"); err != nil || v.String() != `"mine"` {
 		t.Errorf("with the file's exit: got %v, %v; want \"mine\"", v, err)
+	}
+}
+
+// TestEvalFileNamesWin: the REPL's own names (help, tests, exit) give way
+// to the file's globals of the same names, which its functions use; a
+// test called with arguments says it takes none.
+func TestEvalFileNamesWin(t *testing.T) {
+	s, _ := openSession(t, replSrc+"\ntests = [\"mine\"]\n\ndef help():\n    return \"my help\"\n")
+	for _, st := range []struct{ src, want string }{
+		{"help()", `"my help"`},
+		{"tests", `["mine"]`},
+	} {
+		if v, err := s.Eval(t.Context(), st.src); err != nil || v.String() != st.want {
+			t.Errorf("Eval(%q): got %v, %v; want %s", st.src, v, err, st.want)
+		}
+	}
+	_, err := s.Eval(t.Context(), "test_pass(1)")
+	if msg, _ := ErrorText(err); !strings.Contains(msg, "test_pass: got 1 arguments, want at most 0") {
+		t.Errorf("test_pass(1): got %q, want it refused", msg)
 	}
 }
