@@ -341,7 +341,8 @@ func (p *plainInput) Close() error         { return nil }
 type editor struct {
 	e       *env
 	l       *liner.State
-	history string // "" when there is no place for it
+	history string   // "" when there is no place for it
+	added   []string // the lines typed here, for the history file
 }
 
 func newEditor(e *env, s *script.Session) *editor {
@@ -385,7 +386,12 @@ func splitWord(before string) (head, word string) {
 
 func (ed *editor) ReadLine(prompt string) (string, error) { return ed.l.Prompt(prompt) }
 
-func (ed *editor) AppendHistory(line string) { ed.l.AppendHistory(line) }
+func (ed *editor) AppendHistory(line string) {
+	ed.l.AppendHistory(line)
+	if n := len(ed.added); n == 0 || ed.added[n-1] != line {
+		ed.added = append(ed.added, line)
+	}
+}
 
 // Close writes the history (0600: it holds what was typed) and gives the
 // terminal back as it was.
@@ -398,20 +404,42 @@ func (ed *editor) Close() error {
 	return ed.l.Close()
 }
 
+// saveHistory adds the lines typed here to the history file as it is
+// now (another REPL may have written it since this one read it), keeping
+// the last liner.HistoryLimit.
 func (ed *editor) saveHistory() error {
+	if len(ed.added) == 0 {
+		return nil
+	}
 	if err := os.MkdirAll(filepath.Dir(ed.history), 0o700); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(ed.history, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW, 0o600)
+	f, err := os.OpenFile(ed.history, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return err
 	}
+	defer f.Close()
 	if err := f.Chmod(0o600); err != nil { // one made before with another mode
-		f.Close()
 		return err
 	}
-	if _, err := ed.l.WriteHistory(f); err != nil {
-		f.Close()
+	// Under a lock: two REPLs that end at once write one after the other.
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		return err
+	}
+	old, err := io.ReadAll(f)
+	if err != nil {
+		return err
+	}
+	var lines []string
+	if text := strings.TrimSuffix(string(old), "\n"); text != "" {
+		lines = strings.Split(text, "\n")
+	}
+	lines = append(lines, ed.added...)
+	lines = lines[max(0, len(lines)-liner.HistoryLimit):]
+	if err := f.Truncate(0); err != nil {
+		return err
+	}
+	if _, err := f.WriteAt([]byte(strings.Join(lines, "\n")+"\n"), 0); err != nil {
 		return err
 	}
 	return f.Close()

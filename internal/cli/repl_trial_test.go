@@ -265,3 +265,37 @@ func TestFailureClean(t *testing.T) {
 		t.Errorf("got %q, want the output without its escapes", out.String())
 	}
 }
+
+// TestHistoryTwoREPLs: two REPLs open at once both keep what was typed
+// in them: the one that ends last adds its lines to the file as the
+// other left it, rather than writing over them.
+func TestHistoryTwoREPLs(t *testing.T) {
+	state := t.TempDir()
+	t.Setenv("XDG_STATE_HOME", state)
+	history := filepath.Join(state, "vmlab", "repl_history")
+	os.Mkdir(filepath.Dir(history), 0o700)
+	if err := os.WriteFile(history, []byte("from before\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	s, _ := openQuiet(t, "a = machine()\ndef test():\n    pass\n", &out)
+	e := &env{stdout: &out, stderr: &out}
+	first, second := newEditor(e, s), newEditor(e, s)
+	first.AppendHistory("typed in the first")
+	second.AppendHistory("typed in the second")
+	first.Close()
+	second.Close()
+	third := newEditor(e, s)
+	third.AppendHistory("typed in the third")
+	third.Close()
+	b, err := os.ReadFile(history)
+	if want := "from before\ntyped in the first\ntyped in the second\ntyped in the third\n"; err != nil || string(b) != want {
+		t.Errorf("history: got %q, %v; want %q", b, err, want)
+	}
+	if fi, err := os.Stat(history); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("history: %v, %v; want mode 0600", fi.Mode(), err)
+	}
+	if out.Len() > 0 {
+		t.Errorf("the REPLs said %q", out.String())
+	}
+}
