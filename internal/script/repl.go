@@ -77,12 +77,23 @@ func lastExpr(f *syntax.File) syntax.Expr {
 // syntax error is complete: Eval reports the error.
 func Complete(src string) bool {
 	lines := strings.SplitAfter(src, "\n")
+	// A line of a comment alone is not read: Starlark's REPL scanner
+	// takes it as a blank line, which ends a block, where Python goes on
+	// (a function pasted with comments in its body). A chunk of comments
+	// alone is complete.
+	code := slices.DeleteFunc(slices.Clone(lines), func(l string) bool {
+		l = strings.TrimSpace(l)
+		return l == "" || strings.HasPrefix(l, "#")
+	})
+	if len(code) == 0 {
+		return true
+	}
 	wantsMore := false
 	readline := func() ([]byte, error) {
 		for len(lines) > 0 {
 			line := lines[0]
 			lines = lines[1:]
-			if line != "" {
+			if line != "" && !strings.HasPrefix(strings.TrimSpace(line), "#") {
 				return []byte(line), nil
 			}
 		}

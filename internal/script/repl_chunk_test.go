@@ -74,3 +74,32 @@ func TestEvalFileNamesWin(t *testing.T) {
 		t.Errorf("test_pass(1): got %q, want it refused", msg)
 	}
 }
+
+// TestCompleteComments: a comment line in a block does not end it, as in
+// Python's REPL (Starlark's own REPL takes it as a blank line): a
+// function pasted from a file with comments in its body stays whole. A
+// chunk of comments alone is complete.
+func TestCompleteComments(t *testing.T) {
+	for _, tt := range []struct {
+		src  string
+		want bool
+	}{
+		{"def f():\n    # why\n", false},
+		{"def f():\n    # why\n    return 1\n", false},
+		{"def f():\n    x = 1\n  # out of line\n    return x\n", false},
+		{"def f():\n    # why\n    return 1\n\n", true},
+		{"# a note\n", true},
+		{"   # a note\n", true},
+		{"x = 1  # a note\n", true},
+		{"s = \"\"\"\n# not a comment\n", false},
+		{"s = \"\"\"\n# not a comment\n\"\"\"\n", true},
+	} {
+		if got := Complete(tt.src); got != tt.want {
+			t.Errorf("Complete(%q): got %v, want %v", tt.src, got, tt.want)
+		}
+	}
+	s, _ := openSession(t, replSrc)
+	if v, err := s.Eval(t.Context(), "def f():\n    # why\n    return 1\n\nf()\n"); err != nil || v.String() != "1" {
+		t.Errorf("a def with a comment: got %v, %v; want 1", v, err)
+	}
+}
