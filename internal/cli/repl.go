@@ -287,11 +287,30 @@ func (r *repl) readChunk() (string, error) {
 		if strings.TrimSpace(line) != "" {
 			r.in.AppendHistory(line) // a line at a time, as Python's REPL keeps it
 		}
-		if script.Complete(chunk.String()) {
+		if script.Complete(chunk.String()) && !r.blockGoesOn(line) {
 			return chunk.String(), nil
 		}
 		prompt = promptMore
 	}
+}
+
+// blockGoesOn says whether a script piped in goes on with an indented
+// line after the blank (or comment) line it just gave: a blank line in a
+// function's body, as a file has them, which does not end the chunk (at
+// a prompt, it does, as in Python's REPL). After another blank line, the
+// one after that decides.
+func (r *repl) blockGoesOn(line string) bool {
+	p, ok := r.in.(*plainInput)
+	if !ok || !blankOrComment(line) {
+		return false
+	}
+	next, err := p.peek()
+	return err == nil && (blankOrComment(next) || next[0] == ' ' || next[0] == '\t')
+}
+
+func blankOrComment(line string) bool {
+	line = strings.TrimSpace(line)
+	return line == "" || strings.HasPrefix(line, "#")
 }
 
 // readLine reads a line after prompt; on a terminal, the events that
@@ -323,14 +342,34 @@ func openInput(e *env, s *script.Session) (lineReader, bool) {
 	return &plainInput{r: bufio.NewReader(e.stdin)}, false
 }
 
-type plainInput struct{ r *bufio.Reader }
+type plainInput struct {
+	r    *bufio.Reader
+	next *string // a line peek read
+}
 
 func (p *plainInput) ReadLine(string) (string, error) {
+	if p.next != nil {
+		line := *p.next
+		p.next = nil
+		return line, nil
+	}
 	line, err := p.r.ReadString('\n')
 	if err != nil && (line == "" || !errors.Is(err, io.EOF)) {
 		return "", err
 	}
 	return strings.TrimSuffix(line, "\n"), nil
+}
+
+// peek returns the next line, which ReadLine returns next.
+func (p *plainInput) peek() (string, error) {
+	if p.next == nil {
+		line, err := p.ReadLine("")
+		if err != nil {
+			return "", err
+		}
+		p.next = &line
+	}
+	return *p.next, nil
 }
 
 func (p *plainInput) AppendHistory(string) {}

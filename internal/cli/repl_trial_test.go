@@ -299,3 +299,16 @@ func TestHistoryTwoREPLs(t *testing.T) {
 		t.Errorf("the REPLs said %q", out.String())
 	}
 }
+
+// TestReplPlainBlankInBlock: a script piped in whose functions have blank
+// lines in their bodies runs as a file would (at a prompt a blank line
+// ends a block, as in Python's).
+func TestReplPlainBlankInBlock(t *testing.T) {
+	var out bytes.Buffer
+	s, events := openQuiet(t, "a = machine()\ndef test():\n    pass\n", &out)
+	in := "def f():\n    x = 1\n\n    # why\n\n    return x + 1\n\nf()\n"
+	e := &env{stdin: strings.NewReader(in), stdout: &out, stderr: &out}
+	if failed := newREPL(e, s, events).run(t.Context()); failed || out.String() != "2\n" {
+		t.Errorf("got %q (failed %v), want \"2\\n\"", out.String(), failed)
+	}
+}

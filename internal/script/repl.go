@@ -88,20 +88,34 @@ func Complete(src string) bool {
 	if len(code) == 0 {
 		return true
 	}
+	// Nor is a blank line followed by an indented one: it is inside a
+	// block (a file's function piped in), which goes on.
+	lines = slices.DeleteFunc(lines, func(l string) bool {
+		return l == "" || strings.HasPrefix(strings.TrimSpace(l), "#")
+	})
+	for i := len(lines) - 2; i >= 0; i-- {
+		if strings.TrimSpace(lines[i]) == "" && indented(lines[i+1]) {
+			lines = slices.Delete(lines, i, i+1)
+		}
+	}
 	wantsMore := false
 	readline := func() ([]byte, error) {
-		for len(lines) > 0 {
+		if len(lines) > 0 {
 			line := lines[0]
 			lines = lines[1:]
-			if line != "" && !strings.HasPrefix(strings.TrimSpace(line), "#") {
-				return []byte(line), nil
-			}
+			return []byte(line), nil
 		}
 		wantsMore = true
 		return nil, io.EOF
 	}
 	fileOptions.ParseCompoundStmt(replFile, readline) // a syntax error is Eval's to report
 	return !wantsMore
+}
+
+// indented reports whether line is code that starts with a space or a
+// tab: inside a block.
+func indented(line string) bool {
+	return strings.TrimSpace(line) != "" && (line[0] == ' ' || line[0] == '\t')
 }
 
 // ErrorText is how vmlab run shows a failure: its message, and where in

@@ -103,3 +103,21 @@ func TestCompleteComments(t *testing.T) {
 		t.Errorf("a def with a comment: got %v, %v; want 1", v, err)
 	}
 }
+
+// TestCompleteBlankInBlock: a blank line followed by an indented line
+// (a function of a file, piped in, with blank lines in its body) does not
+// end the block; at its end, a blank line does.
+func TestCompleteBlankInBlock(t *testing.T) {
+	for _, tt := range []struct {
+		src  string
+		want bool
+	}{
+		{"def f():\n    x = 1\n\n    return x\n", false},
+		{"def f():\n    x = 1\n\n    return x\n\n", true},
+		{"def f():\n    x = 1\n\n", true}, // nothing follows yet: a prompt's chunk ends
+	} {
+		if got := Complete(tt.src); got != tt.want {
+			t.Errorf("Complete(%q): got %v, want %v", tt.src, got, tt.want)
+		}
+	}
+}
