@@ -68,7 +68,7 @@ func (in *interactive) check(jsonEvents bool) error {
 // its events go to the terminal only (the reports hold the test as it
 // ran). Leaving the REPL stops the machines; the test's result stands.
 func (in *interactive) run(ctx, tctx context.Context, j job, boot *machine.Boot, outDir string, rep *report.Reporter) error {
-	sw := &switchEmitter{to: rep}
+	sw := newSwitchEmitter(rep, j.file.TestID("repl"))
 	sctx, endSession := context.WithCancelCause(ctx)
 	defer endSession(nil)
 	s, err := j.file.Open(sctx, boot, outDir, sw)
@@ -121,10 +121,20 @@ func (in *interactive) announce(s *script.Session, j job, err error) {
 }
 
 // switchEmitter passes events on to one emitter, which can change: a
-// session's events go to the run's reports, then to the REPL.
+// session's events go to the run's reports, then to the REPL. Those of
+// the session outside its tests (its label, script.File.Open's) never go
+// to the run's: they hold the tests as they ran, not what the REPL left
+// (a boot it began, cut short; its machines stopping).
 type switchEmitter struct {
+	run   script.Emitter
+	label string
+
 	mu sync.Mutex
 	to script.Emitter
+}
+
+func newSwitchEmitter(run script.Emitter, label string) *switchEmitter {
+	return &switchEmitter{run: run, label: label, to: run}
 }
 
 func (sw *switchEmitter) set(to script.Emitter) {
@@ -137,5 +147,8 @@ func (sw *switchEmitter) Emit(e report.Event) {
 	sw.mu.Lock()
 	to := sw.to
 	sw.mu.Unlock()
+	if to == sw.run && e.Test == sw.label {
+		return
+	}
 	to.Emit(e)
 }

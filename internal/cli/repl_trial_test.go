@@ -312,3 +312,29 @@ func TestReplPlainBlankInBlock(t *testing.T) {
 		t.Errorf("got %q (failed %v), want \"2\\n\"", out.String(), failed)
 	}
 }
+
+// emitted records events.
+type emitted []report.Event
+
+func (e *emitted) Emit(ev report.Event) { *e = append(*e, ev) }
+
+// TestSwitchEmitterKeepsRunReports: under vmlab run -i, the run's reports
+// hold the tests as they ran: what the session does outside a test (its
+// label's events: the machines the REPL left, stopping) does not reach
+// them, though the REPL sees it while it runs.
+func TestSwitchEmitterKeepsRunReports(t *testing.T) {
+	var run, repl emitted
+	sw := newSwitchEmitter(&run, "f.repl")
+	sw.Emit(report.Event{Kind: report.Boot, Test: "f.test_x", Machine: "a"})
+	sw.Emit(report.Event{Kind: report.Boot, Test: "f.repl", Machine: "a"})
+	sw.set(&repl)
+	sw.Emit(report.Event{Kind: report.Boot, Test: "f.repl", Machine: "a"})
+	sw.set(&run)
+	sw.Emit(report.Event{Kind: report.Stop, Test: "f.repl", Machine: "a"})
+	if len(run) != 1 || run[0].Test != "f.test_x" {
+		t.Errorf("the run's reports got %+v, want the test's event only", run)
+	}
+	if len(repl) != 1 {
+		t.Errorf("the REPL got %+v, want its event", repl)
+	}
+}
