@@ -40,7 +40,14 @@ func runRepl(ctx context.Context, e *env, args []string) int {
 	bf.register(fs)
 	verbose := fs.Bool("v", false, "show every command and the consoles as they go")
 	out := fs.String("out", "", "write the console logs and captures to `dir` (default: a new directory in $TMPDIR, removed at the end)")
-	if ok, code := parseMixed(e, fs, args, func() bool { return fs.NArg() == 1 }); !ok {
+	oneFile := func() bool {
+		if fs.NArg() != 1 {
+			e.errorf("repl takes one file.star, got %d (vmlab run takes several)", fs.NArg())
+			return false
+		}
+		return true
+	}
+	if ok, code := parseMixed(e, fs, args, oneFile); !ok {
 		return code
 	}
 	files, err := loadAll(ctx, fs.Args(), defaultLoadTimeout)

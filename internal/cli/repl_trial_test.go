@@ -338,3 +338,16 @@ func TestSwitchEmitterKeepsRunReports(t *testing.T) {
 		t.Errorf("the REPL got %+v, want its event", repl)
 	}
 }
+
+// TestReplOneFile: vmlab repl with no file or several says it takes one
+// before its usage, and boots nothing.
+func TestReplOneFile(t *testing.T) {
+	for _, args := range [][]string{nil, {"testdata/pass.star", "testdata/pass.star"}} {
+		var stdout, stderr bytes.Buffer
+		e := &env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr}
+		code := runRepl(t.Context(), e, args)
+		if code != exitUsage || !strings.HasPrefix(stderr.String(), "vmlab: repl takes one file.star") {
+			t.Errorf("vmlab repl %q: got exit %d, %q; want %d and what it takes", args, code, stderr.String(), exitUsage)
+		}
+	}
+}
