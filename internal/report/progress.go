@@ -146,7 +146,11 @@ func (p *progress) block(now time.Time) []string {
 	if height > 0 {
 		limit = max(1, min(limit, height-2))
 	}
-	if len(rows) > limit {
+	switch {
+	case len(rows) <= limit:
+	case limit == 1: // a line that only counted would show nothing
+		rows = []string{fmt.Sprintf("%s  … and %d more", rows[0], len(rows)-1)}
+	default:
 		rows = append(rows[:limit-1], fmt.Sprintf("… and %d more", len(rows)-limit+1))
 	}
 	for i, r := range rows {

@@ -462,6 +462,12 @@ func (s *terminal) result(passed bool, name, dur string) string {
 }
 
 // text writes each line of text, cleaned, each with prefix.
+// TerminalLines are text's lines as the terminal report writes them,
+// for those who write to the terminal beside it (the REPL): without
+// escape sequences and control characters (what a guest printed cannot
+// drive the terminal) and without the final newline.
+func TerminalLines(text string) []string { return lines(text) }
+
 func (s *terminal) text(t *termTest, depth int, prefix, text string) {
 	for _, l := range lines(text) {
 		s.line(t, depth, prefix+l)

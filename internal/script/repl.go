@@ -2,6 +2,7 @@ package script
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -12,11 +13,16 @@ import (
 	"go.starlark.net/syntax"
 )
 
+// ErrExit ends a REPL chunk that called exit() or quit(): the REPL
+// leaves, as on Ctrl-D.
+var ErrExit = errors.New("exit() leaves the REPL")
+
 // replFile is the file name of REPL chunks in errors and backtraces.
 const replFile = "<repl>"
 
-// Eval runs one REPL chunk on the session: statements, or an expression
-// whose value it returns (None for statements). The chunk sees the
+// Eval runs one REPL chunk on the session: statements, and returns the
+// value of the expression it ends with (None when it ends with another
+// statement). The chunk sees the
 // predeclared functions, the file's globals (read-only, as in a test),
 // the file's machines and the REPL's own: tests(), help(), and each test
 // by its name, which runs it as RunTest does and returns whether it
@@ -33,24 +39,32 @@ func (s *Session) Eval(ctx context.Context, src string) (v starlark.Value, err e
 	thread, end := s.thread(ctx, "repl")
 	defer end()
 	globals := s.replGlobals()
-	if expr := soleExpr(f); expr != nil {
-		v, err := starlark.EvalExprOptions(f.Options, thread, expr, globals)
-		if err != nil {
+	expr := lastExpr(f)
+	if expr == nil {
+		return starlark.None, starlark.ExecREPLChunk(f, thread, globals)
+	}
+	if len(f.Stmts) > 1 { // the statements before it
+		f.Stmts = f.Stmts[:len(f.Stmts)-1]
+		if err := starlark.ExecREPLChunk(f, thread, globals); err != nil {
 			return nil, err
 		}
-		globals["_"] = v
-		return v, nil
 	}
-	return starlark.None, starlark.ExecREPLChunk(f, thread, globals)
+	v, err = starlark.EvalExprOptions(f.Options, thread, expr, globals)
+	if err != nil {
+		return nil, err
+	}
+	globals["_"] = v
+	return v, nil
 }
 
-// soleExpr is the expression a chunk is made of, or nil when it holds
-// statements.
-func soleExpr(f *syntax.File) syntax.Expr {
-	if len(f.Stmts) != 1 {
+// lastExpr is the expression a chunk ends with ("g()" after a def,
+// "x" in "x = 1; x"), whose value Eval returns, or nil when it ends with
+// another statement.
+func lastExpr(f *syntax.File) syntax.Expr {
+	if len(f.Stmts) == 0 {
 		return nil
 	}
-	if stmt, ok := f.Stmts[0].(*syntax.ExprStmt); ok {
+	if stmt, ok := f.Stmts[len(f.Stmts)-1].(*syntax.ExprStmt); ok {
 		return stmt.X
 	}
 	return nil
@@ -63,20 +77,45 @@ func soleExpr(f *syntax.File) syntax.Expr {
 // syntax error is complete: Eval reports the error.
 func Complete(src string) bool {
 	lines := strings.SplitAfter(src, "\n")
+	// A line of a comment alone is not read: Starlark's REPL scanner
+	// takes it as a blank line, which ends a block, where Python goes on
+	// (a function pasted with comments in its body). A chunk of comments
+	// alone is complete.
+	code := slices.DeleteFunc(slices.Clone(lines), func(l string) bool {
+		l = strings.TrimSpace(l)
+		return l == "" || strings.HasPrefix(l, "#")
+	})
+	if len(code) == 0 {
+		return true
+	}
+	// Nor is a blank line followed by an indented one: it is inside a
+	// block (a file's function piped in), which goes on.
+	lines = slices.DeleteFunc(lines, func(l string) bool {
+		return l == "" || strings.HasPrefix(strings.TrimSpace(l), "#")
+	})
+	for i := len(lines) - 2; i >= 0; i-- {
+		if strings.TrimSpace(lines[i]) == "" && indented(lines[i+1]) {
+			lines = slices.Delete(lines, i, i+1)
+		}
+	}
 	wantsMore := false
 	readline := func() ([]byte, error) {
-		for len(lines) > 0 {
+		if len(lines) > 0 {
 			line := lines[0]
 			lines = lines[1:]
-			if line != "" {
-				return []byte(line), nil
-			}
+			return []byte(line), nil
 		}
 		wantsMore = true
 		return nil, io.EOF
 	}
 	fileOptions.ParseCompoundStmt(replFile, readline) // a syntax error is Eval's to report
 	return !wantsMore
+}
+
+// indented reports whether line is code that starts with a space or a
+// tab: inside a block.
+func indented(line string) bool {
+	return strings.TrimSpace(line) != "" && (line[0] == ' ' || line[0] == '\t')
 }
 
 // ErrorText is how vmlab run shows a failure: its message, and where in
@@ -142,9 +181,32 @@ func (s *Session) replGlobals() starlark.StringDict {
 		return s.globals
 	}
 	g := predeclared(s.file)
+	// The REPL's own names, unless the file has its own.
+	builtin := func(name string, fn func(*starlark.Thread) (starlark.Value, error)) {
+		g[name] = starlark.NewBuiltin(name, func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+			if err := starlark.UnpackArgs(b.Name(), args, kwargs); err != nil {
+				return nil, err
+			}
+			return fn(thread)
+		})
+	}
+	for _, name := range []string{"exit", "quit"} { // Python's
+		builtin(name, func(*starlark.Thread) (starlark.Value, error) { return nil, ErrExit })
+	}
+	builtin("tests", func(*starlark.Thread) (starlark.Value, error) {
+		l := make([]starlark.Value, len(s.file.Tests))
+		for i, t := range s.file.Tests {
+			l[i] = starlark.String(t)
+		}
+		return starlark.NewList(l), nil
+	})
+	builtin("help", func(thread *starlark.Thread) (starlark.Value, error) {
+		thread.Print(thread, s.help())
+		return starlark.None, nil
+	})
 	maps.Copy(g, s.file.globals)
 	for _, name := range s.file.Tests {
-		g[name] = starlark.NewBuiltin(name, func(*starlark.Thread, *starlark.Builtin, starlark.Tuple, []starlark.Tuple) (starlark.Value, error) {
+		builtin(name, func(*starlark.Thread) (starlark.Value, error) {
 			ctx := s.r.ctx
 			err := s.runTest(ctx, name)
 			if ctx.Err() != nil {
@@ -153,23 +215,6 @@ func (s *Session) replGlobals() starlark.StringDict {
 			return starlark.Bool(err == nil), nil
 		})
 	}
-	g["tests"] = starlark.NewBuiltin("tests", func(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		if err := starlark.UnpackArgs(b.Name(), args, kwargs); err != nil {
-			return nil, err
-		}
-		l := make([]starlark.Value, len(s.file.Tests))
-		for i, t := range s.file.Tests {
-			l[i] = starlark.String(t)
-		}
-		return starlark.NewList(l), nil
-	})
-	g["help"] = starlark.NewBuiltin("help", func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		if err := starlark.UnpackArgs(b.Name(), args, kwargs); err != nil {
-			return nil, err
-		}
-		thread.Print(thread, s.help())
-		return starlark.None, nil
-	})
 	s.globals = g
 	return g
 }
@@ -199,7 +244,7 @@ func (s *Session) help() string {
 	}
 	fmt.Fprintf(&b, "functions: %s\n", strings.Join(funcs, ", "))
 	fmt.Fprintf(&b, "modules: %s\n", strings.Join(sortedNames(modules), ", "))
-	b.WriteString("tests() lists the tests, help() shows this; Ctrl-C cancels the running call, Ctrl-D leaves and stops the machines")
+	b.WriteString("tests() lists the tests, help() shows this; Ctrl-C cancels the running call, Ctrl-D (or exit()) leaves and stops the machines")
 	return b.String()
 }
 

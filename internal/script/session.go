@@ -112,6 +112,27 @@ func stopEvents(r *run, machineName string) func(machine.StopNote) {
 // Lab is the session's lab: its machines and networks, up or not.
 func (s *Session) Lab() *lab.Lab { return s.r.lab }
 
+// MachineGlobal is the name of a global that holds the machine called
+// name (the first in order when several do, "machine" when it is the
+// file's only one and no global holds it), or "": how a REPL user
+// reaches it.
+func (s *Session) MachineGlobal(name string) string {
+	var globals []string
+	for g, m := range s.file.machines {
+		if m.name == name {
+			globals = append(globals, g)
+		}
+	}
+	if len(globals) > 0 {
+		slices.Sort(globals)
+		return globals[0]
+	}
+	if len(s.file.Specs) == 1 && s.file.Specs[0].Name == name {
+		return "machine"
+	}
+	return ""
+}
+
 // File is the file the session runs.
 func (s *Session) File() *File { return s.file }
 
@@ -164,6 +185,9 @@ func (s *Session) thread(ctx context.Context, name string) (*starlark.Thread, fu
 	outerCtx, outerPath := r.ctx, r.path
 	r.ctx, r.path = ctx, nil
 	thread := &starlark.Thread{Name: name, Print: func(_ *starlark.Thread, msg string) { r.log("", msg) }}
+	thread.Load = func(*starlark.Thread, string) (starlark.StringDict, error) {
+		return nil, fmt.Errorf("a vmlab file loads no other files; define what you need in %s or at the prompt", s.file.Name)
+	}
 	thread.SetLocal(runKey, r)
 	stop := context.AfterFunc(ctx, func() { thread.Cancel(context.Cause(ctx).Error()) })
 	return thread, func() {

@@ -92,7 +92,7 @@ func TestEval(t *testing.T) {
 		{src: "x = = 1", wantErr: "got '=', want primary expression"},
 		{src: "a.suceed('true')", wantErr: "machine has no .suceed field or method"},
 		{src: "machine(name = 'c')", wantErr: "declare machines at the top level"},
-		{src: "LIMIT = 4\nLIMIT", want: "None"},
+		{src: "LIMIT = 4\nLIMIT", want: "4"}, // a chunk ending with an expression returns it
 		{src: "LIMIT", want: "4"},
 		{src: "helper(1)", want: "3"}, // the file's functions see the file's globals
 		{src: "test_pass()", want: "True"},
