@@ -24,9 +24,10 @@ type Client struct {
 	Server string // "vmlab VERSION" of the lab's vmlab
 }
 
-// Dial connects to the lab called name, or to the only lab up when name is
-// "". No lab up, several up without a name, or a name that is not up is
-// an error that lists the labs that are. Files of labs that crashed or
+// Dial connects to the lab called name, or when name is "" to the only
+// lab up, else the only one a person started (vmlab up, repl) among the
+// tests vmlab run serves. No lab up, several to choose from without a
+// name, or a name that is not up is an error that lists the labs that are. Files of labs that crashed or
 // were killed are removed on the way; logf (nil: silent) says so.
 func Dial(ctx context.Context, name string, logf func(string, ...any)) (*Client, error) {
 	dir, err := RuntimeDir()
@@ -41,7 +42,9 @@ func Dial(ctx context.Context, name string, logf func(string, ...any)) (*Client,
 	case name == "" && len(up) == 0:
 		return nil, errors.New("no lab is up: start one with vmlab up FILE")
 	case name == "" && len(up) > 1:
-		return nil, fmt.Errorf("several labs are up (%s): choose one with -lab NAME", joinNames(up))
+		if name = chosen(dir, up); name == "" {
+			return nil, fmt.Errorf("several labs are up (%s): choose one with -lab NAME", joinNames(up))
+		}
 	case name == "":
 		name = up[0]
 	case !slices.Contains(up, name):
@@ -51,6 +54,22 @@ func Dial(ctx context.Context, name string, logf func(string, ...any)) (*Client,
 		return nil, fmt.Errorf("lab %q is not up; labs up: %s (choose one with -lab NAME)", name, joinNames(up))
 	}
 	return DialPath(ctx, sockPath(dir, name))
+}
+
+// chosen picks, among several labs up, the only one a person started
+// (vmlab up or repl), passing over the tests vmlab run serves while they
+// run; "" when there is no such one lab.
+func chosen(dir string, up []string) string {
+	var people []string
+	for _, name := range up {
+		if info, err := readInfo(lockPath(dir, name)); err != nil || info.Command != "run" {
+			people = append(people, name)
+		}
+	}
+	if len(people) != 1 {
+		return ""
+	}
+	return people[0]
 }
 
 // DialPath connects to the control socket at path and says hello.

@@ -114,6 +114,37 @@ func TestLabSelection(t *testing.T) {
 	}
 }
 
+// TestLabSelectionPrefersLabsPeopleUse: with no -lab, the tests that
+// vmlab run serves (each is a lab while it runs) do not stand in the way
+// of the one lab a person started (up, repl): before, a test running
+// anywhere made every vmlab shell without -lab fail.
+func TestLabSelectionPrefersLabsPeopleUse(t *testing.T) {
+	t.Setenv("XDG_RUNTIME_DIR", shortTemp(t))
+	for _, l := range []struct{ name, command string }{{"a.test", "run"}, {"web", "up"}, {"b.test_x", "run"}} {
+		s, err := Listen(l.name, LabInfo{Command: l.command}, newFakeLab(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+	}
+	cl, err := Dial(ctxT(t), "", nil)
+	if err != nil {
+		t.Fatalf("one up lab among tests: %v", err)
+	}
+	defer cl.Close()
+	if cl.Lab != "web" {
+		t.Errorf("got lab %q, want web (the only one vmlab up serves)", cl.Lab)
+	}
+	s, err := Listen("other", LabInfo{Command: "repl"}, newFakeLab(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := Dial(ctxT(t), "", nil); err == nil || !strings.Contains(err.Error(), "several labs are up (a.test, b.test_x, other, web)") {
+		t.Errorf("an up and a repl lab: got %v, want several labs", err)
+	}
+}
+
 func TestCheckName(t *testing.T) {
 	for name, ok := range map[string]bool{"web": true, "a.b-c_1": true, "": false, ".hidden": false, "-x": false, "a/b": false, strings.Repeat("x", 65): false} {
 		if err := CheckName(name); (err == nil) != ok {
