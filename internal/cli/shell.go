@@ -2,11 +2,13 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"os"
 
 	"github.com/vmlab/vmlab/internal/attach"
 	"github.com/vmlab/vmlab/internal/control"
 	"github.com/vmlab/vmlab/internal/machine"
+	"github.com/vmlab/vmlab/internal/pty"
 )
 
 // runShell is `vmlab shell MACHINE [-- CMD ARGS...]`: a login shell on a
@@ -50,6 +52,9 @@ func runShell(ctx context.Context, e *env, args []string) int {
 		return interruptedCode(ctx)
 	}
 	if err != nil {
+		if okOut && okErr && pty.IsTerminal(os.Stdin) {
+			fmt.Fprintln(e.stderr) // the shell's prompt may hold the line
+		}
 		e.errorf("%v", err)
 		return exitFail
 	}

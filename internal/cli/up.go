@@ -102,6 +102,7 @@ func (u *upRun) run(ctx context.Context, file *script.File, boot *machine.Boot, 
 	// the lab has said it is up, Ctrl-C is how it is meant to stop (0).
 	if ctx.Err() != nil {
 		u.e.errorf("%v: stopping the lab", context.Cause(ctx))
+		srv.Stopping(fmt.Sprintf("vmlab up was %v", context.Cause(ctx)))
 		stopAll(l)
 		return interruptedCode(ctx)
 	}
@@ -109,7 +110,9 @@ func (u *upRun) run(ctx context.Context, file *script.File, boot *machine.Boot, 
 	select {
 	case <-ctx.Done():
 		fmt.Fprintf(u.e.stderr, "vmlab: %v: stopping lab %s\n", context.Cause(ctx), u.name)
+		srv.Stopping(fmt.Sprintf("vmlab up was %v", context.Cause(ctx)))
 	case <-srv.DownRequested(): // the server said so
+		srv.Stopping("vmlab down")
 	}
 	stopAll(l)
 	if failed {

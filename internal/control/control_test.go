@@ -294,6 +294,33 @@ func TestShellTTYResizeSignal(t *testing.T) {
 	}
 }
 
+// TestShellEndedByStoppingLab: a shell whose command the lab's stop ends
+// (vmlab up's Ctrl-C shuts the machines down, killing it) gets an error
+// that says so, not an exit status with no word (before: exit 137,
+// silence).
+func TestShellEndedByStoppingLab(t *testing.T) {
+	f := newFakeLab()
+	s := serve(t, "web", f)
+	cl := dial(t, "web")
+	outR, outW := io.Pipe()
+	resize := make(chan pty.Size, 1)
+	resize <- pty.Size{Rows: 1, Cols: 2}
+	sigs := make(chan os.Signal, 1)
+	done := make(chan error, 1)
+	go func() {
+		_, err := cl.Shell(ctxT(t), "server", machine.ShellOptions{Command: []string{"wait"}, Resize: resize, Signals: sigs, Stdout: outW})
+		done <- err
+	}()
+	io.ReadFull(outR, make([]byte, len("size 1x2\n"))) // the command runs
+	s.Stopping("Ctrl-C in vmlab up")
+	sigs <- syscall.SIGINT // as the machine's shutdown ends it
+	err := <-done
+	var e *Error
+	if !errors.As(err, &e) || e.Code != CodeStopping || !strings.Contains(e.Message, "lab web is stopping (Ctrl-C in vmlab up)") {
+		t.Errorf("got %v, want a %q error naming the lab and why", err, CodeStopping)
+	}
+}
+
 func TestShellClientHangupStopsCommand(t *testing.T) {
 	f := newFakeLab()
 	s := serve(t, "web", f)

@@ -76,6 +76,7 @@ const (
 	CodeNotUp      = "not-up"      // the machine is not running
 	CodeFailed     = "failed"      // the operation failed (the message says why)
 	CodeRefused    = "refused"     // down: the lab is a test's or a REPL's, stopped where it runs
+	CodeStopping   = "stopping"    // shell: the lab's stop ended the command
 )
 
 // Error is an "error" message as a Go error.

@@ -58,6 +58,7 @@ type Server struct {
 	closeOnce sync.Once
 	mu        sync.Mutex
 	conns     map[net.Conn]struct{}
+	stopping  string // why the lab is stopping (Stopping); "" while it runs
 }
 
 // Listen serves backend as the lab called name (CheckName), in this user's
@@ -135,6 +136,23 @@ func (s *Server) Info() LabInfo { return s.info }
 // down). The lab's owner stops its machines and calls Close; the client
 // hears the lab is down when its connection closes.
 func (s *Server) DownRequested() <-chan struct{} { return s.down }
+
+// Stopping tells the server that the lab is stopping, and why ("Ctrl-C in
+// vmlab up"): a shell whose command ends from now on on a signal (the
+// machine's shutdown kills it) or an error answers with a "stopping"
+// error that says so, instead of an exit status the user cannot explain.
+// Call it before stopping the machines; Close ends the serving.
+func (s *Server) Stopping(why string) {
+	s.mu.Lock()
+	s.stopping = why
+	s.mu.Unlock()
+}
+
+func (s *Server) stopReason() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stopping
+}
 
 // Close stops serving: it ends every connection (shells and consoles
 // stop), removes the socket, then releases and removes the lock. It waits

@@ -41,7 +41,9 @@ func (s *Server) shell(pc *conn, m Message) {
 	}()
 	res, err := s.backend.Shell(ctx, m.Machine, o)
 	stdinR.Close() // unblocks shellInput's pipe write
-	if err != nil {
+	if why := s.stopReason(); why != "" && (err != nil || res.Signal != "" || res.Status >= 128) {
+		pc.sendError(CodeStopping, fmt.Sprintf("lab %s is stopping (%s): the command on %s was ended", s.info.Name, why, m.Machine))
+	} else if err != nil {
 		pc.sendError(CodeFailed, err.Error())
 	} else {
 		status := res.Status
