@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 
-	"github.com/vmlab/vmlab/internal/control"
 	"github.com/vmlab/vmlab/internal/pty"
 )
 
@@ -20,13 +19,12 @@ const consoleEscape = 0x1d
 // stdin is sent as it is and the console streams until interrupted.
 func runConsole(ctx context.Context, e *env, args []string) int {
 	fs := newFlagSet(e, "console", "MACHINE")
-	name := fs.String("lab", "", "the lab called `name` (default: the only lab up)")
+	name := labFlag(fs)
 	if ok, code := parseMixed(e, fs, args, func() bool { return fs.NArg() == 1 }); !ok {
 		return code
 	}
-	cl, err := control.Dial(ctx, *name, e.errorf)
-	if err != nil {
-		e.errorf("%v", err)
+	cl := dialLab(ctx, e, *name)
+	if cl == nil {
 		return exitFail
 	}
 	defer cl.Close()

@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"context"
 	"errors"
+	"flag"
 	"path/filepath"
 	"sync"
 
@@ -37,4 +39,21 @@ func serveLabs(f *script.File, command string, name func(label string) string, t
 		}
 		return func() { srv.Close() }
 	}
+}
+
+// labFlag registers -lab on the flag set of a command that reaches a lab
+// that is up (shell, console, down).
+func labFlag(fs *flag.FlagSet) *string {
+	return fs.String("lab", "", "the lab called `name` (default: the only lab up, else the only one vmlab up or repl serves)")
+}
+
+// dialLab connects to the lab name (Dial's choice when ""); on failure it
+// says why and returns nil, and the command exits 1.
+func dialLab(ctx context.Context, e *env, name string) *control.Client {
+	cl, err := control.Dial(ctx, name, e.errorf)
+	if err != nil {
+		e.errorf("%v", err)
+		return nil
+	}
+	return cl
 }

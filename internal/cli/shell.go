@@ -6,7 +6,6 @@ import (
 	"os"
 
 	"github.com/vmlab/vmlab/internal/attach"
-	"github.com/vmlab/vmlab/internal/control"
 	"github.com/vmlab/vmlab/internal/machine"
 	"github.com/vmlab/vmlab/internal/pty"
 )
@@ -18,7 +17,7 @@ import (
 // could not start (no lab, no such machine, the machine not up).
 func runShell(ctx context.Context, e *env, args []string) int {
 	fs := newFlagSet(e, "shell", "MACHINE [-- CMD ARGS...]")
-	name := fs.String("lab", "", "the lab called `name` (default: the only lab up)")
+	name := labFlag(fs)
 	user := fs.String("user", "", "run as this guest `user` (default: root)")
 	if ok, code := parse(e, fs, args, func() bool { return fs.NArg() >= 1 }); !ok {
 		return code
@@ -27,9 +26,8 @@ func runShell(ctx context.Context, e *env, args []string) int {
 	if len(command) > 0 && command[0] == "--" {
 		command = command[1:]
 	}
-	cl, err := control.Dial(ctx, *name, e.errorf)
-	if err != nil {
-		e.errorf("%v", err)
+	cl := dialLab(ctx, e, *name)
+	if cl == nil {
 		return exitFail
 	}
 	defer cl.Close()
@@ -38,6 +36,7 @@ func runShell(ctx context.Context, e *env, args []string) int {
 		return cl.Shell(ctx, target, o)
 	}
 	var res machine.ShellResult
+	var err error
 	stdout, okOut := e.stdout.(*os.File)
 	stderr, okErr := e.stderr.(*os.File)
 	if okOut && okErr {
