@@ -174,7 +174,7 @@ def test():
 	if got := f.Specs[2].ForwardPorts; !slices.Equal(got, forwards) {
 		t.Errorf("forward_ports = {8080: 80, 0: 443}: got %v, want %v, in the dict's order", got, forwards)
 	}
-	forwards = []spec.Forward{{0, 80}, {0, 443}, {8081, 22}}
+	forwards = []spec.Forward{{HostPort: 0, GuestPort: 80}, {HostPort: 0, GuestPort: 443}, {HostPort: 8081, GuestPort: 22}}
 	if got := f.Specs[3].ForwardPorts; !slices.Equal(got, forwards) {
 		t.Errorf("forward_ports = [(0, 80), (0, 443), (8081, 22)]: got %v, want %v", got, forwards)
 	}
