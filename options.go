@@ -45,6 +45,19 @@ func VLANs(v ...int) Option {
 // has no route out and cannot reach the host.
 func UserNet() Option { return Option{func(s *spec.Machine) { s.UserNet = true }} }
 
+// Forward makes TCP port hostPort on the host's 127.0.0.1 reach guestPort
+// on the machine at every boot (NixOS's virtualisation.forwardPorts); it
+// may be given several times and implies UserNet. A zero hostPort picks a
+// free port at the machine's first boot and keeps it for the later ones;
+// vmlab up and vmlab status show it (a test that must know the port uses
+// Machine.ForwardPort(t, 0, guestPort), which returns it). A host port
+// another process holds fails the boot, naming the port and the cause.
+func Forward(hostPort, guestPort int) Option {
+	return Option{func(s *spec.Machine) {
+		s.ForwardPorts = append(s.ForwardPorts, spec.Forward{HostPort: hostPort, GuestPort: guestPort})
+	}}
+}
+
 // Service is a program the machine's agent starts at every boot, after
 // Users, Files, Modules and Sysctls are applied, and supervises without
 // systemd (vmlab's fast mode). Its output goes to the console log as
@@ -172,7 +185,7 @@ var optionNames = map[string]string{
 	"name": "Lab.Machine", "memory": "Memory", "cpus": "CPUs", "vlans": "VLANs", "user_net": "UserNet",
 	"shares": "Share", "users": "Users", "groups": "Groups", "files": "File", "modules": "Modules",
 	"sysctls": "Sysctl", "packages": "Packages", "services": "Services", "disks": "Disks", "qemu_args": "QEMUArgs",
-	"disk_size": "DiskSize",
+	"disk_size": "DiskSize", "forward_ports": "Forward",
 }
 
 // checkDeclaration returns the problems of a machine declared after others,
@@ -183,8 +196,12 @@ func checkDeclaration(decl spec.Machine, others []spec.Machine, host spec.Host) 
 		errs = append(errs, fmt.Errorf("vmlab.%s: %w", optionNames[p.Field], p))
 	}
 	for _, p := range spec.CheckLab(append(others[:len(others):len(others)], decl)) {
-		if p.Index == len(others) {
+		switch {
+		case p.Index != len(others):
+		case p.Field == "" || p.Field == "name":
 			errs = append(errs, fmt.Errorf("vmlab: %w", p))
+		default:
+			errs = append(errs, fmt.Errorf("vmlab.%s: %w", optionNames[p.Field], p))
 		}
 	}
 	return errs

@@ -84,6 +84,9 @@ func TestOptionProblems(t *testing.T) {
 			[]string{`vmlab.Services: machine a: service "web": ready port 99999`}},
 		{"disk size", func(l *Lab) { l.Machine("a", Disks(0)) }, []string{"vmlab.Disks: machine a: disk 0: size 0 MiB"}},
 		{"duplicate name", func(l *Lab) { l.Machine("a"); l.Machine("a") }, []string{`vmlab: machine "a" is declared twice`}},
+		{"forward to guest port 0", func(l *Lab) { l.Machine("a", Forward(8080, 0)) }, []string{"vmlab.Forward: machine a: forward 8080 -> 0: guest port 0: want 1 to 65535"}},
+		{"host port forwarded by two machines", func(l *Lab) { l.Machine("a", Forward(8080, 80)); l.Machine("b", Forward(8080, 81)) },
+			[]string{"vmlab.Forward: machine b: host port 8080 is forwarded by machine a too"}},
 		{"every problem at once", func(l *Lab) { l.Machine("a", Memory(64), CPUs(0), Disks(0)) },
 			[]string{"vmlab.Memory: machine a: memory 64 MiB", "vmlab.CPUs: machine a: cpus 0", "vmlab.Disks: machine a: disk 0"}},
 	}
@@ -112,7 +115,7 @@ func TestOptionFields(t *testing.T) {
 		"users": Users("alice"), "groups": Groups("ops"), "files": File("/x", "y", 0), "modules": Modules("dummy"),
 		"sysctls": Sysctl("net.ipv4.ip_forward", "1"), "packages": Packages("sh"), "qemu_args": QEMUArgs("-no-hpet"),
 		"services": Services(map[string]Service{"web": {Command: "httpd"}}), "disks": Disks(8),
-		"disk_size": DiskSize(64),
+		"disk_size": DiskSize(64), "forward_ports": Forward(8080, 80),
 	}
 	for _, kw := range spec.Keywords() {
 		t.Run(kw, func(t *testing.T) {

@@ -2,9 +2,11 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -94,15 +96,17 @@ func attachExec(ctx context.Context, e *env, m *machine.Machine, command string,
 
 // execFlags are the flags of `vmlab exec` by the declaration's field they
 // set (spec.Machine's keywords); a problem with a field names its flag.
-var execFlags = map[string]string{"name": "-name", "memory": "-memory", "cpus": "-cpus", "disk_size": "-disk-size"}
+var execFlags = map[string]string{"name": "-name", "memory": "-memory", "cpus": "-cpus", "disk_size": "-disk-size",
+	"forward_ports": "-forward"}
 
 // execFlagValues are `vmlab exec`'s flags.
 type execFlagValues struct {
-	boot    bootFlags
-	name    string
-	timeout time.Duration
-	verbose bool
-	diskMiB int
+	boot     bootFlags
+	name     string
+	timeout  time.Duration
+	verbose  bool
+	diskMiB  int
+	forwards []spec.Forward
 }
 
 func newExecFlags(e *env) (*flag.FlagSet, *execFlagValues) {
@@ -113,6 +117,17 @@ func newExecFlags(e *env) (*flag.FlagSet, *execFlagValues) {
 	fs.DurationVar(&ef.timeout, "timeout", 0, "stop the command after this `duration` (default: none)")
 	fs.BoolVar(&ef.verbose, "v", false, "show the console as it boots")
 	fs.IntVar(&ef.diskMiB, "disk-size", spec.DefaultDiskMiB, "the size of the machine's own disk (its writable root) in `MiB`")
+	fs.Func("forward", "make the host's 127.0.0.1:HOST reach the guest's port GUEST, as `HOST:GUEST` (0:GUEST picks a free port); repeatable",
+		func(v string) error {
+			host, guest, _ := strings.Cut(v, ":")
+			h, err1 := strconv.Atoi(host)
+			g, err2 := strconv.Atoi(guest)
+			if err1 != nil || err2 != nil {
+				return errors.New("want HOST:GUEST, two port numbers such as 8080:80")
+			}
+			ef.forwards = append(ef.forwards, spec.Forward{HostPort: h, GuestPort: g})
+			return nil
+		})
 	return fs, ef
 }
 
@@ -121,5 +136,6 @@ func (ef *execFlagValues) spec() spec.Machine {
 	s := spec.New(ef.name)
 	s.MemoryMiB, s.CPUs = ef.boot.memory, ef.boot.cpus
 	s.DiskMiB = ef.diskMiB
+	s.ForwardPorts = ef.forwards
 	return s
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -67,7 +68,7 @@ func TestExecFlagProblems(t *testing.T) {
 // TestExecFlagFields proves that each flag of vmlab exec that declares the
 // machine reaches its field of spec.Machine.
 func TestExecFlagFields(t *testing.T) {
-	samples := map[string]string{"-name": "b", "-memory": "256", "-cpus": "2", "-disk-size": "64"}
+	samples := map[string]string{"-name": "b", "-memory": "256", "-cpus": "2", "-disk-size": "64", "-forward": "8080:80"}
 	for kw, flag := range execFlags {
 		t.Run(flag, func(t *testing.T) {
 			if !slices.Contains(spec.Keywords(), kw) {
@@ -82,5 +83,31 @@ func TestExecFlagFields(t *testing.T) {
 				t.Errorf("%s %s left %s at %v", flag, samples[flag], kw, got.Field(kw))
 			}
 		})
+	}
+}
+
+// TestExecForwardFlag: -forward takes HOST:GUEST, repeated; anything else
+// is a usage error naming the form, and ports out of range are the
+// declaration's problems, named by the flag.
+func TestExecForwardFlag(t *testing.T) {
+	fs, ef := newExecFlags(&env{stderr: os.Stderr})
+	if err := fs.Parse([]string{"-forward", "8080:80", "-forward", "0:443", "true"}); err != nil {
+		t.Fatal(err)
+	}
+	want := []spec.Forward{{HostPort: 8080, GuestPort: 80}, {HostPort: 0, GuestPort: 443}}
+	if got := ef.spec().ForwardPorts; !slices.Equal(got, want) {
+		t.Errorf("got forwards %v, want %v", got, want)
+	}
+	for _, bad := range []string{"80", "8080:80:1", "x:80", "8080:"} {
+		code, _, stderr := run("exec", "-forward", bad, "true")
+		want := fmt.Sprintf("invalid value %q for flag -forward: want HOST:GUEST, two port numbers such as 8080:80", bad)
+		if code != exitUsage || !strings.Contains(stderr, want) {
+			t.Errorf("-forward %s: got exit %d, stderr %q; want %d and %s", bad, code, stderr, exitUsage, want)
+		}
+	}
+	code, _, stderr := run("exec", "-forward", "70000:80", "true")
+	want2 := "-forward: machine machine: forward 70000 -> 80: host port 70000: want 1 to 65535, or 0 for a free one"
+	if code != exitUsage || !strings.Contains(stderr, want2) {
+		t.Errorf("-forward 70000:80: got exit %d, stderr %q; want %d and %s", code, stderr, exitUsage, want2)
 	}
 }

@@ -103,6 +103,9 @@ type Machine struct {
 	cursor     int    // console position for WaitForConsoleText
 	diskMade   bool   // this machine made its temporary disk (diskImage)
 	forwards   []qemu.Forward
+	// picks are the guest ports of declared forwards whose host port is
+	// 0, not yet given one (pickForwards, at the first boot).
+	picks []int
 	// supervised is closed when the supervisor of the last process has
 	// recorded its exit; a new boot waits for it, so that the stop is
 	// told before the boot.
@@ -121,6 +124,7 @@ func New(cfg Config) (*Machine, error) {
 		return nil, fmt.Errorf("new machine %s: %w", cfg.Name, err)
 	}
 	m := &Machine{cfg: cfg, dir: cfg.Dir}
+	m.declareForwards()
 	if m.dir == "" {
 		dir, err := makeTempDir("vmlab-" + cfg.Name + "-")
 		if err != nil {
@@ -261,8 +265,16 @@ func (m *Machine) boot(ctx context.Context, start time.Time) error {
 	if err != nil {
 		return fmt.Errorf("%s: start: %w", m.cfg.Name, err)
 	}
+	if err := m.busyForward(); err != nil {
+		return fmt.Errorf("%s: start: %w", m.cfg.Name, err)
+	}
 	proc, err := qemu.Start(ctx, m.qemuConfig(view, image), m.console)
 	if err != nil {
+		// Another process took a port since busyForward: QEMU says only
+		// "Could not set up host forwarding rule".
+		if busy := m.busyForward(); busy != nil {
+			return fmt.Errorf("%s: start: %w", m.cfg.Name, busy)
+		}
 		return m.downError("start", err)
 	}
 	bootCtx, cancel := context.WithTimeout(ctx, m.bootTimeout())
@@ -282,6 +294,10 @@ func (m *Machine) boot(ctx context.Context, start time.Time) error {
 	m.mu.Lock()
 	m.booting, m.bootAgent = proc, agent
 	m.mu.Unlock()
+	if err := m.pickForwards(bootCtx, q); err != nil {
+		q.Close()
+		return m.bootFailed(ctx, proc, agent, err)
+	}
 	hello, err := agent.Hello(bootCtx)
 	if err == nil && hello.Version != agentproto.Version {
 		err = fmt.Errorf("agent speaks protocol %d, want %d: the initramfs is stale", hello.Version, agentproto.Version)

@@ -14,6 +14,7 @@ import (
 	"github.com/vmlab/vmlab/internal/agentclient"
 	"github.com/vmlab/vmlab/internal/agentproto"
 	"github.com/vmlab/vmlab/internal/qemu"
+	"github.com/vmlab/vmlab/internal/qemu/qmp"
 )
 
 // NIC is a network card on a virtual switch.
@@ -70,8 +71,9 @@ func (m *Machine) configureNetwork(ctx context.Context, agent *agentclient.Clien
 }
 
 // ForwardPort makes TCP port hostPort on the host's 127.0.0.1 (never another
-// address) reach guestPort on the machine's eth0. The machine needs UserNet.
-// Forwards survive reboots.
+// address) reach guestPort on the machine's eth0. The machine needs UserNet
+// (a declared forward implies it). Forwards survive reboots; a host port
+// the machine already forwards is refused.
 func (m *Machine) ForwardPort(ctx context.Context, hostPort, guestPort int) error {
 	what := fmt.Sprintf("forward host port %d to guest port %d", hostPort, guestPort)
 	if !m.cfg.UserNet {
@@ -82,6 +84,10 @@ func (m *Machine) ForwardPort(ctx context.Context, hostPort, guestPort int) erro
 	}
 	fwd := qemu.Forward{HostPort: hostPort, GuestPort: guestPort}
 	m.mu.Lock()
+	if i := slices.IndexFunc(m.forwards, func(f qemu.Forward) bool { return f.HostPort == hostPort }); i >= 0 {
+		m.mu.Unlock()
+		return fmt.Errorf("%s: %s: host port %d already reaches guest port %d", m.cfg.Name, what, hostPort, m.forwards[i].GuestPort)
+	}
 	m.forwards = append(m.forwards, fwd)
 	q := m.qmp
 	running := m.proc != nil
@@ -95,25 +101,101 @@ func (m *Machine) ForwardPort(ctx context.Context, hostPort, guestPort int) erro
 		}
 		return nil
 	}
-	rule := fmt.Sprintf("hostfwd_add %s tcp:127.0.0.1:%d-:%d", qemu.UserNetID, hostPort, guestPort)
-	raw, err := q.Execute(ctx, "human-monitor-command", map[string]string{"command-line": rule})
-	var out string
-	if err == nil {
-		json.Unmarshal(raw, &out)
-		if out = strings.TrimSpace(out); out != "" {
-			// QEMU says only "Could not set up host forwarding rule":
-			// find the cause by binding the port ourselves.
-			err = fmt.Errorf("qemu: %s", out)
-			if cause := portFree(hostPort); cause != nil {
-				err = cause
-			}
-		}
-	}
-	if err != nil {
+	if err := addForward(ctx, q, fwd); err != nil {
 		m.dropForward(fwd) // not kept for the next boot
 		return fmt.Errorf("%s: %s: %w", m.cfg.Name, what, err)
 	}
 	return nil
+}
+
+// addForward adds fwd to the running QEMU behind q.
+func addForward(ctx context.Context, q *qmp.Client, fwd qemu.Forward) error {
+	rule := fmt.Sprintf("hostfwd_add %s tcp:127.0.0.1:%d-:%d", qemu.UserNetID, fwd.HostPort, fwd.GuestPort)
+	raw, err := q.Execute(ctx, "human-monitor-command", map[string]string{"command-line": rule})
+	if err != nil {
+		return err
+	}
+	var out string
+	json.Unmarshal(raw, &out)
+	if out = strings.TrimSpace(out); out != "" {
+		// QEMU says only "Could not set up host forwarding rule": find
+		// the cause by binding the port ourselves.
+		if cause := portFree(fwd.HostPort); cause != nil {
+			return cause
+		}
+		return fmt.Errorf("qemu: %s", out)
+	}
+	return nil
+}
+
+// declareForwards takes the declaration's forwards (spec.Machine's
+// ForwardPorts): those with a host port are applied at every boot from
+// the first; those with 0 wait for pickForwards.
+func (m *Machine) declareForwards() {
+	for _, f := range m.cfg.ForwardPorts {
+		if f.HostPort == 0 {
+			m.picks = append(m.picks, f.GuestPort)
+			continue
+		}
+		m.forwards = append(m.forwards, qemu.Forward{HostPort: f.HostPort, GuestPort: f.GuestPort})
+	}
+}
+
+// busyForward returns why a host port the machine forwards cannot be
+// bound now (another process has it), naming the forward; nil when all
+// are free. A boot checks first, because QEMU's own error says only
+// "Could not set up host forwarding rule".
+func (m *Machine) busyForward() error {
+	for _, f := range m.Forwards() {
+		if err := portFree(f.HostPort); err != nil {
+			return fmt.Errorf("forward host port %d to guest port %d: %w (stop what holds it, or forward another port)", f.HostPort, f.GuestPort, err)
+		}
+	}
+	return nil
+}
+
+// pickForwards gives each declared forward with host port 0 a free port,
+// on the QEMU that is booting behind q: a port picked before QEMU started
+// could be taken by the time it binds it. Once picked, a forward is one
+// of Forwards and is applied at every later boot with the same port, so
+// the address vmlab up printed keeps working across reboots.
+func (m *Machine) pickForwards(ctx context.Context, q *qmp.Client) error {
+	m.mu.Lock()
+	picks := m.picks
+	m.mu.Unlock()
+	for len(picks) > 0 {
+		guest := picks[0]
+		port, err := pickFree(ctx, q, guest)
+		if err != nil {
+			return fmt.Errorf("forward a free host port to guest port %d: %w", guest, err)
+		}
+		picks = picks[1:]
+		m.mu.Lock()
+		m.forwards = append(m.forwards, qemu.Forward{HostPort: port, GuestPort: guest})
+		m.picks = picks
+		m.mu.Unlock()
+	}
+	return nil
+}
+
+// pickFree forwards a free host port to guestPort on the QEMU behind q and
+// returns it. Another process can take the port between the pick and
+// QEMU's bind; then it picks another, up to three times.
+func pickFree(ctx context.Context, q *qmp.Client, guestPort int) (int, error) {
+	var err error
+	for range 3 {
+		var port int
+		if port, err = pickPort(); err != nil {
+			return 0, err
+		}
+		if err = addForward(ctx, q, qemu.Forward{HostPort: port, GuestPort: guestPort}); err == nil {
+			return port, nil
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			return 0, err
+		}
+	}
+	return 0, err
 }
 
 func (m *Machine) dropForward(fwd qemu.Forward) {

@@ -57,8 +57,10 @@ func (m *Machine) Interfaces() []Interface {
 	return out
 }
 
-// Forwards returns the host ports forwarded to the machine (ForwardPort),
-// which it keeps across reboots.
+// Forwards returns the host ports forwarded to the machine: the declared
+// ones (Config's ForwardPorts; one declared with host port 0 once the first
+// boot picked its port), then those ForwardPort added. It keeps them
+// across reboots.
 func (m *Machine) Forwards() []qemu.Forward {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -38,6 +38,7 @@ var machineArgs = []machineArg{
 	{"services", setServices},
 	{"disks", into(intList, func(s *spec.Machine) *[]int { return &s.Disks })},
 	{"disk_size", into(intValue("an int (MiB)"), func(s *spec.Machine) *int { return &s.DiskMiB })},
+	{"forward_ports", into(forwardPorts, func(s *spec.Machine) *[]spec.Forward { return &s.ForwardPorts })},
 }
 
 // into makes an argument that parses its value and stores it in the field
@@ -83,8 +84,8 @@ func machineArgNames() []string {
 
 // machineBuiltin is machine(name=, memory=, cpus=, vlans=, user_net=,
 // shares=, users=, groups=, files=, modules=, sysctls=, packages=,
-// qemu_args=, services=, disks=): it declares a machine. Only the top level
-// may call it. A bad argument does not stop the file's loading: it is a
+// qemu_args=, services=, disks=, disk_size=, forward_ports=): it declares
+// a machine. Only the top level may call it. A bad argument does not stop the file's loading: it is a
 // problem of the declaration, reported by Load with every other one.
 func machineBuiltin(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	decl, ok := thread.Local(declKey).(*declarations)
@@ -216,6 +217,37 @@ func stringDict(v starlark.Value) (map[string]string, error) {
 			return nil, fmt.Errorf("want string keys and string or int values, got %s: %s", kv[0], kv[1])
 		}
 		out[k] = val
+	}
+	return out, nil
+}
+
+// forwardPorts takes {host port: guest port}, or a list of (host port,
+// guest port) pairs, which may pick several free ports: [(0, 80), (0, 443)].
+func forwardPorts(v starlark.Value) ([]spec.Forward, error) {
+	const want = "{host port: guest port} or [(host port, guest port), ...]"
+	var pairs []starlark.Tuple
+	switch v := v.(type) {
+	case *starlark.Dict:
+		pairs = v.Items()
+	case *starlark.List, starlark.Tuple:
+		l, _ := list(v)
+		for i := range l.Len() {
+			p, ok := l.Index(i).(starlark.Tuple)
+			if !ok || len(p) != 2 {
+				return nil, fmt.Errorf("[%d]: got %s, want a (host port, guest port) pair", i, l.Index(i))
+			}
+			pairs = append(pairs, p)
+		}
+	default:
+		return nil, wantType(want, v)
+	}
+	var out []spec.Forward
+	for _, p := range pairs {
+		var f spec.Forward
+		if setInt(&f.HostPort, "an int", p[0]) != nil || setInt(&f.GuestPort, "an int", p[1]) != nil {
+			return nil, fmt.Errorf("%s: %s: want ports as ints, %s", p[0], p[1], want)
+		}
+		out = append(out, f)
 	}
 	return out, nil
 }

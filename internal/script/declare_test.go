@@ -68,6 +68,18 @@ func TestDeclarationErrors(t *testing.T) {
 		{"service port 99999", `a = machine(services = {"web": service("httpd", wait_for_port = 99999)})`,
 			`bad.star:1:13: machine a: service "web": ready port 99999: want 1 to 65535`},
 		{"disk of 0 MiB", `a = machine(disks = [0])`, "bad.star:1:13: machine a: disk 0: size 0 MiB: want 1 to 1048576 MiB"},
+		{"forward from port 70000", `a = machine(forward_ports = {70000: 80})`,
+			"bad.star:1:13: machine a: forward 70000 -> 80: host port 70000: want 1 to 65535, or 0 for a free one"},
+		{"forward to one guest port twice", `a = machine(forward_ports = {8080: 80, 8081: 80})`,
+			"bad.star:1:13: machine a: forward 8081 -> 80: guest port 80 is forwarded to twice"},
+		{"forward of a string", `a = machine(forward_ports = {8080: "http"})`,
+			`bad.star:1:13: machine a: forward_ports: 8080: "http": want ports as ints, {host port: guest port} or [(host port, guest port), ...]`},
+		{"forward that is not a pair", `a = machine(forward_ports = [(8080, 80, 1)])`,
+			"bad.star:1:13: machine a: forward_ports: [0]: got (8080, 80, 1), want a (host port, guest port) pair"},
+		{"forward of a port", `a = machine(forward_ports = 8080)`,
+			"bad.star:1:13: machine a: forward_ports: got int, want {host port: guest port} or [(host port, guest port), ...]"},
+		{"host port forwarded by two machines", "a = machine(forward_ports = {8080: 80})\nb = machine(cpus = 1, forward_ports = {8080: 8080})",
+			"bad.star:2:23: machine b: host port 8080 is forwarded by machine a too"},
 		{"unknown argument", `a = machine(cpus = 1, memroy = 512)`, `bad.star:1:23: machine a: machine() has no argument "memroy" (did you mean memory?)`},
 		{"wrong type", `a = machine(vlans = "one")`, "bad.star:1:13: machine a: vlans: got string, want a list"},
 		{"duplicate names", "a = machine(name = \"x\")\nb = machine(cpus = 1, name = \"x\")", `bad.star:2:23: machine "x" is declared twice`},
@@ -143,6 +155,8 @@ func TestDeclarationFine(t *testing.T) {
     files = {"/usr/local/bin/x": {"content": "#!/bin/sh\n", "mode": 0o4755}},
     shares = {".": "/mnt"}, packages = ["sh"], disks = [16], qemu_args = ["-smp", "1"])
 isolated = machine(vlans = [])
+web = machine(forward_ports = {8080: 80, 0: 443})
+api = machine(forward_ports = [(0, 80), (0, 443), (8081, 22)])
 def test():
     pass
 `
@@ -155,6 +169,14 @@ def test():
 	}
 	if v := f.Specs[1].VLANs; v == nil || len(v) != 0 {
 		t.Errorf("vlans = []: got %#v, want an empty list (no network), not nil (VLAN 1)", v)
+	}
+	forwards := []spec.Forward{{HostPort: 8080, GuestPort: 80}, {HostPort: 0, GuestPort: 443}}
+	if got := f.Specs[2].ForwardPorts; !slices.Equal(got, forwards) {
+		t.Errorf("forward_ports = {8080: 80, 0: 443}: got %v, want %v, in the dict's order", got, forwards)
+	}
+	forwards = []spec.Forward{{HostPort: 0, GuestPort: 80}, {HostPort: 0, GuestPort: 443}, {HostPort: 8081, GuestPort: 22}}
+	if got := f.Specs[3].ForwardPorts; !slices.Equal(got, forwards) {
+		t.Errorf("forward_ports = [(0, 80), (0, 443), (8081, 22)]: got %v, want %v", got, forwards)
 	}
 }
 
@@ -172,7 +194,7 @@ func TestSpecFields(t *testing.T) {
 		"groups": `groups = ["ops"]`, "files": `files = {"/x": "y"}`, "modules": `modules = ["dummy"]`,
 		"sysctls": `sysctls = {"net.ipv4.ip_forward": 1}`, "packages": `packages = ["sh"]`,
 		"qemu_args": `qemu_args = ["-no-hpet"]`, "services": `services = {"web": service("httpd")}`, "disks": "disks = [8]",
-		"disk_size": "disk_size = 64",
+		"disk_size": "disk_size = 64", "forward_ports": "forward_ports = {8080: 80}",
 	}
 	for _, kw := range spec.Keywords() {
 		t.Run(kw, func(t *testing.T) {

@@ -61,6 +61,7 @@ func (m Machine) Check(host Host) []Problem {
 	c.name()
 	c.resources(host)
 	c.vlans()
+	c.forwards()
 	c.shares()
 	c.accounts()
 	c.files()
@@ -112,6 +113,26 @@ func (c *checker) vlans() {
 			c.add("vlans", "VLAN %d is listed twice", v)
 		}
 		seen[v] = true
+	}
+}
+
+func (c *checker) forwards() {
+	hosts, guests := make(map[int]bool), make(map[int]bool)
+	for _, f := range c.m.ForwardPorts {
+		what := fmt.Sprintf("forward %d -> %d", f.HostPort, f.GuestPort)
+		switch {
+		case f.HostPort < 0 || f.HostPort > 65535:
+			c.add("forward_ports", "%s: host port %d: want 1 to 65535, or 0 for a free one", what, f.HostPort)
+		case f.HostPort > 0 && hosts[f.HostPort]:
+			c.add("forward_ports", "%s: host port %d is forwarded twice", what, f.HostPort)
+		}
+		switch {
+		case f.GuestPort < 1 || f.GuestPort > 65535:
+			c.add("forward_ports", "%s: guest port %d: want 1 to 65535", what, f.GuestPort)
+		case guests[f.GuestPort]:
+			c.add("forward_ports", "%s: guest port %d is forwarded to twice", what, f.GuestPort)
+		}
+		hosts[f.HostPort], guests[f.GuestPort] = true, true
 	}
 }
 
@@ -289,8 +310,9 @@ func (c *checker) disks() {
 }
 
 // CheckLab returns what is wrong with a set of machines as a whole: more
-// than MaxMachines, a name declared twice. Each problem's Index is the
-// machine at fault (the second of two with one name).
+// than MaxMachines, a name declared twice, a host port forwarded by two
+// machines. Each problem's Index is the machine at fault (the second of
+// two with one name or host port).
 func CheckLab(ms []Machine) []Problem {
 	var ps []Problem
 	if len(ms) > MaxMachines {
@@ -303,6 +325,29 @@ func CheckLab(ms []Machine) []Problem {
 			ps = append(ps, Problem{Field: "name", Index: i, Err: fmt.Errorf("machine %q is declared twice", m.Name)})
 		}
 		seen[m.Name] = true
+	}
+	return append(ps, labForwards(ms)...)
+}
+
+// labForwards reports each host port that a machine forwards after
+// another one did: the host has one 127.0.0.1.
+func labForwards(ms []Machine) []Problem {
+	var ps []Problem
+	owner := make(map[int]string)
+	for i, m := range ms {
+		mine := make(map[int]bool)
+		for _, f := range m.ForwardPorts {
+			if f.HostPort == 0 || mine[f.HostPort] {
+				continue
+			}
+			mine[f.HostPort] = true
+			if other, ok := owner[f.HostPort]; ok {
+				ps = append(ps, Problem{Machine: m.Name, Field: "forward_ports", Index: i,
+					Err: fmt.Errorf("host port %d is forwarded by machine %s too: give one of them another port (or 0 for a free one)", f.HostPort, other)})
+				continue
+			}
+			owner[f.HostPort] = m.Name
+		}
 	}
 	return ps
 }

@@ -71,6 +71,14 @@ func TestCheck(t *testing.T) {
 		{"vlan 255", func(m *Machine) { m.VLANs = []int{255} }, "vlans", "VLAN 255 is out of range"},
 		{"vlan twice", func(m *Machine) { m.VLANs = []int{3, 3} }, "vlans", "VLAN 3 is listed twice"},
 		{"no network", func(m *Machine) { m.VLANs = []int{} }, "", ""},
+		{"forwards", func(m *Machine) { m.ForwardPorts = []Forward{{8080, 80}, {0, 443}, {0, 22}, {65535, 1}} }, "", ""},
+		{"forward from host port 65536", func(m *Machine) { m.ForwardPorts = []Forward{{65536, 80}} }, "forward_ports",
+			"forward 65536 -> 80: host port 65536: want 1 to 65535, or 0 for a free one"},
+		{"forward from a negative host port", func(m *Machine) { m.ForwardPorts = []Forward{{-1, 80}} }, "forward_ports", "host port -1: want 1 to 65535"},
+		{"forward to guest port 0", func(m *Machine) { m.ForwardPorts = []Forward{{8080, 0}} }, "forward_ports", "forward 8080 -> 0: guest port 0: want 1 to 65535"},
+		{"forward to guest port 65536", func(m *Machine) { m.ForwardPorts = []Forward{{8080, 65536}} }, "forward_ports", "guest port 65536: want 1 to 65535"},
+		{"host port twice", func(m *Machine) { m.ForwardPorts = []Forward{{8080, 80}, {8080, 81}} }, "forward_ports", "forward 8080 -> 81: host port 8080 is forwarded twice"},
+		{"guest port twice", func(m *Machine) { m.ForwardPorts = []Forward{{8080, 80}, {0, 80}} }, "forward_ports", "forward 0 -> 80: guest port 80 is forwarded to twice"},
 		{"share of a missing directory", func(m *Machine) { m.Shares = []Share{{"/no/such/dir", "/mnt"}} }, "shares", "share /no/such/dir: no such host directory"},
 		{"share of a file", func(m *Machine) { m.Shares = []Share{{filepath.Join(share, "share/file"), "/mnt"}} }, "shares", "not a directory"},
 		{"share to a relative guest path", func(m *Machine) { m.Shares = []Share{{share, "mnt"}} }, "shares", "the guest path must be absolute"},
@@ -143,12 +151,13 @@ func TestCheck(t *testing.T) {
 // TestCheckEveryProblem wants all of a declaration's problems at once.
 func TestCheckEveryProblem(t *testing.T) {
 	m := Machine{Name: "a/b", MemoryMiB: 1, CPUs: 0, VLANs: []int{0}, DiskMiB: 8, Disks: []int{0},
-		Setup: Setup{Users: []Account{{Name: "X"}}, Files: []File{{Path: "x"}}}}
+		ForwardPorts: []Forward{{70000, 0}},
+		Setup:        Setup{Users: []Account{{Name: "X"}}, Files: []File{{Path: "x"}}}}
 	var fields []string
 	for _, p := range m.Check(fakeHost(t)) {
 		fields = append(fields, p.Field)
 	}
-	want := "name memory cpus vlans users files disk_size disks"
+	want := "name memory cpus vlans forward_ports forward_ports users files disk_size disks"
 	if got := strings.Join(fields, " "); got != want {
 		t.Errorf("got problems with %s, want %s", got, want)
 	}
@@ -159,6 +168,10 @@ func TestCheckLab(t *testing.T) {
 	for i := range many {
 		many[i] = New("m" + strings.Repeat("x", i))
 	}
+	web, api, db := New("web"), New("api"), New("db")
+	web.ForwardPorts = []Forward{{8080, 80}, {0, 443}}
+	api.ForwardPorts = []Forward{{0, 80}, {8081, 81}}
+	db.ForwardPorts = []Forward{{5432, 5432}, {8080, 8080}}
 	tests := []struct {
 		name  string
 		ms    []Machine
@@ -167,6 +180,8 @@ func TestCheckLab(t *testing.T) {
 	}{
 		{"duplicate names", []Machine{New("a"), New("b"), New("a")}, 2, `machine "a" is declared twice`},
 		{"too many machines", many, MaxMachines, "255 machines declared; a lab holds at most 254"},
+		{"host port forwarded by two machines", []Machine{web, api, db}, 2,
+			"machine db: host port 8080 is forwarded by machine web too: give one of them another port (or 0 for a free one)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -175,6 +190,22 @@ func TestCheckLab(t *testing.T) {
 				t.Errorf("got %v, want one problem at machine %d: %s", ps, tt.index, tt.want)
 			}
 		})
+	}
+	if ps := CheckLab([]Machine{web, api}); len(ps) > 0 {
+		t.Errorf("two machines each picking a free port: got %v, want no problem", Join(ps))
+	}
+}
+
+// TestForwardsImplyUserNet: forwards go through eth0, so declaring one
+// gives the machine its user-mode NIC.
+func TestForwardsImplyUserNet(t *testing.T) {
+	m := New("web")
+	if m.WithDefaults().UserNet {
+		t.Errorf("a machine with no forward got a user-mode NIC")
+	}
+	m.ForwardPorts = []Forward{{8080, 80}}
+	if !m.WithDefaults().UserNet {
+		t.Errorf("a machine forwarding 8080 -> 80 got no user-mode NIC")
 	}
 }
 

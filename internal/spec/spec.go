@@ -69,6 +69,12 @@ type Machine struct {
 	// UserNet adds eth0, a user-mode NIC whose only use is port forwarding:
 	// it has no route out and the guest cannot reach the host through it.
 	UserNet bool `spec:"user_net"`
+	// ForwardPorts make host ports on the host's 127.0.0.1 reach guest
+	// ports through eth0, at every boot (NixOS's
+	// virtualisation.forwardPorts). Declaring any implies UserNet. A zero
+	// HostPort picks a free port at the first boot, kept for the later
+	// ones.
+	ForwardPorts []Forward `spec:"forward_ports"`
 	// Shares are host directories made visible in the guest. The guest sees
 	// them writable, but writes go to an overlay on the machine's disk: the host's
 	// files never change.
@@ -91,6 +97,13 @@ type Machine struct {
 	Disks []int `spec:"disks"`
 	// QEMUArgs are appended to QEMU's command line.
 	QEMUArgs []string `spec:"qemu_args"`
+}
+
+// Forward is a TCP port on the host's 127.0.0.1 (HostPort; 0 picks a free
+// one) that reaches GuestPort on the machine's eth0.
+type Forward struct {
+	HostPort  int
+	GuestPort int
 }
 
 // Share is a host directory shared into the guest.
@@ -130,8 +143,12 @@ func New(name string) Machine {
 }
 
 // WithDefaults returns m with zero MemoryMiB, CPUs and DiskMiB replaced by
-// the defaults.
+// the defaults, and UserNet on when ForwardPorts declares any (forwards go
+// through it).
 func (m Machine) WithDefaults() Machine {
+	if len(m.ForwardPorts) > 0 {
+		m.UserNet = true
+	}
 	if m.MemoryMiB == 0 {
 		m.MemoryMiB = DefaultMemoryMiB
 	}
