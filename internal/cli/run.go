@@ -88,6 +88,9 @@ func runRun(ctx context.Context, e *env, args []string) int {
 		defer state.Close()
 		*parallel = 1 // the tests share the disks
 	}
+	if fixedHostPorts(files) {
+		*parallel = 1 // two tests at once would both bind the port
+	}
 	if *list {
 		for _, j := range jobs {
 			fmt.Fprintln(e.stdout, j.file.TestID(j.test))
@@ -160,6 +163,22 @@ func applyRunState(files []*script.File, dir string) (*machine.State, error) {
 		f.DiskImages[c.Name] = c.DiskImage
 	}
 	return state, nil
+}
+
+// fixedHostPorts says whether a machine of the files forwards a fixed
+// host port (forward_ports = {8080: 80}): its tests then run one at a
+// time, as only one machine at a time can bind the host's port.
+func fixedHostPorts(files []*script.File) bool {
+	for _, f := range files {
+		for _, m := range f.Specs {
+			for _, fw := range m.ForwardPorts {
+				if fw.HostPort != 0 {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // defaultLoadTimeout bounds a file's top level when -timeout is not given:
