@@ -178,6 +178,13 @@ func (p *Process) accept(ctx context.Context, l *net.UnixListener, what string) 
 		}
 		return r.c, nil
 	case <-p.done:
+		// A connection QEMU made before it exited may not have been
+		// taken yet: take it, so the boot goes on to read what the guest
+		// said (a panic, a reset) and names it, instead of racing the exit.
+		l.SetDeadline(time.Now())
+		if r := <-ch; r.err == nil {
+			return r.c, nil
+		}
 		l.Close()
 		return nil, fmt.Errorf("qemu exited before connecting its %s socket: %w", what, p.err)
 	case <-ctx.Done():
