@@ -182,28 +182,41 @@ func (u *upRun) configure(c *machine.Config) {
 	name := c.Name
 	c.Logf = u.logf
 	if u.live != nil {
-		c.OnBoot = func(n machine.BootNote) {
-			ev := report.Event{Kind: report.BootStart, Machine: name}
-			if n.Done {
-				ev.Kind = report.Boot
-				if n.Err != nil {
-					ev.Error = n.Err.Error()
-				}
-			}
-			u.live.Event(ev)
-		}
-		c.OnStop = func(n machine.StopNote) {
-			ev := report.Event{Kind: report.Stop, Machine: name}
-			if n.Err != nil {
-				ev.Error = n.Err.Error()
-			}
-			u.live.Event(ev)
-		}
+		c.OnBoot, c.OnStop = u.blockBoot(name), u.blockStop(name)
 	} else {
 		c.OnBoot = u.bootLine(name)
 	}
 	if u.verbose {
 		c.OnConsole = func(l machine.Line) { u.console.Emit(report.Event{Machine: name, Text: l.Text}) }
+	}
+}
+
+// blockBoot is a machine's OnBoot on the live block: its line booting,
+// then up or failed (the whole error printed above, the block has its
+// first line).
+func (u *upRun) blockBoot(name string) func(machine.BootNote) {
+	return func(n machine.BootNote) {
+		ev := report.Event{Kind: report.BootStart, Machine: name}
+		if n.Done {
+			ev.Kind = report.Boot
+			if n.Err != nil {
+				ev.Error = n.Err.Error()
+				u.logf("%s: failed to boot: %v", name, n.Err)
+			}
+		}
+		u.live.Event(ev)
+	}
+}
+
+// blockStop is a machine's OnStop on the live block: stopped, or down
+// with why (the machine's Logf says it went down).
+func (u *upRun) blockStop(name string) func(machine.StopNote) {
+	return func(n machine.StopNote) {
+		ev := report.Event{Kind: report.Stop, Machine: name}
+		if n.Err != nil {
+			ev.Error = n.Err.Error()
+		}
+		u.live.Event(ev)
 	}
 }
 

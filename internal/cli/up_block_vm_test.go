@@ -63,3 +63,29 @@ func TestUpBlockOnTerminal(t *testing.T) {
 		t.Errorf("the state directory: %v", err)
 	}
 }
+
+// TestUpBlockFailedBoot: a machine that does not boot (its QEMU exits at
+// once) shows as failed on the block with the first line of why, and the
+// whole error is printed above it; vmlab up exits 1 once it is stopped.
+func TestUpBlockFailedBoot(t *testing.T) {
+	bin := vmtest.Agent(t)
+	runtime := t.TempDir()
+	cmd := vmlabCmd(t, bin, runtime, "up", "-qemu", "/bin/false", "-accel", "tcg", "testdata/up.star")
+	cmd.Env = append(cmd.Env, "VMLAB_AGENT="+bin, "TERM=xterm", "NO_COLOR=")
+	sc, err := ptytest.Start(cmd, pty.Size{Rows: 24, Cols: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	for _, re := range []string{`vmlab: server: failed to boot: `, `lab up is up`, `server +failed \d+\.\ds: \S`} {
+		if _, err := sc.Expect(re, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := vmlabCmd(t, bin, runtime, "down").CombinedOutput(); err != nil {
+		t.Fatalf("vmlab down: %v: %s", err, out)
+	}
+	if err := sc.Wait(); err == nil || sc.Cmd.ProcessState.ExitCode() != exitFail {
+		t.Errorf("vmlab up with a failed boot: got %v, want exit %d\n%q", err, exitFail, sc.Text())
+	}
+}
