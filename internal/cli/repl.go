@@ -570,6 +570,11 @@ type replEvents struct {
 	ran    bool
 	prompt string // the line editor's prompt while it waits at it, else ""
 	gone   bool   // the REPL ended: its machines are being stopped
+	// attached counts the terminals handed to a machine (shell_interact's
+	// Attach events not yet followed by their Detach); held are the lines
+	// that came meanwhile, shown at the Detach, not over the shell.
+	attached int
+	held     []string
 }
 
 func newReplEvents(w io.Writer, verbose bool) *replEvents {
@@ -597,6 +602,12 @@ func (p *replEvents) Emit(e report.Event) {
 	case report.TestEnd:
 		p.tests--
 		return
+	case report.Attach:
+		p.attached++
+		return
+	case report.Detach:
+		p.detach()
+		return
 	}
 	if p.tests > 0 || p.gone {
 		return // the terminal report shows it, or no one is looking
@@ -605,6 +616,8 @@ func (p *replEvents) Emit(e report.Event) {
 	line := strings.Join(ls, "\n")
 	switch {
 	case len(ls) == 0:
+	case p.attached > 0:
+		p.held = append(p.held, line)
 	case p.prompt != "":
 		// An event while the prompt waits (a machine went down, a
 		// console line with -v): on a line of its own above the
@@ -613,6 +626,19 @@ func (p *replEvents) Emit(e report.Event) {
 		fmt.Fprintf(p.w, "\r\x1b[K%s\n%s", line, p.prompt)
 	default:
 		fmt.Fprintln(p.w, line)
+	}
+}
+
+// detach notes a terminal given back, and shows the lines held while
+// the last one was away. p.mu is held.
+func (p *replEvents) detach() {
+	if p.attached == 0 {
+		return
+	}
+	p.attached--
+	if p.attached == 0 && len(p.held) > 0 {
+		fmt.Fprintln(p.w, strings.Join(p.held, "\n"))
+		p.held = nil
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -66,7 +67,10 @@ func runUp(ctx context.Context, e *env, args []string) int {
 		e.errorf("%v", err)
 		return exitInternal
 	}
-	u := &upRun{e: e, name: labName, verbose: *verbose}
+	u := &upRun{e: e, name: labName, verbose: *verbose, live: upLive(e)}
+	if u.live != nil {
+		defer u.live.Close() // last: the machines stopped, their last lines are out
+	}
 	return u.run(ctx, files[0], boot, dir, *state)
 }
 
@@ -76,14 +80,41 @@ type upRun struct {
 	name    string
 	verbose bool
 	console *report.Queue // console lines to stderr (-v)
+	// live is the terminal's live block, a line per machine, with
+	// everything up prints written above it; nil when stdout and stderr
+	// are not one terminal: plain lines then.
+	live *report.Live
+}
+
+// upLive is the live block for vmlab up when stdout and stderr are the
+// same terminal, which can redraw (see report.TerminalFor), else nil.
+func upLive(e *env) *report.Live {
+	opts := report.TerminalFor(e.stdout, false)
+	if !opts.Progress || !sameFile(e.stdout, e.stderr) {
+		return nil
+	}
+	return report.NewLive(e.stdout, opts)
+}
+
+// sameFile reports whether a and b are the same open file (a terminal
+// both stdout and stderr are).
+func sameFile(a, b io.Writer) bool {
+	fa, ok := a.(*os.File)
+	fb, ok2 := b.(*os.File)
+	if !ok || !ok2 {
+		return false
+	}
+	sa, err := fa.Stat()
+	sb, err2 := fb.Stat()
+	return err == nil && err2 == nil && os.SameFile(sa, sb)
 }
 
 func (u *upRun) run(ctx context.Context, file *script.File, boot *machine.Boot, dir, state string) int {
-	u.console = report.NewQueue(func(ev report.Event) { fmt.Fprintf(u.e.stderr, "%s: %s\n", ev.Machine, ev.Text) }, report.ConsoleQueueSize)
+	u.console = report.NewQueue(func(ev report.Event) { u.print(u.e.stderr, ev.Machine+": "+ev.Text) }, report.ConsoleQueueSize)
 	defer u.console.Close() // after the lab's Close: the machines' last lines are in
 	l, st, err := openLab(file, boot, dir, state, u.configure)
 	if err != nil {
-		u.e.errorf("%v", err)
+		u.logf("%v", err)
 		return exitUsage
 	}
 	if st != nil {
@@ -93,7 +124,7 @@ func (u *upRun) run(ctx context.Context, file *script.File, boot *machine.Boot, 
 	abs, _ := filepath.Abs(file.Name)
 	srv, err := control.Listen(u.name, control.LabInfo{File: abs, Command: "up"}, control.LabBackend(l), u.logf)
 	if err != nil {
-		u.e.errorf("%v", err)
+		u.logf("%v", err)
 		return exitUsage
 	}
 	defer srv.Close() // after the machines stop: vmlab down returns then
@@ -101,15 +132,15 @@ func (u *upRun) run(ctx context.Context, file *script.File, boot *machine.Boot, 
 	// A signal while the machines boot is an interruption (128+N); once
 	// the lab has said it is up, Ctrl-C is how it is meant to stop (0).
 	if ctx.Err() != nil {
-		u.e.errorf("%v: stopping the lab", context.Cause(ctx))
+		u.logf("%v: stopping the lab", context.Cause(ctx))
 		srv.Stopping(fmt.Sprintf("vmlab up was %v", context.Cause(ctx)))
 		stopAll(l)
 		return interruptedCode(ctx)
 	}
-	u.printLab(srv, l)
+	u.printLab(srv, l, state)
 	select {
 	case <-ctx.Done():
-		fmt.Fprintf(u.e.stderr, "vmlab: %v: stopping lab %s\n", context.Cause(ctx), u.name)
+		u.logf("%v: stopping lab %s", context.Cause(ctx), u.name)
 		srv.Stopping(fmt.Sprintf("vmlab up was %v", context.Cause(ctx)))
 	case <-srv.DownRequested(): // the server said so
 		srv.Stopping("vmlab down")
@@ -148,12 +179,54 @@ func openLab(file *script.File, boot *machine.Boot, dir, stateDir string, config
 	return l, state, nil
 }
 
-// configure wires a machine into the terminal: its boots and going down
-// as lines on stderr, its console with -v.
+// configure wires a machine into the terminal: its boots and stops on
+// the live block, or its boots as lines on stderr; its console with -v.
 func (u *upRun) configure(c *machine.Config) {
 	name := c.Name
 	c.Logf = u.logf
-	c.OnBoot = func(n machine.BootNote) {
+	if u.live != nil {
+		c.OnBoot, c.OnStop = u.blockBoot(name), u.blockStop(name)
+	} else {
+		c.OnBoot = u.bootLine(name)
+	}
+	if u.verbose {
+		c.OnConsole = func(l machine.Line) { u.console.Emit(report.Event{Machine: name, Text: l.Text}) }
+	}
+}
+
+// blockBoot is a machine's OnBoot on the live block: its line booting,
+// then up or failed (the whole error printed above, the block has its
+// first line).
+func (u *upRun) blockBoot(name string) func(machine.BootNote) {
+	return func(n machine.BootNote) {
+		ev := report.Event{Kind: report.BootStart, Machine: name}
+		if n.Done {
+			ev.Kind = report.Boot
+			if n.Err != nil {
+				ev.Error = n.Err.Error()
+				u.logf("%s: failed to boot: %v", name, n.Err)
+			}
+		}
+		u.live.Event(ev)
+	}
+}
+
+// blockStop is a machine's OnStop on the live block: stopped, or down
+// with why (the machine's Logf says it went down).
+func (u *upRun) blockStop(name string) func(machine.StopNote) {
+	return func(n machine.StopNote) {
+		ev := report.Event{Kind: report.Stop, Machine: name}
+		if n.Err != nil {
+			ev.Error = n.Err.Error()
+		}
+		u.live.Event(ev)
+	}
+}
+
+// bootLine is a machine's OnBoot without the live block: a line on
+// stderr as each boot starts and ends.
+func (u *upRun) bootLine(name string) func(machine.BootNote) {
+	return func(n machine.BootNote) {
 		switch {
 		case !n.Done:
 			u.logf("%s: booting", name)
@@ -163,12 +236,23 @@ func (u *upRun) configure(c *machine.Config) {
 			u.logf("%s: up in %.1fs", name, n.Took.Seconds())
 		}
 	}
-	if u.verbose {
-		c.OnConsole = func(l machine.Line) { u.console.Emit(report.Event{Machine: name, Text: l.Text}) }
-	}
 }
 
-func (u *upRun) logf(format string, args ...any) { u.e.errorf(format, args...) }
+// logf says something on stderr, "vmlab: " first (above the live block
+// when there is one).
+func (u *upRun) logf(format string, args ...any) {
+	u.print(u.e.stderr, "vmlab: "+fmt.Sprintf(format, args...))
+}
+
+// print writes text and a newline to w, or above the live block when
+// there is one (w is then the same terminal).
+func (u *upRun) print(w io.Writer, text string) {
+	if u.live != nil {
+		u.live.Print(text)
+		return
+	}
+	fmt.Fprintln(w, text)
+}
 
 // startAll boots every machine at once and says whether one failed (its
 // error was told through OnBoot).
@@ -205,17 +289,25 @@ func stopAll(l *lab.Lab) {
 	wg.Wait()
 }
 
-// printLab prints each machine's state, addresses and forwards, and how to
-// reach the lab.
-func (u *upRun) printLab(srv *control.Server, l *lab.Lab) {
+// printLab prints each machine's state, addresses and forwards, where
+// their disks are kept (with -state), and how to reach the lab.
+func (u *upRun) printLab(srv *control.Server, l *lab.Lab, state string) {
 	st := control.LabStatus{LabInfo: srv.Info(), Machines: control.LabBackend(l).Machines()}
-	printMachines(u.e.stdout, st.Machines)
+	var b strings.Builder
+	printMachines(&b, st.Machines)
+	if state != "" {
+		if abs, err := filepath.Abs(state); err == nil {
+			state = abs
+		}
+		fmt.Fprintf(&b, "disks kept in %s: vmlab up -state with it reuses them next time\n", state)
+	}
 	sel := ""
 	if others, _ := control.Labs(nil); len(others) > 1 {
 		sel = " -lab " + u.name
 	}
-	fmt.Fprintf(u.e.stdout, "lab %s is up: vmlab shell%s MACHINE, vmlab console%s MACHINE, vmlab status, vmlab down%s; Ctrl-C stops it\n",
+	fmt.Fprintf(&b, "lab %s is up: vmlab shell%s MACHINE, vmlab console%s MACHINE, vmlab status, vmlab down%s; Ctrl-C stops it",
 		u.name, sel, sel, sel)
+	u.print(u.e.stdout, b.String())
 }
 
 // printMachines prints one line per machine: name, state, addresses and

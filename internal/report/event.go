@@ -27,6 +27,8 @@ const (
 	Capture      Kind = "capture"       // Test, File (a pcap file's path)
 	ConsoleLog   Kind = "console-log"   // Test, Machine, File (the machine's whole console log)
 	Network      Kind = "network"       // Test, Path, Machine (for block/unblock), Text (the call: link_fault(a, b, delay = 0.25)), Duration, Error (when it failed)
+	Attach       Kind = "attach"        // Test (may be empty: a REPL's line), Machine, Text (what: "shell"): vmlab's terminal is handed to the machine; the terminal report writes nothing until the Detach
+	Detach       Kind = "detach"        // Test, Machine, Text, Duration (how long it was attached): the terminal is vmlab's again
 )
 
 // Outcome is how a Command event's call ended: with an exit status, or

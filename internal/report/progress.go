@@ -280,34 +280,3 @@ func (p *progress) draw() string {
 	p.drawn, p.shown = len(rows), text
 	return out + text
 }
-
-// clock keeps a tick of the block's clock pending while the block shows
-// anything. s.mu is held.
-func (s *terminal) clock() {
-	p := s.progress
-	if p.timer != nil || s.closed || !p.busy() {
-		return
-	}
-	s.ticks.Add(1)
-	p.timer = s.after(p.every(p.now()), func() {
-		defer s.ticks.Done()
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		p.timer = nil
-		if s.closed {
-			return
-		}
-		s.w.WriteString(p.draw())
-		s.clock()
-	})
-}
-
-// stopClock stops a pending tick; Close then waits for one under way.
-// s.mu is held.
-func (s *terminal) stopClock() {
-	p := s.progress
-	if p.timer != nil && p.timer() {
-		s.ticks.Done() // it will not run
-	}
-	p.timer = nil
-}

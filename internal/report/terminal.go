@@ -7,7 +7,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -55,17 +54,19 @@ func IsTerminal(f *os.File) bool {
 // before it have ended.
 func NewTerminal(w io.Writer, opts TerminalOptions) Sink {
 	s := &terminal{
-		w:       &errWriter{w: w},
+		display: newDisplay(&errWriter{w: w}, opts.newProgress()),
 		opts:    opts,
 		running: make(map[string]*termTest),
-		after: func(d time.Duration, f func()) func() bool {
-			return time.AfterFunc(d, f).Stop
-		},
-	}
-	if opts.Progress {
-		s.progress = &progress{size: opts.size, now: time.Now}
 	}
 	return s
+}
+
+// newProgress is the progress block the options ask for, or nil.
+func (o TerminalOptions) newProgress() *progress {
+	if !o.Progress {
+		return nil
+	}
+	return &progress{size: o.size, now: time.Now}
 }
 
 // size is the terminal's columns (never 0) and rows (0: unknown).
@@ -81,21 +82,14 @@ func (o TerminalOptions) size() (cols, rows int) {
 }
 
 type terminal struct {
-	// mu guards everything below: the progress clock draws from its own
-	// goroutine.
-	mu       sync.Mutex
-	progress *progress      // nil unless TerminalOptions.Progress
-	ticks    sync.WaitGroup // the progress clock's pending or running tick
+	display // its mu guards everything below too
 
-	w       *errWriter
 	opts    TerminalOptions
-	after   func(time.Duration, func()) (stop func() bool) // time.AfterFunc; tests replace it
 	running map[string]*termTest
 	queue   []*termTest // tests not yet written whole, in start order; queue[0] is live
 	passed  int
 	failed  int
 	skipped int
-	closed  bool
 }
 
 // termTest is what the terminal keeps of one test while it runs.
@@ -131,13 +125,18 @@ func (s *terminal) Event(e Event) {
 		return
 	}
 	s.event(e)
-	if p := s.progress; p != nil {
-		s.w.WriteString(p.draw())
-		s.clock()
-	}
+	s.redraw()
 }
 
 func (s *terminal) event(e Event) {
+	switch e.Kind {
+	case Attach: // whichever test, or none (a REPL's line)
+		s.attach(e)
+		return
+	case Detach:
+		s.resume()
+		return
+	}
 	t := s.test(e)
 	if t == nil {
 		return
@@ -485,13 +484,15 @@ func (s *terminal) line(t *termTest, depth int, text string) {
 	t.held.WriteString(text)
 }
 
-// write writes to the terminal, erasing the progress block first; Event
-// draws it again when it is done.
-func (s *terminal) write(text string) {
-	if s.progress != nil {
-		text = s.progress.erase() + text
+// attach hands the terminal to a guest until the Detach: nothing is
+// written meanwhile (see display.suspend), and in a plain log the step
+// that attached is not said to be "still running": a person is using it.
+func (s *terminal) attach(e Event) {
+	s.suspend()
+	if t := s.running[e.Test]; t != nil && t.step != nil {
+		t.step.stop()
+		t.step = nil
 	}
-	s.w.WriteString(text)
 }
 
 func prefix(machine string) string {
@@ -507,6 +508,9 @@ func (s *terminal) Close() error {
 	s.mu.Lock()
 	if !s.closed {
 		s.closed = true
+		for s.suspended > 0 { // a Detach that never came: the summary is due
+			s.resume()
+		}
 		s.flush()
 		if s.progress != nil {
 			s.stopClock()

@@ -3,11 +3,13 @@ package script
 import (
 	"fmt"
 	"os"
+	"time"
 
 	"go.starlark.net/starlark"
 
 	"github.com/vmlab/vmlab/internal/attach"
 	"github.com/vmlab/vmlab/internal/pty"
+	"github.com/vmlab/vmlab/internal/report"
 )
 
 // interactiveTerminal is the terminal shell_interact attaches: vmlab's own
@@ -27,6 +29,15 @@ func shellInteract(c *call) (starlark.Value, error) {
 	if err := c.r.boot(c.m); err != nil {
 		return nil, err
 	}
+	// The terminal report writes nothing while the shell has the
+	// terminal: its live block would redraw over the shell's screen.
+	at := report.Event{Kind: report.Attach, Test: c.r.testID(), Machine: c.m.name, Text: "shell"}
+	c.r.rep.Emit(at)
+	start := time.Now()
+	defer func() {
+		at.Kind, at.Time, at.Duration = report.Detach, time.Time{}, time.Since(start)
+		c.r.rep.Emit(at)
+	}()
 	fmt.Fprintf(stderr, "vmlab: a shell in %s; exit or Ctrl-D goes back to the test\n", c.m.name)
 	if _, err := attach.Run(c.r.ctx, stdin, stdout, stderr, nil, c.mm().Shell); err != nil {
 		return nil, err
