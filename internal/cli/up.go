@@ -21,7 +21,7 @@ import (
 // running in the foreground, reachable through the lab's control socket
 // (vmlab shell, console, status, down), until Ctrl-C or vmlab down.
 // Exit codes: 0 when stopped that way, 1 when a machine failed to boot
-// (the others stay up until then), 2 on bad usage or a bad file, 3 when
+// (the others stay up until then; with none up, at once), 2 on bad usage or a bad file, 3 when
 // vmlab could not run.
 func runUp(ctx context.Context, e *env, args []string) int {
 	fs := newFlagSet(e, "up", "FILE.star")
@@ -137,6 +137,12 @@ func (u *upRun) run(ctx context.Context, file *script.File, boot *machine.Boot, 
 		stopAll(l)
 		return interruptedCode(ctx)
 	}
+	if failed == len(l.Names()) {
+		u.logf("no machine of lab %s came up: stopping it", u.name)
+		srv.Stopping("no machine came up")
+		stopAll(l)
+		return exitFail
+	}
 	u.printLab(srv, l, state)
 	select {
 	case <-ctx.Done():
@@ -146,7 +152,7 @@ func (u *upRun) run(ctx context.Context, file *script.File, boot *machine.Boot, 
 		srv.Stopping("vmlab down")
 	}
 	stopAll(l)
-	if failed {
+	if failed > 0 {
 		return exitFail
 	}
 	return exitOK
@@ -204,7 +210,7 @@ func (u *upRun) blockBoot(name string) func(machine.BootNote) {
 			ev.Kind = report.Boot
 			if n.Err != nil {
 				ev.Error = n.Err.Error()
-				u.logf("%s: failed to boot: %v", name, n.Err)
+				u.logf("%s: failed to boot: %s", name, withoutName(name, n.Err))
 			}
 		}
 		u.live.Event(ev)
@@ -231,7 +237,7 @@ func (u *upRun) bootLine(name string) func(machine.BootNote) {
 		case !n.Done:
 			u.logf("%s: booting", name)
 		case n.Err != nil:
-			u.logf("%s: failed to boot: %v", name, n.Err)
+			u.logf("%s: failed to boot: %s", name, withoutName(name, n.Err))
 		default:
 			u.logf("%s: up in %.1fs", name, n.Took.Seconds())
 		}
@@ -254,9 +260,9 @@ func (u *upRun) print(w io.Writer, text string) {
 	fmt.Fprintln(w, text)
 }
 
-// startAll boots every machine at once and says whether one failed (its
-// error was told through OnBoot).
-func startAll(ctx context.Context, l *lab.Lab) (failed bool) {
+// startAll boots every machine at once and says how many failed (their
+// errors were told through OnBoot).
+func startAll(ctx context.Context, l *lab.Lab) (failed int) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	for _, name := range l.Names() {
@@ -264,13 +270,19 @@ func startAll(ctx context.Context, l *lab.Lab) (failed bool) {
 		wg.Go(func() {
 			if err := m.Start(ctx); err != nil {
 				mu.Lock()
-				failed = true
+				failed++
 				mu.Unlock()
 			}
 		})
 	}
 	wg.Wait()
 	return failed
+}
+
+// withoutName is a machine's error without the machine's name in front,
+// for a line that names it already.
+func withoutName(name string, err error) string {
+	return strings.TrimPrefix(err.Error(), name+": ")
 }
 
 // stopGrace bounds a clean shutdown of the machines when the lab stops;
