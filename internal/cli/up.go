@@ -21,8 +21,8 @@ import (
 // running in the foreground, reachable through the lab's control socket
 // (vmlab shell, console, status, down), until Ctrl-C or vmlab down.
 // Exit codes: 0 when stopped that way, 1 when a machine failed to boot
-// (the others stay up until then; with none up, at once), 2 on bad usage or a bad file, 3 when
-// vmlab could not run.
+// (the others stay up until then; with none up, at once), 2 on bad usage
+// or a bad file, 3 when vmlab could not run.
 func runUp(ctx context.Context, e *env, args []string) int {
 	fs := newFlagSet(e, "up", "FILE.star")
 	var bf bootFlags
