@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/vmlab/vmlab/internal/machine"
 	"github.com/vmlab/vmlab/internal/pty"
@@ -19,6 +20,13 @@ import (
 type interactive struct {
 	e    *env
 	mode string
+
+	// stopRun, set by vmlab run, stops the run after exit() at the REPL:
+	// the tests left are reported skipped.
+	stopRun context.CancelCauseFunc
+	// hold is the run's report files, which take a test's end once its
+	// machines have stopped.
+	hold *endHold
 }
 
 func (in *interactive) String() string {
@@ -65,25 +73,32 @@ func (in *interactive) check(jsonEvents bool) error {
 
 // run runs the job on a session that outlives the test: when the test
 // failed (or with -i=always), the REPL runs on its machines, still up, and
-// its events go to the terminal only (the reports hold the test as it
-// ran). Leaving the REPL stops the machines; the test's result stands.
+// its events go to the terminal only. The first Ctrl-C during the test
+// ends the test, not the run, and the REPL opens on it. Leaving the REPL
+// stops the machines; the test's result stands. The reports hold the
+// test as without -i: its events, its machines stopping, then its end
+// (which the terminal shows at once, the report files once the machines
+// have stopped). exit() at the REPL stops the run (stopRun).
 func (in *interactive) run(ctx, tctx context.Context, j job, boot *machine.Boot, outDir string, rep *report.Reporter) error {
-	sw := newSwitchEmitter(rep, j.file.TestID("repl"))
+	id := j.file.TestID(j.test)
+	sw := newSwitchEmitter(rep, j.file.TestID("repl"), id)
 	// The session outlives the test, but it is the test's lab to other
 	// terminals, before and after the REPL takes over: FILE.TEST.
-	labName := j.file.TestID(j.test)
-	serveLabs(j.file, "run", func(string) string { return labName }, nil, in.e.errorf)
+	serveLabs(j.file, "run", func(string) string { return id }, nil, in.e.errorf)
 	sctx, endSession := context.WithCancelCause(ctx)
 	defer endSession(nil)
 	s, err := j.file.Open(sctx, boot, outDir, sw)
 	if err != nil {
-		id := j.file.TestID(j.test)
 		rep.Emit(report.Event{Kind: report.TestStart, Test: id})
 		rep.Emit(report.Event{Kind: report.TestEnd, Test: id, Error: err.Error()})
 		return err
 	}
+	in.hold.hold(id)
+	defer in.hold.release(id) // after Close: the machines have stopped
 	defer s.Close()
-	err = s.RunTest(tctx, j.test)
+	s.SetLeaving("Ctrl-D stops the machines and the run goes on with the next test; exit() (or quit()) stops them and the run, the tests left reported as skipped")
+	err = in.runTest(tctx, s, j)
+	sw.stopping(upMachines(s, j.file))
 	if err == nil && in.mode != "always" || ctx.Err() != nil {
 		return err
 	}
@@ -92,11 +107,45 @@ func (in *interactive) run(ctx, tctx context.Context, j job, boot *machine.Boot,
 	sw.set(events)
 	defer sw.set(rep) // Close's events are the run's
 	in.announce(s, j, err)
-	newREPL(in.e, s, events).run(ctx)
+	r := newREPL(in.e, s, events)
+	r.run(ctx)
 	events.left()
+	if r.exited.Load() && in.stopRun != nil {
+		in.stopRun(errExitREPL)
+	}
 	endSession(errLeft) // a boot start() began at the REPL stops, not to be waited for
 	events.Close()
 	return err
+}
+
+// errExitREPL stops a run -i whose REPL called exit(): the tests left
+// are reported "not started: " with it.
+var errExitREPL = errors.New("exit() at the REPL stopped the run")
+
+// runTest runs the job's test on s. The first Ctrl-C meanwhile ends the
+// test (it fails, "interrupted by Ctrl-C") and not the run, so that the
+// REPL opens on a test that hangs; the next one stops the run.
+func (in *interactive) runTest(tctx context.Context, s *script.Session, j job) error {
+	tctx, cancel := context.WithCancelCause(tctx)
+	defer cancel(nil)
+	release := in.e.intr.setOnce(func() {
+		fmt.Fprintf(in.e.stderr, "\nvmlab: Ctrl-C: %s stops here and the REPL opens on its machines; Ctrl-C again stops the run\n", j.file.TestID(j.test))
+		cancel(errCtrlC)
+	})
+	defer release()
+	return s.RunTest(tctx, j.test)
+}
+
+// upMachines are the names of the file's machines that are up (or
+// booting) on s.
+func upMachines(s *script.Session, f *script.File) map[string]bool {
+	up := make(map[string]bool)
+	for _, spec := range f.Specs {
+		if s.Lab().Machine(spec.Name).QEMUPid() != 0 {
+			up[spec.Name] = true
+		}
+	}
+	return up
 }
 
 // announce says where the REPL stands: after which test, on which
@@ -120,25 +169,33 @@ func (in *interactive) announce(s *script.Session, j job, err error) {
 		}
 		states = append(states, spec.Name+" ("+state+")")
 	}
-	fmt.Fprintf(in.e.stderr, "vmlab: %s %s\nvmlab: REPL on its machines as the test left them: %s; help() says what is bound, Ctrl-D stops them and the run goes on; from another terminal: vmlab shell -lab %s MACHINE\n",
-		j.file.TestID(j.test), what, strings.Join(states, ", "), j.file.TestID(j.test))
+	on := "on its machines as the test left them: " + strings.Join(states, ", ")
+	if len(states) == 0 {
+		on = "(the file has no machines)"
+	}
+	fmt.Fprintf(in.e.stderr, "vmlab: %s %s\nvmlab: REPL %s; help() says what is bound; Ctrl-D stops them and the run goes on, exit() stops the run; from another terminal: vmlab shell -lab %s MACHINE\n",
+		j.file.TestID(j.test), what, on, j.file.TestID(j.test))
 }
 
 // switchEmitter passes events on to one emitter, which can change: a
 // session's events go to the run's reports, then to the REPL. Those of
-// the session outside its tests (its label, script.File.Open's) never go
-// to the run's: they hold the tests as they ran, not what the REPL left
-// (a boot it began, cut short; its machines stopping).
+// the session outside its tests (its label's, script.File.Open's) never
+// go to the run's: they hold the tests as they ran, not what the REPL did
+// (a boot it began, cut short). But for the stopping of the machines the
+// test left up (stopping): their Stop events and last console lines are
+// the test's, as they are without -i.
 type switchEmitter struct {
 	run   script.Emitter
 	label string
+	test  string // the test whose machines stop at the session's end
 
-	mu sync.Mutex
-	to script.Emitter
+	mu    sync.Mutex
+	to    script.Emitter
+	stops map[string]bool // the machines whose stopping is the test's
 }
 
-func newSwitchEmitter(run script.Emitter, label string) *switchEmitter {
-	return &switchEmitter{run: run, label: label, to: run}
+func newSwitchEmitter(run script.Emitter, label, test string) *switchEmitter {
+	return &switchEmitter{run: run, label: label, test: test, to: run}
 }
 
 func (sw *switchEmitter) set(to script.Emitter) {
@@ -147,12 +204,99 @@ func (sw *switchEmitter) set(to script.Emitter) {
 	sw.mu.Unlock()
 }
 
+// stopping says the machines whose stopping is the test's: those it left
+// up.
+func (sw *switchEmitter) stopping(machines map[string]bool) {
+	sw.mu.Lock()
+	sw.stops = machines
+	sw.mu.Unlock()
+}
+
 func (sw *switchEmitter) Emit(e report.Event) {
 	sw.mu.Lock()
-	to := sw.to
+	to, theTests := sw.to, sw.stops[e.Machine]
 	sw.mu.Unlock()
 	if to == sw.run && e.Test == sw.label {
-		return
+		if !theTests || e.Kind != report.Stop && e.Kind != report.Console {
+			return
+		}
+		e.Test = sw.test
 	}
 	to.Emit(e)
+}
+
+// endHold passes events on to the report files (events.jsonl, junit.xml,
+// report.html) but holds back the end of a test whose session outlives
+// it under -i: the console logs and captures it reports, and its
+// TestEnd, go on after the machines have stopped (release), so that the
+// files hold the test's events in the order they have without -i (its
+// steps, its machines stopping with their last console lines, its files,
+// its end). The terminal is not behind it: it shows the end at once,
+// before the REPL.
+type endHold struct {
+	to []report.Sink
+
+	mu   sync.Mutex
+	test string         // the test held; "" when none
+	held []report.Event // its files and its end, in order
+}
+
+func newEndHold(to ...report.Sink) *endHold { return &endHold{to: to} }
+
+// hold starts holding test's end.
+func (h *endHold) hold(test string) {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	h.test, h.held = test, nil
+	h.mu.Unlock()
+}
+
+// release passes on what was held of test, its end last, and holds
+// nothing more.
+func (h *endHold) release(test string) {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.test != test {
+		return
+	}
+	now := time.Now() // the stops came after the end was held: times go forward
+	for _, e := range h.held {
+		e.Time = now
+		h.pass(e)
+	}
+	h.test, h.held = "", nil
+}
+
+func (h *endHold) Event(e report.Event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if e.Test == h.test && h.test != "" {
+		switch e.Kind {
+		case report.ConsoleLog, report.Capture, report.TestEnd:
+			h.held = append(h.held, e)
+			return
+		}
+	}
+	h.pass(e)
+}
+
+func (h *endHold) pass(e report.Event) {
+	for _, s := range h.to {
+		s.Event(e)
+	}
+}
+
+func (h *endHold) Close() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var errs []error
+	for _, s := range h.to {
+		errs = append(errs, s.Close())
+	}
+	return errors.Join(errs...)
 }

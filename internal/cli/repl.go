@@ -128,6 +128,7 @@ type repl struct {
 	shown   *replEvents // where the session's events are shown; nil when elsewhere
 	in      lineReader
 	failed  atomic.Bool // a chunk failed (the exit status when stdin is not a terminal)
+	exited  atomic.Bool // a chunk called exit() (or quit()), rather than the input ending
 	editing bool        // stdin is a terminal: prompts, history, Ctrl-C
 	lines   int         // the lines read so far
 
@@ -220,6 +221,7 @@ func (r *repl) eval(ctx context.Context, chunk string) bool {
 	r.mu.Unlock()
 	switch {
 	case errors.Is(err, script.ErrExit):
+		r.exited.Store(true)
 		return false
 	case err != nil:
 		r.failed.Store(true)
@@ -516,23 +518,36 @@ func historyFile() string {
 
 // interrupts routes SIGINT to the REPL's running call rather than to the
 // run's context: Ctrl-C cancels the call, the REPL and its machines stay.
-// The zero value, and nil, have no taker.
+// Under vmlab run -i, the first Ctrl-C during a test goes to the test
+// (setOnce), the next one to the run. The zero value, and nil, have no
+// taker.
 type interrupts struct {
 	mu    sync.Mutex
 	taker func()
+	once  bool   // the taker takes one SIGINT, then the run has them again
+	gen   uint64 // counts the takers set, so an old release leaves a new taker
 }
 
 // set makes fn take SIGINT until the returned release is called.
-func (in *interrupts) set(fn func()) (release func()) {
+func (in *interrupts) set(fn func()) (release func()) { return in.setTaker(fn, false) }
+
+// setOnce makes fn take the next SIGINT only, and not after release.
+func (in *interrupts) setOnce(fn func()) (release func()) { return in.setTaker(fn, true) }
+
+func (in *interrupts) setTaker(fn func(), once bool) (release func()) {
 	if in == nil {
 		return func() {}
 	}
 	in.mu.Lock()
-	in.taker = fn
+	in.gen++
+	gen := in.gen
+	in.taker, in.once = fn, once
 	in.mu.Unlock()
 	return func() {
 		in.mu.Lock()
-		in.taker = nil
+		if in.gen == gen {
+			in.taker = nil
+		}
 		in.mu.Unlock()
 	}
 }
@@ -548,7 +563,11 @@ func (in *interrupts) take() bool {
 	if in.taker == nil {
 		return false
 	}
-	in.taker()
+	fn := in.taker
+	if in.once {
+		in.taker = nil
+	}
+	fn()
 	return true
 }
 

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -320,22 +322,70 @@ func (e *emitted) Emit(ev report.Event) { *e = append(*e, ev) }
 
 // TestSwitchEmitterKeepsRunReports: under vmlab run -i, the run's reports
 // hold the tests as they ran: what the session does outside a test (its
-// label's events: the machines the REPL left, stopping) does not reach
-// them, though the REPL sees it while it runs.
+// label's events: a boot the REPL began) does not reach them, though the
+// REPL sees it while it runs; but the stopping of the machines the test
+// left up (Stop, last console lines) is the test's, as without -i.
+// Before, the test's Stop events were dropped too.
 func TestSwitchEmitterKeepsRunReports(t *testing.T) {
 	var run, repl emitted
-	sw := newSwitchEmitter(&run, "f.repl")
+	sw := newSwitchEmitter(&run, "f.repl", "f.test_x")
 	sw.Emit(report.Event{Kind: report.Boot, Test: "f.test_x", Machine: "a"})
 	sw.Emit(report.Event{Kind: report.Boot, Test: "f.repl", Machine: "a"})
+	sw.stopping(map[string]bool{"a": true})
 	sw.set(&repl)
-	sw.Emit(report.Event{Kind: report.Boot, Test: "f.repl", Machine: "a"})
+	sw.Emit(report.Event{Kind: report.Boot, Test: "f.repl", Machine: "b"})
 	sw.set(&run)
+	sw.Emit(report.Event{Kind: report.Boot, Test: "f.repl", Machine: "a", Error: "the REPL ended"})
 	sw.Emit(report.Event{Kind: report.Stop, Test: "f.repl", Machine: "a"})
-	if len(run) != 1 || run[0].Test != "f.test_x" {
-		t.Errorf("the run's reports got %+v, want the test's event only", run)
+	sw.Emit(report.Event{Kind: report.Console, Test: "f.repl", Machine: "a", Text: "reboot: Power down"})
+	sw.Emit(report.Event{Kind: report.Stop, Test: "f.repl", Machine: "b"}) // the REPL booted it
+	sw.Emit(report.Event{Kind: report.ConsoleLog, Test: "f.repl", Machine: "a"})
+	var got []string
+	for _, e := range run {
+		got = append(got, fmt.Sprintf("%s %s %s", e.Kind, e.Test, e.Machine))
+	}
+	want := []string{"boot f.test_x a", "stop f.test_x a", "console f.test_x a"}
+	if !slices.Equal(got, want) {
+		t.Errorf("the run's reports got %q, want %q", got, want)
 	}
 	if len(repl) != 1 {
 		t.Errorf("the REPL got %+v, want its event", repl)
+	}
+}
+
+// sinkEvents records what a sink got.
+type sinkEvents []report.Event
+
+func (s *sinkEvents) Event(e report.Event) { *s = append(*s, e) }
+func (s *sinkEvents) Close() error         { return nil }
+
+// TestEndHold: the report files behind an endHold get a held test's
+// console logs, captures and end after what came meanwhile (its machines
+// stopping), the end last; other tests' events pass at once.
+func TestEndHold(t *testing.T) {
+	var files sinkEvents
+	h := newEndHold(&files)
+	h.hold("f.test_x")
+	for _, e := range []report.Event{
+		{Kind: report.Command, Test: "f.test_x", Machine: "a"},
+		{Kind: report.ConsoleLog, Test: "f.test_x", Machine: "a"},
+		{Kind: report.Capture, Test: "f.test_x"},
+		{Kind: report.TestEnd, Test: "f.test_x"},
+		{Kind: report.Stop, Test: "f.test_x", Machine: "a"},
+		{Kind: report.Console, Test: "f.test_x", Machine: "a"},
+	} {
+		h.Event(e)
+	}
+	h.release("f.test_y") // not the one held
+	h.release("f.test_x")
+	h.Event(report.Event{Kind: report.TestEnd, Test: "f.test_x"}) // no longer held
+	var got []string
+	for _, e := range files {
+		got = append(got, string(e.Kind))
+	}
+	want := []string{"command", "stop", "console", "console-log", "capture", "test-end", "test-end"}
+	if !slices.Equal(got, want) {
+		t.Errorf("the files got %q, want %q", got, want)
 	}
 }
 

@@ -110,7 +110,7 @@ func runRun(ctx context.Context, e *env, args []string) int {
 		}
 		return exitInternal
 	}
-	rep, closeEvents, err := reporter(e, dir, *junit, *jsonEvents, *verbose)
+	rep, closeEvents, err := reporter(e, dir, *junit, *jsonEvents, *verbose, inter)
 	if err != nil {
 		e.errorf("%v", err)
 		return exitInternal
@@ -121,7 +121,16 @@ func runRun(ctx context.Context, e *env, args []string) int {
 	if *parallel <= 0 {
 		*parallel = defaultJobs(files, bf.memory)
 	}
-	res := runJobs(ctx, jobs, *parallel, *timeout, boot, dir, rep)
+	jobsCtx := ctx
+	if inter.on() {
+		// exit() at the REPL stops the run as a signal would, but for
+		// the exit status: the tests left are skipped.
+		var stop context.CancelCauseFunc
+		jobsCtx, stop = context.WithCancelCause(ctx)
+		defer stop(nil)
+		inter.stopRun = stop
+	}
+	res := runJobs(jobsCtx, jobs, *parallel, *timeout, boot, dir, rep)
 	reportErr := errors.Join(rep.Close(), closeEvents())
 	if reportErr != nil {
 		e.errorf("write reports: %v", reportErr)
@@ -223,15 +232,15 @@ func selectJobs(files []*script.File, pattern string) ([]job, error) {
 	return jobs, nil
 }
 
-// results counts the tests that failed, and those of them that failed on
-// an internal error.
-type results struct{ failed, internal int }
+// results counts the tests that failed, those of them that failed on an
+// internal error, and the tests that never started.
+type results struct{ failed, internal, skipped int }
 
 // runJobs runs the jobs, parallel at a time, each under timeout, until
 // they are done or ctx ends. A job that has not started when ctx ends
 // never starts: it is reported as skipped.
 func runJobs(ctx context.Context, jobs []job, parallel int, timeout time.Duration, boot *machine.Boot, dir string, rep *report.Reporter) results {
-	var failed, internal atomic.Int32
+	var failed, internal, skipped atomic.Int32
 	queue := make(chan job)
 	var wg sync.WaitGroup
 	for range max(parallel, 1) {
@@ -239,6 +248,7 @@ func runJobs(ctx context.Context, jobs []job, parallel int, timeout time.Duratio
 			for j := range queue {
 				if ctx.Err() != nil {
 					skip(ctx, j, rep)
+					skipped.Add(1)
 					continue
 				}
 				id := j.file.TestID(j.test)
@@ -258,10 +268,11 @@ func runJobs(ctx context.Context, jobs []job, parallel int, timeout time.Duratio
 	sent := feed(ctx, queue, jobs)
 	for _, j := range jobs[sent:] {
 		skip(ctx, j, rep)
+		skipped.Add(1)
 	}
 	close(queue)
 	wg.Wait()
-	return results{failed: int(failed.Load()), internal: int(internal.Load())}
+	return results{failed: int(failed.Load()), internal: int(internal.Load()), skipped: int(skipped.Load())}
 }
 
 // feed sends jobs to queue until all are sent or ctx ends, and returns how
@@ -285,14 +296,14 @@ func skip(ctx context.Context, j job, rep *report.Reporter) {
 
 // runExit is the exit code of a run whose tests ran: a signal that stopped
 // it first, then an internal error (a test's panic, reports not written),
-// then a failed test.
+// then a failed test or one that never ran (exit() at run -i's REPL).
 func runExit(ctx context.Context, res results, reportErr error) int {
 	switch {
 	case ctx.Err() != nil:
 		return interruptedCode(ctx)
 	case res.internal > 0 || reportErr != nil:
 		return exitInternal
-	case res.failed > 0:
+	case res.failed > 0 || res.skipped > 0:
 		return exitFail
 	}
 	return exitOK
@@ -413,8 +424,8 @@ func keepDir(dir string, temporary bool) {
 
 // reporter assembles the sinks: the terminal (or JSON lines on stdout),
 // events.jsonl, junit.xml and report.html in the output directory, and the
-// -junit file.
-func reporter(e *env, dir, junit string, jsonEvents, verbose bool) (*report.Reporter, func() error, error) {
+// -junit file. With -i, the files are behind inter.hold.
+func reporter(e *env, dir, junit string, jsonEvents, verbose bool, inter *interactive) (*report.Reporter, func() error, error) {
 	events, err := report.Create(filepath.Join(dir, "events.jsonl"))
 	if err != nil {
 		return nil, nil, err
@@ -424,6 +435,10 @@ func reporter(e *env, dir, junit string, jsonEvents, verbose bool) (*report.Repo
 		files = append(files, report.JUnitFile(junit))
 	}
 	sinks := []report.Sink{report.NewJSONLines(events), report.NewFiles(files...)}
+	if inter.on() {
+		inter.hold = newEndHold(sinks...)
+		sinks = []report.Sink{inter.hold}
+	}
 	if jsonEvents {
 		sinks = append(sinks, report.NewJSONLines(e.stdout))
 	} else {

@@ -244,8 +244,21 @@ func (s *Session) help() string {
 	}
 	fmt.Fprintf(&b, "functions: %s\n", strings.Join(funcs, ", "))
 	fmt.Fprintf(&b, "modules: %s\n", strings.Join(sortedNames(modules), ", "))
-	b.WriteString("tests() lists the tests, help() shows this; Ctrl-C cancels the running call, Ctrl-D (or exit()) leaves and stops the machines")
+	b.WriteString("tests() lists the tests, help() shows this; Ctrl-C cancels the running call; ")
+	if s.leaving != "" {
+		b.WriteString(s.leaving)
+	} else {
+		b.WriteString("Ctrl-D (or exit()) leaves and stops the machines")
+	}
 	return b.String()
+}
+
+// SetLeaving replaces what help() says about leaving the REPL: vmlab run
+// -i's REPL has more than one way out.
+func (s *Session) SetLeaving(text string) {
+	s.mu.Lock()
+	s.leaving = text
+	s.mu.Unlock()
 }
 
 func isTestName(name string) bool { return name == "test" || strings.HasPrefix(name, "test_") }

@@ -33,6 +33,7 @@ type Session struct {
 
 	mu      sync.Mutex          // held by the running call
 	globals starlark.StringDict // the REPL's, made by the first Eval
+	leaving string              // what help() says about leaving; "" for vmlab repl's words
 
 	closed func() // what File.OnLab returned; nil without one
 
