@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -122,24 +123,61 @@ func acquire(dir, name string) (*lock, error) {
 			return nil, fmt.Errorf("open the lock of lab %q: %w", name, err)
 		}
 		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-			f.Close()
 			if !errors.Is(err, unix.EWOULDBLOCK) {
+				f.Close()
 				return nil, fmt.Errorf("lock lab %q: %w", name, err)
 			}
 			info, _ := readInfo(path)
-			if !alive(info.Pid) && time.Now().Before(deadline) {
-				// No flock wait: it cannot be bounded, and a lab that
-				// just locked would hold us for ever.
-				time.Sleep(time.Millisecond)
-				continue
-			}
 			info.Name = name
-			return nil, &AlreadyUpError{Info: info}
+			if alive(info.Pid) {
+				f.Close()
+				return nil, &AlreadyUpError{Info: info}
+			}
+			if !lockWithin(f, time.Until(deadline)) { // f is the waiter's now
+				return nil, &AlreadyUpError{Info: info}
+			}
 		}
 		if sameFile(f, path) {
 			return &lock{f: f, path: path}, nil
 		}
 		f.Close() // removed or replaced meanwhile: take the new one
+	}
+}
+
+// lockWithin waits up to d for f's exclusive lock, whose holder is no
+// running lab (a probe cleaning up, or a lab between locking and writing
+// its pid: both let go in well under a millisecond). It says whether the
+// lock is ours; when d ran out first, the wait goes on in the background
+// and lets go of a lock it gets later, closing f, so f must not be used.
+func lockWithin(f *os.File, d time.Duration) bool {
+	var mu sync.Mutex
+	abandoned := false
+	got := make(chan bool, 1)
+	go func() {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX)
+		mu.Lock()
+		defer mu.Unlock()
+		if abandoned {
+			f.Close() // lets go of the lock too, if it was taken
+			return
+		}
+		got <- err == nil
+	}()
+	timer := time.NewTimer(max(d, 0))
+	defer timer.Stop()
+	select {
+	case ok := <-got:
+		return ok
+	case <-timer.C:
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	select {
+	case ok := <-got: // it came as the time ran out
+		return ok
+	default:
+		abandoned = true
+		return false
 	}
 }
 
