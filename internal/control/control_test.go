@@ -321,6 +321,39 @@ func TestShellEndedByStoppingLab(t *testing.T) {
 	}
 }
 
+// TestShellSignalPastUnreadInput: a command that reads no input still gets
+// the signals and resizes sent after input (before: the server's reader
+// blocked writing that input, and Ctrl-C never reached the command).
+func TestShellSignalPastUnreadInput(t *testing.T) {
+	f := newFakeLab()
+	serve(t, "web", f)
+	cl := dial(t, "web")
+	outR, outW := io.Pipe()
+	resize := make(chan pty.Size, 1)
+	resize <- pty.Size{Rows: 1, Cols: 2}
+	sigs := make(chan os.Signal, 1)
+	type result struct {
+		res machine.ShellResult
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := cl.Shell(ctxT(t), "server", machine.ShellOptions{Command: []string{"wait"},
+			Stdin: bytes.NewReader(bytes.Repeat([]byte("x"), 256<<10)), Resize: resize, Signals: sigs, Stdout: outW})
+		done <- result{res, err}
+	}()
+	io.ReadFull(outR, make([]byte, len("size 1x2\n"))) // the command runs
+	sigs <- syscall.SIGINT
+	select {
+	case r := <-done:
+		if r.err != nil || r.res.Signal != "SIGINT" {
+			t.Errorf("got %+v, %v; want the command ended by SIGINT", r.res, r.err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("SIGINT did not reach a command that reads no input")
+	}
+}
+
 func TestShellClientHangupStopsCommand(t *testing.T) {
 	f := newFakeLab()
 	s := serve(t, "web", f)

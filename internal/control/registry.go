@@ -46,7 +46,9 @@ func checkPrivate(dir string) error {
 	switch {
 	case !fi.IsDir():
 		return fmt.Errorf("the lab directory %s is not a directory: remove it, or set XDG_RUNTIME_DIR", dir)
-	case st == nil || int(st.Uid) != os.Geteuid():
+	case st == nil:
+		return fmt.Errorf("the lab directory %s: its owner cannot be read: set XDG_RUNTIME_DIR to a directory of yours", dir)
+	case int(st.Uid) != os.Geteuid():
 		return fmt.Errorf("the lab directory %s is not yours (owner uid %d): remove it, or set XDG_RUNTIME_DIR", dir, st.Uid)
 	case fi.Mode().Perm()&0o077 != 0:
 		return fmt.Errorf("the lab directory %s is open to others (mode %v): chmod 700 it, or set XDG_RUNTIME_DIR", dir, fi.Mode().Perm())
@@ -134,7 +136,7 @@ func acquire(dir, name string) (*lock, error) {
 				return nil, &AlreadyUpError{Info: info}
 			}
 			if !lockWithin(f, time.Until(deadline)) { // f is the waiter's now
-				return nil, &AlreadyUpError{Info: info}
+				return nil, fmt.Errorf("lab %q: its lock %s is held by a process that is not a running lab (pid %d in it): retry; if no vmlab runs, remove the file", name, path, info.Pid)
 			}
 		}
 		if sameFile(f, path) {
@@ -147,8 +149,9 @@ func acquire(dir, name string) (*lock, error) {
 // lockWithin waits up to d for f's exclusive lock, whose holder is no
 // running lab (a probe cleaning up, or a lab between locking and writing
 // its pid: both let go in well under a millisecond). It says whether the
-// lock is ours; when d ran out first, the wait goes on in the background
-// and lets go of a lock it gets later, closing f, so f must not be used.
+// lock is ours. When it is not, f is the waiter's: closed by it, at once
+// when the lock could not be taken, or later when d ran out first (it
+// lets go of a lock it gets after that), so the caller must not use f.
 func lockWithin(f *os.File, d time.Duration) bool {
 	var mu sync.Mutex
 	abandoned := false
@@ -157,11 +160,14 @@ func lockWithin(f *os.File, d time.Duration) bool {
 		err := unix.Flock(int(f.Fd()), unix.LOCK_EX)
 		mu.Lock()
 		defer mu.Unlock()
-		if abandoned {
+		if abandoned || err != nil {
 			f.Close() // lets go of the lock too, if it was taken
+			if !abandoned {
+				got <- false
+			}
 			return
 		}
-		got <- err == nil
+		got <- true
 	}()
 	timer := time.NewTimer(max(d, 0))
 	defer timer.Stop()

@@ -40,7 +40,8 @@ func (s *Server) shell(pc *conn, m Message) {
 		s.shellInput(ctx, pc, stdinW, resize, sigs)
 	}()
 	res, err := s.backend.Shell(ctx, m.Machine, o)
-	stdinR.Close() // unblocks shellInput's pipe write
+	cancel()       // unblocks shellInput's sends of resizes and signals nobody reads now
+	stdinR.Close() // and its pipe write
 	if why := s.stopReason(); why != "" && (err != nil || res.Signal != "" || res.Status >= 128) {
 		pc.sendError(CodeStopping, fmt.Sprintf("lab %s is stopping (%s): the command on %s was ended", s.info.Name, why, m.Machine))
 	} else if err != nil {
@@ -56,7 +57,25 @@ func (s *Server) shell(pc *conn, m Message) {
 // shellInput reads the client's frames while a shell runs: stdin bytes
 // (an empty frame is EOF), resize and signal messages.
 func (s *Server) shellInput(ctx context.Context, pc *conn, stdin *io.PipeWriter, resize chan<- pty.Size, sigs chan<- os.Signal) {
-	defer stdin.Close()
+	// The input goes to the command from a goroutine of its own, through
+	// a queue of stdinQueue frames, so that a command that is not reading
+	// does not keep this loop from its signals, resizes and the client
+	// hanging up (until the queue is full).
+	feed := make(chan []byte, stdinQueue)
+	fed := make(chan struct{})
+	go func() {
+		defer close(fed)
+		defer stdin.Close()
+		for p := range feed {
+			if p == nil {
+				return // EOF
+			}
+			stdin.Write(p) // fails once the command has ended: drop
+		}
+	}()
+	defer func() { <-fed }()
+	defer close(feed)
+	eof := false
 	for {
 		typ, payload, err := readFrame(pc.c)
 		if err != nil {
@@ -64,11 +83,18 @@ func (s *Server) shellInput(ctx context.Context, pc *conn, stdin *io.PipeWriter,
 		}
 		switch typ {
 		case FrameStdin:
-			if len(payload) == 0 {
-				stdin.Close()
+			if eof {
 				continue
 			}
-			stdin.Write(payload) // fails once the command has ended or stdin was closed: drop
+			if len(payload) == 0 {
+				eof = true
+				payload = nil
+			}
+			select {
+			case feed <- payload:
+			case <-ctx.Done():
+				return
+			}
 		case FrameJSON:
 			m, err := decode(payload)
 			if err != nil {
@@ -84,6 +110,11 @@ func (s *Server) shellInput(ctx context.Context, pc *conn, stdin *io.PipeWriter,
 		}
 	}
 }
+
+// stdinQueue is how many stdin frames a shell's input queue holds while
+// its command does not read them (at most 32 MiB of frames of MaxPayload;
+// vmlab's client sends 32 KiB ones, so 1 MiB).
+const stdinQueue = 32
 
 // shellControl hands a resize or signal message to the running shell.
 func shellControl(ctx context.Context, m Message, resize chan<- pty.Size, sigs chan<- os.Signal) error {
