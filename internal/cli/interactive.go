@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vmlab/vmlab/internal/control"
 	"github.com/vmlab/vmlab/internal/machine"
 	"github.com/vmlab/vmlab/internal/pty"
 	"github.com/vmlab/vmlab/internal/report"
@@ -84,7 +85,7 @@ func (in *interactive) run(ctx, tctx context.Context, j job, boot *machine.Boot,
 	sw := newSwitchEmitter(rep, j.file.TestID("repl"), id)
 	// The session outlives the test, but it is the test's lab to other
 	// terminals, before and after the REPL takes over: FILE.TEST.
-	serveLabs(j.file, "run", func(string) string { return id }, nil, in.e.errorf)
+	serveLabs(j.file, "run", func(string) string { return control.CleanName(id) }, nil, in.e.errorf)
 	sctx, endSession := context.WithCancelCause(ctx)
 	defer endSession(nil)
 	s, err := j.file.Open(sctx, boot, outDir, sw)
@@ -174,7 +175,7 @@ func (in *interactive) announce(s *script.Session, j job, err error) {
 		on = "(the file has no machines)"
 	}
 	fmt.Fprintf(in.e.stderr, "vmlab: %s %s\nvmlab: REPL %s; help() says what is bound; Ctrl-D stops them and the run goes on, exit() stops the run; from another terminal: vmlab shell -lab %s MACHINE\n",
-		j.file.TestID(j.test), what, on, j.file.TestID(j.test))
+		j.file.TestID(j.test), what, on, control.CleanName(j.file.TestID(j.test)))
 }
 
 // switchEmitter passes events on to one emitter, which can change: a

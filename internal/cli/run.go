@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/vmlab/vmlab/internal/control"
 	"github.com/vmlab/vmlab/internal/machine"
 	"github.com/vmlab/vmlab/internal/report"
 	"github.com/vmlab/vmlab/internal/script"
@@ -62,7 +63,7 @@ func runRun(ctx context.Context, e *env, args []string) int {
 		// Each test's machines are reachable while it runs: vmlab shell
 		// -lab FILE.TEST MACHINE. A test also running in another vmlab
 		// keeps its name there, and this one runs without a socket.
-		serveLabs(f, "run", func(label string) string { return label }, nil, e.errorf)
+		serveLabs(f, "run", control.CleanName, nil, e.errorf)
 	}
 	jobs, err := selectJobs(files, *pattern)
 	if err != nil {

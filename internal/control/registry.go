@@ -70,8 +70,13 @@ func CheckName(name string) error {
 // DefaultName is the lab name of a test file: its base name without the
 // extension ("web.star" is "web"), made a valid name.
 func DefaultName(file string) string {
-	base := strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
-	b := []byte(base)
+	return CleanName(strings.TrimSuffix(filepath.Base(file), filepath.Ext(file)))
+}
+
+// CleanName makes s a lab name: characters a name may not hold become
+// '_', leading '-' and '.' go, and it is cut to 64 bytes; "" becomes "lab".
+func CleanName(s string) string {
+	b := []byte(s)
 	for i, c := range b {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
 			b[i] = '_'

@@ -196,3 +196,13 @@ func TestLockHeldByProbe(t *testing.T) {
 		t.Errorf("a lock a probe let go of: %v", err)
 	}
 }
+
+// TestCleanName: a test's id becomes a lab name whatever the file is
+// called (before: "my tests.test" could not be served at all).
+func TestCleanName(t *testing.T) {
+	for in, want := range map[string]string{"client_server.test": "client_server.test", "my tests.test_x": "my_tests.test_x", "-x.test": "x.test", "été.test": "__t__.test"} {
+		if got := CleanName(in); got != want || CheckName(got) != nil {
+			t.Errorf("CleanName(%q) = %q (check: %v), want %q", in, got, CheckName(got), want)
+		}
+	}
+}

@@ -279,12 +279,19 @@ func growImage(path string, size int64) error {
 	if err != nil {
 		return err
 	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("grow state image: %w", err)
+	}
 	if err := os.Truncate(path, size); err != nil {
 		return fmt.Errorf("grow state image: %w", err)
 	}
 	// -f: e2fsck -f -n found it sound just now, which resize2fs would
 	// otherwise ask for.
 	if out, err := exec.Command(resize2fs, "-f", path).CombinedOutput(); err != nil {
+		// Back to its size: a file already grown would pass for a grown
+		// file system next time, and the disk would stay as small.
+		os.Truncate(path, fi.Size())
 		return fmt.Errorf("grow state image %s to %d MiB: resize2fs: %v: %s", path, size>>20, err, lastLines(string(out), 3))
 	}
 	return nil
