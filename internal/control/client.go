@@ -192,7 +192,7 @@ func (cl *Client) Shell(ctx context.Context, name string, o machine.ShellOptions
 			if ctx.Err() != nil {
 				return machine.ShellResult{}, ctx.Err()
 			}
-			return machine.ShellResult{}, fmt.Errorf("shell on %s: the lab hung up: %w", name, err)
+			return machine.ShellResult{}, fmt.Errorf("shell on %s: lab %s hung up (vmlab status -lab %s says whether it is still up): %w", name, cl.Lab, cl.Lab, err)
 		}
 		switch typ {
 		case FrameStdout:
@@ -281,12 +281,12 @@ func (cl *Client) Console(ctx context.Context, name string, in io.Reader, out io
 			if ctx.Err() != nil || errors.Is(err, io.EOF) {
 				return nil
 			}
-			return fmt.Errorf("console of %s: %w", name, err)
+			return fmt.Errorf("console of %s in lab %s: %w", name, cl.Lab, err)
 		}
 		switch typ {
 		case FrameStdout:
 			if _, err := out.Write(payload); err != nil {
-				return fmt.Errorf("console of %s: %w", name, err)
+				return fmt.Errorf("console of %s in lab %s: %w", name, cl.Lab, err)
 			}
 		case FrameJSON:
 			if m, err := decode(payload); err == nil && m.Type == "notice" && notices != nil {

@@ -39,7 +39,7 @@ func (b labBackend) Machines() []MachineStatus {
 func (b labBackend) Shell(ctx context.Context, name string, o machine.ShellOptions) (machine.ShellResult, error) {
 	m := b.l.Machine(name)
 	if m == nil {
-		return machine.ShellResult{}, fmt.Errorf("shell on %s: no such machine", name)
+		return machine.ShellResult{}, fmt.Errorf("shell on %s: the lab has no machine of that name (vmlab status lists them)", name)
 	}
 	return m.Shell(ctx, o)
 }
@@ -47,7 +47,7 @@ func (b labBackend) Shell(ctx context.Context, name string, o machine.ShellOptio
 func (b labBackend) Console(name string) (io.ReadWriteCloser, error) {
 	m := b.l.Machine(name)
 	if m == nil {
-		return nil, fmt.Errorf("console of %s: no such machine", name)
+		return nil, fmt.Errorf("console of %s: the lab has no machine of that name (vmlab status lists them)", name)
 	}
 	return machineConsole{m.SubscribeConsole(), m}, nil
 }
