@@ -592,9 +592,16 @@ type replEvents struct {
 	// attached counts the terminals handed to a machine (shell_interact's
 	// Attach events not yet followed by their Detach); held are the lines
 	// that came meanwhile, shown at the Detach, not over the shell.
-	attached int
-	held     []string
+	attached    int
+	held        []string
+	heldBytes   int // of held, bounded by replHeldLimit
+	heldDropped int // lines left out past it
 }
+
+// replHeldLimit bounds the lines held while a shell has the terminal: a
+// chatty guest's console (-v) during a long shell would grow them without
+// end. Past it, lines are counted, not kept.
+const replHeldLimit = 1 << 20
 
 func newReplEvents(w io.Writer, verbose bool) *replEvents {
 	return &replEvents{w: w, verbose: verbose, term: report.New(report.NewTerminal(w, replTerminal(w, verbose)))}
@@ -636,7 +643,12 @@ func (p *replEvents) Emit(e report.Event) {
 	switch {
 	case len(ls) == 0:
 	case p.attached > 0:
+		if p.heldBytes+len(line) > replHeldLimit {
+			p.heldDropped++
+			break
+		}
 		p.held = append(p.held, line)
+		p.heldBytes += len(line)
 	case p.prompt != "":
 		// An event while the prompt waits (a machine went down, a
 		// console line with -v): on a line of its own above the
@@ -657,7 +669,10 @@ func (p *replEvents) detach() {
 	p.attached--
 	if p.attached == 0 && len(p.held) > 0 {
 		fmt.Fprintln(p.w, strings.Join(p.held, "\n"))
-		p.held = nil
+		if p.heldDropped > 0 {
+			fmt.Fprintf(p.w, "... %d more lines came while the shell had the terminal (the console logs have them)\n", p.heldDropped)
+		}
+		p.held, p.heldBytes, p.heldDropped = nil, 0, 0
 	}
 }
 

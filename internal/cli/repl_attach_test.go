@@ -28,3 +28,27 @@ func TestReplEventsAttach(t *testing.T) {
 		t.Errorf("after an unpaired detach: got %q, want %q", got, want)
 	}
 }
+
+// TestReplEventsAttachBounded: what a chatty console prints while a shell
+// has the terminal is held up to a bound, then counted (before: held
+// without end, in the driver's memory).
+func TestReplEventsAttachBounded(t *testing.T) {
+	var out strings.Builder
+	ev := newReplEvents(&out, true)
+	ev.Emit(report.Event{Kind: report.Attach, Machine: "server", Text: "shell"})
+	line := strings.Repeat("x", 1000)
+	n := 3 * replHeldLimit / len(line)
+	for range n {
+		ev.Emit(report.Event{Kind: report.Console, Machine: "client", Text: line})
+	}
+	ev.mu.Lock()
+	held := ev.heldBytes
+	ev.mu.Unlock()
+	if held > replHeldLimit {
+		t.Errorf("held %d bytes while attached, want at most %d", held, replHeldLimit)
+	}
+	ev.Emit(report.Event{Kind: report.Detach, Machine: "server", Text: "shell"})
+	if !strings.Contains(out.String(), "more lines came while the shell had the terminal") {
+		t.Errorf("after the shell, the lines left out are not counted:\n%s", out.String()[max(0, out.Len()-200):])
+	}
+}
