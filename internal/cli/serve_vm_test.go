@@ -27,52 +27,8 @@ func TestShellIntoRunningTest(t *testing.T) {
 		}
 		return 0, string(out)
 	}
-	// started runs cmd with its output read line by line; wait returns
-	// once a line contains want.
-	started := func(cmd *exec.Cmd) (wait func(want string), exited <-chan error) {
-		t.Helper()
-		r, w := io.Pipe()
-		cmd.Stdout, cmd.Stderr = w, w
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill() })
-		done := make(chan error, 1)
-		go func() {
-			err := cmd.Wait()
-			w.Close()
-			done <- err
-		}()
-		lines := make(chan string, 100)
-		go func() {
-			sc := bufio.NewScanner(r)
-			for sc.Scan() {
-				t.Logf("%s: %s", cmd.Args[1], sc.Text())
-				lines <- sc.Text()
-			}
-			close(lines)
-		}()
-		return func(want string) {
-			t.Helper()
-			deadline := time.After(3 * time.Minute)
-			for {
-				select {
-				case l, ok := <-lines:
-					if !ok {
-						t.Fatalf("vmlab %s ended before it said %q", cmd.Args[1], want)
-					}
-					if strings.Contains(l, want) {
-						return
-					}
-				case <-deadline:
-					t.Fatalf("vmlab %s did not say %q in 3 minutes", cmd.Args[1], want)
-				}
-			}
-		}, done
-	}
-
 	t.Run("run", func(t *testing.T) {
-		wait, exited := started(vmlabCmd(t, bin, runtime, "run", "-v", "testdata/waits.star"))
+		wait, exited := startedLines(t, vmlabCmd(t, bin, runtime, "run", "-v", "testdata/waits.star"))
 		wait("vm: booted in")
 		code, msg := vmlab("down", "-lab", "waits.test")
 		if code == 0 || !strings.Contains(msg, "belongs to vmlab run") {
@@ -98,7 +54,7 @@ func TestShellIntoRunningTest(t *testing.T) {
 		repl := vmlabCmd(t, bin, runtime, "repl", "testdata/waits.star")
 		stdin, w := io.Pipe()
 		repl.Stdin = stdin
-		wait, exited := started(repl)
+		wait, exited := startedLines(t, repl)
 		io.WriteString(w, "print(\"marked\", vm.succeed(\"echo in-repl > /root/mark\"))\n")
 		wait("marked")
 		code, got := vmlab("shell", "-lab", "waits", "vm", "--", "cat", "/root/mark")
@@ -115,4 +71,48 @@ func TestShellIntoRunningTest(t *testing.T) {
 			t.Fatal("the REPL still runs 2 minutes after its input ended")
 		}
 	})
+}
+
+// startedLines runs cmd with its output read line by line; wait returns
+// once a line contains want.
+func startedLines(t *testing.T, cmd *exec.Cmd) (wait func(want string), exited <-chan error) {
+	t.Helper()
+	r, w := io.Pipe()
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	done := make(chan error, 1)
+	go func() {
+		err := cmd.Wait()
+		w.Close()
+		done <- err
+	}()
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			t.Logf("%s: %s", cmd.Args[1], sc.Text())
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	return func(want string) {
+		t.Helper()
+		deadline := time.After(3 * time.Minute)
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("vmlab %s ended before it said %q", cmd.Args[1], want)
+				}
+				if strings.Contains(l, want) {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("vmlab %s did not say %q in 3 minutes", cmd.Args[1], want)
+			}
+		}
+	}, done
 }

@@ -128,9 +128,29 @@ func (u *upRun) run(ctx context.Context, file *script.File, boot *machine.Boot, 
 		return exitUsage
 	}
 	defer srv.Close() // after the machines stop: vmlab down returns then
-	failed := startAll(ctx, l)
+	// vmlab down while the machines boot cuts the boots short.
+	boots, stopBoots := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-srv.DownRequested():
+			stopBoots()
+		case <-boots.Done():
+		}
+	}()
+	failed := startAll(boots, l)
+	stopBoots()
 	// A signal while the machines boot is an interruption (128+N); once
 	// the lab has said it is up, Ctrl-C is how it is meant to stop (0).
+	select {
+	case <-srv.DownRequested():
+		if ctx.Err() == nil {
+			u.logf("vmlab down while the machines booted: stopping lab %s", u.name)
+			srv.Stopping("vmlab down")
+			stopAll(l)
+			return exitOK
+		}
+	default:
+	}
 	if ctx.Err() != nil {
 		u.logf("%v: stopping the lab", context.Cause(ctx))
 		srv.Stopping(fmt.Sprintf("vmlab up was %v", context.Cause(ctx)))
