@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/vmlab/vmlab/internal/control"
@@ -30,7 +31,7 @@ func runStatus(ctx context.Context, e *env, args []string) int {
 	labs := []control.LabStatus{}
 	for _, n := range names {
 		st, err := labStatus(ctx, n, e.errorf)
-		if err != nil && *name == "" {
+		if err != nil && *name == "" && !stillUp(n) {
 			// Listed, then gone before we asked (a test of vmlab run
 			// that ended): not an error of status.
 			continue
@@ -54,6 +55,12 @@ func runStatus(ctx context.Context, e *env, args []string) int {
 		printMachines(e.stdout, st.Machines)
 	}
 	return exitOK
+}
+
+// stillUp says whether the lab called name is still among those up.
+func stillUp(name string) bool {
+	up, err := control.Labs(nil)
+	return err != nil || slices.Contains(up, name)
 }
 
 // labStatus asks one lab for its status.
