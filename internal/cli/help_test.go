@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"runtime"
-	"runtime/debug"
 	"strings"
 	"testing"
 )
@@ -40,29 +38,6 @@ func TestHelpVersionAndFlagOrder(t *testing.T) {
 				if s.want == "" && s.got != "" || !strings.Contains(s.got, s.want) {
 					t.Errorf("got %s %q, want it to hold %q (empty: nothing)", s.name, s.got, s.want)
 				}
-			}
-		})
-	}
-}
-
-func TestVersionLine(t *testing.T) {
-	tail := " " + runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH
-	vcs := []debug.BuildSetting{{Key: "vcs", Value: "git"}, {Key: "vcs.revision", Value: "d90d815"},
-		{Key: "vcs.time", Value: "2026-12-01T08:00:00Z"}, {Key: "vcs.modified", Value: "true"}}
-	tests := []struct {
-		name string
-		bi   *debug.BuildInfo
-		want string
-	}{
-		{"go install module@version", &debug.BuildInfo{Main: debug.Module{Version: "v0.3.0"}}, "vmlab v0.3.0" + tail},
-		{"go build in a checkout", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: vcs},
-			"vmlab (devel) revision d90d815, modified (2026-12-01T08:00:00Z)" + tail},
-		{"no build info", nil, "vmlab (unknown)" + tail},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := versionLine(tt.bi); got != tt.want {
-				t.Errorf("got %q, want %q", got, tt.want)
 			}
 		})
 	}

@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vmlab/vmlab/internal/machine"
+	"github.com/vmlab/vmlab/internal/version"
 )
 
 // Backend is the lab a Server serves. Its methods are called from many
@@ -226,7 +227,7 @@ func (s *Server) serve(c *net.UnixConn) {
 			Message: fmt.Sprintf("lab %q speaks control protocol %d, the client %d: use a vmlab of the same version as the lab's", s.info.Name, Version, m.Version)})
 		return
 	}
-	if pc.send(Message{Type: "hello", Version: Version, Server: "vmlab " + serverVersion(), Lab: s.info.Name}) != nil {
+	if pc.send(Message{Type: "hello", Version: Version, Server: "vmlab " + version.Short(), Lab: s.info.Name}) != nil {
 		return
 	}
 	for {

@@ -8,11 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime/debug"
 	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vmlab/vmlab/internal/version"
 )
 
 // A state directory keeps the machines' disk images across runs (vmlab run
@@ -103,7 +104,7 @@ func (s *State) readMeta(file string) error {
 		if imgs, _ := filepath.Glob(filepath.Join(s.Dir, "*.img")); len(imgs) > 0 {
 			return fmt.Errorf("state directory %s holds disk images but no %s: it was not made by vmlab; use another directory", s.Dir, stateFile)
 		}
-		s.meta = stateMeta{Format: StateFormat, VMLab: vmlabVersion(), File: file}
+		s.meta = stateMeta{Format: StateFormat, VMLab: version.Short(), File: file}
 		return nil
 	}
 	if err != nil {
@@ -121,7 +122,7 @@ func checkMeta(m stateMeta, dir, file string) error {
 	switch {
 	case m.Format != StateFormat:
 		return fmt.Errorf("state directory %s has format %d (made by vmlab %s); this vmlab (%s) reads format %d: "+
-			"use that vmlab, or another directory (delete %s to start afresh)", dir, m.Format, m.VMLab, vmlabVersion(), StateFormat, dir)
+			"use that vmlab, or another directory (delete %s to start afresh)", dir, m.Format, m.VMLab, version.Short(), StateFormat, dir)
 	case m.File != file:
 		return fmt.Errorf("state directory %s holds the machines of %s, not of %s: use another directory for this file", dir, m.File, file)
 	}
@@ -330,19 +331,4 @@ func e2fsckProblems(out string, n int) string {
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "; ")
-}
-
-// vmlabVersion names this build: its module version and VCS revision.
-func vmlabVersion() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "(unknown)"
-	}
-	v := bi.Main.Version
-	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-			v += " " + s.Value[:12]
-		}
-	}
-	return v
 }
