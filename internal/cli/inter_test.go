@@ -72,10 +72,7 @@ def test_next():
 // and the run exits 1. Before, the Ctrl-C ended the whole run (exit 130)
 // and exit() only went on with the next test. One boot.
 func TestRunInteractiveCtrlC(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "inter.star")
-	if err := os.WriteFile(file, []byte(hangStar), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	file := writeStar(t, "inter.star", hangStar)
 	out := t.TempDir()
 	sc := startScreen(t, t.TempDir(), "run", "-i", "-v", "-out", out, file)
 	expect(t, sc, `a: hanging`, 3*time.Minute)
@@ -124,10 +121,7 @@ func TestRunInteractiveCtrlC(t *testing.T) {
 // when the REPL ends) was missing and the console log came before it.
 // One boot each, both at once.
 func TestRunInteractiveReports(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "inter.star")
-	if err := os.WriteFile(file, []byte(replStar), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	file := writeStar(t, "inter.star", replStar)
 	plainOut, interOut := t.TempDir(), t.TempDir()
 	tmp := t.TempDir()
 	plain := startScreen(t, tmp, "run", "-out", plainOut, "-run", "test_fail", file)

@@ -186,10 +186,7 @@ func expect(t *testing.T, sc *ptytest.Screen, re string, timeout time.Duration) 
 // test that returns with its machine up and its state kept, the history,
 // and Ctrl-D leaving with no QEMU left.
 func TestReplOnTerminal(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "repl.star")
-	if err := os.WriteFile(file, []byte(replStar), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	file := writeStar(t, "repl.star", replStar)
 	tmp := t.TempDir()
 	sc := startScreen(t, tmp, "repl", "-v", file)
 	boot := 3 * time.Minute
@@ -280,10 +277,7 @@ func TestReplOnTerminal(t *testing.T) {
 // machine as the test left it; Ctrl-D leaves and the run exits with the
 // test's failure.
 func TestRunInteractive(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "inter.star")
-	if err := os.WriteFile(file, []byte(replStar), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	file := writeStar(t, "inter.star", replStar)
 	sc := startScreen(t, t.TempDir(), "run", "-i", "-run", "test_fail", file)
 	expect(t, sc, `FAIL.* inter\.test_fail`, 3*time.Minute)
 	expect(t, sc, `REPL on its machines as the test left them: a \(up\)`, 10*time.Second)
@@ -306,10 +300,7 @@ func TestRunInteractive(t *testing.T) {
 // TestReplTerminated: SIGTERM while the REPL waits at its prompt stops the
 // machines, gives the terminal back and exits 143.
 func TestReplTerminated(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "term.star")
-	if err := os.WriteFile(file, []byte(replStar), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	file := writeStar(t, "term.star", replStar)
 	sc := startScreen(t, t.TempDir(), "repl", file)
 	expect(t, sc, `>>> `, 3*time.Minute)
 	sc.Type("start_all()\r")
@@ -328,4 +319,15 @@ func TestReplTerminated(t *testing.T) {
 		syscall.Kill(qemu[0], syscall.SIGKILL)
 		t.Errorf("qemu (pid %d) outlived the REPL", qemu[0])
 	}
+}
+
+// writeStar writes a test file called name with src in a new temporary
+// directory and returns its path.
+func writeStar(t *testing.T, name, src string) string {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(file, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file
 }

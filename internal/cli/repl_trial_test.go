@@ -187,10 +187,7 @@ func TestHistorySymlink(t *testing.T) {
 // way stops that boot rather than waiting for it, and says nothing of
 // the machines as they go (no "up in" after the user left).
 func TestReplLeavesBootInFlight(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "leave.star")
-	if err := os.WriteFile(file, []byte(replStar), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	file := writeStar(t, "leave.star", replStar)
 	sc := startScreen(t, t.TempDir(), "repl", file)
 	expect(t, sc, `>>> `, 3*time.Minute)
 	sc.Type("a.start()\r")
