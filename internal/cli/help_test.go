@@ -11,11 +11,7 @@ import (
 // command); run takes flags after its files, as go test does (before: the
 // flags were taken for files). None of these boots anything.
 func TestHelpVersionAndFlagOrder(t *testing.T) {
-	tests := []struct {
-		args           []string
-		code           int
-		stdout, stderr string // each must hold this; "" must be empty
-	}{
+	checkCommands(t, []commandCase{
 		{[]string{"help"}, exitOK, "commands:", ""},
 		{[]string{"-h"}, exitOK, "vmlab help COMMAND", ""},
 		{[]string{"help", "run"}, exitOK, "usage: vmlab run [flags] FILE.star", ""},
@@ -27,7 +23,19 @@ func TestHelpVersionAndFlagOrder(t *testing.T) {
 		{[]string{"run", "testdata/pass.star", "-list", "-run", "hostname"}, exitOK, "pass.test_hostname\n", ""},
 		{[]string{"run", "testdata/pass.star", "-run", "nomatch", "-list"}, exitUsage, "", `no test matches -run "nomatch"`},
 		{[]string{"run", "-list", "--", "-list"}, exitUsage, "", "open -list"},
-	}
+	})
+}
+
+// commandCase is a vmlab command line and what it must do.
+type commandCase struct {
+	args           []string
+	code           int
+	stdout, stderr string // each must hold this; "" must be empty
+}
+
+// checkCommands runs each case in this process, as a subtest.
+func checkCommands(t *testing.T, tests []commandCase) {
+	t.Helper()
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			code, stdout, stderr := run(tt.args...)

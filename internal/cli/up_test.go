@@ -2,7 +2,6 @@ package cli
 
 import (
 	"os"
-	"strings"
 	"testing"
 )
 
@@ -15,11 +14,7 @@ func TestLabCommandsWithoutLab(t *testing.T) {
 	}
 	defer os.RemoveAll(dir)
 	t.Setenv("XDG_RUNTIME_DIR", dir)
-	tests := []struct {
-		args           []string
-		code           int
-		stdout, stderr string // each must hold this; "" must be empty
-	}{
+	checkCommands(t, []commandCase{
 		{[]string{"help", "up"}, exitOK, "usage: vmlab up [flags] FILE.star", ""},
 		{[]string{"help", "shell"}, exitOK, "usage: vmlab shell [flags] MACHINE [-- CMD ARGS...]", ""},
 		{[]string{"up"}, exitUsage, "", "usage: vmlab up"},
@@ -32,18 +27,5 @@ func TestLabCommandsWithoutLab(t *testing.T) {
 		{[]string{"down", "-lab", "web"}, exitFail, "", `lab "web" is not up, and no other is: start it with vmlab up -lab web FILE`},
 		{[]string{"status"}, exitOK, "no lab is up", ""},
 		{[]string{"status", "-json"}, exitOK, "[]", ""},
-	}
-	for _, tt := range tests {
-		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
-			code, stdout, stderr := run(tt.args...)
-			if code != tt.code {
-				t.Errorf("got exit %d, want %d\nstdout: %s\nstderr: %s", code, tt.code, stdout, stderr)
-			}
-			for _, s := range []struct{ name, got, want string }{{"stdout", stdout, tt.stdout}, {"stderr", stderr, tt.stderr}} {
-				if s.want == "" && s.got != "" || !strings.Contains(s.got, s.want) {
-					t.Errorf("got %s %q, want it to hold %q (empty: nothing)", s.name, s.got, s.want)
-				}
-			}
-		})
-	}
+	})
 }
