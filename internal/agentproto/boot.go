@@ -29,6 +29,10 @@ type BootConfig struct {
 	// (/root, /home, /tmp, ...). Nil: they live in guest memory and are
 	// gone at the next boot.
 	Disk *RootDisk `json:"disk,omitempty"`
+	// Init is "systemd" when the agent, once the root is built, hands PID 1
+	// to the root's /lib/systemd/systemd and comes back as a unit;
+	// empty: the agent stays PID 1 (fast mode).
+	Init string `json:"init,omitempty"`
 }
 
 // RootDisk is the block device the guest's writable root lives on.

@@ -10,8 +10,10 @@ import (
 // an agent that speaks another one (a stale initramfs, say). Version 2 added
 // the Ack frame and windows on Stdin and Data streams, version 3 OpSetup,
 // version 4 commands on a terminal and streamed commands (Exec.TTY, Argv,
-// Login, OutputWindow; the Resize and Signal frames; Result.SignalNumber).
-const Version = 4
+// Login, OutputWindow; the Resize and Signal frames; Result.SignalNumber),
+// version 5 systemd guests (BootConfig.Init, Request.Units and Enable, and
+// WaitUnit answered by systemd with Wait.User for user units).
+const Version = 5
 
 // DefaultPath is the PATH commands get in the guest.
 const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -78,6 +80,19 @@ type Request struct {
 	Services []Service `json:"services,omitempty"`
 	Setup    *Setup    `json:"setup,omitempty"`
 	Path     string    `json:"path,omitempty"` // copy-in destination, copy-out source
+	// Units and Enable complete OpServices for a guest whose init is
+	// systemd: the unit files to install and the units to start at boot
+	// (spec.Machine's fields of the same names). Services are then
+	// rendered as units too, and the request returns once systemd has the
+	// start of multi-user.target queued.
+	Units  []UnitFile `json:"units,omitempty"`
+	Enable []string   `json:"enable,omitempty"`
+}
+
+// UnitFile is a systemd unit file: its name ("web.service") and its text.
+type UnitFile struct {
+	Name string `json:"name"`
+	Text string `json:"text"`
 }
 
 // MaxArg is the longest command (and environment entry) the guest can run:

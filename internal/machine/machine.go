@@ -601,6 +601,9 @@ func (m *Machine) qemuConfig(view *hostview.View, image string) qemu.Config {
 	b := m.cfg.Boot
 	shares, boot := rootLayout(m.cfg.Shares, b.FS, view)
 	boot.Hostname = m.cfg.Name
+	if m.cfg.Systemd() {
+		boot.Init = spec.InitSystemd
+	}
 	disk, rootDisk := m.qemuDisk(image)
 	boot.Disk = rootDisk
 	return qemu.Config{

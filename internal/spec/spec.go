@@ -87,6 +87,23 @@ type Machine struct {
 	// Services are started after Setup at every boot and supervised by the
 	// agent.
 	Services []agentproto.Service `spec:"services"`
+	// Init is the guest's init: "" or InitFast (the default: vmlab's agent
+	// is PID 1 and supervises Services itself) or InitSystemd (the root's
+	// /lib/systemd/systemd is PID 1, the agent an early unit, Services are
+	// rendered as units; see docs/systemd.md).
+	Init string `spec:"init"`
+	// Units are unit files the test declares, written to the guest's
+	// /run/systemd/system before systemd loads them (init = "systemd"
+	// only). A unit whose text has an [Install] section with WantedBy= or
+	// RequiredBy= is enabled as systemctl enable would; the others start
+	// only when asked for (start_job, systemctl) or pulled in by another.
+	Units []UnitFile `spec:"units"`
+	// Enable names units the root already has (a distribution package's,
+	// such as "nfs-server.service") or Units declares, to start at boot:
+	// they are wanted by multi-user.target (init = "systemd" only). The
+	// host's own enabled units are not started in a guest unless named
+	// here (or pulled in by a unit that is).
+	Enable []string `spec:"enable"`
 	// DiskMiB is the size of the machine's own disk, which holds its
 	// writable root (what the guest writes anywhere but a share's host
 	// files): it survives reboot(), crash() and shutdown() within a run,
@@ -98,6 +115,19 @@ type Machine struct {
 	// QEMUArgs are appended to QEMU's command line.
 	QEMUArgs []string `spec:"qemu_args"`
 }
+
+// Init values.
+const (
+	InitFast    = "fast"
+	InitSystemd = "systemd"
+)
+
+// UnitFile is a systemd unit file declared by a test: its name
+// ("web.service", "backup.timer") and its text.
+type UnitFile = agentproto.UnitFile
+
+// Systemd reports whether the machine boots the root's systemd.
+func (m Machine) Systemd() bool { return m.Init == InitSystemd }
 
 // Forward is a TCP port on the host's 127.0.0.1 (HostPort; 0 picks a free
 // one) that reaches GuestPort on the machine's eth0.
