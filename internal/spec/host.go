@@ -31,12 +31,19 @@ type Host struct {
 	Loaded string
 	// Installed reports whether a package is installed on the host.
 	Installed func(pkg string) bool
+	// Units lists the system units of the root the machines share
+	// (SystemUnits); nil: unit names are not checked.
+	Units func() []string
+	// Systemd says whether that root has SystemdPath, which init =
+	// "systemd" boots.
+	Systemd bool
 }
 
 // HostFor describes the running host for machines that boot the kernel of
 // this release, with this module tree.
 func HostFor(release, modules string) Host {
-	h := Host{MemoryMiB: hostMemoryMiB(), CPUs: runtime.NumCPU(), Modules: modules, Installed: Installed}
+	h := Host{MemoryMiB: hostMemoryMiB(), CPUs: runtime.NumCPU(), Modules: modules, Installed: Installed,
+		Units: hostUnits, Systemd: isExecutable(SystemdPath)}
 	if running, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil && release != "" &&
 		strings.TrimSpace(string(running)) == release {
 		h.Sysctls, h.Loaded = "/proc/sys", "/sys/module"
@@ -150,4 +157,9 @@ func providesName(list, pkg string) bool {
 		}
 	}
 	return false
+}
+
+func isExecutable(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
 }
