@@ -58,6 +58,7 @@ type benchResult struct {
 	rebootBench           // reboot_s
 	shellBench            // shell_rtt_ms
 	ptyBench              // pty_echo_ms
+	systemdBench          // systemd_boot_s, nfs_example_s
 }
 
 // runBench measures, in one run: (a) the floor, the kernel booting a trivial
@@ -80,6 +81,8 @@ func runBench(ctx context.Context, e *env, args []string) int {
 	n := fs.Int("n", 1000, "commands for the round-trip figure")
 	network := fs.Bool("net", true, "measure the network too (4 more boots)")
 	example := fs.String("example", "examples/client_server.star", "test file to time end to end with vmlab run (\"\" to skip)")
+	systemd := fs.Bool("systemd", true, "measure systemd guests: boots to multi-user.target and the NFS example")
+	nfsExample := fs.String("nfs-example", "examples/nfs.star", "the NFS example, timed end to end with vmlab run (\"\" to skip)")
 	netSeconds := fs.Int("net-seconds", 3, "seconds of bulk transfer per measurement")
 	netRounds := fs.Int("net-rounds", 3, "alternating measurements of each network; the median counts")
 	outputMiB := fs.Int("output", 1024, "`MiB` a command prints for the driver's peak memory figure (0 to skip)")
@@ -107,6 +110,16 @@ func runBench(ctx context.Context, e *env, args []string) int {
 	if err := r.benchShell(ctx, e, boot, bf); err != nil {
 		e.errorf("bench: shell: %v", err)
 		return exitFail
+	}
+	if *systemd {
+		if err := r.benchSystemd(ctx, e, boot, bf, *runs, r.FloorS); err != nil {
+			e.errorf("bench: systemd: %v", err)
+			return exitFail
+		}
+		if err := r.benchNFSExample(ctx, e, *nfsExample); err != nil {
+			e.errorf("bench: nfs example: %v", err)
+			return exitFail
+		}
 	}
 	if *example != "" {
 		if _, err := os.Stat(*example); err == nil {
@@ -300,6 +313,7 @@ func printBench(w io.Writer, r *benchResult) {
 	r.rebootBench.print(tw)
 	r.shellBench.print(tw)
 	r.ptyBench.print(tw)
+	r.systemdBench.print(tw)
 	if r.RunS > 0 {
 		fmt.Fprintf(tw, "vmlab run examples/client_server.star, wall time\t%.2f s (%.1fx floor)\t<= 10 s\t%s\n",
 			r.RunS, r.RunS/r.FloorS, verdict(r.RunS <= 10))
