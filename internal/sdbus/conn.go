@@ -22,6 +22,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -202,6 +203,14 @@ func (c *Conn) Notify(ch chan<- *Message, match func(*Message) bool) {
 	c.mu.Lock()
 	c.notify = append(c.notify, notification{ch, match})
 	c.mu.Unlock()
+}
+
+// StopNotify makes the Conn stop sending signals to ch; once it returns,
+// none is sent there.
+func (c *Conn) StopNotify(ch chan<- *Message) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.notify = slices.DeleteFunc(c.notify, func(n notification) bool { return n.ch == ch })
 }
 
 // Call calls method ("org.freedesktop.systemd1.Manager.LoadUnit": the

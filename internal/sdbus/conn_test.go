@@ -15,25 +15,23 @@ import (
 	"time"
 )
 
-// fakeBus is the server end of a D-Bus connection, as systemd's private
-// socket is: it checks SASL EXTERNAL, then hands every message after the
-// first (the Ping that wants no reply) to handle, which answers through
-// send.
+// fakeBus is a server as systemd's private socket is (Serve): it checks
+// the client's SASL line and hands every message after the first (the
+// Ping that wants no reply) to handle, which answers through send.
 type fakeBus struct {
-	t      *testing.T
 	path   string
 	first  chan *Message // the first message after BEGIN
-	handle func(m *Message, send func(*Message))
+	handle func(m *Message, send func(*Message) error)
 }
 
-func newFakeBus(t *testing.T, handle func(m *Message, send func(*Message))) *fakeBus {
+func newFakeBus(t *testing.T, handle func(m *Message, send func(*Message) error)) *fakeBus {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "private")
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &fakeBus{t: t, path: path, first: make(chan *Message, 1), handle: handle}
+	b := &fakeBus{path: path, first: make(chan *Message, 1), handle: handle}
 	done := make(chan struct{})
 	t.Cleanup(func() {
 		ln.Close()
@@ -48,52 +46,43 @@ func newFakeBus(t *testing.T, handle func(m *Message, send func(*Message))) *fak
 		defer c.Close()
 		stop := context.AfterFunc(t.Context(), func() { c.Close() })
 		defer stop()
-		b.serve(c)
+		first := true
+		err = Serve(&authChecker{Conn: c, t: t}, func(m *Message, send func(*Message) error) {
+			if first {
+				first = false
+				b.first <- m
+				return
+			}
+			b.handle(m, send)
+		})
+		if err != nil {
+			t.Errorf("fake bus: %v", err)
+		}
 	}()
 	return b
 }
 
-func (b *fakeBus) serve(c net.Conn) {
-	r := bufio.NewReader(c)
-	line, err := r.ReadString('\n')
-	want := "\x00AUTH EXTERNAL " + hex.EncodeToString([]byte(strconv.Itoa(os.Getuid()))) + "\r\n"
-	if err != nil || line != want {
-		b.t.Errorf("auth line %q (%v), want %q", line, err, want)
-		io.WriteString(c, "REJECTED EXTERNAL\r\n")
-		return
-	}
-	io.WriteString(c, "OK 0123456789abcdef0123456789abcdef\r\n")
-	if line, err := r.ReadString('\n'); err != nil || line != "BEGIN\r\n" {
-		b.t.Errorf("got %q (%v), want BEGIN", line, err)
-		return
-	}
-	serial := uint32(1000)
-	send := func(m *Message) {
-		serial++
-		m.Serial = serial
-		p, err := m.marshal()
-		if err != nil {
-			b.t.Errorf("fake bus: %v", err)
-			return
-		}
-		c.Write(p)
-	}
-	for i := 0; ; i++ {
-		m, err := readMessage(r)
-		if err != nil {
-			return
-		}
-		if i == 0 {
-			b.first <- m
-			continue
-		}
-		b.handle(m, send)
-	}
+// authChecker checks the client's first line: AUTH EXTERNAL with its uid
+// in hex, as systemd checks it against the socket's peer credentials.
+type authChecker struct {
+	net.Conn
+	t       *testing.T
+	checked bool
 }
 
-func reply(to *Message, sig Signature, body ...any) *Message {
-	return &Message{Type: TypeMethodReturn, ReplySerial: to.Serial, Signature: sig, Body: body}
+func (a *authChecker) Read(p []byte) (int, error) {
+	n, err := a.Conn.Read(p)
+	if !a.checked && n > 0 {
+		a.checked = true
+		want := "\x00AUTH EXTERNAL " + hex.EncodeToString([]byte(strconv.Itoa(os.Getuid()))) + "\r\n"
+		if !strings.HasPrefix(string(p[:n]), want) {
+			a.t.Errorf("auth line %q, want %q", p[:n], want)
+		}
+	}
+	return n, err
 }
+
+func reply(to *Message, sig Signature, body ...any) *Message { return Reply(to, sig, body...) }
 
 func dial(t *testing.T, b *fakeBus) *Conn {
 	t.Helper()
@@ -109,13 +98,13 @@ func dial(t *testing.T, b *fakeBus) *Conn {
 
 func TestCall(t *testing.T) {
 	const unit = ObjectPath("/org/freedesktop/systemd1/unit/web_2eservice")
-	b := newFakeBus(t, func(m *Message, send func(*Message)) {
+	b := newFakeBus(t, func(m *Message, send func(*Message) error) {
 		if m.Member == "LoadUnit" && m.Interface == ManagerInterface && m.Path == ManagerPath &&
 			m.Signature == "s" && m.Body[0] == "web.service" {
 			send(reply(m, "o", unit))
 			return
 		}
-		send(&Message{Type: TypeError, ReplySerial: m.Serial, ErrorName: "org.freedesktop.DBus.Error.UnknownMethod"})
+		send(ErrorReply(m, "org.freedesktop.DBus.Error.UnknownMethod", "no such method"))
 	})
 	c := dial(t, b)
 	got, err := c.LoadUnit(t.Context(), "web.service")
@@ -129,9 +118,8 @@ func TestCall(t *testing.T) {
 }
 
 func TestCallErrorReply(t *testing.T) {
-	b := newFakeBus(t, func(m *Message, send func(*Message)) {
-		send(&Message{Type: TypeError, ReplySerial: m.Serial, ErrorName: "org.freedesktop.systemd1.NoSuchUnit",
-			Signature: "s", Body: []any{"Unit nosuch.service not found."}})
+	b := newFakeBus(t, func(m *Message, send func(*Message) error) {
+		send(ErrorReply(m, "org.freedesktop.systemd1.NoSuchUnit", "Unit nosuch.service not found."))
 	})
 	c := dial(t, b)
 	_, err := c.Property(t.Context(), ManagerPath, ManagerInterface, "NJobs")
@@ -148,7 +136,7 @@ func TestCallErrorReply(t *testing.T) {
 // goes where it belongs.
 func TestSignalDuringCall(t *testing.T) {
 	const unit = ObjectPath("/org/freedesktop/systemd1/unit/web_2eservice")
-	b := newFakeBus(t, func(m *Message, send func(*Message)) {
+	b := newFakeBus(t, func(m *Message, send func(*Message) error) {
 		send(&Message{Type: TypeSignal, Path: ManagerPath, Interface: ManagerInterface, Member: "JobRemoved",
 			Signature: "uoss", Body: []any{uint32(5), ObjectPath("/org/freedesktop/systemd1/job/5"), "other.service", "done"}})
 		send(&Message{Type: TypeSignal, Path: unit, Interface: PropertiesInterface, Member: "PropertiesChanged",
@@ -181,10 +169,23 @@ func TestSignalDuringCall(t *testing.T) {
 	default:
 		t.Error("JobRemoved was not delivered")
 	}
+	// Stopped, a channel gets no more signals.
+	c.StopNotify(changed)
+	if _, err := c.Property(t.Context(), unit, UnitInterface, "ActiveState"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-changed:
+		t.Errorf("got %s after StopNotify", m.Member)
+	default:
+	}
+	if len(jobs) != 1 {
+		t.Error("the other channel lost its signal")
+	}
 }
 
 func TestCallCanceled(t *testing.T) {
-	b := newFakeBus(t, func(m *Message, send func(*Message)) {
+	b := newFakeBus(t, func(m *Message, send func(*Message) error) {
 		if m.Member == "Ping" {
 			send(reply(m, ""))
 		}
