@@ -22,12 +22,14 @@ import (
 // spike measured). It ends the wait:
 //
 //   - done when ActiveState is "active" or "reloading";
-//   - failed at once when it is "failed", when the unit has no unit file
-//     (LoadState "not-found") or one systemd could not load, or when it is
-//     "inactive" with no job of its own and none at all in the manager,
-//     so that nothing will start it: that is the NixOS driver's rule (it
-//     runs `systemctl list-jobs`), which lets a unit that another unit's
-//     job will start later still be waited for while the system boots;
+//   - failed at once when it is "failed" with no job pending (a start job
+//     queued for a failed unit may still start it), when the unit has no
+//     unit file (LoadState "not-found") or one systemd could not load, or
+//     when it is "inactive" with no job of its own and none at all in the
+//     manager, so that nothing will start it: that is the NixOS driver's
+//     rule (it runs `systemctl list-jobs`), which lets a unit that another
+//     unit's job will start later still be waited for while the system
+//     boots;
 //   - timed out at the request's deadline.
 //
 // A failure or a timeout carries `systemctl status` and the unit's last
@@ -199,9 +201,20 @@ func waitActive(ctx context.Context, c *sdbus.Conn, name string) error {
 		return m.Member == "PropertiesChanged" && (p == nil || m.Path == *p)
 	})
 	defer c.StopNotify(changed)
-	jobRemoved := make(chan *sdbus.Message, 1)
-	c.Notify(jobRemoved, func(m *sdbus.Message) bool { return m.Member == "JobRemoved" })
-	defer c.StopNotify(jobRemoved)
+	// Jobs ending: the unit's own (its state may not change: a start job
+	// that fails on a dependency leaves a failed unit failed), and any
+	// job at all, which matters only to an idle unit: it may have been
+	// the manager's last. systemd ends ~100 jobs while it boots; an idle
+	// unit is rare, so the second is listened to only then.
+	ownJob := make(chan *sdbus.Message, 1)
+	c.Notify(ownJob, func(m *sdbus.Message) bool {
+		_, _, unit, _, ok := sdbus.JobRemoved(m)
+		return ok && unit == name
+	})
+	defer c.StopNotify(ownJob)
+	anyJob := make(chan *sdbus.Message, 1)
+	c.Notify(anyJob, func(m *sdbus.Message) bool { return m.Member == "JobRemoved" })
+	defer c.StopNotify(anyJob)
 
 	p, err := c.LoadUnit(ctx, name)
 	if err != nil {
@@ -216,14 +229,13 @@ func waitActive(ctx context.Context, c *sdbus.Conn, name string) error {
 		if done, err := verdict(st); done {
 			return withResult(ctx, c, p, err)
 		}
-		// A job ending matters only to an idle unit: it may have been
-		// the manager's last.
 		var jobs <-chan *sdbus.Message
 		if st.idle() {
-			jobs = jobRemoved
+			jobs = anyJob
 		}
 		select {
 		case <-changed:
+		case <-ownJob:
 		case <-jobs:
 		case <-ctx.Done():
 			return &unitPending{state: st, err: fmt.Errorf("wait for unit %s: %w", name, ctx.Err())}
@@ -236,7 +248,7 @@ func verdict(st unitState) (done bool, err error) {
 	switch {
 	case st.active == "active" || st.active == "reloading":
 		return true, nil
-	case st.active == "failed":
+	case st.active == "failed" && st.job == 0:
 		return true, &unitFailed{reason: fmt.Sprintf("unit %s failed", st.name), failed: true}
 	case st.load == "not-found" && st.job == 0:
 		return true, &unitFailed{reason: fmt.Sprintf("unit %s not found: no unit file in the guest "+

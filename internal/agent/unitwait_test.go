@@ -255,3 +255,34 @@ func TestWaitSystemdUserUnit(t *testing.T) {
 		}
 	}
 }
+
+// TestWaitSystemdUnitFailedRestarting: a failed unit with a start job
+// queued is waited for; its job's end decides.
+func TestWaitSystemdUnitFailedRestarting(t *testing.T) {
+	m := fakeSystemd(t)
+	m.Set("web.service", sdbustest.Unit{Active: "failed", Sub: "failed", Job: 9, Result: "exit-code"})
+	res := waitAsync(t.Context(), agentproto.Wait{Kind: agentproto.WaitUnit, Path: "web", Timeout: time.Minute})
+	if err := m.WaitRead(t.Context(), "web.service", 2); err != nil {
+		t.Fatal(err)
+	}
+	m.Set("web.service", sdbustest.Unit{Active: "active", Sub: "running"})
+	if r := result(t, res); r.Error != "" || r.TimedOut {
+		t.Errorf("got %+v, want success", r)
+	}
+}
+
+// TestWaitSystemdUnitJobFails: a failed unit whose start job ends without
+// a change of state (a dependency failed) fails the wait then.
+func TestWaitSystemdUnitJobFails(t *testing.T) {
+	m := fakeSystemd(t)
+	m.SetJobs(5) // other jobs do not keep a failed unit waited for
+	m.Set("web.service", sdbustest.Unit{Active: "failed", Sub: "failed", Job: 9, Result: "exit-code"})
+	res := waitAsync(t.Context(), agentproto.Wait{Kind: agentproto.WaitUnit, Path: "web", Timeout: time.Minute})
+	if err := m.WaitRead(t.Context(), "web.service", 2); err != nil {
+		t.Fatal(err)
+	}
+	m.EndJob("web.service", "dependency")
+	if r := result(t, res); r.Error != "unit web.service failed (result: exit-code)" {
+		t.Errorf("got %+v, want the unit's failure", r)
+	}
+}

@@ -132,6 +132,24 @@ func (m *Manager) SetJobs(n uint32) {
 	}
 }
 
+// EndJob ends the unit's job with result ("done", "dependency", ...): its
+// Job is 0 from then on, and JobRemoved says so; no PropertiesChanged, as
+// when a job ends without changing the unit's state.
+func (m *Manager) EndJob(name, result string) {
+	m.mu.Lock()
+	u := m.units[name]
+	id := u.Job
+	u.Job = 0
+	m.units[name] = u
+	senders := m.senders
+	m.mu.Unlock()
+	for _, send := range senders {
+		send(&sdbus.Message{Type: sdbus.TypeSignal, Path: sdbus.ManagerPath, Interface: sdbus.ManagerInterface,
+			Member: "JobRemoved", Signature: "uoss",
+			Body: []any{id, sdbus.ObjectPath(fmt.Sprintf("/org/freedesktop/systemd1/job/%d", id)), name, result}})
+	}
+}
+
 // WaitRead waits until the unit's properties have been read at least n
 // times, or ctx ends.
 func (m *Manager) WaitRead(ctx context.Context, name string, n int) error {
