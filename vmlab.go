@@ -368,7 +368,7 @@ func (m *Machine) WaitForFile(t testing.TB, path string, timeout time.Duration) 
 // it has exited and will not be restarted.
 func (m *Machine) WaitForUnit(t testing.TB, name string, timeout time.Duration) {
 	t.Helper()
-	check(t, m.m(t).WaitForUnit(t.Context(), name, timeout))
+	check(t, m.m(t).WaitForUnit(t.Context(), name, "", timeout))
 }
 
 // WaitForOpenPort waits until a TCP connect to localhost:port succeeds in the

@@ -101,7 +101,7 @@ var methodTable = []*method{
 		return str(c.mm().WaitForConsoleText(c.r.ctx, c.regex, c.timeout))
 	}},
 	{signature: sig("wait_for_unit", pUnit, pTimeout), boots: true, do: func(c *call) (starlark.Value, error) {
-		return none(c.mm().WaitForUnit(c.r.ctx, c.unit, c.timeout))
+		return none(c.mm().WaitForUnit(c.r.ctx, c.unit, "", c.timeout))
 	}},
 	{signature: sig("copy_from_host", pHostSource, pTarget), boots: true, do: func(c *call) (starlark.Value, error) {
 		return none(c.mm().CopyFromHost(c.r.ctx, c.source, c.target))
