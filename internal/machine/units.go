@@ -14,9 +14,9 @@ import (
 // instead, event driven. A fast-mode machine has no systemd: each refuses
 // at once, before booting, saying how to declare one.
 
-// systemctl is the program the unit methods run in the guest; tests point
-// it at a fake.
-var systemctl = "systemctl"
+// systemctl and loginctl are the programs the unit methods run in the
+// guest; tests point them at a fake.
+var systemctl, loginctl = "systemctl", "loginctl"
 
 // ErrNoSystemd is wrapped by the unit methods' error on a machine whose
 // init is not systemd.
@@ -164,12 +164,24 @@ func parseProperties(out string) map[string]string {
 
 // userManager returns the user's UID, once the user's systemd manager
 // (user@UID.service) is active: systemctl --user needs it, and a guest
-// whose init is systemd starts it only for a login.
+// whose init is systemd starts it only for a login. Its runtime directory
+// (user-runtime-dir@UID) asks logind over D-Bus, so logind (and with it
+// dbus.socket) starts first; lingering keeps the manager up without a
+// login session, as logind would stop it otherwise.
+//
+// Measured under TCG, in a systemd guest with multi-user.target up: a
+// user's first Systemctl takes 6.8 s (logind, dbus and the user's manager
+// start), later ones 0.7 s (is-active, then the command), against 0.4 s
+// for the system's. Without logind, user-runtime-dir@UID fails ("Failed
+// to connect to system bus").
 func (m *Machine) userManager(ctx context.Context, user string) (string, error) {
 	what := "start the systemd manager of user " + user
 	u := shellQuote(user)
-	cmd := fmt.Sprintf(`uid=$(id -u -- %s); echo "$uid"; %s is-active --quiet "user@$uid.service" || %s start "user@$uid.service"`,
-		u, systemctl, systemctl)
+	cmd := fmt.Sprintf(`uid=$(id -u -- %[1]s); echo "$uid"
+%[2]s is-active --quiet "user@$uid.service" && exit
+%[2]s start systemd-logind.service
+%[3]s enable-linger %[1]s
+%[2]s start "user@$uid.service"`, u, systemctl, loginctl)
 	res, err := m.Execute(ctx, cmd)
 	if err != nil {
 		return "", err
@@ -180,7 +192,7 @@ func (m *Machine) userManager(ctx context.Context, user string) (string, error) 
 	case uid == "":
 		fmt.Fprintf(&b, "%s: %s: the guest has no user %s: declare it with users = [%q]", m.cfg.Name, what, user, user)
 	case res.Status != 0:
-		fmt.Fprintf(&b, "%s: %s: systemctl start user@%s.service exited with status %d", m.cfg.Name, what, uid, res.Status)
+		fmt.Fprintf(&b, "%s: %s (user@%s.service): exited with status %d", m.cfg.Name, what, uid, res.Status)
 	default:
 		return uid, nil
 	}

@@ -2,10 +2,10 @@ package machine
 
 import "testing"
 
-// SetSystemctl makes the unit methods run program instead of systemctl,
-// for the test t.
-func SetSystemctl(t testing.TB, program string) {
-	old := systemctl
-	systemctl = program
-	t.Cleanup(func() { systemctl = old })
+// SetUnitPrograms makes the unit methods run these programs instead of
+// systemctl and loginctl, for the test t.
+func SetUnitPrograms(t testing.TB, systemctlPath, loginctlPath string) {
+	oldS, oldL := systemctl, loginctl
+	systemctl, loginctl = systemctlPath, loginctlPath
+	t.Cleanup(func() { systemctl, loginctl = oldS, oldL })
 }

@@ -19,13 +19,17 @@ import (
 	"github.com/vmlab/vmlab/internal/spec"
 )
 
-// fakeSystemctl is the fake's script; %[1]s is its log, %[2]s the file
-// that says the user manager has started.
+// fakeSystemctl is the fake's script, systemctl and loginctl by the name
+// it is called; %[1]s is its log, %[2]s the file that says the user
+// manager has started.
 const fakeSystemctl = `#!/bin/sh
-echo "$(id -un) XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR-} $*" >>%[1]s
+echo "$(id -un) XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR-} ${0##*/} $*" >>%[1]s
 case "$*" in
 "list-jobs"|"--user list-jobs") echo "No jobs running." ;;
+"is-active --quiet user@0.service") exit 3 ;;
+"start user@0.service") echo "A dependency job for user@0.service failed." >&2; exit 1 ;;
 "is-active --quiet user@"*) test -e %[2]s ;;
+"start systemd-logind.service"|"enable-linger "*) ;;
 "start user@"*) touch %[2]s ;;
 "start web.service"|"stop web.service"|"--user start web.service") ;;
 "start broken.service")
@@ -73,7 +77,10 @@ func systemdFake(t *testing.T) (*machine.Machine, func() []string) {
 	if err := os.Chmod(log, 0o666); err != nil { // past the umask
 		t.Fatal(err)
 	}
-	machine.SetSystemctl(t, program)
+	if err := os.Symlink(program, filepath.Join(dir, "loginctl")); err != nil {
+		t.Fatal(err)
+	}
+	machine.SetUnitPrograms(t, program, filepath.Join(dir, "loginctl"))
 	m := fakeMachineConfig(t, "serve", machine.Config{Machine: spec.Machine{Init: spec.InitSystemd}})
 	return m, func() []string {
 		b, _ := os.ReadFile(log)
@@ -92,18 +99,21 @@ func TestSystemctl(t *testing.T) {
 		wantCalls     []string
 	}{
 		{"system manager", "list-jobs", "", 0, "No jobs running.\n",
-			[]string{"root XDG_RUNTIME_DIR= list-jobs"}},
+			[]string{"root XDG_RUNTIME_DIR= systemctl list-jobs"}},
 		{"a failing job is a status, not an error", "start broken.service", "", 1, "",
-			[]string{"root XDG_RUNTIME_DIR= start broken.service"}},
-		// The user's manager is started first, as root, then systemctl
-		// --user runs as the user with the manager's runtime directory.
+			[]string{"root XDG_RUNTIME_DIR= systemctl start broken.service"}},
+		// The user's manager is started first, as root, with logind and
+		// lingering; then systemctl --user runs as the user with the
+		// manager's runtime directory.
 		{"user manager, first call", "list-jobs", "nobody", 0, "No jobs running.\n", []string{
-			"root XDG_RUNTIME_DIR= is-active --quiet user@65534.service",
-			"root XDG_RUNTIME_DIR= start user@65534.service",
-			"nobody XDG_RUNTIME_DIR=/run/user/65534 --user list-jobs"}},
+			"root XDG_RUNTIME_DIR= systemctl is-active --quiet user@65534.service",
+			"root XDG_RUNTIME_DIR= systemctl start systemd-logind.service",
+			"root XDG_RUNTIME_DIR= loginctl enable-linger nobody",
+			"root XDG_RUNTIME_DIR= systemctl start user@65534.service",
+			"nobody XDG_RUNTIME_DIR=/run/user/65534 systemctl --user list-jobs"}},
 		{"user manager already active", "list-jobs", "nobody", 0, "No jobs running.\n", []string{
-			"root XDG_RUNTIME_DIR= is-active --quiet user@65534.service",
-			"nobody XDG_RUNTIME_DIR=/run/user/65534 --user list-jobs"}},
+			"root XDG_RUNTIME_DIR= systemctl is-active --quiet user@65534.service",
+			"nobody XDG_RUNTIME_DIR=/run/user/65534 systemctl --user list-jobs"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -120,6 +130,13 @@ func TestSystemctl(t *testing.T) {
 		res, err := m.StartJob(ctx, "broken.service", "")
 		if err != nil || res.Status != 1 || !strings.Contains(res.Stderr, "Job for broken.service failed") {
 			t.Errorf("got %+v, %v; want status 1 with systemctl's message on stderr", res, err)
+		}
+	})
+	t.Run("user manager that does not start", func(t *testing.T) {
+		_, err := m.Systemctl(ctx, "list-jobs", "root")
+		want := "fake: start the systemd manager of user root (user@0.service): exited with status 1\n--- stderr ---\nA dependency job for user@0.service failed."
+		if err == nil || err.Error() != want {
+			t.Errorf("got %v, want %q", err, want)
 		}
 	})
 	t.Run("unknown user", func(t *testing.T) {
