@@ -189,7 +189,8 @@ func none(err error) (starlark.Value, error) { return starlark.None, err }
 func str(s string, err error) (starlark.Value, error) { return starlark.String(s), err }
 
 // builtin is the method as Starlark calls it, bound to a machine: the
-// arguments are unpacked and checked first, so a mistake costs no boot;
+// arguments are unpacked and checked first (and a unit method refused on
+// a machine without systemd), so a mistake costs no boot;
 // then the polling conditions are checked, the machine boots if the method
 // needs it up, and the call runs.
 func (meth *method) builtin(thread *starlark.Thread, b *starlark.Builtin, argv starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
@@ -200,6 +201,9 @@ func (meth *method) builtin(thread *starlark.Thread, b *starlark.Builtin, argv s
 	}
 	c.r = r
 	if err := meth.unpack(argv, kwargs, filepath.Dir(r.file.Name), &c.args); err != nil {
+		return nil, err
+	}
+	if err := checkInit(meth, c); err != nil {
 		return nil, err
 	}
 	if err := r.checkConditions(thread); err != nil {

@@ -32,11 +32,9 @@ func checkUnitCall(m *machineValue, meth *method, dot *syntax.DotExpr, call *syn
 	if !m.spec.Systemd() {
 		switch {
 		case meth.systemd:
-			return []error{fmt.Errorf("%s: %s(): machine %s has no systemd (its init is fast mode): declare it with machine(init = %q)",
-				dot.Name.NamePos, meth.name, m.name, spec.InitSystemd)}
+			return []error{fmt.Errorf("%s: %w", dot.Name.NamePos, needsSystemd(meth, m, false))}
 		case user != nil && literal(user) != starlark.None:
-			return []error{fmt.Errorf("%s: %s(user = ...): machine %s has no systemd, so no user units (its init is fast mode): declare it with machine(init = %q)",
-				start(user), meth.name, m.name, spec.InitSystemd)}
+			return []error{fmt.Errorf("%s: %w", start(user), needsSystemd(meth, m, true))}
 		}
 		return checkUnit(m, meth.name, call)
 	}
@@ -50,6 +48,32 @@ func checkUnitCall(m *machineValue, meth *method, dot *syntax.DotExpr, call *syn
 		}
 	}
 	return errs
+}
+
+// needsSystemd is the refusal of a unit method (or, with user, of a
+// user's unit) on a machine whose init is not systemd, at load time and
+// at run time alike.
+func needsSystemd(meth *method, m *machineValue, user bool) error {
+	if user {
+		return fmt.Errorf("%s(user = ...): machine %s has no systemd, so no user units (its init is fast mode): declare it with machine(init = %q)",
+			meth.name, m.name, spec.InitSystemd)
+	}
+	return fmt.Errorf("%s(): machine %s has no systemd (its init is fast mode): declare it with machine(init = %q)",
+		meth.name, m.name, spec.InitSystemd)
+}
+
+// checkInit refuses, when the call runs, what needsSystemd says: before
+// the call boots the machine.
+func checkInit(meth *method, c *call) error {
+	switch {
+	case c.m.spec.Systemd():
+		return nil
+	case meth.systemd:
+		return needsSystemd(meth, c.m, false)
+	case c.user != "":
+		return needsSystemd(meth, c.m, true)
+	}
+	return nil
 }
 
 // checkUser refuses a user the machine does not declare and the root's

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"go.starlark.net/starlark"
+
 	"github.com/vmlab/vmlab/internal/agentproto"
 	"github.com/vmlab/vmlab/internal/spec"
 )
@@ -108,5 +110,34 @@ func TestMachineUnits(t *testing.T) {
 	want := []string{"ssh.service", "backup.timer", "web.service", "redis-server.service"}
 	if !slices.Equal(got, want) {
 		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
+// TestUnitCallRefusedAtRunTime: a unit method on a fast-mode machine that
+// Load cannot see (a function's parameter) is refused when it runs, in
+// Load's words, before it boots anything (the run has no lab: booting
+// would panic).
+func TestUnitCallRefusedAtRunTime(t *testing.T) {
+	unitsHost(t)
+	tests := []struct{ call, want string }{
+		{"(lambda m: m.get_unit_info('web'))(fast)",
+			`get_unit_info(): machine fast has no systemd (its init is fast mode): declare it with machine(init = "systemd")`},
+		{"(lambda m: m.wait_for_unit('web', user = 'alice'))(fast)",
+			`wait_for_unit(user = ...): machine fast has no systemd, so no user units (its init is fast mode): declare it with machine(init = "systemd")`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.call, func(t *testing.T) {
+			f, err := Load("testdata/call.star", []byte(unitsDecl+"\ndef test():\n  "+tt.call+"\n"))
+			if err != nil {
+				t.Fatalf("Load: got %v, want no error: the machine is not known before the call", err)
+			}
+			r := &run{ctx: t.Context(), file: f, test: "test", rep: &events{}}
+			thread := &starlark.Thread{Name: "test"}
+			thread.SetLocal(runKey, r)
+			_, err = starlark.Call(thread, f.globals["test"], nil, nil)
+			if msg, _ := splitError(err); err == nil || msg != tt.want {
+				t.Errorf("got %v, want %q", err, tt.want)
+			}
+		})
 	}
 }
