@@ -60,8 +60,9 @@ func Forward(hostPort, guestPort int) Option {
 
 // Service is a program the machine's agent starts at every boot, after
 // Users, Files, Modules and Sysctls are applied, and supervises without
-// systemd (vmlab's fast mode). Its output goes to the console log as
-// "service NAME: line". Machine.WaitForUnit waits until it is ready.
+// systemd (vmlab's fast mode); on a Systemd machine it runs as the unit
+// NAME.service. Its output goes to the console log as "service NAME:
+// line". Machine.WaitForUnit waits until it is ready.
 type Service struct {
 	Command string   // run with /bin/sh -c
 	User    string   // default root
@@ -91,6 +92,35 @@ func Services(services map[string]Service) Option {
 			})
 		}
 	}}
+}
+
+// Systemd makes the root's systemd the machine's init (test files' init =
+// "systemd"; docs/systemd.md): the agent comes up as an early unit, so
+// commands work while the system boots, Services run as units
+// (NAME.service), and only the units that Unit and Enable name start,
+// with what they pull in. Without it the machine is in vmlab's fast mode:
+// the agent is PID 1 and no unit runs. A root without /lib/systemd/systemd
+// fails the test before anything boots.
+func Systemd() Option { return Option{func(s *spec.Machine) { s.Init = spec.InitSystemd }} }
+
+// Unit writes a unit file into a Systemd machine's /run/systemd/system
+// before systemd loads it: name is the unit's ("web.service",
+// "backup.timer"), text the file's. A unit whose [Install] section has
+// WantedBy= or RequiredBy= is enabled as systemctl enable would; the
+// others start when Enable names them, when asked (Machine.Systemctl), or
+// when a unit pulls them in. A name of the root's own replaces that unit.
+func Unit(name, text string) Option {
+	return Option{func(s *spec.Machine) { s.Units = append(s.Units, spec.UnitFile{Name: name, Text: text}) }}
+}
+
+// Enable starts units at a Systemd machine's boot (wanted by
+// multi-user.target): the root's, such as a Debian package's
+// ("nfs-server", "redis-server.service"; a name without a type is a
+// service), or Unit's. The host's own enabled units do not start in a
+// guest unless named here. A name that neither has fails the test before
+// anything boots, with the names it may mean.
+func Enable(names ...string) Option {
+	return Option{func(s *spec.Machine) { s.Enable = append(s.Enable, names...) }}
 }
 
 // Users creates login accounts with home directories (with the host's
@@ -185,7 +215,7 @@ var optionNames = map[string]string{
 	"name": "Lab.Machine", "memory": "Memory", "cpus": "CPUs", "vlans": "VLANs", "user_net": "UserNet",
 	"shares": "Share", "users": "Users", "groups": "Groups", "files": "File", "modules": "Modules",
 	"sysctls": "Sysctl", "packages": "Packages", "services": "Services", "disks": "Disks", "qemu_args": "QEMUArgs",
-	"disk_size": "DiskSize", "forward_ports": "Forward",
+	"disk_size": "DiskSize", "forward_ports": "Forward", "init": "Systemd", "units": "Unit", "enable": "Enable",
 }
 
 // checkDeclaration returns the problems of a machine declared after others,

@@ -87,6 +87,14 @@ func TestOptionProblems(t *testing.T) {
 		{"forward to guest port 0", func(l *Lab) { l.Machine("a", Forward(8080, 0)) }, []string{"vmlab.Forward: machine a: forward 8080 -> 0: guest port 0: want 1 to 65535"}},
 		{"host port forwarded by two machines", func(l *Lab) { l.Machine("a", Forward(8080, 80)); l.Machine("b", Forward(8080, 81)) },
 			[]string{"vmlab.Forward: machine b: host port 8080 is forwarded by machine a too"}},
+		{"units on a fast machine", func(l *Lab) { l.Machine("a", Unit("web.service", "[Service]\nExecStart=/bin/web\n")) },
+			[]string{`vmlab.Unit: machine a: units need a systemd machine: add init = "systemd"`}},
+		{"unit without a type", func(l *Lab) { l.Machine("a", Systemd(), Unit("web", "[Service]\nExecStart=/bin/web\n")) },
+			[]string{`vmlab.Unit: machine a: unit name "web": a unit name ends with its type (did you mean web.service?)`}},
+		{"enable on a fast machine", func(l *Lab) { l.Machine("a", Enable("redis-server")) },
+			[]string{`vmlab.Enable: machine a: enable needs a systemd machine`}},
+		{"enable of a template", func(l *Lab) { l.Machine("a", Systemd(), Enable("getty@")) },
+			[]string{`vmlab.Enable: machine a: unit getty@.service is a template: enable an instance of it, such as "getty@NAME.service"`}},
 		{"every problem at once", func(l *Lab) { l.Machine("a", Memory(64), CPUs(0), Disks(0)) },
 			[]string{"vmlab.Memory: machine a: memory 64 MiB", "vmlab.CPUs: machine a: cpus 0", "vmlab.Disks: machine a: disk 0"}},
 	}
@@ -115,7 +123,8 @@ func TestOptionFields(t *testing.T) {
 		"users": Users("alice"), "groups": Groups("ops"), "files": File("/x", "y", 0), "modules": Modules("dummy"),
 		"sysctls": Sysctl("net.ipv4.ip_forward", "1"), "packages": Packages("sh"), "qemu_args": QEMUArgs("-no-hpet"),
 		"services": Services(map[string]Service{"web": {Command: "httpd"}}), "disks": Disks(8),
-		"disk_size": DiskSize(64), "forward_ports": Forward(8080, 80),
+		"disk_size": DiskSize(64), "forward_ports": Forward(8080, 80), "init": Systemd(),
+		"units": Unit("web.service", "[Service]\nExecStart=/bin/web\n"), "enable": Enable("redis-server"),
 	}
 	for _, kw := range spec.Keywords() {
 		t.Run(kw, func(t *testing.T) {

@@ -97,7 +97,7 @@ func attachExec(ctx context.Context, e *env, m *machine.Machine, command string,
 // execFlags are the flags of `vmlab exec` by the declaration's field they
 // set (spec.Machine's keywords); a problem with a field names its flag.
 var execFlags = map[string]string{"name": "-name", "memory": "-memory", "cpus": "-cpus", "disk_size": "-disk-size",
-	"forward_ports": "-forward"}
+	"forward_ports": "-forward", "init": "-init"}
 
 // execFlagValues are `vmlab exec`'s flags.
 type execFlagValues struct {
@@ -107,6 +107,7 @@ type execFlagValues struct {
 	verbose  bool
 	diskMiB  int
 	forwards []spec.Forward
+	init     string
 }
 
 func newExecFlags(e *env) (*flag.FlagSet, *execFlagValues) {
@@ -116,6 +117,7 @@ func newExecFlags(e *env) (*flag.FlagSet, *execFlagValues) {
 	fs.StringVar(&ef.name, "name", "machine", "the machine's `name` (and hostname): "+spec.NameRule)
 	fs.DurationVar(&ef.timeout, "timeout", 0, "stop the command after this `duration` (default: none)")
 	fs.BoolVar(&ef.verbose, "v", false, "show the console as it boots")
+	fs.StringVar(&ef.init, "init", "", "the guest's `init`: systemd boots the root's systemd (docs/systemd.md); default: vmlab's fast mode")
 	fs.IntVar(&ef.diskMiB, "disk-size", spec.DefaultDiskMiB, "the size of the machine's own disk (its writable root) in `MiB`")
 	fs.Func("forward", "make the host's 127.0.0.1:HOST reach the guest's port GUEST, as `HOST:GUEST` (0:GUEST picks a free port); repeatable",
 		func(v string) error {
@@ -137,5 +139,6 @@ func (ef *execFlagValues) spec() spec.Machine {
 	s.MemoryMiB, s.CPUs = ef.boot.memory, ef.boot.cpus
 	s.DiskMiB = ef.diskMiB
 	s.ForwardPorts = ef.forwards
+	s.Init = ef.init
 	return s
 }

@@ -46,11 +46,12 @@ func TestNameEscapesOut(t *testing.T) {
 // TestExecFlagProblems gives vmlab exec bad flags: every problem is
 // reported before anything boots, each naming its flag.
 func TestExecFlagProblems(t *testing.T) {
-	code, _, stderr := run("exec", "-name", "a/b", "-memory", "16", "-cpus", "0", "true")
+	code, _, stderr := run("exec", "-name", "a/b", "-memory", "16", "-cpus", "0", "-init", "sytemd", "true")
 	want := []string{
 		`-name: machine name "a/b": a machine name is a host name`,
 		"-memory: machine a/b: memory 16 MiB: a guest needs at least 128 MiB to boot",
 		"-cpus: machine a/b: cpus 0: want at least 1",
+		`-init: machine a/b: init "sytemd": want "systemd", or "fast" (the default) (did you mean systemd?)`,
 	}
 	if code != exitUsage {
 		t.Errorf("got exit %d, want %d", code, exitUsage)
@@ -68,7 +69,7 @@ func TestExecFlagProblems(t *testing.T) {
 // TestExecFlagFields proves that each flag of vmlab exec that declares the
 // machine reaches its field of spec.Machine.
 func TestExecFlagFields(t *testing.T) {
-	samples := map[string]string{"-name": "b", "-memory": "256", "-cpus": "2", "-disk-size": "64", "-forward": "8080:80"}
+	samples := map[string]string{"-name": "b", "-memory": "256", "-cpus": "2", "-disk-size": "64", "-forward": "8080:80", "-init": "systemd"}
 	for kw, flag := range execFlags {
 		t.Run(flag, func(t *testing.T) {
 			if !slices.Contains(spec.Keywords(), kw) {

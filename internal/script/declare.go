@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"go.starlark.net/starlark"
 
@@ -39,6 +40,9 @@ var machineArgs = []machineArg{
 	{"disks", into(intList, func(s *spec.Machine) *[]int { return &s.Disks })},
 	{"disk_size", into(intValue("an int (MiB)"), func(s *spec.Machine) *int { return &s.DiskMiB })},
 	{"forward_ports", into(forwardPorts, func(s *spec.Machine) *[]spec.Forward { return &s.ForwardPorts })},
+	{"init", into(stringValue, func(s *spec.Machine) *string { return &s.Init })},
+	{"units", into(unitFiles, func(s *spec.Machine) *[]spec.UnitFile { return &s.Units })},
+	{"enable", into(stringList, func(s *spec.Machine) *[]string { return &s.Enable })},
 }
 
 // into makes an argument that parses its value and stores it in the field
@@ -56,6 +60,8 @@ func into[T any](parse func(starlark.Value) (T, error), at func(*spec.Machine) *
 func intValue(want string) func(starlark.Value) (int, error) {
 	return func(v starlark.Value) (n int, err error) { return n, setInt(&n, want, v) }
 }
+
+func stringValue(v starlark.Value) (s string, err error) { return s, setString(&s, v) }
 
 func boolValue(v starlark.Value) (bool, error) {
 	b, ok := v.(starlark.Bool)
@@ -84,8 +90,8 @@ func machineArgNames() []string {
 
 // machineBuiltin is machine(name=, memory=, cpus=, vlans=, user_net=,
 // shares=, users=, groups=, files=, modules=, sysctls=, packages=,
-// qemu_args=, services=, disks=, disk_size=, forward_ports=): it declares
-// a machine. Only the top level may call it. A bad argument does not stop the file's loading: it is a
+// qemu_args=, services=, disks=, disk_size=, forward_ports=, init=,
+// units=, enable=): it declares a machine. Only the top level may call it. A bad argument does not stop the file's loading: it is a
 // problem of the declaration, reported by Load with every other one.
 func machineBuiltin(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	decl, ok := thread.Local(declKey).(*declarations)
@@ -290,6 +296,33 @@ func setServices(m *machineValue, v starlark.Value) error {
 		m.spec.Services = append(m.spec.Services, s)
 	}
 	return nil
+}
+
+// unitFiles takes units = {"web.service": """[Unit] ..."""}: unit files
+// by name, in the dict's order. A service(...) there is refused: services
+// = {...} takes it, and a systemd machine runs it as a unit already.
+func unitFiles(v starlark.Value) ([]spec.UnitFile, error) {
+	d, err := dict(v, `a dict {"NAME.service": """[Unit] ..."""}`)
+	if err != nil {
+		return nil, err
+	}
+	var out []spec.UnitFile
+	for _, kv := range d.Items() {
+		name, ok := starlark.AsString(kv[0])
+		if !ok {
+			return nil, fmt.Errorf("keys are unit names such as \"web.service\", got %s", kv[0].Type())
+		}
+		if _, ok := kv[1].(*serviceValue); ok {
+			stem := strings.TrimSuffix(name, ".service")
+			return nil, fmt.Errorf("%q: a service(...) goes in services = {%q: service(...)}, which a systemd machine runs as the unit %s.service; units takes unit file texts", name, stem, stem)
+		}
+		text, ok := starlark.AsString(kv[1])
+		if !ok {
+			return nil, fmt.Errorf("%q: got %s, want the unit file's text (\"[Unit]\\n...\")", name, kv[1].Type())
+		}
+		out = append(out, spec.UnitFile{Name: name, Text: text})
+	}
+	return out, nil
 }
 
 // accounts takes users = ["alice"] or users = {"alice": {"groups": [...],

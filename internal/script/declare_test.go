@@ -12,9 +12,11 @@ import (
 )
 
 // fixtureHost makes Load check against a host whose kernel has the modules
-// dummy and overlay and whose /proc/sys has ip_forward and the
-// per-interface forwarding settings, so the cases do not depend on the
-// kernel this machine boots; memory, CPUs and packages are the real host's.
+// dummy and overlay, whose /proc/sys has ip_forward and the per-interface
+// forwarding settings, and whose root has systemd with the units
+// fixtureUnits, so the cases do not depend on the kernel this machine
+// boots or its packages' units; memory, CPUs and packages are the real
+// host's.
 func fixtureHost(t *testing.T) {
 	t.Helper()
 	dir := t.TempDir()
@@ -31,10 +33,14 @@ func fixtureHost(t *testing.T) {
 	}
 	h := spec.LocalHost()
 	h.Modules, h.Sysctls, h.Loaded = filepath.Join(dir, "modules"), filepath.Join(dir, "sys"), filepath.Join(dir, "loaded")
+	h.Systemd, h.Units = true, func() []string { return fixtureUnits }
 	old := checkHost
 	checkHost = func() spec.Host { return h }
 	t.Cleanup(func() { checkHost = old })
 }
+
+// fixtureUnits are the units of fixtureHost's root.
+var fixtureUnits = []string{"getty@.service", "multi-user.target", "nfs-server.service", "redis-server.service"}
 
 // TestDeclarationErrors gives machine() one mistake at a time: each is
 // refused at load, at the keyword argument it is about (or at the call).
@@ -83,6 +89,21 @@ func TestDeclarationErrors(t *testing.T) {
 		{"unknown argument", `a = machine(cpus = 1, memroy = 512)`, `bad.star:1:23: machine a: machine() has no argument "memroy" (did you mean memory?)`},
 		{"wrong type", `a = machine(vlans = "one")`, "bad.star:1:13: machine a: vlans: got string, want a list"},
 		{"duplicate names", "a = machine(name = \"x\")\nb = machine(cpus = 1, name = \"x\")", `bad.star:2:23: machine "x" is declared twice`},
+		{"init misspelled", `a = machine(init = "sytemd")`, `bad.star:1:13: machine a: init "sytemd": want "systemd", or "fast" (the default) (did you mean systemd?)`},
+		{"init of a number", `a = machine(init = 1)`, "bad.star:1:13: machine a: init: got int, want a string"},
+		{"units on a fast machine", `a = machine(units = {"web.service": "[Service]\nExecStart=/bin/web\n"})`,
+			`bad.star:1:13: machine a: units need a systemd machine: add init = "systemd" to the machine`},
+		{"units of a service", `a = machine(init = "systemd", units = {"web.service": service("httpd")})`,
+			`bad.star:1:31: machine a: units: "web.service": a service(...) goes in services = {"web": service(...)}, which a systemd machine runs as the unit web.service; units takes unit file texts`},
+		{"units as a list", `a = machine(init = "systemd", units = ["web.service"])`,
+			`bad.star:1:31: machine a: units: got list, want a dict {"NAME.service": """[Unit] ..."""}`},
+		{"unit without a type", `a = machine(init = "systemd", units = {"web": "[Service]\nExecStart=/bin/web\n"})`,
+			`bad.star:1:31: machine a: unit name "web": a unit name ends with its type (did you mean web.service?)`},
+		{"unit with no section", `a = machine(init = "systemd", units = {"web.service": "ExecStart=/bin/web"})`,
+			`bad.star:1:31: machine a: unit web.service: line 1 "ExecStart=/bin/web" is outside any section`},
+		{"enable of a string", `a = machine(init = "systemd", enable = "redis-server")`, "bad.star:1:31: machine a: enable: got string, want a list"},
+		{"enable misspelled", `a = machine(init = "systemd", enable = ["redis-sever"])`,
+			"bad.star:1:31: machine a: no unit redis-sever.service in units or in the root's /etc/systemd/system and /lib/systemd/system (did you mean redis-server.service?)"},
 		{"too many machines", `ms = [machine(name = "m%d" % i) for i in range(255)]`, "bad.star:1:14: machine m254: 255 machines declared; a lab holds at most 254"},
 	}
 	for _, tt := range tests {
@@ -130,6 +151,73 @@ def test():
 		if !strings.HasPrefix(got[i], want[i]) {
 			t.Errorf("error %d: got %s, want %s...", i+1, got[i], want[i])
 		}
+	}
+}
+
+// TestSystemdMistakes loads a file with three mistakes of systemd
+// machines: all three come back from Load, each at its keyword, before
+// anything boots (Load boots nothing: a file it refuses never runs).
+func TestSystemdMistakes(t *testing.T) {
+	fixtureHost(t)
+	src := `server = machine(init = "systemd", enable = ["nfs-servr"])
+client1 = machine(init = "systemmd")
+client2 = machine(
+    units = {"mnt-nfs.mount": """[Mount]
+What=server:/
+Where=/mnt/nfs
+"""})
+def test():
+    pass
+`
+	_, err := Load("nfs.star", []byte(src))
+	if err == nil {
+		t.Fatal("got no error, want three")
+	}
+	want := []string{
+		"nfs.star:1:36: machine server: no unit nfs-servr.service in units or in the root's /etc/systemd/system and /lib/systemd/system (did you mean nfs-server.service?): declare it in units, or install the package that ships it on the host (the guests' root is the host's)",
+		`nfs.star:2:19: machine client1: init "systemmd": want "systemd", or "fast" (the default) (did you mean systemd?)`,
+		`nfs.star:4:5: machine client2: units need a systemd machine: add init = "systemd" to the machine (in fast mode, the default, vmlab's agent is PID 1 and runs no unit files; services = {...} run there)`,
+	}
+	if got := strings.Split(err.Error(), "\n"); !slices.Equal(got, want) {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestSystemdDeclaration loads a systemd machine: its init, units (in the
+// dict's order, texts as written) and enable reach the declaration.
+func TestSystemdDeclaration(t *testing.T) {
+	fixtureHost(t)
+	src := `web = machine(init = "systemd",
+    units = {
+        "web.service": """[Unit]
+Description=web
+
+[Service]
+ExecStart=/usr/bin/busybox httpd -f -p 80
+
+[Install]
+WantedBy=multi-user.target
+""",
+        "web.socket": "[Socket]\nListenStream=80\n",
+    },
+    enable = ["redis-server", "getty@tty1.service", "web.socket"])
+def test():
+    pass
+`
+	f, err := Load("web.star", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := f.Specs[0]
+	if !s.Systemd() {
+		t.Errorf("init = \"systemd\": got Init %q", s.Init)
+	}
+	if len(s.Units) != 2 || s.Units[0].Name != "web.service" || s.Units[1].Name != "web.socket" ||
+		!strings.HasPrefix(s.Units[0].Text, "[Unit]\nDescription=web\n\n[Service]\n") || s.Units[1].Text != "[Socket]\nListenStream=80\n" {
+		t.Errorf("got units %q", s.Units)
+	}
+	if want := []string{"redis-server", "getty@tty1.service", "web.socket"}; !slices.Equal(s.Enable, want) {
+		t.Errorf("got enable %q, want %q (as written: the guest completes names)", s.Enable, want)
 	}
 }
 
@@ -194,7 +282,9 @@ func TestSpecFields(t *testing.T) {
 		"groups": `groups = ["ops"]`, "files": `files = {"/x": "y"}`, "modules": `modules = ["dummy"]`,
 		"sysctls": `sysctls = {"net.ipv4.ip_forward": 1}`, "packages": `packages = ["sh"]`,
 		"qemu_args": `qemu_args = ["-no-hpet"]`, "services": `services = {"web": service("httpd")}`, "disks": "disks = [8]",
-		"disk_size": "disk_size = 64", "forward_ports": "forward_ports = {8080: 80}",
+		"disk_size": "disk_size = 64", "forward_ports": "forward_ports = {8080: 80}", "init": `init = "systemd"`,
+		"units":  `init = "systemd", units = {"web.service": "[Service]\nExecStart=/bin/web\n"}`,
+		"enable": `init = "systemd", enable = ["redis-server"]`,
 	}
 	for _, kw := range spec.Keywords() {
 		t.Run(kw, func(t *testing.T) {
@@ -240,5 +330,28 @@ func TestCopyTarget(t *testing.T) {
 		if dst != tt.want || (err == nil) != (tt.want != "") {
 			t.Errorf("copy_from_vm(%q, target_dir = %q): got %q, %v; want %q", tt.src, tt.dir, dst, err, tt.want)
 		}
+	}
+}
+
+// TestSystemdDocExample loads the example of docs/test-files.md's
+// "Systemd machines": what the docs show passes the checks.
+func TestSystemdDocExample(t *testing.T) {
+	fixtureHost(t)
+	doc, err := os.ReadFile("../../docs/test-files.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, _ := strings.Cut(string(doc), "### Systemd machines")
+	_, example, _ := strings.Cut(section, "```python\n")
+	example, _, ok := strings.Cut(example, "```")
+	if !ok {
+		t.Fatal("docs/test-files.md's Systemd machines has no python example")
+	}
+	f, err := Load("doc.star", []byte(example+"def test():\n    pass\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Specs) != 2 || !f.Specs[0].Systemd() || len(f.Specs[1].Units) != 1 {
+		t.Errorf("got %+v, want two systemd machines, the second with one unit", f.Specs)
 	}
 }

@@ -69,6 +69,11 @@ func (m Machine) Check(host Host) []Problem {
 	c.sysctls(host)
 	c.packages(host)
 	c.services()
+	c.init(host)
+	c.systemdOnly()
+	c.units()
+	c.serviceUnits()
+	c.enable(host)
 	c.disks()
 	return c.problems
 }

@@ -14,7 +14,8 @@ import (
 )
 
 // Host is what Check needs to know of the host and of the kernel the
-// machines boot. A zero field is not checked.
+// machines boot. A zero field is not checked, but for Systemd: false
+// refuses init = "systemd".
 type Host struct {
 	MemoryMiB int // the host's memory (MemTotal)
 	CPUs      int // the host's CPUs
