@@ -25,7 +25,7 @@ func TestUnitsNeedSystemd(t *testing.T) {
 		"RequireUnitState": func(tb testing.TB) { m.RequireUnitState(tb, "web", "active", alice) },
 		"WaitForUnit":      func(tb testing.TB) { m.WaitForUnit(tb, "web", 0, alice) },
 	}
-	const want = `: the machine's init is not systemd: declare it with init = "systemd"`
+	const want = `: the machine's init is not systemd: declare it with init = "systemd" (in Go, the option vmlab.Systemd())`
 	for name, call := range calls {
 		msgs := failures(t, call)
 		if len(msgs) != 1 || !strings.HasPrefix(msgs[0], "fast: ") || !strings.HasSuffix(msgs[0], want) {

@@ -20,7 +20,7 @@ var systemctl, loginctl = "systemctl", "loginctl"
 
 // ErrNoSystemd is wrapped by the unit methods' error on a machine whose
 // init is not systemd.
-var ErrNoSystemd = errors.New(`the machine's init is not systemd: declare it with init = "systemd"`)
+var ErrNoSystemd = errors.New(`the machine's init is not systemd: declare it with init = "systemd" (in Go, the option vmlab.Systemd())`)
 
 // Systemctl runs `systemctl q` in the guest and returns its status and
 // output, as Execute does: a non-zero status is not an error. q goes to the

@@ -236,7 +236,7 @@ func TestUnitMethodsNeedSystemd(t *testing.T) {
 	for name, call := range calls {
 		err := call()
 		if !errors.Is(err, machine.ErrNoSystemd) || !strings.HasPrefix(err.Error(), "fake: ") ||
-			!strings.HasSuffix(err.Error(), `: the machine's init is not systemd: declare it with init = "systemd"`) {
+			!strings.HasSuffix(err.Error(), `: the machine's init is not systemd: declare it with init = "systemd" (in Go, the option vmlab.Systemd())`) {
 			t.Errorf("%s: got %v, want an error wrapping ErrNoSystemd", name, err)
 		}
 	}

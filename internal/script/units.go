@@ -9,6 +9,7 @@ import (
 	"go.starlark.net/starlark"
 	"go.starlark.net/syntax"
 
+	"github.com/vmlab/vmlab/internal/near"
 	"github.com/vmlab/vmlab/internal/spec"
 )
 
@@ -89,7 +90,7 @@ func checkUser(m *machineValue, lit *syntax.Literal) []error {
 		return nil
 	}
 	return []error{fmt.Errorf("%s: machine %s has no user %q%s: declare it with machine(users = [%q])",
-		lit.TokenPos, m.name, name, suggest(name, known), name)}
+		lit.TokenPos, m.name, name, near.Hint(name, known), name)}
 }
 
 // passwdNames returns the user names of an /etc/passwd file; none when it
@@ -109,42 +110,22 @@ func passwdNames(path string) []string {
 }
 
 // checkSystemUnit refuses a system unit that neither the root's unit
-// directories nor the machine's units, services and enable name. Units
-// systemd makes at run time rather than reads from a file (devices,
-// mounts, slices, scopes, swaps) and patterns are not checked.
+// directories nor the machine's units and services have (what enable
+// names is among them: spec's Check sees to it). Units systemd makes at
+// run time rather than reads from a file (devices, mounts, slices, scopes,
+// swaps) and patterns are not checked.
 func checkSystemUnit(m *machineValue, lit *syntax.Literal, host spec.Host) []error {
 	name := spec.UnitName(lit.Value.(string))
 	if strings.ContainsAny(name, "*?[") || !slices.ContainsFunc([]string{".service", ".socket", ".target", ".timer", ".path"},
 		func(s string) bool { return strings.HasSuffix(name, s) }) {
 		return nil
 	}
-	known := machineUnits(m.spec, host)
+	known := slices.Concat(host.Units(), m.spec.DeclaredUnits())
 	if spec.HasUnit(known, name) {
 		return nil
 	}
-	hint := suggest(name, known)
-	if hint == "" {
-		hint = fmt.Sprintf(": the root has no such unit file (in /%s) and the machine declares none: declare it with machine(units = ...), or install the package that ships it",
-			strings.Join(spec.UnitDirs, ", /"))
-	}
-	return []error{fmt.Errorf("%s: machine %s has no unit %q%s", lit.TokenPos, m.name, name, hint)}
-}
-
-// machineUnits are the system units a systemd machine has: the root's,
-// and those its declaration adds (units, services rendered as units) or
-// enables.
-func machineUnits(m spec.Machine, host spec.Host) []string {
-	names := slices.Clone(host.Units())
-	for _, u := range m.Units {
-		names = append(names, u.Name)
-	}
-	for _, s := range m.Services {
-		names = append(names, spec.UnitName(s.Name))
-	}
-	for _, e := range m.Enable {
-		names = append(names, spec.UnitName(e))
-	}
-	return names
+	return []error{fmt.Errorf("%s: machine %s: no unit %s in units, services or the root's /%s and /%s%s: declare it in units, or install the package that ships it on the host (the guests' root is the host's)",
+		lit.TokenPos, m.name, name, spec.UnitDirs[0], spec.UnitDirs[1], near.Mean(near.Names(name, known, 3)))}
 }
 
 // callArg is a call's argument: the positional one at index (none when

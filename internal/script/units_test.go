@@ -9,7 +9,6 @@ import (
 
 	"go.starlark.net/starlark"
 
-	"github.com/vmlab/vmlab/internal/agentproto"
 	"github.com/vmlab/vmlab/internal/spec"
 )
 
@@ -36,14 +35,15 @@ func unitsHost(t *testing.T) {
 }
 
 // The machines of the unit checks: server's init is systemd, fast's is not.
-const unitsDecl = "server = machine(init = 'systemd', users = ['alice'], services = {'web': service('true')}, enable = ['redis-server'])\n" +
+const unitsDecl = "server = machine(init = 'systemd', users = ['alice'], services = {'web': service('true')}, " +
+	"units = {'backup.timer': '[Timer]\\nOnCalendar=daily\\n'}, enable = ['ssh'])\n" +
 	"fast = machine(services = {'web': service('true')})"
 
 // TestUnitCallErrors: Load refuses a unit method's call the file says
 // enough about, at the argument at fault.
 func TestUnitCallErrors(t *testing.T) {
 	unitsHost(t)
-	const noFile = ": the root has no such unit file (in /etc/systemd/system, /lib/systemd/system, /usr/lib/systemd/system) and the machine declares none: declare it with machine(units = ...), or install the package that ships it"
+	const install = ": declare it in units, or install the package that ships it on the host (the guests' root is the host's)"
 	tests := []struct{ name, call, want string }{
 		{"unit method in fast mode", "fast.systemctl('list-jobs')",
 			`call.star:4:8: systemctl(): machine fast has no systemd (its init is fast mode): declare it with machine(init = "systemd")`},
@@ -53,10 +53,11 @@ func TestUnitCallErrors(t *testing.T) {
 			`call.star:4:36: wait_for_unit(user = ...): machine fast has no systemd, so no user units (its init is fast mode): declare it with machine(init = "systemd")`},
 		{"fast mode's services still checked", "fast.wait_for_unit('wbe')", `call.star:4:22: machine fast declares no service "wbe" (did you mean web?)`},
 		{"misspelled unit", "server.wait_for_unit('nfs-sever')",
-			`call.star:4:24: machine server has no unit "nfs-sever.service" (did you mean nfs-server.service?)`},
-		{"unit nowhere", "server.start_job(jobname = 'zzz-nothing.timer')", `call.star:4:30: machine server has no unit "zzz-nothing.timer"` + noFile},
-		{"require_unit_state's unit", "server.require_unit_state('nfs-servr.service', 'failed')",
-			`call.star:4:29: machine server has no unit "nfs-servr.service" (did you mean nfs-server.service?)`},
+			"call.star:4:24: machine server: no unit nfs-sever.service in units, services or the root's /etc/systemd/system and /lib/systemd/system (did you mean nfs-server.service?)" + install},
+		{"unit nowhere", "server.start_job(jobname = 'zzz-nothing.timer')",
+			"call.star:4:30: machine server: no unit zzz-nothing.timer in units, services or the root's /etc/systemd/system and /lib/systemd/system" + install},
+		{"require_unit_state's unit", "server.require_unit_state('bakup.timer', 'failed')",
+			"call.star:4:29: machine server: no unit bakup.timer in units, services or the root's /etc/systemd/system and /lib/systemd/system (did you mean backup.timer?)" + install},
 		{"user nowhere", "server.systemctl('list-jobs', user = 'bob')",
 			`call.star:4:40: machine server has no user "bob": declare it with machine(users = ["bob"])`},
 		{"misspelled user, positional", "server.get_unit_property('x', 'ActiveState', 'alcie')",
@@ -81,7 +82,8 @@ func TestUnitCallsAccepted(t *testing.T) {
 		"server.wait_for_unit('multi-user.target')",            // a target of the root's
 		"server.start_job('getty@tty1')",                       // an instance of the root's template
 		"server.require_unit_state('web.service', 'inactive')", // a declared service, rendered as a unit
-		"server.wait_for_unit('redis-server')",                 // enabled by name
+		"server.wait_for_unit('backup.timer')",                 // declared in units
+		"server.wait_for_unit('ssh')",                          // enabled by name
 		"server.wait_for_unit('dev-vda.device')",               // systemd makes these, no file names them
 		"server.start_job('nfs-*')",                            // a pattern
 		"server.stop_job('zzz-nothing')",                       // stopping what is not there does no harm
@@ -97,19 +99,6 @@ func TestUnitCallsAccepted(t *testing.T) {
 		if err := loadCallOn(t, unitsDecl, call); err != nil {
 			t.Errorf("%s: got %v, want no error", call, err)
 		}
-	}
-}
-
-// TestMachineUnits: a machine's units are the root's and those it
-// declares, renders from services, or enables.
-func TestMachineUnits(t *testing.T) {
-	m := spec.Machine{Init: spec.InitSystemd, Units: []spec.UnitFile{{Name: "backup.timer"}},
-		Services: []agentproto.Service{{Name: "web"}}, Enable: []string{"redis-server"}}
-	h := spec.Host{Units: func() []string { return []string{"ssh.service"} }}
-	got := machineUnits(m, h)
-	want := []string{"ssh.service", "backup.timer", "web.service", "redis-server.service"}
-	if !slices.Equal(got, want) {
-		t.Errorf("got %v, want %v", got, want)
 	}
 }
 
