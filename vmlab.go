@@ -363,14 +363,6 @@ func (m *Machine) WaitForFile(t testing.TB, path string, timeout time.Duration) 
 	check(t, m.m(t).WaitForFile(t.Context(), path, timeout))
 }
 
-// WaitForUnit waits until the service called name (declared with Services)
-// is ready, and fails t at once, with the service's last output lines, when
-// it has exited and will not be restarted.
-func (m *Machine) WaitForUnit(t testing.TB, name string, timeout time.Duration) {
-	t.Helper()
-	check(t, m.m(t).WaitForUnit(t.Context(), name, timeout))
-}
-
 // WaitForOpenPort waits until a TCP connect to localhost:port succeeds in the
 // guest.
 func (m *Machine) WaitForOpenPort(t testing.TB, port int, timeout time.Duration) {

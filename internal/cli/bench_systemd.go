@@ -68,7 +68,7 @@ func timeSystemdBoot(ctx context.Context, boot *machine.Boot, bf bootFlags) (tim
 	if err := m.Start(ctx); err != nil {
 		return 0, fmt.Errorf("boot systemd machine bench: %w", err)
 	}
-	if err := m.WaitForUnit(ctx, "multi-user.target", 0); err != nil {
+	if err := m.WaitForUnit(ctx, "multi-user.target", "", 0); err != nil {
 		return 0, fmt.Errorf("wait for multi-user.target on systemd machine bench: %w", err)
 	}
 	return time.Since(start), nil

@@ -215,17 +215,34 @@ func (m *Machine) WaitUntilFails(ctx context.Context, command string, timeout ti
 	return res.Output, err
 }
 
-// WaitForUnit waits until the declared service is ready (its port open, its
-// file present or its log line seen); "web.service" names the service
-// "web". A service that has exited and will not be restarted fails it at
-// once, with the service's last output lines. A system target NixOS tests
-// wait for ("default.target", "multi-user.target", ...; see SystemTarget)
-// is reached once the machine is up and every declared service is ready.
-func (m *Machine) WaitForUnit(ctx context.Context, name string, timeout time.Duration) error {
-	what, service := fmt.Sprintf("wait for service %s", name), UnitService(name)
-	if SystemTarget(name) {
+// WaitForUnit waits until a unit is active. In a machine whose init is
+// systemd the agent asks systemd, event driven, for the unit as written
+// ("nfs-server", "multi-user.target"), or with a user for that user's unit
+// (systemctl --user); it fails at once when the unit fails, is inactive
+// with no job pending, or does not exist, with the unit's status and
+// journal tail.
+//
+// In fast mode it waits until the declared service is ready (its port
+// open, its file present or its log line seen); "web.service" names the
+// service "web". A service that has exited and will not be restarted
+// fails it at once, with the service's last output lines. A system target
+// NixOS tests wait for ("default.target", "multi-user.target", ...; see
+// SystemTarget) is reached once the machine is up and every declared
+// service is ready. A fast-mode machine has no user units: a user is an
+// error wrapping ErrNoSystemd.
+func (m *Machine) WaitForUnit(ctx context.Context, unit, user string, timeout time.Duration) error {
+	if m.cfg.Systemd() {
+		_, err := m.wait(ctx, "wait for "+unitLabel(unit, user),
+			agentproto.Wait{Kind: agentproto.WaitUnit, Path: unit, User: user, Timeout: timeout})
+		return err
+	}
+	if user != "" {
+		return m.needSystemd("wait for " + unitLabel(unit, user))
+	}
+	what, service := fmt.Sprintf("wait for service %s", unit), UnitService(unit)
+	if SystemTarget(unit) {
 		// The agent waits for every service when none is named.
-		what, service = "wait for "+name+" (every service ready)", ""
+		what, service = "wait for "+unit+" (every service ready)", ""
 	}
 	_, err := m.wait(ctx, what, agentproto.Wait{Kind: agentproto.WaitUnit, Path: service, Timeout: timeout})
 	return err

@@ -56,6 +56,8 @@ func init() {
 //	flood    print floodLines console lines and exit
 //	setupdie say hello, then die (a kernel panic) at the first request:
 //	         a guest that dies while the machine is set up
+//	waitecho say hello, then answer each wait with an error that echoes
+//	         it, and any other request with success (units_test.go)
 func fakeQEMU(mode string, args []string) int {
 	if mode == "exit" {
 		fmt.Fprintln(os.Stderr, "qemu-system-x86_64: -device virtio-9p-pci: cannot open /nonexistent")
@@ -102,6 +104,8 @@ func fakeQEMU(mode string, args []string) int {
 		select {}
 	case "silent":
 		select {}
+	case "waitecho":
+		waitEcho(agentConn, hello)
 	case "setupdie":
 		agentproto.NewWriter(agentConn).WriteFrame(agentproto.THello, 0, agentproto.Encode(hello))
 		agentproto.NewReader(agentConn).ReadFrame()

@@ -33,7 +33,7 @@ func TestCleanShutdown(t *testing.T) {
 			{Name: "mounter", Command: mounter, ReadyLog: "^up$"},
 			{Name: "stubborn", Command: "trap '' TERM; echo up; while :; do sleep 0.1; done", ReadyLog: "^up$"},
 		}}})
-	if err := m.WaitForUnit(ctx, "default.target", 0); err != nil {
+	if err := m.WaitForUnit(ctx, "default.target", "", 0); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
@@ -44,7 +44,7 @@ func TestCleanShutdown(t *testing.T) {
 	if took := time.Since(start); took > 15*time.Second {
 		t.Errorf("shutdown took %v, want the stubborn service killed after its 5 s grace", took)
 	}
-	if err := m.WaitForUnit(ctx, "default.target", 0); err != nil {
+	if err := m.WaitForUnit(ctx, "default.target", "", 0); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := m.Succeed(ctx, "cat /mnt/d/state"); err != nil || out != "stopped\n" {

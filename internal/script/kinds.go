@@ -43,6 +43,20 @@ var (
 		}
 		return nil, k.wrong(v, false)
 	}}
+	// userKind is whose systemd manager a unit method asks: None (the
+	// system's) unpacks to "".
+	userKind = &kind{"a user name, or None for the system's units", func(k *kind, v starlark.Value, _ string) (any, error) {
+		switch v := v.(type) {
+		case starlark.NoneType:
+			return "", nil
+		case starlark.String:
+			if v != "" {
+				return string(v), nil
+			}
+			return nil, k.wrong(v, true)
+		}
+		return nil, k.wrong(v, false)
+	}}
 	// boolKind is a Starlark bool: 0 and 1 are not, as in UnpackArgs.
 	boolKind = &kind{"True or False", func(k *kind, v starlark.Value, _ string) (any, error) {
 		if b, ok := v.(starlark.Bool); ok {

@@ -256,15 +256,15 @@ func moduleFunction(dot *syntax.DotExpr) *function {
 
 // checkCall checks a machine method call before anything runs: its
 // arguments against the method's signature, with the literals unpacked as
-// the call would unpack them, and wait_for_unit's unit against the
-// machine's services.
+// the call would unpack them, and the units and users it names against
+// the machine (checkUnitCall).
 func (file *File) checkCall(m *machineValue, dot *syntax.DotExpr, call *syntax.CallExpr) []error {
 	meth, ok := methodByName[dot.Name.Name]
 	if !ok {
 		return nil // a misspelled method: reported with the other attributes
 	}
 	errs := meth.check(call, dot.Name.NamePos, filepath.Dir(file.Name))
-	return append(errs, checkUnit(m, meth.name, call)...)
+	return append(errs, checkUnitCall(m, meth, dot, call, checkHost())...)
 }
 
 // checkFunctionCall checks a call of a top-level function (link_fault,
@@ -301,15 +301,15 @@ func (file *File) machineNamed(e syntax.Expr) *machineValue {
 	return nil
 }
 
-// checkUnit refuses wait_for_unit("name") with a literal name the machine
-// does not declare as a service ("name" or "name.service"), unless it is
+// checkUnit refuses, on a fast-mode machine, wait_for_unit("name") with a
+// literal name the machine does not declare as a service ("name" or "name.service"), unless it is
 // a system target such as "default.target": in fast mode there is nothing
 // else it could wait for.
 func checkUnit(m *machineValue, method string, call *syntax.CallExpr) []error {
 	if method != "wait_for_unit" {
 		return nil
 	}
-	lit, ok := unitArg(call).(*syntax.Literal)
+	lit, ok := callArg(call, 0, "unit").(*syntax.Literal)
 	if !ok || lit.Token != syntax.STRING {
 		return nil
 	}
@@ -332,22 +332,6 @@ func checkUnit(m *machineValue, method string, call *syntax.CallExpr) []error {
 		hint = " (it declares " + strings.Join(names, ", ") + ")"
 	}
 	return []error{fmt.Errorf("%s: machine %s declares no service %q%s", lit.TokenPos, m.name, name, hint)}
-}
-
-// unitArg is wait_for_unit's first argument, or its unit = keyword.
-func unitArg(call *syntax.CallExpr) syntax.Expr {
-	for i, arg := range call.Args {
-		kw, ok := arg.(*syntax.BinaryExpr)
-		switch {
-		case !ok || kw.Op != syntax.EQ:
-			if i == 0 {
-				return arg
-			}
-		case kw.X.(*syntax.Ident).Name == "unit":
-			return kw.Y
-		}
-	}
-	return nil
 }
 
 // suggest returns a "did you mean" hint for the closest name, if any is close.

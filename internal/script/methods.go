@@ -2,6 +2,7 @@ package script
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -27,6 +28,11 @@ var (
 	pAddr        = param{"addr", strKind, starlark.String("localhost"), func(a *args) any { return &a.addr }}
 	pRegex       = param{"regex", strKind, nil, func(a *args) any { return &a.regex }}
 	pUnit        = param{"unit", strKind, nil, func(a *args) any { return &a.unit }}
+	pJobname     = param{"jobname", strKind, nil, func(a *args) any { return &a.unit }}
+	pUser        = param{"user", userKind, starlark.None, func(a *args) any { return &a.user }}
+	pQ           = param{"q", strKind, nil, func(a *args) any { return &a.q }}
+	pProperty    = param{"property", strKind, nil, func(a *args) any { return &a.property }}
+	pState       = param{"require_state", strKind, starlark.String("active"), func(a *args) any { return &a.requireState }}
 	pHostSource  = param{"source", hostPathKind, nil, func(a *args) any { return &a.source }}
 	pGuestSource = param{"source", strKind, nil, func(a *args) any { return &a.source }}
 	pTarget      = param{"target", strKind, nil, func(a *args) any { return &a.target }}
@@ -41,11 +47,13 @@ var (
 // up (machines boot lazily, as in NixOS: the first call that needs one
 // boots it, and the boot is its own event), whether it reports the
 // commands it runs itself (otherwise the call is one timed step of the
-// test's timeline), and what it does with its unpacked arguments.
+// test's timeline), whether it needs a machine whose init is systemd (Load
+// refuses it on another), and what it does with its unpacked arguments.
 type method struct {
 	signature
 	boots   bool
 	reports bool
+	systemd bool
 	do      func(c *call) (starlark.Value, error)
 }
 
@@ -100,8 +108,26 @@ var methodTable = []*method{
 	{signature: sig("wait_for_console_text", pRegex, pTimeout), do: func(c *call) (starlark.Value, error) {
 		return str(c.mm().WaitForConsoleText(c.r.ctx, c.regex, c.timeout))
 	}},
-	{signature: sig("wait_for_unit", pUnit, pTimeout), boots: true, do: func(c *call) (starlark.Value, error) {
-		return none(c.mm().WaitForUnit(c.r.ctx, c.unit, c.timeout))
+	{signature: sig("wait_for_unit", pUnit, pUser, pTimeout), boots: true, do: func(c *call) (starlark.Value, error) {
+		return none(c.mm().WaitForUnit(c.r.ctx, c.unit, c.user, c.timeout))
+	}},
+	// The unit methods of a systemd machine, as NixOS's: systemctl in the
+	// guest, whose command lines (and outputs) the reports show.
+	{signature: sig("systemctl", pQ, pUser), boots: true, reports: true, systemd: true, do: func(c *call) (starlark.Value, error) {
+		return systemctl(c, c.q)
+	}},
+	{signature: sig("start_job", pJobname, pUser), boots: true, reports: true, systemd: true, do: func(c *call) (starlark.Value, error) {
+		return systemctl(c, machine.JobQuery("start", c.unit))
+	}},
+	{signature: sig("stop_job", pJobname, pUser), boots: true, reports: true, systemd: true, do: func(c *call) (starlark.Value, error) {
+		return systemctl(c, machine.JobQuery("stop", c.unit))
+	}},
+	{signature: sig("get_unit_info", pUnit, pUser), boots: true, systemd: true, do: getUnitInfo},
+	{signature: sig("get_unit_property", pUnit, pProperty, pUser), boots: true, systemd: true, do: func(c *call) (starlark.Value, error) {
+		return str(c.mm().GetUnitProperty(c.r.ctx, c.unit, c.property, c.user))
+	}},
+	{signature: sig("require_unit_state", pUnit, pState, pUser), boots: true, systemd: true, do: func(c *call) (starlark.Value, error) {
+		return none(c.mm().RequireUnitState(c.r.ctx, c.unit, c.requireState, c.user))
 	}},
 	{signature: sig("copy_from_host", pHostSource, pTarget), boots: true, do: func(c *call) (starlark.Value, error) {
 		return none(c.mm().CopyFromHost(c.r.ctx, c.source, c.target))
@@ -163,7 +189,8 @@ func none(err error) (starlark.Value, error) { return starlark.None, err }
 func str(s string, err error) (starlark.Value, error) { return starlark.String(s), err }
 
 // builtin is the method as Starlark calls it, bound to a machine: the
-// arguments are unpacked and checked first, so a mistake costs no boot;
+// arguments are unpacked and checked first (and a unit method refused on
+// a machine without systemd), so a mistake costs no boot;
 // then the polling conditions are checked, the machine boots if the method
 // needs it up, and the call runs.
 func (meth *method) builtin(thread *starlark.Thread, b *starlark.Builtin, argv starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
@@ -174,6 +201,9 @@ func (meth *method) builtin(thread *starlark.Thread, b *starlark.Builtin, argv s
 	}
 	c.r = r
 	if err := meth.unpack(argv, kwargs, filepath.Dir(r.file.Name), &c.args); err != nil {
+		return nil, err
+	}
+	if err := checkInit(meth, c); err != nil {
 		return nil, err
 	}
 	if err := r.checkConditions(thread); err != nil {
@@ -262,6 +292,33 @@ func execute(c *call) (starlark.Value, error) {
 		status = -1
 	}
 	return starlark.Tuple{starlark.MakeInt(status), starlark.String(res.Stdout)}, nil
+}
+
+// systemctl runs `systemctl q` for systemctl(), start_job() and
+// stop_job(), as a command of the timeline, and returns (status, stdout)
+// as execute() does.
+func systemctl(c *call, q string) (starlark.Value, error) {
+	res, err := c.r.reported(c.m, machine.SystemctlLine(q, c.user), anyStatus, func() (machine.Result, error) {
+		return c.mm().Systemctl(c.r.ctx, q, c.user)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return starlark.Tuple{starlark.MakeInt(res.Status), starlark.String(res.Stdout)}, nil
+}
+
+// getUnitInfo is get_unit_info(unit, user=None): the unit's properties as
+// a dict of strings.
+func getUnitInfo(c *call) (starlark.Value, error) {
+	props, err := c.mm().GetUnitInfo(c.r.ctx, c.unit, c.user)
+	if err != nil {
+		return nil, err
+	}
+	d := starlark.NewDict(len(props))
+	for _, k := range slices.Sorted(maps.Keys(props)) {
+		d.SetKey(starlark.String(k), starlark.String(props[k]))
+	}
+	return d, nil
 }
 
 // copyFromVM is copy_from_vm(source, target_dir=""): as in NixOS the copy

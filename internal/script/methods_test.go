@@ -13,10 +13,24 @@ import (
 	"go.starlark.net/starlark"
 )
 
-// loadCall loads a file whose test makes one call, on line 3 at column 3.
+// The machines the calls' tests declare: one in fast mode, and one whose
+// init is systemd for the unit methods, with a user for their user=.
+const (
+	fastDecl    = "server = machine(user_net = True, services = {'web': service('true')})"
+	systemdDecl = "server = machine(init = 'systemd', users = ['alice'], services = {'web': service('true')})"
+)
+
+// loadCall loads a file whose test makes one call, on line 3 at column 3,
+// on the fast-mode machine.
 func loadCall(t *testing.T, call string) error {
 	t.Helper()
-	src := "server = machine(user_net = True, services = {'web': service('true')})\ndef test():\n  " + call + "\n"
+	return loadCallOn(t, fastDecl, call)
+}
+
+// loadCallOn is loadCall on the machine decl declares.
+func loadCallOn(t *testing.T, decl, call string) error {
+	t.Helper()
+	src := decl + "\ndef test():\n  " + call + "\n"
 	_, err := Load("testdata/call.star", []byte(src))
 	return err
 }
@@ -236,6 +250,7 @@ var sampleMachine = &machineValue{name: "server"}
 // values differ from the parameters' defaults, so they show they arrived.
 var samples = map[*kind]struct{ good, bad sample }{
 	strKind:       {sample{`"web"`, "web"}, sample{`1`, nil}},
+	userKind:      {sample{`"alice"`, "alice"}, sample{`""`, nil}},
 	boolKind:      {sample{`False`, false}, sample{`1`, nil}},
 	portKind:      {sample{`8080`, 8080}, sample{`65536`, nil}},
 	vlanKind:      {sample{`2`, 2}, sample{`-1`, nil}},
@@ -295,22 +310,27 @@ func runtimeUnpack(t *testing.T, s *signature, prefix, call string) (args, error
 // unknown keyword are refused by Load and by the call, in the same words.
 func TestMethodTable(t *testing.T) {
 	for _, meth := range methodTable {
-		t.Run(meth.name, func(t *testing.T) { walkSignature(t, &meth.signature, "server.") })
+		decl := fastDecl
+		if meth.systemd || meth.index("user") >= 0 {
+			decl = systemdDecl
+		}
+		t.Run(meth.name, func(t *testing.T) { walkSignature(t, &meth.signature, "server.", decl) })
 	}
 }
 
 // TestFunctionTable walks the top-level functions' table likewise.
 func TestFunctionTable(t *testing.T) {
 	for _, fn := range functionTable {
-		t.Run(fn.name, func(t *testing.T) { walkSignature(t, &fn.signature, "") })
+		t.Run(fn.name, func(t *testing.T) { walkSignature(t, &fn.signature, "", fastDecl) })
 	}
 }
 
-func walkSignature(t *testing.T, s *signature, prefix string) {
+// walkSignature walks s's calls in files that declare decl.
+func walkSignature(t *testing.T, s *signature, prefix, decl string) {
 	good := func(p param) string { return samples[p.kind].good.src }
 	for _, byKeyword := range []bool{false, true} {
 		call := writeCall(s, prefix, good, byKeyword)
-		if err := loadCall(t, call); err != nil {
+		if err := loadCallOn(t, decl, call); err != nil {
 			t.Errorf("Load: %s: got %v, want no error", call, err)
 		}
 		a, err := runtimeUnpack(t, s, prefix, call)
@@ -342,7 +362,7 @@ func walkSignature(t *testing.T, s *signature, prefix string) {
 		refusals = append(refusals, prefix+s.name+"()")
 	}
 	for _, call := range refusals {
-		checkRefusedAlike(t, s, prefix, call)
+		checkRefusedAlike(t, s, prefix, decl, call)
 	}
 }
 
@@ -389,10 +409,10 @@ func checkDefaults(t *testing.T, s *signature) {
 
 // checkRefusedAlike: Load refuses the call at line 3 and the call itself
 // refuses it with the same message.
-func checkRefusedAlike(t *testing.T, s *signature, prefix, call string) {
+func checkRefusedAlike(t *testing.T, s *signature, prefix, decl, call string) {
 	t.Helper()
 	_, runErr := runtimeUnpack(t, s, prefix, call)
-	loadErr := loadCall(t, call)
+	loadErr := loadCallOn(t, decl, call)
 	if runErr == nil || loadErr == nil {
 		t.Errorf("%s: got Load error %v and call error %v, want both to refuse it", call, loadErr, runErr)
 		return

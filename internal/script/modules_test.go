@@ -138,6 +138,6 @@ func TestModuleCallChecked(t *testing.T) {
 // TestFunctionTable walks the functions'.
 func TestModuleFunctionTable(t *testing.T) {
 	for name, fn := range moduleFunctions {
-		t.Run(name, func(t *testing.T) { walkSignature(t, &fn.signature, "") })
+		t.Run(name, func(t *testing.T) { walkSignature(t, &fn.signature, "", fastDecl) })
 	}
 }

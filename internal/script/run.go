@@ -276,9 +276,17 @@ const (
 // script did not expect is an error, and the event carries it (so reports
 // tell a failing command from an expected non-zero exit).
 func (r *run) command(m *machineValue, cmd string, timeout time.Duration, want expect) (machine.Result, error) {
+	return r.reported(m, cmd, want, func() (machine.Result, error) {
+		return r.machine(m).Execute(r.ctx, cmd, machine.Timeout(timeout))
+	})
+}
+
+// reported runs a command of the timeline: exec runs it, cmd is how the
+// reports show it.
+func (r *run) reported(m *machineValue, cmd string, want expect, exec func() (machine.Result, error)) (machine.Result, error) {
 	r.rep.Emit(report.Event{Kind: report.CommandStart, Test: r.testID(), Path: r.pathCopy(), Machine: m.name, Command: cmd})
 	start := time.Now()
-	res, err := r.machine(m).Execute(r.ctx, cmd, machine.Timeout(timeout))
+	res, err := exec()
 	ev := report.Event{Kind: report.Command, Test: r.testID(), Path: r.pathCopy(), Machine: m.name, Command: cmd,
 		Stdout: res.Stdout, Stderr: res.Stderr, StdoutFile: res.StdoutFile, StderrFile: res.StderrFile,
 		Duration: time.Since(start)}

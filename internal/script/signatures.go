@@ -21,6 +21,8 @@ type args struct {
 	command, path, addr, regex string
 	unit, source, target       string
 	targetDir                  string
+	q, user, property          string // the unit methods'
+	requireState               string
 	checkReturn, isDatagram    bool
 	timeout, seconds           time.Duration
 	port, hostPort, guestPort  int

@@ -1,0 +1,147 @@
+package script
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+
+	"go.starlark.net/starlark"
+	"go.starlark.net/syntax"
+
+	"github.com/vmlab/vmlab/internal/near"
+	"github.com/vmlab/vmlab/internal/spec"
+)
+
+// Load's checks of the unit methods' calls: what the file says enough
+// about to refuse before a machine boots.
+
+// rootPasswd is the guests' /etc/passwd before their users are added: the
+// host's (the guests' root is the host's).
+var rootPasswd = "/etc/passwd"
+
+// checkedUnitMethods are the methods whose literal unit Load looks up on
+// a systemd machine: those that fail later on a unit systemd cannot find.
+var checkedUnitMethods = []string{"wait_for_unit", "start_job", "require_unit_state"}
+
+// checkUnitCall checks a method call about units against the machine: a
+// unit method on a machine without systemd, a literal user the guest will
+// not have, a literal system unit neither the root nor the machine
+// declares; in fast mode, wait_for_unit's service (checkUnit).
+func checkUnitCall(m *machineValue, meth *method, dot *syntax.DotExpr, call *syntax.CallExpr, host spec.Host) []error {
+	user := callArg(call, meth.index("user"), "user")
+	if !m.spec.Systemd() {
+		switch {
+		case meth.systemd:
+			return []error{fmt.Errorf("%s: %w", dot.Name.NamePos, needsSystemd(meth, m, false))}
+		case user != nil && literal(user) != starlark.None:
+			return []error{fmt.Errorf("%s: %w", start(user), needsSystemd(meth, m, true))}
+		}
+		return checkUnit(m, meth.name, call)
+	}
+	var errs []error
+	if lit, ok := user.(*syntax.Literal); ok && lit.Token == syntax.STRING {
+		errs = append(errs, checkUser(m, lit)...)
+	}
+	if user == nil && slices.Contains(checkedUnitMethods, meth.name) && host.Units != nil {
+		if lit, ok := callArg(call, 0, meth.params[0].name).(*syntax.Literal); ok && lit.Token == syntax.STRING {
+			errs = append(errs, checkSystemUnit(m, lit, host)...)
+		}
+	}
+	return errs
+}
+
+// needsSystemd is the refusal of a unit method (or, with user, of a
+// user's unit) on a machine whose init is not systemd, at load time and
+// at run time alike.
+func needsSystemd(meth *method, m *machineValue, user bool) error {
+	if user {
+		return fmt.Errorf("%s(user = ...): machine %s has no systemd, so no user units (its init is fast mode): declare it with machine(init = %q)",
+			meth.name, m.name, spec.InitSystemd)
+	}
+	return fmt.Errorf("%s(): machine %s has no systemd (its init is fast mode): declare it with machine(init = %q)",
+		meth.name, m.name, spec.InitSystemd)
+}
+
+// checkInit refuses, when the call runs, what needsSystemd says: before
+// the call boots the machine.
+func checkInit(meth *method, c *call) error {
+	switch {
+	case c.m.spec.Systemd():
+		return nil
+	case meth.systemd:
+		return needsSystemd(meth, c.m, false)
+	case c.user != "":
+		return needsSystemd(meth, c.m, true)
+	}
+	return nil
+}
+
+// checkUser refuses a user the machine does not declare and the root's
+// /etc/passwd does not have: its user units cannot exist.
+func checkUser(m *machineValue, lit *syntax.Literal) []error {
+	name := lit.Value.(string)
+	var known []string
+	for _, u := range m.spec.Setup.Users {
+		known = append(known, u.Name)
+	}
+	known = append(known, passwdNames(rootPasswd)...)
+	if slices.Contains(known, name) {
+		return nil
+	}
+	return []error{fmt.Errorf("%s: machine %s has no user %q%s: declare it with machine(users = [%q])",
+		lit.TokenPos, m.name, name, near.Hint(name, known), name)}
+}
+
+// passwdNames returns the user names of an /etc/passwd file; none when it
+// cannot be read.
+func passwdNames(path string) []string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var names []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if name, _, ok := strings.Cut(line, ":"); ok && name != "" && !strings.HasPrefix(name, "#") {
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
+// checkSystemUnit refuses a system unit that neither the root's unit
+// directories nor the machine's units and services have (what enable
+// names is among them: spec's Check sees to it). Units systemd makes at
+// run time rather than reads from a file (devices, mounts, slices, scopes,
+// swaps) and patterns are not checked.
+func checkSystemUnit(m *machineValue, lit *syntax.Literal, host spec.Host) []error {
+	name := spec.UnitName(lit.Value.(string))
+	if strings.ContainsAny(name, "*?[") || !slices.ContainsFunc([]string{".service", ".socket", ".target", ".timer", ".path"},
+		func(s string) bool { return strings.HasSuffix(name, s) }) {
+		return nil
+	}
+	known := slices.Concat(host.Units(), m.spec.DeclaredUnits())
+	if spec.HasUnit(known, name) {
+		return nil
+	}
+	return []error{fmt.Errorf("%s: machine %s: no unit %s in units, services or the root's /%s and /%s%s: declare it in units, or install the package that ships it on the host (the guests' root is the host's)",
+		lit.TokenPos, m.name, name, spec.UnitDirs[0], spec.UnitDirs[1], near.Mean(near.Names(name, known, 3)))}
+}
+
+// callArg is a call's argument: the positional one at index (none when
+// index < 0), or the keyword one called name; nil when the call has
+// neither.
+func callArg(call *syntax.CallExpr, index int, name string) syntax.Expr {
+	for i, arg := range call.Args {
+		kw, ok := arg.(*syntax.BinaryExpr)
+		switch {
+		case !ok || kw.Op != syntax.EQ:
+			if i == index {
+				return arg
+			}
+		case kw.X.(*syntax.Ident).Name == name:
+			return kw.Y
+		}
+	}
+	return nil
+}
