@@ -192,7 +192,7 @@ func unitMain() {
 // a clean power-off takes 1-3 s under TCG, and a unit that ignores SIGTERM
 // with TimeoutStopSec=infinity would hold it for ever. The agent is not
 // stopped by the shutdown (DefaultDependencies=no), so its timer runs until
-// systemd-shutdown, which bounds its own last step by stopTimeout.
+// systemd-shutdown, the last step, sends every process left SIGTERM.
 const forceAfter = 20 * time.Second
 
 // systemPowerOff asks systemd to power off or reboot, and forces it after

@@ -78,8 +78,7 @@ var settings = map[string]string{
 	// kept disk's /var/log/journal would cost a flush at every boot.
 	"systemd/journald.conf.d/vmlab.conf": "[Journal]\nForwardToConsole=yes\nMaxLevelConsole=info\nStorage=volatile\n",
 	// A unit that does not stop in stopTimeout is killed: a shutdown never
-	// waits systemd's default 90 s per unit. systemd-shutdown gets the same
-	// bound for the processes left at the end.
+	// waits systemd's default 90 s per unit.
 	"systemd/system.conf.d/vmlab.conf": "[Manager]\nDefaultTimeoutStopSec=" + stopTimeout + "\n",
 }
 
