@@ -2,7 +2,10 @@ package agent
 
 import (
 	"context"
+	"os"
 	"os/user"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,9 +20,21 @@ import (
 // command it was given.
 func fakeSystemd(t *testing.T) *sdbustest.Manager {
 	m := sdbustest.NewManager(t)
-	oldSystem, oldUser, oldDetail := systemSocket, userSocket, detailCommand
-	t.Cleanup(func() { systemSocket, userSocket, detailCommand = oldSystem, oldUser, oldDetail })
-	systemSocket = m.Path
+	oldSystem, oldUser, oldDetail, oldMasks := systemSocket, userSocket, detailCommand, maskDir
+	dropSystemConn := func() {
+		systemBus.mu.Lock()
+		if systemBus.conn != nil {
+			systemBus.conn.Close()
+			systemBus.conn = nil
+		}
+		systemBus.mu.Unlock()
+	}
+	dropSystemConn()
+	t.Cleanup(func() {
+		dropSystemConn()
+		systemSocket, userSocket, detailCommand, maskDir = oldSystem, oldUser, oldDetail, oldMasks
+	})
+	systemSocket, maskDir = m.Path, t.TempDir()
 	detailCommand = func(_ context.Context, argv []string, userName string, env []string) string {
 		return "ran " + strings.Join(argv, " ") + " as " + userName
 	}
@@ -231,8 +246,12 @@ func TestWaitSystemdUserUnit(t *testing.T) {
 	manager := "user@" + u.Uid + ".service"
 	sys.Set(manager, sdbustest.Unit{Active: "inactive", Sub: "dead"})
 	sys.OnStart = func(name string) {
-		if name == manager {
-			go sys.Set(manager, sdbustest.Unit{Active: "active", Sub: "running"})
+		go sys.Set(name, sdbustest.Unit{Active: "active", Sub: "running"})
+	}
+	// vmlab's masks of what the manager needs, and one it does not.
+	for _, name := range []string{"dbus.socket", "dbus.service", "systemd-logind.service", "getty.target"} {
+		if err := os.Symlink("/dev/null", filepath.Join(maskDir, name)); err != nil {
+			t.Fatal(err)
 		}
 	}
 	usr.Set("app.service", sdbustest.Unit{Active: "failed", Sub: "failed", Result: "exit-code"})
@@ -240,8 +259,23 @@ func TestWaitSystemdUserUnit(t *testing.T) {
 	if r.Error != "unit app.service failed (result: exit-code)" {
 		t.Errorf("got %q, want the user unit's failure", r.Error)
 	}
-	if started := sys.Started(); len(started) != 1 || started[0] != manager {
-		t.Errorf("system manager started %q, want [%s]", started, manager)
+	if started := sys.Started(); !slices.Equal(started, []string{"systemd-logind.service", manager}) {
+		t.Errorf("system manager started %q, want logind, then %s", started, manager)
+	}
+	if n := sys.Reloads(); n != 1 {
+		t.Errorf("systemd reloaded %d times, want once, after the masks went", n)
+	}
+	left, _ := os.ReadDir(maskDir)
+	if len(left) != 1 || left[0].Name() != "getty.target" {
+		t.Errorf("masks left: %v, want getty.target's alone", left)
+	}
+	// The manager runs now: the next wait neither reloads nor starts.
+	usr.Set("app.service", sdbustest.Unit{Active: "active", Sub: "running"})
+	if r := waitSystemdUnit(t.Context(), agentproto.Wait{Kind: agentproto.WaitUnit, Path: "app", User: "nobody", Timeout: time.Minute}); r.Error != "" {
+		t.Errorf("second wait: %+v", r)
+	}
+	if n, started := sys.Reloads(), sys.Started(); n != 1 || len(started) != 2 {
+		t.Errorf("second wait: %d reloads, started %q; want none more", n, started)
 	}
 	if u.Uid != strconv.Itoa(askedUID) {
 		t.Errorf("dialled the manager of uid %d, want %s", askedUID, u.Uid)
@@ -284,5 +318,39 @@ func TestWaitSystemdUnitJobFails(t *testing.T) {
 	m.EndJob("web.service", "dependency")
 	if r := result(t, res); r.Error != "unit web.service failed (result: exit-code)" {
 		t.Errorf("got %+v, want the unit's failure", r)
+	}
+}
+
+// TestWaitSystemdUnitSharedConn: waits share one connection to the system
+// manager, and make a new one when systemd ended it, also in the middle of
+// a wait.
+func TestWaitSystemdUnitSharedConn(t *testing.T) {
+	m := fakeSystemd(t)
+	m.Set("web.service", sdbustest.Unit{Active: "active", Sub: "running"})
+	w := agentproto.Wait{Kind: agentproto.WaitUnit, Path: "web", Timeout: time.Minute}
+	for range 3 {
+		if r := waitSystemdUnit(t.Context(), w); r.Error != "" {
+			t.Fatal(r.Error)
+		}
+	}
+	if n := m.Conns(); n != 1 {
+		t.Errorf("3 waits made %d connections, want 1", n)
+	}
+	m.Set("slow.service", sdbustest.Unit{Active: "activating", Sub: "start", Job: 3})
+	res := waitAsync(t.Context(), agentproto.Wait{Kind: agentproto.WaitUnit, Path: "slow", Timeout: time.Minute})
+	if err := m.WaitRead(t.Context(), "slow.service", 2); err != nil {
+		t.Fatal(err)
+	}
+	m.Drop()
+	// The wait connects again and reads the state anew.
+	if err := m.WaitRead(t.Context(), "slow.service", 4); err != nil {
+		t.Fatal(err)
+	}
+	m.Set("slow.service", sdbustest.Unit{Active: "active", Sub: "running"})
+	if r := result(t, res); r.Error != "" || r.TimedOut {
+		t.Errorf("got %+v, want success on the new connection", r)
+	}
+	if n := m.Conns(); n != 2 {
+		t.Errorf("%d connections, want 2", n)
 	}
 }

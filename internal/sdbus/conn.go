@@ -282,9 +282,14 @@ func (c *Conn) write(ctx context.Context, m *Message) error {
 	c.c.SetWriteDeadline(deadline)
 	if _, err = c.c.Write(b); err != nil {
 		c.c.Close()
+		return fmt.Errorf("%w (%w)", ErrClosed, err)
 	}
-	return err
+	return nil
 }
+
+// Done is closed when the connection has ended: closed by Close or by the
+// peer, or broken.
+func (c *Conn) Done() <-chan struct{} { return c.done }
 
 // Close closes the connection and waits for its reading goroutine to end.
 // Calls in progress return ErrClosed. Close may be called more than once.

@@ -37,6 +37,8 @@ type Manager struct {
 	reads   map[string]int               // property reads per unit
 	readCh  chan struct{}                // closed and replaced at each read
 	started []string                     // StartUnit's units
+	reloads int                          // Reload calls
+	conns   []net.Conn                   // open connections
 	// OnStart, when set, runs for each StartUnit (in the serving
 	// goroutine, without the Manager's lock).
 	OnStart func(name string)
@@ -62,6 +64,9 @@ func NewManager(t testing.TB) *Manager {
 			if err != nil {
 				return
 			}
+			m.mu.Lock()
+			m.conns = append(m.conns, c)
+			m.mu.Unlock()
 			stop := context.AfterFunc(t.Context(), func() { c.Close() })
 			wg.Go(func() {
 				defer stop()
@@ -82,6 +87,32 @@ func NewManager(t testing.TB) *Manager {
 		}
 	})
 	return m
+}
+
+// Conns is the number of connections made to the manager so far.
+func (m *Manager) Conns() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.senders)
+}
+
+// Drop closes every connection, as systemd does when it executes itself
+// again (daemon-reexec).
+func (m *Manager) Drop() {
+	m.mu.Lock()
+	conns := m.conns
+	m.conns = nil
+	m.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+// Reloads is the number of Reload calls.
+func (m *Manager) Reloads() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.reloads
 }
 
 // UnitPath is the object path systemd gives the unit called name.
@@ -229,6 +260,11 @@ func (m *Manager) answer(msg *sdbus.Message) *sdbus.Message {
 			onStart(name)
 		}
 		return sdbus.Reply(msg, "o", sdbus.ObjectPath("/org/freedesktop/systemd1/job/99"))
+	case sdbus.ManagerInterface + ".Reload":
+		m.mu.Lock()
+		m.reloads++
+		m.mu.Unlock()
+		return sdbus.Reply(msg, "")
 	case sdbus.PropertiesInterface + ".Get", sdbus.PropertiesInterface + ".GetAll":
 		return m.properties(msg)
 	}
