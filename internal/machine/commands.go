@@ -218,9 +218,9 @@ func (m *Machine) WaitUntilFails(ctx context.Context, command string, timeout ti
 // WaitForUnit waits until a unit is active. In a machine whose init is
 // systemd the agent asks systemd, event driven, for the unit as written
 // ("nfs-server", "multi-user.target"), or with a user for that user's unit
-// (systemctl --user); it fails at once when the unit fails, is inactive
-// with no job pending, or does not exist, with the unit's status and
-// journal tail.
+// (systemctl --user; the user's manager is started first, as Systemctl
+// does); it fails at once when the unit fails, is inactive with no job
+// pending, or does not exist, with the unit's status and journal tail.
 //
 // In fast mode it waits until the declared service is ready (its port
 // open, its file present or its log line seen); "web.service" names the
@@ -232,6 +232,12 @@ func (m *Machine) WaitUntilFails(ctx context.Context, command string, timeout ti
 // error wrapping ErrNoSystemd.
 func (m *Machine) WaitForUnit(ctx context.Context, unit, user string, timeout time.Duration) error {
 	if m.cfg.Systemd() {
+		if user != "" {
+			// The user's manager answers for the user's units.
+			if _, err := m.userManager(ctx, user); err != nil {
+				return err
+			}
+		}
 		_, err := m.wait(ctx, "wait for "+unitLabel(unit, user),
 			agentproto.Wait{Kind: agentproto.WaitUnit, Path: unit, User: user, Timeout: timeout})
 		return err

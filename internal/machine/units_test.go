@@ -246,10 +246,12 @@ func TestUnitMethodsNeedSystemd(t *testing.T) {
 }
 
 // waitEcho is the fake agent of mode waitecho: each wait is answered with
-// an error that says what the host asked for.
+// an error that says what the host asked for, the start of a user's
+// manager with UID 1000, any other request with success.
 func waitEcho(c net.Conn, hello agentproto.Hello) {
 	w, r := agentproto.NewWriter(c), agentproto.NewReader(c)
 	w.WriteFrame(agentproto.THello, 0, agentproto.Encode(hello))
+	manager := false // a user's manager was started
 	for {
 		f, err := r.ReadFrame()
 		if err != nil {
@@ -260,16 +262,22 @@ func waitEcho(c net.Conn, hello agentproto.Hello) {
 			continue
 		}
 		var res agentproto.Result
-		if req.Wait != nil {
-			res.Error = fmt.Sprintf("wait %s path=%q user=%q", req.Wait.Kind, req.Wait.Path, req.Wait.User)
+		switch {
+		case req.Wait != nil:
+			res.Error = fmt.Sprintf("wait %s path=%q user=%q manager=%v", req.Wait.Kind, req.Wait.Path, req.Wait.User, manager)
+		case req.Exec != nil && strings.Contains(req.Exec.Command, "user@"):
+			// The start of a user's manager: its UID, as if it were up.
+			w.WriteFrame(agentproto.TStdout, f.Stream, []byte("1000\n"))
+			manager = true
 		}
 		w.WriteFrame(agentproto.TResult, f.Stream, agentproto.Encode(res))
 	}
 }
 
 // TestWaitForUnitRequest: a systemd machine asks the agent for the unit as
-// written, with its user; a fast-mode machine for the declared service
-// the name stands for, or for every service when it names a system target.
+// written, with its user, whose manager it starts first; a fast-mode
+// machine for the declared service the name stands for, or for every
+// service when it names a system target.
 func TestWaitForUnitRequest(t *testing.T) {
 	tests := []struct {
 		name       string
@@ -277,10 +285,10 @@ func TestWaitForUnitRequest(t *testing.T) {
 		unit, user string
 		want       string
 	}{
-		{"systemd unit as written", spec.InitSystemd, "nfs-server", "", `fake: wait for unit nfs-server: wait unit path="nfs-server" user=""`},
+		{"systemd unit as written", spec.InitSystemd, "nfs-server", "", `fake: wait for unit nfs-server: wait unit path="nfs-server" user="" manager=false`},
 		{"systemd target", spec.InitSystemd, "multi-user.target", "", `wait unit path="multi-user.target" user=""`},
 		{"systemd user unit", spec.InitSystemd, "pipewire.service", "alice",
-			`fake: wait for unit pipewire.service of user alice: wait unit path="pipewire.service" user="alice"`},
+			`fake: wait for unit pipewire.service of user alice: wait unit path="pipewire.service" user="alice" manager=true`},
 		{"fast-mode service", "", "web.service", "", `fake: wait for service web.service: wait unit path="web" user=""`},
 		{"fast-mode system target", "", "multi-user.target", "", `wait unit path="" user=""`},
 	}

@@ -3,6 +3,7 @@ package script
 import (
 	"fmt"
 	"os"
+	"path"
 	"slices"
 	"strings"
 
@@ -110,8 +111,9 @@ func passwdNames(path string) []string {
 }
 
 // checkSystemUnit refuses a system unit that neither the root's unit
-// directories nor the machine's units and services have (what enable
-// names is among them: spec's Check sees to it). Units systemd makes at
+// directories nor the machine's units, services and unit files written
+// with files = have (what enable names is among them: spec's Check sees
+// to it). Units systemd makes at
 // run time rather than reads from a file (devices, mounts, slices, scopes,
 // swaps) and patterns are not checked.
 func checkSystemUnit(m *machineValue, lit *syntax.Literal, host spec.Host) []error {
@@ -120,12 +122,27 @@ func checkSystemUnit(m *machineValue, lit *syntax.Literal, host spec.Host) []err
 		func(s string) bool { return strings.HasSuffix(name, s) }) {
 		return nil
 	}
-	known := slices.Concat(host.Units(), m.spec.DeclaredUnits())
+	known := slices.Concat(host.Units(), m.spec.DeclaredUnits(), fileUnits(m.spec.Setup.Files))
 	if spec.HasUnit(known, name) {
 		return nil
 	}
 	return []error{fmt.Errorf("%s: machine %s: no unit %s in units, services or the root's /%s and /%s%s: declare it in units, or install the package that ships it on the host (the guests' root is the host's)",
 		lit.TokenPos, m.name, name, spec.UnitDirs[0], spec.UnitDirs[1], near.Mean(near.Names(name, known, 3)))}
+}
+
+// fileUnits returns the names of the unit files among files: those in
+// a system unit directory, /etc/systemd/system or /run/systemd/system
+// (and the distribution's).
+func fileUnits(files []spec.File) []string {
+	dirs := append([]string{"run/systemd/system"}, spec.UnitDirs...)
+	var names []string
+	for _, f := range files {
+		dir, name := path.Split(path.Clean(f.Path))
+		if slices.Contains(dirs, strings.Trim(dir, "/")) {
+			names = append(names, name)
+		}
+	}
+	return names
 }
 
 // callArg is a call's argument: the positional one at index (none when

@@ -36,7 +36,8 @@ func unitsHost(t *testing.T) {
 
 // The machines of the unit checks: server's init is systemd, fast's is not.
 const unitsDecl = "server = machine(init = 'systemd', users = ['alice'], services = {'web': service('true')}, " +
-	"units = {'backup.timer': '[Timer]\\nOnCalendar=daily\\n'}, enable = ['ssh'])\n" +
+	"units = {'backup.timer': '[Timer]\\nOnCalendar=daily\\n'}, enable = ['ssh'], " +
+	"files = {'/etc/systemd/system/own.service': '[Service]\\nExecStart=/bin/true\\n', '/etc/systemd/other.service': ''})\n" +
 	"fast = machine(services = {'web': service('true')})"
 
 // TestUnitCallErrors: Load refuses a unit method's call the file says
@@ -58,6 +59,8 @@ func TestUnitCallErrors(t *testing.T) {
 			"call.star:4:30: machine server: no unit zzz-nothing.timer in units, services or the root's /etc/systemd/system and /lib/systemd/system" + install},
 		{"require_unit_state's unit", "server.require_unit_state('bakup.timer', 'failed')",
 			"call.star:4:29: machine server: no unit bakup.timer in units, services or the root's /etc/systemd/system and /lib/systemd/system (did you mean backup.timer?)" + install},
+		{"a file outside the unit directories", "server.start_job('other.service')",
+			"call.star:4:20: machine server: no unit other.service in units, services or the root's /etc/systemd/system and /lib/systemd/system" + install},
 		{"user nowhere", "server.systemctl('list-jobs', user = 'bob')",
 			`call.star:4:40: machine server has no user "bob": declare it with machine(users = ["bob"])`},
 		{"misspelled user, positional", "server.get_unit_property('x', 'ActiveState', 'alcie')",
@@ -84,6 +87,7 @@ func TestUnitCallsAccepted(t *testing.T) {
 		"server.require_unit_state('web.service', 'inactive')", // a declared service, rendered as a unit
 		"server.wait_for_unit('backup.timer')",                 // declared in units
 		"server.wait_for_unit('ssh')",                          // enabled by name
+		"server.start_job('own')",                              // a unit file in files
 		"server.wait_for_unit('dev-vda.device')",               // systemd makes these, no file names them
 		"server.start_job('nfs-*')",                            // a pattern
 		"server.stop_job('zzz-nothing')",                       // stopping what is not there does no harm
