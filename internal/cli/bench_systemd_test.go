@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"text/tabwriter"
 
 	"github.com/vmlab/vmlab/internal/spec"
 	"github.com/vmlab/vmlab/internal/vmtest"
@@ -57,4 +58,35 @@ func TestBenchSystemdVM(t *testing.T) {
 		t.Errorf("got systemd_boot_s %v, ratio %v; want a time and its ratio to the floor (2 s)", s.SystemdBootS, s.SystemdBootRatio)
 	}
 	t.Logf("systemd_boot_s %.2f", s.SystemdBootS)
+}
+
+// TestBenchSystemdPrint: the rows say the figures and whether the targets
+// (2.5x the floor, 90 s) were met; unmeasured, they are absent.
+func TestBenchSystemdPrint(t *testing.T) {
+	tests := []struct {
+		name string
+		s    systemdBench
+		want []string
+	}{
+		{"met", systemdBench{SystemdBootS: 5, SystemdBootRatio: 2.0, NFSExampleS: 60},
+			[]string{`multi-user.target") 5.00 s (2.00x floor) <= 2.5x met`, "nfs.star, wall time 60.00 s <= 90 s met"}},
+		{"missed", systemdBench{SystemdBootS: 12.5, SystemdBootRatio: 5.0, NFSExampleS: 95},
+			[]string{"12.50 s (5.00x floor) <= 2.5x MISSED", "95.00 s <= 90 s MISSED"}},
+		{"unmeasured", systemdBench{}, nil},
+	}
+	for _, tt := range tests {
+		var b bytes.Buffer
+		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+		tt.s.print(tw)
+		tw.Flush()
+		got := strings.Join(strings.Fields(b.String()), " ") // the columns' padding aside
+		for _, w := range tt.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("%s: got %q, want %q in it", tt.name, b.String(), w)
+			}
+		}
+		if tt.want == nil && b.Len() != 0 {
+			t.Errorf("%s: got %q, want nothing", tt.name, b.String())
+		}
+	}
 }
