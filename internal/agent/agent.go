@@ -8,6 +8,10 @@
 // care not to reap its own commands. One process instead of an init that
 // starts a separate server saves a second Go start-up: ~50 ms of a TCG boot.
 //
+// In a guest whose init is systemd (systemd.go), PID 1 hands over to the
+// root's systemd once the root is built, and systemd runs the agent again
+// as a unit (unitMode), which serves the host.
+//
 // Call Main from the program's main when IsGuest reports true.
 package agent
 
@@ -19,12 +23,17 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// IsGuest reports whether this process is the agent: the guest's init.
-func IsGuest() bool { return os.Getpid() == 1 }
+// IsGuest reports whether this process is the agent: the guest's init, or
+// the unit systemd started in its place (its parent is PID 1).
+func IsGuest() bool { return os.Getpid() == 1 || unitMode() && os.Getppid() == 1 }
 
 // Main runs the agent and never returns.
 func Main() {
-	initMain()
+	if os.Getpid() != 1 {
+		unitMain()
+	} else {
+		initMain()
+	}
 	os.Exit(1)
 }
 
@@ -36,8 +45,13 @@ func logf(format string, args ...any) {
 
 // fatal reports err on the console and powers off, so the host sees QEMU exit
 // at once with the reason on the console instead of waiting for a timeout.
+// The agent run by systemd exits instead: systemd restarts it
+// (Restart=on-failure), up to its start limit.
 func fatal(err error) {
 	logf("fatal: %v", err)
+	if os.Getpid() != 1 {
+		os.Exit(1)
+	}
 	unix.Sync()
 	unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
 	os.Exit(1)

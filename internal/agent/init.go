@@ -60,6 +60,9 @@ func initMain() {
 		fatal(err)
 	}
 	consoleInfo()
+	if cfg.Init == initSystemd {
+		fatal(execSystemd(stages))
+	}
 	go reapOrphans()
 	serve(stages)
 }
@@ -171,7 +174,8 @@ func loadModuleAt(dir *os.File, name string) error {
 // survive the next boot; without, they live in a tmpfs. Host directories
 // that are not shared (/root, /home, ...) are simply absent: an empty
 // directory on the root takes their place. /run is a new tmpfs at every
-// boot either way.
+// boot either way; for systemd, which mounts its own /run unless one is
+// there, it is a mount of its own even without the disk.
 func mountRoot(cfg agentproto.BootConfig, disk *diskRoot) error {
 	if err := os.MkdirAll(newRoot, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", newRoot, err)
@@ -182,15 +186,16 @@ func mountRoot(cfg agentproto.BootConfig, disk *diskRoot) error {
 			return fmt.Errorf("bind the disk's root on %s: %w", newRoot, err)
 		}
 		state = disk.state
-		run := filepath.Join(newRoot, "run")
-		if err := os.MkdirAll(run, 0o755); err != nil {
-			return diskHint(fmt.Errorf("create %s: %w", run, err))
-		}
-		if err := unix.Mount("tmpfs", run, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {
-			return fmt.Errorf("mount /run: %w", err)
+		if err := mountRun(); err != nil {
+			return diskHint(err)
 		}
 	} else if err := unix.Mount("tmpfs", newRoot, "tmpfs", 0, "mode=0755"); err != nil {
 		return fmt.Errorf("mount root tmpfs: %w", err)
+	}
+	if disk == nil && cfg.Init == initSystemd {
+		if err := mountRun(); err != nil {
+			return err
+		}
 	}
 	for _, m := range cfg.Mounts {
 		if err := mountShare(cfg, m, state); err != nil {
@@ -212,6 +217,18 @@ func mountRoot(cfg agentproto.BootConfig, disk *diskRoot) error {
 			return diskHint(fmt.Errorf("create %s: %w", p, err))
 		}
 		os.Chmod(p, d.mode)
+	}
+	return nil
+}
+
+// mountRun mounts the new root's /run.
+func mountRun() error {
+	run := filepath.Join(newRoot, "run")
+	if err := os.MkdirAll(run, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", run, err)
+	}
+	if err := unix.Mount("tmpfs", run, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {
+		return fmt.Errorf("mount /run: %w", err)
 	}
 	return nil
 }
@@ -240,7 +257,18 @@ func mountShare(cfg agentproto.BootConfig, m agentproto.Mount, state string) err
 	if err := mountTag(cfg, m, lower); err != nil {
 		return err
 	}
-	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work)
+	lowers := lower
+	if cfg.Init == initSystemd {
+		hide := filepath.Join(newRoot, "run/vmlab/hide", m.Tag)
+		hid, err := hideHostUnits(lower, m.Path, hide)
+		if err != nil {
+			return err
+		}
+		if hid {
+			lowers = hide + ":" + lower
+		}
+	}
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", lowers, upper, work)
 	if err := unix.Mount("overlay", target, "overlay", 0, opts); err != nil {
 		return fmt.Errorf("mount overlay on %s: %w", m.Path, err)
 	}

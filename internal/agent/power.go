@@ -25,7 +25,13 @@ const (
 // read-only those that stay busy) and powers off or reboots. QEMU runs with
 // -no-reboot, so either way its process exits and the host sees the machine
 // go down.
+//
+// In a systemd guest, systemd does it (systemPowerOff).
 func powerOff(sv *services, reboot bool) {
+	if unitMode() {
+		systemPowerOff(reboot)
+		return
+	}
 	sv.stop(serviceGrace)
 	unix.Kill(-1, unix.SIGTERM)
 	awaitOthers(stopGrace)

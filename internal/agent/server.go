@@ -206,10 +206,15 @@ func (s *server) handle(ctx context.Context, id uint32, req agentproto.Request, 
 	case req.Op == agentproto.OpCopyOut && req.Path != "":
 		return s.copyOut(id, guestPath(req.Path, ""), st.out)
 	case req.Op == agentproto.OpNetwork && req.Net != nil:
-		if os.Getpid() != 1 {
+		if !IsGuest() {
 			return agentproto.Result{Error: "network requests are served only inside a guest"}
 		}
 		if err := configureNetwork(req.Net); err != nil {
+			return agentproto.Result{Error: err.Error()}
+		}
+		return agentproto.Result{}
+	case req.Op == agentproto.OpServices && unitMode():
+		if err := startUnits(ctx, req); err != nil {
 			return agentproto.Result{Error: err.Error()}
 		}
 		return agentproto.Result{}
@@ -222,7 +227,7 @@ func (s *server) handle(ctx context.Context, id uint32, req agentproto.Request, 
 	case req.Op == agentproto.OpSetup && req.Setup != nil:
 		return s.setup(ctx, req.Setup, st.in)
 	case req.Op == agentproto.OpPowerOff, req.Op == agentproto.OpReboot:
-		if os.Getpid() != 1 {
+		if !IsGuest() {
 			return agentproto.Result{Error: "power requests are served only inside a guest"}
 		}
 		return agentproto.Result{}

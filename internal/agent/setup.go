@@ -35,7 +35,7 @@ func (s *server) setup(ctx context.Context, req *agentproto.Setup, in *agentprot
 	stop := context.AfterFunc(ctx, func() { in.Close(ctx.Err()) })
 	defer stop()
 	defer io.Copy(io.Discard, in)
-	if os.Getpid() != 1 {
+	if !IsGuest() {
 		return agentproto.Result{Error: "setup requests are served only inside a guest"}
 	}
 	if err := applySetup(ctx, setupEnv{root: "/", run: runTool}, req, in); err != nil {

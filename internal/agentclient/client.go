@@ -390,3 +390,10 @@ func (c *Client) Network(ctx context.Context, n agentproto.Network) error {
 func (c *Client) Services(ctx context.Context, s []agentproto.Service) error {
 	return c.do(ctx, agentproto.Request{Op: agentproto.OpServices, Services: s})
 }
+
+// Units hands a systemd guest its services (rendered as units there), its
+// unit files and the units to enable, and has it start multi-user.target.
+// It returns once systemd has that start queued, not when it is done.
+func (c *Client) Units(ctx context.Context, s []agentproto.Service, units []agentproto.UnitFile, enable []string) error {
+	return c.do(ctx, agentproto.Request{Op: agentproto.OpServices, Services: s, Units: units, Enable: enable})
+}

@@ -320,7 +320,14 @@ func (m *Machine) boot(ctx context.Context, start time.Time) error {
 		q.Close()
 		return m.bootFailed(ctx, proc, agent, err)
 	}
-	if len(m.cfg.Services) > 0 {
+	// A systemd guest is always sent its units: that is what starts
+	// multi-user.target there.
+	if m.cfg.Systemd() {
+		if err := agent.Units(ctx, m.cfg.Services, m.cfg.Units, m.cfg.Enable); err != nil {
+			q.Close()
+			return m.bootFailed(ctx, proc, agent, fmt.Errorf("start units: %w", err))
+		}
+	} else if len(m.cfg.Services) > 0 {
 		if err := agent.Services(ctx, m.cfg.Services); err != nil {
 			q.Close()
 			return m.bootFailed(ctx, proc, agent, fmt.Errorf("start services: %w", err))

@@ -1,0 +1,288 @@
+package agent
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vmlab/vmlab/internal/agentproto"
+	"github.com/vmlab/vmlab/internal/spec"
+)
+
+// TestSpecAgrees: the agent keeps its own copies of spec's unit names (it
+// does not import spec, which pulls the kernel package into the guest's
+// binary); they must not drift.
+func TestSpecAgrees(t *testing.T) {
+	if systemdPath != spec.SystemdPath {
+		t.Errorf("systemdPath %q, spec.SystemdPath %q", systemdPath, spec.SystemdPath)
+	}
+	if initSystemd != spec.InitSystemd {
+		t.Errorf("initSystemd %q, spec.InitSystemd %q", initSystemd, spec.InitSystemd)
+	}
+	if !slices.Equal(unitSuffixes, spec.UnitSuffixes) {
+		t.Errorf("unitSuffixes %v, spec.UnitSuffixes %v", unitSuffixes, spec.UnitSuffixes)
+	}
+	for _, n := range []string{"web", "web.service", "a.timer", "getty@tty1", "x.y"} {
+		if got, want := unitName(n), spec.UnitName(n); got != want {
+			t.Errorf("unitName(%q) = %q, spec.UnitName gives %q", n, got, want)
+		}
+	}
+}
+
+// TestCheckSystemd: a root without systemd fails the boot with an error
+// that names the path and what to do.
+func TestCheckSystemd(t *testing.T) {
+	root := t.TempDir()
+	err := checkSystemd(root)
+	if err == nil || !strings.Contains(err.Error(), systemdPath) || !strings.Contains(err.Error(), "install systemd") {
+		t.Errorf("root without systemd: got %v, want an error naming %s and what to do", err, systemdPath)
+	}
+	p := filepath.Join(root, systemdPath)
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	os.WriteFile(p, []byte("#!/bin/true\n"), 0o755)
+	if err := checkSystemd(root); err != nil {
+		t.Errorf("root with systemd: %v", err)
+	}
+}
+
+// TestWriteRunUnits checks what a systemd guest's /run holds before
+// systemd starts: the boot target pulling the agent, the agent's unit,
+// vmlab's masks, every generator masked and the settings.
+func TestWriteRunUnits(t *testing.T) {
+	root := t.TempDir()
+	gen := filepath.Join(root, "lib/systemd/system-generators")
+	os.MkdirAll(gen, 0o755)
+	for _, g := range []string{"systemd-fstab-generator", "nfs-server-generator"} {
+		os.WriteFile(filepath.Join(gen, g), nil, 0o755)
+	}
+	if err := writeRunUnits(root); err != nil {
+		t.Fatal(err)
+	}
+	read := func(rel string) string {
+		b, err := os.ReadFile(filepath.Join(root, rel))
+		if err != nil {
+			t.Error(err)
+		}
+		return string(b)
+	}
+	if got := read("run/systemd/system/" + bootTarget); !strings.Contains(got, "Wants="+agentUnit) {
+		t.Errorf("%s does not pull the agent:\n%s", bootTarget, got)
+	}
+	agent := read("run/systemd/system/" + agentUnit)
+	for _, want := range []string{"DefaultDependencies=no", unitEnv + "=1", "ExecStart=/run/vmlab/agent", "IgnoreSIGPIPE=no"} {
+		if !strings.Contains(agent, want) {
+			t.Errorf("%s lacks %q:\n%s", agentUnit, want, agent)
+		}
+	}
+	if got := read("run/systemd/journald.conf.d/vmlab.conf"); !strings.Contains(got, "ForwardToConsole=yes") {
+		t.Errorf("journald settings: %q", got)
+	}
+	if got := read("run/systemd/system.conf.d/vmlab.conf"); !strings.Contains(got, "DefaultTimeoutStopSec=") {
+		t.Errorf("manager settings: %q", got)
+	}
+	for _, rel := range []string{"run/systemd/system/systemd-udev-trigger.service", "run/systemd/system/getty.target",
+		"run/systemd/system-generators/systemd-fstab-generator", "run/systemd/system-generators/nfs-server-generator"} {
+		if target, err := os.Readlink(filepath.Join(root, rel)); err != nil || target != "/dev/null" {
+			t.Errorf("%s: got link to %q, %v; want a mask (link to /dev/null)", rel, target, err)
+		}
+	}
+	// Writing again (a second agent start) changes nothing and fails not.
+	if err := writeRunUnits(root); err != nil {
+		t.Errorf("second write: %v", err)
+	}
+}
+
+// TestInstallUnits checks OpServices' files in a systemd guest: declared
+// units and services land in /run/systemd/system and are enabled by their
+// [Install] section, Enable links the root's units (an instance to its
+// template) into multi-user.target.wants, naming a unit vmlab masks
+// unmasks it, and bad names or unknown units are refused by name.
+func TestInstallUnits(t *testing.T) {
+	all := []string{"getty@.service", "systemd-udevd.service", "dbus.service"}
+	setup := func(t *testing.T) string {
+		root := t.TempDir()
+		lib := filepath.Join(root, "lib/systemd/system")
+		os.MkdirAll(lib, 0o755)
+		for _, u := range []string{"nfs-server.service", "getty@.service", "systemd-udevd.service"} {
+			os.WriteFile(filepath.Join(lib, u), []byte("[Service]\n"), 0o644)
+		}
+		for _, m := range all {
+			mask(filepath.Join(root, unitDir, m))
+		}
+		return root
+	}
+	web := agentproto.UnitFile{Name: "web.service", Text: "[Service]\nExecStart=/bin/true\n\n[Install]\nWantedBy=multi-user.target\nRequiredBy=app.target\n"}
+	tmpl := agentproto.UnitFile{Name: "worker@.service", Text: "[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\nDefaultInstance=one\n"}
+	plain := agentproto.UnitFile{Name: "plain.service", Text: "[Service]\nExecStart=/bin/true\n"}
+	tests := []struct {
+		name     string
+		services []agentproto.Service
+		units    []agentproto.UnitFile
+		enable   []string
+		links    map[string]string // link under unitDir -> its target
+		files    []string          // files under unitDir
+		masks    []string          // still masked
+		changed  bool
+		err      string
+	}{
+		{name: "nothing", masks: all},
+		{name: "declared units", units: []agentproto.UnitFile{web, tmpl, plain}, changed: true,
+			files: []string{"web.service", "worker@.service", "plain.service"},
+			links: map[string]string{"multi-user.target.wants/web.service": "/run/systemd/system/web.service",
+				"app.target.requires/web.service":            "/run/systemd/system/web.service",
+				"multi-user.target.wants/worker@one.service": "/run/systemd/system/worker@.service"},
+			masks: all},
+		{name: "service", services: []agentproto.Service{{Name: "api", Command: "sleep 1000"}}, changed: true,
+			files: []string{"api.service"},
+			links: map[string]string{"multi-user.target.wants/api.service": "/run/systemd/system/api.service"},
+			masks: all},
+		{name: "enable the root's units", enable: []string{"nfs-server", "getty@tty1.service", "systemd-udevd.service"}, changed: true,
+			links: map[string]string{"multi-user.target.wants/nfs-server.service": "/lib/systemd/system/nfs-server.service",
+				"multi-user.target.wants/getty@tty1.service":    "/lib/systemd/system/getty@.service",
+				"multi-user.target.wants/systemd-udevd.service": "/lib/systemd/system/systemd-udevd.service"},
+			masks: []string{"dbus.service"}},
+		{name: "a declared unit replaces a mask", units: []agentproto.UnitFile{{Name: "dbus.service", Text: "[Service]\n"}},
+			changed: true, files: []string{"dbus.service"}, masks: []string{"getty@.service", "systemd-udevd.service"}},
+		{name: "unknown unit", enable: []string{"nosuch"}, err: "enable unit nosuch.service: no such unit"},
+		{name: "bad unit name", units: []agentproto.UnitFile{{Name: "../x.service"}}, err: `install unit "../x.service": a unit name is a file name`},
+		{name: "no type", units: []agentproto.UnitFile{{Name: "web"}}, err: `install unit "web": a unit name ends with its type`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := setup(t)
+			changed, err := installUnits(root, tt.services, tt.units, tt.enable)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Errorf("got %v, want an error containing %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if changed != tt.changed {
+				t.Errorf("changed: got %v, want %v", changed, tt.changed)
+			}
+			dir := filepath.Join(root, unitDir)
+			for link, want := range tt.links {
+				if got, err := os.Readlink(filepath.Join(dir, link)); err != nil || got != want {
+					t.Errorf("%s: got link to %q, %v; want %q", link, got, err, want)
+				}
+			}
+			for _, f := range tt.files {
+				if fi, err := os.Lstat(filepath.Join(dir, f)); err != nil || !fi.Mode().IsRegular() {
+					t.Errorf("%s: got %v, %v; want a unit file", f, fi, err)
+				}
+			}
+			for _, m := range all {
+				target, _ := os.Readlink(filepath.Join(dir, m))
+				if masked, want := target == "/dev/null", slices.Contains(tt.masks, m); masked != want {
+					t.Errorf("%s: masked %v, want %v", m, masked, want)
+				}
+			}
+		})
+	}
+}
+
+// TestHideStaticWants: of the distribution's static links under /usr, the
+// guest does not see those that would start dbus and logind at boot (they
+// start on demand, for a user's units); the others stay.
+func TestHideStaticWants(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("makes whiteouts (character devices): needs root")
+	}
+	usr, hide := filepath.Join(t.TempDir(), "usr"), filepath.Join(t.TempDir(), "hide")
+	wants := filepath.Join(usr, "lib/systemd/system/multi-user.target.wants")
+	os.MkdirAll(wants, 0o755)
+	for _, u := range []string{"dbus.service", "systemd-logind.service", "getty.target"} {
+		os.Symlink("../"+u, filepath.Join(wants, u))
+	}
+	if hid, err := hideHostUnits(usr, "/usr", hide); err != nil || !hid {
+		t.Fatalf("hideHostUnits: %v, %v", hid, err)
+	}
+	for u, want := range map[string]bool{"dbus.service": true, "systemd-logind.service": true, "getty.target": false} {
+		var st unix.Stat_t
+		err := unix.Lstat(filepath.Join(hide, "lib/systemd/system/multi-user.target.wants", u), &st)
+		isWhiteout := err == nil && st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0
+		if isWhiteout != want {
+			t.Errorf("%s: whiteout %v, want %v", u, isWhiteout, want)
+		}
+	}
+	// A share with nothing to hide gets no extra layer.
+	if hid, err := hideHostUnits(usr, "/opt", filepath.Join(t.TempDir(), "none")); err != nil || hid {
+		t.Errorf("/opt: got %v, %v; want nothing hidden", hid, err)
+	}
+}
+
+// TestHideEnablement mounts the guest's /etc as init does, over a copy of
+// a host's /etc: the host's enablement links are hidden (and still on the
+// host), its other files are not, and links the guest makes itself are in
+// its writable layer, which a kept disk carries to the next boot, where
+// they show again while the host's stay hidden.
+func TestHideEnablement(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounts an overlay: needs root")
+	}
+	dir := t.TempDir()
+	host := filepath.Join(dir, "host")
+	for _, f := range []string{"systemd/system/multi-user.target.wants/postgresql.service",
+		"systemd/system/sockets.target.wants/rpcbind.socket", "systemd/user/sockets.target.wants/gpg-agent.socket",
+		"systemd/system/alias.service", "hostname"} {
+		os.MkdirAll(filepath.Join(host, filepath.Dir(f)), 0o755)
+		os.WriteFile(filepath.Join(host, f), []byte("host\n"), 0o644)
+	}
+	os.MkdirAll(filepath.Join(host, "systemd/system/ssh.service.d"), 0o755)
+	hide, upper, work, merged := filepath.Join(dir, "hide"), filepath.Join(dir, "upper"), filepath.Join(dir, "work"), filepath.Join(dir, "etc")
+	for _, d := range []string{upper, work, merged} {
+		os.MkdirAll(d, 0o755)
+	}
+	hid, err := hideHostUnits(host, "/etc", hide)
+	if err != nil || !hid {
+		t.Fatalf("hideHostUnits: %v, %v", hid, err)
+	}
+	boot := func(t *testing.T) {
+		t.Helper()
+		opts := "lowerdir=" + hide + ":" + host + ",upperdir=" + upper + ",workdir=" + work
+		if err := unix.Mount("overlay", merged, "overlay", 0, opts); err != nil {
+			t.Skipf("mount overlay: %v", err)
+		}
+		t.Cleanup(func() { unix.Unmount(merged, 0) })
+	}
+	boot(t)
+	for _, f := range []string{"systemd/system/multi-user.target.wants", "systemd/system/sockets.target.wants",
+		"systemd/user/sockets.target.wants"} {
+		if _, err := os.Stat(filepath.Join(merged, f)); !os.IsNotExist(err) {
+			t.Errorf("%s: got %v, want it hidden", f, err)
+		}
+		if _, err := os.Stat(filepath.Join(host, f)); err != nil {
+			t.Errorf("the host's %s: %v, want it untouched", f, err)
+		}
+	}
+	for _, f := range []string{"systemd/system/alias.service", "hostname", "systemd/system/ssh.service.d"} {
+		if _, err := os.Stat(filepath.Join(merged, f)); err != nil {
+			t.Errorf("%s: %v, want it visible", f, err)
+		}
+	}
+	// The guest enables a unit of its own.
+	wants := filepath.Join(merged, "systemd/system/multi-user.target.wants")
+	if err := os.MkdirAll(wants, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/etc/systemd/system/guest.service", filepath.Join(wants, "guest.service")); err != nil {
+		t.Fatal(err)
+	}
+	unix.Unmount(merged, 0)
+	boot(t) // the next boot, on the kept disk
+	entries, err := os.ReadDir(wants)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if err != nil || !slices.Equal(names, []string{"guest.service"}) {
+		t.Errorf("multi-user.target.wants at the next boot: got %v, %v; want the guest's guest.service only", names, err)
+	}
+}

@@ -1,0 +1,251 @@
+package agent
+
+// What a systemd guest's /run holds before systemd starts: the agent's unit,
+// the boot target, vmlab's masks and settings. This file is the one list of
+// them; docs/systemd.md ("How a systemd guest boots") explains it with the
+// figures measured under TCG.
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+const (
+	// systemdPath is the root's systemd (spec.SystemdPath, which the
+	// agent does not import: spec pulls the kernel package into the
+	// guest's binary).
+	systemdPath = "/lib/systemd/systemd"
+	// bootTarget is the unit systemd starts (--unit=): it pulls the agent
+	// only. multi-user.target is started when the host has sent the
+	// machine's units (OpServices), so nothing it pulls in misses them.
+	bootTarget = "vmlab-boot.target"
+	// agentUnit runs this binary again, as the agent that serves the host.
+	agentUnit = "vmlab-agent.service"
+	// runDir holds the agent's copy of itself, its lazy modules and the
+	// boot stages the PID-1 agent measured.
+	runDir = "/run/vmlab"
+	// unitDir is where vmlab's units, masks and enablement links go:
+	// /run/systemd/system ranks above /etc and /lib, and is gone at the
+	// next boot, which writes them again from the declaration.
+	unitDir = "/run/systemd/system"
+)
+
+// agentUnitText is vmlab-agent.service. DefaultDependencies=no: it starts
+// first, before sysinit.target, and is not stopped at shutdown (no
+// Conflicts=shutdown.target), so the host keeps its channel until
+// systemd-shutdown ends every process. Output goes to the console (the
+// journal is not up when it starts; StandardOutput=journal fails then).
+// KillMode=process: a restart of the agent leaves the test's commands
+// running. IgnoreSIGPIPE=no: the commands it starts inherit the agent's
+// dispositions, and `yes | head` must end by SIGPIPE as on any shell.
+// TasksMax=infinity: the commands live in this unit's cgroup, which must
+// not cap a test at systemd's default of 15% of pid_max.
+var agentUnitText = `[Unit]
+Description=vmlab agent: serves the host on the virtio-serial port
+DefaultDependencies=no
+
+[Service]
+Environment=` + unitEnv + `=1
+ExecStart=` + runDir + `/agent
+Restart=on-failure
+RestartSec=100ms
+KillMode=process
+IgnoreSIGPIPE=no
+TasksMax=infinity
+StandardInput=null
+StandardOutput=tty
+StandardError=tty
+TTYPath=/dev/console
+`
+
+// bootTargetText is vmlab-boot.target: the agent, and journald, so the
+// journal records the boot from its start and its own start (1.4-2 s under
+// TCG, the longest of multi-user.target's) runs while the host configures
+// the machine. Nothing else: the host's hello does not wait for
+// sysinit.target.
+const bootTargetText = `[Unit]
+Description=vmlab boot: the agent and the journal
+DefaultDependencies=no
+Wants=` + agentUnit + ` systemd-journald.service
+`
+
+// settings are systemd's configuration drop-ins, by path under /run.
+var settings = map[string]string{
+	// The journal reaches the serial console, hence the machine's console
+	// log and the reports. Volatile: the console log is the record, and a
+	// kept disk's /var/log/journal would cost a flush at every boot.
+	"systemd/journald.conf.d/vmlab.conf": "[Journal]\nForwardToConsole=yes\nMaxLevelConsole=info\nStorage=volatile\n",
+	// A unit that does not stop in stopTimeout is killed: a shutdown never
+	// waits systemd's default 90 s per unit.
+	"systemd/system.conf.d/vmlab.conf": "[Manager]\nDefaultTimeoutStopSec=" + stopTimeout + "\n",
+}
+
+// stopTimeout is DefaultTimeoutStopSec in a systemd guest.
+const stopTimeout = "10s"
+
+// bootMasks are the units a systemd guest does not start unless the test
+// names them (in Units or Enable, or as a service): each is pulled in by
+// sysinit.target, basic.target or multi-user.target through the
+// distribution's static links, costs boot time under emulation and serves
+// no purpose in a test machine. Masks are links to /dev/null in unitDir;
+// naming a unit removes its mask (and its template's). Figures: guest
+// uptime at multi-user.target, TCG, see docs/systemd.md.
+var bootMasks = []struct{ unit, why string }{
+	// udev coldplug loads a module for every emulated device (ahci, i2c,
+	// kvm, ...): 6.3 s of CPU. vmlab loads the modules the guest needs
+	// itself. Without udev, device units do not appear: a test that
+	// needs them names systemd-udev-trigger.service and systemd-udevd.service.
+	{"systemd-udev-trigger.service", "udev coldplug: a module load per emulated device"},
+	{"systemd-udevd.service", "udev coldplug: a module load per emulated device"},
+	{"systemd-udevd-control.socket", "udev coldplug: a module load per emulated device"},
+	{"systemd-udevd-kernel.socket", "udev coldplug: a module load per emulated device"},
+	{"systemd-udev-settle.service", "udev coldplug: a module load per emulated device"},
+	// Logins on the console would write over the console log.
+	{"getty.target", "a login prompt on the serial console"},
+	{"getty-static.service", "a login prompt on the serial console"},
+	{"getty@.service", "a login prompt on the serial console"},
+	{"serial-getty@.service", "a login prompt on the serial console"},
+	{"console-getty.service", "a login prompt on the serial console"},
+	// The clock is the host's (kvmclock, or QEMU's RTC): nothing to sync.
+	{"systemd-timesyncd.service", "the guest's clock is the host's"},
+	// Periodic jobs of a long-lived system: a test is minutes long.
+	{"systemd-tmpfiles-clean.timer", "periodic cleanup of a long-lived system"},
+	{"e2scrub_all.timer", "periodic cleanup of a long-lived system"},
+	{"e2scrub_reap.service", "periodic cleanup of a long-lived system"},
+	// binfmt_misc: foreign executables are not a test's business.
+	{"systemd-binfmt.service", "foreign executable formats"},
+	{"proc-sys-fs-binfmt_misc.automount", "foreign executable formats"},
+	{"proc-sys-fs-binfmt_misc.mount", "foreign executable formats"},
+	// The sysctls are the test's (Setup applies them before systemd reaches
+	// sysinit.target): the root's sysctl.d must not override them. Same for
+	// the modules: the host's modules-load.d lists the host's.
+	{"systemd-sysctl.service", "the declared sysctls are the test's; sysctl.d would override them"},
+	{"systemd-modules-load.service", "the host's modules-load.d; the test declares its modules"},
+	{"modprobe@.service", "modules for the masked mounts and for udev"},
+	// The accounts are the host's, there already: sysusers finds nothing
+	// to do, in 2 s under TCG.
+	{"systemd-sysusers.service", "the host's accounts are there already"},
+	// Device nodes: devtmpfs makes those of the drivers loaded; the static
+	// ones (modules' nodes that load them on open) are not made in fast
+	// mode either.
+	{"kmod-static-nodes.service", "static device nodes, as in fast mode"},
+	{"systemd-tmpfiles-setup-dev.service", "static device nodes, as in fast mode"},
+	// API file systems fast mode does not mount either: ~2 s each under
+	// TCG, run in parallel.
+	{"dev-hugepages.mount", "not mounted in fast mode either"},
+	{"dev-mqueue.mount", "not mounted in fast mode either"},
+	{"sys-kernel-debug.mount", "not mounted in fast mode either"},
+	{"sys-kernel-tracing.mount", "not mounted in fast mode either"},
+	{"sys-kernel-config.mount", "not mounted in fast mode either"},
+	{"sys-fs-fuse-connections.mount", "not mounted in fast mode either"},
+	// State a long-lived system keeps across boots; the journal is
+	// volatile (settings), so there is nothing to flush.
+	{"systemd-random-seed.service", "the kernel seeds itself; a test machine keeps no seed"},
+	{"systemd-journal-flush.service", "the journal is volatile"},
+	{"systemd-update-utmp.service", "boot records in wtmp"},
+	{"systemd-update-utmp-runlevel.service", "boot records in wtmp"},
+}
+
+// A systemd guest runs no generator: each is masked by a link to /dev/null
+// in /run/systemd/system-generators. systemd's own turn the host's
+// configuration into units (its /etc/fstab, its init scripts and their
+// runlevel links, gettys, its disks' partitions and encryption); the
+// packages' (nfs-server-generator, postgresql-generator,
+// rpc-pipefs-generator) add dependencies and instances. Measured under
+// TCG: 13 of systemd's cost ~1.5 s of boot, the 3 packages' 0.3-1 s more,
+// and all of them run again at every daemon-reload (0.04 s with none). A
+// test names the instance it wants ("postgresql@15-main.service") instead
+// of the unit a generator would have completed.
+
+// generatorDirs are where a root's generators are.
+var generatorDirs = []string{"/lib/systemd/system-generators", "/usr/lib/systemd/system-generators",
+	"/usr/local/lib/systemd/system-generators", "/etc/systemd/system-generators"}
+
+// hiddenEnablement are the directories, relative to /etc, whose *.wants,
+// *.requires and *.upholds subdirectories (the links the host's `systemctl
+// enable` made) a systemd guest does not see (hideHostUnits): the host's enabled units
+// (postgresql, nfs-server, apt timers, gpg-agent sockets for users) do not
+// start in a guest unless the test names them.
+var hiddenEnablement = []string{"systemd/system", "systemd/user"}
+
+// unwantedLinks are links of the distribution's (static: no `systemctl
+// enable` made them) that a systemd guest does not see, so the units they
+// pull in start on demand only, rather than masked: dbus.service takes
+// 4.7 s to start under TCG and logind needs it, but neither is of use to
+// the agent (its commands open no sessions; systemctl talks to systemd's
+// private socket). A user's units need both: user-runtime-dir@ asks logind
+// over the bus, which dbus.socket (still listening) starts on that first
+// call.
+var unwantedLinks = []string{
+	"/lib/systemd/system/multi-user.target.wants/dbus.service",
+	"/lib/systemd/system/multi-user.target.wants/systemd-logind.service",
+	"/usr/lib/systemd/system/multi-user.target.wants/dbus.service",
+	"/usr/lib/systemd/system/multi-user.target.wants/systemd-logind.service",
+}
+
+// isEnablementDir reports whether name is a directory of enablement links.
+func isEnablementDir(name string) bool {
+	for _, s := range []string{".wants", ".requires", ".upholds"} {
+		if strings.HasSuffix(name, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// writeRunUnits writes the boot target, the agent's unit, the masks and the
+// settings under root (the new root's /run lives at root/run).
+func writeRunUnits(root string) error {
+	units := filepath.Join(root, unitDir)
+	files := map[string]string{
+		filepath.Join(units, agentUnit):  agentUnitText,
+		filepath.Join(units, bootTarget): bootTargetText,
+	}
+	for rel, text := range settings {
+		files[filepath.Join(root, "run", rel)] = text
+	}
+	for path, text := range files {
+		if err := writeFile(path, text); err != nil {
+			return err
+		}
+	}
+	for _, m := range bootMasks {
+		if err := mask(filepath.Join(units, m.unit)); err != nil {
+			return err
+		}
+	}
+	gens := filepath.Join(root, "run/systemd/system-generators")
+	for _, d := range generatorDirs {
+		entries, _ := os.ReadDir(filepath.Join(root, d))
+		for _, e := range entries {
+			if err := mask(filepath.Join(gens, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func writeFile(path, text string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", filepath.Dir(path), err)
+	}
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// mask makes path a link to /dev/null, which masks the unit or generator
+// of that name.
+func mask(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", filepath.Dir(path), err)
+	}
+	if err := os.Symlink("/dev/null", path); err != nil && !os.IsExist(err) {
+		return fmt.Errorf("mask %s: %w", filepath.Base(path), err)
+	}
+	return nil
+}
