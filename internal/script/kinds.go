@@ -54,6 +54,10 @@ var (
 				return string(v), nil
 			}
 			return nil, k.wrong(v, true)
+		case starlark.Int, starlark.Float:
+			// wait_for_unit("x", 120) meant a timeout before user= came
+			// second, as in NixOS's driver.
+			return nil, fmt.Errorf("%w (a timeout goes by name: timeout = %s)", k.wrong(v, false), v)
 		}
 		return nil, k.wrong(v, false)
 	}}

@@ -61,6 +61,8 @@ func TestUnitCallErrors(t *testing.T) {
 			"call.star:4:29: machine server: no unit bakup.timer in units, services or the root's /etc/systemd/system and /lib/systemd/system (did you mean backup.timer?)" + install},
 		{"a file outside the unit directories", "server.start_job('other.service')",
 			"call.star:4:20: machine server: no unit other.service in units, services or the root's /etc/systemd/system and /lib/systemd/system" + install},
+		{"a timeout where user goes, as before user= came second", "server.wait_for_unit('ssh', 120)",
+			"call.star:4:31: wait_for_unit(): user wants a user name, or None for the system's units, got int (a timeout goes by name: timeout = 120)"},
 		{"user nowhere", "server.systemctl('list-jobs', user = 'bob')",
 			`call.star:4:40: machine server has no user "bob": declare it with machine(users = ["bob"])`},
 		{"misspelled user, positional", "server.get_unit_property('x', 'ActiveState', 'alcie')",
