@@ -354,3 +354,21 @@ func TestWaitSystemdUnitSharedConn(t *testing.T) {
 		t.Errorf("%d connections, want 2", n)
 	}
 }
+
+// TestWaitSystemdUnitOtherUnits: another unit's signals do not end the
+// wait, even one that says "active", also one that comes before the wait
+// knows its unit's object path.
+func TestWaitSystemdUnitOtherUnits(t *testing.T) {
+	m := fakeSystemd(t)
+	m.Set("web.service", sdbustest.Unit{Active: "activating", Sub: "start", Job: 2})
+	m.OnLoad = func(string) { m.Set("early.service", sdbustest.Unit{Active: "active", Sub: "running"}) }
+	res := waitAsync(t.Context(), agentproto.Wait{Kind: agentproto.WaitUnit, Path: "web", Timeout: time.Minute})
+	if err := m.WaitRead(t.Context(), "web.service", 2); err != nil {
+		t.Fatal(err)
+	}
+	m.Set("other.service", sdbustest.Unit{Active: "active", Sub: "running"})
+	m.Set("web.service", sdbustest.Unit{Active: "failed", Sub: "failed", Result: "signal"})
+	if r := result(t, res); r.Error != "unit web.service failed (result: signal)" {
+		t.Errorf("got %+v, want web.service's failure", r)
+	}
+}

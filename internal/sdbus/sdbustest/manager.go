@@ -42,6 +42,10 @@ type Manager struct {
 	// OnStart, when set, runs for each StartUnit (in the serving
 	// goroutine, without the Manager's lock).
 	OnStart func(name string)
+	// OnLoad, when set, runs for each LoadUnit before its reply (in the
+	// serving goroutine, without the Manager's lock): signals it sends
+	// reach the caller before the reply.
+	OnLoad func(name string)
 }
 
 // NewManager starts a fake manager; it stops with the test.
@@ -248,7 +252,11 @@ func (m *Manager) answer(msg *sdbus.Message) *sdbus.Message {
 		if _, ok := m.units[name]; !ok {
 			m.units[name] = Unit{Load: "not-found", Active: "inactive", Sub: "dead"}
 		}
+		onLoad := m.OnLoad
 		m.mu.Unlock()
+		if onLoad != nil {
+			onLoad(name)
+		}
 		return sdbus.Reply(msg, "o", UnitPath(name))
 	case sdbus.ManagerInterface + ".StartUnit":
 		name := msg.Body[0].(string)
