@@ -258,9 +258,9 @@ func mountShare(cfg agentproto.BootConfig, m agentproto.Mount, state string) err
 		return err
 	}
 	lowers := lower
-	if cfg.Init == initSystemd && filepath.Clean(m.Path) == "/etc" {
+	if cfg.Init == initSystemd {
 		hide := filepath.Join(newRoot, "run/vmlab/hide", m.Tag)
-		hid, err := hideEnablement(lower, hide)
+		hid, err := hideHostUnits(lower, m.Path, hide)
 		if err != nil {
 			return err
 		}

@@ -122,28 +122,42 @@ func copyLazyModules(dir string) error {
 	return nil
 }
 
-// hideEnablement fills dir with overlayfs whiteouts for the host's
-// enablement directories in etc (the host's /etc, the lower layer of the
-// guest's): dir then goes between the host's /etc and the guest's writable
-// layer, so the guest sees none of the links the host's `systemctl enable`
-// made, and nothing is deleted. Links the guest makes itself go to its
-// writable layer, above the whiteouts: on a kept disk they survive the
-// next boot. It reports whether it hid anything.
-func hideEnablement(etc, dir string) (bool, error) {
-	hid := false
-	for _, rel := range hiddenEnablement {
-		entries, _ := os.ReadDir(filepath.Join(etc, rel))
-		for _, e := range entries {
-			if !e.IsDir() || !isEnablementDir(e.Name()) {
-				continue
+// hideHostUnits fills dir with overlayfs whiteouts for what a systemd guest
+// must not see of the share mounted at guestPath, whose host files are in
+// lower: under /etc, the host's enablement directories (the links the
+// host's `systemctl enable` made); anywhere, the distribution's static
+// links in unwantedLinks. dir then goes between the share and the guest's
+// writable layer: the guest does not see them, and nothing is deleted.
+// Links the guest makes itself go to its writable layer, above the
+// whiteouts: on a kept disk they survive the next boot. It reports whether
+// it hid anything.
+func hideHostUnits(lower, guestPath, dir string) (bool, error) {
+	var hide []string
+	if filepath.Clean(guestPath) == "/etc" {
+		for _, rel := range hiddenEnablement {
+			entries, _ := os.ReadDir(filepath.Join(lower, rel))
+			for _, e := range entries {
+				if e.IsDir() && isEnablementDir(e.Name()) {
+					hide = append(hide, filepath.Join(rel, e.Name()))
+				}
 			}
-			if err := whiteout(filepath.Join(dir, rel, e.Name())); err != nil {
-				return false, err
-			}
-			hid = true
 		}
 	}
-	return hid, nil
+	for _, p := range unwantedLinks {
+		rel, err := filepath.Rel(filepath.Clean(guestPath), p)
+		if err != nil || strings.HasPrefix(rel, "..") {
+			continue
+		}
+		if _, err := os.Lstat(filepath.Join(lower, rel)); err == nil {
+			hide = append(hide, rel)
+		}
+	}
+	for _, rel := range hide {
+		if err := whiteout(filepath.Join(dir, rel)); err != nil {
+			return false, err
+		}
+	}
+	return len(hide) > 0, nil
 }
 
 // whiteout makes path an overlayfs whiteout: a character device 0:0.
@@ -178,7 +192,7 @@ func unitMain() {
 // a clean power-off takes 1-3 s under TCG, and a unit that ignores SIGTERM
 // with TimeoutStopSec=infinity would hold it for ever. The agent is not
 // stopped by the shutdown (DefaultDependencies=no), so its timer runs until
-// systemd-shutdown, which bounds its own last step by stopTimeout.
+// systemd-shutdown, the last step, sends every process left SIGTERM.
 const forceAfter = 20 * time.Second
 
 // systemPowerOff asks systemd to power off or reboot, and forces it after

@@ -84,7 +84,7 @@ func TestWriteRunUnits(t *testing.T) {
 	if got := read("run/systemd/system.conf.d/vmlab.conf"); !strings.Contains(got, "DefaultTimeoutStopSec=") {
 		t.Errorf("manager settings: %q", got)
 	}
-	for _, rel := range []string{"run/systemd/system/systemd-udev-trigger.service", "run/systemd/system/dbus.service",
+	for _, rel := range []string{"run/systemd/system/systemd-udev-trigger.service", "run/systemd/system/getty.target",
 		"run/systemd/system-generators/systemd-fstab-generator", "run/systemd/system-generators/nfs-server-generator"} {
 		if target, err := os.Readlink(filepath.Join(root, rel)); err != nil || target != "/dev/null" {
 			t.Errorf("%s: got link to %q, %v; want a mask (link to /dev/null)", rel, target, err)
@@ -188,6 +188,36 @@ func TestInstallUnits(t *testing.T) {
 	}
 }
 
+// TestHideStaticWants: of the distribution's static links under /usr, the
+// guest does not see those that would start dbus and logind at boot (they
+// start on demand, for a user's units); the others stay.
+func TestHideStaticWants(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("makes whiteouts (character devices): needs root")
+	}
+	usr, hide := filepath.Join(t.TempDir(), "usr"), filepath.Join(t.TempDir(), "hide")
+	wants := filepath.Join(usr, "lib/systemd/system/multi-user.target.wants")
+	os.MkdirAll(wants, 0o755)
+	for _, u := range []string{"dbus.service", "systemd-logind.service", "getty.target"} {
+		os.Symlink("../"+u, filepath.Join(wants, u))
+	}
+	if hid, err := hideHostUnits(usr, "/usr", hide); err != nil || !hid {
+		t.Fatalf("hideHostUnits: %v, %v", hid, err)
+	}
+	for u, want := range map[string]bool{"dbus.service": true, "systemd-logind.service": true, "getty.target": false} {
+		var st unix.Stat_t
+		err := unix.Lstat(filepath.Join(hide, "lib/systemd/system/multi-user.target.wants", u), &st)
+		isWhiteout := err == nil && st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0
+		if isWhiteout != want {
+			t.Errorf("%s: whiteout %v, want %v", u, isWhiteout, want)
+		}
+	}
+	// A share with nothing to hide gets no extra layer.
+	if hid, err := hideHostUnits(usr, "/opt", filepath.Join(t.TempDir(), "none")); err != nil || hid {
+		t.Errorf("/opt: got %v, %v; want nothing hidden", hid, err)
+	}
+}
+
 // TestHideEnablement mounts the guest's /etc as init does, over a copy of
 // a host's /etc: the host's enablement links are hidden (and still on the
 // host), its other files are not, and links the guest makes itself are in
@@ -210,9 +240,9 @@ func TestHideEnablement(t *testing.T) {
 	for _, d := range []string{upper, work, merged} {
 		os.MkdirAll(d, 0o755)
 	}
-	hid, err := hideEnablement(host, hide)
+	hid, err := hideHostUnits(host, "/etc", hide)
 	if err != nil || !hid {
-		t.Fatalf("hideEnablement: %v, %v", hid, err)
+		t.Fatalf("hideHostUnits: %v, %v", hid, err)
 	}
 	boot := func(t *testing.T) {
 		t.Helper()

@@ -78,8 +78,7 @@ var settings = map[string]string{
 	// kept disk's /var/log/journal would cost a flush at every boot.
 	"systemd/journald.conf.d/vmlab.conf": "[Journal]\nForwardToConsole=yes\nMaxLevelConsole=info\nStorage=volatile\n",
 	// A unit that does not stop in stopTimeout is killed: a shutdown never
-	// waits systemd's default 90 s per unit. systemd-shutdown gets the same
-	// bound for the processes left at the end.
+	// waits systemd's default 90 s per unit.
 	"systemd/system.conf.d/vmlab.conf": "[Manager]\nDefaultTimeoutStopSec=" + stopTimeout + "\n",
 }
 
@@ -103,12 +102,6 @@ var bootMasks = []struct{ unit, why string }{
 	{"systemd-udevd-control.socket", "udev coldplug: a module load per emulated device"},
 	{"systemd-udevd-kernel.socket", "udev coldplug: a module load per emulated device"},
 	{"systemd-udev-settle.service", "udev coldplug: a module load per emulated device"},
-	// dbus.service takes 4.7 s to start under TCG and is needed by logind
-	// alone: the agent runs commands without sessions, systemctl talks to
-	// systemd's private socket.
-	{"dbus.service", "4.7 s to start under TCG; only logind needs it"},
-	{"dbus.socket", "4.7 s to start under TCG; only logind needs it"},
-	{"systemd-logind.service", "needs dbus; the agent's commands open no sessions"},
 	// Logins on the console would write over the console log.
 	{"getty.target", "a login prompt on the serial console"},
 	{"getty-static.service", "a login prompt on the serial console"},
@@ -172,10 +165,25 @@ var generatorDirs = []string{"/lib/systemd/system-generators", "/usr/lib/systemd
 
 // hiddenEnablement are the directories, relative to /etc, whose *.wants,
 // *.requires and *.upholds subdirectories (the links the host's `systemctl
-// enable` made) a systemd guest does not see: the host's enabled units
+// enable` made) a systemd guest does not see (hideHostUnits): the host's enabled units
 // (postgresql, nfs-server, apt timers, gpg-agent sockets for users) do not
 // start in a guest unless the test names them.
 var hiddenEnablement = []string{"systemd/system", "systemd/user"}
+
+// unwantedLinks are links of the distribution's (static: no `systemctl
+// enable` made them) that a systemd guest does not see, so the units they
+// pull in start on demand only, rather than masked: dbus.service takes
+// 4.7 s to start under TCG and logind needs it, but neither is of use to
+// the agent (its commands open no sessions; systemctl talks to systemd's
+// private socket). A user's units need both: user-runtime-dir@ asks logind
+// over the bus, which dbus.socket (still listening) starts on that first
+// call.
+var unwantedLinks = []string{
+	"/lib/systemd/system/multi-user.target.wants/dbus.service",
+	"/lib/systemd/system/multi-user.target.wants/systemd-logind.service",
+	"/usr/lib/systemd/system/multi-user.target.wants/dbus.service",
+	"/usr/lib/systemd/system/multi-user.target.wants/systemd-logind.service",
+}
 
 // isEnablementDir reports whether name is a directory of enablement links.
 func isEnablementDir(name string) bool {

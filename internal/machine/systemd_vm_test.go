@@ -42,8 +42,8 @@ func waitMultiUser(t *testing.T, ctx context.Context, m *machine.Machine) {
 // TestSystemdBoot boots a machine whose init is systemd: systemd is PID 1,
 // the agent serves as its unit, a declared unit and a distribution's unit
 // named in Enable start with multi-user.target and the journal reaches the
-// console log, while the units the host enabled and vmlab's masks (udev)
-// stay down. Before, init = "systemd" booted the agent as PID 1 anyway.
+// console log, while the units the host enabled, vmlab's masks (udev) and
+// dbus stay down; a user's manager still starts, dbus and logind with it. Before, init = "systemd" booted the agent as PID 1 anyway.
 func TestSystemdBoot(t *testing.T) {
 	needsSystemd(t)
 	if _, err := os.Stat("/lib/systemd/system/rpcbind.service"); err != nil {
@@ -53,7 +53,8 @@ func TestSystemdBoot(t *testing.T) {
 	hello := "[Unit]\nDescription=declared hello\n[Service]\nType=oneshot\nRemainAfterExit=yes\n" +
 		"ExecStart=/bin/echo hello-from-a-declared-unit\n[Install]\nWantedBy=multi-user.target\n"
 	m := vmtest.Machine(t, machine.Config{Machine: spec.Machine{Name: "sysd", Init: spec.InitSystemd,
-		Units: []spec.UnitFile{{Name: "hello.service", Text: hello}}, Enable: []string{"rpcbind"}}})
+		Units: []spec.UnitFile{{Name: "hello.service", Text: hello}}, Enable: []string{"rpcbind"},
+		Setup: spec.Setup{Users: []spec.Account{{Name: "alice"}}}}})
 	if err := m.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -66,6 +67,7 @@ func TestSystemdBoot(t *testing.T) {
 		{"declared unit", "systemctl is-active hello.service", "active\n"},
 		{"enabled by name", "systemctl is-active rpcbind.service", "active\n"},
 		{"masked", "systemctl is-active systemd-udevd.service || true", "inactive\n"},
+		{"dbus not wanted", "systemctl is-active dbus.service || true", "inactive\n"},
 		{"no host enablement", "ls /etc/systemd/system/multi-user.target.wants 2>&1 || true",
 			"ls: cannot access '/etc/systemd/system/multi-user.target.wants': No such file or directory\n"},
 	}
@@ -82,6 +84,14 @@ func TestSystemdBoot(t *testing.T) {
 			}
 		})
 	}
+	// dbus and logind are not started at boot, but on demand: a user's
+	// manager needs them (user-runtime-dir@ asks logind over the bus).
+	t.Run("a user's manager", func(t *testing.T) {
+		cmd := "systemctl start user@$(id -u alice).service && systemctl is-active user@$(id -u alice).service"
+		if out, err := m.Succeed(ctx, cmd); err != nil || out != "active\n" {
+			t.Errorf("%s: got %q, %v; want %q", cmd, out, err, "active\n")
+		}
+	})
 	t.Run("journal on the console", func(t *testing.T) {
 		if _, err := m.WaitForConsoleText(ctx, "hello-from-a-declared-unit", 10*time.Second); err != nil {
 			t.Error(err)
