@@ -37,7 +37,6 @@ type Manager struct {
 	reads   map[string]int               // property reads per unit
 	readCh  chan struct{}                // closed and replaced at each read
 	started []string                     // StartUnit's units
-	reloads int                          // Reload calls
 	conns   []net.Conn                   // open connections
 	// OnStart, when set, runs for each StartUnit (in the serving
 	// goroutine, without the Manager's lock).
@@ -110,13 +109,6 @@ func (m *Manager) Drop() {
 	for _, c := range conns {
 		c.Close()
 	}
-}
-
-// Reloads is the number of Reload calls.
-func (m *Manager) Reloads() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.reloads
 }
 
 // UnitPath is the object path systemd gives the unit called name.
@@ -268,11 +260,6 @@ func (m *Manager) answer(msg *sdbus.Message) *sdbus.Message {
 			onStart(name)
 		}
 		return sdbus.Reply(msg, "o", sdbus.ObjectPath("/org/freedesktop/systemd1/job/99"))
-	case sdbus.ManagerInterface + ".Reload":
-		m.mu.Lock()
-		m.reloads++
-		m.mu.Unlock()
-		return sdbus.Reply(msg, "")
 	case sdbus.PropertiesInterface + ".Get", sdbus.PropertiesInterface + ".GetAll":
 		return m.properties(msg)
 	}
