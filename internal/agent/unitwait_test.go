@@ -2,9 +2,7 @@ package agent
 
 import (
 	"context"
-	"os"
 	"os/user"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,7 +18,7 @@ import (
 // command it was given.
 func fakeSystemd(t *testing.T) *sdbustest.Manager {
 	m := sdbustest.NewManager(t)
-	oldSystem, oldUser, oldDetail, oldMasks := systemSocket, userSocket, detailCommand, maskDir
+	oldSystem, oldUser, oldDetail := systemSocket, userSocket, detailCommand
 	dropSystemConn := func() {
 		systemBus.mu.Lock()
 		if systemBus.conn != nil {
@@ -32,9 +30,9 @@ func fakeSystemd(t *testing.T) *sdbustest.Manager {
 	dropSystemConn()
 	t.Cleanup(func() {
 		dropSystemConn()
-		systemSocket, userSocket, detailCommand, maskDir = oldSystem, oldUser, oldDetail, oldMasks
+		systemSocket, userSocket, detailCommand = oldSystem, oldUser, oldDetail
 	})
-	systemSocket, maskDir = m.Path, t.TempDir()
+	systemSocket = m.Path
 	detailCommand = func(_ context.Context, argv []string, userName string, env []string) string {
 		return "ran " + strings.Join(argv, " ") + " as " + userName
 	}
@@ -248,34 +246,21 @@ func TestWaitSystemdUserUnit(t *testing.T) {
 	sys.OnStart = func(name string) {
 		go sys.Set(name, sdbustest.Unit{Active: "active", Sub: "running"})
 	}
-	// vmlab's masks of what the manager needs, and one it does not.
-	for _, name := range []string{"dbus.socket", "dbus.service", "systemd-logind.service", "getty.target"} {
-		if err := os.Symlink("/dev/null", filepath.Join(maskDir, name)); err != nil {
-			t.Fatal(err)
-		}
-	}
 	usr.Set("app.service", sdbustest.Unit{Active: "failed", Sub: "failed", Result: "exit-code"})
 	r := result(t, waitAsync(t.Context(), agentproto.Wait{Kind: agentproto.WaitUnit, Path: "app", User: "nobody", Timeout: time.Minute}))
 	if r.Error != "unit app.service failed (result: exit-code)" {
 		t.Errorf("got %q, want the user unit's failure", r.Error)
 	}
-	if started := sys.Started(); !slices.Equal(started, []string{"systemd-logind.service", manager}) {
-		t.Errorf("system manager started %q, want logind, then %s", started, manager)
+	if started := sys.Started(); !slices.Equal(started, []string{manager}) {
+		t.Errorf("system manager started %q, want [%s]", started, manager)
 	}
-	if n := sys.Reloads(); n != 1 {
-		t.Errorf("systemd reloaded %d times, want once, after the masks went", n)
-	}
-	left, _ := os.ReadDir(maskDir)
-	if len(left) != 1 || left[0].Name() != "getty.target" {
-		t.Errorf("masks left: %v, want getty.target's alone", left)
-	}
-	// The manager runs now: the next wait neither reloads nor starts.
+	// The manager runs now: the next wait does not start it again.
 	usr.Set("app.service", sdbustest.Unit{Active: "active", Sub: "running"})
 	if r := waitSystemdUnit(t.Context(), agentproto.Wait{Kind: agentproto.WaitUnit, Path: "app", User: "nobody", Timeout: time.Minute}); r.Error != "" {
 		t.Errorf("second wait: %+v", r)
 	}
-	if n, started := sys.Reloads(), sys.Started(); n != 1 || len(started) != 2 {
-		t.Errorf("second wait: %d reloads, started %q; want none more", n, started)
+	if started := sys.Started(); len(started) != 1 {
+		t.Errorf("second wait: started %q; want nothing more", started)
 	}
 	if u.Uid != strconv.Itoa(askedUID) {
 		t.Errorf("dialled the manager of uid %d, want %s", askedUID, u.Uid)
@@ -352,5 +337,23 @@ func TestWaitSystemdUnitSharedConn(t *testing.T) {
 	}
 	if n := m.Conns(); n != 2 {
 		t.Errorf("%d connections, want 2", n)
+	}
+}
+
+// TestWaitSystemdUnitOtherUnits: another unit's signals do not end the
+// wait, even one that says "active", also one that comes before the wait
+// knows its unit's object path.
+func TestWaitSystemdUnitOtherUnits(t *testing.T) {
+	m := fakeSystemd(t)
+	m.Set("web.service", sdbustest.Unit{Active: "activating", Sub: "start", Job: 2})
+	m.OnLoad = func(string) { m.Set("early.service", sdbustest.Unit{Active: "active", Sub: "running"}) }
+	res := waitAsync(t.Context(), agentproto.Wait{Kind: agentproto.WaitUnit, Path: "web", Timeout: time.Minute})
+	if err := m.WaitRead(t.Context(), "web.service", 2); err != nil {
+		t.Fatal(err)
+	}
+	m.Set("other.service", sdbustest.Unit{Active: "active", Sub: "running"})
+	m.Set("web.service", sdbustest.Unit{Active: "failed", Sub: "failed", Result: "signal"})
+	if r := result(t, res); r.Error != "unit web.service failed (result: signal)" {
+		t.Errorf("got %+v, want web.service's failure", r)
 	}
 }

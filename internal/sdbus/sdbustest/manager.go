@@ -37,11 +37,14 @@ type Manager struct {
 	reads   map[string]int               // property reads per unit
 	readCh  chan struct{}                // closed and replaced at each read
 	started []string                     // StartUnit's units
-	reloads int                          // Reload calls
 	conns   []net.Conn                   // open connections
 	// OnStart, when set, runs for each StartUnit (in the serving
 	// goroutine, without the Manager's lock).
 	OnStart func(name string)
+	// OnLoad, when set, runs for each LoadUnit before its reply (in the
+	// serving goroutine, without the Manager's lock): signals it sends
+	// reach the caller before the reply.
+	OnLoad func(name string)
 }
 
 // NewManager starts a fake manager; it stops with the test.
@@ -106,13 +109,6 @@ func (m *Manager) Drop() {
 	for _, c := range conns {
 		c.Close()
 	}
-}
-
-// Reloads is the number of Reload calls.
-func (m *Manager) Reloads() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.reloads
 }
 
 // UnitPath is the object path systemd gives the unit called name.
@@ -248,7 +244,11 @@ func (m *Manager) answer(msg *sdbus.Message) *sdbus.Message {
 		if _, ok := m.units[name]; !ok {
 			m.units[name] = Unit{Load: "not-found", Active: "inactive", Sub: "dead"}
 		}
+		onLoad := m.OnLoad
 		m.mu.Unlock()
+		if onLoad != nil {
+			onLoad(name)
+		}
 		return sdbus.Reply(msg, "o", UnitPath(name))
 	case sdbus.ManagerInterface + ".StartUnit":
 		name := msg.Body[0].(string)
@@ -260,11 +260,6 @@ func (m *Manager) answer(msg *sdbus.Message) *sdbus.Message {
 			onStart(name)
 		}
 		return sdbus.Reply(msg, "o", sdbus.ObjectPath("/org/freedesktop/systemd1/job/99"))
-	case sdbus.ManagerInterface + ".Reload":
-		m.mu.Lock()
-		m.reloads++
-		m.mu.Unlock()
-		return sdbus.Reply(msg, "")
 	case sdbus.PropertiesInterface + ".Get", sdbus.PropertiesInterface + ".GetAll":
 		return m.properties(msg)
 	}
