@@ -196,7 +196,7 @@ func (s *server) handle(ctx context.Context, id uint32, req agentproto.Request, 
 	case req.Op == agentproto.OpExec && req.Exec != nil:
 		return s.exec(ctx, id, req.Exec, st)
 	case req.Op == agentproto.OpWait && req.Wait != nil && req.Wait.Kind == agentproto.WaitUnit:
-		return s.services.waitUnit(ctx, req.Wait.Path, req.Wait.Timeout)
+		return s.waitUnit(ctx, *req.Wait)
 	case req.Op == agentproto.OpWait && req.Wait != nil:
 		w := *req.Wait
 		w.Path = guestPath(w.Path, w.User)

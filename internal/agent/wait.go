@@ -22,8 +22,17 @@ const (
 	commandInterval = 50 * time.Millisecond
 )
 
+// waitUnit answers a WaitUnit: in a guest whose init is systemd, systemd's
+// units (unitwait.go); in fast mode, the agent's own services.
+func (s *server) waitUnit(ctx context.Context, w agentproto.Wait) agentproto.Result {
+	if unitMode() {
+		return waitSystemdUnit(ctx, w)
+	}
+	return s.services.waitUnit(ctx, w.Path, w.Timeout)
+}
+
 // wait checks w's condition until it holds, the timeout passes or ctx ends.
-// Waits for services (WaitUnit) are the server's: see services.waitUnit.
+// Waits for units (WaitUnit) are the server's: see waitUnit.
 func wait(ctx context.Context, w *agentproto.Wait) agentproto.Result {
 	check, interval, err := condition(w)
 	if err != nil {

@@ -1,0 +1,307 @@
+package sdbus
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fakeBus is a server as systemd's private socket is (Serve): it checks
+// the client's SASL line and hands every message after the first (the
+// Ping that wants no reply) to handle, which answers through send.
+type fakeBus struct {
+	path   string
+	first  chan *Message // the first message after BEGIN
+	handle func(m *Message, send func(*Message) error)
+}
+
+func newFakeBus(t *testing.T, handle func(m *Message, send func(*Message) error)) *fakeBus {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "private")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &fakeBus{path: path, first: make(chan *Message, 1), handle: handle}
+	done := make(chan struct{})
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+	})
+	go func() {
+		defer close(done)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		stop := context.AfterFunc(t.Context(), func() { c.Close() })
+		defer stop()
+		first := true
+		err = Serve(&authChecker{Conn: c, t: t}, func(m *Message, send func(*Message) error) {
+			if first {
+				first = false
+				b.first <- m
+				return
+			}
+			b.handle(m, send)
+		})
+		if err != nil {
+			t.Errorf("fake bus: %v", err)
+		}
+	}()
+	return b
+}
+
+// authChecker checks the client's first line: AUTH EXTERNAL with its uid
+// in hex, as systemd checks it against the socket's peer credentials.
+type authChecker struct {
+	net.Conn
+	t       *testing.T
+	checked bool
+}
+
+func (a *authChecker) Read(p []byte) (int, error) {
+	n, err := a.Conn.Read(p)
+	if !a.checked && n > 0 {
+		a.checked = true
+		want := "\x00AUTH EXTERNAL " + hex.EncodeToString([]byte(strconv.Itoa(os.Getuid()))) + "\r\n"
+		if !strings.HasPrefix(string(p[:n]), want) {
+			a.t.Errorf("auth line %q, want %q", p[:n], want)
+		}
+	}
+	return n, err
+}
+
+func reply(to *Message, sig Signature, body ...any) *Message { return Reply(to, sig, body...) }
+
+func dial(t *testing.T, b *fakeBus) *Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, b.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestCall(t *testing.T) {
+	const unit = ObjectPath("/org/freedesktop/systemd1/unit/web_2eservice")
+	b := newFakeBus(t, func(m *Message, send func(*Message) error) {
+		if m.Member == "LoadUnit" && m.Interface == ManagerInterface && m.Path == ManagerPath &&
+			m.Signature == "s" && m.Body[0] == "web.service" {
+			send(reply(m, "o", unit))
+			return
+		}
+		send(ErrorReply(m, "org.freedesktop.DBus.Error.UnknownMethod", "no such method"))
+	})
+	c := dial(t, b)
+	got, err := c.LoadUnit(t.Context(), "web.service")
+	if err != nil || got != unit {
+		t.Errorf("LoadUnit: got %q, %v; want %q", got, err, unit)
+	}
+	ping := <-b.first
+	if ping.Member != "Ping" || ping.Interface != "org.freedesktop.DBus.Peer" || ping.Flags&FlagNoReplyExpected == 0 {
+		t.Errorf("first message %s.%s flags %#x, want a Ping that expects no reply", ping.Interface, ping.Member, ping.Flags)
+	}
+}
+
+func TestCallErrorReply(t *testing.T) {
+	b := newFakeBus(t, func(m *Message, send func(*Message) error) {
+		send(ErrorReply(m, "org.freedesktop.systemd1.NoSuchUnit", "Unit nosuch.service not found."))
+	})
+	c := dial(t, b)
+	_, err := c.Property(t.Context(), ManagerPath, ManagerInterface, "NJobs")
+	var e *Error
+	if !errors.As(err, &e) || e.Name != "org.freedesktop.systemd1.NoSuchUnit" || e.Message != "Unit nosuch.service not found." {
+		t.Fatalf("got %v, want the NoSuchUnit error reply", err)
+	}
+	if !strings.Contains(err.Error(), "get NJobs of /org/freedesktop/systemd1: org.freedesktop.systemd1.NoSuchUnit: Unit nosuch.service not found.") {
+		t.Errorf("error text %q does not say what failed", err)
+	}
+}
+
+// TestSignalDuringCall: systemd's signals interleave with replies; each
+// goes where it belongs.
+func TestSignalDuringCall(t *testing.T) {
+	const unit = ObjectPath("/org/freedesktop/systemd1/unit/web_2eservice")
+	b := newFakeBus(t, func(m *Message, send func(*Message) error) {
+		send(&Message{Type: TypeSignal, Path: ManagerPath, Interface: ManagerInterface, Member: "JobRemoved",
+			Signature: "uoss", Body: []any{uint32(5), ObjectPath("/org/freedesktop/systemd1/job/5"), "other.service", "done"}})
+		send(&Message{Type: TypeSignal, Path: unit, Interface: PropertiesInterface, Member: "PropertiesChanged",
+			Signature: "sa{sv}as", Body: []any{UnitInterface, map[any]any{"ActiveState": Variant{"s", "active"}}, []any{}}})
+		send(reply(m, "v", Variant{"s", "active"}))
+	})
+	c := dial(t, b)
+	changed := make(chan *Message, 1)
+	c.Notify(changed, func(m *Message) bool { return m.Path == unit })
+	jobs := make(chan *Message, 1)
+	c.Notify(jobs, func(m *Message) bool { return m.Member == "JobRemoved" })
+	got, err := c.Property(t.Context(), unit, UnitInterface, "ActiveState")
+	if err != nil || got != "active" {
+		t.Fatalf("Get: got %v, %v; want active", got, err)
+	}
+	// The reply came after the signals: both are in their channels by now.
+	select {
+	case m := <-changed:
+		if _, props, _, ok := PropertiesChanged(m); !ok || props["ActiveState"] != "active" {
+			t.Errorf("got %+v, want PropertiesChanged with ActiveState active", m)
+		}
+	default:
+		t.Error("PropertiesChanged was not delivered")
+	}
+	select {
+	case m := <-jobs:
+		if id, _, u, result, ok := JobRemoved(m); !ok || id != 5 || u != "other.service" || result != "done" {
+			t.Errorf("JobRemoved: got %d %q %q %v", id, u, result, ok)
+		}
+	default:
+		t.Error("JobRemoved was not delivered")
+	}
+	// Stopped, a channel gets no more signals.
+	c.StopNotify(changed)
+	if _, err := c.Property(t.Context(), unit, UnitInterface, "ActiveState"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-changed:
+		t.Errorf("got %s after StopNotify", m.Member)
+	default:
+	}
+	if len(jobs) != 1 {
+		t.Error("the other channel lost its signal")
+	}
+}
+
+func TestCallCanceled(t *testing.T) {
+	b := newFakeBus(t, func(m *Message, send func(*Message) error) {
+		if m.Member == "Ping" {
+			send(reply(m, ""))
+		}
+		// Anything else is never answered.
+	})
+	c := dial(t, b)
+	ctx, cancel := context.WithCancel(t.Context())
+	res := make(chan error, 1)
+	go func() {
+		_, err := c.LoadUnit(ctx, "slow.service")
+		res <- err
+	}()
+	cancel()
+	select {
+	case err := <-res:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("got %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the call did not return within 5 s of its cancel")
+	}
+	// The connection still serves.
+	if _, err := c.Call(t.Context(), ManagerPath, "org.freedesktop.DBus.Peer.Ping", ""); err != nil {
+		t.Errorf("Ping after a canceled call: %v", err)
+	}
+}
+
+func TestDialDeadline(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "private")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			accepted <- c // and never answer
+		}
+	}()
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	_, err = Dial(ctx, path)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("got %v, want context.DeadlineExceeded", err)
+	}
+	if c := <-accepted; c != nil {
+		c.Close()
+	}
+}
+
+func TestDialRejected(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "private")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		bufio.NewReader(c).ReadString('\n')
+		io.WriteString(c, "REJECTED EXTERNAL\r\n")
+	}()
+	_, err = Dial(t.Context(), path)
+	if err == nil || !strings.Contains(err.Error(), `server answered "REJECTED EXTERNAL"`) {
+		t.Errorf("got %v, want the server's rejection", err)
+	}
+}
+
+// TestPeerCloses: a call in flight when the peer goes away returns
+// ErrClosed; Close after that, and twice, is fine.
+func TestPeerCloses(t *testing.T) {
+	var server net.Conn
+	path := filepath.Join(t.TempDir(), "private")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan struct{})
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		server = c
+		r := bufio.NewReader(c)
+		r.ReadString('\n')
+		io.WriteString(c, "OK 0123456789abcdef0123456789abcdef\r\n")
+		r.ReadString('\n')
+		readMessage(r) // the Ping
+		readMessage(r) // the call
+		close(got)
+	}()
+	c, err := Dial(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := make(chan error, 1)
+	go func() {
+		_, err := c.LoadUnit(t.Context(), "web.service")
+		res <- err
+	}()
+	<-got
+	server.Close()
+	if err := <-res; !errors.Is(err, ErrClosed) {
+		t.Errorf("got %v, want ErrClosed", err)
+	}
+	c.Close()
+	c.Close()
+	if _, err := c.LoadUnit(t.Context(), "web.service"); err == nil {
+		t.Error("a call on a closed Conn succeeded")
+	}
+}
