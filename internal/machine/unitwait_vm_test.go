@@ -29,7 +29,8 @@ func TestSystemdWaitUnit(t *testing.T) {
 			Files: []spec.File{
 				{Path: "/etc/systemd/user/hello.service", Content: "[Service]\nExecStart=/bin/sleep infinity\n"},
 				// A drop-in, not a .wants link: the host's links are hidden.
-				{Path: "/etc/systemd/user/default.target.d/hello.conf", Content: "[Unit]\nWants=hello.service\n"},
+				{Path: "/etc/systemd/user/bad.service", Content: "[Service]\nExecStart=/bin/sh -c 'echo bad-user-marker; exit 4'\n"},
+				{Path: "/etc/systemd/user/default.target.d/hello.conf", Content: "[Unit]\nWants=hello.service bad.service\n"},
 			},
 		},
 		Units: []spec.UnitFile{
@@ -134,7 +135,15 @@ func TestSystemdWaitUnit(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Logf("alice's manager started and hello.service active in %v", time.Since(start))
-		_, err := m.WaitUnitAsWritten(ctx, "hello", "nosuchuser", timeout)
+		_, err := m.WaitUnitAsWritten(ctx, "bad", "alice", timeout)
+		for _, w := range []string{"unit bad.service failed (result: exit-code)",
+			"$ systemctl --user status --no-pager bad.service  # as alice", "status=4",
+			"USER_UNIT=bad.service", "bad-user-marker"} {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("the failed user unit's error lacks %q:\n%v", w, err)
+			}
+		}
+		_, err = m.WaitUnitAsWritten(ctx, "hello", "nosuchuser", timeout)
 		if err == nil || !strings.Contains(err.Error(), "no such user in the guest") {
 			t.Errorf("got %v, want the missing user named", err)
 		}
