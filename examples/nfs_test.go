@@ -12,8 +12,10 @@ import (
 )
 
 // TestNFS runs the seeds' NFS test (nfs.star) with `vmlab run` and checks
-// its reports: every step ran and passed, and the server's journal (its
-// NFS units starting) reached them.
+// its reports: every step ran and passed, and the server's journal reached
+// them. rpc.mountd's "Version ... starting" goes to syslog, so only the
+// journal (forwarded to the console) puts it there; systemd's own lines
+// may come through the kernel's log instead.
 func TestNFS(t *testing.T) {
 	bootsVMs(t)
 	out := t.TempDir()
@@ -33,7 +35,7 @@ func TestNFS(t *testing.T) {
 				passed = append(passed, strings.Join(e.Path, "/"))
 			}
 		case "console":
-			journal = journal || e.Machine == "server" && strings.Contains(e.Text, "nfs-server.service")
+			journal = journal || e.Machine == "server" && strings.Contains(e.Text, "rpc.mountd[") && strings.Contains(e.Text, "starting")
 		}
 	}
 	want := []string{
@@ -47,7 +49,7 @@ func TestNFS(t *testing.T) {
 		t.Errorf("got passed subtests %q, want %q", passed, want)
 	}
 	if !journal {
-		t.Errorf("no console line of the server names nfs-server.service; want the server's journal in the reports")
+		t.Errorf("no console line of the server has rpc.mountd starting; want the server's journal in the reports")
 	}
 }
 
