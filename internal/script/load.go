@@ -177,12 +177,13 @@ func sortedNames(d starlark.StringDict) []string {
 // server.wait_for_unit("wbe") when server declares no service "wbe".
 func (file *File) checkAttrs(f *syntax.File) error {
 	var errs []error
+	strs := fileStrings(f)
 	syntax.Walk(f, func(n syntax.Node) bool {
 		if call, ok := n.(*syntax.CallExpr); ok {
 			switch fn := call.Fn.(type) {
 			case *syntax.DotExpr:
 				if m := file.machineNamed(fn.X); m != nil {
-					errs = append(errs, file.checkCall(m, fn, call)...)
+					errs = append(errs, file.checkCall(m, fn, call, strs)...)
 				} else if f := moduleFunction(fn); f != nil {
 					errs = append(errs, f.check(call, fn.Name.NamePos, filepath.Dir(file.Name))...)
 				}
@@ -258,14 +259,14 @@ func moduleFunction(dot *syntax.DotExpr) *function {
 // checkCall checks a machine method call before anything runs: its
 // arguments against the method's signature, with the literals unpacked as
 // the call would unpack them, and the units and users it names against
-// the machine (checkUnitCall).
-func (file *File) checkCall(m *machineValue, dot *syntax.DotExpr, call *syntax.CallExpr) []error {
+// the machine (checkUnitCall); strs are the file's strings (fileStrings).
+func (file *File) checkCall(m *machineValue, dot *syntax.DotExpr, call *syntax.CallExpr, strs []string) []error {
 	meth, ok := methodByName[dot.Name.Name]
 	if !ok {
 		return nil // a misspelled method: reported with the other attributes
 	}
 	errs := meth.check(call, dot.Name.NamePos, filepath.Dir(file.Name))
-	return append(errs, checkUnitCall(m, meth, dot, call, checkHost())...)
+	return append(errs, checkUnitCall(m, meth, dot, call, checkHost(), strs)...)
 }
 
 // checkFunctionCall checks a call of a top-level function (link_fault,
