@@ -62,7 +62,9 @@ func Forward(hostPort, guestPort int) Option {
 // Users, Files, Modules and Sysctls are applied, and supervises without
 // systemd (vmlab's fast mode); on a Systemd machine it runs as the unit
 // NAME.service. Its output goes to the console log as "service NAME:
-// line". Machine.WaitForUnit waits until it is ready.
+// line", or on a Systemd machine through the journal, which forwards it
+// as "NAME[PID]: line" (after journald's uptime stamp). Machine.WaitForUnit
+// waits until it is ready.
 type Service struct {
 	Command string   // run with /bin/sh -c
 	User    string   // default root

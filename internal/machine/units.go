@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // The unit methods of a machine whose init is systemd, as in the NixOS
@@ -35,7 +36,7 @@ func (m *Machine) Systemctl(ctx context.Context, q, user string) (Result, error)
 	if user == "" {
 		return m.Execute(ctx, systemctl+" "+q)
 	}
-	uid, err := m.userManager(ctx, user)
+	uid, err := m.userManager(ctx, user, 0)
 	if err != nil {
 		return Result{}, err
 	}
@@ -173,8 +174,8 @@ func parseProperties(out string) map[string]string {
 // user's first Systemctl takes 6.8 s (logind, dbus and the user's manager
 // start), later ones 0.7 s (is-active, then the command), against 0.4 s
 // for the system's. Without logind, user-runtime-dir@UID fails ("Failed
-// to connect to system bus").
-func (m *Machine) userManager(ctx context.Context, user string) (string, error) {
+// to connect to system bus"). timeout bounds it (zero: DefaultTimeout).
+func (m *Machine) userManager(ctx context.Context, user string, timeout time.Duration) (string, error) {
 	what := "start the systemd manager of user " + user
 	u := shellQuote(user)
 	cmd := fmt.Sprintf(`uid=$(id -u -- %[1]s); echo "$uid"
@@ -182,7 +183,7 @@ func (m *Machine) userManager(ctx context.Context, user string) (string, error) 
 %[2]s start systemd-logind.service
 %[3]s enable-linger %[1]s
 %[2]s start "user@$uid.service"`, u, systemctl, loginctl)
-	res, err := m.Execute(ctx, cmd)
+	res, err := m.Execute(ctx, cmd, Timeout(timeout))
 	if err != nil {
 		return "", err
 	}

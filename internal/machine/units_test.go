@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vmlab/vmlab/internal/agentproto"
 	"github.com/vmlab/vmlab/internal/machine"
@@ -247,11 +248,13 @@ func TestUnitMethodsNeedSystemd(t *testing.T) {
 
 // waitEcho is the fake agent of mode waitecho: each wait is answered with
 // an error that says what the host asked for, the start of a user's
-// manager with UID 1000, any other request with success.
+// manager with UID 1000 (or, for the user "slow", with its timeout
+// passed), any other request with success.
 func waitEcho(c net.Conn, hello agentproto.Hello) {
 	w, r := agentproto.NewWriter(c), agentproto.NewReader(c)
 	w.WriteFrame(agentproto.THello, 0, agentproto.Encode(hello))
-	manager := false // a user's manager was started
+	manager := false                 // a user's manager was started
+	var managerTimeout time.Duration // the timeout of its start
 	for {
 		f, err := r.ReadFrame()
 		if err != nil {
@@ -265,7 +268,14 @@ func waitEcho(c net.Conn, hello agentproto.Hello) {
 		switch {
 		case req.Wait != nil:
 			res.Error = fmt.Sprintf("wait %s path=%q user=%q manager=%v", req.Wait.Kind, req.Wait.Path, req.Wait.User, manager)
+			if manager {
+				res.Error += fmt.Sprintf(" (started within %v; the wait within what was left: %v)",
+					managerTimeout, req.Wait.Timeout > 0 && req.Wait.Timeout <= managerTimeout)
+			}
+		case req.Exec != nil && strings.Contains(req.Exec.Command, "id -u -- slow"):
+			res.TimedOut = true
 		case req.Exec != nil && strings.Contains(req.Exec.Command, "user@"):
+			managerTimeout = req.Exec.Timeout
 			// The start of a user's manager: its UID, as if it were up.
 			w.WriteFrame(agentproto.TStdout, f.Stream, []byte("1000\n"))
 			manager = true
@@ -300,5 +310,23 @@ func TestWaitForUnitRequest(t *testing.T) {
 				t.Errorf("got %v, want it to contain %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestWaitForUnitUserTimeout: wait_for_unit(user=..., timeout=T) starts
+// the user's manager within T and waits for the unit within what is left,
+// and a manager that does not start within T is that wait's timeout.
+func TestWaitForUnitUserTimeout(t *testing.T) {
+	m := fakeMachineConfig(t, "waitecho", machine.Config{Machine: spec.Machine{Init: spec.InitSystemd}})
+	err := m.WaitForUnit(t.Context(), "pipewire.service", "alice", 3*time.Second)
+	want := `manager=true (started within 3s; the wait within what was left: true)`
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("got %v, want it to contain %q", err, want)
+	}
+	err = m.WaitForUnit(t.Context(), "pipewire.service", "slow", 2*time.Second)
+	var te *machine.TimeoutError
+	want = "fake: wait for unit pipewire.service of user slow (starting the manager of user slow): timed out after 2s"
+	if !errors.As(err, &te) || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("got %v, want a *TimeoutError %q", err, want)
 	}
 }

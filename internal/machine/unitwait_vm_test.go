@@ -157,6 +157,12 @@ func TestSystemdWaitUnit(t *testing.T) {
 		if err != nil || !strings.Contains(out, "now ready") {
 			t.Errorf("journal of logready: %q, %v; want the ready line", out, err)
 		}
+		// The journal forwards it to the console as its identifier and
+		// PID say, as options.go's Service documents; not as fast mode's
+		// "service logready: now ready".
+		if _, err := m.WaitForConsoleText(ctx, `logready\[[0-9]+\]: now ready$`, 10*time.Second); err != nil {
+			t.Errorf("the ready line on the console: %v", err)
+		}
 	})
 
 	t.Run("service environment", func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"go.starlark.net/starlark"
 
 	"github.com/vmlab/vmlab/internal/agentproto"
+	"github.com/vmlab/vmlab/internal/near"
 	"github.com/vmlab/vmlab/internal/spec"
 )
 
@@ -117,7 +118,7 @@ func machineBuiltin(thread *starlark.Thread, b *starlark.Builtin, args starlark.
 func (m *machineValue) setArg(name string, v starlark.Value) {
 	i := slices.IndexFunc(machineArgs, func(a machineArg) bool { return a.name == name })
 	if i < 0 {
-		m.problem(name, "machine() has no argument %q%s", name, suggest(name, machineArgNames()))
+		m.problem(name, "machine() has no argument %q%s", name, near.Hint(name, machineArgNames()))
 		return
 	}
 	if err := machineArgs[i].set(m, v); err != nil {

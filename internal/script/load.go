@@ -24,6 +24,7 @@ import (
 
 	"github.com/vmlab/vmlab/internal/lab"
 	"github.com/vmlab/vmlab/internal/machine"
+	"github.com/vmlab/vmlab/internal/near"
 	"github.com/vmlab/vmlab/internal/spec"
 )
 
@@ -176,12 +177,13 @@ func sortedNames(d starlark.StringDict) []string {
 // server.wait_for_unit("wbe") when server declares no service "wbe".
 func (file *File) checkAttrs(f *syntax.File) error {
 	var errs []error
+	strs := fileStrings(f)
 	syntax.Walk(f, func(n syntax.Node) bool {
 		if call, ok := n.(*syntax.CallExpr); ok {
 			switch fn := call.Fn.(type) {
 			case *syntax.DotExpr:
 				if m := file.machineNamed(fn.X); m != nil {
-					errs = append(errs, file.checkCall(m, fn, call)...)
+					errs = append(errs, file.checkCall(m, fn, call, strs)...)
 				} else if f := moduleFunction(fn); f != nil {
 					errs = append(errs, f.check(call, fn.Name.NamePos, filepath.Dir(file.Name))...)
 				}
@@ -202,7 +204,7 @@ func (file *File) checkAttrs(f *syntax.File) error {
 		}
 		if !slices.Contains(methodNames, dot.Name.Name) {
 			pos := dot.Name.NamePos
-			errs = append(errs, fmt.Errorf("%s: machine %s has no method %q%s", pos, m.name, dot.Name.Name, suggest(dot.Name.Name, methodNames)))
+			errs = append(errs, fmt.Errorf("%s: machine %s has no method %q%s", pos, m.name, dot.Name.Name, near.Hint(dot.Name.Name, methodNames)))
 		}
 		return true
 	})
@@ -238,7 +240,7 @@ func checkModuleAttr(dot *syntax.DotExpr) []error {
 	if members[dot.Name.Name] != nil {
 		return nil
 	}
-	return []error{fmt.Errorf("%s: module %s has no %q%s", dot.Name.NamePos, id.Name, dot.Name.Name, suggest(dot.Name.Name, sortedNames(members)))}
+	return []error{fmt.Errorf("%s: module %s has no %q%s", dot.Name.NamePos, id.Name, dot.Name.Name, near.Hint(dot.Name.Name, sortedNames(members)))}
 }
 
 // moduleFunction is the table function a module member call names
@@ -257,14 +259,14 @@ func moduleFunction(dot *syntax.DotExpr) *function {
 // checkCall checks a machine method call before anything runs: its
 // arguments against the method's signature, with the literals unpacked as
 // the call would unpack them, and the units and users it names against
-// the machine (checkUnitCall).
-func (file *File) checkCall(m *machineValue, dot *syntax.DotExpr, call *syntax.CallExpr) []error {
+// the machine (checkUnitCall); strs are the file's strings (fileStrings).
+func (file *File) checkCall(m *machineValue, dot *syntax.DotExpr, call *syntax.CallExpr, strs []string) []error {
 	meth, ok := methodByName[dot.Name.Name]
 	if !ok {
 		return nil // a misspelled method: reported with the other attributes
 	}
 	errs := meth.check(call, dot.Name.NamePos, filepath.Dir(file.Name))
-	return append(errs, checkUnitCall(m, meth, dot, call, checkHost())...)
+	return append(errs, checkUnitCall(m, meth, dot, call, checkHost(), strs)...)
 }
 
 // checkFunctionCall checks a call of a top-level function (link_fault,
@@ -327,46 +329,11 @@ func checkUnit(m *machineValue, method string, call *syntax.CallExpr) []error {
 	if len(names) == 0 {
 		return []error{fmt.Errorf("%s: machine %s declares no services, so wait_for_unit(%q) has nothing to wait for: declare it with machine(services = {%q: service(...)})", lit.TokenPos, m.name, name, name)}
 	}
-	hint := suggest(name, names)
+	hint := near.Hint(name, names)
 	if hint == "" {
 		hint = " (it declares " + strings.Join(names, ", ") + ")"
 	}
 	return []error{fmt.Errorf("%s: machine %s declares no service %q%s", lit.TokenPos, m.name, name, hint)}
-}
-
-// suggest returns a "did you mean" hint for the closest name, if any is close.
-func suggest(name string, names []string) string {
-	best, bestDist := "", 3
-	for _, n := range names {
-		if d := distance(name, n); d < bestDist {
-			best, bestDist = n, d
-		}
-	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %s?)", best)
-}
-
-// distance is the Levenshtein distance between a and b.
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
 }
 
 // Select returns the tests whose names match the regular expression (all

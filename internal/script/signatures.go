@@ -11,6 +11,8 @@ import (
 	"go.starlark.net/resolve"
 	"go.starlark.net/starlark"
 	"go.starlark.net/syntax"
+
+	"github.com/vmlab/vmlab/internal/near"
 )
 
 // args holds the unpacked arguments of a call, one field per parameter;
@@ -183,7 +185,7 @@ func (b *binder) match(arg argument) (*param, string) {
 	}
 	switch i := s.index(arg.name); {
 	case i < 0:
-		b.refuse(arg.namePos, "() has no parameter %q%s", arg.name, suggest(arg.name, s.names()))
+		b.refuse(arg.namePos, "() has no parameter %q%s", arg.name, near.Hint(arg.name, s.names()))
 	case b.given[i]:
 		b.refuse(arg.namePos, "() got two values for %s", arg.name)
 	default:

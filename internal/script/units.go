@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"go.starlark.net/resolve"
 	"go.starlark.net/starlark"
 	"go.starlark.net/syntax"
 
@@ -29,7 +30,7 @@ var checkedUnitMethods = []string{"wait_for_unit", "start_job", "require_unit_st
 // unit method on a machine without systemd, a literal user the guest will
 // not have, a literal system unit neither the root nor the machine
 // declares; in fast mode, wait_for_unit's service (checkUnit).
-func checkUnitCall(m *machineValue, meth *method, dot *syntax.DotExpr, call *syntax.CallExpr, host spec.Host) []error {
+func checkUnitCall(m *machineValue, meth *method, dot *syntax.DotExpr, call *syntax.CallExpr, host spec.Host, strs []string) []error {
 	user := callArg(call, meth.index("user"), "user")
 	if !m.spec.Systemd() {
 		switch {
@@ -46,7 +47,7 @@ func checkUnitCall(m *machineValue, meth *method, dot *syntax.DotExpr, call *syn
 	}
 	if user == nil && slices.Contains(checkedUnitMethods, meth.name) && host.Units != nil {
 		if lit, ok := callArg(call, 0, meth.params[0].name).(*syntax.Literal); ok && lit.Token == syntax.STRING {
-			errs = append(errs, checkSystemUnit(m, lit, host)...)
+			errs = append(errs, checkSystemUnit(m, lit, host, strs)...)
 		}
 	}
 	return errs
@@ -115,19 +116,79 @@ func passwdNames(path string) []string {
 // with files = have (what enable names is among them: spec's Check sees
 // to it). Units systemd makes at
 // run time rather than reads from a file (devices, mounts, slices, scopes,
-// swaps) and patterns are not checked.
-func checkSystemUnit(m *machineValue, lit *syntax.Literal, host spec.Host) []error {
+// swaps) and patterns are not checked, nor are units another of the
+// file's strings names (strs, see fileStrings): a test may make one as it
+// runs, as NixOS tests do (systemd-run --unit=probe, a unit file written
+// with succeed or copy_from_host), and a typo is named nowhere else.
+func checkSystemUnit(m *machineValue, lit *syntax.Literal, host spec.Host, strs []string) []error {
 	name := spec.UnitName(lit.Value.(string))
 	if strings.ContainsAny(name, "*?[") || !slices.ContainsFunc([]string{".service", ".socket", ".target", ".timer", ".path"},
 		func(s string) bool { return strings.HasSuffix(name, s) }) {
 		return nil
 	}
 	known := slices.Concat(host.Units(), m.spec.DeclaredUnits(), fileUnits(m.spec.Setup.Files))
-	if spec.HasUnit(known, name) {
+	if spec.HasUnit(known, name) || mentioned(strings.TrimSuffix(name, path.Ext(name)), strs) {
 		return nil
 	}
-	return []error{fmt.Errorf("%s: machine %s: no unit %s in units, services or the root's /%s and /%s%s: declare it in units, or install the package that ships it on the host (the guests' root is the host's)",
+	return []error{fmt.Errorf("%s: machine %s: no unit %s in units, services or the root's /%s and /%s%s: declare it in units, or install the package that ships it on the host (the guests' root is the host's); a unit the test makes as it runs passes when another of the file's strings names it",
 		lit.TokenPos, m.name, name, spec.UnitDirs[0], spec.UnitDirs[1], near.Mean(near.Names(name, known, 3)))}
+}
+
+// fileStrings returns the file's string literals but the units the unit
+// methods name and the machines' declarations (which checkSystemUnit
+// reads as such): where the file names a unit it makes as it runs
+// ("systemd-run --unit=probe ...", "/etc/systemd/system/probe.service").
+func fileStrings(f *syntax.File) []string {
+	unitArgs := make(map[syntax.Expr]bool)
+	var strs []string
+	syntax.Walk(f, func(n syntax.Node) bool {
+		switch n := n.(type) {
+		case *syntax.CallExpr:
+			if id, ok := n.Fn.(*syntax.Ident); ok && id.Name == "machine" {
+				if b, ok := id.Binding.(*resolve.Binding); ok && b.Scope == resolve.Predeclared {
+					return false
+				}
+			}
+			// A call is walked before its arguments.
+			if dot, ok := n.Fn.(*syntax.DotExpr); ok {
+				if meth := methodByName[dot.Name.Name]; meth != nil && len(meth.params) > 0 &&
+					(meth.params[0].name == "unit" || meth.params[0].name == "jobname") {
+					unitArgs[callArg(n, 0, meth.params[0].name)] = true
+				}
+			}
+		case *syntax.Literal:
+			if s, ok := n.Value.(string); ok && n.Token == syntax.STRING && !unitArgs[n] {
+				strs = append(strs, s)
+			}
+		}
+		return true
+	})
+	return strs
+}
+
+// mentioned reports whether one of strs names the unit whose name without
+// its type is stem: stem stands there as a word of a unit name, ended by
+// anything but a unit name's characters, or by its type or instance
+// ("--unit=probe ", "probe.service", "probe@1"), not as part of another
+// name ("probe-old").
+func mentioned(stem string, strs []string) bool {
+	unitChar := func(c byte) bool {
+		return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte(`:-_.\@`, c) >= 0
+	}
+	for _, s := range strs {
+		for i := 0; ; {
+			j := strings.Index(s[i:], stem)
+			if j < 0 {
+				break
+			}
+			start, end := i+j, i+j+len(stem)
+			if (start == 0 || !unitChar(s[start-1])) && (end == len(s) || !unitChar(s[end]) || s[end] == '.' || s[end] == '@') {
+				return true
+			}
+			i = start + 1
+		}
+	}
+	return false
 }
 
 // fileUnits returns the names of the unit files among files: those in

@@ -44,7 +44,7 @@ const unitsDecl = "server = machine(init = 'systemd', users = ['alice'], service
 // enough about, at the argument at fault.
 func TestUnitCallErrors(t *testing.T) {
 	unitsHost(t)
-	const install = ": declare it in units, or install the package that ships it on the host (the guests' root is the host's)"
+	const install = ": declare it in units, or install the package that ships it on the host (the guests' root is the host's); a unit the test makes as it runs passes when another of the file's strings names it"
 	tests := []struct{ name, call, want string }{
 		{"unit method in fast mode", "fast.systemctl('list-jobs')",
 			`call.star:4:8: systemctl(): machine fast has no systemd (its init is fast mode): declare it with machine(init = "systemd")`},
@@ -61,6 +61,12 @@ func TestUnitCallErrors(t *testing.T) {
 			"call.star:4:29: machine server: no unit bakup.timer in units, services or the root's /etc/systemd/system and /lib/systemd/system (did you mean backup.timer?)" + install},
 		{"a file outside the unit directories", "server.start_job('other.service')",
 			"call.star:4:20: machine server: no unit other.service in units, services or the root's /etc/systemd/system and /lib/systemd/system" + install},
+		// The unit arguments of unit methods make no unit: a typo named
+		// twice is still refused, at each.
+		{"misspelled unit named twice", "server.wait_for_unit('nfs-sever')\n  server.require_unit_state('nfs-sever.service', 'active')",
+			"call.star:5:29: machine server: no unit nfs-sever.service in units, services or the root's /etc/systemd/system and /lib/systemd/system (did you mean nfs-server.service?)" + install},
+		{"a string naming another unit that starts alike", "server.succeed('systemd-run --unit=probe-old true')\n  server.wait_for_unit('probe')",
+			"call.star:5:24: machine server: no unit probe.service in units, services or the root's /etc/systemd/system and /lib/systemd/system" + install},
 		{"a timeout where user goes, as before user= came second", "server.wait_for_unit('ssh', 120)",
 			"call.star:4:31: wait_for_unit(): user wants a user name, or None for the system's units, got int (a timeout goes by name: timeout = 120)"},
 		{"user nowhere", "server.systemctl('list-jobs', user = 'bob')",
@@ -98,6 +104,10 @@ func TestUnitCallsAccepted(t *testing.T) {
 		"server.systemctl('list-jobs', 'nobody')",              // a user of the root's /etc/passwd
 		"server.systemctl('list-jobs', user = None)",
 		"server.wait_for_unit(str(1))", // not a literal
+		// Units the test makes as it runs, named by another string.
+		"server.succeed('systemd-run --unit=probe sleep 600')\n  server.wait_for_unit('probe')",
+		"server.succeed('printf \"[Service]\\nExecStart=/bin/true\\n\" >/etc/systemd/system/made.service')\n  server.start_job('made')",
+		"server.succeed('systemd-run --unit=tmpl@1 true')\n  server.require_unit_state('tmpl@1.service', 'inactive')",
 		"fast.wait_for_unit('web', user = None)",
 		"fast.wait_for_unit('multi-user.target')",
 	}
@@ -134,5 +144,25 @@ func TestUnitCallRefusedAtRunTime(t *testing.T) {
 				t.Errorf("got %v, want %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestMentioned(t *testing.T) {
+	tests := []struct {
+		s    string
+		want bool
+	}{
+		{"systemd-run --unit=probe sleep 600", true},
+		{"cat >/etc/systemd/system/probe.service", true},
+		{"probe", true},
+		{"systemd-run --unit=probe@1 true", true},
+		{"systemctl start probe-old", false},
+		{"systemctl start xprobe.service", false},
+		{"old_probe", false},
+	}
+	for _, tt := range tests {
+		if got := mentioned("probe", []string{tt.s}); got != tt.want {
+			t.Errorf("mentioned(probe, %q): got %v, want %v", tt.s, got, tt.want)
+		}
 	}
 }
