@@ -152,6 +152,9 @@ func authenticate(c net.Conn) (*bufio.Reader, error) {
 }
 
 // read hands incoming messages out until the connection fails or closes.
+// It closes the socket when it ends, so that a connection that broke (a
+// malformed message) does not stay open with systemd queueing signals on
+// it that nobody reads.
 func (c *Conn) read(r *bufio.Reader) {
 	var err error
 	for {
@@ -167,6 +170,7 @@ func (c *Conn) read(r *bufio.Reader) {
 	}
 	c.err = err
 	c.mu.Unlock()
+	c.closeOnce.Do(func() { c.c.Close() })
 	close(c.done)
 }
 
@@ -297,5 +301,8 @@ func (c *Conn) Close() error {
 	var err error
 	c.closeOnce.Do(func() { err = c.c.Close() })
 	<-c.done
+	if errors.Is(err, net.ErrClosed) {
+		err = nil
+	}
 	return err
 }

@@ -305,3 +305,62 @@ func TestPeerCloses(t *testing.T) {
 		t.Error("a call on a closed Conn succeeded")
 	}
 }
+
+// fakeServer accepts one connection on a new socket, authenticates it as
+// systemd does, reads the client's Ping and hands the connection, with its
+// reader, to serve.
+func fakeServer(t *testing.T, serve func(c net.Conn, r *bufio.Reader)) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "private")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+	})
+	go func() {
+		defer close(done)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		stop := context.AfterFunc(t.Context(), func() { c.Close() })
+		defer stop()
+		r := bufio.NewReader(c)
+		r.ReadString('\n')
+		io.WriteString(c, "OK 0123456789abcdef0123456789abcdef\r\n")
+		r.ReadString('\n')
+		readMessage(r) // the Ping
+		serve(c, r)
+	}()
+	return path
+}
+
+// TestMalformedMessageCloses: a connection whose peer sends what is not a
+// message ends, and its socket is closed: the peer sees the end.
+func TestMalformedMessageCloses(t *testing.T) {
+	peerSaw := make(chan error, 1)
+	path := fakeServer(t, func(c net.Conn, r *bufio.Reader) {
+		io.WriteString(c, "not a D-Bus message at all")
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err := r.ReadByte()
+		peerSaw <- err
+	})
+	c, err := Dial(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	select {
+	case <-c.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the connection did not end on a malformed message")
+	}
+	if err := <-peerSaw; !errors.Is(err, io.EOF) {
+		t.Errorf("the peer read %v, want EOF: the socket was left open", err)
+	}
+}
