@@ -364,3 +364,63 @@ func TestMalformedMessageCloses(t *testing.T) {
 		t.Errorf("the peer read %v, want EOF: the socket was left open", err)
 	}
 }
+
+// TestCallPastDeadline: a call whose deadline has passed before it is sent
+// returns the deadline's error and leaves the connection serving the
+// others.
+func TestCallPastDeadline(t *testing.T) {
+	b := newFakeBus(t, func(m *Message, send func(*Message) error) { send(reply(m, "")) })
+	c := dial(t, b)
+	ctx, cancel := context.WithDeadline(t.Context(), time.Now().Add(-time.Second))
+	defer cancel()
+	if _, err := c.Call(ctx, ManagerPath, "org.freedesktop.DBus.Peer.Ping", ""); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("got %v, want context.DeadlineExceeded", err)
+	}
+	select {
+	case <-c.Done():
+		t.Fatalf("the connection ended: %v", c.readErr())
+	default:
+	}
+	if _, err := c.Call(t.Context(), ManagerPath, "org.freedesktop.DBus.Peer.Ping", ""); err != nil {
+		t.Errorf("Ping after a late call: %v", err)
+	}
+}
+
+// TestCallCanceledWhileWriting: a call canceled (no deadline) while its
+// message is being written to a peer that does not read returns at once.
+// Part of the message went out, so the connection is closed.
+func TestCallCanceledWhileWriting(t *testing.T) {
+	reading := make(chan struct{})
+	path := fakeServer(t, func(c net.Conn, r *bufio.Reader) {
+		r.ReadByte() // the call has begun; read nothing more
+		close(reading)
+		<-t.Context().Done()
+	})
+	c, err := Dial(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	res := make(chan error, 1)
+	go func() {
+		// More than the socket's buffers hold.
+		_, err := c.LoadUnit(ctx, strings.Repeat("x", 8<<20))
+		res <- err
+	}()
+	<-reading
+	cancel()
+	select {
+	case err := <-res:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("got %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the call did not return within 5 s of its cancel")
+	}
+	select {
+	case <-c.Done():
+	case <-time.After(5 * time.Second):
+		t.Error("a connection with half a message written was not closed")
+	}
+}
