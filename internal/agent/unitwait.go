@@ -95,23 +95,46 @@ var systemBus struct {
 }
 
 // systemConn returns the shared connection, connecting again when the last
-// one has ended.
+// one has ended. The lock is held only to read or publish the connection,
+// never while connecting: a manager slow to answer must not hold the
+// other waits past their own deadlines. Of two waits that connect at once,
+// the first to finish publishes its connection; the other closes its own.
 func systemConn(ctx context.Context) (*sdbus.Conn, error) {
+	if c := liveSystemConn(); c != nil {
+		return c, nil
+	}
+	c, err := sdbus.Dial(ctx, systemSocket)
+	if err != nil {
+		return nil, err
+	}
+	systemBus.mu.Lock()
+	defer systemBus.mu.Unlock()
+	if old := systemBus.conn; old != nil {
+		select {
+		case <-old.Done():
+			old.Close()
+		default:
+			c.Close()
+			return old, nil
+		}
+	}
+	systemBus.conn = c
+	return c, nil
+}
+
+// liveSystemConn is the shared connection, or nil when there is none or it
+// has ended.
+func liveSystemConn() *sdbus.Conn {
 	systemBus.mu.Lock()
 	defer systemBus.mu.Unlock()
 	if c := systemBus.conn; c != nil {
 		select {
 		case <-c.Done():
 		default:
-			return c, nil
+			return c
 		}
 	}
-	c, err := sdbus.Dial(ctx, systemSocket)
-	if err != nil {
-		return nil, err
-	}
-	systemBus.conn = c
-	return c, nil
+	return nil
 }
 
 // unitFailed says the wait ended because the unit will not become active;

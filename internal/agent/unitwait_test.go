@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"net"
 	"os/user"
 	"slices"
 	"strconv"
@@ -355,5 +356,45 @@ func TestWaitSystemdUnitOtherUnits(t *testing.T) {
 	m.Set("web.service", sdbustest.Unit{Active: "failed", Sub: "failed", Result: "signal"})
 	if r := result(t, res); r.Error != "unit web.service failed (result: signal)" {
 		t.Errorf("got %+v, want web.service's failure", r)
+	}
+}
+
+// TestWaitSystemdUnitSlowConnect: a wait that connects to a manager slow
+// to answer does not hold the other waits past their own timeouts.
+func TestWaitSystemdUnitSlowConnect(t *testing.T) {
+	fakeSystemd(t)
+	systemSocket = t.TempDir() + "/private"
+	ln, err := net.Listen("unix", systemSocket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 2)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c // and never answer
+		}
+	}()
+	defer func() {
+		for range len(accepted) {
+			(<-accepted).Close()
+		}
+	}()
+	ctx, cancel := context.WithCancel(t.Context())
+	first := waitAsync(ctx, agentproto.Wait{Kind: agentproto.WaitUnit, Path: "web", Timeout: time.Minute})
+	c := <-accepted
+	defer c.Close()
+	start := time.Now()
+	r := waitSystemdUnit(t.Context(), agentproto.Wait{Kind: agentproto.WaitUnit, Path: "web", Timeout: 300 * time.Millisecond})
+	if took := time.Since(start); !r.TimedOut || took > 3*time.Second {
+		t.Errorf("the second wait ended with %+v after %v, want a timeout after 300 ms", r, took)
+	}
+	cancel()
+	if r := result(t, first); !r.Canceled {
+		t.Errorf("first wait: got %+v, want canceled", r)
 	}
 }
