@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"net"
+	"os"
 	"os/user"
 	"slices"
 	"strconv"
@@ -142,7 +143,7 @@ func TestWaitSystemdUnitFailsAtOnce(t *testing.T) {
 		{"inactive with no job", "web", "web.service", &sdbustest.Unit{Active: "inactive", Sub: "dead"},
 			"unit web.service is inactive and no job is pending: nothing will start it (enable it with machine(enable = ...) or start it with start_job)"},
 		{"masked", "web.service", "web.service", &sdbustest.Unit{Load: "masked", Active: "inactive", Sub: "dead"},
-			"unit web.service is masked and no job is pending"},
+			"unit web.service is masked: nothing can start it"},
 		{"not loadable", "bad.socket", "bad.socket", &sdbustest.Unit{Load: "bad-setting", Active: "inactive", Sub: "dead"},
 			"unit bad.socket could not be loaded"},
 	}
@@ -396,5 +397,30 @@ func TestWaitSystemdUnitSlowConnect(t *testing.T) {
 	cancel()
 	if r := result(t, first); !r.Canceled {
 		t.Errorf("first wait: got %+v, want canceled", r)
+	}
+}
+
+// TestWaitSystemdUnitMaskedWhileJobs: a masked unit fails the wait at once,
+// also while the manager has jobs (none of them can start it), and the
+// error says when vmlab masked it.
+func TestWaitSystemdUnitMaskedWhileJobs(t *testing.T) {
+	m := fakeSystemd(t)
+	root := t.TempDir()
+	oldRoot := maskRoot
+	maskRoot = root
+	t.Cleanup(func() { maskRoot = oldRoot })
+	if err := os.MkdirAll(root+unitDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/dev/null", root+unitDir+"/getty@.service"); err != nil {
+		t.Fatal(err)
+	}
+	m.SetJobs(40)
+	m.Set("getty@tty1.service", sdbustest.Unit{Load: "masked", Active: "inactive", Sub: "dead"})
+	r := result(t, waitAsync(t.Context(), agentproto.Wait{Kind: agentproto.WaitUnit, Path: "getty@tty1", Timeout: time.Minute}))
+	want := "unit getty@tty1.service is masked: nothing can start it (vmlab masks getty@.service by default: " +
+		"/run/systemd/system/getty@.service -> /dev/null; name it in machine(enable = [...]) to unmask it)"
+	if r.Error != want || r.Exit != 1 {
+		t.Errorf("got %q (exit %d), want %q", r.Error, r.Exit, want)
 	}
 }
