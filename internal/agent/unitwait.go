@@ -255,7 +255,10 @@ type unitState struct {
 	loadError           string // why systemd could not load it
 	managerJobs         uint32 // jobs in the manager, read when idle
 	managerJobsReadable bool
-	maskedBy            string // the mask's link, when the system's unit is masked and it is found
+	// conditionFailed: its last start was skipped, a Condition...= was
+	// not met; assertFailed: refused, an Assert...= was not.
+	conditionFailed, assertFailed bool
+	maskedBy                      string // the mask's link, when the system's unit is masked and it is found
 }
 
 func (s unitState) String() string {
@@ -360,6 +363,14 @@ func verdict(st unitState) (done bool, err error) {
 		// (below) would only delay the error.
 		return true, &unitFailed{reason: fmt.Sprintf("unit %s is masked: nothing can start it%s", st.name, maskHint(st))}
 	case st.idle() && st.managerJobsReadable && st.managerJobs == 0:
+		switch {
+		case st.conditionFailed:
+			return true, &unitFailed{reason: fmt.Sprintf("unit %s was skipped: a start condition was not met "+
+				"(see its status below)", st.name)}
+		case st.assertFailed:
+			return true, &unitFailed{reason: fmt.Sprintf("unit %s was not started: a start assertion failed "+
+				"(see its status below)", st.name)}
+		}
 		return true, &unitFailed{reason: fmt.Sprintf("unit %s is inactive and no job is pending: nothing will start it "+
 			"(enable it with machine(enable = ...) or start it with start_job)", st.name)}
 	}
@@ -443,6 +454,16 @@ func readState(ctx context.Context, c *sdbus.Conn, name string, path sdbus.Objec
 	}
 	if le, ok := props["LoadError"].([]any); ok && len(le) == 2 {
 		st.loadError, _ = le[1].(string)
+	}
+	// A result is false until its check runs: only one with a timestamp
+	// says something.
+	if ok, _ := props["ConditionResult"].(bool); !ok {
+		at, _ := props["ConditionTimestampMonotonic"].(uint64)
+		st.conditionFailed = at != 0
+	}
+	if ok, _ := props["AssertResult"].(bool); !ok {
+		at, _ := props["AssertTimestampMonotonic"].(uint64)
+		st.assertFailed = at != 0
 	}
 	if st.load == "masked" && system {
 		st.maskedBy = maskedBy(name)

@@ -144,6 +144,11 @@ func TestWaitSystemdUnitFailsAtOnce(t *testing.T) {
 			"unit web.service is inactive and no job is pending: nothing will start it (enable it with machine(enable = ...) or start it with start_job)"},
 		{"masked", "web.service", "web.service", &sdbustest.Unit{Load: "masked", Active: "inactive", Sub: "dead"},
 			"unit web.service is masked: nothing can start it"},
+		{"condition not met", "sys-kernel-config.mount", "sys-kernel-config.mount",
+			&sdbustest.Unit{Active: "inactive", Sub: "dead", ConditionFailed: true},
+			"unit sys-kernel-config.mount was skipped: a start condition was not met (see its status below)"},
+		{"assertion failed", "web", "web.service", &sdbustest.Unit{Active: "inactive", Sub: "dead", AssertFailed: true},
+			"unit web.service was not started: a start assertion failed (see its status below)"},
 		{"not loadable", "bad.socket", "bad.socket", &sdbustest.Unit{Load: "bad-setting", Active: "inactive", Sub: "dead"},
 			"unit bad.socket could not be loaded"},
 	}
