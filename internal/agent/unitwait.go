@@ -140,10 +140,13 @@ func liveSystemConn() *sdbus.Conn {
 }
 
 // unitFailed says the wait ended because the unit will not become active;
-// failed says its ActiveState is "failed".
+// failed says its ActiveState is "failed". unit, when set, is the system's
+// unit the failure is about, when it is not the one waited for (a user's
+// manager, user@UID.service, that did not start).
 type unitFailed struct {
 	reason string
 	failed bool
+	unit   string
 }
 
 func (e *unitFailed) Error() string { return e.reason }
@@ -165,6 +168,8 @@ func unitResult(ctx context.Context, m manager, name string, err error) agentpro
 	switch {
 	case err == nil:
 		return agentproto.Result{}
+	case errors.As(err, &failed) && failed.unit != "":
+		return agentproto.Result{Exit: 1, Error: failed.reason, Output: unitDetails(ctx, manager{}, failed.unit)}
 	case errors.As(err, &failed):
 		return agentproto.Result{Exit: 1, Error: failed.reason, Output: unitDetails(ctx, m, name)}
 	case ctx.Err() == nil:
@@ -214,7 +219,14 @@ func dialManager(ctx context.Context, userName string) (manager, error) {
 // over the system bus, which dbus.socket starts on demand.
 func startUserManager(ctx context.Context, sys *sdbus.Conn, u *user.User) error {
 	unit := "user@" + u.Uid + ".service"
-	if err := startUnit(ctx, sys, unit); err != nil {
+	err := startUnit(ctx, sys, unit)
+	var failed *unitFailed
+	switch {
+	case errors.As(err, &failed):
+		// The details shown are the manager's, not the user's unit's.
+		return &unitFailed{reason: fmt.Sprintf("start the service manager of user %s (%s): %s", u.Username, unit, failed.reason),
+			failed: failed.failed, unit: unit}
+	case err != nil:
 		return fmt.Errorf("start the service manager of user %s (%s): %w", u.Username, unit, err)
 	}
 	return nil

@@ -429,3 +429,29 @@ func TestWaitSystemdUnitMaskedWhileJobs(t *testing.T) {
 		t.Errorf("got %q (exit %d), want %q", r.Error, r.Exit, want)
 	}
 }
+
+// TestWaitSystemdUserManagerFails: when a user's manager fails to start,
+// the error names the manager's unit and explains that one (the system's
+// status and journal of user@UID.service), not the user's unit.
+func TestWaitSystemdUserManagerFails(t *testing.T) {
+	u, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skip("no user nobody on this host")
+	}
+	sys := fakeSystemd(t)
+	manager := "user@" + u.Uid + ".service"
+	sys.Set(manager, sdbustest.Unit{Active: "inactive", Sub: "dead"})
+	sys.OnStart = func(name string) {
+		sys.Set(name, sdbustest.Unit{Active: "failed", Sub: "failed", Result: "exit-code"})
+	}
+	r := result(t, waitAsync(t.Context(), agentproto.Wait{Kind: agentproto.WaitUnit, Path: "app", User: "nobody", Timeout: time.Minute}))
+	want := "start the service manager of user nobody (" + manager + "): unit " + manager + " failed (result: exit-code)"
+	if r.Error != want || r.Exit != 1 {
+		t.Errorf("got %q (exit %d), want %q", r.Error, r.Exit, want)
+	}
+	wantOut := "$ systemctl status --no-pager " + manager + "\nran systemctl status --no-pager " + manager + " as \n" +
+		"$ journalctl -u " + manager + " -n 20 --no-pager\nran journalctl -u " + manager + " -n 20 --no-pager as "
+	if r.Output != wantOut {
+		t.Errorf("output\n%s\nwant\n%s", r.Output, wantOut)
+	}
+}
