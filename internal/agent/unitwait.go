@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,12 +26,12 @@ import (
 //   - done when ActiveState is "active" or "reloading";
 //   - failed at once when it is "failed" with no job pending (a start job
 //     queued for a failed unit may still start it), when the unit has no
-//     unit file (LoadState "not-found") or one systemd could not load, or
-//     when it is "inactive" with no job of its own and none at all in the
-//     manager, so that nothing will start it: that is the NixOS driver's
-//     rule (it runs `systemctl list-jobs`), which lets a unit that another
-//     unit's job will start later still be waited for while the system
-//     boots;
+//     unit file (LoadState "not-found"), one systemd could not load, or is
+//     masked (no job can start it), or when it is "inactive" with no job
+//     of its own and none at all in the manager, so that nothing will
+//     start it: that is the NixOS driver's rule (it runs `systemctl
+//     list-jobs`), which lets a unit that another unit's job will start
+//     later still be waited for while the system boots;
 //   - timed out at the request's deadline.
 //
 // A failure or a timeout carries `systemctl status` and the unit's last
@@ -59,13 +61,13 @@ func waitSystemdUnit(ctx context.Context, w agentproto.Wait) agentproto.Result {
 	}
 	m, err := dialManager(ctx, w.User)
 	if err == nil {
-		err = waitActive(ctx, m.conn, name)
+		err = waitActive(ctx, m.conn, name, m.user == nil)
 		if errors.Is(err, sdbus.ErrClosed) && ctx.Err() == nil {
 			// systemd ends its connections when it executes itself
 			// again (daemon-reexec): once more, on a new one.
 			m.close()
 			if m, err = dialManager(ctx, w.User); err == nil {
-				err = waitActive(ctx, m.conn, name)
+				err = waitActive(ctx, m.conn, name, m.user == nil)
 			}
 		}
 		defer m.close()
@@ -95,30 +97,56 @@ var systemBus struct {
 }
 
 // systemConn returns the shared connection, connecting again when the last
-// one has ended.
+// one has ended. The lock is held only to read or publish the connection,
+// never while connecting: a manager slow to answer must not hold the
+// other waits past their own deadlines. Of two waits that connect at once,
+// the first to finish publishes its connection; the other closes its own.
 func systemConn(ctx context.Context) (*sdbus.Conn, error) {
+	if c := liveSystemConn(); c != nil {
+		return c, nil
+	}
+	c, err := sdbus.Dial(ctx, systemSocket)
+	if err != nil {
+		return nil, err
+	}
+	systemBus.mu.Lock()
+	defer systemBus.mu.Unlock()
+	if old := systemBus.conn; old != nil {
+		select {
+		case <-old.Done():
+			old.Close()
+		default:
+			c.Close()
+			return old, nil
+		}
+	}
+	systemBus.conn = c
+	return c, nil
+}
+
+// liveSystemConn is the shared connection, or nil when there is none or it
+// has ended.
+func liveSystemConn() *sdbus.Conn {
 	systemBus.mu.Lock()
 	defer systemBus.mu.Unlock()
 	if c := systemBus.conn; c != nil {
 		select {
 		case <-c.Done():
 		default:
-			return c, nil
+			return c
 		}
 	}
-	c, err := sdbus.Dial(ctx, systemSocket)
-	if err != nil {
-		return nil, err
-	}
-	systemBus.conn = c
-	return c, nil
+	return nil
 }
 
 // unitFailed says the wait ended because the unit will not become active;
-// failed says its ActiveState is "failed".
+// failed says its ActiveState is "failed". unit, when set, is the system's
+// unit the failure is about, when it is not the one waited for (a user's
+// manager, user@UID.service, that did not start).
 type unitFailed struct {
 	reason string
 	failed bool
+	unit   string
 }
 
 func (e *unitFailed) Error() string { return e.reason }
@@ -140,6 +168,8 @@ func unitResult(ctx context.Context, m manager, name string, err error) agentpro
 	switch {
 	case err == nil:
 		return agentproto.Result{}
+	case errors.As(err, &failed) && failed.unit != "":
+		return agentproto.Result{Exit: 1, Error: failed.reason, Output: unitDetails(ctx, manager{}, failed.unit)}
 	case errors.As(err, &failed):
 		return agentproto.Result{Exit: 1, Error: failed.reason, Output: unitDetails(ctx, m, name)}
 	case ctx.Err() == nil:
@@ -189,7 +219,14 @@ func dialManager(ctx context.Context, userName string) (manager, error) {
 // over the system bus, which dbus.socket starts on demand.
 func startUserManager(ctx context.Context, sys *sdbus.Conn, u *user.User) error {
 	unit := "user@" + u.Uid + ".service"
-	if err := startUnit(ctx, sys, unit); err != nil {
+	err := startUnit(ctx, sys, unit)
+	var failed *unitFailed
+	switch {
+	case errors.As(err, &failed):
+		// The details shown are the manager's, not the user's unit's.
+		return &unitFailed{reason: fmt.Sprintf("start the service manager of user %s (%s): %s", u.Username, unit, failed.reason),
+			failed: failed.failed, unit: unit}
+	case err != nil:
 		return fmt.Errorf("start the service manager of user %s (%s): %w", u.Username, unit, err)
 	}
 	return nil
@@ -219,7 +256,7 @@ func startUnit(ctx context.Context, c *sdbus.Conn, unit string) error {
 	if _, err := c.StartUnit(ctx, unit, "replace"); err != nil {
 		return err
 	}
-	return waitActive(ctx, c, unit)
+	return waitActive(ctx, c, unit, true)
 }
 
 // unitState is what decides a wait.
@@ -230,6 +267,10 @@ type unitState struct {
 	loadError           string // why systemd could not load it
 	managerJobs         uint32 // jobs in the manager, read when idle
 	managerJobsReadable bool
+	// conditionFailed: its last start was skipped, a Condition...= was
+	// not met; assertFailed: refused, an Assert...= was not.
+	conditionFailed, assertFailed bool
+	maskedBy                      string // the mask's link, when the system's unit is masked and it is found
 }
 
 func (s unitState) String() string {
@@ -248,9 +289,10 @@ func (s unitState) String() string {
 // idle says nothing is in progress for the unit: inactive, no job.
 func (s unitState) idle() bool { return s.active == "inactive" && s.job == 0 }
 
-// waitActive waits until the unit called name is active. A unit that will
-// not be is a *unitFailed, a deadline a *unitPending.
-func waitActive(ctx context.Context, c *sdbus.Conn, name string) error {
+// waitActive waits until the unit called name is active, on c, the system
+// manager's connection when system is set, a user manager's otherwise. A
+// unit that will not be is a *unitFailed, a deadline a *unitPending.
+func waitActive(ctx context.Context, c *sdbus.Conn, name string, system bool) error {
 	// Signals are asked for before the first read, so none that follows
 	// it is missed. Each channel is a flag: the state is read again after
 	// each wake-up.
@@ -282,7 +324,7 @@ func waitActive(ctx context.Context, c *sdbus.Conn, name string) error {
 	}
 	path.Store(&p)
 	for {
-		st, err := readState(ctx, c, name, p)
+		st, err := readState(ctx, c, name, p, system)
 		if err != nil {
 			return err
 		}
@@ -328,15 +370,62 @@ func verdict(st unitState) (done bool, err error) {
 			"(declare it with machine(units = ...), or install the package that has it)", st.name)}
 	case (st.load == "error" || st.load == "bad-setting") && st.job == 0:
 		return true, &unitFailed{reason: fmt.Sprintf("unit %s could not be loaded: %s", st.name, st.loadError)}
+	case st.load == "masked" && st.job == 0:
+		// No job can start it: waiting for the manager's jobs to end
+		// (below) would only delay the error.
+		return true, &unitFailed{reason: fmt.Sprintf("unit %s is masked: nothing can start it%s", st.name, maskHint(st))}
 	case st.idle() && st.managerJobsReadable && st.managerJobs == 0:
-		what := "inactive"
-		if st.load == "masked" {
-			what = "masked"
+		switch {
+		case st.conditionFailed:
+			return true, &unitFailed{reason: fmt.Sprintf("unit %s was skipped: a start condition was not met "+
+				"(see its status below)", st.name)}
+		case st.assertFailed:
+			return true, &unitFailed{reason: fmt.Sprintf("unit %s was not started: a start assertion failed "+
+				"(see its status below)", st.name)}
 		}
-		return true, &unitFailed{reason: fmt.Sprintf("unit %s is %s and no job is pending: nothing will start it "+
-			"(enable it with machine(enable = ...) or start it with start_job)", st.name, what)}
+		return true, &unitFailed{reason: fmt.Sprintf("unit %s is inactive and no job is pending: nothing will start it "+
+			"(enable it with machine(enable = ...) or start it with start_job)", st.name)}
 	}
 	return false, nil
+}
+
+// maskRoot is where the mask links are looked for (a var for tests).
+var maskRoot = "/"
+
+// maskDirs are the system unit directories a mask may be in, as systemd
+// ranks them.
+var maskDirs = []string{"/etc/systemd/system", unitDir, "/usr/local/lib/systemd/system",
+	"/lib/systemd/system", "/usr/lib/systemd/system"}
+
+// maskedBy finds the link that masks the system unit called name: a link
+// to /dev/null named as the unit, or as its template. "" when there is
+// none.
+func maskedBy(name string) string {
+	names := []string{name}
+	if t := templateOf(name); t != "" {
+		names = append(names, t)
+	}
+	for _, dir := range maskDirs {
+		for _, n := range names {
+			p := filepath.Join(dir, n)
+			if target, err := os.Readlink(filepath.Join(maskRoot, p)); err == nil && target == "/dev/null" {
+				return p
+			}
+		}
+	}
+	return ""
+}
+
+// maskHint says who masked the unit and what to do about it.
+func maskHint(st unitState) string {
+	switch {
+	case st.maskedBy == "":
+		return ""
+	case filepath.Dir(st.maskedBy) == unitDir:
+		return fmt.Sprintf(" (vmlab masks %s by default: %s -> /dev/null; name it in machine(enable = [...]) to unmask it)",
+			filepath.Base(st.maskedBy), st.maskedBy)
+	}
+	return fmt.Sprintf(" (%s -> /dev/null, the root's own mask)", st.maskedBy)
 }
 
 // withResult adds a failed service's Result ("exit-code", "timeout", ...)
@@ -355,7 +444,7 @@ func withResult(ctx context.Context, c *sdbus.Conn, path sdbus.ObjectPath, err e
 // readState reads the unit's state: ActiveState alone when that ends the
 // wait (one call: the common case of a unit already active), everything
 // verdict needs otherwise.
-func readState(ctx context.Context, c *sdbus.Conn, name string, path sdbus.ObjectPath) (unitState, error) {
+func readState(ctx context.Context, c *sdbus.Conn, name string, path sdbus.ObjectPath, system bool) (unitState, error) {
 	st := unitState{name: name}
 	active, err := c.Property(ctx, path, sdbus.UnitInterface, "ActiveState")
 	if err != nil {
@@ -377,6 +466,19 @@ func readState(ctx context.Context, c *sdbus.Conn, name string, path sdbus.Objec
 	}
 	if le, ok := props["LoadError"].([]any); ok && len(le) == 2 {
 		st.loadError, _ = le[1].(string)
+	}
+	// A result is false until its check runs: only one with a timestamp
+	// says something.
+	if ok, _ := props["ConditionResult"].(bool); !ok {
+		at, _ := props["ConditionTimestampMonotonic"].(uint64)
+		st.conditionFailed = at != 0
+	}
+	if ok, _ := props["AssertResult"].(bool); !ok {
+		at, _ := props["AssertTimestampMonotonic"].(uint64)
+		st.assertFailed = at != 0
+	}
+	if st.load == "masked" && system {
+		st.maskedBy = maskedBy(name)
 	}
 	if st.idle() {
 		n, err := c.Property(ctx, sdbus.ManagerPath, sdbus.ManagerInterface, "NJobs")

@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"net"
+	"os"
 	"os/user"
 	"slices"
 	"strconv"
@@ -141,7 +143,12 @@ func TestWaitSystemdUnitFailsAtOnce(t *testing.T) {
 		{"inactive with no job", "web", "web.service", &sdbustest.Unit{Active: "inactive", Sub: "dead"},
 			"unit web.service is inactive and no job is pending: nothing will start it (enable it with machine(enable = ...) or start it with start_job)"},
 		{"masked", "web.service", "web.service", &sdbustest.Unit{Load: "masked", Active: "inactive", Sub: "dead"},
-			"unit web.service is masked and no job is pending"},
+			"unit web.service is masked: nothing can start it"},
+		{"condition not met", "sys-kernel-config.mount", "sys-kernel-config.mount",
+			&sdbustest.Unit{Active: "inactive", Sub: "dead", ConditionFailed: true},
+			"unit sys-kernel-config.mount was skipped: a start condition was not met (see its status below)"},
+		{"assertion failed", "web", "web.service", &sdbustest.Unit{Active: "inactive", Sub: "dead", AssertFailed: true},
+			"unit web.service was not started: a start assertion failed (see its status below)"},
 		{"not loadable", "bad.socket", "bad.socket", &sdbustest.Unit{Load: "bad-setting", Active: "inactive", Sub: "dead"},
 			"unit bad.socket could not be loaded"},
 	}
@@ -355,5 +362,96 @@ func TestWaitSystemdUnitOtherUnits(t *testing.T) {
 	m.Set("web.service", sdbustest.Unit{Active: "failed", Sub: "failed", Result: "signal"})
 	if r := result(t, res); r.Error != "unit web.service failed (result: signal)" {
 		t.Errorf("got %+v, want web.service's failure", r)
+	}
+}
+
+// TestWaitSystemdUnitSlowConnect: a wait that connects to a manager slow
+// to answer does not hold the other waits past their own timeouts.
+func TestWaitSystemdUnitSlowConnect(t *testing.T) {
+	fakeSystemd(t)
+	systemSocket = t.TempDir() + "/private"
+	ln, err := net.Listen("unix", systemSocket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 2)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c // and never answer
+		}
+	}()
+	defer func() {
+		for range len(accepted) {
+			(<-accepted).Close()
+		}
+	}()
+	ctx, cancel := context.WithCancel(t.Context())
+	first := waitAsync(ctx, agentproto.Wait{Kind: agentproto.WaitUnit, Path: "web", Timeout: time.Minute})
+	c := <-accepted
+	defer c.Close()
+	start := time.Now()
+	r := waitSystemdUnit(t.Context(), agentproto.Wait{Kind: agentproto.WaitUnit, Path: "web", Timeout: 300 * time.Millisecond})
+	if took := time.Since(start); !r.TimedOut || took > 3*time.Second {
+		t.Errorf("the second wait ended with %+v after %v, want a timeout after 300 ms", r, took)
+	}
+	cancel()
+	if r := result(t, first); !r.Canceled {
+		t.Errorf("first wait: got %+v, want canceled", r)
+	}
+}
+
+// TestWaitSystemdUnitMaskedWhileJobs: a masked unit fails the wait at once,
+// also while the manager has jobs (none of them can start it), and the
+// error says when vmlab masked it.
+func TestWaitSystemdUnitMaskedWhileJobs(t *testing.T) {
+	m := fakeSystemd(t)
+	root := t.TempDir()
+	oldRoot := maskRoot
+	maskRoot = root
+	t.Cleanup(func() { maskRoot = oldRoot })
+	if err := os.MkdirAll(root+unitDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/dev/null", root+unitDir+"/getty@.service"); err != nil {
+		t.Fatal(err)
+	}
+	m.SetJobs(40)
+	m.Set("getty@tty1.service", sdbustest.Unit{Load: "masked", Active: "inactive", Sub: "dead"})
+	r := result(t, waitAsync(t.Context(), agentproto.Wait{Kind: agentproto.WaitUnit, Path: "getty@tty1", Timeout: time.Minute}))
+	want := "unit getty@tty1.service is masked: nothing can start it (vmlab masks getty@.service by default: " +
+		"/run/systemd/system/getty@.service -> /dev/null; name it in machine(enable = [...]) to unmask it)"
+	if r.Error != want || r.Exit != 1 {
+		t.Errorf("got %q (exit %d), want %q", r.Error, r.Exit, want)
+	}
+}
+
+// TestWaitSystemdUserManagerFails: when a user's manager fails to start,
+// the error names the manager's unit and explains that one (the system's
+// status and journal of user@UID.service), not the user's unit.
+func TestWaitSystemdUserManagerFails(t *testing.T) {
+	u, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skip("no user nobody on this host")
+	}
+	sys := fakeSystemd(t)
+	manager := "user@" + u.Uid + ".service"
+	sys.Set(manager, sdbustest.Unit{Active: "inactive", Sub: "dead"})
+	sys.OnStart = func(name string) {
+		sys.Set(name, sdbustest.Unit{Active: "failed", Sub: "failed", Result: "exit-code"})
+	}
+	r := result(t, waitAsync(t.Context(), agentproto.Wait{Kind: agentproto.WaitUnit, Path: "app", User: "nobody", Timeout: time.Minute}))
+	want := "start the service manager of user nobody (" + manager + "): unit " + manager + " failed (result: exit-code)"
+	if r.Error != want || r.Exit != 1 {
+		t.Errorf("got %q (exit %d), want %q", r.Error, r.Exit, want)
+	}
+	wantOut := "$ systemctl status --no-pager " + manager + "\nran systemctl status --no-pager " + manager + " as \n" +
+		"$ journalctl -u " + manager + " -n 20 --no-pager\nran journalctl -u " + manager + " -n 20 --no-pager as "
+	if r.Output != wantOut {
+		t.Errorf("output\n%s\nwant\n%s", r.Output, wantOut)
 	}
 }

@@ -152,6 +152,9 @@ func authenticate(c net.Conn) (*bufio.Reader, error) {
 }
 
 // read hands incoming messages out until the connection fails or closes.
+// It closes the socket when it ends, so that a connection that broke (a
+// malformed message) does not stay open with systemd queueing signals on
+// it that nobody reads.
 func (c *Conn) read(r *bufio.Reader) {
 	var err error
 	for {
@@ -167,6 +170,7 @@ func (c *Conn) read(r *bufio.Reader) {
 	}
 	c.err = err
 	c.mu.Unlock()
+	c.closeOnce.Do(func() { c.c.Close() })
 	close(c.done)
 }
 
@@ -268,9 +272,11 @@ func (c *Conn) readErr() error {
 	return c.err
 }
 
-// write sends m by ctx's deadline. A write that fails may have sent part
-// of the message, which leaves the stream unframed: the connection is
-// closed then.
+// write sends m by ctx's deadline, or until ctx is canceled. A ctx that
+// ends before a byte is sent leaves the connection as it was: the call
+// fails with ctx's error, the other calls go on. A write that sent part of
+// the message leaves the stream unframed, and one that fails otherwise
+// says the socket is broken: the connection is closed then.
 func (c *Conn) write(ctx context.Context, m *Message) error {
 	b, err := m.marshal()
 	if err != nil {
@@ -278,13 +284,31 @@ func (c *Conn) write(ctx context.Context, m *Message) error {
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	deadline, _ := ctx.Deadline()
 	c.c.SetWriteDeadline(deadline)
-	if _, err = c.c.Write(b); err != nil {
-		c.c.Close()
-		return fmt.Errorf("%w (%w)", ErrClosed, err)
+	// A cancel (which has no deadline) stops a write blocked on a peer
+	// that does not read: a deadline in the past ends it.
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		c.c.SetWriteDeadline(time.Unix(1, 0))
+		close(fired)
+	})
+	n, err := c.c.Write(b)
+	if !stop() {
+		<-fired // the next write sets its own deadline after this one's
 	}
-	return nil
+	switch {
+	case err == nil:
+		return nil
+	case n == 0 && ctx.Err() != nil:
+		return ctx.Err()
+	}
+	// Half a message, or a socket that fails.
+	c.closeOnce.Do(func() { c.c.Close() })
+	return fmt.Errorf("%w (%d of %d bytes written: %w)", ErrClosed, n, len(b), cmpErr(ctx.Err(), err))
 }
 
 // Done is closed when the connection has ended: closed by Close or by the
@@ -297,5 +321,8 @@ func (c *Conn) Close() error {
 	var err error
 	c.closeOnce.Do(func() { err = c.c.Close() })
 	<-c.done
+	if errors.Is(err, net.ErrClosed) {
+		err = nil
+	}
 	return err
 }

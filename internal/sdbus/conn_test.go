@@ -305,3 +305,122 @@ func TestPeerCloses(t *testing.T) {
 		t.Error("a call on a closed Conn succeeded")
 	}
 }
+
+// fakeServer accepts one connection on a new socket, authenticates it as
+// systemd does, reads the client's Ping and hands the connection, with its
+// reader, to serve.
+func fakeServer(t *testing.T, serve func(c net.Conn, r *bufio.Reader)) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "private")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+	})
+	go func() {
+		defer close(done)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		stop := context.AfterFunc(t.Context(), func() { c.Close() })
+		defer stop()
+		r := bufio.NewReader(c)
+		r.ReadString('\n')
+		io.WriteString(c, "OK 0123456789abcdef0123456789abcdef\r\n")
+		r.ReadString('\n')
+		readMessage(r) // the Ping
+		serve(c, r)
+	}()
+	return path
+}
+
+// TestMalformedMessageCloses: a connection whose peer sends what is not a
+// message ends, and its socket is closed: the peer sees the end.
+func TestMalformedMessageCloses(t *testing.T) {
+	peerSaw := make(chan error, 1)
+	path := fakeServer(t, func(c net.Conn, r *bufio.Reader) {
+		io.WriteString(c, "not a D-Bus message at all")
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err := r.ReadByte()
+		peerSaw <- err
+	})
+	c, err := Dial(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	select {
+	case <-c.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the connection did not end on a malformed message")
+	}
+	if err := <-peerSaw; !errors.Is(err, io.EOF) {
+		t.Errorf("the peer read %v, want EOF: the socket was left open", err)
+	}
+}
+
+// TestCallPastDeadline: a call whose deadline has passed before it is sent
+// returns the deadline's error and leaves the connection serving the
+// others.
+func TestCallPastDeadline(t *testing.T) {
+	b := newFakeBus(t, func(m *Message, send func(*Message) error) { send(reply(m, "")) })
+	c := dial(t, b)
+	ctx, cancel := context.WithDeadline(t.Context(), time.Now().Add(-time.Second))
+	defer cancel()
+	if _, err := c.Call(ctx, ManagerPath, "org.freedesktop.DBus.Peer.Ping", ""); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("got %v, want context.DeadlineExceeded", err)
+	}
+	select {
+	case <-c.Done():
+		t.Fatalf("the connection ended: %v", c.readErr())
+	default:
+	}
+	if _, err := c.Call(t.Context(), ManagerPath, "org.freedesktop.DBus.Peer.Ping", ""); err != nil {
+		t.Errorf("Ping after a late call: %v", err)
+	}
+}
+
+// TestCallCanceledWhileWriting: a call canceled (no deadline) while its
+// message is being written to a peer that does not read returns at once.
+// Part of the message went out, so the connection is closed.
+func TestCallCanceledWhileWriting(t *testing.T) {
+	reading := make(chan struct{})
+	path := fakeServer(t, func(c net.Conn, r *bufio.Reader) {
+		r.ReadByte() // the call has begun; read nothing more
+		close(reading)
+		<-t.Context().Done()
+	})
+	c, err := Dial(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	res := make(chan error, 1)
+	go func() {
+		// More than the socket's buffers hold.
+		_, err := c.LoadUnit(ctx, strings.Repeat("x", 8<<20))
+		res <- err
+	}()
+	<-reading
+	cancel()
+	select {
+	case err := <-res:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("got %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the call did not return within 5 s of its cancel")
+	}
+	select {
+	case <-c.Done():
+	case <-time.After(5 * time.Second):
+		t.Error("a connection with half a message written was not closed")
+	}
+}

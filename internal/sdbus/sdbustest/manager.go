@@ -24,6 +24,11 @@ type Unit struct {
 	Sub    string // SubState
 	Job    uint32 // the pending job's id; 0: none
 	Result string // the Service interface's Result
+	// ConditionFailed and AssertFailed say the last start was skipped
+	// because a Condition...= was not met, or refused because an
+	// Assert...= was not (ConditionResult, AssertResult false with their
+	// timestamps set).
+	ConditionFailed, AssertFailed bool
 }
 
 // Manager is a fake systemd manager listening on Path.
@@ -224,7 +229,22 @@ func unitProps(u Unit) map[string]sdbus.Variant {
 		"SubState":    {Sig: "s", Value: u.Sub},
 		"Job":         {Sig: "(uo)", Value: []any{u.Job, jobPath}},
 		"LoadError":   {Sig: "(ss)", Value: loadError},
+		// A check that has run has a timestamp; one that has not is
+		// false with none, as systemd reports it.
+		"ConditionResult":             {Sig: "b", Value: !u.ConditionFailed},
+		"ConditionTimestampMonotonic": {Sig: "t", Value: checked(u.ConditionFailed)},
+		"AssertResult":                {Sig: "b", Value: !u.AssertFailed},
+		"AssertTimestampMonotonic":    {Sig: "t", Value: checked(u.AssertFailed)},
 	}
+}
+
+// checked is a check's timestamp: set when it failed, which is what the
+// waits look at.
+func checked(failed bool) uint64 {
+	if failed {
+		return 12345678
+	}
+	return 0
 }
 
 func (m *Manager) handle(msg *sdbus.Message, send func(*sdbus.Message) error) {
