@@ -10,11 +10,9 @@ package agent
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/vmlab/vmlab/internal/agentproto"
@@ -40,34 +38,18 @@ func startUnits(ctx context.Context, req agentproto.Request) error {
 	return nil
 }
 
-// unitSuffixes are the unit types (spec.UnitSuffixes).
-var unitSuffixes = []string{".service", ".socket", ".target", ".timer", ".path", ".mount",
-	".automount", ".swap", ".slice", ".scope", ".device"}
+// unitName completes a name as systemctl does: "web" is "web.service".
+func unitName(name string) string { return agentproto.UnitName(name) }
 
-// unitName completes a name as systemctl does (spec.UnitName): "web" is
-// "web.service".
-func unitName(name string) string {
-	if slices.ContainsFunc(unitSuffixes, func(s string) bool { return strings.HasSuffix(name, s) }) {
-		return name
+// unitSearchDirs are where systemd finds system units (agentproto.UnitDirs),
+// as paths in the guest.
+var unitSearchDirs = func() []string {
+	var dirs []string
+	for _, d := range agentproto.UnitDirs {
+		dirs = append(dirs, "/"+d)
 	}
-	return name + ".service"
-}
-
-// templateOf returns the template of an instance ("getty@.service" for
-// "getty@tty1.service"), or "" when name is none.
-func templateOf(name string) string {
-	at, dot := strings.IndexByte(name, '@'), strings.LastIndexByte(name, '.')
-	if at <= 0 || dot <= at+1 {
-		return ""
-	}
-	return name[:at+1] + name[dot:]
-}
-
-// unitSearchDirs are where systemd finds system units, highest rank
-// first; generated ones included, as enabling a generated instance
-// (postgresql@15-main.service) is a test's right.
-var unitSearchDirs = []string{"/run/systemd/system", "/etc/systemd/system", "/run/systemd/generator",
-	"/usr/local/lib/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system", "/run/systemd/generator.late"}
+	return dirs
+}()
 
 // installUnits writes the units and the services rendered as units into
 // root's unitDir, enables them (by their [Install] section) and the units
@@ -84,8 +66,8 @@ func installUnits(root string, services []agentproto.Service, units []agentproto
 	dir := filepath.Join(root, unitDir)
 	changed := false
 	for _, u := range units {
-		if err := checkUnitName(u.Name); err != nil {
-			return false, fmt.Errorf("install unit %q: %w", u.Name, err)
+		if err := agentproto.CheckUnitName(u.Name); err != nil {
+			return false, fmt.Errorf("install unit: %w", err)
 		}
 		// The unit's file takes the place of vmlab's mask of that name.
 		if _, err := unmask(dir, u.Name); err != nil {
@@ -105,8 +87,8 @@ func installUnits(root string, services []agentproto.Service, units []agentproto
 	}
 	for _, name := range enable {
 		name = unitName(name)
-		if err := checkUnitName(name); err != nil {
-			return false, fmt.Errorf("enable unit %q: %w", name, err)
+		if err := agentproto.CheckUnitName(name); err != nil {
+			return false, fmt.Errorf("enable unit: %w", err)
 		}
 		if _, err := unmask(dir, name); err != nil {
 			return false, err
@@ -123,21 +105,11 @@ func installUnits(root string, services []agentproto.Service, units []agentproto
 	return changed, nil
 }
 
-func checkUnitName(name string) error {
-	switch {
-	case name == "" || strings.ContainsAny(name, "/\x00\n") || name == "." || name == "..":
-		return errors.New("a unit name is a file name (\"web.service\")")
-	case !slices.ContainsFunc(unitSuffixes, func(s string) bool { return strings.HasSuffix(name, s) }):
-		return fmt.Errorf("a unit name ends with its type, one of %s", strings.Join(unitSuffixes, " "))
-	}
-	return nil
-}
-
 // unmask removes vmlab's masks of name and of its template, and reports
 // whether there was one. Masks the root's administrator made in /etc stay.
 func unmask(dir, name string) (bool, error) {
 	removed := false
-	for _, n := range []string{name, templateOf(name)} {
+	for _, n := range []string{name, agentproto.TemplateOf(name)} {
 		if n == "" {
 			continue
 		}
@@ -156,7 +128,7 @@ func unmask(dir, name string) (bool, error) {
 // findUnit returns the path in the guest of the file of unit name (its
 // template's for an instance) under root.
 func findUnit(root, name string) (string, error) {
-	for _, n := range []string{name, templateOf(name)} {
+	for _, n := range []string{name, agentproto.TemplateOf(name)} {
 		if n == "" {
 			continue
 		}
@@ -211,7 +183,7 @@ func installTargets(u agentproto.UnitFile) []installLink {
 		}
 	}
 	name := u.Name
-	if t := templateOf(name); t == "" && strings.Contains(name, "@.") {
+	if t := agentproto.TemplateOf(name); t == "" && strings.Contains(name, "@.") {
 		if instance == "" {
 			return nil
 		}

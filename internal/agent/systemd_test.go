@@ -13,9 +13,10 @@ import (
 	"github.com/vmlab/vmlab/internal/spec"
 )
 
-// TestSpecAgrees: the agent keeps its own copies of spec's unit names (it
+// TestSpecAgrees: the agent keeps its own copies of spec's constants (it
 // does not import spec, which pulls the kernel package into the guest's
-// binary); they must not drift.
+// binary); they must not drift. Unit names and directories are
+// agentproto's, shared by both.
 func TestSpecAgrees(t *testing.T) {
 	if systemdPath != spec.SystemdPath {
 		t.Errorf("systemdPath %q, spec.SystemdPath %q", systemdPath, spec.SystemdPath)
@@ -23,12 +24,9 @@ func TestSpecAgrees(t *testing.T) {
 	if initSystemd != spec.InitSystemd {
 		t.Errorf("initSystemd %q, spec.InitSystemd %q", initSystemd, spec.InitSystemd)
 	}
-	if !slices.Equal(unitSuffixes, spec.UnitSuffixes) {
-		t.Errorf("unitSuffixes %v, spec.UnitSuffixes %v", unitSuffixes, spec.UnitSuffixes)
-	}
-	for _, n := range []string{"web", "web.service", "a.timer", "getty@tty1", "x.y"} {
-		if got, want := unitName(n), spec.UnitName(n); got != want {
-			t.Errorf("unitName(%q) = %q, spec.UnitName gives %q", n, got, want)
+	for _, d := range spec.UnitDirs {
+		if !slices.Contains(unitSearchDirs, "/"+d) {
+			t.Errorf("spec.UnitDirs has %s, which the agent does not search (%v)", d, unitSearchDirs)
 		}
 	}
 }
@@ -148,8 +146,12 @@ func TestInstallUnits(t *testing.T) {
 		{name: "a declared unit replaces a mask", units: []agentproto.UnitFile{{Name: "dbus.service", Text: "[Service]\n"}},
 			changed: true, files: []string{"dbus.service"}, masks: []string{"getty@.service", "systemd-udevd.service"}},
 		{name: "unknown unit", enable: []string{"nosuch"}, err: "enable unit nosuch.service: no such unit"},
-		{name: "bad unit name", units: []agentproto.UnitFile{{Name: "../x.service"}}, err: `install unit "../x.service": a unit name is a file name`},
-		{name: "no type", units: []agentproto.UnitFile{{Name: "web"}}, err: `install unit "web": a unit name ends with its type`},
+		{name: "bad unit name", units: []agentproto.UnitFile{{Name: "../x.service"}}, err: `install unit: unit name "../x.service": want NAME.TYPE`},
+		{name: "no type", units: []agentproto.UnitFile{{Name: "web"}}, err: `install unit: unit name "web": a unit name ends with its type`},
+		// The host's check and the agent's are one: what spec refuses at
+		// load, the agent does not install either.
+		{name: "space in a name", units: []agentproto.UnitFile{{Name: "my web.service", Text: "[Service]\n"}}, err: `install unit: unit name "my web.service": want NAME.TYPE`},
+		{name: "space in an enabled name", enable: []string{"my web"}, err: `enable unit: unit name "my web.service": want NAME.TYPE`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

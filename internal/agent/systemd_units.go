@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/vmlab/vmlab/internal/agentproto"
 )
 
 const (
@@ -27,9 +29,10 @@ const (
 	// boot stages the PID-1 agent measured.
 	runDir = "/run/vmlab"
 	// unitDir is where vmlab's units, masks and enablement links go:
-	// /run/systemd/system ranks above /etc and /lib, and is gone at the
-	// next boot, which writes them again from the declaration.
-	unitDir = "/run/systemd/system"
+	// /run/systemd/system ranks above the distribution's directories
+	// (below /etc's, the administrator's: agentproto.UnitDirs), and is
+	// gone at the next boot, which writes them again from the declaration.
+	unitDir = "/" + agentproto.RunUnitDir
 )
 
 // agentUnitText is vmlab-agent.service. DefaultDependencies=no: it starts
