@@ -79,7 +79,11 @@ func installUnits(root string, services []agentproto.Service, units []agentproto
 		changed = true
 	}
 	for _, u := range units {
-		for _, w := range installTargets(u) {
+		links, err := installTargets(u)
+		if err != nil {
+			return false, fmt.Errorf("enable unit %s: %w", u.Name, err)
+		}
+		for _, w := range links {
 			if err := link(filepath.Join(dir, w.dir, w.name), filepath.Join(unitDir, u.Name)); err != nil {
 				return false, fmt.Errorf("enable unit %s: %w", u.Name, err)
 			}
@@ -157,8 +161,10 @@ type installLink struct{ dir, name string }
 
 // installTargets reads u's [Install] section as systemctl enable does for
 // WantedBy= and RequiredBy=. A template is enabled only with a
-// DefaultInstance=.
-func installTargets(u agentproto.UnitFile) []installLink {
+// DefaultInstance=. Each value becomes part of a path, so each must make a
+// unit name (no '/': "WantedBy=../../x" would write outside the unit
+// directory, onto a writable share of the host's).
+func installTargets(u agentproto.UnitFile) ([]installLink, error) {
 	var wanted, required []string
 	instance := ""
 	section := ""
@@ -183,18 +189,27 @@ func installTargets(u agentproto.UnitFile) []installLink {
 		}
 	}
 	name := u.Name
-	if t := agentproto.TemplateOf(name); t == "" && strings.Contains(name, "@.") {
+	if agentproto.IsTemplate(name) {
 		if instance == "" {
-			return nil
+			return nil, nil
 		}
 		name = strings.Replace(name, "@.", "@"+instance+".", 1)
+		if err := agentproto.CheckUnitName(name); err != nil {
+			return nil, fmt.Errorf("DefaultInstance=%s: %w", instance, err)
+		}
 	}
 	var links []installLink
 	for _, t := range wanted {
+		if err := agentproto.CheckUnitName(t); err != nil {
+			return nil, fmt.Errorf("WantedBy=%s: %w", t, err)
+		}
 		links = append(links, installLink{t + ".wants", name})
 	}
 	for _, t := range required {
+		if err := agentproto.CheckUnitName(t); err != nil {
+			return nil, fmt.Errorf("RequiredBy=%s: %w", t, err)
+		}
 		links = append(links, installLink{t + ".requires", name})
 	}
-	return links
+	return links, nil
 }

@@ -288,3 +288,33 @@ func TestHideEnablement(t *testing.T) {
 		t.Errorf("multi-user.target.wants at the next boot: got %v, %v; want the guest's guest.service only", names, err)
 	}
 }
+
+// TestInstallChecksInstallSection: the values of [Install] become parts of
+// paths; one that is no unit name is refused and nothing is written
+// outside the unit directory.
+func TestInstallChecksInstallSection(t *testing.T) {
+	tests := []struct{ name, unit, text, err string }{
+		{"WantedBy", "web.service", "[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=../../../../../escaped\n",
+			`enable unit web.service: WantedBy=../../../../../escaped: unit name "../../../../../escaped": want NAME.TYPE`},
+		{"RequiredBy", "web.service", "[Service]\nExecStart=/bin/true\n[Install]\nRequiredBy=multi-user.target ../../escaped.target\n",
+			`enable unit web.service: RequiredBy=../../escaped.target: unit name "../../escaped.target": want NAME.TYPE`},
+		{"DefaultInstance", "w@.service", "[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\nDefaultInstance=/../../escaped\n",
+			`enable unit w@.service: DefaultInstance=/../../escaped: unit name "w@/../../escaped.service": want NAME.TYPE`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			top := t.TempDir()
+			root := filepath.Join(top, "a/b/c")
+			_, err := installUnits(root, nil, []agentproto.UnitFile{{Name: tt.unit, Text: tt.text}}, nil)
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("got %v, want an error containing %q", err, tt.err)
+			}
+			filepath.WalkDir(top, func(path string, d os.DirEntry, err error) error {
+				if err == nil && strings.Contains(d.Name(), "escaped") {
+					t.Errorf("%s was made", path)
+				}
+				return nil
+			})
+		})
+	}
+}

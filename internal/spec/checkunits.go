@@ -137,8 +137,12 @@ func checkUnitText(name, text string) error {
 		case section == "":
 			return fmt.Errorf("line %d %q is outside any section, and systemd ignores it: put a section header ([Unit], [Service], [Install], ...) above it", i+1, line)
 		case section == "Install":
-			key, _, _ := strings.Cut(line, "=")
-			install = append(install, strings.TrimSpace(key))
+			key, value, _ := strings.Cut(line, "=")
+			key = strings.TrimSpace(key)
+			install = append(install, key)
+			if err := checkInstallValue(name, key, strings.TrimSpace(value)); err != nil {
+				return fmt.Errorf("line %d %q: %w", i+1, line, err)
+			}
 		}
 	}
 	if sections == 0 {
@@ -148,6 +152,28 @@ func checkUnitText(name, text string) error {
 	if agentproto.IsTemplate(name) && enabled && !slices.Contains(install, "DefaultInstance") {
 		return fmt.Errorf("a template's [Install] needs DefaultInstance= to be enabled (or leave WantedBy= out and enable an instance: enable = [%q])",
 			strings.TrimSuffix(name, agentproto.UnitType(name))+"NAME"+agentproto.UnitType(name))
+	}
+	return nil
+}
+
+// checkInstallValue checks the [Install] settings vmlab acts on: each
+// unit WantedBy= and RequiredBy= name, and the instance DefaultInstance=
+// makes, are unit names (the guest makes links by those names).
+func checkInstallValue(unit, key, value string) error {
+	switch key {
+	case "WantedBy", "RequiredBy":
+		for _, t := range strings.Fields(value) {
+			if err := agentproto.CheckUnitName(t); err != nil {
+				return fmt.Errorf("%s= wants unit names: %w", key, err)
+			}
+		}
+	case "DefaultInstance":
+		if !agentproto.IsTemplate(unit) {
+			return nil
+		}
+		if err := agentproto.CheckUnitName(strings.Replace(unit, "@.", "@"+value+".", 1)); err != nil {
+			return fmt.Errorf("DefaultInstance= makes no unit name: %w", err)
+		}
 	}
 	return nil
 }
