@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/vmlab/vmlab/internal/agentproto"
@@ -106,7 +107,15 @@ func installUnits(root string, services []agentproto.Service, units []agentproto
 		}
 		changed = true
 	}
-	return changed, nil
+	named := slices.Concat(enable, nil)
+	for _, u := range units {
+		named = append(named, u.Name)
+	}
+	unmasked, err := unmaskNeeds(root, named)
+	if err != nil {
+		return false, err
+	}
+	return changed || unmasked, nil
 }
 
 // unmask removes vmlab's masks of name and of its template, and reports
@@ -212,4 +221,182 @@ func installTargets(u agentproto.UnitFile) ([]installLink, error) {
 		links = append(links, installLink{t + ".requires", name})
 	}
 	return links, nil
+}
+
+// unmaskNeeds removes vmlab's masks of what the named units need to start,
+// as their unit files (and drop-ins) in root say: the units they require,
+// want, bind to, uphold or take sockets from, and the unit a socket, timer,
+// path or automount starts, recursively. sys-kernel-config.mount requires
+// modprobe@configfs.service; systemd-udevd.service takes the two udevd
+// sockets; systemd-udev-trigger.service wants systemd-udevd.service: each
+// of those is masked, and a test that names the first would get a unit
+// that cannot start. A target reached as a dependency is unmasked but its
+// own members are not followed: they are what vmlab masks on purpose
+// (sysinit.target's, multi-user.target's). It reports whether it removed
+// a mask.
+func unmaskNeeds(root string, named []string) (bool, error) {
+	dir := filepath.Join(root, unitDir)
+	files := readUnitDirs(root)
+	seen := make(map[string]bool)
+	queue := make([]string, 0, len(named))
+	for _, n := range named {
+		queue = append(queue, unitName(n))
+	}
+	removed, depth := false, map[string]int{}
+	for len(queue) > 0 {
+		name := queue[0]
+		queue = queue[1:]
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		r, err := unmask(dir, name)
+		if err != nil {
+			return false, err
+		}
+		removed = removed || r
+		if depth[name] > 0 && strings.HasSuffix(name, ".target") {
+			continue
+		}
+		for _, dep := range unitNeeds(root, files, name) {
+			if !seen[dep] {
+				depth[dep] = depth[name] + 1
+				queue = append(queue, dep)
+			}
+		}
+	}
+	return removed, nil
+}
+
+// readUnitDirs lists each of the unit directories under root once (over 9p,
+// a lookup per candidate file would cost more than the listing).
+func readUnitDirs(root string) map[string]map[string]bool {
+	files := make(map[string]map[string]bool)
+	for _, d := range unitSearchDirs {
+		entries, _ := os.ReadDir(filepath.Join(root, d))
+		names := make(map[string]bool, len(entries))
+		for _, e := range entries {
+			names[e.Name()] = true
+		}
+		files[d] = names
+	}
+	return files
+}
+
+// needKeys are the settings that make a unit start others.
+var needKeys = []string{"Requires", "Wants", "Requisite", "BindsTo", "Upholds", "Sockets"}
+
+// unitNeeds returns the units name pulls in: by needKeys in its file (the
+// first found in rank order, its template's for an instance) and its
+// drop-ins, by its .wants, .requires and .upholds links, and the unit it
+// triggers when it is a socket, timer, path or automount. Names with a
+// specifier vmlab does not expand are left out.
+func unitNeeds(root string, files map[string]map[string]bool, name string) []string {
+	template := agentproto.TemplateOf(name)
+	var text strings.Builder
+	for _, n := range []string{name, template} {
+		if n == "" {
+			continue
+		}
+		if text.Len() == 0 {
+			for _, d := range unitSearchDirs {
+				if files[d][n] {
+					if b, err := os.ReadFile(filepath.Join(root, d, n)); err == nil {
+						text.Write(b)
+						break
+					}
+				}
+			}
+		}
+		for _, d := range unitSearchDirs {
+			if files[d][n+".d"] {
+				confs, _ := filepath.Glob(filepath.Join(root, d, n+".d", "*.conf"))
+				for _, c := range confs {
+					if b, err := os.ReadFile(c); err == nil {
+						text.WriteString("\n")
+						text.Write(b)
+					}
+				}
+			}
+		}
+	}
+	values := unitSettings(text.String())
+	var deps []string
+	for _, k := range needKeys {
+		deps = append(deps, values[k]...)
+	}
+	deps = append(deps, triggered(name, values)...)
+	for _, n := range []string{name, template} {
+		for _, suffix := range []string{".wants", ".requires", ".upholds"} {
+			for _, d := range unitSearchDirs {
+				if n != "" && files[d][n+suffix] {
+					entries, _ := os.ReadDir(filepath.Join(root, d, n+suffix))
+					for _, e := range entries {
+						deps = append(deps, e.Name())
+					}
+				}
+			}
+		}
+	}
+	var out []string
+	for _, dep := range deps {
+		dep = expandSpecifiers(dep, name)
+		if agentproto.CheckUnitName(dep) == nil {
+			out = append(out, dep)
+		}
+	}
+	return out
+}
+
+// unitSettings returns the space-separated values of every setting of a
+// unit file's text, by key, whatever the section.
+func unitSettings(text string) map[string][]string {
+	values := make(map[string][]string)
+	for _, line := range strings.Split(text, "\n") {
+		key, value, ok := strings.Cut(strings.TrimSpace(line), "=")
+		if ok && !strings.HasPrefix(key, "#") && !strings.HasPrefix(key, ";") {
+			key = strings.TrimSpace(key)
+			values[key] = append(values[key], strings.Fields(value)...)
+		}
+	}
+	return values
+}
+
+// triggered returns the unit a socket, timer, path or automount starts:
+// the one Service= or Unit= names, else the one of the same name (a
+// template for a socket with Accept=yes; a mount for an automount).
+func triggered(name string, values map[string][]string) []string {
+	typ := agentproto.UnitType(name)
+	stem := strings.TrimSuffix(name, typ)
+	switch typ {
+	case ".socket":
+		if s := values["Service"]; len(s) > 0 {
+			return s
+		}
+		if slices.Contains(values["Accept"], "yes") || slices.Contains(values["Accept"], "true") {
+			return []string{stem + "@.service"}
+		}
+		return []string{stem + ".service"}
+	case ".timer", ".path":
+		if u := values["Unit"]; len(u) > 0 {
+			return u
+		}
+		return []string{stem + ".service"}
+	case ".automount":
+		return []string{stem + ".mount"}
+	}
+	return nil
+}
+
+// expandSpecifiers expands in dep the specifiers of unit name that make
+// unit names (%i and %I the instance, %p the prefix, %n and %N the name);
+// a name left with '%' is not one, and the caller drops it.
+func expandSpecifiers(dep, name string) string {
+	if !strings.Contains(dep, "%") {
+		return dep
+	}
+	typ := agentproto.UnitType(name)
+	prefix, instance, _ := strings.Cut(strings.TrimSuffix(name, typ), "@")
+	return strings.NewReplacer("%i", instance, "%I", instance, "%p", prefix, "%n", name,
+		"%N", strings.TrimSuffix(name, typ), "%%", "%").Replace(dep)
 }

@@ -318,3 +318,69 @@ func TestInstallChecksInstallSection(t *testing.T) {
 		})
 	}
 }
+
+// TestUnmaskNeeds: naming a unit removes vmlab's masks of what it needs,
+// as the distribution's files say (sys-kernel-config.mount requires
+// modprobe@configfs.service, systemd-udevd.service takes two masked
+// sockets, a socket starts its service, a drop-in adds a need, %i
+// expands), but not the members of a target it pulls in.
+func TestUnmaskNeeds(t *testing.T) {
+	lib := map[string]string{
+		"sys-kernel-config.mount":      "[Unit]\nAfter=modprobe@configfs.service\nRequires=modprobe@configfs.service\n[Mount]\nWhat=configfs\n",
+		"modprobe@.service":            "[Unit]\nDefaultDependencies=no\n[Service]\nExecStart=modprobe %i\n",
+		"systemd-udev-trigger.service": "[Unit]\nWants=systemd-udevd.service\n",
+		"systemd-udevd.service":        "[Service]\nSockets=systemd-udevd-control.socket systemd-udevd-kernel.socket\n",
+		"systemd-udevd-control.socket": "[Socket]\nService=systemd-udevd.service\n",
+		"systemd-udevd-kernel.socket":  "[Socket]\nService=systemd-udevd.service\n",
+		"binfmt.automount":             "[Automount]\nWhere=/x\n",
+		"binfmt.mount":                 "[Mount]\n",
+		"app@.service":                 "[Unit]\nWants=helper-%i.service sysinit.target\n",
+		"helper-a.service":             "[Service]\n",
+		"sysinit.target":               "[Unit]\n",
+		"dropin.service":               "[Service]\n",
+		"hidden.service":               "[Service]\n",
+	}
+	masks := []string{"modprobe@.service", "systemd-udev-trigger.service", "systemd-udevd.service", "systemd-udevd-control.socket",
+		"systemd-udevd-kernel.socket", "binfmt.mount", "helper-a.service", "sysinit.target", "hidden.service", "sys-kernel-config.mount"}
+	tests := []struct {
+		name     string
+		units    []agentproto.UnitFile
+		enable   []string
+		unmasked []string
+	}{
+		{"a mount and its module", nil, []string{"sys-kernel-config.mount"}, []string{"sys-kernel-config.mount", "modprobe@.service"}},
+		{"udev by its trigger", nil, []string{"systemd-udev-trigger.service"}, []string{"systemd-udev-trigger.service",
+			"systemd-udevd.service", "systemd-udevd-control.socket", "systemd-udevd-kernel.socket"}},
+		{"a socket's service", nil, []string{"systemd-udevd-kernel.socket"}, []string{"systemd-udevd-kernel.socket",
+			"systemd-udevd.service", "systemd-udevd-control.socket"}},
+		{"an automount's mount", nil, []string{"binfmt.automount"}, []string{"binfmt.mount"}},
+		{"an instance, and a target's members stay masked", nil, []string{"app@a.service"}, []string{"helper-a.service", "sysinit.target"}},
+		{"a drop-in", nil, []string{"dropin.service"}, []string{"hidden.service"}},
+		{"a declared unit", []agentproto.UnitFile{{Name: "mine.service", Text: "[Unit]\nRequires=sys-kernel-config.mount\n"}}, nil,
+			[]string{"sys-kernel-config.mount", "modprobe@.service"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			for name, text := range lib {
+				writeFile(filepath.Join(root, "lib/systemd/system", name), text)
+			}
+			writeFile(filepath.Join(root, "etc/systemd/system/dropin.service.d/needs.conf"), "[Unit]\nWants=hidden.service\n")
+			os.MkdirAll(filepath.Join(root, "lib/systemd/system/sysinit.target.wants"), 0o755)
+			os.Symlink("../sys-kernel-config.mount", filepath.Join(root, "lib/systemd/system/sysinit.target.wants/sys-kernel-config.mount"))
+			for _, m := range masks {
+				mask(filepath.Join(root, unitDir, m))
+			}
+			changed, err := installUnits(root, nil, tt.units, tt.enable)
+			if err != nil || !changed {
+				t.Fatalf("installUnits: %v, %v", changed, err)
+			}
+			for _, m := range masks {
+				target, _ := os.Readlink(filepath.Join(root, unitDir, m))
+				if masked, want := target == "/dev/null", !slices.Contains(tt.unmasked, m); masked != want {
+					t.Errorf("%s: masked %v, want %v", m, masked, want)
+				}
+			}
+		})
+	}
+}

@@ -93,13 +93,15 @@ const stopTimeout = "10s"
 // sysinit.target, basic.target or multi-user.target through the
 // distribution's static links, costs boot time under emulation and serves
 // no purpose in a test machine. Masks are links to /dev/null in unitDir;
-// naming a unit removes its mask (and its template's). Figures: guest
-// uptime at multi-user.target, TCG, see docs/systemd.md.
+// naming a unit removes its mask (and its template's), and those of the
+// units it needs (unmaskNeeds). Figures: guest uptime at
+// multi-user.target, TCG, see docs/systemd.md.
 var bootMasks = []struct{ unit, why string }{
 	// udev coldplug loads a module for every emulated device (ahci, i2c,
 	// kvm, ...): 6.3 s of CPU. vmlab loads the modules the guest needs
 	// itself. Without udev, device units do not appear: a test that
-	// needs them names systemd-udev-trigger.service and systemd-udevd.service.
+	// needs them enables systemd-udev-trigger.service, which wants
+	// systemd-udevd.service, which takes the two sockets.
 	{"systemd-udev-trigger.service", "udev coldplug: a module load per emulated device"},
 	{"systemd-udevd.service", "udev coldplug: a module load per emulated device"},
 	{"systemd-udevd-control.socket", "udev coldplug: a module load per emulated device"},
