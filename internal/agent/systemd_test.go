@@ -71,10 +71,15 @@ func TestWriteRunUnits(t *testing.T) {
 		t.Errorf("%s does not pull the agent:\n%s", bootTarget, got)
 	}
 	agent := read("run/systemd/system/" + agentUnit)
-	for _, want := range []string{"DefaultDependencies=no", unitEnv + "=1", "ExecStart=/run/vmlab/agent", "IgnoreSIGPIPE=no"} {
+	for _, want := range []string{"DefaultDependencies=no", unitEnv + "=1", "ExecStart=/run/vmlab/agent", "IgnoreSIGPIPE=no",
+		"FailureAction=poweroff-force", "SuccessAction=poweroff-force"} {
 		if !strings.Contains(agent, want) {
 			t.Errorf("%s lacks %q:\n%s", agentUnit, want, agent)
 		}
+	}
+	// A second agent would greet a host that is mid-session.
+	if strings.Contains(agent, "Restart=") {
+		t.Errorf("%s restarts the agent:\n%s", agentUnit, agent)
 	}
 	if got := read("run/systemd/journald.conf.d/vmlab.conf"); !strings.Contains(got, "ForwardToConsole=yes") {
 		t.Errorf("journald settings: %q", got)

@@ -40,21 +40,26 @@ const (
 // Conflicts=shutdown.target), so the host keeps its channel until
 // systemd-shutdown ends every process. Output goes to the console (the
 // journal is not up when it starts; StandardOutput=journal fails then).
-// KillMode=process: a restart of the agent leaves the test's commands
-// running. IgnoreSIGPIPE=no: the commands it starts inherit the agent's
+// The agent is not restarted: the host's session (its requests in flight,
+// the hello it had) dies with it, and a second agent's hello would break
+// the channel with "a second hello". Its end, a failure (fatal, a crash, a
+// SIGKILL) or not (SIGTERM, systemctl stop), powers the machine off
+// instead, as fatal does in fast mode: the host sees QEMU exit, with the
+// reason on the console, rather than a protocol error. poweroff-force
+// skips the units' stop but not systemd-shutdown's killing, syncing and
+// unmounting. IgnoreSIGPIPE=no: the commands it starts inherit the agent's
 // dispositions, and `yes | head` must end by SIGPIPE as on any shell.
 // TasksMax=infinity: the commands live in this unit's cgroup, which must
 // not cap a test at systemd's default of 15% of pid_max.
 var agentUnitText = `[Unit]
 Description=vmlab agent: serves the host on the virtio-serial port
 DefaultDependencies=no
+FailureAction=poweroff-force
+SuccessAction=poweroff-force
 
 [Service]
 Environment=` + unitEnv + `=1
 ExecStart=` + runDir + `/agent
-Restart=on-failure
-RestartSec=100ms
-KillMode=process
 IgnoreSIGPIPE=no
 TasksMax=infinity
 StandardInput=null
