@@ -202,20 +202,11 @@ func (c *checker) enable(host Host) {
 			c.add("enable", "unit %s is listed twice", unit)
 		case HasUnit(declared, unit) || root == nil || HasUnit(root, unit):
 		default:
-			c.add("enable", "no unit %s in units or in the root's %s%s: declare it in units, or install the package that ships it on the host (the guests' root is the host's)",
-				unit, unitDirList(), near.Mean(nearUnits(unit, slices.Concat(declared, root))))
+			c.add("enable", "no unit %s in units or in the root's /%s and /%s%s: declare it in units, or install the package that ships it on the host (the guests' root is the host's)",
+				unit, UnitDirs[0], UnitDirs[1], near.Mean(nearUnits(unit, slices.Concat(declared, root))))
 		}
 		seen[unit] = true
 	}
-}
-
-// unitDirList names UnitDirs in a sentence.
-func unitDirList() string {
-	dirs := slices.Clone(UnitDirs)
-	for i, d := range dirs {
-		dirs[i] = "/" + d
-	}
-	return strings.Join(dirs[:len(dirs)-1], ", ") + " and " + dirs[len(dirs)-1]
 }
 
 // nearUnits returns up to three of names that unit may mean: those a

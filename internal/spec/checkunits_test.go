@@ -97,16 +97,16 @@ func TestCheckUnits(t *testing.T) {
 			m.Enable = []string{"nfs-server", "rpcbind.socket", "getty@tty1.service", "postgresql@15-main", "web", "worker@a.service", "api.service"}
 		}), "", ""},
 		{"enable misspelled", enable("nfs-servr"), "enable",
-			"no unit nfs-servr.service in units or in the root's /etc/systemd/system, /usr/local/lib/systemd/system, /lib/systemd/system and /usr/lib/systemd/system (did you mean nfs-server.service?): declare it in units, or install the package that ships it on the host (the guests' root is the host's)"},
-		{"enable of a package's name", enable("redis"), "enable", "no unit redis.service in units or in the root's /etc/systemd/system, /usr/local/lib/systemd/system, /lib/systemd/system and /usr/lib/systemd/system (did you mean redis-server.service?)"},
-		{"enable of a near name", enable("postgres"), "enable", "no unit postgres.service in units or in the root's /etc/systemd/system, /usr/local/lib/systemd/system, /lib/systemd/system and /usr/lib/systemd/system (did you mean postgresql.service?)"},
-		{"enable of a package's prefix", enable("nfs"), "enable", "no unit nfs.service in units or in the root's /etc/systemd/system, /usr/local/lib/systemd/system, /lib/systemd/system and /usr/lib/systemd/system (did you mean nfs-kernel-server.service or nfs-server.service?)"},
+			"no unit nfs-servr.service in units or in the root's /etc/systemd/system and /lib/systemd/system (did you mean nfs-server.service?): declare it in units, or install the package that ships it on the host (the guests' root is the host's)"},
+		{"enable of a package's name", enable("redis"), "enable", "no unit redis.service in units or in the root's /etc/systemd/system and /lib/systemd/system (did you mean redis-server.service?)"},
+		{"enable of a near name", enable("postgres"), "enable", "no unit postgres.service in units or in the root's /etc/systemd/system and /lib/systemd/system (did you mean postgresql.service?)"},
+		{"enable of a package's prefix", enable("nfs"), "enable", "no unit nfs.service in units or in the root's /etc/systemd/system and /lib/systemd/system (did you mean nfs-kernel-server.service or nfs-server.service?)"},
 		{"enable of a far name", enable("apache2"), "enable",
-			"no unit apache2.service in units or in the root's /etc/systemd/system, /usr/local/lib/systemd/system, /lib/systemd/system and /usr/lib/systemd/system: declare it in units, or install"},
+			"no unit apache2.service in units or in the root's /etc/systemd/system and /lib/systemd/system: declare it in units, or install"},
 		{"enable a declared unit misspelled", systemd(func(m *Machine) {
 			m.Units = []UnitFile{unit("web.service", webUnit)}
 			m.Enable = []string{"wbe"}
-		}), "enable", "no unit wbe.service in units or in the root's /etc/systemd/system, /usr/local/lib/systemd/system, /lib/systemd/system and /usr/lib/systemd/system (did you mean web.service?)"},
+		}), "enable", "no unit wbe.service in units or in the root's /etc/systemd/system and /lib/systemd/system (did you mean web.service?)"},
 		{"enable a template", enable("getty@"), "enable", `unit getty@.service is a template: enable an instance of it, such as "getty@NAME.service"`},
 		{"enable twice", enable("redis-server", "redis-server.service"), "enable", "unit redis-server.service is listed twice"},
 		{"enable a bad name", enable("a/b"), "enable", `unit name "a/b.service": want NAME.TYPE`},
@@ -208,5 +208,17 @@ func TestSystemUnits(t *testing.T) {
 	m.Init, m.Enable = InitSystemd, []string{"local"}
 	if ps := m.Check(host); len(ps) > 0 {
 		t.Errorf("enable a unit of /usr/local/lib/systemd/system: %v", Join(ps))
+	}
+}
+
+// TestUnitDirs: the root's unit directories are agentproto's, which the
+// agent searches, but the guest's /run.
+func TestUnitDirs(t *testing.T) {
+	want := slices.DeleteFunc(slices.Clone(agentproto.UnitDirs), func(d string) bool { return d == agentproto.RunUnitDir })
+	got := slices.Clone(UnitDirs)
+	slices.Sort(want)
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("spec.UnitDirs %v, agentproto.UnitDirs without %s %v", UnitDirs, agentproto.RunUnitDir, want)
 	}
 }

@@ -13,9 +13,11 @@ import (
 const SystemdPath = "/lib/systemd/systemd"
 
 // UnitDirs are the directories, relative to a root, that hold the root's
-// system unit files, highest rank first: agentproto.UnitDirs but /run's,
-// which is the guest's own.
-var UnitDirs = slices.DeleteFunc(slices.Clone(agentproto.UnitDirs), func(d string) bool { return d == agentproto.RunUnitDir })
+// system unit files: agentproto.UnitDirs but /run's, which is the guest's
+// own (TestUnitDirs checks they agree). Messages name the first two, the
+// administrator's and the distribution's; systemd's rank order is
+// agentproto.UnitDirs'.
+var UnitDirs = []string{"etc/systemd/system", "lib/systemd/system", "usr/lib/systemd/system", "usr/local/lib/systemd/system"}
 
 // UnitSuffixes are the unit types a unit name may end with.
 var UnitSuffixes = agentproto.UnitSuffixes
