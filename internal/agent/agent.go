@@ -45,8 +45,8 @@ func logf(format string, args ...any) {
 
 // fatal reports err on the console and powers off, so the host sees QEMU exit
 // at once with the reason on the console instead of waiting for a timeout.
-// The agent run by systemd exits instead: systemd restarts it
-// (Restart=on-failure), up to its start limit.
+// The agent run by systemd exits instead, and systemd powers off
+// (FailureAction=poweroff-force in its unit, systemd_units.go).
 func fatal(err error) {
 	logf("fatal: %v", err)
 	if os.Getpid() != 1 {

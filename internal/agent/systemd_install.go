@@ -10,7 +10,6 @@ package agent
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -40,34 +39,18 @@ func startUnits(ctx context.Context, req agentproto.Request) error {
 	return nil
 }
 
-// unitSuffixes are the unit types (spec.UnitSuffixes).
-var unitSuffixes = []string{".service", ".socket", ".target", ".timer", ".path", ".mount",
-	".automount", ".swap", ".slice", ".scope", ".device"}
+// unitName completes a name as systemctl does: "web" is "web.service".
+func unitName(name string) string { return agentproto.UnitName(name) }
 
-// unitName completes a name as systemctl does (spec.UnitName): "web" is
-// "web.service".
-func unitName(name string) string {
-	if slices.ContainsFunc(unitSuffixes, func(s string) bool { return strings.HasSuffix(name, s) }) {
-		return name
+// unitSearchDirs are where systemd finds system units (agentproto.UnitDirs),
+// as paths in the guest.
+var unitSearchDirs = func() []string {
+	var dirs []string
+	for _, d := range agentproto.UnitDirs {
+		dirs = append(dirs, "/"+d)
 	}
-	return name + ".service"
-}
-
-// templateOf returns the template of an instance ("getty@.service" for
-// "getty@tty1.service"), or "" when name is none.
-func templateOf(name string) string {
-	at, dot := strings.IndexByte(name, '@'), strings.LastIndexByte(name, '.')
-	if at <= 0 || dot <= at+1 {
-		return ""
-	}
-	return name[:at+1] + name[dot:]
-}
-
-// unitSearchDirs are where systemd finds system units, highest rank
-// first; generated ones included, as enabling a generated instance
-// (postgresql@15-main.service) is a test's right.
-var unitSearchDirs = []string{"/run/systemd/system", "/etc/systemd/system", "/run/systemd/generator",
-	"/usr/local/lib/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system", "/run/systemd/generator.late"}
+	return dirs
+}()
 
 // installUnits writes the units and the services rendered as units into
 // root's unitDir, enables them (by their [Install] section) and the units
@@ -84,8 +67,8 @@ func installUnits(root string, services []agentproto.Service, units []agentproto
 	dir := filepath.Join(root, unitDir)
 	changed := false
 	for _, u := range units {
-		if err := checkUnitName(u.Name); err != nil {
-			return false, fmt.Errorf("install unit %q: %w", u.Name, err)
+		if err := agentproto.CheckUnitName(u.Name); err != nil {
+			return false, fmt.Errorf("install unit: %w", err)
 		}
 		// The unit's file takes the place of vmlab's mask of that name.
 		if _, err := unmask(dir, u.Name); err != nil {
@@ -97,7 +80,11 @@ func installUnits(root string, services []agentproto.Service, units []agentproto
 		changed = true
 	}
 	for _, u := range units {
-		for _, w := range installTargets(u) {
+		links, err := installTargets(u)
+		if err != nil {
+			return false, fmt.Errorf("enable unit %s: %w", u.Name, err)
+		}
+		for _, w := range links {
 			if err := link(filepath.Join(dir, w.dir, w.name), filepath.Join(unitDir, u.Name)); err != nil {
 				return false, fmt.Errorf("enable unit %s: %w", u.Name, err)
 			}
@@ -105,8 +92,8 @@ func installUnits(root string, services []agentproto.Service, units []agentproto
 	}
 	for _, name := range enable {
 		name = unitName(name)
-		if err := checkUnitName(name); err != nil {
-			return false, fmt.Errorf("enable unit %q: %w", name, err)
+		if err := agentproto.CheckUnitName(name); err != nil {
+			return false, fmt.Errorf("enable unit: %w", err)
 		}
 		if _, err := unmask(dir, name); err != nil {
 			return false, err
@@ -120,24 +107,22 @@ func installUnits(root string, services []agentproto.Service, units []agentproto
 		}
 		changed = true
 	}
-	return changed, nil
-}
-
-func checkUnitName(name string) error {
-	switch {
-	case name == "" || strings.ContainsAny(name, "/\x00\n") || name == "." || name == "..":
-		return errors.New("a unit name is a file name (\"web.service\")")
-	case !slices.ContainsFunc(unitSuffixes, func(s string) bool { return strings.HasSuffix(name, s) }):
-		return fmt.Errorf("a unit name ends with its type, one of %s", strings.Join(unitSuffixes, " "))
+	named := slices.Concat(enable, nil)
+	for _, u := range units {
+		named = append(named, u.Name)
 	}
-	return nil
+	unmasked, err := unmaskNeeds(root, named)
+	if err != nil {
+		return false, err
+	}
+	return changed || unmasked, nil
 }
 
 // unmask removes vmlab's masks of name and of its template, and reports
 // whether there was one. Masks the root's administrator made in /etc stay.
 func unmask(dir, name string) (bool, error) {
 	removed := false
-	for _, n := range []string{name, templateOf(name)} {
+	for _, n := range []string{name, agentproto.TemplateOf(name)} {
 		if n == "" {
 			continue
 		}
@@ -156,7 +141,7 @@ func unmask(dir, name string) (bool, error) {
 // findUnit returns the path in the guest of the file of unit name (its
 // template's for an instance) under root.
 func findUnit(root, name string) (string, error) {
-	for _, n := range []string{name, templateOf(name)} {
+	for _, n := range []string{name, agentproto.TemplateOf(name)} {
 		if n == "" {
 			continue
 		}
@@ -185,8 +170,10 @@ type installLink struct{ dir, name string }
 
 // installTargets reads u's [Install] section as systemctl enable does for
 // WantedBy= and RequiredBy=. A template is enabled only with a
-// DefaultInstance=.
-func installTargets(u agentproto.UnitFile) []installLink {
+// DefaultInstance=. Each value becomes part of a path, so each must make a
+// unit name (no '/': "WantedBy=../../x" would write outside the unit
+// directory, onto a writable share of the host's).
+func installTargets(u agentproto.UnitFile) ([]installLink, error) {
 	var wanted, required []string
 	instance := ""
 	section := ""
@@ -211,18 +198,205 @@ func installTargets(u agentproto.UnitFile) []installLink {
 		}
 	}
 	name := u.Name
-	if t := templateOf(name); t == "" && strings.Contains(name, "@.") {
+	if agentproto.IsTemplate(name) {
 		if instance == "" {
-			return nil
+			return nil, nil
 		}
 		name = strings.Replace(name, "@.", "@"+instance+".", 1)
+		if err := agentproto.CheckUnitName(name); err != nil {
+			return nil, fmt.Errorf("DefaultInstance=%s: %w", instance, err)
+		}
 	}
 	var links []installLink
 	for _, t := range wanted {
+		if err := agentproto.CheckUnitName(t); err != nil {
+			return nil, fmt.Errorf("WantedBy=%s: %w", t, err)
+		}
 		links = append(links, installLink{t + ".wants", name})
 	}
 	for _, t := range required {
+		if err := agentproto.CheckUnitName(t); err != nil {
+			return nil, fmt.Errorf("RequiredBy=%s: %w", t, err)
+		}
 		links = append(links, installLink{t + ".requires", name})
 	}
-	return links
+	return links, nil
+}
+
+// unmaskNeeds removes vmlab's masks of what the named units need to start,
+// as their unit files (and drop-ins) in root say: the units they require,
+// want, bind to, uphold or take sockets from, and the unit a socket, timer,
+// path or automount starts, recursively. sys-kernel-config.mount requires
+// modprobe@configfs.service; systemd-udevd.service takes the two udevd
+// sockets; systemd-udev-trigger.service wants systemd-udevd.service: each
+// of those is masked, and a test that names the first would get a unit
+// that cannot start. A target reached as a dependency is unmasked but its
+// own members are not followed: they are what vmlab masks on purpose
+// (sysinit.target's, multi-user.target's). It reports whether it removed
+// a mask.
+func unmaskNeeds(root string, named []string) (bool, error) {
+	dir := filepath.Join(root, unitDir)
+	files := readUnitDirs(root)
+	seen := make(map[string]bool)
+	queue := make([]string, 0, len(named))
+	for _, n := range named {
+		queue = append(queue, unitName(n))
+	}
+	removed, depth := false, map[string]int{}
+	for len(queue) > 0 {
+		name := queue[0]
+		queue = queue[1:]
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		r, err := unmask(dir, name)
+		if err != nil {
+			return false, err
+		}
+		removed = removed || r
+		if depth[name] > 0 && strings.HasSuffix(name, ".target") {
+			continue
+		}
+		for _, dep := range unitNeeds(root, files, name) {
+			if !seen[dep] {
+				depth[dep] = depth[name] + 1
+				queue = append(queue, dep)
+			}
+		}
+	}
+	return removed, nil
+}
+
+// readUnitDirs lists each of the unit directories under root once (over 9p,
+// a lookup per candidate file would cost more than the listing).
+func readUnitDirs(root string) map[string]map[string]bool {
+	files := make(map[string]map[string]bool)
+	for _, d := range unitSearchDirs {
+		entries, _ := os.ReadDir(filepath.Join(root, d))
+		names := make(map[string]bool, len(entries))
+		for _, e := range entries {
+			names[e.Name()] = true
+		}
+		files[d] = names
+	}
+	return files
+}
+
+// needKeys are the settings that make a unit start others.
+var needKeys = []string{"Requires", "Wants", "Requisite", "BindsTo", "Upholds", "Sockets"}
+
+// unitNeeds returns the units name pulls in: by needKeys in its file (the
+// first found in rank order, its template's for an instance) and its
+// drop-ins, by its .wants, .requires and .upholds links, and the unit it
+// triggers when it is a socket, timer, path or automount. Names with a
+// specifier vmlab does not expand are left out.
+func unitNeeds(root string, files map[string]map[string]bool, name string) []string {
+	template := agentproto.TemplateOf(name)
+	var text strings.Builder
+	for _, n := range []string{name, template} {
+		if n == "" {
+			continue
+		}
+		if text.Len() == 0 {
+			for _, d := range unitSearchDirs {
+				if files[d][n] {
+					if b, err := os.ReadFile(filepath.Join(root, d, n)); err == nil {
+						text.Write(b)
+						break
+					}
+				}
+			}
+		}
+		for _, d := range unitSearchDirs {
+			if files[d][n+".d"] {
+				confs, _ := filepath.Glob(filepath.Join(root, d, n+".d", "*.conf"))
+				for _, c := range confs {
+					if b, err := os.ReadFile(c); err == nil {
+						text.WriteString("\n")
+						text.Write(b)
+					}
+				}
+			}
+		}
+	}
+	values := unitSettings(text.String())
+	var deps []string
+	for _, k := range needKeys {
+		deps = append(deps, values[k]...)
+	}
+	deps = append(deps, triggered(name, values)...)
+	for _, n := range []string{name, template} {
+		for _, suffix := range []string{".wants", ".requires", ".upholds"} {
+			for _, d := range unitSearchDirs {
+				if n != "" && files[d][n+suffix] {
+					entries, _ := os.ReadDir(filepath.Join(root, d, n+suffix))
+					for _, e := range entries {
+						deps = append(deps, e.Name())
+					}
+				}
+			}
+		}
+	}
+	var out []string
+	for _, dep := range deps {
+		dep = expandSpecifiers(dep, name)
+		if agentproto.CheckUnitName(dep) == nil {
+			out = append(out, dep)
+		}
+	}
+	return out
+}
+
+// unitSettings returns the space-separated values of every setting of a
+// unit file's text, by key, whatever the section.
+func unitSettings(text string) map[string][]string {
+	values := make(map[string][]string)
+	for _, line := range strings.Split(text, "\n") {
+		key, value, ok := strings.Cut(strings.TrimSpace(line), "=")
+		if ok && !strings.HasPrefix(key, "#") && !strings.HasPrefix(key, ";") {
+			key = strings.TrimSpace(key)
+			values[key] = append(values[key], strings.Fields(value)...)
+		}
+	}
+	return values
+}
+
+// triggered returns the unit a socket, timer, path or automount starts:
+// the one Service= or Unit= names, else the one of the same name (a
+// template for a socket with Accept=yes; a mount for an automount).
+func triggered(name string, values map[string][]string) []string {
+	typ := agentproto.UnitType(name)
+	stem := strings.TrimSuffix(name, typ)
+	switch typ {
+	case ".socket":
+		if s := values["Service"]; len(s) > 0 {
+			return s
+		}
+		if slices.Contains(values["Accept"], "yes") || slices.Contains(values["Accept"], "true") {
+			return []string{stem + "@.service"}
+		}
+		return []string{stem + ".service"}
+	case ".timer", ".path":
+		if u := values["Unit"]; len(u) > 0 {
+			return u
+		}
+		return []string{stem + ".service"}
+	case ".automount":
+		return []string{stem + ".mount"}
+	}
+	return nil
+}
+
+// expandSpecifiers expands in dep the specifiers of unit name that make
+// unit names (%i and %I the instance, %p the prefix, %n and %N the name);
+// a name left with '%' is not one, and the caller drops it.
+func expandSpecifiers(dep, name string) string {
+	if !strings.Contains(dep, "%") {
+		return dep
+	}
+	typ := agentproto.UnitType(name)
+	prefix, instance, _ := strings.Cut(strings.TrimSuffix(name, typ), "@")
+	return strings.NewReplacer("%i", instance, "%I", instance, "%p", prefix, "%n", name,
+		"%N", strings.TrimSuffix(name, typ), "%%", "%").Replace(dep)
 }

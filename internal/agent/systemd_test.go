@@ -13,9 +13,10 @@ import (
 	"github.com/vmlab/vmlab/internal/spec"
 )
 
-// TestSpecAgrees: the agent keeps its own copies of spec's unit names (it
+// TestSpecAgrees: the agent keeps its own copies of spec's constants (it
 // does not import spec, which pulls the kernel package into the guest's
-// binary); they must not drift.
+// binary); they must not drift. Unit names and directories are
+// agentproto's, shared by both.
 func TestSpecAgrees(t *testing.T) {
 	if systemdPath != spec.SystemdPath {
 		t.Errorf("systemdPath %q, spec.SystemdPath %q", systemdPath, spec.SystemdPath)
@@ -23,12 +24,9 @@ func TestSpecAgrees(t *testing.T) {
 	if initSystemd != spec.InitSystemd {
 		t.Errorf("initSystemd %q, spec.InitSystemd %q", initSystemd, spec.InitSystemd)
 	}
-	if !slices.Equal(unitSuffixes, spec.UnitSuffixes) {
-		t.Errorf("unitSuffixes %v, spec.UnitSuffixes %v", unitSuffixes, spec.UnitSuffixes)
-	}
-	for _, n := range []string{"web", "web.service", "a.timer", "getty@tty1", "x.y"} {
-		if got, want := unitName(n), spec.UnitName(n); got != want {
-			t.Errorf("unitName(%q) = %q, spec.UnitName gives %q", n, got, want)
+	for _, d := range spec.UnitDirs {
+		if !slices.Contains(unitSearchDirs, "/"+d) {
+			t.Errorf("spec.UnitDirs has %s, which the agent does not search (%v)", d, unitSearchDirs)
 		}
 	}
 }
@@ -73,10 +71,15 @@ func TestWriteRunUnits(t *testing.T) {
 		t.Errorf("%s does not pull the agent:\n%s", bootTarget, got)
 	}
 	agent := read("run/systemd/system/" + agentUnit)
-	for _, want := range []string{"DefaultDependencies=no", unitEnv + "=1", "ExecStart=/run/vmlab/agent", "IgnoreSIGPIPE=no"} {
+	for _, want := range []string{"DefaultDependencies=no", unitEnv + "=1", "ExecStart=/run/vmlab/agent", "IgnoreSIGPIPE=no",
+		"FailureAction=poweroff-force", "SuccessAction=poweroff-force"} {
 		if !strings.Contains(agent, want) {
 			t.Errorf("%s lacks %q:\n%s", agentUnit, want, agent)
 		}
+	}
+	// A second agent would greet a host that is mid-session.
+	if strings.Contains(agent, "Restart=") {
+		t.Errorf("%s restarts the agent:\n%s", agentUnit, agent)
 	}
 	if got := read("run/systemd/journald.conf.d/vmlab.conf"); !strings.Contains(got, "ForwardToConsole=yes") {
 		t.Errorf("journald settings: %q", got)
@@ -148,8 +151,12 @@ func TestInstallUnits(t *testing.T) {
 		{name: "a declared unit replaces a mask", units: []agentproto.UnitFile{{Name: "dbus.service", Text: "[Service]\n"}},
 			changed: true, files: []string{"dbus.service"}, masks: []string{"getty@.service", "systemd-udevd.service"}},
 		{name: "unknown unit", enable: []string{"nosuch"}, err: "enable unit nosuch.service: no such unit"},
-		{name: "bad unit name", units: []agentproto.UnitFile{{Name: "../x.service"}}, err: `install unit "../x.service": a unit name is a file name`},
-		{name: "no type", units: []agentproto.UnitFile{{Name: "web"}}, err: `install unit "web": a unit name ends with its type`},
+		{name: "bad unit name", units: []agentproto.UnitFile{{Name: "../x.service"}}, err: `install unit: unit name "../x.service": want NAME.TYPE`},
+		{name: "no type", units: []agentproto.UnitFile{{Name: "web"}}, err: `install unit: unit name "web": a unit name ends with its type`},
+		// The host's check and the agent's are one: what spec refuses at
+		// load, the agent does not install either.
+		{name: "space in a name", units: []agentproto.UnitFile{{Name: "my web.service", Text: "[Service]\n"}}, err: `install unit: unit name "my web.service": want NAME.TYPE`},
+		{name: "space in an enabled name", enable: []string{"my web"}, err: `enable unit: unit name "my web.service": want NAME.TYPE`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -284,5 +291,101 @@ func TestHideEnablement(t *testing.T) {
 	}
 	if err != nil || !slices.Equal(names, []string{"guest.service"}) {
 		t.Errorf("multi-user.target.wants at the next boot: got %v, %v; want the guest's guest.service only", names, err)
+	}
+}
+
+// TestInstallChecksInstallSection: the values of [Install] become parts of
+// paths; one that is no unit name is refused and nothing is written
+// outside the unit directory.
+func TestInstallChecksInstallSection(t *testing.T) {
+	tests := []struct{ name, unit, text, err string }{
+		{"WantedBy", "web.service", "[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=../../../../../escaped\n",
+			`enable unit web.service: WantedBy=../../../../../escaped: unit name "../../../../../escaped": want NAME.TYPE`},
+		{"RequiredBy", "web.service", "[Service]\nExecStart=/bin/true\n[Install]\nRequiredBy=multi-user.target ../../escaped.target\n",
+			`enable unit web.service: RequiredBy=../../escaped.target: unit name "../../escaped.target": want NAME.TYPE`},
+		{"DefaultInstance", "w@.service", "[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\nDefaultInstance=/../../escaped\n",
+			`enable unit w@.service: DefaultInstance=/../../escaped: unit name "w@/../../escaped.service": want NAME.TYPE`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			top := t.TempDir()
+			root := filepath.Join(top, "a/b/c")
+			_, err := installUnits(root, nil, []agentproto.UnitFile{{Name: tt.unit, Text: tt.text}}, nil)
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("got %v, want an error containing %q", err, tt.err)
+			}
+			filepath.WalkDir(top, func(path string, d os.DirEntry, err error) error {
+				if err == nil && strings.Contains(d.Name(), "escaped") {
+					t.Errorf("%s was made", path)
+				}
+				return nil
+			})
+		})
+	}
+}
+
+// TestUnmaskNeeds: naming a unit removes vmlab's masks of what it needs,
+// as the distribution's files say (sys-kernel-config.mount requires
+// modprobe@configfs.service, systemd-udevd.service takes two masked
+// sockets, a socket starts its service, a drop-in adds a need, %i
+// expands), but not the members of a target it pulls in.
+func TestUnmaskNeeds(t *testing.T) {
+	lib := map[string]string{
+		"sys-kernel-config.mount":      "[Unit]\nAfter=modprobe@configfs.service\nRequires=modprobe@configfs.service\n[Mount]\nWhat=configfs\n",
+		"modprobe@.service":            "[Unit]\nDefaultDependencies=no\n[Service]\nExecStart=modprobe %i\n",
+		"systemd-udev-trigger.service": "[Unit]\nWants=systemd-udevd.service\n",
+		"systemd-udevd.service":        "[Service]\nSockets=systemd-udevd-control.socket systemd-udevd-kernel.socket\n",
+		"systemd-udevd-control.socket": "[Socket]\nService=systemd-udevd.service\n",
+		"systemd-udevd-kernel.socket":  "[Socket]\nService=systemd-udevd.service\n",
+		"binfmt.automount":             "[Automount]\nWhere=/x\n",
+		"binfmt.mount":                 "[Mount]\n",
+		"app@.service":                 "[Unit]\nWants=helper-%i.service sysinit.target\n",
+		"helper-a.service":             "[Service]\n",
+		"sysinit.target":               "[Unit]\n",
+		"dropin.service":               "[Service]\n",
+		"hidden.service":               "[Service]\n",
+	}
+	masks := []string{"modprobe@.service", "systemd-udev-trigger.service", "systemd-udevd.service", "systemd-udevd-control.socket",
+		"systemd-udevd-kernel.socket", "binfmt.mount", "helper-a.service", "sysinit.target", "hidden.service", "sys-kernel-config.mount"}
+	tests := []struct {
+		name     string
+		units    []agentproto.UnitFile
+		enable   []string
+		unmasked []string
+	}{
+		{"a mount and its module", nil, []string{"sys-kernel-config.mount"}, []string{"sys-kernel-config.mount", "modprobe@.service"}},
+		{"udev by its trigger", nil, []string{"systemd-udev-trigger.service"}, []string{"systemd-udev-trigger.service",
+			"systemd-udevd.service", "systemd-udevd-control.socket", "systemd-udevd-kernel.socket"}},
+		{"a socket's service", nil, []string{"systemd-udevd-kernel.socket"}, []string{"systemd-udevd-kernel.socket",
+			"systemd-udevd.service", "systemd-udevd-control.socket"}},
+		{"an automount's mount", nil, []string{"binfmt.automount"}, []string{"binfmt.mount"}},
+		{"an instance, and a target's members stay masked", nil, []string{"app@a.service"}, []string{"helper-a.service", "sysinit.target"}},
+		{"a drop-in", nil, []string{"dropin.service"}, []string{"hidden.service"}},
+		{"a declared unit", []agentproto.UnitFile{{Name: "mine.service", Text: "[Unit]\nRequires=sys-kernel-config.mount\n"}}, nil,
+			[]string{"sys-kernel-config.mount", "modprobe@.service"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			for name, text := range lib {
+				writeFile(filepath.Join(root, "lib/systemd/system", name), text)
+			}
+			writeFile(filepath.Join(root, "etc/systemd/system/dropin.service.d/needs.conf"), "[Unit]\nWants=hidden.service\n")
+			os.MkdirAll(filepath.Join(root, "lib/systemd/system/sysinit.target.wants"), 0o755)
+			os.Symlink("../sys-kernel-config.mount", filepath.Join(root, "lib/systemd/system/sysinit.target.wants/sys-kernel-config.mount"))
+			for _, m := range masks {
+				mask(filepath.Join(root, unitDir, m))
+			}
+			changed, err := installUnits(root, nil, tt.units, tt.enable)
+			if err != nil || !changed {
+				t.Fatalf("installUnits: %v, %v", changed, err)
+			}
+			for _, m := range masks {
+				target, _ := os.Readlink(filepath.Join(root, unitDir, m))
+				if masked, want := target == "/dev/null", !slices.Contains(tt.unmasked, m); masked != want {
+					t.Errorf("%s: masked %v, want %v", m, masked, want)
+				}
+			}
+		})
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/vmlab/vmlab/internal/agentproto"
 )
 
 const (
@@ -27,9 +29,10 @@ const (
 	// boot stages the PID-1 agent measured.
 	runDir = "/run/vmlab"
 	// unitDir is where vmlab's units, masks and enablement links go:
-	// /run/systemd/system ranks above /etc and /lib, and is gone at the
-	// next boot, which writes them again from the declaration.
-	unitDir = "/run/systemd/system"
+	// /run/systemd/system ranks above the distribution's directories
+	// (below /etc's, the administrator's: agentproto.UnitDirs), and is
+	// gone at the next boot, which writes them again from the declaration.
+	unitDir = "/" + agentproto.RunUnitDir
 )
 
 // agentUnitText is vmlab-agent.service. DefaultDependencies=no: it starts
@@ -37,21 +40,26 @@ const (
 // Conflicts=shutdown.target), so the host keeps its channel until
 // systemd-shutdown ends every process. Output goes to the console (the
 // journal is not up when it starts; StandardOutput=journal fails then).
-// KillMode=process: a restart of the agent leaves the test's commands
-// running. IgnoreSIGPIPE=no: the commands it starts inherit the agent's
+// The agent is not restarted: the host's session (its requests in flight,
+// the hello it had) dies with it, and a second agent's hello would break
+// the channel with "a second hello". Its end, a failure (fatal, a crash, a
+// SIGKILL) or not (SIGTERM, systemctl stop), powers the machine off
+// instead, as fatal does in fast mode: the host sees QEMU exit, with the
+// reason on the console, rather than a protocol error. poweroff-force
+// skips the units' stop but not systemd-shutdown's killing, syncing and
+// unmounting. IgnoreSIGPIPE=no: the commands it starts inherit the agent's
 // dispositions, and `yes | head` must end by SIGPIPE as on any shell.
 // TasksMax=infinity: the commands live in this unit's cgroup, which must
 // not cap a test at systemd's default of 15% of pid_max.
 var agentUnitText = `[Unit]
 Description=vmlab agent: serves the host on the virtio-serial port
 DefaultDependencies=no
+FailureAction=poweroff-force
+SuccessAction=poweroff-force
 
 [Service]
 Environment=` + unitEnv + `=1
 ExecStart=` + runDir + `/agent
-Restart=on-failure
-RestartSec=100ms
-KillMode=process
 IgnoreSIGPIPE=no
 TasksMax=infinity
 StandardInput=null
@@ -90,13 +98,15 @@ const stopTimeout = "10s"
 // sysinit.target, basic.target or multi-user.target through the
 // distribution's static links, costs boot time under emulation and serves
 // no purpose in a test machine. Masks are links to /dev/null in unitDir;
-// naming a unit removes its mask (and its template's). Figures: guest
-// uptime at multi-user.target, TCG, see docs/systemd.md.
+// naming a unit removes its mask (and its template's), and those of the
+// units it needs (unmaskNeeds). Figures: guest uptime at
+// multi-user.target, TCG, see docs/systemd.md.
 var bootMasks = []struct{ unit, why string }{
 	// udev coldplug loads a module for every emulated device (ahci, i2c,
 	// kvm, ...): 6.3 s of CPU. vmlab loads the modules the guest needs
 	// itself. Without udev, device units do not appear: a test that
-	// needs them names systemd-udev-trigger.service and systemd-udevd.service.
+	// needs them enables systemd-udev-trigger.service, which wants
+	// systemd-udevd.service, which takes the two sockets.
 	{"systemd-udev-trigger.service", "udev coldplug: a module load per emulated device"},
 	{"systemd-udevd.service", "udev coldplug: a module load per emulated device"},
 	{"systemd-udevd-control.socket", "udev coldplug: a module load per emulated device"},

@@ -3,10 +3,10 @@ package spec
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 
+	"github.com/vmlab/vmlab/internal/agentproto"
 	"github.com/vmlab/vmlab/internal/near"
 )
 
@@ -17,70 +17,10 @@ import (
 // initValues are the values init may have besides "" (the default, fast).
 var initValues = []string{InitFast, InitSystemd}
 
-// unitPrefix is what a unit name may be before its type suffix, as
-// systemd's unit_name_is_valid has it: letters, digits and ":-_.\", then
-// an '@' that starts an instance, empty in a template.
-var unitPrefix = regexp.MustCompile(`^[A-Za-z0-9:_.\\-]+(@[A-Za-z0-9:_.\\@-]*)?$`)
-
-// maxUnitName is systemd's UNIT_NAME_MAX less its NUL.
-const maxUnitName = 255
-
 // reservedUnits is the prefix of the units vmlab writes into every
 // systemd guest (vmlab-agent.service, vmlab-boot.target): a test's unit
 // of that name would replace vmlab's own.
 const reservedUnits = "vmlab-"
-
-// unitNameRule says in words what a unit name may be.
-var unitNameRule = "NAME.TYPE, TYPE one of " + strings.Join(typeNames(), ", ") +
-	"; NAME of letters, digits, ':', '-', '_', '.' and '\\', with one '@' for a template (NAME@.service) or an instance (NAME@INSTANCE.service)"
-
-func typeNames() []string {
-	var out []string
-	for _, s := range UnitSuffixes {
-		out = append(out, strings.TrimPrefix(s, "."))
-	}
-	return out
-}
-
-// unitType returns the type suffix name ends with (".service"), "" when
-// none of UnitSuffixes.
-func unitType(name string) string {
-	for _, s := range UnitSuffixes {
-		if strings.HasSuffix(name, s) {
-			return s
-		}
-	}
-	return ""
-}
-
-// checkUnitName reports what is wrong with a unit's full name: no type
-// suffix or an unknown one (with the name it likely means), characters
-// systemd refuses ('/', spaces, ...), more than 255 bytes.
-func checkUnitName(name string) error {
-	suffix := unitType(name)
-	if suffix == "" {
-		switch dot := strings.LastIndexByte(name, '.'); {
-		case dot < 0 && unitPrefix.MatchString(name):
-			return fmt.Errorf("unit name %q: a unit name ends with its type (did you mean %s.service?)", name, name)
-		case dot > 0 && unitPrefix.MatchString(name[:dot]):
-			typ := name[dot+1:]
-			return fmt.Errorf("unit name %q: %q is no unit type (want %s)%s", name, typ, strings.Join(typeNames(), ", "), near.Hint(typ, typeNames()))
-		}
-		return fmt.Errorf("unit name %q: want %s", name, unitNameRule)
-	}
-	if !unitPrefix.MatchString(strings.TrimSuffix(name, suffix)) {
-		return fmt.Errorf("unit name %q: want %s", name, unitNameRule)
-	}
-	if len(name) > maxUnitName {
-		return fmt.Errorf("unit name %.20q...: %d bytes, and systemd takes at most %d", name, len(name), maxUnitName)
-	}
-	return nil
-}
-
-// isTemplate reports whether a unit name is a template ("getty@.service").
-func isTemplate(name string) bool {
-	return strings.HasSuffix(strings.TrimSuffix(name, unitType(name)), "@")
-}
 
 // DeclaredUnits returns the names of the units m's declaration adds to a
 // systemd guest: Units' names and, rendered as units, Services' (web is
@@ -137,7 +77,7 @@ func (c *checker) units() {
 	}
 	seen := make(map[string]bool)
 	for _, u := range c.m.Units {
-		if err := checkUnitName(u.Name); err != nil {
+		if err := agentproto.CheckUnitName(u.Name); err != nil {
 			c.add("units", "%v", err)
 		}
 		switch {
@@ -169,7 +109,7 @@ func (c *checker) serviceUnits() {
 		}
 		unit := s.Name + ".service"
 		switch {
-		case checkUnitName(unit) != nil || isTemplate(unit):
+		case agentproto.CheckUnitName(unit) != nil || agentproto.IsTemplate(unit):
 			c.add("services", "service %q: a systemd machine runs it as the unit %q, which is not a unit name: name it with letters, digits, ':', '-', '_' and '.'", s.Name, unit)
 		case strings.HasPrefix(unit, reservedUnits):
 			c.add("services", "service %q: names starting %q are vmlab's own units in the guest: rename it", s.Name, reservedUnits)
@@ -197,17 +137,43 @@ func checkUnitText(name, text string) error {
 		case section == "":
 			return fmt.Errorf("line %d %q is outside any section, and systemd ignores it: put a section header ([Unit], [Service], [Install], ...) above it", i+1, line)
 		case section == "Install":
-			key, _, _ := strings.Cut(line, "=")
-			install = append(install, strings.TrimSpace(key))
+			key, value, _ := strings.Cut(line, "=")
+			key = strings.TrimSpace(key)
+			install = append(install, key)
+			if err := checkInstallValue(name, key, strings.TrimSpace(value)); err != nil {
+				return fmt.Errorf("line %d %q: %w", i+1, line, err)
+			}
 		}
 	}
 	if sections == 0 {
 		return errors.New("no section header: want a unit file with [Unit], [Service], [Install], ...")
 	}
 	enabled := slices.Contains(install, "WantedBy") || slices.Contains(install, "RequiredBy")
-	if isTemplate(name) && enabled && !slices.Contains(install, "DefaultInstance") {
+	if agentproto.IsTemplate(name) && enabled && !slices.Contains(install, "DefaultInstance") {
 		return fmt.Errorf("a template's [Install] needs DefaultInstance= to be enabled (or leave WantedBy= out and enable an instance: enable = [%q])",
-			strings.TrimSuffix(name, unitType(name))+"NAME"+unitType(name))
+			strings.TrimSuffix(name, agentproto.UnitType(name))+"NAME"+agentproto.UnitType(name))
+	}
+	return nil
+}
+
+// checkInstallValue checks the [Install] settings vmlab acts on: each
+// unit WantedBy= and RequiredBy= name, and the instance DefaultInstance=
+// makes, are unit names (the guest makes links by those names).
+func checkInstallValue(unit, key, value string) error {
+	switch key {
+	case "WantedBy", "RequiredBy":
+		for _, t := range strings.Fields(value) {
+			if err := agentproto.CheckUnitName(t); err != nil {
+				return fmt.Errorf("%s= wants unit names: %w", key, err)
+			}
+		}
+	case "DefaultInstance":
+		if !agentproto.IsTemplate(unit) {
+			return nil
+		}
+		if err := agentproto.CheckUnitName(strings.Replace(unit, "@.", "@"+value+".", 1)); err != nil {
+			return fmt.Errorf("DefaultInstance= makes no unit name: %w", err)
+		}
 	}
 	return nil
 }
@@ -224,14 +190,14 @@ func (c *checker) enable(host Host) {
 	seen := make(map[string]bool)
 	for _, name := range c.m.Enable {
 		unit := UnitName(name)
-		if err := checkUnitName(unit); err != nil {
+		if err := agentproto.CheckUnitName(unit); err != nil {
 			c.add("enable", "%v", err)
 			continue
 		}
 		switch {
-		case isTemplate(unit):
+		case agentproto.IsTemplate(unit):
 			c.add("enable", "unit %s is a template: enable an instance of it, such as %q", unit,
-				strings.TrimSuffix(unit, unitType(unit))+"NAME"+unitType(unit))
+				strings.TrimSuffix(unit, agentproto.UnitType(unit))+"NAME"+agentproto.UnitType(unit))
 		case seen[unit]:
 			c.add("enable", "unit %s is listed twice", unit)
 		case HasUnit(declared, unit) || root == nil || HasUnit(root, unit):
@@ -251,7 +217,7 @@ func nearUnits(unit string, names []string) []string {
 	if found := near.Names(unit, names, 3); len(found) > 0 {
 		return found
 	}
-	stem := strings.TrimSuffix(unit, unitType(unit))
+	stem := strings.TrimSuffix(unit, agentproto.UnitType(unit))
 	if len(stem) < 3 {
 		return nil
 	}

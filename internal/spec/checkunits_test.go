@@ -1,6 +1,9 @@
 package spec
 
 import (
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -67,6 +70,12 @@ func TestCheckUnits(t *testing.T) {
 			`unit web.service: line 2 "ExecStart=/bin/web" is outside any section, and systemd ignores it: put a section header ([Unit], [Service], [Install], ...) above it`},
 		{"template enabled without a default instance", units(unit("worker@.service", "[Service]\nExecStart=/bin/w %i\n[Install]\nWantedBy=multi-user.target\n")), "units",
 			`unit worker@.service: a template's [Install] needs DefaultInstance= to be enabled (or leave WantedBy= out and enable an instance: enable = ["worker@NAME.service"])`},
+		{"WantedBy a path", units(unit("web.service", "[Service]\nExecStart=/bin/web\n[Install]\nWantedBy=../../../../../escaped\n")), "units",
+			`unit web.service: line 4 "WantedBy=../../../../../escaped": WantedBy= wants unit names: unit name "../../../../../escaped": want NAME.TYPE`},
+		{"RequiredBy a path among targets", units(unit("web.service", "[Service]\nExecStart=/bin/web\n[Install]\nRequiredBy=multi-user.target a/b.target\n")), "units",
+			`unit web.service: line 4 "RequiredBy=multi-user.target a/b.target": RequiredBy= wants unit names: unit name "a/b.target": want NAME.TYPE`},
+		{"DefaultInstance a path", units(unit("w@.service", "[Service]\nExecStart=/bin/w %i\n[Install]\nWantedBy=multi-user.target\nDefaultInstance=../../x\n")), "units",
+			`unit w@.service: line 5 "DefaultInstance=../../x": DefaultInstance= makes no unit name: unit name "w@../../x.service": want NAME.TYPE`},
 		{"template not enabled", units(unit("worker@.service", "[Service]\nExecStart=/bin/w %i\n")), "", ""},
 		{"vmlab's own unit", units(unit("vmlab-agent.service", webUnit)), "units",
 			`unit vmlab-agent.service: names starting "vmlab-" are vmlab's own units in the guest: rename it`},
@@ -175,5 +184,41 @@ func TestDeclaredUnits(t *testing.T) {
 	m.Init = InitSystemd
 	if got, want := strings.Join(m.DeclaredUnits(), " "), "web.service api.service"; got != want {
 		t.Errorf("got %s, want %s", got, want)
+	}
+}
+
+// TestSystemUnits: the root's units are those of every directory systemd
+// reads them from, /usr/local's included (a locally installed unit may be
+// enabled), and not /run's, which is the guest's.
+func TestSystemUnits(t *testing.T) {
+	root := t.TempDir()
+	for _, f := range []string{"etc/systemd/system/admin.service", "usr/local/lib/systemd/system/local.service",
+		"lib/systemd/system/dist.service", "usr/lib/systemd/system/dist.service", "usr/lib/systemd/system/usr.socket",
+		"lib/systemd/system/README", "run/systemd/system/transient.service"} {
+		os.MkdirAll(filepath.Join(root, filepath.Dir(f)), 0o755)
+		os.WriteFile(filepath.Join(root, f), []byte("[Unit]\n"), 0o644)
+	}
+	want := []string{"admin.service", "dist.service", "local.service", "usr.socket"}
+	if got := SystemUnits(root); !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	host := systemdHost(t)
+	host.Units = func() []string { return SystemUnits(root) }
+	m := New("server")
+	m.Init, m.Enable = InitSystemd, []string{"local"}
+	if ps := m.Check(host); len(ps) > 0 {
+		t.Errorf("enable a unit of /usr/local/lib/systemd/system: %v", Join(ps))
+	}
+}
+
+// TestUnitDirs: the root's unit directories are agentproto's, which the
+// agent searches, but the guest's /run.
+func TestUnitDirs(t *testing.T) {
+	want := slices.DeleteFunc(slices.Clone(agentproto.UnitDirs), func(d string) bool { return d == agentproto.RunUnitDir })
+	got := slices.Clone(UnitDirs)
+	slices.Sort(want)
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("spec.UnitDirs %v, agentproto.UnitDirs without %s %v", UnitDirs, agentproto.RunUnitDir, want)
 	}
 }

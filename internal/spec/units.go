@@ -4,29 +4,26 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
+
+	"github.com/vmlab/vmlab/internal/agentproto"
 )
 
 // SystemdPath is where a root's systemd is, the PID 1 of init = "systemd".
 const SystemdPath = "/lib/systemd/systemd"
 
-// UnitDirs are the directories, relative to a root, that hold system unit
-// files: the administrator's, then the distribution's (merged /usr makes
-// the last two one on Debian 12, not everywhere).
-var UnitDirs = []string{"etc/systemd/system", "lib/systemd/system", "usr/lib/systemd/system"}
+// UnitDirs are the directories, relative to a root, that hold the root's
+// system unit files: agentproto.UnitDirs but /run's, which is the guest's
+// own (TestUnitDirs checks they agree). Messages name the first two, the
+// administrator's and the distribution's; systemd's rank order is
+// agentproto.UnitDirs'.
+var UnitDirs = []string{"etc/systemd/system", "lib/systemd/system", "usr/lib/systemd/system", "usr/local/lib/systemd/system"}
 
 // UnitSuffixes are the unit types a unit name may end with.
-var UnitSuffixes = []string{".service", ".socket", ".target", ".timer", ".path", ".mount",
-	".automount", ".swap", ".slice", ".scope", ".device"}
+var UnitSuffixes = agentproto.UnitSuffixes
 
 // UnitName completes a name as systemctl does: "web" is "web.service".
-func UnitName(name string) string {
-	if slices.ContainsFunc(UnitSuffixes, func(s string) bool { return strings.HasSuffix(name, s) }) {
-		return name
-	}
-	return name + ".service"
-}
+func UnitName(name string) string { return agentproto.UnitName(name) }
 
 // SystemUnits returns the names of the unit files (and links) in the root's
 // UnitDirs, sorted and without duplicates.
@@ -35,7 +32,7 @@ func SystemUnits(root string) []string {
 	for _, d := range UnitDirs {
 		entries, _ := os.ReadDir(filepath.Join(root, d))
 		for _, e := range entries {
-			if !e.IsDir() && slices.ContainsFunc(UnitSuffixes, func(s string) bool { return strings.HasSuffix(e.Name(), s) }) {
+			if !e.IsDir() && agentproto.UnitType(e.Name()) != "" {
 				names = append(names, e.Name())
 			}
 		}
@@ -52,9 +49,8 @@ func HasUnit(names []string, name string) bool {
 	if slices.Contains(names, name) {
 		return true
 	}
-	at := strings.IndexByte(name, '@')
-	dot := strings.LastIndexByte(name, '.')
-	return at > 0 && dot > at && slices.Contains(names, name[:at+1]+name[dot:])
+	t := agentproto.TemplateOf(name)
+	return t != "" && slices.Contains(names, t)
 }
 
 // hostUnits is SystemUnits("/"), read once.
