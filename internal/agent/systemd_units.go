@@ -49,11 +49,13 @@ const (
 // skips the units' stop but not systemd-shutdown's killing, syncing and
 // unmounting. IgnoreSIGPIPE=no: the commands it starts inherit the agent's
 // dispositions, and `yes | head` must end by SIGPIPE as on any shell.
-// TasksMax=infinity: the commands live in this unit's cgroup, which must
+// IgnoreOnIsolate=yes: `systemctl isolate rescue.target` in a test keeps
+// the agent (and so the machine) up. TasksMax=infinity: the commands live in this unit's cgroup, which must
 // not cap a test at systemd's default of 15% of pid_max.
 var agentUnitText = `[Unit]
 Description=vmlab agent: serves the host on the virtio-serial port
 DefaultDependencies=no
+IgnoreOnIsolate=yes
 FailureAction=poweroff-force
 SuccessAction=poweroff-force
 

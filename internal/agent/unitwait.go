@@ -392,22 +392,17 @@ func verdict(st unitState) (done bool, err error) {
 // maskRoot is where the mask links are looked for (a var for tests).
 var maskRoot = "/"
 
-// maskDirs are the system unit directories a mask may be in, as systemd
-// ranks them.
-var maskDirs = []string{"/etc/systemd/system", unitDir, "/usr/local/lib/systemd/system",
-	"/lib/systemd/system", "/usr/lib/systemd/system"}
-
 // maskedBy finds the link that masks the system unit called name: a link
 // to /dev/null named as the unit, or as its template. "" when there is
 // none.
 func maskedBy(name string) string {
 	names := []string{name}
-	if t := templateOf(name); t != "" {
+	if t := agentproto.TemplateOf(name); t != "" {
 		names = append(names, t)
 	}
-	for _, dir := range maskDirs {
+	for _, dir := range agentproto.UnitDirs {
 		for _, n := range names {
-			p := filepath.Join(dir, n)
+			p := filepath.Join("/", dir, n)
 			if target, err := os.Readlink(filepath.Join(maskRoot, p)); err == nil && target == "/dev/null" {
 				return p
 			}
