@@ -61,7 +61,10 @@ func initMain() {
 	}
 	consoleInfo()
 	if cfg.Init == initSystemd {
-		fatal(execSystemd(stages))
+		if err := prepareSystemd(); err != nil {
+			fatal(err)
+		}
+		handover = func() error { return execSystemd(stages) }
 	}
 	go reapOrphans()
 	serve(stages)

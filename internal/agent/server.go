@@ -184,6 +184,12 @@ func (s *server) start(ctx context.Context, f agentproto.Frame) error {
 		st.in.Close(errors.New("stream ended"))
 		cancel()
 		s.w.WriteFrame(agentproto.TResult, f.Stream, encodeResult(res))
+		if res.Error == "" && req.Op == agentproto.OpServices && handover != nil {
+			// The write returns once the host has the frame
+			// (virtio-serial waits for it), and the exec closes the port:
+			// the unit agent opens it again and says hello.
+			fatal(handover())
+		}
 		if res.Error == "" && (req.Op == agentproto.OpPowerOff || req.Op == agentproto.OpReboot) {
 			powerOff(&s.services, req.Op == agentproto.OpReboot)
 		}
@@ -213,11 +219,16 @@ func (s *server) handle(ctx context.Context, id uint32, req agentproto.Request, 
 			return agentproto.Result{Error: err.Error()}
 		}
 		return agentproto.Result{}
-	case req.Op == agentproto.OpServices && unitMode():
-		if err := startUnits(ctx, req); err != nil {
+	case req.Op == agentproto.OpServices && handover != nil:
+		// A systemd guest's units: start() hands over to systemd once
+		// this answer is sent.
+		if _, err := installUnits("/", req.Services, req.Units, req.Enable); err != nil {
 			return agentproto.Result{Error: err.Error()}
 		}
 		return agentproto.Result{}
+	case req.Op == agentproto.OpServices && unitMode():
+		return agentproto.Result{Error: "the machine's units were installed before systemd started: " +
+			"start a unit with systemctl (start_job) instead"}
 	case req.Op == agentproto.OpServices:
 		// Services outlive the request: they live as long as the server.
 		if err := s.services.start(s.ctx, req.Services); err != nil {

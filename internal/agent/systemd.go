@@ -2,10 +2,14 @@ package agent
 
 // A systemd guest (BootConfig.Init "systemd"): the agent that is PID 1
 // builds the root as in fast mode, hides the host's enablement links under
-// /etc, prepares /run (writeRunUnits) and hands PID 1 to the root's
-// systemd, which starts vmlab-boot.target: the agent again, as
-// vmlab-agent.service (unitMode), which serves the host. docs/systemd.md
-// explains the choices with their measured costs.
+// /etc, prepares /run (prepareSystemd) and serves the host as in fast mode:
+// hello, network, setup. The host's OpServices carries the machine's units:
+// the agent writes them into /run/systemd/system, answers, and hands PID 1
+// to the root's systemd (the handover), which starts multi-user.target with
+// every unit in place, and among them the agent again, as
+// vmlab-agent.service (unitMode), which says hello again and serves the
+// host from then on. docs/systemd.md explains the choices with their
+// measured costs.
 
 import (
 	"context"
@@ -30,9 +34,14 @@ const initSystemd = "systemd"
 // reports them in its hello with its own.
 const stagesFile = runDir + "/stages.json"
 
-// execSystemd prepares /run and execs the root's systemd. It returns only
-// on failure.
-func execSystemd(stages []agentproto.Stage) error {
+// handover is set by a systemd guest's PID-1 agent: it execs systemd, and
+// returns only on failure. The server calls it once it has answered the
+// host's OpServices (the machine's units installed).
+var handover func() error
+
+// prepareSystemd checks the root has systemd and prepares /run for it, so a
+// root without systemd fails the boot before the agent serves.
+func prepareSystemd() error {
 	if err := checkSystemd("/"); err != nil {
 		return err
 	}
@@ -42,9 +51,13 @@ func execSystemd(stages []agentproto.Stage) error {
 	if err := copyLazyModules(filepath.Join(runDir, "modules")); err != nil {
 		return err
 	}
-	if err := writeRunUnits("/"); err != nil {
-		return err
-	}
+	return writeRunUnits("/")
+}
+
+// execSystemd execs the root's systemd into multi-user.target, leaving the
+// PID-1 agent's boot stages for the unit agent's hello. It returns only on
+// failure.
+func execSystemd(stages []agentproto.Stage) error {
 	stages = append(stages, agentproto.Stage{Name: "systemd", Uptime: uptime()})
 	b, _ := json.Marshal(stages)
 	if err := os.WriteFile(stagesFile, b, 0o644); err != nil {

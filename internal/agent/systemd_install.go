@@ -1,15 +1,13 @@
 package agent
 
-// OpServices in a systemd guest: the machine's units go into
-// /run/systemd/system, what the test enables gets its links there, vmlab's
-// masks of what the test names go away, systemd reloads and starts
-// multi-user.target. The request returns once that start is queued:
-// commands work while systemd boots on, and wait_for_unit waits for
-// multi-user.target like any unit.
+// OpServices in a systemd guest, served by the PID-1 agent before it execs
+// systemd (the handover, systemd.go): the machine's units go into
+// /run/systemd/system, what the test enables gets its links there, and
+// vmlab's masks of what the test names go away. systemd then loads them
+// with everything else at its start: no daemon-reload.
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,26 +16,6 @@ import (
 
 	"github.com/vmlab/vmlab/internal/agentproto"
 )
-
-// startUnits serves OpServices in a systemd guest.
-func startUnits(ctx context.Context, req agentproto.Request) error {
-	changed, err := installUnits("/", req.Services, req.Units, req.Enable)
-	if err != nil {
-		return err
-	}
-	// Measured under TCG: daemon-reload 0.3-0.5 s (it reruns the
-	// generators that are left). Without a change there is nothing for
-	// systemd to read again.
-	if changed {
-		if err := runTool(ctx, "systemctl", "daemon-reload"); err != nil {
-			return fmt.Errorf("reload systemd: %w", err)
-		}
-	}
-	if err := runTool(ctx, "systemctl", "--no-block", "start", "multi-user.target"); err != nil {
-		return fmt.Errorf("start multi-user.target: %w", err)
-	}
-	return nil
-}
 
 // unitName completes a name as systemctl does: "web" is "web.service".
 func unitName(name string) string { return agentproto.UnitName(name) }

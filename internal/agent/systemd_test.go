@@ -67,8 +67,8 @@ func TestWriteRunUnits(t *testing.T) {
 		}
 		return string(b)
 	}
-	if got := read("run/systemd/system/" + bootTarget); !strings.Contains(got, "Wants="+agentUnit) {
-		t.Errorf("%s does not pull the agent:\n%s", bootTarget, got)
+	if got, err := os.Readlink(filepath.Join(root, "run/systemd/system", bootTarget+".wants", agentUnit)); err != nil || got != "/run/systemd/system/"+agentUnit {
+		t.Errorf("%s does not pull the agent: %q, %v", bootTarget, got, err)
 	}
 	agent := read("run/systemd/system/" + agentUnit)
 	for _, want := range []string{"DefaultDependencies=no", unitEnv + "=1", "ExecStart=/run/vmlab/agent", "IgnoreSIGPIPE=no",

@@ -1,7 +1,8 @@
 package agent
 
-// What a systemd guest's /run holds before systemd starts: the agent's unit,
-// the boot target, vmlab's masks and settings. This file is the one list of
+// What a systemd guest's /run holds before systemd starts: the agent's unit
+// and its link from the boot target, vmlab's masks and settings (the
+// machine's own units come with the host's OpServices, systemd_install.go). This file is the one list of
 // them; docs/systemd.md ("How a systemd guest boots") explains it with the
 // figures measured under TCG.
 
@@ -19,10 +20,10 @@ const (
 	// agent does not import: spec pulls the kernel package into the
 	// guest's binary).
 	systemdPath = "/lib/systemd/systemd"
-	// bootTarget is the unit systemd starts (--unit=): it pulls the agent
-	// only. multi-user.target is started when the host has sent the
-	// machine's units (OpServices), so nothing it pulls in misses them.
-	bootTarget = "vmlab-boot.target"
+	// bootTarget is the unit systemd starts (--unit=), whatever the
+	// root's default.target: the machine's units are in place by then
+	// (the handover, systemd.go), so nothing it pulls in misses them.
+	bootTarget = "multi-user.target"
 	// agentUnit runs this binary again, as the agent that serves the host.
 	agentUnit = "vmlab-agent.service"
 	// runDir holds the agent's copy of itself, its lazy modules and the
@@ -41,8 +42,8 @@ const (
 // systemd-shutdown ends every process. Output goes to the console (the
 // journal is not up when it starts; StandardOutput=journal fails then).
 // The agent is not restarted: the host's session (its requests in flight,
-// the hello it had) dies with it, and a second agent's hello would break
-// the channel with "a second hello". Its end, a failure (fatal, a crash, a
+// the hello it had) dies with it, and a restarted agent's hello (after the
+// handover's, the third) would break the channel. Its end, a failure (fatal, a crash, a
 // SIGKILL) or not (SIGTERM, systemctl stop), powers the machine off
 // instead, as fatal does in fast mode: the host sees QEMU exit, with the
 // reason on the console, rather than a protocol error. poweroff-force
@@ -68,17 +69,6 @@ StandardInput=null
 StandardOutput=tty
 StandardError=tty
 TTYPath=/dev/console
-`
-
-// bootTargetText is vmlab-boot.target: the agent, and journald, so the
-// journal records the boot from its start and its own start (1.4-2 s under
-// TCG, the longest of multi-user.target's) runs while the host configures
-// the machine. Nothing else: the host's hello does not wait for
-// sysinit.target.
-const bootTargetText = `[Unit]
-Description=vmlab boot: the agent and the journal
-DefaultDependencies=no
-Wants=` + agentUnit + ` systemd-journald.service
 `
 
 // settings are systemd's configuration drop-ins, by path under /run.
@@ -207,14 +197,11 @@ func isEnablementDir(name string) bool {
 	return false
 }
 
-// writeRunUnits writes the boot target, the agent's unit, the masks and the
-// settings under root (the new root's /run lives at root/run).
+// writeRunUnits writes the agent's unit (wanted by the boot target), the
+// masks and the settings under root (the new root's /run lives at root/run).
 func writeRunUnits(root string) error {
 	units := filepath.Join(root, unitDir)
-	files := map[string]string{
-		filepath.Join(units, agentUnit):  agentUnitText,
-		filepath.Join(units, bootTarget): bootTargetText,
-	}
+	files := map[string]string{filepath.Join(units, agentUnit): agentUnitText}
 	for rel, text := range settings {
 		files[filepath.Join(root, "run", rel)] = text
 	}
@@ -222,6 +209,11 @@ func writeRunUnits(root string) error {
 		if err := writeFile(path, text); err != nil {
 			return err
 		}
+	}
+	// The boot target pulls the agent; without an ordering it starts
+	// at once, with systemd's first jobs.
+	if err := link(filepath.Join(units, bootTarget+".wants", agentUnit), filepath.Join(unitDir, agentUnit)); err != nil {
+		return fmt.Errorf("enable %s: %w", agentUnit, err)
 	}
 	for _, m := range bootMasks {
 		if err := mask(filepath.Join(units, m.unit)); err != nil {

@@ -39,6 +39,13 @@ type Client struct {
 	hello    chan struct{} // closed when Hello arrives
 	helloMsg agentproto.Hello
 
+	// A systemd guest's agent hands over to systemd after Units, and
+	// systemd's unit agent says hello again: Units makes rehello, closed
+	// when that second hello arrives. Any other second hello breaks the
+	// channel.
+	rehello    chan struct{}
+	rehelloMsg agentproto.Hello
+
 	nextID atomic.Uint32
 
 	mu    sync.Mutex
@@ -141,7 +148,7 @@ func (c *Client) route(f agentproto.Frame) error {
 	if f.Type == agentproto.THello {
 		select {
 		case <-c.hello:
-			return fmt.Errorf("%w: a second hello", agentproto.ErrMalformed)
+			return c.routeRehello(f)
 		default:
 		}
 		if err := agentproto.Decode(f, &c.helloMsg); err != nil {
@@ -192,6 +199,31 @@ func (c *Client) route(f agentproto.Frame) error {
 	default:
 		return fmt.Errorf("%w: unexpected %v frame from the guest", agentproto.ErrMalformed, f.Type)
 	}
+	return nil
+}
+
+// routeRehello takes the hello of a systemd guest's unit agent, which
+// continues the session once the PID-1 agent handed over (Units). Every
+// call of the first agent has had its result by then: one still waiting
+// would never get it.
+func (c *Client) routeRehello(f agentproto.Frame) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	select {
+	case <-c.rehello:
+		return fmt.Errorf("%w: a third hello", agentproto.ErrMalformed)
+	default:
+	}
+	if c.rehello == nil {
+		return fmt.Errorf("%w: a second hello (the agent restarted)", agentproto.ErrMalformed)
+	}
+	if len(c.calls) > 0 {
+		return fmt.Errorf("%w: the agent said hello again with %d calls in flight", agentproto.ErrMalformed, len(c.calls))
+	}
+	if err := agentproto.Decode(f, &c.rehelloMsg); err != nil {
+		return err
+	}
+	close(c.rehello)
 	return nil
 }
 
@@ -392,8 +424,34 @@ func (c *Client) Services(ctx context.Context, s []agentproto.Service) error {
 }
 
 // Units hands a systemd guest its services (rendered as units there), its
-// unit files and the units to enable, and has it start multi-user.target.
-// It returns once systemd has that start queued, not when it is done.
+// unit files and the units to enable. The agent installs them and, once it
+// has answered, hands PID 1 to systemd, which starts multi-user.target and
+// the agent again as a unit: Handover waits for that agent's hello. No
+// other call may be made in between.
 func (c *Client) Units(ctx context.Context, s []agentproto.Service, units []agentproto.UnitFile, enable []string) error {
+	c.mu.Lock()
+	if c.rehello == nil {
+		c.rehello = make(chan struct{})
+	}
+	c.mu.Unlock()
 	return c.do(ctx, agentproto.Request{Op: agentproto.OpServices, Services: s, Units: units, Enable: enable})
+}
+
+// Handover waits, after Units, for the hello of the agent systemd started,
+// which serves the same session from then on, and returns it.
+func (c *Client) Handover(ctx context.Context) (agentproto.Hello, error) {
+	c.mu.Lock()
+	rehello := c.rehello
+	c.mu.Unlock()
+	if rehello == nil {
+		return agentproto.Hello{}, errors.New("wait for the agent's handover to systemd: no units were sent")
+	}
+	select {
+	case <-rehello:
+		return c.rehelloMsg, nil
+	case <-c.done:
+		return agentproto.Hello{}, c.Err()
+	case <-ctx.Done():
+		return agentproto.Hello{}, ctx.Err()
+	}
 }

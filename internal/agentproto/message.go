@@ -12,8 +12,9 @@ import (
 // version 4 commands on a terminal and streamed commands (Exec.TTY, Argv,
 // Login, OutputWindow; the Resize and Signal frames; Result.SignalNumber),
 // version 5 systemd guests (BootConfig.Init, Request.Units and Enable, and
-// WaitUnit answered by systemd with Wait.User for user units).
-const Version = 5
+// WaitUnit answered by systemd with Wait.User for user units), version 6
+// the handover: a systemd guest's agent says hello again after OpServices.
+const Version = 6
 
 // DefaultPath is the PATH commands get in the guest.
 const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

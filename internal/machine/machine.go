@@ -320,12 +320,16 @@ func (m *Machine) boot(ctx context.Context, start time.Time) error {
 		q.Close()
 		return m.bootFailed(ctx, proc, agent, err)
 	}
-	// A systemd guest is always sent its units: that is what starts
-	// multi-user.target there.
+	// A systemd guest is always sent its units: its agent installs them
+	// and hands over to systemd, whose agent continues the session.
 	if m.cfg.Systemd() {
 		if err := agent.Units(ctx, m.cfg.Services, m.cfg.Units, m.cfg.Enable); err != nil {
 			q.Close()
 			return m.bootFailed(ctx, proc, agent, fmt.Errorf("start units: %w", err))
+		}
+		if hello, err = m.handover(ctx, proc, agent); err != nil {
+			q.Close()
+			return m.bootFailed(ctx, proc, agent, err)
 		}
 	} else if len(m.cfg.Services) > 0 {
 		if err := agent.Services(ctx, m.cfg.Services); err != nil {
@@ -342,6 +346,29 @@ func (m *Machine) boot(ctx context.Context, start time.Time) error {
 	m.supervised = make(chan struct{})
 	go m.supervise(proc, agent, q, m.supervised)
 	return nil
+}
+
+// handover waits for a systemd guest's agent to say hello again, as
+// systemd's unit, within a boot's timeout from now (setup took what it
+// took) or until QEMU exits. Its stages are the whole boot's.
+func (m *Machine) handover(ctx context.Context, proc *qemu.Process, agent *agentclient.Client) (agentproto.Hello, error) {
+	ctx, cancel := context.WithTimeout(ctx, m.bootTimeout())
+	defer cancel()
+	go func() {
+		select {
+		case <-proc.Done():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	hello, err := agent.Handover(ctx)
+	if err == nil && hello.Version != agentproto.Version {
+		err = fmt.Errorf("systemd's agent speaks protocol %d, want %d: the agent copy in /run/vmlab is stale", hello.Version, agentproto.Version)
+	}
+	if err != nil {
+		return hello, fmt.Errorf("wait for the agent under systemd: %w", err)
+	}
+	return hello, nil
 }
 
 // bootFailed cleans up a failed boot and explains it.

@@ -18,7 +18,7 @@ import (
 var initValues = []string{InitFast, InitSystemd}
 
 // reservedUnits is the prefix of the units vmlab writes into every
-// systemd guest (vmlab-agent.service, vmlab-boot.target): a test's unit
+// systemd guest (vmlab-agent.service): a test's unit
 // of that name would replace vmlab's own.
 const reservedUnits = "vmlab-"
 
