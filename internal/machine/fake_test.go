@@ -15,6 +15,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -40,7 +41,9 @@ func init() {
 
 // fakeQEMU impersonates QEMU in one of these modes:
 //
-//	serve    answer QMP and serve the agent on the host
+//	serve    answer QMP and serve the agent on the host (for a systemd
+//	         guest, saying hello again after the units, as after the
+//	         handover)
 //	garbage  say hello, then send bytes that are not a frame
 //	silent   connect and never say hello
 //	exit     print an error on stderr and exit 1 before connecting
@@ -56,8 +59,12 @@ func init() {
 //	flood    print floodLines console lines and exit
 //	setupdie say hello, then die (a kernel panic) at the first request:
 //	         a guest that dies while the machine is set up
+//	handoverdie, handoversilent  say hello, answer every request with
+//	         success, and after the units (a systemd guest's handover) die
+//	         with a kernel panic, or never say hello again
 //	waitecho say hello, then answer each wait with an error that echoes
-//	         it, and any other request with success (units_test.go)
+//	         it, and any other request with success (units_test.go); a
+//	         systemd guest's says hello again after the units
 func fakeQEMU(mode string, args []string) int {
 	if mode == "exit" {
 		fmt.Fprintln(os.Stderr, "qemu-system-x86_64: -device virtio-9p-pci: cannot open /nonexistent")
@@ -93,6 +100,17 @@ func fakeQEMU(mode string, args []string) int {
 	}
 	go fakeQMP(qmpConn)
 	hello := agentproto.Hello{Version: agentproto.Version, Kernel: "fake"}
+	switch {
+	case mode == "serve" && systemdArgs(args):
+		serveHandover(agentConn, hello)
+		return 0
+	case mode == "handoverdie" || mode == "handoversilent":
+		failHandover(agentConn, hello, mode == "handoverdie")
+		return 0
+	case mode == "waitecho":
+		waitEcho(agentConn, hello, systemdArgs(args))
+		return 0
+	}
 	switch mode {
 	case "serve":
 		agent.Serve(context.Background(), agentConn, hello)
@@ -104,8 +122,6 @@ func fakeQEMU(mode string, args []string) int {
 		select {}
 	case "silent":
 		select {}
-	case "waitecho":
-		waitEcho(agentConn, hello)
 	case "setupdie":
 		agentproto.NewWriter(agentConn).WriteFrame(agentproto.THello, 0, agentproto.Encode(hello))
 		agentproto.NewReader(agentConn).ReadFrame()
@@ -141,6 +157,86 @@ func fakeQEMU(mode string, args []string) int {
 		return 0
 	}
 	return 0
+}
+
+// systemdArgs reports whether QEMU's arguments boot a guest whose init is
+// systemd (the kernel command line's boot configuration says so).
+func systemdArgs(args []string) bool {
+	for i, a := range args {
+		if a == "-append" && i+1 < len(args) {
+			cfg, err := agentproto.ParseBootConfig(args[i+1])
+			return err == nil && cfg.Init == spec.InitSystemd
+		}
+	}
+	return false
+}
+
+// serveHandover serves the agent on the host as a systemd guest's agents
+// do: after its answer to the machine's units (OpServices), it says hello
+// again, as the agent systemd starts after the handover would.
+func serveHandover(conn net.Conn, hello agentproto.Hello) {
+	host, guest := net.Pipe()
+	go agent.Serve(context.Background(), guest, hello)
+	var mu sync.Mutex
+	units := map[uint32]bool{} // the streams of OpServices requests
+	go func() {
+		r, w := agentproto.NewReader(conn), agentproto.NewWriter(host)
+		for {
+			f, err := r.ReadFrame()
+			if err != nil {
+				host.Close()
+				return
+			}
+			var req agentproto.Request
+			if f.Type == agentproto.TRequest && agentproto.Decode(f, &req) == nil && req.Op == agentproto.OpServices {
+				mu.Lock()
+				units[f.Stream] = true
+				mu.Unlock()
+			}
+			w.WriteFrame(f.Type, f.Stream, f.Payload)
+		}
+	}()
+	r, w := agentproto.NewReader(host), agentproto.NewWriter(conn)
+	for {
+		f, err := r.ReadFrame()
+		if err != nil {
+			return
+		}
+		w.WriteFrame(f.Type, f.Stream, f.Payload)
+		mu.Lock()
+		handover := f.Type == agentproto.TResult && units[f.Stream]
+		mu.Unlock()
+		if handover {
+			w.WriteFrame(agentproto.THello, 0, agentproto.Encode(hello))
+		}
+	}
+}
+
+// failHandover is an agent whose handover to systemd fails: it answers
+// every request with success until the units, then the guest dies (die)
+// or its systemd never starts the agent.
+func failHandover(conn net.Conn, hello agentproto.Hello, die bool) {
+	w, r := agentproto.NewWriter(conn), agentproto.NewReader(conn)
+	w.WriteFrame(agentproto.THello, 0, agentproto.Encode(hello))
+	for {
+		f, err := r.ReadFrame()
+		if err != nil {
+			return
+		}
+		var req agentproto.Request
+		if f.Type != agentproto.TRequest || agentproto.Decode(f, &req) != nil {
+			continue
+		}
+		w.WriteFrame(agentproto.TResult, f.Stream, agentproto.Encode(agentproto.Result{}))
+		if req.Op != agentproto.OpServices {
+			continue
+		}
+		if !die {
+			select {}
+		}
+		fmt.Println("[    3.456] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100")
+		return
+	}
 }
 
 // traceLines is how long a trace the panic and oops modes print: more than
@@ -207,6 +303,25 @@ func TestFakeServe(t *testing.T) {
 	var te *machine.TimeoutError
 	if !errors.As(err, &te) || !strings.Contains(err.Error(), `fake: command "sleep 30": timed out`) {
 		t.Errorf("got %v, want a TimeoutError naming the machine and command", err)
+	}
+}
+
+// TestFakeHandoverFailures: a systemd guest that dies after its units, or
+// whose systemd never starts the agent, fails the boot as any boot does,
+// naming the step. Before the handover, the boot ended with the units.
+func TestFakeHandoverFailures(t *testing.T) {
+	for _, tt := range []struct{ mode, want string }{
+		{"handoverdie", `fake: boot: wait for the agent under systemd: agent channel closed: the guest closed it: ` +
+			`machine is down: kernel panic "Attempted to kill init! exitcode=0x00000100"; qemu exited`},
+		{"handoversilent", "fake: boot (waiting for the agent): timed out after 2s"},
+	} {
+		t.Run(tt.mode, func(t *testing.T) {
+			m := fakeMachineConfig(t, tt.mode, machine.Config{Machine: spec.Machine{Init: spec.InitSystemd}})
+			err := m.Start(t.Context())
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v, want an error containing %q", err, tt.want)
+			}
+		})
 	}
 }
 

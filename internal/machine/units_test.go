@@ -250,7 +250,7 @@ func TestUnitMethodsNeedSystemd(t *testing.T) {
 // an error that says what the host asked for, the start of a user's
 // manager with UID 1000 (or, for the user "slow", with its timeout
 // passed), any other request with success.
-func waitEcho(c net.Conn, hello agentproto.Hello) {
+func waitEcho(c net.Conn, hello agentproto.Hello, systemd bool) {
 	w, r := agentproto.NewWriter(c), agentproto.NewReader(c)
 	w.WriteFrame(agentproto.THello, 0, agentproto.Encode(hello))
 	manager := false                 // a user's manager was started
@@ -281,6 +281,10 @@ func waitEcho(c net.Conn, hello agentproto.Hello) {
 			manager = true
 		}
 		w.WriteFrame(agentproto.TResult, f.Stream, agentproto.Encode(res))
+		if systemd && req.Op == agentproto.OpServices {
+			// The handover: systemd's agent says hello.
+			w.WriteFrame(agentproto.THello, 0, agentproto.Encode(hello))
+		}
 	}
 }
 
