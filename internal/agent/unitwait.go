@@ -70,6 +70,11 @@ func waitSystemdUnit(ctx context.Context, w agentproto.Wait) agentproto.Result {
 		}
 		defer m.close()
 	}
+	if f := (*unitFailed)(nil); w.User != "" && errors.As(err, &f) && f.notFound {
+		// units = declares system units: a user's unit is a file.
+		f.reason = fmt.Sprintf("user %s's unit %s not found: no user unit file in the guest "+
+			"(write it with machine(files = {\"/etc/systemd/user/%s\": ...}), or install the package that has it)", w.User, name, name)
+	}
 	return unitResult(ctx, m, name, err)
 }
 
@@ -117,8 +122,9 @@ func systemConn(ctx context.Context) (*sdbus.Conn, error) {
 // unitFailed says the wait ended because the unit will not become active;
 // failed says its ActiveState is "failed".
 type unitFailed struct {
-	reason string
-	failed bool
+	reason   string
+	failed   bool
+	notFound bool // no unit file: the hint says where a unit file goes
 }
 
 func (e *unitFailed) Error() string { return e.reason }
@@ -325,7 +331,7 @@ func verdict(st unitState) (done bool, err error) {
 		return true, &unitFailed{reason: fmt.Sprintf("unit %s failed", st.name), failed: true}
 	case st.load == "not-found" && st.job == 0:
 		return true, &unitFailed{reason: fmt.Sprintf("unit %s not found: no unit file in the guest "+
-			"(declare it with machine(units = ...), or install the package that has it)", st.name)}
+			"(declare it with machine(units = ...), or install the package that has it)", st.name), notFound: true}
 	case (st.load == "error" || st.load == "bad-setting") && st.job == 0:
 		return true, &unitFailed{reason: fmt.Sprintf("unit %s could not be loaded: %s", st.name, st.loadError)}
 	case st.idle() && st.managerJobsReadable && st.managerJobs == 0:
