@@ -72,6 +72,11 @@ func waitSystemdUnit(ctx context.Context, w agentproto.Wait) agentproto.Result {
 		}
 		defer m.close()
 	}
+	if f := (*unitFailed)(nil); w.User != "" && errors.As(err, &f) && f.notFound {
+		// units = declares system units: a user's unit is a file.
+		f.reason = fmt.Sprintf("user %s's unit %s not found: no user unit file in the guest "+
+			"(write it with machine(files = {\"/etc/systemd/user/%s\": ...}), or install the package that has it)", w.User, name, name)
+	}
 	return unitResult(ctx, m, name, err)
 }
 
@@ -144,9 +149,10 @@ func liveSystemConn() *sdbus.Conn {
 // unit the failure is about, when it is not the one waited for (a user's
 // manager, user@UID.service, that did not start).
 type unitFailed struct {
-	reason string
-	failed bool
-	unit   string
+	reason   string
+	failed   bool
+	unit     string
+	notFound bool // no unit file: the hint says where a unit file goes
 }
 
 func (e *unitFailed) Error() string { return e.reason }
@@ -367,7 +373,7 @@ func verdict(st unitState) (done bool, err error) {
 		return true, &unitFailed{reason: fmt.Sprintf("unit %s failed", st.name), failed: true}
 	case st.load == "not-found" && st.job == 0:
 		return true, &unitFailed{reason: fmt.Sprintf("unit %s not found: no unit file in the guest "+
-			"(declare it with machine(units = ...), or install the package that has it)", st.name)}
+			"(declare it with machine(units = ...), or install the package that has it)", st.name), notFound: true}
 	case (st.load == "error" || st.load == "bad-setting") && st.job == 0:
 		return true, &unitFailed{reason: fmt.Sprintf("unit %s could not be loaded: %s", st.name, st.loadError)}
 	case st.load == "masked" && st.job == 0:

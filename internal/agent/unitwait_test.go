@@ -261,6 +261,11 @@ func TestWaitSystemdUserUnit(t *testing.T) {
 	if started := sys.Started(); !slices.Equal(started, []string{manager}) {
 		t.Errorf("system manager started %q, want [%s]", started, manager)
 	}
+	// A user unit is not declared in units: the hint says where its file goes.
+	r2 := waitSystemdUnit(t.Context(), agentproto.Wait{Kind: agentproto.WaitUnit, Path: "nosuch", User: "nobody", Timeout: time.Minute})
+	if want := `user nobody's unit nosuch.service not found: no user unit file in the guest (write it with machine(files = {"/etc/systemd/user/nosuch.service": ...}), or install the package that has it)`; r2.Error != want {
+		t.Errorf("missing user unit: got %q, want %q", r2.Error, want)
+	}
 	// The manager runs now: the next wait does not start it again.
 	usr.Set("app.service", sdbustest.Unit{Active: "active", Sub: "running"})
 	if r := waitSystemdUnit(t.Context(), agentproto.Wait{Kind: agentproto.WaitUnit, Path: "app", User: "nobody", Timeout: time.Minute}); r.Error != "" {

@@ -131,7 +131,7 @@ func checkSystemUnit(m *machineValue, lit *syntax.Literal, host spec.Host, strs 
 		return nil
 	}
 	return []error{fmt.Errorf("%s: machine %s: no unit %s in units, services or the root's /%s and /%s%s: declare it in units, or install the package that ships it on the host (the guests' root is the host's); a unit the test makes as it runs passes when another of the file's strings names it",
-		lit.TokenPos, m.name, name, spec.UnitDirs[0], spec.UnitDirs[1], near.Mean(near.Names(name, known, 3)))}
+		lit.TokenPos, m.name, name, spec.UnitDirs[0], spec.UnitDirs[1], near.Mean(spec.NearUnits(name, known)))}
 }
 
 // fileStrings returns the file's string literals but the units the unit

@@ -59,6 +59,10 @@ func TestUnitCallErrors(t *testing.T) {
 			"call.star:4:30: machine server: no unit zzz-nothing.timer in units, services or the root's /etc/systemd/system and /lib/systemd/system" + install},
 		{"require_unit_state's unit", "server.require_unit_state('bakup.timer', 'failed')",
 			"call.star:4:29: machine server: no unit bakup.timer in units, services or the root's /etc/systemd/system and /lib/systemd/system (did you mean backup.timer?)" + install},
+		{"unit with its type misspelled", "server.start_job('nfs-server.servic')",
+			"call.star:4:20: machine server: no unit nfs-server.servic.service in units, services or the root's /etc/systemd/system and /lib/systemd/system (did you mean nfs-server.service?)" + install},
+		{"unit by its package's prefix", "server.wait_for_unit('nfs')",
+			"call.star:4:24: machine server: no unit nfs.service in units, services or the root's /etc/systemd/system and /lib/systemd/system (did you mean nfs-server.service?)" + install},
 		{"a file outside the unit directories", "server.start_job('other.service')",
 			"call.star:4:20: machine server: no unit other.service in units, services or the root's /etc/systemd/system and /lib/systemd/system" + install},
 		// The unit arguments of unit methods make no unit: a typo named
