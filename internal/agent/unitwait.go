@@ -492,19 +492,20 @@ func readState(ctx context.Context, c *sdbus.Conn, name string, path sdbus.Objec
 }
 
 // unitDetails is what explains a unit's failure: `systemctl status` and
-// its last journal lines, each under the command that printed it. The
+// its last journal lines, each under the command that printed it
+// (--lines=0: the status would show the journal's last lines again). The
 // commands get detailsTimeout, past ctx's end (a timed-out wait is
 // explained too); a canceled wait gets none.
 func unitDetails(ctx context.Context, m manager, name string) string {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), detailsTimeout)
 	defer cancel()
-	status := []string{"systemctl", "status", "--no-pager", name}
+	status := []string{"systemctl", "status", "--no-pager", "--lines=0", name}
 	journal := []string{"journalctl", "-u", name, "-n", strconv.Itoa(journalTail), "--no-pager"}
 	statusUser, shown := "", "$ "+strings.Join(status, " ")
 	var env []string
 	if m.user != nil {
 		// systemctl --user reaches the manager of the user running it.
-		status = []string{"systemctl", "--user", "status", "--no-pager", name}
+		status = []string{"systemctl", "--user", "status", "--no-pager", "--lines=0", name}
 		statusUser, shown = m.user.Username, "$ "+strings.Join(status, " ")+"  # as "+m.user.Username
 		env = []string{"XDG_RUNTIME_DIR=/run/user/" + m.user.Uid}
 		// Root reads the whole journal; the user may not.

@@ -26,7 +26,7 @@ func unitsHost(t *testing.T) {
 		return h
 	}
 	passwd := filepath.Join(t.TempDir(), "passwd")
-	if err := os.WriteFile(passwd, []byte("root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"), 0o644); err != nil {
+	if err := os.WriteFile(passwd, []byte("root:x:0:0:root:/root:/bin/bash\nbin:x:2:2:bin:/bin:/usr/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	old := rootPasswd
