@@ -105,7 +105,7 @@ func unmask(dir, name string) (bool, error) {
 			continue
 		}
 		p := filepath.Join(dir, n)
-		if target, err := os.Readlink(p); err != nil || target != "/dev/null" {
+		if target, err := os.Readlink(p); err != nil || (target != "/dev/null" && n != defaultTarget) {
 			continue
 		}
 		if err := os.Remove(p); err != nil {

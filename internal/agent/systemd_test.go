@@ -57,6 +57,10 @@ func TestWriteRunUnits(t *testing.T) {
 	for _, g := range []string{"systemd-fstab-generator", "nfs-server-generator"} {
 		os.WriteFile(filepath.Join(gen, g), nil, 0o755)
 	}
+	os.MkdirAll(filepath.Join(root, "lib/systemd/system"), 0o755)
+	for _, u := range []string{"multi-user.target", "network.target", "network-online.target"} {
+		os.WriteFile(filepath.Join(root, "lib/systemd/system", u), []byte("[Unit]\n"), 0o644)
+	}
 	if err := writeRunUnits(root); err != nil {
 		t.Fatal(err)
 	}
@@ -92,6 +96,26 @@ func TestWriteRunUnits(t *testing.T) {
 		if target, err := os.Readlink(filepath.Join(root, rel)); err != nil || target != "/dev/null" {
 			t.Errorf("%s: got link to %q, %v; want a mask (link to /dev/null)", rel, target, err)
 		}
+	}
+	// default.target is multi-user.target, not the root's graphical.target.
+	if target, err := os.Readlink(filepath.Join(root, unitDir, defaultTarget)); err != nil || target != "/lib/systemd/system/multi-user.target" {
+		t.Errorf("default.target: got link to %q, %v; want /lib/systemd/system/multi-user.target", target, err)
+	}
+	for _, u := range []string{"network.target", "network-online.target"} {
+		if target, err := os.Readlink(filepath.Join(root, unitDir, "multi-user.target.wants", u)); err != nil || target != "/lib/systemd/system/"+u {
+			t.Errorf("multi-user.target.wants/%s: got link to %q, %v; want /lib/systemd/system/%s", u, target, err, u)
+		}
+	}
+	// A declared default.target replaces the link, and is not written
+	// through it into the root's multi-user.target.
+	if _, err := installUnits(root, nil, []agentproto.UnitFile{{Name: defaultTarget, Text: "[Unit]\nDescription=mine\n"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := read("run/systemd/system/" + defaultTarget); got != "[Unit]\nDescription=mine\n" {
+		t.Errorf("declared default.target: %q", got)
+	}
+	if got := read("lib/systemd/system/multi-user.target"); got != "[Unit]\n" {
+		t.Errorf("the root's multi-user.target was written: %q", got)
 	}
 	// Writing again (a second agent start) changes nothing and fails not.
 	if err := writeRunUnits(root); err != nil {

@@ -34,7 +34,12 @@ const (
 	// (below /etc's, the administrator's: agentproto.UnitDirs), and is
 	// gone at the next boot, which writes them again from the declaration.
 	unitDir = "/" + agentproto.RunUnitDir
+	// defaultTarget is vmlab's link to multi-user.target in unitDir.
+	defaultTarget = "default.target"
 )
+
+// networkTargets are wanted by multi-user.target in a systemd guest.
+var networkTargets = []string{"network.target", "network-online.target"}
 
 // agentUnitText is vmlab-agent.service. DefaultDependencies=no: it starts
 // first, before sysinit.target, and is not stopped at shutdown (no
@@ -218,6 +223,27 @@ func writeRunUnits(root string) error {
 	for _, m := range bootMasks {
 		if err := mask(filepath.Join(units, m.unit)); err != nil {
 			return err
+		}
+	}
+	// default.target is multi-user.target, as on a NixOS machine without
+	// a desktop: the root's (Debian's graphical.target) is never started,
+	// so wait_for_unit("default.target") would fail. A unit the test
+	// declares by that name replaces the link (unmask).
+	if file, err := findUnit(root, "multi-user.target"); err == nil {
+		if err := os.Symlink(file, filepath.Join(units, defaultTarget)); err != nil && !os.IsExist(err) {
+			return fmt.Errorf("link %s: %w", defaultTarget, err)
+		}
+	}
+	// The agent configures the network before multi-user.target starts
+	// (the host's OpNetwork comes before OpServices): multi-user.target
+	// reaches network.target and network-online.target, as a NixOS test's
+	// wait_for_unit("network-online.target") expects, though nothing of
+	// the root's pulls them in once the host's enablement is hidden.
+	for _, t := range networkTargets {
+		if file, err := findUnit(root, t); err == nil {
+			if err := link(filepath.Join(units, "multi-user.target.wants", t), file); err != nil {
+				return fmt.Errorf("link %s: %w", t, err)
+			}
 		}
 	}
 	gens := filepath.Join(root, "run/systemd/system-generators")

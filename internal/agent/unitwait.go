@@ -72,6 +72,11 @@ func waitSystemdUnit(ctx context.Context, w agentproto.Wait) agentproto.Result {
 		}
 		defer m.close()
 	}
+	if f := (*unitFailed)(nil); w.User != "" && errors.As(err, &f) && f.notFound {
+		// units = declares system units: a user's unit is a file.
+		f.reason = fmt.Sprintf("user %s's unit %s not found: no user unit file in the guest "+
+			"(write it with machine(files = {\"/etc/systemd/user/%s\": ...}), or install the package that has it)", w.User, name, name)
+	}
 	return unitResult(ctx, m, name, err)
 }
 
@@ -144,9 +149,10 @@ func liveSystemConn() *sdbus.Conn {
 // unit the failure is about, when it is not the one waited for (a user's
 // manager, user@UID.service, that did not start).
 type unitFailed struct {
-	reason string
-	failed bool
-	unit   string
+	reason   string
+	failed   bool
+	unit     string
+	notFound bool // no unit file: the hint says where a unit file goes
 }
 
 func (e *unitFailed) Error() string { return e.reason }
@@ -367,7 +373,7 @@ func verdict(st unitState) (done bool, err error) {
 		return true, &unitFailed{reason: fmt.Sprintf("unit %s failed", st.name), failed: true}
 	case st.load == "not-found" && st.job == 0:
 		return true, &unitFailed{reason: fmt.Sprintf("unit %s not found: no unit file in the guest "+
-			"(declare it with machine(units = ...), or install the package that has it)", st.name)}
+			"(declare it with machine(units = ...), or install the package that has it)", st.name), notFound: true}
 	case (st.load == "error" || st.load == "bad-setting") && st.job == 0:
 		return true, &unitFailed{reason: fmt.Sprintf("unit %s could not be loaded: %s", st.name, st.loadError)}
 	case st.load == "masked" && st.job == 0:
@@ -486,19 +492,20 @@ func readState(ctx context.Context, c *sdbus.Conn, name string, path sdbus.Objec
 }
 
 // unitDetails is what explains a unit's failure: `systemctl status` and
-// its last journal lines, each under the command that printed it. The
+// its last journal lines, each under the command that printed it
+// (--lines=0: the status would show the journal's last lines again). The
 // commands get detailsTimeout, past ctx's end (a timed-out wait is
 // explained too); a canceled wait gets none.
 func unitDetails(ctx context.Context, m manager, name string) string {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), detailsTimeout)
 	defer cancel()
-	status := []string{"systemctl", "status", "--no-pager", name}
+	status := []string{"systemctl", "status", "--no-pager", "--lines=0", name}
 	journal := []string{"journalctl", "-u", name, "-n", strconv.Itoa(journalTail), "--no-pager"}
 	statusUser, shown := "", "$ "+strings.Join(status, " ")
 	var env []string
 	if m.user != nil {
 		// systemctl --user reaches the manager of the user running it.
-		status = []string{"systemctl", "--user", "status", "--no-pager", name}
+		status = []string{"systemctl", "--user", "status", "--no-pager", "--lines=0", name}
 		statusUser, shown = m.user.Username, "$ "+strings.Join(status, " ")+"  # as "+m.user.Username
 		env = []string{"XDG_RUNTIME_DIR=/run/user/" + m.user.Uid}
 		// Root reads the whole journal; the user may not.

@@ -119,7 +119,7 @@ func TestWaitSystemdUnitTransition(t *testing.T) {
 			if r.Error != tt.error {
 				t.Errorf("got error %q, want %q", r.Error, tt.error)
 			}
-			if tt.error != "" && (r.Exit != 1 || !strings.Contains(r.Output, "ran systemctl status --no-pager "+tt.unit)) {
+			if tt.error != "" && (r.Exit != 1 || !strings.Contains(r.Output, "ran systemctl status --no-pager --lines=0 "+tt.unit)) {
 				t.Errorf("got exit %d, output %q; want 1 and the unit's status", r.Exit, r.Output)
 			}
 		})
@@ -162,7 +162,7 @@ func TestWaitSystemdUnitFailsAtOnce(t *testing.T) {
 			if !strings.HasPrefix(r.Error, tt.error) || r.Exit != 1 {
 				t.Errorf("got error %q (exit %d), want %q", r.Error, r.Exit, tt.error)
 			}
-			want := "$ systemctl status --no-pager " + tt.unit + "\nran systemctl status --no-pager " + tt.unit + " as \n" +
+			want := "$ systemctl status --no-pager --lines=0 " + tt.unit + "\nran systemctl status --no-pager --lines=0 " + tt.unit + " as \n" +
 				"$ journalctl -u " + tt.unit + " -n 20 --no-pager\nran journalctl -u " + tt.unit + " -n 20 --no-pager as "
 			if r.Output != want {
 				t.Errorf("output\n%s\nwant\n%s", r.Output, want)
@@ -200,7 +200,7 @@ func TestWaitSystemdUnitTimeout(t *testing.T) {
 	if !r.TimedOut || r.Error != "" {
 		t.Fatalf("got %+v, want a timeout", r)
 	}
-	if want := "web.service is activating (start-pre), job 4 pending\n\n$ systemctl status --no-pager web.service\n"; !strings.HasPrefix(r.Output, want) {
+	if want := "web.service is activating (start-pre), job 4 pending\n\n$ systemctl status --no-pager --lines=0 web.service\n"; !strings.HasPrefix(r.Output, want) {
 		t.Errorf("output\n%s\nwant it to start with\n%s", r.Output, want)
 	}
 }
@@ -261,6 +261,11 @@ func TestWaitSystemdUserUnit(t *testing.T) {
 	if started := sys.Started(); !slices.Equal(started, []string{manager}) {
 		t.Errorf("system manager started %q, want [%s]", started, manager)
 	}
+	// A user unit is not declared in units: the hint says where its file goes.
+	r2 := waitSystemdUnit(t.Context(), agentproto.Wait{Kind: agentproto.WaitUnit, Path: "nosuch", User: "nobody", Timeout: time.Minute})
+	if want := `user nobody's unit nosuch.service not found: no user unit file in the guest (write it with machine(files = {"/etc/systemd/user/nosuch.service": ...}), or install the package that has it)`; r2.Error != want {
+		t.Errorf("missing user unit: got %q, want %q", r2.Error, want)
+	}
 	// The manager runs now: the next wait does not start it again.
 	usr.Set("app.service", sdbustest.Unit{Active: "active", Sub: "running"})
 	if r := waitSystemdUnit(t.Context(), agentproto.Wait{Kind: agentproto.WaitUnit, Path: "app", User: "nobody", Timeout: time.Minute}); r.Error != "" {
@@ -273,7 +278,7 @@ func TestWaitSystemdUserUnit(t *testing.T) {
 		t.Errorf("dialled the manager of uid %d, want %s", askedUID, u.Uid)
 	}
 	for _, want := range []string{
-		"$ systemctl --user status --no-pager app.service  # as nobody\nran systemctl --user status --no-pager app.service as nobody",
+		"$ systemctl --user status --no-pager --lines=0 app.service  # as nobody\nran systemctl --user status --no-pager --lines=0 app.service as nobody",
 		"_UID=" + u.Uid + " _SYSTEMD_USER_UNIT=app.service + _UID=" + u.Uid + " USER_UNIT=app.service",
 	} {
 		if !strings.Contains(r.Output, want) {
@@ -449,7 +454,7 @@ func TestWaitSystemdUserManagerFails(t *testing.T) {
 	if r.Error != want || r.Exit != 1 {
 		t.Errorf("got %q (exit %d), want %q", r.Error, r.Exit, want)
 	}
-	wantOut := "$ systemctl status --no-pager " + manager + "\nran systemctl status --no-pager " + manager + " as \n" +
+	wantOut := "$ systemctl status --no-pager --lines=0 " + manager + "\nran systemctl status --no-pager --lines=0 " + manager + " as \n" +
 		"$ journalctl -u " + manager + " -n 20 --no-pager\nran journalctl -u " + manager + " -n 20 --no-pager as "
 	if r.Output != wantOut {
 		t.Errorf("output\n%s\nwant\n%s", r.Output, wantOut)

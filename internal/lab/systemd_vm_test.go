@@ -3,6 +3,7 @@ package lab_test
 import (
 	"os"
 	"testing"
+	"time"
 
 	"github.com/vmlab/vmlab/internal/spec"
 )
@@ -29,5 +30,14 @@ func TestSystemdNetwork(t *testing.T) {
 	}
 	if out, err := l.Machine("unit").Succeed(ctx, "cat /proc/1/comm"); err != nil || out != "systemd\n" {
 		t.Errorf("unit's PID 1: got %q, %v; want systemd", out, err)
+	}
+	// The targets NixOS tests wait for are reached, as on a NixOS machine
+	// without a desktop: default.target is multi-user.target (not the
+	// root's graphical.target, which nothing starts), and the network's
+	// targets follow the agent's configuration.
+	for _, unit := range []string{"default.target", "network.target", "network-online.target"} {
+		if err := l.Machine("unit").WaitForUnit(ctx, unit, "", time.Minute); err != nil {
+			t.Errorf("wait for %s: %v", unit, err)
+		}
 	}
 }

@@ -83,32 +83,39 @@ func checkInit(meth *method, c *call) error {
 // /etc/passwd does not have: its user units cannot exist.
 func checkUser(m *machineValue, lit *syntax.Literal) []error {
 	name := lit.Value.(string)
-	var known []string
+	var declared []string
 	for _, u := range m.spec.Setup.Users {
-		known = append(known, u.Name)
+		declared = append(declared, u.Name)
 	}
-	known = append(known, passwdNames(rootPasswd)...)
-	if slices.Contains(known, name) {
+	all, people := passwdNames(rootPasswd)
+	if slices.Contains(declared, name) || slices.Contains(all, name) {
 		return nil
 	}
+	// The hint comes from the accounts one logs in to: "bob" is not a
+	// misspelled "bin".
 	return []error{fmt.Errorf("%s: machine %s has no user %q%s: declare it with machine(users = [%q])",
-		lit.TokenPos, m.name, name, near.Hint(name, known), name)}
+		lit.TokenPos, m.name, name, near.Hint(name, append(declared, people...)), name)}
 }
 
-// passwdNames returns the user names of an /etc/passwd file; none when it
-// cannot be read.
-func passwdNames(path string) []string {
+// passwdNames returns the user names of an /etc/passwd file, and those of
+// them with a login shell (not nologin or false); none when it cannot be
+// read.
+func passwdNames(path string) (all, people []string) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil
+		return nil, nil
 	}
-	var names []string
 	for _, line := range strings.Split(string(b), "\n") {
-		if name, _, ok := strings.Cut(line, ":"); ok && name != "" && !strings.HasPrefix(name, "#") {
-			names = append(names, name)
+		f := strings.Split(line, ":")
+		if f[0] == "" || strings.HasPrefix(f[0], "#") || len(f) < 2 {
+			continue
+		}
+		all = append(all, f[0])
+		if shell := f[len(f)-1]; len(f) == 7 && !strings.HasSuffix(shell, "nologin") && !strings.HasSuffix(shell, "/false") {
+			people = append(people, f[0])
 		}
 	}
-	return names
+	return all, people
 }
 
 // checkSystemUnit refuses a system unit that neither the root's unit
@@ -131,7 +138,7 @@ func checkSystemUnit(m *machineValue, lit *syntax.Literal, host spec.Host, strs 
 		return nil
 	}
 	return []error{fmt.Errorf("%s: machine %s: no unit %s in units, services or the root's /%s and /%s%s: declare it in units, or install the package that ships it on the host (the guests' root is the host's); a unit the test makes as it runs passes when another of the file's strings names it",
-		lit.TokenPos, m.name, name, spec.UnitDirs[0], spec.UnitDirs[1], near.Mean(near.Names(name, known, 3)))}
+		lit.TokenPos, m.name, name, spec.UnitDirs[0], spec.UnitDirs[1], near.Mean(spec.NearUnits(name, known)))}
 }
 
 // fileStrings returns the file's string literals but the units the unit

@@ -26,7 +26,7 @@ func unitsHost(t *testing.T) {
 		return h
 	}
 	passwd := filepath.Join(t.TempDir(), "passwd")
-	if err := os.WriteFile(passwd, []byte("root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"), 0o644); err != nil {
+	if err := os.WriteFile(passwd, []byte("root:x:0:0:root:/root:/bin/bash\nbin:x:2:2:bin:/bin:/usr/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	old := rootPasswd
@@ -59,6 +59,10 @@ func TestUnitCallErrors(t *testing.T) {
 			"call.star:4:30: machine server: no unit zzz-nothing.timer in units, services or the root's /etc/systemd/system and /lib/systemd/system" + install},
 		{"require_unit_state's unit", "server.require_unit_state('bakup.timer', 'failed')",
 			"call.star:4:29: machine server: no unit bakup.timer in units, services or the root's /etc/systemd/system and /lib/systemd/system (did you mean backup.timer?)" + install},
+		{"unit with its type misspelled", "server.start_job('nfs-server.servic')",
+			"call.star:4:20: machine server: no unit nfs-server.servic.service in units, services or the root's /etc/systemd/system and /lib/systemd/system (did you mean nfs-server.service?)" + install},
+		{"unit by its package's prefix", "server.wait_for_unit('nfs')",
+			"call.star:4:24: machine server: no unit nfs.service in units, services or the root's /etc/systemd/system and /lib/systemd/system (did you mean nfs-server.service?)" + install},
 		{"a file outside the unit directories", "server.start_job('other.service')",
 			"call.star:4:20: machine server: no unit other.service in units, services or the root's /etc/systemd/system and /lib/systemd/system" + install},
 		// The unit arguments of unit methods make no unit: a typo named

@@ -203,21 +203,29 @@ func (c *checker) enable(host Host) {
 		case HasUnit(declared, unit) || root == nil || HasUnit(root, unit):
 		default:
 			c.add("enable", "no unit %s in units or in the root's /%s and /%s%s: declare it in units, or install the package that ships it on the host (the guests' root is the host's)",
-				unit, UnitDirs[0], UnitDirs[1], near.Mean(nearUnits(unit, slices.Concat(declared, root))))
+				unit, UnitDirs[0], UnitDirs[1], near.Mean(NearUnits(unit, slices.Concat(declared, root))))
 		}
 		seen[unit] = true
 	}
 }
 
-// nearUnits returns up to three of names that unit may mean: those a
-// couple of edits away ("nfs-servr.service": nfs-server.service), else
-// those whose name starts with unit's ("redis": redis-server.service,
-// "nfs": nfs-kernel-server.service and nfs-server.service).
-func nearUnits(unit string, names []string) []string {
+// NearUnits returns up to three of names that unit may mean: those a
+// couple of edits away ("nfs-servr.service": nfs-server.service), else,
+// for a mistyped type that UnitName took for part of a service's name
+// ("x.servic" is x.servic.service), those a couple of edits from the name
+// as written (x.service), else those whose name starts with unit's
+// ("redis": redis-server.service, "nfs": nfs-kernel-server.service and
+// nfs-server.service).
+func NearUnits(unit string, names []string) []string {
 	if found := near.Names(unit, names, 3); len(found) > 0 {
 		return found
 	}
 	stem := strings.TrimSuffix(unit, agentproto.UnitType(unit))
+	if agentproto.UnitType(unit) == ".service" && strings.Contains(stem, ".") {
+		if found := near.Names(stem, names, 3); len(found) > 0 {
+			return found
+		}
+	}
 	if len(stem) < 3 {
 		return nil
 	}

@@ -100,6 +100,7 @@ func TestCheckUnits(t *testing.T) {
 			"no unit nfs-servr.service in units or in the root's /etc/systemd/system and /lib/systemd/system (did you mean nfs-server.service?): declare it in units, or install the package that ships it on the host (the guests' root is the host's)"},
 		{"enable of a package's name", enable("redis"), "enable", "no unit redis.service in units or in the root's /etc/systemd/system and /lib/systemd/system (did you mean redis-server.service?)"},
 		{"enable of a near name", enable("postgres"), "enable", "no unit postgres.service in units or in the root's /etc/systemd/system and /lib/systemd/system (did you mean postgresql.service?)"},
+		{"enable with its type misspelled", enable("rpcbind.sockt"), "enable", "no unit rpcbind.sockt.service in units or in the root's /etc/systemd/system and /lib/systemd/system (did you mean rpcbind.socket?)"},
 		{"enable of a package's prefix", enable("nfs"), "enable", "no unit nfs.service in units or in the root's /etc/systemd/system and /lib/systemd/system (did you mean nfs-kernel-server.service or nfs-server.service?)"},
 		{"enable of a far name", enable("apache2"), "enable",
 			"no unit apache2.service in units or in the root's /etc/systemd/system and /lib/systemd/system: declare it in units, or install"},
