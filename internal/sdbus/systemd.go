@@ -5,13 +5,15 @@ import (
 	"fmt"
 )
 
-// systemd's objects and interfaces (org.freedesktop.systemd1(5)).
+// ManagerPath is systemd's manager object (org.freedesktop.systemd1(5)).
+const ManagerPath ObjectPath = "/org/freedesktop/systemd1"
+
+// The interfaces of systemd's objects.
 const (
-	ManagerPath         ObjectPath = "/org/freedesktop/systemd1"
-	ManagerInterface               = "org.freedesktop.systemd1.Manager"
-	UnitInterface                  = "org.freedesktop.systemd1.Unit"
-	ServiceInterface               = "org.freedesktop.systemd1.Service"
-	PropertiesInterface            = "org.freedesktop.DBus.Properties"
+	ManagerInterface    = "org.freedesktop.systemd1.Manager"
+	UnitInterface       = "org.freedesktop.systemd1.Unit"
+	ServiceInterface    = "org.freedesktop.systemd1.Service"
+	PropertiesInterface = "org.freedesktop.DBus.Properties"
 )
 
 // LoadUnit returns the object path of the unit called name, loading it

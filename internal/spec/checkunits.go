@@ -146,7 +146,7 @@ func checkUnitText(name, text string) error {
 		}
 	}
 	if sections == 0 {
-		return errors.New("no section header: want a unit file with [Unit], [Service], [Install], ...")
+		return errors.New("no section header: want a unit file with sections such as [Unit], [Service] and [Install]")
 	}
 	enabled := slices.Contains(install, "WantedBy") || slices.Contains(install, "RequiredBy")
 	if agentproto.IsTemplate(name) && enabled && !slices.Contains(install, "DefaultInstance") {

@@ -65,7 +65,7 @@ func TestCheckUnits(t *testing.T) {
 		{"unit with empty text", units(unit("web.service", " \n")), "units",
 			`unit web.service: empty text: want a unit file, such as "[Service]\nExecStart=/usr/bin/thing\n"`},
 		{"unit with no section", units(unit("web.service", "# just a comment\n")), "units",
-			"unit web.service: no section header: want a unit file with [Unit], [Service], [Install], ..."},
+			"unit web.service: no section header: want a unit file with sections such as [Unit], [Service] and [Install]"},
 		{"unit setting outside a section", units(unit("web.service", "\nExecStart=/bin/web\n[Service]\n")), "units",
 			`unit web.service: line 2 "ExecStart=/bin/web" is outside any section, and systemd ignores it: put a section header ([Unit], [Service], [Install], ...) above it`},
 		{"template enabled without a default instance", units(unit("worker@.service", "[Service]\nExecStart=/bin/w %i\n[Install]\nWantedBy=multi-user.target\n")), "units",
