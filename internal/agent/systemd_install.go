@@ -8,7 +8,9 @@ package agent
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -54,6 +56,9 @@ func installUnits(root string, services []agentproto.Service, units []agentproto
 		}
 		if err := writeFile(filepath.Join(dir, u.Name), u.Text); err != nil {
 			return false, fmt.Errorf("install unit %s: %w", u.Name, err)
+		}
+		if err := unshadow(root, u.Name); err != nil {
+			return false, err
 		}
 		changed = true
 	}
@@ -377,4 +382,21 @@ func expandSpecifiers(dep, name string) string {
 	prefix, instance, _ := strings.Cut(strings.TrimSuffix(name, typ), "@")
 	return strings.NewReplacer("%i", instance, "%I", instance, "%p", prefix, "%n", name,
 		"%N", strings.TrimSuffix(name, typ), "%%", "%").Replace(dep)
+}
+
+// unshadow removes, from the guest's view of /etc, a unit file of the
+// host's administrator named as a unit the test declares: /etc's
+// directory outranks /run's, so systemd would read the host's file and
+// never the test's. The removal is a whiteout in the /etc overlay's upper
+// layer, on the machine's disk: the host's file is untouched, and the
+// declaration writes the test's unit again at every boot.
+func unshadow(root, name string) error {
+	p := filepath.Join(root, agentproto.UnitDirs[0], name)
+	if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err := os.Remove(p); err != nil {
+		return fmt.Errorf("install unit %s: hide the root's /%s: %w", name, agentproto.UnitDirs[0], err)
+	}
+	return nil
 }

@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -411,5 +413,30 @@ func TestUnmaskNeeds(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestInstallUnshadows: a unit the test declares under the name of a unit
+// file in the root's /etc/systemd/system (which outranks /run's) takes its
+// place there; the root's other units in /etc stay.
+func TestInstallUnshadows(t *testing.T) {
+	root := t.TempDir()
+	etc := filepath.Join(root, "etc/systemd/system")
+	os.MkdirAll(etc, 0o755)
+	for _, u := range []string{"web.service", "other.service"} {
+		os.WriteFile(filepath.Join(etc, u), []byte("[Service]\nExecStart=/bin/false\n"), 0o644)
+	}
+	web := agentproto.UnitFile{Name: "web.service", Text: "[Service]\nExecStart=/bin/true\n"}
+	if _, err := installUnits(root, nil, []agentproto.UnitFile{web}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(etc, "web.service")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the root's /etc/systemd/system/web.service: got %v, want it gone (it outranks the declared unit)", err)
+	}
+	if _, err := os.Stat(filepath.Join(etc, "other.service")); err != nil {
+		t.Errorf("the root's other unit: %v, want it kept", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(root, unitDir, "web.service")); err != nil || string(b) != web.Text {
+		t.Errorf("declared unit: got %q, %v; want %q", b, err, web.Text)
 	}
 }

@@ -103,7 +103,7 @@ func TestSystemdWaitUnit(t *testing.T) {
 		want       []string
 	}{
 		{"failed", "broken", []string{"unit broken.service failed (result: exit-code)",
-			"$ systemctl status --no-pager broken.service", "broken.service", "status=3",
+			"$ systemctl status --no-pager --lines=0 broken.service", "broken.service", "status=3",
 			"$ journalctl -u broken.service -n 20 --no-pager", "broken-marker-output"}},
 		{"no job", "idle.service", []string{"unit idle.service is inactive and no job is pending"}},
 		{"missing", "nosuch", []string{"unit nosuch.service not found"}},
@@ -137,7 +137,7 @@ func TestSystemdWaitUnit(t *testing.T) {
 		t.Logf("alice's manager started and hello.service active in %v", time.Since(start))
 		_, err := m.WaitUnitAsWritten(ctx, "bad", "alice", timeout)
 		for _, w := range []string{"unit bad.service failed (result: exit-code)",
-			"$ systemctl --user status --no-pager bad.service  # as alice", "status=4",
+			"$ systemctl --user status --no-pager --lines=0 bad.service  # as alice", "status=4",
 			"USER_UNIT=bad.service", "bad-user-marker"} {
 			if err == nil || !strings.Contains(err.Error(), w) {
 				t.Errorf("the failed user unit's error lacks %q:\n%v", w, err)
