@@ -26,12 +26,34 @@ type fakeBus struct {
 
 func newFakeBus(t *testing.T, handle func(m *Message, send func(*Message) error)) *fakeBus {
 	t.Helper()
+	b := &fakeBus{first: make(chan *Message, 1), handle: handle}
+	b.path = acceptOne(t, func(c net.Conn) {
+		first := true
+		err := Serve(&authChecker{Conn: c, t: t}, func(m *Message, send func(*Message) error) {
+			if first {
+				first = false
+				b.first <- m
+				return
+			}
+			b.handle(m, send)
+		})
+		if err != nil {
+			t.Errorf("fake bus: %v", err)
+		}
+	})
+	return b
+}
+
+// acceptOne listens on a new socket and hands the first connection to
+// serve, on its own goroutine; the connection closes when serve returns or
+// the test ends, and the test's cleanup waits for serve.
+func acceptOne(t *testing.T, serve func(c net.Conn)) string {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "private")
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &fakeBus{path: path, first: make(chan *Message, 1), handle: handle}
 	done := make(chan struct{})
 	t.Cleanup(func() {
 		ln.Close()
@@ -46,20 +68,9 @@ func newFakeBus(t *testing.T, handle func(m *Message, send func(*Message) error)
 		defer c.Close()
 		stop := context.AfterFunc(t.Context(), func() { c.Close() })
 		defer stop()
-		first := true
-		err = Serve(&authChecker{Conn: c, t: t}, func(m *Message, send func(*Message) error) {
-			if first {
-				first = false
-				b.first <- m
-				return
-			}
-			b.handle(m, send)
-		})
-		if err != nil {
-			t.Errorf("fake bus: %v", err)
-		}
+		serve(c)
 	}()
-	return b
+	return path
 }
 
 // authChecker checks the client's first line: AUTH EXTERNAL with its uid
@@ -311,33 +322,14 @@ func TestPeerCloses(t *testing.T) {
 // reader, to serve.
 func fakeServer(t *testing.T, serve func(c net.Conn, r *bufio.Reader)) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "private")
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
-	})
-	go func() {
-		defer close(done)
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		stop := context.AfterFunc(t.Context(), func() { c.Close() })
-		defer stop()
+	return acceptOne(t, func(c net.Conn) {
 		r := bufio.NewReader(c)
 		r.ReadString('\n')
 		io.WriteString(c, "OK 0123456789abcdef0123456789abcdef\r\n")
 		r.ReadString('\n')
 		readMessage(r) // the Ping
 		serve(c, r)
-	}()
-	return path
+	})
 }
 
 // TestMalformedMessageCloses: a connection whose peer sends what is not a
