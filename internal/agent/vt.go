@@ -31,8 +31,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"regexp"
 	"strings"
 
@@ -94,8 +92,8 @@ func decodeVCSA(vcsa, vcsu []byte) (string, error) {
 // vt is an open virtual terminal's screen.
 type vt struct {
 	n    int
-	vcsa *os.File
-	vcsu *os.File // nil where the kernel has no /dev/vcsuN
+	vcsa int // file descriptors: an *os.File would be polled (see open)
+	vcsu int // -1 where the kernel has no /dev/vcsuN
 	buf  []byte
 }
 
@@ -106,23 +104,27 @@ func openVT(n int) (*vt, error) {
 		return nil, fmt.Errorf("read tty %d: no such virtual terminal (1..%d)", n, agentproto.MaxVT)
 	}
 	name := fmt.Sprintf("/dev/vcsa%d", n)
-	vcsa, err := os.Open(name)
-	if errors.Is(err, fs.ErrNotExist) {
+	vcsa, err := open(name)
+	if errors.Is(err, unix.ENOENT) {
 		if err = allocateVT(n); err == nil {
-			vcsa, err = os.Open(name)
+			vcsa, err = open(name)
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read tty %d: %w", n, err)
+		return nil, fmt.Errorf("read tty %d: open %s: %w", n, name, err)
 	}
-	// The kernel reports changes on a file from its first poll on: one
-	// now, before any read, so no change after the first read is missed.
-	unix.Poll([]unix.PollFd{{Fd: int32(vcsa.Fd()), Events: unix.POLLPRI}}, 0)
-	v := &vt{n: n, vcsa: vcsa, buf: make([]byte, 64<<10)}
-	if f, err := os.Open(fmt.Sprintf("/dev/vcsu%d", n)); err == nil {
-		v.vcsu = f
+	v := &vt{n: n, vcsa: vcsa, vcsu: -1, buf: make([]byte, 64<<10)}
+	if fd, err := open(fmt.Sprintf("/dev/vcsu%d", n)); err == nil {
+		v.vcsu = fd
 	}
 	return v, nil
+}
+
+// open opens a vcs file for reading, as a plain descriptor: os.Open would
+// add it to Go's poller, whose epoll_ctl polls it, which makes closing it
+// cost 23 ms under TCG (see watch).
+func open(name string) (int, error) {
+	return unix.Open(name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 }
 
 // allocateVT opens /dev/ttyN, which allocates terminal n (and makes its
@@ -138,24 +140,33 @@ func allocateVT(n int) error {
 	return unix.Close(fd)
 }
 
+// watch makes the kernel report changes of the screen: it does from a
+// file's first poll on, so this one comes before the first read, and no
+// change after that read is missed. A file that was polled costs 23 ms
+// to close under TCG (the kernel unregisters its notifier, which waits
+// for an RCU grace period), so a plain read does not watch.
+func (v *vt) watch() {
+	unix.Poll([]unix.PollFd{{Fd: int32(v.vcsa), Events: unix.POLLPRI}}, 0)
+}
+
 func (v *vt) Close() {
-	v.vcsa.Close()
-	if v.vcsu != nil {
-		v.vcsu.Close()
+	unix.Close(v.vcsa)
+	if v.vcsu >= 0 {
+		unix.Close(v.vcsu)
 	}
 }
 
 // text reads the screen. The read clears the pending POLLPRI.
 func (v *vt) text() (string, error) {
-	n, err := unix.Pread(int(v.vcsa.Fd()), v.buf, 0)
+	n, err := unix.Pread(v.vcsa, v.buf, 0)
 	if err != nil {
 		return "", fmt.Errorf("read tty %d: %w", v.n, err)
 	}
 	vcsa := v.buf[:n]
 	var vcsu []byte
-	if v.vcsu != nil && n >= vcsaHeader {
+	if v.vcsu >= 0 && n >= vcsaHeader {
 		u := make([]byte, 4*int(vcsa[0])*int(vcsa[1])+4) // one more to see a resize
-		if k, err := unix.Pread(int(v.vcsu.Fd()), u, 0); err == nil {
+		if k, err := unix.Pread(v.vcsu, u, 0); err == nil {
 			vcsu = u[:k]
 		}
 	}
@@ -166,7 +177,7 @@ func (v *vt) text() (string, error) {
 // (wake is readable then). A terminal deallocated meanwhile (POLLHUP) is
 // opened again, which allocates it anew.
 func (v *vt) changed(ctx context.Context, wake int) error {
-	fds := []unix.PollFd{{Fd: int32(v.vcsa.Fd()), Events: unix.POLLPRI}, {Fd: int32(wake), Events: unix.POLLIN}}
+	fds := []unix.PollFd{{Fd: int32(v.vcsa), Events: unix.POLLPRI}, {Fd: int32(wake), Events: unix.POLLIN}}
 	for {
 		_, err := unix.Poll(fds, -1)
 		if errors.Is(err, unix.EINTR) {
@@ -183,6 +194,7 @@ func (v *vt) changed(ctx context.Context, wake int) error {
 			if err != nil {
 				return err
 			}
+			nv.watch()
 			v.Close()
 			*v = *nv
 			return nil
@@ -222,7 +234,10 @@ func waitTTY(ctx context.Context, w agentproto.Wait) agentproto.Result {
 	if err != nil {
 		return agentproto.Result{Error: err.Error()}
 	}
-	defer func() { v.Close() }()
+	v.watch()
+	// Closed in the background: the result need not wait the 23 ms the
+	// close of a watched file takes (see watch).
+	defer func() { go v.Close() }()
 	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
 		return agentproto.Result{Error: fmt.Sprintf("wait for tty %d: eventfd: %v", w.VT, err)}
