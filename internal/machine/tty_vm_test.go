@@ -17,7 +17,21 @@ import (
 // text, a wait for it returns as soon as it is written, and a wait that
 // times out shows the text.
 func TestVMTTYText(t *testing.T) {
-	m := vmtest.Machine(t, machine.Config{Machine: spec.Machine{Name: "vt"}, Dir: t.TempDir()})
+	checkTTYText(t, vmtest.Machine(t, machine.Config{Machine: spec.Machine{Name: "vt"}, Dir: t.TempDir()}))
+}
+
+// TestVMTTYTextSystemd: the same in a machine whose init is systemd, where
+// the agent serves as systemd's unit.
+func TestVMTTYTextSystemd(t *testing.T) {
+	needsSystemd(t)
+	m := vmtest.Machine(t, machine.Config{Machine: spec.Machine{Name: "vtsd", Init: spec.InitSystemd}, Dir: t.TempDir()})
+	if err := m.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	checkTTYText(t, m)
+}
+
+func checkTTYText(t *testing.T, m *machine.Machine) {
 	ctx := t.Context()
 
 	t.Run("a terminal nothing opened is blank", func(t *testing.T) {
@@ -47,8 +61,9 @@ func TestVMTTYText(t *testing.T) {
 			text, err := m.WaitUntilTTYMatches(ctx, 3, `marker-(\d+)`, 30*time.Second)
 			done <- result{text, err, time.Now()}
 		}()
-		// The agent (PID 1) holds /dev/vcsa3 open while it waits.
-		if _, err := m.WaitUntilSucceeds(ctx, "ls -l /proc/1/fd | grep -q /dev/vcsa3", 30*time.Second); err != nil {
+		// The agent (PID 1, or systemd's unit) holds /dev/vcsa3 open
+		// while it waits.
+		if _, err := m.WaitUntilSucceeds(ctx, "ls -l /proc/[0-9]*/fd 2>/dev/null | grep -q /dev/vcsa3", 30*time.Second); err != nil {
 			t.Fatal(err)
 		}
 		start := time.Now()
