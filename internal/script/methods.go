@@ -166,6 +166,8 @@ var methodTable = []*method{
 	// shell_interact boots the machine itself, once it knows there is a
 	// terminal to attach.
 	{signature: sig("shell_interact"), do: shellInteract},
+	// console_interact likewise (console.go).
+	{signature: sig("console_interact"), do: consoleInteract},
 }
 
 // methodByName indexes methodTable.
