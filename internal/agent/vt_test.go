@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"strings"
 	"testing"
+
+	"github.com/vmlab/vmlab/internal/agentproto"
 )
 
 // screen builds the vcsa and vcsu contents of a rows x cols terminal
@@ -88,6 +90,31 @@ func TestDecodeVCSAMalformed(t *testing.T) {
 			_, err := decodeVCSA(tc.vcsa, nil)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("got %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestTTYRequestErrors: a terminal out of range and a pattern Go cannot
+// compile are the request's error, before any device is opened.
+func TestTTYRequestErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		res  func() agentproto.Result
+		want string
+	}{
+		{"tty 0", func() agentproto.Result { return ttyText(0) }, "read tty 0: no such virtual terminal (1..63)"},
+		{"tty 64", func() agentproto.Result { return ttyText(64) }, "read tty 64: no such virtual terminal (1..63)"},
+		{"wait on tty 0", func() agentproto.Result {
+			return waitTTY(t.Context(), agentproto.Wait{Kind: agentproto.WaitTTY, VT: 0, Regex: "x"})
+		}, "read tty 0: no such virtual terminal"},
+		{"bad pattern", func() agentproto.Result {
+			return waitTTY(t.Context(), agentproto.Wait{Kind: agentproto.WaitTTY, VT: 1, Regex: "("})
+		}, "wait for tty 1: error parsing regexp: missing closing )"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if res := tc.res(); !strings.Contains(res.Error, tc.want) {
+				t.Errorf("got %+v, want an error containing %q", res, tc.want)
 			}
 		})
 	}
