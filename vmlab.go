@@ -391,6 +391,26 @@ func (m *Machine) WaitForConsoleText(t testing.TB, regex string, timeout time.Du
 	return line
 }
 
+// GetTTYText returns the text on virtual terminal tty (1 for tty1), read
+// from the guest kernel's screen buffer: a line per row, trailing blanks
+// trimmed. It works with or without a display.
+func (m *Machine) GetTTYText(t testing.TB, tty int) string {
+	t.Helper()
+	text, err := m.m(t).GetTTYText(t.Context(), tty)
+	check(t, err)
+	return text
+}
+
+// WaitUntilTTYMatches waits until the text on virtual terminal tty
+// matches the regular expression, and returns it. A timeout's failure
+// shows the terminal's last text.
+func (m *Machine) WaitUntilTTYMatches(t testing.TB, tty int, regex string, timeout time.Duration) string {
+	t.Helper()
+	text, err := m.m(t).WaitUntilTTYMatches(t.Context(), tty, regex, timeout)
+	check(t, err)
+	return text
+}
+
 // CopyFromHost copies a host file or directory into the guest.
 func (m *Machine) CopyFromHost(t testing.TB, src, dst string) {
 	t.Helper()

@@ -264,6 +264,7 @@ func TestExecuteAndWaits(t *testing.T) {
 		}},
 		{"WaitForOpenUnixSocket", func(tb testing.TB) { m.WaitForOpenUnixSocket(tb, "/no/such/socket", timeout) }},
 		{"WaitForConsoleText", func(tb testing.TB) { m.WaitForConsoleText(tb, "no such line", timeout) }},
+		{"WaitUntilTTYMatches", func(tb testing.TB) { m.WaitUntilTTYMatches(tb, 1, "no such text", timeout) }},
 	}
 	for _, w := range waits {
 		t.Run(w.name, func(t *testing.T) {

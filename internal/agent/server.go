@@ -201,6 +201,10 @@ func (s *server) handle(ctx context.Context, id uint32, req agentproto.Request, 
 	switch {
 	case req.Op == agentproto.OpExec && req.Exec != nil:
 		return s.exec(ctx, id, req.Exec, st)
+	case req.Op == agentproto.OpWait && req.Wait != nil && req.Wait.Kind == agentproto.WaitTTY:
+		return waitTTY(ctx, *req.Wait)
+	case req.Op == agentproto.OpTTYText:
+		return ttyText(req.VT)
 	case req.Op == agentproto.OpWait && req.Wait != nil && req.Wait.Kind == agentproto.WaitUnit:
 		return s.waitUnit(ctx, *req.Wait)
 	case req.Op == agentproto.OpWait && req.Wait != nil:

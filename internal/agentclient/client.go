@@ -455,3 +455,14 @@ func (c *Client) Handover(ctx context.Context) (agentproto.Hello, error) {
 		return agentproto.Hello{}, ctx.Err()
 	}
 }
+
+// TTYText asks the agent for the text of virtual terminal vt; the Result's
+// Output holds it.
+func (c *Client) TTYText(ctx context.Context, vt int) (agentproto.Result, error) {
+	cl := &call{}
+	id, err := c.start(agentproto.Request{Op: agentproto.OpTTYText, VT: vt}, cl)
+	if err != nil {
+		return agentproto.Result{}, err
+	}
+	return c.await(ctx, id, cl)
+}

@@ -13,8 +13,9 @@ import (
 // Login, OutputWindow; the Resize and Signal frames; Result.SignalNumber),
 // version 5 systemd guests (BootConfig.Init, Request.Units and Enable, and
 // WaitUnit answered by systemd with Wait.User for user units), version 6
-// the handover: a systemd guest's agent says hello again after OpServices.
-const Version = 6
+// the handover: a systemd guest's agent says hello again after OpServices,
+// version 7 the text of virtual terminals (OpTTYText, WaitTTY).
+const Version = 7
 
 // DefaultPath is the PATH commands get in the guest.
 const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -51,7 +52,13 @@ const (
 	OpNetwork  Op = "network"  // configure NICs and /etc/hosts: Network
 	OpServices Op = "services" // start and supervise the declared services: Services
 	OpSetup    Op = "setup"    // apply users, groups, modules, sysctls, files: Setup, contents in Data frames
+	// OpTTYText reads the text of virtual terminal VT (1..MaxVT) from
+	// /dev/vcsaVT; the Result's Output holds it (see Request.VT).
+	OpTTYText Op = "tty-text"
 )
+
+// MaxVT is the highest virtual terminal number Linux has (MAX_NR_CONSOLES).
+const MaxVT = 63
 
 // Service is a program the agent starts at boot and supervises (fast mode's
 // stand-in for a systemd unit).
@@ -88,6 +95,12 @@ type Request struct {
 	// start of multi-user.target queued.
 	Units  []UnitFile `json:"units,omitempty"`
 	Enable []string   `json:"enable,omitempty"`
+	// VT is the virtual terminal OpTTYText reads, 1..MaxVT ("tty1" is 1).
+	// The text is the screen's rows as lines, each without its trailing
+	// blanks and ending in a newline, trailing empty lines left out; the
+	// agent allocates a terminal nothing has opened yet (its screen is
+	// blank), as opening /dev/ttyVT would.
+	VT int `json:"vt,omitempty"`
 }
 
 // UnitFile is a systemd unit file: its name ("web.service") and its text.
@@ -144,6 +157,12 @@ const (
 	WaitUnixDatagram WaitKind = "unix-datagram" // a connect to the datagram socket at Path succeeds
 	WaitCommandOK    WaitKind = "command-ok"    // Command exits 0
 	WaitCommandFails WaitKind = "command-fails" // Command exits non-zero
+	// WaitTTY: the text of virtual terminal VT (as OpTTYText reads it)
+	// matches Regex, Go's regexp syntax. The agent reads it again each
+	// time the kernel says the screen changed, so the wait ends as soon
+	// as the text is there; the Result's Output is the text last read,
+	// the matching one or, at the timeout, the one that did not match.
+	WaitTTY WaitKind = "tty"
 	// WaitUnit: the service called Path is ready, or every service when
 	// Path is empty; fails at once when one has exited and will not be
 	// restarted.
@@ -158,6 +177,8 @@ type Wait struct {
 	Port    int           `json:"port,omitempty"`
 	Command string        `json:"command,omitempty"`
 	User    string        `json:"user,omitempty"`
+	VT      int           `json:"vt,omitempty"`    // WaitTTY's terminal, 1..MaxVT
+	Regex   string        `json:"regex,omitempty"` // WaitTTY's pattern
 	Timeout time.Duration `json:"timeout"`
 	// Interval between checks; zero picks the kind's default (short for
 	// files and ports, longer for commands, which start a shell each time).
@@ -179,7 +200,9 @@ type Result struct {
 	// Detached says processes the command started kept its output open after
 	// it exited; their later output is not captured.
 	Detached bool `json:"detached,omitempty"`
-	// Output of the last check of a command wait.
+	// Output of the last check of a command wait, the services' last
+	// lines of a failed unit wait, or a terminal's text (OpTTYText,
+	// WaitTTY).
 	Output string `json:"output,omitempty"`
 	// Tries is the number of checks a wait made.
 	Tries int `json:"tries,omitempty"`

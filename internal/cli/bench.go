@@ -58,6 +58,7 @@ type benchResult struct {
 	rebootBench           // reboot_s
 	shellBench            // shell_rtt_ms
 	ptyBench              // pty_echo_ms
+	ttyBench              // tty_text_ms
 	systemdBench          // systemd_boot_s, nfs_example_s
 }
 
@@ -228,6 +229,9 @@ func bench(ctx context.Context, e *env, boot *machine.Boot, bf bootFlags, runs, 
 	if err := r.benchPTY(ctx, e, last); err != nil {
 		return nil, err
 	}
+	if err := r.benchTTY(ctx, e, last); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 
@@ -313,6 +317,7 @@ func printBench(w io.Writer, r *benchResult) {
 	r.rebootBench.print(tw)
 	r.shellBench.print(tw)
 	r.ptyBench.print(tw)
+	r.ttyBench.print(tw)
 	r.systemdBench.print(tw)
 	if r.RunS > 0 {
 		fmt.Fprintf(tw, "vmlab run examples/client_server.star, wall time\t%.2f s (%.1fx floor)\t<= 10 s\t%s\n",

@@ -41,10 +41,20 @@ type TimeoutError struct {
 	Timeout time.Duration
 	Output  string   // what the command printed, if anything
 	Console []string // the machine's last console lines
+	// OutputName names Output in the message when it is not a command's
+	// output ("tty 1's last text"); empty is "last output".
+	OutputName string
 }
 
 func (e *TimeoutError) Error() string {
-	return withTails(fmt.Sprintf("%s: %s: timed out after %v", e.Machine, e.What, e.Timeout), e.Output, e.Console)
+	head := fmt.Sprintf("%s: %s: timed out after %v", e.Machine, e.What, e.Timeout)
+	if e.OutputName != "" {
+		var b strings.Builder
+		b.WriteString(head)
+		section(&b, e.OutputName, e.Output)
+		return withTails(b.String(), "", e.Console)
+	}
+	return withTails(head, e.Output, e.Console)
 }
 
 // StoppedError says the caller stopped a command or wait before it ended:

@@ -26,7 +26,7 @@ var (
 	pIsDatagram  = param{"is_datagram", boolKind, starlark.False, func(a *args) any { return &a.isDatagram }}
 	pPort        = param{"port", portKind, nil, func(a *args) any { return &a.port }}
 	pAddr        = param{"addr", strKind, starlark.String("localhost"), func(a *args) any { return &a.addr }}
-	pRegex       = param{"regex", strKind, nil, func(a *args) any { return &a.regex }}
+	pRegex       = param{"regex", regexKind, nil, func(a *args) any { return &a.regex }}
 	pUnit        = param{"unit", strKind, nil, func(a *args) any { return &a.unit }}
 	pJobname     = param{"jobname", strKind, nil, func(a *args) any { return &a.unit }}
 	pUser        = param{"user", userKind, starlark.None, func(a *args) any { return &a.user }}
@@ -160,9 +160,14 @@ var methodTable = []*method{
 	{signature: sig("sleep", pSeconds), do: func(c *call) (starlark.Value, error) {
 		return none(c.mm().Sleep(c.r.ctx, c.seconds))
 	}},
+	// The text of a virtual terminal, read from the kernel (tty.go).
+	{signature: sig("get_tty_text", pTTY), boots: true, do: getTTYText},
+	{signature: sig("wait_until_tty_matches", pTTY, pRegexp, pTimeout), boots: true, do: waitUntilTTYMatches},
 	// shell_interact boots the machine itself, once it knows there is a
 	// terminal to attach.
 	{signature: sig("shell_interact"), do: shellInteract},
+	// console_interact likewise (console.go).
+	{signature: sig("console_interact"), do: consoleInteract},
 }
 
 // methodByName indexes methodTable.

@@ -265,6 +265,8 @@ var samples = map[*kind]struct{ good, bad sample }{
 	machineKind:   {sample{`server`, sampleMachine}, sample{`1`, nil}},
 	groupKind:     {sample{`[server]`, []string{"server"}}, sample{`[1]`, nil}},
 	anyKind:       {sample{`"web"`, starlark.String("web")}, sample{}}, // refuses nothing
+	ttyKind:       {sample{`"2"`, 2}, sample{`"64"`, nil}},
+	regexKind:     {sample{`"login: +$"`, "login: +$"}, sample{`"(?=x)"`, nil}},
 }
 
 // writeCall writes a call of s with the given value for every parameter,

@@ -8,9 +8,18 @@ import (
 )
 
 // TestShellInteractNeedsTerminal: without a terminal (CI), shell_interact
-// fails at once, saying what to do, before it boots anything (the run has
+// and console_interact fail at once, saying what to do, before it boots anything (the run has
 // no lab: a boot would panic).
 func TestShellInteractNeedsTerminal(t *testing.T) {
+	for _, tc := range []struct{ method, want string }{
+		{"shell_interact", "server: shell_interact needs a terminal; run vmlab with a terminal or use vmlab shell from another one"},
+		{"console_interact", "server: console_interact needs a terminal; run vmlab with a terminal, or use vmlab console from another one on a lab that is up"},
+	} {
+		t.Run(tc.method, func(t *testing.T) { needsTerminal(t, tc.method, tc.want) })
+	}
+}
+
+func needsTerminal(t *testing.T, method, want string) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -21,7 +30,7 @@ func TestShellInteractNeedsTerminal(t *testing.T) {
 	interactiveTerminal = func() (*os.File, *os.File, *os.File) { return r, w, w }
 	defer func() { interactiveTerminal = old }()
 
-	f, err := Load("testdata/call.star", []byte("server = machine()\ndef test():\n  server.shell_interact()\n"))
+	f, err := Load("testdata/call.star", []byte("server = machine()\ndef test():\n  server."+method+"()\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +38,6 @@ func TestShellInteractNeedsTerminal(t *testing.T) {
 	thread := &starlark.Thread{Name: "test"}
 	thread.SetLocal(runKey, run)
 	_, err = starlark.Call(thread, f.globals["test"], nil, nil)
-	want := "server: shell_interact needs a terminal; run vmlab with a terminal or use vmlab shell from another one"
 	if msg, _ := splitError(err); msg != want {
 		t.Errorf("got %q, want %q", msg, want)
 	}

@@ -29,6 +29,7 @@ type args struct {
 	timeout, seconds           time.Duration
 	port, hostPort, guestPort  int
 	vlans                      []int
+	tty                        int
 	// top-level functions
 	name, message            string
 	fn, condition, body      starlark.Callable

@@ -1,4 +1,4 @@
-package cli
+package attach
 
 import (
 	"io"
@@ -18,7 +18,7 @@ func TestConsoleEscape(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			left := false
-			r := &escapeReader{r: strings.NewReader(tc.keys), leave: func() { left = true }}
+			r := NewEscapeReader(strings.NewReader(tc.keys), func() { left = true })
 			got, _ := io.ReadAll(r)
 			if string(got) != tc.want || left != tc.left {
 				t.Errorf("keys %q: got %q (left %v), want %q (left %v)", tc.keys, got, left, tc.want, tc.left)

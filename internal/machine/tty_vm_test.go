@@ -1,0 +1,114 @@
+package machine_test
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vmlab/vmlab/internal/machine"
+	"github.com/vmlab/vmlab/internal/spec"
+	"github.com/vmlab/vmlab/internal/vmtest"
+)
+
+// TestVMTTYText reads a virtual terminal of a machine without a display
+// (the kernel's dummy console): what a command writes to /dev/tty2 is its
+// text, a wait for it returns as soon as it is written, and a wait that
+// times out shows the text.
+func TestVMTTYText(t *testing.T) {
+	checkTTYText(t, vmtest.Machine(t, machine.Config{Machine: spec.Machine{Name: "vt"}, Dir: t.TempDir()}))
+}
+
+// TestVMTTYTextSystemd: the same in a machine whose init is systemd, where
+// the agent serves as systemd's unit.
+func TestVMTTYTextSystemd(t *testing.T) {
+	needsSystemd(t)
+	m := vmtest.Machine(t, machine.Config{Machine: spec.Machine{Name: "vtsd", Init: spec.InitSystemd}, Dir: t.TempDir()})
+	if err := m.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	checkTTYText(t, m)
+}
+
+func checkTTYText(t *testing.T, m *machine.Machine) {
+	ctx := t.Context()
+
+	t.Run("a terminal nothing opened is blank", func(t *testing.T) {
+		if got, err := m.GetTTYText(ctx, 5); err != nil || got != "" {
+			t.Errorf("got %q, %v; want a blank tty 5", got, err)
+		}
+	})
+
+	t.Run("written text", func(t *testing.T) {
+		if _, err := m.Succeed(ctx, `printf 'hello tty\n\n  h\303\251 indented   \n' > /dev/tty2`); err != nil {
+			t.Fatal(err)
+		}
+		got, err := m.GetTTYText(ctx, 2)
+		if want := "hello tty\n\n  hé indented\n"; err != nil || got != want {
+			t.Errorf("got %q, %v; want %q", got, err, want)
+		}
+	})
+
+	t.Run("wait returns when the text is written", func(t *testing.T) {
+		type result struct {
+			text string
+			err  error
+			at   time.Time
+		}
+		done := make(chan result, 1)
+		go func() {
+			text, err := m.WaitUntilTTYMatches(ctx, 3, `marker-(\d+)`, 30*time.Second)
+			done <- result{text, err, time.Now()}
+		}()
+		// The agent (PID 1, or systemd's unit) holds /dev/vcsa3 open
+		// while it waits.
+		if _, err := m.WaitUntilSucceeds(ctx, "ls -l /proc/[0-9]*/fd 2>/dev/null | grep -q /dev/vcsa3", 30*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		if _, err := m.Succeed(ctx, "echo marker-42 > /dev/tty3"); err != nil {
+			t.Fatal(err)
+		}
+		wrote := time.Now()
+		r := <-done
+		if r.err != nil || !strings.Contains(r.text, "marker-42") {
+			t.Fatalf("got %q, %v; want the text with marker-42", r.text, r.err)
+		}
+		// A wait that polled every second would take ~500 ms on average.
+		late := r.at.Sub(wrote)
+		t.Logf("the wait returned %v after the writing command did (%v after it started)", late, r.at.Sub(start))
+		if late > 200*time.Millisecond {
+			t.Errorf("the wait returned %v after the write, want within 200 ms", late)
+		}
+	})
+
+	t.Run("timeout shows the text", func(t *testing.T) {
+		_, err := m.WaitUntilTTYMatches(ctx, 2, "never there", 2*time.Second)
+		var te *machine.TimeoutError
+		if !errors.As(err, &te) || !strings.Contains(err.Error(), "tty 2's last text ---\nhello tty\n") {
+			t.Errorf("got %v, want a *TimeoutError showing tty 2's text", err)
+		}
+	})
+
+	t.Run("round trip", func(t *testing.T) {
+		// Reading the text by request against running cat in the guest
+		// (what the host would decode instead).
+		var request, exec []time.Duration
+		for range 9 {
+			start := time.Now()
+			if _, err := m.GetTTYText(ctx, 2); err != nil {
+				t.Fatal(err)
+			}
+			request = append(request, time.Since(start))
+			start = time.Now()
+			if _, err := m.Succeed(ctx, "cat /dev/vcsa2 /dev/vcsu2 > /dev/null"); err != nil {
+				t.Fatal(err)
+			}
+			exec = append(exec, time.Since(start))
+		}
+		slices.Sort(request)
+		slices.Sort(exec)
+		t.Logf("median round trip: request %v, exec of cat %v", request[4], exec[4])
+	})
+}
