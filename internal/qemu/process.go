@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Process is a running QEMU. Its sockets are connected when Start returns.
@@ -185,12 +187,39 @@ func (p *Process) accept(ctx context.Context, l *net.UnixListener, what string) 
 		if r := <-ch; r.err == nil {
 			return r.c, nil
 		}
+		// The deadline can stop an Accept that had not yet begun, with
+		// the connection still queued: take it without waiting.
+		if c := acceptQueued(l); c != nil {
+			return c, nil
+		}
 		l.Close()
 		return nil, fmt.Errorf("qemu exited before connecting its %s socket: %w", what, p.err)
 	case <-ctx.Done():
 		l.Close()
 		return nil, fmt.Errorf("wait for qemu's %s connection: %w", what, ctx.Err())
 	}
+}
+
+// acceptQueued takes a connection already queued on l, without waiting
+// (Go's listeners are non-blocking: accept4 says EAGAIN when there is
+// none); nil when there is none.
+func acceptQueued(l *net.UnixListener) net.Conn {
+	raw, err := l.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	nfd := -1
+	raw.Control(func(fd uintptr) { nfd, _, _ = unix.Accept4(int(fd), unix.SOCK_CLOEXEC) })
+	if nfd < 0 {
+		return nil
+	}
+	f := os.NewFile(uintptr(nfd), "qemu connection")
+	defer f.Close()
+	c, err := net.FileConn(f)
+	if err != nil {
+		return nil
+	}
+	return c
 }
 
 // consoleWriteTimeout bounds a write to the guest's serial port. QEMU
