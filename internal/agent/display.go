@@ -1,0 +1,93 @@
+package agent
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vmlab/vmlab/internal/agentproto"
+)
+
+// The display of a machine declared with one (BootConfig.Display): the
+// emulated card's DRM driver, loaded from the initramfs's /modules/display
+// before the root is built, puts the kernel's framebuffer console on it; in
+// fast mode a root shell runs on tty1, so that keys typed on the display
+// (send_chars) reach something. Under systemd the root's own getty units
+// own tty1.
+
+// consoleTTY is the virtual terminal the shell runs on: the one the
+// framebuffer console shows at boot.
+const consoleTTY = "/dev/tty1"
+
+// loadDisplayModules loads the modules the initramfs lists in
+// /modules/display, in order.
+func loadDisplayModules() error {
+	if initramfsModules == nil {
+		return fmt.Errorf("load display modules: the initramfs is not available")
+	}
+	list, err := readAt(initramfsModules, "display")
+	if err != nil {
+		return fmt.Errorf("read display module list: %w", err)
+	}
+	for _, name := range strings.Fields(string(list)) {
+		if err := loadModuleAt(initramfsModules, name); err != nil {
+			return fmt.Errorf("load display module: %w", err)
+		}
+	}
+	return nil
+}
+
+// quickExits is how many times in a row the console shell may exit within
+// quickExit of its start before it is given up: a shell that cannot start
+// would otherwise be restarted in a busy loop.
+const (
+	quickExits = 5
+	quickExit  = time.Second
+)
+
+// runConsoleShell runs a login shell as root on tty1, as its controlling
+// terminal, and starts a new one whenever it exits (a test typed "exit"),
+// as getty would. It returns when the shell keeps failing at once, after
+// saying so on the console.
+func runConsoleShell() {
+	quick := 0
+	for quick < quickExits {
+		began := time.Now()
+		err := consoleShellOnce()
+		if time.Since(began) >= quickExit {
+			quick = 0
+			continue
+		}
+		quick++
+		if quick == quickExits {
+			fmt.Fprintf(os.Stderr, "vmlab: the shell on %s exited %d times at once, giving up: %v\n", consoleTTY, quickExits, err)
+		}
+	}
+}
+
+// consoleShellOnce runs one login shell on tty1 until it exits.
+func consoleShellOnce() error {
+	tty, err := os.OpenFile(consoleTTY, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", consoleTTY, err)
+	}
+	defer tty.Close()
+	sh := loginShell()
+	cmd := exec.Command(sh.path, sh.opts...)
+	cmd.Dir = "/root"
+	if _, err := os.Stat(cmd.Dir); err != nil {
+		cmd.Dir = "/"
+	}
+	cmd.Env = []string{"PATH=" + agentproto.DefaultPath, "HOME=/root", "USER=root", "LOGNAME=root", "TERM=linux"}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	done, err := start(cmd)
+	if err != nil {
+		return fmt.Errorf("start %s on %s: %w", sh.path, consoleTTY, err)
+	}
+	defer done()
+	return cmd.Wait()
+}
