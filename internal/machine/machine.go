@@ -643,8 +643,8 @@ func (m *Machine) qemuConfig(view *hostview.View, image string) qemu.Config {
 	boot.Display = m.cfg.Display
 	return qemu.Config{
 		Display: m.cfg.Display,
-		Disk:   disk,
-		Binary: b.QEMU, Accel: b.Accel,
+		Disk:    disk,
+		Binary:  b.QEMU, Accel: b.Accel,
 		MemoryMiB: m.cfg.MemoryMiB, CPUs: m.cfg.CPUs,
 		Kernel: b.Kernel.Vmlinux, Initrd: b.Initramfs,
 		Append:    strings.Join(append(m.kernelArgs(), boot.Param()), " "),
