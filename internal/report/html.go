@@ -97,8 +97,8 @@ type (
 		File                       *htmlLink // what copy_from_vm copied, or a screenshot
 		// Image is the screenshot File holds, inline (a data: URL), so
 		// the report shows it without the file beside it.
-		Image template.URL
-		Failed                     bool
+		Image  template.URL
+		Failed bool
 	}
 	htmlLog struct{ Machine, Text string }
 	// htmlNetwork is a change of the network: the call, and its error.

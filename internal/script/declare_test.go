@@ -283,8 +283,8 @@ func TestSpecFields(t *testing.T) {
 		"sysctls": `sysctls = {"net.ipv4.ip_forward": 1}`, "packages": `packages = ["sh"]`,
 		"qemu_args": `qemu_args = ["-no-hpet"]`, "services": `services = {"web": service("httpd")}`, "disks": "disks = [8]",
 		"disk_size": "disk_size = 64", "forward_ports": "forward_ports = {8080: 80}", "init": `init = "systemd"`,
-		"units":  `init = "systemd", units = {"web.service": "[Service]\nExecStart=/bin/web\n"}`,
-		"enable": `init = "systemd", enable = ["redis-server"]`,
+		"units":   `init = "systemd", units = {"web.service": "[Service]\nExecStart=/bin/web\n"}`,
+		"enable":  `init = "systemd", enable = ["redis-server"]`,
 		"display": "display = True",
 	}
 	for _, kw := range spec.Keywords() {
