@@ -128,7 +128,7 @@ func Chars(text string) ([]Chord, error) {
 	for i, r := range text {
 		name, ok := forChar(r)
 		if !ok {
-			return nil, fmt.Errorf("type %q: character %q (at byte %d) has no key on a US keyboard", text, r, i)
+			return nil, fmt.Errorf("character %q (at byte %d) has no key on a US keyboard", r, i)
 		}
 		c, err := Parse(name)
 		if err != nil {

@@ -89,7 +89,7 @@ func (m *Machine) SendChars(ctx context.Context, text string) error {
 	what := fmt.Sprintf("type %q", text)
 	chords, err := keys.Chars(text)
 	if err != nil {
-		return fmt.Errorf("%s: %w", m.cfg.Name, err)
+		return fmt.Errorf("%s: %s: %w", m.cfg.Name, what, err)
 	}
 	q, err := m.monitor(ctx, what, true)
 	if err != nil {

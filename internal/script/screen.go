@@ -1,6 +1,7 @@
 package script
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -27,7 +28,7 @@ var (
 			return nil, k.wrong(v, false)
 		}
 		if _, err := keys.Parse(string(s)); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("wants a known key name, got %s: %w", s.String(), errors.Unwrap(err))
 		}
 		return string(s), nil
 	}}
@@ -38,7 +39,7 @@ var (
 			return nil, k.wrong(v, false)
 		}
 		if _, err := keys.Chars(string(s)); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("wants characters a US keyboard types, got %s: %w", s.String(), err)
 		}
 		return string(s), nil
 	}}
