@@ -48,33 +48,40 @@ const (
 	quickExit  = time.Second
 )
 
-// runConsoleShell runs a login shell as root on tty1, as its controlling
-// terminal, and starts a new one whenever it exits (a test typed "exit"),
-// as getty would. It returns when the shell keeps failing at once, after
-// saying so on the console.
-func runConsoleShell() {
-	quick := 0
-	for quick < quickExits {
-		began := time.Now()
-		err := consoleShellOnce()
-		if time.Since(began) >= quickExit {
-			quick = 0
-			continue
-		}
-		quick++
-		if quick == quickExits {
-			fmt.Fprintf(os.Stderr, "vmlab: the shell on %s exited %d times at once, giving up: %v\n", consoleTTY, quickExits, err)
-		}
-	}
-}
-
-// consoleShellOnce runs one login shell on tty1 until it exits.
-func consoleShellOnce() error {
+// startConsoleShell opens tty1 and runs a login shell as root on it, as
+// its controlling terminal, starting a new one whenever it exits (a test
+// typed "exit"), as getty would. tty1 is open when it returns: keys typed
+// on a VT nobody has open are dropped, and the host may type as soon as
+// the agent says hello. The loop ends when the shell keeps failing at
+// once, after saying so on the console.
+func startConsoleShell() {
 	tty, err := os.OpenFile(consoleTTY, os.O_RDWR, 0)
 	if err != nil {
-		return fmt.Errorf("open %s: %w", consoleTTY, err)
+		fmt.Fprintf(os.Stderr, "vmlab: no shell on %s: %v\n", consoleTTY, err)
+		return
 	}
-	defer tty.Close()
+	go func() {
+		quick := 0
+		for quick < quickExits {
+			began := time.Now()
+			err := consoleShellOnce(tty)
+			tty.Close()
+			if time.Since(began) >= quickExit {
+				quick = 0
+			} else if quick++; quick == quickExits {
+				fmt.Fprintf(os.Stderr, "vmlab: the shell on %s exited %d times at once, giving up: %v\n", consoleTTY, quickExits, err)
+				return
+			}
+			if tty, err = os.OpenFile(consoleTTY, os.O_RDWR, 0); err != nil {
+				fmt.Fprintf(os.Stderr, "vmlab: no shell on %s: %v\n", consoleTTY, err)
+				return
+			}
+		}
+	}()
+}
+
+// consoleShellOnce runs one login shell on tty until it exits.
+func consoleShellOnce(tty *os.File) error {
 	sh := loginShell()
 	cmd := exec.Command(sh.path, sh.opts...)
 	cmd.Dir = "/root"

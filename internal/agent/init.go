@@ -73,7 +73,7 @@ func initMain() {
 	}
 	go reapOrphans()
 	if cfg.Display && cfg.Init != initSystemd {
-		go runConsoleShell()
+		startConsoleShell()
 	}
 	serve(stages)
 }

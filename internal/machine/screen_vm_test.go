@@ -14,7 +14,8 @@ import (
 )
 
 // TestVMDisplay boots a machine with a display, types a command into the
-// shell on tty1 and finds its effect, and takes a screenshot of the
+// shell on tty1 and finds its effect (and again after the shell exits),
+// and takes a screenshot of the
 // framebuffer console: a PNG of the display's size that is not blank.
 func TestVMDisplay(t *testing.T) {
 	if testing.Short() {
@@ -48,6 +49,24 @@ func TestVMDisplay(t *testing.T) {
 	}
 	if oneColour(img) {
 		t.Error("the screenshot is all one colour: nothing on the display")
+	}
+	// A shell that exits is replaced, as getty would. Keys typed while
+	// none has tty1 open are lost (as with getty): wait for the new one.
+	old, err := m.Succeed(ctx, "ps -o sid= -t tty1 | head -n 1")
+	if err != nil || strings.TrimSpace(old) == "" {
+		t.Fatalf("got session %q, %v; want the shell's on tty1", old, err)
+	}
+	if err := m.SendChars(ctx, "exit\n"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.WaitUntilSucceeds(ctx, "s=$(ps -o sid= -t tty1 | head -n 1); test -n \"$s\" && test $s != "+strings.TrimSpace(old), 30*time.Second); err != nil {
+		t.Fatalf("no new shell on tty1 after exit: %v", err)
+	}
+	if err := m.SendChars(ctx, "echo again > /tmp/again\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.WaitForFile(ctx, "/tmp/again", 30*time.Second); err != nil {
+		t.Fatalf("no new shell on tty1 after exit: %v", err)
 	}
 	out, err := m.SendMonitorCommand(ctx, "info status")
 	if err != nil || !strings.Contains(out, "running") {

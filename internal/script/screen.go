@@ -1,17 +1,20 @@
 package script
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"go.starlark.net/starlark"
 	"go.starlark.net/syntax"
 
 	"github.com/vmlab/vmlab/internal/keys"
+	"github.com/vmlab/vmlab/internal/report"
 	"github.com/vmlab/vmlab/internal/spec"
 )
 
@@ -118,4 +121,43 @@ func checkDisplayCall(m *machineValue, meth *method, dot *syntax.DotExpr) []erro
 		return []error{fmt.Errorf("%s: %w", dot.Name.NamePos, needsDisplay(meth, m))}
 	}
 	return nil
+}
+
+// failureShotTimeout bounds the screenshots of a failed test: a
+// screendump takes ~35 ms under TCG, and a hung QEMU must not hold the
+// run.
+const failureShotTimeout = 10 * time.Second
+
+// failureScreenshots saves a screenshot of each machine with a display
+// that is up, after the test failed, as failure-MACHINE.png in the output
+// directory, reported on the timeline like screenshot()'s. It boots
+// nothing; a machine that cannot be pictured (it died) is skipped, its
+// error on the timeline.
+func (s *Session) failureScreenshots(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), failureShotTimeout)
+	defer cancel()
+	for _, sp := range s.file.Specs {
+		if !sp.Display {
+			continue
+		}
+		m := s.r.lab.Machine(sp.Name)
+		if m == nil || m.NeedsBoot() {
+			continue
+		}
+		ev := report.Event{Kind: report.Command, Test: s.r.testID(), Machine: sp.Name, Command: "screenshot (the test failed)"}
+		start := time.Now()
+		png, err := m.Screenshot(ctx)
+		if err == nil {
+			dst := filepath.Join(s.r.out, "failure-"+sp.Name+".png")
+			if err = os.WriteFile(dst, png, 0o600); err == nil {
+				ev.File = dst
+			}
+		}
+		ev.Duration = time.Since(start)
+		outcome(&ev, false, 0, err)
+		if err != nil {
+			ev.Error = err.Error()
+		}
+		s.r.rep.Emit(ev)
+	}
 }
