@@ -34,6 +34,10 @@ func TestVMDisplay(t *testing.T) {
 	if out, err := m.Succeed(ctx, "cat /tmp/typed"); err != nil || out != "hi\n" {
 		t.Errorf("got /tmp/typed %q, %v; want \"hi\\n\"", out, err)
 	}
+	// The picture is the DRM driver's framebuffer console, not VGA text.
+	if out, err := m.Succeed(ctx, "cat /sys/class/graphics/fb0/name; grep -o 'console=tty0' /proc/cmdline"); err != nil || out != "bochs-drmdrmfb\nconsole=tty0\n" {
+		t.Errorf("got framebuffer and console %q, %v; want bochs's and tty0", out, err)
+	}
 	start = time.Now()
 	b, err := m.Screenshot(ctx)
 	if err != nil {
