@@ -355,8 +355,8 @@ func (m *Machine) boot(ctx context.Context, start time.Time) error {
 // handover waits for a systemd guest's agent to say hello again, as
 // systemd's unit, within a boot's timeout from now (setup took what it
 // took) or until QEMU exits. Its stages are the whole boot's.
-func (m *Machine) handover(ctx context.Context, proc *qemu.Process, agent *agentclient.Client) (agentproto.Hello, error) {
-	ctx, cancel := context.WithTimeout(ctx, m.bootTimeout())
+func (m *Machine) handover(parent context.Context, proc *qemu.Process, agent *agentclient.Client) (agentproto.Hello, error) {
+	ctx, cancel := context.WithTimeout(parent, m.bootTimeout())
 	defer cancel()
 	go func() {
 		select {
@@ -366,6 +366,11 @@ func (m *Machine) handover(ctx context.Context, proc *qemu.Process, agent *agent
 		}
 	}()
 	hello, err := agent.Handover(ctx)
+	if errors.Is(err, context.Canceled) && parent.Err() == nil {
+		// QEMU's exit canceled the wait, maybe before its closed channel
+		// reached the client: the same end, said the same way.
+		err = fmt.Errorf("qemu exited before systemd started the agent: %w", agentclient.ErrClosed)
+	}
 	if err == nil && hello.Version != agentproto.Version {
 		err = fmt.Errorf("systemd's agent speaks protocol %d, want %d: the agent copy in /run/vmlab is stale", hello.Version, agentproto.Version)
 	}
