@@ -33,13 +33,16 @@ var ErrNotInstalled = errors.New("tesseract is not installed: install the packag
 //
 //   - --oem 1: the LSTM engine, the only one Debian's eng.traineddata
 //     carries (--oem 0 fails to load it).
-//   - --psm 6: one uniform block of text, which a console or terminal is;
-//     the automatic layout analysis (psm 3) splits a console's columns
-//     ("bin   dev   init") into blocks and reorders them.
+//   - --psm 6: one uniform block of text, which a console or terminal is.
+//     The automatic layout analysis (psm 3) and one-column mode (psm 4)
+//     read the same phrases at 2x but 1-2 of 8 at the original size (psm
+//     6: 4-5), and are no faster.
 //   - --dpi 300: the images carry no resolution; without it tesseract
-//     warns on stderr and guesses from the glyph size.
-//   - tessedit_do_invert=0: every variant is dark on light already, so the
-//     inverted retry of each low-confidence line only costs time.
+//     warns on stderr. The value changes nothing read (70, 150 and 300
+//     read the same phrases).
+//   - tessedit_do_invert=0: every variant is dark on light already, so
+//     retrying a line inverted can only read noise (no time difference
+//     measured either way).
 //   - preserve_interword_spaces=1: keep the columns of ls and ps apart.
 var args = []string{
 	"--oem", "1", "--psm", "6", "--dpi", "300", "-l", "eng",
@@ -77,9 +80,9 @@ func run(ctx context.Context, g *image.Gray) (string, error) {
 		return "", fmt.Errorf("running OCR: %w", ErrNotInstalled)
 	}
 	cmd := exec.CommandContext(ctx, path, append([]string{"stdin", "stdout"}, args...)...)
-	// tesseract's OpenMP threads make a call 2-4x slower on a 2-core host
-	// (0.5 s against 1.4-4.2 s for a 1024x768 console) and fight the
-	// machines' QEMU threads for the cores.
+	// tesseract's OpenMP threads spin for work: on a 2-core host running
+	// VMs, two threads make a read of the 1024x768 fixture take 3.2 s
+	// against 0.48 s with one, and they take cores from the machines' QEMU.
 	cmd.Env = append(os.Environ(), "OMP_THREAD_LIMIT=1")
 	cmd.Stdin = bytes.NewReader(pgm(g))
 	var stdout, stderr bytes.Buffer
