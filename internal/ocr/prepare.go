@@ -31,8 +31,9 @@ type Variant struct {
 //     corners: it makes other mistakes than "upscaled", so the two together
 //     read 7 of 8 on each fixture; about 1.4x the cost.
 //   - "normal": the original size, the cheapest (about 0.65x "upscaled").
-//     It adds no phrase on the console fixtures; it is there for large
-//     fonts (an X terminal), which 2x blows up past what tesseract reads.
+//     It adds no phrase on the console fixtures; it is there for larger
+//     fonts (an X terminal), where 2x may only add cost: not measured yet,
+//     there is no X fixture.
 var DefaultVariants = []Variant{
 	{Name: "upscaled", Prepare: func(img image.Image) *image.Gray { return pad(upscale2x(content(img)), 32) }},
 	{Name: "smoothed", Prepare: func(img image.Image) *image.Gray { return pad(smooth(upscale2x(content(img))), 32) }},
