@@ -45,6 +45,11 @@ func VLANs(v ...int) Option {
 // has no route out and cannot reach the host.
 func UserNet() Option { return Option{func(s *spec.Machine) { s.UserNet = true }} }
 
+// Display gives the machine an emulated display with the guest's
+// framebuffer console on it and, in fast mode, a root shell on tty1, for
+// Machine.Screenshot, SendKey and SendChars (docs/screens.md).
+func Display() Option { return Option{func(s *spec.Machine) { s.Display = true }} }
+
 // Forward makes TCP port hostPort on the host's 127.0.0.1 reach guestPort
 // on the machine at every boot (NixOS's virtualisation.forwardPorts); it
 // may be given several times and implies UserNet. A zero hostPort picks a
@@ -218,6 +223,7 @@ var optionNames = map[string]string{
 	"shares": "Share", "users": "Users", "groups": "Groups", "files": "File", "modules": "Modules",
 	"sysctls": "Sysctl", "packages": "Packages", "services": "Services", "disks": "Disks", "qemu_args": "QEMUArgs",
 	"disk_size": "DiskSize", "forward_ports": "Forward", "init": "Systemd", "units": "Unit", "enable": "Enable",
+	"display": "Display",
 }
 
 // checkDeclaration returns the problems of a machine declared after others,

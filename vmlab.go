@@ -403,6 +403,45 @@ func (m *Machine) CopyFromMachine(t testing.TB, src, dst string) {
 	check(t, m.m(t).CopyFromMachine(t.Context(), src, dst))
 }
 
+// Screenshot saves a PNG of the machine's display (declared with
+// Display) as path on the host, and returns path.
+func (m *Machine) Screenshot(t testing.TB, path string) string {
+	t.Helper()
+	png, err := m.m(t).Screenshot(t.Context())
+	check(t, err)
+	check(t, os.WriteFile(path, png, 0o644))
+	return path
+}
+
+// SendKey presses the keys of a NixOS key name together on the machine's
+// keyboard: "ctrl-alt-delete", "ret", "shift-0x0c", or one character.
+func (m *Machine) SendKey(t testing.TB, key string) {
+	t.Helper()
+	check(t, m.m(t).SendKey(t.Context(), key))
+}
+
+// SendChars types text on the machine's keyboard (US layout); in fast
+// mode it reaches the root shell on tty1.
+func (m *Machine) SendChars(t testing.TB, text string) {
+	t.Helper()
+	check(t, m.m(t).SendChars(t.Context(), text))
+}
+
+// SendMonitorCommand runs a command in QEMU's human monitor and returns
+// its output.
+func (m *Machine) SendMonitorCommand(t testing.TB, command string) string {
+	t.Helper()
+	out, err := m.m(t).SendMonitorCommand(t.Context(), command)
+	check(t, err)
+	return out
+}
+
+// SendConsole writes chars to the guest's serial console.
+func (m *Machine) SendConsole(t testing.TB, chars string) {
+	t.Helper()
+	check(t, m.m(t).SendConsole(t.Context(), chars))
+}
+
 // Shutdown powers the machine off cleanly and waits for it to stop.
 func (m *Machine) Shutdown(t testing.TB) {
 	t.Helper()

@@ -38,6 +38,11 @@ func initMain() {
 	if err := loadModules("/modules"); err != nil {
 		fatal(err)
 	}
+	if cfg.Display {
+		if err := loadDisplayModules(); err != nil {
+			fatal(err)
+		}
+	}
 	stage("modules")
 	var disk *diskRoot
 	if cfg.Disk != nil {
@@ -67,6 +72,9 @@ func initMain() {
 		handover = func() error { return execSystemd(stages) }
 	}
 	go reapOrphans()
+	if cfg.Display && cfg.Init != initSystemd {
+		startConsoleShell()
+	}
 	serve(stages)
 }
 

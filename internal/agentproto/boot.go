@@ -33,6 +33,10 @@ type BootConfig struct {
 	// to the root's /lib/systemd/systemd and comes back as a unit;
 	// empty: the agent stays PID 1 (fast mode).
 	Init string `json:"init,omitempty"`
+	// Display says the machine has an emulated display: the agent loads
+	// its DRM driver (the initramfs's /modules/display) and, in fast
+	// mode, runs a root shell on tty1.
+	Display bool `json:"display,omitempty"`
 }
 
 // RootDisk is the block device the guest's writable root lives on.

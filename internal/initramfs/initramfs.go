@@ -8,6 +8,8 @@
 //	/init              the agent binary (Spec.Init), mode 0755
 //	/modules/<name>.ko each module of the closure, decompressed
 //	/modules/order     the .ko file names in load order, one per line
+//	/modules/lazy      those loaded on demand (Spec.Lazy), in load order
+//	/modules/display   those loaded by machines with a display (Spec.Display)
 //	/dev/console       so that /init starts with the console as stdio
 //	/dev /proc /sys /run /tmp /newroot  empty mount points
 //
@@ -49,11 +51,16 @@ type Spec struct {
 	// Modules already brings), for the agent to load when a machine needs
 	// them (virtio_net, only for machines on a network).
 	Lazy []string
+	// Display are modules included with their dependencies but loaded only
+	// by machines with a display (the DRM driver of the emulated card):
+	// listed, in load order, in /modules/display, less what Modules
+	// brings. A module both lists need is in both.
+	Display []string
 }
 
 // formatVersion goes into every cache key: change it whenever the layout or
 // the cpio writer changes, so that archives built the old way are not reused.
-const formatVersion = "vmlab-initramfs-3"
+const formatVersion = "vmlab-initramfs-4"
 
 // mountPoints are the empty directories the agent mounts things on.
 var mountPoints = []string{"dev", "proc", "sys", "run", "tmp", "newroot"}
@@ -82,7 +89,8 @@ type inputs struct {
 	strip   bool
 	init    []byte
 	modules []Module
-	lazy    []bool   // modules[i] is loaded on demand
+	lazy    []bool   // modules[i] is listed in /modules/lazy
+	display []bool   // modules[i] is listed in /modules/display
 	raw     [][]byte // module files as stored, possibly compressed
 }
 
@@ -107,17 +115,12 @@ func (s Spec) load() (*inputs, error) {
 	}
 	in.modules = base
 	in.lazy = make([]bool, len(base))
-	if len(s.Lazy) > 0 {
-		all, err := Closure(s.ModulesDir, append(slices.Clone(s.Modules), s.Lazy...))
-		if err != nil {
-			return nil, err
-		}
-		for _, m := range all {
-			if !slices.ContainsFunc(base, func(b Module) bool { return b.Name == m.Name }) {
-				in.modules = append(in.modules, m)
-				in.lazy = append(in.lazy, true)
-			}
-		}
+	in.display = make([]bool, len(base))
+	if err := in.addGroup(s.ModulesDir, s.Modules, s.Lazy, base, func(i int) { in.lazy[i] = true }); err != nil {
+		return nil, err
+	}
+	if err := in.addGroup(s.ModulesDir, s.Modules, s.Display, base, func(i int) { in.display[i] = true }); err != nil {
+		return nil, err
 	}
 	for _, m := range in.modules {
 		data, err := os.ReadFile(m.Path)
@@ -127,6 +130,33 @@ func (s Spec) load() (*inputs, error) {
 		in.raw = append(in.raw, data)
 	}
 	return in, nil
+}
+
+// addGroup adds the modules that group needs beyond base (group's closure
+// with Modules, less base), and marks each one with mark, also those an
+// earlier group added already.
+func (in *inputs) addGroup(dir string, modules, group []string, base []Module, mark func(i int)) error {
+	if len(group) == 0 {
+		return nil
+	}
+	all, err := Closure(dir, append(slices.Clone(modules), group...))
+	if err != nil {
+		return err
+	}
+	for _, m := range all {
+		if slices.ContainsFunc(base, func(b Module) bool { return b.Name == m.Name }) {
+			continue
+		}
+		i := slices.IndexFunc(in.modules, func(b Module) bool { return b.Name == m.Name })
+		if i < 0 {
+			in.modules = append(in.modules, m)
+			in.lazy = append(in.lazy, false)
+			in.display = append(in.display, false)
+			i = len(in.modules) - 1
+		}
+		mark(i)
+	}
+	return nil
 }
 
 // readInit reads the init binary and checks that the kernel can run it as
@@ -154,7 +184,7 @@ func (in *inputs) key() string {
 	fmt.Fprintf(h, "%s\nstrip %v\ninit %d\n", formatVersion, in.strip, len(in.init))
 	h.Write(in.init)
 	for i, m := range in.modules {
-		fmt.Fprintf(h, "module %s %s %d lazy=%v\n", m.Name, m.FileName(), len(in.raw[i]), in.lazy[i])
+		fmt.Fprintf(h, "module %s %s %d lazy=%v display=%v\n", m.Name, m.FileName(), len(in.raw[i]), in.lazy[i], in.display[i])
 		h.Write(in.raw[i])
 	}
 	return hex.EncodeToString(h.Sum(nil))
@@ -173,7 +203,7 @@ func (in *inputs) write(w io.Writer) error {
 	cw.CharDev("dev/console", 0o600, 5, 1)
 	cw.File("init", 0o755, in.init)
 	cw.Dir("modules", 0o755)
-	var order, lazy strings.Builder
+	var order, lazy, display strings.Builder
 	for i, m := range in.modules {
 		data, err := plainModule(m, in.raw[i])
 		if err != nil {
@@ -185,11 +215,16 @@ func (in *inputs) write(w io.Writer) error {
 		cw.File("modules/"+m.FileName(), 0o644, data)
 		if in.lazy[i] {
 			lazy.WriteString(m.FileName() + "\n")
-		} else {
+		}
+		if in.display[i] {
+			display.WriteString(m.FileName() + "\n")
+		}
+		if !in.lazy[i] && !in.display[i] {
 			order.WriteString(m.FileName() + "\n")
 		}
 	}
 	cw.File("modules/order", 0o644, []byte(order.String()))
 	cw.File("modules/lazy", 0o644, []byte(lazy.String()))
+	cw.File("modules/display", 0o644, []byte(display.String()))
 	return cw.Close()
 }

@@ -229,3 +229,28 @@ func TestBuildLazy(t *testing.T) {
 		t.Error("the lazy module is not in the archive")
 	}
 }
+
+func TestBuildDisplay(t *testing.T) {
+	spec := Spec{
+		Init:       writeInit(t, floorInit()),
+		ModulesDir: compressedTree(t),
+		Modules:    []string{"virtio_pci"},
+		Lazy:       []string{"overlay"},
+		Display:    []string{"virtio-rng", "overlay"},
+	}
+	path, err := Build(spec, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := readBuilt(t, path)
+	wantOrder := "virtio_ring.ko\nvirtio.ko\nvirtio_pci_modern_dev.ko\nvirtio_pci_legacy_dev.ko\nvirtio_pci.ko\n"
+	for name, want := range map[string]string{
+		"modules/order":   wantOrder,
+		"modules/lazy":    "overlay.ko\n",
+		"modules/display": "overlay.ko\nvirtio-rng.ko\n", // overlay is in both lists, once in the archive
+	} {
+		if got := string(files[name].data); got != want {
+			t.Errorf("got %s %q, want %q", name, got, want)
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/vmlab/vmlab/internal/initramfs"
 	"github.com/vmlab/vmlab/internal/kernel"
 	"github.com/vmlab/vmlab/internal/qemu"
+	"github.com/vmlab/vmlab/internal/spec"
 )
 
 // guestModules are the kernel modules the agent loads before it mounts the
@@ -114,6 +115,7 @@ func PrepareBoot(opts BootOptions) (*Boot, error) {
 	b.Initramfs, err = initramfs.Build(initramfs.Spec{
 		Init: agentBin, ModulesDir: b.Kernel.Modules, Modules: guestModules[b.FS],
 		Lazy:            []string{"virtio_net"},
+		Display:         displayModules(b.Kernel),
 		StripSignatures: !forcesSignatures(b.Kernel.Version),
 	}, cache)
 	if err != nil {
@@ -134,6 +136,19 @@ func PrepareBoot(opts BootOptions) (*Boot, error) {
 	}
 	b.Prepared = time.Since(start)
 	return b, nil
+}
+
+// displayModules returns the modules that drive the emulated display of
+// machines declared with one (qemu.Config.Display, QEMU's standard VGA):
+// bochs, its DRM driver, with which the kernel's framebuffer console comes
+// up on the display. They are loaded only by those machines. A kernel
+// without it gets none, and spec's Check refuses display = True for it.
+func displayModules(k *kernel.Kernel) []string {
+	host := spec.HostFor(k.Version, k.Modules)
+	if !host.HasModule(spec.DisplayModule) {
+		return nil
+	}
+	return []string{spec.DisplayModule}
 }
 
 const qbootPath = "/usr/share/qemu/qboot.rom"

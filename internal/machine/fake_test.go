@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -98,7 +99,7 @@ func fakeQEMU(mode string, args []string) int {
 		fmt.Fprintln(qmpConn, "this is not QMP")
 		select {}
 	}
-	go fakeQMP(qmpConn)
+	go fakeQMP(qmpConn, filepath.Dir(paths["qmp"]))
 	hello := agentproto.Hello{Version: agentproto.Version, Kernel: "fake"}
 	switch {
 	case mode == "serve" && systemdArgs(args):
@@ -249,19 +250,51 @@ func printTrace() {
 	}
 }
 
-func fakeQMP(c net.Conn) {
+// fakeQMP answers every command with success. It logs each command but
+// the handshake, as a JSON line, to fakeQMPLog in dir; screendump writes
+// fakeScreen to the file named, and human-monitor-command returns
+// "fake: " and the command line.
+func fakeQMP(c net.Conn, dir string) {
 	fmt.Fprintln(c, `{"QMP": {"version": {"qemu": {"major": 7, "minor": 2, "micro": 0}, "package": ""}, "capabilities": []}}`)
 	dec := json.NewDecoder(bufio.NewReader(c))
+	log, _ := os.OpenFile(filepath.Join(dir, fakeQMPLog), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	for {
 		var req struct {
-			ID json.RawMessage `json:"id"`
+			ID        json.RawMessage `json:"id"`
+			Execute   string          `json:"execute"`
+			Arguments json.RawMessage `json:"arguments"`
 		}
 		if dec.Decode(&req) != nil {
 			return
 		}
-		fmt.Fprintf(c, "{\"return\": {}, \"id\": %s}\n", req.ID)
+		ret := "{}"
+		switch req.Execute {
+		case "qmp_capabilities":
+		case "screendump":
+			var a struct{ Filename string }
+			json.Unmarshal(req.Arguments, &a)
+			os.WriteFile(a.Filename, []byte(fakeScreen), 0o600)
+		case "human-monitor-command":
+			var a struct {
+				Line string `json:"command-line"`
+			}
+			json.Unmarshal(req.Arguments, &a)
+			b, _ := json.Marshal("fake: " + a.Line + "\r\n")
+			ret = string(b)
+		}
+		if req.Execute != "qmp_capabilities" && log != nil {
+			fmt.Fprintf(log, "%s %s\n", req.Execute, req.Arguments)
+		}
+		fmt.Fprintf(c, "{\"return\": %s, \"id\": %s}\n", ret, req.ID)
 	}
 }
+
+// fakeQMPLog is the file in the machine's directory where fakeQMP logs
+// the commands it was sent; fakeScreen is what its screendump writes.
+const (
+	fakeQMPLog = "fake-qmp.log"
+	fakeScreen = "\x89PNG fake"
+)
 
 func fakeMachine(t *testing.T, mode string) *machine.Machine {
 	t.Helper()

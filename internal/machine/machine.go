@@ -640,12 +640,14 @@ func (m *Machine) qemuConfig(view *hostview.View, image string) qemu.Config {
 	}
 	disk, rootDisk := m.qemuDisk(image)
 	boot.Disk = rootDisk
+	boot.Display = m.cfg.Display
 	return qemu.Config{
-		Disk:   disk,
-		Binary: b.QEMU, Accel: b.Accel,
+		Display: m.cfg.Display,
+		Disk:    disk,
+		Binary:  b.QEMU, Accel: b.Accel,
 		MemoryMiB: m.cfg.MemoryMiB, CPUs: m.cfg.CPUs,
 		Kernel: b.Kernel.Vmlinux, Initrd: b.Initramfs,
-		Append:    strings.Join(append(kernelArgs, boot.Param()), " "),
+		Append:    strings.Join(append(m.kernelArgs(), boot.Param()), " "),
 		Dir:       m.dir,
 		Shares:    shares,
 		FS:        b.FS,
@@ -668,6 +670,17 @@ var kernelArgs = []string{
 	"console=ttyS0", "quiet", "panic=-1",
 	"tsc=reliable", "no_timer_check", "rodata=off", "mitigations=off", "nokaslr", "norandmaps",
 	"cryptomgr.notests",
+}
+
+// kernelArgs returns the kernel's command line less the boot config. A
+// machine with a display has the kernel's console on it (tty0) as well as
+// on the serial port; the last console named, ttyS0, stays /dev/console,
+// the one the console log reads.
+func (m *Machine) kernelArgs() []string {
+	if !m.cfg.Display {
+		return kernelArgs
+	}
+	return append([]string{"console=tty0"}, kernelArgs...)
 }
 
 // Close stops the machine if it runs and removes its temporary directory.

@@ -46,6 +46,10 @@ type Config struct {
 	// adds a user-mode NIC for port forwarding only.
 	NICs    []NIC
 	UserNet *UserNet
+	// Display adds an emulated display: QEMU's standard VGA, which the
+	// guest's bochs DRM driver runs. No window opens (-nographic); QMP's
+	// screendump and send-key reach it. False: no display device at all.
+	Display bool
 	// Disk is the machine's own disk, its writable root; nil: none. It
 	// comes after Extra, so the extra disks Extra adds keep /dev/vda, ...
 	Disk *Disk
@@ -155,6 +159,9 @@ func (c Config) Args() []string {
 		args = append(args, c.ninepArgs()...)
 	}
 	args = append(args, c.nicArgs()...)
+	if c.Display {
+		args = append(args, "-device", "VGA,id=display")
+	}
 	args = append(args, c.Extra...)
 	if c.Disk != nil {
 		args = append(args, c.Disk.args()...)

@@ -3,8 +3,10 @@ package report
 import (
 	"bytes"
 	_ "embed"
+	"encoding/base64"
 	"fmt"
 	"html/template"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -92,8 +94,11 @@ type (
 		Outcome                    string // "exit 1", "timed out after 10s", ...
 		Error, Stdout, Stderr      string
 		StdoutFile, StderrFile     *htmlLink // whole outputs, when they were long
-		File                       *htmlLink // what copy_from_vm copied
-		Failed                     bool
+		File                       *htmlLink // what copy_from_vm copied, or a screenshot
+		// Image is the screenshot File holds, inline (a data: URL), so
+		// the report shows it without the file beside it.
+		Image  template.URL
+		Failed bool
 	}
 	htmlLog struct{ Machine, Text string }
 	// htmlNetwork is a change of the network: the call, and its error.
@@ -211,6 +216,7 @@ func newHTMLCommand(e *Event, dir string) *htmlCommand {
 	if e.File != "" {
 		link := htmlFileLink(e.File, dir)
 		c.File = &link
+		c.Image = inlineImage(e.File)
 	}
 	if e.StdoutFile != "" {
 		link := htmlFileLink(e.StdoutFile, dir)
@@ -279,6 +285,25 @@ func htmlCaptures(files []string, dir string) []htmlLink {
 // htmlFileLink links a file: relative to the report's directory when it is
 // under it, so that the directory can move as a whole, and by absolute
 // path otherwise.
+// maxInlineImage bounds a screenshot put inline: a 1024x768 console's PNG
+// is ~5 KB, a busy desktop's ~200 KB.
+const maxInlineImage = 4 << 20
+
+// inlineImage returns the PNG at path as a data: URL, "" when path is no
+// PNG (by its name) or cannot be read, or is over maxInlineImage.
+func inlineImage(path string) template.URL {
+	if !strings.EqualFold(filepath.Ext(path), ".png") {
+		return ""
+	}
+	b, err := os.ReadFile(path)
+	if err != nil || len(b) > maxInlineImage {
+		return ""
+	}
+	// The bytes are base64 in a data: URL of a fixed type: nothing in
+	// them can leave the attribute.
+	return template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(b))
+}
+
 func htmlFileLink(f, dir string) htmlLink {
 	abs, err := filepath.Abs(f)
 	if err != nil {

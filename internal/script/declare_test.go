@@ -21,7 +21,7 @@ func fixtureHost(t *testing.T) {
 	t.Helper()
 	dir := t.TempDir()
 	for name, content := range map[string]string{
-		"modules/modules.dep":                  "kernel/drivers/net/dummy.ko:\nkernel/fs/overlayfs/overlay.ko:\n",
+		"modules/modules.dep":                  "kernel/drivers/net/dummy.ko:\nkernel/fs/overlayfs/overlay.ko:\nkernel/drivers/gpu/drm/tiny/bochs.ko:\n",
 		"sys/net/ipv4/ip_forward":              "0\n",
 		"sys/net/ipv4/conf/default/forwarding": "0\n",
 	} {
@@ -283,8 +283,9 @@ func TestSpecFields(t *testing.T) {
 		"sysctls": `sysctls = {"net.ipv4.ip_forward": 1}`, "packages": `packages = ["sh"]`,
 		"qemu_args": `qemu_args = ["-no-hpet"]`, "services": `services = {"web": service("httpd")}`, "disks": "disks = [8]",
 		"disk_size": "disk_size = 64", "forward_ports": "forward_ports = {8080: 80}", "init": `init = "systemd"`,
-		"units":  `init = "systemd", units = {"web.service": "[Service]\nExecStart=/bin/web\n"}`,
-		"enable": `init = "systemd", enable = ["redis-server"]`,
+		"units":   `init = "systemd", units = {"web.service": "[Service]\nExecStart=/bin/web\n"}`,
+		"enable":  `init = "systemd", enable = ["redis-server"]`,
+		"display": "display = True",
 	}
 	for _, kw := range spec.Keywords() {
 		t.Run(kw, func(t *testing.T) {

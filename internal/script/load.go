@@ -266,6 +266,7 @@ func (file *File) checkCall(m *machineValue, dot *syntax.DotExpr, call *syntax.C
 		return nil // a misspelled method: reported with the other attributes
 	}
 	errs := meth.check(call, dot.Name.NamePos, filepath.Dir(file.Name))
+	errs = append(errs, checkDisplayCall(m, meth, dot)...)
 	return append(errs, checkUnitCall(m, meth, dot, call, checkHost(), strs)...)
 }
 

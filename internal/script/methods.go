@@ -54,6 +54,7 @@ type method struct {
 	boots   bool
 	reports bool
 	systemd bool
+	display bool // needs a machine with a display (screen.go)
 	do      func(c *call) (starlark.Value, error)
 }
 
@@ -74,7 +75,9 @@ func (c *call) mm() *machine.Machine { return c.r.machine(c.m) }
 // methodTable is every machine method, named as in the NixOS driver. It
 // drives Load's check of calls (checkAttrs), the calls themselves
 // (method.builtin), dir() and the docs (TestMethodsDocumented).
-var methodTable = []*method{
+var methodTable = append(methodTableBase, screenMethods...)
+
+var methodTableBase = []*method{
 	// start returns at once, as NixOS's: the boot runs in the background
 	// and the machine's next call waits for it (run.awaitStart).
 	{signature: sig("start"), do: func(c *call) (starlark.Value, error) { return none(c.r.startInBackground(c.m)) }},
@@ -205,6 +208,9 @@ func (meth *method) builtin(thread *starlark.Thread, b *starlark.Builtin, argv s
 	}
 	if err := checkInit(meth, c); err != nil {
 		return nil, err
+	}
+	if meth.display && !c.m.spec.Display {
+		return nil, needsDisplay(meth, c.m)
 	}
 	if err := r.checkConditions(thread); err != nil {
 		return nil, err

@@ -17,6 +17,7 @@ import (
 // init is systemd for the unit methods, with a user for their user=.
 const (
 	fastDecl    = "server = machine(user_net = True, services = {'web': service('true')})"
+	displayDecl = "server = machine(display = True)"
 	systemdDecl = "server = machine(init = 'systemd', users = ['alice'], services = {'web': service('true')})"
 )
 
@@ -250,6 +251,9 @@ var sampleMachine = &machineValue{name: "server"}
 // values differ from the parameters' defaults, so they show they arrived.
 var samples = map[*kind]struct{ good, bad sample }{
 	strKind:       {sample{`"web"`, "web"}, sample{`1`, nil}},
+	keyKind:       {sample{`"ctrl-alt-delete"`, "ctrl-alt-delete"}, sample{`"ctrl-alt-delet"`, nil}},
+	charsKind:     {sample{`"echo hi\n"`, "echo hi\n"}, sample{`"naïve"`, nil}},
+	shotKind:      {sample{`"boot"`, "boot"}, sample{`"../x"`, nil}},
 	userKind:      {sample{`"alice"`, "alice"}, sample{`""`, nil}},
 	boolKind:      {sample{`False`, false}, sample{`1`, nil}},
 	portKind:      {sample{`8080`, 8080}, sample{`65536`, nil}},
@@ -313,6 +317,9 @@ func TestMethodTable(t *testing.T) {
 		decl := fastDecl
 		if meth.systemd || meth.index("user") >= 0 {
 			decl = systemdDecl
+		}
+		if meth.display {
+			decl = displayDecl
 		}
 		t.Run(meth.name, func(t *testing.T) { walkSignature(t, &meth.signature, "server.", decl) })
 	}

@@ -159,6 +159,9 @@ func (s *Session) runTest(ctx context.Context, name string) error {
 	start := time.Now()
 	s.r.rep.Emit(report.Event{Kind: report.TestStart, Test: id})
 	_, err := s.callRecovered(ctx, id, fn)
+	if err != nil {
+		s.failureScreenshots(ctx)
+	}
 	s.reportFiles()
 	s.r.rep.Emit(s.file.testEnd(id, start, err))
 	return err

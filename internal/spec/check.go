@@ -75,6 +75,7 @@ func (m Machine) Check(host Host) []Problem {
 	c.serviceUnits()
 	c.enable(host)
 	c.disks()
+	c.display(host)
 	return c.problems
 }
 
@@ -368,4 +369,14 @@ func CheckAll(ms []Machine, host Host) []Problem {
 		}
 	}
 	return append(ps, CheckLab(ms)...)
+}
+
+// DisplayModule is the DRM driver of the emulated display (QEMU's standard
+// VGA) that machines with Display load.
+const DisplayModule = "bochs"
+
+func (c *checker) display(host Host) {
+	if c.m.Display && !host.HasModule(DisplayModule) {
+		c.add("display", "display: the kernel the machines boot (%s) has no %s module, the driver of the emulated display: boot a kernel built with CONFIG_DRM_BOCHS", host.Modules, DisplayModule)
+	}
 }

@@ -68,6 +68,13 @@ func (h Host) modules() (*moduleIndex, error) {
 	return x2.(*moduleIndex), nil
 }
 
+// HasModule reports whether the kernel of h's module tree can load the
+// module or has it built in; true when there is no tree to look in.
+func (h Host) HasModule(name string) bool {
+	x, err := h.modules()
+	return err != nil || x == nil || x.has(name)
+}
+
 // moduleBase turns kernel/fs/overlayfs/overlay.ko.xz into overlay.
 func moduleBase(path string) string {
 	base := filepath.Base(strings.TrimSpace(path))

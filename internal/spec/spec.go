@@ -112,6 +112,12 @@ type Machine struct {
 	// Disks are extra empty disks, sizes in MiB: /dev/vda, /dev/vdb, ... in
 	// the guest. They keep their contents across reboots.
 	Disks []int `spec:"disks"`
+	// Display gives the machine an emulated display (QEMU's standard VGA,
+	// no window on the host) with the guest's framebuffer console on it
+	// and, in fast mode, a root shell on tty1: what screenshot and the
+	// key methods need (docs/screens.md). Off, the machine has no display
+	// and boots no slower.
+	Display bool `spec:"display"`
 	// QEMUArgs are appended to QEMU's command line.
 	QEMUArgs []string `spec:"qemu_args"`
 }

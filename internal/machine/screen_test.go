@@ -1,0 +1,82 @@
+package machine_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vmlab/vmlab/internal/machine"
+	"github.com/vmlab/vmlab/internal/spec"
+)
+
+// TestScreenMethods drives the screen methods against the fake QEMU: what
+// each sends over QMP, and what it returns.
+func TestScreenMethods(t *testing.T) {
+	dir := t.TempDir()
+	m := fakeMachineConfig(t, "serve", machine.Config{Machine: spec.Machine{Display: true}, Dir: dir})
+	ctx := t.Context()
+	png, err := m.Screenshot(ctx)
+	if err != nil || string(png) != "\x89PNG fake" {
+		t.Fatalf("Screenshot: got %q, %v; want the fake's PNG", png, err)
+	}
+	if err := m.SendKey(ctx, "ctrl-alt-delete"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SendChars(ctx, "A\n"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := m.SendMonitorCommand(ctx, "info status")
+	if err != nil || out != "fake: info status\n" {
+		t.Errorf("SendMonitorCommand: got %q, %v; want \"fake: info status\\n\"", out, err)
+	}
+	log, err := os.ReadFile(filepath.Join(dir, "fake-qmp.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(log)), "\n")
+	want := []string{
+		`send-key {"hold-time":10,"keys":[{"type":"qcode","data":"ctrl"},{"type":"qcode","data":"alt"},{"type":"qcode","data":"delete"}]}`,
+		`send-key {"hold-time":10,"keys":[{"type":"qcode","data":"shift"},{"type":"qcode","data":"a"}]}`,
+		`send-key {"hold-time":10,"keys":[{"type":"qcode","data":"ret"}]}`,
+		`human-monitor-command {"command-line":"info status"}`,
+	}
+	if len(lines) != 5 || !strings.HasPrefix(lines[0], `screendump {"filename":"`+dir) || !strings.HasSuffix(lines[0], `","format":"png"}`) {
+		t.Fatalf("got QMP commands\n%s\nwant a screendump to a PNG in %s, then\n%s", log, dir, strings.Join(want, "\n"))
+	}
+	for i, w := range want {
+		if lines[i+1] != w {
+			t.Errorf("command %d: got %s, want %s", i+1, lines[i+1], w)
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "screendump-*")); len(left) > 0 {
+		t.Errorf("got %v left in the machine's directory, want the screendump removed", left)
+	}
+}
+
+// TestScreenRefusals: a screen method on a machine without a display, an
+// unknown key and a character without a key are refused before anything
+// boots or is sent.
+func TestScreenRefusals(t *testing.T) {
+	plain := fakeMachine(t, "serve")
+	ctx := t.Context()
+	if _, err := plain.Screenshot(ctx); !errors.Is(err, machine.ErrNoDisplay) {
+		t.Errorf("Screenshot without a display: got %v, want ErrNoDisplay", err)
+	}
+	if err := plain.SendChars(ctx, "ls\n"); !errors.Is(err, machine.ErrNoDisplay) {
+		t.Errorf("SendChars without a display: got %v, want ErrNoDisplay", err)
+	}
+	screen := fakeMachineConfig(t, "serve", machine.Config{Machine: spec.Machine{Display: true}})
+	if err := screen.SendKey(ctx, "ctrl-alt-delet"); err == nil || !strings.Contains(err.Error(), "did you mean delete?") {
+		t.Errorf("SendKey of a misspelled key: got %v, want it to offer delete", err)
+	}
+	if err := screen.SendChars(ctx, "naïve"); err == nil || !strings.Contains(err.Error(), `'ï'`) {
+		t.Errorf("SendChars of a character without a key: got %v, want it to name 'ï'", err)
+	}
+	for name, m := range map[string]*machine.Machine{"plain": plain, "screen": screen} {
+		if !m.NeedsBoot() {
+			t.Errorf("machine %s booted for a refused call", name)
+		}
+	}
+}

@@ -1,0 +1,90 @@
+package machine_test
+
+import (
+	"bytes"
+	"image"
+	"image/png"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vmlab/vmlab/internal/machine"
+	"github.com/vmlab/vmlab/internal/spec"
+	"github.com/vmlab/vmlab/internal/vmtest"
+)
+
+// TestVMDisplay boots a machine with a display, types a command into the
+// shell on tty1 and finds its effect (and again after the shell exits),
+// and takes a screenshot of the
+// framebuffer console: a PNG of the display's size that is not blank.
+func TestVMDisplay(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a VM")
+	}
+	m := vmtest.Machine(t, machine.Config{Machine: spec.Machine{Name: "screen", Display: true}, Dir: t.TempDir()})
+	ctx := t.Context()
+	start := time.Now()
+	if err := m.SendChars(ctx, "echo hi > /tmp/typed\n"); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("boot and typing took %v", time.Since(start))
+	if err := m.WaitForFile(ctx, "/tmp/typed", 30*time.Second); err != nil {
+		t.Fatalf("the typed command did not run: %v", err)
+	}
+	if out, err := m.Succeed(ctx, "cat /tmp/typed"); err != nil || out != "hi\n" {
+		t.Errorf("got /tmp/typed %q, %v; want \"hi\\n\"", out, err)
+	}
+	start = time.Now()
+	b, err := m.Screenshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot took %v (%d bytes)", time.Since(start), len(b))
+	img, err := png.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("decode the screenshot: %v", err)
+	}
+	if got := img.Bounds().Size(); got.X < 640 || got.Y < 400 {
+		t.Errorf("got a %v screenshot, want at least 640x400", got)
+	}
+	if oneColour(img) {
+		t.Error("the screenshot is all one colour: nothing on the display")
+	}
+	// A shell that exits is replaced, as getty would. Keys typed while
+	// none has tty1 open are lost (as with getty): wait for the new one.
+	old, err := m.Succeed(ctx, "ps -o sid= -t tty1 | head -n 1")
+	if err != nil || strings.TrimSpace(old) == "" {
+		t.Fatalf("got session %q, %v; want the shell's on tty1", old, err)
+	}
+	if err := m.SendChars(ctx, "exit\n"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.WaitUntilSucceeds(ctx, "s=$(ps -o sid= -t tty1 | head -n 1); test -n \"$s\" && test $s != "+strings.TrimSpace(old), 30*time.Second); err != nil {
+		t.Fatalf("no new shell on tty1 after exit: %v", err)
+	}
+	if err := m.SendChars(ctx, "echo again > /tmp/again\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.WaitForFile(ctx, "/tmp/again", 30*time.Second); err != nil {
+		t.Fatalf("no new shell on tty1 after exit: %v", err)
+	}
+	out, err := m.SendMonitorCommand(ctx, "info status")
+	if err != nil || !strings.Contains(out, "running") {
+		t.Errorf("info status: got %q, %v; want it to say running", out, err)
+	}
+}
+
+func oneColour(img image.Image) bool {
+	b := img.Bounds()
+	first := img.At(b.Min.X, b.Min.Y)
+	r0, g0, b0, _ := first.RGBA()
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			r, g, bl, _ := img.At(x, y).RGBA()
+			if r != r0 || g != g0 || bl != b0 {
+				return false
+			}
+		}
+	}
+	return true
+}
