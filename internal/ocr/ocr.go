@@ -28,6 +28,15 @@ const Command = "tesseract"
 // ErrNotInstalled is the error (wrapped) when tesseract is not on PATH.
 var ErrNotInstalled = errors.New("tesseract is not installed: install the package tesseract-ocr (apt-get install tesseract-ocr, or run scripts/deps)")
 
+// Available returns ErrNotInstalled when tesseract is not on PATH: a
+// caller checks it before taking a screenshot that only OCR would read.
+func Available() error {
+	if _, err := exec.LookPath(Command); err != nil {
+		return ErrNotInstalled
+	}
+	return nil
+}
+
 // args are tesseract's options after the input and output names, measured
 // on the console fixtures (docs/screens.md#ocr):
 //
