@@ -52,3 +52,18 @@ func TestVMScreenText(t *testing.T) {
 	}
 	t.Logf("timeout: %d screenshots, %d OCR runs in 3s", se.Frames, se.Reads)
 }
+
+// TestVMScreenTextSystemd reads text printed on tty1 of a systemd guest:
+// the display and OCR do not depend on the init.
+func TestVMScreenTextSystemd(t *testing.T) {
+	needsSystemd(t)
+	needTesseract(t)
+	m := vmtest.Machine(t, machine.Config{Machine: spec.Machine{Name: "sysd", Init: spec.InitSystemd, Display: true}, Dir: t.TempDir()})
+	ctx := t.Context()
+	if _, err := m.Succeed(ctx, "echo OCR 42 DONE > /dev/tty1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.WaitForText(ctx, `OCR 42 DONE`, 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
