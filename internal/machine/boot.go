@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vmlab/vmlab/internal/initramfs"
@@ -68,6 +69,33 @@ type Boot struct {
 	Virtiofsd string
 	// Prepared says how long preparing took (a cache hit is fast).
 	Prepared time.Duration
+	// display builds the initramfs of machines with a display when the
+	// first one boots; nil: they boot Initramfs (tests' fake boots).
+	display *displayInitramfs
+}
+
+// displayInitramfs is Initramfs with the display's modules as well. It is
+// an archive of its own so that machines without a display boot no more
+// than before: the DRM modules add 2 MB (Debian's 6.1) for the kernel
+// to unpack at every boot.
+type displayInitramfs struct {
+	spec  initramfs.Spec
+	cache string
+	once  sync.Once
+	path  string
+	err   error
+}
+
+// InitramfsFor returns the initramfs a machine boots: Initramfs, or with
+// display the one that also holds the display's modules, built (or found
+// in the cache) at the first call.
+func (b *Boot) InitramfsFor(display bool) (string, error) {
+	if !display || b.display == nil {
+		return b.Initramfs, nil
+	}
+	d := b.display
+	d.once.Do(func() { d.path, d.err = initramfs.Build(d.spec, d.cache) })
+	return d.path, d.err
 }
 
 // PrepareBoot finds the kernel, QEMU and the agent, and builds (or finds in
@@ -112,14 +140,17 @@ func PrepareBoot(opts BootOptions) (*Boot, error) {
 	if err != nil {
 		return nil, err
 	}
-	b.Initramfs, err = initramfs.Build(initramfs.Spec{
+	ispec := initramfs.Spec{
 		Init: agentBin, ModulesDir: b.Kernel.Modules, Modules: guestModules[b.FS],
 		Lazy:            []string{"virtio_net"},
-		Display:         displayModules(b.Kernel),
 		StripSignatures: !forcesSignatures(b.Kernel.Version),
-	}, cache)
+	}
+	b.Initramfs, err = initramfs.Build(ispec, cache)
 	if err != nil {
 		return nil, err
+	}
+	if ispec.Display = displayModules(b.Kernel); ispec.Display != nil {
+		b.display = &displayInitramfs{spec: ispec, cache: cache}
 	}
 	if _, err := os.Stat(qbootPath); err == nil {
 		b.Firmware = qbootPath

@@ -268,7 +268,11 @@ func (m *Machine) boot(ctx context.Context, start time.Time) error {
 	if err := m.busyForward(); err != nil {
 		return fmt.Errorf("%s: start: %w", m.cfg.Name, err)
 	}
-	proc, err := qemu.Start(ctx, m.qemuConfig(view, image), m.console)
+	initrd, err := m.cfg.Boot.InitramfsFor(m.cfg.Display)
+	if err != nil {
+		return fmt.Errorf("%s: start: %w", m.cfg.Name, err)
+	}
+	proc, err := qemu.Start(ctx, m.qemuConfig(view, image, initrd), m.console)
 	if err != nil {
 		// Another process took a port since busyForward: QEMU says only
 		// "Could not set up host forwarding rule".
@@ -631,7 +635,7 @@ func (m *Machine) hostView() (*hostview.View, error) {
 }
 
 // qemuConfig assembles QEMU's configuration and the guest's boot config.
-func (m *Machine) qemuConfig(view *hostview.View, image string) qemu.Config {
+func (m *Machine) qemuConfig(view *hostview.View, image, initrd string) qemu.Config {
 	b := m.cfg.Boot
 	shares, boot := rootLayout(m.cfg.Shares, b.FS, view)
 	boot.Hostname = m.cfg.Name
@@ -646,7 +650,7 @@ func (m *Machine) qemuConfig(view *hostview.View, image string) qemu.Config {
 		Disk:    disk,
 		Binary:  b.QEMU, Accel: b.Accel,
 		MemoryMiB: m.cfg.MemoryMiB, CPUs: m.cfg.CPUs,
-		Kernel: b.Kernel.Vmlinux, Initrd: b.Initramfs,
+		Kernel: b.Kernel.Vmlinux, Initrd: initrd,
 		Append:    strings.Join(append(m.kernelArgs(), boot.Param()), " "),
 		Dir:       m.dir,
 		Shares:    shares,

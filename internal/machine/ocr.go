@@ -22,7 +22,7 @@ import (
 // mistake costs no boot and no screendump.
 
 // screenPoll is how long WaitForText waits before the next screenshot
-// after one that showed nothing new. A screendump of the 1024x768 console
+// after one that showed nothing new. A screendump of the console
 // costs ~35 ms of QEMU's main loop under TCG (bench screenshot_ms), and
 // OCR of a new frame ~0.5 s: polling every 100 ms adds at most that to the
 // latency of a read while keeping QEMU's main loop free three quarters of

@@ -63,3 +63,16 @@ func TestTail(t *testing.T) {
 		t.Errorf("got %d bytes ending %q", len(s), s[len(s)-12:])
 	}
 }
+
+// TestArgsDisplay: a display is QEMU's standard VGA, still without a
+// window; without one there is no display device at all.
+func TestArgsDisplay(t *testing.T) {
+	with := strings.Join(Config{Display: true}.Args(), " ")
+	if !strings.Contains(with, "-device VGA,id=display") || !strings.Contains(with, "-nographic") {
+		t.Errorf("args with a display: got %s, want -device VGA and -nographic", with)
+	}
+	without := strings.Join(Config{}.Args(), " ")
+	if strings.Contains(without, "VGA") {
+		t.Errorf("args without a display: got %s, want no VGA", without)
+	}
+}

@@ -97,8 +97,11 @@ type (
 		File                       *htmlLink // what copy_from_vm copied, or a screenshot
 		// Image is the screenshot File holds, inline (a data: URL), so
 		// the report shows it without the file beside it.
-		Image  template.URL
-		Failed bool
+		Image template.URL
+		// FileVerb is what the command did with File: "copied to",
+		// "saved" (a screenshot).
+		FileVerb string
+		Failed   bool
 	}
 	htmlLog struct{ Machine, Text string }
 	// htmlNetwork is a change of the network: the call, and its error.
@@ -217,6 +220,7 @@ func newHTMLCommand(e *Event, dir string) *htmlCommand {
 		link := htmlFileLink(e.File, dir)
 		c.File = &link
 		c.Image = inlineImage(e.File)
+		c.FileVerb = fileVerb(e.File)
 	}
 	if e.StdoutFile != "" {
 		link := htmlFileLink(e.StdoutFile, dir)

@@ -3,6 +3,7 @@ package report
 import (
 	"encoding/xml"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -193,7 +194,7 @@ func writeTimeline(b *strings.Builder, s *step, testStart time.Time, depth int) 
 		case Command:
 			b.WriteString(at + commandLine(*e) + "\n")
 			if e.File != "" {
-				fmt.Fprintf(b, "%s    copied to %s\n", indent, clean(e.File))
+				fmt.Fprintf(b, "%s    %s %s\n", indent, fileVerb(e.File), clean(e.File))
 			}
 			for _, out := range []struct{ name, text string }{{"stdout", e.Stdout}, {"stderr", e.Stderr}} {
 				if ls := lines(out.text); len(ls) > 0 {
@@ -253,4 +254,13 @@ func consoleText(l *consoleLog) string {
 		b.WriteString(line.Machine + ": " + line.Text + "\n")
 	}
 	return b.String()
+}
+
+// fileVerb says what a command did with its file: a screenshot (a PNG) is
+// saved, anything else (copy_from_vm's) copied.
+func fileVerb(path string) string {
+	if strings.EqualFold(filepath.Ext(path), ".png") {
+		return "saved"
+	}
+	return "copied to"
 }

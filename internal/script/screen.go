@@ -47,13 +47,16 @@ var (
 		return string(s), nil
 	}}
 	// shotKind is a screenshot's file name under the test's output
-	// directory.
-	shotKind = &kind{"a relative file name without ..", func(k *kind, v starlark.Value, _ string) (any, error) {
+	// directory: NAME or NAME.png, so that it never names one of vmlab's
+	// own files there (console.log, vlan1.pcap).
+	shotKind = &kind{"a relative file name without .., ending in .png or without an extension", func(k *kind, v starlark.Value, _ string) (any, error) {
 		s, ok := v.(starlark.String)
 		if !ok {
 			return nil, k.wrong(v, false)
 		}
-		if s == "" || filepath.IsAbs(string(s)) || slices.Contains(strings.Split(filepath.ToSlash(string(s)), "/"), "..") {
+		ext := filepath.Ext(string(s))
+		if s == "" || filepath.IsAbs(string(s)) || slices.Contains(strings.Split(filepath.ToSlash(string(s)), "/"), "..") ||
+			ext != "" && !strings.EqualFold(ext, ".png") {
 			return nil, k.wrong(v, true)
 		}
 		return string(s), nil

@@ -25,7 +25,9 @@ func TestScreenCallErrors(t *testing.T) {
 		{"character without a key", "screen.send_chars('naïve')",
 			`call.star:4:21: send_chars(): chars wants characters a US keyboard types, got "naïve": character 'ï' (at byte 2) has no key on a US keyboard`},
 		{"screenshot escaping the output", "screen.screenshot('../x')",
-			`call.star:4:21: screenshot(): filename wants a relative file name without .., got "../x"`},
+			`call.star:4:21: screenshot(): filename wants a relative file name without .., ending in .png or without an extension, got "../x"`},
+		{"screenshot over a capture", "screen.screenshot('vlan1.pcap')",
+			`call.star:4:21: screenshot(): filename wants a relative file name without .., ending in .png or without an extension, got "vlan1.pcap"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
