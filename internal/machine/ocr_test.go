@@ -102,7 +102,10 @@ func TestWaitForTextTimeout(t *testing.T) {
 	needTesseract(t)
 	dark, light := plainScreen(t, 0), plainScreen(t, 200)
 	m, dir := screenMachine(t, dark, light, dark)
-	err := m.WaitForText(t.Context(), "never shown", 2*time.Second)
+	// 6 s: long enough for the 6 reads under load (2 s was not, with the
+	// other packages' tests running), so that reading a frame again would
+	// show as a seventh.
+	err := m.WaitForText(t.Context(), "never shown", 6*time.Second)
 	var se *machine.ScreenTextError
 	if !errors.As(err, &se) {
 		t.Fatalf("got %v, want a *ScreenTextError", err)
@@ -119,7 +122,7 @@ func TestWaitForTextTimeout(t *testing.T) {
 		t.Errorf("got screenshot %q (%v), want the last frame saved in %s", se.Screenshot, rerr, dir)
 	}
 	msg := err.Error()
-	for _, w := range []string{`fake: wait for screen text "never shown": timed out after 2s`, "--- last screen text ---", "--- last screenshot ---\n" + se.Screenshot} {
+	for _, w := range []string{`fake: wait for screen text "never shown": timed out after 6s`, "--- last screen text ---", "--- last screenshot ---\n" + se.Screenshot} {
 		if !strings.Contains(msg, w) {
 			t.Errorf("got error\n%s\nwant it to contain %q", msg, w)
 		}
