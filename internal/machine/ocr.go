@@ -34,12 +34,12 @@ var screenSeq atomic.Int64
 
 // ScreenTextError says WaitForText timed out: no screenshot's text matched.
 type ScreenTextError struct {
-	Machine string
-	Pattern string
-	Timeout time.Duration
-	Frames  int    // screenshots taken
-	Reads   int    // OCR runs (a frame already read is not read again)
-	Text    string // the text last read; "" when no frame was read
+	Machine     string
+	Pattern     string
+	Timeout     time.Duration
+	Screenshots int    // screenshots taken
+	Reads       int    // OCR runs (a frame already read is not read again)
+	Text        string // the text last read; "" when no frame was read
 	// Screenshot is the file of the last screenshot, in the machine's
 	// directory (under the test's output); "" when none was taken or it
 	// could not be saved.
@@ -49,7 +49,7 @@ type ScreenTextError struct {
 func (e *ScreenTextError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: wait for screen text %q: timed out after %v (%d screenshots, %d OCR runs)",
-		e.Machine, e.Pattern, e.Timeout, e.Frames, e.Reads)
+		e.Machine, e.Pattern, e.Timeout, e.Screenshots, e.Reads)
 	text := e.Text
 	if e.Reads == 0 {
 		text = "(no screenshot was read)"
@@ -148,7 +148,7 @@ func (m *Machine) WaitForText(ctx context.Context, pattern string, timeout time.
 	waitCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	matcher := ocr.NewMatcher(re)
-	last, err := m.waitForText(waitCtx, matcher)
+	last, shots, err := m.waitForText(waitCtx, matcher)
 	switch {
 	case err == nil:
 		return nil
@@ -159,31 +159,31 @@ func (m *Machine) WaitForText(ctx context.Context, pattern string, timeout time.
 	}
 	nm := matcher.Err()
 	return &ScreenTextError{Machine: m.cfg.Name, Pattern: pattern, Timeout: timeout,
-		Frames: nm.Frames, Reads: nm.Reads, Text: nm.Text, Screenshot: m.saveScreen(last)}
+		Screenshots: shots, Reads: nm.Reads, Text: nm.Text, Screenshot: m.saveScreen(last)}
 }
 
 // waitForText hands screenshots to matcher until one matches or ctx ends,
-// and returns the last screenshot's PNG. A PNG equal to the one before is
-// the same frame (QEMU encodes the same pixels the same way): it is
-// neither decoded nor hashed again.
-func (m *Machine) waitForText(ctx context.Context, matcher *ocr.Matcher) ([]byte, error) {
-	var last []byte
+// and returns the last screenshot's PNG and how many it took. A PNG equal
+// to the one before is the same frame (QEMU encodes the same pixels the
+// same way): it is neither decoded nor hashed again.
+func (m *Machine) waitForText(ctx context.Context, matcher *ocr.Matcher) (last []byte, shots int, err error) {
 	for {
 		b, err := m.Screenshot(ctx)
 		if err != nil {
-			return last, err
+			return last, shots, err
 		}
+		shots++
 		fresh := !bytes.Equal(b, last)
 		last = b
 		if fresh {
 			img, err := decodeScreen(m.cfg.Name, b)
 			if err != nil {
-				return last, err
+				return last, shots, err
 			}
 			reads := matcher.Reads()
 			ok, err := matcher.Try(ctx, img)
 			if ok || err != nil {
-				return last, err
+				return last, shots, err
 			}
 			// A frame just read took OCR's time, in which the screen may
 			// have changed: look again at once.
@@ -195,7 +195,7 @@ func (m *Machine) waitForText(ctx context.Context, matcher *ocr.Matcher) ([]byte
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return last, ctx.Err()
+			return last, shots, ctx.Err()
 		case <-t.C:
 		}
 	}

@@ -113,8 +113,8 @@ func TestWaitForTextTimeout(t *testing.T) {
 	if want := 2 * len(ocr.DefaultVariants); se.Reads != want {
 		t.Errorf("got %d OCR runs, want %d: each of the 2 distinct frames read once per variant", se.Reads, want)
 	}
-	if se.Frames < 3 || se.Frames > screendumps(t, dir) {
-		t.Errorf("got %d frames given to OCR, want 3 or more and no more than the %d screendumps", se.Frames, screendumps(t, dir))
+	if n := screendumps(t, dir); se.Screenshots < 3 || se.Screenshots > n {
+		t.Errorf("got %d screenshots, want 3 or more and no more than the %d screendumps", se.Screenshots, n)
 	}
 	saved, rerr := os.ReadFile(se.Screenshot)
 	want, _ := os.ReadFile(dark)

@@ -50,7 +50,7 @@ func TestVMScreenText(t *testing.T) {
 	if _, serr := os.Stat(se.Screenshot); serr != nil || !strings.Contains(err.Error(), "--- last screenshot ---\n"+se.Screenshot) {
 		t.Errorf("got error\n%v\nwant it to name the last screenshot, saved (%v)", err, serr)
 	}
-	t.Logf("timeout: %d screenshots, %d OCR runs in 3s", se.Frames, se.Reads)
+	t.Logf("timeout: %d screenshots, %d OCR runs in 3s", se.Screenshots, se.Reads)
 }
 
 // TestVMScreenTextSystemd reads text printed on tty1 of a systemd guest:
