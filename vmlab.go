@@ -456,6 +456,33 @@ func (m *Machine) SendMonitorCommand(t testing.TB, command string) string {
 	return out
 }
 
+// GetScreenText returns the text OCR (tesseract) reads on a screenshot of
+// the machine's display (declared with Display).
+func (m *Machine) GetScreenText(t testing.TB) string {
+	t.Helper()
+	text, err := m.m(t).GetScreenText(t.Context())
+	check(t, err)
+	return text
+}
+
+// GetScreenTextVariants returns the texts OCR reads on one screenshot of
+// the machine's display, one per way of preparing it, in order.
+func (m *Machine) GetScreenTextVariants(t testing.TB) []string {
+	t.Helper()
+	texts, err := m.m(t).GetScreenTextVariants(t.Context())
+	check(t, err)
+	return texts
+}
+
+// WaitForText waits until the text OCR reads on the machine's display
+// matches the regular expression (Go's syntax). When the timeout passes,
+// it fails t with the last text read and the path of the last screenshot,
+// saved in the machine's directory.
+func (m *Machine) WaitForText(t testing.TB, regex string, timeout time.Duration) {
+	t.Helper()
+	check(t, m.m(t).WaitForText(t.Context(), regex, timeout))
+}
+
 // SendConsole writes chars to the guest's serial console.
 func (m *Machine) SendConsole(t testing.TB, chars string) {
 	t.Helper()

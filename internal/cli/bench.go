@@ -61,6 +61,7 @@ type benchResult struct {
 	ttyBench              // tty_text_ms
 	systemdBench          // systemd_boot_s, nfs_example_s
 	screenBench           // display_boot_s, screenshot_ms
+	ocrBench              // ocr_ms, ocr_wait_ms
 }
 
 // runBench measures, in one run: (a) the floor, the kernel booting a trivial
@@ -115,6 +116,10 @@ func runBench(ctx context.Context, e *env, args []string) int {
 	}
 	if err := r.benchScreen(ctx, e, boot, bf); err != nil {
 		e.errorf("bench: screen: %v", err)
+		return exitFail
+	}
+	if err := r.benchOCR(ctx, e, boot, bf); err != nil {
+		e.errorf("bench: OCR: %v", err)
 		return exitFail
 	}
 	if *systemd {
@@ -325,6 +330,7 @@ func printBench(w io.Writer, r *benchResult) {
 	r.ttyBench.print(tw)
 	r.systemdBench.print(tw)
 	r.screenBench.print(tw)
+	r.ocrBench.print(tw)
 	if r.RunS > 0 {
 		fmt.Fprintf(tw, "vmlab run examples/client_server.star, wall time\t%.2f s (%.1fx floor)\t<= 10 s\t%s\n",
 			r.RunS, r.RunS/r.FloorS, verdict(r.RunS <= 10))

@@ -259,6 +259,7 @@ func fakeQMP(c net.Conn, dir string) {
 	fmt.Fprintln(c, `{"QMP": {"version": {"qemu": {"major": 7, "minor": 2, "micro": 0}, "package": ""}, "capabilities": []}}`)
 	dec := json.NewDecoder(bufio.NewReader(c))
 	log, _ := os.OpenFile(filepath.Join(dir, fakeQMPLog), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	dumps := 0
 	for {
 		var req struct {
 			ID        json.RawMessage `json:"id"`
@@ -274,7 +275,8 @@ func fakeQMP(c net.Conn, dir string) {
 		case "screendump":
 			var a struct{ Filename string }
 			json.Unmarshal(req.Arguments, &a)
-			os.WriteFile(a.Filename, []byte(fakeScreen), 0o600)
+			os.WriteFile(a.Filename, fakeScreenAt(dumps), 0o600)
+			dumps++
 		case "human-monitor-command":
 			var a struct {
 				Line string `json:"command-line"`
@@ -291,11 +293,26 @@ func fakeQMP(c net.Conn, dir string) {
 }
 
 // fakeQMPLog is the file in the machine's directory where fakeQMP logs
-// the commands it was sent; fakeScreen is what its screendump writes.
+// the commands it was sent; fakeScreen is what its screendump writes,
+// unless fakeScreensEnv lists files (separated by os.PathListSeparator):
+// then the n-th screendump writes the n-th file, and the last one again
+// after the list ends.
 const (
-	fakeQMPLog = "fake-qmp.log"
-	fakeScreen = "\x89PNG fake"
+	fakeQMPLog     = "fake-qmp.log"
+	fakeScreen     = "\x89PNG fake"
+	fakeScreensEnv = "VMLAB_FAKE_SCREENS"
 )
+
+// fakeScreenAt is what screendump number n (from 0) writes.
+func fakeScreenAt(n int) []byte {
+	list := os.Getenv(fakeScreensEnv)
+	if list == "" {
+		return []byte(fakeScreen)
+	}
+	files := filepath.SplitList(list)
+	b, _ := os.ReadFile(files[min(n, len(files)-1)])
+	return b
+}
 
 func fakeMachine(t *testing.T, mode string) *machine.Machine {
 	t.Helper()

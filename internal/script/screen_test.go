@@ -62,3 +62,30 @@ func TestScreenCallRefusedAtRunTime(t *testing.T) {
 		t.Errorf("got %v, want %q", err, want)
 	}
 }
+
+// TestOCRCallErrors: Load refuses an OCR method on a machine without a
+// display and a literal pattern that does not compile, before anything
+// boots.
+func TestOCRCallErrors(t *testing.T) {
+	tests := []struct{ name, call, want string }{
+		{"get_screen_text without a display", "plain.get_screen_text()",
+			"call.star:4:9: get_screen_text(): machine plain has no display: declare it with machine(display = True)"},
+		{"get_screen_text_variants without a display", "plain.get_screen_text_variants()",
+			"call.star:4:9: get_screen_text_variants(): machine plain has no display: declare it with machine(display = True)"},
+		{"wait_for_text without a display", "plain.wait_for_text('login:')",
+			"call.star:4:9: wait_for_text(): machine plain has no display: declare it with machine(display = True)"},
+		{"bad regex", "screen.wait_for_text('login: (')",
+			"call.star:4:24: wait_for_text(): regex wants a regular expression (Go's regexp syntax), got \"login: (\": error parsing regexp: missing closing ): `login: (`"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := loadCallOn(t, screenDecl, tt.call)
+			if err == nil || !slices.Contains(strings.Split(err.Error(), "\n"), "testdata/"+tt.want) {
+				t.Errorf("%s: got %v, want %q", tt.call, err, tt.want)
+			}
+		})
+	}
+	if err := loadCallOn(t, screenDecl, "screen.wait_for_text('login: +$', timeout = 30)"); err != nil {
+		t.Errorf("got %v, want no error", err)
+	}
+}
