@@ -280,7 +280,7 @@ func (s *terminal) command(t *termTest, e Event) {
 	depth := len(t.open) + 1
 	s.line(t, depth, commandLine(e))
 	if e.File != "" {
-		s.line(t, depth+1, "copied to "+clean(e.File))
+		s.line(t, depth+1, fileVerb(e.File)+" "+clean(e.File))
 	}
 	if !failed(&e) { // a failure shows the output with its details
 		s.output(t, depth+1, "stdout", e.Stdout, e.StdoutFile, "")

@@ -405,3 +405,18 @@ func TestSourceAndCopies(t *testing.T) {
 		t.Errorf("terminal lacks %q:\n%s", want, out["terminal"])
 	}
 }
+
+// TestScreenshotSaved: a screenshot's file is "saved" on the terminal, as
+// in report.html and junit.xml, not "copied to" as copy_from_vm's.
+func TestScreenshotSaved(t *testing.T) {
+	shot := filepath.Join(t.TempDir(), "t", "console.png")
+	evs := []Event{
+		{Time: at(0), Kind: TestStart, Test: "t"},
+		{Time: at(1), Kind: Command, Test: "t", Machine: "vm", Command: `screenshot("console")`, Outcome: Done, File: shot},
+		{Time: at(2), Kind: TestEnd, Test: "t"},
+	}
+	out := renderAll(t, evs)
+	if want := "    saved " + shot + "\n"; !strings.Contains(out["verbose"], want) {
+		t.Errorf("verbose terminal lacks %q:\n%s", want, out["verbose"])
+	}
+}

@@ -254,7 +254,6 @@ var samples = map[*kind]struct{ good, bad sample }{
 	keyKind:       {sample{`"ctrl-alt-delete"`, "ctrl-alt-delete"}, sample{`"ctrl-alt-delet"`, nil}},
 	charsKind:     {sample{`"echo hi\n"`, "echo hi\n"}, sample{`"naïve"`, nil}},
 	shotKind:      {sample{`"boot"`, "boot"}, sample{`"../x"`, nil}},
-	ocrRegexKind:  {sample{`"login: +$"`, "login: +$"}, sample{`"login: ("`, nil}},
 	userKind:      {sample{`"alice"`, "alice"}, sample{`""`, nil}},
 	boolKind:      {sample{`False`, false}, sample{`1`, nil}},
 	portKind:      {sample{`8080`, 8080}, sample{`65536`, nil}},

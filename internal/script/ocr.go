@@ -2,8 +2,6 @@ package script
 
 import (
 	"errors"
-	"fmt"
-	"regexp"
 
 	"go.starlark.net/starlark"
 
@@ -14,30 +12,13 @@ import (
 // read by tesseract. Like the other screen methods they need a machine
 // declared with display = True (checkDisplayCall).
 
-var (
-	// ocrRegexKind is a regular expression in Go's syntax, compiled when
-	// the file loads for a literal one, so a typo costs no boot.
-	ocrRegexKind = &kind{"a regular expression (Go's regexp syntax)", func(k *kind, v starlark.Value, _ string) (any, error) {
-		s, ok := v.(starlark.String)
-		if !ok {
-			return nil, k.wrong(v, false)
-		}
-		if _, err := regexp.Compile(string(s)); err != nil {
-			return nil, fmt.Errorf("%w: %w", k.wrong(v, true), err)
-		}
-		return string(s), nil
-	}}
-
-	pTextRegex = param{"regex", ocrRegexKind, nil, func(a *args) any { return &a.regex }}
-)
-
 // ocrMethods are the OCR methods, in methodTable.
 var ocrMethods = []*method{
 	{signature: sig("get_screen_text"), boots: true, display: true, do: func(c *call) (starlark.Value, error) {
 		return str(c.mm().GetScreenText(c.r.ctx))
 	}},
 	{signature: sig("get_screen_text_variants"), boots: true, display: true, do: getScreenTextVariants},
-	{signature: sig("wait_for_text", pTextRegex, pTimeout), boots: true, display: true, do: waitForText},
+	{signature: sig("wait_for_text", pRegex, pTimeout), boots: true, display: true, do: waitForText},
 }
 
 // getScreenTextVariants is get_screen_text_variants(): the texts of one
