@@ -47,11 +47,8 @@ def test():
 	if _, err := sc.Expect(`left the serial console of server`, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	waited := make(chan error, 1)
-	go func() { waited <- sc.Wait() }()
-	select {
-	case err = <-waited:
-	case <-time.After(120 * time.Second):
+	var exited bool
+	if exited, err = sc.WaitWithin(120 * time.Second); !exited {
 		t.Fatalf("vmlab run still runs 120s after leaving the console; the screen:\n%s", sc.Text())
 	}
 	if err != nil {

@@ -91,12 +91,9 @@ func TestExecTerminal(t *testing.T) {
 	})
 	t.Run("exit", func(t *testing.T) {
 		typ(t, "exit 3\n")
-		waited := make(chan error, 1)
-		go func() { waited <- sc.Wait() }()
 		var err error
-		select {
-		case err = <-waited:
-		case <-time.After(120 * time.Second):
+		var exited bool
+		if exited, err = sc.WaitWithin(120 * time.Second); !exited {
 			t.Fatalf("vmlab exec still runs 120s after exit; the screen:\n%s", sc.Text())
 		}
 		var ee *exec.ExitError
@@ -152,11 +149,8 @@ func TestShellInteract(t *testing.T) {
 	if _, err := sc.Expect(`/root\r\n`, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	waited := make(chan error, 1)
-	go func() { waited <- sc.Wait() }()
-	select {
-	case err = <-waited:
-	case <-time.After(120 * time.Second):
+	var exited bool
+	if exited, err = sc.WaitWithin(120 * time.Second); !exited {
 		t.Fatalf("vmlab run still runs 120s after the shell's exit; the screen:\n%s", sc.Text())
 	}
 	if err != nil {

@@ -134,6 +134,19 @@ func (sc *Screen) Wait() error {
 	return err
 }
 
+// WaitWithin is Wait bounded by d: exited is false when the program still
+// runs after d (it is left running; Close kills it).
+func (sc *Screen) WaitWithin(d time.Duration) (exited bool, err error) {
+	waited := make(chan error, 1)
+	go func() { waited <- sc.Wait() }()
+	select {
+	case err = <-waited:
+		return true, err
+	case <-time.After(d):
+		return false, nil
+	}
+}
+
 // Close kills the program if it still runs and releases the terminal.
 func (sc *Screen) Close() {
 	if sc.Cmd.ProcessState == nil && sc.Cmd.Process != nil {
