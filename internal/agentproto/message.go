@@ -14,8 +14,9 @@ import (
 // version 5 systemd guests (BootConfig.Init, Request.Units and Enable, and
 // WaitUnit answered by systemd with Wait.User for user units), version 6
 // the handover: a systemd guest's agent says hello again after OpServices,
-// version 7 the text of virtual terminals (OpTTYText, WaitTTY).
-const Version = 7
+// version 7 the text of virtual terminals (OpTTYText, WaitTTY), version 8
+// X displays (WaitX, WaitWindow, OpXWindows, Wait.Display, Request.Display).
+const Version = 8
 
 // DefaultPath is the PATH commands get in the guest.
 const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -55,6 +56,10 @@ const (
 	// OpTTYText reads the text of virtual terminal VT (1..MaxVT) from
 	// /dev/vcsaVT; the Result's Output holds it (see Request.VT).
 	OpTTYText Op = "tty-text"
+	// OpXWindows lists the names of the windows on X display Display
+	// (Request.Display): the Result's Output holds one name a line, in the
+	// order of the window tree, windows without a name left out.
+	OpXWindows Op = "x-windows"
 )
 
 // MaxVT is the highest virtual terminal number Linux has (MAX_NR_CONSOLES).
@@ -101,6 +106,8 @@ type Request struct {
 	// agent allocates a terminal nothing has opened yet (its screen is
 	// blank), as opening /dev/ttyVT would.
 	VT int `json:"vt,omitempty"`
+	// Display is the X display OpXWindows reads, ":0" when empty.
+	Display string `json:"display,omitempty"`
 }
 
 // UnitFile is a systemd unit file: its name ("web.service") and its text.
@@ -163,6 +170,17 @@ const (
 	// as the text is there; the Result's Output is the text last read,
 	// the matching one or, at the timeout, the one that did not match.
 	WaitTTY WaitKind = "tty"
+	// WaitX: the X server of Display accepts a client: the agent connects
+	// to its socket and the X11 connection setup succeeds (with the
+	// server's own authorization cookie when it asks for one). The
+	// Result's Output names the server (vendor and release).
+	WaitX WaitKind = "x"
+	// WaitWindow: a window on X display Display has a name (WM_NAME or
+	// _NET_WM_NAME) that matches Regex, Go's regexp syntax. The agent
+	// reads the window tree again each time the server reports a window
+	// created, mapped, renamed or destroyed; the Result's Output is the
+	// names last read, one a line (as OpXWindows gives them).
+	WaitWindow WaitKind = "window"
 	// WaitUnit: the service called Path is ready, or every service when
 	// Path is empty; fails at once when one has exited and will not be
 	// restarted.
@@ -178,7 +196,9 @@ type Wait struct {
 	Command string        `json:"command,omitempty"`
 	User    string        `json:"user,omitempty"`
 	VT      int           `json:"vt,omitempty"`    // WaitTTY's terminal, 1..MaxVT
-	Regex   string        `json:"regex,omitempty"` // WaitTTY's pattern
+	Regex   string        `json:"regex,omitempty"` // WaitTTY's and WaitWindow's pattern
+	// Display is WaitX's and WaitWindow's X display, ":0" when empty.
+	Display string `json:"display,omitempty"`
 	Timeout time.Duration `json:"timeout"`
 	// Interval between checks; zero picks the kind's default (short for
 	// files and ports, longer for commands, which start a shell each time).
