@@ -189,16 +189,16 @@ const (
 
 // Wait asks the agent to check a condition until it holds or Timeout passes.
 type Wait struct {
-	Kind    WaitKind      `json:"kind"`
-	Path    string        `json:"path,omitempty"`
-	Addr    string        `json:"addr,omitempty"` // default localhost
-	Port    int           `json:"port,omitempty"`
-	Command string        `json:"command,omitempty"`
-	User    string        `json:"user,omitempty"`
-	VT      int           `json:"vt,omitempty"`    // WaitTTY's terminal, 1..MaxVT
-	Regex   string        `json:"regex,omitempty"` // WaitTTY's and WaitWindow's pattern
+	Kind    WaitKind `json:"kind"`
+	Path    string   `json:"path,omitempty"`
+	Addr    string   `json:"addr,omitempty"` // default localhost
+	Port    int      `json:"port,omitempty"`
+	Command string   `json:"command,omitempty"`
+	User    string   `json:"user,omitempty"`
+	VT      int      `json:"vt,omitempty"`    // WaitTTY's terminal, 1..MaxVT
+	Regex   string   `json:"regex,omitempty"` // WaitTTY's and WaitWindow's pattern
 	// Display is WaitX's and WaitWindow's X display, ":0" when empty.
-	Display string `json:"display,omitempty"`
+	Display string        `json:"display,omitempty"`
 	Timeout time.Duration `json:"timeout"`
 	// Interval between checks; zero picks the kind's default (short for
 	// files and ports, longer for commands, which start a shell each time).
