@@ -82,6 +82,14 @@ int main(int argc, char **argv)
 }
 `
 
+// skipShort skips the tests that build and run programs (1 to 2 s each
+// under TCG's neighbours): -short runs only those that need no toolchain.
+func skipShort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds programs with go build -cover or gcc --coverage")
+	}
+}
+
 // writeFiles writes name→content under dir.
 func writeFiles(t *testing.T, dir string, files map[string]string) {
 	t.Helper()
@@ -110,6 +118,7 @@ func run(t *testing.T, dir string, env []string, name string, args ...string) {
 // src and builds it with -cover.
 func buildGo(t *testing.T, src, extra string) string {
 	t.Helper()
+	skipShort(t)
 	writeFiles(t, src, map[string]string{
 		"go.mod":     "module example.com/covdemo\n\ngo 1.22\n",
 		"lib/lib.go": goLib + extra,
@@ -124,6 +133,7 @@ func buildGo(t *testing.T, src, extra string) string {
 // (object and notes file in src).
 func buildC(t *testing.T, src, source string) string {
 	t.Helper()
+	skipShort(t)
 	if _, err := exec.LookPath("gcc"); err != nil {
 		t.Skip("gcc is not installed")
 	}
