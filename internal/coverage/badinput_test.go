@@ -193,3 +193,23 @@ func TestMergeNoStateIsPartial(t *testing.T) {
 		t.Errorf("machines %+v, want server partial for want of its state", sum.Machines)
 	}
 }
+
+func TestMergeToolMissing(t *testing.T) {
+	for _, tt := range []struct {
+		name, file, want string
+	}{
+		{"go", filepath.Join(GoDir, "covmeta.0123"), "install Go"},
+		{"gcov", filepath.Join(GcovDir, "build", "x.gcda"), "install the gcc that built the programs"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeState(t, dir, State{Test: "t1", Machine: "server"})
+			writeFiles(t, MachineDir(dir, "t1", "server"), map[string]string{tt.file: "data"})
+			t.Setenv("PATH", t.TempDir())
+			_, err := Merge(context.Background(), dir, t.Logf)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "server in test t1") {
+				t.Errorf("error %v, want one naming the machine and saying %q", err, tt.want)
+			}
+		})
+	}
+}

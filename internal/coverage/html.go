@@ -64,6 +64,13 @@ func writeHTML(dir string, m *Model, sum *Summary, links htmlLinks) error {
 	if err := os.MkdirAll(pages, 0o755); err != nil {
 		return err
 	}
+	// A merge before this one may have written more pages.
+	stale, _ := filepath.Glob(filepath.Join(pages, "f*.html"))
+	for _, p := range stale {
+		if err := os.Remove(p); err != nil {
+			return err
+		}
+	}
 	idx := htmlIndex{Machines: sum.Machines, Total: sum.Total, Notes: sum.Notes, Links: links}
 	for i, f := range m.Files {
 		href := fmt.Sprintf("%s/f%d.html", filesDir, i)

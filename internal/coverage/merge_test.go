@@ -171,6 +171,8 @@ func TestMergeCServerAndClient(t *testing.T) {
 	runC(t, dir, "t1", "client", bin, "client")
 	writeState(t, dir, State{Test: "t1", Machine: "server"})
 	writeState(t, dir, State{Test: "t1", Machine: "client"})
+	// A page of an earlier merge that had more files.
+	writeFiles(t, dir, map[string]string{filesDir + "/f9.html": "stale"})
 
 	start := time.Now()
 	sum, err := Merge(context.Background(), dir, t.Logf)
@@ -178,6 +180,9 @@ func TestMergeCServerAndClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("merge took %v\n%s", time.Since(start), sum)
+	if _, err := os.Stat(filepath.Join(dir, filesDir, "f9.html")); err == nil {
+		t.Error("an earlier merge's page is still there")
+	}
 	runs, _ := scanRuns(dir)
 	m, _, err := read(context.Background(), runs, t.Logf)
 	if err != nil {
