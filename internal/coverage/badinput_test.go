@@ -179,6 +179,9 @@ func TestMergePartial(t *testing.T) {
 	if !strings.Contains(string(index), `<span class="partial">partial data</span>: t1: crashed`) {
 		t.Error("index.html does not mark server partial")
 	}
+	if !strings.Contains(string(index), `<tr><td>t1</td><td>server</td><td class="n mid">`) || !strings.Contains(string(index), `<span class="partial">partial</span>: crashed</td></tr>`) {
+		t.Error("index.html's per-test table does not mark server in t1 partial")
+	}
 }
 
 func TestMergeNoStateIsPartial(t *testing.T) {

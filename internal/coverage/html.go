@@ -33,6 +33,12 @@ type (
 		Links    htmlLinks
 		Files    []htmlRow
 		Funcs    []htmlRow
+		Runs     []htmlRun // per test, per machine
+	}
+	htmlRun struct {
+		Test, Machine string
+		Cell          htmlCell
+		Partial       []string
 	}
 	// htmlRow is a file or a function: its coverage on all machines and
 	// on each.
@@ -72,6 +78,13 @@ func writeHTML(dir string, m *Model, sum *Summary, links htmlLinks) error {
 		}
 	}
 	idx := htmlIndex{Machines: sum.Machines, Total: sum.Total, Notes: sum.Notes, Links: links}
+	for _, r := range m.Runs {
+		run := htmlRun{Test: r.Test, Machine: r.Machine, Cell: cell(m.RunStat(r))}
+		if r.Partial {
+			run.Partial = r.partialReasons()
+		}
+		idx.Runs = append(idx.Runs, run)
+	}
 	for i, f := range m.Files {
 		href := fmt.Sprintf("%s/f%d.html", filesDir, i)
 		idx.Files = append(idx.Files, htmlRow{Name: f.Name, Href: href, All: cell(f.Stat("")), Per: perMachine(m, f.Lines)})

@@ -150,11 +150,7 @@ func (s *Summary) fill(m *Model, runs []*Run) {
 		ms := MachineSummary{Name: name, Stat: m.Stat(name)}
 		for _, r := range runs {
 			if r.Machine == name && r.Partial {
-				reasons := r.Reasons
-				if len(reasons) == 0 {
-					reasons = []string{"marked partial"}
-				}
-				for _, why := range reasons {
+				for _, why := range r.partialReasons() {
 					ms.Partial = append(ms.Partial, r.Test+": "+why)
 				}
 			}

@@ -22,6 +22,14 @@ type Run struct {
 	dir string // DIR/raw/TEST/MACHINE
 }
 
+// partialReasons are why the run's data is partial, never empty.
+func (r *Run) partialReasons() []string {
+	if len(r.Reasons) == 0 {
+		return []string{"marked partial"}
+	}
+	return r.Reasons
+}
+
 // HasData reports whether the run left any coverage data.
 func (r *Run) HasData() bool { return r.HasGo || r.HasGcov }
 
@@ -136,6 +144,22 @@ func (m *Model) Stat(machine string) Stat {
 	var s Stat
 	for _, f := range m.Files {
 		s.add(f.Stat(machine))
+	}
+	return s
+}
+
+// RunStat counts every file's lines for one run: one machine in one test.
+func (m *Model) RunStat(r *Run) Stat {
+	var s Stat
+	for _, f := range m.Files {
+		for _, l := range f.Lines {
+			if n, ok := l.Hits[r]; ok {
+				s.Lines++
+				if n > 0 {
+					s.Covered++
+				}
+			}
+		}
 	}
 	return s
 }

@@ -68,6 +68,16 @@ func TestModelCounts(t *testing.T) {
 	}
 }
 
+func TestRunStat(t *testing.T) {
+	m := sample()
+	for _, r := range m.Runs {
+		want := map[string]Stat{"server": {6, 3}, "client": {4, 2}}[r.Machine]
+		if got := m.RunStat(r); got != want {
+			t.Errorf("RunStat(%s in %s) = %+v, want %+v", r.Machine, r.Test, got, want)
+		}
+	}
+}
+
 func TestLineClass(t *testing.T) {
 	m := sample()
 	a := m.Files[0]
