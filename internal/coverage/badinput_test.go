@@ -216,3 +216,42 @@ func TestMergeToolMissing(t *testing.T) {
 		})
 	}
 }
+
+// Two builds of one source (two checkouts, two build machines) carry the
+// same package hashes: they merge.
+func TestMergeGoSameSourceTwoBuilds(t *testing.T) {
+	src1, src2, dir := t.TempDir(), t.TempDir(), t.TempDir()
+	runGo(t, dir, "t1", "server", buildGo(t, src1, ""), "server")
+	runGo(t, dir, "t1", "client", buildGo(t, src2, ""), "client")
+	t.Chdir(src1)
+	sum, err := Merge(context.Background(), dir, t.Logf)
+	if err != nil {
+		t.Fatalf("two builds of one source: %v", err)
+	}
+	if len(sum.Machines) != 2 {
+		t.Errorf("machines %+v, want server and client", sum.Machines)
+	}
+}
+
+// Programs built from files named on the command line all have the
+// package path command-line-arguments: different programs are not
+// different builds of one package.
+func TestMergeGoCommandLinePrograms(t *testing.T) {
+	skipShort(t)
+	dir := t.TempDir()
+	for _, m := range []string{"server", "client"} {
+		src := t.TempDir()
+		writeFiles(t, src, map[string]string{m + ".go": "package main\n\nfunc main() {\n\tprintln(\"" + m + "\")\n}\n"})
+		bin := filepath.Join(src, m)
+		run(t, src, []string{"GOFLAGS=", "GOWORK=off", "GO111MODULE=off"}, "go", "build", "-cover", "-o", bin, m+".go")
+		runGo(t, dir, "t1", m, bin, m)
+		writeState(t, dir, State{Test: "t1", Machine: m})
+	}
+	sum, err := Merge(context.Background(), dir, t.Logf)
+	if err != nil {
+		t.Fatalf("two programs of command-line files: %v", err)
+	}
+	if sum.Files != 2 || sum.Total != (Stat{4, 4}) {
+		t.Errorf("%d files, %+v lines; want 2 files, their 4 lines run:\n%s", sum.Files, sum.Total, sum)
+	}
+}

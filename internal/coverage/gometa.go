@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 )
 
 // Go's coverage meta-data file (covmeta.HASH, one per program, written by
@@ -37,7 +40,7 @@ var metaMagic = []byte{0x00, 'c', 'v', 'm'}
 
 // goPackageMeta is one package of a meta-data file.
 type goPackageMeta struct {
-	Path string
+	Path string // with its files for command-line-arguments
 	Hash string // hex
 }
 
@@ -60,7 +63,7 @@ func parseGoMeta(data []byte) ([]goPackageMeta, error) {
 		return nil, errors.New("not a Go coverage meta-data file")
 	}
 	if v := le.Uint32(data[4:]); v != 1 {
-		return nil, fmt.Errorf("meta-data format version %d, this vmlab reads version 1: build vmlab with the Go that built the programs", v)
+		return nil, fmt.Errorf("meta-data format version %d, this vmlab reads version 1 only: use a vmlab that knows the Go release that built the programs", v)
 	}
 	n := le.Uint64(data[16:])
 	if n > uint64(len(data)) {
@@ -98,31 +101,46 @@ func parseGoPackageMeta(blob []byte) (goPackageMeta, error) {
 	if pos > uint64(len(blob)) {
 		return goPackageMeta{}, errors.New("truncated function table")
 	}
-	strs, err := readStringTable(blob[pos:], pathIndex)
+	strs, err := readStringTable(blob[pos:])
 	if err != nil {
 		return goPackageMeta{}, err
 	}
-	return goPackageMeta{Path: strs, Hash: hex.EncodeToString(hash)}, nil
+	if uint64(pathIndex) >= uint64(len(strs)) {
+		return goPackageMeta{}, fmt.Errorf("package path is string %d of a table of %d", pathIndex, len(strs))
+	}
+	p := goPackageMeta{Path: strs[pathIndex], Hash: hex.EncodeToString(hash)}
+	// Programs built from files named on the command line (go build
+	// main.go) all have the package path command-line-arguments: their
+	// files, which the table holds by absolute path, tell them apart.
+	if p.Path == "command-line-arguments" {
+		var files []string
+		for _, s := range strs {
+			if strings.HasSuffix(s, ".go") && filepath.IsAbs(s) {
+				files = append(files, s)
+			}
+		}
+		slices.Sort(files)
+		p.Path += " (" + strings.Join(files, ", ") + ")"
+	}
+	return p, nil
 }
 
-// readStringTable returns string number want of the table at b.
-func readStringTable(b []byte, want uint32) (string, error) {
+// readStringTable reads a string table: a uleb128 count, then each string
+// as a uleb128 length and its bytes.
+func readStringTable(b []byte) ([]string, error) {
 	count, k := binary.Uvarint(b) // uleb128 is Go's unsigned varint
-	if k <= 0 {
-		return "", errors.New("bad string table")
+	if k <= 0 || count > uint64(len(b)) {
+		return nil, errors.New("bad string table")
 	}
 	b = b[k:]
-	if uint64(want) >= count {
-		return "", fmt.Errorf("string %d of a table of %d", want, count)
-	}
-	for i := uint32(0); ; i++ {
+	strs := make([]string, 0, count)
+	for range count {
 		size, k := binary.Uvarint(b)
 		if k <= 0 || size > uint64(len(b)-k) {
-			return "", errors.New("bad string table")
+			return nil, errors.New("bad string table")
 		}
-		if i == want {
-			return string(b[k : k+int(size)]), nil
-		}
+		strs = append(strs, string(b[k:k+int(size)]))
 		b = b[k+int(size):]
 	}
+	return strs, nil
 }
