@@ -255,3 +255,35 @@ func TestMergeGoCommandLinePrograms(t *testing.T) {
 		t.Errorf("%d files, %+v lines; want 2 files, their 4 lines run:\n%s", sum.Files, sum.Total, sum)
 	}
 }
+
+// Run from outside the module that built the programs, the merge finds no
+// Go sources: counts and lcov stay, pages say the source is missing, and
+// Go's own page is left out with a note.
+func TestMergeGoSourcesNotFound(t *testing.T) {
+	src, dir := t.TempDir(), t.TempDir()
+	bin := buildGo(t, src, "")
+	runGo(t, dir, "t1", "server", bin, "server")
+	writeState(t, dir, State{Test: "t1", Machine: "server"})
+	t.Chdir(t.TempDir())
+	sum, err := Merge(context.Background(), dir, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Total.Covered == 0 {
+		t.Errorf("no covered lines without the sources:\n%s", sum)
+	}
+	if !strings.Contains(strings.Join(sum.Notes, "\n"), "no Go page by go tool cover -html (run vmlab from inside the module that built the programs)") {
+		t.Errorf("notes %q, want one about go tool cover's page", sum.Notes)
+	}
+	lcov := readLCOV(t, filepath.Join(dir, LCOVFile))
+	if _, ok := lcov["example.com/covdemo/lib/lib.go"]; !ok {
+		t.Errorf("lcov.info has no record for lib.go by its import path: %v", lcov)
+	}
+	pages, _ := filepath.Glob(filepath.Join(dir, filesDir, "*.html"))
+	for _, p := range pages {
+		data, _ := os.ReadFile(p)
+		if !strings.Contains(string(data), "The source was not found") {
+			t.Errorf("%s does not say its source is missing", p)
+		}
+	}
+}
