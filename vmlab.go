@@ -437,14 +437,14 @@ func (m *Machine) Screenshot(t testing.TB, path string) string {
 // keyboard: "ctrl-alt-delete", "ret", "shift-0x0c", or one character.
 func (m *Machine) SendKey(t testing.TB, key string) {
 	t.Helper()
-	check(t, m.m(t).SendKey(t.Context(), key))
+	check(t, m.m(t).SendKey(t.Context(), key, 0))
 }
 
 // SendChars types text on the machine's keyboard (US layout); in fast
 // mode it reaches the root shell on tty1.
 func (m *Machine) SendChars(t testing.TB, text string) {
 	t.Helper()
-	check(t, m.m(t).SendChars(t.Context(), text))
+	check(t, m.m(t).SendChars(t.Context(), text, 0))
 }
 
 // SendMonitorCommand runs a command in QEMU's human monitor and returns

@@ -27,7 +27,7 @@ func TestVMDisplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	if err := m.SendChars(ctx, "echo hi > /tmp/typed\n"); err != nil {
+	if err := m.SendChars(ctx, "echo hi > /tmp/typed\n", 0); err != nil {
 		t.Fatal(err)
 	}
 	typed := time.Since(start)
@@ -64,13 +64,13 @@ func TestVMDisplay(t *testing.T) {
 	if err != nil || strings.TrimSpace(old) == "" {
 		t.Fatalf("got session %q, %v; want the shell's on tty1", old, err)
 	}
-	if err := m.SendChars(ctx, "exit\n"); err != nil {
+	if err := m.SendChars(ctx, "exit\n", 0); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := m.WaitUntilSucceeds(ctx, "s=$(ps -o sid= -t tty1 | head -n 1); test -n \"$s\" && test $s != "+strings.TrimSpace(old), 30*time.Second); err != nil {
 		t.Fatalf("no new shell on tty1 after exit: %v", err)
 	}
-	if err := m.SendChars(ctx, "echo again > /tmp/again\n"); err != nil {
+	if err := m.SendChars(ctx, "echo again > /tmp/again\n", 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.WaitForFile(ctx, "/tmp/again", 30*time.Second); err != nil {
@@ -82,7 +82,7 @@ func TestVMDisplay(t *testing.T) {
 	}
 	// In fast mode nothing handles ctrl-alt-delete: the kernel resets the
 	// machine at once, and QEMU (-no-reboot) exits.
-	if err := m.SendKey(ctx, "ctrl-alt-delete"); err != nil {
+	if err := m.SendKey(ctx, "ctrl-alt-delete", 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.WaitForShutdown(ctx, 30*time.Second); err != nil {

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"go.starlark.net/starlark"
 )
@@ -87,5 +88,57 @@ func TestOCRCallErrors(t *testing.T) {
 	}
 	if err := loadCallOn(t, screenDecl, "screen.wait_for_text('login: +$', timeout = 30)"); err != nil {
 		t.Errorf("got %v, want no error", err)
+	}
+}
+
+// TestNixOSKeyCalls: NixOS's send_key(key, delay=0.01, log=True) and
+// send_chars(chars, delay=0.01) calls load unchanged, by position and by
+// keyword; the delay arrives as a duration, log=False keeps send_key off
+// the timeline, and a negative delay is refused when the file loads.
+func TestNixOSKeyCalls(t *testing.T) {
+	tests := []struct {
+		call  string
+		delay time.Duration
+		quiet bool
+	}{
+		{"screen.send_key('ret')", 0, false},
+		{"screen.send_key('ret', 0.01)", 10 * time.Millisecond, false},
+		{"screen.send_key('ret', None, False)", 0, true},
+		{"screen.send_key('ctrl-alt-delete', delay = 0.5, log = True)", 500 * time.Millisecond, false},
+		{"screen.send_key(key = 'a', log = False)", 0, true},
+		{"screen.send_chars('ls\\n')", 0, false},
+		{"screen.send_chars('ls\\n', 0.01)", 10 * time.Millisecond, false},
+		{"screen.send_chars('ls\\n', delay = '50ms')", 50 * time.Millisecond, false},
+		{"screen.send_chars('ls\\n', delay = None)", 0, false},
+	}
+	for _, tt := range tests {
+		if err := loadCallOn(t, screenDecl, tt.call); err != nil {
+			t.Errorf("Load: %s: got %v, want no error", tt.call, err)
+			continue
+		}
+		name := tt.call[len("screen."):strings.Index(tt.call, "(")]
+		meth := methodByName[name]
+		var c call
+		fn := starlark.NewBuiltin(name, func(_ *starlark.Thread, _ *starlark.Builtin, argv starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+			return starlark.None, meth.unpack(argv, kwargs, "testdata", &c.args)
+		})
+		expr := "f" + tt.call[strings.Index(tt.call, "("):]
+		if _, err := starlark.EvalOptions(fileOptions, &starlark.Thread{}, "call", expr, starlark.StringDict{"f": fn}); err != nil {
+			t.Errorf("call: %s: got %v, want no error", tt.call, err)
+			continue
+		}
+		if c.keyDelay != tt.delay || meth.quiet(&c) != tt.quiet {
+			t.Errorf("%s: got delay %v, off the timeline %v; want %v, %v", tt.call, c.keyDelay, meth.quiet(&c), tt.delay, tt.quiet)
+		}
+	}
+	for call, want := range map[string]string{
+		"screen.send_chars('x', delay = -1)":  `call.star:4:34: send_chars(): delay wants a pause after each key: a duration such as "50ms" or a number of seconds (None: no pause), got -1`,
+		"screen.send_chars('x', log = False)": `call.star:4:26: send_chars() has no parameter "log"`,
+		"screen.send_key('a', log = 0)":       `call.star:4:30: send_key(): log wants True or False, got int`,
+	} {
+		err := loadCallOn(t, screenDecl, call)
+		if err == nil || !slices.Contains(strings.Split(err.Error(), "\n"), "testdata/"+want) {
+			t.Errorf("%s: got %v, want %q", call, err, want)
+		}
 	}
 }
