@@ -440,8 +440,8 @@ func (m *Machine) SendKey(t testing.TB, key string) {
 	check(t, m.m(t).SendKey(t.Context(), key, 0))
 }
 
-// SendChars types text on the machine's keyboard (US layout); in fast
-// mode it reaches the root shell on tty1.
+// SendChars types text on the machine's keyboard (US layout); it
+// reaches the root shell on tty1, in fast mode and under systemd.
 func (m *Machine) SendChars(t testing.TB, text string) {
 	t.Helper()
 	check(t, m.m(t).SendChars(t.Context(), text, 0))
