@@ -267,6 +267,7 @@ func (file *File) checkCall(m *machineValue, dot *syntax.DotExpr, call *syntax.C
 	}
 	errs := meth.check(call, dot.Name.NamePos, filepath.Dir(file.Name))
 	errs = append(errs, checkDisplayCall(m, meth, dot)...)
+	errs = append(errs, checkOCRCall(meth, dot)...)
 	return append(errs, checkUnitCall(m, meth, dot, call, checkHost(), strs)...)
 }
 

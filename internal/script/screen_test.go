@@ -1,12 +1,15 @@
 package script
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"go.starlark.net/starlark"
+
+	"github.com/vmlab/vmlab/internal/ocr"
 )
 
 // The machines of the screen checks: screen has a display, plain has none.
@@ -140,5 +143,31 @@ func TestNixOSKeyCalls(t *testing.T) {
 		if err == nil || !slices.Contains(strings.Split(err.Error(), "\n"), "testdata/"+want) {
 			t.Errorf("%s: got %v, want %q", call, err, want)
 		}
+	}
+}
+
+// TestOCRWithoutTesseract: on a host without tesseract, Load refuses an
+// OCR call at its place, naming the package to install, before anything
+// boots; the other screen methods need no tesseract.
+func TestOCRWithoutTesseract(t *testing.T) {
+	old := ocrInstalled
+	t.Cleanup(func() { ocrInstalled = old })
+	ocrInstalled = func() error { return ocr.ErrNotInstalled }
+	for call, col := range map[string]int{"screen.wait_for_text('login:')": 10, "screen.get_screen_text()": 10, "screen.get_screen_text_variants()": 10} {
+		name := call[len("screen."):strings.Index(call, "(")]
+		want := fmt.Sprintf("testdata/call.star:4:%d: %s(): tesseract is not installed: install the package tesseract-ocr (apt-get install tesseract-ocr, or run scripts/deps)", col, name)
+		err := loadCallOn(t, screenDecl, call)
+		if err == nil || !slices.Contains(strings.Split(err.Error(), "\n"), want) {
+			t.Errorf("%s: got %v, want %q", call, err, want)
+		}
+	}
+	if err := loadCallOn(t, screenDecl, "screen.screenshot('x')"); err != nil {
+		t.Errorf("screenshot without tesseract: got %v, want no error", err)
+	}
+	// The real check: tesseract is looked up on PATH.
+	t.Setenv("PATH", t.TempDir())
+	ocrInstalled = ocr.Available
+	if err := loadCallOn(t, screenDecl, "screen.wait_for_text('login:')"); err == nil || !strings.Contains(err.Error(), ocr.ErrNotInstalled.Error()) {
+		t.Errorf("with an empty PATH: got %v, want %q", err, ocr.ErrNotInstalled)
 	}
 }
