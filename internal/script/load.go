@@ -128,6 +128,9 @@ func (file *File) collect(decl *declarations, f *syntax.File) error {
 			file.machines[name] = m
 		}
 	}
+	// Before the declarations' checks: an implied display is checked as
+	// a declared one (a kernel without the display's driver).
+	file.implyDisplays(f)
 	errs = append(errs, declarationErrors(named, f)...)
 	for _, name := range file.globalOrder() {
 		if fn, ok := file.globals[name].(*starlark.Function); ok && (name == "test" || strings.HasPrefix(name, "test_")) {

@@ -19,8 +19,10 @@ import (
 )
 
 // The screen and keyboard methods (docs/screens.md): they need a machine
-// declared with display = True, which Load checks for a literal call and
-// the call checks again when it runs, before it boots the machine.
+// with a display, declared with display = True or given one by Load for a
+// literal call (implyDisplays); Load refuses a literal call on a machine
+// declared with display = False, and the call checks again when it runs,
+// before it boots the machine.
 
 var (
 	// keyKind is a key name (keys.Parse): a literal unknown one is refused
@@ -123,16 +125,49 @@ func screenshot(c *call) (starlark.Value, error) {
 	return starlark.String(dst), nil
 }
 
-// needsDisplay is the refusal of a screen method on a machine declared
-// without a display, at load time and at run time alike.
+// needsDisplay is the refusal of a screen method on a machine without a
+// display when it runs: a call Load could not see (on a function's
+// parameter), so the machine was not given one.
 func needsDisplay(meth *method, m *machineValue) error {
 	return fmt.Errorf("%s(): machine %s has no display: declare it with machine(display = True)", meth.name, m.name)
 }
 
-// checkDisplayCall is Load's check of a screen method's machine.
+// implyDisplays gives a display to each machine whose declaration does
+// not say display = True or False and on which the file calls a screen
+// method by its name (desk.send_chars(...)), as if it said True: using
+// the screen asks for it. It runs before the declarations are checked.
+// A call Load cannot see gives nothing (needsDisplay).
+func (file *File) implyDisplays(f *syntax.File) {
+	syntax.Walk(f, func(n syntax.Node) bool {
+		call, ok := n.(*syntax.CallExpr)
+		if !ok {
+			return true
+		}
+		dot, ok := call.Fn.(*syntax.DotExpr)
+		if !ok {
+			return true
+		}
+		m, meth := file.machineNamed(dot.X), methodByName[dot.Name.Name]
+		if m == nil || meth == nil || !meth.display || m.displaySaid || m.spec.Display {
+			return true
+		}
+		m.spec.Display = true
+		m.displayCall = fmt.Sprintf("%s.%s() at %s", m.name, meth.name, dot.Name.NamePos)
+		for i := range file.Specs {
+			if file.Specs[i].Name == m.name {
+				file.Specs[i].Display = true
+			}
+		}
+		return true
+	})
+}
+
+// checkDisplayCall is Load's check of a screen method's machine: after
+// implyDisplays, only one declared with display = False has none.
 func checkDisplayCall(m *machineValue, meth *method, dot *syntax.DotExpr) []error {
 	if meth.display && !m.spec.Display {
-		return []error{fmt.Errorf("%s: %w", dot.Name.NamePos, needsDisplay(meth, m))}
+		return []error{fmt.Errorf("%s: %s(): machine %s has no display: it is declared with display = False; "+
+			"make it True, or leave display out (a screen method gives the machine a display)", dot.Name.NamePos, meth.name, m.name)}
 	}
 	return nil
 }

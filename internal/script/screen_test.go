@@ -2,6 +2,8 @@ package script
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -10,20 +12,22 @@ import (
 	"go.starlark.net/starlark"
 
 	"github.com/vmlab/vmlab/internal/ocr"
+	"github.com/vmlab/vmlab/internal/spec"
 )
 
-// The machines of the screen checks: screen has a display, plain has none.
-const screenDecl = "screen = machine(display = True)\nplain = machine()"
+// The machines of the screen checks: screen has a display, plain is
+// declared without one.
+const screenDecl = "screen = machine(display = True)\nplain = machine(display = False)"
 
-// TestScreenCallErrors: Load refuses a screen method on a machine without a
-// display, an unknown key name and a character without a key, at the
+// TestScreenCallErrors: Load refuses a screen method on a machine declared
+// with display = False, an unknown key name and a character without a key, at the
 // place at fault, before anything boots.
 func TestScreenCallErrors(t *testing.T) {
 	tests := []struct{ name, call, want string }{
 		{"screenshot without a display", "plain.screenshot('x')",
-			"call.star:4:9: screenshot(): machine plain has no display: declare it with machine(display = True)"},
+			"call.star:4:9: screenshot(): machine plain has no display: it is declared with display = False; make it True, or leave display out (a screen method gives the machine a display)"},
 		{"send_chars without a display", "plain.send_chars('ls\\n')",
-			"call.star:4:9: send_chars(): machine plain has no display: declare it with machine(display = True)"},
+			"call.star:4:9: send_chars(): machine plain has no display: it is declared with display = False; make it True, or leave display out (a screen method gives the machine a display)"},
 		{"unknown key", "screen.send_key('ctrl-alt-delet')",
 			`call.star:4:19: send_key(): key wants a known key name, got "ctrl-alt-delet": unknown key "delet" (did you mean delete?) (keys are QEMU's key codes: ret, spc, esc, ctrl, alt, shift, f1, a, 1, ...)`},
 		{"character without a key", "screen.send_chars('naïve')",
@@ -67,17 +71,17 @@ func TestScreenCallRefusedAtRunTime(t *testing.T) {
 	}
 }
 
-// TestOCRCallErrors: Load refuses an OCR method on a machine without a
-// display and a literal pattern that does not compile, before anything
+// TestOCRCallErrors: Load refuses an OCR method on a machine declared with
+// display = False and a literal pattern that does not compile, before anything
 // boots.
 func TestOCRCallErrors(t *testing.T) {
 	tests := []struct{ name, call, want string }{
 		{"get_screen_text without a display", "plain.get_screen_text()",
-			"call.star:4:9: get_screen_text(): machine plain has no display: declare it with machine(display = True)"},
+			"call.star:4:9: get_screen_text(): machine plain has no display: it is declared with display = False; make it True, or leave display out (a screen method gives the machine a display)"},
 		{"get_screen_text_variants without a display", "plain.get_screen_text_variants()",
-			"call.star:4:9: get_screen_text_variants(): machine plain has no display: declare it with machine(display = True)"},
+			"call.star:4:9: get_screen_text_variants(): machine plain has no display: it is declared with display = False; make it True, or leave display out (a screen method gives the machine a display)"},
 		{"wait_for_text without a display", "plain.wait_for_text('login:')",
-			"call.star:4:9: wait_for_text(): machine plain has no display: declare it with machine(display = True)"},
+			"call.star:4:9: wait_for_text(): machine plain has no display: it is declared with display = False; make it True, or leave display out (a screen method gives the machine a display)"},
 		{"bad regex", "screen.wait_for_text('login: (')",
 			"call.star:4:24: wait_for_text(): regex wants a regular expression (Go's regexp syntax), got \"login: (\": error parsing regexp: missing closing ): `login: (`"},
 	}
@@ -169,5 +173,57 @@ func TestOCRWithoutTesseract(t *testing.T) {
 	ocrInstalled = ocr.Available
 	if err := loadCallOn(t, screenDecl, "screen.wait_for_text('login:')"); err == nil || !strings.Contains(err.Error(), ocr.ErrNotInstalled.Error()) {
 		t.Errorf("with an empty PATH: got %v, want %q", err, ocr.ErrNotInstalled)
+	}
+}
+
+// TestImpliedDisplay: a machine whose declaration leaves display out gets
+// one when the file calls a screen method on it by name, in a test or a
+// helper; not for methods that need none, nor for a call Load cannot see
+// (which is refused when it runs: TestScreenCallRefusedAtRunTime); and an
+// implied display is checked as a declared one.
+func TestImpliedDisplay(t *testing.T) {
+	fixtureHost(t)
+	src := `desk = machine()
+kiosk = machine()
+serial = machine()
+other = machine()
+
+def type_on(m):
+    m.send_chars("ls\\n")
+
+def show():
+    kiosk.wait_for_text("login:")
+
+def test():
+    desk.send_key("ret")
+    show()
+    serial.send_console("x\\n")
+    serial.send_monitor_command("info status")
+    type_on(other)
+`
+	f, err := Load("testdata/implied.star", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"desk": true, "kiosk": true, "serial": false, "other": false}
+	for _, s := range f.Specs {
+		if s.Display != want[s.Name] || f.machines[s.Name].spec.Display != want[s.Name] {
+			t.Errorf("machine %s: got display %v (the value's %v), want %v", s.Name, s.Display, f.machines[s.Name].spec.Display, want[s.Name])
+		}
+	}
+	// A kernel without the display's driver refuses the implied display
+	// at the machine's declaration.
+	h := checkHost()
+	h.Modules = t.TempDir()
+	if err := os.WriteFile(filepath.Join(h.Modules, "modules.dep"), []byte("kernel/drivers/net/dummy.ko:\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := checkHost
+	checkHost = func() spec.Host { return h }
+	t.Cleanup(func() { checkHost = old })
+	_, err = Load("testdata/implied.star", []byte("desk = machine()\n\ndef test():\n    desk.screenshot('x')\n"))
+	if err == nil || !strings.Contains(err.Error(), "testdata/implied.star:1:15: machine desk: display: the kernel the machines boot") ||
+		!strings.Contains(err.Error(), "CONFIG_DRM_BOCHS (the machine has a display because the file calls desk.screenshot() at testdata/implied.star:4:10)") {
+		t.Errorf("implied display without bochs: got %v, want it refused at desk's declaration", err)
 	}
 }
