@@ -5,6 +5,7 @@ package x11test
 import (
 	"bufio"
 	"encoding/binary"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +22,28 @@ import (
 // (scripts/deps installs it).
 func Xvfb(t testing.TB, args ...string) string {
 	t.Helper()
+	return XvfbOn(t, "", args...)
+}
+
+// FreeDisplay returns a display number no server has (no lock file, no
+// socket file), from 600 up, above where Xvfb -displayfd looks first, for
+// a test that waits for a server it starts later.
+func FreeDisplay(t testing.TB) string {
+	for n := 600; n < 1000; n++ {
+		_, lockErr := os.Stat(fmt.Sprintf("/tmp/.X%d-lock", n))
+		_, sockErr := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", n))
+		if os.IsNotExist(lockErr) && os.IsNotExist(sockErr) {
+			return ":" + strconv.Itoa(n)
+		}
+	}
+	t.Fatal("no free X display number in 600..999")
+	return ""
+}
+
+// XvfbOn is Xvfb on display (":N"), or on one Xvfb picks when display is
+// empty.
+func XvfbOn(t testing.TB, display string, args ...string) string {
+	t.Helper()
 	bin, err := exec.LookPath("Xvfb")
 	if err != nil {
 		t.Skip("Xvfb is not installed (apt-get install xvfb)")
@@ -30,7 +53,11 @@ func Xvfb(t testing.TB, args ...string) string {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	cmd := exec.Command(bin, append([]string{"-displayfd", "3", "-nolisten", "tcp", "-screen", "0", "640x480x24"}, args...)...)
+	base := []string{"-displayfd", "3", "-nolisten", "tcp", "-screen", "0", "640x480x24"}
+	if display != "" {
+		base = append([]string{display}, base...)
+	}
+	cmd := exec.Command(bin, append(base, args...)...)
 	cmd.ExtraFiles = []*os.File{w}
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
