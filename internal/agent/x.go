@@ -54,9 +54,38 @@ func displayOr0(d string) string {
 	return d
 }
 
-// dialX connects to display with the server's cookie.
+// cookies are the cookies that let the agent in, by display: finding a
+// server's cookie reads the fd links of every process (x11.FindAuth),
+// which cost more than the rest of a get_window_names under TCG.
+var cookies struct {
+	sync.Mutex
+	m map[string]x11.Auth
+}
+
+// dialX connects to display with the server's cookie: the one that worked
+// last time, else the one found now.
 func dialX(ctx context.Context, display string, n int) (*x11.Conn, error) {
-	return x11.Dial(ctx, display, x11.FindAuth(n))
+	cookies.Lock()
+	auth, ok := cookies.m[display]
+	cookies.Unlock()
+	if ok {
+		c, err := x11.Dial(ctx, display, auth)
+		if se := (*x11.SetupError)(nil); !errors.As(err, &se) {
+			return c, err
+		}
+		// Refused: a new server, with a new cookie.
+	}
+	auth = x11.FindAuth(n)
+	c, err := x11.Dial(ctx, display, auth)
+	if err == nil {
+		cookies.Lock()
+		if cookies.m == nil {
+			cookies.m = map[string]x11.Auth{}
+		}
+		cookies.m[display] = auth
+		cookies.Unlock()
+	}
+	return c, err
 }
 
 // awaitX returns a connection to display once its server accepts one.

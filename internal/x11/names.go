@@ -56,17 +56,22 @@ func (c *Conn) Windows(ctx context.Context) ([]Window, error) {
 // Atoms are the atoms Names reads, interned once a connection.
 type atoms struct{ netWMName, utf8String, compoundText Atom }
 
-// nameAtoms interns the atoms of window names that are not predefined.
+// nameAtoms interns the atoms of window names that are not predefined,
+// in one round trip.
 func (c *Conn) nameAtoms(ctx context.Context) (atoms, error) {
 	var a atoms
-	var err error
-	for _, x := range []struct {
-		p    *Atom
-		name string
-	}{{&a.netWMName, "_NET_WM_NAME"}, {&a.utf8String, "UTF8_STRING"}, {&a.compoundText, "COMPOUND_TEXT"}} {
-		if *x.p, err = c.InternAtom(ctx, x.name, false); err != nil {
-			return a, err
+	ptrs := []*Atom{&a.netWMName, &a.utf8String, &a.compoundText}
+	names := []string{"_NET_WM_NAME", "UTF8_STRING", "COMPOUND_TEXT"}
+	seqs := make([]uint16, len(names))
+	for i, n := range names {
+		seqs[i] = c.internAtom(n, false)
+	}
+	for i, seq := range seqs {
+		r, err := c.reply(ctx, seq)
+		if err != nil {
+			return a, fmt.Errorf("x11: intern atom %s: %w", names[i], err)
 		}
+		*ptrs[i] = Atom(le.Uint32(r[8:]))
 	}
 	return a, nil
 }

@@ -28,6 +28,15 @@ var le = binary.LittleEndian
 // InternAtom returns the atom named name, creating it unless onlyIfExists
 // (then a name no client interned is 0).
 func (c *Conn) InternAtom(ctx context.Context, name string, onlyIfExists bool) (Atom, error) {
+	r, err := c.reply(ctx, c.internAtom(name, onlyIfExists))
+	if err != nil {
+		return 0, fmt.Errorf("x11: intern atom %s: %w", name, err)
+	}
+	return Atom(le.Uint32(r[8:])), nil
+}
+
+// internAtom buffers an InternAtom.
+func (c *Conn) internAtom(name string, onlyIfExists bool) uint16 {
 	var only byte
 	if onlyIfExists {
 		only = 1
@@ -35,11 +44,7 @@ func (c *Conn) InternAtom(ctx context.Context, name string, onlyIfExists bool) (
 	body := le.AppendUint16(nil, uint16(len(name)))
 	body = append(body, 0, 0)
 	body = append(body, name...)
-	r, err := c.reply(ctx, c.request(opInternAtom, only, body))
-	if err != nil {
-		return 0, fmt.Errorf("x11: intern atom %s: %w", name, err)
-	}
-	return Atom(le.Uint32(r[8:])), nil
+	return c.request(opInternAtom, only, body)
 }
 
 // queryTree buffers a QueryTree of w.
