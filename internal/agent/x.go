@@ -62,9 +62,36 @@ var cookies struct {
 	m map[string]x11.Auth
 }
 
-// dialX connects to display with the server's cookie: the one that worked
-// last time, else the one found now.
+// dialX connects to display with the server's cookie, and tries again
+// while the server resets (x11.ConnectError.Resetting: an X server
+// resets when its last client leaves, and a probe such as WaitX's may
+// have been that client), with the backoff of firstRetry, for at most
+// resetWait.
 func dialX(ctx context.Context, display string, n int) (*x11.Conn, error) {
+	retry := firstRetry
+	deadline := time.Now().Add(resetWait)
+	for {
+		c, err := dialCookie(ctx, display, n)
+		ce := (*x11.ConnectError)(nil)
+		if err == nil || !errors.As(err, &ce) || !ce.Resetting() || time.Now().After(deadline) {
+			return c, err
+		}
+		select {
+		case <-time.After(retry):
+			retry = min(2*retry, maxRetry)
+		case <-ctx.Done():
+			return nil, err
+		}
+	}
+}
+
+// resetWait bounds dialX's tries while a server resets: 25-80 ms on the
+// host, 2 s leaves room for TCG.
+const resetWait = 2 * time.Second
+
+// dialCookie connects to display with the server's cookie: the one that
+// worked last time, else the one found now.
+func dialCookie(ctx context.Context, display string, n int) (*x11.Conn, error) {
 	cookies.Lock()
 	auth, ok := cookies.m[display]
 	cookies.Unlock()

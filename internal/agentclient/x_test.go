@@ -199,3 +199,16 @@ func TestXWindows(t *testing.T) {
 		t.Errorf("without a server: got %+v, %v; want the connect error", res, err)
 	}
 }
+
+// TestXWindowsWhileResetting: a server without clients resets each time
+// the agent's connection closes, and closes connections made meanwhile;
+// the agent connects again, so every call answers.
+func TestXWindowsWhileResetting(t *testing.T) {
+	c := newPair(t)
+	display := x11test.Xvfb(t)
+	for i := range 30 {
+		if res, err := c.XWindows(t.Context(), display); err != nil || res.Error != "" {
+			t.Fatalf("call %d: got %+v, %v; want an answer", i, res, err)
+		}
+	}
+}
