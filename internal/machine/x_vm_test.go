@@ -23,19 +23,38 @@ const xenv = "DISPLAY=:0 XAUTHORITY=/tmp/xauth"
 // again when it is renamed, get_window_names lists it, and a pattern that
 // never matches times out with the names.
 func TestVMX(t *testing.T) {
+	needsX(t)
+	checkX(t, vmtest.Machine(t, machine.Config{Machine: xMachine("x", ""), Dir: t.TempDir()}))
+}
+
+// TestVMXSystemd: the same in a machine whose init is systemd, where Xvfb
+// is a unit and the agent serves as systemd's unit.
+func TestVMXSystemd(t *testing.T) {
+	needsX(t)
+	needsSystemd(t)
+	checkX(t, vmtest.Machine(t, machine.Config{Machine: xMachine("xsd", spec.InitSystemd), Dir: t.TempDir()}))
+}
+
+func needsX(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots a VM")
 	}
 	// The guest's root is the host's: the guest has what the host has.
-	for _, c := range []string{"Xvfb", "xauth", "xmessage", "xprop"} {
+	for _, c := range []string{"Xvfb", "xauth", "xmessage", "xprop", "xev", "stdbuf"} {
 		if _, err := exec.LookPath(c); err != nil {
 			t.Skipf("%s is not installed (scripts/deps installs xvfb, xauth and x11-utils)", c)
 		}
 	}
+}
+
+// xMachine has a display and runs Xvfb on :0 as a service, with a cookie.
+func xMachine(name, init string) spec.Machine {
 	xvfb := "xauth -f /tmp/xauth add :0 . 00112233445566778899aabbccddeeff && " +
 		"exec Xvfb :0 -auth /tmp/xauth -nolisten tcp -screen 0 800x600x16"
-	m := vmtest.Machine(t, machine.Config{Machine: spec.Machine{Name: "x", Display: true,
-		Services: []agentproto.Service{{Name: "xvfb", Command: xvfb}}}, Dir: t.TempDir()})
+	return spec.Machine{Name: name, Display: true, Init: init, Services: []agentproto.Service{{Name: "xvfb", Command: xvfb}}}
+}
+
+func checkX(t *testing.T, m *machine.Machine) {
 	ctx := t.Context()
 	start := time.Now()
 	if err := m.WaitForX(ctx, 60*time.Second); err != nil {
@@ -119,7 +138,7 @@ func TestVMX(t *testing.T) {
 	err = m.WaitForWindow(ctx, "^never$", 2*time.Second)
 	te := (*machine.TimeoutError)(nil)
 	if !errors.As(err, &te) || !strings.Contains(err.Error(), "vmlab-renamed") || !strings.Contains(err.Error(), "on :0") ||
-		!strings.Contains(err.Error(), "the window names last read") || !strings.HasPrefix(err.Error(), "x: ") {
+		!strings.Contains(err.Error(), "the window names last read") || !strings.HasPrefix(err.Error(), m.Name()+": ") {
 		t.Errorf("got %v, want a *TimeoutError naming the machine, the display and the window names", err)
 	}
 }
