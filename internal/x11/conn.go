@@ -130,7 +130,6 @@ func (e *Event) Code() uint8 { return e[0] & 0x7f }
 
 // Event masks for SelectInput.
 const (
-	StructureNotifyMask    = 1 << 17
 	SubstructureNotifyMask = 1 << 19
 	PropertyChangeMask     = 1 << 22
 )
@@ -354,6 +353,10 @@ func (c *Conn) request(op, data byte, body []byte) uint16 {
 	return c.seq
 }
 
+// maxReplyWords bounds a reply's length: 16 MiB, far more than the
+// largest vmlab asks for (a window's 64 KiB name, a window's children).
+const maxReplyWords = 4 << 20
+
 // packet reads one reply, error or event: its 32 bytes, and a reply's
 // additional data.
 func (c *Conn) packet(ctx context.Context) ([]byte, error) {
@@ -362,7 +365,11 @@ func (c *Conn) packet(ctx context.Context) ([]byte, error) {
 		return nil, err
 	}
 	if b[0] == 1 || b[0]&0x7f == 35 { // a reply, or a GenericEvent: both have a length
-		more := make([]byte, 4*int(binary.LittleEndian.Uint32(b[4:])))
+		n := binary.LittleEndian.Uint32(b[4:])
+		if n > maxReplyWords {
+			return nil, c.fail(ctx, fmt.Errorf("read from %s: a reply of %d bytes, more than vmlab asks for", c.display, 4*uint64(n)))
+		}
+		more := make([]byte, 4*int(n))
 		if err := c.read(ctx, more); err != nil {
 			return nil, err
 		}

@@ -53,7 +53,7 @@ func (c *Conn) Windows(ctx context.Context) ([]Window, error) {
 	return out, nil
 }
 
-// Atoms are the atoms Names reads, interned once a connection.
+// atoms are the atoms Names reads, interned once a connection.
 type atoms struct{ netWMName, utf8String, compoundText Atom }
 
 // nameAtoms interns the atoms of window names that are not predefined,

@@ -70,15 +70,6 @@ func (c *Conn) children(ctx context.Context, seq uint16) ([]Window, error) {
 	return kids, nil
 }
 
-// QueryTree returns w's children, bottom to top in stacking order.
-func (c *Conn) QueryTree(ctx context.Context, w Window) ([]Window, error) {
-	kids, err := c.children(ctx, c.queryTree(w))
-	if err != nil {
-		return nil, fmt.Errorf("x11: query the children of window %#x: %w", uint32(w), err)
-	}
-	return kids, nil
-}
-
 // Property is a property's value: its type, its format (8, 16 or 32 bits
 // an item) and its bytes.
 type Property struct {
@@ -114,15 +105,6 @@ func (c *Conn) property(ctx context.Context, seq uint16) (Property, error) {
 		return Property{}, fmt.Errorf("x11: GetProperty reply cut short")
 	}
 	p.Value = r[32 : 32+n]
-	return p, nil
-}
-
-// GetProperty reads property prop of window w, whatever its type.
-func (c *Conn) GetProperty(ctx context.Context, w Window, prop Atom) (Property, error) {
-	p, err := c.property(ctx, c.getProperty(w, prop))
-	if err != nil {
-		return Property{}, fmt.Errorf("x11: get property %d of window %#x: %w", prop, uint32(w), err)
-	}
 	return p, nil
 }
 
