@@ -140,8 +140,9 @@ func awaitX(ctx context.Context, display string, res *agentproto.Result) (*x11.C
 		}
 		res.Output = fmt.Sprintf("no X server on %s: %v\n", display, err)
 		var timer <-chan time.Time
-		if ce := (*x11.ConnectError)(nil); !errors.As(err, &ce) || !errors.Is(err, unix.ENOENT) {
-			// Refused, or a setup the server refused: see firstRetry.
+		if !errors.Is(err, unix.ENOENT) {
+			// A socket that refused, or a setup the server refused: see
+			// firstRetry. No socket yet: its creation is an event.
 			timer = time.After(retry)
 			retry = min(2*retry, maxRetry)
 		}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -66,9 +67,18 @@ func XvfbOn(t testing.TB, display string, args ...string) string {
 		t.Fatalf("start Xvfb: %v", err)
 	}
 	w.Close()
+	// SIGTERM, so that Xvfb removes its lock file and socket (a killed
+	// one leaves both, and FreeDisplay would skip the number for good).
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
+		cmd.Process.Signal(syscall.SIGTERM)
+		exited := make(chan struct{})
+		go func() { cmd.Wait(); close(exited) }()
+		select {
+		case <-exited:
+		case <-time.After(Deadline):
+			cmd.Process.Kill()
+			<-exited
+		}
 	})
 	// The read ends at the number, or at EOF when Xvfb exits; a server
 	// that hangs is ended by the test's own deadline.
