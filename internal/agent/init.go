@@ -58,6 +58,12 @@ func initMain() {
 		fatal(err)
 	}
 	stage("root")
+	if cfg.Display {
+		// Before systemd runs (it keeps this /run): its udevd is masked.
+		if _, err := writeInputRecords("/sys", "/run"); err != nil {
+			fatal(err)
+		}
+	}
 	if err := setHostname(cfg.Hostname); err != nil {
 		fatal(diskHint(err))
 	}

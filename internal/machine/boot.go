@@ -172,15 +172,25 @@ func PrepareBoot(opts BootOptions) (*Boot, error) {
 // displayModules returns the modules that drive the emulated display of
 // machines declared with one (qemu.Config.Display, QEMU's standard VGA):
 // bochs, its DRM driver, with which the kernel's framebuffer console comes
-// up on the display. They are loaded only by those machines. A kernel
-// without it gets none, and spec's Check refuses display = True for it.
+// up on the display, and evdev, which gives its keyboard the
+// /dev/input/event device an X server reads keys from (the console reads
+// them without it; Debian builds it as a module). They are loaded only by
+// those machines. A kernel without bochs gets none, and spec's Check
+// refuses display = True for it.
 func displayModules(k *kernel.Kernel) []string {
 	host := spec.HostFor(k.Version, k.Modules)
 	if !host.HasModule(spec.DisplayModule) {
 		return nil
 	}
-	return []string{spec.DisplayModule}
+	mods := []string{spec.DisplayModule}
+	if host.HasModule(inputModule) {
+		mods = append(mods, inputModule)
+	}
+	return mods
 }
+
+// inputModule is the kernel's evdev, the /dev/input/eventN interface.
+const inputModule = "evdev"
 
 const qbootPath = "/usr/share/qemu/qboot.rom"
 
