@@ -67,7 +67,7 @@ func TestRecognizeFixtures(t *testing.T) {
 }
 
 // TestRecognizeDarkOnLight reads a fixture with its colours inverted, as
-// a terminal with a white background shows text: normalize must make both
+// a terminal with a white background shows text: content must make both
 // read the same.
 func TestRecognizeDarkOnLight(t *testing.T) {
 	needTesseract(t)

@@ -40,56 +40,78 @@ var DefaultVariants = []Variant{
 	{Name: "normal", Prepare: func(img image.Image) *image.Gray { return pad(content(img), 16) }},
 }
 
-// content returns img normalised and cut to the box around what differs
-// from its background: a console is mostly empty below its last line, and
-// tesseract's time grows with the area it is given (a quarter of a call
-// saved on the 1024x768 fixture, 0.65-0.78 s down to 0.47-0.58 s).
+// content returns img in greyscale, cut to the box around what differs
+// from its background (a console is mostly empty below its last line, and
+// tesseract's time grows with the area it is given: a quarter of a call
+// saved on the 1024x768 fixture, 0.65-0.78 s down to 0.47-0.58 s), with
+// dark text on a light background: inverted when the text's background is
+// dark. That background is the screen's (a text console, a dark terminal),
+// or, when what the cut keeps has a background of its own with text on it,
+// that one: a light window on X's black root is read as it is, where
+// deciding by the whole screen inverted it and tesseract read nothing.
 func content(img image.Image) *image.Gray {
-	return crop(normalize(img))
+	g := grey(img)
+	bg := mode(g)
+	c := crop(g, bg)
+	if inner := mode(c); inner != bg && !uniform(c) {
+		bg = inner
+	}
+	if bg < 128 {
+		for i, v := range c.Pix {
+			c.Pix[i] = 255 - v
+		}
+	}
+	return c
 }
 
-// normalize returns img in greyscale with dark text on a light background:
-// inverted when most of its pixels are dark (a text console, a dark
-// terminal).
-func normalize(img image.Image) *image.Gray {
+// grey returns img in greyscale, origin at (0, 0).
+func grey(img image.Image) *image.Gray {
 	b := img.Bounds()
 	g := image.NewGray(image.Rect(0, 0, b.Dx(), b.Dy()))
-	var sum uint64
 	for y := b.Min.Y; y < b.Max.Y; y++ {
 		row := g.Pix[(y-b.Min.Y)*g.Stride:]
 		for x := b.Min.X; x < b.Max.X; x++ {
-			v := color.GrayModel.Convert(img.At(x, y)).(color.Gray).Y
-			row[x-b.Min.X] = v
-			sum += uint64(v)
-		}
-	}
-	if n := uint64(len(g.Pix)); n > 0 && sum/n < 128 {
-		for i, v := range g.Pix {
-			g.Pix[i] = 255 - v
+			row[x-b.Min.X] = color.GrayModel.Convert(img.At(x, y)).(color.Gray).Y
 		}
 	}
 	return g
 }
 
-// crop returns the part of g inside the box around the pixels that differ
-// from its background (its most frequent value), or g when all are
-// background. The result has its own pixels, origin at (0, 0).
-func crop(g *image.Gray) *image.Gray {
+// mode returns g's most frequent value (g has its own pixels, as grey and
+// crop return).
+func mode(g *image.Gray) uint8 {
 	var hist [256]int
 	for _, v := range g.Pix {
 		hist[v]++
 	}
-	bg := 0
+	m := 0
 	for v, n := range hist {
-		if n > hist[bg] {
-			bg = v
+		if n > hist[m] {
+			m = v
 		}
 	}
+	return uint8(m)
+}
+
+// uniform says whether g is all one value.
+func uniform(g *image.Gray) bool {
+	for _, v := range g.Pix {
+		if v != g.Pix[0] {
+			return false
+		}
+	}
+	return true
+}
+
+// crop returns the part of g inside the box around the pixels that differ
+// from bg, or g when all are bg. The result has its own pixels, origin at
+// (0, 0).
+func crop(g *image.Gray, bg uint8) *image.Gray {
 	w, h := g.Rect.Dx(), g.Rect.Dy()
 	minX, minY, maxX, maxY := w, h, -1, -1
 	for y := 0; y < h; y++ {
 		for x, v := range g.Pix[y*g.Stride : y*g.Stride+w] {
-			if int(v) != bg {
+			if v != bg {
 				minX, minY, maxX, maxY = min(minX, x), min(minY, y), max(maxX, x), max(maxY, y)
 			}
 		}

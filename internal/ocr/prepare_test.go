@@ -45,6 +45,28 @@ func TestContent(t *testing.T) {
 	}
 }
 
+// TestContentWindow: a light window with dark text on a dark screen (an
+// xterm on X's black root, smaller than half the screen) stays dark on
+// light; deciding by the whole screen's brightness inverted it.
+func TestContentWindow(t *testing.T) {
+	img := screen(64, 32, color.Black, color.White, image.Rect(10, 4, 40, 20))
+	for y := 8; y < 12; y++ {
+		for x := 15; x < 25; x++ {
+			img.Set(x, y, color.Black)
+		}
+	}
+	g := content(img)
+	if got := g.Rect; got != image.Rect(0, 0, 30, 16) {
+		t.Fatalf("cut to %v, want the window's 30x16", got)
+	}
+	if v := g.GrayAt(0, 0).Y; v < 128 {
+		t.Errorf("the window's background reads %d, want light (>= 128)", v)
+	}
+	if v := g.GrayAt(5, 4).Y; v >= 128 {
+		t.Errorf("the window's text reads %d, want dark (< 128)", v)
+	}
+}
+
 func TestContentBlank(t *testing.T) {
 	g := content(screen(16, 8, color.Black, color.Black, image.Rectangle{}))
 	if g.Rect.Dx() != 16 || g.Rect.Dy() != 8 {
