@@ -41,6 +41,7 @@ func runRun(ctx context.Context, e *env, args []string) int {
 	parallel := fs.Int("j", 0, "run this many tests at once (default: what cores and memory allow: under TCG each booting machine wants a core, and each its memory)")
 	inter := &interactive{e: e}
 	fs.Var(inter, "i", "when a test fails, open the REPL on its machines, still up, before going on (-i=always: after every test); needs a terminal, runs one test at a time")
+	cover := fs.String("coverage", "", "collect the coverage of every command and service (Go built with -cover, C with --coverage) in `dir` and merge it there after the tests (docs/coverage.md)")
 	keepState := fs.String("keep-state", "", "keep the machines' disks in `dir` (DIR/MACHINE.img) and reuse them next time; one file, its tests one at a time")
 	if ok, code := parseMixed(e, fs, args, func() bool { return fs.NArg() > 0 }); !ok {
 		return code
@@ -74,6 +75,10 @@ func runRun(ctx context.Context, e *env, args []string) int {
 		e.errorf("%v", err)
 		return exitUsage
 	}
+	if *cover != "" && inter.on() {
+		e.errorf("-coverage: not with -i (the machines of a test the REPL opens on outlive it)")
+		return exitUsage
+	}
 	if inter.on() {
 		*parallel = 1 // one REPL at a time on the terminal
 		for i := range jobs {
@@ -102,6 +107,15 @@ func runRun(ctx context.Context, e *env, args []string) int {
 	if err != nil {
 		e.errorf("%v", err)
 		return code
+	}
+	if *cover != "" {
+		if err := prepareCoverage(*cover, jobs); err != nil {
+			e.errorf("%v", err)
+			if removeDir {
+				machine.RemoveTempDir(dir)
+			}
+			return exitUsage
+		}
 	}
 	boot, err := bf.prepare(e)
 	if err != nil {
@@ -135,6 +149,16 @@ func runRun(ctx context.Context, e *env, args []string) int {
 	reportErr := errors.Join(rep.Close(), closeEvents())
 	if reportErr != nil {
 		e.errorf("write reports: %v", reportErr)
+	}
+	if *cover != "" {
+		summary := e.stdout
+		if *jsonEvents {
+			summary = e.stderr // stdout is the events'
+		}
+		if err := finishCoverage(ctx, e, *cover, summary); err != nil {
+			e.errorf("%v", err)
+			reportErr = errors.Join(reportErr, err)
+		}
 	}
 	code = runExit(ctx, res, reportErr)
 	switch {
