@@ -46,3 +46,41 @@ func TestKeepState(t *testing.T) {
 		t.Errorf("got %q, want the test failed naming the other test's directory", errs)
 	}
 }
+
+// TestCoverageOption builds a lab with Coverage (nothing boots): each
+// machine collects into DIR/raw/TEST/MACHINE; a directory that cannot be
+// written, or that holds this test's data already, fails the test before
+// anything boots, naming it.
+func TestCoverageOption(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cov")
+	errs, l := declare(t, "", func(l *Lab) {
+		Coverage(dir).set(l)
+		l.Machine("server")
+		l.start(l.t)
+	})
+	if len(errs) > 0 {
+		t.Fatalf("got %v, want no problem", errs)
+	}
+	defer l.built.Close()
+	if _, err := os.Stat(filepath.Join(dir, "raw")); err != nil {
+		t.Errorf("the coverage directory was not prepared: %v", err)
+	}
+
+	notDir := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(notDir, nil, 0o600)
+	earlier := filepath.Join(t.TempDir(), "cov")
+	os.MkdirAll(filepath.Join(earlier, "raw", "TestCoverageOption", "server"), 0o700)
+	for _, tt := range []struct{ name, dir, want string }{
+		{"not a directory", notDir, "vmlab: Coverage: create the coverage directory " + notDir},
+		{"earlier data", earlier, "vmlab: Coverage: coverage directory " + earlier + ": " + filepath.Join(earlier, "raw", "TestCoverageOption") + " holds an earlier run's data"},
+	} {
+		errs, l := declare(t, "", func(l *Lab) {
+			Coverage(tt.dir).set(l)
+			l.Machine("server")
+			l.start(l.t)
+		})
+		if len(errs) != 1 || !strings.Contains(errs[0], tt.want) || l.built != nil {
+			t.Errorf("%s: got %q, want the test failed before the lab was made with %q", tt.name, errs, tt.want)
+		}
+	}
+}

@@ -103,11 +103,6 @@ func New(t testing.TB, opts ...LabOption) *Lab {
 			o.set(l)
 		}
 	}
-	if l.coverDir != "" {
-		if err := coverage.Prepare(l.coverDir, []string{l.testDir()}); err != nil {
-			t.Fatalf("vmlab: Coverage: %v", err)
-		}
-	}
 	return l
 }
 
@@ -168,6 +163,11 @@ func (l *Lab) start(t testing.TB) *lab.Lab {
 				t.Fatalf("vmlab: VMLAB_OUT: %v", err)
 			}
 			dir = d
+		}
+		if l.coverDir != "" {
+			if err := coverage.Prepare(l.coverDir, []string{l.testDir()}); err != nil {
+				t.Fatalf("vmlab: Coverage: %v", err)
+			}
 		}
 		cfgs := make([]machine.Config, len(l.specs))
 		for i, s := range l.specs {

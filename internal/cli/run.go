@@ -71,12 +71,12 @@ func runRun(ctx context.Context, e *env, args []string) int {
 		e.errorf("%v", err)
 		return exitUsage
 	}
-	if err := inter.check(*jsonEvents); err != nil {
-		e.errorf("%v", err)
-		return exitUsage
-	}
 	if *cover != "" && inter.on() {
 		e.errorf("-coverage: not with -i (the machines of a test the REPL opens on outlive it)")
+		return exitUsage
+	}
+	if err := inter.check(*jsonEvents); err != nil {
+		e.errorf("%v", err)
 		return exitUsage
 	}
 	if inter.on() {

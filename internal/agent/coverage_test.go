@@ -1,0 +1,80 @@
+package agent
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/vmlab/vmlab/internal/agentproto"
+)
+
+// withCoverageOn sets the coverage environment for dir for the test.
+func withCoverageOn(t *testing.T, dir string) {
+	old := coverageEnv
+	coverageEnv = nil
+	setCoverage(agentproto.BootConfig{Coverage: dir})
+	t.Cleanup(func() { coverageEnv = old })
+}
+
+// TestCoverageEnv runs commands the way the agent starts them, with the
+// machine collecting coverage: each sees GOCOVERDIR, GCOV_PREFIX and
+// GCOV_PREFIX_STRIP=0 under the coverage directory, as a command, a
+// service (sh) and another user would; a request that sets one keeps its
+// value; without coverage, none is set.
+func TestCoverageEnv(t *testing.T) {
+	const show = `echo "${GOCOVERDIR-}|${GCOV_PREFIX-}|${GCOV_PREFIX_STRIP-}"`
+	tests := []struct {
+		name     string
+		coverage string
+		req      agentproto.Exec
+		sh       shell
+		want     string
+	}{
+		{"command", "/cov", agentproto.Exec{Command: show}, strictShell(), "/cov/go|/cov/gcov|0"},
+		{"service", "/cov", agentproto.Exec{Command: show}, posixShell, "/cov/go|/cov/gcov|0"},
+		{"the request's own wins", "/cov", agentproto.Exec{Command: show, Env: []string{"GOCOVERDIR=/mine", "GCOV_PREFIX_STRIP=2"}}, strictShell(), "/mine|/cov/gcov|2"},
+		{"no coverage", "", agentproto.Exec{Command: show}, strictShell(), "||"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			withCoverageOn(t, tt.coverage)
+			cmd, err := command(t.Context(), &tt.req, tt.sh)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := cmd.Output()
+			if got := strings.TrimSpace(string(out)); err != nil || got != tt.want {
+				t.Errorf("got %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestCoverageSettings: a systemd guest collecting coverage gets drop-ins
+// that give every unit of the system manager and of users' managers the
+// coverage environment (DefaultEnvironment=, which a unit's Environment=
+// overrides); one not collecting gets none.
+func TestCoverageSettings(t *testing.T) {
+	root := t.TempDir()
+	withCoverageOn(t, "")
+	if err := writeRunUnits(root); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := filepath.Glob(filepath.Join(root, "run/systemd/*.conf.d/vmlab-coverage.conf")); len(m) > 0 {
+		t.Errorf("without coverage: got %v, want no coverage drop-in", m)
+	}
+	withCoverageOn(t, agentproto.CoverageGuestDir)
+	if err := writeRunUnits(root); err != nil {
+		t.Fatal(err)
+	}
+	want := `DefaultEnvironment="GOCOVERDIR=/run/vmlab/coverage/go" "GCOV_PREFIX=/run/vmlab/coverage/gcov" "GCOV_PREFIX_STRIP=0"`
+	for _, manager := range []string{"system", "user"} {
+		b, err := os.ReadFile(filepath.Join(root, "run/systemd", manager+".conf.d/vmlab-coverage.conf"))
+		lines := strings.Split(string(b), "\n")
+		if err != nil || !slices.Contains(lines, "[Manager]") || !slices.Contains(lines, want) {
+			t.Errorf("%s manager's drop-in: got %q, %v; want [Manager] and %s", manager, b, err, want)
+		}
+	}
+}

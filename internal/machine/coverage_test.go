@@ -1,0 +1,89 @@
+package machine_test
+
+import (
+	"encoding/json"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vmlab/vmlab/internal/coverage"
+	"github.com/vmlab/vmlab/internal/machine"
+)
+
+// TestFakeCoverageState: a machine collecting coverage makes its raw
+// directory at its first boot (the share's root open to the guest's
+// users, go/ and gcov/ writable by all, sticky), and Close writes
+// state.json with why the data is partial, in order: a command a signal
+// killed, crash(), a QEMU that died, and a machine the test's end could
+// not shut down cleanly (the fake's agent refuses to power the host off)
+// and killed. A machine that never booted leaves nothing.
+func TestFakeCoverageState(t *testing.T) {
+	dir := coverage.MachineDir(t.TempDir(), "f.test", "fake")
+	stops := make(chan error, 8)
+	m := fakeMachineConfig(t, "serve", machine.Config{
+		Coverage: machine.Coverage{Dir: dir, Test: "f.test"},
+		OnStop:   func(n machine.StopNote) { stops <- n.Err },
+	})
+	if _, err := m.Execute(t.Context(), "kill -9 $$"); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]fs.FileMode{
+		dir: fs.ModeDir | 0o755,
+		filepath.Join(dir, coverage.GoDir):   fs.ModeDir | fs.ModeSticky | 0o777,
+		filepath.Join(dir, coverage.GcovDir): fs.ModeDir | fs.ModeSticky | 0o777,
+	} {
+		if fi, err := os.Stat(path); err != nil || fi.Mode() != want {
+			t.Errorf("%s: got %v, %v; want mode %v", path, fi.Mode(), err, want)
+		}
+	}
+	m.Crash()
+	<-stops
+	if err := m.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(m.QEMUPid(), syscall.SIGKILL)
+	select {
+	case <-stops:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the killed QEMU was not noticed in 10 s")
+	}
+	if err := m.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var st coverage.State
+	b, err := os.ReadFile(filepath.Join(dir, coverage.StateFile))
+	if err == nil {
+		err = json.Unmarshal(b, &st)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`command "kill -9 $$" was killed by signal 9`,
+		"crashed: crash() killed it",
+		"went down: qemu exited: signal: killed",
+		"was not shut down cleanly (poweroff)",
+		"was still running at the test's end and was killed",
+	}
+	if st.Test != "f.test" || st.Machine != "fake" || !st.Partial || len(st.Reasons) != len(want) {
+		t.Fatalf("got %s, want test f.test, machine fake, partial, with %d reasons", b, len(want))
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(st.Reasons[i], w) {
+			t.Errorf("reason %d: got %q, want it to start with %q", i, st.Reasons[i], w)
+		}
+	}
+
+	never := coverage.MachineDir(t.TempDir(), "f.test", "fake")
+	fakeMachineConfig(t, "serve", machine.Config{Coverage: machine.Coverage{Dir: never, Test: "f.test"}}).Close()
+	if _, err := os.Stat(never); err == nil {
+		t.Errorf("a machine that never booted made %s", never)
+	}
+}
