@@ -32,7 +32,7 @@ func TestFakeCoverageState(t *testing.T) {
 		t.Fatal(err)
 	}
 	for path, want := range map[string]fs.FileMode{
-		dir: fs.ModeDir | 0o755,
+		dir:                                  fs.ModeDir | 0o755,
 		filepath.Join(dir, coverage.GoDir):   fs.ModeDir | fs.ModeSticky | 0o777,
 		filepath.Join(dir, coverage.GcovDir): fs.ModeDir | fs.ModeSticky | 0o777,
 	} {
