@@ -5,17 +5,18 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/vmlab/vmlab/internal/agentproto"
 )
 
 // withCoverageOn sets the coverage environment for dir for the test.
 func withCoverageOn(t *testing.T, dir string) {
-	old := coverageEnv
-	coverageEnv = nil
+	oldAt, oldEnv := coverageAt, coverageEnv
 	setCoverage(agentproto.BootConfig{Coverage: dir})
-	t.Cleanup(func() { coverageEnv = old })
+	t.Cleanup(func() { coverageAt, coverageEnv = oldAt, oldEnv })
 }
 
 // TestCoverageEnv runs commands the way the agent starts them, with the
@@ -76,5 +77,40 @@ func TestCoverageSettings(t *testing.T) {
 		if err != nil || !slices.Contains(lines, "[Manager]") || !slices.Contains(lines, want) {
 			t.Errorf("%s manager's drop-in: got %q, %v; want [Manager] and %s", manager, b, err, want)
 		}
+	}
+}
+
+// TestServiceKilledNote: a service run that a signal ends during the test
+// (here the program itself, exec'd by sh) is noted for the coverage state.
+func TestServiceKilledNote(t *testing.T) {
+	var sv services
+	if err := sv.start(t.Context(), []agentproto.Service{{Name: "s", Command: "echo up; exec sleep 1000", ReadyLog: "^up$"}}); err != nil {
+		t.Fatal(err)
+	}
+	defer sv.stop(time.Second)
+	if res := sv.waitUnit(t.Context(), "s", 5*time.Second); res.Error != "" || res.TimedOut {
+		t.Fatalf("service not ready: %+v", res)
+	}
+	s := sv.byName["s"]
+	s.mu.Lock()
+	syscall.Kill(-s.pgid, syscall.SIGKILL)
+	s.mu.Unlock()
+	deadline := time.After(5 * time.Second)
+	for {
+		s.mu.Lock()
+		done, changed := s.done, s.changed
+		s.mu.Unlock()
+		if done {
+			break
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			t.Fatal("the killed service did not end in 5 s")
+		}
+	}
+	want := []string{"service s was killed by signal 9 (killed)"}
+	if got := sv.killed(); !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
 	}
 }

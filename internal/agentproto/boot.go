@@ -44,6 +44,12 @@ type BootConfig struct {
 	Coverage string `json:"coverage,omitempty"`
 }
 
+// CoverageNotes is the file, in the coverage directory, where a fast-mode
+// agent that powers off cleanly lists the services a signal ended, one a
+// line ("service web was killed by signal 15 (terminated)"): they wrote
+// no counters. The host folds it into the machine's state and removes it.
+const CoverageNotes = "vmlab-notes.txt"
+
 // CoverageGuestDir is where a machine's raw coverage directory is mounted
 // in the guest when a run collects coverage.
 const CoverageGuestDir = "/run/vmlab/coverage"

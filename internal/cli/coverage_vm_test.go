@@ -48,7 +48,8 @@ func buildCoverPrograms(t *testing.T) string {
 // TestRunCoverage runs testdata/coverage/coverage.star with -coverage: a
 // Go program built with -cover run by succeed and as a service (as a user
 // that is not root) on two fast-mode machines and on a systemd one, a C
-// program built with --coverage, and a machine crashed mid-test. Each
+// program built with --coverage, a service that a signal ends and a
+// machine crashed mid-test. Each
 // machine's raw directory holds what its processes wrote, and state.json
 // says which machine's data is partial.
 func TestRunCoverage(t *testing.T) {
@@ -79,8 +80,8 @@ func TestRunCoverage(t *testing.T) {
 		// The service's (at the test's end) and succeed's; the client's
 		// second run set its own GOCOVERDIR, which wins.
 		{"test_fast", "server", 2, ""},
-		{"test_fast", "client", 1, ""},
-		{"test_crash", "client", 1, "crash()"},
+		{"test_fast", "client", 1, "service sleeper was killed by signal 9 (killed)"},
+		{"test_crash", "client", 1, "crashed: crash() killed it"},
 		{"test_systemd", "unit", 2, ""},
 	} {
 		t.Run(tt.test+"/"+tt.machine, func(t *testing.T) {

@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/vmlab/vmlab/internal/agentproto"
 	"github.com/vmlab/vmlab/internal/coverage"
@@ -103,6 +105,30 @@ func (m *Machine) noteKilled(what string, res agentproto.Result) {
 	}
 }
 
+// takeCoverageNotes reads and removes the notes a fast-mode agent left at
+// its last clean power-off (agentproto.CoverageNotes): the services a
+// signal ended. The file is vmlab's, not the user's data.
+func (m *Machine) takeCoverageNotes() ([]string, error) {
+	path := filepath.Join(m.cfg.Coverage.Dir, agentproto.CoverageNotes)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err == nil {
+		err = os.Remove(path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: read the agent's coverage notes: %w", m.cfg.Name, err)
+	}
+	var notes []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			notes = append(notes, l)
+		}
+	}
+	return notes, nil
+}
+
 // writeCoverageState writes state.json into the raw directory of a machine
 // that booted at least once (its directory exists).
 func (m *Machine) writeCoverageState() error {
@@ -113,8 +139,12 @@ func (m *Machine) writeCoverageState() error {
 	if _, err := os.Stat(c.Dir); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
+	notes, err := m.takeCoverageNotes()
+	if err != nil {
+		return err
+	}
 	m.mu.Lock()
-	st := coverage.State{Test: c.Test, Machine: m.cfg.Name, Reasons: append([]string(nil), m.partialReasons...)}
+	st := coverage.State{Test: c.Test, Machine: m.cfg.Name, Reasons: append(slices.Clone(m.partialReasons), notes...)}
 	m.mu.Unlock()
 	st.Partial = len(st.Reasons) > 0
 	b, err := json.MarshalIndent(st, "", "  ")

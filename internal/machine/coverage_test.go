@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vmlab/vmlab/internal/agentproto"
 	"github.com/vmlab/vmlab/internal/coverage"
 	"github.com/vmlab/vmlab/internal/machine"
 )
@@ -20,7 +21,8 @@ import (
 // state.json with why the data is partial, in order: a command a signal
 // killed, crash(), a QEMU that died, and a machine the test's end could
 // not shut down cleanly (the fake's agent refuses to power the host off)
-// and killed. A machine that never booted leaves nothing.
+// and killed, then the agent's notes (a service a signal ended), which
+// Close removes. A machine that never booted leaves nothing.
 func TestFakeCoverageState(t *testing.T) {
 	dir := coverage.MachineDir(t.TempDir(), "f.test", "fake")
 	stops := make(chan error, 8)
@@ -54,6 +56,9 @@ func TestFakeCoverageState(t *testing.T) {
 	if err := m.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
+	// What a fast-mode agent leaves at a clean power-off.
+	notes := filepath.Join(dir, agentproto.CoverageNotes)
+	os.WriteFile(notes, []byte("service web was killed by signal 9 (killed)\n"), 0o600)
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -71,6 +76,7 @@ func TestFakeCoverageState(t *testing.T) {
 		"went down: qemu exited: signal: killed",
 		"was not shut down cleanly (poweroff)",
 		"was still running at the test's end and was killed",
+		"service web was killed by signal 9 (killed)",
 	}
 	if st.Test != "f.test" || st.Machine != "fake" || !st.Partial || len(st.Reasons) != len(want) {
 		t.Fatalf("got %s, want test f.test, machine fake, partial, with %d reasons", b, len(want))
@@ -79,6 +85,10 @@ func TestFakeCoverageState(t *testing.T) {
 		if !strings.HasPrefix(st.Reasons[i], w) {
 			t.Errorf("reason %d: got %q, want it to start with %q", i, st.Reasons[i], w)
 		}
+	}
+
+	if _, err := os.Stat(notes); err == nil {
+		t.Errorf("the agent's notes are still in the raw directory")
 	}
 
 	never := coverage.MachineDir(t.TempDir(), "f.test", "fake")
