@@ -150,17 +150,23 @@ func runRun(ctx context.Context, e *env, args []string) int {
 	if reportErr != nil {
 		e.errorf("write reports: %v", reportErr)
 	}
+	var coverErr error
 	if *cover != "" {
 		summary := e.stdout
 		if *jsonEvents {
 			summary = e.stderr // stdout is the events'
 		}
-		if err := finishCoverage(ctx, e, *cover, summary); err != nil {
-			e.errorf("%v", err)
-			reportErr = errors.Join(reportErr, err)
+		if coverErr = finishCoverage(ctx, e, *cover, summary); coverErr != nil {
+			e.errorf("%v", coverErr)
 		}
 	}
 	code = runExit(ctx, res, reportErr)
+	if coverErr != nil && code == exitOK {
+		// No data (binaries not instrumented), two builds of one
+		// program: what was asked for is not there, and vmlab is not
+		// at fault.
+		code = exitFail
+	}
 	switch {
 	case ctx.Err() != nil:
 		keepDir(dir, removeDir)
