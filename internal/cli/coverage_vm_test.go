@@ -1,10 +1,13 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -65,9 +68,21 @@ func TestRunCoverage(t *testing.T) {
 		t.Fatal(err)
 	}
 	cov := filepath.Join(dir, "cov")
+	// The merge is called once, after the tests, with the directory;
+	// its summary is printed.
+	defer func(m func(context.Context, string, func(string, ...any)) (fmt.Stringer, error)) { mergeCoverage = m }(mergeCoverage)
+	var merged []string
+	mergeCoverage = func(ctx context.Context, dir string, logf func(string, ...any)) (fmt.Stringer, error) {
+		states, _ := filepath.Glob(filepath.Join(dir, coverage.RawDir, "*", "*", coverage.StateFile))
+		merged = append(merged, fmt.Sprintf("%s with %d states", dir, len(states)))
+		return summary("merged: 42.0% of lines"), nil
+	}
 	code, stdout, stderr := run("run", "-coverage", cov, "-out", filepath.Join(dir, "out"), file)
 	if code != exitOK {
 		t.Fatalf("got exit %d, want 0\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	if want := []string{cov + " with 4 states"}; !slices.Equal(merged, want) || !strings.Contains(stdout, "merged: 42.0% of lines\n") {
+		t.Errorf("merge calls: got %q, want %q; stdout:\n%s", merged, want, stdout)
 	}
 	raw := func(test, m string, elem ...string) string {
 		return filepath.Join(append([]string{coverage.MachineDir(cov, "coverage."+test, m)}, elem...)...)
