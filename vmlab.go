@@ -25,9 +25,11 @@
 package vmlab
 
 import (
+	"context"
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -83,9 +85,11 @@ func (l *Lab) siteLine() string {
 }
 
 // New prepares the kernel, the initramfs and QEMU (once per test binary) and
-// returns an empty lab. Captures of the lab's networks (vlanN.pcap) and the
-// machines' console logs go to $VMLAB_OUT/<test name> when VMLAB_OUT is set,
-// else to a temporary directory removed with the test.
+// returns an empty lab. Captures of the lab's networks (vlanN.pcap), the
+// machines' console logs and, when the test fails, a screenshot of each
+// machine with a display (failure-NAME.png) go to $VMLAB_OUT/<test name>
+// when VMLAB_OUT is set, else to a temporary directory removed with the
+// test.
 func New(t testing.TB, opts ...LabOption) *Lab {
 	t.Helper()
 	shared.once.Do(func() {
@@ -191,8 +195,43 @@ func (l *Lab) start(t testing.TB) *lab.Lab {
 		}
 		l.built = built
 		l.t.Cleanup(func() { built.Close() })
+		// Registered after Close's, so it runs before it.
+		l.t.Cleanup(func() { l.failureScreenshots(built, dir) })
 	}
 	return l.built
+}
+
+// failureShotTimeout bounds the screenshots of a failed test: one takes
+// ~35 ms under TCG, and a hung QEMU must not hold the test's end.
+const failureShotTimeout = 10 * time.Second
+
+// failureScreenshots saves, when the test failed, a screenshot of each
+// machine with a display that is up as failure-NAME.png in the lab's
+// output directory, and logs where, as vmlab run does (docs/screens.md).
+// It boots nothing; a machine that cannot be pictured is logged.
+func (l *Lab) failureScreenshots(built *lab.Lab, dir string) {
+	if !l.t.Failed() {
+		return
+	}
+	// The test's context is cancelled before its cleanups run.
+	ctx, cancel := context.WithTimeout(context.Background(), failureShotTimeout)
+	defer cancel()
+	for _, s := range l.specs {
+		m := built.Machine(s.Name)
+		if !s.Display || m == nil || m.NeedsBoot() {
+			continue
+		}
+		path := filepath.Join(dir, "failure-"+s.Name+".png")
+		png, err := m.Screenshot(ctx)
+		if err == nil {
+			err = os.WriteFile(path, png, 0o644)
+		}
+		if err != nil {
+			l.t.Logf("vmlab: %s: no screenshot of the failed test: %v", s.Name, err)
+			continue
+		}
+		l.t.Logf("vmlab: %s: screenshot of the failed test: %s", s.Name, path)
+	}
 }
 
 // StartAll boots every declared machine at once and returns when all are
@@ -451,14 +490,14 @@ func (m *Machine) Screenshot(t testing.TB, path string) string {
 // keyboard: "ctrl-alt-delete", "ret", "shift-0x0c", or one character.
 func (m *Machine) SendKey(t testing.TB, key string) {
 	t.Helper()
-	check(t, m.m(t).SendKey(t.Context(), key))
+	check(t, m.m(t).SendKey(t.Context(), key, 0))
 }
 
-// SendChars types text on the machine's keyboard (US layout); in fast
-// mode it reaches the root shell on tty1.
+// SendChars types text on the machine's keyboard (US layout); it
+// reaches the root shell on tty1, in fast mode and under systemd.
 func (m *Machine) SendChars(t testing.TB, text string) {
 	t.Helper()
-	check(t, m.m(t).SendChars(t.Context(), text))
+	check(t, m.m(t).SendChars(t.Context(), text, 0))
 }
 
 // SendMonitorCommand runs a command in QEMU's human monitor and returns

@@ -13,10 +13,10 @@ import (
 
 // The display of a machine declared with one (BootConfig.Display): the
 // emulated card's DRM driver, loaded from the initramfs's /modules/display
-// before the root is built, puts the kernel's framebuffer console on it; in
-// fast mode a root shell runs on tty1, so that keys typed on the display
-// (send_chars) reach something. Under systemd the root's own getty units
-// own tty1.
+// before the root is built, puts the kernel's framebuffer console on it; a
+// root shell runs on tty1, so that keys typed on the display (send_chars)
+// reach something: in fast mode started here, under systemd as a unit
+// (consoleUnit, systemd_units.go).
 
 // consoleTTY is the virtual terminal the shell runs on: the one the
 // framebuffer console shows at boot.

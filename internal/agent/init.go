@@ -67,7 +67,7 @@ func initMain() {
 	}
 	consoleInfo()
 	if cfg.Init == initSystemd {
-		if err := prepareSystemd(); err != nil {
+		if err := prepareSystemd(cfg.Display); err != nil {
 			fatal(err)
 		}
 		handover = func() error { return execSystemd(stages) }

@@ -40,8 +40,9 @@ const stagesFile = runDir + "/stages.json"
 var handover func() error
 
 // prepareSystemd checks the root has systemd and prepares /run for it, so a
-// root without systemd fails the boot before the agent serves.
-func prepareSystemd() error {
+// root without systemd fails the boot before the agent serves; display
+// says the machine has one, whose tty1 gets a shell.
+func prepareSystemd(display bool) error {
 	if err := checkSystemd("/"); err != nil {
 		return err
 	}
@@ -51,7 +52,7 @@ func prepareSystemd() error {
 	if err := copyLazyModules(filepath.Join(runDir, "modules")); err != nil {
 		return err
 	}
-	return writeRunUnits("/")
+	return writeRunUnits("/", display)
 }
 
 // execSystemd execs the root's systemd into multi-user.target, leaving the

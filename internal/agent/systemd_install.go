@@ -94,11 +94,27 @@ func installUnits(root string, services []agentproto.Service, units []agentproto
 	for _, u := range units {
 		named = append(named, u.Name)
 	}
+	if err := yieldTTY1(dir, named); err != nil {
+		return false, err
+	}
 	unmasked, err := unmaskNeeds(root, named)
 	if err != nil {
 		return false, err
 	}
 	return changed || unmasked, nil
+}
+
+// yieldTTY1 leaves tty1 to a login of the test's own (tty1Units, named in
+// its units or enable): vmlab's console shell is not started beside it.
+func yieldTTY1(dir string, named []string) error {
+	if !slices.ContainsFunc(named, func(n string) bool { return slices.Contains(tty1Units, unitName(n)) }) {
+		return nil
+	}
+	p := filepath.Join(dir, bootTarget+".wants", consoleUnit)
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("leave tty1 to the test's login: %w", err)
+	}
+	return nil
 }
 
 // unmask removes vmlab's masks of name and of its template, and reports

@@ -63,7 +63,7 @@ func TestWriteRunUnits(t *testing.T) {
 	for _, u := range []string{"multi-user.target", "network.target", "network-online.target"} {
 		os.WriteFile(filepath.Join(root, "lib/systemd/system", u), []byte("[Unit]\n"), 0o644)
 	}
-	if err := writeRunUnits(root); err != nil {
+	if err := writeRunUnits(root, false); err != nil {
 		t.Fatal(err)
 	}
 	read := func(rel string) string {
@@ -120,7 +120,7 @@ func TestWriteRunUnits(t *testing.T) {
 		t.Errorf("the root's multi-user.target was written: %q", got)
 	}
 	// Writing again (a second agent start) changes nothing and fails not.
-	if err := writeRunUnits(root); err != nil {
+	if err := writeRunUnits(root, false); err != nil {
 		t.Errorf("second write: %v", err)
 	}
 }
@@ -438,5 +438,60 @@ func TestInstallUnshadows(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(root, unitDir, "web.service")); err != nil || string(b) != web.Text {
 		t.Errorf("declared unit: got %q, %v; want %q", b, err, web.Text)
+	}
+}
+
+// TestConsoleUnit: a systemd machine with a display gets vmlab's shell on
+// tty1, wanted by the boot target and started before the agent (whose
+// hello ends the boot) once it holds tty1; one without a display gets no
+// unit at all; a test that enables its own login on tty1 keeps it alone.
+func TestConsoleUnit(t *testing.T) {
+	wants := func(root string) string { return filepath.Join(root, unitDir, bootTarget+".wants", consoleUnit) }
+	plain := t.TempDir()
+	if err := writeRunUnits(plain, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{filepath.Join(plain, unitDir, consoleUnit), wants(plain)} {
+		if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("machine without a display: got %s (%v), want no console unit", p, err)
+		}
+	}
+	for _, tt := range []struct {
+		name   string
+		enable []string
+		units  []agentproto.UnitFile
+		wanted bool
+	}{
+		{name: "alone", wanted: true},
+		{name: "another unit enabled", enable: []string{"nfs-server"}, wanted: true},
+		{name: "the test's getty on tty1", enable: []string{"getty@tty1"}},
+		{name: "the test's autovt on tty1", units: []agentproto.UnitFile{{Name: "autovt@tty1.service", Text: "[Service]\nExecStart=/bin/true\n"}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			for _, u := range []string{"getty@.service", "nfs-server.service"} {
+				writeFile(filepath.Join(root, "lib/systemd/system", u), "[Unit]\n")
+			}
+			if err := writeRunUnits(root, true); err != nil {
+				t.Fatal(err)
+			}
+			text, err := os.ReadFile(filepath.Join(root, unitDir, consoleUnit))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range []string{"DefaultDependencies=no\n", "Before=" + agentUnit + "\n", "Type=exec\n",
+				"ExecStart=" + loginShell().path + " -l\n", "Restart=always\n", "TTYPath=/dev/tty1\n", "StandardInput=tty-force\n", "User=root\n"} {
+				if !strings.Contains(string(text), want) {
+					t.Errorf("%s lacks %q:\n%s", consoleUnit, want, text)
+				}
+			}
+			if _, err := installUnits(root, nil, tt.units, tt.enable); err != nil {
+				t.Fatal(err)
+			}
+			target, err := os.Readlink(wants(root))
+			if got := err == nil && target == filepath.Join(unitDir, consoleUnit); got != tt.wanted {
+				t.Errorf("%s wanted by %s: got %v (%q, %v), want %v", consoleUnit, bootTarget, got, target, err, tt.wanted)
+			}
+		})
 	}
 }

@@ -76,6 +76,65 @@ StandardError=tty
 TTYPath=/dev/console
 `
 
+// consoleUnit runs a root login shell on tty1 of a systemd guest with a
+// display (display.go runs it in fast mode): what keys typed on the
+// display (send_chars) reach.
+const consoleUnit = "vmlab-console.service"
+
+// consoleUnitText is consoleUnit for shell: the fast-mode shell's
+// equivalent, as a unit rather than a getty. A root autologin getty on
+// tty1 would run login(1), whose PAM session asks logind over D-Bus:
+// dbus.service alone takes 4.7 s to start under TCG (unwantedLinks), and
+// the shell would come after it, with a motd in front. This unit needs
+// neither.
+//
+//   - DefaultDependencies=no and Before= the agent: it starts with
+//     systemd's first jobs, and the agent that ends the boot (its hello)
+//     starts once the shell has tty1 open (Type=exec: started means
+//     exec'd, and systemd opens the terminal before it execs). Keys typed
+//     on a virtual terminal nobody has open are lost.
+//   - StandardInput=tty-force: the shell takes tty1 even if a process
+//     holds it; "tty" would wait for it, and the agent (and so the boot)
+//     with it.
+//   - Restart=always, as getty and the fast-mode shell: a test that types
+//     "exit" gets a new shell. A shell that fails at once is given up
+//     after 5 starts in 1 s (fast mode: 5 quick exits in a row).
+//   - TTYVHangup and TTYReset, as getty's: the next shell starts on a
+//     terminal without the last one's processes or modes; the screen is
+//     not cleared (TTYVTDisallocate=no), so its text stays for a test
+//     to read.
+//   - IgnoreSIGPIPE=no: `yes | head` typed there ends as on any shell.
+func consoleUnitText(sh shell) string {
+	return `[Unit]
+Description=vmlab console: a root shell on tty1 for keys typed on the display
+DefaultDependencies=no
+Before=` + agentUnit + `
+StartLimitIntervalSec=1s
+StartLimitBurst=5
+
+[Service]
+Type=exec
+ExecStart=` + strings.Join(append([]string{sh.path}, sh.opts...), " ") + `
+Restart=always
+RestartSec=0
+User=root
+WorkingDirectory=-~
+Environment=TERM=linux
+IgnoreSIGPIPE=no
+StandardInput=tty-force
+StandardOutput=tty
+StandardError=tty
+TTYPath=` + consoleTTY + `
+TTYReset=yes
+TTYVHangup=yes
+`
+}
+
+// tty1Units are the root's units that put a login on tty1 themselves: a
+// test that names one (enable = ["getty@tty1"]) has its own login there,
+// and consoleUnit is not started (installUnits).
+var tty1Units = []string{"getty@tty1.service", "autovt@tty1.service"}
+
 // settings are systemd's configuration drop-ins, by path under /run.
 var settings = map[string]string{
 	// The journal reaches the serial console, hence the machine's console
@@ -203,10 +262,18 @@ func isEnablementDir(name string) bool {
 }
 
 // writeRunUnits writes the agent's unit (wanted by the boot target), the
-// masks and the settings under root (the new root's /run lives at root/run).
-func writeRunUnits(root string) error {
+// masks and the settings under root (the new root's /run lives at root/run);
+// for a machine with a display, consoleUnit too, wanted by the boot target.
+// A machine without one gets nothing more to start.
+func writeRunUnits(root string, display bool) error {
 	units := filepath.Join(root, unitDir)
 	files := map[string]string{filepath.Join(units, agentUnit): agentUnitText}
+	if display {
+		files[filepath.Join(units, consoleUnit)] = consoleUnitText(loginShell())
+		if err := link(filepath.Join(units, bootTarget+".wants", consoleUnit), filepath.Join(unitDir, consoleUnit)); err != nil {
+			return fmt.Errorf("enable %s: %w", consoleUnit, err)
+		}
+	}
 	for rel, text := range settings {
 		files[filepath.Join(root, "run", rel)] = text
 	}

@@ -252,13 +252,15 @@ func printTrace() {
 }
 
 // fakeQMP answers every command with success. It logs each command but
-// the handshake, as a JSON line, to fakeQMPLog in dir; screendump writes
+// the handshake, as a JSON line, to fakeQMPLog in dir, and when it came
+// (Unix nanoseconds, a line each) to fakeQMPTimes; screendump writes
 // fakeScreen to the file named, and human-monitor-command returns
 // "fake: " and the command line.
 func fakeQMP(c net.Conn, dir string) {
 	fmt.Fprintln(c, `{"QMP": {"version": {"qemu": {"major": 7, "minor": 2, "micro": 0}, "package": ""}, "capabilities": []}}`)
 	dec := json.NewDecoder(bufio.NewReader(c))
 	log, _ := os.OpenFile(filepath.Join(dir, fakeQMPLog), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	times, _ := os.OpenFile(filepath.Join(dir, fakeQMPTimes), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	dumps := 0
 	for {
 		var req struct {
@@ -287,6 +289,7 @@ func fakeQMP(c net.Conn, dir string) {
 		}
 		if req.Execute != "qmp_capabilities" && log != nil {
 			fmt.Fprintf(log, "%s %s\n", req.Execute, req.Arguments)
+			fmt.Fprintln(times, time.Now().UnixNano())
 		}
 		fmt.Fprintf(c, "{\"return\": %s, \"id\": %s}\n", ret, req.ID)
 	}
@@ -299,6 +302,7 @@ func fakeQMP(c net.Conn, dir string) {
 // after the list ends.
 const (
 	fakeQMPLog     = "fake-qmp.log"
+	fakeQMPTimes   = "fake-qmp-times.log"
 	fakeScreen     = "\x89PNG fake"
 	fakeScreensEnv = "VMLAB_FAKE_SCREENS"
 )

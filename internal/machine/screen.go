@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/vmlab/vmlab/internal/keys"
 	"github.com/vmlab/vmlab/internal/qemu/qmp"
@@ -69,7 +70,9 @@ func (m *Machine) Screenshot(ctx context.Context) ([]byte, error) {
 // SendKey presses the keys of name together and releases them: a NixOS
 // key name such as "ctrl-alt-delete", "ret", "shift-0x0c" or one
 // character ("A"). An unknown name is refused before anything is sent.
-func (m *Machine) SendKey(ctx context.Context, name string) error {
+// delay is a pause after QEMU took the key (NixOS's send_key delay); 0
+// is none.
+func (m *Machine) SendKey(ctx context.Context, name string, delay time.Duration) error {
 	what := fmt.Sprintf("send key %q", name)
 	chord, err := keys.Parse(name)
 	if err != nil {
@@ -79,13 +82,15 @@ func (m *Machine) SendKey(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	return m.sendChord(ctx, q, what, chord)
+	return m.sendChord(ctx, q, what, chord, delay)
 }
 
 // SendChars types text on the machine's keyboard, one key (or shifted
 // key) per character, on a US layout. A character without a key is
-// refused before anything is sent.
-func (m *Machine) SendChars(ctx context.Context, text string) error {
+// refused before anything is sent. Each key is taken by QEMU before the
+// next is sent, and delay is a pause after each (NixOS's send_chars
+// delay); 0 is none.
+func (m *Machine) SendChars(ctx context.Context, text string, delay time.Duration) error {
 	what := fmt.Sprintf("type %q", text)
 	chords, err := keys.Chars(text)
 	if err != nil {
@@ -96,19 +101,33 @@ func (m *Machine) SendChars(ctx context.Context, text string) error {
 		return err
 	}
 	for _, c := range chords {
-		if err := m.sendChord(ctx, q, what, c); err != nil {
+		if err := m.sendChord(ctx, q, what, c, delay); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (m *Machine) sendChord(ctx context.Context, q *qmp.Client, what string, c keys.Chord) error {
+// sendChord sends one chord and waits for QEMU's answer, which comes once
+// QEMU queued its key events, then pauses delay. Without a delay, chords
+// follow each other as fast as QMP answers: QEMU plays each queued chord
+// for keyHoldMS before the next, in order.
+func (m *Machine) sendChord(ctx context.Context, q *qmp.Client, what string, c keys.Chord, delay time.Duration) error {
 	args := map[string]any{"keys": c, "hold-time": keyHoldMS}
 	if _, err := q.Execute(ctx, "send-key", args); err != nil {
 		return fmt.Errorf("%s: %s: %w", m.cfg.Name, what, err)
 	}
-	return nil
+	if delay <= 0 {
+		return nil
+	}
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%s: %s: %w", m.cfg.Name, what, context.Cause(ctx))
+	}
 }
 
 // SendMonitorCommand runs command in QEMU's human monitor and returns

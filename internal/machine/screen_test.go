@@ -1,11 +1,14 @@
 package machine_test
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vmlab/vmlab/internal/machine"
 	"github.com/vmlab/vmlab/internal/spec"
@@ -21,10 +24,10 @@ func TestScreenMethods(t *testing.T) {
 	if err != nil || string(png) != "\x89PNG fake" {
 		t.Fatalf("Screenshot: got %q, %v; want the fake's PNG", png, err)
 	}
-	if err := m.SendKey(ctx, "ctrl-alt-delete"); err != nil {
+	if err := m.SendKey(ctx, "ctrl-alt-delete", 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.SendChars(ctx, "A\n"); err != nil {
+	if err := m.SendChars(ctx, "A\n", 0); err != nil {
 		t.Fatal(err)
 	}
 	out, err := m.SendMonitorCommand(ctx, "info status")
@@ -64,19 +67,77 @@ func TestScreenRefusals(t *testing.T) {
 	if _, err := plain.Screenshot(ctx); !errors.Is(err, machine.ErrNoDisplay) {
 		t.Errorf("Screenshot without a display: got %v, want ErrNoDisplay", err)
 	}
-	if err := plain.SendChars(ctx, "ls\n"); !errors.Is(err, machine.ErrNoDisplay) {
+	if err := plain.SendChars(ctx, "ls\n", 0); !errors.Is(err, machine.ErrNoDisplay) {
 		t.Errorf("SendChars without a display: got %v, want ErrNoDisplay", err)
 	}
 	screen := fakeMachineConfig(t, "serve", machine.Config{Machine: spec.Machine{Display: true}})
-	if err := screen.SendKey(ctx, "ctrl-alt-delet"); err == nil || !strings.Contains(err.Error(), "did you mean delete?") {
+	if err := screen.SendKey(ctx, "ctrl-alt-delet", 0); err == nil || !strings.Contains(err.Error(), "did you mean delete?") {
 		t.Errorf("SendKey of a misspelled key: got %v, want it to offer delete", err)
 	}
-	if err := screen.SendChars(ctx, "naïve"); err == nil || !strings.Contains(err.Error(), `'ï'`) {
+	if err := screen.SendChars(ctx, "naïve", 0); err == nil || !strings.Contains(err.Error(), `'ï'`) {
 		t.Errorf("SendChars of a character without a key: got %v, want it to name 'ï'", err)
 	}
 	for name, m := range map[string]*machine.Machine{"plain": plain, "screen": screen} {
 		if !m.NeedsBoot() {
 			t.Errorf("machine %s booted for a refused call", name)
 		}
+	}
+}
+
+// TestSendCharsDelay: each key reaches QEMU only after QEMU answered the
+// one before and the delay passed since; without a delay the keys go
+// without a pause, and a delay is cut short by the context.
+func TestSendCharsDelay(t *testing.T) {
+	const delay = 60 * time.Millisecond
+	dir := t.TempDir()
+	m := fakeMachineConfig(t, "serve", machine.Config{Machine: spec.Machine{Display: true}, Dir: dir})
+	ctx := t.Context()
+	if err := m.SendChars(ctx, "ab", delay); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SendKey(ctx, "ret", delay); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := m.SendChars(ctx, "cd", 0); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took >= delay {
+		t.Errorf("SendChars without a delay took %v, want no pause (less than %v)", took, delay)
+	}
+	log, err := os.ReadFile(filepath.Join(dir, "fake-qmp.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, l := range strings.Split(strings.TrimSpace(string(log)), "\n") {
+		keys = append(keys, l[strings.LastIndex(l, `"data":"`)+8:strings.LastIndex(l, `"}`)])
+	}
+	if got, want := strings.Join(keys, " "), "a b ret c d"; got != want {
+		t.Fatalf("got keys %q in that order, want %q", got, want)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "fake-qmp-times.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var at []time.Time
+	for _, l := range strings.Fields(string(raw)) {
+		ns, err := strconv.ParseInt(l, 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		at = append(at, time.Unix(0, ns))
+	}
+	// a, b and ret were each followed by the delay.
+	for i := 1; i <= 3; i++ {
+		if gap := at[i].Sub(at[i-1]); gap < delay {
+			t.Errorf("key %d came %v after key %d, want at least the delay, %v", i+1, gap, i, delay)
+		}
+	}
+	short, cancel := context.WithTimeout(ctx, 5*delay)
+	defer cancel()
+	start = time.Now()
+	if err := m.SendKey(short, "a", time.Hour); !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > time.Minute {
+		t.Errorf("SendKey with an hour's delay and a short deadline: got %v after %v, want the deadline's error at once", err, time.Since(start))
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"image"
 	"image/png"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -27,7 +28,7 @@ func TestVMDisplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	if err := m.SendChars(ctx, "echo hi > /tmp/typed\n"); err != nil {
+	if err := m.SendChars(ctx, "echo hi > /tmp/typed\n", 0); err != nil {
 		t.Fatal(err)
 	}
 	typed := time.Since(start)
@@ -64,13 +65,13 @@ func TestVMDisplay(t *testing.T) {
 	if err != nil || strings.TrimSpace(old) == "" {
 		t.Fatalf("got session %q, %v; want the shell's on tty1", old, err)
 	}
-	if err := m.SendChars(ctx, "exit\n"); err != nil {
+	if err := m.SendChars(ctx, "exit\n", 0); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := m.WaitUntilSucceeds(ctx, "s=$(ps -o sid= -t tty1 | head -n 1); test -n \"$s\" && test $s != "+strings.TrimSpace(old), 30*time.Second); err != nil {
 		t.Fatalf("no new shell on tty1 after exit: %v", err)
 	}
-	if err := m.SendChars(ctx, "echo again > /tmp/again\n"); err != nil {
+	if err := m.SendChars(ctx, "echo again > /tmp/again\n", 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.WaitForFile(ctx, "/tmp/again", 30*time.Second); err != nil {
@@ -82,7 +83,7 @@ func TestVMDisplay(t *testing.T) {
 	}
 	// In fast mode nothing handles ctrl-alt-delete: the kernel resets the
 	// machine at once, and QEMU (-no-reboot) exits.
-	if err := m.SendKey(ctx, "ctrl-alt-delete"); err != nil {
+	if err := m.SendKey(ctx, "ctrl-alt-delete", 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.WaitForShutdown(ctx, 30*time.Second); err != nil {
@@ -103,4 +104,60 @@ func oneColour(img image.Image) bool {
 		}
 	}
 	return true
+}
+
+// TestVMDisplaySystemd: a systemd machine with a display has vmlab's root
+// shell on tty1 (vmlab-console.service) by the time the boot ends: keys
+// typed at once reach it, its output is on tty1, and a shell that exits
+// is replaced.
+func TestVMDisplaySystemd(t *testing.T) {
+	needsSystemd(t)
+	m := vmtest.Machine(t, machine.Config{Machine: spec.Machine{Name: "sdscreen", Init: spec.InitSystemd, Display: true}, Dir: t.TempDir()})
+	ctx := t.Context()
+	start := time.Now()
+	if err := m.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("boot took %v", time.Since(start))
+	start = time.Now()
+	if err := m.SendChars(ctx, "echo typed $((6*7)) on tty1\n", 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.WaitUntilTTYMatches(ctx, 1, `(?m)^typed 42 on tty1$`, 60*time.Second); err != nil {
+		t.Fatalf("the typed command's output is not on tty1: %v", err)
+	}
+	t.Logf("the output was on tty1 %v after the first key", time.Since(start))
+	if out, err := m.Succeed(ctx, "systemctl is-active vmlab-console.service; ps -o user=,tty= -p $(systemctl show -P MainPID vmlab-console.service)"); err != nil || strings.Join(strings.Fields(out), " ") != "active root tty1" {
+		t.Errorf("got %q, %v; want vmlab-console.service active, its shell root's on tty1", out, err)
+	}
+	// What the shell's start held the agent (ordered after it): from its
+	// start job to its exec.
+	if out, err := m.Succeed(ctx, "systemctl show -P InactiveExitTimestampMonotonic -P ActiveEnterTimestampMonotonic vmlab-console.service"); err == nil {
+		if f := strings.Fields(out); len(f) == 2 {
+			a, _ := strconv.ParseInt(f[0], 10, 64)
+			b, _ := strconv.ParseInt(f[1], 10, 64)
+			t.Logf("vmlab-console.service took %v to start (the agent waited for it)", time.Duration(b-a)*time.Microsecond)
+		}
+	}
+	old, err := m.Succeed(ctx, "systemctl show -P MainPID vmlab-console.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SendChars(ctx, "exit\n", 0); err != nil {
+		t.Fatal(err)
+	}
+	// Keys typed while no shell has tty1 open are lost (as with getty):
+	// wait for the new shell to hold it. Its main PID is known from the
+	// fork, before systemd opened tty1 for it.
+	newShell := "p=$(systemctl show -P MainPID vmlab-console.service); test \"$p\" != 0 && test \"$p\" != " + strings.TrimSpace(old) +
+		" && test \"$(ps -o tty= -p $p)\" = tty1"
+	if _, err := m.WaitUntilSucceeds(ctx, newShell, 30*time.Second); err != nil {
+		t.Fatalf("no new shell on tty1 after exit: %v", err)
+	}
+	if err := m.SendChars(ctx, "echo again > /tmp/again\n", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.WaitForFile(ctx, "/tmp/again", 30*time.Second); err != nil {
+		t.Fatalf("the new shell on tty1 did not run the typed command: %v", err)
+	}
 }

@@ -20,7 +20,17 @@ import (
 // failure, each machine's console (folded) with a link to its log, and
 // links to the captures.
 func HTMLFile(path string) File {
-	return File{path: path, what: "html", render: renderHTML}
+	return HTMLFileWithCoverage(path, "")
+}
+
+// HTMLFileWithCoverage is HTMLFile with a link, under the run's outcome,
+// to the run's merged coverage report: coverageIndex, the index.html that
+// coverage.Merge writes. The link is there only when that file exists as
+// the report is written, so merge before closing the report's sink.
+func HTMLFileWithCoverage(path, coverageIndex string) File {
+	return File{path: path, what: "html", render: func(tests []*testRecord, path string) ([]byte, error) {
+		return renderHTML(tests, path, coverageIndex)
+	}}
 }
 
 // NewHTML returns a sink that writes only an HTML report (NewFiles).
@@ -38,13 +48,18 @@ var htmlTemplate = sync.OnceValue(func() *template.Template {
 })
 
 // renderHTML renders the page; links are relative to path's directory.
-func renderHTML(tests []*testRecord, path string) ([]byte, error) {
+func renderHTML(tests []*testRecord, path, coverageIndex string) ([]byte, error) {
 	dir, err := filepath.Abs(filepath.Dir(path))
 	if err != nil {
 		return nil, err
 	}
+	page := newHTMLPage(tests, dir)
+	if _, err := os.Stat(coverageIndex); coverageIndex != "" && err == nil {
+		link := htmlFileLink(coverageIndex, dir)
+		page.Coverage = &link
+	}
 	var buf bytes.Buffer
-	if err := htmlTemplate().Execute(&buf, newHTMLPage(tests, dir)); err != nil {
+	if err := htmlTemplate().Execute(&buf, page); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil
@@ -57,6 +72,7 @@ type (
 		Started                 string
 		Passed, Failed, Skipped int
 		Tests                   []htmlTest
+		Coverage                *htmlLink // the merged coverage report
 	}
 	htmlTest struct {
 		htmlStep

@@ -68,6 +68,40 @@ func TestHTML(t *testing.T) {
 	}
 }
 
+func TestHTMLCoverageLink(t *testing.T) {
+	dir := t.TempDir()
+	index := filepath.Join(dir, "coverage", "index.html")
+	for _, tt := range []struct {
+		name   string
+		exists bool
+		want   bool
+	}{{"merged", true, true}, {"merge failed", false, false}} {
+		t.Run(tt.name, func(t *testing.T) {
+			os.RemoveAll(filepath.Dir(index))
+			if tt.exists {
+				if err := os.MkdirAll(filepath.Dir(index), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(index, []byte("<html>"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			path := filepath.Join(dir, "report.html")
+			if err := emitAll(NewFiles(HTMLFileWithCoverage(path, index)), sampleRun(dir)); err != nil {
+				t.Fatal(err)
+			}
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			link := `<a href="./coverage/index.html">coverage/index.html</a>`
+			if got := strings.Contains(string(data), link); got != tt.want {
+				t.Errorf("report.html links the coverage report: %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestHTMLClose(t *testing.T) {
 	sink := NewHTML(filepath.Join(t.TempDir(), "missing", "report.html"))
 	err := emitAll(sink, sampleRun("/out"))

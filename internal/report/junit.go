@@ -3,6 +3,7 @@ package report
 import (
 	"encoding/xml"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -13,8 +14,9 @@ import (
 // classname the file and its name the test ("test_x") or subtest
 // ("test_x/sub/sub"). A failure carries the error, where in the script it
 // happened and the failing command's output; a testcase's system-out holds
-// its timeline (commands and their output, logs, boots, network changes)
-// and a test's its console lines (the last 1 MiB of them).
+// its timeline (commands and their output, logs, boots, network changes),
+// a test's its console lines (the last 1 MiB of them), and an attachment
+// line for each screenshot (screenshots).
 func JUnitFile(path string) File {
 	return File{path: path, what: "junit", render: renderJUnit}
 }
@@ -167,10 +169,43 @@ func junitTestcase(t *testRecord, s *step) junitCase {
 		}
 		out.WriteString(console)
 	}
+	if shots := screenshots(s); len(shots) > 0 {
+		out.WriteString("\n")
+		for _, p := range shots {
+			out.WriteString("[[ATTACHMENT|" + clean(p) + "]]\n")
+		}
+	}
 	if out.Len() > 0 {
 		c.SystemOut = &junitText{out.String()}
 	}
 	return c
+}
+
+// screenshots are the PNG files a step's timeline saved (its subtests'
+// too, as its timeline shows them) that exist, newest first, for the
+// testcase's attachment lines: "[[ATTACHMENT|path]]", a whole line each,
+// is how Jenkins' JUnit attachments and GitLab's test reports find a
+// testcase's files in its system-out. GitLab links only a testcase's
+// first: newest first, that is the one taken when the test failed. The
+// path is the event's, relative to where vmlab ran unless the output
+// directory was given absolute (GitLab wants paths relative to the
+// project's directory, Jenkins absolute ones).
+func screenshots(s *step) []string {
+	var out []string
+	for _, en := range s.Items {
+		if en.Sub != nil {
+			out = append(screenshots(en.Sub), out...)
+			continue
+		}
+		f := en.Event.File
+		if en.Event.Kind != Command || !strings.EqualFold(filepath.Ext(f), ".png") {
+			continue
+		}
+		if fi, err := os.Stat(f); err == nil && fi.Mode().IsRegular() {
+			out = append([]string{f}, out...)
+		}
+	}
+	return out
 }
 
 // writeTimeline writes what happened in a step, a line per thing, each

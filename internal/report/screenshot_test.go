@@ -46,3 +46,48 @@ func TestScreenshotInReports(t *testing.T) {
 		t.Errorf("junit.xml does not name the screenshot saved:\n%s", x)
 	}
 }
+
+// TestScreenshotAttachments: junit.xml attaches each screenshot a
+// testcase's timeline saved that exists, as CI systems read attachments
+// (a "[[ATTACHMENT|path]]" line in system-out), newest first: the one
+// taken when the test failed, in a subtest or not, comes first.
+func TestScreenshotAttachments(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name string) string {
+		p := filepath.Join(dir, "test_x", name)
+		os.MkdirAll(filepath.Dir(p), 0o700)
+		if err := os.WriteFile(p, []byte("\x89PNG"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	first, inSub, failure := file("first.png"), file("sub.png"), file("failure-desk.png")
+	copied := file("log.txt")
+	evs := []Event{
+		{Time: at(0), Kind: TestStart, Test: "f.test_x"},
+		{Time: at(1), Kind: Command, Test: "f.test_x", Machine: "desk", Command: `screenshot("first")`, File: first},
+		{Time: at(2), Kind: Command, Test: "f.test_x", Machine: "desk", Command: `screenshot("gone")`, File: filepath.Join(dir, "gone.png")},
+		{Time: at(3), Kind: Command, Test: "f.test_x", Machine: "desk", Command: `copy_from_vm("/log.txt")`, File: copied},
+		{Time: at(4), Kind: SubtestStart, Test: "f.test_x", Path: []string{"sub"}},
+		{Time: at(5), Kind: Command, Test: "f.test_x", Path: []string{"sub"}, Machine: "desk", Command: `screenshot("sub")`, File: inSub},
+		{Time: at(6), Kind: SubtestEnd, Test: "f.test_x", Path: []string{"sub"}, Passed: true},
+		{Time: at(7), Kind: Command, Test: "f.test_x", Machine: "desk", Command: "screenshot (the test failed)", File: failure},
+		{Time: at(8), Kind: TestEnd, Test: "f.test_x", Error: "boom"},
+	}
+	junit := filepath.Join(dir, "junit.xml")
+	if err := emitAll(NewJUnit(junit), evs); err != nil {
+		t.Fatal(err)
+	}
+	x, _ := os.ReadFile(junit)
+	var got []string
+	for _, l := range strings.Split(string(x), "\n") {
+		if strings.HasPrefix(l, "[[ATTACHMENT|") {
+			got = append(got, l)
+		}
+	}
+	att := func(p string) string { return "[[ATTACHMENT|" + p + "]]" }
+	want := []string{att(failure), att(inSub), att(first), att(inSub)} // the test's, then the subtest's
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got attachment lines\n%s\nwant\n%s\nin\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"), x)
+	}
+}

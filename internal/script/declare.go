@@ -125,6 +125,7 @@ func (m *machineValue) setArg(name string, v starlark.Value) {
 	if err := machineArgs[i].set(m, v); err != nil {
 		m.problem(name, "%s: %v", name, err)
 	}
+	m.displaySaid = m.displaySaid || name == "display"
 }
 
 func (m *machineValue) problem(field, format string, args ...any) {

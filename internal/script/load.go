@@ -134,6 +134,9 @@ func (file *File) collect(decl *declarations, f *syntax.File) error {
 			file.machines[name] = m
 		}
 	}
+	// Before the declarations' checks: an implied display is checked as
+	// a declared one (a kernel without the display's driver).
+	file.implyDisplays(f)
 	errs = append(errs, declarationErrors(named, f)...)
 	for _, name := range file.globalOrder() {
 		if fn, ok := file.globals[name].(*starlark.Function); ok && (name == "test" || strings.HasPrefix(name, "test_")) {
@@ -273,6 +276,7 @@ func (file *File) checkCall(m *machineValue, dot *syntax.DotExpr, call *syntax.C
 	}
 	errs := meth.check(call, dot.Name.NamePos, filepath.Dir(file.Name))
 	errs = append(errs, checkDisplayCall(m, meth, dot)...)
+	errs = append(errs, checkOCRCall(meth, dot)...)
 	return append(errs, checkUnitCall(m, meth, dot, call, checkHost(), strs)...)
 }
 

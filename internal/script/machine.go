@@ -26,6 +26,13 @@ type machineValue struct {
 	// problems are the arguments machine() could not take, each with its
 	// keyword as Field; Load reports them with the others.
 	problems []spec.Problem
+	// displaySaid: the declaration gives display, True or False; one that
+	// does not gets a display when the file calls a screen method on it
+	// (implyDisplays).
+	displaySaid bool
+	// displayCall is the call that gave it one ("desk.screenshot() at
+	// f.star:7:5"), for the declaration's errors about it.
+	displayCall string
 }
 
 var (

@@ -233,7 +233,7 @@ func (meth *method) builtin(thread *starlark.Thread, b *starlark.Builtin, argv s
 			return nil, err
 		}
 	}
-	if meth.reports {
+	if meth.reports || meth.quiet(c) {
 		return meth.do(c)
 	}
 	if networkCalls[meth.name] {
@@ -241,6 +241,10 @@ func (meth *method) builtin(thread *starlark.Thread, b *starlark.Builtin, argv s
 	}
 	return meth.timed(c, argv, kwargs)
 }
+
+// quiet reports whether the call asked to stay off the timeline
+// (send_key's log=False, as NixOS's keeps it out of its log).
+func (meth *method) quiet(c *call) bool { return meth.index("log") >= 0 && !c.log }
 
 // timed reports a method call (a wait, a copy, a power change) as a step
 // of the test's timeline, with its duration and error, so reports show

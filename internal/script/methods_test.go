@@ -271,6 +271,7 @@ var samples = map[*kind]struct{ good, bad sample }{
 	anyKind:       {sample{`"web"`, starlark.String("web")}, sample{}}, // refuses nothing
 	ttyKind:       {sample{`"2"`, 2}, sample{`"64"`, nil}},
 	regexKind:     {sample{`"login: +$"`, "login: +$"}, sample{`"(?=x)"`, nil}},
+	keyDelayKind:  {sample{`"50ms"`, 50 * time.Millisecond}, sample{`-0.01`, nil}},
 }
 
 // writeCall writes a call of s with the given value for every parameter,

@@ -2,10 +2,14 @@ package script
 
 import (
 	"errors"
+	"fmt"
+	"slices"
 
 	"go.starlark.net/starlark"
+	"go.starlark.net/syntax"
 
 	"github.com/vmlab/vmlab/internal/machine"
+	"github.com/vmlab/vmlab/internal/ocr"
 )
 
 // The OCR methods (docs/screens.md#ocr): the text on a machine's display,
@@ -19,6 +23,25 @@ var ocrMethods = []*method{
 	}},
 	{signature: sig("get_screen_text_variants"), boots: true, display: true, do: getScreenTextVariants},
 	{signature: sig("wait_for_text", pRegex, pTimeout), boots: true, display: true, do: waitForText},
+}
+
+// ocrInstalled says whether the host can run OCR (nil) or why not, for
+// Load's check of the OCR calls; a var for tests.
+var ocrInstalled = ocr.Available
+
+// checkOCRCall is Load's check of an OCR method's call: without tesseract
+// on the host it could only fail, after the machines it needs booted and
+// the test ran up to it, so the file is refused at the call, naming the
+// package. A call Load cannot see (a function's parameter's machine) is
+// refused when it runs, before it boots anything (machine.readyForOCR).
+func checkOCRCall(meth *method, dot *syntax.DotExpr) []error {
+	if !slices.Contains(ocrMethods, meth) {
+		return nil
+	}
+	if err := ocrInstalled(); err != nil {
+		return []error{fmt.Errorf("%s: %s(): %w", dot.Name.NamePos, meth.name, err)}
+	}
+	return nil
 }
 
 // getScreenTextVariants is get_screen_text_variants(): the texts of one

@@ -31,6 +31,9 @@ func declarationErrors(ms []*machineValue, f *syntax.File) []error {
 		if p.Machine == "" && p.Field != "name" {
 			p.Machine = m.name
 		}
+		if p.Field == "display" && m.displayCall != "" {
+			p.Err = fmt.Errorf("%w (the machine has a display because the file calls %s)", p.Err, m.displayCall)
+		}
 		pos := m.pos
 		if kw, ok := args[key(m.pos)][p.Field]; ok && p.Field != "" {
 			pos = kw

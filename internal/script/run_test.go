@@ -10,7 +10,13 @@ import (
 	"github.com/vmlab/vmlab/internal/vmtest"
 )
 
-func TestMain(m *testing.M) { vmtest.Main(m) }
+// TestMain: the package's tests load files with OCR calls whether or not
+// the host has tesseract; Load's check of it has its own test
+// (TestOCRWithoutTesseract).
+func TestMain(m *testing.M) {
+	ocrInstalled = func() error { return nil }
+	vmtest.Main(m)
+}
 
 // events collects what a run reports.
 type events struct {

@@ -19,8 +19,10 @@ import (
 )
 
 // The screen and keyboard methods (docs/screens.md): they need a machine
-// declared with display = True, which Load checks for a literal call and
-// the call checks again when it runs, before it boots the machine.
+// with a display, declared with display = True or given one by Load for a
+// literal call (implyDisplays); Load refuses a literal call on a machine
+// declared with display = False, and the call checks again when it runs,
+// before it boots the machine.
 
 var (
 	// keyKind is a key name (keys.Parse): a literal unknown one is refused
@@ -62,7 +64,15 @@ var (
 		return string(s), nil
 	}}
 
+	// keyDelayKind is the pause after each key: None (the default) or 0
+	// is none. NixOS's driver defaults to 0.01 s after each key to keep
+	// keys in order; QEMU's queue does that here (keyHoldMS in machine),
+	// so a pause is only what the test asks for.
+	keyDelayKind = durationKind(`a pause after each key: a duration such as "50ms" or a number of seconds (None: no pause)`, true)
+
 	pShotName = param{"filename", shotKind, nil, func(a *args) any { return &a.target }}
+	pKeyDelay = param{"delay", keyDelayKind, starlark.None, func(a *args) any { return &a.keyDelay }}
+	pLog      = param{"log", boolKind, starlark.True, func(a *args) any { return &a.log }}
 	pKey      = param{"key", keyKind, nil, func(a *args) any { return &a.q }}
 	pChars    = param{"chars", charsKind, nil, func(a *args) any { return &a.command }}
 	pMonitor  = param{"command", strKind, nil, func(a *args) any { return &a.command }}
@@ -72,11 +82,14 @@ var (
 // screenMethods are the screen and keyboard methods, in methodTable.
 var screenMethods = []*method{
 	{signature: sig("screenshot", pShotName), boots: true, display: true, do: screenshot},
-	{signature: sig("send_key", pKey), boots: true, display: true, do: func(c *call) (starlark.Value, error) {
-		return none(c.mm().SendKey(c.r.ctx, c.q))
+	// send_key(key, delay=None, log=True) and send_chars(chars,
+	// delay=None) as NixOS's: log=False keeps the call off the timeline,
+	// as NixOS's keeps it out of its log.
+	{signature: sig("send_key", pKey, pKeyDelay, pLog), boots: true, display: true, do: func(c *call) (starlark.Value, error) {
+		return none(c.mm().SendKey(c.r.ctx, c.q, c.keyDelay))
 	}},
-	{signature: sig("send_chars", pChars), boots: true, display: true, do: func(c *call) (starlark.Value, error) {
-		return none(c.mm().SendChars(c.r.ctx, c.command))
+	{signature: sig("send_chars", pChars, pKeyDelay), boots: true, display: true, do: func(c *call) (starlark.Value, error) {
+		return none(c.mm().SendChars(c.r.ctx, c.command, c.keyDelay))
 	}},
 	{signature: sig("send_monitor_command", pMonitor), boots: true, do: func(c *call) (starlark.Value, error) {
 		return str(c.mm().SendMonitorCommand(c.r.ctx, c.command))
@@ -112,16 +125,49 @@ func screenshot(c *call) (starlark.Value, error) {
 	return starlark.String(dst), nil
 }
 
-// needsDisplay is the refusal of a screen method on a machine declared
-// without a display, at load time and at run time alike.
+// needsDisplay is the refusal of a screen method on a machine without a
+// display when it runs: a call Load could not see (on a function's
+// parameter), so the machine was not given one.
 func needsDisplay(meth *method, m *machineValue) error {
 	return fmt.Errorf("%s(): machine %s has no display: declare it with machine(display = True)", meth.name, m.name)
 }
 
-// checkDisplayCall is Load's check of a screen method's machine.
+// implyDisplays gives a display to each machine whose declaration does
+// not say display = True or False and on which the file calls a screen
+// method by its name (desk.send_chars(...)), as if it said True: using
+// the screen asks for it. It runs before the declarations are checked.
+// A call Load cannot see gives nothing (needsDisplay).
+func (file *File) implyDisplays(f *syntax.File) {
+	syntax.Walk(f, func(n syntax.Node) bool {
+		call, ok := n.(*syntax.CallExpr)
+		if !ok {
+			return true
+		}
+		dot, ok := call.Fn.(*syntax.DotExpr)
+		if !ok {
+			return true
+		}
+		m, meth := file.machineNamed(dot.X), methodByName[dot.Name.Name]
+		if m == nil || meth == nil || !meth.display || m.displaySaid || m.spec.Display {
+			return true
+		}
+		m.spec.Display = true
+		m.displayCall = fmt.Sprintf("%s.%s() at %s", m.name, meth.name, dot.Name.NamePos)
+		for i := range file.Specs {
+			if file.Specs[i].Name == m.name {
+				file.Specs[i].Display = true
+			}
+		}
+		return true
+	})
+}
+
+// checkDisplayCall is Load's check of a screen method's machine: after
+// implyDisplays, only one declared with display = False has none.
 func checkDisplayCall(m *machineValue, meth *method, dot *syntax.DotExpr) []error {
 	if meth.display && !m.spec.Display {
-		return []error{fmt.Errorf("%s: %w", dot.Name.NamePos, needsDisplay(meth, m))}
+		return []error{fmt.Errorf("%s: %s(): machine %s has no display: it is declared with display = False; "+
+			"make it True, or leave display out (a screen method gives the machine a display)", dot.Name.NamePos, meth.name, m.name)}
 	}
 	return nil
 }

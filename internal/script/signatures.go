@@ -30,6 +30,8 @@ type args struct {
 	port, hostPort, guestPort  int
 	vlans                      []int
 	tty                        int
+	keyDelay                   time.Duration // send_key's and send_chars' pause after each key
+	log                        bool          // send_key's: the call is a step of the timeline
 	// top-level functions
 	name, message            string
 	fn, condition, body      starlark.Callable

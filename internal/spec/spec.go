@@ -114,7 +114,7 @@ type Machine struct {
 	Disks []int `spec:"disks"`
 	// Display gives the machine an emulated display (QEMU's standard VGA,
 	// no window on the host) with the guest's framebuffer console on it
-	// and, in fast mode, a root shell on tty1: what screenshot and the
+	// and a root shell on tty1 (fast mode and systemd): what screenshot and the
 	// key methods need (docs/screens.md). Off, the machine has no display
 	// and boots no slower.
 	Display bool `spec:"display"`

@@ -1,0 +1,289 @@
+package coverage
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// noReport checks that a failed merge wrote no report.
+func noReport(t *testing.T, dir string) {
+	t.Helper()
+	for _, f := range []string{IndexFile, LCOVFile, CoberturaFile, SummaryFile} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+			t.Errorf("%s written after a failed merge", f)
+		}
+	}
+}
+
+func TestMergeGoDifferentBuilds(t *testing.T) {
+	src1, src2, dir := t.TempDir(), t.TempDir(), t.TempDir()
+	// The second build has one more function: the package's meta-data,
+	// and its hash, differ.
+	bin1 := buildGo(t, src1, "")
+	bin2 := buildGo(t, src2, "\nfunc Added() int { return 2 }\n")
+	runGo(t, dir, "t1", "server", bin1, "server")
+	runGo(t, dir, "t1", "client", bin2, "client")
+	t.Chdir(src1)
+	_, err := Merge(context.Background(), dir, t.Logf)
+	if err == nil {
+		t.Fatal("merged two builds of one package without an error")
+	}
+	for _, w := range []string{"example.com/covdemo/lib", "different builds", "server in t1", "client in t1", "rebuild"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not mention %q", err, w)
+		}
+	}
+	noReport(t, dir)
+}
+
+func TestMergeCDifferentBuilds(t *testing.T) {
+	src, dir := t.TempDir(), t.TempDir()
+	bin := buildC(t, src, cSource)
+	runC(t, dir, "t1", "server", bin, "server")
+	// Rebuilt after the server ran: the server's .gcda no longer matches
+	// the notes file in the build tree.
+	buildC(t, src, strings.Replace(cSource, "return 1;", "return 2;", 1))
+	runC(t, dir, "t1", "client", bin, "client")
+	_, err := Merge(context.Background(), dir, t.Logf)
+	if err == nil {
+		t.Fatal("merged a .gcda of another build without an error")
+	}
+	for _, w := range []string{"server in test t1", "demo.gcda", "different build", "stamp mismatch"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not mention %q", err, w)
+		}
+	}
+	if strings.Contains(err.Error(), "client") {
+		t.Errorf("error %q blames the client, whose data matches the build", err)
+	}
+	noReport(t, dir)
+}
+
+func TestMergeCNotesGone(t *testing.T) {
+	src, dir := t.TempDir(), t.TempDir()
+	bin := buildC(t, src, cSource)
+	runC(t, dir, "t1", "server", bin, "server")
+	if err := os.Remove(filepath.Join(src, "demo.gcno")); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Merge(context.Background(), dir, t.Logf)
+	if err == nil || !strings.Contains(err.Error(), "demo.gcno") || !strings.Contains(err.Error(), "rebuild") {
+		t.Fatalf("merge without the notes file: error %v, want one naming demo.gcno and what to do", err)
+	}
+}
+
+func TestMergeNoData(t *testing.T) {
+	dir := t.TempDir()
+	// Both machines ran, under a -coverage run, binaries built without
+	// instrumentation: the directories exist and hold nothing.
+	for _, m := range []string{"server", "client"} {
+		writeState(t, dir, State{Test: "t1", Machine: m})
+		for _, d := range []string{GoDir, GcovDir} {
+			if err := os.MkdirAll(filepath.Join(MachineDir(dir, "t1", m), d), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	sum, err := Merge(context.Background(), dir, t.Logf)
+	if err == nil || !strings.Contains(err.Error(), "no coverage data from any machine: were the binaries built with -cover / --coverage?") {
+		t.Fatalf("error %v, want one saying no machine left data", err)
+	}
+	if got := strings.Join(sum.Notes, "\n"); !strings.Contains(got, "no coverage data from client in test t1") || !strings.Contains(got, "no coverage data from server in test t1") {
+		t.Errorf("notes %q, want both machines named", got)
+	}
+	noReport(t, dir)
+}
+
+func TestMergeNoRawDir(t *testing.T) {
+	dir := t.TempDir()
+	_, err := Merge(context.Background(), dir, t.Logf)
+	if err == nil || !strings.Contains(err.Error(), "vmlab run -coverage") {
+		t.Fatalf("error %v, want one saying the directory is not a coverage run's", err)
+	}
+}
+
+// One machine ran an instrumented program, the other one without: the
+// report covers the first, names the second, and counts it nowhere.
+func TestMergeOneMachineWithoutData(t *testing.T) {
+	src, dir := t.TempDir(), t.TempDir()
+	bin := buildC(t, src, cSource)
+	runC(t, dir, "t1", "server", bin, "server")
+	writeState(t, dir, State{Test: "t1", Machine: "server"})
+	writeState(t, dir, State{Test: "t1", Machine: "client"})
+	sum, err := Merge(context.Background(), dir, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sum.Machines) != 1 || sum.Machines[0].Name != "server" {
+		t.Errorf("summary machines %+v, want server only", sum.Machines)
+	}
+	want := "no coverage data from client in test t1: were the binaries built with -cover / --coverage?"
+	if !strings.Contains(sum.String(), want) {
+		t.Errorf("summary:\n%s\nwant the line %q", sum, want)
+	}
+	index, _ := os.ReadFile(filepath.Join(dir, IndexFile))
+	if !strings.Contains(string(index), want) {
+		t.Errorf("index.html does not say %q", want)
+	}
+	if strings.Contains(string(index), `<th class="n">client</th>`) {
+		t.Error("index.html has a column for client, which left no data")
+	}
+}
+
+// A machine marked partial by the run, and a Go program that wrote its
+// meta-data at start but was killed before it wrote counters.
+func TestMergePartial(t *testing.T) {
+	src, dir := t.TempDir(), t.TempDir()
+	bin := buildGo(t, src, "")
+	runGo(t, dir, "t1", "server", bin, "server")
+	runGo(t, dir, "t1", "client", bin, "client")
+	writeState(t, dir, State{Test: "t1", Machine: "server", Partial: true, Reasons: []string{"crashed"}})
+	writeState(t, dir, State{Test: "t1", Machine: "client"})
+	counters, _ := filepath.Glob(filepath.Join(MachineDir(dir, "t1", "client"), GoDir, "covcounters.*"))
+	if len(counters) != 1 {
+		t.Fatalf("client's counter files: %v, want one", counters)
+	}
+	// The client also ran a second program with its own meta-data file
+	// but no counters: the first program's meta-data under another name
+	// (the hash in the name is only matched against counter files).
+	meta, _ := filepath.Glob(filepath.Join(MachineDir(dir, "t1", "client"), GoDir, "covmeta.*"))
+	data, err := os.ReadFile(meta[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(filepath.Dir(meta[0]), "covmeta.00000000000000000000000000000000"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(src)
+	sum, err := Merge(context.Background(), dir, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	partial := map[string]string{}
+	for _, m := range sum.Machines {
+		partial[m.Name] = strings.Join(m.Partial, "; ")
+	}
+	if partial["server"] != "t1: crashed" {
+		t.Errorf("server's partial reasons %q, want %q", partial["server"], "t1: crashed")
+	}
+	if !strings.Contains(partial["client"], "wrote no counters") {
+		t.Errorf("client's partial reasons %q, want the program without counters", partial["client"])
+	}
+	if !strings.Contains(sum.String(), "PARTIAL: t1: crashed") {
+		t.Errorf("summary does not mark server partial:\n%s", sum)
+	}
+	index, _ := os.ReadFile(filepath.Join(dir, IndexFile))
+	if !strings.Contains(string(index), `<span class="partial">partial data</span>: t1: crashed`) {
+		t.Error("index.html does not mark server partial")
+	}
+	if !strings.Contains(string(index), `<tr><td>t1</td><td>server</td><td class="n mid">`) || !strings.Contains(string(index), `<span class="partial">partial</span>: crashed</td></tr>`) {
+		t.Error("index.html's per-test table does not mark server in t1 partial")
+	}
+}
+
+func TestMergeNoStateIsPartial(t *testing.T) {
+	src, dir := t.TempDir(), t.TempDir()
+	bin := buildC(t, src, cSource)
+	runC(t, dir, "t1", "server", bin, "server")
+	sum, err := Merge(context.Background(), dir, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sum.Machines) != 1 || !strings.Contains(strings.Join(sum.Machines[0].Partial, ""), "no state.json") {
+		t.Errorf("machines %+v, want server partial for want of its state", sum.Machines)
+	}
+}
+
+func TestMergeToolMissing(t *testing.T) {
+	for _, tt := range []struct {
+		name, file, want string
+	}{
+		{"go", filepath.Join(GoDir, "covmeta.0123"), "install Go"},
+		{"gcov", filepath.Join(GcovDir, "build", "x.gcda"), "install the gcc that built the programs"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeState(t, dir, State{Test: "t1", Machine: "server"})
+			writeFiles(t, MachineDir(dir, "t1", "server"), map[string]string{tt.file: "data"})
+			t.Setenv("PATH", t.TempDir())
+			_, err := Merge(context.Background(), dir, t.Logf)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "server in test t1") {
+				t.Errorf("error %v, want one naming the machine and saying %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// Two builds of one source (two checkouts, two build machines) carry the
+// same package hashes: they merge.
+func TestMergeGoSameSourceTwoBuilds(t *testing.T) {
+	src1, src2, dir := t.TempDir(), t.TempDir(), t.TempDir()
+	runGo(t, dir, "t1", "server", buildGo(t, src1, ""), "server")
+	runGo(t, dir, "t1", "client", buildGo(t, src2, ""), "client")
+	t.Chdir(src1)
+	sum, err := Merge(context.Background(), dir, t.Logf)
+	if err != nil {
+		t.Fatalf("two builds of one source: %v", err)
+	}
+	if len(sum.Machines) != 2 {
+		t.Errorf("machines %+v, want server and client", sum.Machines)
+	}
+}
+
+// Programs built from files named on the command line all have the
+// package path command-line-arguments: different programs are not
+// different builds of one package.
+func TestMergeGoCommandLinePrograms(t *testing.T) {
+	skipShort(t)
+	dir := t.TempDir()
+	for _, m := range []string{"server", "client"} {
+		src := t.TempDir()
+		writeFiles(t, src, map[string]string{m + ".go": "package main\n\nfunc main() {\n\tprintln(\"" + m + "\")\n}\n"})
+		bin := filepath.Join(src, m)
+		run(t, src, []string{"GOFLAGS=", "GOWORK=off", "GO111MODULE=off"}, "go", "build", "-cover", "-o", bin, m+".go")
+		runGo(t, dir, "t1", m, bin, m)
+		writeState(t, dir, State{Test: "t1", Machine: m})
+	}
+	sum, err := Merge(context.Background(), dir, t.Logf)
+	if err != nil {
+		t.Fatalf("two programs of command-line files: %v", err)
+	}
+	if sum.Files != 2 || sum.Total != (Stat{4, 4}) {
+		t.Errorf("%d files, %+v lines; want 2 files, their 4 lines run:\n%s", sum.Files, sum.Total, sum)
+	}
+}
+
+// Run from outside the module that built the programs, the merge finds no
+// Go sources: counts and lcov stay, pages say the source is missing, and
+// Go's own page is left out with a note.
+func TestMergeGoSourcesNotFound(t *testing.T) {
+	src, dir := t.TempDir(), t.TempDir()
+	bin := buildGo(t, src, "")
+	runGo(t, dir, "t1", "server", bin, "server")
+	writeState(t, dir, State{Test: "t1", Machine: "server"})
+	t.Chdir(t.TempDir())
+	sum, err := Merge(context.Background(), dir, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Total.Covered == 0 {
+		t.Errorf("no covered lines without the sources:\n%s", sum)
+	}
+	if !strings.Contains(strings.Join(sum.Notes, "\n"), "no Go page by go tool cover -html (run vmlab from inside the module that built the programs)") {
+		t.Errorf("notes %q, want one about go tool cover's page", sum.Notes)
+	}
+	lcov := readLCOV(t, filepath.Join(dir, LCOVFile))
+	if _, ok := lcov["example.com/covdemo/lib/lib.go"]; !ok {
+		t.Errorf("lcov.info has no record for lib.go by its import path: %v", lcov)
+	}
+	pages, _ := filepath.Glob(filepath.Join(dir, filesDir, "*.html"))
+	for _, p := range pages {
+		data, _ := os.ReadFile(p)
+		if !strings.Contains(string(data), "The source was not found") {
+			t.Errorf("%s does not say its source is missing", p)
+		}
+	}
+}

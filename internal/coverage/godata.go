@@ -1,0 +1,365 @@
+package coverage
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// goBlock is one counted block of a Go text profile, the unit Go's own
+// tools work in (go tool cover -html): file, start and end line and
+// column, statements, count.
+type goBlock struct {
+	File                   string
+	StartLine, StartCol    int
+	EndLine, EndCol, Stmts int
+}
+
+// goData is what the Go readers add to the model besides lines: the
+// blocks, merged over every run, for go tool cover.
+type goData struct {
+	mode   string // "set" when every run counted in set mode, else "count"
+	blocks map[goBlock]int64
+	// pkgs maps each package path to its meta-data hashes and the runs
+	// that carried each, to find different builds of one package.
+	pkgs map[string]map[string][]*Run
+}
+
+// goTool is the go command, or an error naming what to install.
+func goTool() (string, error) {
+	p, err := exec.LookPath("go")
+	if err != nil {
+		return "", errors.New("the go command is not on PATH: install Go (https://go.dev/dl) to merge Go coverage")
+	}
+	return p, nil
+}
+
+// readGo reads the Go data of every run that has some into b. Each
+// run's data is turned into a text profile by its own go tool covdata
+// (about 200 ms each, mostly the go command starting), NumCPU at a time.
+func readGo(ctx context.Context, b *builder, tmp string) (*goData, error) {
+	gd := &goData{mode: "set", blocks: map[goBlock]int64{}, pkgs: map[string]map[string][]*Run{}}
+	var runs []*Run
+	for _, r := range b.runs {
+		if r.HasGo {
+			runs = append(runs, r)
+		}
+	}
+	if len(runs) == 0 {
+		return gd, nil
+	}
+	goCmd, err := goTool()
+	if err != nil {
+		return nil, fmt.Errorf("reading Go coverage data of %s in test %s: %w", runs[0].Machine, runs[0].Test, err)
+	}
+	for _, r := range runs {
+		if err := gd.readMeta(r); err != nil {
+			return nil, err
+		}
+	}
+	if err := gd.conflicts(); err != nil {
+		return nil, err
+	}
+	profiles := make([]string, len(runs))
+	errs := make([]error, len(runs))
+	sem := make(chan struct{}, runtime.NumCPU())
+	var wg sync.WaitGroup
+	for i, r := range runs {
+		profiles[i] = filepath.Join(tmp, fmt.Sprintf("go-%d.txt", i))
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			cmd := exec.CommandContext(ctx, goCmd, "tool", "covdata", "textfmt", "-i="+filepath.Join(r.dir, GoDir), "-o="+profiles[i])
+			if out, err := cmd.CombinedOutput(); err != nil {
+				errs[i] = fmt.Errorf("reading Go coverage data of %s in test %s: go tool covdata textfmt: %w: %s", r.Machine, r.Test, err, bytes.TrimSpace(out))
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	for i, r := range runs {
+		if err := gd.readProfile(b, r, profiles[i]); err != nil {
+			return nil, fmt.Errorf("reading Go coverage data of %s in test %s: %w", r.Machine, r.Test, err)
+		}
+	}
+	return gd, nil
+}
+
+// readMeta records the packages of r's meta-data files, and marks r
+// partial when a program wrote meta-data (at start) but no counters (at
+// exit).
+func (gd *goData) readMeta(r *Run) error {
+	metas, _ := filepath.Glob(filepath.Join(r.dir, GoDir, "covmeta.*"))
+	for _, m := range metas {
+		pkgs, err := readGoMeta(m)
+		if err != nil {
+			return fmt.Errorf("reading Go coverage data of %s in test %s: %w", r.Machine, r.Test, err)
+		}
+		for _, p := range pkgs {
+			if gd.pkgs[p.Path] == nil {
+				gd.pkgs[p.Path] = map[string][]*Run{}
+			}
+			if !slices.Contains(gd.pkgs[p.Path][p.Hash], r) {
+				gd.pkgs[p.Path][p.Hash] = append(gd.pkgs[p.Path][p.Hash], r)
+			}
+		}
+		hash := strings.TrimPrefix(filepath.Base(m), "covmeta.")
+		counters, _ := filepath.Glob(filepath.Join(r.dir, GoDir, "covcounters."+hash+".*"))
+		if len(counters) == 0 {
+			r.Partial = true
+			r.Reasons = append(r.Reasons, "a Go program wrote no counters (it did not exit: killed, or still running when the test ended)")
+		}
+	}
+	return nil
+}
+
+// conflicts reports every package that two runs (or two programs of one
+// run) carried from different builds.
+func (gd *goData) conflicts() error {
+	var errs []error
+	for _, pkg := range sortedKeys(gd.pkgs) {
+		hashes := gd.pkgs[pkg]
+		if len(hashes) < 2 {
+			continue
+		}
+		var builds []string
+		for _, h := range sortedKeys(hashes) {
+			var where []string
+			for _, r := range hashes[h] {
+				where = append(where, r.Machine+" in "+r.Test)
+			}
+			builds = append(builds, fmt.Sprintf("build %s on %s", h[:8], strings.Join(where, ", ")))
+		}
+		errs = append(errs, fmt.Errorf("merging Go coverage of package %s: the machines ran different builds of it (%s): not merged; rebuild the programs from one source tree and run again", pkg, strings.Join(builds, "; ")))
+	}
+	return errors.Join(errs...)
+}
+
+// readProfile reads a text profile (go tool covdata textfmt) of run r.
+func (gd *goData) readProfile(b *builder, r *Run, name string) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for first := true; sc.Scan(); first = false {
+		line := sc.Text()
+		if first {
+			if mode, ok := strings.CutPrefix(line, "mode: "); ok {
+				if mode != "set" {
+					gd.mode = "count"
+				}
+				continue
+			}
+			return fmt.Errorf("%s: no mode line", name)
+		}
+		blk, count, err := parseGoBlock(line)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		gd.blocks[blk] += count
+		fb := b.file(blk.File, "go")
+		for n := blk.StartLine; n <= blk.EndLine; n++ {
+			fb.line(r, n, count, true)
+		}
+	}
+	return sc.Err()
+}
+
+// parseGoBlock parses "file:l0.c0,l1.c1 stmts count".
+func parseGoBlock(line string) (goBlock, int64, error) {
+	bad := fmt.Errorf("bad profile line %q", line)
+	i := strings.LastIndexByte(line, ':')
+	if i < 0 {
+		return goBlock{}, 0, bad
+	}
+	var blk goBlock
+	var count int64
+	blk.File = line[:i]
+	if _, err := fmt.Sscanf(line[i+1:], "%d.%d,%d.%d %d %d", &blk.StartLine, &blk.StartCol, &blk.EndLine, &blk.EndCol, &blk.Stmts, &count); err != nil {
+		return goBlock{}, 0, bad
+	}
+	if blk.EndLine < blk.StartLine {
+		return goBlock{}, 0, bad
+	}
+	return blk, count, nil
+}
+
+// writeProfile writes the blocks, counts summed over every run, as a Go
+// text profile.
+func (gd *goData) writeProfile(name string) error {
+	blocks := sortedKeysFunc(gd.blocks, func(a, b goBlock) int {
+		if a.File != b.File {
+			return strings.Compare(a.File, b.File)
+		}
+		if a.StartLine != b.StartLine {
+			return a.StartLine - b.StartLine
+		}
+		return a.StartCol - b.StartCol
+	})
+	var buf bytes.Buffer
+	fmt.Fprintf(&buf, "mode: %s\n", gd.mode)
+	for _, blk := range blocks {
+		n := gd.blocks[blk]
+		if gd.mode == "set" {
+			n = min(n, 1)
+		}
+		fmt.Fprintf(&buf, "%s:%d.%d,%d.%d %d %d\n", blk.File, blk.StartLine, blk.StartCol, blk.EndLine, blk.EndCol, blk.Stmts, n)
+	}
+	return os.WriteFile(name, buf.Bytes(), 0o644)
+}
+
+// resolveGo finds the Go files' sources with go list, from the current
+// directory (the module that built the programs, where go tool cover
+// looks too), then drops lines that hold no code (blank, comment, a lone
+// closing brace: a block's range covers them, gcov does not count them)
+// and adds the functions.
+func resolveGo(ctx context.Context, b *builder, logf func(string, ...any)) {
+	dirs := goPackageDirs(ctx, b, logf)
+	for _, name := range sortedKeys(b.files) {
+		f := b.files[name]
+		if f.Lang != "go" {
+			continue
+		}
+		src := name
+		if !filepath.IsAbs(name) {
+			dir, ok := dirs[path.Dir(name)]
+			if !ok {
+				continue
+			}
+			src = filepath.Join(dir, path.Base(name))
+		}
+		text, err := os.ReadFile(src)
+		if err != nil {
+			logf("coverage: source of %s: %v", name, err)
+			continue
+		}
+		f.Source = src
+		dropBlankGoLines(f, text)
+		addGoFuncs(f, src, text, logf)
+	}
+}
+
+// goPackageDirs maps the import paths of the Go files to their
+// directories.
+func goPackageDirs(ctx context.Context, b *builder, logf func(string, ...any)) map[string]string {
+	var pkgs []string
+	for name, f := range b.files {
+		if f.Lang == "go" && !filepath.IsAbs(name) && !slices.Contains(pkgs, path.Dir(name)) {
+			pkgs = append(pkgs, path.Dir(name))
+		}
+	}
+	dirs := map[string]string{}
+	if len(pkgs) == 0 {
+		return dirs
+	}
+	goCmd, err := goTool()
+	if err != nil {
+		return dirs
+	}
+	slices.Sort(pkgs)
+	args := append([]string{"list", "-e", "-f", "{{.ImportPath}}\t{{.Dir}}"}, pkgs...)
+	out, err := exec.CommandContext(ctx, goCmd, args...).Output()
+	if err != nil {
+		logf("coverage: finding the Go sources (go list from the current directory): %v", err)
+		return dirs
+	}
+	for line := range strings.Lines(string(out)) {
+		pkg, dir, ok := strings.Cut(strings.TrimSpace(line), "\t")
+		if ok && dir != "" {
+			dirs[pkg] = dir
+		}
+	}
+	for _, p := range pkgs {
+		if dirs[p] == "" {
+			logf("coverage: no source for Go package %s: run vmlab from inside the module that built it", p)
+		}
+	}
+	return dirs
+}
+
+func dropBlankGoLines(f *fileBuilder, text []byte) {
+	lines := strings.Split(string(text), "\n")
+	for n := range f.lines {
+		if n < 1 || n > len(lines) {
+			continue
+		}
+		t := strings.TrimSpace(lines[n-1])
+		if t == "" || t == "}" || strings.HasPrefix(t, "//") {
+			delete(f.lines, n)
+		}
+	}
+}
+
+// addGoFuncs adds the file's function declarations; each is entered as
+// often as its first instrumented line ran (the block that opens its body).
+func addGoFuncs(f *fileBuilder, src string, text []byte, logf func(string, ...any)) {
+	fset := token.NewFileSet()
+	af, err := parser.ParseFile(fset, src, text, parser.SkipObjectResolution)
+	if err != nil {
+		logf("coverage: parsing %s for its functions: %v", src, err)
+		return
+	}
+	for _, d := range af.Decls {
+		fd, ok := d.(*ast.FuncDecl)
+		if !ok || fd.Body == nil {
+			continue
+		}
+		start, end := fset.Position(fd.Pos()).Line, fset.Position(fd.End()).Line
+		var first *Line
+		for n := start; n <= end && first == nil; n++ {
+			first = f.lines[n]
+		}
+		if first == nil {
+			continue
+		}
+		fn := f.fn(goFuncName(fd), start, end)
+		for r, h := range first.Hits {
+			fn.Hits[r] = h
+		}
+	}
+}
+
+// goFuncName is the name go tool cover -func shows: Name, T.Name or
+// (*T).Name.
+func goFuncName(fd *ast.FuncDecl) string {
+	if fd.Recv == nil || len(fd.Recv.List) == 0 {
+		return fd.Name.Name
+	}
+	t := fd.Recv.List[0].Type
+	star := false
+	if s, ok := t.(*ast.StarExpr); ok {
+		t, star = s.X, true
+	}
+	switch x := t.(type) {
+	case *ast.IndexExpr:
+		t = x.X
+	case *ast.IndexListExpr:
+		t = x.X
+	}
+	name := "?"
+	if id, ok := t.(*ast.Ident); ok {
+		name = id.Name
+	}
+	if star {
+		return "(*" + name + ")." + fd.Name.Name
+	}
+	return name + "." + fd.Name.Name
+}

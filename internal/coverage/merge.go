@@ -1,0 +1,206 @@
+package coverage
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Files Merge writes in the coverage directory.
+const (
+	IndexFile     = "index.html"    // the HTML report
+	LCOVFile      = "lcov.info"     // LCOV, all machines merged
+	CoberturaFile = "cobertura.xml" // Cobertura XML, all machines merged
+	SummaryFile   = "summary.txt"   // Summary.String
+	GoHTMLDir     = "go"            // go tool cover's profile and page
+	CHTMLDir      = "c"             // genhtml's pages (lcov) for C and C++
+	filesDir      = "files"         // the annotated source pages
+)
+
+// Merge reads the raw data a run left in dir (the layout in this
+// package's doc) and writes the merged report beside it: index.html and a
+// page per source file, lcov.info, cobertura.xml, summary.txt, and the
+// toolchains' own pages (go tool cover -html for Go; genhtml, from the
+// lcov package, for C when it is installed). It returns what the terminal
+// prints.
+//
+// Nothing false is merged: a machine without data is named, not counted
+// at 0%; data from different builds of one Go package or one C object is
+// an error and no report is written. The Go toolchain is needed only when
+// there is Go data, gcov only when there is C data. Go sources are found
+// with go list from the current directory, as go tool cover finds them.
+// logf gets what is worth knowing but not an error (a source not found, a
+// tool missing); nil drops it.
+func Merge(ctx context.Context, dir string, logf func(string, ...any)) (Summary, error) {
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	sum := Summary{Dir: dir}
+	runs, err := scanRuns(dir)
+	if err != nil {
+		return sum, err
+	}
+	var withData []*Run
+	for _, r := range runs {
+		if r.HasData() {
+			withData = append(withData, r)
+		} else {
+			sum.Notes = append(sum.Notes, fmt.Sprintf("no coverage data from %s in test %s: were the binaries built with -cover / --coverage?", r.Machine, r.Test))
+		}
+	}
+	if len(withData) == 0 {
+		return sum, fmt.Errorf("merging coverage in %s: no coverage data from any machine: were the binaries built with -cover / --coverage?", dir)
+	}
+	m, gd, err := read(ctx, withData, logf)
+	if err != nil {
+		return sum, fmt.Errorf("merging coverage in %s: %w", dir, err)
+	}
+	sum.fill(m, runs)
+	if err := write(ctx, dir, m, gd, &sum, logf); err != nil {
+		return sum, fmt.Errorf("writing the coverage report in %s: %w", dir, err)
+	}
+	return sum, nil
+}
+
+// read builds the model from the runs' data.
+func read(ctx context.Context, runs []*Run, logf func(string, ...any)) (*Model, *goData, error) {
+	tmp, err := os.MkdirTemp("", "vmlab-coverage-")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer os.RemoveAll(tmp)
+	b := newBuilder(runs)
+	gd, goErr := readGo(ctx, b, tmp)
+	cErr := readGcov(ctx, b, tmp, logf)
+	if err := errors.Join(goErr, cErr); err != nil {
+		return nil, nil, err
+	}
+	resolveGo(ctx, b, logf)
+	return b.model(), gd, nil
+}
+
+// write writes every output of the report into dir; the index last, so
+// that it links only what exists.
+func write(ctx context.Context, dir string, m *Model, gd *goData, sum *Summary, logf func(string, ...any)) error {
+	cob, err := writeCobertura(m.Files, time.Now())
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, LCOVFile), writeLCOV(m.Files), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, CoberturaFile), cob, 0o644); err != nil {
+		return err
+	}
+	links := htmlLinks{LCOV: LCOVFile, Cobertura: CoberturaFile, Summary: SummaryFile}
+	if len(gd.blocks) > 0 {
+		if page, err := goCoverHTML(ctx, dir, gd); err != nil {
+			sum.Notes = append(sum.Notes, err.Error())
+		} else {
+			links.Go = page
+			sum.Reports = append(sum.Reports, filepath.Join(dir, page))
+		}
+	}
+	if page, err := cGenHTML(ctx, dir, m); err != nil {
+		sum.Notes = append(sum.Notes, err.Error())
+	} else if page != "" {
+		links.C = page
+		sum.Reports = append(sum.Reports, filepath.Join(dir, page))
+	}
+	if err := writeHTML(dir, m, sum, links); err != nil {
+		return err
+	}
+	sum.Reports = append([]string{filepath.Join(dir, IndexFile), filepath.Join(dir, LCOVFile), filepath.Join(dir, CoberturaFile)}, sum.Reports...)
+	return os.WriteFile(filepath.Join(dir, SummaryFile), []byte(sum.String()), 0o644)
+}
+
+// Summary is what a merge found, for the terminal (String) and
+// summary.txt.
+type Summary struct {
+	Dir      string
+	Machines []MachineSummary // sorted by name
+	Total    Stat             // every machine together
+	Files    int              // source files
+	// Notes are what the report lacks and why: machines without data,
+	// a tool that is missing or failed.
+	Notes []string
+	// Reports are the paths written, the HTML index first.
+	Reports []string
+}
+
+// MachineSummary is one machine's coverage over every test it was in.
+type MachineSummary struct {
+	Name string
+	Stat
+	// Partial lists why the machine's data may miss counts, each
+	// "TEST: reason"; empty when it is complete.
+	Partial []string
+}
+
+func (s *Summary) fill(m *Model, runs []*Run) {
+	s.Total, s.Files = m.Stat(""), len(m.Files)
+	for _, name := range m.Machines {
+		ms := MachineSummary{Name: name, Stat: m.Stat(name)}
+		for _, r := range runs {
+			if r.Machine == name && r.Partial {
+				for _, why := range r.partialReasons() {
+					ms.Partial = append(ms.Partial, r.Test+": "+why)
+				}
+			}
+		}
+		s.Machines = append(s.Machines, ms)
+	}
+}
+
+// String is the summary as the terminal shows it: a line per machine and
+// one for all of them, the notes, the report's paths.
+func (s Summary) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "coverage: %d source file%s, %d machine%s\n", s.Files, plural(s.Files), len(s.Machines), plural(len(s.Machines)))
+	width := len("all machines")
+	for _, m := range s.Machines {
+		width = max(width, len(m.Name))
+	}
+	line := func(name string, st Stat, partial []string) {
+		fmt.Fprintf(&b, "  %-*s %5.1f%% of %d lines (%d covered)", width, name, st.Percent(), st.Lines, st.Covered)
+		if len(partial) > 0 {
+			fmt.Fprintf(&b, "  PARTIAL: %s", strings.Join(partial, "; "))
+		}
+		b.WriteByte('\n')
+	}
+	for _, m := range s.Machines {
+		line(m.Name, m.Stat, m.Partial)
+	}
+	if len(s.Machines) > 0 {
+		line("all machines", s.Total, nil)
+	}
+	for _, n := range s.Notes {
+		fmt.Fprintf(&b, "  %s\n", n)
+	}
+	if len(s.Reports) > 0 {
+		fmt.Fprintf(&b, "  report: %s\n", strings.Join(s.Reports, ", "))
+	}
+	return b.String()
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+func sortedKeys[K cmp.Ordered, V any](m map[K]V) []K {
+	return slices.Sorted(maps.Keys(m))
+}
+
+func sortedKeysFunc[K comparable, V any](m map[K]V, less func(a, b K) int) []K {
+	return slices.SortedFunc(maps.Keys(m), less)
+}
