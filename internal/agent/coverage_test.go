@@ -60,14 +60,14 @@ func TestCoverageEnv(t *testing.T) {
 func TestCoverageSettings(t *testing.T) {
 	root := t.TempDir()
 	withCoverageOn(t, "")
-	if err := writeRunUnits(root); err != nil {
+	if err := writeRunUnits(root, false); err != nil {
 		t.Fatal(err)
 	}
 	if m, _ := filepath.Glob(filepath.Join(root, "run/systemd/*.conf.d/vmlab-coverage.conf")); len(m) > 0 {
 		t.Errorf("without coverage: got %v, want no coverage drop-in", m)
 	}
 	withCoverageOn(t, agentproto.CoverageGuestDir)
-	if err := writeRunUnits(root); err != nil {
+	if err := writeRunUnits(root, false); err != nil {
 		t.Fatal(err)
 	}
 	want := `DefaultEnvironment="GOCOVERDIR=/run/vmlab/coverage/go" "GCOV_PREFIX=/run/vmlab/coverage/gcov" "GCOV_PREFIX_STRIP=0"`

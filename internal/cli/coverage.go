@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"io"
 	"path/filepath"
 	"strings"
 
@@ -27,25 +26,33 @@ func prepareCoverage(dir string, jobs []job) error {
 	return nil
 }
 
-// mergeCoverage is the merge vmlab run -coverage calls once every test
-// has run: coverage.Merge(ctx, dir, logf), which builds the report from
-// the raw data and returns the summary the terminal shows. nil until the
-// merge (package coverage's report) is there: the run then only says
-// where the raw data is.
-var mergeCoverage func(ctx context.Context, dir string, logf func(string, ...any)) (fmt.Stringer, error)
+// coverageIndex is the merged report's page in dir, which report.html
+// links to when it is there; "": no -coverage.
+func coverageIndex(dir string) string {
+	if dir == "" {
+		return ""
+	}
+	return filepath.Join(dir, coverage.IndexFile)
+}
 
-// finishCoverage merges the run's coverage data in dir and prints the
-// summary on w. An interrupted run merges nothing: its raw data stays.
-func finishCoverage(ctx context.Context, e *env, dir string, w io.Writer) error {
-	if ctx.Err() != nil || mergeCoverage == nil {
-		fmt.Fprintf(w, "coverage: raw data in %s\n", filepath.Join(dir, coverage.RawDir))
-		return nil
+// mergeCoverage is the merge vmlab run -coverage calls once every test
+// has run; tests replace it.
+var mergeCoverage = func(ctx context.Context, dir string, logf func(string, ...any)) (fmt.Stringer, error) {
+	return coverage.Merge(ctx, dir, logf)
+}
+
+// mergeRun merges the run's coverage data in dir, before the reports are
+// written (report.html links the merged report), and returns the summary
+// the terminal prints after them. An interrupted run merges nothing: its
+// raw data stays, and the summary says where.
+func mergeRun(ctx context.Context, e *env, dir string) (string, error) {
+	if ctx.Err() != nil {
+		return fmt.Sprintf("coverage: not merged (interrupted); the raw data is in %s\n", filepath.Join(dir, coverage.RawDir)), nil
 	}
 	logf := func(format string, args ...any) { fmt.Fprintf(e.stderr, "coverage: "+format+"\n", args...) }
 	sum, err := mergeCoverage(ctx, dir, logf)
 	if err != nil {
-		return fmt.Errorf("merge the coverage data in %s: %w", dir, err)
+		return "", fmt.Errorf("merge the coverage data in %s: %w", dir, err)
 	}
-	fmt.Fprintln(w, strings.TrimRight(sum.String(), "\n"))
-	return nil
+	return strings.TrimRight(sum.String(), "\n") + "\n", nil
 }

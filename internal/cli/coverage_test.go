@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -56,47 +57,45 @@ type summary string
 
 func (s summary) String() string { return string(s) }
 
-// TestFinishCoverage: the merge is called with the coverage directory
-// and its summary printed; its error is the run's; an interrupted run,
-// or one without the merge, merges nothing and says where the raw data is.
-func TestFinishCoverage(t *testing.T) {
+// TestMergeRun: the merge is called with the coverage directory and its
+// summary kept for the terminal; its error is the run's; an interrupted
+// run merges nothing and says where the raw data is.
+func TestMergeRun(t *testing.T) {
 	defer func(m func(context.Context, string, func(string, ...any)) (fmt.Stringer, error)) { mergeCoverage = m }(mergeCoverage)
 	canceled, cancel := context.WithCancel(context.Background())
 	cancel()
 	var merged []string
-	merge := func(ctx context.Context, dir string, logf func(string, ...any)) (fmt.Stringer, error) {
+	mergeCoverage = func(ctx context.Context, dir string, logf func(string, ...any)) (fmt.Stringer, error) {
 		merged = append(merged, dir)
 		logf("merging %s", dir)
 		if dir == "bad" {
-			return nil, errors.New("two builds of example.com/prog")
+			return summary("half a summary"), errors.New("two builds of example.com/prog")
 		}
-		return summary("total: 75.0% of lines\n"), nil
+		return summary("total: 75.0% of lines"), nil
 	}
 	tests := []struct {
 		name    string
-		merge   func(context.Context, string, func(string, ...any)) (fmt.Stringer, error)
 		ctx     context.Context
 		dir     string
-		out     string
+		summary string
 		err     string
 		mergeOn bool
 	}{
-		{"merged", merge, context.Background(), "cov", "total: 75.0% of lines\n", "", true},
-		{"merge fails", merge, context.Background(), "bad", "", "merge the coverage data in bad: two builds of example.com/prog", true},
-		{"interrupted", merge, canceled, "cov", "coverage: raw data in " + filepath.Join("cov", "raw") + "\n", "", false},
-		{"no merge", nil, context.Background(), "cov", "coverage: raw data in " + filepath.Join("cov", "raw") + "\n", "", false},
+		{"merged", context.Background(), "cov", "total: 75.0% of lines\n", "", true},
+		{"merge fails", context.Background(), "bad", "", "merge the coverage data in bad: two builds of example.com/prog", true},
+		{"interrupted", canceled, "cov", "coverage: not merged (interrupted); the raw data is in " + filepath.Join("cov", "raw") + "\n", "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			mergeCoverage, merged = tt.merge, nil
-			var stdout, stderr strings.Builder
-			e := &env{stdout: &stdout, stderr: &stderr}
-			err := finishCoverage(tt.ctx, e, tt.dir, &stdout)
+			merged = nil
+			var stderr strings.Builder
+			e := &env{stdout: io.Discard, stderr: &stderr}
+			sum, err := mergeRun(tt.ctx, e, tt.dir)
 			if got := fmt.Sprint(err); tt.err == "" && err != nil || tt.err != "" && got != tt.err {
 				t.Errorf("got error %v, want %q", err, tt.err)
 			}
-			if stdout.String() != tt.out {
-				t.Errorf("printed %q, want %q", stdout.String(), tt.out)
+			if sum != tt.summary {
+				t.Errorf("got summary %q, want %q", sum, tt.summary)
 			}
 			if (len(merged) == 1 && merged[0] == tt.dir) != tt.mergeOn {
 				t.Errorf("merged %q, want the merge called %v with %q", merged, tt.mergeOn, tt.dir)

@@ -75,7 +75,8 @@ func TestRunCoverage(t *testing.T) {
 	mergeCoverage = func(ctx context.Context, dir string, logf func(string, ...any)) (fmt.Stringer, error) {
 		states, _ := filepath.Glob(filepath.Join(dir, coverage.RawDir, "*", "*", coverage.StateFile))
 		merged = append(merged, fmt.Sprintf("%s with %d states", dir, len(states)))
-		return summary("merged: 42.0% of lines"), nil
+		// Before report.html is written, which links it.
+		return summary("merged: 42.0% of lines"), os.WriteFile(filepath.Join(dir, coverage.IndexFile), []byte("<html>"), 0o600)
 	}
 	code, stdout, stderr := run("run", "-coverage", cov, "-out", filepath.Join(dir, "out"), file)
 	if code != exitOK {
@@ -83,6 +84,9 @@ func TestRunCoverage(t *testing.T) {
 	}
 	if want := []string{cov + " with 4 states"}; !slices.Equal(merged, want) || !strings.Contains(stdout, "merged: 42.0% of lines\n") {
 		t.Errorf("merge calls: got %q, want %q; stdout:\n%s", merged, want, stdout)
+	}
+	if html, err := os.ReadFile(filepath.Join(dir, "out", "report.html")); err != nil || !strings.Contains(string(html), "cov/index.html") {
+		t.Errorf("report.html does not link the merged report cov/index.html (%v)", err)
 	}
 	raw := func(test, m string, elem ...string) string {
 		return filepath.Join(append([]string{coverage.MachineDir(cov, "coverage."+test, m)}, elem...)...)

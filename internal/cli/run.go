@@ -125,7 +125,7 @@ func runRun(ctx context.Context, e *env, args []string) int {
 		}
 		return exitInternal
 	}
-	rep, closeEvents, err := reporter(e, dir, *junit, *jsonEvents, *verbose, inter)
+	rep, closeEvents, err := reporter(e, dir, *junit, coverageIndex(*cover), *jsonEvents, *verbose, inter)
 	if err != nil {
 		e.errorf("%v", err)
 		return exitInternal
@@ -146,19 +146,22 @@ func runRun(ctx context.Context, e *env, args []string) int {
 		inter.stopRun = stop
 	}
 	res := runJobs(jobsCtx, jobs, *parallel, *timeout, boot, dir, rep)
+	var coverSummary string
+	var coverErr error
+	if *cover != "" {
+		coverSummary, coverErr = mergeRun(ctx, e, *cover)
+	}
 	reportErr := errors.Join(rep.Close(), closeEvents())
 	if reportErr != nil {
 		e.errorf("write reports: %v", reportErr)
 	}
-	var coverErr error
-	if *cover != "" {
-		summary := e.stdout
-		if *jsonEvents {
-			summary = e.stderr // stdout is the events'
-		}
-		if coverErr = finishCoverage(ctx, e, *cover, summary); coverErr != nil {
-			e.errorf("%v", coverErr)
-		}
+	if coverErr != nil {
+		e.errorf("%v", coverErr)
+	}
+	if *jsonEvents {
+		fmt.Fprint(e.stderr, coverSummary) // stdout is the events'
+	} else {
+		fmt.Fprint(e.stdout, coverSummary)
 	}
 	code = runExit(ctx, res, reportErr)
 	if coverErr != nil && code == exitOK {
@@ -454,14 +457,15 @@ func keepDir(dir string, temporary bool) {
 }
 
 // reporter assembles the sinks: the terminal (or JSON lines on stdout),
-// events.jsonl, junit.xml and report.html in the output directory, and the
+// events.jsonl, junit.xml and report.html (linking coverIndex, the merged
+// coverage report, when it is there) in the output directory, and the
 // -junit file. With -i, the files are behind inter.hold.
-func reporter(e *env, dir, junit string, jsonEvents, verbose bool, inter *interactive) (*report.Reporter, func() error, error) {
+func reporter(e *env, dir, junit, coverIndex string, jsonEvents, verbose bool, inter *interactive) (*report.Reporter, func() error, error) {
 	events, err := report.Create(filepath.Join(dir, "events.jsonl"))
 	if err != nil {
 		return nil, nil, err
 	}
-	files := []report.File{report.JUnitFile(filepath.Join(dir, "junit.xml")), report.HTMLFile(filepath.Join(dir, "report.html"))}
+	files := []report.File{report.JUnitFile(filepath.Join(dir, "junit.xml")), report.HTMLFileWithCoverage(filepath.Join(dir, "report.html"), coverIndex)}
 	if junit != "" {
 		files = append(files, report.JUnitFile(junit))
 	}
