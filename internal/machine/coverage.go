@@ -26,7 +26,8 @@ import (
 // its .gcda files under Dir/gcov when it calls exit. Close shuts the
 // machine down cleanly first, so the services get their stop timeout to
 // write theirs, and writes Dir/state.json: the data is partial when the
-// machine crashed, went down, was not shut down cleanly or a command of it
+// machine crashed, went down or powered itself off, was not shut down
+// cleanly, or a command or (fast mode, as its agent notes) a service of it
 // was killed by a signal.
 type Coverage struct {
 	Dir  string // the machine's raw directory: coverage.MachineDir(dir, Test, name)

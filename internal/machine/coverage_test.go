@@ -97,3 +97,32 @@ func TestFakeCoverageState(t *testing.T) {
 		t.Errorf("a machine that never booted made %s", never)
 	}
 }
+
+// TestFakeCoverageSelfOff: a fast-mode guest that powers itself off
+// stopped none of its processes first: its data is partial.
+func TestFakeCoverageSelfOff(t *testing.T) {
+	dir := coverage.MachineDir(t.TempDir(), "f.test", "fake")
+	stops := make(chan error, 1)
+	m := fakeMachineConfig(t, "selfoff", machine.Config{
+		Coverage: machine.Coverage{Dir: dir, Test: "f.test"},
+		OnStop:   func(n machine.StopNote) { stops <- n.Err },
+	})
+	if err := m.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	// The command may end before the machine goes down or with it.
+	m.Execute(t.Context(), "kill -USR1 $PPID")
+	select {
+	case err := <-stops:
+		if err != nil {
+			t.Fatalf("got a stop with %v, want a clean one", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the power-off was not noticed in 10 s")
+	}
+	m.Close()
+	b, _ := os.ReadFile(filepath.Join(dir, coverage.StateFile))
+	if !strings.Contains(string(b), `"powered itself off without stopping its processes"`) || !strings.Contains(string(b), `"partial": true`) {
+		t.Errorf("got state %s, want it partial: powered itself off", b)
+	}
+}

@@ -494,7 +494,16 @@ func (m *Machine) supervise(proc *qemu.Process, agent *agentclient.Client, q *qm
 	}
 	down, reason := m.down, m.downReason
 	m.mu.Unlock()
-	if unasked {
+	switch {
+	case !unasked:
+	case reason == "" && proc.ExitedCleanly():
+		// A fast-mode guest that powers itself off (poweroff -f: no
+		// init but the agent to ask) stops none of its processes
+		// first; systemd stops its units.
+		if !m.cfg.Systemd() {
+			m.partial("powered itself off without stopping its processes")
+		}
+	default:
 		m.partial("went down: %s", cmp.Or(reason, fmt.Sprint(down)))
 	}
 	switch {
