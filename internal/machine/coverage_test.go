@@ -126,3 +126,17 @@ func TestFakeCoverageSelfOff(t *testing.T) {
 		t.Errorf("got state %s, want it partial: powered itself off", b)
 	}
 }
+
+// TestFakeCoverageBootFailed: a boot that fails says so in the state.
+func TestFakeCoverageBootFailed(t *testing.T) {
+	dir := coverage.MachineDir(t.TempDir(), "f.test", "fake")
+	m := fakeMachineConfig(t, "panic", machine.Config{Coverage: machine.Coverage{Dir: dir, Test: "f.test"}})
+	if err := m.Start(t.Context()); err == nil {
+		t.Fatal("the boot of a guest that panics succeeded")
+	}
+	m.Close()
+	b, _ := os.ReadFile(filepath.Join(dir, coverage.StateFile))
+	if !strings.Contains(string(b), `"did not boot: fake: `) || !strings.Contains(string(b), `"partial": true`) {
+		t.Errorf("got state %s, want it partial: did not boot", b)
+	}
+}

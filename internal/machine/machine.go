@@ -234,6 +234,8 @@ func (m *Machine) startLocked(ctx context.Context) error {
 	note := BootNote{Done: true, Took: time.Since(start), Err: err}
 	if err == nil {
 		note.Took, note.Stages = m.BootTime(), stages(m.Hello().Stages)
+	} else {
+		m.partial("did not boot: %v", err) // what it ran was stopped with it
 	}
 	m.noteBoot(note)
 	return err
