@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vmlab/vmlab/internal/coverage"
 	"github.com/vmlab/vmlab/internal/machine"
 	"github.com/vmlab/vmlab/internal/spec"
 )
@@ -82,5 +83,17 @@ func TestCoverageOption(t *testing.T) {
 		if len(errs) != 1 || !strings.Contains(errs[0], tt.want) || l.built != nil {
 			t.Errorf("%s: got %q, want the test failed before the lab was made with %q", tt.name, errs, tt.want)
 		}
+	}
+}
+
+// TestMergeCoverage: the Go API's merge is the run's: a directory where no
+// machine left data is an error saying so, and nothing false is reported.
+func TestMergeCoverage(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(coverage.MachineDir(dir, "TestX", "server"), 0o700)
+	os.WriteFile(filepath.Join(coverage.MachineDir(dir, "TestX", "server"), coverage.StateFile), []byte(`{"test":"TestX","machine":"server"}`), 0o600)
+	sum, err := MergeCoverage(t.Context(), dir)
+	if err == nil || !strings.Contains(err.Error(), "no coverage data") || sum != "" {
+		t.Errorf("got %q, %v; want no summary and an error saying there is no coverage data", sum, err)
 	}
 }
