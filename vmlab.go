@@ -536,6 +536,31 @@ func (m *Machine) WaitForText(t testing.TB, regex string, timeout time.Duration)
 	check(t, m.m(t).WaitForText(t.Context(), regex, timeout))
 }
 
+// WaitForX waits until the guest's X server on display :0 accepts a
+// client (the machine is declared with Display). When the timeout
+// passes, it fails t with why the last try failed.
+func (m *Machine) WaitForX(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	check(t, m.m(t).WaitForX(t.Context(), timeout))
+}
+
+// WaitForWindow waits until a window on display :0 has a name matching
+// the regular expression (Go's syntax). When the timeout passes, it fails
+// t with the window names last read.
+func (m *Machine) WaitForWindow(t testing.TB, regex string, timeout time.Duration) {
+	t.Helper()
+	check(t, m.m(t).WaitForWindow(t.Context(), regex, timeout))
+}
+
+// WindowNames returns the names of the windows on display :0, in the
+// order of the window tree, windows without a name left out.
+func (m *Machine) WindowNames(t testing.TB) []string {
+	t.Helper()
+	names, err := m.m(t).WindowNames(t.Context())
+	check(t, err)
+	return names
+}
+
 // SendConsole writes chars to the guest's serial console.
 func (m *Machine) SendConsole(t testing.TB, chars string) {
 	t.Helper()

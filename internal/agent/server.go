@@ -205,6 +205,12 @@ func (s *server) handle(ctx context.Context, id uint32, req agentproto.Request, 
 		return waitTTY(ctx, *req.Wait)
 	case req.Op == agentproto.OpTTYText:
 		return ttyText(req.VT)
+	case req.Op == agentproto.OpWait && req.Wait != nil && req.Wait.Kind == agentproto.WaitX:
+		return waitX(ctx, *req.Wait)
+	case req.Op == agentproto.OpWait && req.Wait != nil && req.Wait.Kind == agentproto.WaitWindow:
+		return waitWindow(ctx, *req.Wait)
+	case req.Op == agentproto.OpXWindows:
+		return xWindows(ctx, req.Display)
 	case req.Op == agentproto.OpWait && req.Wait != nil && req.Wait.Kind == agentproto.WaitUnit:
 		return s.waitUnit(ctx, *req.Wait)
 	case req.Op == agentproto.OpWait && req.Wait != nil:

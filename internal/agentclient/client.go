@@ -466,3 +466,14 @@ func (c *Client) TTYText(ctx context.Context, vt int) (agentproto.Result, error)
 	}
 	return c.await(ctx, id, cl)
 }
+
+// XWindows asks the agent for the names of the windows on X display
+// display (":0" when empty); the Result's Output holds them, one a line.
+func (c *Client) XWindows(ctx context.Context, display string) (agentproto.Result, error) {
+	cl := &call{}
+	id, err := c.start(agentproto.Request{Op: agentproto.OpXWindows, Display: display}, cl)
+	if err != nil {
+		return agentproto.Result{}, err
+	}
+	return c.await(ctx, id, cl)
+}

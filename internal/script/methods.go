@@ -75,7 +75,7 @@ func (c *call) mm() *machine.Machine { return c.r.machine(c.m) }
 // methodTable is every machine method, named as in the NixOS driver. It
 // drives Load's check of calls (checkAttrs), the calls themselves
 // (method.builtin), dir() and the docs (TestMethodsDocumented).
-var methodTable = slices.Concat(methodTableBase, screenMethods, ocrMethods)
+var methodTable = slices.Concat(methodTableBase, screenMethods, ocrMethods, xMethods)
 
 var methodTableBase = []*method{
 	// start returns at once, as NixOS's: the boot runs in the background
