@@ -145,7 +145,8 @@ func (m *Machine) writeCoverageState() error {
 		return err
 	}
 	m.mu.Lock()
-	st := coverage.State{Test: c.Test, Machine: m.cfg.Name, Reasons: append(slices.Clone(m.partialReasons), notes...)}
+	m.partialReasons = append(m.partialReasons, notes...) // for a second Close
+	st := coverage.State{Test: c.Test, Machine: m.cfg.Name, Reasons: slices.Clone(m.partialReasons)}
 	m.mu.Unlock()
 	st.Partial = len(st.Reasons) > 0
 	b, err := json.MarshalIndent(st, "", "  ")

@@ -90,6 +90,11 @@ func TestFakeCoverageState(t *testing.T) {
 	if _, err := os.Stat(notes); err == nil {
 		t.Errorf("the agent's notes are still in the raw directory")
 	}
+	// Close is idempotent: the state stays whole.
+	m.Close()
+	if again, _ := os.ReadFile(filepath.Join(dir, coverage.StateFile)); string(again) != string(b) {
+		t.Errorf("a second Close wrote %s, want the same state", again)
+	}
 
 	never := coverage.MachineDir(t.TempDir(), "f.test", "fake")
 	fakeMachineConfig(t, "serve", machine.Config{Coverage: machine.Coverage{Dir: never, Test: "f.test"}}).Close()
