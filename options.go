@@ -207,6 +207,16 @@ func KeepState(dir string) LabOption {
 	return LabOption{func(l *Lab) { l.stateDir = abs(dir) }}
 }
 
+// Coverage collects the coverage of every command and service the lab's
+// machines run, as vmlab run -coverage does (docs/coverage.md): Go
+// binaries built with -cover and C or C++ ones built with --coverage write
+// their data to dir/raw/TEST/MACHINE, TEST being the test's name with "_"
+// for "/". A directory that cannot be written, or that holds this test's
+// data from an earlier run, fails the test before anything boots.
+func Coverage(dir string) LabOption {
+	return LabOption{func(l *Lab) { l.coverDir = abs(dir) }}
+}
+
 // abs makes a share's host path absolute (relative to the working
 // directory, the test's package), keeping it as it is when that fails.
 func abs(path string) string {

@@ -37,6 +37,7 @@ import (
 	"time"
 
 	"github.com/vmlab/vmlab/internal/agent"
+	"github.com/vmlab/vmlab/internal/coverage"
 	"github.com/vmlab/vmlab/internal/lab"
 	"github.com/vmlab/vmlab/internal/machine"
 	"github.com/vmlab/vmlab/internal/spec"
@@ -67,6 +68,8 @@ type Lab struct {
 
 	// stateDir keeps the machines' disks (KeepState); "": temporary.
 	stateDir string
+	// coverDir collects the machines' coverage (Coverage); "": none.
+	coverDir string
 
 	mu    sync.Mutex
 	built *lab.Lab
@@ -106,6 +109,9 @@ func New(t testing.TB, opts ...LabOption) *Lab {
 	}
 	return l
 }
+
+// testDir is the test's name as a directory's: "/" of subtests is "_".
+func (l *Lab) testDir() string { return strings.ReplaceAll(l.t.Name(), "/", "_") }
 
 // Fault is what a link does to frames. The zero Fault clears a link's
 // fault. A fault that cannot be applied (a negative delay, a probability
@@ -156,15 +162,23 @@ func (l *Lab) start(t testing.TB) *lab.Lab {
 	if l.built == nil {
 		dir := l.t.TempDir()
 		if out := os.Getenv("VMLAB_OUT"); out != "" {
-			d, err := spec.Inside(out, strings.ReplaceAll(l.t.Name(), "/", "_"))
+			d, err := spec.Inside(out, l.testDir())
 			if err != nil {
 				t.Fatalf("vmlab: VMLAB_OUT: %v", err)
 			}
 			dir = d
 		}
+		if l.coverDir != "" {
+			if err := coverage.Prepare(l.coverDir, []string{l.testDir()}); err != nil {
+				t.Fatalf("vmlab: Coverage: %v", err)
+			}
+		}
 		cfgs := make([]machine.Config, len(l.specs))
 		for i, s := range l.specs {
 			cfgs[i] = machine.Config{Machine: s}
+			if l.coverDir != "" {
+				cfgs[i].Coverage = machine.Coverage{Dir: coverage.MachineDir(l.coverDir, l.testDir(), s.Name), Test: l.testDir()}
+			}
 		}
 		if l.stateDir != "" {
 			// The test's identity in the state directory: its package's

@@ -88,7 +88,7 @@ func consoleShellOnce(tty *os.File) error {
 	if _, err := os.Stat(cmd.Dir); err != nil {
 		cmd.Dir = "/"
 	}
-	cmd.Env = []string{"PATH=" + agentproto.DefaultPath, "HOME=/root", "USER=root", "LOGNAME=root", "TERM=linux"}
+	cmd.Env = withCoverage([]string{"PATH=" + agentproto.DefaultPath, "HOME=/root", "USER=root", "LOGNAME=root", "TERM=linux"}, nil)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	done, err := start(cmd)

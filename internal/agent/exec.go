@@ -190,10 +190,10 @@ func command(ctx context.Context, req *agentproto.Exec, sh shell) (*exec.Cmd, er
 	if req.TTY != nil {
 		term = cmp.Or(req.TTY.Term, "vt100")
 	}
-	cmd.Env = append([]string{
+	cmd.Env = withCoverage([]string{
 		"PATH=" + agentproto.DefaultPath, "HOME=" + home, "USER=" + name, "LOGNAME=" + name,
 		"SHELL=" + sh.path, "LANG=C.UTF-8", "TERM=" + term,
-	}, req.Env...)
+	}, req.Env)
 	cmd.Dir = req.Dir
 	if cmd.Dir == "" {
 		cmd.Dir = workDir(home)

@@ -35,6 +35,7 @@ func initMain() {
 	if err != nil {
 		fatal(err)
 	}
+	setCoverage(cfg)
 	if err := loadModules("/modules"); err != nil {
 		fatal(err)
 	}

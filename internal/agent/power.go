@@ -33,6 +33,7 @@ func powerOff(sv *services, reboot bool) {
 		return
 	}
 	sv.stop(serviceGrace)
+	writeCoverageNotes(sv.killed())
 	unix.Kill(-1, unix.SIGTERM)
 	awaitOthers(stopGrace)
 	unix.Kill(-1, unix.SIGKILL)

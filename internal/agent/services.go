@@ -32,10 +32,14 @@ const restartDelay = 200 * time.Millisecond
 type service struct {
 	spec agentproto.Service
 
-	mu       sync.Mutex
-	ready    bool
-	done     bool   // exited and will not be restarted
-	exit     string // how the last run ended
+	mu    sync.Mutex
+	ready bool
+	done  bool   // exited and will not be restarted
+	exit  string // how the last run ended
+	// killed says which runs a signal ended before the stop, and
+	// whether the stop had to SIGKILL the service: they wrote no coverage
+	// counters (coverage.go).
+	killed   []string
 	restarts int
 	pgid     int // the running command's process group; 0 between runs
 	tail     []string
@@ -95,6 +99,12 @@ func (s *service) supervise(ctx context.Context, readyLog *regexp.Regexp, stoppi
 		s.update(func() {
 			s.ready = false
 			s.exit = exitText(err)
+			// The stop's SIGTERM goes to the whole group, so the sh
+			// that runs the command dies of it whatever the program
+			// did: only a signal before the stop says something.
+			if sig, ok := signaled(err); ok && !stopping() {
+				s.killed = append(s.killed, fmt.Sprintf("service %s was killed by signal %d (%v)", s.spec.Name, int(sig), sig))
+			}
 			if again {
 				s.restarts++
 			} else {
@@ -267,6 +277,9 @@ func (sv *services) stop(grace time.Duration) {
 			s.mu.Lock()
 			if s.pgid != 0 {
 				unix.Kill(-s.pgid, sig)
+				if sig == unix.SIGKILL {
+					s.killed = append(s.killed, fmt.Sprintf("service %s did not exit within %v of SIGTERM and was killed", s.spec.Name, grace))
+				}
 			}
 			s.mu.Unlock()
 		}

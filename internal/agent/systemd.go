@@ -192,6 +192,7 @@ func unitMain() {
 	if d, err := os.Open(filepath.Join(runDir, "modules")); err == nil {
 		initramfsModules = d
 	}
+	unitCoverage()
 	var stages []agentproto.Stage
 	if b, err := os.ReadFile(stagesFile); err == nil {
 		json.Unmarshal(b, &stages)

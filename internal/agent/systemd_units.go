@@ -277,6 +277,9 @@ func writeRunUnits(root string, display bool) error {
 	for rel, text := range settings {
 		files[filepath.Join(root, "run", rel)] = text
 	}
+	for rel, text := range coverageSettings() {
+		files[filepath.Join(root, "run", rel)] = text
+	}
 	for path, text := range files {
 		if err := writeFile(path, text); err != nil {
 			return err

@@ -37,6 +37,30 @@ type BootConfig struct {
 	// its DRM driver (the initramfs's /modules/display) and, in fast
 	// mode, runs a root shell on tty1.
 	Display bool `json:"display,omitempty"`
+	// Coverage is the guest directory where the machine's raw coverage
+	// directory (a writable share among Mounts, docs/coverage.md) is
+	// mounted; every process the agent or systemd starts gets
+	// CoverageEnv(Coverage). Empty: no coverage.
+	Coverage string `json:"coverage,omitempty"`
+}
+
+// CoverageNotes is the file, in the coverage directory, where a fast-mode
+// agent that powers off cleanly lists the services a signal ended, one a
+// line ("service web was killed by signal 15 (terminated)"): they wrote
+// no counters. The host folds it into the machine's state and removes it.
+const CoverageNotes = "vmlab-notes.txt"
+
+// CoverageGuestDir is where a machine's raw coverage directory is mounted
+// in the guest when a run collects coverage.
+const CoverageGuestDir = "/run/vmlab/coverage"
+
+// CoverageEnv is the environment a process gets when the machine collects
+// coverage into the guest directory dir: Go binaries built with -cover
+// write their counters to dir/go, C and C++ binaries built with --coverage
+// their .gcda files under dir/gcov at their object file's absolute path
+// (GCOV_PREFIX_STRIP=0). A process's own setting of any of them wins.
+func CoverageEnv(dir string) []string {
+	return []string{"GOCOVERDIR=" + dir + "/go", "GCOV_PREFIX=" + dir + "/gcov", "GCOV_PREFIX_STRIP=0"}
 }
 
 // RootDisk is the block device the guest's writable root lives on.

@@ -41,6 +41,7 @@ func runRun(ctx context.Context, e *env, args []string) int {
 	parallel := fs.Int("j", 0, "run this many tests at once (default: what cores and memory allow: under TCG each booting machine wants a core, and each its memory)")
 	inter := &interactive{e: e}
 	fs.Var(inter, "i", "when a test fails, open the REPL on its machines, still up, before going on (-i=always: after every test); needs a terminal, runs one test at a time")
+	cover := fs.String("coverage", "", "collect the coverage of every command and service (Go built with -cover, C with --coverage) in `dir` and merge it there after the tests (docs/coverage.md)")
 	keepState := fs.String("keep-state", "", "keep the machines' disks in `dir` (DIR/MACHINE.img) and reuse them next time; one file, its tests one at a time")
 	if ok, code := parseMixed(e, fs, args, func() bool { return fs.NArg() > 0 }); !ok {
 		return code
@@ -68,6 +69,10 @@ func runRun(ctx context.Context, e *env, args []string) int {
 	jobs, err := selectJobs(files, *pattern)
 	if err != nil {
 		e.errorf("%v", err)
+		return exitUsage
+	}
+	if *cover != "" && inter.on() {
+		e.errorf("-coverage: not with -i (the machines of a test the REPL opens on outlive it)")
 		return exitUsage
 	}
 	if err := inter.check(*jsonEvents); err != nil {
@@ -103,6 +108,15 @@ func runRun(ctx context.Context, e *env, args []string) int {
 		e.errorf("%v", err)
 		return code
 	}
+	if *cover != "" {
+		if err := prepareCoverage(*cover, jobs); err != nil {
+			e.errorf("%v", err)
+			if removeDir {
+				machine.RemoveTempDir(dir)
+			}
+			return exitUsage
+		}
+	}
 	boot, err := bf.prepare(e)
 	if err != nil {
 		e.errorf("%v", err)
@@ -111,7 +125,7 @@ func runRun(ctx context.Context, e *env, args []string) int {
 		}
 		return exitInternal
 	}
-	rep, closeEvents, err := reporter(e, dir, *junit, *jsonEvents, *verbose, inter)
+	rep, closeEvents, err := reporter(e, dir, *junit, coverageIndex(*cover), *jsonEvents, *verbose, inter)
 	if err != nil {
 		e.errorf("%v", err)
 		return exitInternal
@@ -132,11 +146,30 @@ func runRun(ctx context.Context, e *env, args []string) int {
 		inter.stopRun = stop
 	}
 	res := runJobs(jobsCtx, jobs, *parallel, *timeout, boot, dir, rep)
+	var coverSummary string
+	var coverErr error
+	if *cover != "" {
+		coverSummary, coverErr = mergeRun(ctx, e, *cover)
+	}
 	reportErr := errors.Join(rep.Close(), closeEvents())
 	if reportErr != nil {
 		e.errorf("write reports: %v", reportErr)
 	}
+	if coverErr != nil {
+		e.errorf("%v", coverErr)
+	}
+	if *jsonEvents {
+		fmt.Fprint(e.stderr, coverSummary) // stdout is the events'
+	} else {
+		fmt.Fprint(e.stdout, coverSummary)
+	}
 	code = runExit(ctx, res, reportErr)
+	if coverErr != nil && code == exitOK {
+		// No data (binaries not instrumented), two builds of one
+		// program: what was asked for is not there, and vmlab is not
+		// at fault.
+		code = exitFail
+	}
 	switch {
 	case ctx.Err() != nil:
 		keepDir(dir, removeDir)
@@ -424,14 +457,15 @@ func keepDir(dir string, temporary bool) {
 }
 
 // reporter assembles the sinks: the terminal (or JSON lines on stdout),
-// events.jsonl, junit.xml and report.html in the output directory, and the
+// events.jsonl, junit.xml and report.html (linking coverIndex, the merged
+// coverage report, when it is there) in the output directory, and the
 // -junit file. With -i, the files are behind inter.hold.
-func reporter(e *env, dir, junit string, jsonEvents, verbose bool, inter *interactive) (*report.Reporter, func() error, error) {
+func reporter(e *env, dir, junit, coverIndex string, jsonEvents, verbose bool, inter *interactive) (*report.Reporter, func() error, error) {
 	events, err := report.Create(filepath.Join(dir, "events.jsonl"))
 	if err != nil {
 		return nil, nil, err
 	}
-	files := []report.File{report.JUnitFile(filepath.Join(dir, "junit.xml")), report.HTMLFile(filepath.Join(dir, "report.html"))}
+	files := []report.File{report.JUnitFile(filepath.Join(dir, "junit.xml")), report.HTMLFileWithCoverage(filepath.Join(dir, "report.html"), coverIndex)}
 	if junit != "" {
 		files = append(files, report.JUnitFile(junit))
 	}

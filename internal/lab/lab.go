@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/vmlab/vmlab/internal/agentproto"
 	"github.com/vmlab/vmlab/internal/machine"
@@ -162,13 +163,23 @@ func (l *Lab) Machine(name string) *machine.Machine { return l.machines[name] }
 // Names returns the machines' names, sorted.
 func (l *Lab) Names() []string { return slices.Clone(l.order) }
 
-// Close stops every machine and network and closes the captures. It is
+// Close stops every machine and network and closes the captures. The
+// machines stop at once: one that shuts down cleanly (a kept disk,
+// coverage) takes ~0.3 s under TCG, and none waits for another. It is
 // idempotent.
 func (l *Lab) Close() error {
-	var errs []error
+	errs := make([]error, 0, len(l.machines))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
 	for _, m := range l.machines {
-		errs = append(errs, m.Close())
+		wg.Go(func() {
+			err := m.Close()
+			mu.Lock()
+			errs = append(errs, err)
+			mu.Unlock()
+		})
 	}
+	wg.Wait()
 	for _, sw := range l.switches {
 		errs = append(errs, sw.Close())
 	}

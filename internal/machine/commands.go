@@ -101,6 +101,7 @@ func (m *Machine) exec(ctx context.Context, agent *agentclient.Client, command s
 		Command: command, Env: o.env, User: o.user, Dir: o.dir, Timeout: o.timeout,
 	}, stdio)
 	r := Result{Status: res.Exit, Signal: res.Signal, Detached: res.Detached, Elapsed: res.Elapsed}
+	m.noteKilled(what, res)
 	outErr := r.keep(m.cfg.Name, command, stdout, stderr)
 	if err := m.outcome(ctx, hostCtx, what, o.timeout, res, r.Stdout+r.Stderr, err); err != nil {
 		return r, err

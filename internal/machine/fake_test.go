@@ -13,11 +13,13 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -46,6 +48,8 @@ func init() {
 //	serve    answer QMP and serve the agent on the host (for a systemd
 //	         guest, saying hello again after the units, as after the
 //	         handover)
+//	selfoff  serve, and power off as a guest does by itself (the kernel's
+//	         line, a clean exit) at SIGUSR1
 //	garbage  say hello, then send bytes that are not a frame
 //	silent   connect and never say hello
 //	exit     print an error on stderr and exit 1 before connecting
@@ -116,6 +120,13 @@ func fakeQEMU(mode string, args []string) int {
 	switch mode {
 	case "serve":
 		agent.Serve(context.Background(), agentConn, hello)
+	case "selfoff":
+		usr1 := make(chan os.Signal, 1)
+		signal.Notify(usr1, syscall.SIGUSR1)
+		go agent.Serve(context.Background(), agentConn, hello)
+		<-usr1
+		fmt.Println("[    3.210] reboot: Power down")
+		return 0
 	case "garbage":
 		w := agentproto.NewWriter(agentConn)
 		w.WriteFrame(agentproto.THello, 0, agentproto.Encode(hello))

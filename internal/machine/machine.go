@@ -11,6 +11,7 @@
 package machine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -69,6 +70,8 @@ type Config struct {
 	// first boot if missing, never removed. Empty: root.img in Dir, made
 	// at the first boot and removed by Close.
 	DiskImage string
+	// Coverage collects the guest's coverage data; zero: none.
+	Coverage Coverage
 }
 
 // Share is a host directory shared into the guest.
@@ -110,6 +113,9 @@ type Machine struct {
 	// recorded its exit; a new boot waits for it, so that the stop is
 	// told before the boot.
 	supervised chan struct{}
+	// partialReasons say why the coverage data may miss counts (see
+	// Coverage), in the order they happened.
+	partialReasons []string
 }
 
 // New returns a machine that is not started yet. Its declaration is checked
@@ -228,6 +234,8 @@ func (m *Machine) startLocked(ctx context.Context) error {
 	note := BootNote{Done: true, Took: time.Since(start), Err: err}
 	if err == nil {
 		note.Took, note.Stages = m.BootTime(), stages(m.Hello().Stages)
+	} else {
+		m.partial("did not boot: %v", err) // what it ran was stopped with it
 	}
 	m.noteBoot(note)
 	return err
@@ -270,6 +278,9 @@ func (m *Machine) boot(ctx context.Context, start time.Time) error {
 	}
 	initrd, err := m.cfg.Boot.InitramfsFor(m.cfg.Display)
 	if err != nil {
+		return fmt.Errorf("%s: start: %w", m.cfg.Name, err)
+	}
+	if err := m.prepareCoverage(); err != nil {
 		return fmt.Errorf("%s: start: %w", m.cfg.Name, err)
 	}
 	proc, err := qemu.Start(ctx, m.qemuConfig(view, image, initrd), m.console)
@@ -488,6 +499,18 @@ func (m *Machine) supervise(proc *qemu.Process, agent *agentclient.Client, q *qm
 	switch {
 	case !unasked:
 	case reason == "" && proc.ExitedCleanly():
+		// A fast-mode guest that powers itself off (poweroff -f: no
+		// init but the agent to ask) stops none of its processes
+		// first; systemd stops its units.
+		if !m.cfg.Systemd() {
+			m.partial("powered itself off without stopping its processes")
+		}
+	default:
+		m.partial("went down: %s", cmp.Or(reason, fmt.Sprint(down)))
+	}
+	switch {
+	case !unasked:
+	case reason == "" && proc.ExitedCleanly():
 		m.noteStop(StopNote{}) // the guest powered itself off
 	case reason != "":
 		m.noteStop(StopNote{Err: fmt.Errorf("%s; %w", reason, down)})
@@ -643,6 +666,7 @@ func (m *Machine) hostView() (*hostview.View, error) {
 func (m *Machine) qemuConfig(view *hostview.View, image, initrd string) qemu.Config {
 	b := m.cfg.Boot
 	shares, boot := rootLayout(m.cfg.Shares, b.FS, view)
+	shares = m.coverageShare(shares, &boot)
 	boot.Hostname = m.cfg.Name
 	if m.cfg.Systemd() {
 		boot.Init = spec.InitSystemd
@@ -697,8 +721,9 @@ func (m *Machine) kernelArgs() []string {
 // that what its guest wrote last is on the disk and the disk is clean; any
 // other is stopped at once. It is idempotent.
 func (m *Machine) Close() error {
-	m.closeKeptDisk()
-	m.Crash()
+	m.closeCleanly()
+	m.kill("was still running at the test's end and was killed")
+	cerr := m.writeCoverageState()
 	for _, n := range m.cfg.NICs {
 		if n.File != nil {
 			n.File.Close()
@@ -709,9 +734,9 @@ func (m *Machine) Close() error {
 	}
 	m.removeTempDisk()
 	if m.ownDir {
-		return RemoveTempDir(m.dir)
+		return errors.Join(cerr, RemoveTempDir(m.dir))
 	}
-	return nil
+	return cerr
 }
 
 // Host describes the host for checking the declarations of machines that

@@ -41,9 +41,14 @@ func (m *Machine) powerLocked(ctx context.Context, op agentproto.Op) error {
 	m.mu.Unlock()
 	what := string(op)
 	if err := agent.Power(ctx, op); err != nil {
-		return m.callError(what, err)
+		err = m.callError(what, err)
+		m.partial("was not shut down cleanly (%s): %v", what, err)
+		return err
 	}
 	err := m.waitExit(ctx, proc, what, m.scale(30*time.Second))
+	if err != nil {
+		m.partial("was not shut down cleanly (%s): %v", what, err)
+	}
 	if isDone(proc) { // also when it had to be killed
 		m.noteStop(StopNote{})
 	}
@@ -68,7 +73,10 @@ func (m *Machine) waitExit(ctx context.Context, proc *qemu.Process, what string,
 
 // Crash stops the machine at once, like pulling the plug: QEMU is killed.
 // It is a no-op when the machine is not running.
-func (m *Machine) Crash() {
+func (m *Machine) Crash() { m.kill("crashed: crash() killed it") }
+
+// kill is Crash, with why in the coverage state when the machine was up.
+func (m *Machine) kill(why string) {
 	m.mu.Lock()
 	proc := m.proc
 	up := proc != nil && !isDone(proc)
@@ -77,6 +85,7 @@ func (m *Machine) Crash() {
 	} // else it went down by itself: supervise tells it
 	m.mu.Unlock()
 	if up {
+		m.partial("%s", why)
 		proc.Kill()
 		m.noteStop(StopNote{})
 	}

@@ -113,20 +113,25 @@ func (m *Machine) qemuDisk(path string) (*qemu.Disk, *agentproto.RootDisk) {
 		&agentproto.RootDisk{Serial: diskSerial, FSType: "ext4", Options: diskMountOptions}
 }
 
-// closeKeptDisk shuts the machine down cleanly when its disk is kept: the
-// guest's page cache holds what it wrote in the last seconds (ext4 commits
-// every 5 s), which killing QEMU would lose from the next run. The
-// shutdown is bounded: the services' 7 s of grace fit, and a clean one
-// takes under a second; a machine that does not stop in time is then
-// killed by Close, its disk's journal replayed at its next boot.
-func (m *Machine) closeKeptDisk() {
-	if m.cfg.DiskImage == "" || !m.running() {
+// closeCleanly shuts the machine down cleanly when its disk is kept or it
+// collects coverage. A kept disk: the guest's page cache holds what it
+// wrote in the last seconds (ext4 commits every 5 s), which killing QEMU
+// would lose from the next run. Coverage: Go and gcov write their counters
+// when a process exits, so the services must be stopped (SIGTERM, their
+// stop timeout, then SIGKILL) rather than killed with QEMU. The shutdown
+// is bounded as any (powerLocked's 30 s, scaled): fast mode's 7 s of grace
+// and a systemd guest's 20 s before it forces the power-off fit, and a
+// clean one takes under a second; a machine that does not stop in time
+// is then killed by Close, its disk's journal replayed at its next boot,
+// its coverage partial.
+func (m *Machine) closeCleanly() {
+	if m.cfg.DiskImage == "" && m.cfg.Coverage.Dir == "" || !m.running() {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), m.scale(10*time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), m.scale(30*time.Second))
 	defer cancel()
 	if err := m.Shutdown(ctx); err != nil {
-		m.logf("shut down to keep the disk: %v", err)
+		m.logf("shut down at the test's end: %v", err)
 	}
 }
 

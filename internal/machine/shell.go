@@ -46,6 +46,7 @@ func (m *Machine) Shell(ctx context.Context, o ShellOptions) (ShellResult, error
 		return ShellResult{}, err
 	}
 	r := ShellResult{Status: res.Exit}
+	m.noteKilled(what, res)
 	if res.SignalNumber > 0 {
 		r.Status, r.Signal = 128+res.SignalNumber, unix.SignalName(syscall.Signal(res.SignalNumber))
 	}

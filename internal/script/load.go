@@ -49,6 +49,12 @@ type File struct {
 	// nil: each test's machines get temporary disks.
 	DiskImages map[string]string
 
+	// Coverage is the run's coverage directory (vmlab run -coverage,
+	// docs/coverage.md): each session's machines collect their coverage
+	// data in coverage.MachineDir(Coverage, label, machine), the label
+	// being the test's id. Empty: no coverage.
+	Coverage string
+
 	// OnLab, when set, is called with each session's label (a test's id,
 	// "FILE.repl" for a REPL) and lab once the lab is made, its machines
 	// not started; vmlab run and repl serve the lab on a control socket

@@ -11,6 +11,7 @@ import (
 
 	"go.starlark.net/starlark"
 
+	"github.com/vmlab/vmlab/internal/coverage"
 	"github.com/vmlab/vmlab/internal/lab"
 	"github.com/vmlab/vmlab/internal/machine"
 	"github.com/vmlab/vmlab/internal/report"
@@ -60,6 +61,9 @@ func (file *File) open(ctx context.Context, boot *machine.Boot, outDir string, r
 	cfgs := make([]machine.Config, len(file.Specs))
 	for i, s := range file.Specs {
 		c := machine.Config{Machine: s, DiskImage: file.DiskImages[s.Name]}
+		if file.Coverage != "" {
+			c.Coverage = machine.Coverage{Dir: coverage.MachineDir(file.Coverage, label, s.Name), Test: label}
+		}
 		c.OnConsole = consoleEvents(console, r, s.Name)
 		c.OnBoot = bootEvents(r, s.Name)
 		c.OnStop = stopEvents(r, s.Name)
