@@ -115,6 +115,12 @@ func waitFileCreated(ctx context.Context, path string) error {
 		if _, err := os.Stat(path); err == nil {
 			return nil
 		}
+		// A directory on the way made in that gap: the watch is on its
+		// parent, which will say nothing more; watch the new one instead.
+		if existingAncestor(path) != dir {
+			unix.InotifyRmWatch(fd, uint32(wd))
+			continue
+		}
 		if _, err := f.Read(buf); err != nil {
 			if ctx.Err() != nil {
 				return fmt.Errorf("wait for file %s: %w", path, ctx.Err())
