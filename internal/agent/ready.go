@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -91,7 +92,9 @@ func resultErr(res agentproto.Result, what string) error {
 // waitFileCreated returns once path exists. It watches the deepest
 // directory on the way to path that exists, and looks again after each
 // change there: a creation, a rename into it, or the directory's own
-// removal.
+// removal. One watch stays while that directory is the one to watch: an
+// event about another file costs one look, not a new watch (removing a
+// watch queues an event of its own, which kept the loop spinning).
 func waitFileCreated(ctx context.Context, path string) error {
 	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
 	if err != nil {
@@ -102,33 +105,52 @@ func waitFileCreated(ctx context.Context, path string) error {
 	stop := context.AfterFunc(ctx, func() { f.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
 	buf := make([]byte, 64*(unix.SizeofInotifyEvent+unix.NAME_MAX+1))
+	wd, watched := -1, ""
 	for {
+		fileWaitLooked()
 		if _, err := os.Stat(path); err == nil {
 			return nil
 		}
-		dir := existingAncestor(path)
-		wd, err := unix.InotifyAddWatch(fd, dir, unix.IN_CREATE|unix.IN_MOVED_TO|unix.IN_DELETE_SELF|unix.IN_MOVE_SELF|unix.IN_ONLYDIR)
-		if err != nil {
-			return fmt.Errorf("wait for file %s: watch %s: %w", path, dir, err)
-		}
-		// Created between the look above and the watch: no event for it.
-		if _, err := os.Stat(path); err == nil {
-			return nil
-		}
-		// A directory on the way made in that gap: the watch is on its
-		// parent, which will say nothing more; watch the new one instead.
-		if existingAncestor(path) != dir {
-			unix.InotifyRmWatch(fd, uint32(wd))
+		if dir := existingAncestor(path); dir != watched {
+			if wd >= 0 {
+				unix.InotifyRmWatch(fd, uint32(wd))
+			}
+			wd, err = unix.InotifyAddWatch(fd, dir, unix.IN_CREATE|unix.IN_MOVED_TO|unix.IN_DELETE_SELF|unix.IN_MOVE_SELF|unix.IN_ONLYDIR)
+			if err != nil {
+				return fmt.Errorf("wait for file %s: watch %s: %w", path, dir, err)
+			}
+			// Look again: what was made before the watch has no event.
+			watched = dir
 			continue
 		}
-		if _, err := f.Read(buf); err != nil {
+		n, err := f.Read(buf)
+		if err != nil {
 			if ctx.Err() != nil {
 				return fmt.Errorf("wait for file %s: %w", path, ctx.Err())
 			}
 			return fmt.Errorf("wait for file %s: read inotify: %w", path, err)
 		}
-		unix.InotifyRmWatch(fd, uint32(wd))
+		if watchEnded(buf[:n], wd) {
+			wd, watched = -1, "" // the directory went: watch whatever is there now
+		}
 	}
+}
+
+// fileWaitLooked is called at each look waitFileCreated takes (tests count
+// them).
+var fileWaitLooked = func() {}
+
+// watchEnded says whether the inotify events in buf include the end of
+// watch wd: its directory removed or moved, or the watch dropped.
+func watchEnded(buf []byte, wd int) bool {
+	for len(buf) >= unix.SizeofInotifyEvent {
+		ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[0]))
+		if int(ev.Wd) == wd && ev.Mask&(unix.IN_DELETE_SELF|unix.IN_MOVE_SELF|unix.IN_IGNORED) != 0 {
+			return true
+		}
+		buf = buf[min(len(buf), unix.SizeofInotifyEvent+int(ev.Len)):]
+	}
+	return false
 }
 
 // existingAncestor is the deepest directory above path that exists.

@@ -7,8 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -51,6 +53,54 @@ func TestReadyFileCreated(t *testing.T) {
 				t.Errorf("got %v, want the file seen", err)
 			}
 		})
+	}
+}
+
+// TestReadyFileQuiet: an event about another file costs the wait one look,
+// and then it sleeps again; it looked again and again, spinning on the
+// event its own watch's removal queued.
+func TestReadyFileQuiet(t *testing.T) {
+	var looks atomic.Int64
+	fileWaitLooked = func() { looks.Add(1) }
+	t.Cleanup(func() { fileWaitLooked = func() {} })
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	res := make(chan error, 1)
+	go func() { res <- waitFileCreated(ctx, filepath.Join(dir, "ready")) }()
+	for looks.Load() == 0 {
+		runtime.Gosched()
+	}
+	// Other files, until the wait has seen one (its watch is set).
+	base, written := looks.Load(), 0
+	for looks.Load() == base {
+		if ctx.Err() != nil {
+			t.Fatal("the wait never looked again while other files appeared")
+		}
+		if err := os.WriteFile(filepath.Join(dir, "other"+strconv.Itoa(written)), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		written++
+		runtime.Gosched()
+	}
+	// Work that takes a while and tells the wait nothing.
+	other := t.TempDir()
+	for i := range 200 {
+		name := filepath.Join(other, strconv.Itoa(i))
+		if err := os.WriteFile(name, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		os.Remove(name)
+	}
+	// At most a look per file written, and the one after the watch was set.
+	if n := looks.Load() - base; n > int64(written)+1 {
+		t.Errorf("the wait looked %d times for %d files that are not its own, want at most %d", n, written, written+1)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ready"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-res; err != nil {
+		t.Errorf("got %v, want the file seen", err)
 	}
 }
 
