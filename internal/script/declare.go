@@ -274,8 +274,14 @@ func setShares(m *machineValue, v starlark.Value) error {
 		if !ok1 || !ok2 {
 			return fmt.Errorf("want {host directory: guest path} of strings, got %s: %s", item[0], item[1])
 		}
+		// Relative to the file, and absolute whatever path named the file
+		// (QEMU and virtiofsd want one).
 		if !filepath.IsAbs(host) {
-			host = filepath.Join(filepath.Dir(m.pos.Filename()), host)
+			abs, err := filepath.Abs(filepath.Join(filepath.Dir(m.pos.Filename()), host))
+			if err != nil {
+				return fmt.Errorf("share %s: %w", host, err)
+			}
+			host = abs
 		}
 		m.spec.Shares = append(m.spec.Shares, spec.Share{HostPath: host, GuestPath: guest})
 	}

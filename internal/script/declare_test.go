@@ -258,6 +258,16 @@ def test():
 	if v := f.Specs[1].VLANs; v == nil || len(v) != 0 {
 		t.Errorf("vlans = []: got %#v, want an empty list (no network), not nil (VLAN 1)", v)
 	}
+	// A file named by a relative path shares relative directories by
+	// absolute paths too.
+	t.Chdir(t.TempDir())
+	rel, err := Load("rel.star", []byte(`m = machine(shares = {".": "/mnt"})`+"\ndef test():\n    pass\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := rel.Specs[0].Shares[0].HostPath; !filepath.IsAbs(h) {
+		t.Errorf("share of . in rel.star: host path %q, want an absolute one", h)
+	}
 	forwards := []spec.Forward{{HostPort: 8080, GuestPort: 80}, {HostPort: 0, GuestPort: 443}}
 	if got := f.Specs[2].ForwardPorts; !slices.Equal(got, forwards) {
 		t.Errorf("forward_ports = {8080: 80, 0: 443}: got %v, want %v, in the dict's order", got, forwards)
