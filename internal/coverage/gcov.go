@@ -116,6 +116,11 @@ func readGcda(ctx context.Context, b *builder, r *Run, gcov, root, gcda, tmp str
 	if err != nil {
 		return fmt.Errorf("gcov %s: %w: %s", object+".gcda", err, msg)
 	}
+	// gcov reads a data file it cannot open as "not executed": every
+	// count would be a false zero.
+	if strings.Contains(msg, "cannot open data file") {
+		return fmt.Errorf("gcov could not read %s (%s): not merged", gcda, msg)
+	}
 	if msg != "" {
 		logf("coverage: gcov %s: %s", object+".gcda", msg)
 	}

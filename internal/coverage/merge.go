@@ -42,6 +42,13 @@ func Merge(ctx context.Context, dir string, logf func(string, ...any)) (Summary,
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
+	// Absolute: the tools run elsewhere (gcov in a scratch directory reads
+	// the data through links), and a relative dir made every count zero.
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return Summary{Dir: dir}, fmt.Errorf("merge coverage in %s: %w", dir, err)
+	}
+	dir = abs
 	sum := Summary{Dir: dir}
 	runs, err := scanRuns(dir)
 	if err != nil {
