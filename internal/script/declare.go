@@ -262,7 +262,7 @@ func forwardPorts(v starlark.Value) ([]spec.Forward, error) {
 }
 
 // setShares takes {host directory: guest path}; a relative host directory
-// is relative to the test file's.
+// is relative to the test file's, and made absolute.
 func setShares(m *machineValue, v starlark.Value) error {
 	d, err := dict(v, "a dict {host directory: guest path}")
 	if err != nil {
@@ -275,7 +275,13 @@ func setShares(m *machineValue, v starlark.Value) error {
 			return fmt.Errorf("want {host directory: guest path} of strings, got %s: %s", item[0], item[1])
 		}
 		if !filepath.IsAbs(host) {
-			host = filepath.Join(filepath.Dir(m.pos.Filename()), host)
+			// Absolute also when the file was named by a relative path:
+			// the share is made from the host path as the check wants it.
+			abs, err := filepath.Abs(filepath.Join(filepath.Dir(m.pos.Filename()), host))
+			if err != nil {
+				return fmt.Errorf("share %s: %w", host, err)
+			}
+			host = abs
 		}
 		m.spec.Shares = append(m.spec.Shares, spec.Share{HostPath: host, GuestPath: guest})
 	}

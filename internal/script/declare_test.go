@@ -268,6 +268,30 @@ def test():
 	}
 }
 
+// TestShareRelativeToRelativeFile: a share's relative host directory is
+// the test file's directory joined with it, made absolute, also when the
+// file was named by a relative path (vmlab run examples/x.star): the check
+// wants an absolute path, and it refused every relative share then.
+func TestShareRelativeToRelativeFile(t *testing.T) {
+	fixtureHost(t)
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "tests", "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	f, err := Load(filepath.Join("tests", "rel.star"), []byte(`m = machine(shares = {"bin": "/opt/bin"})
+def test():
+    pass
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := filepath.Join(dir, "tests", "bin")
+	if got := f.Specs[0].Shares; len(got) != 1 || got[0].HostPath != want {
+		t.Errorf("got shares %+v, want host path %s", got, want)
+	}
+}
+
 // TestSpecFields walks the declaration's fields: each can be set from a
 // test file through its machine() argument, and each machine() argument
 // sets a field. A field added to spec.Machine without an argument fails
