@@ -2,6 +2,7 @@ package examples
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,7 +10,29 @@ import (
 	"testing"
 
 	"github.com/vmlab/vmlab/internal/coverage"
+	"github.com/vmlab/vmlab/internal/script"
 )
+
+// TestCoverageUnbuilt: coverage.star without its programs built fails to
+// load, at a line that says to run coverage/build.sh.
+func TestCoverageUnbuilt(t *testing.T) {
+	src, err := os.ReadFile("coverage.star")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "coverage.star") // no coverage/bin beside it
+	_, err = script.Load(file, src)
+	if err == nil || !strings.Contains(err.Error(), "coverage/bin: no such host directory") {
+		t.Fatalf("got %v, want the missing coverage/bin named", err)
+	}
+	var line int
+	if _, scanErr := fmt.Sscanf(strings.TrimPrefix(err.Error(), file), ":%d:", &line); scanErr != nil {
+		t.Fatalf("the error %q names no line of %s: %v", err, file, scanErr)
+	}
+	if lines := strings.Split(string(src), "\n"); line < 1 || line > len(lines) || !strings.Contains(lines[line-1], "run examples/coverage/build.sh") {
+		t.Errorf("the error points at line %d, which does not say to run examples/coverage/build.sh", line)
+	}
+}
 
 // TestCoverage builds the coverage example's programs with
 // coverage/build.sh, as a user does, runs coverage.star with `vmlab run
