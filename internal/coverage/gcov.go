@@ -99,7 +99,13 @@ func readGcda(ctx context.Context, b *builder, r *Run, gcov, root, gcda, tmp str
 		return err
 	}
 	defer os.RemoveAll(work)
-	if err := os.Symlink(gcda, filepath.Join(work, "o.gcda")); err != nil {
+	// Absolute: a link's relative target is read from the link's
+	// directory, and the coverage directory may be relative (cov/).
+	target, err := filepath.Abs(gcda)
+	if err != nil {
+		return err
+	}
+	if err := os.Symlink(target, filepath.Join(work, "o.gcda")); err != nil {
 		return err
 	}
 	if err := os.Symlink(gcno, filepath.Join(work, "o.gcno")); err != nil {
@@ -115,6 +121,11 @@ func readGcda(ctx context.Context, b *builder, r *Run, gcov, root, gcda, tmp str
 	}
 	if err != nil {
 		return fmt.Errorf("gcov %s: %w: %s", object+".gcda", err, msg)
+	}
+	if strings.Contains(msg, "cannot open data file") {
+		// gcov goes on with every count 0: a report of lines not run
+		// that the machine may have run.
+		return fmt.Errorf("gcov %s: %s", object+".gcda", msg)
 	}
 	if msg != "" {
 		logf("coverage: gcov %s: %s", object+".gcda", msg)

@@ -58,3 +58,30 @@ func TestLoadNoData(t *testing.T) {
 		t.Errorf("got %v, want the error to say what to build with", err)
 	}
 }
+
+// TestMergeRelativeDir: a coverage directory named by a relative path
+// (vmlab run -coverage cov/) is read as well as an absolute one. gcov read
+// the C data through a link relative to its scratch directory, found
+// nothing there and counted every line 0, which the report then claimed.
+func TestMergeRelativeDir(t *testing.T) {
+	src, parent := t.TempDir(), t.TempDir()
+	bin := buildC(t, src, cSource)
+	dir := filepath.Join(parent, "cov")
+	runC(t, dir, "t1", "server", bin, "server")
+	t.Chdir(parent)
+	if _, err := Merge(context.Background(), "cov", t.Logf); err != nil {
+		t.Fatal(err)
+	}
+	m, err := Load(context.Background(), "cov", t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fn := range fileNamed(t, m, "/demo.c").Funcs {
+		if n, _ := fn.Count("server"); fn.Name == "serve" && n != 1 {
+			t.Errorf("serve ran %d times on server, want 1", n)
+		}
+	}
+	if lcov, err := os.ReadFile(filepath.Join(dir, LCOVFile)); err != nil || !strings.Contains(string(lcov), "FNDA:1,serve\n") {
+		t.Errorf("lcov.info: %v; want serve entered once in it:\n%s", err, lcov)
+	}
+}
