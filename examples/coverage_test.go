@@ -49,7 +49,15 @@ func TestCoverage(t *testing.T) {
 		t.Fatalf("coverage/build.sh: %v\n%s", err, b)
 	}
 	dir := t.TempDir()
-	cov := filepath.Join(dir, "cov")
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Relative, as a user names it (-coverage cov/).
+	cov, err := filepath.Rel(wd, filepath.Join(dir, "cov"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	b, err := vmlabRun(t, filepath.Join(dir, "out"), "-coverage", cov, "coverage.star")
 	t.Logf("vmlab run -coverage %s coverage.star:\n%s", cov, b)
 	if err != nil {
