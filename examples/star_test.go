@@ -11,7 +11,8 @@ import (
 
 // ownTest names the .star examples a test of their own runs (and checks
 // further), which TestStarExamples leaves to it.
-var ownTest = map[string]string{"nfs.star": "TestNFS", "console.star": "TestConsole", "x_terminal.star": "TestXTerminal"}
+var ownTest = map[string]string{"nfs.star": "TestNFS", "console.star": "TestConsole", "x_terminal.star": "TestXTerminal",
+	"coverage.star": "TestCoverage"}
 
 // TestStarExamples runs every .star example with `vmlab run`, as a user
 // would, but those in ownTest.
@@ -43,10 +44,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// vmlabRun runs `vmlab run -j 1 -out OUT FILES...` with a static vmlab
-// built from this module (static, so it is also the guest's agent), once
-// per test binary, and returns its output.
-func vmlabRun(t *testing.T, out string, files ...string) ([]byte, error) {
+// vmlabRun runs `vmlab run -j 1 -out OUT ARGS...` (flags, then files)
+// with a static vmlab built from this module (static, so it is also the
+// guest's agent), once per test binary, and returns its output.
+func vmlabRun(t *testing.T, out string, args ...string) ([]byte, error) {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "vmlab-examples-")
@@ -62,7 +63,7 @@ func vmlabRun(t *testing.T, out string, files ...string) ([]byte, error) {
 	if buildErr != nil {
 		t.Fatalf("build vmlab: %v\n%s", buildErr, buildOut)
 	}
-	run := exec.Command(built, append([]string{"run", "-j", "1", "-out", out}, files...)...)
+	run := exec.Command(built, append([]string{"run", "-j", "1", "-out", out}, args...)...)
 	run.Env = append(os.Environ(), "VMLAB_AGENT=")
 	return run.CombinedOutput()
 }

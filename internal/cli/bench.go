@@ -62,6 +62,7 @@ type benchResult struct {
 	systemdBench          // systemd_boot_s, nfs_example_s
 	screenBench           // display_boot_s, screenshot_ms
 	ocrBench              // ocr_ms, ocr_wait_ms
+	coverageBench         // coverage_off_s, coverage_on_s, coverage_overhead, coverage_merge_s
 }
 
 // runBench measures, in one run: (a) the floor, the kernel booting a trivial
@@ -86,6 +87,7 @@ func runBench(ctx context.Context, e *env, args []string) int {
 	example := fs.String("example", "examples/client_server.star", "test file to time end to end with vmlab run (\"\" to skip)")
 	systemd := fs.Bool("systemd", true, "measure systemd guests: boots to multi-user.target and the NFS example")
 	nfsExample := fs.String("nfs-example", "examples/nfs.star", "the NFS example, timed end to end with vmlab run (\"\" to skip)")
+	coverageExample := fs.String("coverage-example", "examples/coverage.star", "the coverage example, timed with and without -coverage (\"\" to skip)")
 	netSeconds := fs.Int("net-seconds", 3, "seconds of bulk transfer per measurement")
 	netRounds := fs.Int("net-rounds", 3, "alternating measurements of each network; the median counts")
 	outputMiB := fs.Int("output", 1024, "`MiB` a command prints for the driver's peak memory figure (0 to skip)")
@@ -143,6 +145,10 @@ func runBench(ctx context.Context, e *env, args []string) int {
 			}
 			r.RunS = time.Since(start).Seconds()
 		}
+	}
+	if err := r.benchCoverage(ctx, e, *coverageExample); err != nil {
+		e.errorf("bench: coverage example: %v", err)
+		return exitFail
 	}
 	if *network {
 		sw, mc, err := benchNetwork(ctx, e, boot, bf, *netSeconds, max(*netRounds, 1))
@@ -335,6 +341,7 @@ func printBench(w io.Writer, r *benchResult) {
 		fmt.Fprintf(tw, "vmlab run examples/client_server.star, wall time\t%.2f s (%.1fx floor)\t<= 10 s\t%s\n",
 			r.RunS, r.RunS/r.FloorS, verdict(r.RunS <= 10))
 	}
+	r.coverageBench.print(tw)
 	if r.SwitchMbps > 0 {
 		fmt.Fprintf(tw, "network: TCP throughput, switch / multicast\t%.0f / %.0f Mbit/s (%.2fx)\t>= 0.9x\t%s\n",
 			r.SwitchMbps, r.McastMbps, r.ThroughputRatio, verdict(r.ThroughputRatio >= 0.9))

@@ -16,31 +16,43 @@ import (
 // its name when the source was not found.
 func (f *File) path() string { return cmp.Or(f.Source, f.Name) }
 
-// writeLCOV writes the files' merged counts (all machines, all tests) in
-// LCOV's tracefile format, in the form lcov 1.x reads (genhtml, CI
-// services): per file SF, FN/FNDA/FNF/FNH, DA, LF/LH.
-func writeLCOV(files []*File) []byte {
+// writeLCOV writes the files' counts in LCOV's tracefile format, in the
+// form lcov 1.x reads (genhtml, CI services): per file SF, FN/FNDA/FNF/FNH,
+// DA, LF/LH. machine "" merges every machine and test (lcov.info); a
+// machine's name keeps that machine's counts only, over its tests
+// (lcov/MACHINE.info): the files, functions and lines it had data for.
+func writeLCOV(files []*File, machine string) []byte {
 	var b bytes.Buffer
 	for _, f := range files {
+		s := f.Stat(machine)
+		if s.Lines == 0 {
+			continue // the machine ran none of the file's code
+		}
 		b.WriteString("TN:\n")
 		fmt.Fprintf(&b, "SF:%s\n", f.path())
-		hit := 0
+		var fns []*Func
 		for _, fn := range f.Funcs {
+			if _, ok := fn.Count(machine); ok || machine == "" {
+				fns = append(fns, fn)
+			}
+		}
+		hit := 0
+		for _, fn := range fns {
 			fmt.Fprintf(&b, "FN:%d,%s\n", fn.Start, fn.Name)
 		}
-		for _, fn := range f.Funcs {
-			n, _ := fn.Count("")
+		for _, fn := range fns {
+			n, _ := fn.Count(machine)
 			fmt.Fprintf(&b, "FNDA:%d,%s\n", n, fn.Name)
 			if n > 0 {
 				hit++
 			}
 		}
-		fmt.Fprintf(&b, "FNF:%d\nFNH:%d\n", len(f.Funcs), hit)
+		fmt.Fprintf(&b, "FNF:%d\nFNH:%d\n", len(fns), hit)
 		for _, l := range f.Lines {
-			n, _ := l.Count("")
-			fmt.Fprintf(&b, "DA:%d,%d\n", l.Number, n)
+			if n, ok := l.Count(machine); ok {
+				fmt.Fprintf(&b, "DA:%d,%d\n", l.Number, n)
+			}
 		}
-		s := f.Stat("")
 		fmt.Fprintf(&b, "LF:%d\nLH:%d\nend_of_record\n", s.Lines, s.Covered)
 	}
 	return b.Bytes()

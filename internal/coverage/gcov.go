@@ -99,7 +99,13 @@ func readGcda(ctx context.Context, b *builder, r *Run, gcov, root, gcda, tmp str
 		return err
 	}
 	defer os.RemoveAll(work)
-	if err := os.Symlink(gcda, filepath.Join(work, "o.gcda")); err != nil {
+	// Absolute: a link's relative target is read from the link's
+	// directory, and the coverage directory may be relative (cov/).
+	target, err := filepath.Abs(gcda)
+	if err != nil {
+		return err
+	}
+	if err := os.Symlink(target, filepath.Join(work, "o.gcda")); err != nil {
 		return err
 	}
 	if err := os.Symlink(gcno, filepath.Join(work, "o.gcno")); err != nil {

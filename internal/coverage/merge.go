@@ -15,13 +15,14 @@ import (
 
 // Files Merge writes in the coverage directory.
 const (
-	IndexFile     = "index.html"    // the HTML report
-	LCOVFile      = "lcov.info"     // LCOV, all machines merged
-	CoberturaFile = "cobertura.xml" // Cobertura XML, all machines merged
-	SummaryFile   = "summary.txt"   // Summary.String
-	GoHTMLDir     = "go"            // go tool cover's profile and page
-	CHTMLDir      = "c"             // genhtml's pages (lcov) for C and C++
-	filesDir      = "files"         // the annotated source pages
+	IndexFile      = "index.html"    // the HTML report
+	LCOVFile       = "lcov.info"     // LCOV, all machines merged
+	MachineLCOVDir = "lcov"          // MACHINE.info: LCOV of one machine's counts
+	CoberturaFile  = "cobertura.xml" // Cobertura XML, all machines merged
+	SummaryFile    = "summary.txt"   // Summary.String
+	GoHTMLDir      = "go"            // go tool cover's profile and page
+	CHTMLDir       = "c"             // genhtml's pages (lcov) for C and C++
+	filesDir       = "files"         // the annotated source pages
 )
 
 // Merge reads the raw data a run left in dir (the layout in this
@@ -76,6 +77,29 @@ func Merge(ctx context.Context, dir string, logf func(string, ...any)) (Summary,
 	return sum, nil
 }
 
+// writeMachineLCOV writes lcov/MACHINE.info for every machine with data:
+// which lines each machine ran, in a form CI tools read, where lcov.info
+// merges the machines.
+func writeMachineLCOV(dir string, m *Model) error {
+	out := filepath.Join(dir, MachineLCOVDir)
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	// A merge before this one may have had other machines.
+	stale, _ := filepath.Glob(filepath.Join(out, "*.info"))
+	for _, p := range stale {
+		if err := os.Remove(p); err != nil {
+			return err
+		}
+	}
+	for _, name := range m.Machines {
+		if err := os.WriteFile(filepath.Join(out, name+".info"), writeLCOV(m.Files, name), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // read builds the model from the runs' data.
 func read(ctx context.Context, runs []*Run, logf func(string, ...any)) (*Model, *goData, error) {
 	tmp, err := os.MkdirTemp("", "vmlab-coverage-")
@@ -100,7 +124,10 @@ func write(ctx context.Context, dir string, m *Model, gd *goData, sum *Summary, 
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, LCOVFile), writeLCOV(m.Files), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, LCOVFile), writeLCOV(m.Files, ""), 0o644); err != nil {
+		return err
+	}
+	if err := writeMachineLCOV(dir, m); err != nil {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(dir, CoberturaFile), cob, 0o644); err != nil {

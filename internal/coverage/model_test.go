@@ -90,7 +90,7 @@ func TestLineClass(t *testing.T) {
 }
 
 func TestLCOV(t *testing.T) {
-	got := string(writeLCOV(sample().Files))
+	got := string(writeLCOV(sample().Files, ""))
 	for _, want := range []string{
 		"SF:/src/a.c\nFN:1,f\nFNDA:2,f\nFNF:1\nFNH:1\nDA:1,5\nDA:2,5\nDA:3,1\nDA:4,0\nLF:4\nLH:3\nend_of_record\n",
 		"SF:example.com/x/b.go\nFNF:0\nFNH:0\nDA:10,4\nDA:11,0\nLF:2\nLH:1\nend_of_record\n",

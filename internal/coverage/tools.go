@@ -58,7 +58,7 @@ func cGenHTML(ctx context.Context, dir string, m *Model) (string, error) {
 		return "", err
 	}
 	info := filepath.Join(out, "c.info")
-	if err := os.WriteFile(info, writeLCOV(files), 0o644); err != nil {
+	if err := os.WriteFile(info, writeLCOV(files, ""), 0o644); err != nil {
 		return "", err
 	}
 	// --ignore-errors source: a source that is gone still gets its

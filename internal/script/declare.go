@@ -262,7 +262,7 @@ func forwardPorts(v starlark.Value) ([]spec.Forward, error) {
 }
 
 // setShares takes {host directory: guest path}; a relative host directory
-// is relative to the test file's.
+// is relative to the test file's, and made absolute.
 func setShares(m *machineValue, v starlark.Value) error {
 	d, err := dict(v, "a dict {host directory: guest path}")
 	if err != nil {

@@ -3,14 +3,18 @@
  * answers with the count; `tally send HOST PORT TEXT` sends TEXT and prints
  * the answer. The server's machine runs the one, the client's the other, and
  * both run count_words (the client checks the answer against its own count).
- * The server stops on SIGTERM by returning from main, so the counters are
- * written. */
+ * The server says "listening" once it is bound (a service's wait_for_log
+ * waits for it) and stops on SIGTERM by returning from main, so the
+ * counters are written. The client gives up after 5 s without an answer
+ * rather than waiting forever for a datagram that was lost. */
 #include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/select.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t stopping;
@@ -41,9 +45,22 @@ static int serve(const char *port) {
 		perror("tally: bind");
 		return 1;
 	}
-	struct sigaction sa = {.sa_handler = on_term}; /* no SA_RESTART: recvfrom returns EINTR */
+	/* SIGTERM is blocked but while pselect waits, so that one arriving
+	 * between the check of stopping and the wait ends the wait too. */
+	struct sigaction sa = {.sa_handler = on_term};
 	sigaction(SIGTERM, &sa, NULL);
+	sigset_t term, waiting;
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	sigprocmask(SIG_BLOCK, &term, &waiting);
+	printf("tally: listening on UDP port %s\n", port);
+	fflush(stdout);
 	while (!stopping) {
+		fd_set readable;
+		FD_ZERO(&readable);
+		FD_SET(fd, &readable);
+		if (pselect(fd + 1, &readable, NULL, NULL, NULL, &waiting) < 0)
+			continue; /* EINTR: stopping is set */
 		char buf[1024], out[32];
 		struct sockaddr_storage from;
 		socklen_t fromlen = sizeof from;
@@ -69,6 +86,8 @@ static int send_text(const char *host, const char *port, const char *text) {
 		perror("tally: connect");
 		return 1;
 	}
+	struct timeval timeout = {.tv_sec = 5};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
 	char buf[32];
 	send(fd, text, strlen(text), 0);
 	ssize_t n = recv(fd, buf, sizeof buf - 1, 0);
