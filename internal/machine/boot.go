@@ -52,6 +52,11 @@ type BootOptions struct {
 	// "virtiofs", which needs virtiofsd and root); empty: $VMLAB_FS, else
 	// virtiofs where it works in full, 9p elsewhere (see chooseFS).
 	FS string
+	// Screen shows the displays of machines declared with one to the
+	// person running the test: "vnc" (a unix socket per machine) or
+	// "window" (QEMU's GTK window, which needs a desktop session and
+	// qemu-system-gui); empty: $VMLAB_SCREEN, else none ("none").
+	Screen string
 }
 
 // Boot is what every machine of a run boots: prepared once, shared by all.
@@ -67,6 +72,8 @@ type Boot struct {
 	FS string
 	// Virtiofsd is the virtiofsd executable when FS is "virtiofs".
 	Virtiofsd string
+	// Screen is how the displays are watched from the host (BootOptions).
+	Screen qemu.Screen
 	// Prepared says how long preparing took (a cache hit is fast).
 	Prepared time.Duration
 	// display builds the initramfs of machines with a display when the
@@ -125,6 +132,9 @@ func PrepareBoot(opts BootOptions) (*Boot, error) {
 	if b.QEMU, err = qemu.Find(opts.QEMU); err != nil {
 		return nil, err
 	}
+	if b.Screen, err = chooseScreen(opts.Screen, b.QEMU, os.Getenv); err != nil {
+		return nil, err
+	}
 	cache, err := CacheDir(opts.CacheDir)
 	if err != nil {
 		return nil, err
@@ -167,6 +177,26 @@ func PrepareBoot(opts BootOptions) (*Boot, error) {
 	}
 	b.Prepared = time.Since(start)
 	return b, nil
+}
+
+// chooseScreen reads the screen asked for (else $VMLAB_SCREEN) and, for a
+// window, checks that QEMU can open one, so that a missing package or
+// session is one error before any machine boots.
+func chooseScreen(asked, bin string, getenv func(string) string) (qemu.Screen, error) {
+	from := "screen"
+	if asked == "" {
+		asked, from = getenv("VMLAB_SCREEN"), "VMLAB_SCREEN"
+	}
+	screen, err := qemu.ParseScreen(asked)
+	if err != nil {
+		return screen, fmt.Errorf("prepare boot: %s: %w", from, err)
+	}
+	if screen == qemu.ScreenWindow {
+		if err := qemu.CheckWindow(bin, getenv); err != nil {
+			return screen, fmt.Errorf("prepare boot: %s window: %w", from, err)
+		}
+	}
+	return screen, nil
 }
 
 // displayModules returns the modules that drive the emulated display of
