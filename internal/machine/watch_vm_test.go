@@ -2,8 +2,8 @@ package machine_test
 
 import (
 	"bufio"
-	"fmt"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net"
 	"os"
