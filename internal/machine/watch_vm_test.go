@@ -2,11 +2,15 @@ package machine_test
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"image/png"
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -19,6 +23,8 @@ import (
 	"github.com/vmlab/vmlab/internal/qemu"
 	"github.com/vmlab/vmlab/internal/spec"
 	"github.com/vmlab/vmlab/internal/vmtest"
+	"github.com/vmlab/vmlab/internal/x11"
+	"github.com/vmlab/vmlab/internal/x11/x11test"
 )
 
 // screenMachine boots a machine with a display under screen and returns
@@ -176,4 +182,69 @@ func keyEvent(sym uint32, down bool) []byte {
 		b[1] = 1
 	}
 	return binary.BigEndian.AppendUint32(b, sym)
+}
+
+// TestVMScreenWindow boots a machine whose screen is QEMU's GTK window on
+// an Xvfb the test starts, finds the window by its title, and checks that
+// screenshots, keys and OCR work as without it. It is skipped without
+// Xvfb or QEMU's GTK display (scripts/deps installs both).
+func TestVMScreenWindow(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a VM")
+	}
+	display := x11test.Xvfb(t)
+	t.Setenv("DISPLAY", display)
+	t.Setenv("WAYLAND_DISPLAY", "")
+	if err := qemu.CheckWindow(vmtest.Boot(t).QEMU, os.Getenv); errors.Is(err, qemu.ErrNoGTK) {
+		t.Skip(err)
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	m, logged := watchedMachine(t, qemu.ScreenWindow)
+	if want := "desk: screen in a window titled \"QEMU (desk)\" on DISPLAY " + display; !slices.Contains(logged, want) {
+		t.Errorf("got log %q, want %q", logged, want)
+	}
+	// QEMU made its window before the guest ran, long before the agent's
+	// hello ended Start.
+	ctx := t.Context()
+	c, err := x11.Dial(ctx, display, x11.Auth{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ws, err := c.Windows(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := c.Names(ctx, ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(names, "QEMU (desk)") {
+		t.Errorf("got window names %q, want \"QEMU (desk)\"", names)
+	}
+
+	b, err := m.Screenshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("decode the screenshot: %v", err)
+	}
+	if got := img.Bounds().Size(); got.X != 1280 || got.Y != 800 {
+		t.Errorf("got a %v screenshot, want the guest's 1280x800, not the window's", got)
+	}
+	if err := m.SendChars(ctx, "echo WINDOW $((6*7)) DONE > /tmp/w; cat /tmp/w\n", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.WaitForFile(ctx, "/tmp/w", 30*time.Second); err != nil {
+		t.Fatalf("the typed command did not run: %v", err)
+	}
+	if _, err := exec.LookPath("tesseract"); err != nil {
+		t.Skip("tesseract is not installed: OCR not checked")
+	}
+	if err := m.WaitForText(ctx, `WINDOW 42 DONE`, 60*time.Second); err != nil {
+		t.Error(err)
+	}
 }

@@ -38,7 +38,8 @@ type Config struct {
 	View *hostview.View
 	// Virtiofsd is the virtiofsd executable; empty: FindVirtiofsd.
 	Virtiofsd string
-	// Firmware replaces SeaBIOS when set (qboot boots faster).
+	// Firmware replaces SeaBIOS when set (qboot boots faster), except
+	// under a window (see window).
 	Firmware string
 	// Extra arguments appended last.
 	Extra []string
@@ -156,7 +157,7 @@ func (c Config) Args() []string {
 		"-object", "rng-random,id=rng0,filename=/dev/urandom",
 		"-device", "virtio-rng-pci,rng=rng0",
 	}
-	if c.Firmware != "" {
+	if c.Firmware != "" && !c.window() {
 		args = append(args, "-bios", c.Firmware)
 	}
 	if c.FS == "virtiofs" {

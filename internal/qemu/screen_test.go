@@ -36,7 +36,7 @@ func TestParseScreen(t *testing.T) {
 // window to a machine with a display, and nothing else changes: the
 // console stays QEMU's stdout, -nographic stays.
 func TestScreenArgs(t *testing.T) {
-	base := Config{Dir: "/run/m,1", Name: "desk", Display: true}
+	base := Config{Dir: "/run/m,1", Name: "desk", Display: true, Firmware: "/qboot.rom"}
 	for _, c := range []struct {
 		name    string
 		display bool
@@ -60,6 +60,9 @@ func TestScreenArgs(t *testing.T) {
 			if slices.Contains(args, a) {
 				t.Errorf("%s: args have %s:\n%s", c.name, a, joined)
 			}
+		}
+		if got := slices.Contains(args, "/qboot.rom"); got != (c.screen != ScreenWindow || !c.display) {
+			t.Errorf("%s: got firmware %v, want qboot except under a window (it hangs there)", c.name, got)
 		}
 		for _, keep := range []string{"-nographic", "stdio,id=console,signal=off", "chardev:console"} {
 			if !slices.Contains(args, keep) {
