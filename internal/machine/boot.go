@@ -121,20 +121,24 @@ func PrepareBoot(opts BootOptions) (*Boot, error) {
 	if opts.FS != "" && guestModules[opts.FS] == nil {
 		return nil, fmt.Errorf("prepare boot: unknown file system %q (want 9p or virtiofs)", opts.FS)
 	}
+	screen, screenFrom, err := readScreen(opts.Screen, os.Getenv)
+	if err != nil {
+		return nil, err
+	}
 	// Every booting command gets here, also those that make no temporary
 	// directory of their own (vmlab run -out DIR).
 	sweepTempDirsOnce()
 	b := &Boot{}
-	var err error
 	if b.FS, b.Virtiofsd, err = chooseFS(opts.FS); err != nil {
 		return nil, err
 	}
 	if b.QEMU, err = qemu.Find(opts.QEMU); err != nil {
 		return nil, err
 	}
-	if b.Screen, err = chooseScreen(opts.Screen, b.QEMU, os.Getenv); err != nil {
+	if err := checkScreen(screen, screenFrom, b.QEMU, os.Getenv); err != nil {
 		return nil, err
 	}
+	b.Screen = screen
 	cache, err := CacheDir(opts.CacheDir)
 	if err != nil {
 		return nil, err
@@ -179,24 +183,30 @@ func PrepareBoot(opts BootOptions) (*Boot, error) {
 	return b, nil
 }
 
-// chooseScreen reads the screen asked for (else $VMLAB_SCREEN) and, for a
-// window, checks that QEMU can open one, so that a missing package or
-// session is one error before any machine boots.
-func chooseScreen(asked, bin string, getenv func(string) string) (qemu.Screen, error) {
+// readScreen reads the screen asked for, else $VMLAB_SCREEN, and says
+// which of the two it read ("screen" or "VMLAB_SCREEN") for errors.
+func readScreen(asked string, getenv func(string) string) (qemu.Screen, string, error) {
 	from := "screen"
 	if asked == "" {
 		asked, from = getenv("VMLAB_SCREEN"), "VMLAB_SCREEN"
 	}
 	screen, err := qemu.ParseScreen(asked)
 	if err != nil {
-		return screen, fmt.Errorf("prepare boot: %s: %w", from, err)
+		return screen, from, fmt.Errorf("prepare boot: %s: %w", from, err)
 	}
-	if screen == qemu.ScreenWindow {
-		if err := qemu.CheckWindow(bin, getenv); err != nil {
-			return screen, fmt.Errorf("prepare boot: %s window: %w", from, err)
-		}
+	return screen, from, nil
+}
+
+// checkScreen checks, for a window, that QEMU (bin) can open one, so that
+// a missing package or session is one error before any machine boots.
+func checkScreen(screen qemu.Screen, from, bin string, getenv func(string) string) error {
+	if screen != qemu.ScreenWindow {
+		return nil
 	}
-	return screen, nil
+	if err := qemu.CheckWindow(bin, getenv); err != nil {
+		return fmt.Errorf("prepare boot: %s window: %w", from, err)
+	}
+	return nil
 }
 
 // displayModules returns the modules that drive the emulated display of

@@ -36,7 +36,10 @@ func TestChooseScreen(t *testing.T) {
 		{"bad option", "vcn", "vnc", qemu.ScreenNone, `screen: unknown screen "vcn"`},
 		{"window without a session", "window", "", qemu.ScreenWindow, "neither DISPLAY nor WAYLAND_DISPLAY"},
 	} {
-		got, err := chooseScreen(c.asked, "/nonexistent/qemu", env(c.env))
+		got, from, err := readScreen(c.asked, env(c.env))
+		if err == nil {
+			err = checkScreen(got, from, "/nonexistent/qemu", env(c.env))
+		}
 		if c.err != "" {
 			if err == nil || !strings.Contains(err.Error(), c.err) {
 				t.Errorf("%s: got %q, %v; want an error with %q", c.name, got, err, c.err)
@@ -47,7 +50,7 @@ func TestChooseScreen(t *testing.T) {
 			t.Errorf("%s: got %q, %v; want %q", c.name, got, err, c.want)
 		}
 	}
-	if _, err := chooseScreen("window", "/nonexistent/qemu", env("")); !errors.Is(err, qemu.ErrNoDesktop) {
+	if err := checkScreen(qemu.ScreenWindow, "screen", "/nonexistent/qemu", env("")); !errors.Is(err, qemu.ErrNoDesktop) {
 		t.Errorf("window without a session: got %v, want ErrNoDesktop", err)
 	}
 }
