@@ -32,10 +32,11 @@ func (m *Machine) tellScreen(cfg qemu.Config) {
 	}
 }
 
-// desktop names the session QEMU's window opens on.
+// desktop names the session QEMU's window opens on: GTK tries Wayland
+// first when both are set.
 func desktop() string {
-	if d := os.Getenv("DISPLAY"); d != "" {
-		return "DISPLAY " + d
+	if d := os.Getenv("WAYLAND_DISPLAY"); d != "" {
+		return "WAYLAND_DISPLAY " + d
 	}
-	return "WAYLAND_DISPLAY " + os.Getenv("WAYLAND_DISPLAY")
+	return "DISPLAY " + os.Getenv("DISPLAY")
 }
