@@ -29,14 +29,14 @@ import (
 
 // screenMachine boots a machine with a display under screen and returns
 // it with the lines its Logf wrote while it booted.
-func watchedMachine(t *testing.T, screen qemu.Screen) (*machine.Machine, []string) {
+func watchedMachine(t *testing.T, screen qemu.Screen, init string) (*machine.Machine, []string) {
 	t.Helper()
 	boot := *vmtest.Boot(t)
 	boot.Screen = screen
 	var mu sync.Mutex
 	var logged []string
 	m, err := machine.New(machine.Config{
-		Machine: spec.Machine{Name: "desk", Display: true}, Boot: &boot, Dir: t.TempDir(),
+		Machine: spec.Machine{Name: "desk", Init: init, Display: true}, Boot: &boot, Dir: t.TempDir(),
 		Logf: func(format string, args ...any) {
 			t.Logf(format, args...)
 			mu.Lock()
@@ -61,8 +61,17 @@ func watchedMachine(t *testing.T, screen qemu.Screen) (*machine.Machine, []strin
 // connect, its path is told, the server speaks RFB (version, security
 // types, a desktop named after the machine), keys sent as RFB key events
 // reach the shell on tty1, and the console is still the serial port's.
-func TestVMScreenVNC(t *testing.T) {
-	m, logged := watchedMachine(t, qemu.ScreenVNC)
+func TestVMScreenVNC(t *testing.T) { testScreenVNC(t, "") }
+
+// TestVMScreenVNCSystemd: the same under systemd, whose shell on tty1 is
+// vmlab-console.service's.
+func TestVMScreenVNCSystemd(t *testing.T) {
+	needsSystemd(t)
+	testScreenVNC(t, spec.InitSystemd)
+}
+
+func testScreenVNC(t *testing.T, init string) {
+	m, logged := watchedMachine(t, qemu.ScreenVNC, init)
 	sock := m.VNCSocket()
 	if sock == "" || !slices.Contains(logged, "desk: screen over VNC: vncviewer "+sock) {
 		t.Errorf("got log %q, want the line naming the socket %q", logged, sock)
@@ -200,7 +209,7 @@ func TestVMScreenWindow(t *testing.T) {
 	} else if err != nil {
 		t.Fatal(err)
 	}
-	m, logged := watchedMachine(t, qemu.ScreenWindow)
+	m, logged := watchedMachine(t, qemu.ScreenWindow, "")
 	if want := "desk: screen in a window titled \"QEMU (desk)\" on DISPLAY " + display; !slices.Contains(logged, want) {
 		t.Errorf("got log %q, want %q", logged, want)
 	}
