@@ -33,6 +33,7 @@ func TestUsage(t *testing.T) {
 		{[]string{"exec", "-nosuchflag", "true"}, exitUsage, "flag provided but not defined"},
 		{[]string{"exec", "-accel", "hvf", "true"}, exitFail, `unknown accelerator "hvf"`},
 		{[]string{"bench", "extra"}, exitUsage, "usage: vmlab bench"},
+		{[]string{"exec", "-screen", "vcn", "true"}, exitFail, `prepare boot: screen: unknown screen "vcn" (want vnc, window or none)`},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -357,6 +357,9 @@ func printMachines(w io.Writer, ms []control.MachineStatus) {
 		for _, f := range m.Forwards {
 			parts = append(parts, fmt.Sprintf("127.0.0.1:%d -> %d", f.HostPort, f.GuestPort))
 		}
+		if m.VNC != "" {
+			parts = append(parts, "screen: vncviewer "+m.VNC)
+		}
 		fmt.Fprintf(w, "  %-*s  %-7s  %s\n", width, m.Name, m.State, strings.Join(parts, ", "))
 		if m.Error != "" {
 			fmt.Fprintf(w, "  %-*s  %s\n", width, "", firstLine(m.Error))

@@ -39,7 +39,7 @@ func (f *fakeLab) Machines() []MachineStatus {
 		{Name: "client", State: machine.StatusFailed, Error: "machine is down: kernel panic \"oops\""},
 		{Name: "server", State: machine.StatusUp,
 			Interfaces: []Interface{{VLAN: 1, Name: "eth1", Addrs: []string{"192.168.1.2/24"}}},
-			Forwards:   []Forward{{HostPort: 8080, GuestPort: 80}}},
+			Forwards:   []Forward{{HostPort: 8080, GuestPort: 80}}, VNC: "/run/web/server/vnc.sock"},
 	}
 }
 
@@ -182,8 +182,9 @@ func TestHelloAndStatus(t *testing.T) {
 			t.Errorf("status: got %+v, want lab web from /src/web.star, our pid, a start time", st.LabInfo)
 		}
 		if len(st.Machines) != 2 || st.Machines[1].State != machine.StatusUp ||
-			st.Machines[1].Interfaces[0].Addrs[0] != "192.168.1.2/24" || st.Machines[1].Forwards[0].HostPort != 8080 {
-			t.Errorf("status: got machines %+v, want client failed and server up with its address and forward", st.Machines)
+			st.Machines[1].Interfaces[0].Addrs[0] != "192.168.1.2/24" || st.Machines[1].Forwards[0].HostPort != 8080 ||
+			st.Machines[1].VNC != "/run/web/server/vnc.sock" {
+			t.Errorf("status: got machines %+v, want client failed and server up with its address, forward and VNC socket", st.Machines)
 		}
 	}
 }

@@ -22,6 +22,9 @@ func (b labBackend) Machines() []MachineStatus {
 		m := b.l.Machine(name)
 		st, err := m.Status()
 		ms := MachineStatus{Name: name, State: st}
+		if st == machine.StatusUp || st == machine.StatusBooting {
+			ms.VNC = m.VNCSocket()
+		}
 		if err != nil {
 			ms.Error = err.Error()
 		}

@@ -32,6 +32,9 @@ type MachineStatus struct {
 	Error      string      `json:"error,omitempty"`
 	Interfaces []Interface `json:"interfaces,omitempty"`
 	Forwards   []Forward   `json:"forwards,omitempty"`
+	// VNC is the unix socket serving the machine's display while it runs
+	// under -screen vnc (docs/screens.md); empty otherwise.
+	VNC string `json:"vnc,omitempty"`
 }
 
 // Forward is a host port (on 127.0.0.1) forwarded to a guest port.

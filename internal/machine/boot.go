@@ -52,6 +52,11 @@ type BootOptions struct {
 	// "virtiofs", which needs virtiofsd and root); empty: $VMLAB_FS, else
 	// virtiofs where it works in full, 9p elsewhere (see chooseFS).
 	FS string
+	// Screen shows the displays of machines declared with one to the
+	// person running the test: "vnc" (a unix socket per machine) or
+	// "window" (QEMU's GTK window, which needs a desktop session and
+	// qemu-system-gui); empty: $VMLAB_SCREEN, else none ("none").
+	Screen string
 }
 
 // Boot is what every machine of a run boots: prepared once, shared by all.
@@ -67,6 +72,8 @@ type Boot struct {
 	FS string
 	// Virtiofsd is the virtiofsd executable when FS is "virtiofs".
 	Virtiofsd string
+	// Screen is how the displays are watched from the host (BootOptions).
+	Screen qemu.Screen
 	// Prepared says how long preparing took (a cache hit is fast).
 	Prepared time.Duration
 	// display builds the initramfs of machines with a display when the
@@ -114,17 +121,24 @@ func PrepareBoot(opts BootOptions) (*Boot, error) {
 	if opts.FS != "" && guestModules[opts.FS] == nil {
 		return nil, fmt.Errorf("prepare boot: unknown file system %q (want 9p or virtiofs)", opts.FS)
 	}
+	screen, screenFrom, err := readScreen(opts.Screen, os.Getenv)
+	if err != nil {
+		return nil, err
+	}
 	// Every booting command gets here, also those that make no temporary
 	// directory of their own (vmlab run -out DIR).
 	sweepTempDirsOnce()
 	b := &Boot{}
-	var err error
 	if b.FS, b.Virtiofsd, err = chooseFS(opts.FS); err != nil {
 		return nil, err
 	}
 	if b.QEMU, err = qemu.Find(opts.QEMU); err != nil {
 		return nil, err
 	}
+	if err := checkScreen(screen, screenFrom, b.QEMU, os.Getenv); err != nil {
+		return nil, err
+	}
+	b.Screen = screen
 	cache, err := CacheDir(opts.CacheDir)
 	if err != nil {
 		return nil, err
@@ -167,6 +181,32 @@ func PrepareBoot(opts BootOptions) (*Boot, error) {
 	}
 	b.Prepared = time.Since(start)
 	return b, nil
+}
+
+// readScreen reads the screen asked for, else $VMLAB_SCREEN, and says
+// which of the two it read ("screen" or "VMLAB_SCREEN") for errors.
+func readScreen(asked string, getenv func(string) string) (qemu.Screen, string, error) {
+	from := "screen"
+	if asked == "" {
+		asked, from = getenv("VMLAB_SCREEN"), "VMLAB_SCREEN"
+	}
+	screen, err := qemu.ParseScreen(asked)
+	if err != nil {
+		return screen, from, fmt.Errorf("prepare boot: %s: %w", from, err)
+	}
+	return screen, from, nil
+}
+
+// checkScreen checks, for a window, that QEMU (bin) can open one, so that
+// a missing package or session is one error before any machine boots.
+func checkScreen(screen qemu.Screen, from, bin string, getenv func(string) string) error {
+	if screen != qemu.ScreenWindow {
+		return nil
+	}
+	if err := qemu.CheckWindow(bin, getenv); err != nil {
+		return fmt.Errorf("prepare boot: %s window: %w", from, err)
+	}
+	return nil
 }
 
 // displayModules returns the modules that drive the emulated display of

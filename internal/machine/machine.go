@@ -283,7 +283,8 @@ func (m *Machine) boot(ctx context.Context, start time.Time) error {
 	if err := m.prepareCoverage(); err != nil {
 		return fmt.Errorf("%s: start: %w", m.cfg.Name, err)
 	}
-	proc, err := qemu.Start(ctx, m.qemuConfig(view, image, initrd), m.console)
+	qcfg := m.qemuConfig(view, image, initrd)
+	proc, err := qemu.Start(ctx, qcfg, m.console)
 	if err != nil {
 		// Another process took a port since busyForward: QEMU says only
 		// "Could not set up host forwarding rule".
@@ -292,6 +293,7 @@ func (m *Machine) boot(ctx context.Context, start time.Time) error {
 		}
 		return m.downError("start", err)
 	}
+	m.tellScreen(qcfg)
 	bootCtx, cancel := context.WithTimeout(ctx, m.bootTimeout())
 	defer cancel()
 	go func() {
@@ -676,6 +678,8 @@ func (m *Machine) qemuConfig(view *hostview.View, image, initrd string) qemu.Con
 	boot.Display = m.cfg.Display
 	return qemu.Config{
 		Display: m.cfg.Display,
+		Screen:  b.Screen,
+		Name:    m.cfg.Name,
 		Disk:    disk,
 		Binary:  b.QEMU, Accel: b.Accel,
 		MemoryMiB: m.cfg.MemoryMiB, CPUs: m.cfg.CPUs,

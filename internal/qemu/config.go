@@ -38,7 +38,8 @@ type Config struct {
 	View *hostview.View
 	// Virtiofsd is the virtiofsd executable; empty: FindVirtiofsd.
 	Virtiofsd string
-	// Firmware replaces SeaBIOS when set (qboot boots faster).
+	// Firmware replaces SeaBIOS when set (qboot boots faster), except
+	// under a window (see window).
 	Firmware string
 	// Extra arguments appended last.
 	Extra []string
@@ -50,6 +51,12 @@ type Config struct {
 	// guest's bochs DRM driver runs. No window opens (-nographic); QMP's
 	// screendump and send-key reach it. False: no display device at all.
 	Display bool
+	// Screen shows the display to the host as well (VNC or a window);
+	// ScreenNone: it is seen through screendump only. Ignored without
+	// Display.
+	Screen Screen
+	// Name is the machine's, for the window's title and the VNC desktop.
+	Name string
 	// Disk is the machine's own disk, its writable root; nil: none. It
 	// comes after Extra, so the extra disks Extra adds keep /dev/vda, ...
 	Disk *Disk
@@ -150,7 +157,7 @@ func (c Config) Args() []string {
 		"-object", "rng-random,id=rng0,filename=/dev/urandom",
 		"-device", "virtio-rng-pci,rng=rng0",
 	}
-	if c.Firmware != "" {
+	if c.Firmware != "" && !c.window() {
 		args = append(args, "-bios", c.Firmware)
 	}
 	if c.FS == "virtiofs" {
@@ -162,6 +169,7 @@ func (c Config) Args() []string {
 	if c.Display {
 		args = append(args, "-device", "VGA,id=display")
 	}
+	args = append(args, c.screenArgs()...)
 	args = append(args, c.Extra...)
 	if c.Disk != nil {
 		args = append(args, c.Disk.args()...)
