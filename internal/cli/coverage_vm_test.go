@@ -70,9 +70,11 @@ func TestRunCoverage(t *testing.T) {
 	cov := filepath.Join(dir, "cov")
 	// The merge is called once, after the tests, with the directory;
 	// its summary is printed.
-	defer func(m func(context.Context, string, func(string, ...any)) (fmt.Stringer, error)) { mergeCoverage = m }(mergeCoverage)
+	defer func(m func(context.Context, string, []string, func(string, ...any)) (fmt.Stringer, error)) {
+		mergeCoverage = m
+	}(mergeCoverage)
 	var merged []string
-	mergeCoverage = func(ctx context.Context, dir string, logf func(string, ...any)) (fmt.Stringer, error) {
+	mergeCoverage = func(ctx context.Context, dir string, tests []string, logf func(string, ...any)) (fmt.Stringer, error) {
 		states, _ := filepath.Glob(filepath.Join(dir, coverage.RawDir, "*", "*", coverage.StateFile))
 		merged = append(merged, fmt.Sprintf("%s with %d states", dir, len(states)))
 		// Before report.html is written, which links it.
@@ -104,8 +106,8 @@ func TestRunCoverage(t *testing.T) {
 		{"test_systemd", "unit", 2, ""},
 	} {
 		t.Run(tt.test+"/"+tt.machine, func(t *testing.T) {
-			metas, _ := filepath.Glob(raw(tt.test, tt.machine, coverage.GoDir, "covmeta.*"))
-			counters, _ := filepath.Glob(raw(tt.test, tt.machine, coverage.GoDir, "covcounters.*"))
+			metas, _ := filepath.Glob(raw(tt.test, tt.machine, coverage.GuestDir, coverage.GoDir, "covmeta.*"))
+			counters, _ := filepath.Glob(raw(tt.test, tt.machine, coverage.GuestDir, coverage.GoDir, "covcounters.*"))
 			if len(metas) != 1 || len(counters) != tt.counters {
 				t.Errorf("got %d covmeta and %d covcounters files, want 1 and %d", len(metas), len(counters), tt.counters)
 			}
@@ -120,9 +122,9 @@ func TestRunCoverage(t *testing.T) {
 	}
 	// gcov writes the .gcda file under GCOV_PREFIX at the object's
 	// absolute build path.
-	gcda, _ := filepath.Glob(raw("test_fast", "client", coverage.GcovDir, bin, "*.gcda"))
+	gcda, _ := filepath.Glob(raw("test_fast", "client", coverage.GuestDir, coverage.GcovDir, bin, "*.gcda"))
 	if len(gcda) != 1 {
-		all, _ := exec.Command("find", raw("test_fast", "client", coverage.GcovDir)).CombinedOutput()
+		all, _ := exec.Command("find", raw("test_fast", "client", coverage.GuestDir, coverage.GcovDir)).CombinedOutput()
 		t.Errorf("got %v, want one .gcda file under gcov%s; gcov/ holds:\n%s", gcda, bin, all)
 	}
 }

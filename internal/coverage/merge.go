@@ -24,8 +24,10 @@ const (
 	filesDir      = "files"         // the annotated source pages
 )
 
-// Merge reads the raw data a run left in dir (the layout in this
-// package's doc) and writes the merged report beside it: index.html and a
+// Merge reads the raw data the tests left in dir (the layout in this
+// package's doc; other tests' data there is not read) and writes the
+// merged report beside it, first removing the outputs of an earlier
+// merge, so that a merge that fails leaves none: index.html and a
 // page per source file, lcov.info, cobertura.xml, summary.txt, and the
 // toolchains' own pages (go tool cover -html for Go; genhtml, from the
 // lcov package, for C when it is installed). It returns what the terminal
@@ -38,18 +40,26 @@ const (
 // with go list from the current directory, as go tool cover finds them.
 // logf gets what is worth knowing but not an error (a source not found, a
 // tool missing); nil drops it.
-func Merge(ctx context.Context, dir string, logf func(string, ...any)) (Summary, error) {
+func Merge(ctx context.Context, dir string, tests []string, logf func(string, ...any)) (Summary, error) {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	sum := Summary{Dir: dir}
-	runs, err := scanRuns(dir)
+	tests = slices.Clone(tests)
+	slices.Sort(tests)
+	tests = slices.Compact(tests)
+	sum := Summary{Dir: dir, Tests: tests}
+	if err := removeOutputs(dir); err != nil {
+		return sum, err
+	}
+	runs, err := scanRuns(dir, tests)
 	if err != nil {
 		return sum, err
 	}
 	var withData []*Run
 	for _, r := range runs {
-		if r.HasData() {
+		if r.Excluded != "" {
+			sum.Notes = append(sum.Notes, fmt.Sprintf("coverage data of %s in test %s not merged: %s", r.Machine, r.Test, r.Excluded))
+		} else if r.HasData() {
 			withData = append(withData, r)
 		} else {
 			sum.Notes = append(sum.Notes, fmt.Sprintf("no coverage data from %s in test %s: were the binaries built with -cover / --coverage?", r.Machine, r.Test))
@@ -69,6 +79,18 @@ func Merge(ctx context.Context, dir string, logf func(string, ...any)) (Summary,
 	return sum, nil
 }
 
+// removeOutputs removes what an earlier merge wrote in dir, raw data
+// aside: a report, or a CI's lcov.info, must not outlive a merge that
+// failed.
+func removeOutputs(dir string) error {
+	for _, name := range []string{IndexFile, LCOVFile, CoberturaFile, SummaryFile, GoHTMLDir, CHTMLDir, filesDir} {
+		if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
+			return fmt.Errorf("removing the earlier coverage report in %s: %w", dir, err)
+		}
+	}
+	return nil
+}
+
 // read builds the model from the runs' data.
 func read(ctx context.Context, runs []*Run, logf func(string, ...any)) (*Model, *goData, error) {
 	tmp, err := os.MkdirTemp("", "vmlab-coverage-")
@@ -82,7 +104,9 @@ func read(ctx context.Context, runs []*Run, logf func(string, ...any)) (*Model, 
 	if err := errors.Join(goErr, cErr); err != nil {
 		return nil, nil, err
 	}
-	resolveGo(ctx, b, logf)
+	if gd != nil {
+		resolveGo(ctx, b, gd, logf)
+	}
 	return b.model(), gd, nil
 }
 
@@ -125,6 +149,7 @@ func write(ctx context.Context, dir string, m *Model, gd *goData, sum *Summary, 
 // summary.txt.
 type Summary struct {
 	Dir      string
+	Tests    []string         // the tests merged, sorted
 	Machines []MachineSummary // sorted by name
 	Total    Stat             // every machine together
 	Files    int              // source files
@@ -163,7 +188,11 @@ func (s *Summary) fill(m *Model, runs []*Run) {
 // one for all of them, the notes, the report's paths.
 func (s Summary) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "coverage: %d source file%s, %d machine%s\n", s.Files, plural(s.Files), len(s.Machines), plural(len(s.Machines)))
+	fmt.Fprintf(&b, "coverage: %d source file%s, %d machine%s", s.Files, plural(s.Files), len(s.Machines), plural(len(s.Machines)))
+	if len(s.Tests) > 0 {
+		fmt.Fprintf(&b, ", test%s %s", plural(len(s.Tests)), strings.Join(s.Tests, ", "))
+	}
+	b.WriteByte('\n')
 	width := len("all machines")
 	for _, m := range s.Machines {
 		width = max(width, len(m.Name))
