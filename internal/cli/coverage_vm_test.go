@@ -141,3 +141,51 @@ func readState(t *testing.T, path string) coverage.State {
 	}
 	return st
 }
+
+// TestRunCoverageShareLinks: a guest's root plants, in its coverage
+// share, links to host files in place of the agent's notes and of go/,
+// then the machine boots again. No host file is read or changed through
+// them: the second boot fails naming the machine and go/, the host
+// directory keeps its mode, state.json (beside the share) holds no host
+// secret and marks the data excluded, and the merge names the machine.
+func TestRunCoverageShareLinks(t *testing.T) {
+	t.Setenv("VMLAB_AGENT", vmtest.Agent(t))
+	dir, host := t.TempDir(), t.TempDir()
+	secret, victim := filepath.Join(host, "secret.txt"), filepath.Join(host, "victim")
+	if err := os.WriteFile(secret, []byte("HOSTSECRET\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(victim, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "links.star")
+	star := `m = machine()
+
+def test_links():
+    m.succeed("ln -s ` + secret + ` /run/vmlab/coverage/vmlab-notes.txt")
+    m.succeed("rm -rf /run/vmlab/coverage/go && ln -s ` + victim + ` /run/vmlab/coverage/go")
+    m.shutdown()
+    m.start()
+    m.succeed("true")
+`
+	if err := os.WriteFile(file, []byte(star), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cov := filepath.Join(dir, "cov")
+	code, stdout, stderr := run("run", "-coverage", cov, "-out", filepath.Join(dir, "out"), file)
+	md := coverage.MachineDir(cov, "links.test_links", "m")
+	if want := "m: the coverage directory " + filepath.Join(md, coverage.GuestDir, coverage.GoDir) + " is no longer a directory"; code != exitFail || !strings.Contains(stdout+stderr, want) {
+		t.Errorf("got exit %d, want 1 with %q\nstdout:\n%s\nstderr:\n%s", code, want, stdout, stderr)
+	}
+	if fi, err := os.Stat(victim); err != nil || fi.Mode() != os.ModeDir|0o700 {
+		t.Errorf("the host directory behind go/: %v, %v; want mode 0700 as it was", fi.Mode(), err)
+	}
+	b, _ := os.ReadFile(filepath.Join(md, coverage.StateFile))
+	st := readState(t, filepath.Join(md, coverage.StateFile))
+	if strings.Contains(string(b), "HOSTSECRET") || !strings.Contains(st.Excluded, "go, which is not a regular file or directory") {
+		t.Errorf("got state %s, want no host secret in it and the data excluded for the link go", b)
+	}
+	if want := "not merged: m in test links.test_links: the share holds go,"; !strings.Contains(stderr, want) {
+		t.Errorf("the merge does not name m's data as not merged\nstdout:\n%s\nstderr:\n%s", stdout, stderr)
+	}
+}

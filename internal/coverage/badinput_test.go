@@ -337,3 +337,14 @@ func TestMergeRemovesEarlierReport(t *testing.T) {
 		t.Errorf("the raw data went with the report: %v", err)
 	}
 }
+
+// When every machine's data was excluded, the merge's error says why,
+// not that the binaries were not instrumented.
+func TestMergeAllExcluded(t *testing.T) {
+	dir := t.TempDir()
+	writeState(t, dir, State{Test: "t1", Machine: "server", Partial: true, Excluded: "the share holds go, which is not a regular file or directory (L---------)"})
+	_, err := Merge(context.Background(), dir, []string{"t1"}, t.Logf)
+	if want := "no coverage data merged from any machine; not merged: server in test t1: the share holds go, which is not a regular file or directory"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("got %v, want an error with %q", err, want)
+	}
+}

@@ -66,6 +66,15 @@ func Merge(ctx context.Context, dir string, tests []string, logf func(string, ..
 		}
 	}
 	if len(withData) == 0 {
+		var excluded []string
+		for _, r := range runs {
+			if r.Excluded != "" {
+				excluded = append(excluded, fmt.Sprintf("%s in test %s: %s", r.Machine, r.Test, r.Excluded))
+			}
+		}
+		if len(excluded) > 0 {
+			return sum, fmt.Errorf("merging coverage in %s: no coverage data merged from any machine; not merged: %s", dir, strings.Join(excluded, "; "))
+		}
 		return sum, fmt.Errorf("merging coverage in %s: no coverage data from any machine: were the binaries built with -cover / --coverage?", dir)
 	}
 	m, gd, err := read(ctx, withData, logf)
