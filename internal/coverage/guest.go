@@ -67,10 +67,16 @@ func CheckShare(machineDir string, limit int64) (string, error) {
 		if errors.Is(err, fs.ErrNotExist) && p == root {
 			return fs.SkipDir
 		}
+		rel, _ := filepath.Rel(root, p)
+		if err != nil && p != root {
+			// The guest's root can make a directory the host's user
+			// cannot read: its data is not read either.
+			why = fmt.Sprintf("the share's %s cannot be read: %v", rel, err)
+			return fs.SkipAll
+		}
 		if err != nil {
 			return err
 		}
-		rel, _ := filepath.Rel(root, p)
 		switch t := d.Type(); {
 		case t.IsDir():
 			return nil
@@ -80,7 +86,8 @@ func CheckShare(machineDir string, limit int64) (string, error) {
 		}
 		info, err := d.Info()
 		if err != nil {
-			return err
+			why = fmt.Sprintf("the share's %s cannot be read: %v", rel, err)
+			return fs.SkipAll
 		}
 		if info.Size() > maxGuestFile {
 			why = fmt.Sprintf("the share holds %s of %d bytes, more than the %d a file may hold", rel, info.Size(), maxGuestFile)

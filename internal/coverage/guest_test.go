@@ -219,3 +219,23 @@ func TestMergeExcluded(t *testing.T) {
 		}
 	}
 }
+
+// A directory of the share the host's user cannot read (the guest's root
+// made it 000) excludes the data instead of failing the run's end.
+// Root reads any directory, so this runs only as another user.
+func TestCheckShareUnreadable(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root reads a directory of mode 000")
+	}
+	md := t.TempDir()
+	writeFiles(t, filepath.Join(md, GuestDir), map[string]string{"go/locked/covmeta.0": "m"})
+	locked := filepath.Join(md, GuestDir, GoDir, "locked")
+	if err := os.Chmod(locked, 0); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Chmod(locked, 0o755)
+	why, err := CheckShare(md, MaxShareBytes)
+	if err != nil || !strings.HasPrefix(why, "the share's go/locked cannot be read") {
+		t.Errorf("got %q, %v; want the data excluded for go/locked", why, err)
+	}
+}
