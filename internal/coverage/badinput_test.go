@@ -320,10 +320,14 @@ func TestMergeOnlyTheRunsTests(t *testing.T) {
 // leaves no report (nor lcov.info for a CI) from before.
 func TestMergeRemovesEarlierReport(t *testing.T) {
 	dir := t.TempDir()
-	earlier := []string{IndexFile, LCOVFile, CoberturaFile, SummaryFile, filepath.Join(GoHTMLDir, IndexFile), filepath.Join(filesDir, "f0.html")}
+	earlier := []string{IndexFile, LCOVFile, CoberturaFile, SummaryFile, filepath.Join(GoHTMLDir, IndexFile), filepath.Join(GoHTMLDir, goProfileFile),
+		filepath.Join(CHTMLDir, IndexFile), filepath.Join(CHTMLDir, cInfoFile), filepath.Join(filesDir, "f0.html"), filepath.Join(filesDir, "f12.html")}
 	for _, name := range earlier {
 		writeFiles(t, dir, map[string]string{name: "earlier"})
 	}
+	// What the merge does not write by name is the user's: it stays.
+	theirs := filepath.Join(GoHTMLDir, "main.go")
+	writeFiles(t, dir, map[string]string{theirs: "package main"})
 	writeState(t, dir, State{Test: "t1", Machine: "server"})
 	if _, err := Merge(context.Background(), dir, []string{"t1"}, t.Logf); err == nil {
 		t.Fatal("a merge without data succeeded")
@@ -335,6 +339,9 @@ func TestMergeRemovesEarlierReport(t *testing.T) {
 	}
 	if _, err := os.Stat(MachineDir(dir, "t1", "server")); err != nil {
 		t.Errorf("the raw data went with the report: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, theirs)); err != nil {
+		t.Errorf("a file the merge does not write went with the report: %v", err)
 	}
 }
 

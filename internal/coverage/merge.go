@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -22,6 +23,9 @@ const (
 	GoHTMLDir     = "go"            // go tool cover's profile and page
 	CHTMLDir      = "c"             // genhtml's pages (lcov) for C and C++
 	filesDir      = "files"         // the annotated source pages
+	goProfileFile = "profile.txt"   // in GoHTMLDir: every Go block
+	goFoundFile   = "found.txt"     // in GoHTMLDir: the blocks go tool cover is given
+	cInfoFile     = "c.info"        // in CHTMLDir: genhtml's input
 )
 
 // Merge reads the raw data the tests left in dir (the layout in this
@@ -88,13 +92,22 @@ func Merge(ctx context.Context, dir string, tests []string, logf func(string, ..
 	return sum, nil
 }
 
-// removeOutputs removes what an earlier merge wrote in dir, raw data
-// aside: a report, or a CI's lcov.info, must not outlive a merge that
-// failed.
+// removeOutputs removes the files an earlier merge wrote in dir: a
+// report, or a CI's lcov.info, must not outlive a merge that failed. Only
+// the files a merge writes by name go (dir may be the user's own, with a
+// go/ of theirs): genhtml's other pages in c/ stay, unlinked once
+// c/index.html is gone.
 func removeOutputs(dir string) error {
-	for _, name := range []string{IndexFile, LCOVFile, CoberturaFile, SummaryFile, GoHTMLDir, CHTMLDir, filesDir} {
-		if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
-			return fmt.Errorf("removing the earlier coverage report in %s: %w", dir, err)
+	names := []string{IndexFile, LCOVFile, CoberturaFile, SummaryFile,
+		filepath.Join(GoHTMLDir, IndexFile), filepath.Join(GoHTMLDir, goProfileFile), filepath.Join(GoHTMLDir, goFoundFile),
+		filepath.Join(CHTMLDir, IndexFile), filepath.Join(CHTMLDir, cInfoFile)}
+	pages, _ := filepath.Glob(filepath.Join(dir, filesDir, "f[0-9]*.html"))
+	for _, name := range names {
+		pages = append(pages, filepath.Join(dir, name))
+	}
+	for _, p := range pages {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("removing the earlier coverage report's %s: %w", p, err)
 		}
 	}
 	return nil

@@ -20,14 +20,14 @@ func goCoverHTML(ctx context.Context, dir string, gd *goData) (string, error) {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return "", err
 	}
-	profile := filepath.Join(out, "profile.txt")
+	profile := filepath.Join(out, goProfileFile)
 	if err := gd.writeProfile(profile, func(string) bool { return true }); err != nil {
 		return "", err
 	}
 	if len(gd.found) == 0 {
 		return "", errors.New("no Go page by go tool cover -html: no Go source was found (run vmlab from inside the module that built the programs)")
 	}
-	found := filepath.Join(out, "found.txt")
+	found := filepath.Join(out, goFoundFile)
 	if err := gd.writeProfile(found, func(f string) bool { return gd.found[f] }); err != nil {
 		return "", err
 	}
@@ -65,7 +65,7 @@ func cGenHTML(ctx context.Context, dir string, m *Model) (string, error) {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return "", err
 	}
-	info := filepath.Join(out, "c.info")
+	info := filepath.Join(out, cInfoFile)
 	if err := os.WriteFile(info, writeLCOV(files), 0o644); err != nil {
 		return "", err
 	}
