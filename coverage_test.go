@@ -50,7 +50,7 @@ func TestCoverage(t *testing.T) {
 		b.Succeed(t, "/opt/prog/prog x")
 	})
 	for _, m := range []string{"a", "b"} {
-		counters, _ := filepath.Glob(filepath.Join(cov, "raw", "TestCoverage_lab", m, "go", "covcounters.*"))
+		counters, _ := filepath.Glob(filepath.Join(cov, "raw", "TestCoverage_lab", m, "guest", "go", "covcounters.*"))
 		if len(counters) != 1 {
 			t.Errorf("machine %s: got %d counter files, want 1", m, len(counters))
 		}

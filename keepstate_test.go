@@ -86,13 +86,19 @@ func TestCoverageOption(t *testing.T) {
 	}
 }
 
-// TestMergeCoverage: the Go API's merge is the run's: a directory where no
-// machine left data is an error saying so, and nothing false is reported.
+// TestMergeCoverage: the Go API's merge is the process's: a directory
+// where no lab of it collected is an error saying so; one where its
+// machines left no data too; and nothing false is reported.
 func TestMergeCoverage(t *testing.T) {
 	dir := t.TempDir()
 	os.MkdirAll(coverage.MachineDir(dir, "TestX", "server"), 0o700)
 	os.WriteFile(filepath.Join(coverage.MachineDir(dir, "TestX", "server"), coverage.StateFile), []byte(`{"test":"TestX","machine":"server"}`), 0o600)
 	sum, err := MergeCoverage(t.Context(), dir)
+	if err == nil || !strings.Contains(err.Error(), "no lab of this process collected coverage there") || sum != "" {
+		t.Errorf("got %q, %v; want no summary and an error saying no lab collected there", sum, err)
+	}
+	coverTests.add(dir, "TestX") // as a lab made with Coverage(dir) in TestX
+	sum, err = MergeCoverage(t.Context(), dir)
 	if err == nil || !strings.Contains(err.Error(), "no coverage data") || sum != "" {
 		t.Errorf("got %q, %v; want no summary and an error saying there is no coverage data", sum, err)
 	}

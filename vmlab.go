@@ -172,6 +172,7 @@ func (l *Lab) start(t testing.TB) *lab.Lab {
 			if err := coverage.Prepare(l.coverDir, []string{l.testDir()}); err != nil {
 				t.Fatalf("vmlab: Coverage: %v", err)
 			}
+			coverTests.add(l.coverDir, l.testDir())
 		}
 		cfgs := make([]machine.Config, len(l.specs))
 		for i, s := range l.specs {

@@ -57,16 +57,20 @@ type summary string
 
 func (s summary) String() string { return string(s) }
 
-// TestMergeRun: the merge is called with the coverage directory and its
-// summary kept for the terminal; its error is the run's; an interrupted
-// run merges nothing and says where the raw data is.
+// TestMergeRun: the merge is called with the coverage directory and the
+// run's tests, its summary kept for the terminal and its page for
+// report.html; its error is the run's, with no page to link (an earlier
+// run's may be there); an interrupted run merges nothing and says where
+// the raw data is.
 func TestMergeRun(t *testing.T) {
-	defer func(m func(context.Context, string, func(string, ...any)) (fmt.Stringer, error)) { mergeCoverage = m }(mergeCoverage)
+	defer func(m func(context.Context, string, []string, func(string, ...any)) (fmt.Stringer, error)) {
+		mergeCoverage = m
+	}(mergeCoverage)
 	canceled, cancel := context.WithCancel(context.Background())
 	cancel()
 	var merged []string
-	mergeCoverage = func(ctx context.Context, dir string, logf func(string, ...any)) (fmt.Stringer, error) {
-		merged = append(merged, dir)
+	mergeCoverage = func(ctx context.Context, dir string, tests []string, logf func(string, ...any)) (fmt.Stringer, error) {
+		merged = append(merged, dir+" "+strings.Join(tests, ","))
 		logf("merging %s", dir)
 		if dir == "bad" {
 			return summary("half a summary"), errors.New("two builds of example.com/prog")
@@ -78,26 +82,27 @@ func TestMergeRun(t *testing.T) {
 		ctx     context.Context
 		dir     string
 		summary string
+		index   string
 		err     string
 		mergeOn bool
 	}{
-		{"merged", context.Background(), "cov", "total: 75.0% of lines\n", "", true},
-		{"merge fails", context.Background(), "bad", "", "merge the coverage data in bad: two builds of example.com/prog", true},
-		{"interrupted", canceled, "cov", "coverage: not merged (interrupted); the raw data is in " + filepath.Join("cov", "raw") + "\n", "", false},
+		{"merged", context.Background(), "cov", "total: 75.0% of lines\n", filepath.Join("cov", "index.html"), "", true},
+		{"merge fails", context.Background(), "bad", "", "", "merge the coverage data in bad: two builds of example.com/prog", true},
+		{"interrupted", canceled, "cov", "coverage: not merged (interrupted); the raw data is in " + filepath.Join("cov", "raw") + "\n", "", "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			merged = nil
 			var stderr strings.Builder
 			e := &env{stdout: io.Discard, stderr: &stderr}
-			sum, err := mergeRun(tt.ctx, e, tt.dir)
+			sum, index, err := mergeRun(tt.ctx, e, tt.dir, []string{"f.t1", "f.t2"})
 			if got := fmt.Sprint(err); tt.err == "" && err != nil || tt.err != "" && got != tt.err {
 				t.Errorf("got error %v, want %q", err, tt.err)
 			}
-			if sum != tt.summary {
-				t.Errorf("got summary %q, want %q", sum, tt.summary)
+			if sum != tt.summary || index != tt.index {
+				t.Errorf("got summary %q and page %q, want %q and %q", sum, index, tt.summary, tt.index)
 			}
-			if (len(merged) == 1 && merged[0] == tt.dir) != tt.mergeOn {
+			if (len(merged) == 1 && merged[0] == tt.dir+" f.t1,f.t2") != tt.mergeOn {
 				t.Errorf("merged %q, want the merge called %v with %q", merged, tt.mergeOn, tt.dir)
 			}
 			if tt.mergeOn && stderr.String() != "coverage: merging "+tt.dir+"\n" {

@@ -70,9 +70,11 @@ func TestRunCoverage(t *testing.T) {
 	cov := filepath.Join(dir, "cov")
 	// The merge is called once, after the tests, with the directory;
 	// its summary is printed.
-	defer func(m func(context.Context, string, func(string, ...any)) (fmt.Stringer, error)) { mergeCoverage = m }(mergeCoverage)
+	defer func(m func(context.Context, string, []string, func(string, ...any)) (fmt.Stringer, error)) {
+		mergeCoverage = m
+	}(mergeCoverage)
 	var merged []string
-	mergeCoverage = func(ctx context.Context, dir string, logf func(string, ...any)) (fmt.Stringer, error) {
+	mergeCoverage = func(ctx context.Context, dir string, tests []string, logf func(string, ...any)) (fmt.Stringer, error) {
 		states, _ := filepath.Glob(filepath.Join(dir, coverage.RawDir, "*", "*", coverage.StateFile))
 		merged = append(merged, fmt.Sprintf("%s with %d states", dir, len(states)))
 		// Before report.html is written, which links it.
@@ -104,8 +106,8 @@ func TestRunCoverage(t *testing.T) {
 		{"test_systemd", "unit", 2, ""},
 	} {
 		t.Run(tt.test+"/"+tt.machine, func(t *testing.T) {
-			metas, _ := filepath.Glob(raw(tt.test, tt.machine, coverage.GoDir, "covmeta.*"))
-			counters, _ := filepath.Glob(raw(tt.test, tt.machine, coverage.GoDir, "covcounters.*"))
+			metas, _ := filepath.Glob(raw(tt.test, tt.machine, coverage.GuestDir, coverage.GoDir, "covmeta.*"))
+			counters, _ := filepath.Glob(raw(tt.test, tt.machine, coverage.GuestDir, coverage.GoDir, "covcounters.*"))
 			if len(metas) != 1 || len(counters) != tt.counters {
 				t.Errorf("got %d covmeta and %d covcounters files, want 1 and %d", len(metas), len(counters), tt.counters)
 			}
@@ -120,9 +122,9 @@ func TestRunCoverage(t *testing.T) {
 	}
 	// gcov writes the .gcda file under GCOV_PREFIX at the object's
 	// absolute build path.
-	gcda, _ := filepath.Glob(raw("test_fast", "client", coverage.GcovDir, bin, "*.gcda"))
+	gcda, _ := filepath.Glob(raw("test_fast", "client", coverage.GuestDir, coverage.GcovDir, bin, "*.gcda"))
 	if len(gcda) != 1 {
-		all, _ := exec.Command("find", raw("test_fast", "client", coverage.GcovDir)).CombinedOutput()
+		all, _ := exec.Command("find", raw("test_fast", "client", coverage.GuestDir, coverage.GcovDir)).CombinedOutput()
 		t.Errorf("got %v, want one .gcda file under gcov%s; gcov/ holds:\n%s", gcda, bin, all)
 	}
 }
@@ -138,4 +140,52 @@ func readState(t *testing.T, path string) coverage.State {
 		t.Errorf("read the machine's state: %v", err)
 	}
 	return st
+}
+
+// TestRunCoverageShareLinks: a guest's root plants, in its coverage
+// share, links to host files in place of the agent's notes and of go/,
+// then the machine boots again. No host file is read or changed through
+// them: the second boot fails naming the machine and go/, the host
+// directory keeps its mode, state.json (beside the share) holds no host
+// secret and marks the data excluded, and the merge names the machine.
+func TestRunCoverageShareLinks(t *testing.T) {
+	t.Setenv("VMLAB_AGENT", vmtest.Agent(t))
+	dir, host := t.TempDir(), t.TempDir()
+	secret, victim := filepath.Join(host, "secret.txt"), filepath.Join(host, "victim")
+	if err := os.WriteFile(secret, []byte("HOSTSECRET\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(victim, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "links.star")
+	star := `m = machine()
+
+def test_links():
+    m.succeed("ln -s ` + secret + ` /run/vmlab/coverage/vmlab-notes.txt")
+    m.succeed("rm -rf /run/vmlab/coverage/go && ln -s ` + victim + ` /run/vmlab/coverage/go")
+    m.shutdown()
+    m.start()
+    m.succeed("true")
+`
+	if err := os.WriteFile(file, []byte(star), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cov := filepath.Join(dir, "cov")
+	code, stdout, stderr := run("run", "-coverage", cov, "-out", filepath.Join(dir, "out"), file)
+	md := coverage.MachineDir(cov, "links.test_links", "m")
+	if want := "m: the coverage directory " + filepath.Join(md, coverage.GuestDir, coverage.GoDir) + " is no longer a directory"; code != exitFail || !strings.Contains(stdout+stderr, want) {
+		t.Errorf("got exit %d, want 1 with %q\nstdout:\n%s\nstderr:\n%s", code, want, stdout, stderr)
+	}
+	if fi, err := os.Stat(victim); err != nil || fi.Mode() != os.ModeDir|0o700 {
+		t.Errorf("the host directory behind go/: %v, %v; want mode 0700 as it was", fi.Mode(), err)
+	}
+	b, _ := os.ReadFile(filepath.Join(md, coverage.StateFile))
+	st := readState(t, filepath.Join(md, coverage.StateFile))
+	if strings.Contains(string(b), "HOSTSECRET") || !strings.Contains(st.Excluded, "go, which is not a regular file or directory") {
+		t.Errorf("got state %s, want no host secret in it and the data excluded for the link go", b)
+	}
+	if want := "not merged: m in test links.test_links: the share holds go,"; !strings.Contains(stderr, want) {
+		t.Errorf("the merge does not name m's data as not merged\nstdout:\n%s\nstderr:\n%s", stdout, stderr)
+	}
 }

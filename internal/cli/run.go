@@ -125,7 +125,8 @@ func runRun(ctx context.Context, e *env, args []string) int {
 		}
 		return exitInternal
 	}
-	rep, closeEvents, err := reporter(e, dir, *junit, coverageIndex(*cover), *jsonEvents, *verbose, inter)
+	var coverIndex string // set when this run's merge succeeded
+	rep, closeEvents, err := reporter(e, dir, *junit, func() string { return coverIndex }, *jsonEvents, *verbose, inter)
 	if err != nil {
 		e.errorf("%v", err)
 		return exitInternal
@@ -149,7 +150,7 @@ func runRun(ctx context.Context, e *env, args []string) int {
 	var coverSummary string
 	var coverErr error
 	if *cover != "" {
-		coverSummary, coverErr = mergeRun(ctx, e, *cover)
+		coverSummary, coverIndex, coverErr = mergeRun(ctx, e, *cover, jobTests(jobs))
 	}
 	reportErr := errors.Join(rep.Close(), closeEvents())
 	if reportErr != nil {
@@ -457,10 +458,10 @@ func keepDir(dir string, temporary bool) {
 }
 
 // reporter assembles the sinks: the terminal (or JSON lines on stdout),
-// events.jsonl, junit.xml and report.html (linking coverIndex, the merged
-// coverage report, when it is there) in the output directory, and the
+// events.jsonl, junit.xml and report.html (linking the merged coverage
+// report coverIndex returns, when it returns one) in the output directory, and the
 // -junit file. With -i, the files are behind inter.hold.
-func reporter(e *env, dir, junit, coverIndex string, jsonEvents, verbose bool, inter *interactive) (*report.Reporter, func() error, error) {
+func reporter(e *env, dir, junit string, coverIndex func() string, jsonEvents, verbose bool, inter *interactive) (*report.Reporter, func() error, error) {
 	events, err := report.Create(filepath.Join(dir, "events.jsonl"))
 	if err != nil {
 		return nil, nil, err

@@ -27,7 +27,7 @@ func TestMergeGoDifferentBuilds(t *testing.T) {
 	runGo(t, dir, "t1", "server", bin1, "server")
 	runGo(t, dir, "t1", "client", bin2, "client")
 	t.Chdir(src1)
-	_, err := Merge(context.Background(), dir, t.Logf)
+	_, err := Merge(context.Background(), dir, testsIn(dir), t.Logf)
 	if err == nil {
 		t.Fatal("merged two builds of one package without an error")
 	}
@@ -47,7 +47,7 @@ func TestMergeCDifferentBuilds(t *testing.T) {
 	// the notes file in the build tree.
 	buildC(t, src, strings.Replace(cSource, "return 1;", "return 2;", 1))
 	runC(t, dir, "t1", "client", bin, "client")
-	_, err := Merge(context.Background(), dir, t.Logf)
+	_, err := Merge(context.Background(), dir, testsIn(dir), t.Logf)
 	if err == nil {
 		t.Fatal("merged a .gcda of another build without an error")
 	}
@@ -69,7 +69,7 @@ func TestMergeCNotesGone(t *testing.T) {
 	if err := os.Remove(filepath.Join(src, "demo.gcno")); err != nil {
 		t.Fatal(err)
 	}
-	_, err := Merge(context.Background(), dir, t.Logf)
+	_, err := Merge(context.Background(), dir, testsIn(dir), t.Logf)
 	if err == nil || !strings.Contains(err.Error(), "demo.gcno") || !strings.Contains(err.Error(), "rebuild") {
 		t.Fatalf("merge without the notes file: error %v, want one naming demo.gcno and what to do", err)
 	}
@@ -82,12 +82,12 @@ func TestMergeNoData(t *testing.T) {
 	for _, m := range []string{"server", "client"} {
 		writeState(t, dir, State{Test: "t1", Machine: m})
 		for _, d := range []string{GoDir, GcovDir} {
-			if err := os.MkdirAll(filepath.Join(MachineDir(dir, "t1", m), d), 0o755); err != nil {
+			if err := os.MkdirAll(GuestData(MachineDir(dir, "t1", m), d), 0o755); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	sum, err := Merge(context.Background(), dir, t.Logf)
+	sum, err := Merge(context.Background(), dir, testsIn(dir), t.Logf)
 	if err == nil || !strings.Contains(err.Error(), "no coverage data from any machine: were the binaries built with -cover / --coverage?") {
 		t.Fatalf("error %v, want one saying no machine left data", err)
 	}
@@ -99,7 +99,7 @@ func TestMergeNoData(t *testing.T) {
 
 func TestMergeNoRawDir(t *testing.T) {
 	dir := t.TempDir()
-	_, err := Merge(context.Background(), dir, t.Logf)
+	_, err := Merge(context.Background(), dir, testsIn(dir), t.Logf)
 	if err == nil || !strings.Contains(err.Error(), "vmlab run -coverage") {
 		t.Fatalf("error %v, want one saying the directory is not a coverage run's", err)
 	}
@@ -113,7 +113,7 @@ func TestMergeOneMachineWithoutData(t *testing.T) {
 	runC(t, dir, "t1", "server", bin, "server")
 	writeState(t, dir, State{Test: "t1", Machine: "server"})
 	writeState(t, dir, State{Test: "t1", Machine: "client"})
-	sum, err := Merge(context.Background(), dir, t.Logf)
+	sum, err := Merge(context.Background(), dir, testsIn(dir), t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,14 +142,14 @@ func TestMergePartial(t *testing.T) {
 	runGo(t, dir, "t1", "client", bin, "client")
 	writeState(t, dir, State{Test: "t1", Machine: "server", Partial: true, Reasons: []string{"crashed"}})
 	writeState(t, dir, State{Test: "t1", Machine: "client"})
-	counters, _ := filepath.Glob(filepath.Join(MachineDir(dir, "t1", "client"), GoDir, "covcounters.*"))
+	counters, _ := filepath.Glob(filepath.Join(GuestData(MachineDir(dir, "t1", "client"), GoDir), "covcounters.*"))
 	if len(counters) != 1 {
 		t.Fatalf("client's counter files: %v, want one", counters)
 	}
 	// The client also ran a second program with its own meta-data file
 	// but no counters: the first program's meta-data under another name
 	// (the hash in the name is only matched against counter files).
-	meta, _ := filepath.Glob(filepath.Join(MachineDir(dir, "t1", "client"), GoDir, "covmeta.*"))
+	meta, _ := filepath.Glob(filepath.Join(GuestData(MachineDir(dir, "t1", "client"), GoDir), "covmeta.*"))
 	data, err := os.ReadFile(meta[0])
 	if err != nil {
 		t.Fatal(err)
@@ -158,7 +158,7 @@ func TestMergePartial(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Chdir(src)
-	sum, err := Merge(context.Background(), dir, t.Logf)
+	sum, err := Merge(context.Background(), dir, testsIn(dir), t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestMergePartial(t *testing.T) {
 	if partial["server"] != "t1: crashed" {
 		t.Errorf("server's partial reasons %q, want %q", partial["server"], "t1: crashed")
 	}
-	if !strings.Contains(partial["client"], "wrote no counters") {
+	if !strings.Contains(partial["client"], "no run of a Go program wrote counters") {
 		t.Errorf("client's partial reasons %q, want the program without counters", partial["client"])
 	}
 	if !strings.Contains(sum.String(), "PARTIAL: t1: crashed") {
@@ -188,7 +188,7 @@ func TestMergeNoStateIsPartial(t *testing.T) {
 	src, dir := t.TempDir(), t.TempDir()
 	bin := buildC(t, src, cSource)
 	runC(t, dir, "t1", "server", bin, "server")
-	sum, err := Merge(context.Background(), dir, t.Logf)
+	sum, err := Merge(context.Background(), dir, testsIn(dir), t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,15 +201,15 @@ func TestMergeToolMissing(t *testing.T) {
 	for _, tt := range []struct {
 		name, file, want string
 	}{
-		{"go", filepath.Join(GoDir, "covmeta.0123"), "install Go"},
-		{"gcov", filepath.Join(GcovDir, "build", "x.gcda"), "install the gcc that built the programs"},
+		{"go", filepath.Join(GuestDir, GoDir, "covmeta.0123"), "install Go"},
+		{"gcov", filepath.Join(GuestDir, GcovDir, "build", "x.gcda"), "install the gcc that built the programs"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			writeState(t, dir, State{Test: "t1", Machine: "server"})
 			writeFiles(t, MachineDir(dir, "t1", "server"), map[string]string{tt.file: "data"})
 			t.Setenv("PATH", t.TempDir())
-			_, err := Merge(context.Background(), dir, t.Logf)
+			_, err := Merge(context.Background(), dir, testsIn(dir), t.Logf)
 			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "server in test t1") {
 				t.Errorf("error %v, want one naming the machine and saying %q", err, tt.want)
 			}
@@ -224,7 +224,7 @@ func TestMergeGoSameSourceTwoBuilds(t *testing.T) {
 	runGo(t, dir, "t1", "server", buildGo(t, src1, ""), "server")
 	runGo(t, dir, "t1", "client", buildGo(t, src2, ""), "client")
 	t.Chdir(src1)
-	sum, err := Merge(context.Background(), dir, t.Logf)
+	sum, err := Merge(context.Background(), dir, testsIn(dir), t.Logf)
 	if err != nil {
 		t.Fatalf("two builds of one source: %v", err)
 	}
@@ -235,19 +235,21 @@ func TestMergeGoSameSourceTwoBuilds(t *testing.T) {
 
 // Programs built from files named on the command line all have the
 // package path command-line-arguments: different programs are not
-// different builds of one package.
+// different builds of one package. Their absolute names are read as
+// sources only inside the current module (the merge runs in it).
 func TestMergeGoCommandLinePrograms(t *testing.T) {
 	skipShort(t)
-	dir := t.TempDir()
+	dir, src := t.TempDir(), t.TempDir()
+	writeFiles(t, src, map[string]string{"go.mod": "module example.com/cmds\n"})
+	t.Chdir(src)
 	for _, m := range []string{"server", "client"} {
-		src := t.TempDir()
 		writeFiles(t, src, map[string]string{m + ".go": "package main\n\nfunc main() {\n\tprintln(\"" + m + "\")\n}\n"})
 		bin := filepath.Join(src, m)
 		run(t, src, []string{"GOFLAGS=", "GOWORK=off", "GO111MODULE=off"}, "go", "build", "-cover", "-o", bin, m+".go")
 		runGo(t, dir, "t1", m, bin, m)
 		writeState(t, dir, State{Test: "t1", Machine: m})
 	}
-	sum, err := Merge(context.Background(), dir, t.Logf)
+	sum, err := Merge(context.Background(), dir, testsIn(dir), t.Logf)
 	if err != nil {
 		t.Fatalf("two programs of command-line files: %v", err)
 	}
@@ -265,14 +267,14 @@ func TestMergeGoSourcesNotFound(t *testing.T) {
 	runGo(t, dir, "t1", "server", bin, "server")
 	writeState(t, dir, State{Test: "t1", Machine: "server"})
 	t.Chdir(t.TempDir())
-	sum, err := Merge(context.Background(), dir, t.Logf)
+	sum, err := Merge(context.Background(), dir, testsIn(dir), t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if sum.Total.Covered == 0 {
 		t.Errorf("no covered lines without the sources:\n%s", sum)
 	}
-	if !strings.Contains(strings.Join(sum.Notes, "\n"), "no Go page by go tool cover -html (run vmlab from inside the module that built the programs)") {
+	if !strings.Contains(strings.Join(sum.Notes, "\n"), "no Go page by go tool cover -html: no Go source was found (run vmlab from inside the module that built the programs)") {
 		t.Errorf("notes %q, want one about go tool cover's page", sum.Notes)
 	}
 	lcov := readLCOV(t, filepath.Join(dir, LCOVFile))
@@ -285,5 +287,71 @@ func TestMergeGoSourcesNotFound(t *testing.T) {
 		if !strings.Contains(string(data), "The source was not found") {
 			t.Errorf("%s does not say its source is missing", p)
 		}
+	}
+}
+
+// A run merges its own tests only: an earlier run's data in the same
+// directory (another test's) is not counted, and the summary names the
+// tests merged.
+func TestMergeOnlyTheRunsTests(t *testing.T) {
+	src, dir := t.TempDir(), t.TempDir()
+	bin := buildGo(t, src, "")
+	runGo(t, dir, "f.earlier", "server", bin, "server")
+	writeState(t, dir, State{Test: "f.earlier", Machine: "server"})
+	// This run's machine ran nothing instrumented.
+	writeState(t, dir, State{Test: "f.now", Machine: "server"})
+	sum, err := Merge(context.Background(), dir, []string{"f.now"}, t.Logf)
+	if err == nil || !strings.Contains(err.Error(), "no coverage data from any machine") {
+		t.Fatalf("got %v and summary\n%s\nwant an error saying the run left no data", err, sum)
+	}
+	// With data in both, the run's test only, named in the summary.
+	runGo(t, dir, "f.now", "client", bin, "client")
+	writeState(t, dir, State{Test: "f.now", Machine: "client"})
+	sum, err = Merge(context.Background(), dir, []string{"f.now"}, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sum.Machines) != 1 || sum.Machines[0].Name != "client" || !strings.HasPrefix(sum.String(), "coverage: 2 source files, 1 machine, test f.now\n") {
+		t.Errorf("summary:\n%s\nwant client's data only, of test f.now", sum)
+	}
+}
+
+// A merge removes an earlier merge's outputs first: one that fails
+// leaves no report (nor lcov.info for a CI) from before.
+func TestMergeRemovesEarlierReport(t *testing.T) {
+	dir := t.TempDir()
+	earlier := []string{IndexFile, LCOVFile, CoberturaFile, SummaryFile, filepath.Join(GoHTMLDir, IndexFile), filepath.Join(GoHTMLDir, goProfileFile),
+		filepath.Join(CHTMLDir, IndexFile), filepath.Join(CHTMLDir, cInfoFile), filepath.Join(filesDir, "f0.html"), filepath.Join(filesDir, "f12.html")}
+	for _, name := range earlier {
+		writeFiles(t, dir, map[string]string{name: "earlier"})
+	}
+	// What the merge does not write by name is the user's: it stays.
+	theirs := filepath.Join(GoHTMLDir, "main.go")
+	writeFiles(t, dir, map[string]string{theirs: "package main"})
+	writeState(t, dir, State{Test: "t1", Machine: "server"})
+	if _, err := Merge(context.Background(), dir, []string{"t1"}, t.Logf); err == nil {
+		t.Fatal("a merge without data succeeded")
+	}
+	for _, name := range earlier {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			t.Errorf("%s from an earlier merge is still there", name)
+		}
+	}
+	if _, err := os.Stat(MachineDir(dir, "t1", "server")); err != nil {
+		t.Errorf("the raw data went with the report: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, theirs)); err != nil {
+		t.Errorf("a file the merge does not write went with the report: %v", err)
+	}
+}
+
+// When every machine's data was excluded, the merge's error says why,
+// not that the binaries were not instrumented.
+func TestMergeAllExcluded(t *testing.T) {
+	dir := t.TempDir()
+	writeState(t, dir, State{Test: "t1", Machine: "server", Partial: true, Excluded: "the share holds go, which is not a regular file or directory (L---------)"})
+	_, err := Merge(context.Background(), dir, []string{"t1"}, t.Logf)
+	if want := "no coverage data merged from any machine; not merged: server in test t1: the share holds go, which is not a regular file or directory"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("got %v, want an error with %q", err, want)
 	}
 }

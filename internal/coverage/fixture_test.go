@@ -146,7 +146,7 @@ func buildC(t *testing.T, src, source string) string {
 // runGo runs bin as machine in test, its data where a -coverage run puts it.
 func runGo(t *testing.T, dir, test, machine, bin, arg string) {
 	t.Helper()
-	out := filepath.Join(MachineDir(dir, test, machine), GoDir)
+	out := GuestData(MachineDir(dir, test, machine), GoDir)
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +155,7 @@ func runGo(t *testing.T, dir, test, machine, bin, arg string) {
 
 func runC(t *testing.T, dir, test, machine, bin, arg string) {
 	t.Helper()
-	out := filepath.Join(MachineDir(dir, test, machine), GcovDir)
+	out := GuestData(MachineDir(dir, test, machine), GcovDir)
 	run(t, filepath.Dir(bin), []string{"GCOV_PREFIX=" + out, "GCOV_PREFIX_STRIP=0"}, bin, arg)
 }
 
@@ -208,4 +208,15 @@ func lineNumbered(f *File, n int) *Line {
 		}
 	}
 	return nil
+}
+
+// testsIn lists the tests with data under dir/raw, as a run passes its
+// own to Merge.
+func testsIn(dir string) []string {
+	entries, _ := os.ReadDir(filepath.Join(dir, RawDir))
+	var tests []string
+	for _, e := range entries {
+		tests = append(tests, e.Name())
+	}
+	return tests
 }

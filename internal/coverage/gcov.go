@@ -66,7 +66,7 @@ func readGcov(ctx context.Context, b *builder, tmp string, logf func(string, ...
 				return fmt.Errorf("reading C coverage data of %s in test %s: %w", r.Machine, r.Test, err)
 			}
 		}
-		root := filepath.Join(r.dir, GcovDir)
+		root := GuestData(r.dir, GcovDir)
 		gcdas, err := gcdaFiles(root)
 		if err != nil {
 			return fmt.Errorf("reading C coverage data of %s in test %s: %w", r.Machine, r.Test, err)

@@ -36,6 +36,9 @@ type goData struct {
 	// pkgs maps each package path to its meta-data hashes and the runs
 	// that carried each, to find different builds of one package.
 	pkgs map[string]map[string][]*Run
+	// found holds the files whose source resolveGo found and read: the
+	// only ones go tool cover is given.
+	found map[string]bool
 }
 
 // goTool is the go command, or an error naming what to install.
@@ -51,7 +54,7 @@ func goTool() (string, error) {
 // run's data is turned into a text profile by its own go tool covdata
 // (about 200 ms each, mostly the go command starting), NumCPU at a time.
 func readGo(ctx context.Context, b *builder, tmp string) (*goData, error) {
-	gd := &goData{mode: "set", blocks: map[goBlock]int64{}, pkgs: map[string]map[string][]*Run{}}
+	gd := &goData{mode: "set", blocks: map[goBlock]int64{}, pkgs: map[string]map[string][]*Run{}, found: map[string]bool{}}
 	var runs []*Run
 	for _, r := range b.runs {
 		if r.HasGo {
@@ -82,7 +85,7 @@ func readGo(ctx context.Context, b *builder, tmp string) (*goData, error) {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			cmd := exec.CommandContext(ctx, goCmd, "tool", "covdata", "textfmt", "-i="+filepath.Join(r.dir, GoDir), "-o="+profiles[i])
+			cmd := exec.CommandContext(ctx, goCmd, "tool", "covdata", "textfmt", "-i="+GuestData(r.dir, GoDir), "-o="+profiles[i])
 			if out, err := cmd.CombinedOutput(); err != nil {
 				errs[i] = fmt.Errorf("reading Go coverage data of %s in test %s: go tool covdata textfmt: %w: %s", r.Machine, r.Test, err, bytes.TrimSpace(out))
 			}
@@ -101,16 +104,21 @@ func readGo(ctx context.Context, b *builder, tmp string) (*goData, error) {
 }
 
 // readMeta records the packages of r's meta-data files, and marks r
-// partial when a program wrote meta-data (at start) but no counters (at
-// exit).
+// partial when no run of a program wrote counters (at exit) beside its
+// meta-data (written at start, once per binary): Go's files do not say
+// how many processes started, so one killed run among runs that exited
+// is not seen.
 func (gd *goData) readMeta(r *Run) error {
-	metas, _ := filepath.Glob(filepath.Join(r.dir, GoDir, "covmeta.*"))
+	metas, _ := filepath.Glob(filepath.Join(GuestData(r.dir, GoDir), "covmeta.*"))
 	for _, m := range metas {
 		pkgs, err := readGoMeta(m)
 		if err != nil {
 			return fmt.Errorf("reading Go coverage data of %s in test %s: %w", r.Machine, r.Test, err)
 		}
 		for _, p := range pkgs {
+			if err := checkGoPackage(p); err != nil {
+				return fmt.Errorf("reading Go coverage data of %s in test %s: %s: %w", r.Machine, r.Test, m, err)
+			}
 			if gd.pkgs[p.Path] == nil {
 				gd.pkgs[p.Path] = map[string][]*Run{}
 			}
@@ -119,10 +127,10 @@ func (gd *goData) readMeta(r *Run) error {
 			}
 		}
 		hash := strings.TrimPrefix(filepath.Base(m), "covmeta.")
-		counters, _ := filepath.Glob(filepath.Join(r.dir, GoDir, "covcounters."+hash+".*"))
+		counters, _ := filepath.Glob(filepath.Join(GuestData(r.dir, GoDir), "covcounters."+hash+".*"))
 		if len(counters) == 0 {
 			r.Partial = true
-			r.Reasons = append(r.Reasons, "a Go program wrote no counters (it did not exit: killed, or still running when the test ended)")
+			r.Reasons = append(r.Reasons, "no run of a Go program wrote counters (none exited: killed, or still running when the test ended)")
 		}
 	}
 	return nil
@@ -174,6 +182,9 @@ func (gd *goData) readProfile(b *builder, r *Run, name string) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
+		if err := checkGoName(blk.File); err != nil {
+			return err
+		}
 		gd.blocks[blk] += count
 		fb := b.file(blk.File, "go")
 		for n := blk.StartLine; n <= blk.EndLine; n++ {
@@ -202,9 +213,9 @@ func parseGoBlock(line string) (goBlock, int64, error) {
 	return blk, count, nil
 }
 
-// writeProfile writes the blocks, counts summed over every run, as a Go
-// text profile.
-func (gd *goData) writeProfile(name string) error {
+// writeProfile writes the blocks of the files keep accepts, counts summed
+// over every run, as a Go text profile.
+func (gd *goData) writeProfile(name string, keep func(file string) bool) error {
 	blocks := sortedKeysFunc(gd.blocks, func(a, b goBlock) int {
 		if a.File != b.File {
 			return strings.Compare(a.File, b.File)
@@ -217,6 +228,9 @@ func (gd *goData) writeProfile(name string) error {
 	var buf bytes.Buffer
 	fmt.Fprintf(&buf, "mode: %s\n", gd.mode)
 	for _, blk := range blocks {
+		if !keep(blk.File) {
+			continue
+		}
 		n := gd.blocks[blk]
 		if gd.mode == "set" {
 			n = min(n, 1)
@@ -231,29 +245,61 @@ func (gd *goData) writeProfile(name string) error {
 // looks too), then drops lines that hold no code (blank, comment, a lone
 // closing brace: a block's range covers them, gcov does not count them)
 // and adds the functions.
-func resolveGo(ctx context.Context, b *builder, logf func(string, ...any)) {
+//
+// The names come from the guest: a source is read only when it is a
+// regular .go file, not a link, in the directory go list gave for its
+// package or, for an absolute name, under the current module's root;
+// anything else is "source not found", as a file outside the module.
+func resolveGo(ctx context.Context, b *builder, gd *goData, logf func(string, ...any)) {
 	dirs := goPackageDirs(ctx, b, logf)
+	root := moduleRoot()
 	for _, name := range sortedKeys(b.files) {
 		f := b.files[name]
 		if f.Lang != "go" {
 			continue
 		}
-		src := name
-		if !filepath.IsAbs(name) {
+		var src string
+		if filepath.IsAbs(name) {
+			if root == "" || !strings.HasPrefix(name, root+string(filepath.Separator)) {
+				logf("coverage: no source for %s: it is outside the module of the current directory", name)
+				continue
+			}
+			src = name
+		} else {
 			dir, ok := dirs[path.Dir(name)]
 			if !ok {
 				continue
 			}
 			src = filepath.Join(dir, path.Base(name))
 		}
-		text, err := os.ReadFile(src)
+		text, err := ReadNoFollow(src, maxGuestFile)
 		if err != nil {
 			logf("coverage: source of %s: %v", name, err)
 			continue
 		}
 		f.Source = src
+		gd.found[name] = true
 		dropBlankGoLines(f, text)
 		addGoFuncs(f, src, text, logf)
+	}
+}
+
+// moduleRoot is the directory of the go.mod at or above the current
+// directory, "" when there is none.
+func moduleRoot() string {
+	dir, err := os.Getwd()
+	if err != nil {
+		return ""
+	}
+	for {
+		if st, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil && st.Mode().IsRegular() {
+			return dir
+		}
+		up := filepath.Dir(dir)
+		if up == dir {
+			return ""
+		}
+		dir = up
 	}
 }
 
@@ -275,7 +321,8 @@ func goPackageDirs(ctx context.Context, b *builder, logf func(string, ...any)) m
 		return dirs
 	}
 	slices.Sort(pkgs)
-	args := append([]string{"list", "-e", "-f", "{{.ImportPath}}\t{{.Dir}}"}, pkgs...)
+	// "--": nothing after it is a flag, whatever checkGoName let by.
+	args := append([]string{"list", "-e", "-f", "{{.ImportPath}}\t{{.Dir}}", "--"}, pkgs...)
 	out, err := exec.CommandContext(ctx, goCmd, args...).Output()
 	if err != nil {
 		logf("coverage: finding the Go sources (go list from the current directory): %v", err)

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -46,7 +45,7 @@ type goPackageMeta struct {
 
 // readGoMeta reads the packages of the meta-data file at path.
 func readGoMeta(path string) ([]goPackageMeta, error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadNoFollow(path, maxGuestFile)
 	if err != nil {
 		return nil, err
 	}

@@ -35,7 +35,7 @@ func TestMergeMachineLCOV(t *testing.T) {
 	runC(t, dir, "t1", "server", bin, "server")
 	runC(t, dir, "t1", "client", bin, "client")
 	writeFiles(t, dir, map[string]string{MachineLCOVDir + "/gone.info": "stale"})
-	if _, err := Merge(context.Background(), dir, t.Logf); err != nil {
+	if _, err := Merge(context.Background(), dir, []string{"t1"}, t.Logf); err != nil {
 		t.Fatal(err)
 	}
 	infos, _ := filepath.Glob(filepath.Join(dir, MachineLCOVDir, "*.info"))
@@ -68,7 +68,7 @@ func TestMergeRelativeDir(t *testing.T) {
 	dir := filepath.Join(parent, "cov")
 	runC(t, dir, "t1", "server", bin, "server")
 	t.Chdir(parent)
-	if _, err := Merge(context.Background(), "cov", t.Logf); err != nil {
+	if _, err := Merge(context.Background(), "cov", []string{"t1"}, t.Logf); err != nil {
 		t.Fatal(err)
 	}
 	if lcov, err := os.ReadFile(filepath.Join(dir, LCOVFile)); err != nil || !strings.Contains(string(lcov), "FNDA:1,serve\n") {

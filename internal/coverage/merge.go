@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -23,10 +24,15 @@ const (
 	GoHTMLDir      = "go"            // go tool cover's profile and page
 	CHTMLDir       = "c"             // genhtml's pages (lcov) for C and C++
 	filesDir       = "files"         // the annotated source pages
+	goProfileFile  = "profile.txt"   // in GoHTMLDir: every Go block
+	goFoundFile    = "found.txt"     // in GoHTMLDir: the blocks go tool cover is given
+	cInfoFile      = "c.info"        // in CHTMLDir: genhtml's input
 )
 
-// Merge reads the raw data a run left in dir (the layout in this
-// package's doc) and writes the merged report beside it: index.html and a
+// Merge reads the raw data the tests left in dir (the layout in this
+// package's doc; other tests' data there is not read) and writes the
+// merged report beside it, first removing the outputs of an earlier
+// merge, so that a merge that fails leaves none: index.html and a
 // page per source file, lcov.info, cobertura.xml, summary.txt, and the
 // toolchains' own pages (go tool cover -html for Go; genhtml, from the
 // lcov package, for C when it is installed). It returns what the terminal
@@ -39,7 +45,7 @@ const (
 // with go list from the current directory, as go tool cover finds them.
 // logf gets what is worth knowing but not an error (a source not found, a
 // tool missing); nil drops it.
-func Merge(ctx context.Context, dir string, logf func(string, ...any)) (Summary, error) {
+func Merge(ctx context.Context, dir string, tests []string, logf func(string, ...any)) (Summary, error) {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
@@ -50,20 +56,37 @@ func Merge(ctx context.Context, dir string, logf func(string, ...any)) (Summary,
 		return Summary{Dir: dir}, fmt.Errorf("merge coverage in %s: %w", dir, err)
 	}
 	dir = abs
-	sum := Summary{Dir: dir}
-	runs, err := scanRuns(dir)
+	tests = slices.Clone(tests)
+	slices.Sort(tests)
+	tests = slices.Compact(tests)
+	sum := Summary{Dir: dir, Tests: tests}
+	if err := removeOutputs(dir); err != nil {
+		return sum, err
+	}
+	runs, err := scanRuns(dir, tests)
 	if err != nil {
 		return sum, err
 	}
 	var withData []*Run
 	for _, r := range runs {
-		if r.HasData() {
+		if r.Excluded != "" {
+			sum.Notes = append(sum.Notes, fmt.Sprintf("coverage data of %s in test %s not merged: %s", r.Machine, r.Test, r.Excluded))
+		} else if r.HasData() {
 			withData = append(withData, r)
 		} else {
 			sum.Notes = append(sum.Notes, fmt.Sprintf("no coverage data from %s in test %s: were the binaries built with -cover / --coverage?", r.Machine, r.Test))
 		}
 	}
 	if len(withData) == 0 {
+		var excluded []string
+		for _, r := range runs {
+			if r.Excluded != "" {
+				excluded = append(excluded, fmt.Sprintf("%s in test %s: %s", r.Machine, r.Test, r.Excluded))
+			}
+		}
+		if len(excluded) > 0 {
+			return sum, fmt.Errorf("merging coverage in %s: no coverage data merged from any machine; not merged: %s", dir, strings.Join(excluded, "; "))
+		}
 		return sum, fmt.Errorf("merging coverage in %s: no coverage data from any machine: were the binaries built with -cover / --coverage?", dir)
 	}
 	m, gd, err := read(ctx, withData, logf)
@@ -100,6 +123,29 @@ func writeMachineLCOV(dir string, m *Model) error {
 	return nil
 }
 
+// removeOutputs removes the files an earlier merge wrote in dir: a
+// report, or a CI's lcov.info, must not outlive a merge that failed. Only
+// the files a merge writes by name go (dir may be the user's own, with a
+// go/ of theirs): genhtml's other pages in c/ stay, unlinked once
+// c/index.html is gone.
+func removeOutputs(dir string) error {
+	names := []string{IndexFile, LCOVFile, CoberturaFile, SummaryFile,
+		filepath.Join(GoHTMLDir, IndexFile), filepath.Join(GoHTMLDir, goProfileFile), filepath.Join(GoHTMLDir, goFoundFile),
+		filepath.Join(CHTMLDir, IndexFile), filepath.Join(CHTMLDir, cInfoFile)}
+	pages, _ := filepath.Glob(filepath.Join(dir, filesDir, "f[0-9]*.html"))
+	machineLCOV, _ := filepath.Glob(filepath.Join(dir, MachineLCOVDir, "*.info"))
+	pages = append(pages, machineLCOV...)
+	for _, name := range names {
+		pages = append(pages, filepath.Join(dir, name))
+	}
+	for _, p := range pages {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("removing the earlier coverage report's %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
 // read builds the model from the runs' data.
 func read(ctx context.Context, runs []*Run, logf func(string, ...any)) (*Model, *goData, error) {
 	tmp, err := os.MkdirTemp("", "vmlab-coverage-")
@@ -113,7 +159,9 @@ func read(ctx context.Context, runs []*Run, logf func(string, ...any)) (*Model, 
 	if err := errors.Join(goErr, cErr); err != nil {
 		return nil, nil, err
 	}
-	resolveGo(ctx, b, logf)
+	if gd != nil {
+		resolveGo(ctx, b, gd, logf)
+	}
 	return b.model(), gd, nil
 }
 
@@ -159,6 +207,7 @@ func write(ctx context.Context, dir string, m *Model, gd *goData, sum *Summary, 
 // summary.txt.
 type Summary struct {
 	Dir      string
+	Tests    []string         // the tests merged, sorted
 	Machines []MachineSummary // sorted by name
 	Total    Stat             // every machine together
 	Files    int              // source files
@@ -197,7 +246,11 @@ func (s *Summary) fill(m *Model, runs []*Run) {
 // one for all of them, the notes, the report's paths.
 func (s Summary) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "coverage: %d source file%s, %d machine%s\n", s.Files, plural(s.Files), len(s.Machines), plural(len(s.Machines)))
+	fmt.Fprintf(&b, "coverage: %d source file%s, %d machine%s", s.Files, plural(s.Files), len(s.Machines), plural(len(s.Machines)))
+	if len(s.Tests) > 0 {
+		fmt.Fprintf(&b, ", test%s %s", plural(len(s.Tests)), strings.Join(s.Tests, ", "))
+	}
+	b.WriteByte('\n')
 	width := len("all machines")
 	for _, m := range s.Machines {
 		width = max(width, len(m.Name))

@@ -124,13 +124,13 @@ func TestMergeGoServerAndClient(t *testing.T) {
 	t.Chdir(src) // go list finds the sources from the module, as vmlab run does from the user's
 
 	start := time.Now()
-	sum, err := Merge(context.Background(), dir, t.Logf)
+	sum, err := Merge(context.Background(), dir, testsIn(dir), t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("merge took %v\n%s", time.Since(start), sum)
 
-	runs, err := scanRuns(dir)
+	runs, err := scanRuns(dir, testsIn(dir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func TestMergeCServerAndClient(t *testing.T) {
 	writeFiles(t, dir, map[string]string{filesDir + "/f9.html": "stale"})
 
 	start := time.Now()
-	sum, err := Merge(context.Background(), dir, t.Logf)
+	sum, err := Merge(context.Background(), dir, testsIn(dir), t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +183,7 @@ func TestMergeCServerAndClient(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, filesDir, "f9.html")); err == nil {
 		t.Error("an earlier merge's page is still there")
 	}
-	runs, _ := scanRuns(dir)
+	runs, _ := scanRuns(dir, testsIn(dir))
 	m, _, err := read(context.Background(), runs, t.Logf)
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,8 @@ type Run struct {
 	// HasGo and HasGcov say which data the run left; a run with neither
 	// had binaries that were not instrumented.
 	HasGo, HasGcov bool
+	// Excluded says why the run's data is not merged (State.Excluded).
+	Excluded string
 
 	dir string // DIR/raw/TEST/MACHINE
 }

@@ -12,31 +12,28 @@ import (
 	"strings"
 )
 
-// scanRuns lists the runs under dir/raw, with their states and which data
-// each left.
-func scanRuns(dir string) ([]*Run, error) {
+// scanRuns lists the runs of tests under dir/raw, with their states and
+// which data each left. A test without a directory there had no machine
+// boot.
+func scanRuns(dir string, tests []string) ([]*Run, error) {
 	raw := filepath.Join(dir, RawDir)
-	tests, err := os.ReadDir(raw)
-	if errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Stat(raw); errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("reading coverage data in %s: no %s directory: is it the directory of a vmlab run -coverage?", dir, RawDir)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading coverage data in %s: %w", dir, err)
 	}
 	var runs []*Run
 	for _, t := range tests {
-		if !t.IsDir() {
+		machines, err := os.ReadDir(filepath.Join(raw, t))
+		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
-		machines, err := os.ReadDir(filepath.Join(raw, t.Name()))
 		if err != nil {
-			return nil, fmt.Errorf("reading coverage data of test %s: %w", t.Name(), err)
+			return nil, fmt.Errorf("reading coverage data of test %s: %w", t, err)
 		}
 		for _, m := range machines {
 			if !m.IsDir() {
 				continue
 			}
-			r, err := scanRun(MachineDir(dir, t.Name(), m.Name()), t.Name(), m.Name())
+			r, err := scanRun(MachineDir(dir, t, m.Name()), t, m.Name())
 			if err != nil {
 				return nil, err
 			}
@@ -44,7 +41,7 @@ func scanRuns(dir string) ([]*Run, error) {
 		}
 	}
 	if len(runs) == 0 {
-		return nil, fmt.Errorf("reading coverage data in %s: no machine directories under %s", dir, raw)
+		return nil, fmt.Errorf("reading coverage data in %s: no machine of the tests %s booted", dir, strings.Join(tests, ", "))
 	}
 	slices.SortFunc(runs, func(a, b *Run) int {
 		return cmp.Or(cmp.Compare(a.Test, b.Test), cmp.Compare(a.Machine, b.Machine))
@@ -54,7 +51,7 @@ func scanRuns(dir string) ([]*Run, error) {
 
 func scanRun(dir, test, machine string) (*Run, error) {
 	r := &Run{Test: test, Machine: machine, dir: dir}
-	data, err := os.ReadFile(filepath.Join(dir, StateFile))
+	data, err := ReadNoFollow(filepath.Join(dir, StateFile), maxStateFile)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		// The run writes the state when the test ends: without it, the
@@ -68,11 +65,22 @@ func scanRun(dir, test, machine string) (*Run, error) {
 		if err := json.Unmarshal(data, &st); err != nil {
 			return nil, fmt.Errorf("reading coverage state of %s in test %s: %s: %w", machine, test, filepath.Join(dir, StateFile), err)
 		}
-		r.Partial, r.Reasons = st.Partial, st.Reasons
+		r.Partial, r.Reasons, r.Excluded = st.Partial, st.Reasons, st.Excluded
 	}
-	metas, _ := filepath.Glob(filepath.Join(dir, GoDir, "covmeta.*"))
+	if r.Excluded == "" {
+		// A run cut short wrote no state, so nothing checked its share.
+		why, err := CheckShare(dir, MaxShareBytes)
+		if err != nil {
+			return nil, fmt.Errorf("reading coverage data of %s in test %s: %w", machine, test, err)
+		}
+		r.Excluded = why
+	}
+	if r.Excluded != "" {
+		return r, nil
+	}
+	metas, _ := filepath.Glob(filepath.Join(GuestData(dir, GoDir), "covmeta.*"))
 	r.HasGo = len(metas) > 0
-	gcdas, err := gcdaFiles(filepath.Join(dir, GcovDir))
+	gcdas, err := gcdaFiles(GuestData(dir, GcovDir))
 	if err != nil {
 		return nil, fmt.Errorf("reading C coverage data of %s in test %s: %w", machine, test, err)
 	}

@@ -12,15 +12,23 @@ import (
 
 // goCoverHTML writes the Go blocks, merged over every machine, as a text
 // profile (go/profile.txt) and Go's own page for it (go tool cover -html,
-// go/index.html). It returns the page's path relative to dir. go tool
-// cover finds the sources with go list from the current directory.
+// go/index.html) of the files whose source resolveGo found: go tool cover
+// reads the sources itself (an absolute name as it is), and would read
+// any file a guest named. It returns the page's path relative to dir.
 func goCoverHTML(ctx context.Context, dir string, gd *goData) (string, error) {
 	out := filepath.Join(dir, GoHTMLDir)
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return "", err
 	}
-	profile := filepath.Join(out, "profile.txt")
-	if err := gd.writeProfile(profile); err != nil {
+	profile := filepath.Join(out, goProfileFile)
+	if err := gd.writeProfile(profile, func(string) bool { return true }); err != nil {
+		return "", err
+	}
+	if len(gd.found) == 0 {
+		return "", errors.New("no Go page by go tool cover -html: no Go source was found (run vmlab from inside the module that built the programs)")
+	}
+	found := filepath.Join(out, goFoundFile)
+	if err := gd.writeProfile(found, func(f string) bool { return gd.found[f] }); err != nil {
 		return "", err
 	}
 	goCmd, err := goTool()
@@ -28,7 +36,7 @@ func goCoverHTML(ctx context.Context, dir string, gd *goData) (string, error) {
 		return "", err
 	}
 	page := filepath.Join(GoHTMLDir, IndexFile)
-	cmd := exec.CommandContext(ctx, goCmd, "tool", "cover", "-html="+profile, "-o="+filepath.Join(dir, page))
+	cmd := exec.CommandContext(ctx, goCmd, "tool", "cover", "-html="+found, "-o="+filepath.Join(dir, page))
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("no Go page by go tool cover -html (run vmlab from inside the module that built the programs): %w: %s", err, bytes.TrimSpace(msg))
 	}
@@ -57,7 +65,7 @@ func cGenHTML(ctx context.Context, dir string, m *Model) (string, error) {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return "", err
 	}
-	info := filepath.Join(out, "c.info")
+	info := filepath.Join(out, cInfoFile)
 	if err := os.WriteFile(info, writeLCOV(files, ""), 0o644); err != nil {
 		return "", err
 	}

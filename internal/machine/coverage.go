@@ -13,38 +13,49 @@ import (
 	"github.com/vmlab/vmlab/internal/agentproto"
 	"github.com/vmlab/vmlab/internal/coverage"
 	"github.com/vmlab/vmlab/internal/qemu"
+	"golang.org/x/sys/unix"
 )
 
 // Coverage is where a machine's coverage data goes when the run collects it
 // (vmlab run -coverage, docs/coverage.md). The zero Coverage collects none.
 //
-// From the first boot on, Dir is shared with the guest, writable and under
-// no overlay, at agentproto.CoverageGuestDir, and every process the guest
-// starts (commands, shells, services, units) runs with
-// agentproto.CoverageEnv: a binary built with go build -cover writes its
-// counters to Dir/go when it exits normally, one built with gcc --coverage
-// its .gcda files under Dir/gcov when it calls exit. Close shuts the
-// machine down cleanly first, so the services get their stop timeout to
-// write theirs, and writes Dir/state.json: the data is partial when the
-// machine crashed, went down or powered itself off, was not shut down
-// cleanly, or a command or (fast mode, as its agent notes) a service of it
-// was killed by a signal.
+// From the first boot on, Dir/guest (coverage.GuestDir) is shared with
+// the guest, writable and under no overlay, at
+// agentproto.CoverageGuestDir, and every process the guest starts
+// (commands, shells, services, units) runs with agentproto.CoverageEnv: a
+// binary built with go build -cover writes its counters to Dir/guest/go
+// when it exits normally, one built with gcc --coverage its .gcda files
+// under Dir/guest/gcov when it calls exit. Close shuts the machine down
+// cleanly first, so the services get their stop timeout to write theirs,
+// and writes Dir/state.json, beside the share, never in it: the data is
+// partial when the machine crashed, went down or powered itself off, was
+// not shut down cleanly, or a command or (fast mode, as its agent notes)
+// a service of it was killed by a signal; it is excluded when the share
+// holds what is not coverage data (coverage.CheckShare).
+//
+// The guest's root may put anything in the share: the host never writes
+// through it, reads the agent's notes from it without following a link,
+// and refuses to boot a machine whose go/ or gcov/ is no longer a
+// directory.
 type Coverage struct {
 	Dir  string // the machine's raw directory: coverage.MachineDir(dir, Test, name)
 	Test string // the test's name in state.json
 }
 
-// Modes of the raw directories. Dir is the share's root, so the guest
-// sees its mode: a service's user must get through it to go/ and gcov/,
-// which anyone in the guest may write (sticky, as /tmp). The coverage
-// directory above it stays private to the host's user.
+// Modes of the raw directories. The share's root (GuestDir) is seen by
+// the guest: a service's user must get through it to go/ and gcov/,
+// which anyone in the guest may write (sticky, as /tmp). The machine's
+// raw directory and the coverage directory above stay private to the
+// host's user.
 const (
 	coverageDirMode  = 0o755
-	coverageDataMode = 0o777 | fs.ModeSticky
+	coverageDataMode = 0o777 | unix.S_ISVTX
 )
 
-// prepareCoverage creates the machine's raw directory and its go/ and gcov/
-// before a boot shares them.
+// prepareCoverage creates the machine's raw directory, its share and the
+// share's go/ and gcov/ before a boot shares them. From the second boot
+// on, the guest had them: each is opened without following a link and
+// must be a directory, and its mode is set on what was opened.
 func (m *Machine) prepareCoverage() error {
 	dir := m.cfg.Coverage.Dir
 	if dir == "" {
@@ -53,18 +64,36 @@ func (m *Machine) prepareCoverage() error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create the coverage directory %s: %w", dir, err)
 	}
-	if err := os.Chmod(dir, coverageDirMode); err != nil {
-		return fmt.Errorf("create the coverage directory %s: %w", dir, err)
+	share := filepath.Join(dir, coverage.GuestDir)
+	if err := m.coverageSubdir(share, coverageDirMode); err != nil {
+		return err
 	}
 	for _, sub := range []string{coverage.GoDir, coverage.GcovDir} {
-		p := filepath.Join(dir, sub)
-		if err := os.MkdirAll(p, 0o700); err != nil {
-			return fmt.Errorf("create the coverage directory %s: %w", p, err)
+		if err := m.coverageSubdir(filepath.Join(share, sub), coverageDataMode); err != nil {
+			return err
 		}
-		// Chmod, not MkdirAll's mode: the umask would take the bits away.
-		if err := os.Chmod(p, coverageDataMode); err != nil {
-			return fmt.Errorf("create the coverage directory %s: %w", p, err)
-		}
+	}
+	return nil
+}
+
+// coverageSubdir makes the directory p when missing and sets its mode
+// through a descriptor opened without following a link (a guest may have
+// replaced it with one to a host directory).
+func (m *Machine) coverageSubdir(p string, mode uint32) error {
+	if err := os.Mkdir(p, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("%s: create the coverage directory %s: %w", m.cfg.Name, p, err)
+	}
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
+		return fmt.Errorf("%s: the coverage directory %s is no longer a directory (the guest replaced it, a symbolic link or a file): not shared again; remove it, or collect into a new directory", m.cfg.Name, p)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: open the coverage directory %s: %w", m.cfg.Name, p, err)
+	}
+	defer unix.Close(fd)
+	// Fchmod, not Mkdir's mode: the umask would take the bits away.
+	if err := unix.Fchmod(fd, mode); err != nil {
+		return fmt.Errorf("%s: set the mode of the coverage directory %s: %w", m.cfg.Name, p, err)
 	}
 	return nil
 }
@@ -82,7 +111,7 @@ func (m *Machine) coverageShare(shares []qemu.Share, boot *agentproto.BootConfig
 	tag := fmt.Sprintf("vmlab%d", len(shares))
 	boot.Mounts = append(boot.Mounts, agentproto.Mount{Tag: tag, Path: agentproto.CoverageGuestDir})
 	boot.Coverage = agentproto.CoverageGuestDir
-	return append(shares, qemu.Share{Tag: tag, HostPath: filepath.Clean(dir)})
+	return append(shares, qemu.Share{Tag: tag, HostPath: filepath.Join(dir, coverage.GuestDir)})
 }
 
 // partial records why the machine's coverage data may miss counts; a
@@ -106,20 +135,27 @@ func (m *Machine) noteKilled(what string, res agentproto.Result) {
 	}
 }
 
+// maxCoverageNotes caps the agent's notes: a line per service a signal
+// ended.
+const maxCoverageNotes = 64 << 10
+
 // takeCoverageNotes reads and removes the notes a fast-mode agent left at
 // its last clean power-off (agentproto.CoverageNotes): the services a
-// signal ended. The file is vmlab's, not the user's data.
+// signal ended. The file is vmlab's, not the user's data. It is in the
+// share, so a guest may have made it anything: a file that is not a
+// regular one of at most maxCoverageNotes bytes is not read, and the
+// data is partial for it (the notes are lost).
 func (m *Machine) takeCoverageNotes() ([]string, error) {
-	path := filepath.Join(m.cfg.Coverage.Dir, agentproto.CoverageNotes)
-	b, err := os.ReadFile(path)
+	path := filepath.Join(m.cfg.Coverage.Dir, coverage.GuestDir, agentproto.CoverageNotes)
+	b, err := coverage.ReadNoFollow(path, maxCoverageNotes)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
-	if err == nil {
-		err = os.Remove(path)
+	if rmErr := os.RemoveAll(path); rmErr != nil {
+		return nil, fmt.Errorf("%s: remove the agent's coverage notes: %w", m.cfg.Name, rmErr)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: read the agent's coverage notes: %w", m.cfg.Name, err)
+		return []string{fmt.Sprintf("the agent's coverage notes were not read: %v", err)}, nil
 	}
 	var notes []string
 	for _, l := range strings.Split(string(b), "\n") {
@@ -148,13 +184,28 @@ func (m *Machine) writeCoverageState() error {
 	m.partialReasons = append(m.partialReasons, notes...) // for a second Close
 	st := coverage.State{Test: c.Test, Machine: m.cfg.Name, Reasons: slices.Clone(m.partialReasons)}
 	m.mu.Unlock()
+	why, err := coverage.CheckShare(c.Dir, coverage.MaxShareBytes)
+	if err != nil {
+		return fmt.Errorf("%s: %w", m.cfg.Name, err)
+	}
+	if why != "" {
+		st.Excluded = why
+		st.Reasons = append(st.Reasons, "not merged: "+why)
+	}
 	st.Partial = len(st.Reasons) > 0
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return err
 	}
+	// Beside the share, in a directory the guest cannot write; no link
+	// is followed all the same.
 	path := filepath.Join(c.Dir, coverage.StateFile)
-	if err := os.WriteFile(path, append(b, '\n'), 0o600); err != nil {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err == nil {
+		_, err = f.Write(append(b, '\n'))
+		err = errors.Join(err, f.Close())
+	}
+	if err != nil {
 		return fmt.Errorf("%s: write the coverage state: %w", m.cfg.Name, err)
 	}
 	return nil

@@ -16,8 +16,8 @@ import (
 )
 
 // TestFakeCoverageState: a machine collecting coverage makes its raw
-// directory at its first boot (the share's root open to the guest's
-// users, go/ and gcov/ writable by all, sticky), and Close writes
+// directory at its first boot (the share, guest/, open to the guest's
+// users, its go/ and gcov/ writable by all, sticky), and Close writes
 // state.json with why the data is partial, in order: a command a signal
 // killed, crash(), a QEMU that died, and a machine the test's end could
 // not shut down cleanly (the fake's agent refuses to power the host off)
@@ -34,9 +34,10 @@ func TestFakeCoverageState(t *testing.T) {
 		t.Fatal(err)
 	}
 	for path, want := range map[string]fs.FileMode{
-		dir:                                  fs.ModeDir | 0o755,
-		filepath.Join(dir, coverage.GoDir):   fs.ModeDir | fs.ModeSticky | 0o777,
-		filepath.Join(dir, coverage.GcovDir): fs.ModeDir | fs.ModeSticky | 0o777,
+		dir:                                     fs.ModeDir | 0o700,
+		filepath.Join(dir, coverage.GuestDir):   fs.ModeDir | 0o755,
+		coverage.GuestData(dir, coverage.GoDir): fs.ModeDir | fs.ModeSticky | 0o777,
+		coverage.GuestData(dir, coverage.GcovDir): fs.ModeDir | fs.ModeSticky | 0o777,
 	} {
 		if fi, err := os.Stat(path); err != nil || fi.Mode() != want {
 			t.Errorf("%s: got %v, %v; want mode %v", path, fi.Mode(), err, want)
@@ -57,7 +58,7 @@ func TestFakeCoverageState(t *testing.T) {
 		t.Fatal(err)
 	}
 	// What a fast-mode agent leaves at a clean power-off.
-	notes := filepath.Join(dir, agentproto.CoverageNotes)
+	notes := filepath.Join(dir, coverage.GuestDir, agentproto.CoverageNotes)
 	os.WriteFile(notes, []byte("service web was killed by signal 9 (killed)\n"), 0o600)
 	if err := m.Close(); err != nil {
 		t.Fatal(err)

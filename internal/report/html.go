@@ -20,16 +20,17 @@ import (
 // failure, each machine's console (folded) with a link to its log, and
 // links to the captures.
 func HTMLFile(path string) File {
-	return HTMLFileWithCoverage(path, "")
+	return HTMLFileWithCoverage(path, func() string { return "" })
 }
 
 // HTMLFileWithCoverage is HTMLFile with a link, under the run's outcome,
-// to the run's merged coverage report: coverageIndex, the index.html that
-// coverage.Merge writes. The link is there only when that file exists as
-// the report is written, so merge before closing the report's sink.
-func HTMLFileWithCoverage(path, coverageIndex string) File {
+// to the run's merged coverage report: coverageIndex returns the
+// index.html that coverage.Merge wrote when this run's merge succeeded,
+// "" otherwise (an earlier run's page may still be there). It is called
+// as the report is written, so merge before closing the report's sink.
+func HTMLFileWithCoverage(path string, coverageIndex func() string) File {
 	return File{path: path, what: "html", render: func(tests []*testRecord, path string) ([]byte, error) {
-		return renderHTML(tests, path, coverageIndex)
+		return renderHTML(tests, path, coverageIndex())
 	}}
 }
 
@@ -54,7 +55,7 @@ func renderHTML(tests []*testRecord, path, coverageIndex string) ([]byte, error)
 		return nil, err
 	}
 	page := newHTMLPage(tests, dir)
-	if _, err := os.Stat(coverageIndex); coverageIndex != "" && err == nil {
+	if coverageIndex != "" {
 		link := htmlFileLink(coverageIndex, dir)
 		page.Coverage = &link
 	}
