@@ -191,10 +191,7 @@ func (file *File) runTest(ctx context.Context, fn *starlark.Function, id string,
 	}
 	defer s.Close()
 	_, err = s.call(ctx, id, fn)
-	if err != nil {
-		s.failureScreenshots(ctx)
-	}
-	return err
+	return s.endTest(ctx, err)
 }
 
 func fileExists(path string) bool {

@@ -163,11 +163,22 @@ func (s *Session) runTest(ctx context.Context, name string) error {
 	start := time.Now()
 	s.r.rep.Emit(report.Event{Kind: report.TestStart, Test: id})
 	_, err := s.callRecovered(ctx, id, fn)
+	err = s.endTest(ctx, err)
+	s.reportFiles()
+	s.r.rep.Emit(s.file.testEnd(id, start, err))
+	return err
+}
+
+// endTest completes a test function's outcome err: a boot start() left
+// that failed unseen fails a test that passed, and a failed test gets its
+// screenshots.
+func (s *Session) endTest(ctx context.Context, err error) error {
+	if err == nil {
+		err = s.r.unobservedStarts()
+	}
 	if err != nil {
 		s.failureScreenshots(ctx)
 	}
-	s.reportFiles()
-	s.r.rep.Emit(s.file.testEnd(id, start, err))
 	return err
 }
 

@@ -2,6 +2,9 @@ package script
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"slices"
 	"sync"
 )
 
@@ -64,6 +67,36 @@ func (r *run) awaitStart(m *machineValue) error {
 	}
 	r.starts.mu.Unlock()
 	return p.err
+}
+
+// unobservedStarts waits for the boots start() left that no call has
+// waited for yet and returns the failures among them: a test whose only
+// word on a machine was start() must not pass when that machine never
+// booted.
+func (r *run) unobservedStarts() error {
+	r.starts.mu.Lock()
+	names := make([]string, 0, len(r.starts.pending))
+	for name := range r.starts.pending {
+		names = append(names, name)
+	}
+	r.starts.mu.Unlock()
+	slices.Sort(names)
+	var errs []error
+	for _, name := range names {
+		r.starts.mu.Lock()
+		p := r.starts.pending[name]
+		r.starts.mu.Unlock()
+		<-p.done
+		r.starts.mu.Lock()
+		if r.starts.pending[name] == p {
+			delete(r.starts.pending, name)
+		}
+		r.starts.mu.Unlock()
+		if p.err != nil {
+			errs = append(errs, fmt.Errorf("%s.start(): the boot failed, and no later call used the machine: %w", name, p.err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // waitStarts waits for the boots still running when the test ends, before

@@ -91,6 +91,26 @@ def test_bad():
 	}
 }
 
+// TestStartFailsUnobserved: a boot start() left that fails fails the test
+// at its end when no later call used the machine; the test passed.
+func TestStartFailsUnobserved(t *testing.T) {
+	src := `
+a = machine(sysctls = {"fs.file-nr": "1"})
+
+def test_bad():
+    a.start()
+`
+	file, err := Load("bad.star", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = file.Run(t.Context(), "test_bad", vmtest.Boot(t), t.TempDir(), &events{})
+	if err == nil || !strings.Contains(err.Error(), "a.start(): the boot failed, and no later call used the machine") ||
+		!strings.Contains(err.Error(), "sysctl fs.file-nr") {
+		t.Fatalf("got %v, want the test failed by the boot's error", err)
+	}
+}
+
 // TestStartThenCrash: a call after start() acts on the booted machine, not
 // on one QEMU has not started yet: a.start(); a.crash() crashes a machine
 // that booted (before, crash() ran first and the boot went on after it).
