@@ -1,0 +1,81 @@
+package agentproto
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Notice is the payload of a Notice frame (TNotice, stream 0, guest to
+// host): something the host did not ask about but wants on its record.
+// Exactly one field is set; a host ignores a notice whose fields it does
+// not know. Notices start after the agent's Hello (version 9).
+type Notice struct {
+	// ServiceExit: a declared service's command ended on its own (not
+	// stopped by a power request or the agent stopping).
+	ServiceExit *ServiceExit `json:"service_exit,omitempty"`
+}
+
+// MaxNoticeLine bounds each line of a ServiceExit's Tail, so that a notice
+// always fits in a frame: NoticeTail lines of it are 10 KiB.
+const MaxNoticeLine = 512
+
+// NoticeTail is how many of a service's last output lines a ServiceExit
+// carries.
+const NoticeTail = 20
+
+// ServiceExit says how a run of a declared service ended.
+type ServiceExit struct {
+	Name string `json:"name"`
+	// Exit is the exit status; -1 when a signal killed it.
+	Exit int `json:"exit"`
+	// Signal describes the killing signal ("segmentation fault"), and
+	// SignalNumber is its number.
+	Signal       string `json:"signal,omitempty"`
+	SignalNumber int    `json:"signal_number,omitempty"`
+	// Error says why the command could not run at all (no such user);
+	// Exit is then -1 and Signal empty.
+	Error string `json:"error,omitempty"`
+	// Restart says the agent restarts it (its restart policy); false: it
+	// stays down.
+	Restart bool `json:"restart,omitempty"`
+	// Tail is the run's last lines of output (stdout and stderr as they
+	// came), at most NoticeTail, each at most MaxNoticeLine bytes.
+	Tail []string `json:"tail,omitempty"`
+}
+
+// String says how the service ended, in one line: "service x exited with
+// status 1", "service x was killed by signal 11 (segmentation fault);
+// restarting".
+func (e ServiceExit) String() string {
+	var how string
+	switch {
+	case e.Error != "":
+		how = "could not start: " + e.Error
+	case e.SignalNumber != 0:
+		how = fmt.Sprintf("was killed by signal %d", e.SignalNumber)
+		if e.Signal != "" {
+			how += " (" + e.Signal + ")"
+		}
+	default:
+		how = fmt.Sprintf("exited with status %d", e.Exit)
+	}
+	s := "service " + e.Name + " " + how
+	if e.Restart {
+		s += "; restarting"
+	}
+	return s
+}
+
+// NoticeLines bounds lines for a ServiceExit's Tail: the last NoticeTail,
+// each cut to MaxNoticeLine bytes (on a rune boundary) with "…" after.
+func NoticeLines(lines []string) []string {
+	lines = lines[max(0, len(lines)-NoticeTail):]
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		if len(l) > MaxNoticeLine {
+			l = strings.ToValidUTF8(l[:MaxNoticeLine], "") + "…"
+		}
+		out[i] = l
+	}
+	return out
+}
