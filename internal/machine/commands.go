@@ -144,7 +144,7 @@ func (m *Machine) outcome(ctx, hostCtx context.Context, what string, timeout tim
 	switch {
 	case err != nil && ctx.Err() == nil && hostCtx.Err() != nil:
 		return &TimeoutError{Machine: m.cfg.Name, What: what + " (the guest stopped answering)",
-			Timeout: timeout, Output: output, Console: m.console.Tail(consoleTail)}
+			Timeout: timeout, Output: output, Console: m.console.Tail(consoleTail), Services: m.exitedServices()}
 	case err != nil && ctx.Err() != nil:
 		return m.stoppedError(ctx, what, output)
 	case err != nil:
@@ -153,7 +153,7 @@ func (m *Machine) outcome(ctx, hostCtx context.Context, what string, timeout tim
 		return errors.New(withTails(fmt.Sprintf("%s: %s: %s", m.cfg.Name, what, res.Error), output, m.console.Tail(consoleTail)))
 	case res.TimedOut:
 		return &TimeoutError{Machine: m.cfg.Name, What: what, Timeout: timeout,
-			Output: output, Console: m.console.Tail(consoleTail)}
+			Output: output, Console: m.console.Tail(consoleTail), Services: m.exitedServices()}
 	}
 	return nil
 }
@@ -357,7 +357,7 @@ func (m *Machine) WaitForConsoleText(ctx context.Context, pattern string, timeou
 			return "", m.stoppedError(ctx, fmt.Sprintf("wait for console text %q", pattern), "")
 		}
 		return "", &TimeoutError{Machine: m.cfg.Name, What: fmt.Sprintf("wait for console text %q", pattern),
-			Timeout: timeout, Console: m.console.Tail(consoleTail)}
+			Timeout: timeout, Console: m.console.Tail(consoleTail), Services: m.exitedServices()}
 	}
 	m.mu.Lock()
 	m.cursor = max(m.cursor, next)

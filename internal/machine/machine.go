@@ -57,6 +57,11 @@ type Config struct {
 	// blocked reader stalls the guest's serial console, and so the guest.
 	// Hand lines to a queue with its own writer (report.Queue).
 	OnConsole func(Line)
+	// OnServiceExit hears each exit of a declared service of a fast-mode
+	// machine, as the agent tells it (services.go); nil: none. It is
+	// called on the agent channel's reading goroutine and must not block:
+	// every call to the machine waits while it runs. Hand it to a queue.
+	OnServiceExit func(agentproto.ServiceExit)
 	// BootTimeout bounds the wait for the agent when nothing else ends a
 	// boot sooner; zero: 12 s, scaled for the accelerator (60 s under TCG).
 	BootTimeout time.Duration
@@ -116,6 +121,9 @@ type Machine struct {
 	// partialReasons say why the coverage data may miss counts (see
 	// Coverage), in the order they happened.
 	partialReasons []string
+	// serviceExits are the last exit of each service that exited since
+	// the last boot, in the order they ended (services.go).
+	serviceExits []agentproto.ServiceExit
 }
 
 // New returns a machine that is not started yet. Its declaration is checked
@@ -306,8 +314,10 @@ func (m *Machine) boot(ctx context.Context, start time.Time) error {
 		return m.bootFailed(ctx, proc, nil, fmt.Errorf("connect to qmp: %w", err))
 	}
 	agent := agentclient.New(proc.Agent)
+	agent.OnNotice(m.onNotice)
 	m.mu.Lock()
 	m.booting, m.bootAgent = proc, agent
+	m.serviceExits = nil
 	m.mu.Unlock()
 	if err := m.pickForwards(bootCtx, q); err != nil {
 		q.Close()

@@ -1,0 +1,58 @@
+package machine
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/vmlab/vmlab/internal/agentproto"
+)
+
+// Service exits: a fast-mode machine's agent supervises its declared
+// services and tells the host, unasked, when one exits (agentproto.Notice).
+// The machine keeps the last exit of each service for the current boot,
+// so that a wait that times out can say which ones died (the usual
+// reason), and tells Config.OnServiceExit at once, for the run's
+// timeline. A wait does not fail early on an exit: a service may be
+// restarted, and NixOS waits do not either; only WaitForUnit of that
+// service fails at once.
+
+// onNotice is the agent client's notice hook for this machine. It runs on
+// the client's reading goroutine: it records and hands on, never blocks.
+func (m *Machine) onNotice(n agentproto.Notice) {
+	e := n.ServiceExit
+	if e == nil {
+		return
+	}
+	m.mu.Lock()
+	i := slices.IndexFunc(m.serviceExits, func(x agentproto.ServiceExit) bool { return x.Name == e.Name })
+	if i >= 0 {
+		m.serviceExits = slices.Delete(m.serviceExits, i, i+1)
+	}
+	m.serviceExits = append(m.serviceExits, *e)
+	m.mu.Unlock()
+	if m.cfg.OnServiceExit != nil {
+		m.cfg.OnServiceExit(*e)
+	}
+}
+
+// ServiceExits returns, for each declared service that exited since the
+// machine last booted, how its last run ended, in the order they ended.
+func (m *Machine) ServiceExits() []agentproto.ServiceExit {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.serviceExits)
+}
+
+// exitedServices is the section a timed-out wait's error adds: one line
+// per service that exited since boot, with its last line of output.
+func (m *Machine) exitedServices() string {
+	var b strings.Builder
+	for _, e := range m.ServiceExits() {
+		b.WriteString(e.String())
+		if n := len(e.Tail); n > 0 {
+			b.WriteString("; its last output: " + e.Tail[n-1])
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
