@@ -58,7 +58,8 @@ type Config struct {
 	// Hand lines to a queue with its own writer (report.Queue).
 	OnConsole func(Line)
 	// OnServiceExit hears each exit of a declared service of a fast-mode
-	// machine, as the agent tells it (services.go); nil: none. It is
+	// machine, as the agent tells it (services.go); nil: told through
+	// Logf, which must then not block either. It is
 	// called on the agent channel's reading goroutine and must not block:
 	// every call to the machine waits while it runs. Hand it to a queue.
 	OnServiceExit func(agentproto.ServiceExit)

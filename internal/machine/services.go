@@ -32,6 +32,8 @@ func (m *Machine) onNotice(n agentproto.Notice) {
 	m.mu.Unlock()
 	if m.cfg.OnServiceExit != nil {
 		m.cfg.OnServiceExit(*e)
+	} else {
+		m.logf("%v", e)
 	}
 }
 

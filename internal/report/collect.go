@@ -58,7 +58,7 @@ type step struct {
 	Items        []entry // what happened in it, in order
 }
 
-// entry is one thing in a step's timeline: a Command, Log, Network or Boot event,
+// entry is one thing in a step's timeline: a Command, Log, Network, Boot or ServiceExit event,
 // or a subtest.
 type entry struct {
 	Event *Event
@@ -100,7 +100,7 @@ func (t *testRecord) add(e Event) {
 		e.Stdout, e.Stderr = capTail(e.Stdout, outputLimit), capTail(e.Stderr, outputLimit)
 		t.lastCmd = &e
 		t.current().add(entry{Event: &e})
-	case Log, Network:
+	case Log, Network, ServiceExit:
 		t.current().add(entry{Event: &e})
 	case Boot:
 		t.saw(e.Machine)

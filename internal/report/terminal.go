@@ -159,6 +159,9 @@ func (s *terminal) event(e Event) {
 	case Network:
 		s.showOpen(t)
 		s.line(t, len(t.open)+1, networkLine(e))
+	case ServiceExit:
+		s.showOpen(t)
+		s.serviceExit(t, e)
 	case BootStart:
 		if s.progress != nil {
 			s.progress.set(e.Test, e.Machine, stateBooting, e.Time, "")
@@ -492,6 +495,20 @@ func (s *terminal) attach(e Event) {
 	if t := s.running[e.Test]; t != nil && t.step != nil {
 		t.step.stop()
 		t.step = nil
+	}
+}
+
+// serviceTail is how many of an exited service's last lines the terminal
+// shows; report.html and events.jsonl keep all the agent sent.
+const serviceTail = 5
+
+// serviceExit writes how a declared service exited and its last lines.
+func (s *terminal) serviceExit(t *termTest, e Event) {
+	depth := len(t.open) + 1
+	s.line(t, depth, prefix(e.Machine)+clean(e.Text))
+	out := lines(e.Stdout)
+	for _, l := range out[max(0, len(out)-serviceTail):] {
+		s.line(t, depth+1, l)
 	}
 }
 
