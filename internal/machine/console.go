@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/vmlab/vmlab/internal/agentproto"
 )
 
 // maxConsoleLines bounds the console lines kept in memory; the log file keeps
@@ -127,6 +129,11 @@ func (c *console) Tail(n int) []string {
 	}
 	for _, l := range c.lines[first:] {
 		out = append(out, l.Text)
+	}
+	// A line that quotes the kernel command line (Xorg's banner does)
+	// carries the ~900-character boot parameter: it would fill the tail.
+	for i, l := range out {
+		out[i] = agentproto.ElideBootParam(l)
 	}
 	return out
 }

@@ -3,6 +3,8 @@ package report
 import (
 	"slices"
 	"time"
+
+	"github.com/vmlab/vmlab/internal/agentproto"
 )
 
 // Limits on what the file reports keep of a test, so that a chatty guest
@@ -229,7 +231,9 @@ type reasonLine struct {
 const maxReasons = 8
 
 func (l *consoleLog) add(machine, text string, reason bool) {
-	line := consoleLine{clean(machine), clean(text)}
+	// The boot parameter a line may quote (the kernel command line in
+	// Xorg's banner) is ~900 unreadable characters: tails show it short.
+	line := consoleLine{clean(machine), agentproto.ElideBootParam(clean(text))}
 	if reason && l.countReasons(line.Machine) < maxReasons {
 		l.reasons = append(l.reasons, reasonLine{line, l.added})
 	}

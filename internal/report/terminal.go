@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/vmlab/vmlab/internal/agentproto"
 )
 
 // TerminalOptions says how the terminal report looks.
@@ -319,7 +321,7 @@ func (s *terminal) console(t *termTest, e Event) {
 	t.console.add(e.Machine, e.Text, e.Reason)
 	if s.opts.Verbose && !e.Quiet {
 		s.showOpen(t)
-		s.text(t, len(t.open)+1, prefix(e.Machine), e.Text)
+		s.text(t, len(t.open)+1, prefix(e.Machine), agentproto.ElideBootParam(e.Text))
 	}
 }
 
