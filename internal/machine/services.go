@@ -1,6 +1,7 @@
 package machine
 
 import (
+	"regexp"
 	"slices"
 	"strings"
 
@@ -46,15 +47,37 @@ func (m *Machine) ServiceExits() []agentproto.ServiceExit {
 }
 
 // exitedServices is the section a timed-out wait's error adds: one line
-// per service that exited since boot, with its last line of output.
+// per service that exited since boot, then its last lines that say
+// something, indented.
 func (m *Machine) exitedServices() string {
 	var b strings.Builder
 	for _, e := range m.ServiceExits() {
 		b.WriteString(e.String())
-		if n := len(e.Tail); n > 0 {
-			b.WriteString("; its last output: " + e.Tail[n-1])
-		}
 		b.WriteByte('\n')
+		for _, l := range telling(e.Tail, exitLines) {
+			b.WriteString("  " + l + "\n")
+		}
 	}
 	return b.String()
+}
+
+// exitLines is how many of an exited service's last lines a timeout's
+// error shows; the console tail below it often has more.
+const exitLines = 5
+
+// markerOnly is a line with nothing but a log marker: Xorg ends its fatal
+// errors with several "(EE) " lines.
+var markerOnly = regexp.MustCompile(`^\s*(\([A-Z!?=+*-]{2}\))?\s*$`)
+
+// telling returns the last n of lines that are neither blank nor a bare
+// log marker.
+func telling(lines []string, n int) []string {
+	var out []string
+	for i := len(lines) - 1; i >= 0 && len(out) < n; i-- {
+		if !markerOnly.MatchString(lines[i]) {
+			out = append(out, strings.TrimSpace(lines[i]))
+		}
+	}
+	slices.Reverse(out)
+	return out
 }

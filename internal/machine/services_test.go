@@ -19,7 +19,7 @@ func TestFakeServiceExit(t *testing.T) {
 	heard := make(chan agentproto.ServiceExit, 4)
 	cfg := machine.Config{OnServiceExit: func(e agentproto.ServiceExit) { heard <- e }}
 	cfg.Services = []agentproto.Service{
-		{Name: "x", Command: "echo '(EE) Unrecognized option: -bad' >&2; exit 1"},
+		{Name: "x", Command: "printf '(EE) \\nFatal server error:\\n(EE) Unrecognized option: -bad\\n(EE) \\n\\n' >&2; exit 1"},
 		{Name: "fine", Command: "sleep 30"},
 	}
 	m := fakeMachineConfig(t, "serve", cfg)
@@ -40,11 +40,11 @@ func TestFakeServiceExit(t *testing.T) {
 	if !errors.As(err, &te) {
 		t.Fatalf("got %v, want a TimeoutError", err)
 	}
-	want := "--- services that exited ---\nservice x exited with status 1; its last output: (EE) Unrecognized option: -bad"
+	want := "--- services that exited ---\nservice x exited with status 1\n  Fatal server error:\n  (EE) Unrecognized option: -bad"
 	if !strings.Contains(err.Error(), want) {
 		t.Errorf("the timeout error lacks the exited service:\ngot:\n%v\nwant it to contain:\n%s", err, want)
 	}
-	if strings.Contains(err.Error(), "service fine") {
-		t.Errorf("the timeout error names a service that runs:\n%v", err)
+	if strings.Contains(err.Error(), "  (EE)\n") || strings.Contains(err.Error(), "service fine") {
+		t.Errorf("the timeout error shows a bare marker line or names a service that runs:\n%v", err)
 	}
 }
