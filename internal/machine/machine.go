@@ -428,7 +428,7 @@ func (m *Machine) bootFailed(ctx context.Context, proc *qemu.Process, agent *age
 	case down != nil:
 		return err
 	case answered:
-		return errors.New(withTails(fmt.Sprintf("%s: boot: %v", m.cfg.Name, err), "", m.console.Tail(consoleTail)))
+		return errors.New(withTails(fmt.Sprintf("%s: boot: %v", m.cfg.Name, err), "", m.console.ShownTail(consoleTail)))
 	case exited:
 		// err names the step that was under way (set up the machine,
 		// configure network, ...).
@@ -437,7 +437,7 @@ func (m *Machine) bootFailed(ctx context.Context, proc *qemu.Process, agent *age
 		return m.stoppedError(ctx, "boot", "")
 	case errors.Is(err, context.DeadlineExceeded):
 		return &TimeoutError{Machine: m.cfg.Name, What: "boot (waiting for the agent)",
-			Timeout: m.bootTimeout(), Console: m.console.Tail(consoleTail)}
+			Timeout: m.bootTimeout(), Console: m.console.ShownTail(consoleTail)}
 	}
 	return m.downError("boot", err)
 }
@@ -635,7 +635,7 @@ func (m *Machine) procOf(err error) (proc *qemu.Process, booting bool) {
 // stoppedError is the error of a call whose context ended before it did.
 func (m *Machine) stoppedError(ctx context.Context, what, output string) error {
 	return &StoppedError{Machine: m.cfg.Name, What: what, Cause: context.Cause(ctx), Err: ctx.Err(),
-		Output: output, Console: m.console.Tail(consoleTail)}
+		Output: output, Console: m.console.ShownTail(consoleTail)}
 }
 
 // downError is the error of a call that found the machine down.
@@ -650,7 +650,7 @@ func (m *Machine) exitError(what string, proc *qemu.Process) error {
 }
 
 func (m *Machine) downBecause(what string, cause error, reason string) error {
-	return &DownError{Machine: m.cfg.Name, What: what, Reason: reason, Cause: cause, Console: m.console.Tail(consoleTail)}
+	return &DownError{Machine: m.cfg.Name, What: what, Reason: reason, Cause: cause, Console: m.console.ShownTail(consoleTail)}
 }
 
 func (m *Machine) logf(format string, args ...any) {

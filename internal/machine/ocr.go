@@ -163,7 +163,7 @@ func (m *Machine) WaitForText(ctx context.Context, pattern string, timeout time.
 	}
 	nm := matcher.Err()
 	return &ScreenTextError{Machine: m.cfg.Name, Pattern: pattern, Timeout: timeout,
-		Screenshots: shots, Reads: nm.Reads, Text: nm.Text, Screenshot: m.saveScreen(last), Services: m.exitedServices()}
+		Screenshots: shots, Reads: nm.Reads, Text: nm.Text, Screenshot: m.saveScreen(last), Services: m.servicesAtTimeout(ctx)}
 }
 
 // waitForText hands screenshots to matcher until one matches or ctx ends,

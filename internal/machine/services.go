@@ -1,10 +1,14 @@
 package machine
 
 import (
+	"context"
+	"fmt"
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
+	"github.com/vmlab/vmlab/internal/agentclient"
 	"github.com/vmlab/vmlab/internal/agentproto"
 )
 
@@ -80,4 +84,75 @@ func telling(lines []string, n int) []string {
 	}
 	slices.Reverse(out)
 	return out
+}
+
+// A systemd machine's services are units, and its agent is not their
+// supervisor: at a wait's timeout the machine asks systemd which of the
+// declared units (spec.Machine.DeclaredUnits, and Enable's) have failed,
+// one systemctl call. No notice comes as a unit fails, so the timeline
+// has it only through the journal on the console.
+
+// unitProps are the properties failedUnits reads.
+const unitProps = "Id,ActiveState,Result,ExecMainCode,ExecMainStatus"
+
+// servicesAtTimeout is the section a timed-out wait's error adds: in fast
+// mode the services that exited, on a systemd machine the declared units
+// that failed.
+func (m *Machine) servicesAtTimeout(ctx context.Context) string {
+	if !m.cfg.Systemd() {
+		return m.exitedServices()
+	}
+	units := m.cfg.DeclaredUnits()
+	for _, name := range m.cfg.Enable {
+		units = append(units, agentproto.UnitName(name))
+	}
+	if len(units) == 0 {
+		return ""
+	}
+	m.mu.Lock()
+	agent := m.agent
+	m.mu.Unlock()
+	if agent == nil {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, m.scale(2*time.Second))
+	defer cancel()
+	var out strings.Builder
+	argv := append([]string{"systemctl", "show", "--property=" + unitProps, "--"}, units...)
+	res, err := agent.Exec(ctx, agentproto.Exec{Argv: argv, Timeout: m.scale(time.Second)},
+		agentclient.ExecIO{Stdout: &out})
+	if err != nil || res.Exit != 0 {
+		return ""
+	}
+	return failedUnits(out.String())
+}
+
+// failedUnits reads systemctl show's blocks of unitProps, one per unit
+// separated by a blank line, and says which units failed and how, one a
+// line: "unit x.service failed (exit-code): its main process exited with
+// status 1".
+func failedUnits(show string) string {
+	var b strings.Builder
+	for _, block := range strings.Split(strings.TrimSpace(show), "\n\n") {
+		p := map[string]string{}
+		for _, l := range strings.Split(block, "\n") {
+			if k, v, ok := strings.Cut(l, "="); ok {
+				p[k] = v
+			}
+		}
+		if p["ActiveState"] != "failed" {
+			continue
+		}
+		fmt.Fprintf(&b, "unit %s failed (%s)", p["Id"], p["Result"])
+		// ExecMainCode is the main process's si_code: CLD_EXITED (1),
+		// CLD_KILLED (2), CLD_DUMPED (3); 0 when none ran.
+		switch p["ExecMainCode"] {
+		case "1":
+			fmt.Fprintf(&b, ": its main process exited with status %s", p["ExecMainStatus"])
+		case "2", "3":
+			fmt.Fprintf(&b, ": its main process was killed by signal %s", p["ExecMainStatus"])
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
 }

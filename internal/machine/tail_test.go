@@ -84,8 +84,8 @@ func TestLineReason(t *testing.T) {
 }
 
 // TestTailElidesBootParam: a console line that quotes the kernel command
-// line (Xorg's banner) shows the boot parameter as "vmlab=…" in a tail,
-// and the console log keeps it as written.
+// line (Xorg's banner) shows the boot parameter as "vmlab=…" in an error's
+// tail; the console log and get_console_log keep it as written.
 func TestTailElidesBootParam(t *testing.T) {
 	param := agentproto.BootConfig{Hostname: "gui"}.Param()
 	line := "service x: Kernel command line: console=ttyS0 " + param + " panic=-1"
@@ -93,8 +93,11 @@ func TestTailElidesBootParam(t *testing.T) {
 	c := newConsole(&log, nil)
 	c.Write([]byte(line + "\n"))
 	want := []string{"service x: Kernel command line: console=ttyS0 vmlab=… panic=-1"}
-	if got := c.Tail(5); !slices.Equal(got, want) {
+	if got := c.ShownTail(5); !slices.Equal(got, want) {
 		t.Errorf("tail: got %q, want %q", got, want)
+	}
+	if got := c.Tail(5); !slices.Equal(got, []string{line}) {
+		t.Errorf("the raw tail (get_console_log) got %q, want the line as written", got)
 	}
 	if !strings.Contains(log.String(), param) {
 		t.Errorf("the console log lost the parameter: %q", log.String())
