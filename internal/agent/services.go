@@ -119,11 +119,18 @@ func (s *service) supervise(ctx context.Context, readyLog *regexp.Regexp, stoppi
 				s.done = true
 			}
 		})
-		if notify != nil && !stopping() && ctx.Err() == nil {
-			s.mu.Lock()
-			tail := agentproto.NoticeLines(s.tail)
-			s.mu.Unlock()
-			notify(serviceExit(s.spec.Name, err, again, tail))
+		s.mu.Lock()
+		// restarts counts this run's restart already when there is one.
+		exits := s.restarts
+		if !again {
+			exits++
+		}
+		tail := agentproto.NoticeLines(s.tail)
+		s.mu.Unlock()
+		if notify != nil && !stopping() && ctx.Err() == nil && noteworthy(exits) {
+			e := serviceExit(s.spec.Name, err, again, tail)
+			e.Exits = exits
+			notify(e)
 		}
 		if !again || ctx.Err() != nil {
 			return
@@ -138,6 +145,12 @@ func (s *service) supervise(ctx context.Context, readyLog *regexp.Regexp, stoppi
 		}
 	}
 }
+
+// noteworthy says whether the nth exit of a service is told to the host:
+// the first three, then the 4th, 8th, 16th... A service that crashes at
+// once under restart = "always" ends 5 times a second (restartDelay), and
+// a report line for each would bury the rest of the test.
+func noteworthy(n int) bool { return n <= 3 || n&(n-1) == 0 }
 
 // serviceExit says how a run that ended with err ended, for the host.
 func serviceExit(name string, err error, restart bool, tail []string) agentproto.ServiceExit {

@@ -404,3 +404,43 @@ func TestServiceExitNotices(t *testing.T) {
 		}
 	}
 }
+
+// TestServiceExitNoticesThrottled: a service in a crash loop is told at
+// its first three exits and then at the 4th, 8th, 16th..., each saying
+// how many exits it has had: not one report line per restart.
+func TestServiceExitNoticesThrottled(t *testing.T) {
+	c := newPair(t)
+	var mu sync.Mutex
+	var got []string
+	c.OnNotice(func(n agentproto.Notice) {
+		mu.Lock()
+		got = append(got, n.ServiceExit.String())
+		mu.Unlock()
+	})
+	dir := t.TempDir()
+	// Nine runs exit 1, the tenth stays up and is ready.
+	loop := "n=$(cat " + dir + "/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > " + dir + "/n; " +
+		"if [ $n -ge 10 ]; then touch " + dir + "/up; exec sleep 30; fi; exit 1"
+	if err := c.Services(context.Background(), []agentproto.Service{
+		{Name: "loop", Command: loop, Restart: "always", ReadyFile: dir + "/up"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// The notices come before the wait's result, on the same channel.
+	res, err := c.Wait(context.Background(), agentproto.Wait{Kind: agentproto.WaitUnit, Path: "loop", Timeout: 30 * time.Second})
+	if err != nil || res.Error != "" || res.TimedOut {
+		t.Fatalf("wait for loop: %v %+v", err, res)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{
+		"service loop exited with status 1; restarting",
+		"service loop exited with status 1 (exit 2 since boot); restarting",
+		"service loop exited with status 1 (exit 3 since boot); restarting",
+		"service loop exited with status 1 (exit 4 since boot); restarting",
+		"service loop exited with status 1 (exit 8 since boot); restarting",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got notices\n%q\nwant\n%q", got, want)
+	}
+}

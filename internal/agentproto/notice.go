@@ -38,6 +38,11 @@ type ServiceExit struct {
 	// Restart says the agent restarts it (its restart policy); false: it
 	// stays down.
 	Restart bool `json:"restart,omitempty"`
+	// Exits counts the service's runs that ended since boot, this one
+	// included. The agent tells the first three exits, then only the
+	// 4th, 8th, 16th...: a service that crashes at once and is restarted
+	// ends 5 times a second.
+	Exits int `json:"exits,omitempty"`
 	// Tail is the run's last lines of output (stdout and stderr as they
 	// came), at most NoticeTail, each at most MaxNoticeLine bytes.
 	Tail []string `json:"tail,omitempty"`
@@ -60,6 +65,9 @@ func (e ServiceExit) String() string {
 		how = fmt.Sprintf("exited with status %d", e.Exit)
 	}
 	s := "service " + e.Name + " " + how
+	if e.Exits > 1 {
+		s += fmt.Sprintf(" (exit %d since boot)", e.Exits)
+	}
 	if e.Restart {
 		s += "; restarting"
 	}

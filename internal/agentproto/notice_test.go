@@ -14,6 +14,7 @@ func TestServiceExitString(t *testing.T) {
 		{"status", ServiceExit{Name: "x", Exit: 1}, "service x exited with status 1"},
 		{"signal", ServiceExit{Name: "x", Exit: -1, Signal: "segmentation fault", SignalNumber: 11}, "service x was killed by signal 11 (segmentation fault)"},
 		{"restart", ServiceExit{Name: "web", Restart: true}, "service web exited with status 0; restarting"},
+		{"crash loop", ServiceExit{Name: "web", Exit: 2, Exits: 8, Restart: true}, "service web exited with status 2 (exit 8 since boot); restarting"},
 		{"no start", ServiceExit{Name: "x", Exit: -1, Error: `no user "bob"`}, `service x could not start: no user "bob"`},
 	}
 	for _, tt := range tests {
