@@ -2,6 +2,8 @@ package agentproto
 
 import (
 	"fmt"
+	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -72,6 +74,24 @@ func (e ServiceExit) String() string {
 		s += "; restarting"
 	}
 	return s
+}
+
+// markerOnly is a line with nothing but a log marker: Xorg ends its fatal
+// errors with several "(EE) " lines.
+var markerOnly = regexp.MustCompile(`^\s*(\([A-Z!?=+*-]{2}\))?\s*$`)
+
+// TellingLines returns the last n of lines that say something, trimmed:
+// neither blank nor a bare log marker. A dead Xorg's last line is "(EE) ",
+// and its last five hold one line of news.
+func TellingLines(lines []string, n int) []string {
+	var out []string
+	for i := len(lines) - 1; i >= 0 && len(out) < n; i-- {
+		if !markerOnly.MatchString(lines[i]) {
+			out = append(out, strings.TrimSpace(lines[i]))
+		}
+	}
+	slices.Reverse(out)
+	return out
 }
 
 // NoticeLines bounds lines for a ServiceExit's Tail: the last NoticeTail,

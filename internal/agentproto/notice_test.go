@@ -1,6 +1,7 @@
 package agentproto
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -40,5 +41,16 @@ func TestNoticeLinesBounded(t *testing.T) {
 	}
 	if b := Encode(Notice{ServiceExit: &ServiceExit{Name: "x", Tail: got}}); len(b) > MaxPayload {
 		t.Errorf("a notice of %d bytes does not fit a frame", len(b))
+	}
+}
+
+func TestTellingLines(t *testing.T) {
+	xorg := []string{"Fatal server error:", "(EE) Unrecognized option: -bad", "(EE) ", "", "(EE) ", "  for help. ", "(EE) "}
+	want := []string{"(EE) Unrecognized option: -bad", "for help."}
+	if got := TellingLines(xorg, 2); !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if got := TellingLines([]string{"", "(II)"}, 5); len(got) != 0 {
+		t.Errorf("markers only: got %q, want none", got)
 	}
 }

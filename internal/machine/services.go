@@ -3,7 +3,6 @@ package machine
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -58,7 +57,7 @@ func (m *Machine) exitedServices() string {
 	for _, e := range m.ServiceExits() {
 		b.WriteString(e.String())
 		b.WriteByte('\n')
-		for _, l := range telling(e.Tail, exitLines) {
+		for _, l := range agentproto.TellingLines(e.Tail, exitLines) {
 			b.WriteString("  " + l + "\n")
 		}
 	}
@@ -68,23 +67,6 @@ func (m *Machine) exitedServices() string {
 // exitLines is how many of an exited service's last lines a timeout's
 // error shows; the console tail below it often has more.
 const exitLines = 5
-
-// markerOnly is a line with nothing but a log marker: Xorg ends its fatal
-// errors with several "(EE) " lines.
-var markerOnly = regexp.MustCompile(`^\s*(\([A-Z!?=+*-]{2}\))?\s*$`)
-
-// telling returns the last n of lines that are neither blank nor a bare
-// log marker.
-func telling(lines []string, n int) []string {
-	var out []string
-	for i := len(lines) - 1; i >= 0 && len(out) < n; i-- {
-		if !markerOnly.MatchString(lines[i]) {
-			out = append(out, strings.TrimSpace(lines[i]))
-		}
-	}
-	slices.Reverse(out)
-	return out
-}
 
 // A systemd machine's services are units, and its agent is not their
 // supervisor: at a wait's timeout the machine asks systemd which of the

@@ -12,7 +12,7 @@ import (
 // serviceRun is a test in which a machine's service x exits at once (Xorg
 // with a bad option) and a wait then times out.
 func serviceRun() []Event {
-	tail := "X.Org X Server 1.21.1.7\n(EE) Unrecognized option: -bad\n(EE) Fatal server error:\n"
+	tail := "X.Org X Server 1.21.1.7\n(EE) Unrecognized option: -bad\n(EE) \n\n"
 	return []Event{
 		{Time: at(0), Kind: TestStart, Test: "test_x"},
 		{Time: at(2.5), Kind: Boot, Test: "test_x", Machine: "gui", Duration: 2500 * time.Millisecond},
@@ -29,7 +29,7 @@ func TestServiceExitShown(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		"  gui: service x exited with status 1\n    X.Org X Server 1.21.1.7\n    (EE) Unrecognized option: -bad\n",
+		"  gui: service x exited with status 1\n    X.Org X Server 1.21.1.7\n    (EE) Unrecognized option: -bad\nFAIL",
 	} {
 		if !strings.Contains(term.String(), want) {
 			t.Errorf("terminal lacks %q; got:\n%s", want, term.String())

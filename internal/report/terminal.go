@@ -501,15 +501,15 @@ func (s *terminal) attach(e Event) {
 }
 
 // serviceTail is how many of an exited service's last lines the terminal
-// shows; report.html and events.jsonl keep all the agent sent.
+// shows (agentproto.TellingLines: not blank, not a bare "(EE)"); report.html
+// and events.jsonl keep all the agent sent.
 const serviceTail = 5
 
 // serviceExit writes how a declared service exited and its last lines.
 func (s *terminal) serviceExit(t *termTest, e Event) {
 	depth := len(t.open) + 1
 	s.line(t, depth, prefix(e.Machine)+clean(e.Text))
-	out := lines(e.Stdout)
-	for _, l := range out[max(0, len(out)-serviceTail):] {
+	for _, l := range agentproto.TellingLines(lines(e.Stdout), serviceTail) {
 		s.line(t, depth+1, l)
 	}
 }
