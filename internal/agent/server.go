@@ -72,6 +72,7 @@ func Serve(ctx context.Context, rw io.ReadWriter, hello agentproto.Hello) error 
 		w:       agentproto.NewWriter(rw),
 		streams: make(map[uint32]*stream),
 	}
+	s.services.notify = s.notifyServiceExit
 	defer s.wg.Wait()
 	defer cancel()
 	if err := s.w.WriteFrame(agentproto.THello, 0, agentproto.Encode(hello)); err != nil {
@@ -254,6 +255,15 @@ func (s *server) handle(ctx context.Context, id uint32, req agentproto.Request, 
 		return agentproto.Result{}
 	}
 	return agentproto.Result{Error: fmt.Sprintf("bad request: op %q without its arguments", req.Op)}
+}
+
+// notifyServiceExit tells the host, unasked, how a service's run ended,
+// and says it on the console too, so the machine's console log has it.
+func (s *server) notifyServiceExit(e agentproto.ServiceExit) {
+	if IsGuest() {
+		logf("%v", e)
+	}
+	s.w.WriteFrame(agentproto.TNotice, 0, agentproto.Encode(agentproto.Notice{ServiceExit: &e}))
 }
 
 // encodeResult encodes res for its frame. A result too large for one (a

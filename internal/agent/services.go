@@ -3,13 +3,16 @@ package agent
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -53,6 +56,10 @@ type services struct {
 	order    []*service // in the order they were started
 	stopping bool       // stop was called: no more restarts
 	wg       sync.WaitGroup
+	// notify tells the host how a run ended, unless the stop or the
+	// server's end ended it; nil: nobody is told. It must not block for
+	// long: the service's restart waits for it.
+	notify func(agentproto.ServiceExit)
 }
 
 // start starts the services; it is called once per boot.
@@ -76,7 +83,7 @@ func (sv *services) start(ctx context.Context, specs []agentproto.Service) error
 		s := &service{spec: spec, changed: make(chan struct{})}
 		sv.byName[spec.Name] = s
 		sv.order = append(sv.order, s)
-		sv.wg.Go(func() { s.supervise(ctx, re, sv.isStopping) })
+		sv.wg.Go(func() { s.supervise(ctx, re, sv.isStopping, sv.notify) })
 	}
 	return nil
 }
@@ -90,8 +97,9 @@ func (s *service) update(f func()) {
 	s.mu.Unlock()
 }
 
-// supervise runs the service until it exits for good.
-func (s *service) supervise(ctx context.Context, readyLog *regexp.Regexp, stopping func() bool) {
+// supervise runs the service until it exits for good, and tells notify
+// how each run ended on its own.
+func (s *service) supervise(ctx context.Context, readyLog *regexp.Regexp, stopping func() bool, notify func(agentproto.ServiceExit)) {
 	for {
 		err := s.runOnce(ctx, readyLog)
 		policy := s.spec.Restart
@@ -111,6 +119,19 @@ func (s *service) supervise(ctx context.Context, readyLog *regexp.Regexp, stoppi
 				s.done = true
 			}
 		})
+		s.mu.Lock()
+		// restarts counts this run's restart already when there is one.
+		exits := s.restarts
+		if !again {
+			exits++
+		}
+		tail := agentproto.NoticeLines(s.tail)
+		s.mu.Unlock()
+		if notify != nil && !stopping() && ctx.Err() == nil && noteworthy(exits) {
+			e := serviceExit(s.spec.Name, err, again, tail)
+			e.Exits = exits
+			notify(e)
+		}
 		if !again || ctx.Err() != nil {
 			return
 		}
@@ -123,6 +144,30 @@ func (s *service) supervise(ctx context.Context, readyLog *regexp.Regexp, stoppi
 			return
 		}
 	}
+}
+
+// noteworthy says whether the nth exit of a service is told to the host:
+// the first three, then the 4th, 8th, 16th... A service that crashes at
+// once under restart = "always" ends 5 times a second (restartDelay), and
+// a report line for each would bury the rest of the test.
+func noteworthy(n int) bool { return n <= 3 || n&(n-1) == 0 }
+
+// serviceExit says how a run that ended with err ended, for the host.
+func serviceExit(name string, err error, restart bool, tail []string) agentproto.ServiceExit {
+	e := agentproto.ServiceExit{Name: name, Restart: restart, Tail: tail}
+	var exitErr *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &exitErr):
+		ws, _ := exitErr.Sys().(syscall.WaitStatus)
+		e.Exit = ws.ExitStatus()
+		if ws.Signaled() {
+			e.Signal, e.SignalNumber = ws.Signal().String(), int(ws.Signal())
+		}
+	default:
+		e.Exit, e.Error = -1, err.Error()
+	}
+	return e
 }
 
 func exitText(err error) string {

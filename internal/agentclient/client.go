@@ -48,6 +48,8 @@ type Client struct {
 
 	nextID atomic.Uint32
 
+	onNotice func(agentproto.Notice) // under mu; nil: notices are dropped
+
 	mu    sync.Mutex
 	calls map[uint32]*call
 	err   error         // why the channel ended; set once
@@ -144,7 +146,35 @@ func (c *Client) fail(err error) {
 	}
 }
 
+// OnNotice sets the function that hears the agent's notices (what
+// happened in the guest unasked, such as a service exiting); nil drops
+// them. Set it before the request whose effects it should hear
+// (Services). f is called on the channel's reading goroutine, one notice
+// at a time, and must not block: every call waits while it runs.
+func (c *Client) OnNotice(f func(agentproto.Notice)) {
+	c.mu.Lock()
+	c.onNotice = f
+	c.mu.Unlock()
+}
+
+func (c *Client) notice(f agentproto.Frame) error {
+	var n agentproto.Notice
+	if err := agentproto.Decode(f, &n); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	on := c.onNotice
+	c.mu.Unlock()
+	if on != nil {
+		on(n)
+	}
+	return nil
+}
+
 func (c *Client) route(f agentproto.Frame) error {
+	if f.Type == agentproto.TNotice {
+		return c.notice(f)
+	}
 	if f.Type == agentproto.THello {
 		select {
 		case <-c.hello:

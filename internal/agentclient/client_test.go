@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -355,5 +356,91 @@ func TestServices(t *testing.T) {
 		if tt.name == "dies" && !strings.Contains(res.Output, "bad config") {
 			t.Errorf("dies: the output tail %q lacks the service's last words", res.Output)
 		}
+	}
+}
+
+// TestServiceExitNotices: a service that exits is told to the host unasked,
+// with how it ended and its last lines, also when it is restarted.
+func TestServiceExitNotices(t *testing.T) {
+	c := newPair(t)
+	notices := make(chan agentproto.ServiceExit, 8)
+	c.OnNotice(func(n agentproto.Notice) {
+		if n.ServiceExit != nil {
+			notices <- *n.ServiceExit
+		}
+	})
+	dir := t.TempDir()
+	err := c.Services(context.Background(), []agentproto.Service{
+		{Name: "x", Command: "echo bad option >&2; exit 1"},
+		{Name: "segv", Command: "exec sh -c 'kill -SEGV $$'"},
+		{Name: "flaky", Command: "test -e " + dir + "/second || { touch " + dir + "/second; exit 2; }; sleep 30", Restart: "on-failure"},
+		{Name: "runs", Command: "sleep 30"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"x":     "service x exited with status 1",
+		"segv":  "service segv was killed by signal 11 (segmentation fault)",
+		"flaky": "service flaky exited with status 2; restarting",
+	}
+	deadline := time.After(10 * time.Second)
+	for len(want) > 0 {
+		select {
+		case e := <-notices:
+			w, ok := want[e.Name]
+			if !ok {
+				t.Fatalf("unexpected notice %v", e)
+			}
+			if got := e.String(); got != w {
+				t.Errorf("notice of %s: got %q, want %q", e.Name, got, w)
+			}
+			if e.Name == "x" && !slices.Equal(e.Tail, []string{"bad option"}) {
+				t.Errorf("notice of x: got tail %q, want the service's last line", e.Tail)
+			}
+			delete(want, e.Name)
+		case <-deadline:
+			t.Fatalf("no notice after 10 s for %v", want)
+		}
+	}
+}
+
+// TestServiceExitNoticesThrottled: a service in a crash loop is told at
+// its first three exits and then at the 4th, 8th, 16th..., each saying
+// how many exits it has had: not one report line per restart.
+func TestServiceExitNoticesThrottled(t *testing.T) {
+	c := newPair(t)
+	var mu sync.Mutex
+	var got []string
+	c.OnNotice(func(n agentproto.Notice) {
+		mu.Lock()
+		got = append(got, n.ServiceExit.String())
+		mu.Unlock()
+	})
+	dir := t.TempDir()
+	// Nine runs exit 1, the tenth stays up and is ready.
+	loop := "n=$(cat " + dir + "/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > " + dir + "/n; " +
+		"if [ $n -ge 10 ]; then touch " + dir + "/up; exec sleep 30; fi; exit 1"
+	if err := c.Services(context.Background(), []agentproto.Service{
+		{Name: "loop", Command: loop, Restart: "always", ReadyFile: dir + "/up"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// The notices come before the wait's result, on the same channel.
+	res, err := c.Wait(context.Background(), agentproto.Wait{Kind: agentproto.WaitUnit, Path: "loop", Timeout: 30 * time.Second})
+	if err != nil || res.Error != "" || res.TimedOut {
+		t.Fatalf("wait for loop: %v %+v", err, res)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{
+		"service loop exited with status 1; restarting",
+		"service loop exited with status 1 (exit 2 since boot); restarting",
+		"service loop exited with status 1 (exit 3 since boot); restarting",
+		"service loop exited with status 1 (exit 4 since boot); restarting",
+		"service loop exited with status 1 (exit 8 since boot); restarting",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got notices\n%q\nwant\n%q", got, want)
 	}
 }

@@ -138,3 +138,52 @@ func ParseBootConfig(cmdline string) (BootConfig, error) {
 	}
 	return c, fmt.Errorf("no %s= parameter on the kernel command line", BootParam)
 }
+
+// ElideBootParam returns line with the value of each BootConfig parameter
+// in it ("vmlab=eyJob3N0..."), shortened to "vmlab=…". The parameter is
+// ~900 characters of base64 that a person cannot read, and lines that
+// quote the kernel command line (the kernel's own, Xorg's banner) would
+// otherwise fill a failure's console tail. Use it where console lines are
+// shown to people; the console log keeps them whole.
+func ElideBootParam(line string) string {
+	const key = BootParam + "="
+	// minValue keeps short values ("vmlab=1" in a user's output): a
+	// BootConfig is never under 16 characters encoded.
+	const minValue = 16
+	var b strings.Builder
+	rest := line
+	for {
+		i := strings.Index(rest, key)
+		if i < 0 {
+			break
+		}
+		n := i + len(key)
+		if i > 0 && isParamByte(rest[i-1]) {
+			b.WriteString(rest[:n])
+			rest = rest[n:]
+			continue
+		}
+		end := n
+		for end < len(rest) && isParamByte(rest[end]) {
+			end++
+		}
+		b.WriteString(rest[:n])
+		if end-n >= minValue {
+			b.WriteString("…")
+		} else {
+			b.WriteString(rest[n:end])
+		}
+		rest = rest[end:]
+	}
+	if b.Len() == 0 {
+		return line
+	}
+	b.WriteString(rest)
+	return b.String()
+}
+
+// isParamByte says whether c is in base64url's alphabet (RawURLEncoding,
+// Param's) or could continue a name.
+func isParamByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_'
+}

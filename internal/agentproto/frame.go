@@ -30,6 +30,10 @@
 //
 // The host may send Cancel at any time to stop the stream's work; every
 // stream ends with exactly one Result from the guest.
+//
+// Outside any stream (stream 0) the guest sends Hello once, first, and
+// then a Notice whenever something happens that the host did not ask
+// about but must record, such as a declared service exiting (notice.go).
 package agentproto
 
 import (
@@ -62,7 +66,7 @@ type Type uint8
 // Frame types. Host→guest: Request, Cancel, Stdin, StdinEOF, Data, DataEOF,
 // Ack (for copy-out Data and windowed output), Resize, Signal. Guest→host:
 // Hello, Result, Stdout, Stderr, Data, DataEOF, Ack (for Stdin and copy-in
-// Data).
+// Data), Notice.
 const (
 	THello    Type = 1 // JSON Hello, stream 0, once when the agent is ready
 	TRequest  Type = 2 // JSON Request, opens a stream
@@ -77,11 +81,12 @@ const (
 	TAck      Type = 11 // uint32: bytes of a windowed stream read (flow.go)
 	TResize   Type = 12 // two uint16, rows and columns: the terminal's new size (tty.go)
 	TSignal   Type = 13 // a signal's name, "SIGINT": send it to the command (tty.go)
-	typeLimit Type = 14
+	TNotice   Type = 14 // JSON Notice, stream 0: what happened in the guest unasked (notice.go)
+	typeLimit Type = 15
 )
 
 var typeNames = [...]string{"", "hello", "request", "result", "cancel", "stdin",
-	"stdin-eof", "stdout", "stderr", "data", "data-eof", "ack", "resize", "signal"}
+	"stdin-eof", "stdout", "stderr", "data", "data-eof", "ack", "resize", "signal", "notice"}
 
 func (t Type) String() string {
 	if t > 0 && t < typeLimit {

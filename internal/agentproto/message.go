@@ -15,8 +15,9 @@ import (
 // WaitUnit answered by systemd with Wait.User for user units), version 6
 // the handover: a systemd guest's agent says hello again after OpServices,
 // version 7 the text of virtual terminals (OpTTYText, WaitTTY), version 8
-// X displays (WaitX, WaitWindow, OpXWindows, Wait.Display, Request.Display).
-const Version = 8
+// X displays (WaitX, WaitWindow, OpXWindows, Wait.Display, Request.Display),
+// version 9 the Notice frame (a service's exit, told unasked).
+const Version = 9
 
 // DefaultPath is the PATH commands get in the guest.
 const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

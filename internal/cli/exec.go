@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vmlab/vmlab/internal/agentproto"
 	"github.com/vmlab/vmlab/internal/attach"
 	"github.com/vmlab/vmlab/internal/machine"
 	"github.com/vmlab/vmlab/internal/report"
@@ -40,7 +41,7 @@ func runExec(ctx context.Context, e *env, args []string) int {
 	if ef.verbose {
 		// A queue in front of stderr: a paused terminal must not stall
 		// the guest's console.
-		q := report.NewQueue(func(ev report.Event) { fmt.Fprintf(e.stderr, "%s: %s\n", ef.name, ev.Text) }, report.ConsoleQueueSize)
+		q := report.NewQueue(func(ev report.Event) { fmt.Fprintf(e.stderr, "%s: %s\n", ef.name, agentproto.ElideBootParam(ev.Text)) }, report.ConsoleQueueSize)
 		defer q.Close() // after m.Close below: the machine's last lines are in
 		cfg.OnConsole = func(l machine.Line) { q.Emit(report.Event{Kind: report.Console, Text: l.Text}) }
 		cfg.Logf = func(format string, args ...any) { e.errorf(format, args...) }

@@ -25,6 +25,7 @@ import (
 	// a call) and has no history file.
 	"github.com/peterh/liner"
 
+	"github.com/vmlab/vmlab/internal/agentproto"
 	"github.com/vmlab/vmlab/internal/control"
 	"github.com/vmlab/vmlab/internal/machine"
 	"github.com/vmlab/vmlab/internal/pty"
@@ -727,9 +728,14 @@ func (p *replEvents) lines(e report.Event) []string {
 		return one(fmt.Sprintf("up in %.1fs", e.Duration.Seconds()))
 	case report.Console:
 		if p.verbose && !e.Quiet {
-			line, _ := headLine(e.Text)
+			line, _ := headLine(agentproto.ElideBootParam(e.Text))
 			return one(line)
 		}
+	case report.ServiceExit:
+		// Between tests too: a service that dies while a person types
+		// is why their next wait will time out.
+		line, _ := headLine(e.Text)
+		return one(line)
 	case report.Command:
 		if p.verbose {
 			cmd, more := headLine(e.Command)

@@ -52,3 +52,21 @@ func TestReplEventsAttachBounded(t *testing.T) {
 		t.Errorf("after the shell, the lines left out are not counted:\n%s", out.String()[max(0, out.Len()-200):])
 	}
 }
+
+// TestReplEventsServiceExit: between tests the REPL says when a service
+// exits (without -v too), and with -v shows a console line's boot
+// parameter short.
+func TestReplEventsServiceExit(t *testing.T) {
+	var out strings.Builder
+	ev := newReplEvents(&out, false)
+	ev.Emit(report.Event{Kind: report.ServiceExit, Machine: "gui", Text: "service x exited with status 1", Stdout: "(EE) bad\n"})
+	if got, want := out.String(), "gui: service x exited with status 1\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	out.Reset()
+	ev = newReplEvents(&out, true)
+	ev.Emit(report.Event{Kind: report.Console, Machine: "gui", Text: "Kernel command line: quiet vmlab=eyJob3N0bmFtZSI6Imd1aSJ9eyJob3N0"})
+	if got, want := out.String(), "gui: Kernel command line: quiet vmlab=…\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vmlab/vmlab/internal/agentproto"
 	"github.com/vmlab/vmlab/internal/control"
 	"github.com/vmlab/vmlab/internal/lab"
 	"github.com/vmlab/vmlab/internal/machine"
@@ -110,7 +111,7 @@ func sameFile(a, b io.Writer) bool {
 }
 
 func (u *upRun) run(ctx context.Context, file *script.File, boot *machine.Boot, dir, state string) int {
-	u.console = report.NewQueue(func(ev report.Event) { u.print(u.e.stderr, ev.Machine+": "+ev.Text) }, report.ConsoleQueueSize)
+	u.console = report.NewQueue(func(ev report.Event) { u.print(u.e.stderr, ev.Machine+": "+agentproto.ElideBootParam(ev.Text)) }, report.ConsoleQueueSize)
 	defer u.console.Close() // after the lab's Close: the machines' last lines are in
 	l, st, err := openLab(file, boot, dir, state, u.configure)
 	if err != nil {

@@ -144,16 +144,16 @@ func (m *Machine) outcome(ctx, hostCtx context.Context, what string, timeout tim
 	switch {
 	case err != nil && ctx.Err() == nil && hostCtx.Err() != nil:
 		return &TimeoutError{Machine: m.cfg.Name, What: what + " (the guest stopped answering)",
-			Timeout: timeout, Output: output, Console: m.console.Tail(consoleTail)}
+			Timeout: timeout, Output: output, Console: m.console.ShownTail(consoleTail), Services: m.exitedServices()}
 	case err != nil && ctx.Err() != nil:
 		return m.stoppedError(ctx, what, output)
 	case err != nil:
 		return m.callError(what, err)
 	case res.Error != "":
-		return errors.New(withTails(fmt.Sprintf("%s: %s: %s", m.cfg.Name, what, res.Error), output, m.console.Tail(consoleTail)))
+		return errors.New(withTails(fmt.Sprintf("%s: %s: %s", m.cfg.Name, what, res.Error), output, m.console.ShownTail(consoleTail)))
 	case res.TimedOut:
 		return &TimeoutError{Machine: m.cfg.Name, What: what, Timeout: timeout,
-			Output: output, Console: m.console.Tail(consoleTail)}
+			Output: output, Console: m.console.ShownTail(consoleTail), Services: m.servicesAtTimeout(ctx)}
 	}
 	return nil
 }
@@ -268,7 +268,7 @@ func (m *Machine) waitSystemdUnit(ctx context.Context, unit, user string, timeou
 		}
 		if left = timeout - time.Since(start); left <= 0 {
 			return &TimeoutError{Machine: m.cfg.Name, What: what + " (starting the manager of user " + user + ")",
-				Timeout: timeout, Console: m.console.Tail(consoleTail)}
+				Timeout: timeout, Console: m.console.ShownTail(consoleTail)}
 		}
 	}
 	_, err := m.wait(ctx, what, agentproto.Wait{Kind: agentproto.WaitUnit, Path: unit, User: user, Timeout: left})
@@ -357,7 +357,7 @@ func (m *Machine) WaitForConsoleText(ctx context.Context, pattern string, timeou
 			return "", m.stoppedError(ctx, fmt.Sprintf("wait for console text %q", pattern), "")
 		}
 		return "", &TimeoutError{Machine: m.cfg.Name, What: fmt.Sprintf("wait for console text %q", pattern),
-			Timeout: timeout, Console: m.console.Tail(consoleTail)}
+			Timeout: timeout, Console: m.console.ShownTail(consoleTail), Services: m.servicesAtTimeout(ctx)}
 	}
 	m.mu.Lock()
 	m.cursor = max(m.cursor, next)

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/vmlab/vmlab/internal/agentproto"
 )
 
 // maxConsoleLines bounds the console lines kept in memory; the log file keeps
@@ -127,6 +129,17 @@ func (c *console) Tail(n int) []string {
 	}
 	for _, l := range c.lines[first:] {
 		out = append(out, l.Text)
+	}
+	return out
+}
+
+// ShownTail is Tail for people (errors, reports): a line that quotes the
+// kernel command line (Xorg's banner does) carries the ~900-character boot
+// parameter, which would fill the tail, shortened to "vmlab=…".
+func (c *console) ShownTail(n int) []string {
+	out := c.Tail(n)
+	for i, l := range out {
+		out[i] = agentproto.ElideBootParam(l)
 	}
 	return out
 }

@@ -44,17 +44,20 @@ type TimeoutError struct {
 	// OutputName names Output in the message when it is not a command's
 	// output ("tty 1's last text"); empty is "last output".
 	OutputName string
+	// Services says which of the machine's declared services exited since
+	// it booted, and how, one a line: the usual reason a wait times out.
+	Services string
 }
 
 func (e *TimeoutError) Error() string {
-	head := fmt.Sprintf("%s: %s: timed out after %v", e.Machine, e.What, e.Timeout)
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %s: timed out after %v", e.Machine, e.What, e.Timeout)
+	section(&b, "services that exited", e.Services)
 	if e.OutputName != "" {
-		var b strings.Builder
-		b.WriteString(head)
 		section(&b, e.OutputName, e.Output)
 		return withTails(b.String(), "", e.Console)
 	}
-	return withTails(head, e.Output, e.Console)
+	return withTails(b.String(), e.Output, e.Console)
 }
 
 // StoppedError says the caller stopped a command or wait before it ended:

@@ -57,6 +57,12 @@ type Config struct {
 	// blocked reader stalls the guest's serial console, and so the guest.
 	// Hand lines to a queue with its own writer (report.Queue).
 	OnConsole func(Line)
+	// OnServiceExit hears each exit of a declared service of a fast-mode
+	// machine, as the agent tells it (services.go); nil: told through
+	// Logf, which must then not block either. It is
+	// called on the agent channel's reading goroutine and must not block:
+	// every call to the machine waits while it runs. Hand it to a queue.
+	OnServiceExit func(agentproto.ServiceExit)
 	// BootTimeout bounds the wait for the agent when nothing else ends a
 	// boot sooner; zero: 12 s, scaled for the accelerator (60 s under TCG).
 	BootTimeout time.Duration
@@ -116,6 +122,9 @@ type Machine struct {
 	// partialReasons say why the coverage data may miss counts (see
 	// Coverage), in the order they happened.
 	partialReasons []string
+	// serviceExits are the last exit of each service that exited since
+	// the last boot, in the order they ended (services.go).
+	serviceExits []agentproto.ServiceExit
 }
 
 // New returns a machine that is not started yet. Its declaration is checked
@@ -308,8 +317,10 @@ func (m *Machine) boot(ctx context.Context, start time.Time) error {
 		return m.bootFailed(ctx, proc, nil, fmt.Errorf("connect to qmp: %w", err))
 	}
 	agent := agentclient.New(proc.Agent)
+	agent.OnNotice(m.onNotice)
 	m.mu.Lock()
 	m.booting, m.bootAgent = proc, agent
+	m.serviceExits = nil
 	m.mu.Unlock()
 	if err := m.pickForwards(bootCtx, q); err != nil {
 		q.Close()
@@ -419,7 +430,7 @@ func (m *Machine) bootFailed(ctx context.Context, proc *qemu.Process, agent *age
 	case down != nil:
 		return err
 	case answered:
-		return errors.New(withTails(fmt.Sprintf("%s: boot: %v", m.cfg.Name, err), "", m.console.Tail(consoleTail)))
+		return errors.New(withTails(fmt.Sprintf("%s: boot: %v", m.cfg.Name, err), "", m.console.ShownTail(consoleTail)))
 	case exited:
 		// err names the step that was under way (set up the machine,
 		// configure network, ...).
@@ -428,7 +439,7 @@ func (m *Machine) bootFailed(ctx context.Context, proc *qemu.Process, agent *age
 		return m.stoppedError(ctx, "boot", "")
 	case errors.Is(err, context.DeadlineExceeded):
 		return &TimeoutError{Machine: m.cfg.Name, What: "boot (waiting for the agent)",
-			Timeout: m.bootTimeout(), Console: m.console.Tail(consoleTail)}
+			Timeout: m.bootTimeout(), Console: m.console.ShownTail(consoleTail)}
 	}
 	return m.downError("boot", err)
 }
@@ -626,7 +637,7 @@ func (m *Machine) procOf(err error) (proc *qemu.Process, booting bool) {
 // stoppedError is the error of a call whose context ended before it did.
 func (m *Machine) stoppedError(ctx context.Context, what, output string) error {
 	return &StoppedError{Machine: m.cfg.Name, What: what, Cause: context.Cause(ctx), Err: ctx.Err(),
-		Output: output, Console: m.console.Tail(consoleTail)}
+		Output: output, Console: m.console.ShownTail(consoleTail)}
 }
 
 // downError is the error of a call that found the machine down.
@@ -641,7 +652,7 @@ func (m *Machine) exitError(what string, proc *qemu.Process) error {
 }
 
 func (m *Machine) downBecause(what string, cause error, reason string) error {
-	return &DownError{Machine: m.cfg.Name, What: what, Reason: reason, Cause: cause, Console: m.console.Tail(consoleTail)}
+	return &DownError{Machine: m.cfg.Name, What: what, Reason: reason, Cause: cause, Console: m.console.ShownTail(consoleTail)}
 }
 
 func (m *Machine) logf(format string, args ...any) {

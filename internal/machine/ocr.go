@@ -44,12 +44,16 @@ type ScreenTextError struct {
 	// directory (under the test's output); "" when none was taken or it
 	// could not be saved.
 	Screenshot string
+	// Services says which declared services exited since boot, and how
+	// (TimeoutError.Services).
+	Services string
 }
 
 func (e *ScreenTextError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: wait for screen text %q: timed out after %v (%d screenshots, %d OCR runs)",
 		e.Machine, e.Pattern, e.Timeout, e.Screenshots, e.Reads)
+	section(&b, "services that exited", e.Services)
 	text := e.Text
 	if e.Reads == 0 {
 		text = "(no screenshot was read)"
@@ -159,7 +163,7 @@ func (m *Machine) WaitForText(ctx context.Context, pattern string, timeout time.
 	}
 	nm := matcher.Err()
 	return &ScreenTextError{Machine: m.cfg.Name, Pattern: pattern, Timeout: timeout,
-		Screenshots: shots, Reads: nm.Reads, Text: nm.Text, Screenshot: m.saveScreen(last)}
+		Screenshots: shots, Reads: nm.Reads, Text: nm.Text, Screenshot: m.saveScreen(last), Services: m.servicesAtTimeout(ctx)}
 }
 
 // waitForText hands screenshots to matcher until one matches or ctx ends,

@@ -65,7 +65,7 @@ func (m *Machine) waitExit(ctx context.Context, proc *qemu.Process, what string,
 	case <-t.C:
 		proc.Kill()
 		return &TimeoutError{Machine: m.cfg.Name, What: what + " (waiting for qemu to exit; killed it)",
-			Timeout: timeout, Console: m.console.Tail(consoleTail)}
+			Timeout: timeout, Console: m.console.ShownTail(consoleTail)}
 	case <-ctx.Done():
 		return m.stoppedError(ctx, what, "")
 	}

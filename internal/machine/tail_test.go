@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/vmlab/vmlab/internal/agentproto"
 )
 
 // TestTailKeepsReasons: a tail shows this boot's reason lines that came
@@ -78,5 +80,26 @@ func TestLineReason(t *testing.T) {
 	c.Write([]byte("boot\nKernel panic - not syncing: x\nframe\nOut of memory: Killed process 1\n"))
 	if want := []bool{false, true, false, true}; !slices.Equal(got, want) {
 		t.Errorf("got reasons %v, want %v", got, want)
+	}
+}
+
+// TestTailElidesBootParam: a console line that quotes the kernel command
+// line (Xorg's banner) shows the boot parameter as "vmlab=…" in an error's
+// tail; the console log and get_console_log keep it as written.
+func TestTailElidesBootParam(t *testing.T) {
+	param := agentproto.BootConfig{Hostname: "gui"}.Param()
+	line := "service x: Kernel command line: console=ttyS0 " + param + " panic=-1"
+	var log strings.Builder
+	c := newConsole(&log, nil)
+	c.Write([]byte(line + "\n"))
+	want := []string{"service x: Kernel command line: console=ttyS0 vmlab=… panic=-1"}
+	if got := c.ShownTail(5); !slices.Equal(got, want) {
+		t.Errorf("tail: got %q, want %q", got, want)
+	}
+	if got := c.Tail(5); !slices.Equal(got, []string{line}) {
+		t.Errorf("the raw tail (get_console_log) got %q, want the line as written", got)
+	}
+	if !strings.Contains(log.String(), param) {
+		t.Errorf("the console log lost the parameter: %q", log.String())
 	}
 }

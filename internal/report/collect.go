@@ -3,6 +3,8 @@ package report
 import (
 	"slices"
 	"time"
+
+	"github.com/vmlab/vmlab/internal/agentproto"
 )
 
 // Limits on what the file reports keep of a test, so that a chatty guest
@@ -58,7 +60,7 @@ type step struct {
 	Items        []entry // what happened in it, in order
 }
 
-// entry is one thing in a step's timeline: a Command, Log, Network or Boot event,
+// entry is one thing in a step's timeline: a Command, Log, Network, Boot or ServiceExit event,
 // or a subtest.
 type entry struct {
 	Event *Event
@@ -100,7 +102,7 @@ func (t *testRecord) add(e Event) {
 		e.Stdout, e.Stderr = capTail(e.Stdout, outputLimit), capTail(e.Stderr, outputLimit)
 		t.lastCmd = &e
 		t.current().add(entry{Event: &e})
-	case Log, Network:
+	case Log, Network, ServiceExit:
 		t.current().add(entry{Event: &e})
 	case Boot:
 		t.saw(e.Machine)
@@ -229,7 +231,9 @@ type reasonLine struct {
 const maxReasons = 8
 
 func (l *consoleLog) add(machine, text string, reason bool) {
-	line := consoleLine{clean(machine), clean(text)}
+	// The boot parameter a line may quote (the kernel command line in
+	// Xorg's banner) is ~900 unreadable characters: tails show it short.
+	line := consoleLine{clean(machine), agentproto.ElideBootParam(clean(text))}
 	if reason && l.countReasons(line.Machine) < maxReasons {
 		l.reasons = append(l.reasons, reasonLine{line, l.added})
 	}

@@ -29,6 +29,7 @@ const (
 	Network      Kind = "network"       // Test, Path, Machine (for block/unblock), Text (the call: link_fault(a, b, delay = 0.25)), Duration, Error (when it failed)
 	Attach       Kind = "attach"        // Test (may be empty: a REPL's line), Machine, Text (what: "shell"): vmlab's terminal is handed to the machine; the terminal report writes nothing until the Detach
 	Detach       Kind = "detach"        // Test, Machine, Text, Duration (how long it was attached): the terminal is vmlab's again
+	ServiceExit  Kind = "service-exit"  // Test, Machine, Text (how: "service x exited with status 1", "service x was killed by signal 11 (segmentation fault); restarting"), Stdout (its last lines of output, when the agent kept them)
 )
 
 // Outcome is how a Command event's call ended: with an exit status, or

@@ -104,6 +104,7 @@ type (
 		Log     *htmlLog
 		Boot    *htmlLog
 		Network *htmlNetwork
+		Service *htmlService
 		Sub     *htmlStep
 	}
 	htmlCommand struct {
@@ -121,6 +122,8 @@ type (
 		Failed   bool
 	}
 	htmlLog struct{ Machine, Text string }
+	// htmlService is a declared service's exit: how, and its last lines.
+	htmlService struct{ Machine, Text, Output string }
 	// htmlNetwork is a change of the network: the call, and its error.
 	htmlNetwork struct{ Text, Error string }
 	// htmlConsole is one machine's console lines and its log file.
@@ -210,6 +213,8 @@ func newHTMLItem(en entry, testStart time.Time, t *testRecord, dir string) htmlI
 		it.Log = &htmlLog{Machine: clean(e.Machine), Text: cleanText(e.Text)}
 	case Network:
 		it.Network = &htmlNetwork{Text: cleanText(e.Text), Error: firstLine(e.Error)}
+	case ServiceExit:
+		it.Service = &htmlService{Machine: clean(e.Machine), Text: cleanText(e.Text), Output: cleanText(e.Stdout)}
 	case Boot:
 		text := bootText(*e)
 		if e.Error != "" {

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/vmlab/vmlab/internal/agentproto"
 )
 
 // TerminalOptions says how the terminal report looks.
@@ -159,6 +161,9 @@ func (s *terminal) event(e Event) {
 	case Network:
 		s.showOpen(t)
 		s.line(t, len(t.open)+1, networkLine(e))
+	case ServiceExit:
+		s.showOpen(t)
+		s.serviceExit(t, e)
 	case BootStart:
 		if s.progress != nil {
 			s.progress.set(e.Test, e.Machine, stateBooting, e.Time, "")
@@ -316,7 +321,7 @@ func (s *terminal) console(t *termTest, e Event) {
 	t.console.add(e.Machine, e.Text, e.Reason)
 	if s.opts.Verbose && !e.Quiet {
 		s.showOpen(t)
-		s.text(t, len(t.open)+1, prefix(e.Machine), e.Text)
+		s.text(t, len(t.open)+1, prefix(e.Machine), agentproto.ElideBootParam(e.Text))
 	}
 }
 
@@ -492,6 +497,20 @@ func (s *terminal) attach(e Event) {
 	if t := s.running[e.Test]; t != nil && t.step != nil {
 		t.step.stop()
 		t.step = nil
+	}
+}
+
+// serviceTail is how many of an exited service's last lines the terminal
+// shows (agentproto.TellingLines: not blank, not a bare "(EE)"); report.html
+// and events.jsonl keep all the agent sent.
+const serviceTail = 5
+
+// serviceExit writes how a declared service exited and its last lines.
+func (s *terminal) serviceExit(t *termTest, e Event) {
+	depth := len(t.open) + 1
+	s.line(t, depth, prefix(e.Machine)+clean(e.Text))
+	for _, l := range agentproto.TellingLines(lines(e.Stdout), serviceTail) {
+		s.line(t, depth+1, l)
 	}
 }
 

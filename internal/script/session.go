@@ -11,6 +11,7 @@ import (
 
 	"go.starlark.net/starlark"
 
+	"github.com/vmlab/vmlab/internal/agentproto"
 	"github.com/vmlab/vmlab/internal/coverage"
 	"github.com/vmlab/vmlab/internal/lab"
 	"github.com/vmlab/vmlab/internal/machine"
@@ -67,6 +68,7 @@ func (file *File) open(ctx context.Context, boot *machine.Boot, outDir string, r
 		c.OnConsole = consoleEvents(console, r, s.Name)
 		c.OnBoot = bootEvents(r, s.Name)
 		c.OnStop = stopEvents(r, s.Name)
+		c.OnServiceExit = serviceEvents(console, r, s.Name)
 		cfgs[i] = c
 	}
 	l, err := lab.New(boot, outDir, cfgs, logf)
@@ -111,6 +113,20 @@ func stopEvents(r *run, machineName string) func(machine.StopNote) {
 			ev.Error = n.Err.Error()
 		}
 		r.rep.Emit(ev)
+	}
+}
+
+// serviceEvents is a machine's OnServiceExit: a ServiceExit event, for the
+// test running then. It goes through the console's queue, in order with
+// the console lines, since it is called on the agent channel's reader,
+// which must not wait for the sinks.
+func serviceEvents(q *report.Queue, r *run, machineName string) func(agentproto.ServiceExit) {
+	return func(e agentproto.ServiceExit) {
+		out := strings.Join(e.Tail, "\n")
+		if out != "" {
+			out += "\n"
+		}
+		q.Emit(report.Event{Kind: report.ServiceExit, Test: r.testID(), Machine: machineName, Text: e.String(), Stdout: out})
 	}
 }
 
