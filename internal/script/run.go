@@ -191,7 +191,7 @@ func (file *File) runTest(ctx context.Context, fn *starlark.Function, id string,
 	}
 	defer s.Close()
 	_, err = s.call(ctx, id, fn)
-	return s.endTest(ctx, err)
+	return s.endTest(ctx, id, err)
 }
 
 func fileExists(path string) bool {

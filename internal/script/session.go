@@ -179,7 +179,7 @@ func (s *Session) runTest(ctx context.Context, name string) error {
 	start := time.Now()
 	s.r.rep.Emit(report.Event{Kind: report.TestStart, Test: id})
 	_, err := s.callRecovered(ctx, id, fn)
-	err = s.endTest(ctx, err)
+	err = s.endTest(ctx, id, err)
 	s.reportFiles()
 	s.r.rep.Emit(s.file.testEnd(id, start, err))
 	return err
@@ -188,9 +188,9 @@ func (s *Session) runTest(ctx context.Context, name string) error {
 // endTest completes a test function's outcome err: a boot start() left
 // that failed unseen fails a test that passed, and a failed test gets its
 // screenshots.
-func (s *Session) endTest(ctx context.Context, err error) error {
+func (s *Session) endTest(ctx context.Context, test string, err error) error {
 	if err == nil {
-		err = s.r.unobservedStarts()
+		err = s.r.unobservedStarts(ctx, test)
 	}
 	if err != nil {
 		s.failureScreenshots(ctx)

@@ -21,6 +21,7 @@ type starts struct {
 type pendingStart struct {
 	done chan struct{} // closed when the boot ended
 	err  error         // the boot's error, set before done closes
+	test string        // the test (or session label) that called start()
 }
 
 // startInBackground boots m in a goroutine unless it runs, died or is
@@ -36,7 +37,7 @@ func (r *run) startInBackground(m *machineValue) error {
 	if r.starts.pending == nil {
 		r.starts.pending = map[string]*pendingStart{}
 	}
-	p := &pendingStart{done: make(chan struct{})}
+	p := &pendingStart{done: make(chan struct{}), test: r.testID()}
 	r.starts.pending[m.name] = p
 	r.starts.wg.Go(func() {
 		defer close(p.done)
@@ -69,15 +70,18 @@ func (r *run) awaitStart(m *machineValue) error {
 	return p.err
 }
 
-// unobservedStarts waits for the boots start() left that no call has
-// waited for yet and returns the failures among them: a test whose only
-// word on a machine was start() must not pass when that machine never
-// booted.
-func (r *run) unobservedStarts() error {
+// unobservedStarts waits for the boots the test called test left with
+// start() that no call has waited for yet, and returns the failures among
+// them: a test whose only word on a machine was start() must not pass
+// when that machine never booted. Boots other tests or a REPL's prompt
+// started are theirs; ctx's end stops the wait (a REPL's Ctrl-C).
+func (r *run) unobservedStarts(ctx context.Context, test string) error {
 	r.starts.mu.Lock()
-	names := make([]string, 0, len(r.starts.pending))
-	for name := range r.starts.pending {
-		names = append(names, name)
+	var names []string
+	for name, p := range r.starts.pending {
+		if p != nil && p.test == test {
+			names = append(names, name)
+		}
 	}
 	r.starts.mu.Unlock()
 	slices.Sort(names)
@@ -86,7 +90,14 @@ func (r *run) unobservedStarts() error {
 		r.starts.mu.Lock()
 		p := r.starts.pending[name]
 		r.starts.mu.Unlock()
-		<-p.done
+		if p == nil {
+			continue // a call waited for it meanwhile
+		}
+		select {
+		case <-p.done:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
 		r.starts.mu.Lock()
 		if r.starts.pending[name] == p {
 			delete(r.starts.pending, name)

@@ -1,6 +1,8 @@
 package script
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -142,5 +144,27 @@ def test_crash():
 	}
 	if booted < 0 || crashed < 0 || crashed < booted {
 		t.Errorf("got the boot at event %d and crash() at %d, want the crash after the boot", booted, crashed)
+	}
+}
+
+// TestUnobservedStartsOwnTest: a test is charged only with the boots it
+// started (not one a REPL's prompt or an earlier test left), and the wait
+// for a boot still running ends with the context (a REPL's Ctrl-C).
+func TestUnobservedStartsOwnTest(t *testing.T) {
+	failed := &pendingStart{done: make(chan struct{}), err: errors.New("no boot"), test: "prompt"}
+	close(failed.done)
+	running := &pendingStart{done: make(chan struct{}), test: "f.test_b"}
+	r := &run{}
+	r.starts.pending = map[string]*pendingStart{"a": failed, "b": running}
+	if err := r.unobservedStarts(t.Context(), "f.test_a"); err != nil {
+		t.Errorf("test_a, which started nothing: got %v, want nil", err)
+	}
+	if err := r.unobservedStarts(t.Context(), "prompt"); err == nil || !strings.Contains(err.Error(), "a.start(): the boot failed") {
+		t.Errorf("the prompt's failed start: got %v, want it reported", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := r.unobservedStarts(ctx, "f.test_b"); !errors.Is(err, context.Canceled) {
+		t.Errorf("a boot still running, context canceled: got %v, want context.Canceled", err)
 	}
 }
