@@ -146,10 +146,9 @@ func New(cfg Config) (*Machine, error) {
 			return nil, fmt.Errorf("new machine %s: %w", cfg.Name, err)
 		}
 		m.dir, m.ownDir = dir, true
-	} else if err := os.MkdirAll(m.dir, 0o700); err != nil {
+	} else if err := privateDir(m.dir); err != nil {
 		return nil, fmt.Errorf("new machine %s: %w", cfg.Name, err)
 	}
-	os.Chmod(m.dir, 0o700)
 	log, err := os.OpenFile(filepath.Join(m.dir, "console.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		m.Close()
