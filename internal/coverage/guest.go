@@ -81,13 +81,27 @@ func CheckShare(machineDir string, limit int64) (string, error) {
 		case t.IsDir():
 			return nil
 		case !t.IsRegular():
-			why = fmt.Sprintf("the share holds %s, which is not a regular file or directory (%s)", rel, t)
-			return fs.SkipAll
+			// Removed, not only refused: a link to a host file, or a
+			// device node the guest's root made over 9p, must not stay
+			// in DIR for whatever archives it later.
+			if why == "" {
+				why = fmt.Sprintf("the share held %s, which is not a regular file or directory (%s; removed)", rel, t)
+			}
+			if err := os.Remove(p); err != nil {
+				return fmt.Errorf("removing %s the guest made: %w", p, err)
+			}
+			return nil
 		}
 		info, err := d.Info()
 		if err != nil {
 			why = fmt.Sprintf("the share's %s cannot be read: %v", rel, err)
 			return fs.SkipAll
+		}
+		if info.Mode()&(fs.ModeSetuid|fs.ModeSetgid) != 0 {
+			// A set-id program the guest's root left: not one on the host.
+			if err := os.Chmod(p, info.Mode().Perm()); err != nil {
+				return fmt.Errorf("clearing the set-id bits of %s the guest made: %w", p, err)
+			}
 		}
 		if info.Size() > maxGuestFile {
 			why = fmt.Sprintf("the share holds %s of %d bytes, more than the %d a file may hold", rel, info.Size(), maxGuestFile)

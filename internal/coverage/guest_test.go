@@ -3,6 +3,7 @@ package coverage
 import (
 	"bytes"
 	"context"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -164,8 +165,8 @@ func TestCheckShare(t *testing.T) {
 		want  string
 	}{
 		{"fine", func(string) error { return nil }, 100, ""},
-		{"link", func(s string) error { return os.Symlink("/etc/passwd", filepath.Join(s, GoDir, "covmeta.0")) }, 100, "the share holds go/covmeta.0, which is not a regular file or directory"},
-		{"pipe", func(s string) error { return unix.Mkfifo(filepath.Join(s, GcovDir, "x.gcda"), 0o600) }, 100, "the share holds gcov/x.gcda, which is not a regular file or directory"},
+		{"link", func(s string) error { return os.Symlink("/etc/passwd", filepath.Join(s, GoDir, "covmeta.0")) }, 100, "the share held go/covmeta.0, which is not a regular file or directory"},
+		{"pipe", func(s string) error { return unix.Mkfifo(filepath.Join(s, GcovDir, "x.gcda"), 0o600) }, 100, "the share held gcov/x.gcda, which is not a regular file or directory"},
 		{"over the cap", func(s string) error { return os.WriteFile(filepath.Join(s, GoDir, "big"), make([]byte, 60), 0o600) }, 100, "the share holds more than 100 bytes"},
 		{"a file too large", func(s string) error { return os.Truncate(filepath.Join(s, GoDir, "covcounters.0"), maxGuestFile+1) }, 1 << 40, "the share holds go/covcounters.0 of 67108865 bytes"},
 	} {
@@ -182,6 +183,14 @@ func TestCheckShare(t *testing.T) {
 			if err != nil || !strings.HasPrefix(why, tt.want) || (tt.want == "") != (why == "") {
 				t.Errorf("got %q, %v; want %q", why, err, tt.want)
 			}
+			// What is not a file or directory does not stay for an
+			// archive of DIR to follow.
+			filepath.WalkDir(md, func(p string, d fs.DirEntry, err error) error {
+				if err == nil && !d.IsDir() && !d.Type().IsRegular() {
+					t.Errorf("%s (%v) is still in the share", p, d.Type())
+				}
+				return nil
+			})
 		})
 	}
 	if why, err := CheckShare(t.TempDir(), 1); why != "" || err != nil {
@@ -192,6 +201,23 @@ func TestCheckShare(t *testing.T) {
 // A machine whose share holds what is not coverage data is named, not
 // merged: as its state says (the run checked it at the test's end), or as
 // the merge finds it (a run cut short wrote no state).
+// TestCheckShareSetID: a set-id file the guest's root left loses its
+// set-id bits.
+func TestCheckShareSetID(t *testing.T) {
+	md := t.TempDir()
+	writeFiles(t, filepath.Join(md, GuestDir), map[string]string{"go/prog": "x"})
+	p := filepath.Join(md, GuestDir, "go", "prog")
+	if err := os.Chmod(p, 0o755|fs.ModeSetuid|fs.ModeSetgid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := CheckShare(md, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(p); fi.Mode()&(fs.ModeSetuid|fs.ModeSetgid) != 0 {
+		t.Errorf("mode %v, want the set-id bits cleared", fi.Mode())
+	}
+}
+
 func TestMergeExcluded(t *testing.T) {
 	src, dir := t.TempDir(), t.TempDir()
 	bin := buildGo(t, src, "")
@@ -212,7 +238,7 @@ func TestMergeExcluded(t *testing.T) {
 	}
 	for _, want := range []string{
 		"coverage data of client in test t1 not merged: the share holds more than 1073741824 bytes",
-		"coverage data of cut in test t1 not merged: the share holds go/covmeta.0123, which is not a regular file or directory",
+		"coverage data of cut in test t1 not merged: the share held go/covmeta.0123, which is not a regular file or directory (L---------; removed)",
 	} {
 		if !strings.Contains(sum.String(), want) {
 			t.Errorf("summary:\n%s\nwant the line %q", sum, want)
