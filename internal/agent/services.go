@@ -127,7 +127,10 @@ func (s *service) supervise(ctx context.Context, readyLog *regexp.Regexp, stoppi
 		}
 		tail := agentproto.NoticeLines(s.tail)
 		s.mu.Unlock()
-		if notify != nil && !stopping() && ctx.Err() == nil && noteworthy(exits) {
+		// The exit after which it stays down is always told, whatever
+		// its number: the host's last word on a service must not be
+		// "restarting" when it is down.
+		if notify != nil && !stopping() && ctx.Err() == nil && (!again || noteworthy(exits)) {
 			e := serviceExit(s.spec.Name, err, again, tail)
 			e.Exits = exits
 			notify(e)
@@ -146,8 +149,8 @@ func (s *service) supervise(ctx context.Context, readyLog *regexp.Regexp, stoppi
 	}
 }
 
-// noteworthy says whether the nth exit of a service is told to the host:
-// the first three, then the 4th, 8th, 16th... A service that crashes at
+// noteworthy says whether the nth exit of a restarted service is told to
+// the host: the first three, then the 4th, 8th, 16th... A service that crashes at
 // once under restart = "always" ends 5 times a second (restartDelay), and
 // a report line for each would bury the rest of the test.
 func noteworthy(n int) bool { return n <= 3 || n&(n-1) == 0 }
