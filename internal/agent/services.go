@@ -45,7 +45,10 @@ type service struct {
 	killed   []string
 	restarts int
 	pgid     int // the running command's process group; 0 between runs
+	// tail is the service's last output lines, across runs (a wait's
+	// error shows them); the current or last run's are tail[runStart:].
 	tail     []string
+	runStart int
 	changed  chan struct{} // closed and replaced when ready or done changes
 }
 
@@ -125,7 +128,7 @@ func (s *service) supervise(ctx context.Context, readyLog *regexp.Regexp, stoppi
 		if !again {
 			exits++
 		}
-		tail := agentproto.NoticeLines(s.tail)
+		tail := agentproto.NoticeLines(s.tail[s.runStart:])
 		s.mu.Unlock()
 		// The exit after which it stays down is always told, whatever
 		// its number: the host's last word on a service must not be
@@ -181,6 +184,9 @@ func exitText(err error) string {
 }
 
 func (s *service) runOnce(ctx context.Context, readyLog *regexp.Regexp) error {
+	s.mu.Lock()
+	s.runStart = len(s.tail) // this run's notice tells its own lines only
+	s.mu.Unlock()
 	cmd, err := command(ctx, &agentproto.Exec{Command: s.spec.Command, User: s.spec.User, Dir: s.spec.Dir, Env: s.spec.Env}, posixShell)
 	if err != nil {
 		return err
@@ -247,6 +253,7 @@ func (s *service) readOutput(r io.ReadCloser, readyLog *regexp.Regexp) {
 		s.tail = append(s.tail, line)
 		if len(s.tail) > serviceTail {
 			s.tail = s.tail[1:]
+			s.runStart = max(0, s.runStart-1)
 		}
 		s.mu.Unlock()
 		if readyLog != nil && readyLog.MatchString(line) {

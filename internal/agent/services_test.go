@@ -64,3 +64,22 @@ func TestServiceFinalExitTold(t *testing.T) {
 		t.Errorf("got notices\n%q\nwant\n%q", lines, want)
 	}
 }
+
+// TestServiceExitTailIsTheRun: a notice's Tail holds its own run's lines,
+// not those of the runs before it.
+func TestServiceExitTailIsTheRun(t *testing.T) {
+	dir := t.TempDir()
+	count := "n=$(cat " + dir + "/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > " + dir + "/n; "
+	got := runServices(t, []agentproto.Service{
+		{Name: "s", Command: count + "echo run $n; [ $n -ge 3 ] && exit 0; exit 1", Restart: "on-failure"},
+	})
+	want := [][]string{{"run 1"}, {"run 2"}, {"run 3"}}
+	if len(got) != len(want) {
+		t.Fatalf("got %d notices %v, want %d", len(got), got, len(want))
+	}
+	for i, e := range got {
+		if !slices.Equal(e.Tail, want[i]) {
+			t.Errorf("notice %d: got tail %q, want %q", i+1, e.Tail, want[i])
+		}
+	}
+}
