@@ -45,7 +45,10 @@ type service struct {
 	killed   []string
 	restarts int
 	pgid     int // the running command's process group; 0 between runs
+	// tail is the service's last output lines, across runs (a wait's
+	// error shows them); the current or last run's are tail[runStart:].
 	tail     []string
+	runStart int
 	changed  chan struct{} // closed and replaced when ready or done changes
 }
 
@@ -125,9 +128,12 @@ func (s *service) supervise(ctx context.Context, readyLog *regexp.Regexp, stoppi
 		if !again {
 			exits++
 		}
-		tail := agentproto.NoticeLines(s.tail)
+		tail := agentproto.NoticeLines(s.tail[s.runStart:])
 		s.mu.Unlock()
-		if notify != nil && !stopping() && ctx.Err() == nil && noteworthy(exits) {
+		// The exit after which it stays down is always told, whatever
+		// its number: the host's last word on a service must not be
+		// "restarting" when it is down.
+		if notify != nil && !stopping() && ctx.Err() == nil && (!again || noteworthy(exits)) {
 			e := serviceExit(s.spec.Name, err, again, tail)
 			e.Exits = exits
 			notify(e)
@@ -146,8 +152,8 @@ func (s *service) supervise(ctx context.Context, readyLog *regexp.Regexp, stoppi
 	}
 }
 
-// noteworthy says whether the nth exit of a service is told to the host:
-// the first three, then the 4th, 8th, 16th... A service that crashes at
+// noteworthy says whether the nth exit of a restarted service is told to
+// the host: the first three, then the 4th, 8th, 16th... A service that crashes at
 // once under restart = "always" ends 5 times a second (restartDelay), and
 // a report line for each would bury the rest of the test.
 func noteworthy(n int) bool { return n <= 3 || n&(n-1) == 0 }
@@ -178,6 +184,9 @@ func exitText(err error) string {
 }
 
 func (s *service) runOnce(ctx context.Context, readyLog *regexp.Regexp) error {
+	s.mu.Lock()
+	s.runStart = len(s.tail) // this run's notice tells its own lines only
+	s.mu.Unlock()
 	cmd, err := command(ctx, &agentproto.Exec{Command: s.spec.Command, User: s.spec.User, Dir: s.spec.Dir, Env: s.spec.Env}, posixShell)
 	if err != nil {
 		return err
@@ -244,6 +253,7 @@ func (s *service) readOutput(r io.ReadCloser, readyLog *regexp.Regexp) {
 		s.tail = append(s.tail, line)
 		if len(s.tail) > serviceTail {
 			s.tail = s.tail[1:]
+			s.runStart = max(0, s.runStart-1)
 		}
 		s.mu.Unlock()
 		if readyLog != nil && readyLog.MatchString(line) {

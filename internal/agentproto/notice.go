@@ -43,7 +43,8 @@ type ServiceExit struct {
 	// Exits counts the service's runs that ended since boot, this one
 	// included. The agent tells the first three exits, then only the
 	// 4th, 8th, 16th...: a service that crashes at once and is restarted
-	// ends 5 times a second.
+	// ends 5 times a second. The exit after which the service stays down
+	// (Restart false) is always told.
 	Exits int `json:"exits,omitempty"`
 	// Tail is the run's last lines of output (stdout and stderr as they
 	// came), at most NoticeTail, each at most MaxNoticeLine bytes.

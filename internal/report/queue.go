@@ -13,6 +13,12 @@ import (
 // lines are ~320 KiB, a whole boot's console several times over.
 const ConsoleQueueSize = 4096
 
+// KeptReserve is how many events a Queue holds beyond its size for
+// EmitKept, so that a service's exit is not dropped to make room for
+// console lines. The agent tells a crash-looping service's exits at the
+// 1st, 2nd, 3rd, 4th, 8th, 16th... (and its last): 64 outlast any stall.
+const KeptReserve = 64
+
 // Queue hands events to emit from its own goroutine, so that the caller
 // never waits for the sinks: a machine's console reader calls Emit, and a
 // paused terminal or a slow reader of -json output must not stall the
@@ -20,13 +26,15 @@ const ConsoleQueueSize = 4096
 // event and counts it; the next event the goroutine writes is preceded by
 // a Log event per machine saying how many lines were dropped there. (The
 // machine's console.log is written by the machine itself and keeps every
-// line.)
+// line.) EmitKept is for the few events that must not be dropped with
+// console lines (service exits): they have KeptReserve places more.
 //
-// Emit and Close are safe for concurrent use. Close stops the goroutine
-// after it has written what waits, and waits for it.
+// Emit, EmitKept and Close are safe for concurrent use. Close stops the
+// goroutine after it has written what waits, and waits for it.
 type Queue struct {
 	emit func(Event)
-	ch   chan Event
+	size int        // how many events Emit queues; cap(ch) is size + KeptReserve
+	ch   chan Event // sent to only under mu, so a send after a length check never blocks
 	done chan struct{}
 
 	mu      sync.Mutex
@@ -34,31 +42,44 @@ type Queue struct {
 	dropped map[dropKey]int // events dropped since the last notice
 }
 
-// dropKey is where dropped lines belonged: a notice goes to each.
-type dropKey struct{ test, machine string }
+// dropKey is where dropped events belonged, and their kind: a notice goes
+// to each.
+type dropKey struct {
+	test, machine string
+	kind          Kind
+}
 
 // NewQueue starts a queue of size events in front of emit.
 func NewQueue(emit func(Event), size int) *Queue {
-	q := &Queue{emit: emit, ch: make(chan Event, max(size, 1)), done: make(chan struct{}),
+	size = max(size, 1)
+	q := &Queue{emit: emit, size: size, ch: make(chan Event, size+KeptReserve), done: make(chan struct{}),
 		dropped: make(map[dropKey]int)}
 	go q.run()
 	return q
 }
 
-// Emit queues e, or drops it when the queue is full. It never blocks
+// Emit queues e, or drops it when size events wait. It never blocks
 // (beyond a map update under a lock no writer holds for longer). Events
 // emitted after Close are dropped.
-func (q *Queue) Emit(e Event) {
+func (q *Queue) Emit(e Event) { q.put(e, q.size) }
+
+// EmitKept queues e as Emit does, in order with the events emitted
+// before it, but also when size events wait: it is dropped (and counted
+// as its kind) only when the KeptReserve places beyond are taken too.
+func (q *Queue) EmitKept(e Event) { q.put(e, cap(q.ch)) }
+
+// put queues e unless limit events wait already.
+func (q *Queue) put(e Event, limit int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed {
 		return
 	}
-	select {
-	case q.ch <- e:
-	default:
-		q.dropped[dropKey{e.Test, e.Machine}]++
+	if len(q.ch) < limit {
+		q.ch <- e // only put sends, under mu: there is room
+		return
 	}
+	q.dropped[dropKey{e.Test, e.Machine, e.Kind}]++
 }
 
 // Close writes what is queued and the last drop notices, and returns when
@@ -98,10 +119,14 @@ func (q *Queue) notices() {
 		keys = append(keys, k)
 	}
 	slices.SortFunc(keys, func(a, b dropKey) int {
-		return cmp.Or(strings.Compare(a.test, b.test), strings.Compare(a.machine, b.machine))
+		return cmp.Or(strings.Compare(a.test, b.test), strings.Compare(a.machine, b.machine), strings.Compare(string(a.kind), string(b.kind)))
 	})
 	for _, k := range keys {
+		what := "console lines"
+		if k.kind != Console && k.kind != "" { // vmlab up's lines have no kind
+			what = string(k.kind) + " events"
+		}
 		q.emit(Event{Kind: Log, Test: k.test, Machine: k.machine,
-			Text: fmt.Sprintf("%d console lines dropped: they came faster than the output took them (the machine's console.log keeps them all)", dropped[k])})
+			Text: fmt.Sprintf("%d %s dropped: they came faster than the output took them (the machine's console.log keeps them all)", dropped[k], what)})
 	}
 }

@@ -101,3 +101,44 @@ func TestQueueNeverBlocks(t *testing.T) {
 		}
 	}
 }
+
+// TestQueueEmitKept: with the queue full of console lines, kept events
+// are still queued, after the lines queued before them, and dropped (and
+// counted as what they are) only past KeptReserve more.
+func TestQueueEmitKept(t *testing.T) {
+	var got []Event // written by the queue's goroutine alone until Close
+	blocked, release := make(chan struct{}), make(chan struct{})
+	q := NewQueue(func(e Event) {
+		if e.Kind == TestStart {
+			close(blocked)
+			<-release
+		}
+		got = append(got, e)
+	}, 2)
+	q.Emit(Event{Kind: TestStart, Test: "t"})
+	wait(t, blocked, "the writer's first event")
+	for i := range 4 { // lines 0 and 1 fill the queue; 2 and 3 are dropped
+		q.Emit(Event{Kind: Console, Test: "t", Machine: "vm", Text: fmt.Sprintf("line %d", i)})
+	}
+	for i := range KeptReserve + 1 { // the last has no place left
+		q.EmitKept(Event{Kind: ServiceExit, Test: "t", Machine: "vm", Text: fmt.Sprintf("exit %d", i)})
+	}
+	close(release)
+	q.Close()
+
+	var texts []string
+	for _, e := range got[1:] {
+		texts = append(texts, e.Text)
+	}
+	// The drop notices come before the next event written.
+	want := []string{
+		"2 console lines dropped: they came faster than the output took them (the machine's console.log keeps them all)",
+		"1 service-exit events dropped: they came faster than the output took them (the machine's console.log keeps them all)",
+		"line 0", "line 1"}
+	for i := range KeptReserve {
+		want = append(want, fmt.Sprintf("exit %d", i))
+	}
+	if strings.Join(texts, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got events\n%q\nwant\n%q", texts, want)
+	}
+}

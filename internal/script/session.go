@@ -119,14 +119,15 @@ func stopEvents(r *run, machineName string) func(machine.StopNote) {
 // serviceEvents is a machine's OnServiceExit: a ServiceExit event, for the
 // test running then. It goes through the console's queue, in order with
 // the console lines, since it is called on the agent channel's reader,
-// which must not wait for the sinks.
+// which must not wait for the sinks; as a kept event, so that a console
+// flood (a chatty service in a crash loop) does not drop it.
 func serviceEvents(q *report.Queue, r *run, machineName string) func(agentproto.ServiceExit) {
 	return func(e agentproto.ServiceExit) {
 		out := strings.Join(e.Tail, "\n")
 		if out != "" {
 			out += "\n"
 		}
-		q.Emit(report.Event{Kind: report.ServiceExit, Test: r.testID(), Machine: machineName, Text: e.String(), Stdout: out})
+		q.EmitKept(report.Event{Kind: report.ServiceExit, Test: r.testID(), Machine: machineName, Text: e.String(), Stdout: out})
 	}
 }
 
