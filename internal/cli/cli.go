@@ -104,6 +104,7 @@ var commands = []command{
 	{"down", "stop a lab that is up", runDown, false},
 	{"bench", "measure boot time, command round trips and wait latency", runBench, false},
 	{"cache", "show the cache (kernel, initramfs) or clean it: vmlab cache [list|clean]", runCache, false},
+	{"image", "list, build or remove machine images: vmlab image ls|build|rm", runImage, false},
 	{"version", "print vmlab's version: its module version and VCS revision", runVersion, false},
 	{"guest-listen", "benchmark helper run inside the guest", runGuestListen, true},
 	{"guest-tput", "benchmark helper run inside the guest", runGuestTput, true},

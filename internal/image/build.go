@@ -81,7 +81,7 @@ func (s *Store) getOCI(ctx context.Context, dir string, ref Ref) (Image, error) 
 	if UnpackOCI == nil {
 		return Image{}, fmt.Errorf("image %s: %w", ref, errNoOCI)
 	}
-	root, err := os.MkdirTemp(dir, ".root-")
+	root, err := newRoot(dir)
 	if err != nil {
 		return Image{}, fmt.Errorf("image %s: %w", ref, err)
 	}
@@ -109,7 +109,7 @@ func (s *Store) makeImage(ctx context.Context, dir string, img Image, fill func(
 		root = given[0]
 	} else {
 		var err error
-		if root, err = os.MkdirTemp(dir, ".root-"); err != nil {
+		if root, err = newRoot(dir); err != nil {
 			return Image{}, fmt.Errorf("image %s: %w", img.Ref, err)
 		}
 		defer os.RemoveAll(root)
@@ -144,10 +144,24 @@ func (s *Store) makeImage(ctx context.Context, dir string, img Image, fill func(
 	return img, nil
 }
 
+// newRoot makes an empty directory for a root file system in dir. It
+// becomes the image's "/", so it gets the mode a root has, not
+// MkdirTemp's 0700 (which kept every user but root out of the guest's
+// file system).
+func newRoot(dir string) (string, error) {
+	root, err := os.MkdirTemp(dir, ".root-")
+	if err != nil {
+		return "", err
+	}
+	return root, os.Chmod(root, 0o755)
+}
+
 // mkfs makes root the erofs image at path, written under a temporary
 // name (locked, as cachefile.Write does, so a trim removes it only when
-// its writer died) and renamed into place. lz4hc: the host kernel's erofs
-// reads it (CONFIG_EROFS_FS_ZIP), and it is ~2.3x smaller than ext4 -d.
+// its writer died) and renamed into place. Measured on bookworm minbase +
+// curl (173 MB of files, 2 cores): erofs lz4 109 MB in 1.2 s; lz4hc 101 MB
+// in 6.6 s; uncompressed erofs 177 MB in 0.6 s; ext4 -d 291 MB in 1.1 s.
+// lz4 it is: the host kernel's erofs reads it (CONFIG_EROFS_FS_ZIP).
 func (s *Store) mkfs(ctx context.Context, root, path string) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -160,7 +174,7 @@ func (s *Store) mkfs(ctx context.Context, root, path string) error {
 	if err := unix.Flock(int(tmp.Fd()), unix.LOCK_SH); err != nil {
 		return err
 	}
-	cmd := exec.CommandContext(ctx, "mkfs.erofs", "-zlz4hc", "-T0", tmp.Name(), root)
+	cmd := exec.CommandContext(ctx, "mkfs.erofs", "-zlz4", "-T0", tmp.Name(), root)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		if errors.Is(err, exec.ErrNotFound) {
 			return fmt.Errorf("mkfs.erofs not found: install erofs-utils (scripts/deps)")
@@ -176,7 +190,9 @@ func (s *Store) mkfs(ctx context.Context, root, path string) error {
 // mmdebstrap builds the root of p into root (an empty directory).
 func (s *Store) mmdebstrap(ctx context.Context, p plan, root string) error {
 	args := []string{
-		"--mode=root", "--variant=minbase", "--format=directory",
+		// --verbose for apt's Get: and Fetched lines: progress says what
+		// is downloaded (see progress).
+		"--mode=root", "--variant=minbase", "--format=directory", "--verbose",
 		"--architectures=" + p.arch,
 		"--include=" + strings.Join(append(append([]string{}, guestPackages...), p.packages...), ","),
 		p.codename, root,
@@ -207,14 +223,30 @@ func (s *Store) mmdebstrap(ctx context.Context, p plan, root string) error {
 }
 
 // progress passes mmdebstrap's step lines ("I: downloading packages
-// with apt...") to Logf, and returns its last lines for an error.
+// with apt...") to Logf, and apt's downloads as one line per apt run
+// ("downloaded 97 files: Fetched 40.2 MB in 6s (6.7 MB/s)"): ~12 lines
+// for a build. It returns mmdebstrap's last lines for an error.
 func (s *Store) progress(ref Ref, r io.Reader) []string {
 	var last []string
+	gets, fetched := 0, ""
 	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if strings.HasPrefix(line, "I: ") || strings.HasPrefix(line, "E: ") || strings.HasPrefix(line, "W: ") {
-			s.logf("image %s: mmdebstrap: %s", ref, line)
+		switch {
+		case strings.HasPrefix(line, "I: ") || strings.HasPrefix(line, "E: ") || strings.HasPrefix(line, "W: "):
+			// Not passed: --verbose's command lines, and apt's warning that
+			// its _apt user cannot enter the cache (0700), which is harmless:
+			// apt downloads as root instead.
+			if !strings.HasPrefix(line, "I: running --") && !strings.Contains(line, "unsandboxed as root") {
+				s.logf("image %s: mmdebstrap: %s", ref, line)
+			}
+		case strings.HasPrefix(line, "Get:"):
+			gets++
+		case strings.HasPrefix(line, "Fetched ") && (gets > 0 || line != fetched): // apt may repeat it
+			fetched = line
+			s.logf("image %s: downloaded %d files: %s", ref, gets, line)
+			gets = 0
 		}
 		last = append(last, line)
 		if len(last) > 20 {

@@ -21,7 +21,7 @@ import (
 )
 
 // Limits bound the image cache, applied after every build: a minbase
-// image is ~40 MB as erofs and one with a service ~100-200 MB, so 4 GiB
+// image with curl is 109 MB as erofs, one with a service more, so 4 GiB
 // keeps a few dozen. Least recently used go first; images in use never.
 var Limits = cachefile.Limits{MaxBytes: 4 << 30, MaxAge: 30 * 24 * time.Hour, Grace: 10 * time.Minute}
 

@@ -117,6 +117,10 @@ func TestGetBuildsOnceAndRebuildsCorrupt(t *testing.T) {
 	if img.FSType != "erofs" || img.Ref != "debian:bookworm" || img.Size == 0 || strings.Join(img.Packages, ",") != "curl" {
 		t.Errorf("image %+v: want an erofs debian:bookworm with curl", img)
 	}
+	// "/" of the image is the build's temporary directory: 0755, not 0700.
+	if out, err := exec.Command("dump.erofs", "--path=/", img.Path).CombinedOutput(); err == nil && !strings.Contains(string(out), "Access: 0755/") {
+		t.Errorf("the image's /: %s; want mode 0755", out)
+	}
 	if !s.builds[0].security {
 		t.Errorf("build plan without the security suite, which the mirror has")
 	}
@@ -263,5 +267,30 @@ func TestTrimAndRemove(t *testing.T) {
 	}
 	if imgs, _ := s.List(); len(imgs) != 1 || !imgs[0].InUse {
 		t.Errorf("List = %+v; want the one image, in use", imgs)
+	}
+}
+
+func TestProgress(t *testing.T) {
+	var logs []string
+	s := &Store{Logf: func(format string, args ...any) { logs = append(logs, fmt.Sprintf(format, args...)) }}
+	var in strings.Builder
+	in.WriteString("I: running apt-get update...\n")
+	for i := range 100 {
+		fmt.Fprintf(&in, "Get:%d http://deb.debian.org/debian bookworm/main amd64 pkg%d amd64 1 [1000 B]\n", i+1, i)
+		in.WriteString("Unpacking pkg ...\n")
+	}
+	in.WriteString("W: Download is performed unsandboxed as root as file /x/partial couldn't be accessed by user _apt\n")
+	in.WriteString("Fetched 40.2 MB in 6s (6.7 MB/s)\nFetched 40.2 MB in 6s (6.7 MB/s)\nE: Unable to locate package nosuchpkg\n")
+	last := s.progress(mustRef(t, "debian:bookworm"), strings.NewReader(in.String()))
+	want := []string{
+		"image debian:bookworm: mmdebstrap: I: running apt-get update...",
+		"image debian:bookworm: downloaded 100 files: Fetched 40.2 MB in 6s (6.7 MB/s)",
+		"image debian:bookworm: mmdebstrap: E: Unable to locate package nosuchpkg",
+	}
+	if strings.Join(logs, "\n") != strings.Join(want, "\n") {
+		t.Errorf("progress logged %q; want %q", logs, want)
+	}
+	if len(last) != 20 || !strings.Contains(explain(last), "no package nosuchpkg") {
+		t.Errorf("progress kept %d last lines (want 20), explained as %q", len(last), explain(last))
 	}
 }
