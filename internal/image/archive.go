@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -228,24 +229,38 @@ func (a archive) release(ctx context.Context, base, suite string) (release, erro
 	return r, nil
 }
 
-// suites lists the suites in base's dists/ index (an HTML directory
-// listing; empty when the archive does not serve one).
+// suites lists the suites the mirror has, for an error: from its dists/
+// index (an HTML directory listing), or, where the mirror serves none
+// (deb.debian.org behind some proxies), the codenames of its aliases
+// ("trixie (stable)"), read from their InRelease in parallel.
 func (a archive) suites(ctx context.Context) []string {
 	ctx, cancel := context.WithTimeout(ctx, releaseTimeout)
 	defer cancel()
-	body, err := a.fetch(ctx, a.Mirror+"/dists/")
-	if err != nil {
-		return nil
-	}
-	defer body.Close()
-	page, _ := io.ReadAll(io.LimitReader(body, 1<<20))
-	var out []string
-	for _, m := range regexp.MustCompile(`href="([a-z][a-z0-9-]*)/"`).FindAllSubmatch(page, -1) {
-		if s := string(m[1]); !slices.Contains(out, s) {
-			out = append(out, s)
+	if body, err := a.fetch(ctx, a.Mirror+"/dists/"); err == nil {
+		page, _ := io.ReadAll(io.LimitReader(body, 1<<20))
+		body.Close()
+		var out []string
+		for _, m := range regexp.MustCompile(`href="([a-z][a-z0-9-]*)/"`).FindAllSubmatch(page, -1) {
+			if s := string(m[1]); !slices.Contains(out, s) {
+				out = append(out, s)
+			}
+		}
+		if len(out) > 0 {
+			return out
 		}
 	}
-	return out
+	aliases := []string{"oldstable", "stable", "testing", "unstable"}
+	names := make([]string, len(aliases))
+	var wg sync.WaitGroup
+	for i, alias := range aliases {
+		wg.Go(func() {
+			if r, err := a.release(ctx, a.Mirror, alias); err == nil {
+				names[i] = r.Codename + " (" + alias + ")"
+			}
+		})
+	}
+	wg.Wait()
+	return slices.DeleteFunc(names, func(s string) bool { return s == "" })
 }
 
 // missingPackages returns the names in pkgs that suite's main component

@@ -47,8 +47,6 @@ type plan struct {
 // and makes it an image file.
 func (s *Store) buildDebian(ctx context.Context, dir string, p plan) (Image, error) {
 	start := time.Now()
-	s.logf("image %s: building %s (%s of %s, %s, packages: %s)", p.ref, p.key, p.codename,
-		p.release.Format(time.DateOnly), p.arch, orNone(p.packages))
 	missing, err := p.archive.missingPackages(ctx, p.codename, p.arch, p.packages)
 	if err != nil {
 		return Image{}, fmt.Errorf("image %s: check packages in %s: %w", p.ref, p.codename, err)
@@ -60,7 +58,8 @@ func (s *Store) buildDebian(ctx context.Context, dir string, p plan) (Image, err
 	if _, err := p.archive.release(ctx, p.archive.Security, p.codename+"-security"); err == nil {
 		p.security = true
 	}
-	s.logf("image %s: packages checked in %.1fs", p.ref, time.Since(start).Seconds())
+	s.logf("image %s: building %s (%s of %s, %s, packages: %s; checked in %.1fs)", p.ref, p.key, p.codename,
+		p.release.Format(time.DateOnly), p.arch, orNone(p.packages), time.Since(start).Seconds())
 	img := Image{
 		FSType: "erofs", Key: p.key, Ref: "debian:" + p.codename, Packages: p.packages,
 		Release: p.release, Arch: p.arch, Recipe: Recipe,

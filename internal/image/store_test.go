@@ -294,3 +294,49 @@ func TestProgress(t *testing.T) {
 		t.Errorf("progress kept %d last lines (want 20), explained as %q", len(last), explain(last))
 	}
 }
+
+func TestUnknownSuiteWithoutListing(t *testing.T) {
+	mux := http.NewServeMux()
+	for alias, codename := range map[string]string{"stable": "trixie", "testing": "forky", "unstable": "sid"} {
+		mux.HandleFunc("/debian/dists/"+alias+"/InRelease", func(w http.ResponseWriter, _ *http.Request) {
+			fmt.Fprintf(w, "Codename: %s\nDate: Sat, 28 Nov 2026 09:12:34 UTC\n", codename)
+		})
+	}
+	srv := httptest.NewServer(mux) // no dists/ index, no oldstable
+	defer srv.Close()
+	s := &Store{Dir: t.TempDir(), archive: &archive{Mirror: srv.URL + "/debian"}, arch: "amd64"}
+	_, err := s.Get(context.Background(), mustRef(t, "debian:trixy"), nil)
+	want := `no suite "trixy"; it has trixie (stable), forky (testing), sid (unstable)`
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("Get of an unknown suite: %v; want %q", err, want)
+	}
+}
+
+func TestGetOCI(t *testing.T) {
+	srv := fakeMirror(t)
+	s := newFakeStore(t, srv)
+	saved := UnpackOCI
+	defer func() { UnpackOCI = saved }()
+	UnpackOCI = nil
+	ref := mustRef(t, "oci:/srv/layout:v1")
+	if _, err := s.Get(context.Background(), ref, nil); err == nil || !strings.Contains(err.Error(), "image oci:/srv/layout:v1: OCI images are not built into this vmlab") {
+		t.Errorf("Get of an OCI image without UnpackOCI: %v; want a clear error", err)
+	}
+	unpacks := 0
+	UnpackOCI = func(_ context.Context, got Ref, dir string) (string, error) {
+		unpacks++
+		if got != ref {
+			t.Errorf("UnpackOCI got %+v, want %+v", got, ref)
+		}
+		return "sha256:1234", os.WriteFile(filepath.Join(dir, "hello"), []byte("hi\n"), 0o644)
+	}
+	img, err := s.Get(context.Background(), ref, nil)
+	if err != nil || img.Digest != "sha256:1234" || img.Ref != ref.String() || !strings.HasPrefix(img.Key, "oci-") {
+		t.Fatalf("Get = %+v, %v; want an oci- image of sha256:1234", img, err)
+	}
+	again, err := s.Get(context.Background(), ref, nil)
+	if err != nil || again.Key != img.Key || again.Built != img.Built || unpacks != 2 {
+		t.Errorf("second Get = %s built %v, %v after %d unpacks; want the cached %s (built %v), unpacked again to learn its digest",
+			again.Key, again.Built, err, unpacks, img.Key, img.Built)
+	}
+}
