@@ -13,7 +13,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -84,7 +86,7 @@ func (s *Store) getOCI(ctx context.Context, dir string, ref Ref) (Image, error) 
 	if err != nil {
 		return Image{}, fmt.Errorf("image %s: %w", ref, err)
 	}
-	defer os.RemoveAll(root)
+	defer s.removeRoot(root)
 	start := time.Now()
 	digest, err := UnpackOCI(ctx, ref, root)
 	if err != nil {
@@ -111,7 +113,7 @@ func (s *Store) makeImage(ctx context.Context, dir string, img Image, fill func(
 		if root, err = newRoot(dir); err != nil {
 			return Image{}, fmt.Errorf("image %s: %w", img.Ref, err)
 		}
-		defer os.RemoveAll(root)
+		defer s.removeRoot(root)
 		if err := fill(root); err != nil {
 			return Image{}, fmt.Errorf("image %s: %w", img.Ref, err)
 		}
@@ -153,6 +155,45 @@ func newRoot(dir string) (string, error) {
 		return "", err
 	}
 	return root, os.Chmod(root, 0o755)
+}
+
+// removeRoot removes a build's root directory, after unmounting what a
+// killed mmdebstrap left mounted in it: removing the files of a mounted
+// /proc, /sys or /dev would reach the host's. Anything still mounted
+// keeps the directory, with a log line.
+func (s *Store) removeRoot(root string) {
+	if err := unmountUnder(root); err != nil {
+		s.logf("image cache: keeping %s: %v", root, err)
+		return
+	}
+	os.RemoveAll(root)
+}
+
+// unmountUnder unmounts every mount at or under dir, deepest first.
+func unmountUnder(dir string) error {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return fmt.Errorf("read mounts: %w", err)
+	}
+	var points []string
+	for line := range strings.Lines(string(data)) {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		// Field 5 is the mount point, with spaces and the like octal-escaped.
+		p := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`).Replace(f[4])
+		if p == dir || strings.HasPrefix(p, dir+"/") {
+			points = append(points, p)
+		}
+	}
+	slices.SortFunc(points, func(a, b string) int { return len(b) - len(a) })
+	for _, p := range points {
+		if err := unix.Unmount(p, unix.MNT_DETACH); err != nil {
+			return fmt.Errorf("unmount %s: %w", p, err)
+		}
+	}
+	return nil
 }
 
 // mkfs makes root the erofs image at path, written under a temporary
@@ -202,6 +243,11 @@ func (s *Store) mmdebstrap(ctx context.Context, p plan, root string) error {
 	}
 	start := time.Now()
 	cmd := exec.CommandContext(ctx, "mmdebstrap", args...)
+	// Canceled, mmdebstrap gets SIGTERM, on which it unmounts what it
+	// mounted in the root (proc, sys, dev/pts) before it exits; SIGKILL
+	// would leave them mounted (removeRoot copes with that too).
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 30 * time.Second
 	out, err := cmd.StderrPipe()
 	if err != nil {
 		return err

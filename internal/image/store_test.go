@@ -340,3 +340,34 @@ func TestGetOCI(t *testing.T) {
 			again.Key, again.Built, err, unpacks, img.Key, img.Built)
 	}
 }
+
+// TestRemoveRootUnmounts: a root left with mounts in it (a killed
+// mmdebstrap) is unmounted before its files are removed.
+func TestRemoveRootUnmounts(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "root")
+	proc := filepath.Join(root, "proc")
+	if err := os.MkdirAll(proc, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := exec.Command("mount", "-t", "tmpfs", "tmpfs", proc).Run(); err != nil {
+		t.Skipf("mount a tmpfs (needs root): %v", err)
+	}
+	keep := filepath.Join(proc, "host-file")
+	if err := os.WriteFile(keep, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Hold the mount through a descriptor: the file in it must survive
+	// the removal, unmounted rather than deleted.
+	f, err := os.Open(proc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	(&Store{}).removeRoot(root)
+	if _, err := os.Stat(root); !os.IsNotExist(err) {
+		t.Errorf("root after removeRoot: %v; want it removed", err)
+	}
+	if names, err := f.Readdirnames(-1); err != nil || len(names) != 1 || names[0] != "host-file" {
+		t.Errorf("the mount's files after removeRoot: %q, %v; want host-file kept", names, err)
+	}
+}
