@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -30,7 +31,11 @@ const (
 type archive struct {
 	Mirror   string // e.g. http://deb.debian.org/debian
 	Security string // e.g. http://deb.debian.org/debian-security
-	client   *http.Client
+	// NoValidUntil: the host's apt does not check Release files' expiry
+	// (Acquire::Check-Valid-Until "false", as hosts on a snapshot or a
+	// caching proxy set), so the build does not either.
+	NoValidUntil bool
+	client       *http.Client
 }
 
 // source is one apt source: a URI and its suites.
@@ -60,7 +65,26 @@ func hostArchive(etc string) archive {
 			srcs = append(srcs, parseDeb822(data)...)
 		}
 	}
-	return pickArchive(srcs)
+	a := pickArchive(srcs)
+	a.NoValidUntil = aptNoValidUntil()
+	return a
+}
+
+// aptNoValidUntil says whether the host's apt configuration turns off
+// the Release files' expiry check (false without apt-config).
+func aptNoValidUntil() bool {
+	out, err := exec.Command("apt-config", "dump", "Acquire::Check-Valid-Until").Output()
+	if err != nil {
+		return false
+	}
+	for line := range strings.Lines(string(out)) {
+		k, v, _ := strings.Cut(strings.TrimSpace(line), " ")
+		if k == "Acquire::Check-Valid-Until" {
+			v = strings.Trim(v, `";`)
+			return v == "false" || v == "no" || v == "0" || v == "off"
+		}
+	}
+	return false
 }
 
 // pickArchive takes the first source whose suites are Debian's own (not
@@ -154,8 +178,9 @@ func parseDeb822(data []byte) []source {
 
 // release is what Get needs from a suite's InRelease file.
 type release struct {
-	Codename string
-	Date     time.Time
+	Codename   string
+	Date       time.Time
+	ValidUntil time.Time // zero when the Release has none (stable suites)
 }
 
 // errNoSuite is returned when the archive has no such suite.
@@ -212,15 +237,19 @@ func (a archive) release(ctx context.Context, base, suite string) (release, erro
 		switch k {
 		case "Codename":
 			r.Codename = v
-		case "Date":
+		case "Date", "Valid-Until":
 			t, err := time.Parse(time.RFC1123, v)
 			if err != nil {
 				t, err = time.Parse(time.RFC1123Z, v)
 			}
 			if err != nil {
-				return release{}, fmt.Errorf("read %s/dists/%s/InRelease: bad Date %q", base, suite, v)
+				return release{}, fmt.Errorf("read %s/dists/%s/InRelease: bad %s %q", base, suite, k, v)
 			}
-			r.Date = t.UTC()
+			if k == "Date" {
+				r.Date = t.UTC()
+			} else {
+				r.ValidUntil = t.UTC()
+			}
 		}
 	}
 	if r.Date.IsZero() || r.Codename == "" {

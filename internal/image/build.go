@@ -235,9 +235,14 @@ func (s *Store) mmdebstrap(ctx context.Context, p plan, root string) error {
 		"--mode=root", "--variant=minbase", "--format=directory", "--verbose",
 		"--architectures=" + p.arch,
 		"--include=" + strings.Join(append(append([]string{}, guestPackages...), p.packages...), ","),
-		p.codename, root,
-		"deb " + p.archive.Mirror + " " + p.codename + " main",
 	}
+	if p.archive.NoValidUntil {
+		args = append(args, `--aptopt=Acquire::Check-Valid-Until "false"`)
+	}
+	args = append(args,
+		p.codename, root,
+		"deb "+p.archive.Mirror+" "+p.codename+" main",
+	)
 	if p.security {
 		args = append(args, "deb "+p.archive.Security+" "+p.codename+"-security main")
 	}

@@ -175,6 +175,10 @@ func (s *Store) getDebian(ctx context.Context, dir string, ref Ref, pkgs []strin
 			ref, a.Mirror, err, img.Key, img.Built.Format(time.DateTime), img.Release.Format(time.DateOnly))
 		return img, nil
 	}
+	if !rel.ValidUntil.IsZero() && time.Now().After(rel.ValidUntil) && !a.NoValidUntil {
+		return Image{}, fmt.Errorf("image %s: the archive %s is stale: its Release of %s expired on %s (Valid-Until), and apt refuses it; use an up-to-date mirror, or set Acquire::Check-Valid-Until \"false\" in the host's apt configuration to accept it",
+			ref, a.Mirror, rel.Codename, rel.ValidUntil.Format(time.DateOnly))
+	}
 	key := debianKey(rel.Codename, arch, rel.Date, pkgs)
 	if img, err := s.cached(dir, key); err == nil {
 		return img, nil

@@ -371,3 +371,24 @@ func TestRemoveRootUnmounts(t *testing.T) {
 		t.Errorf("the mount's files after removeRoot: %q, %v; want host-file kept", names, err)
 	}
 }
+
+func TestStaleRelease(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debian/dists/sid/InRelease", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprint(w, "Codename: sid\nDate: Fri, 30 Oct 2026 08:08:01 UTC\nValid-Until: Fri, 06 Nov 2026 08:08:01 UTC\n")
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	s := newFakeStore(t, srv)
+	s.archive = &archive{Mirror: srv.URL + "/debian", Security: srv.URL + "/debian-security"}
+	_, err := s.Get(context.Background(), mustRef(t, "debian:sid"), nil)
+	if want := "is stale: its Release of sid expired on 2026-11-06"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("Get with an expired Release: %v; want %q", err, want)
+	}
+	// A host whose apt does not check expiry builds it, without expiry
+	// checks in the build either.
+	s.archive.NoValidUntil = true
+	if _, err := s.Get(context.Background(), mustRef(t, "debian:sid"), nil); err != nil || s.nbuilds() != 1 || !s.builds[0].archive.NoValidUntil {
+		t.Errorf("Get with an expired Release, expiry not checked: %v after %d builds; want one build without the check", err, s.nbuilds())
+	}
+}
