@@ -73,7 +73,15 @@ func (s *Store) buildDebian(ctx context.Context, dir string, p plan) (Image, err
 	if build == nil {
 		build = s.mmdebstrap
 	}
-	return s.makeImage(ctx, dir, img, func(root string) error { return build(ctx, p, root) })
+	root, err := newRoot(dir)
+	if err != nil {
+		return Image{}, fmt.Errorf("image %s: %w", p.ref, err)
+	}
+	defer s.removeRoot(root)
+	if err := build(ctx, p, root); err != nil {
+		return Image{}, fmt.Errorf("image %s: %w", p.ref, err)
+	}
+	return s.makeImage(ctx, dir, img, root)
 }
 
 // getOCI unpacks an OCI image through UnpackOCI and makes it an image
@@ -98,26 +106,12 @@ func (s *Store) getOCI(ctx context.Context, dir string, ref Ref) (Image, error) 
 		return img, nil
 	}
 	img := Image{FSType: "erofs", Key: key, Ref: ref.String(), Digest: digest, Arch: s.debArch(), Recipe: Recipe}
-	return s.makeImage(ctx, dir, img, func(string) error { return nil }, root)
+	return s.makeImage(ctx, dir, img, root)
 }
 
-// makeImage fills a root directory through fill, makes it the image
-// file of img.Key, records it and trims the cache. A given root (OCI) is
-// used as it is.
-func (s *Store) makeImage(ctx context.Context, dir string, img Image, fill func(root string) error, given ...string) (Image, error) {
-	var root string
-	if len(given) > 0 {
-		root = given[0]
-	} else {
-		var err error
-		if root, err = newRoot(dir); err != nil {
-			return Image{}, fmt.Errorf("image %s: %w", img.Ref, err)
-		}
-		defer s.removeRoot(root)
-		if err := fill(root); err != nil {
-			return Image{}, fmt.Errorf("image %s: %w", img.Ref, err)
-		}
-	}
+// makeImage makes root the image file of img.Key, records it and trims
+// the cache.
+func (s *Store) makeImage(ctx context.Context, dir string, img Image, root string) (Image, error) {
 	img.Path = filepath.Join(dir, img.Key+ext)
 	start := time.Now()
 	if err := s.mkfs(ctx, root, img.Path); err != nil {
