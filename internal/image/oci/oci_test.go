@@ -6,6 +6,8 @@ import (
 	"context"
 	"io"
 	"io/fs"
+	"log"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,13 +16,16 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sys/unix"
 )
 
 // ent is one layer entry: a tar header and, for a file, its content.
@@ -180,6 +185,10 @@ func checkRichTree(t testing.TB, root string) {
 	}
 	if st, err := os.Lstat(filepath.Join(root, "dev/null")); err != nil || st.Mode()&fs.ModeCharDevice == 0 || st.Sys().(*syscall.Stat_t).Rdev != 0x103 || st.Mode().Perm() != 0o666 {
 		t.Errorf("dev/null: got mode %v (err %v), want char device 1,3 rw-rw-rw-", modeOf(st), err)
+	}
+	buf := make([]byte, 16)
+	if n, err := unix.Lgetxattr(filepath.Join(root, "usr/bin/ping"), "user.vmlab", buf); err != nil || string(buf[:n]) != "x" {
+		t.Errorf("usr/bin/ping: attribute user.vmlab is %q (err %v), want x", buf[:max(n, 0)], err)
 	}
 	if st, err := os.Lstat(filepath.Join(root, "run/fifo")); err != nil || st.Mode()&fs.ModeNamedPipe == 0 {
 		t.Errorf("run/fifo: got mode %v (err %v), want a fifo", modeOf(st), err)
@@ -444,5 +453,78 @@ func BenchmarkUnpack(b *testing.B) {
 		b.StopTimer()
 		os.RemoveAll(root)
 		b.StartTimer()
+	}
+}
+
+// A registry reference is pulled (here from an in-process registry) and its
+// index's linux/amd64 image unpacked.
+func TestUnpackRegistry(t *testing.T) {
+	t.Setenv("DOCKER_CONFIG", t.TempDir()) // no credentials: anonymous pulls
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	amd := image(t, "amd64", layer(t, file("arch", "amd64")))
+	arm := image(t, "arm64", layer(t, file("arch", "arm64")))
+	idx := mutate.AppendManifests(empty.Index,
+		mutate.IndexAddendum{Add: arm, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}},
+		mutate.IndexAddendum{Add: amd, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
+	)
+	armIdx := mutate.AppendManifests(empty.Index,
+		mutate.IndexAddendum{Add: arm, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}})
+	for ref, img := range map[string]v1.ImageIndex{host + "/multi:1": idx, host + "/arm:1": armIdx} {
+		r, err := name.ParseReference(ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := remote.WriteIndex(r, img); err != nil {
+			t.Fatalf("pushing %s: %v", ref, err)
+		}
+	}
+
+	root := t.TempDir()
+	got, err := Unpack(context.Background(), "docker://"+host+"/multi:1", root)
+	if err != nil {
+		t.Fatalf("Unpack: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "arch")); string(b) != "amd64" {
+		t.Errorf("arch: got %q, want amd64", b)
+	}
+	if want := configDigest(t, amd); got != want {
+		t.Errorf("digest: got %s, want %s", got, want)
+	}
+	_, err = Unpack(context.Background(), host+"/arm:1", t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "it has linux/arm64") {
+		t.Errorf("Unpack of an arm64-only index: got %v, want an error naming linux/arm64", err)
+	}
+	_, err = Unpack(context.Background(), host+"/none:1", t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "fetching manifest from registry "+host) {
+		t.Errorf("Unpack of a missing repository: got %v, want an error naming the registry", err)
+	}
+}
+
+// Whiteouts of what is not there, and a "./" root entry, are no error.
+func TestUnpackWhiteoutOfNothing(t *testing.T) {
+	img := image(t, "amd64", layer(t, dir("./"), file("a", "a")), layer(t, file("no/such/.wh.x", ""), file(".wh.b", "")))
+	root := t.TempDir()
+	if _, err := Unpack(context.Background(), "oci:"+writeLayout(t, img, "x"), root); err != nil {
+		t.Fatalf("Unpack: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "a")); string(b) != "a" {
+		t.Errorf("a: got %q, want a", b)
+	}
+}
+
+func TestUnpackArchiveOfTwoImages(t *testing.T) {
+	a := image(t, "amd64", layer(t, file("a", "a")))
+	b := image(t, "amd64", layer(t, file("b", "b")))
+	ta, _ := name.NewTag("vmlab.test/a:1")
+	tb, _ := name.NewTag("vmlab.test/b:1")
+	f := filepath.Join(t.TempDir(), "two.tar")
+	if err := tarball.MultiRefWriteToFile(f, map[name.Reference]v1.Image{ta: a, tb: b}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Unpack(context.Background(), "docker-archive:"+f, t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "one image") {
+		t.Errorf("Unpack: got %v, want an error asking for one image", err)
 	}
 }
