@@ -128,8 +128,8 @@ func openLayout(s string) (v1.Image, error) {
 		return nil, fmt.Errorf("reading index.json: %w", err)
 	}
 	if tag == "" && len(m.Manifests) > 1 && untagged(m) {
-		// index.json is itself the multi-platform index (as `docker buildx
-		// --output type=oci` and others write it).
+		// With no tags to choose by, index.json is taken as a multi-platform
+		// index (as some tools write it) and the platform chooses.
 		return pickPlatform(idx)
 	}
 	desc, err := pickTag(m, tag)
@@ -139,16 +139,14 @@ func openLayout(s string) (v1.Image, error) {
 	return fromDescriptor(idx, desc)
 }
 
-// untagged reports whether no manifest of m carries a tag but some a platform.
+// untagged reports whether no manifest of m carries a tag.
 func untagged(m *v1.IndexManifest) bool {
-	platform := false
 	for _, d := range m.Manifests {
 		if d.Annotations[refNameAnnotation] != "" {
 			return false
 		}
-		platform = platform || d.Platform != nil
 	}
-	return platform
+	return true
 }
 
 // pickTag returns the manifest of index.json tagged tag, or its only one when
@@ -219,15 +217,36 @@ func pickPlatform(idx v1.ImageIndex) (v1.Image, error) {
 	}
 	var have []string
 	for _, d := range m.Manifests {
-		if d.Platform == nil || d.Platform.OS == "unknown" {
+		p := d.Platform
+		if p == nil {
+			p = configPlatform(idx, d)
+		}
+		if p == nil || p.OS == "unknown" {
 			continue // attestations and the like, not images to run
 		}
-		if d.Platform.OS == wantOS && d.Platform.Architecture == wantArch {
+		if p.OS == wantOS && p.Architecture == wantArch {
 			return fromDescriptor(idx, d)
 		}
-		have = append(have, d.Platform.String())
+		have = append(have, p.String())
 	}
 	return nil, fmt.Errorf("no %s/%s image in the index (it has %s): machines run the host's x86-64 kernel, so use an amd64 image", wantOS, wantArch, listOrNone(have))
+}
+
+// configPlatform reads the platform of an index's image whose descriptor
+// names none from the image's config; nil if it is no image or names none.
+func configPlatform(idx v1.ImageIndex, d v1.Descriptor) *v1.Platform {
+	if !d.MediaType.IsImage() {
+		return nil
+	}
+	img, err := idx.Image(d.Digest)
+	if err != nil {
+		return nil
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil || cfg.Architecture == "" {
+		return nil
+	}
+	return &v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}
 }
 
 func openArchive(file string) (v1.Image, error) {

@@ -528,3 +528,22 @@ func TestUnpackArchiveOfTwoImages(t *testing.T) {
 		t.Errorf("Unpack: got %v, want an error asking for one image", err)
 	}
 }
+
+// An index whose entries name no platform is read by the images' configs.
+func TestUnpackIndexWithoutPlatforms(t *testing.T) {
+	amd := image(t, "amd64", layer(t, file("arch", "amd64")))
+	arm := image(t, "arm64", layer(t, file("arch", "arm64")))
+	idx := mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: arm}, mutate.IndexAddendum{Add: amd})
+	d := filepath.Join(t.TempDir(), "layout")
+	if _, err := layout.Write(d, idx); err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	_, err := Unpack(context.Background(), "oci:"+d, root)
+	if err != nil {
+		t.Fatalf("Unpack: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "arch")); string(b) != "amd64" {
+		t.Errorf("arch: got %q, want amd64", b)
+	}
+}
