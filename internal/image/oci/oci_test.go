@@ -70,8 +70,8 @@ func layer(t testing.TB, ents ...ent) v1.Layer {
 	return l
 }
 
-// image stacks layers, bottom first, into an image for os/arch.
-func image(t testing.TB, arch string, layers ...v1.Layer) v1.Image {
+// newImage stacks layers, bottom first, into an image for os/arch.
+func newImage(t testing.TB, arch string, layers ...v1.Layer) v1.Image {
 	t.Helper()
 	img, err := mutate.ConfigFile(empty.Image, &v1.ConfigFile{OS: "linux", Architecture: arch})
 	if err != nil {
@@ -139,7 +139,7 @@ func richLayers(t *testing.T) []v1.Layer {
 }
 
 func TestUnpackLayoutTree(t *testing.T) {
-	img := image(t, "amd64", richLayers(t)...)
+	img := newImage(t, "amd64", richLayers(t)...)
 	lay := writeLayout(t, img, "v1")
 	root := filepath.Join(t.TempDir(), "root")
 	got, err := Unpack(context.Background(), "oci:"+lay+":v1", root)
@@ -203,7 +203,7 @@ func modeOf(st fs.FileInfo) fs.FileMode {
 }
 
 func TestUnpackDockerArchive(t *testing.T) {
-	img := image(t, "amd64", richLayers(t)...)
+	img := newImage(t, "amd64", richLayers(t)...)
 	file := filepath.Join(t.TempDir(), "img.tar")
 	tag, err := name.NewTag("vmlab.test/rich:1")
 	if err != nil {
@@ -227,7 +227,7 @@ func TestUnpackDockerArchive(t *testing.T) {
 func TestUnpackScratch(t *testing.T) {
 	bin := file("hello", "\x7fELF static")
 	bin.hdr.Mode = 0o755
-	img := image(t, "amd64", layer(t, bin))
+	img := newImage(t, "amd64", layer(t, bin))
 	root := t.TempDir()
 	lay := writeLayout(t, img, "latest")
 	if _, err := Unpack(context.Background(), "oci:"+lay, root); err != nil {
@@ -268,7 +268,7 @@ func TestUnpackRefusesEscape(t *testing.T) {
 			for _, es := range c.layers {
 				ls = append(ls, layer(t, es...))
 			}
-			lay := writeLayout(t, image(t, "amd64", ls...), "x")
+			lay := writeLayout(t, newImage(t, "amd64", ls...), "x")
 			_, err := Unpack(context.Background(), "oci:"+lay, t.TempDir())
 			if err == nil {
 				t.Errorf("Unpack: no error, want one")
@@ -290,7 +290,7 @@ func TestUnpackReplacesSymlink(t *testing.T) {
 	if err := os.WriteFile(outside, []byte("safe"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	img := image(t, "amd64", layer(t, symlink("f", outside)), layer(t, file("f", "new")))
+	img := newImage(t, "amd64", layer(t, symlink("f", outside)), layer(t, file("f", "new")))
 	root := t.TempDir()
 	if _, err := Unpack(context.Background(), "oci:"+writeLayout(t, img, "x"), root); err != nil {
 		t.Fatalf("Unpack: %v", err)
@@ -304,8 +304,8 @@ func TestUnpackReplacesSymlink(t *testing.T) {
 }
 
 func TestUnpackPicksPlatform(t *testing.T) {
-	amd := image(t, "amd64", layer(t, file("arch", "amd64")))
-	arm := image(t, "arm64", layer(t, file("arch", "arm64")))
+	amd := newImage(t, "amd64", layer(t, file("arch", "amd64")))
+	arm := newImage(t, "arm64", layer(t, file("arch", "arm64")))
 	idx := mutate.AppendManifests(empty.Index,
 		mutate.IndexAddendum{Add: arm, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}},
 		mutate.IndexAddendum{Add: amd, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
@@ -335,7 +335,7 @@ func TestUnpackPicksPlatform(t *testing.T) {
 }
 
 func TestUnpackRefuses(t *testing.T) {
-	arm := image(t, "arm64", layer(t, file("arch", "arm64")))
+	arm := newImage(t, "arm64", layer(t, file("arch", "arm64")))
 	armOnly := mutate.AppendManifests(empty.Index,
 		mutate.IndexAddendum{Add: arm, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}},
 		mutate.IndexAddendum{Add: arm, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm", Variant: "v7"}}},
@@ -346,7 +346,7 @@ func TestUnpackRefuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = p
-	good := image(t, "amd64", layer(t, file("a", "a")))
+	good := newImage(t, "amd64", layer(t, file("a", "a")))
 	twoTags := writeLayout(t, good, "one")
 	if p, err := layout.FromPath(twoTags); err != nil {
 		t.Fatal(err)
@@ -383,7 +383,7 @@ func TestUnpackRefuses(t *testing.T) {
 
 // A blob whose content does not match its digest is refused.
 func TestUnpackRefusesCorruptBlob(t *testing.T) {
-	img := image(t, "amd64", layer(t, file("a", "real")))
+	img := newImage(t, "amd64", layer(t, file("a", "real")))
 	other := layer(t, file("a", "fake"))
 	cases := []struct {
 		name    string
@@ -417,7 +417,7 @@ func TestUnpackRefusesCorruptBlob(t *testing.T) {
 }
 
 func TestUnpackWantsEmptyDir(t *testing.T) {
-	lay := writeLayout(t, image(t, "amd64", layer(t, file("a", "a"))), "x")
+	lay := writeLayout(t, newImage(t, "amd64", layer(t, file("a", "a"))), "x")
 	root := t.TempDir()
 	if err := os.WriteFile(filepath.Join(root, "mine"), []byte("keep"), 0o644); err != nil {
 		t.Fatal(err)
@@ -443,7 +443,7 @@ func BenchmarkUnpack(b *testing.B) {
 			upper = append(upper, file(p, body))
 		}
 	}
-	lay := writeLayout(b, image(b, "amd64", layer(b, lower...), layer(b, upper...)), "x")
+	lay := writeLayout(b, newImage(b, "amd64", layer(b, lower...), layer(b, upper...)), "x")
 	b.SetBytes(int64(7500 * len(body)))
 	for b.Loop() {
 		root := filepath.Join(b.TempDir(), "root")
@@ -463,8 +463,8 @@ func TestUnpackRegistry(t *testing.T) {
 	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	defer srv.Close()
 	host := strings.TrimPrefix(srv.URL, "http://")
-	amd := image(t, "amd64", layer(t, file("arch", "amd64")))
-	arm := image(t, "arm64", layer(t, file("arch", "arm64")))
+	amd := newImage(t, "amd64", layer(t, file("arch", "amd64")))
+	arm := newImage(t, "arm64", layer(t, file("arch", "arm64")))
 	idx := mutate.AppendManifests(empty.Index,
 		mutate.IndexAddendum{Add: arm, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}},
 		mutate.IndexAddendum{Add: amd, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
@@ -504,7 +504,7 @@ func TestUnpackRegistry(t *testing.T) {
 
 // Whiteouts of what is not there, and a "./" root entry, are no error.
 func TestUnpackWhiteoutOfNothing(t *testing.T) {
-	img := image(t, "amd64", layer(t, dir("./"), file("a", "a")), layer(t, file("no/such/.wh.x", ""), file(".wh.b", "")))
+	img := newImage(t, "amd64", layer(t, dir("./"), file("a", "a")), layer(t, file("no/such/.wh.x", ""), file(".wh.b", "")))
 	root := t.TempDir()
 	if _, err := Unpack(context.Background(), "oci:"+writeLayout(t, img, "x"), root); err != nil {
 		t.Fatalf("Unpack: %v", err)
@@ -515,8 +515,8 @@ func TestUnpackWhiteoutOfNothing(t *testing.T) {
 }
 
 func TestUnpackArchiveOfTwoImages(t *testing.T) {
-	a := image(t, "amd64", layer(t, file("a", "a")))
-	b := image(t, "amd64", layer(t, file("b", "b")))
+	a := newImage(t, "amd64", layer(t, file("a", "a")))
+	b := newImage(t, "amd64", layer(t, file("b", "b")))
 	ta, _ := name.NewTag("vmlab.test/a:1")
 	tb, _ := name.NewTag("vmlab.test/b:1")
 	f := filepath.Join(t.TempDir(), "two.tar")
@@ -531,8 +531,8 @@ func TestUnpackArchiveOfTwoImages(t *testing.T) {
 
 // An index whose entries name no platform is read by the images' configs.
 func TestUnpackIndexWithoutPlatforms(t *testing.T) {
-	amd := image(t, "amd64", layer(t, file("arch", "amd64")))
-	arm := image(t, "arm64", layer(t, file("arch", "arm64")))
+	amd := newImage(t, "amd64", layer(t, file("arch", "amd64")))
+	arm := newImage(t, "arm64", layer(t, file("arch", "arm64")))
 	idx := mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: arm}, mutate.IndexAddendum{Add: amd})
 	d := filepath.Join(t.TempDir(), "layout")
 	if _, err := layout.Write(d, idx); err != nil {
