@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vmlab/vmlab/internal/image"
+	_ "github.com/vmlab/vmlab/internal/image/oci" // oci: and docker-archive: images
 )
 
 // runImage lists, builds or removes machine images (internal/image):

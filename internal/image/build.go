@@ -90,6 +90,15 @@ func (s *Store) getOCI(ctx context.Context, dir string, ref Ref) (Image, error) 
 	if UnpackOCI == nil {
 		return Image{}, fmt.Errorf("image %s: %w", ref, errNoOCI)
 	}
+	// The digest from the index, manifest and config alone: a cached
+	// image is not unpacked again to learn it.
+	if DigestOCI != nil {
+		if digest, err := DigestOCI(ctx, ref); err == nil {
+			if img, err := s.cached(dir, ociKey(digest)); err == nil {
+				return img, nil
+			}
+		}
+	}
 	root, err := newRoot(dir)
 	if err != nil {
 		return Image{}, fmt.Errorf("image %s: %w", ref, err)

@@ -177,5 +177,9 @@ type Image struct {
 // without it.
 var UnpackOCI func(ctx context.Context, ref Ref, dir string) (digest string, err error)
 
+// DigestOCI, when set (with UnpackOCI), returns the digest UnpackOCI
+// would, reading no layer: Get looks in the cache with it first.
+var DigestOCI func(ctx context.Context, ref Ref) (string, error)
+
 // errNoOCI is Get's error for an OCI reference when UnpackOCI is nil.
 var errNoOCI = errors.New("OCI images are not built into this vmlab")
