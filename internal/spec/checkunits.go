@@ -43,7 +43,7 @@ func (c *checker) init(host Host) {
 	switch c.m.Init {
 	case "", InitFast:
 	case InitSystemd:
-		if !host.Systemd {
+		if !host.Systemd && c.m.Image == "" {
 			c.add("init", `init = "systemd": the machines' root (the host's) has no %s: install systemd on the host (apt-get install systemd), or leave init out for vmlab's fast mode`, SystemdPath)
 		}
 	default:
