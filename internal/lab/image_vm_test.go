@@ -34,6 +34,12 @@ func TestImageBesideHostRoot(t *testing.T) {
 		}
 	}
 	deb, host := l.Machine("deb"), l.Machine("host")
+	// virtio_net loads early on an image machine (with erofs): its NIC
+	// must still skip duplicate address detection, or its IPv6 address is
+	// unreachable for its first second up.
+	if out, err := deb.Succeed(ctx, "cat /proc/sys/net/ipv6/conf/eth1/accept_dad"); err != nil || out != "0\n" {
+		t.Errorf("deb's eth1 accept_dad: got %q, %v; want 0", out, err)
+	}
 	for _, tt := range []struct{ from, to string }{{"deb", "host"}, {"host", "deb"}} {
 		if out, err := l.Machine(tt.from).Succeed(ctx, "ping -c 1 -W 5 "+tt.to); err != nil {
 			t.Errorf("%s -> %s: %v: %s", tt.from, tt.to, err, out)
