@@ -2,8 +2,10 @@ package lab_test
 
 import (
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vmlab/vmlab/internal/lab"
 	"github.com/vmlab/vmlab/internal/machine"
@@ -81,4 +83,43 @@ func hostFile(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestImageSystemd boots a systemd machine from a Debian image built
+// without systemd in its packages (PrepareImages adds it) beside a
+// fast-mode machine on the host's root: systemd is PID 1, the image's
+// multi-user.target is reached, and the two reach each other by name.
+func TestImageSystemd(t *testing.T) {
+	if _, err := exec.LookPath("mmdebstrap"); err != nil {
+		t.Skip("no mmdebstrap to build a Debian image")
+	}
+	unit := spec.New("unit")
+	unit.Image, unit.Init, unit.Packages = "debian:bookworm", spec.InitSystemd, []string{"iproute2", "iputils-ping"}
+	cfgs := []machine.Config{{Machine: unit}, {Machine: spec.New("fast")}}
+	boot := vmtest.Boot(t)
+	if err := lab.PrepareImages(t.Context(), boot, cfgs, nil, t.Logf); err != nil {
+		t.Fatal(err)
+	}
+	l, err := lab.New(boot, t.TempDir(), cfgs, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	ctx := t.Context()
+	for _, name := range []string{"unit", "fast"} {
+		if err := l.Machine(name).Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := l.Machine("unit").Succeed(ctx, "cat /proc/1/comm"); err != nil || out != "systemd\n" {
+		t.Errorf("unit's PID 1: got %q, %v; want systemd", out, err)
+	}
+	if err := l.Machine("unit").WaitForUnit(ctx, "multi-user.target", "", time.Minute); err != nil {
+		t.Errorf("wait for multi-user.target: %v", err)
+	}
+	for _, tt := range []struct{ from, to string }{{"unit", "fast"}, {"fast", "unit"}} {
+		if out, err := l.Machine(tt.from).Succeed(ctx, "ping -c 1 -W 5 "+tt.to); err != nil {
+			t.Errorf("%s -> %s: %v: %s", tt.from, tt.to, err, out)
+		}
+	}
 }

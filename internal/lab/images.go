@@ -9,6 +9,7 @@ import (
 
 	"github.com/vmlab/vmlab/internal/image"
 	"github.com/vmlab/vmlab/internal/machine"
+	"github.com/vmlab/vmlab/internal/spec"
 )
 
 // PrepareImages checks the machines' declarations, then gives each
@@ -32,8 +33,7 @@ func PrepareImages(ctx context.Context, boot *machine.Boot, cfgs []machine.Confi
 		if c.Image == "" || c.RootImage != nil {
 			continue
 		}
-		pkgs := slices.Clone(c.Packages)
-		slices.Sort(pkgs)
+		pkgs := imagePackages(c.Machine, logf)
 		key := c.Image + " " + strings.Join(pkgs, ",")
 		if img := got[key]; img != nil {
 			c.RootImage = img
@@ -66,4 +66,19 @@ func checkPrepared(cfgs []machine.Config) error {
 		}
 	}
 	return nil
+}
+
+// imagePackages returns the packages m's image is built with: those m
+// lists, and systemd when m boots it (init = "systemd"), which an image
+// built without it lacks (Debian's minbase has no init). Sorted.
+func imagePackages(m spec.Machine, logf func(string, ...any)) []string {
+	pkgs := slices.Clone(m.Packages)
+	if m.Systemd() && strings.HasPrefix(m.Image, image.SchemeDebian+":") && !slices.Contains(pkgs, "systemd") {
+		pkgs = append(pkgs, "systemd")
+		if logf != nil {
+			logf("machine %s: image %s gets systemd among its packages: the machine boots it (init = \"systemd\")", m.Name, m.Image)
+		}
+	}
+	slices.Sort(pkgs)
+	return pkgs
 }

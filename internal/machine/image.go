@@ -7,7 +7,6 @@ import (
 
 	"github.com/vmlab/vmlab/internal/agentproto"
 	"github.com/vmlab/vmlab/internal/qemu"
-	"github.com/vmlab/vmlab/internal/spec"
 )
 
 // RootImage is a file holding a whole root file system that a machine
@@ -29,14 +28,8 @@ type RootImage struct {
 // imageSerial is the virtio-blk serial the guest finds the image by.
 const imageSerial = "vmlab-image"
 
-// check reports what is wrong with img, booted by the machine m declares,
-// before a boot.
-func (img *RootImage) check(m spec.Machine) error {
-	if m.Systemd() {
-		// The systemd handover hides the host's units in the host's
-		// directories (hideHostUnits); over an image it is not done yet.
-		return fmt.Errorf("boot image %s: init = \"systemd\" on a machine image is not supported yet: use the default init", img.Name)
-	}
+// check reports what is wrong with img before a boot.
+func (img *RootImage) check() error {
 	if img.FSType != "erofs" && img.FSType != "ext4" {
 		return fmt.Errorf("boot image %s: file system %q: want erofs or ext4", img.Name, img.FSType)
 	}

@@ -3,8 +3,6 @@ package machine
 import (
 	"strings"
 	"testing"
-
-	"github.com/vmlab/vmlab/internal/spec"
 )
 
 // TestImageLayout: an image machine shares none of the host's root, only
@@ -35,15 +33,13 @@ func TestRootImageCheck(t *testing.T) {
 	for _, tt := range []struct {
 		name string
 		img  RootImage
-		m    spec.Machine
 		want string
 	}{
-		{"ok", RootImage{Name: "i", Path: dir, FSType: "ext4"}, spec.New("a"), ""},
-		{"fs", RootImage{Name: "i", Path: dir, FSType: "squashfs"}, spec.New("a"), `file system "squashfs"`},
-		{"missing", RootImage{Name: "i", Path: dir + "/none", FSType: "erofs"}, spec.New("a"), "no such file"},
-		{"systemd", RootImage{Name: "i", Path: dir, FSType: "erofs"}, spec.Machine{Name: "a", Init: spec.InitSystemd}, "systemd"},
+		{"ok", RootImage{Name: "i", Path: dir, FSType: "ext4"}, ""},
+		{"fs", RootImage{Name: "i", Path: dir, FSType: "squashfs"}, `file system "squashfs"`},
+		{"missing", RootImage{Name: "i", Path: dir + "/none", FSType: "erofs"}, "no such file"},
 	} {
-		err := tt.img.check(tt.m)
+		err := tt.img.check()
 		if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
 			t.Errorf("%s: got %v, want %q", tt.name, err, tt.want)
 		}

@@ -142,7 +142,7 @@ func New(cfg Config) (*Machine, error) {
 		return nil, fmt.Errorf("new machine %s: %w", cfg.Name, err)
 	}
 	if img := cfg.RootImage; img != nil {
-		if err := img.check(cfg.Machine); err != nil {
+		if err := img.check(); err != nil {
 			return nil, fmt.Errorf("new machine %s: %w", cfg.Name, err)
 		}
 	}

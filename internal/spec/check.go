@@ -261,9 +261,6 @@ func (c *checker) image() {
 	if _, err := image.ParseRef(c.m.Image); err != nil {
 		c.add("image", "%v", err)
 	}
-	if c.m.Systemd() {
-		c.add("init", `init = "systemd" on a machine image (image %q) is not supported yet: leave init out for vmlab's fast mode`, c.m.Image)
-	}
 }
 
 // packages checks that a host-root machine's packages are installed on

@@ -184,7 +184,8 @@ func checkInstallValue(unit, key, value string) error {
 func (c *checker) enable(host Host) {
 	declared := c.m.DeclaredUnits()
 	var root []string
-	if host.Units != nil && host.Systemd {
+	// An image's units are not the host's: they are not known here.
+	if host.Units != nil && host.Systemd && c.m.Image == "" {
 		root = host.Units()
 	}
 	seen := make(map[string]bool)
