@@ -168,11 +168,20 @@ func Sysctl(key, value string) Option {
 	}}
 }
 
-// Packages names Debian packages (or programs) the test needs. The guest's
-// root is the host's, so they must be installed on the host; a missing one
-// fails the test before anything boots, naming the machine and the package.
+// Packages names Debian packages (or programs) the test needs. On a
+// machine with an Image they are installed into the image. Otherwise the
+// guest's root is the host's, so they must be installed on the host; a
+// missing one fails the test before anything boots, naming the machine
+// and the package.
 func Packages(names ...string) Option {
 	return Option{func(s *spec.Machine) { s.Packages = append(s.Packages, names...) }}
+}
+
+// Image makes the machine's root the machine image ref ("debian:trixie",
+// "oci:DIR[:TAG]", "docker-archive:FILE") instead of the host's: built, or
+// taken from the cache, before any machine boots (docs/images.md).
+func Image(ref string) Option {
+	return Option{func(s *spec.Machine) { s.Image = ref }}
 }
 
 // Disks adds empty disks of these sizes in MiB: /dev/vda, /dev/vdb, ... in
@@ -233,7 +242,7 @@ var optionNames = map[string]string{
 	"shares": "Share", "users": "Users", "groups": "Groups", "files": "File", "modules": "Modules",
 	"sysctls": "Sysctl", "packages": "Packages", "services": "Services", "disks": "Disks", "qemu_args": "QEMUArgs",
 	"disk_size": "DiskSize", "forward_ports": "Forward", "init": "Systemd", "units": "Unit", "enable": "Enable",
-	"display": "Display",
+	"display": "Display", "image": "Image",
 }
 
 // checkDeclaration returns the problems of a machine declared after others,

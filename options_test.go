@@ -125,7 +125,7 @@ func TestOptionFields(t *testing.T) {
 		"services": Services(map[string]Service{"web": {Command: "httpd"}}), "disks": Disks(8),
 		"disk_size": DiskSize(64), "forward_ports": Forward(8080, 80), "init": Systemd(),
 		"units": Unit("web.service", "[Service]\nExecStart=/bin/web\n"), "enable": Enable("redis-server"),
-		"display": Display(),
+		"display": Display(), "image": Image("debian:bookworm"),
 	}
 	for _, kw := range spec.Keywords() {
 		t.Run(kw, func(t *testing.T) {

@@ -190,7 +190,11 @@ func (l *Lab) start(t testing.TB) *lab.Lab {
 			}
 			l.t.Cleanup(func() { state.Close() }) // after the machines stop
 		}
-		built, err := lab.New(l.boot, dir, cfgs, logfTo(l.t, l.siteLine))
+		logf := logfTo(l.t, l.siteLine)
+		if err := lab.PrepareImages(l.t.Context(), l.boot, cfgs, nil, logf); err != nil {
+			t.Fatalf("vmlab: %v", err)
+		}
+		built, err := lab.New(l.boot, dir, cfgs, logf)
 		if err != nil {
 			t.Fatalf("vmlab: %v", err)
 		}

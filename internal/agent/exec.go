@@ -154,7 +154,13 @@ func program(req *agentproto.Exec, sh shell) (path string, args []string, err er
 		return path, req.Argv[1:], nil
 	case req.Login:
 		login := loginShell()
+		if err := noShellError(login.path); err != nil {
+			return "", nil, err
+		}
 		return login.path, login.opts, nil
+	}
+	if err := noShellError(sh.path); err != nil {
+		return "", nil, err
 	}
 	return sh.path, append(append(slices.Clip(sh.opts), "-c"), req.Command), nil
 }

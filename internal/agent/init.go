@@ -198,21 +198,13 @@ func mountRoot(cfg agentproto.BootConfig, disk *diskRoot) error {
 	if err := os.MkdirAll(newRoot, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", newRoot, err)
 	}
-	state := filepath.Join(newRoot, "run/vmlab")
-	if disk != nil {
-		if err := unix.Mount(disk.root, newRoot, "", unix.MS_BIND, ""); err != nil {
-			return fmt.Errorf("bind the disk's root on %s: %w", newRoot, err)
-		}
-		state = disk.state
+	state, err := mountBase(cfg, disk)
+	if err != nil {
+		return err
+	}
+	if disk != nil || cfg.Image != nil || cfg.Init == initSystemd {
 		if err := mountRun(); err != nil {
 			return diskHint(err)
-		}
-	} else if err := unix.Mount("tmpfs", newRoot, "tmpfs", 0, "mode=0755"); err != nil {
-		return fmt.Errorf("mount root tmpfs: %w", err)
-	}
-	if disk == nil && cfg.Init == initSystemd {
-		if err := mountRun(); err != nil {
-			return err
 		}
 	}
 	for _, m := range cfg.Mounts {
@@ -237,6 +229,25 @@ func mountRoot(cfg agentproto.BootConfig, disk *diskRoot) error {
 		os.Chmod(p, d.mode)
 	}
 	return nil
+}
+
+// mountBase mounts the base of the new root on newRoot and returns where
+// the overlays' writable layers go: the machine image under an overlay
+// (image.go), else the disk's root directory, else a tmpfs.
+func mountBase(cfg agentproto.BootConfig, disk *diskRoot) (string, error) {
+	switch {
+	case cfg.Image != nil:
+		return mountImageRoot(*cfg.Image, disk)
+	case disk != nil:
+		if err := unix.Mount(disk.root, newRoot, "", unix.MS_BIND, ""); err != nil {
+			return "", fmt.Errorf("bind the disk's root on %s: %w", newRoot, err)
+		}
+		return disk.state, nil
+	}
+	if err := unix.Mount("tmpfs", newRoot, "tmpfs", 0, "mode=0755"); err != nil {
+		return "", fmt.Errorf("mount root tmpfs: %w", err)
+	}
+	return filepath.Join(newRoot, "run/vmlab"), nil
 }
 
 // mountRun mounts the new root's /run.
@@ -307,6 +318,9 @@ func mountTag(cfg agentproto.BootConfig, m agentproto.Mount, target string) erro
 		if m.Overlay {
 			flags = unix.MS_RDONLY
 		}
+	}
+	if m.ReadOnly {
+		flags = unix.MS_RDONLY
 	}
 	if err := unix.Mount(m.Tag, target, fstype, flags, opts); err != nil {
 		return fmt.Errorf("mount %s share %q on %s: %w", fstype, m.Tag, m.Path, err)

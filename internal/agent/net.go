@@ -98,6 +98,10 @@ func configureInterface(current string, ifc agentproto.Interface) error {
 			return err
 		}
 	}
+	// The NIC may have existed before configureNetwork set the default
+	// (virtio_net is loaded early on a machine image, with erofs), and
+	// the kernel applies the larger of "all" and the NIC's own setting.
+	os.WriteFile("/proc/sys/net/ipv6/conf/"+ifc.Name+"/accept_dad", []byte("0"), 0o644)
 	if err := setFlags(fd, ifc.Name, unix.IFF_UP); err != nil {
 		return err
 	}

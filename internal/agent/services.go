@@ -187,7 +187,7 @@ func (s *service) runOnce(ctx context.Context, readyLog *regexp.Regexp) error {
 	s.mu.Lock()
 	s.runStart = len(s.tail) // this run's notice tells its own lines only
 	s.mu.Unlock()
-	cmd, err := command(ctx, &agentproto.Exec{Command: s.spec.Command, User: s.spec.User, Dir: s.spec.Dir, Env: s.spec.Env}, posixShell)
+	cmd, err := command(ctx, serviceExec(s.spec), posixShell)
 	if err != nil {
 		return err
 	}
@@ -360,4 +360,34 @@ func (sv *services) stop(grace time.Duration) {
 	case <-ended:
 	case <-t.C:
 	}
+}
+
+// serviceExec is how spec's command runs: by /bin/sh -c, or, in a machine
+// image without /bin/sh, as the words of a plain command line (no quotes,
+// variables or operators: plainArgv), which need no shell.
+func serviceExec(spec agentproto.Service) *agentproto.Exec {
+	req := &agentproto.Exec{Command: spec.Command, User: spec.User, Dir: spec.Dir, Env: spec.Env}
+	if noShellError(posixShell.path) == nil {
+		return req
+	}
+	if argv, ok := plainArgv(spec.Command); ok {
+		req.Argv, req.Command = argv, ""
+	}
+	return req
+}
+
+// plainArgv splits a command line made only of words of letters, digits
+// and /._-=:,@%+ into its words: what sh would run for it. ok is false for
+// anything a shell would interpret.
+func plainArgv(line string) (argv []string, ok bool) {
+	for _, r := range line {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9',
+			strings.ContainsRune("/._-=:,@%+ ", r):
+		default:
+			return nil, false
+		}
+	}
+	argv = strings.Fields(line)
+	return argv, len(argv) > 0
 }

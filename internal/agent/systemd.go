@@ -77,6 +77,10 @@ func checkSystemd(root string) error {
 	if err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
 		return nil
 	}
+	if rootImage != "" {
+		return fmt.Errorf("boot systemd: the image %s has no %s (init = \"systemd\" boots the root's systemd): "+
+			"add systemd to the image, or leave init at its default, fast", rootImage, systemdPath)
+	}
 	return fmt.Errorf("boot systemd: the machine's root has no %s (init = \"systemd\" boots the root's systemd): "+
 		"install systemd on the host, or leave init at its default, fast", systemdPath)
 }

@@ -42,6 +42,22 @@ type BootConfig struct {
 	// mounted; every process the agent or systemd starts gets
 	// CoverageEnv(Coverage). Empty: no coverage.
 	Coverage string `json:"coverage,omitempty"`
+	// Image is the read-only root image the guest's root is made of, under
+	// an overlay whose writable layer is on Disk; nil: the root is the
+	// host's directories among Mounts.
+	Image *RootImage `json:"image,omitempty"`
+}
+
+// RootImage is a read-only block device holding a whole root file system
+// (a machine image, docs/images.md).
+type RootImage struct {
+	// Name is the image's reference as declared ("debian:bookworm"), for
+	// messages.
+	Name string `json:"name"`
+	// Serial is the virtio-blk serial the guest finds the device by.
+	Serial string `json:"serial"`
+	// FSType is the file system on it: "erofs" or "ext4".
+	FSType string `json:"fstype"`
 }
 
 // CoverageNotes is the file, in the coverage directory, where a fast-mode
@@ -106,6 +122,9 @@ type Mount struct {
 	// Cache is the 9p cache mode: "loose" for trees that do not change while
 	// the machine runs (the host root), "mmap" for shares a test may update.
 	Cache string `json:"cache,omitempty"`
+	// ReadOnly mounts the share read-only without an overlay (the host's
+	// kernel modules under a machine image's root).
+	ReadOnly bool `json:"readonly,omitempty"`
 }
 
 // Symlink is a symbolic link created in the guest's root.

@@ -113,7 +113,7 @@ func sameFile(a, b io.Writer) bool {
 func (u *upRun) run(ctx context.Context, file *script.File, boot *machine.Boot, dir, state string) int {
 	u.console = report.NewQueue(func(ev report.Event) { u.print(u.e.stderr, ev.Machine+": "+agentproto.ElideBootParam(ev.Text)) }, report.ConsoleQueueSize)
 	defer u.console.Close() // after the lab's Close: the machines' last lines are in
-	l, st, err := openLab(file, boot, dir, state, u.configure)
+	l, st, err := openLab(ctx, file, boot, dir, state, u.configure, u.logf)
 	if err != nil {
 		u.logf("%v", err)
 		return exitUsage
@@ -181,9 +181,10 @@ func (u *upRun) run(ctx context.Context, file *script.File, boot *machine.Boot, 
 
 // openLab builds the lab of a loaded file, its machines not started:
 // configure adds each machine's wiring (callbacks), and a state directory
-// (when not "") keeps their disks across runs; the caller closes the
+// (when not "") keeps their disks across runs, machine images are built
+// or found in the cache with progress to logf; the caller closes the
 // returned State (nil without one) after the lab.
-func openLab(file *script.File, boot *machine.Boot, dir, stateDir string, configure func(*machine.Config)) (*lab.Lab, *machine.State, error) {
+func openLab(ctx context.Context, file *script.File, boot *machine.Boot, dir, stateDir string, configure func(*machine.Config), logf func(string, ...any)) (*lab.Lab, *machine.State, error) {
 	cfgs := make([]machine.Config, len(file.Specs))
 	for i, s := range file.Specs {
 		cfgs[i] = machine.Config{Machine: s}
@@ -196,7 +197,11 @@ func openLab(file *script.File, boot *machine.Boot, dir, stateDir string, config
 			return nil, nil, fmt.Errorf("-state: %w", err)
 		}
 	}
-	l, err := lab.New(boot, dir, cfgs, nil)
+	err := lab.PrepareImages(ctx, boot, cfgs, nil, logf)
+	var l *lab.Lab
+	if err == nil {
+		l, err = lab.New(boot, dir, cfgs, nil)
+	}
 	if err != nil {
 		if state != nil {
 			state.Close()

@@ -49,6 +49,9 @@ func New(boot *machine.Boot, dir string, machines []machine.Config, logf func(st
 	if err := Check(boot, machines); err != nil {
 		return nil, err
 	}
+	if err := checkPrepared(machines); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil { // private: consoles and captures
 		return nil, fmt.Errorf("create lab: %w", err)
 	}

@@ -156,7 +156,7 @@ func PrepareBoot(opts BootOptions) (*Boot, error) {
 	}
 	ispec := initramfs.Spec{
 		Init: agentBin, ModulesDir: b.Kernel.Modules, Modules: guestModules[b.FS],
-		Lazy:            []string{"virtio_net"},
+		Lazy:            lazyModules(b.Kernel),
 		StripSignatures: !forcesSignatures(b.Kernel.Version),
 	}
 	b.Initramfs, err = initramfs.Build(ispec, cache)
@@ -225,6 +225,18 @@ func displayModules(k *kernel.Kernel) []string {
 	mods := []string{spec.DisplayModule}
 	if host.HasModule(inputModule) {
 		mods = append(mods, inputModule)
+	}
+	return mods
+}
+
+// lazyModules are the initramfs's modules loaded on demand: virtio_net
+// when the network is configured, and erofs, which machine images are
+// made of (docs/images.md), before an image machine mounts its root. A
+// machine on the host's root never loads erofs.
+func lazyModules(k *kernel.Kernel) []string {
+	mods := []string{"virtio_net"}
+	if spec.HostFor(k.Version, k.Modules).HasModule("erofs") {
+		mods = append(mods, "erofs")
 	}
 	return mods
 }

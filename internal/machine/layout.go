@@ -63,7 +63,15 @@ func scanHostRoot() ([]string, []agentproto.Symlink) {
 // shares, also under overlays so the host never sees a write.
 func rootLayout(extra []Share, fs string, view *hostview.View) ([]qemu.Share, agentproto.BootConfig) {
 	dirs, links := scanHostRoot()
-	boot := agentproto.BootConfig{FS: "virtiofs", Symlinks: links}
+	shares, boot := layoutShares(dirs, extra, fs, view)
+	boot.Symlinks = links
+	return shares, boot
+}
+
+// layoutShares returns the shares of the host's directories dirs and of
+// extra, and the guest's plan to mount them under overlays.
+func layoutShares(dirs []string, extra []Share, fs string, view *hostview.View) ([]qemu.Share, agentproto.BootConfig) {
+	boot := agentproto.BootConfig{FS: "virtiofs"}
 	if fs != "virtiofs" {
 		boot.FS, boot.MSize = "9p", msize
 	}

@@ -76,6 +76,9 @@ type Config struct {
 	// first boot if missing, never removed. Empty: root.img in Dir, made
 	// at the first boot and removed by Close.
 	DiskImage string
+	// RootImage is the machine image the guest's root is made of (image.go,
+	// docs/images.md); nil: the host's root.
+	RootImage *RootImage
 	// Coverage collects the guest's coverage data; zero: none.
 	Coverage Coverage
 }
@@ -137,6 +140,11 @@ func New(cfg Config) (*Machine, error) {
 	cfg.Machine = cfg.WithDefaults()
 	if err := spec.Join(cfg.Check(cfg.Boot.Host())); err != nil {
 		return nil, fmt.Errorf("new machine %s: %w", cfg.Name, err)
+	}
+	if img := cfg.RootImage; img != nil {
+		if err := img.check(); err != nil {
+			return nil, fmt.Errorf("new machine %s: %w", cfg.Name, err)
+		}
 	}
 	m := &Machine{cfg: cfg, dir: cfg.Dir}
 	m.declareForwards()
@@ -678,6 +686,9 @@ func (m *Machine) hostView() (*hostview.View, error) {
 func (m *Machine) qemuConfig(view *hostview.View, image, initrd string) qemu.Config {
 	b := m.cfg.Boot
 	shares, boot := rootLayout(m.cfg.Shares, b.FS, view)
+	if m.cfg.RootImage != nil {
+		shares, boot = imageLayout(m.cfg.RootImage, m.cfg.Shares, b.FS, b.Kernel.Modules, b.Kernel.Version)
+	}
 	shares = m.coverageShare(shares, &boot)
 	boot.Hostname = m.cfg.Name
 	if m.cfg.Systemd() {
@@ -686,7 +697,12 @@ func (m *Machine) qemuConfig(view *hostview.View, image, initrd string) qemu.Con
 	disk, rootDisk := m.qemuDisk(image)
 	boot.Disk = rootDisk
 	boot.Display = m.cfg.Display
+	var rootImage *qemu.Disk
+	if m.cfg.RootImage != nil {
+		rootImage = qemuImage(m.cfg.RootImage)
+	}
 	return qemu.Config{
+		Image:   rootImage,
 		Display: m.cfg.Display,
 		Screen:  b.Screen,
 		Name:    m.cfg.Name,

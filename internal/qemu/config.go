@@ -60,6 +60,10 @@ type Config struct {
 	// Disk is the machine's own disk, its writable root; nil: none. It
 	// comes after Extra, so the extra disks Extra adds keep /dev/vda, ...
 	Disk *Disk
+	// Image is the read-only root image the guest's root is made of
+	// instead of the host's directories (Disk.ReadOnly); nil: none. It
+	// comes after Disk, so extra disks keep their names.
+	Image *Disk
 }
 
 // Disk is a raw disk image the guest finds by its serial.
@@ -71,16 +75,27 @@ type Disk struct {
 	// so a killed QEMU loses nothing; a host crash may), "writeback"
 	// passes them on as fdatasync.
 	Cache string
+	// ReadOnly attaches the image read-only (readonly=on): the guest
+	// cannot write it, and any number of machines may use the file at
+	// once. Cache is then best "none" or "writeback" (no write happens).
+	ReadOnly bool
 }
 
 // args returns the drive and its device. A full or failing image is
 // reported to the guest as ENOSPC or EIO (werror=report, rerror=report)
 // instead of pausing the VM, QEMU's default, which would hang the test.
-func (d *Disk) args() []string {
-	drive := []string{"file=" + escape(d.Path), "format=raw", "if=none", "id=rootdisk",
-		"cache=" + d.Cache, "werror=report", "rerror=report", "discard=unmap"}
+func (d *Disk) args(id string) []string {
+	drive := []string{"file=" + escape(d.Path), "format=raw", "if=none", "id=" + id,
+		"cache=" + d.Cache, "werror=report", "rerror=report"}
+	if d.ReadOnly {
+		// QEMU takes a shared lock on a read-only image, so other
+		// machines may open the same file read-only at the same time.
+		drive = append(drive, "readonly=on")
+	} else {
+		drive = append(drive, "discard=unmap")
+	}
 	return []string{"-drive", strings.Join(drive, ","),
-		"-device", "virtio-blk-pci,drive=rootdisk,serial=" + escape(d.Serial)}
+		"-device", "virtio-blk-pci,drive=" + id + ",serial=" + escape(d.Serial)}
 }
 
 // Share is a host directory the guest mounts by tag.
@@ -172,7 +187,10 @@ func (c Config) Args() []string {
 	args = append(args, c.screenArgs()...)
 	args = append(args, c.Extra...)
 	if c.Disk != nil {
-		args = append(args, c.Disk.args()...)
+		args = append(args, c.Disk.args("rootdisk")...)
+	}
+	if c.Image != nil {
+		args = append(args, c.Image.args("rootimage")...)
 	}
 	return args
 }

@@ -36,6 +36,14 @@ func TestArgs(t *testing.T) {
 		disk[i+4] != "virtio-blk-pci,drive=rootdisk,serial=vmlab-root" {
 		t.Errorf("disk args: got %q, want the extra disk, then the machine's with werror=report", disk)
 	}
+	// A root image: read-only, shared with other machines, after the disk.
+	img := Config{Disk: &Disk{Path: "/m/root.img", Serial: "vmlab-root", Cache: "unsafe"},
+		Image: &Disk{Path: "/c/deb.erofs", Serial: "vmlab-image", Cache: "none", ReadOnly: true}}.Args()
+	if i := slices.Index(img, "virtio-blk-pci,drive=rootdisk,serial=vmlab-root"); i < 0 || i+4 >= len(img) ||
+		img[i+2] != "file=/c/deb.erofs,format=raw,if=none,id=rootimage,cache=none,werror=report,rerror=report,readonly=on" ||
+		img[i+4] != "virtio-blk-pci,drive=rootimage,serial=vmlab-image" {
+		t.Errorf("image args: got %q, want the machine's disk, then the image read-only", img)
+	}
 	kvm := Config{Accel: Accel{Name: "kvm"}}.Args()
 	if !slices.Contains(kvm, "host") || !slices.Contains(kvm, "q35,accel=kvm") {
 		t.Errorf("kvm args: got %q, want -cpu host and accel=kvm", kvm)

@@ -45,6 +45,7 @@ var machineArgs = []machineArg{
 	{"units", into(unitFiles, func(s *spec.Machine) *[]spec.UnitFile { return &s.Units })},
 	{"enable", into(stringList, func(s *spec.Machine) *[]string { return &s.Enable })},
 	{"display", into(boolValue, func(s *spec.Machine) *bool { return &s.Display })},
+	{"image", into(stringValue, func(s *spec.Machine) *string { return &s.Image })},
 }
 
 // into makes an argument that parses its value and stores it in the field

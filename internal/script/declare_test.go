@@ -309,7 +309,7 @@ func TestSpecFields(t *testing.T) {
 		"disk_size": "disk_size = 64", "forward_ports": "forward_ports = {8080: 80}", "init": `init = "systemd"`,
 		"units":   `init = "systemd", units = {"web.service": "[Service]\nExecStart=/bin/web\n"}`,
 		"enable":  `init = "systemd", enable = ["redis-server"]`,
-		"display": "display = True",
+		"display": "display = True", "image": `image = "debian:bookworm"`,
 	}
 	for _, kw := range spec.Keywords() {
 		t.Run(kw, func(t *testing.T) {

@@ -71,7 +71,11 @@ func (file *File) open(ctx context.Context, boot *machine.Boot, outDir string, r
 		c.OnServiceExit = serviceEvents(console, r, s.Name)
 		cfgs[i] = c
 	}
-	l, err := lab.New(boot, outDir, cfgs, logf)
+	err := lab.PrepareImages(ctx, boot, cfgs, nil, logf)
+	var l *lab.Lab
+	if err == nil {
+		l, err = lab.New(boot, outDir, cfgs, logf)
+	}
 	if err != nil {
 		console.Close()
 		return nil, err

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/vmlab/vmlab/internal/agentproto"
+	"github.com/vmlab/vmlab/internal/image"
 )
 
 // Problem is one thing wrong with a declaration.
@@ -67,6 +68,7 @@ func (m Machine) Check(host Host) []Problem {
 	c.files()
 	c.modules(host)
 	c.sysctls(host)
+	c.image()
 	c.packages(host)
 	c.services()
 	c.init(host)
@@ -250,8 +252,22 @@ func (c *checker) sysctls(host Host) {
 	}
 }
 
+// image checks the image reference. The image itself is built or found
+// in the cache later (lab.PrepareImages), before any machine boots.
+func (c *checker) image() {
+	if c.m.Image == "" {
+		return
+	}
+	if _, err := image.ParseRef(c.m.Image); err != nil {
+		c.add("image", "%v", err)
+	}
+}
+
+// packages checks that a host-root machine's packages are installed on
+// the host. An image machine's go into its image: the image's build
+// names one its archive lacks.
 func (c *checker) packages(host Host) {
-	if host.Installed == nil {
+	if host.Installed == nil || c.m.Image != "" {
 		return
 	}
 	var missing []string

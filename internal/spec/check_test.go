@@ -56,6 +56,12 @@ func TestCheck(t *testing.T) {
 		want  string
 	}{
 		{"defaults are fine", func(m *Machine) {}, "", ""},
+		{"image", func(m *Machine) { m.Image = "debian:trixie" }, "", ""},
+		{"image packages are not the host's", func(m *Machine) { m.Image, m.Packages = "debian:trixie", []string{"absent"} }, "", ""},
+		{"host packages are the host's", func(m *Machine) { m.Packages = []string{"absent"} }, "packages", "package absent not installed on the host"},
+		{"image without scheme", func(m *Machine) { m.Image = "bookworm" }, "image", `parse image "bookworm": no scheme`},
+		{"image of unknown scheme", func(m *Machine) { m.Image = "ubuntu:noble" }, "image", `unknown scheme "ubuntu"`},
+		{"image with systemd, which the image gets", func(m *Machine) { m.Image, m.Init = "debian:trixie", InitSystemd }, "", ""},
 		{"name with a slash", func(m *Machine) { m.Name = "../../x" }, "name", `machine name "../../x": a machine name is a host name: letters, digits, '-' and '_', 1 to 63 of them`},
 		{"name with a space", func(m *Machine) { m.Name = "a b" }, "name", "a machine name is a host name"},
 		{"empty name", func(m *Machine) { m.Name = "" }, "name", `machine name ""`},

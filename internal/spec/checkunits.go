@@ -43,7 +43,7 @@ func (c *checker) init(host Host) {
 	switch c.m.Init {
 	case "", InitFast:
 	case InitSystemd:
-		if !host.Systemd {
+		if !host.Systemd && c.m.Image == "" {
 			c.add("init", `init = "systemd": the machines' root (the host's) has no %s: install systemd on the host (apt-get install systemd), or leave init out for vmlab's fast mode`, SystemdPath)
 		}
 	default:
@@ -184,7 +184,8 @@ func checkInstallValue(unit, key, value string) error {
 func (c *checker) enable(host Host) {
 	declared := c.m.DeclaredUnits()
 	var root []string
-	if host.Units != nil && host.Systemd {
+	// An image's units are not the host's: they are not known here.
+	if host.Units != nil && host.Systemd && c.m.Image == "" {
 		root = host.Units()
 	}
 	seen := make(map[string]bool)

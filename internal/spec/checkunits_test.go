@@ -98,6 +98,7 @@ func TestCheckUnits(t *testing.T) {
 		}), "", ""},
 		{"enable misspelled", enable("nfs-servr"), "enable",
 			"no unit nfs-servr.service in units or in the root's /etc/systemd/system and /lib/systemd/system (did you mean nfs-server.service?): declare it in units, or install the package that ships it on the host (the guests' root is the host's)"},
+		{"enable on an image: its units are not the host's", systemd(func(m *Machine) { m.Image = "debian:trixie"; m.Enable = []string{"redis"} }), "", ""},
 		{"enable of a package's name", enable("redis"), "enable", "no unit redis.service in units or in the root's /etc/systemd/system and /lib/systemd/system (did you mean redis-server.service?)"},
 		{"enable of a near name", enable("postgres"), "enable", "no unit postgres.service in units or in the root's /etc/systemd/system and /lib/systemd/system (did you mean postgresql.service?)"},
 		{"enable with its type misspelled", enable("rpcbind.sockt"), "enable", "no unit rpcbind.sockt.service in units or in the root's /etc/systemd/system and /lib/systemd/system (did you mean rpcbind.socket?)"},

@@ -81,8 +81,14 @@ type Machine struct {
 	Shares []Share `spec:"shares"`
 	// Setup is applied at every boot: users, groups, files, modules, sysctls.
 	Setup Setup `spec:",inline"`
-	// Packages must be installed on the host (the guest's root is the
-	// host's).
+	// Image is the machine image the guest's root is made of
+	// ("debian:trixie", "oci:DIR[:TAG]", "docker-archive:FILE"; package
+	// image, docs/images.md), built or taken from the cache before any
+	// machine boots. Empty: the host's root.
+	Image string `spec:"image"`
+	// Packages are, on an image machine, the Debian packages installed
+	// into the image; on the host's root, packages that must be installed
+	// on the host.
 	Packages []string `spec:"packages"`
 	// Services are started after Setup at every boot and supervised by the
 	// agent.
