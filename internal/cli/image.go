@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/vmlab/vmlab/internal/image"
-	_ "github.com/vmlab/vmlab/internal/image/oci" // oci: and docker-archive: images
 )
 
 // runImage lists, builds or removes machine images (internal/image):

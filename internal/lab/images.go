@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vmlab/vmlab/internal/image"
+	_ "github.com/vmlab/vmlab/internal/image/oci" // oci: and docker-archive: images, for every caller
 	"github.com/vmlab/vmlab/internal/machine"
 	"github.com/vmlab/vmlab/internal/spec"
 )
