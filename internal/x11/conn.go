@@ -82,9 +82,13 @@ func (e *ConnectError) Refused() bool {
 // answered the setup: what a server does with a client that connects
 // while it resets, which it does when its last client leaves (measured:
 // 2 connections of 30 made right after the last client left, on Xvfb
-// 21.1). The next try gets in once the reset is done, 25-80 ms later.
+// 21.1). The next try gets in once the reset is done, 25-80 ms later. The
+// close shows as an end of file or a reset when the setup was sent, and as
+// a broken pipe when it closed before the setup was written (seen under
+// load).
 func (e *ConnectError) Resetting() bool {
-	return errors.Is(e.Err, io.EOF) || errors.Is(e.Err, io.ErrUnexpectedEOF) || errors.Is(e.Err, syscall.ECONNRESET)
+	return errors.Is(e.Err, io.EOF) || errors.Is(e.Err, io.ErrUnexpectedEOF) ||
+		errors.Is(e.Err, syscall.ECONNRESET) || errors.Is(e.Err, syscall.EPIPE)
 }
 
 // SetupError is the server's refusal of a connection setup, with its

@@ -3,8 +3,10 @@ package x11_test
 import (
 	"context"
 	"errors"
+	"io"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -186,5 +188,20 @@ func TestDisplayNumber(t *testing.T) {
 		if got, err := x11.DisplayNumber(in); err != nil || got != want {
 			t.Errorf("DisplayNumber(%q): got %d, %v; want %d", in, got, err, want)
 		}
+	}
+}
+
+// TestConnectErrorResetting: a connection a resetting server closes
+// reads as resetting however the close shows: an end of file, a reset, or
+// a broken pipe when the setup could not even be written (under load, a
+// wait failed on it instead of trying again).
+func TestConnectErrorResetting(t *testing.T) {
+	for _, err := range []error{io.EOF, io.ErrUnexpectedEOF, syscall.ECONNRESET, syscall.EPIPE} {
+		if !(&x11.ConnectError{Err: err}).Resetting() {
+			t.Errorf("%v: not resetting, want resetting", err)
+		}
+	}
+	if (&x11.ConnectError{Err: syscall.ECONNREFUSED}).Resetting() {
+		t.Error("a refused connect reads as resetting")
 	}
 }
