@@ -63,6 +63,7 @@ type benchResult struct {
 	screenBench           // display_boot_s, screenshot_ms
 	ocrBench              // ocr_ms, ocr_wait_ms
 	coverageBench         // coverage_off_s, coverage_on_s, coverage_overhead, coverage_merge_s
+	imageBench            // image_build_s, image_boot_ratio, image_io_ratio
 }
 
 // runBench measures, in one run: (a) the floor, the kernel booting a trivial
@@ -88,6 +89,7 @@ func runBench(ctx context.Context, e *env, args []string) int {
 	systemd := fs.Bool("systemd", true, "measure systemd guests: boots to multi-user.target and the NFS example")
 	nfsExample := fs.String("nfs-example", "examples/nfs.star", "the NFS example, timed end to end with vmlab run (\"\" to skip)")
 	coverageExample := fs.String("coverage-example", "examples/coverage.star", "the coverage example, timed with and without -coverage (\"\" to skip)")
+	imageRef := fs.String("image", "debian:bookworm", "machine image to build (a fresh cache), boot and read files on against the host root (\"\" to skip)")
 	netSeconds := fs.Int("net-seconds", 3, "seconds of bulk transfer per measurement")
 	netRounds := fs.Int("net-rounds", 3, "alternating measurements of each network; the median counts")
 	outputMiB := fs.Int("output", 1024, "`MiB` a command prints for the driver's peak memory figure (0 to skip)")
@@ -133,6 +135,10 @@ func runBench(ctx context.Context, e *env, args []string) int {
 			e.errorf("bench: nfs example: %v", err)
 			return exitFail
 		}
+	}
+	if err := r.benchImage(ctx, e, boot, bf, *runs, *imageRef); err != nil {
+		e.errorf("bench: image: %v", err)
+		return exitFail
 	}
 	if *example != "" {
 		if _, err := os.Stat(*example); err == nil {
@@ -342,6 +348,7 @@ func printBench(w io.Writer, r *benchResult) {
 			r.RunS, r.RunS/r.FloorS, verdict(r.RunS <= 10))
 	}
 	r.coverageBench.print(tw)
+	r.imageBench.print(tw)
 	if r.SwitchMbps > 0 {
 		fmt.Fprintf(tw, "network: TCP throughput, switch / multicast\t%.0f / %.0f Mbit/s (%.2fx)\t>= 0.9x\t%s\n",
 			r.SwitchMbps, r.McastMbps, r.ThroughputRatio, verdict(r.ThroughputRatio >= 0.9))
