@@ -51,15 +51,16 @@ func List(dir string) ([]Entry, error) {
 			continue // removed meanwhile
 		}
 		e := Entry{Name: de.Name(), Size: fi.Size(), Used: fi.ModTime(), Temp: isTemp(de.Name())}
-		e.InUse = inUse(filepath.Join(dir, e.Name))
+		e.InUse = InUse(filepath.Join(dir, e.Name))
 		out = append(out, e)
 	}
 	slices.SortFunc(out, func(a, b Entry) int { return a.Used.Compare(b.Used) })
 	return out, nil
 }
 
-// inUse says whether a live process holds a lock on path.
-func inUse(path string) bool {
+// InUse says whether a live process holds a lock on path (the shared lock
+// a user of a cached file takes).
+func InUse(path string) bool {
 	f, err := os.Open(path)
 	if err != nil {
 		return false

@@ -302,21 +302,11 @@ func (s *Store) list(dir string) ([]Image, error) {
 			continue // evicted; its record goes at the next trim
 		}
 		img.Used = fi.ModTime()
-		img.InUse = inUse(img.Path)
+		img.InUse = cachefile.InUse(img.Path)
 		out = append(out, img)
 	}
 	slices.SortFunc(out, func(a, b Image) int { return b.Used.Compare(a.Used) })
 	return out, nil
-}
-
-// inUse says whether a live process holds path (cachefile's shared lock).
-func inUse(path string) bool {
-	f, err := os.Open(path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	return unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil
 }
 
 // Remove removes the image of key, unless a running vmlab uses it.
