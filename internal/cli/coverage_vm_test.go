@@ -185,7 +185,7 @@ def test_links():
 	if strings.Contains(string(b), "HOSTSECRET") || !strings.Contains(st.Excluded, "go, which is not a regular file or directory") {
 		t.Errorf("got state %s, want no host secret in it and the data excluded for the link go", b)
 	}
-	if want := "not merged: m in test links.test_links: the share holds go,"; !strings.Contains(stderr, want) {
+	if want := "not merged: m in test links.test_links: the share held go,"; !strings.Contains(stderr, want) {
 		t.Errorf("the merge does not name m's data as not merged\nstdout:\n%s\nstderr:\n%s", stdout, stderr)
 	}
 }
