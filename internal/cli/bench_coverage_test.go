@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"strings"
 	"testing"
 	"text/tabwriter"
@@ -39,19 +40,7 @@ func TestBenchCoveragePrint(t *testing.T) {
 			[]string{"coverage.star, with / without -coverage 9.00 / 8.00 s (1.12x)", "coverage merge: 2 machines, a Go and a C program 0.52 s"}},
 		{"unmeasured", coverageBench{}, nil},
 	} {
-		var b bytes.Buffer
-		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-		tt.c.print(tw)
-		tw.Flush()
-		got := strings.Join(strings.Fields(b.String()), " ")
-		for _, w := range tt.want {
-			if !strings.Contains(got, w) {
-				t.Errorf("%s: got %q, want %q in it", tt.name, b.String(), w)
-			}
-		}
-		if tt.want == nil && b.Len() != 0 {
-			t.Errorf("%s: got %q, want nothing", tt.name, b.String())
-		}
+		checkRows(t, tt.name, tt.c.print, tt.want)
 	}
 }
 
@@ -82,4 +71,24 @@ func TestBenchCoverageVM(t *testing.T) {
 	}
 	t.Logf("coverage_off_s %.2f, coverage_on_s %.2f, coverage_overhead %.2f, coverage_merge_s %.2f",
 		c.CoverageOffS, c.CoverageOnS, c.CoverageOverhead, c.CoverageMergeS)
+}
+
+// checkRows prints a bench section through a tabwriter as the table does
+// and checks that each wanted row is in it (blanks collapsed), or, with
+// want nil, that the section printed nothing.
+func checkRows(t *testing.T, name string, print func(io.Writer), want []string) {
+	t.Helper()
+	var b bytes.Buffer
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	print(tw)
+	tw.Flush()
+	got := strings.Join(strings.Fields(b.String()), " ")
+	for _, w := range want {
+		if !strings.Contains(got, w) {
+			t.Errorf("%s: got %q, want %q in it", name, b.String(), w)
+		}
+	}
+	if want == nil && b.Len() != 0 {
+		t.Errorf("%s: got %q, want nothing", name, b.String())
+	}
 }

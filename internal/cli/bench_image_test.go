@@ -58,19 +58,7 @@ func TestBenchImagePrint(t *testing.T) {
 		{"unmeasured", imageBench{}, nil},
 	}
 	for _, tt := range tests {
-		var b bytes.Buffer
-		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-		tt.r.print(tw)
-		tw.Flush()
-		got := strings.Join(strings.Fields(b.String()), " ")
-		for _, w := range tt.want {
-			if !strings.Contains(got, w) {
-				t.Errorf("%s: got %q, want %q in it", tt.name, b.String(), w)
-			}
-		}
-		if tt.want == nil && b.Len() != 0 {
-			t.Errorf("%s: got %q, want nothing", tt.name, b.String())
-		}
+		checkRows(t, tt.name, tt.r.print, tt.want)
 	}
 }
 
