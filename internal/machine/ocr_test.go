@@ -102,16 +102,19 @@ func TestWaitForTextTimeout(t *testing.T) {
 	needTesseract(t)
 	dark, light := plainScreen(t, 0), plainScreen(t, 200)
 	m, dir := screenMachine(t, dark, light, dark)
-	// 6 s: long enough for the 6 reads under load (2 s was not, with the
-	// other packages' tests running), so that reading a frame again would
-	// show as a seventh.
+	// 6 s: long enough for the 6 reads on a quiet host, so that reading a
+	// frame again would show as a seventh.
 	err := m.WaitForText(t.Context(), "never shown", 6*time.Second)
 	var se *machine.ScreenTextError
 	if !errors.As(err, &se) {
 		t.Fatalf("got %v, want a *ScreenTextError", err)
 	}
-	if want := 2 * len(ocr.DefaultVariants); se.Reads != want {
-		t.Errorf("got %d OCR runs, want %d: each of the 2 distinct frames read once per variant", se.Reads, want)
+	// Each of the 2 distinct frames is read at most once per variant: a
+	// seventh read would be a frame read again. How many of the 6 fit in
+	// the 6 s depends on the host's load (2 s was not enough under CI), so
+	// the floor is one frame's reads, not all of them.
+	if most, least := 2*len(ocr.DefaultVariants), len(ocr.DefaultVariants); se.Reads > most || se.Reads < least {
+		t.Errorf("got %d OCR runs, want %d to %d: each of the 2 distinct frames read at most once per variant", se.Reads, least, most)
 	}
 	if n := screendumps(t, dir); se.Screenshots < 3 || se.Screenshots > n {
 		t.Errorf("got %d screenshots, want 3 or more and no more than the %d screendumps", se.Screenshots, n)
