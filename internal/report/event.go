@@ -13,8 +13,8 @@ type Kind string
 
 // Event kinds.
 const (
-	TestStart    Kind = "test-start"    // Test
-	TestEnd      Kind = "test-end"      // Test, Passed, Error, Where, Source, Duration; or Test, Skipped, Text (why it never started)
+	TestStart    Kind = "test-start"    // Test; Shard and Host in a merged report
+	TestEnd      Kind = "test-end"      // Test, Passed, Error, Where, Source, Duration; or Test, Skipped, Text (why it never started); or Test, Passed, Cached, Duration (the cached run's), Text (when and where it passed); Shard and Host in a merged report
 	SubtestStart Kind = "subtest-start" // Test, Path
 	SubtestEnd   Kind = "subtest-end"   // Test, Path, Passed, Error, Where, Source, Duration
 	CommandStart Kind = "command-start" // Test, Path, Machine, Command: a command or call began (its Command event says how it ended)
@@ -84,6 +84,14 @@ type Event struct {
 	// Quiet marks a console line the terminal does not show even with -v:
 	// the script turned the console off with serial_stdout_off().
 	Quiet bool `json:"quiet,omitempty"`
+	// Cached marks a test-end of a test that did not run: it passed
+	// before with the same inputs (the result cache, docs/cli.md).
+	Cached bool `json:"cached,omitempty"`
+	// Shard ("2/4") and Host name the shard and machine that ran a test,
+	// on the test-start and test-end events of a merged report (vmlab
+	// report merge).
+	Shard string `json:"shard,omitempty"`
+	Host  string `json:"host,omitempty"`
 }
 
 // MarshalJSON renders the event as encoding/json would, but that a
