@@ -36,6 +36,9 @@ type testRecord struct {
 	machines     []string
 	consoleFiles map[string]string
 	logOrder     []string
+	// Shard ("2/4") and Host are where a merged report's test ran
+	// (Event.Shard and Event.Host); empty in a run's own report.
+	Shard, Host string
 }
 
 // saw notes a machine of the test.
@@ -90,6 +93,9 @@ func (c *collector) add(e Event) {
 }
 
 func (t *testRecord) add(e Event) {
+	if (e.Kind == TestStart || e.Kind == TestEnd) && (e.Shard != "" || e.Host != "") {
+		t.Shard, t.Host = e.Shard, e.Host
+	}
 	switch e.Kind {
 	case TestEnd:
 		t.open = nil

@@ -18,7 +18,8 @@ import (
 // CSS, no script, nothing fetched). Per test it shows the outcome, a
 // timeline of subtests, commands (output folded), boots and logs, the
 // failure, each machine's console (folded) with a link to its log, and
-// links to the captures.
+// links to the captures; in a merged report, the shard and host each test
+// ran on.
 func HTMLFile(path string) File {
 	return HTMLFileWithCoverage(path, func() string { return "" })
 }
@@ -81,6 +82,8 @@ type (
 		Consoles []htmlConsole
 		Dropped  int // bytes of console output dropped
 		Captures []htmlLink
+		// Shard and Host: where the test ran, in a merged report.
+		Shard, Host string
 	}
 	htmlStep struct {
 		Name     string
@@ -156,6 +159,8 @@ func newHTMLPage(tests []*testRecord, dir string) htmlPage {
 			Consoles: htmlConsoles(t, dir),
 			Dropped:  t.console.dropped,
 			Captures: htmlCaptures(t.captures, dir),
+			Shard:    clean(t.Shard),
+			Host:     clean(t.Host),
 		})
 	}
 	return p

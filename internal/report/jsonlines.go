@@ -1,6 +1,8 @@
 package report
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -30,3 +32,30 @@ func (j *jsonLines) Event(e Event) {
 }
 
 func (j *jsonLines) Close() error { return j.err }
+
+// ReadEvents reads events as NewJSONLines wrote them, one JSON object per
+// line, in order. A last line without its newline that does not decode is
+// what a killed run left half written: it is left out, and truncated says
+// so. Any other line that does not decode is an error naming its line.
+func ReadEvents(r io.Reader) (events []Event, truncated bool, err error) {
+	br := bufio.NewReader(r)
+	for n := 1; ; n++ {
+		line, err := br.ReadBytes('\n')
+		if len(bytes.TrimSpace(line)) > 0 {
+			var e Event
+			if jerr := json.Unmarshal(line, &e); jerr != nil {
+				if err == io.EOF { // no newline: the last line, cut short
+					return events, true, nil
+				}
+				return events, false, fmt.Errorf("line %d: %w", n, jerr)
+			}
+			events = append(events, e)
+		}
+		if err == io.EOF {
+			return events, false, nil
+		}
+		if err != nil {
+			return events, false, err
+		}
+	}
+}

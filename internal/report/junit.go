@@ -16,7 +16,8 @@ import (
 // happened and the failing command's output; a testcase's system-out holds
 // its timeline (commands and their output, logs, boots, network changes),
 // a test's its console lines (the last 1 MiB of them), and an attachment
-// line for each screenshot (screenshots).
+// line for each screenshot (screenshots). In a merged report (vmlab report
+// merge) each testcase has the properties shard ("2/4") and host.
 func JUnitFile(path string) File {
 	return File{path: path, what: "junit", render: renderJUnit}
 }
@@ -52,12 +53,21 @@ type (
 		Cases     []junitCase `xml:"testcase"`
 	}
 	junitCase struct {
-		Name      string        `xml:"name,attr"`
-		Classname string        `xml:"classname,attr"`
-		Time      string        `xml:"time,attr"`
-		Failure   *junitFailure `xml:"failure,omitempty"`
-		Skipped   *junitSkipped `xml:"skipped,omitempty"`
-		SystemOut *junitText    `xml:"system-out,omitempty"`
+		Name      string `xml:"name,attr"`
+		Classname string `xml:"classname,attr"`
+		Time      string `xml:"time,attr"`
+		// Properties are a merged report's shard and host.
+		Properties *junitProperties `xml:"properties,omitempty"`
+		Failure    *junitFailure    `xml:"failure,omitempty"`
+		Skipped    *junitSkipped    `xml:"skipped,omitempty"`
+		SystemOut  *junitText       `xml:"system-out,omitempty"`
+	}
+	junitProperties struct {
+		Property []junitProperty `xml:"property"`
+	}
+	junitProperty struct {
+		Name  string `xml:"name,attr"`
+		Value string `xml:"value,attr"`
 	}
 	junitSkipped struct {
 		Message string `xml:"message,attr,omitempty"`
@@ -154,6 +164,9 @@ func junitTestcase(t *testRecord, s *step) junitCase {
 		Name:      clean(strings.Join(append([]string{test}, s.Path...), "/")),
 		Classname: clean(file),
 		Time:      junitSeconds(s.Duration),
+	}
+	if t.Shard != "" || t.Host != "" {
+		c.Properties = &junitProperties{[]junitProperty{{"shard", clean(t.Shard)}, {"host", clean(t.Host)}}}
 	}
 	if s.Skipped {
 		c.Skipped = &junitSkipped{Message: clean(s.Error)}
