@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"syscall"
 
 	"github.com/vmlab/vmlab/internal/machine"
@@ -105,6 +106,7 @@ var commands = []command{
 	{"bench", "measure boot time, command round trips and wait latency", runBench, false},
 	{"cache", "show the cache (kernel, initramfs) or clean it: vmlab cache [list|clean]", runCache, false},
 	{"image", "list, build or remove machine images: vmlab image ls|build|rm", runImage, false},
+	{"report", "merge the outputs of a sharded run into one report: vmlab report merge -out DIR SHARD_DIR...", runReport, false},
 	{"version", "print vmlab's version: its module version and VCS revision", runVersion, false},
 	{"guest-listen", "benchmark helper run inside the guest", runGuestListen, true},
 	{"guest-tput", "benchmark helper run inside the guest", runGuestTput, true},
@@ -140,8 +142,9 @@ func Main(args []string, stdout, stderr io.Writer) (code int) {
 		usage(stderr)
 		return exitUsage
 	case args[0] == "help" && len(args) > 1:
-		// vmlab help run is vmlab run -h.
-		return Main([]string{args[1], "-h"}, stdout, stderr)
+		// vmlab help run is vmlab run -h; vmlab help report merge is
+		// vmlab report merge -h.
+		return Main(append(slices.Clone(args[1:]), "-h"), stdout, stderr)
 	case args[0] == "help" || args[0] == "-h" || args[0] == "-help" || args[0] == "--help":
 		usage(stdout)
 		return exitOK
