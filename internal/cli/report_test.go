@@ -273,6 +273,26 @@ func TestReportMergeFaults(t *testing.T) {
 			t.Errorf("testcase of the shard without events: got %+v, want failed, saying why", c)
 		}
 	})
+	t.Run("in no shard", func(t *testing.T) {
+		parent := t.TempDir()
+		s1 := newFixture(1, 2, "a.test_one", "a.test_two")
+		s2 := newFixture(2, 2, "b.test_four", "b.test_three")
+		s2.m.Tests = s2.m.Tests[:1]              // b.test_three in no shard's tests
+		s2.events = s2.events[:4]                // b.test_four's
+		s1.events = s1.events[:len(s1.events)-1] // a complete shard, a.test_two without its end
+		out := filepath.Join(parent, "merged")
+		code, stdout, stderr := run("report", "merge", "-out", out, s1.write(t, parent), s2.write(t, parent))
+		if code != exitFail || !strings.Contains(stdout, "merged: 2 passed, 1 failed, 0 cached, 1 not run\n") {
+			t.Errorf("got exit %d, want 1, a test failed and one not run\nstdout: %s\nstderr: %s", code, stdout, stderr)
+		}
+		_, cases := readMergedJUnit(t, out)
+		if c := cases["b.test_three"]; c.Skipped == nil || c.Skipped.Message != "in no shard's tests: no shard ran it" {
+			t.Errorf("testcase of no shard: got %+v, want skipped, saying no shard ran it", c)
+		}
+		if c := cases["a.test_two"]; c.Failure == nil || c.Failure.Message != "shard 1/2 on runner-1 ended without a result for this test" {
+			t.Errorf("testcase without an end in a complete shard: got %+v, want failed, saying so", c)
+		}
+	})
 	t.Run("missing shard", func(t *testing.T) {
 		parent := t.TempDir()
 		s1 := newFixture(1, 3, "a.test_one", "b.test_four")
