@@ -233,6 +233,12 @@ func planMerge(shards []*mergeShard) (*mergePlan, error) {
 	if p.total < 1 {
 		return nil, fmt.Errorf("%s: shard count %d in its %s, want at least 1", first.dir, p.total, shard.ManifestFile)
 	}
+	for _, id := range p.all {
+		// A test's id names its directory, in the shard's and in -out.
+		if id == "" || id == "." || id == ".." || strings.ContainsAny(id, `/\`) {
+			return nil, fmt.Errorf("%s: test id %q in its %s is not a file.test_x name", first.dir, id, shard.ManifestFile)
+		}
+	}
 	byIndex := make(map[int]*mergeShard)
 	for _, s := range shards {
 		i := s.m.Index

@@ -342,6 +342,10 @@ func TestReportMergeBadInput(t *testing.T) {
 		{"same shard", func(_, s2 *fixtureShard) { s2.m.Index = 1 }, "are both shard 1/2"},
 		{"test twice", func(_, s2 *fixtureShard) { s2.m.Tests = append(s2.m.Tests, "a.test_two") }, "test a.test_two is in shard 1/2"},
 		{"index", func(_, s2 *fixtureShard) { s2.m.Index = 3 }, "shard index 3 in its run.json is not within 1..2"},
+		{"bad id", func(s1, s2 *fixtureShard) {
+			all := append([]string{"../escape"}, fixtureAll...)
+			s1.m.All, s2.m.All = all, all
+		}, `test id "../escape" in its run.json is not a file.test_x name`},
 		{"foreign test", func(_, s2 *fixtureShard) { s2.m.Tests = append(s2.m.Tests, "c.test_x") }, "test c.test_x of shard 2/2 is not in the run's selection"},
 	}
 	for _, tt := range tests {
