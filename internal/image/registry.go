@@ -83,6 +83,11 @@ func (r Ref) pinned(digest string) Ref {
 	return Ref{Scheme: SchemeRegistry, Name: repo + "@" + digest}
 }
 
+// maxResolutions bounds the references an image's record keeps, newest
+// first (a test pulling from a registry on a new port each run names it
+// anew every time).
+const maxResolutions = 16
+
 // recordResolution records in img's record that res.Ref resolved to it,
 // replacing that reference's earlier resolution. A record that cannot be
 // written costs only the offline fallback: it is logged.
@@ -94,7 +99,7 @@ func (s *Store) recordResolution(dir string, img *Image, res Resolution) {
 	}
 	out := []Resolution{res}
 	for _, r := range rec.Resolved {
-		if r.Ref != res.Ref {
+		if r.Ref != res.Ref && len(out) < maxResolutions {
 			out = append(out, r)
 		}
 	}

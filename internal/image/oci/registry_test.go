@@ -265,3 +265,19 @@ func TestStoreGetsRegistry(t *testing.T) {
 		t.Errorf("Get of an uncached reference offline: got %v, want an error naming the registry and that nothing is cached", err)
 	}
 }
+
+// An image of another architecture is refused when resolved, naming it.
+func TestResolveRefusesOtherArch(t *testing.T) {
+	dockerConfig(t, "")
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	ref := strings.TrimPrefix(srv.URL, "http://") + "/arm:1"
+	tag, _ := name.ParseReference(ref)
+	if err := remote.Write(tag, newImage(t, "arm64", layer(t, file("arch", "arm64")))); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := Resolve(context.Background(), ref)
+	if err == nil || !strings.Contains(err.Error(), "image is for linux/arm64") || !strings.Contains(err.Error(), "amd64 image") {
+		t.Errorf("Resolve(%s): got %v, want an error naming linux/arm64", ref, err)
+	}
+}
