@@ -1,7 +1,8 @@
 // Package image owns machine images: read-only root file system images
 // built from a distribution's archive (debian:SUITE, with mmdebstrap) or
-// unpacked from an OCI image (oci:DIR[:TAG], docker-archive:FILE, through
-// UnpackOCI), and the cache that keeps them (~/.cache/vmlab/images).
+// unpacked from an OCI image (oci:DIR[:TAG], docker-archive:FILE, or a
+// registry reference such as docker.io/library/postgres:16, through
+// UnpackOCI and ResolveRegistry), and the cache that keeps them (~/.cache/vmlab/images).
 //
 // The API other parts call:
 //
