@@ -163,7 +163,7 @@ func ParseRef(s string) (Ref, error) {
 	if strings.Contains(rest, "/") {
 		return parseRegistryRef(s, s)
 	}
-	return Ref{}, fmt.Errorf("parse image %q: unknown scheme %q and no registry host: write %s; a Docker Hub image names its registry: docker.io/library/%s", s, scheme, refForms, s)
+	return Ref{}, fmt.Errorf("parse image %q: unknown scheme %q and no registry host: write %s; if it is a Docker Hub image, name its registry: docker.io/library/%s", s, scheme, refForms, s)
 }
 
 // parseRegistryRef parses ref, s as written less a "docker://" prefix, as
@@ -173,9 +173,9 @@ func parseRegistryRef(s, ref string) (Ref, error) {
 	if !ok || !(host == "localhost" || strings.ContainsAny(host, ".:")) {
 		hint := ""
 		if ref != "" && !strings.ContainsAny(ref, " \t") {
-			hint = "; a Docker Hub image names its registry: docker.io/" + ref
+			hint = "; if it is a Docker Hub image, name its registry: docker.io/" + ref
 			if !ok {
-				hint = "; a Docker Hub image names its registry: docker.io/library/" + ref
+				hint = "; if it is a Docker Hub image, name its registry: docker.io/library/" + ref
 			}
 		}
 		return Ref{}, fmt.Errorf("parse image %q: no scheme and no registry host: write %s%s", s, refForms, hint)
