@@ -178,8 +178,10 @@ func Packages(names ...string) Option {
 }
 
 // Image makes the machine's root the machine image ref ("debian:trixie",
-// "oci:DIR[:TAG]", "docker-archive:FILE") instead of the host's: built, or
-// taken from the cache, before any machine boots (docs/images.md).
+// "oci:DIR[:TAG]", "docker-archive:FILE", or a registry reference naming
+// its registry, "docker.io/library/postgres:16") instead of the host's:
+// built, pulled or taken from the cache, before any machine boots
+// (docs/images.md).
 func Image(ref string) Option {
 	return Option{func(s *spec.Machine) { s.Image = ref }}
 }

@@ -31,7 +31,7 @@ func TestOCILayout(t *testing.T) {
 	}
 	root := t.TempDir()
 	mkRoot(t, root, busybox)
-	dir := writeOCILayout(t, root, "v1")
+	dir := writeOCILayout(t, treeImage(t, root), "v1")
 
 	lab := vmlab.New(t)
 	box := lab.Machine("box", vmlab.Image("oci:"+dir+":v1"))
@@ -77,10 +77,8 @@ func mkRoot(t *testing.T, dir, busybox string) {
 	}
 }
 
-// writeOCILayout packs the tree at root into a one-layer linux/amd64
-// image, writes it as an OCI image layout tagged tag, and returns the
-// layout's directory.
-func writeOCILayout(t *testing.T, root, tag string) string {
+// treeImage packs the tree at root into a one-layer linux/amd64 image.
+func treeImage(t *testing.T, root string) v1.Image {
 	t.Helper()
 	data := tarTree(t, root)
 	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
@@ -96,6 +94,13 @@ func writeOCILayout(t *testing.T, root, tag string) string {
 	if img, err = mutate.AppendLayers(img, layer); err != nil {
 		t.Fatalf("adding the layer: %v", err)
 	}
+	return img
+}
+
+// writeOCILayout writes img as an OCI image layout tagged tag, and
+// returns the layout's directory.
+func writeOCILayout(t *testing.T, img v1.Image, tag string) string {
+	t.Helper()
 	dir := filepath.Join(t.TempDir(), "layout")
 	p, err := layout.Write(dir, empty.Index)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -24,7 +25,7 @@ func runImage(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintf(fs.Output(), "usage: vmlab image ls|build|rm [flags] [args]\n\n"+
 			"ls lists the cached images: key, reference, packages, size, when built and last used;\n"+
 			"build REF [-p pkg,...] builds an image unless it is cached (REF: debian:SUITE, oci:DIR[:TAG],\n"+
-			"  docker-archive:FILE), to fill a CI cache before the tests run;\n"+
+			"  docker-archive:FILE or REGISTRY/REPOSITORY[:TAG|@DIGEST]), to fill a CI cache before the tests run;\n"+
 			"rm KEY|REF|-all removes an image by key, every image of a reference, or all of them\n"+
 			"  (images a running vmlab uses are kept).\n\n")
 		fs.PrintDefaults()
@@ -130,7 +131,10 @@ func imageRemove(e *env, s *image.Store, arg string, all bool) int {
 	case all:
 		match = func(image.Image) bool { return true }
 	case err == nil:
-		match = func(img image.Image) bool { return img.Ref == ref.String() || img.Asked == ref.String() }
+		match = func(img image.Image) bool {
+			return img.Ref == ref.String() || img.Asked == ref.String() ||
+				slices.ContainsFunc(img.Resolved, func(r image.Resolution) bool { return r.Ref == ref.String() })
+		}
 	default:
 		match = func(img image.Image) bool { return img.Key == arg }
 	}

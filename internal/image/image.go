@@ -1,7 +1,8 @@
 // Package image owns machine images: read-only root file system images
 // built from a distribution's archive (debian:SUITE, with mmdebstrap) or
-// unpacked from an OCI image (oci:DIR[:TAG], docker-archive:FILE, through
-// UnpackOCI), and the cache that keeps them (~/.cache/vmlab/images).
+// unpacked from an OCI image (oci:DIR[:TAG], docker-archive:FILE, or a
+// registry reference such as docker.io/library/postgres:16, through
+// UnpackOCI and ResolveRegistry), and the cache that keeps them (~/.cache/vmlab/images).
 //
 // The API other parts call:
 //
@@ -32,6 +33,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
 )
 
 // Recipe is the version of the build recipe (the mmdebstrap options, what
@@ -44,11 +47,16 @@ const (
 	SchemeDebian        = "debian"
 	SchemeOCI           = "oci"
 	SchemeDockerArchive = "docker-archive"
+	// SchemeRegistry is an image in a registry, named with its registry
+	// host: "docker.io/library/postgres:16", "127.0.0.1:5000/busybox:v1",
+	// "ghcr.io/org/app@sha256:…".
+	SchemeRegistry = "registry"
 )
 
 // Ref is a parsed image reference.
 type Ref struct {
-	// Scheme is SchemeDebian, SchemeOCI or SchemeDockerArchive.
+	// Scheme is SchemeDebian, SchemeOCI, SchemeDockerArchive or
+	// SchemeRegistry.
 	Scheme string
 	// Suite is the Debian suite or codename (debian: only), as written:
 	// "stable" and "testing" are resolved against the archive by Get.
@@ -59,6 +67,19 @@ type Ref struct {
 	// Tag selects an image of an OCI layout by its
 	// org.opencontainers.image.ref.name; "" means the layout's only image.
 	Tag string
+	// Name is the registry reference as written, without a "docker://"
+	// prefix (registry only): REGISTRY/REPOSITORY[:TAG][@sha256:DIGEST].
+	Name string
+}
+
+// Registry returns the registry host of a registry reference
+// ("docker.io", "127.0.0.1:5000"); "" for other schemes.
+func (r Ref) Registry() string {
+	if r.Scheme != SchemeRegistry {
+		return ""
+	}
+	host, _, _ := strings.Cut(r.Name, "/")
+	return host
 }
 
 // String returns the reference as ParseRef accepts it.
@@ -66,6 +87,8 @@ func (r Ref) String() string {
 	switch r.Scheme {
 	case SchemeDebian:
 		return "debian:" + r.Suite
+	case SchemeRegistry:
+		return r.Name
 	case SchemeOCI:
 		if r.Tag != "" {
 			return "oci:" + r.Path + ":" + r.Tag
@@ -76,13 +99,29 @@ func (r Ref) String() string {
 	}
 }
 
-// ParseRef parses "debian:SUITE", "oci:DIR[:TAG]" or
-// "docker-archive:FILE". Relative paths are made absolute. It does not
+// refForms lists the forms ParseRef accepts, for its errors.
+const refForms = "debian:SUITE (debian:bookworm), oci:DIR[:TAG], docker-archive:FILE or REGISTRY/REPOSITORY[:TAG|@sha256:DIGEST] (docker.io/library/postgres:16, 127.0.0.1:5000/app:v1)"
+
+// ParseRef parses "debian:SUITE", "oci:DIR[:TAG]", "docker-archive:FILE"
+// or a registry reference. Relative paths are made absolute. It does not
 // touch the network or the paths: Get does.
+//
+// A registry reference must name its registry host as its first
+// component: a name with a dot or a port, or localhost
+// ("docker.io/library/postgres:16", "127.0.0.1:5000/busybox:v1",
+// "localhost/app@sha256:…"), optionally after "docker://". A name
+// without one ("postgres:16", "library/postgres") is refused rather than
+// taken as Docker Hub's, so that a typo ("debain:trixie") is an error, not
+// a pull: Docker Hub's images are written docker.io/library/NAME:TAG. A
+// reference without a tag or digest means :latest.
 func ParseRef(s string) (Ref, error) {
+	if rest, ok := strings.CutPrefix(s, "docker://"); ok {
+		return parseRegistryRef(s, rest)
+	}
 	scheme, rest, ok := strings.Cut(s, ":")
-	if !ok {
-		return Ref{}, fmt.Errorf("parse image %q: no scheme: write debian:SUITE (debian:bookworm), oci:DIR[:TAG] or docker-archive:FILE", s)
+	if !ok || strings.Contains(scheme, "/") {
+		// No scheme before a slash: a registry reference, or nothing.
+		return parseRegistryRef(s, s)
 	}
 	switch scheme {
 	case SchemeDebian:
@@ -118,9 +157,37 @@ func ParseRef(s string) (Ref, error) {
 			return Ref{}, fmt.Errorf("parse image %q: %w", s, err)
 		}
 		return Ref{Scheme: SchemeDockerArchive, Path: abs}, nil
-	default:
-		return Ref{}, fmt.Errorf("parse image %q: unknown scheme %q: write debian:SUITE, oci:DIR[:TAG] or docker-archive:FILE", s, scheme)
 	}
+	// "HOST:PORT/REPO" and "localhost/REPO:TAG" have a colon before a
+	// slash too.
+	if strings.Contains(rest, "/") {
+		return parseRegistryRef(s, s)
+	}
+	return Ref{}, fmt.Errorf("parse image %q: unknown scheme %q and no registry host: write %s; if it is a Docker Hub image, name its registry: docker.io/library/%s", s, scheme, refForms, s)
+}
+
+// parseRegistryRef parses ref, s as written less a "docker://" prefix, as
+// a registry reference whose first component is the registry host.
+func parseRegistryRef(s, ref string) (Ref, error) {
+	host, _, ok := strings.Cut(ref, "/")
+	if !ok || !(host == "localhost" || strings.ContainsAny(host, ".:")) {
+		hint := ""
+		if ref != "" && !strings.ContainsAny(ref, " \t") {
+			hint = "; if it is a Docker Hub image, name its registry: docker.io/" + ref
+			if !ok {
+				hint = "; if it is a Docker Hub image, name its registry: docker.io/library/" + ref
+			}
+		}
+		return Ref{}, fmt.Errorf("parse image %q: no scheme and no registry host: write %s%s", s, refForms, hint)
+	}
+	if _, err := name.ParseReference(ref, name.StrictValidation); err != nil {
+		// Strict validation wants a tag or digest; a bare repository
+		// means :latest as for docker pull.
+		if _, err2 := name.ParseReference(ref+":latest", name.StrictValidation); err2 != nil || strings.Contains(ref, "@") {
+			return Ref{}, fmt.Errorf("parse image %q: not a registry reference (REGISTRY/REPOSITORY[:TAG|@sha256:DIGEST], lowercase repository): %w", s, err)
+		}
+	}
+	return Ref{Scheme: SchemeRegistry, Name: ref}, nil
 }
 
 // validSuite says whether s can be a suite name in the archive's dists/.
@@ -169,6 +236,20 @@ type Image struct {
 	SHA256 string `json:"sha256"`
 	// Recipe is the recipe version it was built with.
 	Recipe int `json:"recipe"`
+	// Resolved are the registry references that named this image (registry
+	// images): the digest each resolved to and when it last did. Without
+	// the registry, a reference is the image it last resolved to.
+	Resolved []Resolution `json:"resolved,omitempty"`
+}
+
+// Resolution is a registry reference resolved to a digest.
+type Resolution struct {
+	// Ref is the reference as ParseRef returns it (Ref.String).
+	Ref string `json:"ref"`
+	// Digest is the digest of the manifest or index it named.
+	Digest string `json:"digest"`
+	// At is when it last resolved to it.
+	At time.Time `json:"at"`
 }
 
 // UnpackOCI unpacks the OCI image ref refers to (oci: or docker-archive:)
@@ -180,6 +261,20 @@ var UnpackOCI func(ctx context.Context, ref Ref, dir string) (digest string, err
 // DigestOCI, when set (with UnpackOCI), returns the digest UnpackOCI
 // would, reading no layer: Get looks in the cache with it first.
 var DigestOCI func(ctx context.Context, ref Ref) (string, error)
+
+// ResolveRegistry, when set (with UnpackOCI), asks the registry what a
+// registry reference names now: the digest of its manifest or index and
+// the ID (config digest) of its linux/amd64 image, reading no layer. An
+// error that is an *UnreachableError (errors.As) means the registry could
+// not be reached: Get then uses the image the reference last named.
+var ResolveRegistry func(ctx context.Context, ref Ref) (digest, id string, err error)
+
+// UnreachableError is ResolveRegistry's error for a registry that could
+// not be reached at all.
+type UnreachableError struct{ Err error }
+
+func (e *UnreachableError) Error() string { return e.Err.Error() }
+func (e *UnreachableError) Unwrap() error { return e.Err }
 
 // errNoOCI is Get's error for an OCI reference when UnpackOCI is nil.
 var errNoOCI = errors.New("OCI images are not built into this vmlab")

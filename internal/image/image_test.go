@@ -32,6 +32,23 @@ func TestParseRef(t *testing.T) {
 		{in: "debian:../x", wantErr: "not a suite name"},
 		{in: "bookworm", wantErr: "no scheme"},
 		{in: "ubuntu:noble", wantErr: `unknown scheme "ubuntu"`},
+		{in: "docker.io/library/postgres:16", want: Ref{Scheme: "registry", Name: "docker.io/library/postgres:16"}},
+		{in: "127.0.0.1:5000/busybox:v1", want: Ref{Scheme: "registry", Name: "127.0.0.1:5000/busybox:v1"}},
+		{in: "[::1]:5000/busybox:v1", want: Ref{Scheme: "registry", Name: "[::1]:5000/busybox:v1"}},
+		{in: "localhost/app", want: Ref{Scheme: "registry", Name: "localhost/app"}},
+		{in: "localhost:5000/team/app", want: Ref{Scheme: "registry", Name: "localhost:5000/team/app"}},
+		{in: "ghcr.io/org/app@sha256:" + strings.Repeat("ab", 32), want: Ref{Scheme: "registry", Name: "ghcr.io/org/app@sha256:" + strings.Repeat("ab", 32)}},
+		{in: "docker://quay.io/org/app:1", want: Ref{Scheme: "registry", Name: "quay.io/org/app:1"}},
+		// Without a registry host: refused, not taken as Docker Hub's.
+		{in: "debain:trixie", wantErr: `unknown scheme "debain" and no registry host`},
+		{in: "postgres:16", wantErr: "docker.io/library/postgres:16"},
+		{in: "postgres", wantErr: "docker.io/library/postgres"},
+		{in: "library/postgres:16", wantErr: "docker.io/library/postgres:16"},
+		{in: "docker://postgres:16", wantErr: "no registry host"},
+		{in: "docker.io/library/Postgres:16", wantErr: "not a registry reference"},
+		{in: "docker.io/library/postgres@sha256:abc", wantErr: "not a registry reference"},
+		{in: "docker.io/library/postgres:1 6", wantErr: "not a registry reference"},
+		{in: "quay.io/", wantErr: "not a registry reference"},
 		{in: "oci:", wantErr: "empty directory"},
 		{in: "oci:/srv/layout:", wantErr: "bad tag"},
 		{in: "docker-archive:", wantErr: "empty file"},
@@ -39,6 +56,10 @@ func TestParseRef(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
 			got, err := ParseRef(tt.in)
+			// An unknown form is answered with the forms there are.
+			if err != nil && strings.Contains(err.Error(), "scheme") && !strings.Contains(err.Error(), "debian:SUITE (debian:bookworm), oci:DIR[:TAG], docker-archive:FILE or REGISTRY/REPOSITORY") {
+				t.Errorf("ParseRef(%q): error %q does not list the accepted forms", tt.in, err)
+			}
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("ParseRef(%q) = %+v, %v; want an error with %q", tt.in, got, err, tt.wantErr)

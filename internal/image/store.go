@@ -99,9 +99,12 @@ func (s *Store) Get(ctx context.Context, ref Ref, packages []string) (Image, err
 			return Image{}, fmt.Errorf("image %s: %w", ref, err)
 		}
 		return s.getDebian(ctx, dir, ref, pkgs)
-	case SchemeOCI, SchemeDockerArchive:
+	case SchemeOCI, SchemeDockerArchive, SchemeRegistry:
 		if len(packages) > 0 {
 			return Image{}, fmt.Errorf("image %s: packages apply to debian: images only; install them in the OCI image", ref)
+		}
+		if ref.Scheme == SchemeRegistry {
+			return s.getRegistry(ctx, dir, ref)
 		}
 		return s.getOCI(ctx, dir, ref)
 	}

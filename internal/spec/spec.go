@@ -82,8 +82,8 @@ type Machine struct {
 	// Setup is applied at every boot: users, groups, files, modules, sysctls.
 	Setup Setup `spec:",inline"`
 	// Image is the machine image the guest's root is made of
-	// ("debian:trixie", "oci:DIR[:TAG]", "docker-archive:FILE"; package
-	// image, docs/images.md), built or taken from the cache before any
+	// ("debian:trixie", "oci:DIR[:TAG]", "docker-archive:FILE",
+	// "docker.io/library/postgres:16"; package image, docs/images.md), built or taken from the cache before any
 	// machine boots. Empty: the host's root.
 	Image string `spec:"image"`
 	// Packages are, on an image machine, the Debian packages installed

@@ -17,16 +17,21 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
@@ -263,23 +268,145 @@ func openArchive(file string) (v1.Image, error) {
 	return img, nil
 }
 
+// openRemote finds the linux/amd64 image the registry reference s names.
 func openRemote(ctx context.Context, s string) (v1.Image, error) {
-	ref, err := name.ParseReference(s)
-	if err != nil {
-		return nil, fmt.Errorf("not an image reference (want oci:DIR[:TAG], docker-archive:FILE or REGISTRY/REPO:TAG): %w", err)
+	_, img, err := getRemote(ctx, s)
+	return img, err
+}
+
+// getRemote fetches what the registry reference s names: the descriptor of
+// its manifest or index (whose digest is what a tag resolves to now) and
+// its linux/amd64 image. Loopback registries (localhost, 127.0.0.1, [::1])
+// are spoken to over plain HTTP, every other over HTTPS only. Credentials
+// come from the docker config and its credential helpers.
+func getRemote(ctx context.Context, s string) (*remote.Descriptor, v1.Image, error) {
+	var opts []name.Option
+	if isLoopback(registryHost(s)) {
+		opts = append(opts, name.Insecure)
 	}
-	desc, err := remote.Get(ref, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain))
+	ref, err := name.ParseReference(s, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("fetching manifest from registry %s: %w", ref.Context().RegistryStr(), err)
+		return nil, nil, fmt.Errorf("not an image reference (want oci:DIR[:TAG], docker-archive:FILE or REGISTRY/REPO:TAG): %w", err)
+	}
+	reg := ref.Context().RegistryStr()
+	desc, err := remote.Get(ref, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain),
+		remote.WithTransport(httpsOnly{remote.DefaultTransport}))
+	if err != nil {
+		return nil, nil, registryError(ctx, ref, reg, err)
 	}
 	if desc.MediaType.IsIndex() {
 		idx, err := desc.ImageIndex()
 		if err != nil {
-			return nil, fmt.Errorf("reading image index: %w", err)
+			return nil, nil, fmt.Errorf("reading image index: %w", err)
 		}
-		return pickPlatform(idx)
+		img, err := pickPlatform(idx)
+		return desc, img, err
 	}
-	return desc.Image()
+	img, err := desc.Image()
+	return desc, img, err
+}
+
+// UnreachableError is the error of a registry that could not be reached
+// at all (no connection, no name, no answer in time), as opposed to one
+// that answered with an error.
+type UnreachableError struct {
+	Registry string
+	Err      error
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("registry %s unreachable: %v", e.Registry, e.Err)
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// registryError says what went wrong fetching ref from the registry reg:
+// credentials refused (and how to give them), the registry unreachable (an
+// *UnreachableError), or what it answered.
+func registryError(ctx context.Context, ref name.Reference, reg string, err error) error {
+	var terr *transport.Error
+	if errors.As(err, &terr) {
+		if terr.StatusCode != http.StatusUnauthorized && terr.StatusCode != http.StatusForbidden {
+			return fmt.Errorf("fetching manifest from registry %s: %w", reg, err)
+		}
+		login := fmt.Sprintf("give them with `docker login %s` (its config.json is in ~/.docker or $DOCKER_CONFIG: auths, credHelpers or credsStore)", reg)
+		status := fmt.Sprintf("HTTP %d %s", terr.StatusCode, http.StatusText(terr.StatusCode))
+		if auth, kerr := authn.DefaultKeychain.Resolve(ref.Context()); kerr == nil && auth == authn.Anonymous {
+			return fmt.Errorf("registry %s refused the pull of %s without credentials (%s), and the docker config has none for it: %s", reg, ref.Context().RepositoryStr(), status, login)
+		}
+		return fmt.Errorf("registry %s refused the credentials the docker config gives for it (%s): %s", reg, status, login)
+	}
+	var operr *net.OpError
+	var dnserr *net.DNSError
+	if ctx.Err() == nil && (errors.As(err, &operr) || errors.As(err, &dnserr)) {
+		return &UnreachableError{Registry: reg, Err: err}
+	}
+	return fmt.Errorf("fetching manifest from registry %s: %w", reg, err)
+}
+
+// registryHost returns the first component of a registry reference, less
+// a "docker://" prefix.
+func registryHost(s string) string {
+	host, _, _ := strings.Cut(strings.TrimPrefix(s, "docker://"), "/")
+	return host
+}
+
+// isLoopback says whether the registry host (with or without a port) is
+// this machine's loopback: the only registries spoken to over plain HTTP.
+func isLoopback(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// httpsOnly refuses plain HTTP to anything but a loopback host: the
+// registry library also tries HTTP with hosts of private networks, and a
+// token server may be named by an http:// URL.
+type httpsOnly struct{ next http.RoundTripper }
+
+func (t httpsOnly) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme != "https" && !isLoopback(req.URL.Host) {
+		return nil, fmt.Errorf("plain HTTP to %s refused: only loopback registries (localhost, 127.0.0.1, [::1]) are spoken to without TLS", req.URL.Host)
+	}
+	return t.next.RoundTrip(req)
+}
+
+// resolveTimeout bounds Resolve: a registry that does not answer in it
+// is taken as unreachable.
+var resolveTimeout = 20 * time.Second
+
+var errNoAnswer = errors.New("no answer in 20 s")
+
+// Resolve asks the registry what the registry reference ref names now: the
+// digest of its manifest or index ("sha256:…", what a tag resolves to),
+// and the ID of its linux/amd64 image (the config digest Unpack returns),
+// reading no layer. A registry that cannot be reached is an
+// *UnreachableError. The registry has 20 s to answer.
+func Resolve(ctx context.Context, ref string) (digest, id string, err error) {
+	parent := ctx
+	ctx, cancel := context.WithTimeoutCause(ctx, resolveTimeout, errNoAnswer)
+	defer cancel()
+	desc, img, err := getRemote(ctx, ref)
+	if err == nil {
+		id, _, err = checkConfig(img)
+	}
+	var unreachable *UnreachableError
+	switch {
+	case err == nil:
+	case errors.As(err, &unreachable):
+		return "", "", err
+	case parent.Err() == nil && context.Cause(ctx) == errNoAnswer:
+		return "", "", &UnreachableError{Registry: registryHost(ref), Err: errNoAnswer}
+	default:
+		return "", "", fmt.Errorf("reading image %s: %w", ref, err)
+	}
+	return desc.Digest.String(), id, nil
 }
 
 // checkConfig reads img's config, checks it against the digest its manifest
