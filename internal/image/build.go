@@ -54,8 +54,8 @@ func (s *Store) buildDebian(ctx context.Context, dir string, p plan) (Image, err
 		return Image{}, fmt.Errorf("image %s: check packages in %s: %w", p.ref, p.codename, err)
 	}
 	if len(missing) > 0 {
-		return Image{}, fmt.Errorf("image %s: no package %s in %s (%s main): check the name on packages.debian.org",
-			p.ref, strings.Join(missing, ", "), p.codename, p.archive.Mirror)
+		return Image{}, fmt.Errorf("image %s: no package %s in %s (%s %s): check the name on packages.debian.org, or enable its component in the host's apt sources",
+			p.ref, strings.Join(missing, ", "), p.codename, p.archive.Mirror, strings.Join(p.archive.components(), " "))
 	}
 	if _, err := p.archive.release(ctx, p.archive.Security, p.codename+"-security"); err == nil {
 		p.security = true
@@ -232,23 +232,7 @@ func (s *Store) mkfs(ctx context.Context, root, path string) error {
 
 // mmdebstrap builds the root of p into root (an empty directory).
 func (s *Store) mmdebstrap(ctx context.Context, p plan, root string) error {
-	args := []string{
-		// --verbose for apt's Get: and Fetched lines: progress says what
-		// is downloaded (see progress).
-		"--mode=root", "--variant=minbase", "--format=directory", "--verbose",
-		"--architectures=" + p.arch,
-		"--include=" + strings.Join(append(append([]string{}, guestPackages...), p.packages...), ","),
-	}
-	if p.archive.NoValidUntil {
-		args = append(args, `--aptopt=Acquire::Check-Valid-Until "false"`)
-	}
-	args = append(args,
-		p.codename, root,
-		"deb "+p.archive.Mirror+" "+p.codename+" main",
-	)
-	if p.security {
-		args = append(args, "deb "+p.archive.Security+" "+p.codename+"-security main")
-	}
+	args := mmdebstrapArgs(p, root)
 	start := time.Now()
 	cmd := exec.CommandContext(ctx, "mmdebstrap", args...)
 	// Canceled, mmdebstrap gets SIGTERM, on which it unmounts what it
@@ -273,6 +257,29 @@ func (s *Store) mmdebstrap(ctx context.Context, p plan, root string) error {
 	}
 	s.logf("image %s: mmdebstrap done in %.1fs", p.ref, time.Since(start).Seconds())
 	return nil
+}
+
+// mmdebstrapArgs are mmdebstrap's arguments for p: the host's
+// components of the mirror and of the security archive.
+func mmdebstrapArgs(p plan, root string) []string {
+	args := []string{
+		// --verbose for apt's Get: and Fetched lines: progress says what
+		// is downloaded (see progress).
+		"--mode=root", "--variant=minbase", "--format=directory", "--verbose",
+		"--architectures=" + p.arch,
+		"--include=" + strings.Join(append(append([]string{}, guestPackages...), p.packages...), ","),
+	}
+	if p.archive.NoValidUntil {
+		args = append(args, `--aptopt=Acquire::Check-Valid-Until "false"`)
+	}
+	args = append(args,
+		p.codename, root,
+		"deb "+p.archive.Mirror+" "+p.codename+" "+strings.Join(p.archive.components(), " "),
+	)
+	if p.security {
+		args = append(args, "deb "+p.archive.Security+" "+p.codename+"-security "+strings.Join(p.archive.securityComponents(), " "))
+	}
+	return args
 }
 
 // progress passes mmdebstrap's step lines ("I: downloading packages
