@@ -31,6 +31,11 @@ const (
 type archive struct {
 	Mirror   string // e.g. http://deb.debian.org/debian
 	Security string // e.g. http://deb.debian.org/debian-security
+	// Components are those the host enables for Mirror (main first, then
+	// contrib, non-free, non-free-firmware as the host lists them), and
+	// SecurityComponents those for Security; ["main"] when it names none.
+	Components         []string
+	SecurityComponents []string
 	// NoValidUntil: the host's apt does not check Release files' expiry
 	// (Acquire::Check-Valid-Until "false", as hosts on a snapshot or a
 	// caching proxy set), so the build does not either.
@@ -38,10 +43,11 @@ type archive struct {
 	client       *http.Client
 }
 
-// source is one apt source: a URI and its suites.
+// source is one apt source: a URI, its suites and components.
 type source struct {
-	URI    string
-	Suites []string
+	URI        string
+	Suites     []string
+	Components []string
 }
 
 // hostArchive reads the host's apt sources under etc (normally
@@ -89,7 +95,8 @@ func aptNoValidUntil() bool {
 
 // pickArchive takes the first source whose suites are Debian's own (not
 // -security) as the mirror, and the first with a -security suite as the
-// security archive, falling back on deb.debian.org for either.
+// security archive, falling back on deb.debian.org for either. The
+// components of each are those every source of its URI enables.
 func pickArchive(srcs []source) archive {
 	a := archive{}
 	for _, s := range srcs {
@@ -97,7 +104,7 @@ func pickArchive(srcs []source) archive {
 			continue
 		}
 		for _, suite := range s.Suites {
-			if strings.HasSuffix(suite, "-security") || strings.HasSuffix(suite, "/updates") {
+			if isSecurity(suite) {
 				if a.Security == "" {
 					a.Security = s.URI
 				}
@@ -112,7 +119,36 @@ func pickArchive(srcs []source) archive {
 	if a.Security == "" {
 		a.Security = defaultSecurity
 	}
+	a.Components = components(srcs, a.Mirror, false)
+	a.SecurityComponents = components(srcs, a.Security, true)
 	return a
+}
+
+// components returns the components the sources of uri enable for its
+// security suites (security) or its others: main first, then the rest in
+// the order the sources give them.
+func components(srcs []source, uri string, security bool) []string {
+	out := []string{"main"}
+	for _, s := range srcs {
+		if s.URI != uri {
+			continue
+		}
+		for _, suite := range s.Suites {
+			if isSecurity(suite) != security {
+				continue
+			}
+			for _, c := range s.Components {
+				if !slices.Contains(out, c) {
+					out = append(out, c)
+				}
+			}
+		}
+	}
+	return out
+}
+
+func isSecurity(suite string) bool {
+	return strings.HasSuffix(suite, "-security") || strings.HasSuffix(suite, "/updates")
 }
 
 // debianURI says whether uri looks like a Debian archive (…/debian or
@@ -146,13 +182,13 @@ func parseOneLine(data []byte) []source {
 		if len(f) < 2 {
 			continue
 		}
-		out = append(out, source{URI: strings.TrimSuffix(f[0], "/"), Suites: []string{f[1]}})
+		out = append(out, source{URI: strings.TrimSuffix(f[0], "/"), Suites: []string{f[1]}, Components: f[2:]})
 	}
 	return out
 }
 
-// parseDeb822 parses a .sources file: paragraphs of Types, URIs, Suites
-// (and Enabled: no to skip one).
+// parseDeb822 parses a .sources file: paragraphs of Types, URIs, Suites,
+// Components (and Enabled: no to skip one).
 func parseDeb822(data []byte) []source {
 	var out []source
 	for _, para := range regexp.MustCompile(`\n\s*\n`).Split(string(data), -1) {
@@ -170,7 +206,10 @@ func parseDeb822(data []byte) []source {
 			continue
 		}
 		for _, uri := range strings.Fields(fields["uris"]) {
-			out = append(out, source{URI: strings.TrimSuffix(uri, "/"), Suites: strings.Fields(fields["suites"])})
+			out = append(out, source{
+				URI: strings.TrimSuffix(uri, "/"), Suites: strings.Fields(fields["suites"]),
+				Components: strings.Fields(fields["components"]),
+			})
 		}
 	}
 	return out
@@ -292,25 +331,38 @@ func (a archive) suites(ctx context.Context) []string {
 	return slices.DeleteFunc(names, func(s string) bool { return s == "" })
 }
 
-// missingPackages returns the names in pkgs that suite's main component
-// neither has nor provides, reading its Packages index.
+// missingPackages returns the names in pkgs that suite's components
+// (the mirror's Components) neither have nor provide, reading their
+// Packages indexes. A component the suite lacks (non-free-firmware
+// before bookworm) has no index and is skipped.
 func (a archive) missingPackages(ctx context.Context, suite, arch string, pkgs []string) ([]string, error) {
 	if len(pkgs) == 0 {
 		return nil, nil
 	}
-	url := a.Mirror + "/dists/" + suite + "/main/binary-" + arch + "/Packages.gz"
-	body, err := a.fetch(ctx, url)
-	if err != nil {
-		return nil, err
-	}
-	defer body.Close()
-	zr, err := gzip.NewReader(body)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", url, err)
-	}
-	known, err := packageNames(zr)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", url, err)
+	known := map[string]bool{}
+	for _, comp := range a.components() {
+		url := a.Mirror + "/dists/" + suite + "/" + comp + "/binary-" + arch + "/Packages.gz"
+		body, err := a.fetch(ctx, url)
+		if errors.Is(err, errNoSuite) && comp != "main" {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		err = func() error {
+			defer body.Close()
+			zr, err := gzip.NewReader(body)
+			if err != nil {
+				return fmt.Errorf("read %s: %w", url, err)
+			}
+			if err := packageNames(zr, known); err != nil {
+				return fmt.Errorf("read %s: %w", url, err)
+			}
+			return nil
+		}()
+		if err != nil {
+			return nil, err
+		}
 	}
 	var missing []string
 	for _, p := range pkgs {
@@ -321,9 +373,26 @@ func (a archive) missingPackages(ctx context.Context, suite, arch string, pkgs [
 	return missing, nil
 }
 
-// packageNames reads a Packages index: the names it has and provides.
-func packageNames(r io.Reader) (map[string]bool, error) {
-	known := map[string]bool{}
+// components are the mirror's components, main when none are set.
+func (a archive) components() []string {
+	if len(a.Components) == 0 {
+		return []string{"main"}
+	}
+	return a.Components
+}
+
+// securityComponents are the security archive's components, main when
+// none are set.
+func (a archive) securityComponents() []string {
+	if len(a.SecurityComponents) == 0 {
+		return []string{"main"}
+	}
+	return a.SecurityComponents
+}
+
+// packageNames reads a Packages index into known: the names it has and
+// provides.
+func packageNames(r io.Reader, known map[string]bool) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
@@ -338,5 +407,5 @@ func packageNames(r io.Reader) (map[string]bool, error) {
 			}
 		}
 	}
-	return known, sc.Err()
+	return sc.Err()
 }

@@ -27,7 +27,9 @@ var Limits = cachefile.Limits{MaxBytes: 4 << 30, MaxAge: 30 * 24 * time.Hour, Gr
 
 // Store is the image cache in a directory. Its methods may be called from
 // several goroutines and processes at once: entries are written whole
-// (under a temporary name, then renamed) and checked before use.
+// (under a temporary name, then renamed) and checked before use, one
+// build per key at a time (the others wait for it: lock.go), and what
+// builds that died left is swept.
 type Store struct {
 	// Dir is the cache directory; "" means ~/.cache/vmlab/images (under
 	// $XDG_CACHE_HOME when set).
@@ -46,7 +48,8 @@ type Store struct {
 // ext is the image files' extension, by file system.
 const ext = ".erofs"
 
-// dir returns the cache directory, creating it.
+// dir returns the cache directory, creating it, swept of what builds
+// that died left in it (see sweep).
 func (s *Store) dir() (string, error) {
 	dir := s.Dir
 	if dir == "" {
@@ -59,6 +62,7 @@ func (s *Store) dir() (string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("create image cache %s: %w", dir, err)
 	}
+	s.sweep(dir)
 	return dir, nil
 }
 
@@ -183,6 +187,22 @@ func (s *Store) getDebian(ctx context.Context, dir string, ref Ref, pkgs []strin
 			ref, a.Mirror, rel.Codename, rel.ValidUntil.Format(time.DateOnly))
 	}
 	key := debianKey(rel.Codename, arch, rel.Date, pkgs)
+	if img, err := s.cached(dir, key); err == nil {
+		return img, nil
+	}
+	// One build per key: another process (or machine of this lab)
+	// building it makes this one wait, then use its image.
+	unlock, err := lockKey(ctx, dir, key, func() {
+		what := ref.String()
+		if len(pkgs) > 0 {
+			what += "+" + strings.Join(pkgs, ",")
+		}
+		s.logf("image %s: waiting for another vmlab building %s (%s)", ref, what, key)
+	})
+	if err != nil {
+		return Image{}, fmt.Errorf("image %s: %w", ref, err)
+	}
+	defer unlock()
 	if img, err := s.cached(dir, key); err == nil {
 		return img, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
@@ -344,10 +364,13 @@ func (s *Store) Remove(key string) error {
 	return nil
 }
 
-// trim bounds the cache to Limits and removes the records whose image
-// is gone.
+// trim bounds the cache to Limits, counting the roots of builds in
+// progress, and removes the records whose image is gone.
 func (s *Store) trim(dir string) {
-	removed, _ := cachefile.Trim(dir, Limits)
+	// Live builds' roots take their room too (dead ones are swept).
+	l := Limits
+	l.MaxBytes = max(0, l.MaxBytes-s.sweep(dir))
+	removed, _ := cachefile.Trim(dir, l)
 	for _, e := range removed {
 		if strings.HasSuffix(e.Name, ext) {
 			s.logf("image cache: evicted %s (%d MB, last used %s)", e.Name, e.Size>>20, e.Used.Format(time.DateTime))
