@@ -55,10 +55,18 @@ func (s *Store) getRegistry(ctx context.Context, dir string, ref Ref) (Image, er
 // pull unpacks the image ref resolved to (by its digest, so that a tag
 // moved meanwhile does not change it) and makes it an image file.
 func (s *Store) pull(ctx context.Context, dir string, ref Ref, digest, id string) (Image, error) {
-	root, err := newRoot(dir)
+	// One pull per image across processes, as for layouts: a waiter
+	// finds the image made when the lock is its.
+	img, unlock, err := s.lockOCI(ctx, dir, ref, ociKey(id))
+	if err != nil || img.Key != "" {
+		return img, err
+	}
+	defer unlock()
+	root, release, err := newRoot(dir)
 	if err != nil {
 		return Image{}, fmt.Errorf("image %s: %w", ref, err)
 	}
+	defer release()
 	defer s.removeRoot(root)
 	s.logf("image %s: pulling %s (image %s) from %s", ref, digest, id, ref.Registry())
 	start := time.Now()
@@ -70,7 +78,7 @@ func (s *Store) pull(ctx context.Context, dir string, ref Ref, digest, id string
 		return Image{}, fmt.Errorf("image %s: the registry %s gave image %s for %s, which it had named as image %s: pull it again", ref, ref.Registry(), got, digest, id)
 	}
 	s.logf("image %s: pulled and unpacked %s in %.1fs", ref, digest, time.Since(start).Seconds())
-	img := Image{FSType: "erofs", Key: ociKey(id), Ref: ref.String(), Digest: id, Arch: s.debArch(), Recipe: Recipe}
+	img = Image{FSType: "erofs", Key: ociKey(id), Ref: ref.String(), Digest: id, Arch: s.debArch(), Recipe: Recipe}
 	return s.makeImage(ctx, dir, img, root)
 }
 
