@@ -56,7 +56,7 @@ var ciVars = []struct {
 }{
 	// A GitHub Actions matrix sets nothing itself: the workflow sets
 	// these from strategy.job-index and strategy.job-total.
-	{"vmlab (GitHub Actions: from strategy.job-index/job-total)", "VMLAB_SHARD_INDEX", "VMLAB_SHARD_TOTAL", 0},
+	{"vmlab's own, which a GitHub Actions workflow sets from strategy.job-index", "VMLAB_SHARD_INDEX", "VMLAB_SHARD_TOTAL", 0},
 	{"GitLab CI parallel:", "CI_NODE_INDEX", "CI_NODE_TOTAL", 1},
 	{"Buildkite parallelism", "BUILDKITE_PARALLEL_JOB", "BUILDKITE_PARALLEL_JOB_COUNT", 0},
 	{"a Kubernetes Indexed Job", "JOB_COMPLETION_INDEX", "", 0},
