@@ -38,31 +38,15 @@ type shardPlan struct {
 
 // plan reads the timings and picks this run's part of jobs.
 func (f *shardFlags) plan(jobs []job) (*shardPlan, error) {
-	index, total := 1, 1
-	if f.spec != "" {
-		spec, err := shard.ParseSpec(f.spec)
-		if err != nil {
-			return nil, err
-		}
-		if index, total, err = spec.Resolve(os.Getenv); err != nil {
-			return nil, err
-		}
+	index, total, err := f.place()
+	if err != nil {
+		return nil, err
 	}
-	p := &shardPlan{all: jobs, timings: f.timings, keys: map[string]string{}}
-	if p.timings == "" {
-		var err error
-		// No home to keep it in: an unsharded run goes on without.
-		if p.timings, err = shard.DefaultTimingsPath(); err != nil && f.spec != "" {
-			return nil, err
-		}
+	path, durations, err := f.readTimings()
+	if err != nil {
+		return nil, err
 	}
-	durations := shard.Timings{}
-	if p.timings != "" {
-		var err error
-		if durations, err = shard.ReadTimings(p.timings); err != nil {
-			return nil, fmt.Errorf("-timings: %w", err)
-		}
-	}
+	p := &shardPlan{all: jobs, timings: path, keys: map[string]string{}}
 	seen := map[string]int{}
 	for _, j := range jobs {
 		id, key := j.file.TestID(j.test), shard.Key(j.file.Name, j.test)
@@ -85,6 +69,40 @@ func (f *shardFlags) plan(jobs []job) (*shardPlan, error) {
 		}
 	}
 	return p, nil
+}
+
+// place is the shard's 1-based index and the shard count: 1 and 1
+// without -shard.
+func (f *shardFlags) place() (index, total int, err error) {
+	if f.spec == "" {
+		return 1, 1, nil
+	}
+	spec, err := shard.ParseSpec(f.spec)
+	if err != nil {
+		return 0, 0, err
+	}
+	return spec.Resolve(os.Getenv)
+}
+
+// readTimings reads the timings file, -timings or the default one. With
+// no home to keep the default in, an unsharded run goes on without
+// (path ""); a sharded one needs the durations the other shards read.
+func (f *shardFlags) readTimings() (string, shard.Timings, error) {
+	path := f.timings
+	if path == "" {
+		var err error
+		if path, err = shard.DefaultTimingsPath(); err != nil {
+			if f.spec != "" {
+				return "", nil, err
+			}
+			return "", shard.Timings{}, nil
+		}
+	}
+	durations, err := shard.ReadTimings(path)
+	if err != nil {
+		return "", nil, fmt.Errorf("-timings: %w", err)
+	}
+	return path, durations, nil
 }
 
 // listEntry is a line of vmlab run -list -json; its keys are a contract

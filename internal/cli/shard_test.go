@@ -302,3 +302,19 @@ func TestShardRunManifest(t *testing.T) {
 		t.Errorf("the empty shard wrote no junit.xml for the merge: %v", err)
 	}
 }
+
+// TestTimingsWithoutHome: with no $HOME nor $XDG_CACHE_HOME to keep the
+// default timings file in, an unsharded run goes on (by count), and a
+// sharded one stops: its split needs the durations every shard reads.
+func TestTimingsWithoutHome(t *testing.T) {
+	files := shardSuite(t)
+	t.Setenv("HOME", "")
+	t.Setenv("XDG_CACHE_HOME", "")
+	if code, stdout, stderr := run(append([]string{"run", "-list", "-json"}, files...)...); code != exitOK || strings.Count(stdout, "\n") != 6 {
+		t.Errorf("unsharded: exit %d, %d lines, stderr %q; want 0 and 6 tests", code, strings.Count(stdout, "\n"), stderr)
+	}
+	code, _, stderr := run(append([]string{"run", "-list", "-shard", "1/2"}, files...)...)
+	if code != exitUsage || !strings.Contains(stderr, "finding the cache directory for the timings file (or pass -timings FILE)") {
+		t.Errorf("sharded: exit %d, stderr %q; want 2 and what to pass", code, stderr)
+	}
+}
