@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -316,5 +317,58 @@ func TestTimingsWithoutHome(t *testing.T) {
 	code, _, stderr := run(append([]string{"run", "-list", "-shard", "1/2"}, files...)...)
 	if code != exitUsage || !strings.Contains(stderr, "finding the cache directory for the timings file (or pass -timings FILE)") {
 		t.Errorf("sharded: exit %d, stderr %q; want 2 and what to pass", code, stderr)
+	}
+}
+
+// TestShardExamples: the examples, loaded as vmlab run loads them, split
+// in N = 1..8 shards by -list -shard I/N: each test listed by exactly one
+// shard, and all of them together plain -list's. coverage.star shares a
+// directory its build.sh makes: it is left out when that is missing.
+func TestShardExamples(t *testing.T) {
+	clearShardEnv(t)
+	paths, err := filepath.Glob("../../examples/*.star")
+	if err != nil || len(paths) == 0 {
+		t.Fatalf("no examples: %v", err)
+	}
+	var files []string
+	for _, p := range paths {
+		_, err := loadAll(t.Context(), []string{p}, time.Minute)
+		if err != nil && strings.Contains(err.Error(), "no such host directory") {
+			t.Logf("left out: %v", err)
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, p)
+	}
+	timings := filepath.Join(t.TempDir(), "timings.json")
+	list := func(args ...string) []string {
+		t.Helper()
+		code, stdout, stderr := run(append(append([]string{"run", "-list", "-timings", timings}, args...), files...)...)
+		if code != exitOK {
+			t.Fatalf("-list %v: exit %d, %s", args, code, stderr)
+		}
+		return strings.Fields(stdout)
+	}
+	all := list()
+	if len(all) < len(files) {
+		t.Fatalf("-list: %d tests in %d files", len(all), len(files))
+	}
+	for n := 1; n <= 8; n++ {
+		count := map[string]int{}
+		for i := 1; i <= n; i++ {
+			for _, id := range list("-shard", fmt.Sprintf("%d/%d", i, n)) {
+				count[id]++
+			}
+		}
+		for _, id := range all {
+			if count[id] != 1 {
+				t.Errorf("%d shards: %s listed %d times, want once", n, id, count[id])
+			}
+		}
+		if len(count) != len(all) {
+			t.Errorf("%d shards: %d tests listed, -list has %d", n, len(count), len(all))
+		}
 	}
 }
