@@ -31,17 +31,19 @@ func runRun(ctx context.Context, e *env, args []string) int {
 	var bf bootFlags
 	bf.register(fs)
 	pattern := fs.String("run", "", "run only the tests whose names match this `regexp` (the function, test_x, or file.test_x)")
-	list := fs.Bool("list", false, "list the tests that would run, one file.test per line, and boot nothing")
+	list := fs.Bool("list", false, "list the tests that would run (with -shard, its), one file.test per line, and boot nothing; with -json, one JSON object each with its file, machines, memory and last duration (docs/cli.md#listing-and-shards)")
 	verbose := fs.Bool("v", false, "show every command and the consoles as they go")
 	out := fs.String("out", "", "write logs, captures and reports to `dir` (default: a new directory in $TMPDIR, removed when all pass unless -keep)")
 	keep := fs.Bool("keep", false, "keep the output directory even when all tests pass")
 	junit := fs.String("junit", "", "also write a JUnit XML report to `file`")
-	jsonEvents := fs.Bool("json", false, "print the events as JSON lines on stdout instead of the terminal report")
+	jsonEvents := fs.Bool("json", false, "print the events as JSON lines on stdout instead of the terminal report (with -list, the tests)")
 	timeout := fs.Duration("timeout", 0, "fail a test that runs longer than this, and a file whose top level does (default: 30m, 6m under KVM; 1m for a file's top level)")
 	parallel := fs.Int("j", 0, "run this many tests at once (default: what cores and memory allow: under TCG each booting machine wants a core, and each its memory)")
 	inter := &interactive{e: e}
 	fs.Var(inter, "i", "when a test fails, open the REPL on its machines, still up, before going on (-i=always: after every test); needs a terminal, runs one test at a time")
 	cover := fs.String("coverage", "", "collect the coverage of every command and service (Go built with -cover, C with --coverage) in `dir` and merge it there after the tests (docs/coverage.md)")
+	var sf shardFlags
+	sf.register(fs)
 	keepState := fs.String("keep-state", "", "keep the machines' disks in `dir` (DIR/MACHINE.img) and reuse them next time; one file, its tests one at a time")
 	if ok, code := parseMixed(e, fs, args, func() bool { return fs.NArg() > 0 }); !ok {
 		return code
@@ -71,6 +73,12 @@ func runRun(ctx context.Context, e *env, args []string) int {
 		e.errorf("%v", err)
 		return exitUsage
 	}
+	plan, err := sf.plan(jobs)
+	if err != nil {
+		e.errorf("%v", err)
+		return exitUsage
+	}
+	jobs = plan.jobs
 	if *cover != "" && inter.on() {
 		e.errorf("-coverage: not with -i (the machines of a test the REPL opens on outlive it)")
 		return exitUsage
@@ -98,10 +106,7 @@ func runRun(ctx context.Context, e *env, args []string) int {
 		*parallel = 1 // two tests at once would both bind the port
 	}
 	if *list {
-		for _, j := range jobs {
-			fmt.Fprintln(e.stdout, j.file.TestID(j.test))
-		}
-		return exitOK
+		return plan.list(e, *jsonEvents, sf.spec != "", bf)
 	}
 	dir, removeDir, code, err := prepareOutputs(*out, *junit)
 	if err != nil {
@@ -127,10 +132,14 @@ func runRun(ctx context.Context, e *env, args []string) int {
 	}
 	var coverIndex string // set when this run's merge succeeded
 	rep, closeEvents, err := reporter(e, dir, *junit, func() string { return coverIndex }, *jsonEvents, *verbose, inter)
+	if err == nil {
+		err = plan.start(e, dir)
+	}
 	if err != nil {
 		e.errorf("%v", err)
 		return exitInternal
 	}
+	rep = plan.record(ctx, e, rep, inter.on())
 	if *timeout == 0 {
 		*timeout = 6 * time.Minute * time.Duration(boot.Accel.TimeoutScale())
 	}
@@ -171,6 +180,7 @@ func runRun(ctx context.Context, e *env, args []string) int {
 		// at fault.
 		code = exitFail
 	}
+	plan.finish(e, dir, code)
 	switch {
 	case ctx.Err() != nil:
 		keepDir(dir, removeDir)
