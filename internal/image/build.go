@@ -105,7 +105,7 @@ func (s *Store) getOCI(ctx context.Context, dir string, ref Ref) (Image, error) 
 	}
 	defer s.removeRoot(root)
 	start := time.Now()
-	digest, err := UnpackOCI(ctx, ref, root)
+	digest, err := UnpackOCI(withLogf(ctx, s.logf), ref, root)
 	if err != nil {
 		return Image{}, fmt.Errorf("image %s: unpack: %w", ref, err)
 	}
