@@ -148,28 +148,65 @@ func (s *Store) makeImage(ctx context.Context, dir string, img Image, root strin
 	return img, nil
 }
 
-// newRoot makes an empty directory for a root file system in dir. It
-// becomes the image's "/", so it gets the mode a root has, not
-// MkdirTemp's 0700 (which kept every user but root out of the guest's
-// file system).
+// newRoot makes an empty directory for a root file system in dir, the
+// image cache, which it first makes the caller's alone (privateDir). The
+// root becomes the image's "/", so it gets the mode a root has, 0755; it
+// lives in a 0700 directory of its own, so that its set-id files (sudo,
+// ping, kept set-id for the guest) are out of other host users' reach.
 func newRoot(dir string) (string, error) {
-	root, err := os.MkdirTemp(dir, ".root-")
+	if err := privateDir(dir); err != nil {
+		return "", err
+	}
+	private, err := os.MkdirTemp(dir, rootPrefix)
 	if err != nil {
 		return "", err
 	}
-	return root, os.Chmod(root, 0o755)
+	root := filepath.Join(private, "root")
+	return root, os.Mkdir(root, 0o755)
 }
 
-// removeRoot removes a build's root directory, after unmounting what a
-// killed mmdebstrap left mounted in it: removing the files of a mounted
-// /proc, /sys or /dev would reach the host's. Anything still mounted
-// keeps the directory, with a log line.
+// rootPrefix starts the name of a root's private directory.
+const rootPrefix = ".root-"
+
+// privateDir makes dir mode 0700, and checks it is the caller's: the
+// image cache holds roots with set-id files, so another user must neither
+// enter it nor own it (and so be able to open it up), even when it was
+// made before with other modes.
+func privateDir(dir string) error {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("check image cache %s: %w", dir, err)
+	}
+	if uid := st.Sys().(*syscall.Stat_t).Uid; int(uid) != os.Geteuid() {
+		return fmt.Errorf("image cache %s belongs to uid %d, not to you (uid %d): remove it, or set XDG_CACHE_HOME to a directory of yours", dir, uid, os.Geteuid())
+	}
+	if st.Mode().Perm() != 0o700 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("make image cache %s private: %w", dir, err)
+		}
+	}
+	return nil
+}
+
+// removeRoot removes a build's root directory, and the private directory
+// newRoot made it in, after unmounting what a killed mmdebstrap left
+// mounted in it: removing the files of a mounted /proc, /sys or /dev would
+// reach the host's. Anything still mounted keeps the directory, with a
+// log line; so does a failed removal.
 func (s *Store) removeRoot(root string) {
 	if err := unmountUnder(root); err != nil {
 		s.logf("image cache: keeping %s: %v", root, err)
 		return
 	}
-	os.RemoveAll(root)
+	if err := os.RemoveAll(root); err != nil {
+		s.logf("image cache: removing the build root %s: %v", root, err)
+		return
+	}
+	if parent := filepath.Dir(root); strings.HasPrefix(filepath.Base(parent), rootPrefix) {
+		if err := os.Remove(parent); err != nil {
+			s.logf("image cache: removing %s: %v", parent, err)
+		}
+	}
 }
 
 // unmountUnder unmounts every mount at or under dir, deepest first.
