@@ -224,7 +224,9 @@ func (a *applier) entries(ctx context.Context, tr *tar.Reader) error {
 		if err := a.budget.take(n); err != nil {
 			return fmt.Errorf("unpacking %s: %w", name, err)
 		}
-		if err := a.entry(name, hdr, tr); err != nil {
+		// Through ctx too: a sparse file's holes are made up by the tar
+		// reader, with no read of the layer to see ctx done.
+		if err := a.entry(name, hdr, ctxReader{ctx, tr}); err != nil {
 			return fmt.Errorf("writing %s: %w", name, err)
 		}
 	}
