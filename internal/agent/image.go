@@ -78,7 +78,7 @@ func mountImageRoot(img agentproto.RootImage, disk *diskRoot) (string, error) {
 	}
 	// The agent writes /etc/hostname and /etc/hosts: a minimal image may
 	// have no /etc.
-	if err := os.MkdirAll(filepath.Join(newRoot, "etc"), 0o755); err != nil {
+	if _, err := mkdirInRoot(newRoot, "/etc", 0o755); err != nil {
 		return "", diskHint(fmt.Errorf("create /etc: %w", err))
 	}
 	return state, nil

@@ -213,7 +213,11 @@ func mountRoot(cfg agentproto.BootConfig, disk *diskRoot) error {
 		}
 	}
 	for _, l := range cfg.Symlinks {
-		if err := replaceSymlink(filepath.Join(newRoot, l.Path), l.Target); err != nil {
+		dir, err := inRoot(newRoot, filepath.Dir(l.Path))
+		if err != nil {
+			return fmt.Errorf("create root symlink %s: %w", l.Path, err)
+		}
+		if err := replaceSymlink(filepath.Join(dir, filepath.Base(l.Path)), l.Target); err != nil {
 			return diskHint(fmt.Errorf("create root symlink: %w", err))
 		}
 	}
@@ -222,9 +226,9 @@ func mountRoot(cfg agentproto.BootConfig, disk *diskRoot) error {
 		mode os.FileMode
 	}{{"proc", 0o555}, {"sys", 0o555}, {"dev", 0o755}, {"run", 0o755}, {"tmp", 0o1777},
 		{"root", 0o700}, {"home", 0o755}, {"mnt", 0o755}, {"var/tmp", 0o1777}} {
-		p := filepath.Join(newRoot, d.path)
-		if err := os.MkdirAll(p, d.mode); err != nil {
-			return diskHint(fmt.Errorf("create %s: %w", p, err))
+		p, err := mkdirInRoot(newRoot, d.path, d.mode)
+		if err != nil {
+			return diskHint(fmt.Errorf("create /%s: %w", d.path, err))
 		}
 		os.Chmod(p, d.mode)
 	}
@@ -252,9 +256,9 @@ func mountBase(cfg agentproto.BootConfig, disk *diskRoot) (string, error) {
 
 // mountRun mounts the new root's /run.
 func mountRun() error {
-	run := filepath.Join(newRoot, "run")
-	if err := os.MkdirAll(run, 0o755); err != nil {
-		return fmt.Errorf("create %s: %w", run, err)
+	run, err := mkdirInRoot(newRoot, "/run", 0o755)
+	if err != nil {
+		return fmt.Errorf("create /run: %w", err)
 	}
 	if err := unix.Mount("tmpfs", run, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {
 		return fmt.Errorf("mount /run: %w", err)
@@ -266,8 +270,10 @@ func mountRun() error {
 // the lower layer of an overlay whose upper and work directories are in
 // state, named by m's guest path.
 func mountShare(cfg agentproto.BootConfig, m agentproto.Mount, state string) error {
-	target := filepath.Join(newRoot, m.Path)
-	if err := os.MkdirAll(target, 0o755); err != nil {
+	// Through the root's own symlinks (an image's lib -> /usr/lib for
+	// /lib/modules), never the initramfs's.
+	target, err := mkdirInRoot(newRoot, m.Path, 0o755)
+	if err != nil {
 		return fmt.Errorf("create mount point %s: %w", m.Path, err)
 	}
 	if !m.Overlay {

@@ -114,7 +114,7 @@ func (s *Store) getOCI(ctx context.Context, dir string, ref Ref) (Image, error) 
 	defer release()
 	defer s.removeRoot(root)
 	start := time.Now()
-	digest, err := UnpackOCI(ctx, ref, root)
+	digest, err := UnpackOCI(withLogf(ctx, s.logf), ref, root)
 	if err != nil {
 		return Image{}, fmt.Errorf("image %s: unpack: %w", ref, err)
 	}
@@ -181,16 +181,48 @@ func (s *Store) makeImage(ctx context.Context, dir string, img Image, root strin
 	return img, nil
 }
 
-// removeRoot removes a build's root directory, after unmounting what a
-// killed mmdebstrap left mounted in it: removing the files of a mounted
-// /proc, /sys or /dev would reach the host's. Anything still mounted
-// keeps the directory, with a log line.
+// rootPrefix starts the name of a root's private directory.
+const rootPrefix = ".root-"
+
+// privateDir makes dir mode 0700, and checks it is the caller's: the
+// image cache holds roots with set-id files, so another user must neither
+// enter it nor own it (and so be able to open it up), even when it was
+// made before with other modes.
+func privateDir(dir string) error {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("check image cache %s: %w", dir, err)
+	}
+	if uid := st.Sys().(*syscall.Stat_t).Uid; int(uid) != os.Geteuid() {
+		return fmt.Errorf("image cache %s belongs to uid %d, not to you (uid %d): remove it, or set XDG_CACHE_HOME to a directory of yours", dir, uid, os.Geteuid())
+	}
+	if st.Mode().Perm() != 0o700 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("make image cache %s private: %w", dir, err)
+		}
+	}
+	return nil
+}
+
+// removeRoot removes a build's root directory, and the private directory
+// newRoot made it in, after unmounting what a killed mmdebstrap left
+// mounted in it: removing the files of a mounted /proc, /sys or /dev would
+// reach the host's. Anything still mounted keeps the directory, with a
+// log line; so does a failed removal.
 func (s *Store) removeRoot(root string) {
 	if err := unmountUnder(root); err != nil {
 		s.logf("image cache: keeping %s: %v", root, err)
 		return
 	}
-	os.RemoveAll(root)
+	if err := os.RemoveAll(root); err != nil {
+		s.logf("image cache: removing the build root %s: %v", root, err)
+		return
+	}
+	if parent := filepath.Dir(root); strings.HasPrefix(filepath.Base(parent), rootPrefix) {
+		if err := os.Remove(parent); err != nil {
+			s.logf("image cache: removing %s: %v", parent, err)
+		}
+	}
 }
 
 // unmountUnder unmounts every mount at or under dir, deepest first.

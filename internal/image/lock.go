@@ -109,32 +109,39 @@ func sweepLock(dir string, how int) (*os.File, error) {
 	}
 }
 
-// newRoot makes an empty directory for a root file system in dir, locked
-// (shared) until release: the sweep leaves it alone while it is held. It
-// becomes the image's "/", so it gets the mode a root has, not
-// MkdirTemp's 0700 (which kept every user but root out of the guest's
-// file system).
+// newRoot makes an empty directory for a root file system in dir, the
+// image cache, which it first makes the caller's alone (privateDir). The
+// root becomes the image's "/", so it gets the mode a root has, 0755; it
+// lives in a 0700 directory of its own (.root-*), so that its set-id
+// files (sudo, ping, kept set-id for the guest) are out of other host
+// users' reach. The private directory is locked (shared) until release:
+// the sweep leaves it alone while it is held.
 func newRoot(dir string) (root string, release func(), err error) {
+	if err := privateDir(dir); err != nil {
+		return "", nil, err
+	}
 	sw, err := sweepLock(dir, unix.LOCK_SH)
 	if err != nil {
 		return "", nil, fmt.Errorf("lock image cache %s: %w", dir, err)
 	}
 	defer sw.Close()
-	root, err = os.MkdirTemp(dir, ".root-")
+	private, err := os.MkdirTemp(dir, rootPrefix)
 	if err != nil {
 		return "", nil, err
 	}
-	if err := os.Chmod(root, 0o755); err != nil {
-		os.Remove(root)
-		return "", nil, err
-	}
-	f, err := os.Open(root)
+	f, err := os.Open(private)
 	if err == nil {
 		err = unix.Flock(int(f.Fd()), unix.LOCK_SH)
 	}
 	if err != nil {
-		os.Remove(root)
-		return "", nil, fmt.Errorf("lock %s: %w", root, err)
+		os.Remove(private)
+		return "", nil, fmt.Errorf("lock %s: %w", private, err)
+	}
+	root = filepath.Join(private, "root")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		f.Close()
+		os.Remove(private)
+		return "", nil, err
 	}
 	return root, func() { f.Close() }, nil
 }
@@ -162,7 +169,7 @@ func createTemp(dir, pattern string) (*os.File, error) {
 // leftover says whether name is build work a sweep considers: a root
 // directory, a partial image file or a build lock.
 func leftover(name string) bool {
-	return strings.HasPrefix(name, ".root-") ||
+	return strings.HasPrefix(name, rootPrefix) ||
 		strings.HasPrefix(name, ".") && strings.Contains(name, ext+".tmp-") ||
 		strings.HasPrefix(name, ".") && strings.HasSuffix(name, ".lock") && name != ".sweep.lock"
 }

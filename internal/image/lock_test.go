@@ -230,7 +230,7 @@ func TestDeadBuilder(t *testing.T) {
 	if _, err := s.List(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(roots[0], "etc", "build")); err != nil {
+	if _, err := os.Stat(filepath.Join(roots[0], "root", "etc", "build")); err != nil {
 		t.Errorf("the live build's root after a List: %v; want it kept", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

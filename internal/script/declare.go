@@ -45,7 +45,7 @@ var machineArgs = []machineArg{
 	{"units", into(unitFiles, func(s *spec.Machine) *[]spec.UnitFile { return &s.Units })},
 	{"enable", into(stringList, func(s *spec.Machine) *[]string { return &s.Enable })},
 	{"display", into(boolValue, func(s *spec.Machine) *bool { return &s.Display })},
-	{"image", into(stringValue, func(s *spec.Machine) *string { return &s.Image })},
+	{"image", setImage},
 }
 
 // into makes an argument that parses its value and stores it in the field
@@ -286,6 +286,30 @@ func setShares(m *machineValue, v starlark.Value) error {
 		}
 		m.spec.Shares = append(m.spec.Shares, spec.Share{HostPath: host, GuestPath: guest})
 	}
+	return nil
+}
+
+// setImage takes an image reference; the path of "oci:DIR[:TAG]" and
+// "docker-archive:FILE" is relative to the test file's directory, as a
+// share's is, and made absolute (the Go API's is relative to the working
+// directory).
+func setImage(m *machineValue, v starlark.Value) error {
+	ref, err := stringValue(v)
+	if err != nil {
+		return err
+	}
+	for _, kind := range []string{"oci:", "docker-archive:"} {
+		p, ok := strings.CutPrefix(ref, kind)
+		if !ok || p == "" || filepath.IsAbs(p) {
+			continue
+		}
+		abs, err := filepath.Abs(filepath.Join(filepath.Dir(m.pos.Filename()), p))
+		if err != nil {
+			return fmt.Errorf("image %s: %w", ref, err)
+		}
+		ref = kind + abs
+	}
+	m.spec.Image = ref
 	return nil
 }
 

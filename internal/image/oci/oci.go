@@ -55,8 +55,14 @@ const refNameAnnotation = "org.opencontainers.image.ref.name"
 // with the credentials of the standard docker config and credential helpers.
 // dir is created if missing and must be empty. Every blob is checked against
 // its digest; a corrupt image is an error, and dir is then left partly
-// written for the caller to remove.
+// written for the caller to remove. Unpack is Options{}.Unpack: it unpacks
+// at most DefaultMaxBytes.
 func Unpack(ctx context.Context, ref, dir string) (string, error) {
+	return Options{}.Unpack(ctx, ref, dir)
+}
+
+// Unpack is the package's Unpack with o's bound and log.
+func (o Options) Unpack(ctx context.Context, ref, dir string) (string, error) {
 	img, err := open(ctx, ref)
 	if err != nil {
 		return "", err
@@ -68,7 +74,7 @@ func Unpack(ctx context.Context, ref, dir string) (string, error) {
 	if err := prepareDir(dir); err != nil {
 		return "", fmt.Errorf("unpacking image %s: %w", ref, err)
 	}
-	if err := flatten(ctx, img, cfg, dir); err != nil {
+	if err := o.flatten(ctx, ref, img, cfg, dir); err != nil {
 		return "", fmt.Errorf("unpacking image %s into %s: %w", ref, dir, err)
 	}
 	return id, nil

@@ -109,7 +109,7 @@ func configDigest(t testing.TB, img v1.Image) string {
 }
 
 // The layers of the image most tests unpack: a whiteout, an opaque
-// directory, links, modes, owners and device nodes.
+// directory, links, modes, owners, a fifo and a device node (left out).
 func richLayers(t *testing.T) []v1.Layer {
 	suid := file("usr/bin/su", "su")
 	suid.hdr.Mode = 0o4755
@@ -183,8 +183,9 @@ func checkRichTree(t testing.TB, root string) {
 	if st, err := os.Stat(filepath.Join(root, "home/u/note")); err != nil || st.Sys().(*syscall.Stat_t).Uid != 1000 || st.Sys().(*syscall.Stat_t).Gid != 1001 {
 		t.Errorf("home/u/note: not owned by 1000:1001 (err %v)", err)
 	}
-	if st, err := os.Lstat(filepath.Join(root, "dev/null")); err != nil || st.Mode()&fs.ModeCharDevice == 0 || st.Sys().(*syscall.Stat_t).Rdev != 0x103 || st.Mode().Perm() != 0o666 {
-		t.Errorf("dev/null: got mode %v (err %v), want char device 1,3 rw-rw-rw-", modeOf(st), err)
+	// Never a device node on the host: the guest's /dev is devtmpfs.
+	if st, err := os.Lstat(filepath.Join(root, "dev/null")); !os.IsNotExist(err) {
+		t.Errorf("dev/null: got mode %v (err %v), want no device node made", modeOf(st), err)
 	}
 	buf := make([]byte, 16)
 	if n, err := unix.Lgetxattr(filepath.Join(root, "usr/bin/ping"), "user.vmlab", buf); err != nil || string(buf[:n]) != "x" {
