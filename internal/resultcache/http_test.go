@@ -187,6 +187,13 @@ func TestRemoteFailures(t *testing.T) {
 		{"an error", func(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "no", http.StatusBadGateway)
 		}, false, "502 Bad Gateway"},
+		{"bazel-remote validating", func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPut {
+				http.Error(w, "not an ActionResult", http.StatusBadRequest)
+				return
+			}
+			http.NotFound(w, r)
+		}, true, "--disable_http_ac_validation"},
 		{"slow", func(w http.ResponseWriter, r *http.Request) {
 			<-r.Context().Done() // until the client gives up
 		}, false, "Timeout"},

@@ -133,7 +133,11 @@ func (h *HTTP) Put(ctx context.Context, key string, data []byte) error {
 	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode/100 != 2 {
+	switch {
+	case resp.StatusCode == http.StatusBadRequest:
+		// bazel-remote refuses what is not a Bazel ActionResult.
+		return fmt.Errorf("PUT %s: %s (bazel-remote: start it with --disable_http_ac_validation)", h.url(key), resp.Status)
+	case resp.StatusCode/100 != 2:
 		return fmt.Errorf("PUT %s: %s", h.url(key), resp.Status)
 	}
 	return nil
