@@ -45,6 +45,9 @@ type resultCache struct {
 	cache *resultcache.Cache // nil: off
 	mu    sync.Mutex
 	tests map[string]*cachedTest // by test id
+	// stores are the entries being stored: a slow server delays Close,
+	// not the events of the tests still running.
+	stores sync.WaitGroup
 }
 
 // cachedTest is a test the cache may record.
@@ -108,7 +111,9 @@ func (rc *resultCache) start(ctx context.Context, e *env, jobs []job, boot *mach
 			continue
 		}
 		base := filepath.Dir(j.file.Name)
+		rc.mu.Lock()
 		rc.tests[id] = &cachedTest{key: key, base: base}
+		rc.mu.Unlock()
 		if rc.count == 1 {
 			left = append(left, j)
 			continue
@@ -167,10 +172,9 @@ func (rc *resultCache) Event(ev report.Event) {
 		rc.recordRead(t, ev.Command)
 	case ev.Kind == report.TestEnd && ev.Passed && !ev.Cached && !t.unkeyed:
 		host, _ := os.Hostname()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		rc.cache.Store(ctx, resultcache.Entry{Key: t.key, Test: ev.Test, Vmlab: version.Short(),
-			Passed: ev.Time.UTC(), Host: host, Duration: ev.Duration, Reads: t.reads})
+		ent := resultcache.Entry{Key: t.key, Test: ev.Test, Vmlab: version.Short(),
+			Passed: ev.Time.UTC(), Host: host, Duration: ev.Duration, Reads: t.reads}
+		rc.stores.Go(func() { rc.cache.Store(context.Background(), ent) }) // each request bounded by HTTP.Timeout
 	}
 }
 
@@ -223,8 +227,9 @@ func copySource(call string) (string, bool) {
 	return "", false
 }
 
-// Close trims the local store.
+// Close waits for the entries being stored, then trims the local store.
 func (rc *resultCache) Close() error {
+	rc.stores.Wait()
 	if rc.cache != nil {
 		rc.cache.Close()
 	}

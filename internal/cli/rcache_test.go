@@ -147,6 +147,7 @@ func TestCopiedFileRecorded(t *testing.T) {
 	rc := &resultCache{cache: c, tests: map[string]*cachedTest{"t.test": {key: key, base: dir}}}
 	rc.Event(report.Event{Kind: report.Command, Test: "t.test", Command: `copy_from_host("data.txt", "/srv/data.txt")`})
 	rc.Event(report.Event{Kind: report.TestEnd, Test: "t.test", Passed: true, Duration: time.Second, Time: time.Now()})
+	rc.Close()
 	e, ok := c.Lookup(context.Background(), key, dir)
 	if !ok {
 		t.Fatal("Lookup after the test passed: got a miss")
@@ -166,6 +167,7 @@ func TestFailedNotStored(t *testing.T) {
 	key := resultcache.Bytes([]byte("t"))
 	rc := &resultCache{cache: c, tests: map[string]*cachedTest{"t.test": {key: key}}}
 	rc.Event(report.Event{Kind: report.TestEnd, Test: "t.test", Passed: false, Error: "boom"})
+	rc.Close()
 	if _, ok := c.Lookup(context.Background(), key, ""); ok {
 		t.Error("Lookup after the test failed: got a hit, want a miss")
 	}
