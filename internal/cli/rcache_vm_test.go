@@ -1,9 +1,13 @@
 package cli
 
 import (
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,10 +16,28 @@ import (
 
 // TestRunCached boots VMs: a passing test is cached by its second run and
 // reported so in every report; -count=1 and an edit of its file run it
-// again; a failing test runs every time.
+// again; a failing test runs every time; a second runner (another local
+// store) gets the pass from the shared server. (internal/resultcache tests
+// the server protocol against a real nginx.)
 func TestRunCached(t *testing.T) {
 	t.Setenv("VMLAB_AGENT", vmtest.Agent(t))
 	t.Setenv(resultCacheEnv, t.TempDir()) // an empty store of the test's own
+	var shared sync.Map                   // a GET/PUT server's entries, by path
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodPut:
+			b, _ := io.ReadAll(r.Body)
+			shared.Store(r.URL.Path, b)
+			w.WriteHeader(http.StatusCreated)
+		case http.MethodGet:
+			if b, ok := shared.Load(r.URL.Path); ok {
+				w.Write(b.([]byte))
+				return
+			}
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
 	dir := t.TempDir()
 	pass := filepath.Join(dir, "pass.star")
 	fail := filepath.Join(dir, "fail.star")
@@ -30,7 +52,7 @@ func TestRunCached(t *testing.T) {
 	runOnce := func(wantCode int, args ...string) (stdout, out string) {
 		t.Helper()
 		out = t.TempDir()
-		code, stdout, stderr := run(append([]string{"run", "-cache=on", "-out", out}, args...)...)
+		code, stdout, stderr := run(append([]string{"run", "-cache=on", "-cache-url", srv.URL, "-out", out}, args...)...)
 		if code != wantCode {
 			t.Fatalf("run %q: got exit %d, want %d\nstdout:\n%s\nstderr:\n%s", args, code, wantCode, stdout, stderr)
 		}
@@ -63,6 +85,10 @@ func TestRunCached(t *testing.T) {
 	os.WriteFile(pass, append(b, "# edited\n"...), 0o644)
 	if stdout, _ := runOnce(exitOK, pass); strings.Contains(stdout, "cached") {
 		t.Errorf("after an edit of the file: reported cached, want it run:\n%s", stdout)
+	}
+	t.Setenv(resultCacheEnv, t.TempDir()) // another runner
+	if stdout, _ := runOnce(exitOK, pass); !strings.Contains(stdout, cachedLine) {
+		t.Errorf("a second runner with the shared server: want %q:\n%s", cachedLine, stdout)
 	}
 	for i := range 2 {
 		if stdout, _ := runOnce(exitFail, fail); strings.Contains(stdout, "cached") || !strings.Contains(stdout, "FAIL fail.test_fails") {
