@@ -102,11 +102,15 @@ func (rc *resultCache) start(ctx context.Context, e *env, jobs []job, boot *mach
 	rc.tests = make(map[string]*cachedTest)
 	k := keyer{h: c.Hasher, boot: boot, timeout: timeout, bf: bf}
 	var left []job
+	said := make(map[error]bool) // a file's error is said once, not once per test
 	for _, j := range jobs {
 		id := j.file.TestID(j.test)
 		key, err := k.key(ctx, j)
 		if err != nil {
-			e.errorf("result cache: %s: %v; it runs and is not recorded", id, err)
+			if !said[err] {
+				e.errorf("result cache: %s: %v; its tests run and are not recorded", j.file.Name, err)
+				said[err] = true
+			}
 			left = append(left, j)
 			continue
 		}
@@ -245,8 +249,10 @@ type keyer struct {
 	timeout time.Duration
 	bf      bootFlags
 
-	common *resultcache.Inputs
-	files  map[*script.File]*resultcache.Inputs
+	common    *resultcache.Inputs
+	commonErr error
+	files     map[*script.File]*resultcache.Inputs
+	fileErrs  map[*script.File]error
 }
 
 // key returns j's key.
@@ -260,18 +266,39 @@ func (k *keyer) key(ctx context.Context, j job) (string, error) {
 	return t.Key(), nil
 }
 
-// fileInputs returns the inputs every test of f shares.
+// fileInputs returns the inputs every test of f shares. An error is
+// remembered: f's other tests get the same one.
 func (k *keyer) fileInputs(ctx context.Context, f *script.File) (*resultcache.Inputs, error) {
 	if in := k.files[f]; in != nil {
 		return in, nil
 	}
-	if k.common == nil {
-		c, err := k.commonInputs()
-		if err != nil {
-			return nil, err
-		}
-		k.common = c
+	if err := k.fileErrs[f]; err != nil {
+		return nil, err
 	}
+	if k.common == nil && k.commonErr == nil {
+		k.common, k.commonErr = k.commonInputs()
+	}
+	if k.commonErr != nil {
+		return nil, k.commonErr
+	}
+	in, err := k.readFile(ctx, f)
+	if err != nil {
+		if k.fileErrs == nil {
+			k.fileErrs = make(map[*script.File]error)
+		}
+		k.fileErrs[f] = err
+		return nil, err
+	}
+	if k.files == nil {
+		k.files = make(map[*script.File]*resultcache.Inputs)
+	}
+	k.files[f] = in
+	return in, nil
+}
+
+// readFile gathers f's own inputs: its bytes, declarations, images, the
+// host's packages and its shares.
+func (k *keyer) readFile(ctx context.Context, f *script.File) (*resultcache.Inputs, error) {
 	in := *k.common
 	src, err := os.ReadFile(f.Name)
 	if err != nil {
@@ -290,14 +317,10 @@ func (k *keyer) fileInputs(ctx context.Context, f *script.File) (*resultcache.In
 		}
 		for _, s := range m.Shares {
 			if in.Shares[s.HostPath], err = k.h.Tree(s.HostPath); err != nil {
-				return nil, fmt.Errorf("machine %s: share %w", m.Name, err)
+				return nil, fmt.Errorf("machine %s: %w", m.Name, err)
 			}
 		}
 	}
-	if k.files == nil {
-		k.files = make(map[*script.File]*resultcache.Inputs)
-	}
-	k.files[f] = &in
 	return &in, nil
 }
 

@@ -172,3 +172,30 @@ func TestFailedNotStored(t *testing.T) {
 		t.Error("Lookup after the test failed: got a hit, want a miss")
 	}
 }
+
+// TestKeyErrorSaidOnce: when a test cannot be keyed (here QEMU is not
+// there to ask its version), its tests run, and the run says so once.
+func TestKeyErrorSaidOnce(t *testing.T) {
+	t.Setenv(resultCacheEnv, t.TempDir())
+	w := newKeyWorld(t)
+	os.WriteFile(w.file, []byte("vm = machine(vlans = [])\n\ndef test_a():\n    pass\n\ndef test_b():\n    pass\n"), 0o644)
+	src, _ := os.ReadFile(w.file)
+	f, err := script.Load(w.file, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobs := []job{{file: f, test: "test_a"}, {file: f, test: "test_b"}}
+	boot := &machine.Boot{Kernel: &kernel.Kernel{Image: w.kernel}, Initramfs: filepath.Join(w.dir, "initrd"), QEMU: filepath.Join(w.dir, "no-qemu")}
+	var stderr strings.Builder
+	e := &env{stdout: &stderr, stderr: &stderr}
+	rc := &resultCache{mode: "on"}
+	rep := report.New()
+	left := rc.start(context.Background(), e, jobs, boot, time.Minute, bootFlags{memory: 512, cpus: 1}, false, rep)
+	rep.Close()
+	if len(left) != 2 {
+		t.Errorf("jobs left to run: got %d, want both", len(left))
+	}
+	if n := strings.Count(stderr.String(), "result cache:"); n != 1 || !strings.Contains(stderr.String(), "no-qemu") {
+		t.Errorf("stderr: got %q, want one line naming the missing QEMU", stderr.String())
+	}
+}
