@@ -44,7 +44,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// vmlabRun runs `vmlab run -j 1 -out OUT ARGS...` (flags, then files)
+// vmlabRun runs `vmlab run -cache=off -j 1 -out OUT ARGS...` (flags, then files;
+// -cache=off: each test boots its VMs, as the test wants)
 // with a static vmlab built from this module (static, so it is also the
 // guest's agent), once per test binary, and returns its output.
 func vmlabRun(t *testing.T, out string, args ...string) ([]byte, error) {
@@ -63,7 +64,7 @@ func vmlabRun(t *testing.T, out string, args ...string) ([]byte, error) {
 	if buildErr != nil {
 		t.Fatalf("build vmlab: %v\n%s", buildErr, buildOut)
 	}
-	run := exec.Command(built, append([]string{"run", "-j", "1", "-out", out}, args...)...)
+	run := exec.Command(built, append([]string{"run", "-cache=off", "-j", "1", "-out", out}, args...)...)
 	run.Env = append(os.Environ(), "VMLAB_AGENT=")
 	return run.CombinedOutput()
 }

@@ -164,7 +164,7 @@ func largestOutputFile(dir string) (int64, error) {
 // then its peak RSS and the run's exit code as JSON on stdout. The run's
 // own report goes to stderr.
 func runOutputChild(ctx context.Context, e *env, args []string) int {
-	code := runRun(ctx, &env{stdout: e.stderr, stderr: e.stderr}, args)
+	code := runRun(ctx, &env{stdout: e.stderr, stderr: e.stderr}, append([]string{"-cache=off"}, args...))
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		e.errorf("getrusage: %v", err)

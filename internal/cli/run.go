@@ -45,6 +45,7 @@ func runRun(ctx context.Context, e *env, args []string) int {
 	var sf shardFlags
 	sf.register(fs)
 	keepState := fs.String("keep-state", "", "keep the machines' disks in `dir` (DIR/MACHINE.img) and reuse them next time; one file, its tests one at a time")
+	rc := registerResultCache(fs)
 	if ok, code := parseMixed(e, fs, args, func() bool { return fs.NArg() > 0 }); !ok {
 		return code
 	}
@@ -83,7 +84,7 @@ func runRun(ctx context.Context, e *env, args []string) int {
 		e.errorf("-coverage: not with -i (the machines of a test the REPL opens on outlive it)")
 		return exitUsage
 	}
-	if err := inter.check(*jsonEvents); err != nil {
+	if err := errors.Join(inter.check(*jsonEvents), rc.check()); err != nil {
 		e.errorf("%v", err)
 		return exitUsage
 	}
@@ -131,7 +132,7 @@ func runRun(ctx context.Context, e *env, args []string) int {
 		return exitInternal
 	}
 	var coverIndex string // set when this run's merge succeeded
-	rep, closeEvents, err := reporter(e, dir, *junit, func() string { return coverIndex }, *jsonEvents, *verbose, inter)
+	rep, closeEvents, err := reporter(e, dir, *junit, func() string { return coverIndex }, *jsonEvents, *verbose, inter, rc)
 	if err == nil {
 		err = plan.start(e, dir)
 	}
@@ -146,6 +147,7 @@ func runRun(ctx context.Context, e *env, args []string) int {
 	if *parallel <= 0 {
 		*parallel = defaultJobs(files, bf.memory)
 	}
+	jobs = rc.start(ctx, e, jobs, boot, *timeout, bf, *cover != "" || inter.on() || *keepState != "", rep)
 	jobsCtx := ctx
 	if inter.on() {
 		// exit() at the REPL stops the run as a signal would, but for
@@ -470,8 +472,8 @@ func keepDir(dir string, temporary bool) {
 // reporter assembles the sinks: the terminal (or JSON lines on stdout),
 // events.jsonl, junit.xml and report.html (linking the merged coverage
 // report coverIndex returns, when it returns one) in the output directory, and the
-// -junit file. With -i, the files are behind inter.hold.
-func reporter(e *env, dir, junit string, coverIndex func() string, jsonEvents, verbose bool, inter *interactive) (*report.Reporter, func() error, error) {
+// -junit file, then extra. With -i, the files are behind inter.hold.
+func reporter(e *env, dir, junit string, coverIndex func() string, jsonEvents, verbose bool, inter *interactive, extra ...report.Sink) (*report.Reporter, func() error, error) {
 	events, err := report.Create(filepath.Join(dir, "events.jsonl"))
 	if err != nil {
 		return nil, nil, err
@@ -490,7 +492,7 @@ func reporter(e *env, dir, junit string, coverIndex func() string, jsonEvents, v
 	} else {
 		sinks = append(sinks, report.NewTerminal(e.stdout, report.TerminalFor(e.stdout, verbose)))
 	}
-	return report.New(sinks...), events.Close, nil
+	return report.New(append(sinks, extra...)...), events.Close, nil
 }
 
 // defaultJobs is how many tests run at once by default: half the cores

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"cmp"
 	"slices"
 	"time"
 
@@ -55,7 +56,8 @@ type step struct {
 	Start        time.Time
 	Ended        bool
 	Passed       bool
-	Skipped      bool // never started (Event.Skipped); Error says why
+	Skipped      bool   // never started (Event.Skipped); Error says why
+	Cached       string // a test not run, as it passed before (Event.Cached): when and where
 	Error, Where string
 	Source       string // the failing script line, "file:line: text"
 	Duration     time.Duration
@@ -166,6 +168,9 @@ func (t *testRecord) finish(s *step, e Event) {
 	s.Error, s.Where, s.Source, s.Duration = e.Error, e.Where, e.Source, e.Duration
 	if e.Skipped {
 		s.Error = e.Text
+	}
+	if e.Cached {
+		s.Cached = cmp.Or(e.Text, "cached")
 	}
 	if !e.Passed && !e.Skipped {
 		s.FailedCmd = failingCommand(t.lastCmd, s.Path)

@@ -13,7 +13,7 @@ type Kind string
 
 // Event kinds.
 const (
-	TestStart    Kind = "test-start"    // Test; Shard and Host in a merged report
+	TestStart    Kind = "test-start"    // Test; Cached when it will not run (its test-end says why); Shard and Host in a merged report
 	TestEnd      Kind = "test-end"      // Test, Passed, Error, Where, Source, Duration; or Test, Skipped, Text (why it never started); or Test, Passed, Cached, Duration (the cached run's), Text (when and where it passed); Shard and Host in a merged report
 	SubtestStart Kind = "subtest-start" // Test, Path
 	SubtestEnd   Kind = "subtest-end"   // Test, Path, Passed, Error, Where, Source, Duration

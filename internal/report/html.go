@@ -88,7 +88,8 @@ type (
 	htmlStep struct {
 		Name     string
 		Passed   bool
-		Skipped  bool // never started
+		Skipped  bool   // never started
+		Cached   string // not run, as it passed before: when and where
 		Duration string
 		Failure  *htmlFailure
 		Items    []htmlItem
@@ -172,7 +173,7 @@ func newHTMLPage(tests []*testRecord, dir string) htmlPage {
 // failed with the same error (it made the test fail) only says FAIL in the
 // timeline, its failing command marked there.
 func newHTMLStep(s *step, testStart time.Time, t *testRecord, dir string) htmlStep {
-	hs := htmlStep{Name: clean(s.Name), Passed: s.Passed, Skipped: s.Skipped, Duration: seconds(s.Duration)}
+	hs := htmlStep{Name: clean(s.Name), Passed: s.Passed, Skipped: s.Skipped, Cached: clean(s.Cached), Duration: seconds(s.Duration)}
 	isTest := len(s.Path) == 0
 	if !s.Passed && !s.Skipped && (isTest || s.Error != t.Error) {
 		hs.Failure = newHTMLFailure(s, isTest, t, dir)

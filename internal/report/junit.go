@@ -175,6 +175,9 @@ func junitTestcase(t *testRecord, s *step) junitCase {
 		c.Failure = &junitFailure{Message: msg, Type: "failure", Text: failureText(s)}
 	}
 	var out strings.Builder
+	if s.Cached != "" {
+		fmt.Fprintf(&out, "cached: not run, %s\n", clean(s.Cached))
+	}
 	writeTimeline(&out, s, t.Start, 0)
 	if console := consoleText(&t.console); s == &t.step && console != "" {
 		if out.Len() > 0 {

@@ -201,7 +201,7 @@ func (s *terminal) test(e Event) *termTest {
 	t = &termTest{name: e.Test, console: consoleLog{limit: consoleLimit}}
 	s.running[e.Test] = t
 	s.queue = append(s.queue, t)
-	if !e.Skipped {
+	if !e.Skipped && !e.Cached {
 		s.line(t, 0, "RUN  "+clean(e.Test))
 	}
 	return t
@@ -239,7 +239,11 @@ func (s *terminal) testEnd(t *termTest, e Event) {
 		s.end(t)
 		return
 	}
-	s.line(t, 0, s.result(e.Passed, clean(e.Test), seconds(e.Duration)))
+	if e.Cached { // go test's "(cached)": it passed before, with the same inputs
+		s.line(t, 0, s.result(e.Passed, clean(e.Test), "cached, "+seconds(e.Duration)))
+	} else {
+		s.line(t, 0, s.result(e.Passed, clean(e.Test), seconds(e.Duration)))
+	}
 	if e.Passed {
 		s.passed++
 	} else {
