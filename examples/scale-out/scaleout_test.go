@@ -316,9 +316,26 @@ func TestGitHubActionsWorkflow(t *testing.T) {
 			uploads = append(uploads, s.If)
 		}
 	}
-	runScript := strings.Join(runs, "\n")
-	if !strings.Contains(runScript, "-shard auto") || flagValue(t, runScript, "out") != "out" {
-		t.Errorf("the shard job does not run vmlab run -shard auto -out out:\n%s", runScript)
+	// The run proper is the vmlab run that writes -out (the other lists).
+	var runLine string
+	for _, line := range strings.Split(strings.Join(runs, "\n"), "\n") {
+		if strings.Contains(line, "vmlab run") && strings.Contains(line, " -out ") {
+			runLine = line
+		}
+	}
+	if !strings.Contains(runLine, "-shard auto") || flagValue(t, runLine, "out") != "out" {
+		t.Errorf("the shard job does not run vmlab run -shard auto -out out: %q", runLine)
+	}
+	// Every shard must split by the same timings: the plan job's. Not
+	// the default file, which is in each shard's own ~/.cache/vmlab, nor
+	// one a shard restores itself, which a concurrent merge may renew.
+	if tf := flagValue(t, runLine, "timings"); tf == "" || strings.Contains(tf, ".cache") {
+		t.Errorf("the shards' -timings is %q: want the file the plan job handed every shard", tf)
+	}
+	for _, s := range shard.Steps {
+		if strings.HasPrefix(s.Uses, "actions/cache") && strings.Contains(fmt.Sprint(s.With["path"]), "timings") {
+			t.Errorf("shard step %q restores timings itself: shards could split by different ones", s.Name)
+		}
 	}
 	if len(uploads) != 1 || uploads[0] != "always()" {
 		t.Errorf("uploads of out/: got ifs %q, want one with always(): a failed shard's output is what merge shows", uploads)
