@@ -303,6 +303,11 @@ func TestGitHubActionsWorkflow(t *testing.T) {
 			t.Errorf("shard env %s: got %q, want %q", name, got, want)
 		}
 	}
+	// "Re-run failed jobs" reruns some shards in a new attempt: their
+	// run.json must name the same run as the shards that passed.
+	if got := w.Env["VMLAB_RUN_ID"]; got != "${{ github.run_id }}" {
+		t.Errorf("VMLAB_RUN_ID: got %q, want ${{ github.run_id }}: without it a re-run shard's run id has the attempt in it, and merge refuses it", got)
+	}
 	if shard.Strategy.FailFast == nil || *shard.Strategy.FailFast {
 		t.Error("the matrix does not set fail-fast: false: one failed test would cancel the other shards")
 	}
