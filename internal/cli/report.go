@@ -358,11 +358,31 @@ func writeMerge(out string, p *mergePlan, force bool) (*mergeSummary, error) {
 		sum.perShard[s].add(end)
 		sum.total.add(end)
 	}
-	err = errors.Join(append(copyErrs, rep.Close(), events.Close())...)
+	err = errors.Join(append(copyErrs, rep.Close(), events.Close(), writeMergedTimings(out, p))...)
 	if err != nil {
 		return nil, fmt.Errorf("writing the merged report in %s: %w", out, err)
 	}
 	return sum, nil
+}
+
+// writeMergedTimings writes out/timings.json: the duration of each test a
+// shard ran to its end (passed or failed; not cached, not skipped), under
+// its key in the timings file. It is what the next sharded run reads with
+// -timings, the same file on every runner (docs/scale-out.md).
+func writeMergedTimings(out string, p *mergePlan) error {
+	tests := map[string]shard.Timing{}
+	for _, id := range p.all {
+		s := p.owner[id]
+		if s == nil || s.m.Keys[id] == "" {
+			continue
+		}
+		for _, ev := range s.events[id] {
+			if ev.Kind == report.TestEnd && !ev.Skipped && !ev.Cached && ev.Duration > 0 {
+				tests[s.m.Keys[id]] = shard.Timing{ID: id, Duration: ev.Duration.Seconds(), Seen: ev.Time}
+			}
+		}
+	}
+	return shard.Record(filepath.Join(out, "timings.json"), tests, time.Now())
 }
 
 // whyNotRun says why a test no shard ran was not run.

@@ -31,8 +31,12 @@ func newFixture(index, total int, tests ...string) *fixtureShard {
 	f := &fixtureShard{
 		m: shard.Manifest{Format: shard.ManifestVersion, Vmlab: "v1.2.3", RunID: "42-1", Host: "runner-" + string(rune('0'+index)),
 			Index: index, Total: total, Selection: "sha256:abc", All: fixtureAll, Tests: tests,
-			Started: time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC), Complete: true},
+			Started: time.Now().UTC().Truncate(time.Minute).Add(-time.Hour), Complete: true, Keys: map[string]string{}},
 		files: make(map[string]string),
+	}
+	for _, id := range fixtureAll {
+		file, test, _ := strings.Cut(id, ".")
+		f.m.Keys[id] = shard.Key("suite/"+file+".star", test)
 	}
 	origOut := "/builds/runner/out"
 	t0 := f.m.Started
@@ -218,6 +222,20 @@ func TestReportMerge(t *testing.T) {
 		}
 		if want := map[bool]os.FileMode{true: 0o700, false: 0o600}[fi.IsDir()]; fi.Mode().Perm() != want {
 			t.Errorf("%s: mode %v, want %v", p, fi.Mode().Perm(), want)
+		}
+	}
+
+	// The shards' durations, for the next run's -timings: every test
+	// that ran, not the cached one (its duration is another run's).
+	timings, err := shard.ReadTimings(filepath.Join(out, "timings.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range fixtureAll {
+		file, test, _ := strings.Cut(id, ".")
+		got, ok := timings[shard.Key("suite/"+file+".star", test)]
+		if want := id != "b.test_four"; ok != want || ok && (got.ID != id || got.Duration != 2) {
+			t.Errorf("merged timings.json for %s: got %+v (present %v), want present %v with 2 s", id, got, ok, want)
 		}
 	}
 

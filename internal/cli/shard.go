@@ -59,7 +59,7 @@ func (f *shardFlags) plan(jobs []job) (*shardPlan, error) {
 	}
 	p.shardOf = shard.Partition(p.tests, total)
 	p.manifest = shard.Manifest{Format: shard.ManifestVersion, Vmlab: version.Short(), RunID: shard.RunID(os.Getenv),
-		Index: index, Total: total, Selection: shard.Selection(p.tests, total), Tests: []string{}}
+		Index: index, Total: total, Selection: shard.Selection(p.tests, total), Tests: []string{}, Keys: p.keys}
 	p.manifest.Host, _ = os.Hostname()
 	for i, j := range jobs {
 		p.manifest.All = append(p.manifest.All, p.tests[i].ID)

@@ -42,6 +42,11 @@ type Manifest struct {
 	// ("file.test_x"); Tests is this shard's part of it.
 	All   []string `json:"all"`
 	Tests []string `json:"tests"`
+	// Keys are the selection's tests' keys in the timings file (Key), by
+	// id: a merge writes the shards' measured durations under them
+	// (OUT/timings.json), the next run's timings. An id two tests share
+	// has none.
+	Keys map[string]string `json:"keys,omitempty"`
 
 	Started  time.Time `json:"started"`
 	Ended    time.Time `json:"ended,omitzero"`
