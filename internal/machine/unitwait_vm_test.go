@@ -29,13 +29,17 @@ func TestSystemdWaitUnit(t *testing.T) {
 			Files: []spec.File{
 				{Path: "/etc/systemd/user/hello.service", Content: "[Service]\nExecStart=/bin/sleep infinity\n"},
 				// A drop-in, not a .wants link: the host's links are hidden.
-				{Path: "/etc/systemd/user/bad.service", Content: "[Service]\nExecStart=/bin/sh -c 'echo bad-user-marker; exit 4'\n"},
+				// Type=oneshot: a simple service is active between its
+				// fork and its exit, and a wait may catch that moment
+				// (CI did, under load); a oneshot goes from activating
+				// to failed.
+				{Path: "/etc/systemd/user/bad.service", Content: "[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo bad-user-marker; exit 4'\n"},
 				{Path: "/etc/systemd/user/default.target.d/hello.conf", Content: "[Unit]\nWants=hello.service bad.service\n"},
 			},
 		},
 		Units: []spec.UnitFile{
 			{Name: "slow.service", Text: "[Service]\nExecStartPre=/bin/sleep 2\nExecStart=/bin/sleep infinity\n"},
-			{Name: "broken.service", Text: "[Service]\nExecStart=/bin/sh -c 'echo broken-marker-output; exit 3'\n" +
+			{Name: "broken.service", Text: "[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo broken-marker-output; exit 3'\n" +
 				"[Install]\nWantedBy=multi-user.target\n"},
 			{Name: "idle.service", Text: "[Service]\nExecStart=/bin/sleep infinity\n"},
 		},

@@ -20,6 +20,10 @@ func TestServiceExitEvent(t *testing.T) {
 vm = machine(services = {"x": service("echo '(EE) Unrecognized option: -bad'; exit 1")})
 
 def test():
+    # The exit first (under load it may come after 3 s of the wait);
+    # wait_for_console_text does not start the machine, as in NixOS.
+    vm.start()
+    vm.wait_for_console_text("vmlab-agent: service x exited with status 1", timeout = 120)
     vm.wait_for_file("/never", timeout = 3)
 `
 	file, err := Load("svc.star", []byte(src))
