@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -740,10 +741,11 @@ var kernelArgs = []string{
 // on the serial port; the last console named, ttyS0, stays /dev/console,
 // the one the console log reads.
 func (m *Machine) kernelArgs() []string {
+	args := append(slices.Clone(kernelArgs), tscArgs(m.cfg.Boot.Accel.Name)...)
 	if !m.cfg.Display {
-		return kernelArgs
+		return args
 	}
-	return append([]string{"console=tty0"}, kernelArgs...)
+	return append([]string{"console=tty0"}, args...)
 }
 
 // Close stops the machine if it runs and removes its temporary directory.
