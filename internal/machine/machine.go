@@ -725,9 +725,11 @@ func (m *Machine) qemuConfig(view *hostview.View, image, initrd string) qemu.Con
 }
 
 // kernelArgs cut boot time under emulation (DESIGN.md, measured: 5.5 s to
-// 4.5 s): trust the TSC instead of calibrating it against the slow emulated
-// timers, skip the timer check, keep memory mappings simple and skip the
-// speculative-execution mitigations, which only cost inside a test VM.
+// 4.5 s): trust the TSC (no clocksource watchdog), skip the timer check,
+// keep memory mappings simple and skip the speculative-execution
+// mitigations, which only cost inside a test VM. Under TCG the TSC's
+// frequency is given too (tscArgs, tsc.go): calibrated by the guest on a
+// loaded host, it came out wrong and the guest's clock ran fast.
 // panic=-1 with QEMU's -no-reboot turns a panic into QEMU's exit, which the
 // driver notices at once.
 var kernelArgs = []string{

@@ -11,9 +11,10 @@ import (
 // host's TSC (cpu_get_host_ticks), so the guest's TSC runs at the host's
 // frequency. Left to itself, the guest kernel calibrates it against the
 // emulated PIT and HPET, polling them in loops that a loaded host
-// deschedules; a calibration several times too low made the guest's clock
+// deschedules; a calibration several times too low makes the guest's clock
 // run several times too fast for the rest of its life (the kernel's later
-// refinement only accepts a value within 1% of the first). vmlab measures
+// refinement only accepts a value within 1% of the first; see "The guest's
+// clock" in docs/architecture.md). vmlab measures
 // the host's TSC against CLOCK_MONOTONIC once per process and gives the
 // guest the figure (tsc_early_khz=), which also skips the guest's slow
 // PIT/HPET calibration loop.
