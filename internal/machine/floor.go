@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,7 +33,7 @@ func (b *Boot) RunFloor(ctx context.Context, accel qemu.Accel, cacheDir string, 
 	cfg := qemu.Config{
 		Binary: b.QEMU, Accel: accel, Kernel: b.Kernel.Vmlinux, Initrd: floor,
 		MemoryMiB: memoryMiB, CPUs: cpus,
-		Append: strings.Join(kernelArgs, " "), Dir: dir, Firmware: b.Firmware,
+		Append: strings.Join(append(slices.Clone(kernelArgs), tscArgs(accel.Name)...), " "), Dir: dir, Firmware: b.Firmware,
 	}
 	start := time.Now()
 	proc, err := qemu.Start(ctx, cfg, io.Discard)
