@@ -109,6 +109,9 @@ func sweepLock(dir string, how int) (*os.File, error) {
 	}
 }
 
+// rootMode is the mode of an image's "/".
+const rootMode = 0o755
+
 // newRoot makes an empty directory for a root file system in dir, locked
 // (shared) until release: the sweep leaves it alone while it is held. It
 // becomes the image's "/", so it gets the mode a root has, not
@@ -124,7 +127,7 @@ func newRoot(dir string) (root string, release func(), err error) {
 	if err != nil {
 		return "", nil, err
 	}
-	if err := os.Chmod(root, 0o755); err != nil {
+	if err := os.Chmod(root, rootMode); err != nil {
 		os.Remove(root)
 		return "", nil, err
 	}
@@ -160,15 +163,18 @@ func createTemp(dir, pattern string) (*os.File, error) {
 }
 
 // leftover says whether name is build work a sweep considers: a root
-// directory, a partial image file or a build lock.
+// directory, a partial image file or record, or a build lock.
 func leftover(name string) bool {
 	return strings.HasPrefix(name, ".root-") ||
 		strings.HasPrefix(name, ".") && strings.Contains(name, ext+".tmp-") ||
+		strings.HasPrefix(name, ".") && strings.Contains(name, ".json.tmp-") ||
 		strings.HasPrefix(name, ".") && strings.HasSuffix(name, ".lock") && name != ".sweep.lock"
 }
 
 // sweep removes what builds that died left in dir (roots, partial image
-// files, build locks), each only when nobody holds its lock, and returns
+// files, build locks), each only when nobody holds its lock, and the
+// records whose image file is gone (a record is written after its image
+// file, and removed after it), and returns
 // the bytes that live builds' roots take (which the bound counts). A
 // sweep already running elsewhere makes this one a no-op.
 func (s *Store) sweep(dir string) (live int64) {
@@ -183,6 +189,12 @@ func (s *Store) sweep(dir string) (live int64) {
 	}
 	for _, de := range des {
 		name := de.Name()
+		if key, ok := strings.CutSuffix(name, ".json"); ok && !strings.HasPrefix(name, ".") {
+			if _, err := os.Lstat(filepath.Join(dir, key+ext)); errors.Is(err, os.ErrNotExist) {
+				os.Remove(filepath.Join(dir, name))
+			}
+			continue
+		}
 		if !leftover(name) {
 			continue
 		}
