@@ -31,9 +31,9 @@ func inRelease(codename, date string) string {
 
 func newTestMirror(t *testing.T) *testMirror {
 	m := &testMirror{files: map[string]string{
-		"/debian/dists/bookworm/InRelease":                      inRelease("bookworm", "Sat, 28 Nov 2026 09:12:34 UTC"),
-		"/debian/dists/stable/InRelease":                        inRelease("bookworm", "Sat, 28 Nov 2026 09:12:34 UTC"),
-		"/debian-security/dists/bookworm-security/InRelease":    inRelease("bookworm-security", "Sun, 29 Nov 2026 10:00:00 UTC"),
+		"/debian/dists/bookworm/InRelease":                     inRelease("bookworm", "Sat, 28 Nov 2026 09:12:34 UTC"),
+		"/debian/dists/stable/InRelease":                       inRelease("bookworm", "Sat, 28 Nov 2026 09:12:34 UTC"),
+		"/debian-security/dists/bookworm-security/InRelease":   inRelease("bookworm-security", "Sun, 29 Nov 2026 10:00:00 UTC"),
 		"/debian/dists/bookworm/main/binary-amd64/Packages.gz": "",
 	}, status: map[string]int{}}
 	m.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
