@@ -220,6 +220,16 @@ func TestAliasIsItsCodename(t *testing.T) {
 	if err != nil || byAlias.Key != byName.Key || s.nbuilds() != 1 {
 		t.Fatalf("Get(debian:stable) = %s, %v after %d builds; want debian:bookworm's %s, one build", byAlias.Key, err, s.nbuilds(), byName.Key)
 	}
+	// A build of debian:stable says debian:stable on every line.
+	other := newFakeStore(t, m.srv)
+	if _, err := other.Get(ctx, mustRef(t, "debian:stable"), []string{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range other.logs {
+		if !strings.HasPrefix(l, "image debian:stable: ") {
+			t.Errorf("progress of a debian:stable build: %q; want every line about debian:stable", l)
+		}
+	}
 	m.srv.Close()
 	offline, err := s.Get(ctx, mustRef(t, "debian:stable"), nil)
 	if err != nil || offline.Key != byName.Key {
