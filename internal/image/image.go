@@ -13,9 +13,9 @@
 //	imgs, err := s.List()
 //	err = s.Remove(img.Key)
 //
-// An image is keyed by its content: for debian: the suite, the sorted
-// packages, the architecture, the archive's Release date and the recipe
-// version (Recipe); for OCI images the image's digest and the recipe. A
+// An image is keyed by its content: for debian: the suite's codename, the
+// sorted packages, the architecture, the archive's Release date, its
+// security suite's (or that it has none) and the recipe version (Recipe); for OCI images the image's digest and the recipe. A
 // key whose file is missing, or whose size or checksum differs from the
 // record beside it, is rebuilt, never trusted. Get of a cached image works
 // offline: when the archive cannot be reached, the newest cached image of
