@@ -93,5 +93,9 @@ func noShellError(path string) error {
 	if _, err := os.Stat(path); err == nil {
 		return nil
 	}
-	return fmt.Errorf("run command: the image %s has no %s: give the command as an argument list (argv) or add a shell to the image", rootImage, path)
+	// What a test file's user can do: execute and succeed take command
+	// lines, which need the shell.
+	return fmt.Errorf("run command: the image %s has no %s, which runs command lines (execute, succeed, wait_until_succeeds): "+
+		"add a shell to the image (a static busybox as /bin/sh will do); without one, services whose command is plain words "+
+		"still run, and vmlab shell MACHINE -- PROGRAM ARGS... runs a program directly", rootImage, path)
 }

@@ -50,6 +50,11 @@ func TestNoShell(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "the image test:bare has no "+missing) {
 		t.Errorf("image without shell: got %v, want the image and shell named", err)
 	}
+	// A .star file cannot give an argv: the message says what it can do.
+	if err == nil || strings.Contains(err.Error(), "argv") || !strings.Contains(err.Error(), "add a shell to the image") ||
+		!strings.Contains(err.Error(), "vmlab shell MACHINE -- PROGRAM") {
+		t.Errorf("image without shell: got %v, want what a test file can do (add a shell), not an argv it cannot give", err)
+	}
 	if _, _, err := program(&agentproto.Exec{Command: "echo hi"}, posixShell); err == nil {
 		t.Errorf("program: got no error, want the missing shell")
 	}

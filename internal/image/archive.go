@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -234,7 +235,7 @@ func (a archive) fetch(ctx context.Context, url string) (io.ReadCloser, error) {
 	}
 	c := a.client
 	if c == nil {
-		c = http.DefaultClient
+		c = archiveClient
 	}
 	resp, err := c.Do(req)
 	if err != nil {
@@ -251,8 +252,34 @@ func (a archive) fetch(ctx context.Context, url string) (io.ReadCloser, error) {
 }
 
 // releaseTimeout bounds the Release check, so that an archive that does
-// not answer falls back on the cache in seconds, not at TCP's timeout.
-const releaseTimeout = 20 * time.Second
+// not answer falls back on the cache in seconds, not at TCP's timeout;
+// connectTimeout bounds its connection, so that an archive that cannot
+// be reached at all (a host that drops the packets) falls back sooner.
+const (
+	releaseTimeout = 20 * time.Second
+	connectTimeout = 5 * time.Second
+)
+
+// archiveClient is the archive's HTTP client: the default one (proxies
+// from the environment) with connectTimeout.
+var archiveClient = func() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DialContext = (&net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}).DialContext
+	return &http.Client{Transport: t}
+}()
+
+// unreachable says whether err is the archive not answering (no
+// connection, no such host, a timeout), not an answer that is wrong.
+func unreachable(err error) bool {
+	var ne net.Error
+	var oe *net.OpError
+	var de *net.DNSError
+	return errors.As(err, &oe) || errors.As(err, &de) || errors.As(err, &ne) && ne.Timeout() ||
+		errors.Is(err, context.DeadlineExceeded)
+}
+
+// errMalformed is release's error for an InRelease file it cannot read.
+var errMalformed = errors.New("malformed InRelease")
 
 // release reads base's dists/SUITE/InRelease (only its header: the
 // signature is mmdebstrap's to check when it builds).
@@ -282,7 +309,7 @@ func (a archive) release(ctx context.Context, base, suite string) (release, erro
 				t, err = time.Parse(time.RFC1123Z, v)
 			}
 			if err != nil {
-				return release{}, fmt.Errorf("read %s/dists/%s/InRelease: bad %s %q", base, suite, k, v)
+				return release{}, fmt.Errorf("read %s/dists/%s/InRelease: %w: bad %s %q", base, suite, errMalformed, k, v)
 			}
 			if k == "Date" {
 				r.Date = t.UTC()
@@ -291,8 +318,16 @@ func (a archive) release(ctx context.Context, base, suite string) (release, erro
 			}
 		}
 	}
+	if err := sc.Err(); err != nil {
+		return release{}, fmt.Errorf("read %s/dists/%s/InRelease: %w", base, suite, err)
+	}
 	if r.Date.IsZero() || r.Codename == "" {
-		return release{}, fmt.Errorf("read %s/dists/%s/InRelease: no Codename or Date", base, suite)
+		return release{}, fmt.Errorf("read %s/dists/%s/InRelease: %w: no Codename or Date", base, suite, errMalformed)
+	}
+	// The Codename names the image's key, hence its files in the cache,
+	// and comes over plain HTTP unchecked: a suite name, nothing else.
+	if !validSuite(r.Codename) {
+		return release{}, fmt.Errorf("read %s/dists/%s/InRelease: %w: Codename %q is not a suite name", base, suite, errMalformed, r.Codename)
 	}
 	return r, nil
 }

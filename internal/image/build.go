@@ -41,8 +41,11 @@ type plan struct {
 	arch     string
 	packages []string // the user's, sorted
 	archive  archive
-	security bool // the suite has a -security suite
-	key      string
+	// security: the security archive has the suite's -security suite,
+	// of securityDate.
+	security     bool
+	securityDate time.Time
+	key          string
 }
 
 // buildDebian checks the packages exist, builds the root with mmdebstrap
@@ -57,14 +60,15 @@ func (s *Store) buildDebian(ctx context.Context, dir string, p plan) (Image, err
 		return Image{}, fmt.Errorf("image %s: no package %s in %s (%s %s): check the name on packages.debian.org, or enable its component in the host's apt sources",
 			p.ref, strings.Join(missing, ", "), p.codename, p.archive.Mirror, strings.Join(p.archive.components(), " "))
 	}
-	if _, err := p.archive.release(ctx, p.archive.Security, p.codename+"-security"); err == nil {
-		p.security = true
+	security := "no security suite"
+	if p.security {
+		security = "security of " + p.securityDate.Format(time.DateOnly)
 	}
-	s.logf("image %s: building %s (%s of %s, %s, packages: %s; checked in %.1fs)", p.ref, p.key, p.codename,
-		p.release.Format(time.DateOnly), p.arch, orNone(p.packages), time.Since(start).Seconds())
+	s.logf("image %s: building %s (%s of %s, %s, %s, packages: %s; checked in %.1fs)", p.ref, p.key, p.codename,
+		p.release.Format(time.DateOnly), security, p.arch, orNone(p.packages), time.Since(start).Seconds())
 	img := Image{
 		FSType: "erofs", Key: p.key, Ref: "debian:" + p.codename, Packages: p.packages,
-		Release: p.release, Arch: p.arch, Recipe: Recipe,
+		Release: p.release, Security: p.securityDate, Arch: p.arch, Recipe: Recipe,
 	}
 	if img.Ref != p.ref.String() {
 		img.Asked = p.ref.String()
@@ -82,7 +86,7 @@ func (s *Store) buildDebian(ctx context.Context, dir string, p plan) (Image, err
 	if err := build(ctx, p, root); err != nil {
 		return Image{}, fmt.Errorf("image %s: %w", p.ref, err)
 	}
-	return s.makeImage(ctx, dir, img, root)
+	return s.makeImage(ctx, dir, p.ref, img, root)
 }
 
 // getOCI unpacks an OCI image through UnpackOCI and makes it an image
@@ -116,7 +120,7 @@ func (s *Store) getOCI(ctx context.Context, dir string, ref Ref) (Image, error) 
 	start := time.Now()
 	digest, err := UnpackOCI(withLogf(ctx, s.logf), ref, root)
 	if err != nil {
-		return Image{}, fmt.Errorf("image %s: unpack: %w", ref, err)
+		return Image{}, unpackError(ref, err)
 	}
 	s.logf("image %s: unpacked %s in %.1fs", ref, digest, time.Since(start).Seconds())
 	key := ociKey(digest)
@@ -131,7 +135,16 @@ func (s *Store) getOCI(ctx context.Context, dir string, ref Ref) (Image, error) 
 		defer unlock()
 	}
 	img := Image{FSType: "erofs", Key: key, Ref: ref.String(), Digest: digest, Arch: s.debArch(), Recipe: Recipe}
-	return s.makeImage(ctx, dir, img, root)
+	return s.makeImage(ctx, dir, ref, img, root)
+}
+
+// unpackError is UnpackOCI's error for ref, which names the image itself
+// ("opening image oci:DIR: ..."): only what it lacks is added.
+func unpackError(ref Ref, err error) error {
+	if strings.Contains(err.Error(), "image "+ref.String()) {
+		return err
+	}
+	return fmt.Errorf("image %s: unpack: %w", ref, err)
 }
 
 // lockOCI takes the build lock of an OCI image's key, then returns the
@@ -146,31 +159,37 @@ func (s *Store) lockOCI(ctx context.Context, dir string, ref Ref, key string) (I
 	if img, err := s.cached(dir, key); err == nil {
 		unlock()
 		return img, nil, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		s.logf("image %s: %v: rebuilding", ref, err)
 	}
 	return Image{}, unlock, nil
 }
 
 // makeImage makes root the image file of img.Key, records it and trims
-// the cache.
-func (s *Store) makeImage(ctx context.Context, dir string, img Image, root string) (Image, error) {
+// the cache. ref is the reference as asked, for messages.
+func (s *Store) makeImage(ctx context.Context, dir string, ref Ref, img Image, root string) (Image, error) {
+	if err := checkKey(img.Key); err != nil {
+		return Image{}, fmt.Errorf("image %s: %w", ref, err)
+	}
 	img.Path = filepath.Join(dir, img.Key+ext)
+	img.Systemd = hasSystemd(root)
 	start := time.Now()
 	if err := s.mkfs(ctx, root, img.Path); err != nil {
-		return Image{}, fmt.Errorf("image %s: make file system: %w", img.Ref, err)
+		return Image{}, fmt.Errorf("image %s: make file system: %w", ref, err)
 	}
 	fi, err := os.Stat(img.Path)
 	if err != nil {
-		return Image{}, fmt.Errorf("image %s: %w", img.Ref, err)
+		return Image{}, fmt.Errorf("image %s: %w", ref, err)
 	}
 	img.Size = fi.Size()
 	if img.SHA256, err = fileSHA256(img.Path); err != nil {
-		return Image{}, fmt.Errorf("image %s: %w", img.Ref, err)
+		return Image{}, fmt.Errorf("image %s: %w", ref, err)
 	}
 	img.Built = time.Now().UTC()
-	s.logf("image %s: %s file system of %.1f MB made in %.1fs", img.Ref, img.FSType, float64(img.Size)/1e6, time.Since(start).Seconds())
+	s.logf("image %s: %s file system of %.1f MB made in %.1fs", ref, img.FSType, float64(img.Size)/1e6, time.Since(start).Seconds())
 	rec, _ := json.MarshalIndent(img, "", "  ")
 	if err := cachefile.WriteBytes(recordPath(dir, img.Key), append(rec, '\n')); err != nil {
-		return Image{}, fmt.Errorf("image %s: record: %w", img.Ref, err)
+		return Image{}, fmt.Errorf("image %s: record: %w", ref, err)
 	}
 	if err := s.use(dir, img); err != nil {
 		return Image{}, err
@@ -219,7 +238,7 @@ func (s *Store) removeRoot(root string) {
 		return
 	}
 	if parent := filepath.Dir(root); strings.HasPrefix(filepath.Base(parent), rootPrefix) {
-		if err := os.Remove(parent); err != nil {
+		if err := os.Remove(parent); err != nil && !errors.Is(err, os.ErrNotExist) {
 			s.logf("image cache: removing %s: %v", parent, err)
 		}
 	}
@@ -266,7 +285,7 @@ func (s *Store) mkfs(ctx context.Context, root, path string) error {
 		os.Remove(tmp.Name())
 		tmp.Close()
 	}()
-	cmd := exec.CommandContext(ctx, "mkfs.erofs", "-zlz4", "-T0", tmp.Name(), root)
+	cmd := exec.CommandContext(ctx, "mkfs.erofs", append(slices.Clone(mkfsFlags), tmp.Name(), root)...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		if errors.Is(err, exec.ErrNotFound) {
 			return fmt.Errorf("mkfs.erofs not found: install erofs-utils (scripts/deps)")
@@ -277,6 +296,65 @@ func (s *Store) mkfs(ctx context.Context, root, path string) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// mkfsFlags are mkfs.erofs's options: lz4 (see mkfs), and every file's
+// time 0 (-T0), so that the image does not vary with when it was built.
+var mkfsFlags = []string{"-zlz4", "-T0"}
+
+// hasSystemd says whether the root file system at root has
+// /lib/systemd/systemd (spec.SystemdPath), an executable file, following
+// its symbolic links inside root (a merged /usr's lib -> usr/lib, or an
+// absolute link, resolved in the image as the guest would).
+func hasSystemd(root string) bool {
+	path, ok := resolveIn(root, "/lib/systemd/systemd")
+	if !ok {
+		return false
+	}
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
+}
+
+// resolveIn resolves name (absolute) in the tree at root as if root were
+// "/": each symbolic link on the way is followed inside root. It returns
+// the host path, false when a link loop or an error stops it.
+func resolveIn(root, name string) (string, bool) {
+	todo := strings.Split(strings.Trim(name, "/"), "/")
+	var done []string
+	for links := 0; len(todo) > 0; {
+		c := todo[0]
+		todo = todo[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			if len(done) > 0 {
+				done = done[:len(done)-1]
+			}
+			continue
+		}
+		p := filepath.Join(root, filepath.Join(done...), c)
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return "", false
+		}
+		if fi.Mode()&os.ModeSymlink == 0 {
+			done = append(done, c)
+			continue
+		}
+		if links++; links > 40 {
+			return "", false
+		}
+		target, err := os.Readlink(p)
+		if err != nil {
+			return "", false
+		}
+		if strings.HasPrefix(target, "/") {
+			done = nil
+		}
+		todo = append(strings.Split(target, "/"), todo...)
+	}
+	return filepath.Join(root, filepath.Join(done...)), true
 }
 
 // mmdebstrap builds the root of p into root (an empty directory).

@@ -13,9 +13,9 @@
 //	imgs, err := s.List()
 //	err = s.Remove(img.Key)
 //
-// An image is keyed by its content: for debian: the suite, the sorted
-// packages, the architecture, the archive's Release date and the recipe
-// version (Recipe); for OCI images the image's digest and the recipe. A
+// An image is keyed by its content: for debian: the suite's codename, the
+// sorted packages, the architecture, the archive's Release date, its
+// security suite's (or that it has none) and the recipe version (Recipe); for OCI images the image's digest and the recipe. A
 // key whose file is missing, or whose size or checksum differs from the
 // record beside it, is rebuilt, never trusted. Get of a cached image works
 // offline: when the archive cannot be reached, the newest cached image of
@@ -38,9 +38,10 @@ import (
 )
 
 // Recipe is the version of the build recipe (the mmdebstrap options, what
-// the guest side needs, the file system). Bump it whenever the recipe
-// changes: every image is then rebuilt.
-const Recipe = 1
+// the guest side needs, the file system, the key's inputs). Bump it
+// whenever the recipe changes: every image is then rebuilt
+// (TestRecipePinsItsInputs fails until it is).
+const Recipe = 2
 
 // Scheme names the kind of image a Ref refers to.
 const (
@@ -197,7 +198,7 @@ func validSuite(s string) bool {
 			return false
 		}
 	}
-	return s[0] != '-'
+	return s != "" && s[0] != '-'
 }
 
 // Image is a built image in the cache.
@@ -230,6 +231,16 @@ type Image struct {
 	// and Digest the OCI image's digest (oci:, docker-archive:).
 	Release time.Time `json:"release,omitzero"`
 	Digest  string    `json:"digest,omitempty"`
+	// Security is the Release date of the suite's -security suite it was
+	// built with (debian:); zero when the security archive has none.
+	Security time.Time `json:"security,omitzero"`
+	// Systemd says whether the image has /lib/systemd/systemd (following
+	// its links), which init = "systemd" boots.
+	Systemd bool `json:"systemd,omitempty"`
+	// Problem is what List found wrong with the entry, cheaply (its size
+	// differs from its record's, or it has no record): "" when nothing.
+	// Get rebuilds such an entry.
+	Problem string `json:"-"`
 	// Arch is the Debian architecture.
 	Arch string `json:"arch"`
 	// SHA256 is Path's checksum, checked before an image is trusted.

@@ -78,18 +78,21 @@ func TestParseRef(t *testing.T) {
 
 func TestDebianKey(t *testing.T) {
 	date := time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)
-	base := debianKey("bookworm", "amd64", date, []string{"curl", "redis-server"})
+	sec := date.Add(-time.Hour)
+	base := debianKey("bookworm", "amd64", date, sec, []string{"curl", "redis-server"})
 	if !strings.HasPrefix(base, "debian-bookworm-") {
 		t.Errorf("key %q: want the prefix debian-bookworm-", base)
 	}
-	if again := debianKey("bookworm", "amd64", date.In(time.FixedZone("x", 3600)), []string{"curl", "redis-server"}); again != base {
+	if again := debianKey("bookworm", "amd64", date.In(time.FixedZone("x", 3600)), sec, []string{"curl", "redis-server"}); again != base {
 		t.Errorf("same content in another time zone: key %q, want %q", again, base)
 	}
 	differ := map[string]string{
-		"suite":    debianKey("trixie", "amd64", date, []string{"curl", "redis-server"}),
-		"arch":     debianKey("bookworm", "arm64", date, []string{"curl", "redis-server"}),
-		"release":  debianKey("bookworm", "amd64", date.Add(time.Hour), []string{"curl", "redis-server"}),
-		"packages": debianKey("bookworm", "amd64", date, []string{"curl"}),
+		"suite":       debianKey("trixie", "amd64", date, sec, []string{"curl", "redis-server"}),
+		"arch":        debianKey("bookworm", "arm64", date, sec, []string{"curl", "redis-server"}),
+		"release":     debianKey("bookworm", "amd64", date.Add(time.Hour), sec, []string{"curl", "redis-server"}),
+		"security":    debianKey("bookworm", "amd64", date, sec.Add(time.Hour), []string{"curl", "redis-server"}),
+		"no security": debianKey("bookworm", "amd64", date, time.Time{}, []string{"curl", "redis-server"}),
+		"packages":    debianKey("bookworm", "amd64", date, sec, []string{"curl"}),
 	}
 	for what, k := range differ {
 		if k == base {

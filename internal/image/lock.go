@@ -109,6 +109,9 @@ func sweepLock(dir string, how int) (*os.File, error) {
 	}
 }
 
+// rootMode is the mode of an image's "/".
+const rootMode = 0o755
+
 // newRoot makes an empty directory for a root file system in dir, the
 // image cache, which it first makes the caller's alone (privateDir). The
 // root becomes the image's "/", so it gets the mode a root has, 0755; it
@@ -138,7 +141,7 @@ func newRoot(dir string) (root string, release func(), err error) {
 		return "", nil, fmt.Errorf("lock %s: %w", private, err)
 	}
 	root = filepath.Join(private, "root")
-	if err := os.Mkdir(root, 0o755); err != nil {
+	if err := os.Mkdir(root, rootMode); err != nil {
 		f.Close()
 		os.Remove(private)
 		return "", nil, err
@@ -167,15 +170,18 @@ func createTemp(dir, pattern string) (*os.File, error) {
 }
 
 // leftover says whether name is build work a sweep considers: a root
-// directory, a partial image file or a build lock.
+// directory, a partial image file or record, or a build lock.
 func leftover(name string) bool {
 	return strings.HasPrefix(name, rootPrefix) ||
 		strings.HasPrefix(name, ".") && strings.Contains(name, ext+".tmp-") ||
+		strings.HasPrefix(name, ".") && strings.Contains(name, ".json.tmp-") ||
 		strings.HasPrefix(name, ".") && strings.HasSuffix(name, ".lock") && name != ".sweep.lock"
 }
 
 // sweep removes what builds that died left in dir (roots, partial image
-// files, build locks), each only when nobody holds its lock, and returns
+// files, build locks), each only when nobody holds its lock, and the
+// records whose image file is gone (a record is written after its image
+// file, and removed after it), and returns
 // the bytes that live builds' roots take (which the bound counts). A
 // sweep already running elsewhere makes this one a no-op.
 func (s *Store) sweep(dir string) (live int64) {
@@ -190,6 +196,12 @@ func (s *Store) sweep(dir string) (live int64) {
 	}
 	for _, de := range des {
 		name := de.Name()
+		if key, ok := strings.CutSuffix(name, ".json"); ok && !strings.HasPrefix(name, ".") {
+			if _, err := os.Lstat(filepath.Join(dir, key+ext)); errors.Is(err, os.ErrNotExist) {
+				os.Remove(filepath.Join(dir, name))
+			}
+			continue
+		}
 		if !leftover(name) {
 			continue
 		}

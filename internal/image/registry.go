@@ -42,7 +42,7 @@ func (s *Store) getRegistry(ctx context.Context, dir string, ref Ref) (Image, er
 	img, err := s.cached(dir, ociKey(id))
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
-			s.logf("image %s: cached %s not trusted (%v): pulling it again", ref, ociKey(id), err)
+			s.logf("image %s: %v: pulling it again", ref, err)
 		}
 		if img, err = s.pull(ctx, dir, ref, digest, id); err != nil {
 			return Image{}, err
@@ -79,7 +79,7 @@ func (s *Store) pull(ctx context.Context, dir string, ref Ref, digest, id string
 	}
 	s.logf("image %s: pulled and unpacked %s in %.1fs", ref, digest, time.Since(start).Seconds())
 	img = Image{FSType: "erofs", Key: ociKey(id), Ref: ref.String(), Digest: id, Arch: s.debArch(), Recipe: Recipe}
-	return s.makeImage(ctx, dir, img, root)
+	return s.makeImage(ctx, dir, ref, img, root)
 }
 
 // pinned returns the registry reference r with its tag replaced by digest.

@@ -141,12 +141,26 @@ func validPackage(p string) bool {
 	return true
 }
 
-// debianKey is the content key of a debian: image.
-func debianKey(codename, arch string, date time.Time, pkgs []string) string {
+// debianKey is the content key of a debian: image: security is the
+// Release date of the suite's -security suite, zero when it has none.
+func debianKey(codename, arch string, date, security time.Time, pkgs []string) string {
+	sec := "none"
+	if !security.IsZero() {
+		sec = security.UTC().Format(time.RFC3339)
+	}
 	h := sha256.New()
-	fmt.Fprintf(h, "recipe %d\nsuite %s\narch %s\nrelease %s\npackages %s\n",
-		Recipe, codename, arch, date.UTC().Format(time.RFC3339), strings.Join(pkgs, ","))
+	fmt.Fprintf(h, "recipe %d\nsuite %s\narch %s\nrelease %s\nsecurity %s\npackages %s\n",
+		Recipe, codename, arch, date.UTC().Format(time.RFC3339), sec, strings.Join(pkgs, ","))
 	return "debian-" + codename + "-" + hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// checkKey refuses a key that is not a plain file name in the cache (a
+// codename read from the archive is part of a debian: key).
+func checkKey(key string) error {
+	if key == "" || strings.ContainsAny(key, "/\x00") || strings.Contains(key, "..") || strings.HasPrefix(key, ".") {
+		return fmt.Errorf("%q is not an image key (vmlab image ls lists them)", key)
+	}
+	return nil
 }
 
 // ociKey is the content key of an OCI image.
@@ -155,7 +169,63 @@ func ociKey(digest string) string {
 	return "oci-" + hex.EncodeToString(h[:])[:16]
 }
 
-// getDebian resolves the suite's Release, then returns the cached image
+// resolve reads the Releases a debian: image of suite is built from: the
+// suite's, and its -security suite's (zero when the security archive has
+// none, as for sid). An alias (stable, testing) is read again under the
+// codename it names, so that debian:stable and debian:trixie are one image
+// even where a proxy serves a stale dists/stable. base is the archive
+// whose answer err is about; only the suite as written missing is
+// errNoSuite.
+func (a archive) resolve(ctx context.Context, suite string) (rel, sec release, base string, err error) {
+	rel, err = a.release(ctx, a.Mirror, suite)
+	if err != nil {
+		return release{}, release{}, a.Mirror, err
+	}
+	if rel.Codename != suite {
+		byName, err := a.release(ctx, a.Mirror, rel.Codename)
+		if errors.Is(err, errNoSuite) {
+			err = fmt.Errorf("%s names its codename %s, which it does not serve: %v", suite, rel.Codename, err)
+		}
+		if err == nil && byName.Codename != rel.Codename {
+			err = fmt.Errorf("%w: %s names its codename %s, whose Codename is %s", errMalformed, suite, rel.Codename, byName.Codename)
+		}
+		if err != nil {
+			return release{}, release{}, a.Mirror, err
+		}
+		rel = byName
+	}
+	sec, err = a.release(ctx, a.Security, rel.Codename+"-security")
+	if errors.Is(err, errNoSuite) {
+		return rel, release{}, "", nil
+	}
+	if err != nil {
+		return release{}, release{}, a.Security, err
+	}
+	return rel, sec, "", nil
+}
+
+// trouble says what is wrong with an archive that answered err.
+func trouble(base string, err error) string {
+	switch {
+	case unreachable(err):
+		return "the archive " + base + " is unreachable"
+	case errors.Is(err, errMalformed):
+		return "the archive " + base + " serves a malformed InRelease"
+	}
+	return "the archive " + base + " fails"
+}
+
+// expired refuses a Release past its Valid-Until, as apt does, unless
+// the host's apt does not check it.
+func expired(ref Ref, a *archive, base string, r release) error {
+	if r.ValidUntil.IsZero() || !time.Now().After(r.ValidUntil) || a.NoValidUntil {
+		return nil
+	}
+	return fmt.Errorf("image %s: the archive %s is stale: its Release of %s expired on %s (Valid-Until), and apt refuses it; use an up-to-date mirror, or set Acquire::Check-Valid-Until \"false\" in the host's apt configuration to accept it",
+		ref, base, r.Codename, r.ValidUntil.Format(time.DateOnly))
+}
+
+// getDebian resolves the suite's Releases, then returns the cached image
 // of that key or builds it; without the archive, the newest cached image
 // of the suite and packages.
 func (s *Store) getDebian(ctx context.Context, dir string, ref Ref, pkgs []string) (Image, error) {
@@ -165,7 +235,7 @@ func (s *Store) getDebian(ctx context.Context, dir string, ref Ref, pkgs []strin
 		a = &h
 	}
 	arch := s.debArch()
-	rel, err := a.release(ctx, a.Mirror, ref.Suite)
+	rel, sec, base, err := a.resolve(ctx, ref.Suite)
 	if errors.Is(err, errNoSuite) {
 		msg := fmt.Sprintf("image %s: the archive %s has no suite %q", ref, a.Mirror, ref.Suite)
 		if have := a.suites(ctx); len(have) > 0 {
@@ -174,21 +244,29 @@ func (s *Store) getDebian(ctx context.Context, dir string, ref Ref, pkgs []strin
 		return Image{}, errors.New(msg)
 	}
 	if err != nil {
-		img, ok := s.newestCached(dir, ref, pkgs, arch)
+		img, ok, corrupt := s.newestCached(dir, ref, pkgs, arch)
 		if !ok {
-			return Image{}, fmt.Errorf("image %s: reach the archive %s (no image of it cached to use offline): %w", ref, a.Mirror, err)
+			if corrupt != nil {
+				return Image{}, fmt.Errorf("image %s: %s, and %v: nothing usable offline: %w", ref, trouble(base, err), corrupt, err)
+			}
+			return Image{}, fmt.Errorf("image %s: %s (no image of it cached to use offline): %w", ref, trouble(base, err), err)
 		}
-		s.logf("image %s: archive %s unreachable (%v): using the cached image %s, built %s from the archive of %s",
-			ref, a.Mirror, err, img.Key, img.Built.Format(time.DateTime), img.Release.Format(time.DateOnly))
+		s.logf("image %s: %s (%v): using the cached image %s, built %s from the archive of %s",
+			ref, trouble(base, err), err, img.Key, img.Built.Format(time.DateTime), img.Release.Format(time.DateOnly))
 		return img, nil
 	}
-	if !rel.ValidUntil.IsZero() && time.Now().After(rel.ValidUntil) && !a.NoValidUntil {
-		return Image{}, fmt.Errorf("image %s: the archive %s is stale: its Release of %s expired on %s (Valid-Until), and apt refuses it; use an up-to-date mirror, or set Acquire::Check-Valid-Until \"false\" in the host's apt configuration to accept it",
-			ref, a.Mirror, rel.Codename, rel.ValidUntil.Format(time.DateOnly))
+	if err := expired(ref, a, a.Mirror, rel); err != nil {
+		return Image{}, err
 	}
-	key := debianKey(rel.Codename, arch, rel.Date, pkgs)
+	if err := expired(ref, a, a.Security, sec); err != nil {
+		return Image{}, err
+	}
+	key := debianKey(rel.Codename, arch, rel.Date, sec.Date, pkgs)
+	if err := checkKey(key); err != nil {
+		return Image{}, fmt.Errorf("image %s: %w", ref, err)
+	}
 	if img, err := s.cached(dir, key); err == nil {
-		return img, nil
+		return s.asked(dir, ref, img), nil
 	}
 	// One build per key: another process (or machine of this lab)
 	// building it makes this one wait, then use its image.
@@ -204,20 +282,36 @@ func (s *Store) getDebian(ctx context.Context, dir string, ref Ref, pkgs []strin
 	}
 	defer unlock()
 	if img, err := s.cached(dir, key); err == nil {
-		return img, nil
+		return s.asked(dir, ref, img), nil
 	} else if !errors.Is(err, os.ErrNotExist) {
-		s.logf("image %s: cached %s not trusted (%v): rebuilding it", ref, key, err)
+		s.logf("image %s: %v: rebuilding", ref, err)
 	}
 	p := plan{
 		ref: ref, codename: rel.Codename, release: rel.Date, arch: arch,
-		packages: pkgs, archive: *a, key: key,
+		packages: pkgs, archive: *a, key: key, security: !sec.Date.IsZero(), securityDate: sec.Date,
 	}
 	return s.buildDebian(ctx, dir, p)
 }
 
+// asked records in img's record that ref, an alias of its suite
+// (debian:stable), named it, so that ref finds it offline. A record that
+// cannot be written costs only that: it is logged.
+func (s *Store) asked(dir string, ref Ref, img Image) Image {
+	if img.Ref == ref.String() || img.Asked == ref.String() {
+		return img
+	}
+	img.Asked = ref.String()
+	data, _ := json.MarshalIndent(img, "", "  ")
+	if err := cachefile.WriteBytes(recordPath(dir, img.Key), append(data, '\n')); err != nil {
+		s.logf("image %s: record that it names %s: %v", ref, img.Key, err)
+	}
+	return img
+}
+
 // newestCached returns the newest checked image built from ref (as
-// written, or its codename) with pkgs, for use without the archive.
-func (s *Store) newestCached(dir string, ref Ref, pkgs []string, arch string) (Image, bool) {
+// written, or its codename) with pkgs, for use without the archive; or,
+// when the only ones are corrupt, what is wrong with the newest.
+func (s *Store) newestCached(dir string, ref Ref, pkgs []string, arch string) (img Image, ok bool, corrupt error) {
 	imgs, _ := s.list(dir)
 	slices.SortFunc(imgs, func(a, b Image) int { return b.Release.Compare(a.Release) })
 	for _, img := range imgs {
@@ -227,15 +321,24 @@ func (s *Store) newestCached(dir string, ref Ref, pkgs []string, arch string) (I
 		if img.Ref != ref.String() && img.Asked != ref.String() {
 			continue
 		}
-		if img, err := s.cached(dir, img.Key); err == nil {
-			return img, true
+		img, err := s.cached(dir, img.Key)
+		if err == nil {
+			return img, true, nil
+		}
+		if corrupt == nil {
+			corrupt = err
 		}
 	}
-	return Image{}, false
+	return Image{}, false, corrupt
 }
 
+// errCorrupt is cached's error for an entry whose file does not match
+// its record.
+var errCorrupt = errors.New("corrupt")
+
 // cached returns the image of key if its record and file agree (size and
-// SHA-256), marking it in use. A missing entry is os.ErrNotExist.
+// SHA-256), marking it in use. A missing entry is os.ErrNotExist, one
+// that does not match its record errCorrupt.
 func (s *Store) cached(dir, key string) (Image, error) {
 	img, err := readRecord(dir, key)
 	if err != nil {
@@ -251,14 +354,14 @@ func (s *Store) cached(dir, key string) (Image, error) {
 		return Image{}, err
 	}
 	if fi.Size() != img.Size {
-		return Image{}, fmt.Errorf("size %d, recorded %d", fi.Size(), img.Size)
+		return Image{}, fmt.Errorf("cached image %s is %w (its size, %d bytes, does not match its record's, %d)", key, errCorrupt, fi.Size(), img.Size)
 	}
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
 		return Image{}, fmt.Errorf("read %s: %w", img.Path, err)
 	}
 	if sum := hex.EncodeToString(h.Sum(nil)); sum != img.SHA256 {
-		return Image{}, fmt.Errorf("checksum %s, recorded %s", sum[:12], img.SHA256[:min(12, len(img.SHA256))])
+		return Image{}, fmt.Errorf("cached image %s is %w (its SHA-256 does not match its record)", key, errCorrupt)
 	}
 	if err := s.use(dir, img); err != nil {
 		return Image{}, err
@@ -267,8 +370,7 @@ func (s *Store) cached(dir, key string) (Image, error) {
 	return img, nil
 }
 
-// use marks img in use by this process and used now (its record too, so
-// that the bound does not evict a used image's record).
+// use marks img in use by this process and used now.
 func (s *Store) use(dir string, img Image) error {
 	err := cachefile.Use(img.Path, func(io.Writer) error {
 		return fmt.Errorf("removed by a trim meanwhile")
@@ -276,8 +378,6 @@ func (s *Store) use(dir string, img Image) error {
 	if err != nil {
 		return fmt.Errorf("use image %s: %w", img.Key, err)
 	}
-	now := time.Now()
-	os.Chtimes(recordPath(dir, img.Key), now, now)
 	return nil
 }
 
@@ -285,6 +385,9 @@ func recordPath(dir, key string) string { return filepath.Join(dir, key+".json")
 
 // readRecord reads the record of key.
 func readRecord(dir, key string) (Image, error) {
+	if err := checkKey(key); err != nil {
+		return Image{}, err
+	}
 	data, err := os.ReadFile(recordPath(dir, key))
 	if err != nil {
 		return Image{}, err
@@ -300,7 +403,8 @@ func readRecord(dir, key string) (Image, error) {
 	return img, nil
 }
 
-// List returns the cached images, most recently used first.
+// List returns the cached images, most recently used first, with what is
+// cheaply seen wrong with them (Image.Problem).
 func (s *Store) List() ([]Image, error) {
 	dir, err := s.dir()
 	if err != nil {
@@ -309,27 +413,53 @@ func (s *Store) List() ([]Image, error) {
 	return s.list(dir)
 }
 
+// list lists the image files in dir, with their records: a file without
+// one (or with one that cannot be read) is listed by its key and size.
 func (s *Store) list(dir string) ([]Image, error) {
-	records, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	files, err := filepath.Glob(filepath.Join(dir, "*"+ext))
 	if err != nil {
 		return nil, err
 	}
 	var out []Image
-	for _, r := range records {
-		img, err := readRecord(dir, strings.TrimSuffix(filepath.Base(r), ".json"))
-		if err != nil {
-			continue
+	for _, f := range files {
+		key := strings.TrimSuffix(filepath.Base(f), ext)
+		fi, err := os.Stat(f)
+		if err != nil || checkKey(key) != nil {
+			continue // removed meanwhile
 		}
-		fi, err := os.Stat(img.Path)
-		if err != nil {
-			continue // evicted; its record goes at the next trim
+		img, err := readRecord(dir, key)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			img = Image{Key: key, Path: f, Size: fi.Size(), Problem: "no record (vmlab image rm KEY removes it)"}
+		case err != nil:
+			img = Image{Key: key, Path: f, Size: fi.Size(), Problem: fmt.Sprintf("unreadable record (%v)", err)}
+		case fi.Size() != img.Size:
+			img.Problem = fmt.Sprintf("corrupt: %d bytes, its record says %d (rebuilt when next used)", fi.Size(), img.Size)
 		}
 		img.Used = fi.ModTime()
-		img.InUse = cachefile.InUse(img.Path)
+		img.InUse = cachefile.InUse(f)
 		out = append(out, img)
 	}
 	slices.SortFunc(out, func(a, b Image) int { return b.Used.Compare(a.Used) })
 	return out, nil
+}
+
+// KeyOf returns the key an OCI reference (oci:, docker-archive:) is
+// cached under, reading its index, manifest and config but no layer, so
+// that it can be removed by its reference: the same image from a layout
+// and a tarball is one entry.
+func (s *Store) KeyOf(ctx context.Context, ref Ref) (string, error) {
+	if ref.Scheme != SchemeOCI && ref.Scheme != SchemeDockerArchive {
+		return "", fmt.Errorf("image %s: KeyOf reads OCI layouts and docker-archive files only", ref)
+	}
+	if DigestOCI == nil {
+		return "", fmt.Errorf("image %s: %w", ref, errNoOCI)
+	}
+	digest, err := DigestOCI(ctx, ref)
+	if err != nil {
+		return "", fmt.Errorf("image %s: %w", ref, err)
+	}
+	return ociKey(digest), nil
 }
 
 // Remove removes the image of key, unless a running vmlab uses it.
@@ -338,48 +468,71 @@ func (s *Store) Remove(key string) error {
 	if err != nil {
 		return err
 	}
-	if strings.ContainsAny(key, "/") || key == "" {
-		return fmt.Errorf("remove image %q: not a key (vmlab image ls lists them)", key)
+	if err := checkKey(key); err != nil {
+		return fmt.Errorf("remove image: %w", err)
 	}
+	if err := s.evict(dir, key); err != nil {
+		return fmt.Errorf("remove image %s: %w", key, err)
+	}
+	return nil
+}
+
+// errInUse is evict's error for an image a live process uses.
+var errInUse = errors.New("a running vmlab uses it; stop it first")
+
+// evict removes the image file of key and its record, unless a live
+// process holds the file: it holds the file's lock while removing, so
+// that nobody starts using it meanwhile.
+func (s *Store) evict(dir, key string) error {
 	path := filepath.Join(dir, key+ext)
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		if os.Remove(recordPath(dir, key)) == nil {
 			return nil
 		}
-		return fmt.Errorf("remove image %s: no such image (vmlab image ls lists them)", key)
+		return fmt.Errorf("no such image (vmlab image ls lists them)")
 	}
 	if err != nil {
-		return fmt.Errorf("remove image %s: %w", key, err)
+		return err
 	}
 	defer f.Close()
-	// Held while removing, so that nobody starts using it meanwhile.
 	if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
-		return fmt.Errorf("remove image %s: a running vmlab uses it; stop it first", key)
+		return errInUse
 	}
 	if err := os.Remove(path); err != nil {
-		return fmt.Errorf("remove image %s: %w", key, err)
+		return err
 	}
 	os.Remove(recordPath(dir, key))
 	return nil
 }
 
-// trim bounds the cache to Limits, counting the roots of builds in
-// progress, and removes the records whose image is gone.
+// trim bounds the image files to Limits, counting the roots and partial
+// image files of builds in progress. Only image files are evicted (each
+// with its record): records are not cache entries of their own, and the
+// sweep removes those whose image is gone.
 func (s *Store) trim(dir string) {
-	// Live builds' roots take their room too (dead ones are swept).
 	l := Limits
-	l.MaxBytes = max(0, l.MaxBytes-s.sweep(dir))
-	removed, _ := cachefile.Trim(dir, l)
-	for _, e := range removed {
-		if strings.HasSuffix(e.Name, ext) {
-			s.logf("image cache: evicted %s (%d MB, last used %s)", e.Name, e.Size>>20, e.Used.Format(time.DateTime))
+	total := s.sweep(dir) // live builds' roots take their room too
+	entries, _ := cachefile.List(dir)
+	var imgs []cachefile.Entry
+	for _, e := range entries {
+		switch {
+		case strings.HasPrefix(e.Name, ".") && strings.Contains(e.Name, ext+".tmp-"):
+			total += e.Size // a live build's (a dead one's went in the sweep)
+		case !strings.HasPrefix(e.Name, ".") && strings.HasSuffix(e.Name, ext):
+			total += e.Size
+			imgs = append(imgs, e)
 		}
 	}
-	records, _ := filepath.Glob(filepath.Join(dir, "*.json"))
-	for _, r := range records {
-		if _, err := os.Stat(strings.TrimSuffix(r, ".json") + ext); errors.Is(err, os.ErrNotExist) {
-			os.Remove(r)
+	now := time.Now()
+	for _, e := range imgs { // least recently used first
+		age := now.Sub(e.Used)
+		if e.InUse || age < l.Grace || total <= l.MaxBytes && age <= l.MaxAge {
+			continue
+		}
+		if s.evict(dir, strings.TrimSuffix(e.Name, ext)) == nil {
+			total -= e.Size
+			s.logf("image cache: evicted %s (%d MB, last used %s)", e.Name, e.Size>>20, e.Used.Format(time.DateTime))
 		}
 	}
 }

@@ -142,8 +142,8 @@ func TestGetBuildsOnceAndRebuildsCorrupt(t *testing.T) {
 	if err != nil || rebuilt.Key != img.Key || s.nbuilds() != 2 {
 		t.Fatalf("Get after corruption = %s, %v after %d builds; want %s rebuilt (2 builds)", rebuilt.Key, err, s.nbuilds(), img.Key)
 	}
-	if !s.logged("not trusted") {
-		t.Errorf("no log line says the corrupt entry was not trusted; logs: %q", s.logs)
+	if !s.logged("cached image " + img.Key + " is corrupt (its SHA-256 does not match its record): rebuilding") {
+		t.Errorf("no log line says the cached image is corrupt and rebuilt; logs: %q", s.logs)
 	}
 	// A missing record is a missing entry: rebuilt.
 	os.Remove(recordPath(s.Dir, img.Key))

@@ -29,6 +29,7 @@ func PrepareImages(ctx context.Context, boot *machine.Boot, cfgs []machine.Confi
 		store = &image.Store{Logf: logf}
 	}
 	got := make(map[string]*machine.RootImage)
+	hasSystemd := make(map[*machine.RootImage]bool)
 	for i := range cfgs {
 		c := &cfgs[i]
 		if c.Image == "" || c.RootImage != nil {
@@ -37,6 +38,9 @@ func PrepareImages(ctx context.Context, boot *machine.Boot, cfgs []machine.Confi
 		pkgs := imagePackages(c.Machine, logf)
 		key := c.Image + " " + strings.Join(pkgs, ",")
 		if img := got[key]; img != nil {
+			if err := checkSystemd(c, hasSystemd[img]); err != nil {
+				return err
+			}
 			c.RootImage = img
 			continue
 		}
@@ -47,15 +51,32 @@ func PrepareImages(ctx context.Context, boot *machine.Boot, cfgs []machine.Confi
 		start := time.Now()
 		img, err := store.Get(ctx, ref, pkgs)
 		if err != nil {
-			return fmt.Errorf("machine %s: prepare image %s: %w", c.Name, c.Image, err)
+			return fmt.Errorf("machine %s: %w", c.Name, err) // Get's errors name the image
+		}
+		// Debian images get systemd among their packages (imagePackages).
+		systemd := img.Systemd || ref.Scheme == image.SchemeDebian
+		if err := checkSystemd(c, systemd); err != nil {
+			return err
 		}
 		if logf != nil {
 			logf("image %s for machine %s ready in %s: %s", c.Image, c.Name, time.Since(start).Round(time.Millisecond), img.Path)
 		}
 		c.RootImage = &machine.RootImage{Name: c.Image, Path: img.Path, FSType: img.FSType}
 		got[key] = c.RootImage
+		hasSystemd[c.RootImage] = systemd
 	}
 	return nil
+}
+
+// checkSystemd refuses, before it boots, a machine of init = "systemd"
+// whose image has no systemd (an OCI image), which would boot, then stop
+// at once.
+func checkSystemd(c *machine.Config, has bool) error {
+	if !c.Systemd() || has {
+		return nil
+	}
+	return fmt.Errorf("machine %s: the image %s has no %s (init = \"systemd\" boots the image's systemd): "+
+		"add systemd to the image, or leave init at its default, fast", c.Name, c.Image, spec.SystemdPath)
 }
 
 // checkPrepared refuses a machine declared with an image that

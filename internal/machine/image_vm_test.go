@@ -23,7 +23,7 @@ func TestImageWithoutShell(t *testing.T) {
 		t.Fatalf("start: %v", err)
 	}
 	_, err := m.Execute(ctx, "echo hello")
-	if err == nil || !strings.Contains(err.Error(), "the image test:noshell has no /bin/sh") {
+	if err == nil || !strings.Contains(err.Error(), "the image test:noshell has no /bin/sh") || !strings.Contains(err.Error(), "add a shell to the image") {
 		t.Errorf("command in an image without a shell: got %v, want an error naming the image and /bin/sh", err)
 	}
 }

@@ -676,8 +676,11 @@ func (m *Machine) logf(format string, args ...any) {
 // program, being threaded, cannot enter a user namespace to mount one).
 // Root without CAP_SYS_ADMIN fails the boot in qemu.Start rather than let a
 // root QEMU export the host's secrets.
+//
+// An image machine sees none of the host's root (imageLayout shares only
+// the module tree): it has no view, and no host keys are generated for it.
 func (m *Machine) hostView() (*hostview.View, error) {
-	if os.Geteuid() != 0 {
+	if os.Geteuid() != 0 || m.cfg.RootImage != nil {
 		return nil, nil
 	}
 	return hostview.Prepare("/", m.hostViewDir())
