@@ -5,12 +5,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vmlab/vmlab/internal/report"
@@ -166,18 +168,17 @@ func (s *scaleBench) runShards(ctx context.Context, b *scaleRunner, timings stri
 		cmds[i] = b.runCommand(ctx, fmt.Sprintf("shard%d", i+1), "-cache=off", "-timings", copied, "-shard", fmt.Sprintf("%d/2", i+1))
 	}
 	start := time.Now()
-	for _, c := range cmds {
-		if err := c.start(); err != nil {
-			return err
-		}
+	if err := startCommands(cmds); err != nil {
+		return err
+	}
+	err = waitCommands(cmds)
+	s.ShardShardedS = time.Since(start).Seconds()
+	if err != nil {
+		return err
 	}
 	for i, c := range cmds {
-		if err := c.wait(); err != nil {
-			return err
-		}
 		s.shards[i].s = c.took.Seconds()
 	}
-	s.ShardShardedS = time.Since(start).Seconds()
 	for i := range cmds {
 		m, err := shard.ReadManifest(filepath.Join(b.dir, fmt.Sprintf("shard%d", i+1)))
 		if err != nil {
@@ -266,6 +267,33 @@ func (c *scaleCommand) Run() error {
 		return err
 	}
 	return c.wait()
+}
+
+// startCommands starts cmds; when one fails to start, the ones started
+// before it are killed and waited for.
+func startCommands(cmds []*scaleCommand) error {
+	for i, c := range cmds {
+		if err := c.start(); err != nil {
+			for _, started := range cmds[:i] {
+				started.cmd.Process.Kill()
+				started.cmd.Wait()
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// waitCommands waits for cmds, each on its own goroutine, so that each one's
+// wall time ends when it does, not when one waited for before it does.
+func waitCommands(cmds []*scaleCommand) error {
+	errs := make([]error, len(cmds))
+	var wg sync.WaitGroup
+	for i, c := range cmds {
+		wg.Go(func() { errs[i] = c.wait() })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // countTests reads a run's events.jsonl: how many tests ended, and how

@@ -3,7 +3,9 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -157,4 +159,44 @@ func TestBenchScaleVM(t *testing.T) {
 	var b bytes.Buffer
 	s.print(&b)
 	t.Logf("\n%s", b.String())
+}
+
+// TestWaitCommandsEach: each command's wall time ends when it does; the
+// one waited for first, which ends last, does not stretch the other's.
+func TestWaitCommandsEach(t *testing.T) {
+	pipe := func() (*os.File, *os.File) {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close(); w.Close() })
+		return r, w
+	}
+	endEarly, releaseEarly := pipe() // early's stdin: it ends at EOF
+	exited, earlyOut := pipe()       // early's stdout: EOF once it has exited
+	endLate, releaseLate := pipe()   // late's stdin
+	late := &scaleCommand{cmd: exec.Command("cat"), args: []string{"late"}}
+	late.cmd.Stdin = endLate
+	early := &scaleCommand{cmd: exec.Command("cat"), args: []string{"early"}}
+	early.cmd.Stdin, early.cmd.Stdout = endEarly, earlyOut
+	cmds := []*scaleCommand{late, early}
+	if err := startCommands(cmds); err != nil {
+		t.Fatal(err)
+	}
+	endEarly.Close()
+	earlyOut.Close()
+	endLate.Close()
+	done := make(chan error, 1)
+	go func() { done <- waitCommands(cmds) }()
+	releaseEarly.Close()
+	if _, err := io.ReadAll(exited); err != nil {
+		t.Fatal(err)
+	}
+	releaseLate.Close() // late ends only after early has exited
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if early.took >= late.took {
+		t.Errorf("got early %v, late %v; want early's wall time shorter", early.took, late.took)
+	}
 }
