@@ -242,10 +242,11 @@ type scaleCommand struct {
 	out   bytes.Buffer
 	begun time.Time
 	took  time.Duration
+	ended chan struct{} // closed when wait has returned (took is set)
 }
 
 func (c *scaleCommand) start() error {
-	c.begun = time.Now()
+	c.begun, c.ended = time.Now(), make(chan struct{})
 	if err := c.cmd.Start(); err != nil {
 		return fmt.Errorf("start vmlab %s: %w", strings.Join(c.args, " "), err)
 	}
@@ -255,6 +256,7 @@ func (c *scaleCommand) start() error {
 func (c *scaleCommand) wait() error {
 	err := c.cmd.Wait()
 	c.took = time.Since(c.begun)
+	close(c.ended)
 	if err != nil {
 		return fmt.Errorf("vmlab %s: %w\n%s", strings.Join(c.args, " "), err, c.out.String())
 	}
