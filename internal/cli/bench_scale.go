@@ -57,7 +57,7 @@ type shardFigure struct {
 // that need nothing beyond what scripts/deps installs and that take
 // seconds under TCG each (nfs.star and redis.star boot systemd, ~60 s;
 // image.star and mixed.star build images; coverage.star wants its
-// programs built; x_terminal.star starts Xorg). Six tests, eleven
+// programs built; x_terminal.star starts Xorg). Six tests, twelve
 // machines.
 var benchScaleFiles = []string{
 	"examples/minimal.star",
