@@ -340,10 +340,11 @@ func (s *scaleBench) print(tw io.Writer) {
 	if s.ShardSingleS == 0 {
 		return
 	}
-	fmt.Fprintf(tw, "shards: %d tests (%s), vmlab run -j 1 -cache=off, split by a first run's measured durations\t\t\t\n",
-		s.ScaleTests, scaleSet(s.files))
-	fmt.Fprintf(tw, "shards: 1 process / 2 at once (%d + %d tests, %.2f + %.2f s)\t%.2f / %.2f s (%.2fx)\t~2x on 2 cores\t\n",
-		s.shards[0].tests, s.shards[1].tests, s.shards[0].s, s.shards[1].s, s.ShardSingleS, s.ShardShardedS, s.ShardSpeedup)
+	fmt.Fprintf(tw, "shards of %s\t%d tests\t\t\n", scaleSet(s.files), s.ScaleTests)
+	fmt.Fprintf(tw, "shards: 1 process / 2 at once (-j 1, split by a first run's durations)\t%.2f / %.2f s (%.2fx)\t~2x on 2 cores\t\n",
+		s.ShardSingleS, s.ShardShardedS, s.ShardSpeedup)
+	fmt.Fprintf(tw, "    shard 1/2, 2/2 (-cache=off): %d + %d tests\t%.2f / %.2f s\t\t\n",
+		s.shards[0].tests, s.shards[1].tests, s.shards[0].s, s.shards[1].s)
 	fmt.Fprintf(tw, "shards: vmlab report merge of the 2\t%.2f s\t\t\n", s.ShardMergeS)
 	if s.CachedRunS == 0 {
 		return

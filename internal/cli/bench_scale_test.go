@@ -52,8 +52,9 @@ func TestBenchScalePrint(t *testing.T) {
 		want []string
 	}{
 		{"measured", measured, []string{
-			"shards: 2 tests (minimal, health), vmlab run -j 1 -cache=off, split by a first run's measured durations",
-			"shards: 1 process / 2 at once (1 + 1 tests, 10.50 + 9.75 s) 20.00 / 10.50 s (1.90x) ~2x on 2 cores",
+			"shards of minimal, health 2 tests",
+			"shards: 1 process / 2 at once (-j 1, split by a first run's durations) 20.00 / 10.50 s (1.90x) ~2x on 2 cores",
+			"shard 1/2, 2/2 (-cache=off): 1 + 1 tests 10.50 / 9.75 s",
 			"shards: vmlab report merge of the 2 0.04 s",
 			"cached: the same tests again, 2 of 2 cached 0.35 s <= 1 s met"}},
 		{"slow cached run", slow, []string{"2 of 2 cached 1.50 s <= 1 s MISSED"}},
