@@ -64,6 +64,7 @@ type benchResult struct {
 	ocrBench              // ocr_ms, ocr_wait_ms
 	coverageBench         // coverage_off_s, coverage_on_s, coverage_overhead, coverage_merge_s
 	imageBench            // image_build_s, image_boot_ratio, image_io_ratio
+	scaleBench            // shard_speedup, shard_merge_s, cached_run_s, ...
 }
 
 // runBench measures, in one run: (a) the floor, the kernel booting a trivial
@@ -92,6 +93,7 @@ func runBench(ctx context.Context, e *env, args []string) int {
 	imageRef := fs.String("image", "debian:bookworm", "machine image to build (a fresh cache), boot and read files on against the host root (\"\" to skip)")
 	netSeconds := fs.Int("net-seconds", 3, "seconds of bulk transfer per measurement")
 	netRounds := fs.Int("net-rounds", 3, "alternating measurements of each network; the median counts")
+	shardFiles := fs.String("shard-files", strings.Join(benchScaleFiles, ","), "comma-separated test files to run as 1 process and as 2 shards, then again cached (\"\" to skip)")
 	outputMiB := fs.Int("output", 1024, "`MiB` a command prints for the driver's peak memory figure (0 to skip)")
 	if ok, code := parse(e, fs, args, func() bool { return fs.NArg() == 0 && *runs >= 1 && *n >= 1 }); !ok {
 		return code
@@ -154,6 +156,10 @@ func runBench(ctx context.Context, e *env, args []string) int {
 	}
 	if err := r.benchCoverage(ctx, e, *coverageExample); err != nil {
 		e.errorf("bench: coverage example: %v", err)
+		return exitFail
+	}
+	if err := r.benchScale(ctx, e, scaleFiles(*shardFiles)); err != nil {
+		e.errorf("bench: shards: %v", err)
 		return exitFail
 	}
 	if *network {
@@ -349,6 +355,7 @@ func printBench(w io.Writer, r *benchResult) {
 	}
 	r.coverageBench.print(tw)
 	r.imageBench.print(tw)
+	r.scaleBench.print(tw)
 	if r.SwitchMbps > 0 {
 		fmt.Fprintf(tw, "network: TCP throughput, switch / multicast\t%.0f / %.0f Mbit/s (%.2fx)\t>= 0.9x\t%s\n",
 			r.SwitchMbps, r.McastMbps, r.ThroughputRatio, verdict(r.ThroughputRatio >= 0.9))
