@@ -44,7 +44,7 @@ type resultCache struct {
 
 	cache *resultcache.Cache // nil: off
 	mu    sync.Mutex
-	tests map[string]*cachedTest // by test id
+	tests map[string]*cachedTest // by test id; an id two tests share is unkeyed
 	// stores are the entries being stored: a slow server delays Close,
 	// not the events of the tests still running.
 	stores sync.WaitGroup
@@ -116,7 +116,14 @@ func (rc *resultCache) start(ctx context.Context, e *env, jobs []job, boot *mach
 		}
 		base := filepath.Dir(j.file.Name)
 		rc.mu.Lock()
-		rc.tests[id] = &cachedTest{key: key, base: base}
+		if prev := rc.tests[id]; prev != nil {
+			// Two tests under one id (selectJobs refuses them; this is the
+			// second line): the events cannot tell which one ran, so
+			// neither is recorded. Each still looks up its own key.
+			prev.unkeyed = true
+		} else {
+			rc.tests[id] = &cachedTest{key: key, base: base}
+		}
 		rc.mu.Unlock()
 		if rc.count == 1 {
 			left = append(left, j)
@@ -296,15 +303,13 @@ func (k *keyer) fileInputs(ctx context.Context, f *script.File) (*resultcache.In
 	return in, nil
 }
 
-// readFile gathers f's own inputs: its bytes, declarations, images, the
+// readFile gathers f's own inputs: its loaded bytes, declarations, images, the
 // host's packages and its shares.
 func (k *keyer) readFile(ctx context.Context, f *script.File) (*resultcache.Inputs, error) {
 	in := *k.common
-	src, err := os.ReadFile(f.Name)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", f.Name, err)
-	}
-	in.File, in.Source, in.Machines = f.Name, src, f.Specs
+	// The bytes loaded, and run: the file on disk may have changed since.
+	in.File, in.Source, in.Machines = f.Name, f.Source(), f.Specs
+	var err error
 	if in.Images, err = k.images(ctx, f); err != nil {
 		return nil, err
 	}
