@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/vmlab/vmlab/internal/report"
@@ -412,9 +413,18 @@ func emitTest(rep *report.Reporter, s *mergeShard, id, out string) report.Event 
 		if ev.Kind == report.TestStart || ev.Kind == report.TestEnd {
 			ev.Shard, ev.Host = shardName, s.m.Host
 		}
-		ev.File = movedPath(ev.File, id, out)
-		ev.StdoutFile = movedPath(ev.StdoutFile, id, out)
-		ev.StderrFile = movedPath(ev.StderrFile, id, out)
+		var dropped []string
+		for _, p := range []*string{&ev.File, &ev.StdoutFile, &ev.StderrFile} {
+			moved, ok := movedPath(*p, id, out)
+			if !ok {
+				dropped = append(dropped, *p)
+			}
+			*p = moved
+		}
+		if len(dropped) > 0 {
+			note := fmt.Sprintf("(merge: dropped %q: not in the test's directory of shard %s)", dropped, shardName)
+			ev.Text = strings.TrimSpace(ev.Text + " " + note)
+		}
 		rep.Emit(ev)
 		if ev.Kind == report.TestEnd {
 			end = &ev
@@ -441,28 +451,38 @@ func emitTest(rep *report.Reporter, s *mergeShard, id, out string) report.Event 
 // movedPath is a file path of test id's events as it is in the merged
 // directory out: the test's files are under its own directory, "ID/...",
 // in the shard's output (wherever the shard ran), and copyTestDir copies
-// that directory to out/ID. A path not under a directory of the test's
-// name stays as it is.
-func movedPath(path, id, out string) string {
+// that directory to out/ID. A path that is not under out/ID once moved
+// and cleaned (no directory of the test's name, or "ID/../../x") is
+// dropped: "" and false. A shard's events are not trusted to name host
+// files for the merged report to read.
+func movedPath(path, id, out string) (string, bool) {
 	if path == "" {
-		return ""
+		return "", true
 	}
 	parts := strings.Split(filepath.ToSlash(path), "/")
 	for i := len(parts) - 2; i >= 0; i-- {
-		if parts[i] == id {
-			return filepath.Join(append([]string{out, id}, parts[i+1:]...)...)
+		if parts[i] != id {
+			continue
 		}
+		rel := filepath.Clean(filepath.Join(parts[i+1:]...))
+		if !filepath.IsLocal(rel) {
+			return "", false
+		}
+		return filepath.Join(out, id, rel), true
 	}
-	return path
+	return "", false
 }
 
 // copyTestDir copies the shard's directory of test id, if there is one,
-// to out/id: regular files (0600), directories (0700) and symbolic links.
+// to out/id: regular files (0600) and directories (0700). Symbolic links
+// and other special files are skipped: a shard's directory is not trusted
+// not to point at the host's files (docs/scale-out.md).
 // With force, a directory of that name already in out is replaced.
 func copyTestDir(shardDir, out, id string, force bool) error {
 	src, dst := filepath.Join(shardDir, id), filepath.Join(out, id)
-	if _, err := os.Lstat(src); errors.Is(err, fs.ErrNotExist) {
-		return nil // a test that wrote no files, or one not started
+	fi, err := os.Lstat(src)
+	if errors.Is(err, fs.ErrNotExist) || (err == nil && !fi.IsDir()) {
+		return nil // a test that wrote no files, or one not started; or no directory
 	}
 	if force {
 		if err := os.RemoveAll(dst); err != nil {
@@ -481,11 +501,6 @@ func copyTestDir(shardDir, out, id string, force bool) error {
 		switch {
 		case d.IsDir():
 			err = os.Mkdir(target, 0o700)
-		case d.Type()&fs.ModeSymlink != 0:
-			var link string
-			if link, err = os.Readlink(path); err == nil {
-				err = os.Symlink(link, target)
-			}
 		case d.Type().IsRegular():
 			err = copyPrivate(path, target)
 		}
@@ -499,11 +514,14 @@ func copyTestDir(shardDir, out, id string, force bool) error {
 // copyPrivate copies the regular file src to a new file dst, readable by
 // its owner only.
 func copyPrivate(src, dst string) error {
-	in, err := os.Open(src)
+	in, err := os.OpenFile(src, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
+	if fi, err := in.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return errors.Join(err, fmt.Errorf("%s: not a regular file", src))
+	}
 	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
