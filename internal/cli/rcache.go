@@ -53,7 +53,7 @@ type resultCache struct {
 // cachedTest is a test the cache may record.
 type cachedTest struct {
 	key   string
-	base  string // the test file's directory: copy_from_host's relative paths
+	base  string // the test file's directory, absolute: copy_from_host's relative paths
 	reads []resultcache.Read
 	// unkeyed: a file the test read could not be hashed; it is not stored.
 	unkeyed bool
@@ -114,7 +114,12 @@ func (rc *resultCache) start(ctx context.Context, e *env, jobs []job, boot *mach
 			left = append(left, j)
 			continue
 		}
-		base := filepath.Dir(j.file.Name)
+		base, err := filepath.Abs(filepath.Dir(j.file.Name))
+		if err != nil {
+			e.errorf("result cache: %s: %v; its tests run and are not recorded", j.file.Name, err)
+			left = append(left, j)
+			continue
+		}
 		rc.mu.Lock()
 		if prev := rc.tests[id]; prev != nil {
 			// Two tests under one id (selectJobs refuses them; this is the
@@ -189,24 +194,29 @@ func (rc *resultCache) Event(ev report.Event) {
 	}
 }
 
-// recordRead records the source of a copy_from_host call, as the script
-// wrote it, with its digest now.
+// recordRead records the source of a copy_from_host call, relative to
+// the test file's directory, with its digest now. A source outside that
+// directory (or reached through a link leading out of it, or no regular
+// file or directory) leaves the test unrecorded: a lookup hashes only
+// what is inside it (resultcache.Hasher.Read).
 func (rc *resultCache) recordRead(t *cachedTest, call string) {
 	src, ok := copySource(call)
-	p := src
-	if !filepath.IsAbs(p) {
-		p = filepath.Join(t.base, p)
+	rel := src
+	if ok && filepath.IsAbs(src) {
+		var err error
+		rel, err = filepath.Rel(t.base, src)
+		ok = err == nil
 	}
 	var sum string
 	var err error
 	if ok {
-		sum, err = rc.cache.Hasher.Path(p)
+		sum, err = rc.cache.Hasher.Read(context.Background(), t.base, filepath.Clean(rel))
 	}
 	if !ok || err != nil {
 		t.unkeyed = true
 		return
 	}
-	t.reads = append(t.reads, resultcache.Read{Path: src, SHA256: sum})
+	t.reads = append(t.reads, resultcache.Read{Path: filepath.Clean(rel), SHA256: sum})
 }
 
 // copySource returns the source argument of a copy_from_host call's text

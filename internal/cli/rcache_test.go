@@ -266,3 +266,33 @@ func TestKeyFromLoadedBytes(t *testing.T) {
 		t.Errorf("the file changed on disk after loading: got key %.12s, want the loaded bytes' %.12s", got, want)
 	}
 }
+
+// TestCopiedFileOutsideNotRecorded: a copy_from_host source outside the
+// test file's directory leaves the test unrecorded (a lookup hashes only
+// reads inside it); an absolute source inside it is recorded relative.
+func TestCopiedFileOutsideNotRecorded(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "data.txt"), []byte("one"), 0o644)
+	outside := filepath.Join(t.TempDir(), "hosts")
+	os.WriteFile(outside, []byte("127.0.0.1 localhost"), 0o644)
+	c := &resultcache.Cache{Local: &resultcache.Local{Dir: t.TempDir()}, Hasher: &resultcache.Hasher{}}
+	for _, tt := range []struct {
+		src   string
+		reads []resultcache.Read // nil: unrecorded
+	}{
+		{filepath.Join(dir, "data.txt"), []resultcache.Read{{Path: "data.txt", SHA256: resultcache.Bytes([]byte("one"))}}},
+		{outside, nil},
+		{"../" + filepath.Base(filepath.Dir(outside)) + "/hosts", nil},
+		{"/dev/zero", nil},
+	} {
+		ct := &cachedTest{key: "k", base: dir}
+		rc := &resultCache{cache: c}
+		rc.recordRead(ct, `copy_from_host("`+tt.src+`", "/srv/x")`)
+		if tt.reads == nil && !ct.unkeyed {
+			t.Errorf("copy_from_host(%q): got reads %+v, want the test unrecorded", tt.src, ct.reads)
+		}
+		if tt.reads != nil && (ct.unkeyed || len(ct.reads) != 1 || ct.reads[0] != tt.reads[0]) {
+			t.Errorf("copy_from_host(%q): got reads %+v (unkeyed %v), want %+v", tt.src, ct.reads, ct.unkeyed, tt.reads)
+		}
+	}
+}
