@@ -80,7 +80,7 @@ func (rc *resultCache) check() error {
 		return fmt.Errorf("-count %d: only -count=1 (run even when cached) is supported", rc.count)
 	}
 	if rc.url != "" && !strings.HasPrefix(rc.url, "http://") && !strings.HasPrefix(rc.url, "https://") {
-		return fmt.Errorf("-cache-url %q: want an http:// or https:// URL", rc.url)
+		return fmt.Errorf("-cache-url %q: want an http:// or https:// URL", resultcache.Redact(rc.url))
 	}
 	return nil
 }

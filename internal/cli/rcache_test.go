@@ -41,6 +41,8 @@ func TestResultCacheFlags(t *testing.T) {
 		{"-cache=maybe", `-cache "maybe": want on or off`},
 		{"-count=2", "-count 2: only -count=1"},
 		{"-cache-url=ftp://x", "want an http:// or https:// URL"},
+		// The password is not shown.
+		{"-cache-url=ftp://ci:s3cret@x", `-cache-url "ftp://ci:xxxxx@x": want an http:// or https:// URL`},
 	}
 	for _, tt := range tests {
 		code, _, stderr := run("run", tt.flag, "testdata/pass.star")

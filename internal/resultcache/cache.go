@@ -54,7 +54,7 @@ func (c *Cache) Lookup(ctx context.Context, key, base string) (Entry, bool) {
 		c.remoteFailed(err)
 		return Entry{}, false
 	}
-	e, ok := c.valid(ctx, key, b, r.URL, base)
+	e, ok := c.valid(ctx, key, b, Redact(r.URL), base)
 	if ok && c.Local != nil {
 		if err := c.Local.Put(key, b); err != nil {
 			c.logf("%v", err)
@@ -146,7 +146,7 @@ func (c *Cache) remoteSay(err error) {
 	c.remoteSaid = true
 	c.mu.Unlock()
 	if !said {
-		c.logf("result cache %s: %v", c.Remote.URL, err)
+		c.logf("result cache %s: %v", Redact(c.Remote.URL), err)
 	}
 }
 
