@@ -193,12 +193,20 @@ func (s *mergeShard) readEvents() error {
 	return nil
 }
 
+// sameTests says whether a and b list the same tests, in any order.
+func sameTests(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
+
 func hostName(m *shard.Manifest) string { return cmp.Or(m.Host, "an unknown host") }
 
 // mergePlan is the merge checked: every shard of one run, and which shard
 // ran each test of the selection.
 type mergePlan struct {
-	all     []string               // the selection, in run order
+	all     []string               // the selection, in the lowest-index shard's run order
 	total   int                    // shards in the run
 	shards  []*mergeShard          // present, by index
 	owner   map[string]*mergeShard // by test id; none: its shard is missing
@@ -223,14 +231,17 @@ func planMerge(shards []*mergeShard) (*mergePlan, error) {
 				errs = append(errs, fmt.Errorf("%s (shard %s) and %s (shard %s) are of different runs: %s %q and %q; merge the shards of one run", first.dir, first.m.ShardName(), s.dir, s.m.ShardName(), f.what, f.a, f.b))
 			}
 		}
-		if len(errs) == 0 && !slices.Equal(first.m.All, s.m.All) {
+		if len(errs) == 0 && !sameTests(first.m.All, s.m.All) {
 			errs = append(errs, fmt.Errorf("%s and %s list different selections of tests in their %s; merge the shards of one run", first.dir, s.dir, shard.ManifestFile))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	p := &mergePlan{all: first.m.All, total: first.m.Total, owner: make(map[string]*mergeShard)}
+	// The runners may have been given the files in different orders: the
+	// merged report follows the lowest-index shard's.
+	lowest := slices.MinFunc(shards, func(a, b *mergeShard) int { return cmp.Compare(a.m.Index, b.m.Index) })
+	p := &mergePlan{all: lowest.m.All, total: first.m.Total, owner: make(map[string]*mergeShard)}
 	if p.total < 1 {
 		return nil, fmt.Errorf("%s: shard count %d in its %s, want at least 1", first.dir, p.total, shard.ManifestFile)
 	}

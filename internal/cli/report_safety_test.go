@@ -114,3 +114,29 @@ func TestMovedPath(t *testing.T) {
 		}
 	}
 }
+
+// TestReportMergeFilesInAnotherOrder: runners given the files in another
+// order list the same tests in another order; the split is the same, and
+// the merge takes them, in the lowest-index shard's order whatever order
+// the directories come in. Before, it refused them as different selections.
+func TestReportMergeFilesInAnotherOrder(t *testing.T) {
+	parent := t.TempDir()
+	s1 := newFixture(1, 2, "a.test_one", "b.test_three")
+	s2 := newFixture(2, 2, "a.test_two", "b.test_four")
+	s2.m.All = []string{"b.test_three", "b.test_four", "a.test_one", "a.test_two"}
+	dir1, dir2 := s1.write(t, parent), s2.write(t, parent)
+	out := filepath.Join(parent, "merged")
+	code, stdout, stderr := run("report", "merge", "-out", out, dir2, dir1)
+	if code != exitOK {
+		t.Fatalf("got exit %d, want 0\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+	if order, _ := readMergedJUnit(t, out); strings.Join(order, " ") != strings.Join(fixtureAll, " ") {
+		t.Errorf("junit.xml has testcases %v, want shard 1's order %v", order, fixtureAll)
+	}
+	// Another set of tests is still refused.
+	s2.m.All = append(s2.m.All[:3:3], "c.test_five")
+	s2.write(t, parent)
+	if code, _, stderr := run("report", "merge", "-out", filepath.Join(parent, "m2"), dir1, dir2); code != exitUsage || !strings.Contains(stderr, "different selections") {
+		t.Errorf("shards with different tests: got exit %d, %q; want 2, different selections", code, stderr)
+	}
+}
