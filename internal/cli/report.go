@@ -378,23 +378,27 @@ func writeMerge(out string, p *mergePlan, force bool) (*mergeSummary, error) {
 }
 
 // writeMergedTimings writes out/timings.json: the duration of each test a
-// shard ran to its end (passed or failed; not cached, not skipped), under
-// its key in the timings file. It is what the next sharded run reads with
-// -timings, the same file on every runner (docs/scale-out.md).
+// shard ran to its end (passed or failed; not skipped), under its key in
+// the timings file. A cached test's is the duration of the run that
+// passed before (its test-end's), seen when the cache reported it: without
+// it, the next split would weigh the test the median. It is what the next
+// sharded run reads with -timings, the same file on every runner
+// (docs/scale-out.md). The file is this merge's alone: written whole,
+// without a lock file beside it.
 func writeMergedTimings(out string, p *mergePlan) error {
-	tests := map[string]shard.Timing{}
+	tests := shard.Timings{}
 	for _, id := range p.all {
 		s := p.owner[id]
 		if s == nil || s.m.Keys[id] == "" {
 			continue
 		}
 		for _, ev := range s.events[id] {
-			if ev.Kind == report.TestEnd && !ev.Skipped && !ev.Cached && ev.Duration > 0 {
+			if ev.Kind == report.TestEnd && len(ev.Path) == 0 && !ev.Skipped && ev.Duration > 0 {
 				tests[s.m.Keys[id]] = shard.Timing{ID: id, Duration: ev.Duration.Seconds(), Seen: ev.Time}
 			}
 		}
 	}
-	return shard.Record(filepath.Join(out, "timings.json"), tests, time.Now())
+	return shard.WriteTimings(filepath.Join(out, "timings.json"), tests, time.Now())
 }
 
 // whyNotRun says why a test no shard ran was not run.
