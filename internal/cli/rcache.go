@@ -65,7 +65,7 @@ func registerResultCache(fs *flag.FlagSet) *resultCache {
 	if os.Getenv(resultCacheEnv) == "off" {
 		def = "off"
 	}
-	fs.StringVar(&rc.mode, "cache", def, "`on`: report a test that passed before with the same inputs as cached, without running it; off: run every test and record nothing (docs/cli.md, Cached results)")
+	fs.StringVar(&rc.mode, "cache", def, "`on`: report a test that passed before with the same inputs as cached, without running it; read: the same, but record passes in the local store only, never on -cache-url's server (a pull request's job); off: run every test and record nothing (docs/cli.md, Cached results)")
 	fs.IntVar(&rc.count, "count", 0, "with 1, run every test even when cached (its pass is still recorded)")
 	fs.StringVar(&rc.url, "cache-url", "", "also keep results on the HTTP server at `URL` (GET and PUT of URL/ac/KEY: bazel-remote, a WebDAV nginx), shared by CI runners")
 	return rc
@@ -73,8 +73,8 @@ func registerResultCache(fs *flag.FlagSet) *resultCache {
 
 // check refuses bad flag values.
 func (rc *resultCache) check() error {
-	if rc.mode != "on" && rc.mode != "off" {
-		return fmt.Errorf("-cache %q: want on or off", rc.mode)
+	if rc.mode != "on" && rc.mode != "read" && rc.mode != "off" {
+		return fmt.Errorf("-cache %q: want on, read or off", rc.mode)
 	}
 	if rc.count < 0 || rc.count > 1 {
 		return fmt.Errorf("-count %d: only -count=1 (run even when cached) is supported", rc.count)
@@ -94,6 +94,9 @@ func (rc *resultCache) start(ctx context.Context, e *env, jobs []job, boot *mach
 		return jobs
 	}
 	c, err := openResultCache(rc.url, func(format string, args ...any) { e.errorf(format, args...) })
+	if err == nil && rc.mode == "read" {
+		c.RemoteReadOnly = true
+	}
 	if err != nil {
 		e.errorf("result cache: %v; running every test", err)
 		return jobs

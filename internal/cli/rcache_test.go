@@ -38,7 +38,7 @@ func TestCopySource(t *testing.T) {
 // TestResultCacheFlags: bad values are refused before anything boots.
 func TestResultCacheFlags(t *testing.T) {
 	tests := []struct{ flag, want string }{
-		{"-cache=maybe", `-cache "maybe": want on or off`},
+		{"-cache=maybe", `-cache "maybe": want on, read or off`},
 		{"-count=2", "-count 2: only -count=1"},
 		{"-cache-url=ftp://x", "want an http:// or https:// URL"},
 		// The password is not shown.

@@ -16,7 +16,10 @@ import (
 type Cache struct {
 	Local  *Local // nil: none
 	Remote *HTTP  // nil: none
-	Hasher *Hasher
+	// RemoteReadOnly: Store never PUTs on Remote (a job whose results
+	// others should not trust, as a pull request's); Lookup still GETs.
+	RemoteReadOnly bool
+	Hasher         *Hasher
 	// Logf reports what went wrong with a store; nil: silent.
 	Logf func(format string, args ...any)
 
@@ -98,7 +101,7 @@ func (c *Cache) Store(ctx context.Context, e Entry) {
 			c.logf("%v", err)
 		}
 	}
-	if r := c.remote(); r != nil {
+	if r := c.remote(); r != nil && !c.RemoteReadOnly {
 		if err := r.Put(ctx, e.Key, data); err != nil {
 			c.remoteFailed(err)
 		}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -56,5 +57,32 @@ func TestURLPasswordNotShown(t *testing.T) {
 	}
 	if got := Redact("https://ci:" + password + "@cache.example:8443/x"); got != "https://ci:xxxxx@cache.example:8443/x" {
 		t.Errorf("Redact: got %q", got)
+	}
+}
+
+// TestRemoteReadOnly: with RemoteReadOnly (-cache=read), a pass is stored
+// locally and never PUT; lookups still GET the server.
+func TestRemoteReadOnly(t *testing.T) {
+	var mu sync.Mutex
+	methods := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		methods[r.Method]++
+		mu.Unlock()
+		http.NotFound(w, r)
+	}))
+	defer srv.Close()
+	ctx := context.Background()
+	c := &Cache{Local: &Local{Dir: t.TempDir()}, Remote: &HTTP{URL: srv.URL}, RemoteReadOnly: true}
+	c.Lookup(ctx, Bytes([]byte("other")), t.TempDir())
+	key := Bytes([]byte("k"))
+	c.Store(ctx, Entry{Key: key, Test: "x.test_a", Passed: time.Now()})
+	if _, ok := c.Lookup(ctx, key, t.TempDir()); !ok {
+		t.Error("Lookup after Store: got a miss, want the local entry")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if methods[http.MethodPut] != 0 || methods[http.MethodGet] != 1 {
+		t.Errorf("requests: got %v, want one GET and no PUT", methods)
 	}
 }
