@@ -44,7 +44,7 @@ type resultCache struct {
 
 	cache *resultcache.Cache // nil: off
 	mu    sync.Mutex
-	tests map[string]*cachedTest // by test id
+	tests map[string]*cachedTest // by test id; an id two tests share is unkeyed
 	// stores are the entries being stored: a slow server delays Close,
 	// not the events of the tests still running.
 	stores sync.WaitGroup
@@ -53,7 +53,7 @@ type resultCache struct {
 // cachedTest is a test the cache may record.
 type cachedTest struct {
 	key   string
-	base  string // the test file's directory: copy_from_host's relative paths
+	base  string // the test file's directory, absolute: copy_from_host's relative paths
 	reads []resultcache.Read
 	// unkeyed: a file the test read could not be hashed; it is not stored.
 	unkeyed bool
@@ -65,7 +65,7 @@ func registerResultCache(fs *flag.FlagSet) *resultCache {
 	if os.Getenv(resultCacheEnv) == "off" {
 		def = "off"
 	}
-	fs.StringVar(&rc.mode, "cache", def, "`on`: report a test that passed before with the same inputs as cached, without running it; off: run every test and record nothing (docs/cli.md, Cached results)")
+	fs.StringVar(&rc.mode, "cache", def, "`on`: report a test that passed before with the same inputs as cached, without running it; read: the same, but record passes in the local store only, never on -cache-url's server (a pull request's job); off: run every test and record nothing (docs/cli.md, Cached results)")
 	fs.IntVar(&rc.count, "count", 0, "with 1, run every test even when cached (its pass is still recorded)")
 	fs.StringVar(&rc.url, "cache-url", "", "also keep results on the HTTP server at `URL` (GET and PUT of URL/ac/KEY: bazel-remote, a WebDAV nginx), shared by CI runners")
 	return rc
@@ -73,14 +73,14 @@ func registerResultCache(fs *flag.FlagSet) *resultCache {
 
 // check refuses bad flag values.
 func (rc *resultCache) check() error {
-	if rc.mode != "on" && rc.mode != "off" {
-		return fmt.Errorf("-cache %q: want on or off", rc.mode)
+	if rc.mode != "on" && rc.mode != "read" && rc.mode != "off" {
+		return fmt.Errorf("-cache %q: want on, read or off", rc.mode)
 	}
 	if rc.count < 0 || rc.count > 1 {
 		return fmt.Errorf("-count %d: only -count=1 (run even when cached) is supported", rc.count)
 	}
 	if rc.url != "" && !strings.HasPrefix(rc.url, "http://") && !strings.HasPrefix(rc.url, "https://") {
-		return fmt.Errorf("-cache-url %q: want an http:// or https:// URL", rc.url)
+		return fmt.Errorf("-cache-url %q: want an http:// or https:// URL", resultcache.Redact(rc.url))
 	}
 	return nil
 }
@@ -94,6 +94,9 @@ func (rc *resultCache) start(ctx context.Context, e *env, jobs []job, boot *mach
 		return jobs
 	}
 	c, err := openResultCache(rc.url, func(format string, args ...any) { e.errorf(format, args...) })
+	if err == nil && rc.mode == "read" {
+		c.RemoteReadOnly = true
+	}
 	if err != nil {
 		e.errorf("result cache: %v; running every test", err)
 		return jobs
@@ -114,9 +117,21 @@ func (rc *resultCache) start(ctx context.Context, e *env, jobs []job, boot *mach
 			left = append(left, j)
 			continue
 		}
-		base := filepath.Dir(j.file.Name)
+		base, err := filepath.Abs(filepath.Dir(j.file.Name))
+		if err != nil {
+			e.errorf("result cache: %s: %v; its tests run and are not recorded", j.file.Name, err)
+			left = append(left, j)
+			continue
+		}
 		rc.mu.Lock()
-		rc.tests[id] = &cachedTest{key: key, base: base}
+		if prev := rc.tests[id]; prev != nil {
+			// Two tests under one id (selectJobs refuses them; this is the
+			// second line): the events cannot tell which one ran, so
+			// neither is recorded. Each still looks up its own key.
+			prev.unkeyed = true
+		} else {
+			rc.tests[id] = &cachedTest{key: key, base: base}
+		}
 		rc.mu.Unlock()
 		if rc.count == 1 {
 			left = append(left, j)
@@ -182,24 +197,29 @@ func (rc *resultCache) Event(ev report.Event) {
 	}
 }
 
-// recordRead records the source of a copy_from_host call, as the script
-// wrote it, with its digest now.
+// recordRead records the source of a copy_from_host call, relative to
+// the test file's directory, with its digest now. A source outside that
+// directory (or reached through a link leading out of it, or no regular
+// file or directory) leaves the test unrecorded: a lookup hashes only
+// what is inside it (resultcache.Hasher.Read).
 func (rc *resultCache) recordRead(t *cachedTest, call string) {
 	src, ok := copySource(call)
-	p := src
-	if !filepath.IsAbs(p) {
-		p = filepath.Join(t.base, p)
+	rel := src
+	if ok && filepath.IsAbs(src) {
+		var err error
+		rel, err = filepath.Rel(t.base, src)
+		ok = err == nil
 	}
 	var sum string
 	var err error
 	if ok {
-		sum, err = rc.cache.Hasher.Path(p)
+		sum, err = rc.cache.Hasher.Read(context.Background(), t.base, filepath.Clean(rel))
 	}
 	if !ok || err != nil {
 		t.unkeyed = true
 		return
 	}
-	t.reads = append(t.reads, resultcache.Read{Path: src, SHA256: sum})
+	t.reads = append(t.reads, resultcache.Read{Path: filepath.Clean(rel), SHA256: sum})
 }
 
 // copySource returns the source argument of a copy_from_host call's text
@@ -296,15 +316,13 @@ func (k *keyer) fileInputs(ctx context.Context, f *script.File) (*resultcache.In
 	return in, nil
 }
 
-// readFile gathers f's own inputs: its bytes, declarations, images, the
+// readFile gathers f's own inputs: its loaded bytes, declarations, images, the
 // host's packages and its shares.
 func (k *keyer) readFile(ctx context.Context, f *script.File) (*resultcache.Inputs, error) {
 	in := *k.common
-	src, err := os.ReadFile(f.Name)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", f.Name, err)
-	}
-	in.File, in.Source, in.Machines = f.Name, src, f.Specs
+	// The bytes loaded, and run: the file on disk may have changed since.
+	in.File, in.Source, in.Machines = f.Name, f.Source(), f.Specs
+	var err error
 	if in.Images, err = k.images(ctx, f); err != nil {
 		return nil, err
 	}

@@ -38,9 +38,11 @@ func TestCopySource(t *testing.T) {
 // TestResultCacheFlags: bad values are refused before anything boots.
 func TestResultCacheFlags(t *testing.T) {
 	tests := []struct{ flag, want string }{
-		{"-cache=maybe", `-cache "maybe": want on or off`},
+		{"-cache=maybe", `-cache "maybe": want on, read or off`},
 		{"-count=2", "-count 2: only -count=1"},
 		{"-cache-url=ftp://x", "want an http:// or https:// URL"},
+		// The password is not shown.
+		{"-cache-url=ftp://ci:s3cret@x", `-cache-url "ftp://ci:xxxxx@x": want an http:// or https:// URL`},
 	}
 	for _, tt := range tests {
 		code, _, stderr := run("run", tt.flag, "testdata/pass.star")
@@ -197,5 +199,102 @@ func TestKeyErrorSaidOnce(t *testing.T) {
 	}
 	if n := strings.Count(stderr.String(), "result cache:"); n != 1 || !strings.Contains(stderr.String(), "no-qemu") {
 		t.Errorf("stderr: got %q, want one line naming the missing QEMU", stderr.String())
+	}
+}
+
+// TestSameIDNotRecorded: a/x.star and b/x.star both have test_a (selectJobs
+// refuses them; this is the cache's own line of defence). The events name
+// only the id, so neither test's pass is stored. Before, b's key was
+// recorded under the id, and a's pass was stored as b's: b, failing, was
+// later reported cached.
+func TestSameIDNotRecorded(t *testing.T) {
+	store := t.TempDir()
+	t.Setenv(resultCacheEnv, store)
+	w := newKeyWorld(t)
+	var jobs []job
+	for _, d := range []string{"a", "b"} {
+		p := filepath.Join(w.dir, d, "x.star")
+		src := []byte("def test_a():\n    pass\n")
+		os.Mkdir(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, src, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		f, err := script.Load(p, src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		jobs = append(jobs, job{file: f, test: "test_a"})
+	}
+	boot := &machine.Boot{Kernel: &kernel.Kernel{Image: w.kernel}, Initramfs: filepath.Join(w.dir, "initrd"), QEMU: filepath.Join(w.dir, "qemu")}
+	var stderr strings.Builder
+	e := &env{stdout: &stderr, stderr: &stderr}
+	rc := &resultCache{mode: "on"}
+	rep := report.New()
+	left := rc.start(context.Background(), e, jobs, boot, time.Minute, bootFlags{memory: 512, cpus: 1}, false, rep)
+	if len(left) != 2 {
+		t.Fatalf("jobs left to run: got %d, want both (%s)", len(left), stderr.String())
+	}
+	rc.Event(report.Event{Kind: report.TestEnd, Test: "x.test_a", Passed: true, Duration: time.Second, Time: time.Now()})
+	rc.Close()
+	rep.Close()
+	stored, _ := filepath.Glob(filepath.Join(store, "*"))
+	if len(stored) != 0 {
+		t.Errorf("stored after x.test_a passed: got %v, want nothing (the id names two tests)", stored)
+	}
+}
+
+// TestKeyFromLoadedBytes: the key is of the bytes loaded and run, not of
+// what the file on disk holds when it is keyed. Before, the file was read
+// again.
+func TestKeyFromLoadedBytes(t *testing.T) {
+	w := newKeyWorld(t)
+	old := dpkgStatus
+	dpkgStatus = w.dpkg
+	t.Cleanup(func() { dpkgStatus = old })
+	src, _ := os.ReadFile(w.file)
+	f, err := script.Load(w.file, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := w.key(t)
+	os.WriteFile(w.file, append(src, "# edited after loading\n"...), 0o644)
+	boot := &machine.Boot{Kernel: &kernel.Kernel{Image: w.kernel}, Initramfs: filepath.Join(w.dir, "initrd"), QEMU: filepath.Join(w.dir, "qemu"), FS: "9p"}
+	k := keyer{h: &resultcache.Hasher{}, exe: w.vmlab, boot: boot, timeout: time.Minute, bf: bootFlags{memory: 512, cpus: 1}}
+	got, err := k.key(context.Background(), job{file: f, test: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Errorf("the file changed on disk after loading: got key %.12s, want the loaded bytes' %.12s", got, want)
+	}
+}
+
+// TestCopiedFileOutsideNotRecorded: a copy_from_host source outside the
+// test file's directory leaves the test unrecorded (a lookup hashes only
+// reads inside it); an absolute source inside it is recorded relative.
+func TestCopiedFileOutsideNotRecorded(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "data.txt"), []byte("one"), 0o644)
+	outside := filepath.Join(t.TempDir(), "hosts")
+	os.WriteFile(outside, []byte("127.0.0.1 localhost"), 0o644)
+	c := &resultcache.Cache{Local: &resultcache.Local{Dir: t.TempDir()}, Hasher: &resultcache.Hasher{}}
+	for _, tt := range []struct {
+		src   string
+		reads []resultcache.Read // nil: unrecorded
+	}{
+		{filepath.Join(dir, "data.txt"), []resultcache.Read{{Path: "data.txt", SHA256: resultcache.Bytes([]byte("one"))}}},
+		{outside, nil},
+		{"../" + filepath.Base(filepath.Dir(outside)) + "/hosts", nil},
+		{"/dev/zero", nil},
+	} {
+		ct := &cachedTest{key: "k", base: dir}
+		rc := &resultCache{cache: c}
+		rc.recordRead(ct, `copy_from_host("`+tt.src+`", "/srv/x")`)
+		if tt.reads == nil && !ct.unkeyed {
+			t.Errorf("copy_from_host(%q): got reads %+v, want the test unrecorded", tt.src, ct.reads)
+		}
+		if tt.reads != nil && (ct.unkeyed || len(ct.reads) != 1 || ct.reads[0] != tt.reads[0]) {
+			t.Errorf("copy_from_host(%q): got reads %+v (unkeyed %v), want %+v", tt.src, ct.reads, ct.unkeyed, tt.reads)
+		}
 	}
 }

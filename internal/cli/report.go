@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/vmlab/vmlab/internal/report"
@@ -192,12 +193,20 @@ func (s *mergeShard) readEvents() error {
 	return nil
 }
 
+// sameTests says whether a and b list the same tests, in any order.
+func sameTests(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
+
 func hostName(m *shard.Manifest) string { return cmp.Or(m.Host, "an unknown host") }
 
 // mergePlan is the merge checked: every shard of one run, and which shard
 // ran each test of the selection.
 type mergePlan struct {
-	all     []string               // the selection, in run order
+	all     []string               // the selection, in the lowest-index shard's run order
 	total   int                    // shards in the run
 	shards  []*mergeShard          // present, by index
 	owner   map[string]*mergeShard // by test id; none: its shard is missing
@@ -222,14 +231,17 @@ func planMerge(shards []*mergeShard) (*mergePlan, error) {
 				errs = append(errs, fmt.Errorf("%s (shard %s) and %s (shard %s) are of different runs: %s %q and %q; merge the shards of one run", first.dir, first.m.ShardName(), s.dir, s.m.ShardName(), f.what, f.a, f.b))
 			}
 		}
-		if len(errs) == 0 && !slices.Equal(first.m.All, s.m.All) {
+		if len(errs) == 0 && !sameTests(first.m.All, s.m.All) {
 			errs = append(errs, fmt.Errorf("%s and %s list different selections of tests in their %s; merge the shards of one run", first.dir, s.dir, shard.ManifestFile))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	p := &mergePlan{all: first.m.All, total: first.m.Total, owner: make(map[string]*mergeShard)}
+	// The runners may have been given the files in different orders: the
+	// merged report follows the lowest-index shard's.
+	lowest := slices.MinFunc(shards, func(a, b *mergeShard) int { return cmp.Compare(a.m.Index, b.m.Index) })
+	p := &mergePlan{all: lowest.m.All, total: first.m.Total, owner: make(map[string]*mergeShard)}
 	if p.total < 1 {
 		return nil, fmt.Errorf("%s: shard count %d in its %s, want at least 1", first.dir, p.total, shard.ManifestFile)
 	}
@@ -366,23 +378,27 @@ func writeMerge(out string, p *mergePlan, force bool) (*mergeSummary, error) {
 }
 
 // writeMergedTimings writes out/timings.json: the duration of each test a
-// shard ran to its end (passed or failed; not cached, not skipped), under
-// its key in the timings file. It is what the next sharded run reads with
-// -timings, the same file on every runner (docs/scale-out.md).
+// shard ran to its end (passed or failed; not skipped), under its key in
+// the timings file. A cached test's is the duration of the run that
+// passed before (its test-end's), seen when the cache reported it: without
+// it, the next split would weigh the test the median. It is what the next
+// sharded run reads with -timings, the same file on every runner
+// (docs/scale-out.md). The file is this merge's alone: written whole,
+// without a lock file beside it.
 func writeMergedTimings(out string, p *mergePlan) error {
-	tests := map[string]shard.Timing{}
+	tests := shard.Timings{}
 	for _, id := range p.all {
 		s := p.owner[id]
 		if s == nil || s.m.Keys[id] == "" {
 			continue
 		}
 		for _, ev := range s.events[id] {
-			if ev.Kind == report.TestEnd && !ev.Skipped && !ev.Cached && ev.Duration > 0 {
+			if ev.Kind == report.TestEnd && len(ev.Path) == 0 && !ev.Skipped && ev.Duration > 0 {
 				tests[s.m.Keys[id]] = shard.Timing{ID: id, Duration: ev.Duration.Seconds(), Seen: ev.Time}
 			}
 		}
 	}
-	return shard.Record(filepath.Join(out, "timings.json"), tests, time.Now())
+	return shard.WriteTimings(filepath.Join(out, "timings.json"), tests, time.Now())
 }
 
 // whyNotRun says why a test no shard ran was not run.
@@ -412,9 +428,18 @@ func emitTest(rep *report.Reporter, s *mergeShard, id, out string) report.Event 
 		if ev.Kind == report.TestStart || ev.Kind == report.TestEnd {
 			ev.Shard, ev.Host = shardName, s.m.Host
 		}
-		ev.File = movedPath(ev.File, id, out)
-		ev.StdoutFile = movedPath(ev.StdoutFile, id, out)
-		ev.StderrFile = movedPath(ev.StderrFile, id, out)
+		var dropped []string
+		for _, p := range []*string{&ev.File, &ev.StdoutFile, &ev.StderrFile} {
+			moved, ok := movedPath(*p, id, out)
+			if !ok {
+				dropped = append(dropped, *p)
+			}
+			*p = moved
+		}
+		if len(dropped) > 0 {
+			note := fmt.Sprintf("(merge: dropped %q: not in the test's directory of shard %s)", dropped, shardName)
+			ev.Text = strings.TrimSpace(ev.Text + " " + note)
+		}
 		rep.Emit(ev)
 		if ev.Kind == report.TestEnd {
 			end = &ev
@@ -441,28 +466,38 @@ func emitTest(rep *report.Reporter, s *mergeShard, id, out string) report.Event 
 // movedPath is a file path of test id's events as it is in the merged
 // directory out: the test's files are under its own directory, "ID/...",
 // in the shard's output (wherever the shard ran), and copyTestDir copies
-// that directory to out/ID. A path not under a directory of the test's
-// name stays as it is.
-func movedPath(path, id, out string) string {
+// that directory to out/ID. A path that is not under out/ID once moved
+// and cleaned (no directory of the test's name, or "ID/../../x") is
+// dropped: "" and false. A shard's events are not trusted to name host
+// files for the merged report to read.
+func movedPath(path, id, out string) (string, bool) {
 	if path == "" {
-		return ""
+		return "", true
 	}
 	parts := strings.Split(filepath.ToSlash(path), "/")
 	for i := len(parts) - 2; i >= 0; i-- {
-		if parts[i] == id {
-			return filepath.Join(append([]string{out, id}, parts[i+1:]...)...)
+		if parts[i] != id {
+			continue
 		}
+		rel := filepath.Clean(filepath.Join(parts[i+1:]...))
+		if !filepath.IsLocal(rel) {
+			return "", false
+		}
+		return filepath.Join(out, id, rel), true
 	}
-	return path
+	return "", false
 }
 
 // copyTestDir copies the shard's directory of test id, if there is one,
-// to out/id: regular files (0600), directories (0700) and symbolic links.
+// to out/id: regular files (0600) and directories (0700). Symbolic links
+// and other special files are skipped: a shard's directory is not trusted
+// not to point at the host's files (docs/scale-out.md).
 // With force, a directory of that name already in out is replaced.
 func copyTestDir(shardDir, out, id string, force bool) error {
 	src, dst := filepath.Join(shardDir, id), filepath.Join(out, id)
-	if _, err := os.Lstat(src); errors.Is(err, fs.ErrNotExist) {
-		return nil // a test that wrote no files, or one not started
+	fi, err := os.Lstat(src)
+	if errors.Is(err, fs.ErrNotExist) || (err == nil && !fi.IsDir()) {
+		return nil // a test that wrote no files, or one not started; or no directory
 	}
 	if force {
 		if err := os.RemoveAll(dst); err != nil {
@@ -481,11 +516,6 @@ func copyTestDir(shardDir, out, id string, force bool) error {
 		switch {
 		case d.IsDir():
 			err = os.Mkdir(target, 0o700)
-		case d.Type()&fs.ModeSymlink != 0:
-			var link string
-			if link, err = os.Readlink(path); err == nil {
-				err = os.Symlink(link, target)
-			}
 		case d.Type().IsRegular():
 			err = copyPrivate(path, target)
 		}
@@ -499,11 +529,14 @@ func copyTestDir(shardDir, out, id string, force bool) error {
 // copyPrivate copies the regular file src to a new file dst, readable by
 // its owner only.
 func copyPrivate(src, dst string) error {
-	in, err := os.Open(src)
+	in, err := os.OpenFile(src, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
+	if fi, err := in.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return errors.Join(err, fmt.Errorf("%s: not a regular file", src))
+	}
 	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err

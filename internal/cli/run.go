@@ -264,12 +264,20 @@ func (j job) run(ctx, tctx context.Context, boot *machine.Boot, outDir string, r
 // test at all is an error.
 func selectJobs(files []*script.File, pattern string) ([]job, error) {
 	var jobs []job
+	byID := make(map[string]*script.File) // the file each selected test id came from
 	for _, f := range files {
 		tests, err := f.Select(pattern)
 		if err != nil {
 			return nil, err
 		}
 		for _, t := range tests {
+			id := f.TestID(t)
+			if other, ok := byID[id]; ok && other.Name == f.Name {
+				return nil, fmt.Errorf("selecting tests: %s is given twice (its test %s would run twice into one output directory); give it once", f.Name, id)
+			} else if ok {
+				return nil, fmt.Errorf("selecting tests: %s and %s both name their test %s: its output directory, cached result and report entry would be shared; rename one of the files (or run them apart)", other.Name, f.Name, id)
+			}
+			byID[id] = f
 			jobs = append(jobs, job{file: f, test: t})
 		}
 	}

@@ -115,3 +115,36 @@ func TestInterruptSkipsWaitingTests(t *testing.T) {
 		t.Errorf("terminal shows the skipped test running:\n%s", terminal.String())
 	}
 }
+
+// TestSelectJobsRefusesSameTestID: a/x.star and b/x.star both give
+// "x.test_a"; the run would share one output directory, one cached result
+// and one report entry between them. Before, both were selected (and a
+// failing test was reported "PASS (cached)" with the other's result).
+func TestSelectJobsRefusesSameTestID(t *testing.T) {
+	src := "def test_a():\n    pass\n"
+	a, err := script.Load(filepath.Join("a", "x.star"), []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := script.Load(filepath.Join("b", "x.star"), []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = selectJobs([]*script.File{a, b}, "")
+	if err == nil {
+		t.Fatal("got no error, want one naming a/x.star and b/x.star")
+	}
+	for _, want := range []string{"a/x.star", "b/x.star", "x.test_a", "rename"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	// The same base name with no shared test is fine.
+	c, err := script.Load(filepath.Join("c", "x.star"), []byte("def test_b():\n    pass\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if jobs, err := selectJobs([]*script.File{a, c}, ""); err != nil || len(jobs) != 2 {
+		t.Errorf("a/x.star test_a + c/x.star test_b: got %d jobs, %v; want 2, no error", len(jobs), err)
+	}
+}

@@ -6,11 +6,13 @@ import (
 	"encoding/base64"
 	"fmt"
 	"html/template"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -247,7 +249,7 @@ func newHTMLCommand(e *Event, dir string) *htmlCommand {
 	if e.File != "" {
 		link := htmlFileLink(e.File, dir)
 		c.File = &link
-		c.Image = inlineImage(e.File)
+		c.Image = inlineImage(e.File, dir)
 		c.FileVerb = fileVerb(e.File)
 	}
 	if e.StdoutFile != "" {
@@ -321,19 +323,56 @@ func htmlCaptures(files []string, dir string) []htmlLink {
 // is ~5 KB, a busy desktop's ~200 KB.
 const maxInlineImage = 4 << 20
 
-// inlineImage returns the PNG at path as a data: URL, "" when path is no
-// PNG (by its name) or cannot be read, or is over maxInlineImage.
-func inlineImage(path string) template.URL {
+// inlineImage returns the PNG at path as a data: URL; "" when path is no
+// PNG (by its name), is not a regular file under dir (the report's own
+// directory: a merged shard's events could name any host file, or a
+// symbolic link to one), cannot be read, or is over maxInlineImage.
+func inlineImage(path, dir string) template.URL {
 	if !strings.EqualFold(filepath.Ext(path), ".png") {
 		return ""
 	}
-	b, err := os.ReadFile(path)
-	if err != nil || len(b) > maxInlineImage {
+	b, ok := readInside(dir, path, maxInlineImage)
+	if !ok {
 		return ""
 	}
 	// The bytes are base64 in a data: URL of a fixed type: nothing in
 	// them can leave the attribute.
 	return template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(b))
+}
+
+// readInside reads the regular file at path, if it is under dir, is no
+// symbolic link, does not reach outside dir through one, and holds at most
+// limit bytes.
+func readInside(dir, path string, limit int64) ([]byte, bool) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, false
+	}
+	rel, err := filepath.Rel(dir, abs)
+	if err != nil || !filepath.IsLocal(rel) {
+		return nil, false
+	}
+	root, err := os.OpenRoot(dir) // no component may lead out of dir
+	if err != nil {
+		return nil, false
+	}
+	defer root.Close()
+	if fi, err := root.Lstat(rel); err != nil || !fi.Mode().IsRegular() {
+		return nil, false
+	}
+	f, err := root.OpenFile(rel, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, false
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() || fi.Size() > limit {
+		return nil, false
+	}
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil || int64(len(b)) > limit {
+		return nil, false
+	}
+	return b, true
 }
 
 func htmlFileLink(f, dir string) htmlLink {

@@ -91,3 +91,50 @@ func TestScreenshotAttachments(t *testing.T) {
 		t.Errorf("got attachment lines\n%s\nwant\n%s\nin\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"), x)
 	}
 }
+
+// TestScreenshotOnlyFromReportDir: report.html inlines only regular PNG
+// files under its own directory. A merged shard's events could name any
+// host file: outside the directory, through "..", or a symbolic link in
+// it (to a file outside, or to a directory outside). None is read. Before,
+// each was inlined.
+func TestScreenshotOnlyFromReportDir(t *testing.T) {
+	host := t.TempDir() // the host's files, outside the report
+	secret := filepath.Join(host, "secret.png")
+	if err := os.WriteFile(secret, []byte("host secret!"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "t"), 0o700)
+	link := filepath.Join(dir, "t", "shot.png")
+	if err := os.Symlink(secret, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(host, filepath.Join(dir, "t", "hostdir")); err != nil {
+		t.Fatal(err)
+	}
+	own := filepath.Join(dir, "t", "own.png")
+	os.WriteFile(own, []byte("own shot!"), 0o600)
+	files := []string{
+		secret,
+		filepath.Join(dir, "t", "..", "..", filepath.Base(host), "secret.png"),
+		link,
+		filepath.Join(dir, "t", "hostdir", "secret.png"),
+		own,
+	}
+	evs := []Event{{Time: at(0), Kind: TestStart, Test: "t"}}
+	for i, f := range files {
+		evs = append(evs, Event{Time: at(float64(i + 1)), Kind: Command, Test: "t", Machine: "m", Command: `screenshot("x")`, File: f})
+	}
+	evs = append(evs, Event{Time: at(9), Kind: TestEnd, Test: "t", Passed: true})
+	html := filepath.Join(dir, "report.html")
+	if err := emitAll(NewFiles(HTMLFile(html)), evs); err != nil {
+		t.Fatal(err)
+	}
+	page, _ := os.ReadFile(html)
+	if leaked := base64.StdEncoding.EncodeToString([]byte("host secret!")); strings.Contains(string(page), leaked) {
+		t.Error("report.html inlines the host file outside its directory")
+	}
+	if n := strings.Count(string(page), `<img class="shot"`); n != 1 || !strings.Contains(string(page), base64.StdEncoding.EncodeToString([]byte("own shot!"))) {
+		t.Errorf("report.html has %d screenshots inline, want 1, its own", n)
+	}
+}

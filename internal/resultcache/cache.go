@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"sync"
 )
 
@@ -17,7 +16,10 @@ import (
 type Cache struct {
 	Local  *Local // nil: none
 	Remote *HTTP  // nil: none
-	Hasher *Hasher
+	// RemoteReadOnly: Store never PUTs on Remote (a job whose results
+	// others should not trust, as a pull request's); Lookup still GETs.
+	RemoteReadOnly bool
+	Hasher         *Hasher
 	// Logf reports what went wrong with a store; nil: silent.
 	Logf func(format string, args ...any)
 
@@ -27,7 +29,8 @@ type Cache struct {
 }
 
 // Lookup returns the entry under key whose recorded reads are unchanged
-// (a relative Read.Path is relative to base, the test file's directory);
+// (each Read.Path is relative to base, the test file's directory, and
+// inside it; Hasher.Read);
 // false when there is none. A corrupt entry is ignored (the next pass
 // overwrites it).
 func (c *Cache) Lookup(ctx context.Context, key, base string) (Entry, bool) {
@@ -35,7 +38,7 @@ func (c *Cache) Lookup(ctx context.Context, key, base string) (Entry, bool) {
 		b, err := c.Local.Get(key)
 		switch {
 		case err == nil:
-			if e, ok := c.valid(key, b, "local", base); ok {
+			if e, ok := c.valid(ctx, key, b, "local", base); ok {
 				return e, true
 			}
 		case !errors.Is(err, errMiss):
@@ -54,7 +57,7 @@ func (c *Cache) Lookup(ctx context.Context, key, base string) (Entry, bool) {
 		c.remoteFailed(err)
 		return Entry{}, false
 	}
-	e, ok := c.valid(key, b, r.URL, base)
+	e, ok := c.valid(ctx, key, b, Redact(r.URL), base)
 	if ok && c.Local != nil {
 		if err := c.Local.Put(key, b); err != nil {
 			c.logf("%v", err)
@@ -64,7 +67,7 @@ func (c *Cache) Lookup(ctx context.Context, key, base string) (Entry, bool) {
 }
 
 // valid decodes an entry from where and checks its reads.
-func (c *Cache) valid(key string, b []byte, where, base string) (Entry, bool) {
+func (c *Cache) valid(ctx context.Context, key string, b []byte, where, base string) (Entry, bool) {
 	e, err := Decode(key, b)
 	if err != nil {
 		if where != "local" {
@@ -74,17 +77,15 @@ func (c *Cache) valid(key string, b []byte, where, base string) (Entry, bool) {
 		}
 		return Entry{}, false
 	}
-	return e, c.readsHold(e, base)
+	return e, c.readsHold(ctx, e, base)
 }
 
-// readsHold says whether every file e's run read is unchanged.
-func (c *Cache) readsHold(e Entry, base string) bool {
+// readsHold says whether every file e's run read is unchanged. A read
+// that is not a path inside base (Hasher.Read) does not hold: an entry
+// from a server may name any host file, or one that never ends.
+func (c *Cache) readsHold(ctx context.Context, e Entry, base string) bool {
 	for _, r := range e.Reads {
-		p := r.Path
-		if !filepath.IsAbs(p) {
-			p = filepath.Join(base, p)
-		}
-		sum, err := c.hasher().Path(p)
+		sum, err := c.hasher().Read(ctx, base, r.Path)
 		if err != nil || sum != r.SHA256 {
 			return false
 		}
@@ -100,7 +101,7 @@ func (c *Cache) Store(ctx context.Context, e Entry) {
 			c.logf("%v", err)
 		}
 	}
-	if r := c.remote(); r != nil {
+	if r := c.remote(); r != nil && !c.RemoteReadOnly {
 		if err := r.Put(ctx, e.Key, data); err != nil {
 			c.remoteFailed(err)
 		}
@@ -148,7 +149,7 @@ func (c *Cache) remoteSay(err error) {
 	c.remoteSaid = true
 	c.mu.Unlock()
 	if !said {
-		c.logf("result cache %s: %v", c.Remote.URL, err)
+		c.logf("result cache %s: %v", Redact(c.Remote.URL), err)
 	}
 }
 

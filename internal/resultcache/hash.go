@@ -1,6 +1,7 @@
 package resultcache
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -92,17 +94,89 @@ func (h *Hasher) Path(path string) (string, error) {
 	return h.File(path)
 }
 
+// Read returns the digest of what a run read at rel under base (a
+// Read.Path, relative to the test file's directory), as Path would, for a
+// recorded read that an entry from a server may have made up: rel must be
+// local (relative, not climbing out of base), reach no further than base
+// through symbolic links, and name a regular file or a directory; a file
+// over 256 MiB is ErrTooLarge, a tree as Tree bounds it. The hashing stops
+// when ctx ends.
+func (h *Hasher) Read(ctx context.Context, base, rel string) (string, error) {
+	if !filepath.IsLocal(rel) {
+		return "", fmt.Errorf("hash %q: not a path inside the test's directory %s", rel, base)
+	}
+	root, err := os.OpenRoot(base) // no component may lead out of base
+	if err != nil {
+		return "", fmt.Errorf("hash %s: %w", rel, err)
+	}
+	defer root.Close()
+	fi, err := root.Lstat(rel)
+	if err != nil {
+		return "", fmt.Errorf("hash %s: %w", rel, err)
+	}
+	switch {
+	case fi.IsDir():
+		d, err := root.Open(rel) // refuses a path that leaves base through a link
+		if err != nil {
+			return "", fmt.Errorf("hash %s: %w", rel, err)
+		}
+		d.Close()
+		return h.tree(ctx, filepath.Join(base, rel))
+	case !fi.Mode().IsRegular():
+		return "", fmt.Errorf("hash %s in %s: a %v, not a regular file or directory", rel, base, fi.Mode().Type())
+	case fi.Size() > maxTreeBytes:
+		return "", fmt.Errorf("hash %s in %s: more than %d MiB: %w", rel, base, maxTreeBytes>>20, ErrTooLarge)
+	}
+	f, err := root.OpenFile(rel, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return "", fmt.Errorf("hash %s: %w", rel, err)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("hash %s in %s: not a regular file", rel, base)
+	}
+	d := sha256.New()
+	if err := copyCtx(ctx, d, io.LimitReader(f, maxTreeBytes+1)); err != nil {
+		return "", fmt.Errorf("hash %s in %s: %w", rel, base, err)
+	}
+	return hex.EncodeToString(d.Sum(nil)), nil
+}
+
+// copyCtx copies r to w until EOF or ctx ends, checking ctx every MiB.
+func copyCtx(ctx context.Context, w io.Writer, r io.Reader) error {
+	for {
+		if err := ctx.Err(); err != nil {
+			return context.Cause(ctx)
+		}
+		n, err := io.CopyN(w, r, 1<<20)
+		if err == io.EOF || (err == nil && n < 1<<20) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
 // Tree returns the digest of the directory tree at dir: every entry's
 // path relative to dir, its type and permission bits, a regular file's
 // contents and a symbolic link's target, in lexical order. A tree of more
 // than 20000 entries or 256 MiB of files is ErrTooLarge.
 func (h *Hasher) Tree(dir string) (string, error) {
+	return h.tree(context.Background(), dir)
+}
+
+// tree is Tree, stopping when ctx ends.
+func (h *Hasher) tree(ctx context.Context, dir string) (string, error) {
 	d := sha256.New()
 	var files int
 	var bytes int64
 	err := filepath.WalkDir(dir, func(p string, de fs.DirEntry, err error) error {
 		if err != nil {
 			return err
+		}
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
 		}
 		rel, _ := filepath.Rel(dir, p)
 		info, err := de.Info()

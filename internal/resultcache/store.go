@@ -93,29 +93,61 @@ func (h *HTTP) url(key string) string {
 	return strings.TrimSuffix(h.URL, "/") + "/ac/" + url.PathEscape(key)
 }
 
+// shown is the URL of key as messages show it: without its password.
+func (h *HTTP) shown(key string) string { return Redact(h.url(key)) }
+
+// Redact returns raw, a URL, as messages may show it: its password, if
+// any, replaced by "xxxxx" (url.URL.Redacted); a URL that does not parse
+// loses all it holds before an "@".
+func Redact(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return u.Redacted()
+	}
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		scheme, rest = "", raw
+	} else {
+		scheme += "://"
+	}
+	if i := strings.LastIndex(rest, "@"); i >= 0 {
+		rest = "xxxxx" + rest[i:]
+	}
+	return scheme + rest
+}
+
+// redactErr returns err with the URL of a *url.Error (the HTTP client's
+// errors, which print it) redacted.
+func redactErr(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return &url.Error{Op: ue.Op, URL: Redact(ue.URL), Err: ue.Err}
+	}
+	return err
+}
+
 // Get returns the entry stored under key, or errMiss on a 404.
 func (h *HTTP) Get(ctx context.Context, key string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.url(key), nil)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("GET %s: the URL does not parse", h.shown(key))
 	}
 	resp, err := h.client().Do(req)
 	if err != nil {
-		return nil, err
+		return nil, redactErr(err)
 	}
 	defer resp.Body.Close()
 	switch {
 	case resp.StatusCode == http.StatusNotFound:
 		return nil, errMiss
 	case resp.StatusCode != http.StatusOK:
-		return nil, fmt.Errorf("GET %s: %s", h.url(key), resp.Status)
+		return nil, fmt.Errorf("GET %s: %s", h.shown(key), resp.Status)
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxEntryBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", h.url(key), err)
+		return nil, fmt.Errorf("GET %s: %w", h.shown(key), err)
 	}
 	if len(b) > maxEntryBytes {
-		return nil, fmt.Errorf("GET %s: an answer over %d bytes is no entry", h.url(key), maxEntryBytes)
+		return nil, fmt.Errorf("GET %s: an answer over %d bytes is no entry", h.shown(key), maxEntryBytes)
 	}
 	return b, nil
 }
@@ -124,21 +156,21 @@ func (h *HTTP) Get(ctx context.Context, key string) ([]byte, error) {
 func (h *HTTP) Put(ctx context.Context, key string, data []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, h.url(key), bytes.NewReader(data))
 	if err != nil {
-		return err
+		return fmt.Errorf("PUT %s: the URL does not parse", h.shown(key))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := h.client().Do(req)
 	if err != nil {
-		return err
+		return redactErr(err)
 	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	switch {
 	case resp.StatusCode == http.StatusBadRequest:
 		// bazel-remote refuses what is not a Bazel ActionResult.
-		return fmt.Errorf("PUT %s: %s (bazel-remote: start it with --disable_http_ac_validation)", h.url(key), resp.Status)
+		return fmt.Errorf("PUT %s: %s (bazel-remote: start it with --disable_http_ac_validation)", h.shown(key), resp.Status)
 	case resp.StatusCode/100 != 2:
-		return fmt.Errorf("PUT %s: %s", h.url(key), resp.Status)
+		return fmt.Errorf("PUT %s: %s", h.shown(key), resp.Status)
 	}
 	return nil
 }

@@ -63,6 +63,10 @@ type File struct {
 	OnLab func(label string, l *lab.Lab) (closed func())
 }
 
+// Source returns the bytes the file was loaded from: what its tests run,
+// whatever the file on disk holds now. The caller must not modify them.
+func (file *File) Source() []byte { return file.src }
+
 // Load parses and checks a test file and runs its top level, which declares
 // the machines. Every error carries file:line:col.
 func Load(filename string, src []byte) (*File, error) {

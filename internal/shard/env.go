@@ -6,6 +6,11 @@ import (
 	"strings"
 )
 
+// MaxShards is the most shards a run may be split into: more would be a
+// typo (a CI engine runs far fewer jobs at once), and each costs the split
+// a little memory.
+const MaxShards = 10000
+
 // Spec is a parsed -shard value: "I/N" (1-based, 1 <= I <= N), "auto" or
 // "auto/N" (the index, and the total unless given, from the environment:
 // FromEnv).
@@ -26,6 +31,9 @@ func ParseSpec(s string) (Spec, error) {
 	total, err := strconv.Atoi(n)
 	if err != nil || total < 1 {
 		return Spec{}, fmt.Errorf("-shard %q: the shard count %q is not a whole number of at least 1", s, n)
+	}
+	if total > MaxShards {
+		return Spec{}, fmt.Errorf("-shard %q: at most %d shards; give a shard count from 1 to %d", s, MaxShards, MaxShards)
 	}
 	if i == "auto" {
 		return Spec{Auto: true, Total: total}, nil
@@ -90,6 +98,9 @@ func FromEnv(getenv func(string) string, total int) (int, int, error) {
 			n, err = strconv.Atoi(ts)
 			if err != nil || n < 1 {
 				return 0, 0, fmt.Errorf("-shard auto: %s=%q (%s) is not a whole number of at least 1", v.total, ts, v.engine)
+			}
+			if n > MaxShards {
+				return 0, 0, fmt.Errorf("-shard auto: %s=%d (%s): at most %d shards", v.total, n, v.engine, MaxShards)
 			}
 			if total != 0 && n != total {
 				return 0, 0, fmt.Errorf("-shard auto/%d: %s=%d says %d shards: drop the /%d or make them agree", total, v.total, n, n, total)

@@ -23,6 +23,10 @@ func TestParseSpec(t *testing.T) {
 		{"a/2", Spec{}, `-shard "a/2": the index "a" is not a number`},
 		{"auto/0", Spec{}, `-shard "auto/0": the shard count "0" is not a whole number of at least 1`},
 		{"-1/2", Spec{}, `-shard "-1/2": the index must be from 1 to 2`},
+		{"10000/10000", Spec{Index: 10000, Total: 10000}, ""},
+		{"1/10001", Spec{}, `-shard "1/10001": at most 10000 shards`},
+		{"1/4000000000", Spec{}, `-shard "1/4000000000": at most 10000 shards`},
+		{"auto/4000000000", Spec{}, `-shard "auto/4000000000": at most 10000 shards`},
 		{"2", Spec{}, `-shard "2": want I/N`},
 		{"", Spec{}, `-shard "": want I/N`},
 	}
@@ -68,6 +72,7 @@ func TestFromEnv(t *testing.T) {
 		{"index without total", map[string]string{"VMLAB_SHARD_INDEX": "0"}, 0, 0, 0, "VMLAB_SHARD_INDEX is set but VMLAB_SHARD_TOTAL is not"},
 		{"not a number", map[string]string{"BUILDKITE_PARALLEL_JOB": "x", "BUILDKITE_PARALLEL_JOB_COUNT": "2"}, 0, 0, 0, `BUILDKITE_PARALLEL_JOB="x" (Buildkite parallelism) is not a number`},
 		{"total 0", map[string]string{"CI_NODE_INDEX": "1", "CI_NODE_TOTAL": "0"}, 0, 0, 0, `CI_NODE_TOTAL="0" (GitLab CI parallel:) is not a whole number of at least 1`},
+		{"too many", map[string]string{"CI_NODE_INDEX": "1", "CI_NODE_TOTAL": "4000000000"}, 0, 0, 0, "CI_NODE_TOTAL=4000000000 (GitLab CI parallel:): at most 10000 shards"},
 		{"auto/N disagrees", map[string]string{"CI_NODE_INDEX": "1", "CI_NODE_TOTAL": "3"}, 4, 0, 0, "-shard auto/4: CI_NODE_TOTAL=3 says 3 shards"},
 	}
 	for _, tt := range tests {

@@ -61,11 +61,14 @@ func Partition(tests []Test, n int) []int {
 	slices.SortFunc(order, func(a, b int) int {
 		return cmp.Or(cmp.Compare(w[b], w[a]), cmp.Compare(tests[a].ID, tests[b].ID), cmp.Compare(tests[a].Key, tests[b].Key))
 	})
-	load := make([]time.Duration, n)
+	// Shards past the number of tests stay empty: the i-th test at most
+	// finds i shards used, and an empty one of lower index comes first.
+	used := min(n, len(tests))
+	load := make([]time.Duration, used)
 	shardOf := make([]int, len(tests))
 	for _, i := range order {
 		least := 0
-		for s := 1; s < n; s++ {
+		for s := 1; s < used; s++ {
 			if load[s] < load[least] {
 				least = s
 			}

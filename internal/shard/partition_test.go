@@ -223,3 +223,24 @@ func TestSelectionChanges(t *testing.T) {
 		}
 	}
 }
+
+// TestPartitionManyShards: the split of a few tests between the most
+// shards allowed puts each test alone in the lowest shards, allocating for
+// the tests, not the shards. Before, the split allocated per shard (a
+// typo's 4,000,000,000 ran the machine out of memory).
+func TestPartitionManyShards(t *testing.T) {
+	tests := []Test{{ID: "a.t", Duration: time.Second}, {ID: "b.t", Duration: 3 * time.Second}, {ID: "c.t"}}
+	// c.t weighs the median, 2 s: b.t, c.t, a.t go to shards 1, 2, 3.
+	if got, want := Partition(tests, MaxShards), []int{3, 1, 2}; !slices.Equal(got, want) {
+		t.Errorf("Partition into %d shards: got %v, want %v", MaxShards, got, want)
+	}
+	res := testing.Benchmark(func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			Partition(tests, MaxShards)
+		}
+	})
+	if bytes := res.AllocedBytesPerOp(); bytes > 4096 {
+		t.Errorf("Partition of 3 tests into %d shards: %d bytes allocated, want under 4 KiB", MaxShards, bytes)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -123,13 +124,25 @@ func Record(path string, tests map[string]Timing, now time.Time) error {
 	for k, e := range tests {
 		t[k] = e
 	}
+	return WriteTimings(path, t, now)
+}
+
+// WriteTimings writes t, bounded as of now (MaxAge, MaxEntries), as the
+// timings file at path (0600), replacing what is there; written whole
+// and renamed into place, without Record's lock: for a file no other
+// process updates (the one vmlab report merge writes).
+func WriteTimings(path string, t Timings, now time.Time) error {
+	t = maps.Clone(t)
+	if t == nil {
+		t = Timings{}
+	}
 	t.trim(now)
 	data, err := json.MarshalIndent(timingsJSON{Version: timingsVersion, Tests: t}, "", "  ")
 	if err != nil {
 		return err
 	}
 	if err := writeFile(path, append(data, '\n')); err != nil {
-		return fmt.Errorf("updating the timings file %s: %w", path, err)
+		return fmt.Errorf("writing the timings file %s: %w", path, err)
 	}
 	return nil
 }
