@@ -225,7 +225,7 @@ func (rc *resultCache) recordRead(t *cachedTest, call string) {
 // copySource returns the source argument of a copy_from_host call's text
 // (the report's copy_from_host("data/x", "/srv/x")).
 func copySource(call string) (string, bool) {
-	x, err := syntax.ParseExpr("call", call, 0)
+	x, err := (&syntax.FileOptions{}).ParseExpr("call", call, 0)
 	if err != nil {
 		return "", false
 	}
