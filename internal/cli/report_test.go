@@ -335,6 +335,18 @@ func TestReportMergeFaults(t *testing.T) {
 		if c := cases["b.test_three"]; c.Skipped == nil || c.Skipped.Message != "shard 3/3 missing" || c.prop("shard") != "3/3" {
 			t.Errorf("testcase of the missing shard: got %+v, want skipped, saying shard 3/3 is missing", c)
 		}
+		// report.html says why the test did not run, and not that it ran
+		// in the shard that is missing.
+		page, err := os.ReadFile(filepath.Join(out, "report.html"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(string(page), "not run: shard 3/3 missing"); n != 2 {
+			t.Errorf("report.html says %d times \"not run: shard 3/3 missing\", want 2 (index and section):\n%s", n, page)
+		}
+		if strings.Contains(string(page), "ran in shard 3/3") {
+			t.Errorf("report.html says the missing shard's test ran in it:\n%s", page)
+		}
 	})
 }
 
