@@ -432,3 +432,31 @@ func deref[T any](p *T) T {
 	}
 	return *p
 }
+
+// TestKubernetesWaitEndsOnFailure: the steps in the manifest's comment and
+// in docs/scale-out.md wait for the shards' Job to complete or to fail, so
+// that the merge runs when a shard failed; and they say which Kubernetes
+// the manifest needs. Before, they waited for condition=complete only: 2 h
+// when the Job failed, then no merge.
+func TestKubernetesWaitEndsOnFailure(t *testing.T) {
+	for _, file := range []string{"k8s-indexed-job.yaml", "../../docs/scale-out.md"} {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := string(data)
+		waits := regexp.MustCompile(`kubectl wait --for=condition=(\w+) [^\n]*`).FindAllStringSubmatch(text, -1)
+		conds := map[string]bool{}
+		for _, w := range waits {
+			conds[w[1]] = true
+		}
+		if !conds["complete"] || !conds["failed"] || !strings.Contains(text, "wait -n") {
+			t.Errorf("%s: the kubectl waits %q do not end on complete or failed, whichever comes first", file, waits)
+		}
+		for _, v := range []string{"1.29", "1.30"} {
+			if !strings.Contains(text, v) {
+				t.Errorf("%s does not say which Kubernetes the manifest needs (%s)", file, v)
+			}
+		}
+	}
+}
