@@ -51,7 +51,18 @@ func runReportMerge(_ context.Context, e *env, args []string) int {
 	fs := newFlagSet(e, "report merge", "SHARD_DIR...")
 	out := fs.String("out", "", "write the merged events.jsonl, junit.xml, report.html and the tests' files to `dir` (new or empty)")
 	force := fs.Bool("force", false, "merge into a -out directory that is not empty, replacing the merged files and test directories of the same names")
-	if ok, code := parseMixed(e, fs, args, func() bool { return fs.NArg() > 0 && *out != "" }); !ok {
+	valid := func() bool {
+		switch {
+		case *out == "":
+			e.errorf("report merge: no -out: give the directory for the merged report")
+		case fs.NArg() == 0:
+			e.errorf("report merge: no shard directory: give the -out directories of the shards' vmlab run -shard I/N")
+		default:
+			return true
+		}
+		return false
+	}
+	if ok, code := parseMixed(e, fs, args, valid); !ok {
 		return code
 	}
 	if err := checkMergeOut(*out, fs.Args(), *force); err != nil {
@@ -67,6 +78,9 @@ func runReportMerge(_ context.Context, e *env, args []string) int {
 	if err != nil {
 		e.errorf("%v", err)
 		return exitUsage
+	}
+	if len(shards) > 1 && shards[0].m.RunID == "" {
+		fmt.Fprintf(e.stderr, "vmlab: warning: the shards' run id is empty, so shards of different runs cannot be told apart: set VMLAB_RUN_ID to one value for every shard of a run (CI sets one: GITHUB_RUN_ID, CI_PIPELINE_ID, BUILDKITE_BUILD_ID)\n")
 	}
 	sum, err := writeMerge(*out, plan, *force)
 	if err != nil {

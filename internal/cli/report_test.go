@@ -420,3 +420,37 @@ func TestReportMergeBadInput(t *testing.T) {
 		{[]string{"report", "frob"}, exitUsage, "", `unknown subcommand "frob"`},
 	})
 }
+
+// TestReportMergeSaysWhatIsAmiss: shards without a run id merge, with a
+// warning that says how to set one; -out without directories and
+// directories without -out say what is missing beside the usage. Before,
+// the first merged silently and the others printed the usage only.
+func TestReportMergeSaysWhatIsAmiss(t *testing.T) {
+	parent := t.TempDir()
+	s1 := newFixture(1, 2, "a.test_one", "a.test_two")
+	s2 := newFixture(2, 2, "b.test_three", "b.test_four")
+	s1.m.RunID, s2.m.RunID = "", ""
+	d1, d2 := s1.write(t, parent), s2.write(t, parent)
+	code, stdout, stderr := run("report", "merge", "-out", filepath.Join(parent, "merged"), d1, d2)
+	if code != exitOK || !strings.Contains(stderr, "run id is empty") || !strings.Contains(stderr, "VMLAB_RUN_ID") {
+		t.Errorf("shards without a run id: got exit %d, want 0 and a warning naming VMLAB_RUN_ID\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+	withID := t.TempDir()
+	s1.m.RunID, s2.m.RunID = "42-1", "42-1"
+	code, _, stderr = run("report", "merge", "-out", filepath.Join(withID, "merged"), s1.write(t, withID), s2.write(t, withID))
+	if code != exitOK || strings.Contains(stderr, "warning") {
+		t.Errorf("shards with a run id: got exit %d and %q, want 0 and no warning", code, stderr)
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"report", "merge", "-out", filepath.Join(parent, "m3")}, "vmlab: report merge: no shard directory"},
+		{[]string{"report", "merge", d1}, "vmlab: report merge: no -out"},
+	} {
+		code, _, stderr := run(tt.args...)
+		if code != exitUsage || !strings.Contains(stderr, tt.want) || !strings.Contains(stderr, "usage") {
+			t.Errorf("%q: got exit %d, want 2, %q and the usage\nstderr: %s", tt.args, code, tt.want, stderr)
+		}
+	}
+}
