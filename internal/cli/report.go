@@ -304,17 +304,19 @@ func planMerge(shards []*mergeShard) (*mergePlan, error) {
 	return p, errors.Join(errs...)
 }
 
-// counts are tests by outcome.
+// counts are tests by outcome; passed counts the cached too, as a run's
+// summary does ("4 passed (4 cached), 0 failed").
 type counts struct{ passed, failed, cached, notRun int }
 
 func (c counts) String() string {
-	return fmt.Sprintf("%d passed, %d failed, %d cached, %d not run", c.passed, c.failed, c.cached, c.notRun)
+	return fmt.Sprintf("%d passed%s, %d failed, %d not run", c.passed, report.CachedNote(c.cached), c.failed, c.notRun)
 }
 
 func (c *counts) add(ev report.Event) {
 	switch {
 	case ev.Cached:
 		c.cached++
+		c.passed++
 	case ev.Skipped:
 		c.notRun++
 	case ev.Passed:

@@ -159,9 +159,9 @@ func TestReportMerge(t *testing.T) {
 		t.Fatalf("got exit %d, want 0\nstdout: %s\nstderr: %s", code, stdout, stderr)
 	}
 	for _, want := range []string{
-		"shard 1/2 on runner-1 (" + dir1 + "): 2 passed, 0 failed, 0 cached, 0 not run\n",
-		"shard 2/2 on runner-2 (" + dir2 + "): 1 passed, 0 failed, 1 cached, 0 not run\n",
-		"merged: 3 passed, 0 failed, 1 cached, 0 not run\n",
+		"shard 1/2 on runner-1 (" + dir1 + "): 2 passed, 0 failed, 0 not run\n",
+		"shard 2/2 on runner-2 (" + dir2 + "): 2 passed (1 cached), 0 failed, 0 not run\n",
+		"merged: 4 passed (1 cached), 0 failed, 0 not run\n",
 	} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("summary lacks %q:\n%s", want, stdout)
@@ -269,7 +269,7 @@ func TestReportMergeFaults(t *testing.T) {
 		if code != exitFail {
 			t.Errorf("got exit %d, want 1\nstdout: %s\nstderr: %s", code, stdout, stderr)
 		}
-		if !strings.Contains(stdout, "2 passed, 2 failed, 0 cached, 0 not run\n") || !strings.Contains(stdout, ": did not finish") {
+		if !strings.Contains(stdout, "2 passed, 2 failed, 0 not run\n") || !strings.Contains(stdout, ": did not finish") {
 			t.Errorf("summary does not count the killed shard's tests failed:\n%s", stdout)
 		}
 		_, cases := readMergedJUnit(t, out)
@@ -305,7 +305,7 @@ func TestReportMergeFaults(t *testing.T) {
 		s1.events = s1.events[:len(s1.events)-1] // a complete shard, a.test_two without its end
 		out := filepath.Join(parent, "merged")
 		code, stdout, stderr := run("report", "merge", "-out", out, s1.write(t, parent), s2.write(t, parent))
-		if code != exitFail || !strings.Contains(stdout, "merged: 2 passed, 1 failed, 0 cached, 1 not run\n") {
+		if code != exitFail || !strings.Contains(stdout, "merged: 2 passed, 1 failed, 1 not run\n") {
 			t.Errorf("got exit %d, want 1, a test failed and one not run\nstdout: %s\nstderr: %s", code, stdout, stderr)
 		}
 		_, cases := readMergedJUnit(t, out)
@@ -325,7 +325,7 @@ func TestReportMergeFaults(t *testing.T) {
 		if code != exitFail {
 			t.Errorf("got exit %d, want 1\nstdout: %s\nstderr: %s", code, stdout, stderr)
 		}
-		if !strings.Contains(stdout, "shard 3/3: missing\n") || !strings.Contains(stdout, "merged: 3 passed, 0 failed, 0 cached, 1 not run\n") {
+		if !strings.Contains(stdout, "shard 3/3: missing\n") || !strings.Contains(stdout, "merged: 3 passed, 0 failed, 1 not run\n") {
 			t.Errorf("summary does not name the missing shard and its test:\n%s", stdout)
 		}
 		order, cases := readMergedJUnit(t, out)
