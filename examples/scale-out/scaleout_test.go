@@ -460,3 +460,42 @@ func TestKubernetesWaitEndsOnFailure(t *testing.T) {
 		}
 	}
 }
+
+// TestGitHubActionsCacheEntries: the shards' large cache (kernel, images)
+// is keyed by the test files, not by the run, and saved only when its key
+// was not restored; what is saved every run is the small results store
+// only. Before, the whole ~/.cache/vmlab was saved per shard, run and
+// attempt: 4 new entries of images per run in the repository's 10 GB.
+func TestGitHubActionsCacheEntries(t *testing.T) {
+	data, err := os.ReadFile("github-actions.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w workflow
+	if err := yaml.Unmarshal(data, &w); err != nil {
+		t.Fatalf("github-actions.yml: %v", err)
+	}
+	var saves int
+	for _, s := range w.Jobs["shard"].Steps {
+		if !strings.HasPrefix(s.Uses, "actions/cache/save@") {
+			continue
+		}
+		saves++
+		path, key := fmt.Sprint(s.With["path"]), fmt.Sprint(s.With["key"])
+		if strings.TrimSpace(path) == "~/.cache/vmlab/results" {
+			continue // small: saved every run
+		}
+		if strings.Contains(key, "github.run_id") || strings.Contains(key, "run_attempt") {
+			t.Errorf("step %q saves %q under a key per run (%s): want one per set of test files", s.Name, path, key)
+		}
+		if !strings.Contains(path, "!~/.cache/vmlab/results") {
+			t.Errorf("step %q saves the results with the images: %q", s.Name, path)
+		}
+		if !strings.Contains(s.If, "cache-hit != 'true'") {
+			t.Errorf("step %q saves the images whether or not their key was restored (if: %q)", s.Name, s.If)
+		}
+	}
+	if saves != 2 {
+		t.Errorf("the shard job has %d cache saves, want 2 (images, results)", saves)
+	}
+}
