@@ -432,3 +432,70 @@ func deref[T any](p *T) T {
 	}
 	return *p
 }
+
+// TestKubernetesWaitEndsOnFailure: the steps in the manifest's comment and
+// in docs/scale-out.md wait for the shards' Job to complete or to fail, so
+// that the merge runs when a shard failed; and they say which Kubernetes
+// the manifest needs. Before, they waited for condition=complete only: 2 h
+// when the Job failed, then no merge.
+func TestKubernetesWaitEndsOnFailure(t *testing.T) {
+	for _, file := range []string{"k8s-indexed-job.yaml", "../../docs/scale-out.md"} {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := string(data)
+		waits := regexp.MustCompile(`kubectl wait --for=condition=(\w+) [^\n]*`).FindAllStringSubmatch(text, -1)
+		conds := map[string]bool{}
+		for _, w := range waits {
+			conds[w[1]] = true
+		}
+		if !conds["complete"] || !conds["failed"] || !strings.Contains(text, "wait -n") {
+			t.Errorf("%s: the kubectl waits %q do not end on complete or failed, whichever comes first", file, waits)
+		}
+		for _, v := range []string{"1.29", "1.30"} {
+			if !strings.Contains(text, v) {
+				t.Errorf("%s does not say which Kubernetes the manifest needs (%s)", file, v)
+			}
+		}
+	}
+}
+
+// TestGitHubActionsCacheEntries: the shards' large cache (kernel, images)
+// is keyed by the test files, not by the run, and saved only when its key
+// was not restored; what is saved every run is the small results store
+// only. Before, the whole ~/.cache/vmlab was saved per shard, run and
+// attempt: 4 new entries of images per run in the repository's 10 GB.
+func TestGitHubActionsCacheEntries(t *testing.T) {
+	data, err := os.ReadFile("github-actions.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w workflow
+	if err := yaml.Unmarshal(data, &w); err != nil {
+		t.Fatalf("github-actions.yml: %v", err)
+	}
+	var saves int
+	for _, s := range w.Jobs["shard"].Steps {
+		if !strings.HasPrefix(s.Uses, "actions/cache/save@") {
+			continue
+		}
+		saves++
+		path, key := fmt.Sprint(s.With["path"]), fmt.Sprint(s.With["key"])
+		if strings.TrimSpace(path) == "~/.cache/vmlab/results" {
+			continue // small: saved every run
+		}
+		if strings.Contains(key, "github.run_id") || strings.Contains(key, "run_attempt") {
+			t.Errorf("step %q saves %q under a key per run (%s): want one per set of test files", s.Name, path, key)
+		}
+		if !strings.Contains(path, "!~/.cache/vmlab/results") {
+			t.Errorf("step %q saves the results with the images: %q", s.Name, path)
+		}
+		if !strings.Contains(s.If, "cache-hit != 'true'") {
+			t.Errorf("step %q saves the images whether or not their key was restored (if: %q)", s.Name, s.If)
+		}
+	}
+	if saves != 2 {
+		t.Errorf("the shard job has %d cache saves, want 2 (images, results)", saves)
+	}
+}

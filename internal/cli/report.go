@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/vmlab/vmlab/internal/report"
 	"github.com/vmlab/vmlab/internal/shard"
+	"golang.org/x/sys/unix"
 )
 
 // runReport is `vmlab report SUBCOMMAND`: for now, merge.
@@ -49,7 +51,18 @@ func runReportMerge(_ context.Context, e *env, args []string) int {
 	fs := newFlagSet(e, "report merge", "SHARD_DIR...")
 	out := fs.String("out", "", "write the merged events.jsonl, junit.xml, report.html and the tests' files to `dir` (new or empty)")
 	force := fs.Bool("force", false, "merge into a -out directory that is not empty, replacing the merged files and test directories of the same names")
-	if ok, code := parseMixed(e, fs, args, func() bool { return fs.NArg() > 0 && *out != "" }); !ok {
+	valid := func() bool {
+		switch {
+		case *out == "":
+			e.errorf("report merge: no -out: give the directory for the merged report")
+		case fs.NArg() == 0:
+			e.errorf("report merge: no shard directory: give the -out directories of the shards' vmlab run -shard I/N")
+		default:
+			return true
+		}
+		return false
+	}
+	if ok, code := parseMixed(e, fs, args, valid); !ok {
 		return code
 	}
 	if err := checkMergeOut(*out, fs.Args(), *force); err != nil {
@@ -66,12 +79,18 @@ func runReportMerge(_ context.Context, e *env, args []string) int {
 		e.errorf("%v", err)
 		return exitUsage
 	}
+	if len(shards) > 1 && shards[0].m.RunID == "" {
+		fmt.Fprintf(e.stderr, "vmlab: warning: the shards' run id is empty, so shards of different runs cannot be told apart: set VMLAB_RUN_ID to one value for every shard of a run (CI sets one: GITHUB_RUN_ID, CI_PIPELINE_ID, BUILDKITE_BUILD_ID)\n")
+	}
 	sum, err := writeMerge(*out, plan, *force)
 	if err != nil {
 		e.errorf("%v", err)
 		return exitInternal
 	}
 	sum.print(e.stdout, plan)
+	for _, n := range sum.notes {
+		fmt.Fprintf(e.stderr, "vmlab: merge: %s\n", n)
+	}
 	fmt.Fprintf(e.stderr, "vmlab: merged report in %s (junit.xml, events.jsonl and the tests' files beside it)\n", filepath.Join(*out, "report.html"))
 	if sum.total.failed > 0 || sum.total.notRun > 0 {
 		return exitFail
@@ -285,17 +304,19 @@ func planMerge(shards []*mergeShard) (*mergePlan, error) {
 	return p, errors.Join(errs...)
 }
 
-// counts are tests by outcome.
+// counts are tests by outcome; passed counts the cached too, as a run's
+// summary does ("4 passed (4 cached), 0 failed").
 type counts struct{ passed, failed, cached, notRun int }
 
 func (c counts) String() string {
-	return fmt.Sprintf("%d passed, %d failed, %d cached, %d not run", c.passed, c.failed, c.cached, c.notRun)
+	return fmt.Sprintf("%d passed%s, %d failed, %d not run", c.passed, report.CachedNote(c.cached), c.failed, c.notRun)
 }
 
 func (c *counts) add(ev report.Event) {
 	switch {
 	case ev.Cached:
 		c.cached++
+		c.passed++
 	case ev.Skipped:
 		c.notRun++
 	case ev.Passed:
@@ -310,6 +331,7 @@ type mergeSummary struct {
 	perShard map[*mergeShard]*counts
 	orphans  counts // tests of missing shards, or of none
 	total    counts
+	notes    []string // files cut at mergeFileCap
 }
 
 func (sum *mergeSummary) print(w io.Writer, p *mergePlan) {
@@ -363,9 +385,11 @@ func writeMerge(out string, p *mergePlan, force bool) (*mergeSummary, error) {
 			sum.total.add(end)
 			continue
 		}
-		if err := copyTestDir(s.dir, out, id, force); err != nil {
+		notes, err := copyTestDir(s.dir, out, id, testRefs(s.events[id], id), force)
+		if err != nil {
 			copyErrs = append(copyErrs, err)
 		}
+		sum.notes = append(sum.notes, notes...)
 		end := emitTest(rep, s, id, out)
 		sum.perShard[s].add(end)
 		sum.total.add(end)
@@ -463,6 +487,22 @@ func emitTest(rep *report.Reporter, s *mergeShard, id, out string) report.Event 
 	return e
 }
 
+// testRefs are the files test id's events name, as paths relative to the
+// test's directory.
+func testRefs(evs []report.Event, id string) map[string]bool {
+	refs := make(map[string]bool)
+	for _, ev := range evs {
+		for _, p := range []string{ev.File, ev.StdoutFile, ev.StderrFile} {
+			if moved, ok := movedPath(p, id, "."); ok && moved != "" {
+				if rel, err := filepath.Rel(id, moved); err == nil && rel != "." {
+					refs[rel] = true
+				}
+			}
+		}
+	}
+	return refs
+}
+
 // movedPath is a file path of test id's events as it is in the merged
 // directory out: the test's files are under its own directory, "ID/...",
 // in the shard's output (wherever the shard ran), and copyTestDir copies
@@ -488,23 +528,33 @@ func movedPath(path, id, out string) (string, bool) {
 	return "", false
 }
 
-// copyTestDir copies the shard's directory of test id, if there is one,
-// to out/id: regular files (0600) and directories (0700). Symbolic links
-// and other special files are skipped: a shard's directory is not trusted
-// not to point at the host's files (docs/scale-out.md).
-// With force, a directory of that name already in out is replaced.
-func copyTestDir(shardDir, out, id string, force bool) error {
+// copyTestDir copies to out/id what the reports show or link of the
+// shard's directory of test id: the files its events name (refs: paths
+// relative to that directory, from movedPath; a directory named, what
+// copy_from_vm copied, is copied whole), and the outputs a test that did
+// not finish leaves before any event names them (the captures and
+// screenshots at its top, files/, each machine's console.log and
+// output/: docs/cli.md's output files). A machine's scratch is never
+// copied, even when named: its root.img and other disk images, its
+// hostview/ (a generated shadow, SSH host keys, /var) and its sockets,
+// which a killed run leaves behind. Only regular files (0600) and
+// directories (0700) are made: symbolic links and other special files are
+// skipped, a shard's directory is not trusted not to point at the host's
+// files (docs/scale-out.md). Each file is copied sparse and at most
+// mergeFileCap bytes of it; notes say which were cut. With force, a
+// directory of that name already in out is replaced.
+func copyTestDir(shardDir, out, id string, refs map[string]bool, force bool) (notes []string, err error) {
 	src, dst := filepath.Join(shardDir, id), filepath.Join(out, id)
 	fi, err := os.Lstat(src)
 	if errors.Is(err, fs.ErrNotExist) || (err == nil && !fi.IsDir()) {
-		return nil // a test that wrote no files, or one not started; or no directory
+		return nil, nil // a test that wrote no files, or one not started; or no directory
 	}
 	if force {
 		if err := os.RemoveAll(dst); err != nil {
-			return fmt.Errorf("replacing %s: %w", dst, err)
+			return nil, fmt.Errorf("replacing %s: %w", dst, err)
 		}
 	}
-	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return fmt.Errorf("copying the files of test %s: %w", id, err)
 		}
@@ -512,35 +562,136 @@ func copyTestDir(shardDir, out, id string, force bool) error {
 		if err != nil {
 			return err
 		}
-		target := filepath.Join(dst, rel)
-		switch {
-		case d.IsDir():
-			err = os.Mkdir(target, 0o700)
-		case d.Type().IsRegular():
-			err = copyPrivate(path, target)
+		if rel == "." {
+			return os.MkdirAll(dst, 0o700)
 		}
+		if machineScratch(rel) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !d.Type().IsRegular() || !wantedTestFile(rel, refs) {
+			return nil
+		}
+		target := filepath.Join(dst, rel)
+		if err := os.MkdirAll(filepath.Dir(target), 0o700); err != nil {
+			return fmt.Errorf("copying the files of test %s to %s: %w", id, dst, err)
+		}
+		cut, err := copyPrivate(path, target, mergeFileCap)
 		if err != nil {
 			return fmt.Errorf("copying the files of test %s to %s: %w", id, dst, err)
 		}
+		if cut > 0 {
+			notes = append(notes, fmt.Sprintf("%s: copied its first %d MiB only (%d MiB left out); the whole file is in %s", target, mergeFileCap>>20, cut>>20, path))
+		}
 		return nil
 	})
+	return notes, err
+}
+
+// mergeFileCap bounds each file merge copies: a console log or capture
+// that grew without end is cut, with a note.
+var mergeFileCap int64 = 1 << 30
+
+// machineScratch says whether rel, a path in a test's directory, is a
+// machine's scratch: MACHINE/root.img and the other disk images
+// (MACHINE/*.img), MACHINE/hostview/. files/ is the test's own
+// (copy_from_vm), whatever it holds.
+func machineScratch(rel string) bool {
+	parts := strings.Split(filepath.ToSlash(rel), "/")
+	if len(parts) < 2 || parts[0] == "files" {
+		return false
+	}
+	return parts[1] == "hostview" || (len(parts) == 2 && strings.HasSuffix(parts[1], ".img"))
+}
+
+// wantedTestFile says whether merge copies rel, a regular file in a
+// test's directory: one its events name (or under one they name), or an
+// output a report shows of a test that did not finish.
+func wantedTestFile(rel string, refs map[string]bool) bool {
+	for p := rel; p != "." && p != "/"; p = filepath.Dir(p) {
+		if refs[p] {
+			return true
+		}
+	}
+	parts := strings.Split(filepath.ToSlash(rel), "/")
+	switch {
+	case len(parts) == 1:
+		ext := filepath.Ext(rel)
+		return ext == ".pcap" || ext == ".png"
+	case parts[0] == "files":
+		return true
+	case len(parts) == 2:
+		return parts[1] == "console.log"
+	default:
+		return parts[1] == "output"
+	}
 }
 
 // copyPrivate copies the regular file src to a new file dst, readable by
-// its owner only.
-func copyPrivate(src, dst string) error {
+// its owner only, at most limit bytes of it: its data only, the holes of a
+// sparse file (SEEK_DATA, SEEK_HOLE) and blocks of zeros left holes in the
+// copy. It returns how many bytes past limit were left out.
+func copyPrivate(src, dst string, limit int64) (cut int64, err error) {
 	in, err := os.OpenFile(src, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer in.Close()
-	if fi, err := in.Stat(); err != nil || !fi.Mode().IsRegular() {
-		return errors.Join(err, fmt.Errorf("%s: not a regular file", src))
+	fi, err := in.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return 0, errors.Join(err, fmt.Errorf("%s: not a regular file", src))
+	}
+	size := fi.Size()
+	if size > limit {
+		cut, size = size-limit, limit
 	}
 	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	_, err = io.Copy(out, in)
-	return errors.Join(err, out.Close())
+	err = copySparse(out, in, size)
+	return cut, errors.Join(err, out.Close())
+}
+
+// copySparse copies in's first size bytes to out at the same offsets,
+// writing the data extents only (all of in when the file system cannot
+// say where they are), and within them no block of zeros.
+func copySparse(out, in *os.File, size int64) error {
+	const block = 64 << 10
+	buf := make([]byte, block)
+	zero := make([]byte, block)
+	for off := int64(0); off < size; {
+		start, end := off, size
+		if data, err := unix.Seek(int(in.Fd()), off, unix.SEEK_DATA); errors.Is(err, unix.ENXIO) {
+			break // a hole to the end
+		} else if err == nil {
+			start = data
+			if hole, err := unix.Seek(int(in.Fd()), data, unix.SEEK_HOLE); err == nil {
+				end = min(hole, size)
+			}
+		}
+		for pos := start; pos < end; {
+			n, err := in.ReadAt(buf[:min(block, end-pos)], pos)
+			if n > 0 && !bytes.Equal(buf[:n], zero[:n]) {
+				if _, werr := out.WriteAt(buf[:n], pos); werr != nil {
+					return werr
+				}
+			}
+			pos += int64(n)
+			if err == io.EOF {
+				end = pos // the file shrank while read
+				break
+			}
+			if err != nil {
+				return err
+			}
+		}
+		off = max(end, start+1)
+		if end <= start {
+			break
+		}
+	}
+	return out.Truncate(size)
 }

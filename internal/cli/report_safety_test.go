@@ -140,3 +140,103 @@ func TestReportMergeFilesInAnotherOrder(t *testing.T) {
 		t.Errorf("shards with different tests: got exit %d, %q; want 2, different selections", code, stderr)
 	}
 }
+
+// TestReportMergeLeavesScratchOut: a shard killed during a test leaves the
+// machine's scratch in its directory (a 4 GiB sparse root.img, a disk
+// image, hostview/). The merge copies what the reports show (console log,
+// long outputs, captures, screenshots, copied files, even one named .img),
+// none of the scratch, sparse files sparse, and a file over the cap cut
+// with a note. Before, root.img was copied whole (4 GiB on disk) and
+// hostview/ with it.
+func TestReportMergeLeavesScratchOut(t *testing.T) {
+	parent := t.TempDir()
+	id := "a.test_one"
+	s1 := newFixture(1, 1, "a.test_one", "a.test_two", "b.test_three", "b.test_four")
+	s1.m.Complete = false
+	s1.events = s1.events[:1] // killed right after a.test_one began
+	s1.files = map[string]string{
+		id + "/vm/console.log":             "booting\n",
+		id + "/vm/output/command-1.stdout": "a long output\n",
+		id + "/vlan1.pcap":                 "pcap",
+		id + "/shot.png":                   "png",
+		id + "/files/backup.img":           "copied from the guest",
+		id + "/vm/hostview/etc/shadow":     "root:x:",
+		id + "/vm/disk1.img":               "disk",
+		id + "/vm/screendump-1.png":        "temp",
+		id + "/vm/big.log":                 strings.Repeat("x", 3<<20),
+	}
+	s1.events = append(s1.events, report.Event{Time: s1.events[0].Time, Kind: report.Command, Test: id, Machine: "vm",
+		Command: "cat big", StdoutFile: "/builds/runner/out/" + id + "/vm/big.log"})
+	dir := s1.write(t, parent)
+	root := filepath.Join(dir, id, "vm", "root.img")
+	f, err := os.Create(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("superblock"), 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(4 << 30); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	defer func(c int64) { mergeFileCap = c }(mergeFileCap)
+	mergeFileCap = 1 << 20
+
+	out := filepath.Join(parent, "merged")
+	code, stdout, stderr := run("report", "merge", "-out", out, dir)
+	if code != exitFail {
+		t.Fatalf("got exit %d, want 1 (a shard that did not finish)\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+	for _, p := range []string{"vm/console.log", "vm/output/command-1.stdout", "vlan1.pcap", "shot.png", "files/backup.img", "vm/big.log"} {
+		if _, err := os.Stat(filepath.Join(out, id, p)); err != nil {
+			t.Errorf("%s was not copied: %v", p, err)
+		}
+	}
+	for _, p := range []string{"vm/root.img", "vm/disk1.img", "vm/hostview", "vm/screendump-1.png"} {
+		if _, err := os.Lstat(filepath.Join(out, id, p)); err == nil {
+			t.Errorf("%s was copied: want the machine's scratch left out", p)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(out, id, "vm", "big.log")); err != nil || fi.Size() != 1<<20 {
+		t.Errorf("big.log: got %v, %v; want it cut at 1 MiB", fi, err)
+	}
+	if !strings.Contains(stderr, "big.log: copied its first 1 MiB only (2 MiB left out)") {
+		t.Errorf("stderr does not note the cut file:\n%s", stderr)
+	}
+}
+
+// TestCopyPrivateSparse: a sparse file is copied with its holes (and its
+// blocks of zeros) left holes, its content the same.
+func TestCopyPrivateSparse(t *testing.T) {
+	dir := t.TempDir()
+	src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
+	f, err := os.Create(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte("head"), 0)
+	f.WriteAt(make([]byte, 1<<20), 1<<20) // a megabyte of written zeros
+	f.WriteAt([]byte("middle"), 64<<20)
+	f.Truncate(256 << 20)
+	f.Close()
+	cut, err := copyPrivate(src, dst, 1<<30)
+	if err != nil || cut != 0 {
+		t.Fatalf("copyPrivate: cut %d, %v", cut, err)
+	}
+	a, _ := os.ReadFile(src)
+	b, _ := os.ReadFile(dst)
+	if string(a) != string(b) {
+		t.Fatal("the copy's content differs")
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(dst, &st); err != nil {
+		t.Fatal(err)
+	}
+	if used := st.Blocks * 512; used > 1<<20 {
+		t.Errorf("the copy of a 256 MiB file with 10 bytes of data uses %d bytes: want its holes kept", used)
+	}
+	if fi, _ := os.Stat(dst); fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600", fi.Mode().Perm())
+	}
+}

@@ -159,9 +159,9 @@ func TestReportMerge(t *testing.T) {
 		t.Fatalf("got exit %d, want 0\nstdout: %s\nstderr: %s", code, stdout, stderr)
 	}
 	for _, want := range []string{
-		"shard 1/2 on runner-1 (" + dir1 + "): 2 passed, 0 failed, 0 cached, 0 not run\n",
-		"shard 2/2 on runner-2 (" + dir2 + "): 1 passed, 0 failed, 1 cached, 0 not run\n",
-		"merged: 3 passed, 0 failed, 1 cached, 0 not run\n",
+		"shard 1/2 on runner-1 (" + dir1 + "): 2 passed, 0 failed, 0 not run\n",
+		"shard 2/2 on runner-2 (" + dir2 + "): 2 passed (1 cached), 0 failed, 0 not run\n",
+		"merged: 4 passed (1 cached), 0 failed, 0 not run\n",
 	} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("summary lacks %q:\n%s", want, stdout)
@@ -269,7 +269,7 @@ func TestReportMergeFaults(t *testing.T) {
 		if code != exitFail {
 			t.Errorf("got exit %d, want 1\nstdout: %s\nstderr: %s", code, stdout, stderr)
 		}
-		if !strings.Contains(stdout, "2 passed, 2 failed, 0 cached, 0 not run\n") || !strings.Contains(stdout, ": did not finish") {
+		if !strings.Contains(stdout, "2 passed, 2 failed, 0 not run\n") || !strings.Contains(stdout, ": did not finish") {
 			t.Errorf("summary does not count the killed shard's tests failed:\n%s", stdout)
 		}
 		_, cases := readMergedJUnit(t, out)
@@ -305,7 +305,7 @@ func TestReportMergeFaults(t *testing.T) {
 		s1.events = s1.events[:len(s1.events)-1] // a complete shard, a.test_two without its end
 		out := filepath.Join(parent, "merged")
 		code, stdout, stderr := run("report", "merge", "-out", out, s1.write(t, parent), s2.write(t, parent))
-		if code != exitFail || !strings.Contains(stdout, "merged: 2 passed, 1 failed, 0 cached, 1 not run\n") {
+		if code != exitFail || !strings.Contains(stdout, "merged: 2 passed, 1 failed, 1 not run\n") {
 			t.Errorf("got exit %d, want 1, a test failed and one not run\nstdout: %s\nstderr: %s", code, stdout, stderr)
 		}
 		_, cases := readMergedJUnit(t, out)
@@ -325,7 +325,7 @@ func TestReportMergeFaults(t *testing.T) {
 		if code != exitFail {
 			t.Errorf("got exit %d, want 1\nstdout: %s\nstderr: %s", code, stdout, stderr)
 		}
-		if !strings.Contains(stdout, "shard 3/3: missing\n") || !strings.Contains(stdout, "merged: 3 passed, 0 failed, 0 cached, 1 not run\n") {
+		if !strings.Contains(stdout, "shard 3/3: missing\n") || !strings.Contains(stdout, "merged: 3 passed, 0 failed, 1 not run\n") {
 			t.Errorf("summary does not name the missing shard and its test:\n%s", stdout)
 		}
 		order, cases := readMergedJUnit(t, out)
@@ -334,6 +334,18 @@ func TestReportMergeFaults(t *testing.T) {
 		}
 		if c := cases["b.test_three"]; c.Skipped == nil || c.Skipped.Message != "shard 3/3 missing" || c.prop("shard") != "3/3" {
 			t.Errorf("testcase of the missing shard: got %+v, want skipped, saying shard 3/3 is missing", c)
+		}
+		// report.html says why the test did not run, and not that it ran
+		// in the shard that is missing.
+		page, err := os.ReadFile(filepath.Join(out, "report.html"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(string(page), "not run: shard 3/3 missing"); n != 2 {
+			t.Errorf("report.html says %d times \"not run: shard 3/3 missing\", want 2 (index and section):\n%s", n, page)
+		}
+		if strings.Contains(string(page), "ran in shard 3/3") {
+			t.Errorf("report.html says the missing shard's test ran in it:\n%s", page)
 		}
 	})
 }
@@ -407,4 +419,38 @@ func TestReportMergeBadInput(t *testing.T) {
 		{[]string{"report", "merge", "somedir"}, exitUsage, "", "usage: vmlab report merge"},
 		{[]string{"report", "frob"}, exitUsage, "", `unknown subcommand "frob"`},
 	})
+}
+
+// TestReportMergeSaysWhatIsAmiss: shards without a run id merge, with a
+// warning that says how to set one; -out without directories and
+// directories without -out say what is missing beside the usage. Before,
+// the first merged silently and the others printed the usage only.
+func TestReportMergeSaysWhatIsAmiss(t *testing.T) {
+	parent := t.TempDir()
+	s1 := newFixture(1, 2, "a.test_one", "a.test_two")
+	s2 := newFixture(2, 2, "b.test_three", "b.test_four")
+	s1.m.RunID, s2.m.RunID = "", ""
+	d1, d2 := s1.write(t, parent), s2.write(t, parent)
+	code, stdout, stderr := run("report", "merge", "-out", filepath.Join(parent, "merged"), d1, d2)
+	if code != exitOK || !strings.Contains(stderr, "run id is empty") || !strings.Contains(stderr, "VMLAB_RUN_ID") {
+		t.Errorf("shards without a run id: got exit %d, want 0 and a warning naming VMLAB_RUN_ID\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+	withID := t.TempDir()
+	s1.m.RunID, s2.m.RunID = "42-1", "42-1"
+	code, _, stderr = run("report", "merge", "-out", filepath.Join(withID, "merged"), s1.write(t, withID), s2.write(t, withID))
+	if code != exitOK || strings.Contains(stderr, "warning") {
+		t.Errorf("shards with a run id: got exit %d and %q, want 0 and no warning", code, stderr)
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"report", "merge", "-out", filepath.Join(parent, "m3")}, "vmlab: report merge: no shard directory"},
+		{[]string{"report", "merge", d1}, "vmlab: report merge: no -out"},
+	} {
+		code, _, stderr := run(tt.args...)
+		if code != exitUsage || !strings.Contains(stderr, tt.want) || !strings.Contains(stderr, "usage") {
+			t.Errorf("%q: got exit %d, want 2, %q and the usage\nstderr: %s", tt.args, code, tt.want, stderr)
+		}
+	}
 }

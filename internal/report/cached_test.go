@@ -33,7 +33,7 @@ func TestCachedReports(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := term.String()
-	for _, want := range []string{"PASS pass.test_a (cached, 12.30s)", "RUN  pass.test_b", "PASS pass.test_b (1.90s)", "2 passed"} {
+	for _, want := range []string{"PASS pass.test_a (cached, 12.30s)", "RUN  pass.test_b", "PASS pass.test_b (1.90s)", "\n2 passed (1 cached), 0 failed\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("terminal: want %q in:\n%s", want, out)
 		}

@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"cmp"
 	_ "embed"
 	"encoding/base64"
 	"fmt"
@@ -91,6 +92,7 @@ type (
 		Name     string
 		Passed   bool
 		Skipped  bool   // never started
+		Reason   string // why it was skipped (its test-end's text)
 		Cached   string // not run, as it passed before: when and where
 		Duration string
 		Failure  *htmlFailure
@@ -176,6 +178,9 @@ func newHTMLPage(tests []*testRecord, dir string) htmlPage {
 // timeline, its failing command marked there.
 func newHTMLStep(s *step, testStart time.Time, t *testRecord, dir string) htmlStep {
 	hs := htmlStep{Name: clean(s.Name), Passed: s.Passed, Skipped: s.Skipped, Cached: clean(s.Cached), Duration: seconds(s.Duration)}
+	if s.Skipped {
+		hs.Reason = cleanText(cmp.Or(s.Error, "skipped"))
+	}
 	isTest := len(s.Path) == 0
 	if !s.Passed && !s.Skipped && (isTest || s.Error != t.Error) {
 		hs.Failure = newHTMLFailure(s, isTest, t, dir)

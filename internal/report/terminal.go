@@ -90,6 +90,7 @@ type terminal struct {
 	running map[string]*termTest
 	queue   []*termTest // tests not yet written whole, in start order; queue[0] is live
 	passed  int
+	cached  int // of passed: not run, as they passed before
 	failed  int
 	skipped int
 }
@@ -246,6 +247,9 @@ func (s *terminal) testEnd(t *termTest, e Event) {
 	}
 	if e.Passed {
 		s.passed++
+		if e.Cached {
+			s.cached++
+		}
 	} else {
 		s.failure(t, 1, e)
 		s.failed++
@@ -557,11 +561,20 @@ func (s *terminal) flush() {
 		s.end(t)
 	}
 	// Alone on its line and never coloured: CI greps for it.
-	summary := fmt.Sprintf("%d passed, %d failed", s.passed, s.failed)
+	summary := fmt.Sprintf("%d passed%s, %d failed", s.passed, CachedNote(s.cached), s.failed)
 	if s.skipped > 0 {
 		summary += fmt.Sprintf(", %d skipped", s.skipped)
 	}
 	s.write(summary + "\n")
+}
+
+// CachedNote is what a summary says after "N passed" of the n among them
+// that were cached: " (n cached)", or nothing when none was.
+func CachedNote(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%d cached)", n)
 }
 
 // errWriter remembers the first write error and writes nothing after it.

@@ -10,8 +10,10 @@ import (
 // Cache looks tests up and records them in its stores: Local first, then
 // Remote, whose hits are copied into Local. A store that fails does not
 // fail the run: a local one is reported at each failure (a full disk is
-// the user's to fix), a remote one once, and then left alone for the
-// rest of the run (Cache.Remote is down, slow or not a cache). Safe for
+// the user's to fix), a remote one once per kind (a lookup's, a store's:
+// a server that answers garbage may refuse to store as well, and the user
+// must learn that nothing is stored), an error that is no entry turning it
+// off for the rest of the run (Cache.Remote is down, slow or not a cache). Safe for
 // concurrent use.
 type Cache struct {
 	Local  *Local // nil: none
@@ -25,7 +27,7 @@ type Cache struct {
 
 	mu         sync.Mutex
 	remoteOff  bool
-	remoteSaid bool
+	remoteSaid map[string]bool // by kind: "lookup", "store"
 }
 
 // Lookup returns the entry under key whose recorded reads are unchanged
@@ -54,7 +56,7 @@ func (c *Cache) Lookup(ctx context.Context, key, base string) (Entry, bool) {
 	case errors.Is(err, errMiss):
 		return Entry{}, false
 	case err != nil:
-		c.remoteFailed(err)
+		c.remoteFailed("lookup", err)
 		return Entry{}, false
 	}
 	e, ok := c.valid(ctx, key, b, Redact(r.URL), base)
@@ -71,7 +73,7 @@ func (c *Cache) valid(ctx context.Context, key string, b []byte, where, base str
 	e, err := Decode(key, b)
 	if err != nil {
 		if where != "local" {
-			c.remoteSay(fmt.Errorf("entry %.12s: %w; ignored", key, err))
+			c.remoteSay("lookup", fmt.Errorf("entry %.12s: %w; ignored", key, err))
 		} else {
 			c.logf("result cache: entry %s in %s: %v; ignored", key, c.Local.Dir, err)
 		}
@@ -103,7 +105,7 @@ func (c *Cache) Store(ctx context.Context, e Entry) {
 	}
 	if r := c.remote(); r != nil && !c.RemoteReadOnly {
 		if err := r.Put(ctx, e.Key, data); err != nil {
-			c.remoteFailed(err)
+			c.remoteFailed("store", err)
 		}
 	}
 }
@@ -134,19 +136,23 @@ func (c *Cache) remote() *HTTP {
 }
 
 // remoteFailed turns the remote store off for the rest of the run, and
-// says so the first time.
-func (c *Cache) remoteFailed(err error) {
+// says so the first time for kind ("lookup", "store").
+func (c *Cache) remoteFailed(kind string, err error) {
 	c.mu.Lock()
 	c.remoteOff = true
 	c.mu.Unlock()
-	c.remoteSay(fmt.Errorf("%w; going on without it", err))
+	c.remoteSay(kind, fmt.Errorf("%w; going on without it", err))
 }
 
-// remoteSay reports a problem with the remote store, once per run.
-func (c *Cache) remoteSay(err error) {
+// remoteSay reports a problem with the remote store, once per run and
+// kind: "lookup" (a GET, or the entry it got) or "store" (a PUT).
+func (c *Cache) remoteSay(kind string, err error) {
 	c.mu.Lock()
-	said := c.remoteSaid
-	c.remoteSaid = true
+	said := c.remoteSaid[kind]
+	if c.remoteSaid == nil {
+		c.remoteSaid = make(map[string]bool)
+	}
+	c.remoteSaid[kind] = true
 	c.mu.Unlock()
 	if !said {
 		c.logf("result cache %s: %v", Redact(c.Remote.URL), err)

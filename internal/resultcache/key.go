@@ -16,6 +16,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"path/filepath"
 
 	"github.com/vmlab/vmlab/internal/spec"
 )
@@ -28,9 +29,12 @@ const keyVersion = 1
 // before running it. Digests are SHA-256 in hex; an empty one means the
 // input does not apply (no host-root machine: no HostPackages).
 type Inputs struct {
-	// File is the test file's name as given on the command line, Source
-	// its bytes. vmlab files load no other file (load() is refused), so
-	// the file is the whole script.
+	// File is the test file's name, Source its bytes. Only its base name
+	// counts (the first part of the test id: "nfs" of "nfs.test_x"): the
+	// key is the same however the file was named on the command line
+	// (suite/a.star, ./a.star from suite/, an absolute path). vmlab files
+	// load no other file (load() is refused), so the file is the whole
+	// script.
 	File   string
 	Source []byte
 	// Test is the test function's name (test_x).
@@ -81,7 +85,7 @@ func (in Inputs) Key() string {
 		HostPackages string
 		Shares       map[string]string
 		Options      map[string]string
-	}{keyVersion, in.File, hex.EncodeToString(src[:]), in.Test, in.Machines, in.Vmlab,
+	}{keyVersion, filepath.Base(filepath.Clean(in.File)), hex.EncodeToString(src[:]), in.Test, in.Machines, in.Vmlab,
 		in.Kernel, in.Initramfs, in.QEMU, in.Images, in.HostPackages, in.Shares, in.Options}
 	b, err := json.Marshal(canon)
 	if err != nil {

@@ -32,7 +32,7 @@ func TestKeyCoversEveryInput(t *testing.T) {
 		change func(*Inputs)
 	}{
 		{"a byte of the file", func(in *Inputs) { in.Source = []byte("def test(): pass \n") }},
-		{"the file's name", func(in *Inputs) { in.File = "examples/other.star" }},
+		{"the file's base name", func(in *Inputs) { in.File = "examples/other.star" }},
 		{"the test", func(in *Inputs) { in.Test = "test_other" }},
 		{"a declaration", func(in *Inputs) { in.Machines[0].MemoryMiB++ }},
 		{"a declared package", func(in *Inputs) { in.Machines[0].Packages = []string{"curl"} }},
@@ -54,6 +54,21 @@ func TestKeyCoversEveryInput(t *testing.T) {
 				t.Errorf("changed %s: got the same key %s, want another", tt.name, got)
 			}
 		})
+	}
+}
+
+// TestKeyWhateverTheFileIsCalled: the key is the same however the file was
+// named on the command line (`vmlab run suite/a.star`, or `cd suite &&
+// vmlab run a.star`, or an absolute path). Before, the name as given was
+// keyed, and the second missed the entry of the first.
+func TestKeyWhateverTheFileIsCalled(t *testing.T) {
+	in := baseInputs()
+	want := in.Key()
+	for _, name := range []string{"minimal.star", "./minimal.star", "/src/vmlab/examples/minimal.star", "examples//minimal.star", "../examples/minimal.star"} {
+		in.File = name
+		if got := in.Key(); got != want {
+			t.Errorf("file named %q: got key %.12s, want %.12s (examples/minimal.star's)", name, got, want)
+		}
 	}
 }
 
