@@ -2,8 +2,8 @@ package agent
 
 import (
 	"bytes"
-	"os/exec"
 	"os"
+	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
