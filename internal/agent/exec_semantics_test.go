@@ -2,9 +2,11 @@ package agent
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -23,16 +25,7 @@ import (
 // stderr, exit status and signal for every case, or fall back to this one.
 // Each case names the point it pins; the ones a warm `eval` or script-file
 // shell would get wrong say so.
-var commandSemantics = []struct {
-	name    string
-	cmd     string
-	timeout time.Duration
-	stdout  string
-	stderr  string // a regular expression; "" wants no stderr
-	exit    int
-	signal  string
-	timed   bool
-}{
+var commandSemantics = []semanticsCase{
 	{name: "pipefail", cmd: "false | true", exit: 1},
 	{name: "errexit", cmd: "false; echo not reached", exit: 1},
 	{name: "nounset", cmd: "echo $NOT_SET", exit: 1, stderr: `^/bin/bash: line 1: NOT_SET: unbound variable\n$`},
@@ -67,6 +60,17 @@ var commandSemantics = []struct {
 		exit: -1, signal: "killed", timed: true},
 }
 
+type semanticsCase struct {
+	name    string
+	cmd     string
+	timeout time.Duration
+	stdout  string
+	stderr  string // a regular expression; "" wants no stderr
+	exit    int
+	signal  string
+	timed   bool
+}
+
 // TestCommandSemantics runs commandSemantics through today's path with the
 // host's bash (Debian's, as in the guest, which runs the host's root).
 func TestCommandSemantics(t *testing.T) {
@@ -89,26 +93,72 @@ func TestCommandSemantics(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var stdout, stderr bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			res := waitCommand(t.Context(), cmd, tt.timeout)
-			if tt.timed {
-				waitGone(t, stdout.String())
-			} else if got := stdout.String(); got != tt.stdout {
-				t.Errorf("stdout: got %q, want %q", got, tt.stdout)
-			}
-			if got := stderr.String(); (tt.stderr == "" && got != "") || !regexp.MustCompile(tt.stderr).MatchString(got) {
-				t.Errorf("stderr: got %q, want a match of %q", got, tt.stderr)
-			}
-			if res.Exit != tt.exit || res.Signal != tt.signal || res.TimedOut != tt.timed || res.Error != "" {
-				t.Errorf("got exit %d, signal %q, timed out %v, error %q; want exit %d, signal %q, timed out %v",
-					res.Exit, res.Signal, res.TimedOut, res.Error, tt.exit, tt.signal, tt.timed)
+			for _, m := range runSemanticsCase(t, cmd, tt) {
+				t.Error(m)
 			}
 		})
 	}
+}
+
+// TestSemanticsCatchEval checks that the cases tell a warm shell that
+// `eval`s its command from a pipe from today's path: they are the check
+// for a faster path only if they fail the one docs/architecture.md
+// rejects, and exactly where it says.
+func TestSemanticsCatchEval(t *testing.T) {
+	if _, err := exec.LookPath("/bin/bash"); err != nil || syscall.Getuid() != 0 || len(coverageEnv) > 0 {
+		t.Skip("needs what TestCommandSemantics needs")
+	}
+	closeInherited(t)
+	const boot = `IFS= read -r -d '' c <&3 || true; exec 3<&-; eval "$c"`
+	want := []string{"parse error", "$0 and the execution string", "command line"}
+	var got []string
+	for _, tt := range commandSemantics {
+		cmd, err := command(t.Context(), &agentproto.Exec{Command: boot}, strictShell())
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.ExtraFiles = []*os.File{r}
+		w.WriteString(tt.cmd)
+		w.Close()
+		if mismatches := runSemanticsCase(t, cmd, tt); len(mismatches) > 0 {
+			got = append(got, tt.name)
+			t.Logf("%s: %s", tt.name, strings.Join(mismatches, "; "))
+		}
+		r.Close()
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("an eval'ing warm shell differs in %q, want %q", got, want)
+	}
+}
+
+// runSemanticsCase runs cmd, tt's command, and returns how its outcome
+// differs from tt's.
+func runSemanticsCase(t *testing.T, cmd *exec.Cmd, tt semanticsCase) []string {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	res := waitCommand(t.Context(), cmd, tt.timeout)
+	var diffs []string
+	if tt.timed {
+		waitGone(t, stdout.String())
+	} else if got := stdout.String(); got != tt.stdout {
+		diffs = append(diffs, fmt.Sprintf("stdout: got %q, want %q", got, tt.stdout))
+	}
+	if got := stderr.String(); (tt.stderr == "" && got != "") || !regexp.MustCompile(tt.stderr).MatchString(got) {
+		diffs = append(diffs, fmt.Sprintf("stderr: got %q, want a match of %q", got, tt.stderr))
+	}
+	if res.Exit != tt.exit || res.Signal != tt.signal || res.TimedOut != tt.timed || res.Error != "" {
+		diffs = append(diffs, fmt.Sprintf("got exit %d, signal %q, timed out %v, error %q; want exit %d, signal %q, timed out %v",
+			res.Exit, res.Signal, res.TimedOut, res.Error, tt.exit, tt.signal, tt.timed))
+	}
+	return diffs
 }
 
 // waitGone fails unless the process whose pid is in out ends within 5 s.
