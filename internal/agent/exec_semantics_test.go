@@ -46,11 +46,17 @@ var commandSemantics = []semanticsCase{
 		stdout: "HOME=/root\nLANG=C.UTF-8\nLOGNAME=root\nPATH=" + agentproto.DefaultPath +
 			"\nPWD=/root\nSHELL=/bin/bash\nSHLVL=1\nTERM=dumb\nUSER=root\n_=/usr/bin/env\n"},
 	{name: "working directory", cmd: `pwd; echo "${OLDPWD-unset}"`, stdout: "/root\nunset\n"},
+	{name: "another directory", dir: "/tmp", cmd: "pwd", stdout: "/tmp\n"},
+	{name: "added environment", env: []string{"EXTRA=a b", "LANG=C"}, cmd: `echo "$EXTRA $LANG"`, stdout: "a b C\n"},
+	// nobody's home, /nonexistent, does not exist: commands run in /.
+	{name: "another user", user: "nobody", cmd: `id -un; echo "$HOME $USER $LOGNAME"; pwd`,
+		stdout: "nobody\n/nonexistent nobody nobody\n/\n"},
 	// Its own process group (field 5 of stat), not its own session (6).
 	{name: "process group leader", cmd: `set -- $(cut -d' ' -f5,6 /proc/$$/stat); [ "$1" = $$ ] && [ "$2" != $$ ] && echo yes`,
 		stdout: "yes\n"},
 	{name: "stdin is /dev/null", cmd: "cat; readlink /proc/$$/fd/0", stdout: "/dev/null\n"},
 	// 3 is the directory the glob itself reads.
+	{name: "stdin from the host", stdin: "line 1\nline 2", cmd: "cat; echo", stdout: "line 1\nline 2\n"},
 	{name: "no inherited descriptors", cmd: "cd /proc/$$/fd && echo *", stdout: "0 1 2 3\n"},
 	{name: "separate outputs", cmd: "echo out; echo err >&2; echo out2", stdout: "out\nout2\n", stderr: "^err\n$"},
 	{name: "killed by a signal", cmd: "echo before; kill -TERM $$", stdout: "before\n", exit: -1, signal: "terminated"},
@@ -62,6 +68,10 @@ var commandSemantics = []semanticsCase{
 
 type semanticsCase struct {
 	name    string
+	user    string   // Exec.User
+	dir     string   // Exec.Dir
+	env     []string // Exec.Env
+	stdin   string   // sent from the host when not empty, else /dev/null
 	cmd     string
 	timeout time.Duration
 	stdout  string
@@ -89,7 +99,7 @@ func TestCommandSemantics(t *testing.T) {
 	closeInherited(t)
 	for _, tt := range commandSemantics {
 		t.Run(tt.name, func(t *testing.T) {
-			cmd, err := command(t.Context(), &agentproto.Exec{Command: tt.cmd}, strictShell())
+			cmd, err := command(t.Context(), tt.request(tt.cmd), strictShell())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -113,7 +123,7 @@ func TestSemanticsCatchEval(t *testing.T) {
 	want := []string{"parse error", "$0 and the execution string", "command line"}
 	var got []string
 	for _, tt := range commandSemantics {
-		cmd, err := command(t.Context(), &agentproto.Exec{Command: boot}, strictShell())
+		cmd, err := command(t.Context(), tt.request(boot), strictShell())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -135,12 +145,20 @@ func TestSemanticsCatchEval(t *testing.T) {
 	}
 }
 
+// request is the request that runs command with tt's options.
+func (tt semanticsCase) request(command string) *agentproto.Exec {
+	return &agentproto.Exec{Command: command, User: tt.user, Dir: tt.dir, Env: tt.env}
+}
+
 // runSemanticsCase runs cmd, tt's command, and returns how its outcome
 // differs from tt's.
 func runSemanticsCase(t *testing.T, cmd *exec.Cmd, tt semanticsCase) []string {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if tt.stdin != "" {
+		cmd.Stdin = strings.NewReader(tt.stdin)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

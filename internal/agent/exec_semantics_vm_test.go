@@ -39,6 +39,18 @@ func TestCommandSemanticsInVM(t *testing.T) {
 	for _, tt := range commandSemantics {
 		t.Run(tt.name, func(t *testing.T) {
 			var opts []machine.ExecOption
+			if tt.user != "" {
+				opts = append(opts, machine.User(tt.user))
+			}
+			if tt.dir != "" {
+				opts = append(opts, machine.Dir(tt.dir))
+			}
+			if len(tt.env) > 0 {
+				opts = append(opts, machine.Env(tt.env...))
+			}
+			if tt.stdin != "" {
+				opts = append(opts, machine.Stdin(strings.NewReader(tt.stdin)))
+			}
 			if tt.timeout > 0 {
 				opts = append(opts, machine.Timeout(tt.timeout))
 			}
