@@ -95,7 +95,7 @@ func runBench(ctx context.Context, e *env, args []string) int {
 	netSeconds := fs.Int("net-seconds", 3, "seconds of bulk transfer per measurement")
 	netRounds := fs.Int("net-rounds", 3, "alternating measurements of each network; the median counts")
 	shardFiles := fs.String("shard-files", strings.Join(benchScaleFiles, ","), "comma-separated test files to run as 1 process and as 2 shards, then again cached (\"\" to skip)")
-	lab := fs.Bool("lab", true, "measure a lab of 16 machines: start_all, a ping each, host memory (~30 s under TCG)")
+	lab := fs.Bool("lab", true, "measure a lab of 16 machines: start_all, a ping each, host memory (~25 s under TCG on 2 quiet cores)")
 	labOnly := fs.Int("lab-only", 0, "measure only a lab of `N` machines of -memory MiB (boot, a ring of pings, PSS, shutdown) and print it")
 	outputMiB := fs.Int("output", 1024, "`MiB` a command prints for the driver's peak memory figure (0 to skip)")
 	if ok, code := parse(e, fs, args, func() bool { return fs.NArg() == 0 && *runs >= 1 && *n >= 1 && *labOnly >= 0 }); !ok {
