@@ -65,6 +65,7 @@ type benchResult struct {
 	coverageBench         // coverage_off_s, coverage_on_s, coverage_overhead, coverage_merge_s
 	imageBench            // image_build_s, image_boot_ratio, image_io_ratio
 	scaleBench            // shard_speedup, shard_merge_s, cached_run_s, ...
+	labBench              // lab_16_s, lab_16_mib
 }
 
 // runBench measures, in one run: (a) the floor, the kernel booting a trivial
@@ -94,14 +95,19 @@ func runBench(ctx context.Context, e *env, args []string) int {
 	netSeconds := fs.Int("net-seconds", 3, "seconds of bulk transfer per measurement")
 	netRounds := fs.Int("net-rounds", 3, "alternating measurements of each network; the median counts")
 	shardFiles := fs.String("shard-files", strings.Join(benchScaleFiles, ","), "comma-separated test files to run as 1 process and as 2 shards, then again cached (\"\" to skip)")
+	lab := fs.Bool("lab", true, "measure a lab of 16 machines: start_all, a ping each, host memory (~25 s under TCG on 2 quiet cores)")
+	labOnly := fs.Int("lab-only", 0, "measure only a lab of `N` machines of -memory MiB (boot, a ring of pings, PSS, shutdown) and print it")
 	outputMiB := fs.Int("output", 1024, "`MiB` a command prints for the driver's peak memory figure (0 to skip)")
-	if ok, code := parse(e, fs, args, func() bool { return fs.NArg() == 0 && *runs >= 1 && *n >= 1 }); !ok {
+	if ok, code := parse(e, fs, args, func() bool { return fs.NArg() == 0 && *runs >= 1 && *n >= 1 && *labOnly >= 0 }); !ok {
 		return code
 	}
 	boot, err := bf.prepare(e)
 	if err != nil {
 		e.errorf("%v", err)
 		return exitFail
+	}
+	if *labOnly > 0 {
+		return runLabOnly(ctx, e, boot, bf, *labOnly, *asJSON)
 	}
 	r, err := bench(ctx, e, boot, bf, *runs, *n)
 	if err != nil {
@@ -153,6 +159,10 @@ func runBench(ctx context.Context, e *env, args []string) int {
 			}
 			r.RunS = time.Since(start).Seconds()
 		}
+	}
+	if err := r.benchLab(ctx, e, boot, bf, !*lab); err != nil {
+		e.errorf("bench: lab: %v", err)
+		return exitFail
 	}
 	if err := r.benchCoverage(ctx, e, *coverageExample); err != nil {
 		e.errorf("bench: coverage example: %v", err)
@@ -356,6 +366,7 @@ func printBench(w io.Writer, r *benchResult) {
 	r.coverageBench.print(tw)
 	r.imageBench.print(tw)
 	r.scaleBench.print(tw)
+	r.labBench.print(tw)
 	if r.SwitchMbps > 0 {
 		fmt.Fprintf(tw, "network: TCP throughput, switch / multicast\t%.0f / %.0f Mbit/s (%.2fx)\t>= 0.9x\t%s\n",
 			r.SwitchMbps, r.McastMbps, r.ThroughputRatio, verdict(r.ThroughputRatio >= 0.9))

@@ -84,3 +84,13 @@ func TestArgsDisplay(t *testing.T) {
 		t.Errorf("args without a display: got %s, want no VGA", without)
 	}
 }
+
+func TestArgsFreePageReporting(t *testing.T) {
+	with := strings.Join(Config{FreePageReporting: true}.Args(), " ")
+	if !strings.Contains(with, "-device virtio-balloon-pci,free-page-reporting=on") {
+		t.Errorf("args with free page reporting: got %s, want a virtio balloon reporting free pages", with)
+	}
+	if without := strings.Join(Config{}.Args(), " "); strings.Contains(without, "balloon") {
+		t.Errorf("args without free page reporting: got %s, want no balloon", without)
+	}
+}

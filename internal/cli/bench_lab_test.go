@@ -1,0 +1,100 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/vmlab/vmlab/internal/vmtest"
+)
+
+func TestBenchLabRows(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		l    labBench
+		want []string
+	}{
+		{"measured", labBench{Lab16S: 25.25, Lab16MiB: 210.4}, []string{
+			"lab of 16 machines: start_all to the last ping in a ring 25.25 s",
+			"lab of 16 machines: host memory per machine (QEMU PSS) 210 MiB <= 100 MiB MISSED"}},
+		{"within target", labBench{Lab16S: 9, Lab16MiB: 95}, []string{"(QEMU PSS) 95 MiB <= 100 MiB met"}},
+		{"skipped", labBench{}, nil},
+	} {
+		checkRows(t, tt.name, tt.l.print, tt.want)
+	}
+}
+
+func TestBenchLabJSON(t *testing.T) {
+	b, err := json.Marshal(&benchResult{labBench: labBench{Lab16S: 25.5, Lab16MiB: 210.25}})
+	if err != nil || !strings.Contains(string(b), `"lab_16_s":25.5,"lab_16_mib":210.25`) {
+		t.Errorf("got %s, %v; want lab_16_s and lab_16_mib in it", b, err)
+	}
+	if b, _ := json.Marshal(&benchResult{}); strings.Contains(string(b), "lab_16") {
+		t.Errorf("got %s; want no lab keys when the section is skipped", b)
+	}
+}
+
+// TestLabRunKeysDocumented: `vmlab bench -lab-only N -json` names its
+// keys in docs/cli.md too.
+func TestLabRunKeysDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/cli.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, _ := strings.Cut(string(doc), "## `vmlab bench`")
+	b, _ := json.Marshal(labRun{})
+	var keys map[string]any
+	json.Unmarshal(b, &keys)
+	for k := range keys {
+		if !strings.Contains(table, "`"+k+"`") {
+			t.Errorf("lab key %s is not in docs/cli.md's `vmlab bench` section", k)
+		}
+	}
+}
+
+func TestParsePSS(t *testing.T) {
+	rollup := "55d0c0a00000-7ffc5a5f3000 ---p 00000000 00:00 0                          [rollup]\n" +
+		"Rss:              215040 kB\nPss:              180224 kB\nPss_Anon:         170000 kB\nPss_File:          10224 kB\n"
+	for _, tt := range []struct {
+		name, in string
+		want     int64
+		bad      bool
+	}{
+		{"rollup", rollup, 180224, false},
+		{"no Pss", "Rss: 1 kB\nPss_Anon: 2 kB\n", 0, true},
+		{"not a number", "Pss: lots kB\n", 0, true},
+	} {
+		got, err := parsePSS([]byte(tt.in))
+		if (err != nil) != tt.bad || got != tt.want {
+			t.Errorf("%s: got %d, %v; want %d (error: %v)", tt.name, got, err, tt.want, tt.bad)
+		}
+	}
+}
+
+// TestSumPSSSelf reads this process's own PSS: more than nothing.
+func TestSumPSSSelf(t *testing.T) {
+	mib, err := sumPSS([]int{os.Getpid()})
+	if err != nil || mib <= 1 {
+		t.Errorf("got %.1f MiB, %v; want this test process's PSS, over 1 MiB", mib, err)
+	}
+	if _, err := sumPSS([]int{1 << 30}); err == nil || !strings.Contains(err.Error(), "process 1073741824") {
+		t.Errorf("got %v; want an error naming the missing process", err)
+	}
+}
+
+// TestBenchLabVM measures a lab of 3 machines: every figure measured,
+// the pings answered.
+func TestBenchLabVM(t *testing.T) {
+	boot := vmtest.Boot(t)
+	var stderr bytes.Buffer
+	r, err := measureLab(t.Context(), &env{stdout: &stderr, stderr: &stderr}, boot, 3, 256, 1)
+	if err != nil {
+		t.Fatalf("measure a lab of 3: %v\n%s", err, stderr.String())
+	}
+	if r.BootS <= 0 || r.S < r.BootS || r.QEMUMiB < 3*10 || r.ShutdownS <= 0 {
+		t.Errorf("got %+v; want boot, pings, shutdown timed and over 10 MiB of PSS per machine", r)
+	}
+	t.Logf("%+v", r)
+}
