@@ -483,4 +483,3 @@ func receiveState(l *net.UnixListener, path string) error {
 	}
 	return f.Close()
 }
-
