@@ -310,8 +310,8 @@ func (r *restoring) load(ctx context.Context, qc *qmp.Client, agent io.Writer) e
 	return nil
 }
 
-// errSnapshotBusy says another run is taking the snapshot.
-var errSnapshotBusy = errors.New("another run is taking this snapshot")
+// errSnapshotBusy says another machine or run is taking the snapshot.
+var errSnapshotBusy = errors.New("another machine or run is taking this snapshot")
 
 // takeSnapshot boots q to the snapshot point and saves the snapshot in
 // dir/key, atomically: it is made in a temporary directory renamed into

@@ -1,6 +1,9 @@
 package machine_test
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -91,4 +94,62 @@ func stagesOf(m *machine.Machine) string {
 		s = append(s, st.Name)
 	}
 	return strings.Join(s, ",")
+}
+
+// TestSnapshotConcurrentTake starts two machines of one shape at once on
+// an empty cache: one takes the snapshot, the other boots cold (the lock
+// is taken) or is restored from it once made; both come up, and the cache
+// holds one whole snapshot and no temporary directory.
+func TestSnapshotConcurrentTake(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots VMs")
+	}
+	ctx := t.Context()
+	cache := t.TempDir()
+	boot := vmtest.Boot(t)
+	b, err := machine.PrepareBoot(machine.BootOptions{Agent: vmtest.Agent(t), Accel: boot.Accel.Name,
+		FS: "9p", Snapshot: "on", CacheDir: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 2)
+	for _, name := range []string{"one", "two"} {
+		m, err := machine.New(machine.Config{Boot: b, Machine: spec.Machine{Name: name},
+			Logf: func(f string, a ...any) { t.Logf(name+": "+f, a...) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		go func() {
+			err := m.Start(ctx)
+			if err == nil {
+				var out string
+				if out, err = m.Succeed(ctx, "hostname"); err == nil && out != name+"\n" {
+					err = fmt.Errorf("%s: hostname %q", name, out)
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	entries, err := os.ReadDir(filepath.Join(cache, "snapshots"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dirs []string
+	for _, e := range entries {
+		if e.IsDir() {
+			dirs = append(dirs, e.Name())
+		}
+	}
+	if len(dirs) != 1 || strings.HasPrefix(dirs[0], ".tmp") {
+		t.Fatalf("snapshot directories %v, want one whole snapshot", dirs)
+	}
+	if _, err := os.Stat(filepath.Join(cache, "snapshots", dirs[0], "header.json")); err != nil {
+		t.Error(err)
+	}
 }
