@@ -31,20 +31,36 @@ func initMain() {
 	if err != nil {
 		fatal(fmt.Errorf("read kernel command line: %w", err))
 	}
-	cfg, err := agentproto.ParseBootConfig(string(cmdline))
+	snapshot := agentproto.IsSnapshotBoot(string(cmdline))
+	var cfg agentproto.BootConfig
+	if snapshot {
+		// The configuration comes at the snapshot point (snapshot.go).
+		if err := loadModules("/modules"); err != nil {
+			fatal(err)
+		}
+		stage("modules")
+		cfg, err = snapshotPoint(stages)
+		stage("restore")
+	} else {
+		cfg, err = agentproto.ParseBootConfig(string(cmdline))
+	}
 	if err != nil {
 		fatal(err)
 	}
 	setCoverage(cfg)
-	if err := loadModules("/modules"); err != nil {
-		fatal(err)
+	if !snapshot {
+		if err := loadModules("/modules"); err != nil {
+			fatal(err)
+		}
 	}
 	if cfg.Display {
 		if err := loadDisplayModules(); err != nil {
 			fatal(err)
 		}
 	}
-	stage("modules")
+	if !snapshot {
+		stage("modules")
+	}
 	var disk *diskRoot
 	if cfg.Disk != nil {
 		if disk, err = mountDisk(*cfg.Disk); err != nil {

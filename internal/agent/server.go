@@ -18,9 +18,12 @@ import (
 
 // serve finds the port, says hello and serves until the channel fails.
 func serve(stages []agentproto.Stage) {
-	port, err := openPort(agentproto.PortName, 10*time.Second)
-	if err != nil {
-		fatal(err)
+	port := heldPort // opened at the snapshot point (snapshot.go)
+	if port == nil {
+		var err error
+		if port, err = openPort(agentproto.PortName, 10*time.Second); err != nil {
+			fatal(err)
+		}
 	}
 	stages = append(stages, agentproto.Stage{Name: "serve", Uptime: uptime()})
 	var uts unix.Utsname
@@ -30,7 +33,7 @@ func serve(stages []agentproto.Stage) {
 		Kernel:  unix.ByteSliceToString(uts.Release[:]),
 		Stages:  stages,
 	}
-	err = Serve(context.Background(), port, hello)
+	err := Serve(context.Background(), port, hello)
 	fatal(fmt.Errorf("serve: %w", err))
 }
 

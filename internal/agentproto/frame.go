@@ -66,7 +66,8 @@ type Type uint8
 // Frame types. Host→guest: Request, Cancel, Stdin, StdinEOF, Data, DataEOF,
 // Ack (for copy-out Data and windowed output), Resize, Signal. Guest→host:
 // Hello, Result, Stdout, Stderr, Data, DataEOF, Ack (for Stdin and copy-in
-// Data), Notice.
+// Data), Notice. At a snapshot boot (snapshot.go) the guest sends Snapshot
+// first and the host answers Restore, both on stream 0, before Hello.
 const (
 	THello    Type = 1 // JSON Hello, stream 0, once when the agent is ready
 	TRequest  Type = 2 // JSON Request, opens a stream
@@ -82,11 +83,14 @@ const (
 	TResize   Type = 12 // two uint16, rows and columns: the terminal's new size (tty.go)
 	TSignal   Type = 13 // a signal's name, "SIGINT": send it to the command (tty.go)
 	TNotice   Type = 14 // JSON Notice, stream 0: what happened in the guest unasked (notice.go)
-	typeLimit Type = 15
+	TSnapshot Type = 15 // JSON SnapshotPoint, stream 0: the agent waits at the snapshot point (snapshot.go)
+	TRestore  Type = 16 // JSON Restore, stream 0: the machine's configuration, sent to an agent at the snapshot point
+	typeLimit Type = 17
 )
 
 var typeNames = [...]string{"", "hello", "request", "result", "cancel", "stdin",
-	"stdin-eof", "stdout", "stderr", "data", "data-eof", "ack", "resize", "signal", "notice"}
+	"stdin-eof", "stdout", "stderr", "data", "data-eof", "ack", "resize", "signal", "notice",
+	"snapshot", "restore"}
 
 func (t Type) String() string {
 	if t > 0 && t < typeLimit {

@@ -16,8 +16,9 @@ import (
 // the handover: a systemd guest's agent says hello again after OpServices,
 // version 7 the text of virtual terminals (OpTTYText, WaitTTY), version 8
 // X displays (WaitX, WaitWindow, OpXWindows, Wait.Display, Request.Display),
-// version 9 the Notice frame (a service's exit, told unasked).
-const Version = 9
+// version 9 the Notice frame (a service's exit, told unasked), version 10
+// snapshot boots (the Snapshot and Restore frames, SnapshotParam).
+const Version = 10
 
 // DefaultPath is the PATH commands get in the guest.
 const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

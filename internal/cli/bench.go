@@ -56,6 +56,7 @@ type benchResult struct {
 	OutputS       float64 `json:"output_s,omitempty"`
 	setupBench            // setup_1000_files_s
 	rebootBench           // reboot_s
+	restoreBench          // restore_s, restore_pss_mib, cold_pss_mib
 	shellBench            // shell_rtt_ms
 	ptyBench              // pty_echo_ms
 	ttyBench              // tty_text_ms
@@ -97,6 +98,7 @@ func runBench(ctx context.Context, e *env, args []string) int {
 	shardFiles := fs.String("shard-files", strings.Join(benchScaleFiles, ","), "comma-separated test files to run as 1 process and as 2 shards, then again cached (\"\" to skip)")
 	lab := fs.Bool("lab", true, "measure a lab of 16 machines: start_all, a ping each, host memory (~25 s under TCG on 2 quiet cores)")
 	labOnly := fs.Int("lab-only", 0, "measure only a lab of `N` machines of -memory MiB (boot, a ring of pings, PSS, shutdown) and print it")
+	restore := fs.Bool("restore", true, "measure machines restored from a snapshot (docs/snapshots.md) against cold boots")
 	outputMiB := fs.Int("output", 1024, "`MiB` a command prints for the driver's peak memory figure (0 to skip)")
 	if ok, code := parse(e, fs, args, func() bool { return fs.NArg() == 0 && *runs >= 1 && *n >= 1 && *labOnly >= 0 }); !ok {
 		return code
@@ -121,6 +123,12 @@ func runBench(ctx context.Context, e *env, args []string) int {
 	if err := r.benchReboot(ctx, e, boot, bf, *runs, r.FloorS); err != nil {
 		e.errorf("bench: reboot: %v", err)
 		return exitFail
+	}
+	if *restore {
+		if err := r.benchRestore(ctx, e, bf, *runs, r.FloorS); err != nil {
+			e.errorf("bench: restore: %v", err)
+			return exitFail
+		}
 	}
 	if err := r.benchShell(ctx, e, boot, bf); err != nil {
 		e.errorf("bench: shell: %v", err)
@@ -353,6 +361,7 @@ func printBench(w io.Writer, r *benchResult) {
 	fmt.Fprintf(tw, "(d) port opens -> WaitForOpenPort returns\t%.2f ms\t<= 50 ms\t%s\n", r.WaitLatencyMS, verdict(r.WaitLatencyMS <= 50))
 	r.setupBench.print(tw)
 	r.rebootBench.print(tw)
+	r.restoreBench.print(tw)
 	r.shellBench.print(tw)
 	r.ptyBench.print(tw)
 	r.ttyBench.print(tw)

@@ -130,7 +130,7 @@ func driverBinary() (string, error) {
 func (b *bootFlags) args() []string {
 	args := []string{"-memory", strconv.Itoa(b.memory), "-cpus", strconv.Itoa(b.cpus)}
 	for _, f := range []struct{ name, value string }{
-		{"-kernel", b.opts.Kernel}, {"-modules", b.opts.Modules}, {"-qemu", b.opts.QEMU}, {"-accel", b.opts.Accel},
+		{"-kernel", b.opts.Kernel}, {"-modules", b.opts.Modules}, {"-qemu", b.opts.QEMU}, {"-accel", b.opts.Accel}, {"-snapshot", b.opts.Snapshot},
 	} {
 		if f.value != "" {
 			args = append(args, f.name, f.value)

@@ -57,6 +57,10 @@ type BootOptions struct {
 	// "window" (QEMU's GTK window, which needs a desktop session and
 	// qemu-system-gui); empty: $VMLAB_SCREEN, else none ("none").
 	Screen string
+	// Snapshot restores machines from a snapshot of their shape's boot,
+	// taken at the first boot of that shape ("on"; docs/snapshots.md), or
+	// boots every one cold ("off"); empty: $VMLAB_SNAPSHOT, else off.
+	Snapshot string
 }
 
 // Boot is what every machine of a run boots: prepared once, shared by all.
@@ -79,6 +83,10 @@ type Boot struct {
 	// display builds the initramfs of machines with a display when the
 	// first one boots; nil: they boot Initramfs (tests' fake boots).
 	display *displayInitramfs
+	// snapshots is the cache directory of machine snapshots
+	// (snapshot.go); empty: every machine boots cold.
+	snapshots string
+	snapBase  snapshotBase
 }
 
 // displayInitramfs is Initramfs with the display's modules as well. It is
@@ -120,6 +128,10 @@ func PrepareBoot(opts BootOptions) (*Boot, error) {
 	}
 	if opts.FS != "" && guestModules[opts.FS] == nil {
 		return nil, fmt.Errorf("prepare boot: unknown file system %q (want 9p or virtiofs)", opts.FS)
+	}
+	snapshot, err := readSnapshot(opts.Snapshot, os.Getenv)
+	if err != nil {
+		return nil, err
 	}
 	screen, screenFrom, err := readScreen(opts.Screen, os.Getenv)
 	if err != nil {
@@ -178,6 +190,9 @@ func PrepareBoot(opts BootOptions) (*Boot, error) {
 		if b.Accel = qemu.ProbeAccel(); b.Accel.Name != "kvm" {
 			return nil, fmt.Errorf("prepare boot: accelerator kvm is not usable: %s", b.Accel.Why)
 		}
+	}
+	if snapshot {
+		b.snapshots = filepath.Join(cache, "snapshots")
 	}
 	b.Prepared = time.Since(start)
 	return b, nil

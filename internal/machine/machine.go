@@ -301,6 +301,7 @@ func (m *Machine) boot(ctx context.Context, start time.Time) error {
 		return fmt.Errorf("%s: start: %w", m.cfg.Name, err)
 	}
 	qcfg := m.qemuConfig(view, image, initrd)
+	restore := m.restoreFrom(ctx, &qcfg) // nil: a cold boot (snapshot.go)
 	proc, err := qemu.Start(ctx, qcfg, m.console)
 	if err != nil {
 		// Another process took a port since busyForward: QEMU says only
@@ -323,6 +324,12 @@ func (m *Machine) boot(ctx context.Context, start time.Time) error {
 	q, err := qmp.NewClient(bootCtx, proc.QMP)
 	if err != nil {
 		return m.bootFailed(ctx, proc, nil, fmt.Errorf("connect to qmp: %w", err))
+	}
+	if restore != nil {
+		if err := restore.load(bootCtx, q, proc.Agent); err != nil {
+			q.Close()
+			return m.bootFailed(ctx, proc, nil, err)
+		}
 	}
 	agent := agentclient.New(proc.Agent)
 	agent.OnNotice(m.onNotice)

@@ -69,6 +69,36 @@ type Config struct {
 	// instead of the host's directories (Disk.ReadOnly); nil: none. It
 	// comes after Disk, so extra disks keep their names.
 	Image *Disk
+	// RAM puts the guest's memory in a file (snapshot boots,
+	// docs/snapshots.md); nil: anonymous memory.
+	RAM *RAMFile
+	// Incoming starts QEMU waiting for a migration's state (-incoming
+	// defer): the machine is restored from it (QMP migrate-incoming) and
+	// runs on once it is loaded. False: a boot.
+	Incoming bool
+}
+
+// RAMFile is a file the guest's memory is mapped from. Migrations skip
+// it when both ends set QEMU's x-ignore-shared capability: the file is
+// the memory. Shared maps it MAP_SHARED, so what the guest writes is in
+// the file (the machine a snapshot is taken of); else MAP_PRIVATE, so
+// the guest's writes are its own copies and the pages it never writes
+// are the file's, in the host's page cache once for every machine.
+type RAMFile struct {
+	Path   string
+	Shared bool
+}
+
+// args returns the memory backend's and the migration's arguments and
+// what to add to -machine.
+func (r *RAMFile) args(mem int) (args []string, machine string) {
+	share := "off"
+	if r.Shared {
+		share = "on"
+	}
+	return []string{
+		"-object", fmt.Sprintf("memory-backend-file,id=vmlab.ram,size=%dM,mem-path=%s,share=%s", mem, escape(r.Path), share),
+	}, ",memory-backend=vmlab.ram"
 }
 
 // FreePageReportingArgs add a virtio balloon device that is never inflated
@@ -166,6 +196,12 @@ func (c Config) Args() []string {
 	if c.Accel.Name == "kvm" {
 		cpu, machine = "host", "q35,accel=kvm"
 	}
+	var ramArgs []string
+	if c.RAM != nil {
+		var more string
+		ramArgs, more = c.RAM.args(mem)
+		machine += more
+	}
 	args := []string{
 		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
 		"-machine", machine, "-cpu", cpu,
@@ -187,6 +223,10 @@ func (c Config) Args() []string {
 	}
 	if c.FreePageReporting {
 		args = append(args, FreePageReportingArgs...)
+	}
+	args = append(args, ramArgs...)
+	if c.Incoming {
+		args = append(args, "-incoming", "defer")
 	}
 	if c.Firmware != "" && !c.window() {
 		args = append(args, "-bios", c.Firmware)

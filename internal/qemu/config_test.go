@@ -94,3 +94,31 @@ func TestArgsFreePageReporting(t *testing.T) {
 		t.Errorf("args without free page reporting: got %s, want no balloon", without)
 	}
 }
+
+// TestRAMFileArgs checks a snapshot boot's memory file (shared: the
+// guest's writes land in it) and a restore's (private, with -incoming
+// defer), and that a plain boot has neither.
+func TestRAMFileArgs(t *testing.T) {
+	base := Config{Kernel: "k", Initrd: "i", Dir: "/d", MemoryMiB: 256}
+	plain := strings.Join(base.Args(), " ")
+	if strings.Contains(plain, "memory-backend") || strings.Contains(plain, "-incoming") {
+		t.Errorf("a plain boot: %s", plain)
+	}
+	take := base
+	take.RAM = &RAMFile{Path: "/c/ram,x", Shared: true}
+	got := strings.Join(take.Args(), " ")
+	for _, want := range []string{"q35,accel=tcg,memory-backend=vmlab.ram",
+		"memory-backend-file,id=vmlab.ram,size=256M,mem-path=/c/ram,,x,share=on"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("a snapshot boot: %s lacks %s", got, want)
+		}
+	}
+	restore := base
+	restore.RAM, restore.Incoming = &RAMFile{Path: "/c/ram"}, true
+	got = strings.Join(restore.Args(), " ")
+	for _, want := range []string{"mem-path=/c/ram,share=off", "-incoming defer"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("a restore: %s lacks %s", got, want)
+		}
+	}
+}

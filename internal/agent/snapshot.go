@@ -1,0 +1,186 @@
+package agent
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vmlab/vmlab/internal/agentproto"
+)
+
+// heldPort is the agent's port when init opened it at the snapshot point:
+// a virtio-serial port opens once, so serve goes on with it. Nil on a cold
+// boot.
+var heldPort *os.File
+
+// snapshotPoint is a snapshot boot's wait (agentproto.SnapshotParam): it
+// runs after the kernel's modules are loaded and before anything of one
+// machine (mounts, hostname, network, files, services). It tells the host
+// it is there, waits for the Restore the host sends to the machine
+// restored from the snapshot, makes the machine its own (clock, random
+// generator, MAC addresses, the disk's cached blocks) and returns the
+// machine's boot configuration, from which init goes on as a cold boot
+// does.
+func snapshotPoint(stages []agentproto.Stage) (agentproto.BootConfig, error) {
+	port, err := openPort(agentproto.PortName, 10*time.Second)
+	if err != nil {
+		return agentproto.BootConfig{}, err
+	}
+	heldPort = port
+	point := agentproto.SnapshotPoint{Version: agentproto.Version, Stages: stages}
+	if err := agentproto.NewWriter(port).WriteFrame(agentproto.TSnapshot, 0, agentproto.Encode(point)); err != nil {
+		return agentproto.BootConfig{}, fmt.Errorf("tell the host the snapshot point: %w", err)
+	}
+	r, err := readRestore(port)
+	if err != nil {
+		return agentproto.BootConfig{}, err
+	}
+	if err := restoreMachine(r); err != nil {
+		return agentproto.BootConfig{}, err
+	}
+	return r.Boot, nil
+}
+
+// readRestore reads the Restore frame and nothing after it: Serve reads
+// the port next, with its own buffer.
+func readRestore(port io.Reader) (agentproto.Restore, error) {
+	var r agentproto.Restore
+	var hdr [agentproto.HeaderSize]byte
+	if _, err := io.ReadFull(port, hdr[:]); err != nil {
+		return r, fmt.Errorf("read the host's restore frame: %w", err)
+	}
+	n := binary.BigEndian.Uint32(hdr[6:])
+	if n > agentproto.MaxPayload {
+		n = 0 // ReadFrame reports the bad length
+	}
+	f, err := agentproto.NewReader(io.MultiReader(bytes.NewReader(hdr[:]), io.LimitReader(port, int64(n)))).ReadFrame()
+	if err != nil {
+		return r, fmt.Errorf("read the host's restore frame: %w", err)
+	}
+	if f.Type != agentproto.TRestore {
+		return r, fmt.Errorf("read the host's restore frame: got a %v frame", f.Type)
+	}
+	if err := json.Unmarshal(f.Payload, &r); err != nil {
+		return r, fmt.Errorf("decode the host's restore frame: %w", err)
+	}
+	return r, nil
+}
+
+// restoreMachine makes a machine restored from a snapshot its own.
+func restoreMachine(r agentproto.Restore) error {
+	tv := unix.NsecToTimeval(r.UnixNano)
+	if err := unix.Settimeofday(&tv); err != nil {
+		return fmt.Errorf("set the clock from the host: %w", err)
+	}
+	if err := reseed(r.Seed); err != nil {
+		return err
+	}
+	if len(r.MACs) > 0 {
+		if err := loadLazyModules(); err != nil {
+			return err
+		}
+		for _, c := range r.MACs {
+			if err := setMAC(c); err != nil {
+				return err
+			}
+		}
+	}
+	return flushDisks("/sys/block")
+}
+
+// Ioctls of random(4) and of block devices.
+const (
+	rndAddEntropy = 0x40085203 // RNDADDENTROPY
+	rndReseedCRNG = 0x5207     // RNDRESEEDCRNG
+	blkFlushBuf   = 0x1261     // BLKFLSBUF
+)
+
+// reseed adds seed to the kernel's entropy pool, credited, and reseeds the
+// generator from it at once: every machine restored from one snapshot
+// would otherwise draw the same numbers until the kernel's next scheduled
+// reseed.
+func reseed(seed []byte) error {
+	if len(seed) == 0 {
+		return errors.New("reseed the random generator: the host sent no seed")
+	}
+	f, err := os.OpenFile("/dev/urandom", os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("reseed the random generator: %w", err)
+	}
+	defer f.Close()
+	// struct rand_pool_info { int entropy_count; int buf_size; __u32 buf[]; }
+	info := make([]byte, 8+((len(seed)+3)&^3))
+	binary.NativeEndian.PutUint32(info[0:], uint32(8*len(seed)))
+	binary.NativeEndian.PutUint32(info[4:], uint32(len(seed)))
+	copy(info[8:], seed)
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, f.Fd(), rndAddEntropy, uintptr(unsafe.Pointer(&info[0]))); e != 0 {
+		return fmt.Errorf("reseed the random generator: add the host's seed: %w", e)
+	}
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, f.Fd(), rndReseedCRNG, 0); e != 0 {
+		return fmt.Errorf("reseed the random generator: %w", e)
+	}
+	return nil
+}
+
+// setMAC gives the NIC with address c.From the address c.To. The NIC is
+// down: nothing has used it since the snapshot's machine probed it.
+// virtio_net tells the device (its control queue), whose receive filter
+// then takes frames for the new address.
+func setMAC(c agentproto.MACChange) error {
+	name, err := findNIC(c.From, 10*time.Second)
+	if err != nil {
+		return fmt.Errorf("set MAC address %s: %w", c.To, err)
+	}
+	hw, err := net.ParseMAC(c.To)
+	if err != nil || len(hw) != 6 {
+		return fmt.Errorf("set MAC address of %s: bad address %q", name, c.To)
+	}
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("set MAC address of %s: %w", name, err)
+	}
+	defer unix.Close(fd)
+	// struct ifreq { char name[16]; struct sockaddr hwaddr; ... }
+	var ifr [40]byte
+	copy(ifr[:unix.IFNAMSIZ-1], name)
+	binary.NativeEndian.PutUint16(ifr[16:], unix.ARPHRD_ETHER)
+	copy(ifr[18:], hw)
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCSIFHWADDR, uintptr(unsafe.Pointer(&ifr[0]))); e != 0 {
+		return fmt.Errorf("set MAC address of %s to %s: %w", name, c.To, e)
+	}
+	return nil
+}
+
+// flushDisks drops what the kernel cached of each virtio disk's blocks:
+// the snapshot's machine read its own disk's first blocks when virtio_blk
+// probed it, and a restored machine's disk is another file.
+func flushDisks(sysBlock string) error {
+	devs, _ := filepath.Glob(filepath.Join(sysBlock, "vd*"))
+	for _, d := range devs {
+		name := filepath.Base(d)
+		if strings.ContainsAny(name, "0123456789") {
+			continue // a partition's blocks are its disk's
+		}
+		f, err := os.Open("/dev/" + name)
+		if err != nil {
+			return fmt.Errorf("flush the cached blocks of /dev/%s: %w", name, err)
+		}
+		_, _, e := unix.Syscall(unix.SYS_IOCTL, f.Fd(), blkFlushBuf, 0)
+		f.Close()
+		if e != 0 {
+			return fmt.Errorf("flush the cached blocks of /dev/%s: %w", name, e)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,56 @@
+package agent
+
+import (
+	"bytes"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/vmlab/vmlab/internal/agentproto"
+)
+
+// TestReadRestore checks that the agent at the snapshot point reads the
+// Restore frame and not a byte more (Serve reads what follows with its
+// own buffer), and refuses another frame.
+func TestReadRestore(t *testing.T) {
+	var buf bytes.Buffer
+	w := agentproto.NewWriter(&buf)
+	want := agentproto.Restore{Boot: agentproto.BootConfig{Hostname: "beta"}, UnixNano: 42, Seed: []byte{1, 2, 3},
+		MACs: []agentproto.MACChange{{From: "52:54:00:00:00:01", To: "52:54:00:00:00:02"}}}
+	w.WriteFrame(agentproto.TRestore, 0, agentproto.Encode(want))
+	w.WriteFrame(agentproto.TRequest, 1, []byte(`{"op":"exec"}`))
+	r, err := readRestore(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Boot.Hostname != "beta" || r.UnixNano != 42 || len(r.Seed) != 3 || len(r.MACs) != 1 || r.MACs[0].To != "52:54:00:00:00:02" {
+		t.Errorf("got %+v, want %+v", r, want)
+	}
+	f, err := agentproto.NewReader(&buf).ReadFrame()
+	if err != nil || f.Type != agentproto.TRequest {
+		t.Errorf("the frame after the restore: got %v, %v; want the request, unread", f.Type, err)
+	}
+
+	buf.Reset()
+	agentproto.NewWriter(&buf).WriteFrame(agentproto.THello, 0, []byte("{}"))
+	if _, err := readRestore(&buf); err == nil || !strings.Contains(err.Error(), "hello") {
+		t.Errorf("a hello frame: got %v, want an error naming it", err)
+	}
+	if _, err := readRestore(io.LimitReader(strings.NewReader("\xa7\x10\x00"), 3)); err == nil {
+		t.Error("a cut frame: got no error")
+	}
+}
+
+// TestIsSnapshotBoot checks the parameter is found as a whole field only.
+func TestIsSnapshotBoot(t *testing.T) {
+	for line, want := range map[string]bool{
+		"console=ttyS0 quiet vmlabsnap=1":    true,
+		"console=ttyS0 vmlab=eyJob3N0Ijoi":   false,
+		"console=ttyS0 xvmlabsnap=1 vmlab=1": false,
+		"vmlabsnap=10":                       false,
+	} {
+		if got := agentproto.IsSnapshotBoot(line); got != want {
+			t.Errorf("IsSnapshotBoot(%q) = %v, want %v", line, got, want)
+		}
+	}
+}

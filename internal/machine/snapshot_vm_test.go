@@ -1,0 +1,155 @@
+package machine_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vmlab/vmlab/internal/machine"
+	"github.com/vmlab/vmlab/internal/spec"
+	"github.com/vmlab/vmlab/internal/vmtest"
+)
+
+// TestSnapshotRestore checks snapshot boots: the first machine of a shape
+// takes the snapshot and is restored from it, a second is restored from
+// the cached one, and each is its own machine: its hostname, a clock set
+// from the host, random numbers of its own; a reboot restores it again.
+func TestSnapshotRestore(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots VMs")
+	}
+	ctx := t.Context()
+	boot := vmtest.Boot(t)
+	b, err := machine.PrepareBoot(machine.BootOptions{Agent: vmtest.Agent(t), Accel: boot.Accel.Name,
+		FS: "9p", Snapshot: "on", CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs []string
+	start := func(name string) *machine.Machine {
+		m, err := machine.New(machine.Config{Boot: b, Machine: spec.Machine{Name: name},
+			Logf: func(f string, a ...any) { logs = append(logs, name+": "+f); t.Logf(name+": "+f, a...) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		t0 := time.Now()
+		if err := m.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s up in %v (stages %+v)", name, time.Since(t0), m.Hello().Stages)
+		return m
+	}
+	a := start("alpha")
+	bm := start("beta")
+	if strings.Contains(strings.Join(logs, "\n"), "cold boot") {
+		t.Fatalf("a machine booted cold:\n%s", strings.Join(logs, "\n"))
+	}
+	random := map[string]bool{}
+	for _, m := range []*machine.Machine{a, bm} {
+		for i := 0; i < 2; i++ {
+			out, err := m.Succeed(ctx, "hostname; grep -c restore /proc/cmdline || true; date +%s; head -c16 /dev/urandom | od -An -tx1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines := strings.Split(strings.TrimSpace(out), "\n")
+			if len(lines) != 4 || lines[0] != m.Name() {
+				t.Fatalf("%s: got %q, want its own hostname first", m.Name(), out)
+			}
+			secs, _ := strconv.ParseInt(lines[2], 10, 64)
+			if d := time.Since(time.Unix(secs, 0)); d < -5*time.Second || d > 5*time.Second {
+				t.Errorf("%s: clock is %v off the host's", m.Name(), d)
+			}
+			if random[lines[3]] {
+				t.Errorf("%s: /dev/urandom gave %s, as another read did", m.Name(), lines[3])
+			}
+			random[lines[3]] = true
+		}
+		if !strings.Contains(stagesOf(m), "restore") {
+			t.Errorf("%s: stages %s, want a restore", m.Name(), stagesOf(m))
+		}
+	}
+	if err := bm.Reboot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := bm.Succeed(ctx, "hostname"); err != nil || out != "beta\n" {
+		t.Errorf("after reboot: got %q, %v", out, err)
+	}
+	bm.Crash()
+	if err := bm.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := bm.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func stagesOf(m *machine.Machine) string {
+	var s []string
+	for _, st := range m.Hello().Stages {
+		s = append(s, st.Name)
+	}
+	return strings.Join(s, ",")
+}
+
+// TestSnapshotConcurrentTake starts two machines of one shape at once on
+// an empty cache: one takes the snapshot, the other boots cold (the lock
+// is taken) or is restored from it once made; both come up, and the cache
+// holds one whole snapshot and no temporary directory.
+func TestSnapshotConcurrentTake(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots VMs")
+	}
+	ctx := t.Context()
+	cache := t.TempDir()
+	boot := vmtest.Boot(t)
+	b, err := machine.PrepareBoot(machine.BootOptions{Agent: vmtest.Agent(t), Accel: boot.Accel.Name,
+		FS: "9p", Snapshot: "on", CacheDir: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 2)
+	for _, name := range []string{"one", "two"} {
+		m, err := machine.New(machine.Config{Boot: b, Machine: spec.Machine{Name: name},
+			Logf: func(f string, a ...any) { t.Logf(name+": "+f, a...) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		go func() {
+			err := m.Start(ctx)
+			if err == nil {
+				var out string
+				if out, err = m.Succeed(ctx, "hostname"); err == nil && out != name+"\n" {
+					err = fmt.Errorf("%s: hostname %q", name, out)
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	entries, err := os.ReadDir(filepath.Join(cache, "snapshots"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dirs []string
+	for _, e := range entries {
+		if e.IsDir() {
+			dirs = append(dirs, e.Name())
+		}
+	}
+	if len(dirs) != 1 || strings.HasPrefix(dirs[0], ".tmp") {
+		t.Fatalf("snapshot directories %v, want one whole snapshot", dirs)
+	}
+	if _, err := os.Stat(filepath.Join(cache, "snapshots", dirs[0], "header.json")); err != nil {
+		t.Error(err)
+	}
+}
