@@ -25,9 +25,13 @@ import (
 // come along (modules.dep: fuse for virtiofs); built-in ones are skipped.
 // Only one share transport goes in: each module costs boot time. virtio_blk
 // is there for the machine's disk, and so for its extra disks too.
+//
+// virtio_balloon reports the pages the guest frees to QEMU (the balloon
+// device with free-page-reporting, which every machine has), which gives
+// them back to the host: a machine that used memory once does not keep it.
 var guestModules = map[string][]string{
-	"9p":       append([]string{"virtio_pci", "virtio_console", "virtio_rng", "9pnet_virtio", "9p", "overlay"}, diskModules...),
-	"virtiofs": append([]string{"virtio_pci", "virtio_console", "virtio_rng", "virtiofs", "overlay"}, diskModules...),
+	"9p":       append([]string{"virtio_pci", "virtio_console", "virtio_rng", "virtio_balloon", "9pnet_virtio", "9p", "overlay"}, diskModules...),
+	"virtiofs": append([]string{"virtio_pci", "virtio_console", "virtio_rng", "virtio_balloon", "virtiofs", "overlay"}, diskModules...),
 }
 
 // BootOptions choose what machines boot. Zero values pick the defaults.

@@ -713,12 +713,13 @@ func (m *Machine) qemuConfig(view *hostview.View, image, initrd string) qemu.Con
 		rootImage = qemuImage(m.cfg.RootImage)
 	}
 	return qemu.Config{
-		Image:   rootImage,
-		Display: m.cfg.Display,
-		Screen:  b.Screen,
-		Name:    m.cfg.Name,
-		Disk:    disk,
-		Binary:  b.QEMU, Accel: b.Accel,
+		FreePageReporting: true,
+		Image:             rootImage,
+		Display:           m.cfg.Display,
+		Screen:            b.Screen,
+		Name:              m.cfg.Name,
+		Disk:              disk,
+		Binary:            b.QEMU, Accel: b.Accel,
 		MemoryMiB: m.cfg.MemoryMiB, CPUs: m.cfg.CPUs,
 		Kernel: b.Kernel.Vmlinux, Initrd: initrd,
 		Append:    strings.Join(append(m.kernelArgs(), boot.Param()), " "),
