@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vmlab/vmlab/internal/agentproto"
+	"github.com/vmlab/vmlab/internal/rootpath"
 )
 
 // newRoot is where init assembles the guest's root before switching into it.
@@ -229,7 +230,7 @@ func mountRoot(cfg agentproto.BootConfig, disk *diskRoot) error {
 		}
 	}
 	for _, l := range cfg.Symlinks {
-		dir, err := inRoot(newRoot, filepath.Dir(l.Path))
+		dir, err := rootpath.Resolve(newRoot, filepath.Dir(l.Path))
 		if err != nil {
 			return fmt.Errorf("create root symlink %s: %w", l.Path, err)
 		}

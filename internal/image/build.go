@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vmlab/vmlab/internal/cachefile"
+	"github.com/vmlab/vmlab/internal/rootpath"
 )
 
 // guestPackages are what the guest side needs in every debian: image,
@@ -307,54 +308,12 @@ var mkfsFlags = []string{"-zlz4", "-T0"}
 // its symbolic links inside root (a merged /usr's lib -> usr/lib, or an
 // absolute link, resolved in the image as the guest would).
 func hasSystemd(root string) bool {
-	path, ok := resolveIn(root, "/lib/systemd/systemd")
-	if !ok {
+	path, err := rootpath.Resolve(root, "/lib/systemd/systemd")
+	if err != nil {
 		return false
 	}
 	fi, err := os.Stat(path)
 	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
-}
-
-// resolveIn resolves name (absolute) in the tree at root as if root were
-// "/": each symbolic link on the way is followed inside root. It returns
-// the host path, false when a link loop or an error stops it.
-func resolveIn(root, name string) (string, bool) {
-	todo := strings.Split(strings.Trim(name, "/"), "/")
-	var done []string
-	for links := 0; len(todo) > 0; {
-		c := todo[0]
-		todo = todo[1:]
-		switch c {
-		case "", ".":
-			continue
-		case "..":
-			if len(done) > 0 {
-				done = done[:len(done)-1]
-			}
-			continue
-		}
-		p := filepath.Join(root, filepath.Join(done...), c)
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return "", false
-		}
-		if fi.Mode()&os.ModeSymlink == 0 {
-			done = append(done, c)
-			continue
-		}
-		if links++; links > 40 {
-			return "", false
-		}
-		target, err := os.Readlink(p)
-		if err != nil {
-			return "", false
-		}
-		if strings.HasPrefix(target, "/") {
-			done = nil
-		}
-		todo = append(strings.Split(target, "/"), todo...)
-	}
-	return filepath.Join(root, filepath.Join(done...)), true
 }
 
 // mmdebstrap builds the root of p into root (an empty directory).
