@@ -221,7 +221,11 @@ func (c Config) Args() []string {
 		"-object", "rng-random,id=rng0,filename=/dev/urandom",
 		"-device", "virtio-rng-pci,rng=rng0",
 	}
-	if c.FreePageReporting {
+	// Never with a memory file (a snapshot's take and its restores): QEMU
+	// discards a reported page of file-backed memory by punching a hole
+	// in the file, even when it is mapped privately, and so would zero
+	// the snapshot's memory under every machine restored from it.
+	if c.FreePageReporting && c.RAM == nil {
 		args = append(args, FreePageReportingArgs...)
 	}
 	args = append(args, ramArgs...)

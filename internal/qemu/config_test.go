@@ -90,6 +90,12 @@ func TestArgsFreePageReporting(t *testing.T) {
 	if !strings.Contains(with, "-device virtio-balloon-pci,free-page-reporting=on") {
 		t.Errorf("args with free page reporting: got %s, want a virtio balloon reporting free pages", with)
 	}
+	// A memory file (a snapshot) never gets the balloon: a reported page
+	// would be a hole punched in the snapshot's memory.
+	snap := Config{FreePageReporting: true, RAM: &RAMFile{Path: "/c/ram"}, Incoming: true}
+	if got := strings.Join(snap.Args(), " "); strings.Contains(got, "balloon") {
+		t.Errorf("args of a restore: got %s, want no balloon", got)
+	}
 	if without := strings.Join(Config{}.Args(), " "); strings.Contains(without, "balloon") {
 		t.Errorf("args without free page reporting: got %s, want no balloon", without)
 	}
