@@ -161,7 +161,7 @@ func runBench(ctx context.Context, e *env, args []string) int {
 			fmt.Fprintf(e.stderr, "vmlab: bench: vmlab run %s\n", *example)
 			start := time.Now()
 			var out strings.Builder
-			if code := runRun(ctx, &env{stdout: &out, stderr: &out}, []string{"-cache=off", "-j", "1", *example}); code != exitOK {
+			if code := benchRun(ctx, &out, "-j", "1", *example); code != exitOK {
 				e.errorf("bench: vmlab run %s: exit %d\n%s", *example, code, out.String())
 				return exitFail
 			}

@@ -97,7 +97,7 @@ func (c *coverageBench) benchCoverage(ctx context.Context, e *env, file string) 
 func timeRun(ctx context.Context, file string, args ...string) (time.Duration, error) {
 	var out strings.Builder
 	start := time.Now()
-	if code := runRun(ctx, &env{stdout: &out, stderr: &out}, append(append([]string{"-j", "1"}, args...), file)); code != exitOK {
+	if code := benchRun(ctx, &out, append(append([]string{"-j", "1"}, args...), file)...); code != exitOK {
 		return 0, fmt.Errorf("vmlab run %s %s: exit %d\n%s", strings.Join(args, " "), file, code, out.String())
 	}
 	return time.Since(start), nil

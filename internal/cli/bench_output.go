@@ -160,11 +160,19 @@ func largestOutputFile(dir string) (int64, error) {
 	return largest, err
 }
 
+// benchRun runs `vmlab run ARGS` in this process for a figure, its report
+// to out, with the result cache off: a figure is of a run, never of a
+// test reported cached (the coverage example's run without -coverage once
+// was: 0.15 s).
+func benchRun(ctx context.Context, out io.Writer, args ...string) int {
+	return runRun(ctx, &env{stdout: out, stderr: out}, append([]string{"-cache=off"}, args...))
+}
+
 // runOutputChild is the child driver: `vmlab run args` in this process,
 // then its peak RSS and the run's exit code as JSON on stdout. The run's
 // own report goes to stderr.
 func runOutputChild(ctx context.Context, e *env, args []string) int {
-	code := runRun(ctx, &env{stdout: e.stderr, stderr: e.stderr}, append([]string{"-cache=off"}, args...))
+	code := benchRun(ctx, e.stderr, args...)
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		e.errorf("getrusage: %v", err)

@@ -92,7 +92,7 @@ func (s *systemdBench) benchNFSExample(ctx context.Context, e *env, file string)
 	fmt.Fprintf(e.stderr, "vmlab: bench: vmlab run %s\n", file)
 	start := time.Now()
 	var out strings.Builder
-	if code := runRun(ctx, &env{stdout: &out, stderr: &out}, []string{"-cache=off", file}); code != exitOK {
+	if code := benchRun(ctx, &out, file); code != exitOK {
 		return fmt.Errorf("vmlab run %s: exit %d\n%s", file, code, out.String())
 	}
 	s.NFSExampleS = time.Since(start).Seconds()
