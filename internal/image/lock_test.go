@@ -13,8 +13,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/vmlab/vmlab/internal/cachefile"
 )
 
 // childEnv makes the test binary a vmlab process getting debian:bookworm
@@ -303,12 +301,7 @@ func TestTrimCountsLiveRoots(t *testing.T) {
 	dir := t.TempDir()
 	s := &Store{Dir: dir}
 	now := time.Now()
-	writeEntry(t, dir, "debian-bookworm-old", 3000, now.Add(-3*time.Hour))
-	writeEntry(t, dir, "debian-bookworm-mid", 3000, now.Add(-2*time.Hour))
-	writeEntry(t, dir, "debian-bookworm-new", 3000, now.Add(-time.Hour))
-	saved := Limits
-	defer func() { Limits = saved }()
-	Limits = cachefile.Limits{MaxBytes: 10000, MaxAge: 24 * time.Hour, Grace: time.Minute}
+	threeEntries(t, dir, now, 10000)
 	dead := filepath.Join(dir, ".root-dead")
 	os.Mkdir(dead, 0o755)
 	os.WriteFile(filepath.Join(dead, "big"), make([]byte, 8000), 0o644)

@@ -227,16 +227,24 @@ func writeEntry(t *testing.T, dir, key string, size int, used time.Time) {
 	os.Chtimes(recordPath(dir, key), used, used)
 }
 
-func TestTrimAndRemove(t *testing.T) {
-	dir := t.TempDir()
-	s := &Store{Dir: dir}
-	now := time.Now()
+// threeEntries writes images old, mid and new of 3000 bytes each, used
+// 3, 2 and 1 hours before now, and bounds the cache to maxBytes for the
+// test.
+func threeEntries(t *testing.T, dir string, now time.Time, maxBytes int64) {
+	t.Helper()
 	writeEntry(t, dir, "debian-bookworm-old", 3000, now.Add(-3*time.Hour))
 	writeEntry(t, dir, "debian-bookworm-mid", 3000, now.Add(-2*time.Hour))
 	writeEntry(t, dir, "debian-bookworm-new", 3000, now.Add(-time.Hour))
 	saved := Limits
-	defer func() { Limits = saved }()
-	Limits = cachefile.Limits{MaxBytes: 7000, MaxAge: 24 * time.Hour, Grace: time.Minute}
+	t.Cleanup(func() { Limits = saved })
+	Limits = cachefile.Limits{MaxBytes: maxBytes, MaxAge: 24 * time.Hour, Grace: time.Minute}
+}
+
+func TestTrimAndRemove(t *testing.T) {
+	dir := t.TempDir()
+	s := &Store{Dir: dir}
+	now := time.Now()
+	threeEntries(t, dir, now, 7000)
 	s.trim(dir)
 	imgs, err := s.List()
 	if err != nil {
