@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vmlab/vmlab/internal/agentproto"
+	"github.com/vmlab/vmlab/internal/cachefile"
 	"github.com/vmlab/vmlab/internal/qemu"
 	"github.com/vmlab/vmlab/internal/qemu/qmp"
 )
@@ -42,7 +43,7 @@ type snapshotBase struct {
 }
 
 // snapshotFormat changes when what a snapshot directory holds does.
-const snapshotFormat = 1
+const snapshotFormat = 2
 
 // readSnapshot reads the snapshot option asked for, else $VMLAB_SNAPSHOT.
 func readSnapshot(asked string, getenv func(string) string) (bool, error) {
@@ -119,10 +120,13 @@ func (m *Machine) snapshotUnsupported(q qemu.Config) string {
 	return ""
 }
 
-// snapshotKey returns the key of q's shape: the run's (snapshotBaseKey)
-// and QEMU's command line without what is the machine's own (paths, file
-// descriptors, MAC addresses, the boot configuration), and the size of
-// its disk.
+// snapshotKey returns the key of q's shape: the run's (snapshotBaseKey),
+// QEMU's command line without what is the machine's own (paths, file
+// descriptors, MAC addresses, the boot configuration), the size of every
+// disk (virtio_blk reads a disk's capacity before the snapshot point, so
+// a restored machine would see the snapshot machine's), and under KVM the
+// host's CPU (hostCPU: -cpu host hands the guest the host's model and
+// flags, and its TSC's frequency).
 func (m *Machine) snapshotKey(q qemu.Config) (string, error) {
 	base, err := m.cfg.Boot.snapshotBaseKey()
 	if err != nil {
@@ -131,12 +135,22 @@ func (m *Machine) snapshotKey(q qemu.Config) (string, error) {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\n", base)
 	q.Append, q.Kernel, q.Initrd, q.Dir, q.Name = strings.Join(m.kernelArgs(), " "), "", "", "", ""
-	for _, a := range q.Args() {
+	args := q.Args()
+	for i, a := range args {
 		var keep []string
-		for _, part := range strings.Split(a, ",") {
-			if i := strings.IndexByte(part, '='); i >= 0 {
-				switch part[:i] {
-				case "path", "file", "fd", "mac", "mem-path":
+		for _, part := range splitOpts(a) {
+			if k, v, ok := strings.Cut(part, "="); ok {
+				switch k {
+				case "path", "fd", "mac", "mem-path":
+					continue
+				case "file":
+					if i > 0 && args[i-1] == "-drive" {
+						fi, err := os.Stat(strings.ReplaceAll(v, ",,", ","))
+						if err != nil {
+							return "", fmt.Errorf("snapshot key: %w", err)
+						}
+						keep = append(keep, fmt.Sprintf("size=%d", fi.Size()))
+					}
 					continue
 				}
 			}
@@ -144,14 +158,29 @@ func (m *Machine) snapshotKey(q qemu.Config) (string, error) {
 		}
 		fmt.Fprintf(h, "%q\n", strings.Join(keep, ","))
 	}
-	if q.Disk != nil {
-		fi, err := os.Stat(q.Disk.Path)
-		if err != nil {
-			return "", fmt.Errorf("snapshot key: %w", err)
-		}
-		fmt.Fprintf(h, "disk %d\n", fi.Size())
+	if q.Accel.Name == "kvm" {
+		fmt.Fprintf(h, "host cpu %s\n", hostCPU())
 	}
 	return hex.EncodeToString(h.Sum(nil))[:32], nil
+}
+
+// splitOpts splits a QEMU option list at its commas, keeping a doubled
+// comma (escape) inside its value.
+func splitOpts(a string) []string {
+	var parts []string
+	start := 0
+	for i := 0; i < len(a); i++ {
+		if a[i] != ',' {
+			continue
+		}
+		if i+1 < len(a) && a[i+1] == ',' {
+			i++
+			continue
+		}
+		parts = append(parts, a[start:i])
+		start = i + 1
+	}
+	return append(parts, a[start:])
 }
 
 // snapshotHeader is a snapshot directory's header.json.
@@ -160,10 +189,13 @@ type snapshotHeader struct {
 	State       int64    `json:"state_bytes"`
 	StateSHA256 string   `json:"state_sha256"`
 	RAM         int64    `json:"ram_bytes"`
+	RAMSHA256   string   `json:"ram_sha256"`
 	MACs        []string `json:"macs"` // the NICs' addresses in the saved device state
 }
 
-// Files of a snapshot directory.
+// Files of a snapshot directory. The memory file is also its lock file
+// (cachefile.UseDir): a restored machine holds it for as long as its QEMU
+// maps it, and an eviction or `vmlab cache clean` leaves it alone then.
 const (
 	snapHeader = "header.json"
 	snapState  = "state"
@@ -173,7 +205,8 @@ const (
 // errNoSnapshot says there is no snapshot of the shape yet.
 var errNoSnapshot = errors.New("no snapshot")
 
-// checkSnapshot reads dir's header and checks the files against it.
+// checkSnapshot reads dir's header and checks the files against it. The
+// memory file's hash is checked once per process (checkRAM).
 func checkSnapshot(dir, key string) (snapshotHeader, error) {
 	var h snapshotHeader
 	b, err := os.ReadFile(filepath.Join(dir, snapHeader))
@@ -203,7 +236,77 @@ func checkSnapshot(dir, key string) (snapshotHeader, error) {
 	if n != h.State || sum != h.StateSHA256 {
 		return h, fmt.Errorf("its state file (%d bytes, sha256 %.12s) is not the one saved (%d bytes, sha256 %.12s)", n, sum, h.State, h.StateSHA256)
 	}
+	if err := checkRAM(filepath.Join(dir, snapRAM), h.RAMSHA256); err != nil {
+		return h, err
+	}
 	return h, nil
+}
+
+// ramChecks are this process's verdicts on memory files, by path, inode,
+// size and mtime: hashing 512 MiB takes ~0.3 s, more than a restore, so
+// it is done once per process and snapshot, not at every restore.
+var ramChecks struct {
+	sync.Mutex
+	m map[string]*ramCheck
+}
+
+type ramCheck struct {
+	once sync.Once
+	err  error
+}
+
+func ramCheckKey(path string) (string, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%s %d %d %d.%d", path, st.Ino, st.Size, st.Mtim.Sec, st.Mtim.Nsec), nil
+}
+
+// checkRAM checks that the memory file at path hashes to want, once per
+// process for one file.
+func checkRAM(path, want string) error {
+	k, err := ramCheckKey(path)
+	if err != nil {
+		return err
+	}
+	ramChecks.Lock()
+	if ramChecks.m == nil {
+		ramChecks.m = make(map[string]*ramCheck)
+	}
+	c := ramChecks.m[k]
+	if c == nil {
+		c = &ramCheck{}
+		ramChecks.m[k] = c
+	}
+	ramChecks.Unlock()
+	c.once.Do(func() {
+		sum, _, err := sumFile(path)
+		switch {
+		case err != nil:
+			c.err = err
+		case sum != want:
+			c.err = fmt.Errorf("its memory file (sha256 %.12s) is not the one saved (sha256 %.12s)", sum, want)
+		}
+	})
+	return c.err
+}
+
+// checkedRAM records that the memory file at path, just written and
+// hashed, is whole.
+func checkedRAM(path string) {
+	k, err := ramCheckKey(path)
+	if err != nil {
+		return
+	}
+	c := &ramCheck{}
+	c.once.Do(func() {})
+	ramChecks.Lock()
+	if ramChecks.m == nil {
+		ramChecks.m = make(map[string]*ramCheck)
+	}
+	ramChecks.m[k] = c
+	ramChecks.Unlock()
 }
 
 func sumFile(path string) (string, int64, error) {
@@ -229,7 +332,8 @@ func (m *Machine) snapshotAppend() string {
 // restoreFrom prepares q, a cold boot's configuration, to restore the
 // machine from the snapshot of its shape, taking it first when there is
 // none. It returns what to send the restored agent, or nil for a cold
-// boot with q unchanged (the note says why).
+// boot with q unchanged (the note says why). The caller closes what it
+// returns once QEMU has exited (the memory file's lock).
 func (m *Machine) restoreFrom(ctx context.Context, q *qemu.Config) *restoring {
 	dir := m.cfg.Boot.snapshots
 	if dir == "" {
@@ -249,22 +353,19 @@ func (m *Machine) restoreFrom(ctx context.Context, q *qemu.Config) *restoring {
 		m.logf("snapshot: cold boot: %v", err)
 		return nil
 	}
-	snap := filepath.Join(dir, key)
-	h, err := checkSnapshot(snap, key)
-	if errors.Is(err, errNoSnapshot) {
-		h, err = m.takeSnapshot(ctx, *q, dir, key)
-	}
-	if err != nil {
-		m.logf("snapshot %s: cold boot: %v", snap, err)
-		return nil
-	}
-	r := &restoring{Restore: agentproto.Restore{Boot: boot, Seed: make([]byte, 64)}}
+	r := &restoring{Restore: agentproto.Restore{Boot: boot, Seed: make([]byte, 64)}, dir: filepath.Join(dir, key), key: key}
 	if _, err := rand.Read(r.Seed); err != nil {
 		m.logf("snapshot: cold boot: %v", err)
 		return nil
 	}
+	h, err := r.use(ctx, m, *q)
+	if err != nil {
+		m.logf("snapshot %s: cold boot: %v", key, err)
+		return nil
+	}
 	if len(h.MACs) != len(q.NICs) {
-		m.logf("snapshot %s: cold boot: it has %d NICs, the machine %d", snap, len(h.MACs), len(q.NICs))
+		r.Close()
+		m.logf("snapshot %s: cold boot: it has %d NICs, the machine %d", key, len(h.MACs), len(q.NICs))
 		return nil
 	}
 	for i, n := range q.NICs {
@@ -273,17 +374,74 @@ func (m *Machine) restoreFrom(ctx context.Context, q *qemu.Config) *restoring {
 		}
 	}
 	q.Append = m.snapshotAppend()
-	q.RAM = &qemu.RAMFile{Path: filepath.Join(snap, snapRAM)}
+	q.RAM = &qemu.RAMFile{Path: filepath.Join(r.dir, snapRAM)}
 	q.Incoming = true
-	r.state = filepath.Join(snap, snapState)
+	r.state = filepath.Join(r.dir, snapState)
 	return r
 }
 
-// restoring is what restoreFrom found: the state file to load and what
-// to send the agent.
+// use takes the snapshot's lock, taking the snapshot first when there is
+// none, and checks it. A snapshot that fails its check is set aside.
+func (r *restoring) use(ctx context.Context, m *Machine, q qemu.Config) (snapshotHeader, error) {
+	var h snapshotHeader
+	lock, err := cachefile.UseDir(r.dir, snapRAM)
+	if errors.Is(err, os.ErrNotExist) {
+		if _, err := m.takeSnapshot(ctx, q, filepath.Dir(r.dir), r.key); err != nil {
+			return h, err
+		}
+		lock, err = cachefile.UseDir(r.dir, snapRAM)
+	}
+	if err != nil {
+		return h, err
+	}
+	r.lock = lock
+	if r.ram, err = lock.Stat(); err != nil {
+		r.Close()
+		return h, err
+	}
+	if h, err = checkSnapshot(r.dir, r.key); err != nil {
+		r.setAside(m.logf)
+		r.Close()
+		return h, err
+	}
+	return h, nil
+}
+
+// restoring is what restoreFrom found: the snapshot's directory, its
+// memory file's lock, the state file to load and what to send the agent.
 type restoring struct {
 	agentproto.Restore
-	state string
+	dir, key string
+	lock     *os.File    // the memory file, locked shared
+	ram      os.FileInfo // the memory file's
+	state    string
+	closed   sync.Once
+}
+
+// Close releases the snapshot's lock: its QEMU has exited. It may be
+// called more than once, from any goroutine.
+func (r *restoring) Close() {
+	r.closed.Do(func() {
+		if r.lock != nil {
+			r.lock.Close()
+		}
+	})
+}
+
+// setAside renames a snapshot that failed (its check, or a restore) to
+// .bad-KEY-*, which the next trim removes, so that the next machine of
+// the shape takes it again. Only the directory this machine locked is
+// renamed: another run may have taken a new one meanwhile.
+func (r *restoring) setAside(logf func(string, ...any)) {
+	if r.ram == nil || !sameFile(r.ram, filepath.Join(r.dir, snapRAM)) {
+		return
+	}
+	var rnd [4]byte
+	rand.Read(rnd[:])
+	bad := filepath.Join(filepath.Dir(r.dir), fmt.Sprintf(".bad-%s-%x", r.key, rnd))
+	if err := os.Rename(r.dir, bad); err != nil {
+		logf("snapshot %s: set it aside: %v", r.key, err)
+	}
 }
 
 // migrationCaps are the migration capabilities both ends set: the memory
@@ -293,14 +451,20 @@ var migrationCaps = map[string]any{"capabilities": []map[string]any{
 	{"capability": "x-ignore-shared", "state": true}, {"capability": "events", "state": true}}}
 
 // load has QEMU, started with -incoming defer, load the state and run
-// the guest on, and sends the agent its configuration.
+// the guest on, and once the state is loaded sends the agent its
+// configuration with the host's clock of that moment.
 func (r *restoring) load(ctx context.Context, qc *qmp.Client, agent io.Writer) error {
 	if _, err := qc.Execute(ctx, "migrate-set-capabilities", migrationCaps); err != nil {
 		return fmt.Errorf("restore from the snapshot: set migration capabilities: %w", err)
 	}
+	sub := qc.Subscribe("MIGRATION")
+	defer sub.Close()
 	// QEMU runs the command with /bin/sh -c; the path is quoted for it.
 	uri := "exec:cat '" + strings.ReplaceAll(r.state, "'", `'\''`) + "'"
 	if _, err := qc.Execute(ctx, "migrate-incoming", map[string]any{"uri": uri}); err != nil {
+		return fmt.Errorf("restore from the snapshot: %w", err)
+	}
+	if err := awaitMigration(ctx, qc, sub); err != nil {
 		return fmt.Errorf("restore from the snapshot: %w", err)
 	}
 	r.UnixNano = time.Now().UnixNano()
@@ -310,24 +474,49 @@ func (r *restoring) load(ctx context.Context, qc *qmp.Client, agent io.Writer) e
 	return nil
 }
 
+// awaitMigration waits for sub's MIGRATION event saying the migration
+// completed (with the events capability, both ends send them).
+func awaitMigration(ctx context.Context, qc *qmp.Client, sub *qmp.Subscription) error {
+	for {
+		ev, err := sub.Wait(ctx, "MIGRATION")
+		if err != nil {
+			return fmt.Errorf("wait for the migration: %w", err)
+		}
+		var st struct{ Status string }
+		json.Unmarshal(ev.Data, &st)
+		switch st.Status {
+		case "completed":
+			return nil
+		case "failed", "cancelled":
+			raw, _ := qc.Execute(ctx, "query-migrate", nil)
+			return fmt.Errorf("migration %s: %s", st.Status, raw)
+		}
+	}
+}
+
 // errSnapshotBusy says another machine or run is taking the snapshot.
 var errSnapshotBusy = errors.New("another machine or run is taking this snapshot")
 
 // takeSnapshot boots q to the snapshot point and saves the snapshot in
-// dir/key, atomically: it is made in a temporary directory renamed into
-// place, under a lock that a second run finds taken (it boots cold).
+// dir/key, atomically: it is made in a temporary directory, synced, and
+// renamed into place, under a lock that a second run finds taken (it
+// boots cold). Then it trims the snapshot cache (TrimSnapshots).
 func (m *Machine) takeSnapshot(ctx context.Context, q qemu.Config, dir, key string) (snapshotHeader, error) {
 	var h snapshotHeader
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return h, err
 	}
-	lock, err := os.OpenFile(filepath.Join(dir, key+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	lockPath := filepath.Join(dir, key+".lock")
+	lock, err := os.OpenFile(lockPath, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return h, err
 	}
 	defer lock.Close()
 	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		return h, errSnapshotBusy
+	}
+	if a, err1 := lock.Stat(); err1 != nil || !sameFile(a, lockPath) {
+		return h, errSnapshotBusy // a trim removed the lock file meanwhile
 	}
 	final := filepath.Join(dir, key)
 	if h, err := checkSnapshot(final, key); !errors.Is(err, errNoSnapshot) {
@@ -338,20 +527,79 @@ func (m *Machine) takeSnapshot(ctx context.Context, q qemu.Config, dir, key stri
 		return h, err
 	}
 	defer os.RemoveAll(tmp)
+	// The memory file is the directory's lock (cachefile.UseDir): held
+	// while it is made, a trim leaves it.
+	ram, err := os.OpenFile(filepath.Join(tmp, snapRAM), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return h, err
+	}
+	defer ram.Close()
+	if err := unix.Flock(int(ram.Fd()), unix.LOCK_SH); err != nil {
+		return h, err
+	}
 	start := time.Now()
 	if h, err = m.saveSnapshot(ctx, q, tmp); err != nil {
 		return h, fmt.Errorf("take snapshot: %w", err)
 	}
 	h.Key = key
-	b, _ := json.Marshal(h)
-	if err := os.WriteFile(filepath.Join(tmp, snapHeader), b, 0o600); err != nil {
-		return h, err
+	if err := writeSnapshot(tmp, ram, &h); err != nil {
+		return h, fmt.Errorf("take snapshot: %w", err)
 	}
 	if err := os.Rename(tmp, final); err != nil {
 		return h, err
 	}
-	m.logf("snapshot %s taken in %.2fs", final, time.Since(start).Seconds())
+	syncDir(dir)
+	checkedRAM(filepath.Join(final, snapRAM))
+	m.logf("snapshot %s taken in %.2fs", key, time.Since(start).Seconds())
+	if removed, _ := TrimSnapshots(dir, SnapshotLimits); len(removed) > 0 {
+		m.logf("snapshot cache: removed %d snapshots, %.1f MiB", len(removed), float64(cachefile.Total(removed))/(1<<20))
+	}
 	return h, nil
+}
+
+// writeSnapshot syncs tmp's memory file, hashes it, writes the header and
+// syncs it and the directory: a crash after the rename into place leaves
+// a whole snapshot, not an empty file under a good header.
+func writeSnapshot(tmp string, ram *os.File, h *snapshotHeader) error {
+	if err := ram.Sync(); err != nil {
+		return fmt.Errorf("sync the memory file: %w", err)
+	}
+	var err error
+	if h.RAMSHA256, h.RAM, err = sumFile(ram.Name()); err != nil {
+		return err
+	}
+	b, _ := json.Marshal(h)
+	f, err := os.Create(filepath.Join(tmp, snapHeader))
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return syncDir(tmp)
+}
+
+// syncDir syncs a directory's entries.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+func sameFile(a os.FileInfo, path string) bool {
+	b, err := os.Stat(path)
+	return err == nil && os.SameFile(a, b)
 }
 
 // saveSnapshot boots q to the snapshot point with its memory in tmp's
@@ -405,20 +653,8 @@ func (m *Machine) saveSnapshot(ctx context.Context, q qemu.Config, tmp string) (
 	if _, err := qc.Execute(ctx, "migrate", map[string]any{"uri": "unix:" + sock}); err != nil {
 		return h, fmt.Errorf("migrate: %w", err)
 	}
-	for done := false; !done; {
-		ev, err := sub.Wait(ctx, "MIGRATION")
-		if err != nil {
-			return h, fmt.Errorf("wait for the migration: %w", err)
-		}
-		var st struct{ Status string }
-		json.Unmarshal(ev.Data, &st)
-		switch st.Status {
-		case "completed":
-			done = true
-		case "failed", "cancelled":
-			raw, _ := qc.Execute(ctx, "query-migrate", nil)
-			return h, fmt.Errorf("migration %s: %s", st.Status, raw)
-		}
+	if err := awaitMigration(ctx, qc, sub); err != nil {
+		return h, err
 	}
 	select {
 	case err := <-copied:
@@ -434,11 +670,6 @@ func (m *Machine) saveSnapshot(ctx context.Context, q qemu.Config, tmp string) (
 	if h.StateSHA256, h.State, err = sumFile(filepath.Join(tmp, snapState)); err != nil {
 		return h, err
 	}
-	ram, err := os.Stat(filepath.Join(tmp, snapRAM))
-	if err != nil {
-		return h, err
-	}
-	h.RAM = ram.Size()
 	return h, nil
 }
 
