@@ -155,7 +155,9 @@ func TestSnapshotKey(t *testing.T) {
 			q.Shares = []qemu.Share{{Tag: "root", HostPath: "/srv"}}
 			q.NICs = []qemu.NIC{{MAC: "52:54:00:00:00:02"}}
 		}, true},
-		{"root disk size", func(q *qemu.Config) { q.Disk = &qemu.Disk{Path: disk("root-c.img", 16), Serial: "root", Cache: "unsafe"} }, false},
+		{"root disk size", func(q *qemu.Config) {
+			q.Disk = &qemu.Disk{Path: disk("root-c.img", 16), Serial: "root", Cache: "unsafe"}
+		}, false},
 		{"extra disk size", func(q *qemu.Config) { q.Extra = extra(disk("extra-c.img", 8)) }, false},
 		{"no extra disk", func(q *qemu.Config) { q.Extra = nil }, false},
 		{"memory", func(q *qemu.Config) { q.MemoryMiB = 1024 }, false},
