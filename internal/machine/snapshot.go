@@ -436,12 +436,16 @@ func (r *restoring) setAside(logf func(string, ...any)) {
 	if r.ram == nil || !sameFile(r.ram, filepath.Join(r.dir, snapRAM)) {
 		return
 	}
-	var rnd [4]byte
-	rand.Read(rnd[:])
-	bad := filepath.Join(filepath.Dir(r.dir), fmt.Sprintf(".bad-%s-%x", r.key, rnd))
-	if err := os.Rename(r.dir, bad); err != nil {
+	if err := setAsideDir(r.dir, r.key); err != nil {
 		logf("snapshot %s: set it aside: %v", r.key, err)
 	}
+}
+
+// setAsideDir renames the snapshot directory dir of key to .bad-KEY-*.
+func setAsideDir(dir, key string) error {
+	var rnd [4]byte
+	rand.Read(rnd[:])
+	return os.Rename(dir, filepath.Join(filepath.Dir(dir), fmt.Sprintf(".bad-%s-%x", key, rnd)))
 }
 
 // migrationCaps are the migration capabilities both ends set: the memory
@@ -519,8 +523,15 @@ func (m *Machine) takeSnapshot(ctx context.Context, q qemu.Config, dir, key stri
 		return h, errSnapshotBusy // a trim removed the lock file meanwhile
 	}
 	final := filepath.Join(dir, key)
-	if h, err := checkSnapshot(final, key); !errors.Is(err, errNoSnapshot) {
-		return h, err // another run made it meanwhile
+	if h, err := checkSnapshot(final, key); err == nil {
+		return h, nil // another run made it meanwhile
+	}
+	if _, err := os.Lstat(final); err == nil {
+		// A directory that is no whole snapshot (no memory file, or one
+		// that fails its check): nobody can use it, and it is in the way.
+		if err := setAsideDir(final, key); err != nil {
+			return h, err
+		}
 	}
 	tmp, err := os.MkdirTemp(dir, ".tmp-"+key+"-")
 	if err != nil {

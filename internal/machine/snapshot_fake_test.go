@@ -293,3 +293,59 @@ func TestFakeSnapshotRestoreFails(t *testing.T) {
 		t.Errorf("clean: removed %+v, %v, left %q; want both set aside, nothing left", removed, err, snapshotNames(t, dir))
 	}
 }
+
+// TestFakeSnapshotSpoiled: a snapshot whose memory file changed after it
+// was taken (same size: before the fix only the size was checked) is a
+// cold boot with a note and is set aside, and the next machine takes it
+// again; a snapshot directory that lost its memory file is set aside by
+// the next take instead of being in its way.
+func TestFakeSnapshotSpoiled(t *testing.T) {
+	dir := t.TempDir()
+	var log logLines
+	up := func(name string) {
+		t.Helper()
+		m := fakeSnapshotMachine(t, "snapok", dir, &log)
+		if err := m.Start(t.Context()); err != nil {
+			t.Fatalf("%s: %v\nlog:\n%s", name, err, &log)
+		}
+		m.Close()
+	}
+	up("first")
+	entries, _ := machine.ListSnapshots(dir)
+	if len(entries) != 1 {
+		t.Fatalf("got snapshots %+v, want one", entries)
+	}
+	ram := filepath.Join(dir, entries[0].Name, "ram")
+	f, err := os.OpenFile(ram, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte("a flipped page"), 8192)
+	f.Close()
+	up("changed memory")
+	if s := log.String(); !strings.Contains(s, "cold boot: its memory file (sha256") {
+		t.Errorf("got log:\n%s\nwant a cold boot naming the memory file", s)
+	}
+	up("taken again")
+	if n := strings.Count(log.String(), "taken in"); n != 2 {
+		t.Errorf("got %d snapshots taken, want 2 (the changed one set aside, taken again)", n)
+	}
+	os.Remove(filepath.Join(dir, entries[0].Name, "ram"))
+	up("lost memory")
+	s := log.String()
+	if n := strings.Count(s, "taken in"); n != 3 {
+		t.Errorf("got log:\n%s\nwant a third snapshot taken in place of the one without memory", s)
+	}
+	if n := strings.Count(s, "cold boot"); n != 1 {
+		t.Errorf("got log:\n%s\nwant one cold boot (the changed memory)", s)
+	}
+	bad := 0
+	for _, name := range snapshotNames(t, dir) {
+		if strings.HasPrefix(name, ".bad-") {
+			bad++
+		}
+	}
+	if bad != 2 {
+		t.Errorf("got %d set aside, want 2 (%q)", bad, snapshotNames(t, dir))
+	}
+}
