@@ -316,6 +316,9 @@ func (m *Machine) boot(ctx context.Context, start time.Time) error {
 		l, err = m.launch(ctx, cold, nil)
 	}
 	if err != nil {
+		if restore != nil {
+			restore.Close() // QEMU may not have started
+		}
 		return err
 	}
 	defer l.cancel()
