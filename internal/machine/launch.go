@@ -75,7 +75,7 @@ func (m *Machine) launch(ctx context.Context, qcfg qemu.Config, restore *restori
 			}
 			m.console.Flush()
 			if exited {
-				err = fmt.Errorf("%w; qemu exited: %v", err, proc.Err())
+				err = fmt.Errorf("%w; %v", err, proc.Err()) // "qemu exited: ..."
 			}
 			return nil, &restoreFailed{err}
 		}

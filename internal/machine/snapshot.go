@@ -368,8 +368,10 @@ func awaitMigration(ctx context.Context, qc *qmp.Client, sub *qmp.Subscription) 
 		case "completed":
 			return nil
 		case "failed", "cancelled":
-			raw, _ := qc.Execute(ctx, "query-migrate", nil)
-			return fmt.Errorf("migration %s: %s", st.Status, raw)
+			if raw, err := qc.Execute(ctx, "query-migrate", nil); err == nil && len(raw) > 0 {
+				return fmt.Errorf("migration %s: %s", st.Status, raw)
+			}
+			return fmt.Errorf("migration %s", st.Status)
 		}
 	}
 }

@@ -1,6 +1,9 @@
 package machine_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -196,4 +199,63 @@ func containsLine(s, prefix, sub string) bool {
 		}
 	}
 	return false
+}
+
+// TestSnapshotBadState restores a machine from a snapshot whose state
+// file passes the checks (its header rewritten to match) but is not a
+// state QEMU can load: the machine boots cold with the note, and the
+// snapshot is set aside. Before the fix the machine failed to start.
+func TestSnapshotBadState(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots VMs")
+	}
+	ctx := t.Context()
+	cache := t.TempDir()
+	boot := vmtest.Boot(t)
+	b, err := machine.PrepareBoot(machine.BootOptions{Agent: vmtest.Agent(t), Accel: boot.Accel.Name,
+		FS: "9p", Snapshot: "on", CacheDir: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log logLines
+	start := func(name string) *machine.Machine {
+		m, err := machine.New(machine.Config{Boot: b, Machine: spec.Machine{Name: name},
+			Logf: func(f string, a ...any) { log.logf(f, a...); t.Logf(f, a...) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		if err := m.Start(ctx); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return m
+	}
+	start("alpha").Close()
+	snaps := machine.SnapshotDir(cache)
+	entries, err := machine.ListSnapshots(snaps)
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("got snapshots %+v, %v; want one", entries, err)
+	}
+	dir := filepath.Join(snaps, entries[0].Name)
+	bad := []byte("QEVM this is no device state")
+	if err := os.WriteFile(filepath.Join(dir, "state"), bad, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var h map[string]any
+	raw, _ := os.ReadFile(filepath.Join(dir, "header.json"))
+	json.Unmarshal(raw, &h)
+	sum := sha256.Sum256(bad)
+	h["state_bytes"], h["state_sha256"] = len(bad), hex.EncodeToString(sum[:])
+	raw, _ = json.Marshal(h)
+	os.WriteFile(filepath.Join(dir, "header.json"), raw, 0o600)
+	beta := start("beta")
+	if out, err := beta.Succeed(ctx, "hostname"); err != nil || out != "beta\n" {
+		t.Errorf("beta: got %q, %v", out, err)
+	}
+	if s := log.String(); !strings.Contains(s, "cold boot: restore failed: ") {
+		t.Errorf("got log:\n%s\nwant a cold boot after a failed restore", s)
+	}
+	if _, err := os.Stat(dir); err == nil {
+		t.Errorf("the snapshot that failed is still in place")
+	}
 }
