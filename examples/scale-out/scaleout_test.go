@@ -466,6 +466,7 @@ func TestKubernetesWaitEndsOnFailure(t *testing.T) {
 // was not restored; what is saved every run is the small results store
 // only. Before, the whole ~/.cache/vmlab was saved per shard, run and
 // attempt: 4 new entries of images per run in the repository's 10 GB.
+// Snapshots are not saved at all (a host's, and large once archived).
 func TestGitHubActionsCacheEntries(t *testing.T) {
 	data, err := os.ReadFile("github-actions.yml")
 	if err != nil {
@@ -490,6 +491,9 @@ func TestGitHubActionsCacheEntries(t *testing.T) {
 		}
 		if !strings.Contains(path, "!~/.cache/vmlab/results") {
 			t.Errorf("step %q saves the results with the images: %q", s.Name, path)
+		}
+		if !strings.Contains(path, "!~/.cache/vmlab/snapshots") {
+			t.Errorf("step %q saves the machine snapshots (sparse memory files, the host's) with the images: %q", s.Name, path)
 		}
 		if !strings.Contains(s.If, "cache-hit != 'true'") {
 			t.Errorf("step %q saves the images whether or not their key was restored (if: %q)", s.Name, s.If)

@@ -8,7 +8,9 @@
 // shared flock on it until it exits (QEMU reads the kernel and initramfs at
 // every boot, so a test process needs them for its whole life), and its
 // mtime says when it was last used. Eviction takes an exclusive lock first,
-// so it never removes an entry in use.
+// so it never removes an entry in use. Entries that are directories
+// (machine snapshots) are bounded the same way, each locked through one
+// of its files (dirs.go).
 package cachefile
 
 import (

@@ -98,7 +98,13 @@ func measureLab(ctx context.Context, e *env, boot *machine.Boot, n, memMiB, cpus
 		cfgs[i] = machine.Config{Machine: spec.Machine{Name: names[i], MemoryMiB: memMiB, CPUs: cpus},
 			BootTimeout: labBootTimeout(n)}
 	}
-	l, err := lab.New(boot, filepath.Join(dir, "lab"), cfgs, func(string, ...any) {})
+	// The machines' notes of a snapshot (a cold boot and why) are the
+	// only ones shown: the bench's own lines say the rest.
+	l, err := lab.New(boot, filepath.Join(dir, "lab"), cfgs, func(format string, args ...any) {
+		if s := fmt.Sprintf(format, args...); strings.Contains(s, "snapshot") {
+			fmt.Fprintf(e.stderr, "vmlab: bench: %s\n", s)
+		}
+	})
 	if err != nil {
 		return r, err
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vmlab/vmlab/internal/machine"
 	"github.com/vmlab/vmlab/internal/vmtest"
 )
 
@@ -30,5 +31,9 @@ func TestBenchRestore(t *testing.T) {
 	t.Logf("%+v\n%s", r, out.String())
 	if r.RestoreS <= 0 || r.RestorePSSMiB <= 0 || r.ColdPSSMiB <= 0 {
 		t.Errorf("figures missing: %+v", r)
+	}
+	// The bench's snapshot was its own: none is left in the cache.
+	if left, err := machine.ListSnapshots(machine.SnapshotDir(bf.opts.CacheDir)); err != nil || len(left) != 0 {
+		t.Errorf("the bench left snapshots in the cache: %+v, %v", left, err)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -35,15 +37,22 @@ func runCache(ctx context.Context, e *env, args []string) int {
 		e.errorf("%v", err)
 		return exitFail
 	}
+	snaps := machine.SnapshotDir(dir)
 	if action == "clean" {
 		removed, err := cachefile.Clean(dir)
 		if err != nil {
 			e.errorf("clean cache %s: %v", dir, err)
 			return exitFail
 		}
+		gone, err := machine.CleanSnapshots(snaps)
+		if err != nil {
+			e.errorf("clean snapshots %s: %v", snaps, err)
+			return exitFail
+		}
+		removed = append(removed, gone...)
 		fmt.Fprintf(e.stdout, "removed %d entries, %s, from %s\n", len(removed), size(cachefile.Total(removed)), dir)
 	}
-	entries, err := cachefile.List(dir)
+	entries, err := listCache(dir, snaps)
 	if err != nil {
 		e.errorf("list cache %s: %v", dir, err)
 		return exitFail
@@ -56,10 +65,30 @@ func runCache(ctx context.Context, e *env, args []string) int {
 	return exitOK
 }
 
+// listCache returns the cache's files and its snapshots (named
+// snapshots/KEY), least recently used first.
+func listCache(dir, snaps string) ([]cachefile.Entry, error) {
+	entries, err := cachefile.List(dir)
+	if err != nil {
+		return nil, err
+	}
+	more, err := machine.ListSnapshots(snaps)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range more {
+		s.Name = filepath.Base(snaps) + "/" + s.Name
+		entries = append(entries, s)
+	}
+	slices.SortFunc(entries, func(a, b cachefile.Entry) int { return a.Used.Compare(b.Used) })
+	return entries, nil
+}
+
 func printCache(w io.Writer, dir string, entries []cachefile.Entry) {
 	l := cachefile.DefaultLimits
-	fmt.Fprintf(w, "cache %s: %s in %d entries (bound: %s, and %d days unused; vmlab cache clean empties it)\n",
-		dir, size(cachefile.Total(entries)), len(entries), size(l.MaxBytes), int(l.MaxAge.Hours()/24))
+	sl := machine.SnapshotLimits
+	fmt.Fprintf(w, "cache %s: %s in %d entries (bound: %s, and %d days unused; snapshots: %s, and %d days; vmlab cache clean empties it)\n",
+		dir, size(cachefile.Total(entries)), len(entries), size(l.MaxBytes), int(l.MaxAge.Hours()/24), size(sl.MaxBytes), int(sl.MaxAge.Hours()/24))
 	if len(entries) == 0 {
 		return
 	}

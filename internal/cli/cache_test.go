@@ -14,6 +14,20 @@ func TestCacheCommand(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Snapshots (docs/snapshots.md): one, one a killed run left half
+	// taken, and the lock file of one evicted. Before the fix `vmlab
+	// cache` showed none of them and clean left them.
+	snaps := filepath.Join(dir, "snapshots")
+	for _, d := range []string{"0123abcd", ".tmp-4567-x"} {
+		os.MkdirAll(filepath.Join(snaps, d), 0o700)
+		f, err := os.Create(filepath.Join(snaps, d, "ram"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Write(make([]byte, 2<<20))
+		f.Close()
+	}
+	os.WriteFile(filepath.Join(snaps, "89ef.lock"), nil, 0o600)
 	tests := []struct {
 		name   string
 		args   []string
@@ -23,10 +37,11 @@ func TestCacheCommand(t *testing.T) {
 		left   int // entries in the cache afterwards
 	}{
 		{"list", []string{"cache", "-dir", dir}, exitOK,
-			[]string{"4.0 MiB in 2 entries", "bound: 1.0 GiB, and 30 days unused", "3.0 MiB", "vmlinux-a", "initramfs-b.cpio"}, "", 2},
-		{"bad action", []string{"cache", "shred", "-dir", dir}, exitUsage, nil, "usage: vmlab cache [list|clean]", 2},
-		{"clean", []string{"cache", "clean", "-dir", dir}, exitOK, []string{"removed 2 entries, 4.0 MiB, from " + dir}, "", 0},
-		{"list empty", []string{"cache", "list", "-dir", dir}, exitOK, []string{"0.0 MiB in 0 entries"}, "", 0},
+			[]string{"8.0 MiB in 4 entries", "bound: 1.0 GiB, and 30 days unused", "snapshots: 2.0 GiB, and 7 days",
+				"3.0 MiB", "vmlinux-a", "initramfs-b.cpio", "snapshots/0123abcd", "snapshots/.tmp-4567-x"}, "", 3},
+		{"bad action", []string{"cache", "shred", "-dir", dir}, exitUsage, nil, "usage: vmlab cache [list|clean]", 3},
+		{"clean", []string{"cache", "clean", "-dir", dir}, exitOK, []string{"removed 4 entries, 8.0 MiB, from " + dir}, "", 1},
+		{"list empty", []string{"cache", "list", "-dir", dir}, exitOK, []string{"0.0 MiB in 0 entries"}, "", 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -41,6 +56,9 @@ func TestCacheCommand(t *testing.T) {
 			}
 			if des, _ := os.ReadDir(dir); len(des) != tt.left {
 				t.Errorf("got %d entries left, want %d", len(des), tt.left)
+			}
+			if des, _ := os.ReadDir(snaps); tt.left == 1 && len(des) != 0 {
+				t.Errorf("got %d snapshot entries left after clean (an orphan lock?), want none", len(des))
 			}
 		})
 	}

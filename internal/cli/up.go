@@ -200,7 +200,7 @@ func openLab(ctx context.Context, file *script.File, boot *machine.Boot, dir, st
 	err := lab.PrepareImages(ctx, boot, cfgs, nil, logf)
 	var l *lab.Lab
 	if err == nil {
-		l, err = lab.New(boot, dir, cfgs, nil)
+		l, err = lab.New(boot, dir, cfgs, logf)
 	}
 	if err != nil {
 		if state != nil {

@@ -1,6 +1,7 @@
 package machine
 
 import (
+	"cmp"
 	"debug/elf"
 	"errors"
 	"fmt"
@@ -65,6 +66,10 @@ type BootOptions struct {
 	// taken at the first boot of that shape ("on"; docs/snapshots.md), or
 	// boots every one cold ("off"); empty: $VMLAB_SNAPSHOT, else off.
 	Snapshot string
+	// SnapshotDir holds the snapshots when Snapshot is on; empty: the
+	// cache's (SnapshotDir(CacheDir)). `vmlab bench` gives a temporary
+	// one, so that it leaves nothing in the user's cache.
+	SnapshotDir string
 }
 
 // Boot is what every machine of a run boots: prepared once, shared by all.
@@ -196,7 +201,7 @@ func PrepareBoot(opts BootOptions) (*Boot, error) {
 		}
 	}
 	if snapshot {
-		b.snapshots = filepath.Join(cache, "snapshots")
+		b.snapshots = cmp.Or(opts.SnapshotDir, SnapshotDir(cache))
 	}
 	b.Prepared = time.Since(start)
 	return b, nil

@@ -71,10 +71,17 @@ func init() {
 //	waitecho say hello, then answer each wait with an error that echoes
 //	         it, and any other request with success (units_test.go); a
 //	         systemd guest's says hello again after the units
+//	snapok   a snapshot boot stops at the snapshot point (its memory file
+//	         made, its state migrated), a restore loads (after a simulated
+//	         load time) and serves (snapshot_fake_test.go); else serve
+//	snapfail as snapok, but a restore's QEMU fails its load and exits
 func fakeQEMU(mode string, args []string) int {
 	if mode == "exit" {
 		fmt.Fprintln(os.Stderr, "qemu-system-x86_64: -device virtio-9p-pci: cannot open /nonexistent")
 		return 1
+	}
+	if code, ok := fakeSnapshotQEMU(mode, args); ok {
+		return code
 	}
 	paths := map[string]string{}
 	for i, a := range args {
@@ -282,8 +289,10 @@ func fakeQMP(c net.Conn, dir string) {
 		if dec.Decode(&req) != nil {
 			return
 		}
-		ret := "{}"
+		ret, after := "{}", func() string { return "" }
 		switch req.Execute {
+		case "migrate", "migrate-incoming":
+			after = fakeMigrate(req.Execute, req.Arguments)
 		case "qmp_capabilities":
 		case "screendump":
 			var a struct{ Filename string }
@@ -303,6 +312,9 @@ func fakeQMP(c net.Conn, dir string) {
 			fmt.Fprintln(times, time.Now().UnixNano())
 		}
 		fmt.Fprintf(c, "{\"return\": %s, \"id\": %s}\n", ret, req.ID)
+		if ev := after(); ev != "" {
+			fmt.Fprintln(c, ev)
+		}
 	}
 }
 

@@ -301,54 +301,28 @@ func (m *Machine) boot(ctx context.Context, start time.Time) error {
 		return fmt.Errorf("%s: start: %w", m.cfg.Name, err)
 	}
 	qcfg := m.qemuConfig(view, image, initrd)
+	cold := qcfg
 	restore := m.restoreFrom(ctx, &qcfg) // nil: a cold boot (snapshot.go)
-	proc, err := qemu.Start(ctx, qcfg, m.console)
-	if err != nil {
-		// Another process took a port since busyForward: QEMU says only
-		// "Could not set up host forwarding rule".
-		if busy := m.busyForward(); busy != nil {
-			return fmt.Errorf("%s: start: %w", m.cfg.Name, busy)
-		}
-		return m.downError("start", err)
-	}
-	m.tellScreen(qcfg)
-	bootCtx, cancel := context.WithTimeout(ctx, m.bootTimeout())
-	defer cancel()
-	go func() {
-		select {
-		case <-proc.Done():
-			cancel()
-		case <-bootCtx.Done():
-		}
-	}()
-	q, err := qmp.NewClient(bootCtx, proc.QMP)
-	if err != nil {
-		return m.bootFailed(ctx, proc, nil, fmt.Errorf("connect to qmp: %w", err))
-	}
-	if restore != nil {
-		if err := restore.load(bootCtx, q, proc.Agent); err != nil {
-			q.Close()
-			return m.bootFailed(ctx, proc, nil, err)
-		}
-	}
-	agent := agentclient.New(proc.Agent)
-	agent.OnNotice(m.onNotice)
-	m.mu.Lock()
-	m.booting, m.bootAgent = proc, agent
-	m.serviceExits = nil
-	m.mu.Unlock()
-	if err := m.pickForwards(bootCtx, q); err != nil {
-		q.Close()
-		return m.bootFailed(ctx, proc, agent, err)
-	}
-	hello, err := agent.Hello(bootCtx)
-	if err == nil && hello.Version != agentproto.Version {
-		err = fmt.Errorf("agent speaks protocol %d, want %d: the initramfs is stale", hello.Version, agentproto.Version)
+	l, err := m.launch(ctx, qcfg, restore)
+	var failed *restoreFailed
+	if errors.As(err, &failed) {
+		// A restore that does not reach the agent's hello is the
+		// snapshot's failure, not the machine's: set it aside (the next
+		// machine of the shape takes it again) and boot this one cold.
+		m.logf("snapshot %s: cold boot: restore failed: %v", restore.key, oneLine(failed.err))
+		restore.setAside(m.logf)
+		restore.Close()
+		m.console.newBoot()
+		l, err = m.launch(ctx, cold, nil)
 	}
 	if err != nil {
-		q.Close()
-		return m.bootFailed(ctx, proc, agent, err)
+		if restore != nil {
+			restore.Close() // QEMU may not have started
+		}
+		return err
 	}
+	defer l.cancel()
+	proc, q, agent, hello, bootCtx := l.proc, l.qmp, l.agent, l.hello, l.ctx
 	if err := m.configureNetwork(bootCtx, agent); err != nil {
 		q.Close()
 		return m.bootFailed(ctx, proc, agent, err)

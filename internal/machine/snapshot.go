@@ -9,16 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/vmlab/vmlab/internal/agentproto"
+	"github.com/vmlab/vmlab/internal/cachefile"
 	"github.com/vmlab/vmlab/internal/qemu"
 	"github.com/vmlab/vmlab/internal/qemu/qmp"
 )
@@ -42,7 +40,7 @@ type snapshotBase struct {
 }
 
 // snapshotFormat changes when what a snapshot directory holds does.
-const snapshotFormat = 1
+const snapshotFormat = 2
 
 // readSnapshot reads the snapshot option asked for, else $VMLAB_SNAPSHOT.
 func readSnapshot(asked string, getenv func(string) string) (bool, error) {
@@ -119,10 +117,13 @@ func (m *Machine) snapshotUnsupported(q qemu.Config) string {
 	return ""
 }
 
-// snapshotKey returns the key of q's shape: the run's (snapshotBaseKey)
-// and QEMU's command line without what is the machine's own (paths, file
-// descriptors, MAC addresses, the boot configuration), and the size of
-// its disk.
+// snapshotKey returns the key of q's shape: the run's (snapshotBaseKey),
+// QEMU's command line without what is the machine's own (paths, file
+// descriptors, MAC addresses, the boot configuration), the size of every
+// disk (virtio_blk reads a disk's capacity before the snapshot point, so
+// a restored machine would see the snapshot machine's), and under KVM the
+// host's CPU (hostCPU: -cpu host hands the guest the host's model and
+// flags, and its TSC's frequency).
 func (m *Machine) snapshotKey(q qemu.Config) (string, error) {
 	base, err := m.cfg.Boot.snapshotBaseKey()
 	if err != nil {
@@ -131,12 +132,22 @@ func (m *Machine) snapshotKey(q qemu.Config) (string, error) {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\n", base)
 	q.Append, q.Kernel, q.Initrd, q.Dir, q.Name = strings.Join(m.kernelArgs(), " "), "", "", "", ""
-	for _, a := range q.Args() {
+	args := q.Args()
+	for i, a := range args {
 		var keep []string
-		for _, part := range strings.Split(a, ",") {
-			if i := strings.IndexByte(part, '='); i >= 0 {
-				switch part[:i] {
-				case "path", "file", "fd", "mac", "mem-path":
+		for _, part := range splitOpts(a) {
+			if k, v, ok := strings.Cut(part, "="); ok {
+				switch k {
+				case "path", "fd", "mac", "mem-path":
+					continue
+				case "file":
+					if i > 0 && args[i-1] == "-drive" {
+						fi, err := os.Stat(strings.ReplaceAll(v, ",,", ","))
+						if err != nil {
+							return "", fmt.Errorf("snapshot key: %w", err)
+						}
+						keep = append(keep, fmt.Sprintf("size=%d", fi.Size()))
+					}
 					continue
 				}
 			}
@@ -144,14 +155,29 @@ func (m *Machine) snapshotKey(q qemu.Config) (string, error) {
 		}
 		fmt.Fprintf(h, "%q\n", strings.Join(keep, ","))
 	}
-	if q.Disk != nil {
-		fi, err := os.Stat(q.Disk.Path)
-		if err != nil {
-			return "", fmt.Errorf("snapshot key: %w", err)
-		}
-		fmt.Fprintf(h, "disk %d\n", fi.Size())
+	if q.Accel.Name == "kvm" {
+		fmt.Fprintf(h, "host cpu %s\n", hostCPU())
 	}
 	return hex.EncodeToString(h.Sum(nil))[:32], nil
+}
+
+// splitOpts splits a QEMU option list at its commas, keeping a doubled
+// comma (escape) inside its value.
+func splitOpts(a string) []string {
+	var parts []string
+	start := 0
+	for i := 0; i < len(a); i++ {
+		if a[i] != ',' {
+			continue
+		}
+		if i+1 < len(a) && a[i+1] == ',' {
+			i++
+			continue
+		}
+		parts = append(parts, a[start:i])
+		start = i + 1
+	}
+	return append(parts, a[start:])
 }
 
 // snapshotHeader is a snapshot directory's header.json.
@@ -160,65 +186,18 @@ type snapshotHeader struct {
 	State       int64    `json:"state_bytes"`
 	StateSHA256 string   `json:"state_sha256"`
 	RAM         int64    `json:"ram_bytes"`
+	RAMSHA256   string   `json:"ram_sha256"`
 	MACs        []string `json:"macs"` // the NICs' addresses in the saved device state
 }
 
-// Files of a snapshot directory.
+// Files of a snapshot directory. The memory file is also its lock file
+// (cachefile.UseDir): a restored machine holds it for as long as its QEMU
+// maps it, and an eviction or `vmlab cache clean` leaves it alone then.
 const (
 	snapHeader = "header.json"
 	snapState  = "state"
 	snapRAM    = "ram"
 )
-
-// errNoSnapshot says there is no snapshot of the shape yet.
-var errNoSnapshot = errors.New("no snapshot")
-
-// checkSnapshot reads dir's header and checks the files against it.
-func checkSnapshot(dir, key string) (snapshotHeader, error) {
-	var h snapshotHeader
-	b, err := os.ReadFile(filepath.Join(dir, snapHeader))
-	if errors.Is(err, os.ErrNotExist) {
-		return h, errNoSnapshot
-	}
-	if err != nil {
-		return h, err
-	}
-	if err := json.Unmarshal(b, &h); err != nil {
-		return h, fmt.Errorf("read %s: %w", snapHeader, err)
-	}
-	if h.Key != key {
-		return h, fmt.Errorf("its header is for shape %s", h.Key)
-	}
-	ram, err := os.Stat(filepath.Join(dir, snapRAM))
-	if err != nil {
-		return h, err
-	}
-	if ram.Size() != h.RAM {
-		return h, fmt.Errorf("its memory file has %d bytes, want %d", ram.Size(), h.RAM)
-	}
-	sum, n, err := sumFile(filepath.Join(dir, snapState))
-	if err != nil {
-		return h, err
-	}
-	if n != h.State || sum != h.StateSHA256 {
-		return h, fmt.Errorf("its state file (%d bytes, sha256 %.12s) is not the one saved (%d bytes, sha256 %.12s)", n, sum, h.State, h.StateSHA256)
-	}
-	return h, nil
-}
-
-func sumFile(path string) (string, int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", 0, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return "", 0, err
-	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
-}
 
 // snapshotAppend is the kernel command line of a snapshot boot: the same
 // for every machine of a shape, with no machine's configuration.
@@ -229,7 +208,8 @@ func (m *Machine) snapshotAppend() string {
 // restoreFrom prepares q, a cold boot's configuration, to restore the
 // machine from the snapshot of its shape, taking it first when there is
 // none. It returns what to send the restored agent, or nil for a cold
-// boot with q unchanged (the note says why).
+// boot with q unchanged (the note says why). The caller closes what it
+// returns once QEMU has exited (the memory file's lock).
 func (m *Machine) restoreFrom(ctx context.Context, q *qemu.Config) *restoring {
 	dir := m.cfg.Boot.snapshots
 	if dir == "" {
@@ -249,22 +229,19 @@ func (m *Machine) restoreFrom(ctx context.Context, q *qemu.Config) *restoring {
 		m.logf("snapshot: cold boot: %v", err)
 		return nil
 	}
-	snap := filepath.Join(dir, key)
-	h, err := checkSnapshot(snap, key)
-	if errors.Is(err, errNoSnapshot) {
-		h, err = m.takeSnapshot(ctx, *q, dir, key)
-	}
-	if err != nil {
-		m.logf("snapshot %s: cold boot: %v", snap, err)
-		return nil
-	}
-	r := &restoring{Restore: agentproto.Restore{Boot: boot, Seed: make([]byte, 64)}}
+	r := &restoring{Restore: agentproto.Restore{Boot: boot, Seed: make([]byte, 64)}, dir: filepath.Join(dir, key), key: key}
 	if _, err := rand.Read(r.Seed); err != nil {
 		m.logf("snapshot: cold boot: %v", err)
 		return nil
 	}
+	h, err := r.use(ctx, m, *q)
+	if err != nil {
+		m.logf("snapshot %s: cold boot: %v", key, err)
+		return nil
+	}
 	if len(h.MACs) != len(q.NICs) {
-		m.logf("snapshot %s: cold boot: it has %d NICs, the machine %d", snap, len(h.MACs), len(q.NICs))
+		r.Close()
+		m.logf("snapshot %s: cold boot: it has %d NICs, the machine %d", key, len(h.MACs), len(q.NICs))
 		return nil
 	}
 	for i, n := range q.NICs {
@@ -273,17 +250,78 @@ func (m *Machine) restoreFrom(ctx context.Context, q *qemu.Config) *restoring {
 		}
 	}
 	q.Append = m.snapshotAppend()
-	q.RAM = &qemu.RAMFile{Path: filepath.Join(snap, snapRAM)}
+	q.RAM = &qemu.RAMFile{Path: filepath.Join(r.dir, snapRAM)}
 	q.Incoming = true
-	r.state = filepath.Join(snap, snapState)
+	r.state = filepath.Join(r.dir, snapState)
 	return r
 }
 
-// restoring is what restoreFrom found: the state file to load and what
-// to send the agent.
+// use takes the snapshot's lock, taking the snapshot first when there is
+// none, and checks it. A snapshot that fails its check is set aside.
+func (r *restoring) use(ctx context.Context, m *Machine, q qemu.Config) (snapshotHeader, error) {
+	var h snapshotHeader
+	lock, err := cachefile.UseDir(r.dir, snapRAM)
+	if errors.Is(err, os.ErrNotExist) {
+		if _, err := m.takeSnapshot(ctx, q, filepath.Dir(r.dir), r.key); err != nil {
+			return h, err
+		}
+		lock, err = cachefile.UseDir(r.dir, snapRAM)
+	}
+	if err != nil {
+		return h, err
+	}
+	r.lock = lock
+	if r.ram, err = lock.Stat(); err != nil {
+		r.Close()
+		return h, err
+	}
+	if h, err = checkSnapshot(r.dir, r.key); err != nil {
+		r.setAside(m.logf)
+		r.Close()
+		return h, err
+	}
+	return h, nil
+}
+
+// restoring is what restoreFrom found: the snapshot's directory, its
+// memory file's lock, the state file to load and what to send the agent.
 type restoring struct {
 	agentproto.Restore
-	state string
+	dir, key string
+	lock     *os.File    // the memory file, locked shared
+	ram      os.FileInfo // the memory file's
+	state    string
+	closed   sync.Once
+}
+
+// Close releases the snapshot's lock: its QEMU has exited. It may be
+// called more than once, from any goroutine.
+func (r *restoring) Close() {
+	r.closed.Do(func() {
+		if r.lock != nil {
+			r.lock.Close()
+		}
+	})
+}
+
+// setAside renames a snapshot that failed (its check, or a restore) to
+// .bad-KEY-*, which the next trim removes, so that the next machine of
+// the shape takes it again. Only the directory this machine locked is
+// renamed: another run may have taken a new one meanwhile.
+func (r *restoring) setAside(logf func(string, ...any)) {
+	if r.ram == nil || !sameFile(r.ram, filepath.Join(r.dir, snapRAM)) {
+		return
+	}
+	if err := setAsideDir(r.dir, r.key); err != nil {
+		logf("snapshot %s: set it aside: %v", r.key, err)
+	}
+}
+
+// setAsideDir renames the snapshot directory dir of key to .bad-KEY-*.
+func setAsideDir(dir, key string) error {
+	var rnd [4]byte
+	rand.Read(rnd[:])
+	return os.Rename(dir, filepath.Join(filepath.Dir(dir), fmt.Sprintf(".bad-%s-%x", key, rnd)))
 }
 
 // migrationCaps are the migration capabilities both ends set: the memory
@@ -293,14 +331,20 @@ var migrationCaps = map[string]any{"capabilities": []map[string]any{
 	{"capability": "x-ignore-shared", "state": true}, {"capability": "events", "state": true}}}
 
 // load has QEMU, started with -incoming defer, load the state and run
-// the guest on, and sends the agent its configuration.
+// the guest on, and once the state is loaded sends the agent its
+// configuration with the host's clock of that moment.
 func (r *restoring) load(ctx context.Context, qc *qmp.Client, agent io.Writer) error {
 	if _, err := qc.Execute(ctx, "migrate-set-capabilities", migrationCaps); err != nil {
 		return fmt.Errorf("restore from the snapshot: set migration capabilities: %w", err)
 	}
+	sub := qc.Subscribe("MIGRATION")
+	defer sub.Close()
 	// QEMU runs the command with /bin/sh -c; the path is quoted for it.
 	uri := "exec:cat '" + strings.ReplaceAll(r.state, "'", `'\''`) + "'"
 	if _, err := qc.Execute(ctx, "migrate-incoming", map[string]any{"uri": uri}); err != nil {
+		return fmt.Errorf("restore from the snapshot: %w", err)
+	}
+	if err := awaitMigration(ctx, qc, sub); err != nil {
 		return fmt.Errorf("restore from the snapshot: %w", err)
 	}
 	r.UnixNano = time.Now().UnixNano()
@@ -310,176 +354,24 @@ func (r *restoring) load(ctx context.Context, qc *qmp.Client, agent io.Writer) e
 	return nil
 }
 
-// errSnapshotBusy says another machine or run is taking the snapshot.
-var errSnapshotBusy = errors.New("another machine or run is taking this snapshot")
-
-// takeSnapshot boots q to the snapshot point and saves the snapshot in
-// dir/key, atomically: it is made in a temporary directory renamed into
-// place, under a lock that a second run finds taken (it boots cold).
-func (m *Machine) takeSnapshot(ctx context.Context, q qemu.Config, dir, key string) (snapshotHeader, error) {
-	var h snapshotHeader
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return h, err
-	}
-	lock, err := os.OpenFile(filepath.Join(dir, key+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return h, err
-	}
-	defer lock.Close()
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		return h, errSnapshotBusy
-	}
-	final := filepath.Join(dir, key)
-	if h, err := checkSnapshot(final, key); !errors.Is(err, errNoSnapshot) {
-		return h, err // another run made it meanwhile
-	}
-	tmp, err := os.MkdirTemp(dir, ".tmp-"+key+"-")
-	if err != nil {
-		return h, err
-	}
-	defer os.RemoveAll(tmp)
-	start := time.Now()
-	if h, err = m.saveSnapshot(ctx, q, tmp); err != nil {
-		return h, fmt.Errorf("take snapshot: %w", err)
-	}
-	h.Key = key
-	b, _ := json.Marshal(h)
-	if err := os.WriteFile(filepath.Join(tmp, snapHeader), b, 0o600); err != nil {
-		return h, err
-	}
-	if err := os.Rename(tmp, final); err != nil {
-		return h, err
-	}
-	m.logf("snapshot %s taken in %.2fs", final, time.Since(start).Seconds())
-	return h, nil
-}
-
-// saveSnapshot boots q to the snapshot point with its memory in tmp's
-// memory file, migrates the device state to tmp's state file, and ends
-// QEMU.
-func (m *Machine) saveSnapshot(ctx context.Context, q qemu.Config, tmp string) (snapshotHeader, error) {
-	var h snapshotHeader
-	q.Append = m.snapshotAppend()
-	q.RAM = &qemu.RAMFile{Path: filepath.Join(tmp, snapRAM), Shared: true}
-	ctx, cancel := context.WithTimeout(ctx, m.bootTimeout())
-	defer cancel()
-	proc, err := qemu.Start(ctx, q, m.console)
-	if err != nil {
-		return h, err
-	}
-	defer func() {
-		proc.Kill()
-		<-proc.Done()
-	}()
-	go func() {
-		select {
-		case <-proc.Done():
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	qc, err := qmp.NewClient(ctx, proc.QMP)
-	if err != nil {
-		return h, fmt.Errorf("connect to qmp: %w", err)
-	}
-	defer qc.Close()
-	if err := awaitSnapshotPoint(ctx, proc.Agent); err != nil {
-		return h, err
-	}
-	// QEMU connects to sock and writes the state; the file is whole when
-	// QEMU closes the connection.
-	sock := filepath.Join(q.Dir, "migrate.sock")
-	os.Remove(sock)
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
-	if err != nil {
-		return h, err
-	}
-	defer l.Close()
-	copied := make(chan error, 1)
-	go func() { copied <- receiveState(l, filepath.Join(tmp, snapState)) }()
-	if _, err := qc.Execute(ctx, "migrate-set-capabilities", migrationCaps); err != nil {
-		return h, fmt.Errorf("set migration capabilities: %w", err)
-	}
-	sub := qc.Subscribe("MIGRATION")
-	defer sub.Close()
-	if _, err := qc.Execute(ctx, "migrate", map[string]any{"uri": "unix:" + sock}); err != nil {
-		return h, fmt.Errorf("migrate: %w", err)
-	}
-	for done := false; !done; {
+// awaitMigration waits for sub's MIGRATION event saying the migration
+// completed (with the events capability, both ends send them).
+func awaitMigration(ctx context.Context, qc *qmp.Client, sub *qmp.Subscription) error {
+	for {
 		ev, err := sub.Wait(ctx, "MIGRATION")
 		if err != nil {
-			return h, fmt.Errorf("wait for the migration: %w", err)
+			return fmt.Errorf("wait for the migration: %w", err)
 		}
 		var st struct{ Status string }
 		json.Unmarshal(ev.Data, &st)
 		switch st.Status {
 		case "completed":
-			done = true
+			return nil
 		case "failed", "cancelled":
-			raw, _ := qc.Execute(ctx, "query-migrate", nil)
-			return h, fmt.Errorf("migration %s: %s", st.Status, raw)
+			if raw, err := qc.Execute(ctx, "query-migrate", nil); err == nil && len(raw) > 0 {
+				return fmt.Errorf("migration %s: %s", st.Status, raw)
+			}
+			return fmt.Errorf("migration %s", st.Status)
 		}
 	}
-	select {
-	case err := <-copied:
-		if err != nil {
-			return h, err
-		}
-	case <-ctx.Done():
-		return h, fmt.Errorf("save the state: %w", ctx.Err())
-	}
-	for _, n := range q.NICs {
-		h.MACs = append(h.MACs, n.MAC)
-	}
-	if h.StateSHA256, h.State, err = sumFile(filepath.Join(tmp, snapState)); err != nil {
-		return h, err
-	}
-	ram, err := os.Stat(filepath.Join(tmp, snapRAM))
-	if err != nil {
-		return h, err
-	}
-	h.RAM = ram.Size()
-	return h, nil
-}
-
-// awaitSnapshotPoint reads the agent's Snapshot frame.
-func awaitSnapshotPoint(ctx context.Context, conn net.Conn) error {
-	if d, ok := ctx.Deadline(); ok {
-		conn.SetReadDeadline(d)
-		defer conn.SetReadDeadline(time.Time{})
-	}
-	f, err := agentproto.NewReader(conn).ReadFrame()
-	if err != nil {
-		return fmt.Errorf("wait for the agent at the snapshot point: %w", err)
-	}
-	var p agentproto.SnapshotPoint
-	if f.Type != agentproto.TSnapshot || json.Unmarshal(f.Payload, &p) != nil {
-		return fmt.Errorf("wait for the agent at the snapshot point: got a %v frame", f.Type)
-	}
-	if p.Version != agentproto.Version {
-		return fmt.Errorf("the agent speaks protocol %d, want %d: the initramfs is stale", p.Version, agentproto.Version)
-	}
-	return nil
-}
-
-// receiveState writes what QEMU's one connection to l sends to path.
-func receiveState(l *net.UnixListener, path string) error {
-	c, err := l.Accept()
-	if err != nil {
-		return fmt.Errorf("accept the migration: %w", err)
-	}
-	defer c.Close()
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, c); err != nil {
-		f.Close()
-		return fmt.Errorf("save the state: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }

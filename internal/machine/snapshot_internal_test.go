@@ -7,6 +7,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/vmlab/vmlab/internal/kernel"
+	"github.com/vmlab/vmlab/internal/qemu"
 )
 
 // TestCheckSnapshot checks that a snapshot whose files are not the ones
@@ -18,7 +22,8 @@ func TestCheckSnapshot(t *testing.T) {
 		os.WriteFile(filepath.Join(dir, snapState), []byte("device state"), 0o600)
 		os.WriteFile(filepath.Join(dir, snapRAM), make([]byte, 4096), 0o600)
 		sum, n, _ := sumFile(filepath.Join(dir, snapState))
-		h := `{"key":"k1","state_bytes":` + itoa(n) + `,"state_sha256":"` + sum + `","ram_bytes":4096}`
+		ramSum, _, _ := sumFile(filepath.Join(dir, snapRAM))
+		h := `{"key":"k1","state_bytes":` + itoa(n) + `,"state_sha256":"` + sum + `","ram_bytes":4096,"ram_sha256":"` + ramSum + `"}`
 		os.WriteFile(filepath.Join(dir, snapHeader), []byte(h), 0o600)
 		return dir
 	}
@@ -66,5 +71,126 @@ func TestReadSnapshot(t *testing.T) {
 	}
 	if _, err := readSnapshot("yes", env("")); err == nil || !strings.Contains(err.Error(), "want on or off") {
 		t.Errorf("yes: got %v, want an error naming on and off", err)
+	}
+}
+
+// TestCheckSnapshotMemory checks that a memory file of the right size
+// whose content changed is refused (before the fix only its size was
+// checked, and the restored kernel ran on the changed memory), and that
+// the hash is checked once per process and file, not at every restore.
+func TestCheckSnapshotMemory(t *testing.T) {
+	dir := t.TempDir()
+	ram := filepath.Join(dir, snapRAM)
+	os.WriteFile(filepath.Join(dir, snapState), []byte("device state"), 0o600)
+	os.WriteFile(ram, make([]byte, 8192), 0o600)
+	stateSum, n, _ := sumFile(filepath.Join(dir, snapState))
+	ramSum, _, _ := sumFile(ram)
+	h := `{"key":"k1","state_bytes":` + itoa(n) + `,"state_sha256":"` + stateSum + `","ram_bytes":8192,"ram_sha256":"` + ramSum + `"}`
+	os.WriteFile(filepath.Join(dir, snapHeader), []byte(h), 0o600)
+	if _, err := checkSnapshot(dir, "k1"); err != nil {
+		t.Fatalf("a whole snapshot: %v", err)
+	}
+	fi, _ := os.Stat(ram)
+	spoil := func() {
+		f, _ := os.OpenFile(ram, os.O_WRONLY, 0)
+		f.WriteAt([]byte("corrupt"), 4096)
+		f.Close()
+	}
+	// The same file (inode, size, mtime) is not hashed again.
+	spoil()
+	os.Chtimes(ram, fi.ModTime(), fi.ModTime())
+	if _, err := checkSnapshot(dir, "k1"); err != nil {
+		t.Errorf("a file checked already, changed behind the cache's back: got %v, want the cached verdict", err)
+	}
+	// A file written since is.
+	now := time.Now()
+	os.Chtimes(ram, now, now)
+	if _, err := checkSnapshot(dir, "k1"); err == nil || !strings.Contains(err.Error(), "memory file") {
+		t.Errorf("changed memory: got %v, want an error about the memory file", err)
+	}
+}
+
+// TestSnapshotKey checks that what a restored machine would see of the
+// snapshot machine's shape is in the key: every disk's size (before the
+// fix an extra disk's was not: virtio_blk reads the capacity before the
+// snapshot point), memory, CPUs, shares, display, the accelerator; and
+// that what is the machine's own (paths, MACs) is not.
+func TestSnapshotKey(t *testing.T) {
+	dir := t.TempDir()
+	disk := func(name string, mib int64) string {
+		p := filepath.Join(dir, name)
+		f, _ := os.Create(p)
+		f.Truncate(mib << 20)
+		f.Close()
+		return p
+	}
+	boot := &Boot{Kernel: &kernel.Kernel{Vmlinux: "/dev/null"}, Accel: qemu.Accel{Name: "tcg"}}
+	boot.snapBase.once.Do(func() { boot.snapBase.key = "base" })
+	m := &Machine{cfg: Config{Boot: boot}}
+	extra := func(path string) []string {
+		return []string{"-drive", "file=" + strings.ReplaceAll(path, ",", ",,") + ",format=raw,if=none,id=disk0", "-device", "virtio-blk-pci,drive=disk0"}
+	}
+	base := qemu.Config{MemoryMiB: 512, CPUs: 1, Accel: boot.Accel, FS: "9p",
+		Shares: []qemu.Share{{Tag: "root", HostPath: "/"}},
+		Disk:   &qemu.Disk{Path: disk("root-a.img", 8), Serial: "root", Cache: "unsafe"},
+		Extra:  extra(disk("extra-a.img", 4)),
+		NICs:   []qemu.NIC{{MAC: "52:54:00:00:00:01"}}}
+	key := func(t *testing.T, q qemu.Config) string {
+		t.Helper()
+		k, err := m.snapshotKey(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	want := key(t, base)
+	for _, tt := range []struct {
+		name   string
+		change func(q *qemu.Config)
+		same   bool
+	}{
+		{"another machine's paths and MAC", func(q *qemu.Config) {
+			q.Disk = &qemu.Disk{Path: disk("root-b.img", 8), Serial: "root", Cache: "unsafe"}
+			q.Extra = extra(disk("extra,b.img", 4))
+			q.Shares = []qemu.Share{{Tag: "root", HostPath: "/srv"}}
+			q.NICs = []qemu.NIC{{MAC: "52:54:00:00:00:02"}}
+		}, true},
+		{"root disk size", func(q *qemu.Config) {
+			q.Disk = &qemu.Disk{Path: disk("root-c.img", 16), Serial: "root", Cache: "unsafe"}
+		}, false},
+		{"extra disk size", func(q *qemu.Config) { q.Extra = extra(disk("extra-c.img", 8)) }, false},
+		{"no extra disk", func(q *qemu.Config) { q.Extra = nil }, false},
+		{"memory", func(q *qemu.Config) { q.MemoryMiB = 1024 }, false},
+		{"cpus", func(q *qemu.Config) { q.CPUs = 2 }, false},
+		{"another share", func(q *qemu.Config) { q.Shares = append(q.Shares, qemu.Share{Tag: "data", HostPath: "/srv"}) }, false},
+		{"read-only share", func(q *qemu.Config) { q.Shares = []qemu.Share{{Tag: "root", HostPath: "/", ReadOnly: true}} }, false},
+		{"display", func(q *qemu.Config) { q.Display = true }, false},
+		{"kvm", func(q *qemu.Config) { q.Accel = qemu.Accel{Name: "kvm"} }, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			q := base
+			tt.change(&q)
+			if got := key(t, q); (got == want) != tt.same {
+				t.Errorf("got key %s against %s; want them the same: %v", got, want, tt.same)
+			}
+		})
+	}
+}
+
+// TestCPUIdentity checks that the KVM key's host CPU is the first
+// processor's model and flags, without what changes from one reading to
+// the next (its current frequency).
+func TestCPUIdentity(t *testing.T) {
+	info := "processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 85\n" +
+		"model name\t: Intel(R) Xeon(R) Gold 6148 CPU @ 2.40GHz\nstepping\t: 4\ncpu MHz\t\t: 2394.123\nflags\t\t: fpu vme avx512f\n\n" +
+		"processor\t: 1\nvendor_id\t: GenuineIntel\nflags\t\t: fpu\n"
+	want := "vendor_id=GenuineIntel; cpu family=6; model=85; model name=Intel(R) Xeon(R) Gold 6148 CPU @ 2.40GHz; stepping=4; flags=fpu vme avx512f"
+	if got := cpuIdentity(strings.NewReader(info)); got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	for _, tt := range []struct{ kHz, mhz int64 }{{2_394_123, 2400}, {2_401_900, 2400}, {2_995_200, 3000}} {
+		if got := roundTSCMHz(tt.kHz); got != tt.mhz {
+			t.Errorf("roundTSCMHz(%d) = %d, want %d", tt.kHz, got, tt.mhz)
+		}
 	}
 }

@@ -1,6 +1,9 @@
 package machine_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -97,9 +100,11 @@ func stagesOf(m *machine.Machine) string {
 }
 
 // TestSnapshotConcurrentTake starts two machines of one shape at once on
-// an empty cache: one takes the snapshot, the other boots cold (the lock
-// is taken) or is restored from it once made; both come up, and the cache
-// holds one whole snapshot and no temporary directory.
+// an empty cache: exactly one takes the snapshot; the other, while the
+// take is under way, boots cold with the note that another is taking it
+// (the two overlapped), or else is restored from it. Both come up, the
+// cache holds one whole snapshot and no temporary directory, and a third
+// machine is restored from it.
 func TestSnapshotConcurrentTake(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots VMs")
@@ -112,14 +117,21 @@ func TestSnapshotConcurrentTake(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	errs := make(chan error, 2)
-	for _, name := range []string{"one", "two"} {
+	var log logLines
+	newMachine := func(name string) *machine.Machine {
 		m, err := machine.New(machine.Config{Boot: b, Machine: spec.Machine{Name: name},
-			Logf: func(f string, a ...any) { t.Logf(name+": "+f, a...) }})
+			Logf: func(f string, a ...any) { log.logf(f, a...); t.Logf(f, a...) }})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { m.Close() })
+		return m
+	}
+	errs := make(chan error, 2)
+	ms := map[string]*machine.Machine{}
+	for _, name := range []string{"one", "two"} {
+		m := newMachine(name)
+		ms[name] = m
 		go func() {
 			err := m.Start(ctx)
 			if err == nil {
@@ -136,6 +148,24 @@ func TestSnapshotConcurrentTake(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	lines := log.String()
+	var took, other string
+	for _, name := range []string{"one", "two"} {
+		if containsLine(lines, name+": snapshot ", " taken in ") {
+			took = name
+		} else {
+			other = name
+		}
+	}
+	if took == "" || other == "" || strings.Count(lines, " taken in ") != 1 {
+		t.Fatalf("got log:\n%s\nwant exactly one machine to take the snapshot", lines)
+	}
+	busy := containsLine(lines, other+": snapshot ", "cold boot: another machine or run is taking this snapshot")
+	restored := strings.Contains(stagesOf(ms[other]), "restore")
+	if busy == restored {
+		t.Errorf("%s: cold boot with the note %v, restored %v; want one of them (log:\n%s)", other, busy, restored, lines)
+	}
+	t.Logf("%s took the snapshot; %s overlapped it (booted cold): %v", took, other, busy)
 	entries, err := os.ReadDir(filepath.Join(cache, "snapshots"))
 	if err != nil {
 		t.Fatal(err)
@@ -146,10 +176,86 @@ func TestSnapshotConcurrentTake(t *testing.T) {
 			dirs = append(dirs, e.Name())
 		}
 	}
-	if len(dirs) != 1 || strings.HasPrefix(dirs[0], ".tmp") {
+	if len(dirs) != 1 || strings.HasPrefix(dirs[0], ".") {
 		t.Fatalf("snapshot directories %v, want one whole snapshot", dirs)
 	}
 	if _, err := os.Stat(filepath.Join(cache, "snapshots", dirs[0], "header.json")); err != nil {
 		t.Error(err)
+	}
+	three := newMachine("three")
+	if err := three.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := stagesOf(three); !strings.Contains(st, "restore") {
+		t.Errorf("three: stages %s, want a restore from the snapshot", st)
+	}
+}
+
+// containsLine says whether a line of s starts with prefix and holds sub.
+func containsLine(s, prefix, sub string) bool {
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(l, prefix) && strings.Contains(l, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestSnapshotBadState restores a machine from a snapshot whose state
+// file passes the checks (its header rewritten to match) but is not a
+// state QEMU can load: the machine boots cold with the note, and the
+// snapshot is set aside. Before the fix the machine failed to start.
+func TestSnapshotBadState(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots VMs")
+	}
+	ctx := t.Context()
+	cache := t.TempDir()
+	boot := vmtest.Boot(t)
+	b, err := machine.PrepareBoot(machine.BootOptions{Agent: vmtest.Agent(t), Accel: boot.Accel.Name,
+		FS: "9p", Snapshot: "on", CacheDir: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log logLines
+	start := func(name string) *machine.Machine {
+		m, err := machine.New(machine.Config{Boot: b, Machine: spec.Machine{Name: name},
+			Logf: func(f string, a ...any) { log.logf(f, a...); t.Logf(f, a...) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		if err := m.Start(ctx); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return m
+	}
+	start("alpha").Close()
+	snaps := machine.SnapshotDir(cache)
+	entries, err := machine.ListSnapshots(snaps)
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("got snapshots %+v, %v; want one", entries, err)
+	}
+	dir := filepath.Join(snaps, entries[0].Name)
+	bad := []byte("QEVM this is no device state")
+	if err := os.WriteFile(filepath.Join(dir, "state"), bad, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var h map[string]any
+	raw, _ := os.ReadFile(filepath.Join(dir, "header.json"))
+	json.Unmarshal(raw, &h)
+	sum := sha256.Sum256(bad)
+	h["state_bytes"], h["state_sha256"] = len(bad), hex.EncodeToString(sum[:])
+	raw, _ = json.Marshal(h)
+	os.WriteFile(filepath.Join(dir, "header.json"), raw, 0o600)
+	beta := start("beta")
+	if out, err := beta.Succeed(ctx, "hostname"); err != nil || out != "beta\n" {
+		t.Errorf("beta: got %q, %v", out, err)
+	}
+	if s := log.String(); !strings.Contains(s, "cold boot: restore failed: ") {
+		t.Errorf("got log:\n%s\nwant a cold boot after a failed restore", s)
+	}
+	if _, err := os.Stat(dir); err == nil {
+		t.Errorf("the snapshot that failed is still in place")
 	}
 }

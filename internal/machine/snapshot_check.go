@@ -1,0 +1,136 @@
+package machine
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// errNoSnapshot says there is no snapshot of the shape yet.
+var errNoSnapshot = errors.New("no snapshot")
+
+// checkSnapshot reads dir's header and checks the files against it. The
+// memory file's hash is checked once per process (checkRAM).
+func checkSnapshot(dir, key string) (snapshotHeader, error) {
+	var h snapshotHeader
+	b, err := os.ReadFile(filepath.Join(dir, snapHeader))
+	if errors.Is(err, os.ErrNotExist) {
+		return h, errNoSnapshot
+	}
+	if err != nil {
+		return h, err
+	}
+	if err := json.Unmarshal(b, &h); err != nil {
+		return h, fmt.Errorf("read %s: %w", snapHeader, err)
+	}
+	if h.Key != key {
+		return h, fmt.Errorf("its header is for shape %s", h.Key)
+	}
+	ram, err := os.Stat(filepath.Join(dir, snapRAM))
+	if err != nil {
+		return h, err
+	}
+	if ram.Size() != h.RAM {
+		return h, fmt.Errorf("its memory file has %d bytes, want %d", ram.Size(), h.RAM)
+	}
+	sum, n, err := sumFile(filepath.Join(dir, snapState))
+	if err != nil {
+		return h, err
+	}
+	if n != h.State || sum != h.StateSHA256 {
+		return h, fmt.Errorf("its state file (%d bytes, sha256 %.12s) is not the one saved (%d bytes, sha256 %.12s)", n, sum, h.State, h.StateSHA256)
+	}
+	if err := checkRAM(filepath.Join(dir, snapRAM), h.RAMSHA256); err != nil {
+		return h, err
+	}
+	return h, nil
+}
+
+// ramChecks are this process's verdicts on memory files, by path, inode,
+// size and mtime: hashing 512 MiB takes ~0.3 s, more than a restore, so
+// it is done once per process and snapshot, not at every restore.
+var ramChecks struct {
+	sync.Mutex
+	m map[string]*ramCheck
+}
+
+type ramCheck struct {
+	once sync.Once
+	err  error
+}
+
+func ramCheckKey(path string) (string, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%s %d %d %d.%d", path, st.Ino, st.Size, st.Mtim.Sec, st.Mtim.Nsec), nil
+}
+
+// checkRAM checks that the memory file at path hashes to want, once per
+// process for one file.
+func checkRAM(path, want string) error {
+	k, err := ramCheckKey(path)
+	if err != nil {
+		return err
+	}
+	ramChecks.Lock()
+	if ramChecks.m == nil {
+		ramChecks.m = make(map[string]*ramCheck)
+	}
+	c := ramChecks.m[k]
+	if c == nil {
+		c = &ramCheck{}
+		ramChecks.m[k] = c
+	}
+	ramChecks.Unlock()
+	c.once.Do(func() {
+		sum, _, err := sumFile(path)
+		switch {
+		case err != nil:
+			c.err = err
+		case sum != want:
+			c.err = fmt.Errorf("its memory file (sha256 %.12s) is not the one saved (sha256 %.12s)", sum, want)
+		}
+	})
+	return c.err
+}
+
+// checkedRAM records that the memory file at path, just written and
+// hashed, is whole.
+func checkedRAM(path string) {
+	k, err := ramCheckKey(path)
+	if err != nil {
+		return
+	}
+	c := &ramCheck{}
+	c.once.Do(func() {})
+	ramChecks.Lock()
+	if ramChecks.m == nil {
+		ramChecks.m = make(map[string]*ramCheck)
+	}
+	ramChecks.m[k] = c
+	ramChecks.Unlock()
+}
+
+func sumFile(path string) (string, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "", 0, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}

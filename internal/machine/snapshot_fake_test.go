@@ -1,0 +1,351 @@
+package machine_test
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vmlab/vmlab/internal/agent"
+	"github.com/vmlab/vmlab/internal/agentproto"
+	"github.com/vmlab/vmlab/internal/kernel"
+	"github.com/vmlab/vmlab/internal/machine"
+	"github.com/vmlab/vmlab/internal/qemu"
+	"github.com/vmlab/vmlab/internal/spec"
+)
+
+// A fake QEMU's snapshot boots (modes snapok and snapfail, fake_test.go):
+// the take stops at the snapshot point and migrates a made-up state; a
+// restore loads it or fails as QEMU does when a state does not load.
+
+// fakeLoadTime is how long the fake's incoming migration takes to load
+// after migrate-incoming returns, as a real one does (~0.3 s measured):
+// a clock stamped before the load ends is that much early.
+const fakeLoadTime = 50 * time.Millisecond
+
+// fakeLoaded is when the fake's incoming migration completed (Unix ns).
+var fakeLoaded atomic.Int64
+
+// fakeMigrate plays QMP's migrate (writing a state to the unix socket
+// named) and migrate-incoming (a load): it returns what to do after the
+// command's return, which returns the MIGRATION event to send.
+func fakeMigrate(cmd string, raw json.RawMessage) func() string {
+	var a struct{ URI string }
+	json.Unmarshal(raw, &a)
+	event := func() string {
+		return fmt.Sprintf(`{"event": "MIGRATION", "data": {"status": "completed"}, "timestamp": {"seconds": %d, "microseconds": 0}}`, time.Now().Unix())
+	}
+	return func() string {
+		if cmd == "migrate" {
+			c, err := net.Dial("unix", strings.TrimPrefix(a.URI, "unix:"))
+			if err != nil {
+				return `{"event": "MIGRATION", "data": {"status": "failed"}}`
+			}
+			io.WriteString(c, "fake device state")
+			c.Close()
+			return event()
+		}
+		time.Sleep(fakeLoadTime) // the load's duration, not a wait for an event
+		fakeLoaded.Store(time.Now().UnixNano())
+		return event()
+	}
+}
+
+// fakeSnapshotQEMU plays the snapshot modes; false: not one of them.
+func fakeSnapshotQEMU(mode string, args []string) (int, bool) {
+	if mode != "snapok" && mode != "snapfail" {
+		return 0, false
+	}
+	var appendArg, memPath string
+	var memMiB int
+	incoming := slices.Contains(args, "-incoming")
+	for i, a := range args {
+		if i+1 >= len(args) {
+			break
+		}
+		switch {
+		case a == "-append":
+			appendArg = args[i+1]
+		case a == "-object" && strings.HasPrefix(args[i+1], "memory-backend-file,"):
+			for _, kv := range strings.Split(args[i+1], ",") {
+				k, v, _ := strings.Cut(kv, "=")
+				switch k {
+				case "mem-path":
+					memPath = v
+				case "size":
+					memMiB, _ = strconv.Atoi(strings.TrimSuffix(v, "M"))
+				}
+			}
+		}
+	}
+	switch {
+	case incoming && mode == "snapfail":
+		fmt.Fprintln(os.Stderr, "qemu-system-x86_64: load of migration failed: Invalid argument")
+		return 1, true
+	case !incoming && !agentproto.IsSnapshotBoot(appendArg):
+		return fakeQEMU("serve", args), true
+	}
+	qmpConn, agentConn, dir := fakeConnect(args)
+	if qmpConn == nil {
+		return 1, true
+	}
+	go fakeQMP(qmpConn, dir)
+	if !incoming { // the take: QEMU made the memory file, the guest waits
+		if f, err := os.OpenFile(memPath, os.O_CREATE|os.O_RDWR, 0o600); err == nil {
+			f.Truncate(int64(memMiB) << 20)
+			f.WriteAt([]byte("the guest's memory"), 4096)
+			f.Close()
+		}
+		point := agentproto.SnapshotPoint{Version: agentproto.Version}
+		agentproto.NewWriter(agentConn).WriteFrame(agentproto.TSnapshot, 0, agentproto.Encode(point))
+		select {}
+	}
+	var hdr [agentproto.HeaderSize]byte
+	if _, err := io.ReadFull(agentConn, hdr[:]); err != nil {
+		return 1, true
+	}
+	payload := make([]byte, binary.BigEndian.Uint32(hdr[6:]))
+	if _, err := io.ReadFull(agentConn, payload); err != nil {
+		return 1, true
+	}
+	var r agentproto.Restore
+	json.Unmarshal(payload, &r)
+	if loaded := fakeLoaded.Load(); loaded == 0 || r.UnixNano < loaded {
+		fmt.Printf("[    0.500] restore: clock stamped %d ns before the load completed\n", loaded-r.UnixNano)
+		return 1, true
+	}
+	agent.Serve(context.Background(), agentConn, agentproto.Hello{Version: agentproto.Version, Kernel: "fake restored"})
+	return 0, true
+}
+
+// fakeConnect connects to the QMP and agent sockets named in args.
+func fakeConnect(args []string) (qmpConn, agentConn net.Conn, dir string) {
+	paths := map[string]string{}
+	for i, a := range args {
+		if a == "-chardev" && i+1 < len(args) && strings.HasPrefix(args[i+1], "socket,") {
+			var id, path string
+			for _, kv := range strings.Split(args[i+1], ",") {
+				k, v, _ := strings.Cut(kv, "=")
+				switch k {
+				case "id":
+					id = v
+				case "path":
+					path = v
+				}
+			}
+			paths[id] = path
+		}
+	}
+	q, err := net.Dial("unix", paths["qmp"])
+	if err != nil {
+		return nil, nil, ""
+	}
+	ag, err := net.Dial("unix", paths["agent"])
+	if err != nil {
+		return nil, nil, ""
+	}
+	return q, ag, filepath.Dir(paths["qmp"])
+}
+
+// fakeSnapshotMachine is a fake machine with snapshot boots on, over 9p,
+// with its snapshots in dir and its log lines in log.
+func fakeSnapshotMachine(t *testing.T, mode, dir string, log *logLines) *machine.Machine {
+	t.Helper()
+	t.Setenv(fakeEnv, mode)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	boot := &machine.Boot{
+		Kernel: &kernel.Kernel{Vmlinux: "/dev/null"}, Initramfs: "/dev/null", FS: "9p",
+		QEMU: exe, Accel: qemu.Accel{Name: "tcg", Why: "fake"},
+	}
+	boot.SetSnapshotDir(dir)
+	m, err := machine.New(machine.Config{Machine: spec.Machine{Name: "fake", MemoryMiB: 128}, Boot: boot, BootTimeout: 5 * time.Second, Logf: log.logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// logLines gathers a machine's log.
+type logLines struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logLines) logf(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, fmt.Sprintf(format, args...))
+}
+
+func (l *logLines) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n")
+}
+
+// snapshotNames lists dir's entries.
+func snapshotNames(t *testing.T, dir string) []string {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, de := range des {
+		names = append(names, de.Name())
+	}
+	return names
+}
+
+// TestFakeSnapshotRestore: the first machine of a shape takes the
+// snapshot and is restored from it, as is the next, with the clock
+// stamped once the state is loaded (the fake refuses an earlier stamp:
+// before the fix, it was stamped when migrate-incoming returned, a load
+// time early). The memory file is in use while a restored QEMU runs.
+func TestFakeSnapshotRestore(t *testing.T) {
+	dir := t.TempDir()
+	var log logLines
+	for i := range 2 {
+		m := fakeSnapshotMachine(t, "snapok", dir, &log)
+		if err := m.Start(t.Context()); err != nil {
+			t.Fatalf("machine %d: %v\nlog:\n%s", i, err, &log)
+		}
+		if out, err := m.Succeed(t.Context(), "echo up"); err != nil || out != "up\n" {
+			t.Fatalf("machine %d: got %q, %v", i, out, err)
+		}
+		qmpLog, _ := os.ReadFile(filepath.Join(m.Dir(), fakeQMPLog))
+		if !strings.Contains(string(qmpLog), "migrate-incoming") {
+			t.Errorf("machine %d was not restored; its QMP commands:\n%s", i, qmpLog)
+		}
+		entries, err := machine.ListSnapshots(dir)
+		if err != nil || len(entries) != 1 || !entries[0].InUse || entries[0].Temp {
+			t.Errorf("machine %d up: got snapshots %+v, %v; want one in use", i, entries, err)
+		}
+		m.Close()
+	}
+	if s := log.String(); strings.Contains(s, "cold boot") || strings.Count(s, "taken in") != 1 {
+		t.Errorf("got log:\n%s\nwant one snapshot taken and no cold boot", s)
+	}
+	entries, err := machine.ListSnapshots(dir)
+	if err != nil || len(entries) != 1 || entries[0].InUse {
+		t.Errorf("machines closed: got snapshots %+v, %v; want one not in use", entries, err)
+	}
+	removed, err := machine.CleanSnapshots(dir)
+	if err != nil || len(removed) != 1 {
+		t.Errorf("clean: removed %+v, %v; want the snapshot", removed, err)
+	}
+	if names := snapshotNames(t, dir); len(names) != 0 {
+		t.Errorf("after clean: got %q, want nothing (no orphan lock)", names)
+	}
+}
+
+// TestFakeSnapshotRestoreFails: a restore whose QEMU fails its load is a
+// cold boot of the machine, with a note, and the snapshot is set aside
+// so that the next machine takes it again. Before the fix the machine
+// failed, and so did every later one of its shape.
+func TestFakeSnapshotRestoreFails(t *testing.T) {
+	dir := t.TempDir()
+	var log logLines
+	for i := range 2 {
+		m := fakeSnapshotMachine(t, "snapfail", dir, &log)
+		if err := m.Start(t.Context()); err != nil {
+			t.Fatalf("machine %d: got %v, want a cold boot\nlog:\n%s", i, err, &log)
+		}
+		if out, err := m.Succeed(t.Context(), "echo up"); err != nil || out != "up\n" {
+			t.Fatalf("machine %d: got %q, %v", i, out, err)
+		}
+		m.Close()
+	}
+	s := log.String()
+	if n := strings.Count(s, "cold boot: restore failed: "); n != 2 || !strings.Contains(s, "load of migration failed") {
+		t.Errorf("got log:\n%s\nwant two notes of a failed restore naming QEMU's error", s)
+	}
+	if n := strings.Count(s, "taken in"); n != 2 {
+		t.Errorf("got %d snapshots taken, want 2 (the second machine takes it again)", n)
+	}
+	bad := 0
+	for _, name := range snapshotNames(t, dir) {
+		switch {
+		case strings.HasPrefix(name, ".bad-"):
+			bad++
+		case !strings.HasSuffix(name, ".lock"):
+			t.Errorf("left %q in the snapshot cache, want only the set aside ones", name)
+		}
+	}
+	if bad != 2 {
+		t.Errorf("got %d snapshots set aside, want 2", bad)
+	}
+	if removed, err := machine.CleanSnapshots(dir); err != nil || len(removed) != 2 || len(snapshotNames(t, dir)) != 0 {
+		t.Errorf("clean: removed %+v, %v, left %q; want both set aside, nothing left", removed, err, snapshotNames(t, dir))
+	}
+}
+
+// TestFakeSnapshotSpoiled: a snapshot whose memory file changed after it
+// was taken (same size: before the fix only the size was checked) is a
+// cold boot with a note and is set aside, and the next machine takes it
+// again; a snapshot directory that lost its memory file is set aside by
+// the next take instead of being in its way.
+func TestFakeSnapshotSpoiled(t *testing.T) {
+	dir := t.TempDir()
+	var log logLines
+	up := func(name string) {
+		t.Helper()
+		m := fakeSnapshotMachine(t, "snapok", dir, &log)
+		if err := m.Start(t.Context()); err != nil {
+			t.Fatalf("%s: %v\nlog:\n%s", name, err, &log)
+		}
+		m.Close()
+	}
+	up("first")
+	entries, _ := machine.ListSnapshots(dir)
+	if len(entries) != 1 {
+		t.Fatalf("got snapshots %+v, want one", entries)
+	}
+	ram := filepath.Join(dir, entries[0].Name, "ram")
+	f, err := os.OpenFile(ram, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte("a flipped page"), 8192)
+	f.Close()
+	up("changed memory")
+	if s := log.String(); !strings.Contains(s, "cold boot: its memory file (sha256") {
+		t.Errorf("got log:\n%s\nwant a cold boot naming the memory file", s)
+	}
+	up("taken again")
+	if n := strings.Count(log.String(), "taken in"); n != 2 {
+		t.Errorf("got %d snapshots taken, want 2 (the changed one set aside, taken again)", n)
+	}
+	os.Remove(filepath.Join(dir, entries[0].Name, "ram"))
+	up("lost memory")
+	s := log.String()
+	if n := strings.Count(s, "taken in"); n != 3 {
+		t.Errorf("got log:\n%s\nwant a third snapshot taken in place of the one without memory", s)
+	}
+	if n := strings.Count(s, "cold boot"); n != 1 {
+		t.Errorf("got log:\n%s\nwant one cold boot (the changed memory)", s)
+	}
+	bad := 0
+	for _, name := range snapshotNames(t, dir) {
+		if strings.HasPrefix(name, ".bad-") {
+			bad++
+		}
+	}
+	if bad != 2 {
+		t.Errorf("got %d set aside, want 2 (%q)", bad, snapshotNames(t, dir))
+	}
+}

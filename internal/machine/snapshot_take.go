@@ -1,0 +1,248 @@
+package machine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vmlab/vmlab/internal/agentproto"
+	"github.com/vmlab/vmlab/internal/cachefile"
+	"github.com/vmlab/vmlab/internal/qemu"
+	"github.com/vmlab/vmlab/internal/qemu/qmp"
+)
+
+// errSnapshotBusy says another machine or run is taking the snapshot.
+var errSnapshotBusy = errors.New("another machine or run is taking this snapshot")
+
+// takeSnapshot boots q to the snapshot point and saves the snapshot in
+// dir/key, atomically: it is made in a temporary directory, synced, and
+// renamed into place, under a lock that a second run finds taken (it
+// boots cold). Then it trims the snapshot cache (TrimSnapshots).
+func (m *Machine) takeSnapshot(ctx context.Context, q qemu.Config, dir, key string) (snapshotHeader, error) {
+	var h snapshotHeader
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return h, err
+	}
+	lockPath := filepath.Join(dir, key+".lock")
+	lock, err := os.OpenFile(lockPath, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return h, err
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return h, errSnapshotBusy
+	}
+	if a, err1 := lock.Stat(); err1 != nil || !sameFile(a, lockPath) {
+		return h, errSnapshotBusy // a trim removed the lock file meanwhile
+	}
+	final := filepath.Join(dir, key)
+	if h, err := checkSnapshot(final, key); err == nil {
+		return h, nil // another run made it meanwhile
+	}
+	if _, err := os.Lstat(final); err == nil {
+		// A directory that is no whole snapshot (no memory file, or one
+		// that fails its check): nobody can use it, and it is in the way.
+		if err := setAsideDir(final, key); err != nil {
+			return h, err
+		}
+	}
+	tmp, err := os.MkdirTemp(dir, ".tmp-"+key+"-")
+	if err != nil {
+		return h, err
+	}
+	defer os.RemoveAll(tmp)
+	// The memory file is the directory's lock (cachefile.UseDir): held
+	// while it is made, a trim leaves it.
+	ram, err := os.OpenFile(filepath.Join(tmp, snapRAM), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return h, err
+	}
+	defer ram.Close()
+	if err := unix.Flock(int(ram.Fd()), unix.LOCK_SH); err != nil {
+		return h, err
+	}
+	start := time.Now()
+	if h, err = m.saveSnapshot(ctx, q, tmp); err != nil {
+		return h, fmt.Errorf("take snapshot: %w", err)
+	}
+	h.Key = key
+	if err := writeSnapshot(tmp, ram, &h); err != nil {
+		return h, fmt.Errorf("take snapshot: %w", err)
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return h, err
+	}
+	syncDir(dir)
+	checkedRAM(filepath.Join(final, snapRAM))
+	m.logf("snapshot %s taken in %.2fs", key, time.Since(start).Seconds())
+	if removed, _ := TrimSnapshots(dir, SnapshotLimits); len(removed) > 0 {
+		m.logf("snapshot cache: removed %d snapshots, %.1f MiB", len(removed), float64(cachefile.Total(removed))/(1<<20))
+	}
+	return h, nil
+}
+
+// writeSnapshot syncs tmp's memory file, hashes it, writes the header and
+// syncs it and the directory: a crash after the rename into place leaves
+// a whole snapshot, not an empty file under a good header.
+func writeSnapshot(tmp string, ram *os.File, h *snapshotHeader) error {
+	if err := ram.Sync(); err != nil {
+		return fmt.Errorf("sync the memory file: %w", err)
+	}
+	var err error
+	if h.RAMSHA256, h.RAM, err = sumFile(ram.Name()); err != nil {
+		return err
+	}
+	b, _ := json.Marshal(h)
+	f, err := os.Create(filepath.Join(tmp, snapHeader))
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return syncDir(tmp)
+}
+
+// syncDir syncs a directory's entries.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+func sameFile(a os.FileInfo, path string) bool {
+	b, err := os.Stat(path)
+	return err == nil && os.SameFile(a, b)
+}
+
+// saveSnapshot boots q to the snapshot point with its memory in tmp's
+// memory file, migrates the device state to tmp's state file, and ends
+// QEMU.
+func (m *Machine) saveSnapshot(ctx context.Context, q qemu.Config, tmp string) (snapshotHeader, error) {
+	var h snapshotHeader
+	q.Append = m.snapshotAppend()
+	q.RAM = &qemu.RAMFile{Path: filepath.Join(tmp, snapRAM), Shared: true}
+	ctx, cancel := context.WithTimeout(ctx, m.bootTimeout())
+	defer cancel()
+	proc, err := qemu.Start(ctx, q, m.console)
+	if err != nil {
+		return h, err
+	}
+	defer func() {
+		proc.Kill()
+		<-proc.Done()
+	}()
+	go func() {
+		select {
+		case <-proc.Done():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	qc, err := qmp.NewClient(ctx, proc.QMP)
+	if err != nil {
+		return h, fmt.Errorf("connect to qmp: %w", err)
+	}
+	defer qc.Close()
+	if err := awaitSnapshotPoint(ctx, proc.Agent); err != nil {
+		return h, err
+	}
+	// QEMU connects to sock and writes the state; the file is whole when
+	// QEMU closes the connection.
+	sock := filepath.Join(q.Dir, "migrate.sock")
+	os.Remove(sock)
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		return h, err
+	}
+	defer l.Close()
+	copied := make(chan error, 1)
+	go func() { copied <- receiveState(l, filepath.Join(tmp, snapState)) }()
+	if _, err := qc.Execute(ctx, "migrate-set-capabilities", migrationCaps); err != nil {
+		return h, fmt.Errorf("set migration capabilities: %w", err)
+	}
+	sub := qc.Subscribe("MIGRATION")
+	defer sub.Close()
+	if _, err := qc.Execute(ctx, "migrate", map[string]any{"uri": "unix:" + sock}); err != nil {
+		return h, fmt.Errorf("migrate: %w", err)
+	}
+	if err := awaitMigration(ctx, qc, sub); err != nil {
+		return h, err
+	}
+	select {
+	case err := <-copied:
+		if err != nil {
+			return h, err
+		}
+	case <-ctx.Done():
+		return h, fmt.Errorf("save the state: %w", ctx.Err())
+	}
+	for _, n := range q.NICs {
+		h.MACs = append(h.MACs, n.MAC)
+	}
+	if h.StateSHA256, h.State, err = sumFile(filepath.Join(tmp, snapState)); err != nil {
+		return h, err
+	}
+	return h, nil
+}
+
+// awaitSnapshotPoint reads the agent's Snapshot frame.
+func awaitSnapshotPoint(ctx context.Context, conn net.Conn) error {
+	if d, ok := ctx.Deadline(); ok {
+		conn.SetReadDeadline(d)
+		defer conn.SetReadDeadline(time.Time{})
+	}
+	f, err := agentproto.NewReader(conn).ReadFrame()
+	if err != nil {
+		return fmt.Errorf("wait for the agent at the snapshot point: %w", err)
+	}
+	var p agentproto.SnapshotPoint
+	if f.Type != agentproto.TSnapshot || json.Unmarshal(f.Payload, &p) != nil {
+		return fmt.Errorf("wait for the agent at the snapshot point: got a %v frame", f.Type)
+	}
+	if p.Version != agentproto.Version {
+		return fmt.Errorf("the agent speaks protocol %d, want %d: the initramfs is stale", p.Version, agentproto.Version)
+	}
+	return nil
+}
+
+// receiveState writes what QEMU's one connection to l sends to path.
+func receiveState(l *net.UnixListener, path string) error {
+	c, err := l.Accept()
+	if err != nil {
+		return fmt.Errorf("accept the migration: %w", err)
+	}
+	defer c.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, c); err != nil {
+		f.Close()
+		return fmt.Errorf("save the state: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
