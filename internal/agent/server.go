@@ -209,6 +209,8 @@ func (s *server) handle(ctx context.Context, id uint32, req agentproto.Request, 
 		return waitTTY(ctx, *req.Wait)
 	case req.Op == agentproto.OpTTYText:
 		return ttyText(req.VT)
+	case req.Op == agentproto.OpWait && req.Wait != nil && req.Wait.Kind == agentproto.WaitKeys:
+		return waitKeys(ctx, keyboard, *req.Wait)
 	case req.Op == agentproto.OpWait && req.Wait != nil && req.Wait.Kind == agentproto.WaitX:
 		return waitX(ctx, *req.Wait)
 	case req.Op == agentproto.OpWait && req.Wait != nil && req.Wait.Kind == agentproto.WaitWindow:

@@ -17,8 +17,9 @@ import (
 // version 7 the text of virtual terminals (OpTTYText, WaitTTY), version 8
 // X displays (WaitX, WaitWindow, OpXWindows, Wait.Display, Request.Display),
 // version 9 the Notice frame (a service's exit, told unasked), version 10
-// snapshot boots (the Snapshot and Restore frames, SnapshotParam).
-const Version = 10
+// snapshot boots (the Snapshot and Restore frames, SnapshotParam), version
+// 11 the keyboard's acknowledgements (WaitKeys, Wait.Keys).
+const Version = 11
 
 // DefaultPath is the PATH commands get in the guest.
 const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -187,7 +188,17 @@ const (
 	// Path is empty; fails at once when one has exited and will not be
 	// restarted.
 	WaitUnit WaitKind = "unit"
+	// WaitKeys: the guest's PS/2 keyboard has delivered at least Keys key
+	// events (presses and releases, as its driver reports them) since the
+	// agent first counted them; the Result's Output is the count, in
+	// decimal, at the end of the wait. A guest whose keyboard cannot be
+	// counted (no evdev) answers with an Error naming NoKeyCount.
+	WaitKeys WaitKind = "keys"
 )
+
+// NoKeyCount is in the Error of a WaitKeys the agent cannot count keys
+// for: the host then types without the guest's acknowledgements.
+const NoKeyCount = "no key count"
 
 // Wait asks the agent to check a condition until it holds or Timeout passes.
 type Wait struct {
@@ -200,7 +211,9 @@ type Wait struct {
 	VT      int      `json:"vt,omitempty"`    // WaitTTY's terminal, 1..MaxVT
 	Regex   string   `json:"regex,omitempty"` // WaitTTY's and WaitWindow's pattern
 	// Display is WaitX's and WaitWindow's X display, ":0" when empty.
-	Display string        `json:"display,omitempty"`
+	Display string `json:"display,omitempty"`
+	// Keys is the count of key events WaitKeys waits for.
+	Keys    int64         `json:"keys,omitempty"`
 	Timeout time.Duration `json:"timeout"`
 	// Interval between checks; zero picks the kind's default (short for
 	// files and ports, longer for commands, which start a shell each time).
