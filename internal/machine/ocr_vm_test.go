@@ -24,7 +24,7 @@ func TestVMScreenText(t *testing.T) {
 	needTesseract(t)
 	m := vmtest.Machine(t, machine.Config{Machine: spec.Machine{Name: "screen", Display: true}, Dir: t.TempDir()})
 	ctx := t.Context()
-	if err := m.SendChars(ctx, "echo OCR $((6*7)) DONE\n", 10*time.Millisecond); err != nil {
+	if err := m.SendChars(ctx, "echo OCR $((6*7)) DONE\n", 0); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()

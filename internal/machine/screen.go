@@ -21,10 +21,17 @@ import (
 // machine declared without a display.
 var ErrNoDisplay = errors.New("the machine has no display: declare it with display = True")
 
-// keyHoldMS is how long each key of a chord is held, in ms. QEMU queues
-// key events in order, so keys sent one after another arrive in order;
-// QEMU's default hold, 100 ms, made typing a 20-character line take 2 s.
-const keyHoldMS = 10
+// How typing works: each key's events go to QEMU with QMP's
+// input-send-event, which hands them to the emulated keyboard at once,
+// and vmlab keeps the time between them. QEMU's send-key is not used: it
+// queues events in QEMU with a timer for each, keys sent faster than the
+// timers play them pile up in a queue of 1024 entries (a plain key takes
+// 6, a shifted one 12), and what does not fit is dropped without an error
+// (TestVMTypingUnderLoad; docs/screens.md).
+
+// keyHold is how long each key of a chord is held down before its
+// release: QEMU's own default for send-key.
+const keyHold = 10 * time.Millisecond
 
 // monitor returns the QMP client of the running machine, booting it if
 // needed; display says the call needs the machine's display.
@@ -70,63 +77,98 @@ func (m *Machine) Screenshot(ctx context.Context) ([]byte, error) {
 // SendKey presses the keys of name together and releases them: a NixOS
 // key name such as "ctrl-alt-delete", "ret", "shift-0x0c" or one
 // character ("A"). An unknown name is refused before anything is sent.
-// delay is a pause after QEMU took the key (NixOS's send_key delay); 0
-// is none.
+// Each key is held keyHold, and delay is the pause after the release
+// (NixOS's send_key delay); 0 is none. It returns once the guest's
+// keyboard driver has the key (see typeChords).
 func (m *Machine) SendKey(ctx context.Context, name string, delay time.Duration) error {
 	what := fmt.Sprintf("send key %q", name)
 	chord, err := keys.Parse(name)
 	if err != nil {
 		return fmt.Errorf("%s: %w", m.cfg.Name, err)
 	}
-	q, err := m.monitor(ctx, what, true)
-	if err != nil {
-		return err
-	}
-	return m.sendChord(ctx, q, what, chord, delay)
+	return m.typeChords(ctx, what, []keys.Chord{chord}, delay)
 }
 
 // SendChars types text on the machine's keyboard, one key (or shifted
 // key) per character, on a US layout. A character without a key is
-// refused before anything is sent. Each key is taken by QEMU before the
-// next is sent, and delay is a pause after each (NixOS's send_chars
-// delay); 0 is none.
+// refused before anything is sent. Each key is pressed, held keyHold and
+// released before the next, and delay is the pause after each (NixOS's
+// send_chars delay); 0 is none. It returns once the guest's keyboard
+// driver has every key (see typeChords).
 func (m *Machine) SendChars(ctx context.Context, text string, delay time.Duration) error {
 	what := fmt.Sprintf("type %q", text)
 	chords, err := keys.Chars(text)
 	if err != nil {
 		return fmt.Errorf("%s: %s: %w", m.cfg.Name, what, err)
 	}
-	q, err := m.monitor(ctx, what, true)
-	if err != nil {
-		return err
+	return m.typeChords(ctx, what, chords, delay)
+}
+
+// keyEvent is one event of QMP's input-send-event: a key going down or
+// up.
+type keyEvent struct {
+	Type string       `json:"type"` // "key"
+	Data keyEventData `json:"data"`
+}
+
+type keyEventData struct {
+	Down bool     `json:"down"`
+	Key  keys.Key `json:"key"`
+}
+
+// releaseTimeout bounds the release of a chord whose context ended while
+// its keys were down.
+const releaseTimeout = 5 * time.Second
+
+// sendChord presses the keys of c in order, holds them keyHold, releases
+// them in the reverse order and pauses delay. QEMU hands each batch of
+// events to the keyboard when it answers, so nothing waits in QEMU. Keys
+// pressed are released even when ctx ends while they are down; a machine
+// that went down while they were (QEMU closed QMP) took them.
+func (m *Machine) sendChord(ctx context.Context, q *qmp.Client, what string, c keys.Chord, delay time.Duration) error {
+	down := make([]keyEvent, 0, len(c))
+	up := make([]keyEvent, 0, len(c))
+	for i, k := range c {
+		down = append(down, keyEvent{Type: "key", Data: keyEventData{Down: true, Key: k}})
+		up = append(up, keyEvent{Type: "key", Data: keyEventData{Down: false, Key: c[len(c)-1-i]}})
 	}
-	for _, c := range chords {
-		if err := m.sendChord(ctx, q, what, c, delay); err != nil {
-			return err
-		}
+	if _, err := q.Execute(ctx, "input-send-event", map[string]any{"events": down}); err != nil {
+		return fmt.Errorf("%s: %s: %w", m.cfg.Name, what, err)
+	}
+	held := pause(ctx, keyHold)
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
+	_, err := q.Execute(rctx, "input-send-event", map[string]any{"events": up})
+	switch {
+	case errors.Is(err, qmp.ErrClosed) && held == nil:
+		// QEMU went away with the keys down: they were taken, and
+		// ended the machine (ctrl-alt-delete without an init that
+		// handles it resets it, and QEMU runs with -no-reboot).
+		return nil
+	case err != nil:
+		return fmt.Errorf("%s: %s: release the keys: %w", m.cfg.Name, what, err)
+	}
+	if held == nil {
+		held = pause(ctx, delay)
+	}
+	if held != nil {
+		return fmt.Errorf("%s: %s: %w", m.cfg.Name, what, held)
 	}
 	return nil
 }
 
-// sendChord sends one chord and waits for QEMU's answer, which comes once
-// QEMU queued its key events, then pauses delay. Without a delay, chords
-// follow each other as fast as QMP answers: QEMU plays each queued chord
-// for keyHoldMS before the next, in order.
-func (m *Machine) sendChord(ctx context.Context, q *qmp.Client, what string, c keys.Chord, delay time.Duration) error {
-	args := map[string]any{"keys": c, "hold-time": keyHoldMS}
-	if _, err := q.Execute(ctx, "send-key", args); err != nil {
-		return fmt.Errorf("%s: %s: %w", m.cfg.Name, what, err)
+// pause waits d, or until ctx ends (its cause).
+func pause(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return context.Cause(ctx)
 	}
-	if delay <= 0 {
-		return nil
-	}
-	t := time.NewTimer(delay)
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("%s: %s: %w", m.cfg.Name, what, context.Cause(ctx))
+		return context.Cause(ctx)
 	}
 }
 

@@ -3,6 +3,7 @@ package machine_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -39,13 +40,21 @@ func TestScreenMethods(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(string(log)), "\n")
+	key := func(down bool, names ...string) string {
+		var ev []string
+		for _, n := range names {
+			ev = append(ev, fmt.Sprintf(`{"type":"key","data":{"down":%v,"key":{"type":"qcode","data":%q}}}`, down, n))
+		}
+		return `input-send-event {"events":[` + strings.Join(ev, ",") + `]}`
+	}
+	// Each chord's keys go down in order and up in the reverse order.
 	want := []string{
-		`send-key {"hold-time":10,"keys":[{"type":"qcode","data":"ctrl"},{"type":"qcode","data":"alt"},{"type":"qcode","data":"delete"}]}`,
-		`send-key {"hold-time":10,"keys":[{"type":"qcode","data":"shift"},{"type":"qcode","data":"a"}]}`,
-		`send-key {"hold-time":10,"keys":[{"type":"qcode","data":"ret"}]}`,
+		key(true, "ctrl", "alt", "delete"), key(false, "delete", "alt", "ctrl"),
+		key(true, "shift", "a"), key(false, "a", "shift"),
+		key(true, "ret"), key(false, "ret"),
 		`human-monitor-command {"command-line":"info status"}`,
 	}
-	if len(lines) != 5 || !strings.HasPrefix(lines[0], `screendump {"filename":"`+dir) || !strings.HasSuffix(lines[0], `","format":"png"}`) {
+	if len(lines) != len(want)+1 || !strings.HasPrefix(lines[0], `screendump {"filename":"`+dir) || !strings.HasSuffix(lines[0], `","format":"png"}`) {
 		t.Fatalf("got QMP commands\n%s\nwant a screendump to a PNG in %s, then\n%s", log, dir, strings.Join(want, "\n"))
 	}
 	for i, w := range want {
@@ -84,9 +93,9 @@ func TestScreenRefusals(t *testing.T) {
 	}
 }
 
-// TestSendCharsDelay: each key reaches QEMU only after QEMU answered the
-// one before and the delay passed since; without a delay the keys go
-// without a pause, and a delay is cut short by the context.
+// TestSendCharsDelay: each key goes down, is held keyHold (10 ms) and
+// released, and the next goes down after the delay; without a delay the
+// keys go with the hold only, and a delay is cut short by the context.
 func TestSendCharsDelay(t *testing.T) {
 	const delay = 60 * time.Millisecond
 	dir := t.TempDir()
@@ -109,12 +118,20 @@ func TestSendCharsDelay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Each key's press and release, the press first, in order.
 	var keys []string
+	var downs []bool
 	for _, l := range strings.Split(strings.TrimSpace(string(log)), "\n") {
 		keys = append(keys, l[strings.LastIndex(l, `"data":"`)+8:strings.LastIndex(l, `"}`)])
+		downs = append(downs, strings.Contains(l, `"down":true`))
 	}
-	if got, want := strings.Join(keys, " "), "a b ret c d"; got != want {
-		t.Fatalf("got keys %q in that order, want %q", got, want)
+	if got, want := strings.Join(keys, " "), "a a b b ret ret c c d d"; got != want {
+		t.Fatalf("got key events %q in that order, want %q", got, want)
+	}
+	for i, d := range downs {
+		if d != (i%2 == 0) {
+			t.Fatalf("event %d (%s) down=%v: want each key pressed then released", i+1, keys[i], d)
+		}
 	}
 	raw, err := os.ReadFile(filepath.Join(dir, "fake-qmp-times.log"))
 	if err != nil {
@@ -128,10 +145,18 @@ func TestSendCharsDelay(t *testing.T) {
 		}
 		at = append(at, time.Unix(0, ns))
 	}
-	// a, b and ret were each followed by the delay.
-	for i := 1; i <= 3; i++ {
+	if len(at) != len(keys) {
+		t.Fatalf("got %d times for %d events", len(at), len(keys))
+	}
+	for i := 0; i < len(at); i += 2 {
+		if held := at[i+1].Sub(at[i]); held < 10*time.Millisecond {
+			t.Errorf("%s was held %v, want at least 10ms", keys[i], held)
+		}
+	}
+	// a, b and ret were each followed by the delay; c by none.
+	for i := 2; i <= 6; i += 2 {
 		if gap := at[i].Sub(at[i-1]); gap < delay {
-			t.Errorf("key %d came %v after key %d, want at least the delay, %v", i+1, gap, i, delay)
+			t.Errorf("%s went down %v after %s was released, want at least the delay, %v", keys[i], gap, keys[i-1], delay)
 		}
 	}
 	short, cancel := context.WithTimeout(ctx, 5*delay)

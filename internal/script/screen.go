@@ -65,9 +65,10 @@ var (
 	}}
 
 	// keyDelayKind is the pause after each key: None (the default) or 0
-	// is none. NixOS's driver defaults to 0.01 s after each key to keep
-	// keys in order; QEMU's queue does that here (keyHoldMS in machine),
-	// so a pause is only what the test asks for.
+	// is none. NixOS's driver defaults to 0.01 s after each key so that
+	// keys are not lost; here the guest acknowledges them instead
+	// (machine.SendChars: vmlab never sends more than the keyboard's
+	// queue holds), so a pause is only what the test asks for.
 	keyDelayKind = durationKind(`a pause after each key: a duration such as "50ms" or a number of seconds (None: no pause)`, true)
 
 	pShotName = param{"filename", shotKind, nil, func(a *args) any { return &a.target }}
