@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vmlab/vmlab/internal/agentclient"
 	"github.com/vmlab/vmlab/internal/agentproto"
 	"github.com/vmlab/vmlab/internal/keys"
 )
@@ -37,10 +36,15 @@ const keyWindow = 6
 // delivered and goes on, and says so in the log.
 const keyAckTimeout = time.Second
 
+// keyWaiter is the agent's side of the account: agentclient.Client.
+type keyWaiter interface {
+	Wait(ctx context.Context, w agentproto.Wait) (agentproto.Result, error)
+}
+
 // keyFlow is one typing call's account of key events.
 type keyFlow struct {
 	m     *Machine
-	agent *agentclient.Client
+	agent keyWaiter
 	what  string
 	base  int64 // the guest's count when the call began, less uncounted keys
 	sent  int64 // events sent by this call
@@ -72,16 +76,21 @@ func (m *Machine) typeChords(ctx context.Context, what string, chords []keys.Cho
 	}
 	f.base = n
 	for _, c := range chords {
-		events := int64(2 * len(c))
-		if err := f.await(ctx, min(f.sent, f.sent+events-keyWindow)); err != nil {
+		if err := f.before(ctx, len(c)); err != nil {
 			return err
 		}
 		if err := m.sendChord(ctx, q, what, c, delay); err != nil {
 			return err
 		}
-		f.sent += events
+		f.sent += int64(2 * len(c))
 	}
 	return f.await(ctx, f.sent)
+}
+
+// before waits until a chord of n keys (2n events) can be sent: until
+// at most keyWindow events would be outstanding with it, or none are.
+func (f *keyFlow) before(ctx context.Context, n int) error {
+	return f.await(ctx, min(f.sent, f.sent+int64(2*n)-keyWindow))
 }
 
 // await returns once the guest delivered at least want of the call's
