@@ -66,7 +66,7 @@ type benchResult struct {
 	coverageBench         // coverage_off_s, coverage_on_s, coverage_overhead, coverage_merge_s
 	imageBench            // image_build_s, image_boot_ratio, image_io_ratio
 	scaleBench            // shard_speedup, shard_merge_s, cached_run_s, ...
-	labBench              // lab_16_s, lab_16_mib
+	labBench              // lab_16_s, lab_16_mib, lab_16_restored_s, lab_16_restored_mib
 }
 
 // runBench measures, in one run: (a) the floor, the kernel booting a trivial
@@ -168,7 +168,7 @@ func runBench(ctx context.Context, e *env, args []string) int {
 			r.RunS = time.Since(start).Seconds()
 		}
 	}
-	if err := r.benchLab(ctx, e, boot, bf, !*lab); err != nil {
+	if err := r.benchLab(ctx, e, bf, !*lab, *restore); err != nil {
 		e.errorf("bench: lab: %v", err)
 		return exitFail
 	}
