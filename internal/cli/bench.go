@@ -96,7 +96,7 @@ func runBench(ctx context.Context, e *env, args []string) int {
 	netSeconds := fs.Int("net-seconds", 3, "seconds of bulk transfer per measurement")
 	netRounds := fs.Int("net-rounds", 3, "alternating measurements of each network; the median counts")
 	shardFiles := fs.String("shard-files", strings.Join(benchScaleFiles, ","), "comma-separated test files to run as 1 process and as 2 shards, then again cached (\"\" to skip)")
-	lab := fs.Bool("lab", true, "measure a lab of 16 machines: start_all, a ping each, host memory (~25 s under TCG on 2 quiet cores)")
+	lab := fs.Bool("lab", true, "measure a lab of 16 machines: start_all, a ping each, host memory (~25 s under TCG on 2 quiet cores); with -restore, again restored from a snapshot")
 	labOnly := fs.Int("lab-only", 0, "measure only a lab of `N` machines of -memory MiB (boot, a ring of pings, PSS, shutdown) and print it")
 	restore := fs.Bool("restore", true, "measure machines restored from a snapshot (docs/snapshots.md) against cold boots")
 	outputMiB := fs.Int("output", 1024, "`MiB` a command prints for the driver's peak memory figure (0 to skip)")
