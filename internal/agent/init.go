@@ -54,6 +54,9 @@ func initMain() {
 			fatal(err)
 		}
 	}
+	// The shares' mounts wait on the host: they go on while init mounts
+	// the disk.
+	staged := stageShares(cfg)
 	if cfg.Display {
 		if err := loadDisplayModules(); err != nil {
 			fatal(err)
@@ -69,7 +72,7 @@ func initMain() {
 		}
 		stage("disk")
 	}
-	if err := mountRoot(cfg, disk); err != nil {
+	if err := mountRoot(cfg, disk, staged); err != nil {
 		fatal(err)
 	}
 	if err := switchRoot(newRoot); err != nil {
@@ -211,7 +214,7 @@ func loadModuleAt(dir *os.File, name string) error {
 // directory on the root takes their place. /run is a new tmpfs at every
 // boot either way; for systemd, which mounts its own /run unless one is
 // there, it is a mount of its own even without the disk.
-func mountRoot(cfg agentproto.BootConfig, disk *diskRoot) error {
+func mountRoot(cfg agentproto.BootConfig, disk *diskRoot, staged stagedShares) error {
 	if err := os.MkdirAll(newRoot, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", newRoot, err)
 	}
@@ -225,7 +228,7 @@ func mountRoot(cfg agentproto.BootConfig, disk *diskRoot) error {
 		}
 	}
 	for _, m := range cfg.Mounts {
-		if err := mountShare(cfg, m, state); err != nil {
+		if err := mountShare(cfg, m, state, staged); err != nil {
 			return diskHint(err)
 		}
 	}
@@ -286,7 +289,7 @@ func mountRun() error {
 // mountShare mounts m in the new root: the share itself, or the share as
 // the lower layer of an overlay whose upper and work directories are in
 // state, named by m's guest path.
-func mountShare(cfg agentproto.BootConfig, m agentproto.Mount, state string) error {
+func mountShare(cfg agentproto.BootConfig, m agentproto.Mount, state string, staged stagedShares) error {
 	// Through the root's own symlinks (an image's lib -> /usr/lib for
 	// /lib/modules), never the initramfs's.
 	target, err := mkdirInRoot(newRoot, m.Path, 0o755)
@@ -306,7 +309,7 @@ func mountShare(cfg agentproto.BootConfig, m agentproto.Mount, state string) err
 			return fmt.Errorf("create %s: %w", d, err)
 		}
 	}
-	if err := mountTag(cfg, m, lower); err != nil {
+	if err := staged.move(cfg, m, lower); err != nil {
 		return err
 	}
 	lowers := lower
@@ -323,6 +326,56 @@ func mountShare(cfg agentproto.BootConfig, m agentproto.Mount, state string) err
 	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", lowers, upper, work)
 	if err := unix.Mount("overlay", target, "overlay", 0, opts); err != nil {
 		return fmt.Errorf("mount overlay on %s: %w", m.Path, err)
+	}
+	return nil
+}
+
+// stageDir holds the overlays' lower layers in the initramfs while they
+// are mounted (stageShares), each in a directory named by its tag.
+const stageDir = "/lower"
+
+// stagedShares are the mounts of the lower layers of the root's overlays,
+// under way in the background, by tag: each says when it is done.
+type stagedShares map[string]chan error
+
+// stageShares starts mounting the share of each of cfg's overlays in
+// stageDir, each in a goroutine of its own: a mount waits on the host's
+// answers (9p's version and attach, virtiofs's init), and the guest's
+// CPU meanwhile does the rest of the boot (the display's modules, the
+// disk) and the other shares. move puts each where its overlay wants it.
+func stageShares(cfg agentproto.BootConfig) stagedShares {
+	s := stagedShares{}
+	for _, m := range cfg.Mounts {
+		if !m.Overlay || s[m.Tag] != nil {
+			continue
+		}
+		done := make(chan error, 1)
+		s[m.Tag] = done
+		go func() {
+			dir := filepath.Join(stageDir, m.Tag)
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				done <- fmt.Errorf("create %s: %w", dir, err)
+				return
+			}
+			done <- mountTag(cfg, m, dir)
+		}()
+	}
+	return s
+}
+
+// move waits for m's staged mount and moves it to target; a share that
+// was not staged is mounted there now.
+func (s stagedShares) move(cfg agentproto.BootConfig, m agentproto.Mount, target string) error {
+	done := s[m.Tag]
+	if done == nil {
+		return mountTag(cfg, m, target)
+	}
+	delete(s, m.Tag)
+	if err := <-done; err != nil {
+		return err
+	}
+	if err := unix.Mount(filepath.Join(stageDir, m.Tag), target, "", unix.MS_MOVE, ""); err != nil {
+		return fmt.Errorf("move share %q to %s: %w", m.Tag, m.Path, err)
 	}
 	return nil
 }

@@ -38,6 +38,14 @@ func snapshotPoint(stages []agentproto.Stage) (agentproto.BootConfig, error) {
 		return agentproto.BootConfig{}, err
 	}
 	heldPort = port
+	// A shape with NICs has their driver loaded before the point, as
+	// every such machine loads it to configure its network: a restored
+	// machine then only gives each NIC its own address (restoreMachine).
+	if hasVirtioNet("/sys/bus/virtio/devices") {
+		if err := loadLazyModules(); err != nil {
+			return agentproto.BootConfig{}, err
+		}
+	}
 	point := agentproto.SnapshotPoint{Version: agentproto.Version, Stages: stages}
 	if err := agentproto.NewWriter(port).WriteFrame(agentproto.TSnapshot, 0, agentproto.Encode(point)); err != nil {
 		return agentproto.BootConfig{}, fmt.Errorf("tell the host the snapshot point: %w", err)
@@ -50,6 +58,21 @@ func snapshotPoint(stages []agentproto.Stage) (agentproto.BootConfig, error) {
 		return agentproto.BootConfig{}, err
 	}
 	return r.Boot, nil
+}
+
+// virtioNetID is the virtio device ID of a network card.
+const virtioNetID = "0x0001"
+
+// hasVirtioNet says whether the machine has a virtio network card, its
+// driver loaded or not: sysVirtio is /sys/bus/virtio/devices.
+func hasVirtioNet(sysVirtio string) bool {
+	ids, _ := filepath.Glob(filepath.Join(sysVirtio, "*", "device"))
+	for _, id := range ids {
+		if b, err := os.ReadFile(id); err == nil && strings.TrimSpace(string(b)) == virtioNetID {
+			return true
+		}
+	}
+	return false
 }
 
 // readRestore reads the Restore frame and nothing after it: Serve reads

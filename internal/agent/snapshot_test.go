@@ -3,6 +3,8 @@ package agent
 import (
 	"bytes"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -52,5 +54,31 @@ func TestIsSnapshotBoot(t *testing.T) {
 		if got := agentproto.IsSnapshotBoot(line); got != want {
 			t.Errorf("IsSnapshotBoot(%q) = %v, want %v", line, got, want)
 		}
+	}
+}
+
+// TestHasVirtioNet finds a virtio network card (device ID 1) among the
+// virtio devices, and none among a console, a block device and a 9p
+// share.
+func TestHasVirtioNet(t *testing.T) {
+	dir := t.TempDir()
+	dev := func(name, id string) {
+		os.MkdirAll(filepath.Join(dir, name), 0o755)
+		if err := os.WriteFile(filepath.Join(dir, name, "device"), []byte(id+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if hasVirtioNet(dir) {
+		t.Error("no devices: got a NIC")
+	}
+	dev("virtio0", "0x0003") // console
+	dev("virtio1", "0x0002") // block
+	dev("virtio2", "0x0009") // 9p
+	if hasVirtioNet(dir) {
+		t.Error("console, block, 9p: got a NIC")
+	}
+	dev("virtio3", "0x0001")
+	if !hasVirtioNet(dir) {
+		t.Error("with a network card: got none")
 	}
 }

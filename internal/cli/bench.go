@@ -66,7 +66,7 @@ type benchResult struct {
 	coverageBench         // coverage_off_s, coverage_on_s, coverage_overhead, coverage_merge_s
 	imageBench            // image_build_s, image_boot_ratio, image_io_ratio
 	scaleBench            // shard_speedup, shard_merge_s, cached_run_s, ...
-	labBench              // lab_16_s, lab_16_mib
+	labBench              // lab_16_s, lab_16_mib, lab_16_restored_s, lab_16_restored_mib
 }
 
 // runBench measures, in one run: (a) the floor, the kernel booting a trivial
@@ -96,7 +96,7 @@ func runBench(ctx context.Context, e *env, args []string) int {
 	netSeconds := fs.Int("net-seconds", 3, "seconds of bulk transfer per measurement")
 	netRounds := fs.Int("net-rounds", 3, "alternating measurements of each network; the median counts")
 	shardFiles := fs.String("shard-files", strings.Join(benchScaleFiles, ","), "comma-separated test files to run as 1 process and as 2 shards, then again cached (\"\" to skip)")
-	lab := fs.Bool("lab", true, "measure a lab of 16 machines: start_all, a ping each, host memory (~25 s under TCG on 2 quiet cores)")
+	lab := fs.Bool("lab", true, "measure a lab of 16 machines: start_all, a ping each, host memory (~25 s under TCG on 2 quiet cores); with -restore, again restored from a snapshot")
 	labOnly := fs.Int("lab-only", 0, "measure only a lab of `N` machines of -memory MiB (boot, a ring of pings, PSS, shutdown) and print it")
 	restore := fs.Bool("restore", true, "measure machines restored from a snapshot (docs/snapshots.md) against cold boots")
 	outputMiB := fs.Int("output", 1024, "`MiB` a command prints for the driver's peak memory figure (0 to skip)")
@@ -168,7 +168,7 @@ func runBench(ctx context.Context, e *env, args []string) int {
 			r.RunS = time.Since(start).Seconds()
 		}
 	}
-	if err := r.benchLab(ctx, e, boot, bf, !*lab); err != nil {
+	if err := r.benchLab(ctx, e, bf, !*lab, *restore); err != nil {
 		e.errorf("bench: lab: %v", err)
 		return exitFail
 	}

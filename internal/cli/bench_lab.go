@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -29,6 +30,11 @@ type labBench struct {
 	// Lab16MiB is host memory per machine: the QEMU processes' PSS (from
 	// /proc/PID/smaps_rollup) at the end, summed, divided by 16.
 	Lab16MiB float64 `json:"lab_16_mib,omitempty"`
+	// Lab16RestoredS and Lab16RestoredMiB are the same of a lab of 16
+	// machines restored from one snapshot of their shape (taken before
+	// the start, in a temporary directory; over 9p).
+	Lab16RestoredS   float64 `json:"lab_16_restored_s,omitempty"`
+	Lab16RestoredMiB float64 `json:"lab_16_restored_mib,omitempty"`
 }
 
 // labBenchMachines is the section's lab size.
@@ -54,22 +60,75 @@ type labRun struct {
 	DaemonMiB float64 `json:"lab_virtiofsd_pss_mib"`
 	// ShutdownS is closing the lab: every machine stopped.
 	ShutdownS float64 `json:"lab_shutdown_s"`
+	// Restored says the machines were restored from a snapshot of their
+	// shape, taken before the start by a machine of the same shape
+	// (SnapshotS); ColdBoots counts those that booted cold instead (a
+	// note said why).
+	Restored  bool    `json:"lab_restored"`
+	SnapshotS float64 `json:"lab_snapshot_s,omitempty"`
+	ColdBoots int     `json:"lab_cold_boots"`
 }
 
 // perMachine is the QEMU PSS per machine in MiB.
 func (r labRun) perMachine() float64 { return r.QEMUMiB / float64(r.Machines) }
 
-// benchLab runs the section (skip: nothing measured).
-func (l *labBench) benchLab(ctx context.Context, e *env, boot *machine.Boot, bf bootFlags, skip bool) error {
+// benchLab runs the section (skip: nothing measured): a lab booted
+// cold, then (restored) a lab restored from a snapshot.
+func (l *labBench) benchLab(ctx context.Context, e *env, bf bootFlags, skip, restored bool) error {
 	if skip {
 		return nil
 	}
-	r, err := measureLab(ctx, e, boot, labBenchMachines, bf.memory, bf.cpus)
+	cold := bf.opts
+	cold.Snapshot = "off"
+	boot, err := machine.PrepareBoot(cold)
+	if err != nil {
+		return err
+	}
+	r, err := measureLab(ctx, e, boot, labBenchMachines, bf.memory, bf.cpus, false)
 	if err != nil {
 		return err
 	}
 	l.Lab16S, l.Lab16MiB = r.S, r.perMachine()
+	if !restored {
+		return nil
+	}
+	if r, err = measureRestoredLab(ctx, e, bf, labBenchMachines); err != nil {
+		return fmt.Errorf("restored from a snapshot: %w", err)
+	}
+	if r.ColdBoots > 0 {
+		return fmt.Errorf("restored from a snapshot: %d of %d machines booted cold (the notes above say why)", r.ColdBoots, r.Machines)
+	}
+	l.Lab16RestoredS, l.Lab16RestoredMiB = r.S, r.perMachine()
 	return nil
+}
+
+// snapshotBoot prepares a boot whose machines are restored from
+// snapshots kept in a temporary directory, which cleanup removes: the
+// bench leaves nothing in the user's cache. Its files come over 9p
+// (virtiofs cannot be migrated).
+func snapshotBoot(bf bootFlags) (boot *machine.Boot, cleanup func(), err error) {
+	snaps, err := machine.MakeTempDir("vmlab-bench-snapshots-")
+	if err != nil {
+		return nil, nil, err
+	}
+	opts := bf.opts
+	opts.Snapshot, opts.FS, opts.SnapshotDir = "on", "9p", snaps
+	if boot, err = machine.PrepareBoot(opts); err != nil {
+		machine.RemoveTempDir(snaps)
+		return nil, nil, err
+	}
+	return boot, func() { machine.RemoveTempDir(snaps) }, nil
+}
+
+// measureRestoredLab is measureLab of n machines restored from one
+// snapshot in a temporary directory.
+func measureRestoredLab(ctx context.Context, e *env, bf bootFlags, n int) (labRun, error) {
+	boot, cleanup, err := snapshotBoot(bf)
+	if err != nil {
+		return labRun{}, err
+	}
+	defer cleanup()
+	return measureLab(ctx, e, boot, n, bf.memory, bf.cpus, true)
 }
 
 func (l *labBench) print(tw io.Writer) {
@@ -79,13 +138,22 @@ func (l *labBench) print(tw io.Writer) {
 	fmt.Fprintf(tw, "lab of %d machines: start_all to the last ping in a ring\t%.2f s\t\t\n", labBenchMachines, l.Lab16S)
 	fmt.Fprintf(tw, "lab of %d machines: host memory per machine (QEMU PSS)\t%.0f MiB\t<= %d MiB\t%s\n",
 		labBenchMachines, l.Lab16MiB, labBenchTarget, verdict(l.Lab16MiB <= labBenchTarget))
+	if l.Lab16RestoredS == 0 {
+		return
+	}
+	fmt.Fprintf(tw, "lab of %d restored from a snapshot: start_all to the last ping\t%.2f s\t\t\n", labBenchMachines, l.Lab16RestoredS)
+	fmt.Fprintf(tw, "lab of %d restored from a snapshot: host memory per machine\t%.0f MiB\t<= %d MiB\t%s\n",
+		labBenchMachines, l.Lab16RestoredMiB, labBenchTarget, verdict(l.Lab16RestoredMiB <= labBenchTarget))
 }
 
 // measureLab boots n machines of memMiB each on VLAN 1, has each ping its
 // neighbour in a ring, reads the QEMU processes' PSS and closes the lab.
-// The machines start at once, as start_all does.
-func measureLab(ctx context.Context, e *env, boot *machine.Boot, n, memMiB, cpus int) (labRun, error) {
-	r := labRun{Machines: n, MemoryMiB: memMiB}
+// The machines start at once, as start_all does. With restored, boot
+// restores machines from snapshots: a lab of one machine of the same
+// shape takes the snapshot first, untimed, and the machines that boot
+// cold are counted.
+func measureLab(ctx context.Context, e *env, boot *machine.Boot, n, memMiB, cpus int, restored bool) (labRun, error) {
+	r := labRun{Machines: n, MemoryMiB: memMiB, Restored: restored}
 	dir, err := machine.MakeTempDir("vmlab-bench-lab-")
 	if err != nil {
 		return r, err
@@ -100,16 +168,37 @@ func measureLab(ctx context.Context, e *env, boot *machine.Boot, n, memMiB, cpus
 	}
 	// The machines' notes of a snapshot (a cold boot and why) are the
 	// only ones shown: the bench's own lines say the rest.
-	l, err := lab.New(boot, filepath.Join(dir, "lab"), cfgs, func(format string, args ...any) {
+	var mu sync.Mutex
+	cold := 0
+	logf := func(format string, args ...any) {
 		if s := fmt.Sprintf(format, args...); strings.Contains(s, "snapshot") {
 			fmt.Fprintf(e.stderr, "vmlab: bench: %s\n", s)
+			if strings.Contains(s, "cold boot") {
+				mu.Lock()
+				cold++
+				mu.Unlock()
+			}
 		}
-	})
+	}
+	if restored {
+		fmt.Fprintf(e.stderr, "vmlab: bench: snapshot of the lab machines' shape\n")
+		start := time.Now()
+		if err := snapshotLab(ctx, boot, filepath.Join(dir, "snapshot"), cfgs[0], logf); err != nil {
+			return r, err
+		}
+		r.SnapshotS = time.Since(start).Seconds()
+		cold = 0
+	}
+	l, err := lab.New(boot, filepath.Join(dir, "lab"), cfgs, logf)
 	if err != nil {
 		return r, err
 	}
 	defer l.Close()
-	fmt.Fprintf(e.stderr, "vmlab: bench: a lab of %d machines of %d MiB: start_all\n", n, memMiB)
+	what := "booted cold"
+	if restored {
+		what = "restored from the snapshot"
+	}
+	fmt.Fprintf(e.stderr, "vmlab: bench: a lab of %d machines of %d MiB, %s: start_all\n", n, memMiB, what)
 	start := time.Now()
 	if err := eachMachine(l, names, func(i int, m *machine.Machine) error {
 		_, err := m.Succeed(ctx, "true")
@@ -118,6 +207,9 @@ func measureLab(ctx context.Context, e *env, boot *machine.Boot, n, memMiB, cpus
 		return r, err
 	}
 	r.BootS = time.Since(start).Seconds()
+	mu.Lock()
+	r.ColdBoots = cold
+	mu.Unlock()
 	fmt.Fprintf(e.stderr, "vmlab: bench: lab: every machine pings its neighbour\n")
 	if err := eachMachine(l, names, func(i int, m *machine.Machine) error {
 		_, err := m.Succeed(ctx, "ping -c 1 -W 30 "+names[(i+1)%n])
@@ -142,6 +234,20 @@ func measureLab(ctx context.Context, e *env, boot *machine.Boot, n, memMiB, cpus
 	}
 	r.ShutdownS = time.Since(start).Seconds()
 	return r, nil
+}
+
+// snapshotLab boots a lab of one machine of cfg's shape, on the same
+// VLAN, which takes the snapshot of that shape, and closes it.
+func snapshotLab(ctx context.Context, boot *machine.Boot, dir string, cfg machine.Config, logf func(string, ...any)) error {
+	l, err := lab.New(boot, dir, []machine.Config{cfg}, logf)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	if _, err := l.Machine(cfg.Name).Succeed(ctx, "true"); err != nil {
+		return fmt.Errorf("take the snapshot: machine %s: %w", cfg.Name, err)
+	}
+	return l.Close()
 }
 
 // labBootTimeout bounds each machine's boot in a lab of n booting at
@@ -234,8 +340,16 @@ func childrenNamed(ppid int, comm string) []int {
 
 // runLabOnly is `vmlab bench -lab-only N`: the lab of N machines alone,
 // printed as a table or JSON (docs/limits.md has the 100-machine run).
+// With -snapshot on (or $VMLAB_SNAPSHOT=on) the machines are restored
+// from a snapshot taken in a temporary directory.
 func runLabOnly(ctx context.Context, e *env, boot *machine.Boot, bf bootFlags, n int, asJSON bool) int {
-	r, err := measureLab(ctx, e, boot, n, bf.memory, bf.cpus)
+	var r labRun
+	var err error
+	if snapshotAsked(bf) {
+		r, err = measureRestoredLab(ctx, e, bf, n)
+	} else {
+		r, err = measureLab(ctx, e, boot, n, bf.memory, bf.cpus, false)
+	}
 	if err != nil {
 		e.errorf("bench: lab of %d machines: %v", n, err)
 		return exitFail
@@ -250,9 +364,19 @@ func runLabOnly(ctx context.Context, e *env, boot *machine.Boot, bf bootFlags, n
 	return exitOK
 }
 
+// snapshotAsked says whether the boot flags (or $VMLAB_SNAPSHOT) ask for
+// machines restored from snapshots; PrepareBoot checked the value.
+func snapshotAsked(bf bootFlags) bool {
+	return cmp.Or(bf.opts.Snapshot, os.Getenv("VMLAB_SNAPSHOT")) == "on"
+}
+
 func (r labRun) print(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "lab of %d machines of %d MiB on one VLAN\t\t\n", r.Machines, r.MemoryMiB)
+	if r.Restored {
+		fmt.Fprintf(tw, "restored from one snapshot (over 9p), taken first in\t%.2f s\t\n", r.SnapshotS)
+		fmt.Fprintf(tw, "machines that booted cold instead\t%d\t\n", r.ColdBoots)
+	}
 	fmt.Fprintf(tw, "start_all, every machine answering\t%.2f s\t\n", r.BootS)
 	fmt.Fprintf(tw, "start_all to the last ping in a ring\t%.2f s\t\n", r.S)
 	fmt.Fprintf(tw, "QEMU PSS, total / per machine\t%.0f MiB / %.0f MiB\t\n", r.QEMUMiB, r.perMachine())

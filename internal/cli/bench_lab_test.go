@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vmlab/vmlab/internal/machine"
 	"github.com/vmlab/vmlab/internal/vmtest"
 )
 
@@ -20,6 +21,10 @@ func TestBenchLabRows(t *testing.T) {
 			"lab of 16 machines: start_all to the last ping in a ring 25.25 s",
 			"lab of 16 machines: host memory per machine (QEMU PSS) 210 MiB <= 100 MiB MISSED"}},
 		{"within target", labBench{Lab16S: 9, Lab16MiB: 95}, []string{"(QEMU PSS) 95 MiB <= 100 MiB met"}},
+		{"restored", labBench{Lab16S: 51, Lab16MiB: 240, Lab16RestoredS: 12.5, Lab16RestoredMiB: 80.4}, []string{
+			"lab of 16 machines: host memory per machine (QEMU PSS) 240 MiB <= 100 MiB MISSED",
+			"lab of 16 restored from a snapshot: start_all to the last ping 12.50 s",
+			"lab of 16 restored from a snapshot: host memory per machine 80 MiB <= 100 MiB met"}},
 		{"skipped", labBench{}, nil},
 	} {
 		checkRows(t, tt.name, tt.l.print, tt.want)
@@ -30,6 +35,10 @@ func TestBenchLabJSON(t *testing.T) {
 	b, err := json.Marshal(&benchResult{labBench: labBench{Lab16S: 25.5, Lab16MiB: 210.25}})
 	if err != nil || !strings.Contains(string(b), `"lab_16_s":25.5,"lab_16_mib":210.25`) {
 		t.Errorf("got %s, %v; want lab_16_s and lab_16_mib in it", b, err)
+	}
+	b, err = json.Marshal(&benchResult{labBench: labBench{Lab16S: 25.5, Lab16MiB: 210.25, Lab16RestoredS: 9.5, Lab16RestoredMiB: 80.5}})
+	if err != nil || !strings.Contains(string(b), `"lab_16_restored_s":9.5,"lab_16_restored_mib":80.5`) {
+		t.Errorf("got %s, %v; want lab_16_restored_s and lab_16_restored_mib in it", b, err)
 	}
 	if b, _ := json.Marshal(&benchResult{}); strings.Contains(string(b), "lab_16") {
 		t.Errorf("got %s; want no lab keys when the section is skipped", b)
@@ -89,7 +98,7 @@ func TestSumPSSSelf(t *testing.T) {
 func TestBenchLabVM(t *testing.T) {
 	boot := vmtest.Boot(t)
 	var stderr bytes.Buffer
-	r, err := measureLab(t.Context(), &env{stdout: &stderr, stderr: &stderr}, boot, 3, 256, 1)
+	r, err := measureLab(t.Context(), &env{stdout: &stderr, stderr: &stderr}, boot, 3, 256, 1, false)
 	if err != nil {
 		t.Fatalf("measure a lab of 3: %v\n%s", err, stderr.String())
 	}
@@ -97,4 +106,36 @@ func TestBenchLabVM(t *testing.T) {
 		t.Errorf("got %+v; want boot, pings, shutdown timed and over 10 MiB of PSS per machine", r)
 	}
 	t.Logf("%+v", r)
+}
+
+// TestBenchRestoredLabVM is `vmlab bench -lab-only 3 -snapshot on
+// -json`: every machine restored from the snapshot the bench took first,
+// in a directory of its own (none is left in the cache), the figures
+// measured.
+func TestBenchRestoredLabVM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots VMs")
+	}
+	t.Setenv("VMLAB_AGENT", vmtest.Agent(t))
+	var stdout, stderr bytes.Buffer
+	e := &env{stdout: &stdout, stderr: &stderr}
+	bf := bootFlags{memory: 256, cpus: 1}
+	bf.opts.Accel, bf.opts.CacheDir, bf.opts.Snapshot = vmtest.Boot(t).Accel.Name, t.TempDir(), "on"
+	if code := runLabOnly(t.Context(), e, vmtest.Boot(t), bf, 3, true); code != exitOK {
+		t.Fatalf("exit %d\n%s", code, stderr.String())
+	}
+	var r labRun
+	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+		t.Fatalf("%v: %s", err, stdout.String())
+	}
+	t.Logf("%+v\n%s", r, stderr.String())
+	if !r.Restored || r.ColdBoots != 0 || r.SnapshotS <= 0 {
+		t.Errorf("got %+v; want 3 machines restored from a snapshot taken first, none cold", r)
+	}
+	if r.BootS <= 0 || r.S < r.BootS || r.QEMUMiB < 3*10 || r.ShutdownS <= 0 {
+		t.Errorf("got %+v; want boot, pings, shutdown timed and over 10 MiB of PSS per machine", r)
+	}
+	if left, err := machine.ListSnapshots(machine.SnapshotDir(bf.opts.CacheDir)); err != nil || len(left) != 0 {
+		t.Errorf("the bench left snapshots in the cache: %+v, %v", left, err)
+	}
 }

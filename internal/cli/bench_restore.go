@@ -35,17 +35,11 @@ type restoreBench struct {
 // snapshot, in a temporary directory removed at the end, so that the
 // bench leaves no snapshot in the user's cache.
 func (r *restoreBench) benchRestore(ctx context.Context, e *env, bf bootFlags, runs int, floorS float64) error {
-	snaps, err := machine.MakeTempDir("vmlab-bench-snapshots-")
+	boot, cleanup, err := snapshotBoot(bf)
 	if err != nil {
 		return err
 	}
-	defer machine.RemoveTempDir(snaps)
-	opts := bf.opts
-	opts.Snapshot, opts.FS, opts.SnapshotDir = "on", "9p", snaps
-	boot, err := machine.PrepareBoot(opts)
-	if err != nil {
-		return err
-	}
+	defer cleanup()
 	cold := bf.opts
 	cold.Snapshot, cold.FS = "off", "9p"
 	coldBoot, err := machine.PrepareBoot(cold)
