@@ -94,8 +94,6 @@ func (m *Machine) snapshotUnsupported(q qemu.Config) string {
 	switch {
 	case m.cfg.Boot.FS != "9p":
 		return "its files come over virtiofs, which QEMU 7.2 cannot migrate (use -fs 9p)"
-	case m.cfg.Systemd():
-		return "systemd mode is not restored from snapshots yet"
 	case m.cfg.RootImage != nil:
 		return "machine images are not restored from snapshots yet"
 	case m.cfg.Display:

@@ -1,0 +1,136 @@
+package machine_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vmlab/vmlab/internal/machine"
+	"github.com/vmlab/vmlab/internal/spec"
+	"github.com/vmlab/vmlab/internal/vmtest"
+)
+
+// snapRig boots machines with snapshot boots on, from a snapshot cache of
+// the test's own, and keeps their log lines.
+type snapRig struct {
+	t   *testing.T
+	b   *machine.Boot
+	log logLines
+}
+
+func newSnapRig(t *testing.T) *snapRig {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("boots VMs")
+	}
+	b, err := machine.PrepareBoot(machine.BootOptions{Agent: vmtest.Agent(t), Accel: vmtest.Boot(t).Accel.Name,
+		FS: "9p", Snapshot: "on", CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &snapRig{t: t, b: b}
+}
+
+// machine makes a machine of cfg, closed when the test ends.
+func (r *snapRig) machine(cfg machine.Config) *machine.Machine {
+	r.t.Helper()
+	cfg.Boot = r.b
+	cfg.Logf = func(f string, a ...any) { r.log.logf(f, a...); r.t.Logf(f, a...) }
+	m, err := machine.New(cfg)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// start starts a machine of cfg and fails the test unless it was restored
+// from the snapshot.
+func (r *snapRig) start(ctx context.Context, cfg machine.Config) *machine.Machine {
+	r.t.Helper()
+	m := r.machine(cfg)
+	t0 := time.Now()
+	if err := m.Start(ctx); err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Logf("%s up in %v (stages %s)", m.Name(), time.Since(t0), stagesOf(m))
+	r.restored(m)
+	return m
+}
+
+// restored fails the test unless m's last boot was a restore.
+func (r *snapRig) restored(m *machine.Machine) {
+	r.t.Helper()
+	if !strings.Contains(stagesOf(m), "restore") {
+		r.t.Fatalf("%s: stages %s, want a restore from the snapshot; log:\n%s", m.Name(), stagesOf(m), r.log.String())
+	}
+}
+
+// succeed runs command on m and returns its output.
+func succeed(t *testing.T, ctx context.Context, m *machine.Machine, command string) string {
+	t.Helper()
+	out, err := m.Succeed(ctx, command)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestSnapshotSystemd restores systemd machines (init = "systemd"): the
+// snapshot point is in the agent before the handover, so a restored
+// machine goes on to systemd. Each reaches multi-user.target with its
+// declared unit, has its own machine-id and random numbers, and reboots,
+// crashes and shuts down as a cold-booted one does. Before, a systemd
+// machine always booted cold.
+func TestSnapshotSystemd(t *testing.T) {
+	needsSystemd(t)
+	r := newSnapRig(t)
+	ctx := t.Context()
+	hello := "[Unit]\nDescription=declared hello\n[Service]\nType=oneshot\nRemainAfterExit=yes\n" +
+		"ExecStart=/bin/echo hello-from-a-declared-unit\n[Install]\nWantedBy=multi-user.target\n"
+	cfg := func(name string) machine.Config {
+		return machine.Config{Machine: spec.Machine{Name: name, Init: spec.InitSystemd,
+			Units: []spec.UnitFile{{Name: "hello.service", Text: hello}}}}
+	}
+	ms := []*machine.Machine{r.start(ctx, cfg("sys1")), r.start(ctx, cfg("sys2"))}
+	seen := map[string]string{}
+	for _, m := range ms {
+		waitMultiUser(t, ctx, m)
+		out := succeed(t, ctx, m, "cat /proc/1/comm; hostname; systemctl is-active hello.service vmlab-agent.service")
+		if want := "systemd\n" + m.Name() + "\nactive\nactive\n"; out != want {
+			t.Errorf("%s: got %q, want %q (systemd, its hostname, the declared unit and the agent active)", m.Name(), out, want)
+		}
+		for _, c := range []string{"cat /etc/machine-id", "head -c16 /dev/urandom | od -An -tx1"} {
+			v := succeed(t, ctx, m, c)
+			if other, ok := seen[v]; ok {
+				t.Errorf("%s: %s gave %q, as %s did", m.Name(), c, v, other)
+			}
+			seen[v] = m.Name()
+		}
+	}
+	m := ms[1]
+	t.Run("reboot", func(t *testing.T) {
+		if err := m.Reboot(ctx); err != nil {
+			t.Fatal(err)
+		}
+		r.restored(m)
+		waitMultiUser(t, ctx, m)
+	})
+	t.Run("crash and start", func(t *testing.T) {
+		m.Crash()
+		if err := m.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		r.restored(m)
+		waitMultiUser(t, ctx, m)
+	})
+	t.Run("shutdown", func(t *testing.T) {
+		if err := m.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if s := r.log.String(); strings.Contains(s, "cold boot") {
+		t.Errorf("a machine booted cold:\n%s", s)
+	}
+}
