@@ -134,3 +134,39 @@ func TestSnapshotSystemd(t *testing.T) {
 		t.Errorf("a machine booted cold:\n%s", s)
 	}
 }
+
+// TestSnapshotImage restores machines that boot a machine image (the
+// Debian image with systemd, a read-only erofs disk): the image's root, the machine's
+// own hostname and random numbers; one in systemd mode from the same
+// snapshot (the init mode changes nothing before the point); a reboot is
+// a restore again. Before, an image machine always booted cold.
+func TestSnapshotImage(t *testing.T) {
+	img := vmtest.DebianImageWith(t, "iproute2", "iputils-ping", "systemd")
+	r := newSnapRig(t)
+	ctx := t.Context()
+	fast := r.start(ctx, machine.Config{RootImage: img, Machine: spec.Machine{Name: "img1"}})
+	sysd := r.start(ctx, machine.Config{RootImage: img, Machine: spec.Machine{Name: "img2", Init: spec.InitSystemd}})
+	waitMultiUser(t, ctx, sysd)
+	random := map[string]bool{}
+	for _, m := range []*machine.Machine{fast, sysd} {
+		out := succeed(t, ctx, m, ". /etc/os-release; echo $VERSION_CODENAME; hostname; head -c16 /dev/urandom | od -An -tx1")
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if len(lines) != 3 || lines[0] != "bookworm" || lines[1] != m.Name() {
+			t.Fatalf("%s: got %q, want the image's codename (bookworm), then its hostname", m.Name(), out)
+		}
+		if random[lines[2]] {
+			t.Errorf("%s: /dev/urandom gave %s, as the other machine's did", m.Name(), lines[2])
+		}
+		random[lines[2]] = true
+	}
+	if err := fast.Reboot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.restored(fast)
+	if out := succeed(t, ctx, fast, "hostname"); out != "img1\n" {
+		t.Errorf("after the reboot: hostname %q", out)
+	}
+	if s := r.log.String(); strings.Contains(s, "cold boot") || strings.Count(s, " taken in ") != 1 {
+		t.Errorf("got log:\n%s\nwant one snapshot taken and no cold boot", s)
+	}
+}

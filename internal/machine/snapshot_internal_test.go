@@ -175,6 +175,43 @@ func TestSnapshotKey(t *testing.T) {
 			}
 		})
 	}
+	// A machine image: its content, which the kernel reads before the
+	// point, and not its path. Before, two images of one size had one key.
+	imageKey := func(t *testing.T, img *RootImage) string {
+		t.Helper()
+		im := &Machine{cfg: Config{Boot: boot, RootImage: img}}
+		q := base
+		q.Image = qemuImage(img)
+		k, err := im.snapshotKey(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	file := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(content), 0o600)
+		return p
+	}
+	a, b, a2 := file("a.erofs", "image A"), file("b.erofs", "image B"), file("a2.erofs", "image A")
+	for _, tt := range []struct {
+		name string
+		x, y *RootImage
+		same bool
+	}{
+		{"digests differ", &RootImage{Name: "i", Path: a, FSType: "erofs", SHA256: "aa"}, &RootImage{Name: "i", Path: a, FSType: "erofs", SHA256: "bb"}, false},
+		{"contents of one size differ", &RootImage{Name: "i", Path: a, FSType: "erofs"}, &RootImage{Name: "i", Path: b, FSType: "erofs"}, false},
+		{"one content, two paths", &RootImage{Name: "i", Path: a, FSType: "erofs"}, &RootImage{Name: "j", Path: a2, FSType: "erofs"}, true},
+	} {
+		t.Run("image: "+tt.name, func(t *testing.T) {
+			if kx, ky := imageKey(t, tt.x), imageKey(t, tt.y); (kx == ky) != tt.same {
+				t.Errorf("got keys %s and %s; want them the same: %v", kx, ky, tt.same)
+			}
+		})
+	}
+	if imageKey(t, &RootImage{Name: "i", Path: a, FSType: "erofs"}) == want {
+		t.Errorf("a machine with an image has the key of one without")
+	}
 }
 
 // TestCPUIdentity checks that the KVM key's host CPU is the first
