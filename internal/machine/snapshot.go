@@ -94,8 +94,6 @@ func (m *Machine) snapshotUnsupported(q qemu.Config) string {
 	switch {
 	case m.cfg.Boot.FS != "9p":
 		return "its files come over virtiofs, which QEMU 7.2 cannot migrate (use -fs 9p)"
-	case m.cfg.Display:
-		return "machines with a display are not restored from snapshots yet"
 	case m.cfg.Coverage.Dir != "":
 		return "machines that collect coverage are not restored from snapshots yet"
 	case m.cfg.DiskImage != "":
@@ -130,6 +128,14 @@ func (m *Machine) snapshotKey(q qemu.Config) (string, error) {
 	}
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\n", base)
+	if q.Initrd != "" && q.Initrd != m.cfg.Boot.Initramfs {
+		// A display's initramfs (InitramfsFor) holds more modules.
+		sum, err := fileDigest(q.Initrd)
+		if err != nil {
+			return "", fmt.Errorf("snapshot key: %w", err)
+		}
+		fmt.Fprintf(h, "initramfs sha256 %s\n", sum)
+	}
 	q.Append, q.Kernel, q.Initrd, q.Dir, q.Name = strings.Join(m.kernelArgs(), " "), "", "", "", ""
 	args := q.Args()
 	for i, a := range args {

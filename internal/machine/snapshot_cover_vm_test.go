@@ -1,7 +1,9 @@
 package machine_test
 
 import (
+	"bytes"
 	"context"
+	"image/png"
 	"strings"
 	"testing"
 	"time"
@@ -168,5 +170,47 @@ func TestSnapshotImage(t *testing.T) {
 	}
 	if s := r.log.String(); strings.Contains(s, "cold boot") || strings.Count(s, " taken in ") != 1 {
 		t.Errorf("got log:\n%s\nwant one snapshot taken and no cold boot", s)
+	}
+}
+
+// TestSnapshotDisplay restores machines with a display (QEMU's VGA, whose
+// state migrates): on the second, restored from the cached snapshot, keys
+// typed reach the shell on tty1, its text is read back, and a screenshot
+// is the framebuffer console, not a blank screen. Before, a machine with
+// a display always booted cold.
+func TestSnapshotDisplay(t *testing.T) {
+	r := newSnapRig(t)
+	ctx := t.Context()
+	r.start(ctx, machine.Config{Machine: spec.Machine{Name: "scr1", Display: true}}).Close()
+	m := r.start(ctx, machine.Config{Machine: spec.Machine{Name: "scr2", Display: true}})
+	if out := succeed(t, ctx, m, "cat /sys/class/graphics/fb0/name"); out != "bochs-drmdrmfb\n" {
+		t.Errorf("framebuffer %q, want bochs's", out)
+	}
+	if err := m.SendChars(ctx, "echo typed-after-restore > /tmp/typed\n", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.WaitForFile(ctx, "/tmp/typed", 30*time.Second); err != nil {
+		t.Fatalf("the typed command did not run: %v", err)
+	}
+	text, err := m.GetTTYText(ctx, 1)
+	if err != nil || !strings.Contains(text, "echo typed-after-restore") {
+		t.Errorf("tty1's text: got %q, %v; want the typed command", text, err)
+	}
+	b, err := m.Screenshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("decode the screenshot: %v", err)
+	}
+	if got := img.Bounds().Size(); got.X < 640 || got.Y < 400 {
+		t.Errorf("got a %v screenshot, want at least 640x400", got)
+	}
+	if oneColour(img) {
+		t.Error("the screenshot is all one colour: nothing on the display")
+	}
+	if s := r.log.String(); strings.Contains(s, "cold boot") {
+		t.Errorf("a machine booted cold:\n%s", s)
 	}
 }

@@ -165,6 +165,7 @@ func TestSnapshotKey(t *testing.T) {
 		{"another share", func(q *qemu.Config) { q.Shares = append(q.Shares, qemu.Share{Tag: "data", HostPath: "/srv"}) }, false},
 		{"read-only share", func(q *qemu.Config) { q.Shares = []qemu.Share{{Tag: "root", HostPath: "/", ReadOnly: true}} }, false},
 		{"display", func(q *qemu.Config) { q.Display = true }, false},
+		{"another initramfs", func(q *qemu.Config) { q.Initrd = disk("display.cpio", 1) }, false},
 		{"kvm", func(q *qemu.Config) { q.Accel = qemu.Accel{Name: "kvm"} }, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
