@@ -36,7 +36,7 @@ func setCoverage(cfg agentproto.BootConfig) {
 // directory coverage is mounted on, for the unit agent: the kernel's
 // command line of a machine restored from a snapshot holds no boot
 // config (docs/snapshots.md), so the unit agent cannot read it there.
-const coverageFile = runDir + "/coverage"
+const coverageFile = runDir + "/coverage-at"
 
 // saveCoverage writes coverageAt to coverageFile, for unitCoverage.
 func saveCoverage() error {

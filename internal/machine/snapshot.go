@@ -94,8 +94,6 @@ func (m *Machine) snapshotUnsupported(q qemu.Config) string {
 	switch {
 	case m.cfg.Boot.FS != "9p":
 		return "its files come over virtiofs, which QEMU 7.2 cannot migrate (use -fs 9p)"
-	case m.cfg.Coverage.Dir != "":
-		return "machines that collect coverage are not restored from snapshots yet"
 	case m.cfg.DiskImage != "":
 		return "machines whose disk is kept are not restored from snapshots yet"
 	case len(m.cfg.QEMUArgs) > 0:

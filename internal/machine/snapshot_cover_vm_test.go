@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"image/png"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vmlab/vmlab/internal/agentproto"
+	"github.com/vmlab/vmlab/internal/coverage"
 	"github.com/vmlab/vmlab/internal/machine"
 	"github.com/vmlab/vmlab/internal/spec"
 	"github.com/vmlab/vmlab/internal/vmtest"
@@ -209,6 +213,52 @@ func TestSnapshotDisplay(t *testing.T) {
 	}
 	if oneColour(img) {
 		t.Error("the screenshot is all one colour: nothing on the display")
+	}
+	if s := r.log.String(); strings.Contains(s, "cold boot") {
+		t.Errorf("a machine booted cold:\n%s", s)
+	}
+}
+
+// TestSnapshotCoverage restores machines that collect coverage: their
+// share is mounted after the snapshot point, so only the key knows it
+// (the command line has one writable share more). A command in a fast
+// and in a systemd machine, and a systemd unit, get GOCOVERDIR, and
+// what they write there reaches the machine's own raw directory on the
+// host. Before, such a machine always booted cold, and a restored systemd
+// machine's agent read the coverage directory from a kernel command line
+// that has no boot config.
+func TestSnapshotCoverage(t *testing.T) {
+	needsSystemd(t)
+	r := newSnapRig(t)
+	ctx := t.Context()
+	unit := "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sh -c 'echo \"$GOCOVERDIR\" > /tmp/unit-coverdir'\n" +
+		"[Install]\nWantedBy=multi-user.target\n"
+	raw := t.TempDir()
+	cfg := func(name string, units ...spec.UnitFile) machine.Config {
+		init := ""
+		if len(units) > 0 {
+			init = spec.InitSystemd
+		}
+		return machine.Config{Machine: spec.Machine{Name: name, Init: init, Units: units},
+			Coverage: machine.Coverage{Dir: filepath.Join(raw, name), Test: "f.test"}}
+	}
+	fast := r.start(ctx, cfg("cov1"))
+	sysd := r.start(ctx, cfg("cov2", spec.UnitFile{Name: "cov.service", Text: unit}))
+	for _, m := range []*machine.Machine{fast, sysd} {
+		want := agentproto.CoverageGuestDir + "/go\n"
+		if out := succeed(t, ctx, m, `echo "$GOCOVERDIR"; echo `+m.Name()+` > "$GOCOVERDIR/probe"`); out != want {
+			t.Errorf("%s: GOCOVERDIR %q, want %q", m.Name(), out, want)
+		}
+		host := filepath.Join(raw, m.Name(), coverage.GuestDir, coverage.GoDir, "probe")
+		if b, err := os.ReadFile(host); err != nil || string(b) != m.Name()+"\n" {
+			t.Errorf("%s: the host's %s: got %q, %v; want the machine's name", m.Name(), host, b, err)
+		}
+		if m == sysd {
+			waitMultiUser(t, ctx, m)
+			if out := succeed(t, ctx, m, "cat /tmp/unit-coverdir"); out != want {
+				t.Errorf("%s: a unit's GOCOVERDIR %q, want %q", m.Name(), out, want)
+			}
+		}
 	}
 	if s := r.log.String(); strings.Contains(s, "cold boot") {
 		t.Errorf("a machine booted cold:\n%s", s)
