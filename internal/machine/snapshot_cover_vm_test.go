@@ -3,6 +3,7 @@ package machine_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -262,5 +263,67 @@ func TestSnapshotCoverage(t *testing.T) {
 	}
 	if s := r.log.String(); strings.Contains(s, "cold boot") {
 		t.Errorf("a machine booted cold:\n%s", s)
+	}
+}
+
+// TestSnapshotDisks restores machines whose disks outlive a boot: a kept
+// disk (DiskImage) keeps what the guest wrote across a shutdown and into
+// another machine, and an extra disk given a partition table while the
+// machine was down shows its partition after the restore, though the
+// snapshot's kernel probed an empty disk. Before, a machine with a kept
+// disk always booted cold, and a restored machine saw the partition
+// table of the snapshot's disk.
+func TestSnapshotDisks(t *testing.T) {
+	r := newSnapRig(t)
+	ctx := t.Context()
+	kept := filepath.Join(t.TempDir(), "kept.img")
+	dir := t.TempDir()
+	cfg := func(name, dir string) machine.Config {
+		return machine.Config{Machine: spec.Machine{Name: name, Disks: []int{16}}, DiskImage: kept, Dir: dir}
+	}
+	m := r.start(ctx, cfg("disk1", dir))
+	succeed(t, ctx, m, "echo written-before > /root/kept && sync")
+	if err := m.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	writeMBR(t, filepath.Join(dir, "disk0.img"))
+	if err := m.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.restored(m)
+	if out := succeed(t, ctx, m, "cat /root/kept; grep -o 'vda1$' /proc/partitions"); out != "written-before\nvda1\n" {
+		t.Errorf("after the restore: got %q, want the kept file and the extra disk's partition vda1", out)
+	}
+	m.Close()
+	other := r.start(ctx, cfg("disk2", t.TempDir()))
+	if out := succeed(t, ctx, other, "cat /root/kept; grep -c 'vda1$' /proc/partitions || true"); out != "written-before\n0\n" {
+		t.Errorf("another machine of the kept disk: got %q, want the kept file and no partition on its own extra disk", out)
+	}
+	if s := r.log.String(); strings.Contains(s, "cold boot") {
+		t.Errorf("a machine booted cold:\n%s", s)
+	}
+}
+
+// writeMBR writes a DOS partition table with one Linux partition (from
+// sector 2048 to the end) to the disk image at path.
+func writeMBR(t *testing.T, path string) {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mbr [512]byte
+	e := mbr[446:]
+	e[4] = 0x83 // Linux
+	binary.LittleEndian.PutUint32(e[8:], 2048)
+	binary.LittleEndian.PutUint32(e[12:], uint32(fi.Size()/512-2048))
+	mbr[510], mbr[511] = 0x55, 0xaa
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(mbr[:], 0); err != nil {
+		t.Fatal(err)
 	}
 }

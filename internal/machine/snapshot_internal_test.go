@@ -167,6 +167,10 @@ func TestSnapshotKey(t *testing.T) {
 		{"display", func(q *qemu.Config) { q.Display = true }, false},
 		{"another initramfs", func(q *qemu.Config) { q.Initrd = disk("display.cpio", 1) }, false},
 		{"kvm", func(q *qemu.Config) { q.Accel = qemu.Accel{Name: "kvm"} }, false},
+		{"user-mode NIC", func(q *qemu.Config) { q.UserNet = &qemu.UserNet{} }, false},
+		{"kept disk (writeback)", func(q *qemu.Config) {
+			q.Disk = &qemu.Disk{Path: disk("root-k.img", 8), Serial: "root", Cache: "writeback"}
+		}, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			q := base
