@@ -250,6 +250,7 @@ func (m *Machine) restoreFrom(ctx context.Context, q *qemu.Config) *restoring {
 	h, err := r.use(ctx, m, *q)
 	if err != nil {
 		m.logf("snapshot %s: cold boot: %v", key, err)
+		m.console.newBoot() // what a failed take's guest said is not the cold boot's
 		return nil
 	}
 	if len(h.MACs) != len(q.NICs) {
@@ -337,6 +338,10 @@ func setAsideDir(dir, key string) error {
 	return os.Rename(dir, filepath.Join(filepath.Dir(dir), fmt.Sprintf(".bad-%s-%x", key, rnd)))
 }
 
+// errLoadFailed says QEMU failed to load a snapshot's state: it exits
+// then, its reason on its stderr ("load of migration failed: ...").
+var errLoadFailed = errors.New("the load failed")
+
 // migrationCaps are the migration capabilities both ends set: the memory
 // file is not in the state (x-ignore-shared), and the source tells when
 // the migration ends (events).
@@ -348,17 +353,20 @@ var migrationCaps = map[string]any{"capabilities": []map[string]any{
 // configuration with the host's clock of that moment.
 func (r *restoring) load(ctx context.Context, qc *qmp.Client, agent io.Writer) error {
 	if _, err := qc.Execute(ctx, "migrate-set-capabilities", migrationCaps); err != nil {
-		return fmt.Errorf("restore from the snapshot: set migration capabilities: %w", err)
+		return fmt.Errorf("set migration capabilities: %w", err)
 	}
 	sub := qc.Subscribe("MIGRATION")
 	defer sub.Close()
 	// QEMU runs the command with /bin/sh -c; the path is quoted for it.
 	uri := "exec:cat '" + strings.ReplaceAll(r.state, "'", `'\''`) + "'"
 	if _, err := qc.Execute(ctx, "migrate-incoming", map[string]any{"uri": uri}); err != nil {
-		return fmt.Errorf("restore from the snapshot: %w", err)
+		return fmt.Errorf("load the state: %w", err)
 	}
 	if err := awaitMigration(ctx, qc, sub); err != nil {
-		return fmt.Errorf("restore from the snapshot: %w", err)
+		if ctx.Err() == nil {
+			err = fmt.Errorf("%w: %w", errLoadFailed, err)
+		}
+		return fmt.Errorf("load the state: %w", err)
 	}
 	r.UnixNano = time.Now().UnixNano()
 	if err := agentproto.NewWriter(agent).WriteFrame(agentproto.TRestore, 0, agentproto.Encode(r.Restore)); err != nil {
@@ -387,4 +395,21 @@ func awaitMigration(ctx context.Context, qc *qmp.Client, sub *qmp.Subscription) 
 			return fmt.Errorf("migration %s", st.Status)
 		}
 	}
+}
+
+// snapshotError is the error of a snapshot's take or restore (what) that
+// failed with err while proc's QEMU ran, as a boot's are: a DownError
+// when QEMU exited, a TimeoutError when the boot's deadline passed, each
+// with the console's last lines and naming the machine. The machine then
+// boots cold, and its note shows it.
+func (m *Machine) snapshotError(what string, proc *qemu.Process, err error) error {
+	exited := isDone(proc) || (brokeByExit(err) || errors.Is(err, errLoadFailed)) && m.awaitExit(proc)
+	m.console.Flush()
+	switch {
+	case exited:
+		return m.downBecause(what, fmt.Errorf("%w; %v", err, proc.Err()), m.console.failure(proc.ExitedCleanly()))
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):
+		return &TimeoutError{Machine: m.cfg.Name, What: what, Timeout: m.bootTimeout(), Console: m.console.ShownTail(consoleTail)}
+	}
+	return errors.New(withTails(fmt.Sprintf("%s: %s: %v", m.cfg.Name, what, err), "", m.console.ShownTail(consoleTail)))
 }
