@@ -96,11 +96,6 @@ func (m *Machine) snapshotUnsupported(q qemu.Config) string {
 		return "its files come over virtiofs, which QEMU 7.2 cannot migrate (use -fs 9p)"
 	case len(m.cfg.QEMUArgs) > 0:
 		return "machines with extra QEMU arguments are not restored from snapshots"
-	case q.UserNet != nil:
-		// Measured: the first connection through a forward after a
-		// restore was reset by slirp (2 runs of 2), later ones went
-		// through.
-		return "machines with a user-mode NIC (forwarded ports) are not restored from snapshots yet"
 	}
 	for _, n := range q.NICs {
 		if n.File == nil {
@@ -112,7 +107,8 @@ func (m *Machine) snapshotUnsupported(q qemu.Config) string {
 
 // snapshotKey returns the key of q's shape: the run's (snapshotBaseKey),
 // QEMU's command line without what is the machine's own (paths, file
-// descriptors, MAC addresses, the boot configuration), the size of every
+// descriptors, MAC addresses, forwarded host ports, the boot
+// configuration), the size of every
 // disk (virtio_blk reads a disk's capacity before the snapshot point, so
 // a restored machine would see the snapshot machine's), and under KVM the
 // host's CPU (hostCPU: -cpu host hands the guest the host's model and
@@ -143,6 +139,12 @@ func (m *Machine) snapshotKey(q qemu.Config) (string, error) {
 			if k, v, ok := strings.Cut(part, "="); ok {
 				switch k {
 				case "path", "fd", "mac", "mem-path":
+					continue
+				case "hostfwd":
+					// The host's ports are the machine's own: slirp
+					// binds them from the command line, and nothing
+					// reaches the guest through them before the point
+					// (its NIC has no address yet).
 					continue
 				case "file":
 					if i > 0 && args[i-1] == "-drive" {

@@ -214,6 +214,16 @@ func TestSnapshotKey(t *testing.T) {
 			}
 		})
 	}
+	// Forwarded host ports are the machine's own; the user-mode NIC is
+	// the shape's.
+	fwd := func(f ...qemu.Forward) string {
+		q := base
+		q.UserNet = &qemu.UserNet{Forwards: f}
+		return key(t, q)
+	}
+	if x, y := fwd(qemu.Forward{HostPort: 8080, GuestPort: 80}), fwd(qemu.Forward{HostPort: 9090, GuestPort: 80}, qemu.Forward{HostPort: 2222, GuestPort: 22}); x != y || x != fwd() {
+		t.Errorf("forwards change the key: got %s, %s and %s without any", x, y, fwd())
+	}
 	if imageKey(t, &RootImage{Name: "i", Path: a, FSType: "erofs"}) == want {
 		t.Errorf("a machine with an image has the key of one without")
 	}
