@@ -194,7 +194,8 @@ func TestSnapshotDisplay(t *testing.T) {
 	if out := succeed(t, ctx, m, "cat /sys/class/graphics/fb0/name"); out != "bochs-drmdrmfb\n" {
 		t.Errorf("framebuffer %q, want bochs's", out)
 	}
-	if err := m.SendChars(ctx, "echo typed-after-restore > /tmp/typed\n", 0); err != nil {
+	// Paced as NixOS does: keys typed back to back were lost under load.
+	if err := m.SendChars(ctx, "echo typed-after-restore > /tmp/typed\n", 10*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.WaitForFile(ctx, "/tmp/typed", 30*time.Second); err != nil {
