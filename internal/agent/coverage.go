@@ -32,20 +32,29 @@ func setCoverage(cfg agentproto.BootConfig) {
 	}
 }
 
-// unitCoverage sets coverageEnv in the agent systemd runs, from the kernel
-// command line the PID-1 agent read too.
-func unitCoverage() {
-	b, err := os.ReadFile("/proc/cmdline")
-	if err != nil {
-		logf("coverage: read kernel command line: %v", err)
-		return
+// coverageFile is where a systemd guest's PID-1 agent leaves the guest
+// directory coverage is mounted on, for the unit agent: the kernel's
+// command line of a machine restored from a snapshot holds no boot
+// config (docs/snapshots.md), so the unit agent cannot read it there.
+const coverageFile = runDir + "/coverage-at"
+
+// saveCoverage writes coverageAt to coverageFile, for unitCoverage.
+func saveCoverage() error {
+	if err := os.WriteFile(coverageFile, []byte(coverageAt), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", coverageFile, err)
 	}
-	cfg, err := agentproto.ParseBootConfig(string(b))
+	return nil
+}
+
+// unitCoverage sets coverageEnv in the agent systemd runs, from what the
+// PID-1 agent left in coverageFile.
+func unitCoverage() {
+	b, err := os.ReadFile(coverageFile)
 	if err != nil {
 		logf("coverage: %v", err)
 		return
 	}
-	setCoverage(cfg)
+	setCoverage(agentproto.BootConfig{Coverage: string(b)})
 }
 
 // withCoverage returns env with coverageEnv inserted before extra: the

@@ -29,9 +29,9 @@ var heldPort *os.File
 // machine (mounts, hostname, network, files, services). It tells the host
 // it is there, waits for the Restore the host sends to the machine
 // restored from the snapshot, makes the machine its own (clock, random
-// generator, MAC addresses, the disk's cached blocks) and returns the
-// machine's boot configuration, from which init goes on as a cold boot
-// does.
+// generator, MAC addresses, the disks' cached blocks and partition
+// tables) and returns the machine's boot configuration, from which init
+// goes on as a cold boot does.
 func snapshotPoint(stages []agentproto.Stage) (agentproto.BootConfig, error) {
 	port, err := openPort(agentproto.PortName, 10*time.Second)
 	if err != nil {
@@ -119,7 +119,7 @@ func restoreMachine(r agentproto.Restore) error {
 			}
 		}
 	}
-	return flushDisks("/sys/block")
+	return rereadDisks("/sys/block")
 }
 
 // Ioctls of random(4) and of block devices.
@@ -127,6 +127,7 @@ const (
 	rndAddEntropy = 0x40085203 // RNDADDENTROPY
 	rndReseedCRNG = 0x5207     // RNDRESEEDCRNG
 	blkFlushBuf   = 0x1261     // BLKFLSBUF
+	blkRRPart     = 0x125f     // BLKRRPART
 )
 
 // reseed adds seed to the kernel's entropy pool, credited, and reseeds the
@@ -185,25 +186,39 @@ func setMAC(c agentproto.MACChange) error {
 	return nil
 }
 
-// flushDisks drops what the kernel cached of each virtio disk's blocks:
-// the snapshot's machine read its own disk's first blocks when virtio_blk
-// probed it, and a restored machine's disk is another file.
-func flushDisks(sysBlock string) error {
+// rereadDisks drops what the kernel cached of each virtio disk's blocks
+// and reads its partition table again: the snapshot's machine read its
+// own disks' first blocks and partition tables when virtio_blk probed
+// them, and a restored machine's disks are other files (a kept disk, or
+// one the guest partitioned before a reboot). Nothing has a disk open
+// yet, so the re-read cannot find a partition busy.
+func rereadDisks(sysBlock string) error {
 	devs, _ := filepath.Glob(filepath.Join(sysBlock, "vd*"))
 	for _, d := range devs {
 		name := filepath.Base(d)
 		if strings.ContainsAny(name, "0123456789") {
 			continue // a partition's blocks are its disk's
 		}
-		f, err := os.Open("/dev/" + name)
-		if err != nil {
-			return fmt.Errorf("flush the cached blocks of /dev/%s: %w", name, err)
+		if err := rereadDisk("/dev/" + name); err != nil {
+			return err
 		}
-		_, _, e := unix.Syscall(unix.SYS_IOCTL, f.Fd(), blkFlushBuf, 0)
-		f.Close()
-		if e != 0 {
-			return fmt.Errorf("flush the cached blocks of /dev/%s: %w", name, e)
-		}
+	}
+	return nil
+}
+
+// rereadDisk flushes the disk at dev's cached blocks and re-reads its
+// partition table.
+func rereadDisk(dev string) error {
+	f, err := os.Open(dev)
+	if err != nil {
+		return fmt.Errorf("flush the cached blocks of %s: %w", dev, err)
+	}
+	defer f.Close()
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, f.Fd(), blkFlushBuf, 0); e != 0 {
+		return fmt.Errorf("flush the cached blocks of %s: %w", dev, e)
+	}
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, f.Fd(), blkRRPart, 0); e != 0 {
+		return fmt.Errorf("re-read the partition table of %s: %w", dev, e)
 	}
 	return nil
 }

@@ -52,6 +52,9 @@ func prepareSystemd(display bool) error {
 	if err := copyLazyModules(filepath.Join(runDir, "modules")); err != nil {
 		return err
 	}
+	if err := saveCoverage(); err != nil {
+		return err
+	}
 	return writeRunUnits("/", display)
 }
 

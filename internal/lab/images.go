@@ -61,7 +61,7 @@ func PrepareImages(ctx context.Context, boot *machine.Boot, cfgs []machine.Confi
 		if logf != nil {
 			logf("image %s for machine %s ready in %s: %s", c.Image, c.Name, time.Since(start).Round(time.Millisecond), img.Path)
 		}
-		c.RootImage = &machine.RootImage{Name: c.Image, Path: img.Path, FSType: img.FSType}
+		c.RootImage = &machine.RootImage{Name: c.Image, Path: img.Path, FSType: img.FSType, SHA256: img.SHA256}
 		got[key] = c.RootImage
 		hasSystemd[c.RootImage] = systemd
 	}

@@ -23,6 +23,11 @@ type RootImage struct {
 	Path string
 	// FSType is its file system: "erofs" or "ext4".
 	FSType string
+	// SHA256 is Path's content digest (image.Image.SHA256), which goes in
+	// a snapshot's key: the kernel reads the image's first blocks before
+	// the snapshot point. Empty: the key hashes the file, once per
+	// process.
+	SHA256 string
 }
 
 // imageSerial is the virtio-blk serial the guest finds the image by.

@@ -3,7 +3,6 @@ package machine
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/vmlab/vmlab/internal/agentclient"
 	"github.com/vmlab/vmlab/internal/agentproto"
@@ -26,7 +25,7 @@ type launched struct {
 // agent's hello: QEMU is gone, and the machine can boot cold.
 type restoreFailed struct{ err error }
 
-func (e *restoreFailed) Error() string { return "restore from the snapshot: " + e.err.Error() }
+func (e *restoreFailed) Error() string { return e.err.Error() }
 
 // launch starts QEMU with qcfg, restores the machine from restore when
 // it is not nil, and waits for the agent's hello. A failure is the
@@ -41,7 +40,7 @@ func (m *Machine) launch(ctx context.Context, qcfg qemu.Config, restore *restori
 			return nil, fmt.Errorf("%s: start: %w", m.cfg.Name, busy)
 		}
 		if restore != nil && ctx.Err() == nil {
-			return nil, &restoreFailed{err}
+			return nil, &restoreFailed{fmt.Errorf("%s: restore from the snapshot: start: %w", m.cfg.Name, err)}
 		}
 		return nil, m.downError("start", err)
 	}
@@ -68,14 +67,10 @@ func (m *Machine) launch(ctx context.Context, qcfg qemu.Config, restore *restori
 			m.mu.Lock()
 			m.booting, m.bootAgent = nil, nil
 			m.mu.Unlock()
-			exited := isDone(proc)
+			err = m.snapshotError("restore from the snapshot: load its state and wait for the agent", proc, err)
 			proc.Kill()
 			if agent != nil {
 				agent.Close()
-			}
-			m.console.Flush()
-			if exited {
-				err = fmt.Errorf("%w; %v", err, proc.Err()) // "qemu exited: ..."
 			}
 			return nil, &restoreFailed{err}
 		}
@@ -108,10 +103,4 @@ func (m *Machine) launch(ctx context.Context, qcfg qemu.Config, restore *restori
 		return fail(agent, err)
 	}
 	return &launched{proc: proc, qmp: q, agent: agent, hello: hello, ctx: bootCtx, cancel: cancel}, nil
-}
-
-// oneLine is err's text up to its first line's end: a log line.
-func oneLine(err error) string {
-	s, _, _ := strings.Cut(err.Error(), "\n")
-	return s
 }

@@ -309,7 +309,7 @@ func (m *Machine) boot(ctx context.Context, start time.Time) error {
 		// A restore that does not reach the agent's hello is the
 		// snapshot's failure, not the machine's: set it aside (the next
 		// machine of the shape takes it again) and boot this one cold.
-		m.logf("snapshot %s: cold boot: restore failed: %v", restore.key, oneLine(failed.err))
+		m.logf("snapshot %s: cold boot: restore failed: %v", restore.key, failed.err)
 		restore.setAside(m.logf)
 		restore.Close()
 		m.console.newBoot()

@@ -94,20 +94,8 @@ func (m *Machine) snapshotUnsupported(q qemu.Config) string {
 	switch {
 	case m.cfg.Boot.FS != "9p":
 		return "its files come over virtiofs, which QEMU 7.2 cannot migrate (use -fs 9p)"
-	case m.cfg.Systemd():
-		return "systemd mode is not restored from snapshots yet"
-	case m.cfg.RootImage != nil:
-		return "machine images are not restored from snapshots yet"
-	case m.cfg.Display:
-		return "machines with a display are not restored from snapshots yet"
-	case m.cfg.Coverage.Dir != "":
-		return "machines that collect coverage are not restored from snapshots yet"
-	case m.cfg.DiskImage != "":
-		return "machines whose disk is kept are not restored from snapshots yet"
 	case len(m.cfg.QEMUArgs) > 0:
 		return "machines with extra QEMU arguments are not restored from snapshots"
-	case q.UserNet != nil:
-		return "machines with forwarded ports are not restored from snapshots yet"
 	}
 	for _, n := range q.NICs {
 		if n.File == nil {
@@ -119,11 +107,15 @@ func (m *Machine) snapshotUnsupported(q qemu.Config) string {
 
 // snapshotKey returns the key of q's shape: the run's (snapshotBaseKey),
 // QEMU's command line without what is the machine's own (paths, file
-// descriptors, MAC addresses, the boot configuration), the size of every
+// descriptors, MAC addresses, forwarded host ports, the boot
+// configuration), the size of every
 // disk (virtio_blk reads a disk's capacity before the snapshot point, so
 // a restored machine would see the snapshot machine's), and under KVM the
 // host's CPU (hostCPU: -cpu host hands the guest the host's model and
-// flags, and its TSC's frequency).
+// flags, and its TSC's frequency). A machine image's content digest is
+// in it too: the kernel reads the image's first blocks (its partition
+// table) when virtio_blk probes it, before the point, and an image of the
+// same size is no other shape by its command line.
 func (m *Machine) snapshotKey(q qemu.Config) (string, error) {
 	base, err := m.cfg.Boot.snapshotBaseKey()
 	if err != nil {
@@ -131,6 +123,14 @@ func (m *Machine) snapshotKey(q qemu.Config) (string, error) {
 	}
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\n", base)
+	if q.Initrd != "" && q.Initrd != m.cfg.Boot.Initramfs {
+		// A display's initramfs (InitramfsFor) holds more modules.
+		sum, err := fileDigest(q.Initrd)
+		if err != nil {
+			return "", fmt.Errorf("snapshot key: %w", err)
+		}
+		fmt.Fprintf(h, "initramfs sha256 %s\n", sum)
+	}
 	q.Append, q.Kernel, q.Initrd, q.Dir, q.Name = strings.Join(m.kernelArgs(), " "), "", "", "", ""
 	args := q.Args()
 	for i, a := range args {
@@ -139,6 +139,12 @@ func (m *Machine) snapshotKey(q qemu.Config) (string, error) {
 			if k, v, ok := strings.Cut(part, "="); ok {
 				switch k {
 				case "path", "fd", "mac", "mem-path":
+					continue
+				case "hostfwd":
+					// The host's ports are the machine's own: slirp
+					// binds them from the command line, and nothing
+					// reaches the guest through them before the point
+					// (its NIC has no address yet).
 					continue
 				case "file":
 					if i > 0 && args[i-1] == "-drive" {
@@ -154,6 +160,15 @@ func (m *Machine) snapshotKey(q qemu.Config) (string, error) {
 			keep = append(keep, part)
 		}
 		fmt.Fprintf(h, "%q\n", strings.Join(keep, ","))
+	}
+	if img := m.cfg.RootImage; img != nil {
+		sum := img.SHA256
+		if sum == "" {
+			if sum, err = fileDigest(img.Path); err != nil {
+				return "", fmt.Errorf("snapshot key: image %s: %w", img.Name, err)
+			}
+		}
+		fmt.Fprintf(h, "image %s sha256 %s\n", img.FSType, sum)
 	}
 	if q.Accel.Name == "kvm" {
 		fmt.Fprintf(h, "host cpu %s\n", hostCPU())
@@ -237,6 +252,7 @@ func (m *Machine) restoreFrom(ctx context.Context, q *qemu.Config) *restoring {
 	h, err := r.use(ctx, m, *q)
 	if err != nil {
 		m.logf("snapshot %s: cold boot: %v", key, err)
+		m.console.newBoot() // what a failed take's guest said is not the cold boot's
 		return nil
 	}
 	if len(h.MACs) != len(q.NICs) {
@@ -324,6 +340,10 @@ func setAsideDir(dir, key string) error {
 	return os.Rename(dir, filepath.Join(filepath.Dir(dir), fmt.Sprintf(".bad-%s-%x", key, rnd)))
 }
 
+// errLoadFailed says QEMU failed to load a snapshot's state: it exits
+// then, its reason on its stderr ("load of migration failed: ...").
+var errLoadFailed = errors.New("the load failed")
+
 // migrationCaps are the migration capabilities both ends set: the memory
 // file is not in the state (x-ignore-shared), and the source tells when
 // the migration ends (events).
@@ -335,17 +355,20 @@ var migrationCaps = map[string]any{"capabilities": []map[string]any{
 // configuration with the host's clock of that moment.
 func (r *restoring) load(ctx context.Context, qc *qmp.Client, agent io.Writer) error {
 	if _, err := qc.Execute(ctx, "migrate-set-capabilities", migrationCaps); err != nil {
-		return fmt.Errorf("restore from the snapshot: set migration capabilities: %w", err)
+		return fmt.Errorf("set migration capabilities: %w", err)
 	}
 	sub := qc.Subscribe("MIGRATION")
 	defer sub.Close()
 	// QEMU runs the command with /bin/sh -c; the path is quoted for it.
 	uri := "exec:cat '" + strings.ReplaceAll(r.state, "'", `'\''`) + "'"
 	if _, err := qc.Execute(ctx, "migrate-incoming", map[string]any{"uri": uri}); err != nil {
-		return fmt.Errorf("restore from the snapshot: %w", err)
+		return fmt.Errorf("load the state: %w", err)
 	}
 	if err := awaitMigration(ctx, qc, sub); err != nil {
-		return fmt.Errorf("restore from the snapshot: %w", err)
+		if ctx.Err() == nil {
+			err = fmt.Errorf("%w: %w", errLoadFailed, err)
+		}
+		return fmt.Errorf("load the state: %w", err)
 	}
 	r.UnixNano = time.Now().UnixNano()
 	if err := agentproto.NewWriter(agent).WriteFrame(agentproto.TRestore, 0, agentproto.Encode(r.Restore)); err != nil {
@@ -374,4 +397,21 @@ func awaitMigration(ctx context.Context, qc *qmp.Client, sub *qmp.Subscription) 
 			return fmt.Errorf("migration %s", st.Status)
 		}
 	}
+}
+
+// snapshotError is the error of a snapshot's take or restore (what) that
+// failed with err while proc's QEMU ran, as a boot's are: a DownError
+// when QEMU exited, a TimeoutError when the boot's deadline passed, each
+// with the console's last lines and naming the machine. The machine then
+// boots cold, and its note shows it.
+func (m *Machine) snapshotError(what string, proc *qemu.Process, err error) error {
+	exited := isDone(proc) || (brokeByExit(err) || errors.Is(err, errLoadFailed)) && m.awaitExit(proc)
+	m.console.Flush()
+	switch {
+	case exited:
+		return m.downBecause(what, fmt.Errorf("%w; %v", err, proc.Err()), m.console.failure(proc.ExitedCleanly()))
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):
+		return &TimeoutError{Machine: m.cfg.Name, What: what, Timeout: m.bootTimeout(), Console: m.console.ShownTail(consoleTail)}
+	}
+	return errors.New(withTails(fmt.Sprintf("%s: %s: %v", m.cfg.Name, what, err), "", m.console.ShownTail(consoleTail)))
 }

@@ -134,3 +134,34 @@ func sumFile(path string) (string, int64, error) {
 	}
 	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
+
+// fileDigests are this process's SHA-256 sums of files, by path, inode,
+// size and mtime (ramCheckKey): a machine image's, hashed once for every
+// snapshot key of a run (~0.3 s for a 100 MiB image).
+var fileDigests struct {
+	sync.Mutex
+	m map[string]string
+}
+
+// fileDigest returns the SHA-256 of the file at path, hashed once per
+// process while the file stays the same.
+func fileDigest(path string) (string, error) {
+	k, err := ramCheckKey(path)
+	if err != nil {
+		return "", err
+	}
+	fileDigests.Lock()
+	defer fileDigests.Unlock()
+	if sum, ok := fileDigests.m[k]; ok {
+		return sum, nil
+	}
+	sum, _, err := sumFile(path)
+	if err != nil {
+		return "", err
+	}
+	if fileDigests.m == nil {
+		fileDigests.m = make(map[string]string)
+	}
+	fileDigests.m[k] = sum
+	return sum, nil
+}

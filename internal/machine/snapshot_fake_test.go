@@ -47,6 +47,10 @@ func fakeMigrate(cmd string, raw json.RawMessage) func() string {
 		return fmt.Sprintf(`{"event": "MIGRATION", "data": {"status": "completed"}, "timestamp": {"seconds": %d, "microseconds": 0}}`, time.Now().Unix())
 	}
 	return func() string {
+		if cmd == "migrate-incoming" && os.Getenv(fakeEnv) == "snaploadhang" {
+			fmt.Println("[    0.400] fake: loading the state")
+			select {} // a load that never completes
+		}
 		if cmd == "migrate" {
 			c, err := net.Dial("unix", strings.TrimPrefix(a.URI, "unix:"))
 			if err != nil {
@@ -64,7 +68,9 @@ func fakeMigrate(cmd string, raw json.RawMessage) func() string {
 
 // fakeSnapshotQEMU plays the snapshot modes; false: not one of them.
 func fakeSnapshotQEMU(mode string, args []string) (int, bool) {
-	if mode != "snapok" && mode != "snapfail" {
+	switch mode {
+	case "snapok", "snapfail", "snaphang", "snaploadhang":
+	default:
 		return 0, false
 	}
 	var appendArg, memPath string
@@ -101,6 +107,10 @@ func fakeSnapshotQEMU(mode string, args []string) (int, bool) {
 		return 1, true
 	}
 	go fakeQMP(qmpConn, dir)
+	if !incoming && mode == "snaphang" {
+		fmt.Println("[    0.400] fake: stuck before the snapshot point")
+		select {}
+	}
 	if !incoming { // the take: QEMU made the memory file, the guest waits
 		if f, err := os.OpenFile(memPath, os.O_CREATE|os.O_RDWR, 0o600); err == nil {
 			f.Truncate(int64(memMiB) << 20)
@@ -162,6 +172,13 @@ func fakeConnect(args []string) (qmpConn, agentConn net.Conn, dir string) {
 // with its snapshots in dir and its log lines in log.
 func fakeSnapshotMachine(t *testing.T, mode, dir string, log *logLines) *machine.Machine {
 	t.Helper()
+	return fakeSnapshotMachineTimeout(t, mode, dir, log, 5*time.Second)
+}
+
+// fakeSnapshotMachineTimeout is fakeSnapshotMachine with the boot's
+// deadline bootTimeout.
+func fakeSnapshotMachineTimeout(t *testing.T, mode, dir string, log *logLines, bootTimeout time.Duration) *machine.Machine {
+	t.Helper()
 	t.Setenv(fakeEnv, mode)
 	exe, err := os.Executable()
 	if err != nil {
@@ -172,7 +189,7 @@ func fakeSnapshotMachine(t *testing.T, mode, dir string, log *logLines) *machine
 		QEMU: exe, Accel: qemu.Accel{Name: "tcg", Why: "fake"},
 	}
 	boot.SetSnapshotDir(dir)
-	m, err := machine.New(machine.Config{Machine: spec.Machine{Name: "fake", MemoryMiB: 128}, Boot: boot, BootTimeout: 5 * time.Second, Logf: log.logf})
+	m, err := machine.New(machine.Config{Machine: spec.Machine{Name: "fake", MemoryMiB: 128}, Boot: boot, BootTimeout: bootTimeout, Logf: log.logf})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,5 +364,35 @@ func TestFakeSnapshotSpoiled(t *testing.T) {
 	}
 	if bad != 2 {
 		t.Errorf("got %d set aside, want 2 (%q)", bad, snapshotNames(t, dir))
+	}
+}
+
+// TestFakeSnapshotTimeouts: a take whose guest never reaches the snapshot
+// point, and a restore whose state never loads, each end at the boot's
+// deadline in a cold boot whose note says, as any boot's timeout does,
+// which machine, what was being done, that it timed out and after how
+// long, and the console's last lines. Before, the notes said "i/o
+// timeout" or "context deadline exceeded" with no console.
+func TestFakeSnapshotTimeouts(t *testing.T) {
+	for _, tt := range []struct {
+		mode, what, console string
+	}{
+		{"snaphang", "cold boot: fake: take snapshot: boot to the snapshot point and save it: timed out after 1s", "fake: stuck before the snapshot point"},
+		{"snaploadhang", "cold boot: restore failed: fake: restore from the snapshot: load its state and wait for the agent: timed out after 1s", "fake: loading the state"},
+	} {
+		t.Run(tt.mode, func(t *testing.T) {
+			var log logLines
+			m := fakeSnapshotMachineTimeout(t, tt.mode, t.TempDir(), &log, time.Second)
+			if err := m.Start(t.Context()); err != nil {
+				t.Fatalf("got %v, want a cold boot\nlog:\n%s", err, &log)
+			}
+			s := log.String()
+			t.Logf("log:\n%s", s)
+			for _, want := range []string{tt.what, "timed out after 1s", "--- last console lines ---\n", tt.console} {
+				if !strings.Contains(s, want) {
+					t.Errorf("got log:\n%s\nwant %q in it", s, want)
+				}
+			}
+		})
 	}
 }

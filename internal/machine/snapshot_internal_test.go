@@ -165,7 +165,12 @@ func TestSnapshotKey(t *testing.T) {
 		{"another share", func(q *qemu.Config) { q.Shares = append(q.Shares, qemu.Share{Tag: "data", HostPath: "/srv"}) }, false},
 		{"read-only share", func(q *qemu.Config) { q.Shares = []qemu.Share{{Tag: "root", HostPath: "/", ReadOnly: true}} }, false},
 		{"display", func(q *qemu.Config) { q.Display = true }, false},
+		{"another initramfs", func(q *qemu.Config) { q.Initrd = disk("display.cpio", 1) }, false},
 		{"kvm", func(q *qemu.Config) { q.Accel = qemu.Accel{Name: "kvm"} }, false},
+		{"user-mode NIC", func(q *qemu.Config) { q.UserNet = &qemu.UserNet{} }, false},
+		{"kept disk (writeback)", func(q *qemu.Config) {
+			q.Disk = &qemu.Disk{Path: disk("root-k.img", 8), Serial: "root", Cache: "writeback"}
+		}, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			q := base
@@ -174,6 +179,53 @@ func TestSnapshotKey(t *testing.T) {
 				t.Errorf("got key %s against %s; want them the same: %v", got, want, tt.same)
 			}
 		})
+	}
+	// A machine image: its content, which the kernel reads before the
+	// point, and not its path. Before, two images of one size had one key.
+	imageKey := func(t *testing.T, img *RootImage) string {
+		t.Helper()
+		im := &Machine{cfg: Config{Boot: boot, RootImage: img}}
+		q := base
+		q.Image = qemuImage(img)
+		k, err := im.snapshotKey(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	file := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(content), 0o600)
+		return p
+	}
+	a, b, a2 := file("a.erofs", "image A"), file("b.erofs", "image B"), file("a2.erofs", "image A")
+	for _, tt := range []struct {
+		name string
+		x, y *RootImage
+		same bool
+	}{
+		{"digests differ", &RootImage{Name: "i", Path: a, FSType: "erofs", SHA256: "aa"}, &RootImage{Name: "i", Path: a, FSType: "erofs", SHA256: "bb"}, false},
+		{"contents of one size differ", &RootImage{Name: "i", Path: a, FSType: "erofs"}, &RootImage{Name: "i", Path: b, FSType: "erofs"}, false},
+		{"one content, two paths", &RootImage{Name: "i", Path: a, FSType: "erofs"}, &RootImage{Name: "j", Path: a2, FSType: "erofs"}, true},
+	} {
+		t.Run("image: "+tt.name, func(t *testing.T) {
+			if kx, ky := imageKey(t, tt.x), imageKey(t, tt.y); (kx == ky) != tt.same {
+				t.Errorf("got keys %s and %s; want them the same: %v", kx, ky, tt.same)
+			}
+		})
+	}
+	// Forwarded host ports are the machine's own; the user-mode NIC is
+	// the shape's.
+	fwd := func(f ...qemu.Forward) string {
+		q := base
+		q.UserNet = &qemu.UserNet{Forwards: f}
+		return key(t, q)
+	}
+	if x, y := fwd(qemu.Forward{HostPort: 8080, GuestPort: 80}), fwd(qemu.Forward{HostPort: 9090, GuestPort: 80}, qemu.Forward{HostPort: 2222, GuestPort: 22}); x != y || x != fwd() {
+		t.Errorf("forwards change the key: got %s, %s and %s without any", x, y, fwd())
+	}
+	if imageKey(t, &RootImage{Name: "i", Path: a, FSType: "erofs"}) == want {
+		t.Errorf("a machine with an image has the key of one without")
 	}
 }
 

@@ -71,7 +71,7 @@ func (m *Machine) takeSnapshot(ctx context.Context, q qemu.Config, dir, key stri
 	}
 	start := time.Now()
 	if h, err = m.saveSnapshot(ctx, q, tmp); err != nil {
-		return h, fmt.Errorf("take snapshot: %w", err)
+		return h, err // it names the machine and the take
 	}
 	h.Key = key
 	if err := writeSnapshot(tmp, ram, &h); err != nil {
@@ -137,8 +137,7 @@ func sameFile(a os.FileInfo, path string) bool {
 // saveSnapshot boots q to the snapshot point with its memory in tmp's
 // memory file, migrates the device state to tmp's state file, and ends
 // QEMU.
-func (m *Machine) saveSnapshot(ctx context.Context, q qemu.Config, tmp string) (snapshotHeader, error) {
-	var h snapshotHeader
+func (m *Machine) saveSnapshot(ctx context.Context, q qemu.Config, tmp string) (h snapshotHeader, err error) {
 	q.Append = m.snapshotAppend()
 	q.RAM = &qemu.RAMFile{Path: filepath.Join(tmp, snapRAM), Shared: true}
 	ctx, cancel := context.WithTimeout(ctx, m.bootTimeout())
@@ -150,6 +149,11 @@ func (m *Machine) saveSnapshot(ctx context.Context, q qemu.Config, tmp string) (
 	defer func() {
 		proc.Kill()
 		<-proc.Done()
+	}()
+	defer func() { // before the kill: the error says whether QEMU exited
+		if err != nil {
+			err = m.snapshotError("take snapshot: boot to the snapshot point and save it", proc, err)
+		}
 	}()
 	go func() {
 		select {

@@ -16,6 +16,13 @@ import (
 // the host's apt uses). It skips the test without mmdebstrap.
 func DebianImage(t testing.TB) *machine.RootImage {
 	t.Helper()
+	return DebianImageWith(t, "iproute2", "iputils-ping")
+}
+
+// DebianImageWith is DebianImage with packages instead (init = "systemd"
+// needs "systemd" among them).
+func DebianImageWith(t testing.TB, packages ...string) *machine.RootImage {
+	t.Helper()
 	if _, err := exec.LookPath("mmdebstrap"); err != nil {
 		t.Skip("no mmdebstrap to build a Debian image")
 	}
@@ -24,11 +31,11 @@ func DebianImage(t testing.TB) *machine.RootImage {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := (&image.Store{Logf: t.Logf}).Get(t.Context(), ref, []string{"iproute2", "iputils-ping"})
+	img, err := (&image.Store{Logf: t.Logf}).Get(t.Context(), ref, packages)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &machine.RootImage{Name: name, Path: img.Path, FSType: img.FSType}
+	return &machine.RootImage{Name: name, Path: img.Path, FSType: img.FSType, SHA256: img.SHA256}
 }
 
 // NoShellImage makes an erofs image holding only a static busybox called
