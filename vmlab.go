@@ -450,8 +450,9 @@ func (m *Machine) WaitForConsoleText(t testing.TB, regex string, timeout time.Du
 }
 
 // GetTTYText returns the text on virtual terminal tty (1 for tty1), read
-// from the guest kernel's screen buffer: a line per row, trailing blanks
-// trimmed. It works with or without a display.
+// from the guest kernel's screen buffer as NixOS reads it: every row at
+// the terminal's full width, trailing blanks kept, rows joined by
+// newlines. It works with or without a display.
 func (m *Machine) GetTTYText(t testing.TB, tty int) string {
 	t.Helper()
 	text, err := m.m(t).GetTTYText(t.Context(), tty)

@@ -35,8 +35,19 @@ func checkTTYText(t *testing.T, m *machine.Machine) {
 	ctx := t.Context()
 
 	t.Run("a terminal nothing opened is blank", func(t *testing.T) {
-		if got, err := m.GetTTYText(ctx, 5); err != nil || got != "" {
-			t.Errorf("got %q, %v; want a blank tty 5", got, err)
+		// The dummy console's 25 rows of 80 blanks, as NixOS's fold of
+		// /dev/vcs5 reads them.
+		want := strings.Repeat(strings.Repeat(" ", 80)+"\n", 24) + strings.Repeat(" ", 80)
+		if got, err := m.GetTTYText(ctx, 5); err != nil || got != want {
+			t.Errorf("got %q, %v; want a blank tty 5 (%q)", got, err, want)
+		}
+	})
+
+	t.Run("a timeout on a blank terminal says it is blank", func(t *testing.T) {
+		_, err := m.WaitUntilTTYMatches(ctx, 5, "never there", time.Second)
+		want := "--- tty 5's last text ---\n(blank: nothing is written on the terminal)"
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("got %v, want an error containing %q", err, want)
 		}
 	})
 
@@ -45,8 +56,29 @@ func checkTTYText(t *testing.T, m *machine.Machine) {
 			t.Fatal(err)
 		}
 		got, err := m.GetTTYText(ctx, 2)
-		if want := "hello tty\n\n  hé indented\n"; err != nil || got != want {
-			t.Errorf("got %q, %v; want %q", got, err, want)
+		rows := strings.Split(got, "\n")
+		want := []string{"hello tty", "", "  hé indented"}
+		if err != nil || len(rows) != 25 {
+			t.Fatalf("got %q, %v; want 25 rows", got, err)
+		}
+		for i, row := range rows {
+			w := ""
+			if i < len(want) {
+				w = want[i]
+			}
+			if row != w+strings.Repeat(" ", 80-len([]rune(w))) {
+				t.Errorf("row %d: got %q, want %q padded to 80 columns", i, row, w)
+			}
+		}
+	})
+
+	t.Run("a prompt's trailing blank matches", func(t *testing.T) {
+		// NixOS tests wait for "login: " on a login prompt.
+		if _, err := m.Succeed(ctx, `printf 'vm login: ' > /dev/tty4`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.WaitUntilTTYMatches(ctx, 4, "login: ", 10*time.Second); err != nil {
+			t.Error(err)
 		}
 	})
 
