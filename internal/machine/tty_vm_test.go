@@ -15,7 +15,8 @@ import (
 // TestVMTTYText reads a virtual terminal of a machine without a display
 // (the kernel's dummy console): what a command writes to /dev/tty2 is its
 // text, a wait for it returns as soon as it is written, and a wait that
-// times out shows the text.
+// times out shows the text; and on the same machine, what send_console
+// writes reaches a program reading the serial console.
 func TestVMTTYText(t *testing.T) {
 	checkTTYText(t, vmtest.Machine(t, machine.Config{Machine: spec.Machine{Name: "vt"}, Dir: t.TempDir()}))
 }
@@ -120,6 +121,29 @@ func checkTTYText(t *testing.T, m *machine.Machine) {
 		var te *machine.TimeoutError
 		if !errors.As(err, &te) || !strings.Contains(err.Error(), "tty 2's last text ---\nhello tty\n") {
 			t.Errorf("got %v, want a *TimeoutError showing tty 2's text", err)
+		}
+	})
+
+	t.Run("send_console reaches a reader of the serial console", func(t *testing.T) {
+		// Nothing reads ttyS0 unless a test starts it (no getty in fast
+		// mode, the serial getty masked under systemd): a reader in a
+		// session of its own, so the command's end does not hang it up,
+		// says when it has the port open; what is sent after that is its
+		// line.
+		if _, err := m.Succeed(ctx, `setsid sh -c 'exec < /dev/ttyS0; touch /tmp/reading; read -r line; echo "$line" > /tmp/line' > /dev/null 2>&1 &`); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.WaitForFile(ctx, "/tmp/reading", 30*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.SendConsole(ctx, "hello serial\n"); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.WaitForFile(ctx, "/tmp/line", 30*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := m.Succeed(ctx, "cat /tmp/line"); err != nil || got != "hello serial\n" {
+			t.Errorf("got %q, %v; want the line sent", got, err)
 		}
 	})
 
