@@ -154,6 +154,18 @@ func (l *Lab) Machine(name string, opts ...Option) *Machine {
 	return &Machine{lab: l, name: name}
 }
 
+// declared returns the declaration of machine name.
+func (l *Lab) declared(name string) spec.Machine {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, s := range l.specs {
+		if s.Name == name {
+			return s
+		}
+	}
+	return spec.Machine{}
+}
+
 // start builds the lab on first use.
 func (l *Lab) start(t testing.TB) *lab.Lab {
 	t.Helper()
@@ -308,6 +320,18 @@ func (m *Machine) m(t testing.TB) *machine.Machine {
 	return m.lab.start(t).Machine(m.name)
 }
 
+// screen returns the running lab's machine for a screen method (Screenshot,
+// the keys and OCR methods, the X waits), failing t first, before anything
+// boots, when the machine was declared without Display: the machine
+// package's own error names the .star file's declaration.
+func (m *Machine) screen(t testing.TB, method string) *machine.Machine {
+	t.Helper()
+	if !m.lab.declared(m.name).Display {
+		t.Fatalf("vmlab.Machine.%s: machine %s has no display: declare it with lab.Machine(%q, vmlab.Display())", method, m.name, m.name)
+	}
+	return m.m(t)
+}
+
 // ExecOption changes how a command runs (Succeed, Fail, Execute,
 // ExecuteResult): Timeout, User, Dir, Env, Stdin. Without them a command
 // runs as root in root's home, with the default timeout.
@@ -450,8 +474,9 @@ func (m *Machine) WaitForConsoleText(t testing.TB, regex string, timeout time.Du
 }
 
 // GetTTYText returns the text on virtual terminal tty (1 for tty1), read
-// from the guest kernel's screen buffer: a line per row, trailing blanks
-// trimmed. It works with or without a display.
+// from the guest kernel's screen buffer as NixOS reads it: every row at
+// the terminal's full width, trailing blanks kept, rows joined by
+// newlines. It works with or without a display.
 func (m *Machine) GetTTYText(t testing.TB, tty int) string {
 	t.Helper()
 	text, err := m.m(t).GetTTYText(t.Context(), tty)
@@ -485,7 +510,7 @@ func (m *Machine) CopyFromMachine(t testing.TB, src, dst string) {
 // Display) as path on the host, and returns path.
 func (m *Machine) Screenshot(t testing.TB, path string) string {
 	t.Helper()
-	png, err := m.m(t).Screenshot(t.Context())
+	png, err := m.screen(t, "Screenshot").Screenshot(t.Context())
 	check(t, err)
 	check(t, os.WriteFile(path, png, 0o644))
 	return path
@@ -495,14 +520,14 @@ func (m *Machine) Screenshot(t testing.TB, path string) string {
 // keyboard: "ctrl-alt-delete", "ret", "shift-0x0c", or one character.
 func (m *Machine) SendKey(t testing.TB, key string) {
 	t.Helper()
-	check(t, m.m(t).SendKey(t.Context(), key, 0))
+	check(t, m.screen(t, "SendKey").SendKey(t.Context(), key, 0))
 }
 
 // SendChars types text on the machine's keyboard (US layout); it
 // reaches the root shell on tty1, in fast mode and under systemd.
 func (m *Machine) SendChars(t testing.TB, text string) {
 	t.Helper()
-	check(t, m.m(t).SendChars(t.Context(), text, 0))
+	check(t, m.screen(t, "SendChars").SendChars(t.Context(), text, 0))
 }
 
 // SendMonitorCommand runs a command in QEMU's human monitor and returns
@@ -518,7 +543,7 @@ func (m *Machine) SendMonitorCommand(t testing.TB, command string) string {
 // the machine's display (declared with Display).
 func (m *Machine) GetScreenText(t testing.TB) string {
 	t.Helper()
-	text, err := m.m(t).GetScreenText(t.Context())
+	text, err := m.screen(t, "GetScreenText").GetScreenText(t.Context())
 	check(t, err)
 	return text
 }
@@ -527,7 +552,7 @@ func (m *Machine) GetScreenText(t testing.TB) string {
 // the machine's display, one per way of preparing it, in order.
 func (m *Machine) GetScreenTextVariants(t testing.TB) []string {
 	t.Helper()
-	texts, err := m.m(t).GetScreenTextVariants(t.Context())
+	texts, err := m.screen(t, "GetScreenTextVariants").GetScreenTextVariants(t.Context())
 	check(t, err)
 	return texts
 }
@@ -538,7 +563,7 @@ func (m *Machine) GetScreenTextVariants(t testing.TB) []string {
 // saved in the machine's directory.
 func (m *Machine) WaitForText(t testing.TB, regex string, timeout time.Duration) {
 	t.Helper()
-	check(t, m.m(t).WaitForText(t.Context(), regex, timeout))
+	check(t, m.screen(t, "WaitForText").WaitForText(t.Context(), regex, timeout))
 }
 
 // WaitForX waits until the guest's X server on display :0 accepts a
@@ -546,7 +571,7 @@ func (m *Machine) WaitForText(t testing.TB, regex string, timeout time.Duration)
 // passes, it fails t with why the last try failed.
 func (m *Machine) WaitForX(t testing.TB, timeout time.Duration) {
 	t.Helper()
-	check(t, m.m(t).WaitForX(t.Context(), timeout))
+	check(t, m.screen(t, "WaitForX").WaitForX(t.Context(), timeout))
 }
 
 // WaitForWindow waits until a window on display :0 has a name matching
@@ -554,14 +579,14 @@ func (m *Machine) WaitForX(t testing.TB, timeout time.Duration) {
 // t with the window names last read.
 func (m *Machine) WaitForWindow(t testing.TB, regex string, timeout time.Duration) {
 	t.Helper()
-	check(t, m.m(t).WaitForWindow(t.Context(), regex, timeout))
+	check(t, m.screen(t, "WaitForWindow").WaitForWindow(t.Context(), regex, timeout))
 }
 
 // WindowNames returns the names of the windows on display :0, in the
 // order of the window tree, windows without a name left out.
 func (m *Machine) WindowNames(t testing.TB) []string {
 	t.Helper()
-	names, err := m.m(t).WindowNames(t.Context())
+	names, err := m.screen(t, "WindowNames").WindowNames(t.Context())
 	check(t, err)
 	return names
 }

@@ -12,7 +12,8 @@ import (
 // ownTest names the .star examples a test of their own runs (and checks
 // further), which TestStarExamples leaves to it.
 var ownTest = map[string]string{"nfs.star": "TestNFS", "console.star": "TestConsole", "x_terminal.star": "TestXTerminal",
-	"coverage.star": "TestCoverage", "image.star": "TestImage", "mixed.star": "TestMixed"}
+	"coverage.star": "TestCoverage", "image.star": "TestImage", "mixed.star": "TestMixed",
+	"tty_prompt.star": "TestTTYPrompt"}
 
 // TestStarExamples runs every .star example with `vmlab run`, as a user
 // would, but those in ownTest.

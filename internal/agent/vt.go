@@ -42,13 +42,15 @@ import (
 // vcsaHeader is the size of /dev/vcsaN's header.
 const vcsaHeader = 4
 
-// decodeVCSA turns a terminal's screen into text: vcsa is /dev/vcsaN's
-// content, vcsu /dev/vcsuN's read right after it, or nil where there is
-// none (the char bytes of vcsa are used then, those outside ASCII shown
-// as '?'). Each row is a line without its trailing blanks, ending in a
-// newline; trailing empty lines are left out, so a blank screen is "".
-// A vcsu of another size than vcsa's cells (the terminal resized between
-// the two reads) is not used either.
+// decodeVCSA turns a terminal's screen into text as NixOS's driver reads
+// it (`fold -w COLS /dev/vcsN`): every row at the terminal's full width,
+// trailing blanks kept, rows joined by newlines, no newline after the
+// last. So `login: ` matches a login prompt, and a blank 80x25 screen is
+// 25 rows of 80 blanks. vcsa is /dev/vcsaN's content, vcsu /dev/vcsuN's
+// read right after it, or nil where there is none (the char bytes of vcsa
+// are used then, those outside ASCII shown as '?'). A vcsu of another
+// size than vcsa's cells (the terminal resized between the two reads) is
+// not used either.
 func decodeVCSA(vcsa, vcsu []byte) (string, error) {
 	if len(vcsa) < vcsaHeader {
 		return "", fmt.Errorf("decode the screen: %d bytes, shorter than the %d-byte header", len(vcsa), vcsaHeader)
@@ -60,31 +62,21 @@ func decodeVCSA(vcsa, vcsu []byte) (string, error) {
 	}
 	unicode := len(vcsu) == 4*cells
 	var text strings.Builder
-	var line []rune
-	blank := 0 // empty lines not written yet: only written if text follows
-	for r := range rows {
-		line = line[:0]
-		for c := range cols {
-			i := r*cols + c
-			ch := rune(vcsa[vcsaHeader+2*i])
-			if unicode {
-				ch = rune(binary.NativeEndian.Uint32(vcsu[4*i:]))
-			} else if ch >= 0x80 {
-				ch = '?'
-			}
-			if ch == 0 {
-				ch = ' '
-			}
-			line = append(line, ch)
+	text.Grow(cells + rows)
+	for i := range cells {
+		if i > 0 && i%cols == 0 {
+			text.WriteByte('\n')
 		}
-		s := strings.TrimRight(string(line), " ")
-		if s == "" {
-			blank++
-			continue
+		ch := rune(vcsa[vcsaHeader+2*i])
+		if unicode {
+			ch = rune(binary.NativeEndian.Uint32(vcsu[4*i:]))
+		} else if ch >= 0x80 {
+			ch = '?'
 		}
-		text.WriteString(strings.Repeat("\n", blank))
-		blank = 0
-		text.WriteString(s + "\n")
+		if ch == 0 {
+			ch = ' '
+		}
+		text.WriteRune(ch)
 	}
 	return text.String(), nil
 }

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"encoding/binary"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -34,8 +35,9 @@ func screen(rows, cols int, lines ...string) (vcsa, vcsu []byte) {
 	return vcsa, vcsu
 }
 
+// TestDecodeVCSA: the text is NixOS's (`fold -w COLS /dev/vcsN`): every
+// row at full width with its trailing blanks, rows joined by newlines.
 func TestDecodeVCSA(t *testing.T) {
-	full := strings.Repeat("x", 80)
 	for _, tc := range []struct {
 		name       string
 		rows, cols int
@@ -43,15 +45,14 @@ func TestDecodeVCSA(t *testing.T) {
 		noUnicode  bool
 		want       string
 	}{
-		{name: "blank screen", rows: 25, cols: 80, want: ""},
-		{name: "prompt", rows: 25, cols: 80, lines: []string{"machine login: "}, want: "machine login:\n"},
-		{name: "inner blank lines kept, trailing ones dropped", rows: 25, cols: 80,
-			lines: []string{"one", "", "  three  "}, want: "one\n\n  three\n"},
-		{name: "leading blank lines kept", rows: 4, cols: 10, lines: []string{"", "", "x"}, want: "\n\nx\n"},
-		{name: "a full row is one line", rows: 2, cols: 80, lines: []string{full, "next"}, want: full + "\nnext\n"},
-		{name: "unicode from vcsu", rows: 2, cols: 10, lines: []string{"héllo ■"}, want: "héllo ■\n"},
-		{name: "without vcsu, non-ASCII glyphs are ?", rows: 2, cols: 10, lines: []string{"héllo"}, noUnicode: true, want: "h?llo\n"},
-		{name: "last row", rows: 3, cols: 5, lines: []string{"", "", "end"}, want: "\n\nend\n"},
+		{name: "blank screen", rows: 3, cols: 4, want: "    \n    \n    "},
+		{name: "a prompt keeps its trailing blank", rows: 2, cols: 16, lines: []string{"machine login: "},
+			want: "machine login:  \n                "},
+		{name: "blank lines kept", rows: 4, cols: 7,
+			lines: []string{"one", "", "  three"}, want: "one    \n       \n  three\n       "},
+		{name: "a full row is one line", rows: 2, cols: 4, lines: []string{"xxxx", "next"}, want: "xxxx\nnext"},
+		{name: "unicode from vcsu", rows: 1, cols: 10, lines: []string{"héllo ■"}, want: "héllo ■   "},
+		{name: "without vcsu, non-ASCII glyphs are ?", rows: 1, cols: 6, lines: []string{"héllo"}, noUnicode: true, want: "h?llo "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			vcsa, vcsu := screen(tc.rows, tc.cols, tc.lines...)
@@ -66,12 +67,25 @@ func TestDecodeVCSA(t *testing.T) {
 	}
 }
 
+// TestDecodeVCSALoginIdiom: NixOS tests wait for "login: " (with its
+// blank) on a login prompt.
+func TestDecodeVCSALoginIdiom(t *testing.T) {
+	vcsa, vcsu := screen(25, 80, "", "Debian GNU/Linux 12 vm tty1", "", "vm login: ")
+	got, err := decodeVCSA(vcsa, vcsu)
+	if err != nil || !regexp.MustCompile("login: ").MatchString(got) {
+		t.Errorf("got %q, %v; want it to match %q", got, err, "login: ")
+	}
+	if n := strings.Count(got, "\n"); n != 24 {
+		t.Errorf("got %d newlines, want 24 between 25 rows", n)
+	}
+}
+
 func TestDecodeVCSAResizedBetweenReads(t *testing.T) {
-	vcsa, _ := screen(2, 10, "after")
+	vcsa, _ := screen(1, 5, "after")
 	_, vcsu := screen(3, 10, "before")
 	got, err := decodeVCSA(vcsa, vcsu)
-	if err != nil || got != "after\n" {
-		t.Errorf("got %q, %v; want %q from vcsa alone", got, err, "after\n")
+	if err != nil || got != "after" {
+		t.Errorf("got %q, %v; want %q from vcsa alone", got, err, "after")
 	}
 }
 

@@ -104,9 +104,9 @@ type Request struct {
 	Units  []UnitFile `json:"units,omitempty"`
 	Enable []string   `json:"enable,omitempty"`
 	// VT is the virtual terminal OpTTYText reads, 1..MaxVT ("tty1" is 1).
-	// The text is the screen's rows as lines, each without its trailing
-	// blanks and ending in a newline, trailing empty lines left out; the
-	// agent allocates a terminal nothing has opened yet (its screen is
+	// The text is NixOS's (`fold -w COLS /dev/vcsN`): every row of the
+	// screen at its full width, trailing blanks kept, rows joined by
+	// newlines, none after the last; the agent allocates a terminal nothing has opened yet (its screen is
 	// blank), as opening /dev/ttyVT would.
 	VT int `json:"vt,omitempty"`
 	// Display is the X display OpXWindows reads, ":0" when empty.

@@ -51,6 +51,51 @@ var codes = func() []string {
 	return c
 }()
 
+// aliases are names other tools give keys, with QEMU's key code for
+// each. They are suggested in an error, not accepted: NixOS's driver hands
+// key names to QEMU's sendkey, which knows only its codes, so a test that
+// used them would not run there.
+var aliases = map[string]string{
+	"return": "ret", "enter": "ret", "escape": "esc", "del": "delete",
+	"super": "meta_l", "win": "meta_l", "windows": "meta_l", "meta": "meta_l",
+	"cmd": "meta_l", "command": "meta_l", "space": "spc", "control": "ctrl",
+	"ins": "insert", "pageup": "pgup", "page_up": "pgup", "pagedown": "pgdn",
+	"page_down": "pgdn", "bksp": "backspace", "capslock": "caps_lock",
+	"print": "sysrq", "printscreen": "sysrq", "prtsc": "sysrq", "altgr": "alt_r",
+	"option": "alt", "apps": "menu",
+}
+
+// meant returns the key code a test most likely meant by an unknown key:
+// an alias's code, or the code in lower case ("F1", "Ctrl"); "" for none.
+func meant(part string) string {
+	lower := strings.ToLower(part)
+	if code, ok := aliases[lower]; ok {
+		return code
+	}
+	if lower != part && slices.Contains(codes, lower) {
+		return lower
+	}
+	return ""
+}
+
+// chordMeant returns ` (write "ctrl-alt-delete")` for a chord such as
+// "ctrl-alt-del", each unknown key replaced by the code it meant, or ""
+// when the chord is one key.
+func chordMeant(name string) string {
+	parts := strings.Split(name, "-")
+	if len(parts) < 2 {
+		return ""
+	}
+	for i, p := range parts {
+		if _, err := parseKey(p); err != nil {
+			if code := meant(p); code != "" {
+				parts[i] = code
+			}
+		}
+	}
+	return fmt.Sprintf(" (write %q)", strings.Join(parts, "-"))
+}
+
 // chars maps the characters send_chars types to key names, on a US
 // layout: what a character needs beyond its own key (shift) and the keys
 // whose code name is not the character. The hex codes are the PC
@@ -96,6 +141,9 @@ func Parse(name string) (Chord, error) {
 	var chord Chord
 	for _, part := range strings.Split(name, "-") {
 		k, err := parseKey(part)
+		if code := meant(part); err != nil && code != "" {
+			return nil, fmt.Errorf("key name %q: unknown key %q: QEMU's key code for it is %q%s", name, part, code, chordMeant(name))
+		}
 		if err != nil {
 			return nil, fmt.Errorf("key name %q: %w", name, err)
 		}

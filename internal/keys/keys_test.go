@@ -42,6 +42,17 @@ func TestParseRefuses(t *testing.T) {
 		{"", `key name ""`},
 		{"0x100", "a scancode is 0x01 to 0xff"},
 		{"é", `unknown key "é"`},
+		// Other tools' names for keys get QEMU's code for them.
+		{"return", `key name "return": unknown key "return": QEMU's key code for it is "ret"`},
+		{"enter", `QEMU's key code for it is "ret"`},
+		{"Return", `QEMU's key code for it is "ret"`},
+		{"escape", `QEMU's key code for it is "esc"`},
+		{"super", `QEMU's key code for it is "meta_l"`},
+		{"win", `QEMU's key code for it is "meta_l"`},
+		{"del", `QEMU's key code for it is "delete"`},
+		{"ctrl-alt-del", `key name "ctrl-alt-del": unknown key "del": QEMU's key code for it is "delete" (write "ctrl-alt-delete")`},
+		{"Ctrl-Alt-F1", `unknown key "Ctrl": QEMU's key code for it is "ctrl" (write "ctrl-alt-f1")`},
+		{"F1", `QEMU's key code for it is "f1"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

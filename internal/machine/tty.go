@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/vmlab/vmlab/internal/agentproto"
@@ -26,10 +27,11 @@ func CheckTTY(tty int) error {
 	return nil
 }
 
-// GetTTYText returns the text on virtual terminal tty (1 for tty1): a line
-// per screen row, trailing blanks trimmed, each ending in a newline,
-// trailing empty lines left out. A terminal nothing has opened yet is
-// allocated, and blank.
+// GetTTYText returns the text on virtual terminal tty (1 for tty1), as
+// NixOS's driver reads it: every screen row at the terminal's full width,
+// trailing blanks kept, rows joined by newlines (none after the last). A
+// terminal nothing has opened yet is allocated, and blank: its rows are
+// all blanks.
 func (m *Machine) GetTTYText(ctx context.Context, tty int) (string, error) {
 	what := fmt.Sprintf("read the text of tty %d", tty)
 	if err := CheckTTY(tty); err != nil {
@@ -68,9 +70,26 @@ func (m *Machine) WaitUntilTTYMatches(ctx context.Context, tty int, pattern stri
 	res, err := m.wait(ctx, what, agentproto.Wait{Kind: agentproto.WaitTTY, VT: tty, Regex: pattern, Timeout: timeout})
 	if te := (*TimeoutError)(nil); errors.As(err, &te) && res.TimedOut {
 		te.OutputName = fmt.Sprintf("tty %d's last text", tty)
+		te.Output = shownTTYText(res.Output)
 	}
 	if err != nil {
 		return "", err
 	}
 	return res.Output, nil
+}
+
+// shownTTYText is a terminal's text as a timeout error shows it: each row
+// without its trailing blanks, the blank rows at the bottom left out, and
+// a blank terminal said to be blank (an empty section would not be shown
+// at all, and a screen of blanks shows nothing).
+func shownTTYText(text string) string {
+	rows := strings.Split(text, "\n")
+	for i, row := range rows {
+		rows[i] = strings.TrimRight(row, " ")
+	}
+	shown := strings.TrimRight(strings.Join(rows, "\n"), "\n")
+	if shown == "" {
+		return "(blank: nothing is written on the terminal)"
+	}
+	return shown
 }

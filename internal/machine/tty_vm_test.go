@@ -15,7 +15,8 @@ import (
 // TestVMTTYText reads a virtual terminal of a machine without a display
 // (the kernel's dummy console): what a command writes to /dev/tty2 is its
 // text, a wait for it returns as soon as it is written, and a wait that
-// times out shows the text.
+// times out shows the text; and on the same machine, what send_console
+// writes reaches a program reading the serial console.
 func TestVMTTYText(t *testing.T) {
 	checkTTYText(t, vmtest.Machine(t, machine.Config{Machine: spec.Machine{Name: "vt"}, Dir: t.TempDir()}))
 }
@@ -35,8 +36,19 @@ func checkTTYText(t *testing.T, m *machine.Machine) {
 	ctx := t.Context()
 
 	t.Run("a terminal nothing opened is blank", func(t *testing.T) {
-		if got, err := m.GetTTYText(ctx, 5); err != nil || got != "" {
-			t.Errorf("got %q, %v; want a blank tty 5", got, err)
+		// The dummy console's 25 rows of 80 blanks, as NixOS's fold of
+		// /dev/vcs5 reads them.
+		want := strings.Repeat(strings.Repeat(" ", 80)+"\n", 24) + strings.Repeat(" ", 80)
+		if got, err := m.GetTTYText(ctx, 5); err != nil || got != want {
+			t.Errorf("got %q, %v; want a blank tty 5 (%q)", got, err, want)
+		}
+	})
+
+	t.Run("a timeout on a blank terminal says it is blank", func(t *testing.T) {
+		_, err := m.WaitUntilTTYMatches(ctx, 5, "never there", time.Second)
+		want := "--- tty 5's last text ---\n(blank: nothing is written on the terminal)"
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("got %v, want an error containing %q", err, want)
 		}
 	})
 
@@ -45,8 +57,29 @@ func checkTTYText(t *testing.T, m *machine.Machine) {
 			t.Fatal(err)
 		}
 		got, err := m.GetTTYText(ctx, 2)
-		if want := "hello tty\n\n  hé indented\n"; err != nil || got != want {
-			t.Errorf("got %q, %v; want %q", got, err, want)
+		rows := strings.Split(got, "\n")
+		want := []string{"hello tty", "", "  hé indented"}
+		if err != nil || len(rows) != 25 {
+			t.Fatalf("got %q, %v; want 25 rows", got, err)
+		}
+		for i, row := range rows {
+			w := ""
+			if i < len(want) {
+				w = want[i]
+			}
+			if row != w+strings.Repeat(" ", 80-len([]rune(w))) {
+				t.Errorf("row %d: got %q, want %q padded to 80 columns", i, row, w)
+			}
+		}
+	})
+
+	t.Run("a prompt's trailing blank matches", func(t *testing.T) {
+		// NixOS tests wait for "login: " on a login prompt.
+		if _, err := m.Succeed(ctx, `printf 'vm login: ' > /dev/tty4`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.WaitUntilTTYMatches(ctx, 4, "login: ", 10*time.Second); err != nil {
+			t.Error(err)
 		}
 	})
 
@@ -88,6 +121,29 @@ func checkTTYText(t *testing.T, m *machine.Machine) {
 		var te *machine.TimeoutError
 		if !errors.As(err, &te) || !strings.Contains(err.Error(), "tty 2's last text ---\nhello tty\n") {
 			t.Errorf("got %v, want a *TimeoutError showing tty 2's text", err)
+		}
+	})
+
+	t.Run("send_console reaches a reader of the serial console", func(t *testing.T) {
+		// Nothing reads ttyS0 unless a test starts it (no getty in fast
+		// mode, the serial getty masked under systemd): a reader in a
+		// session of its own, so the command's end does not hang it up,
+		// says when it has the port open; what is sent after that is its
+		// line.
+		if _, err := m.Succeed(ctx, `setsid sh -c 'exec < /dev/ttyS0; touch /tmp/reading; read -r line; echo "$line" > /tmp/line' > /dev/null 2>&1 &`); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.WaitForFile(ctx, "/tmp/reading", 30*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.SendConsole(ctx, "hello serial\n"); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.WaitForFile(ctx, "/tmp/line", 30*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := m.Succeed(ctx, "cat /tmp/line"); err != nil || got != "hello serial\n" {
+			t.Errorf("got %q, %v; want the line sent", got, err)
 		}
 	})
 

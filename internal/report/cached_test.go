@@ -50,4 +50,18 @@ func TestCachedReports(t *testing.T) {
 			t.Errorf("%s: want %q (err %v):\n%s", file, want, err, b)
 		}
 	}
+	// The cached test's section says where its artifacts are not; the
+	// test that ran has no such note.
+	html, err := os.ReadFile(filepath.Join(dir, "report.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	note := "are those of that run, and not in this directory: <code>vmlab run -count=1</code> runs it again and keeps them here."
+	if n := strings.Count(string(html), note); n != 1 {
+		t.Errorf("report.html: got %d notes %q, want 1, for the cached test:\n%s", n, note, html)
+	}
+	a, b, j := strings.Index(string(html), `<section id="test-1">`), strings.Index(string(html), `<section id="test-2">`), strings.Index(string(html), note)
+	if a < 0 || j < a || j > b {
+		t.Errorf("report.html: want the note in pass.test_a's section (test-1):\n%s", html)
+	}
 }

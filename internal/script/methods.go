@@ -217,6 +217,9 @@ func (meth *method) builtin(thread *starlark.Thread, b *starlark.Builtin, argv s
 	if meth.display && !c.m.spec.Display {
 		return nil, needsDisplay(meth, c.m)
 	}
+	if err := checkOCRRun(meth, c.m); err != nil {
+		return nil, err
+	}
 	if err := r.checkConditions(thread); err != nil {
 		return nil, err
 	}

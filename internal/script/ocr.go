@@ -33,13 +33,27 @@ var ocrInstalled = ocr.Available
 // on the host it could only fail, after the machines it needs booted and
 // the test ran up to it, so the file is refused at the call, naming the
 // package. A call Load cannot see (a function's parameter's machine) is
-// refused when it runs, before it boots anything (machine.readyForOCR).
+// refused when it runs, before it boots anything (checkOCRRun).
 func checkOCRCall(meth *method, dot *syntax.DotExpr) []error {
 	if !slices.Contains(ocrMethods, meth) {
 		return nil
 	}
 	if err := ocrInstalled(); err != nil {
 		return []error{fmt.Errorf("%s: %s(): %w", dot.Name.NamePos, meth.name, err)}
+	}
+	return nil
+}
+
+// checkOCRRun refuses an OCR method's call when tesseract is missing,
+// before the call boots its machine: Load refused the calls it could see
+// (checkOCRCall), this is for the others (`def look(m):
+// m.get_screen_text()`), which would otherwise pay for a boot only to fail.
+func checkOCRRun(meth *method, m *machineValue) error {
+	if !slices.Contains(ocrMethods, meth) {
+		return nil
+	}
+	if err := ocrInstalled(); err != nil {
+		return fmt.Errorf("%s(): machine %s: %w", meth.name, m.name, err)
 	}
 	return nil
 }
