@@ -209,6 +209,9 @@ func (f *forkServer) spawn(stdin, stdout, stderr *os.File, dir, command string) 
 	pid, err = f.request(ctl, theirs, stdin, stdout, stderr)
 	if err != nil {
 		children.spawn.RUnlock()
+		// Gone or stuck: the next command starts another.
+		syscall.Kill(-f.pid, syscall.SIGKILL)
+		<-f.exited
 		return 0, nil, err
 	}
 	done = track(pid)

@@ -211,7 +211,7 @@ var forkTwins = []string{
 	`cd /tmp; echo "$PWD $OLDPWD"`,
 	`echo ${#BASH_EXECUTION_STRING}`,
 	`ls /proc/$$/fd`,
-	`ps -o comm= -p $$; ps -o args= -p $$`,
+	`ps -o comm= -p $$; ps -o args= -p $$ | tr -d 0-9`,
 	`echo $((SECONDS <= 1))`,
 	// The last simple command is exec'd without a fork, as bash -c does.
 	`sh -c 'cat /proc/$PPID/comm'`,
@@ -318,3 +318,66 @@ func TestForkServerGone(t *testing.T) {
 		t.Errorf("spawn on a dead server: %v, want %v", err, errNotRun)
 	}
 }
+
+// useForkServer makes the agent's own fork server (forkServerFor) use the
+// builtin built by the host's cc, and stops it at the end of the test.
+func useForkServer(t *testing.T) {
+	t.Helper()
+	f := testForkServer(t) // skips where the host cannot
+	f.conn.Close()
+	<-f.exited
+	so, err := forksrv.Build(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lib, err := os.ReadFile(so)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bootstrap := forkBootstrap
+	if !canSetArgs(t) {
+		bootstrap = forkBootstrapKeepArgs
+	}
+	f, err = startForkServer(lib, strictShell(), bootstrap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forkServers.mu.Lock()
+	forkLib, forkServers.cur, forkServers.broken = lib, f, false
+	forkServers.mu.Unlock()
+	t.Cleanup(func() {
+		forkServers.mu.Lock()
+		forkLib, forkServers.cur = nil, nil
+		forkServers.mu.Unlock()
+		f.conn.Close()
+		<-f.exited
+	})
+}
+
+// TestRunCheckForkServer: a wait's command takes the fork server when it
+// may, with the exec path's outcome: its stdout, its status, and a
+// background process holding the output failing the check.
+func TestRunCheckForkServer(t *testing.T) {
+	useForkServer(t)
+	for _, c := range []struct {
+		cmd, user, out string
+		ok             bool
+	}{
+		{cmd: forkPathCheck, out: "fork\n", ok: true},
+		{cmd: forkPathCheck, user: "nobody", out: "exec\n", ok: true},
+		{cmd: "echo out; echo err >&2", out: "out\n", ok: true},
+		{cmd: "echo a; false", out: "a\n", ok: false},
+		{cmd: "false | true", ok: false},
+		{cmd: "kill $$", ok: false},
+		{cmd: "sleep 5 & echo bg", out: "bg\n", ok: false},
+	} {
+		ok, out := runCheck(t.Context(), &agentproto.Wait{Command: c.cmd, User: c.user})
+		if ok != c.ok || out != c.out {
+			t.Errorf("%q as %q: got %v, %q; want %v, %q", c.cmd, c.user, ok, out, c.ok, c.out)
+		}
+	}
+}
+
+// forkPathCheck says which path ran it: the fork server's shell has the
+// builtin's library mapped (a memfd named vmlab-forksrv.so).
+const forkPathCheck = `case "$(cat /proc/$$/maps)" in *vmlab-forksrv*) echo fork;; *) echo exec;; esac`
