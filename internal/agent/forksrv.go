@@ -104,6 +104,13 @@ func forkServerFor(req *agentproto.Exec) *forkServer {
 		default:
 		}
 	}
+	if f != nil && workDir("/root") != f.dir {
+		// The home appeared or went since the server started there: a
+		// new one starts where an exec'd shell would.
+		syscall.Kill(-f.pid, syscall.SIGKILL)
+		<-f.exited
+		f = nil
+	}
 	if f == nil {
 		var err error
 		if f, err = startForkServer(forkLib, sh, forkBootstrap); err != nil {
@@ -112,11 +119,6 @@ func forkServerFor(req *agentproto.Exec) *forkServer {
 			return nil
 		}
 		forkServers.cur = f
-	}
-	// The directory the shell starts in is decided per command (the home
-	// may have appeared or gone since).
-	if workDir("/root") != f.dir {
-		return nil
 	}
 	return f
 }

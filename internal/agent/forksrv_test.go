@@ -179,6 +179,7 @@ func TestCommandSemanticsForkServer(t *testing.T) {
 // the exec path's, byte for byte: what a warm shell could get wrong.
 var forkTwins = []string{
 	`echo "$-"`,
+	`echo "${!-none} $# $0 ${BASH_ARGV0}"`,
 	`echo "$_"`,
 	`[ "$BASHPID" = $$ ] && echo same`,
 	`echo "$SHLVL $BASH_SUBSHELL ${FUNCNAME-unset} ${#BASH_SOURCE[@]} ${BASH_LINENO-unset}"`,

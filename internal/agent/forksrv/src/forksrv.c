@@ -191,12 +191,12 @@ static void fail(const char *what)
 	_exit(126);
 }
 
-/* child is the command's shell; it never returns. */
 /* keepargs leaves /proc/self/cmdline alone (forksrv -k): only for tests on a
  * host whose root lacks CAP_SYS_RESOURCE, where the command line cannot be
  * set; the agent, the guest's PID 1, has it. */
 static int keepargs;
 
+/* child is the command's shell; it never returns. */
 static void child(int in, int out, int err, int ctl)
 {
 	char *dir, *cmd, host[256];
