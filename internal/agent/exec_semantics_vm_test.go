@@ -36,10 +36,21 @@ func TestCommandSemanticsInVM(t *testing.T) {
 	}
 	m := vmtest.Machine(t, machine.Config{Machine: spec.Machine{Name: "semantics"}, BootTimeout: 5 * time.Minute})
 	runSemanticsInVM(t, m, true)
+	// A wait's command takes the server too, and is run again until it
+	// succeeds.
+	ctx := t.Context()
+	if out, err := m.WaitUntilSucceeds(ctx, forkPathCheck, time.Minute); err != nil || out != "fork\n" {
+		t.Errorf("a wait's command took the path %q (%v), want fork", out, err)
+	}
+	if _, err := m.Succeed(ctx, "rm -f /tmp/later; (sleep 0.5; touch /tmp/later) >/dev/null 2>&1 &"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := m.WaitUntilSucceeds(ctx, "test -e /tmp/later && echo there", time.Minute); err != nil || out != "there\n" {
+		t.Errorf("waiting for a file through the server: %q, %v", out, err)
+	}
 	// A test that kills every process kills the server too: the next
 	// command execs its shell, or meets a new server, and the one after
 	// that has a new server.
-	ctx := t.Context()
 	if _, err := m.Succeed(ctx, "pkill -9 -x vmlab-forksrv"); err != nil {
 		t.Fatal(err)
 	}
