@@ -36,6 +36,11 @@ func TestCommandSemanticsInVM(t *testing.T) {
 	}
 	m := vmtest.Machine(t, machine.Config{Machine: spec.Machine{Name: "semantics"}, BootTimeout: 5 * time.Minute})
 	runSemanticsInVM(t, m, true)
+	// The server is no bash for pidof and pgrep.
+	out, err := m.Succeed(t.Context(), `p=$(pgrep -x vmlab-forksrv); for q in $(pidof bash) $(pgrep -x bash); do [ "$q" != "$p" ] || echo "found $q"; done; echo "server $p"`)
+	if err != nil || !strings.HasPrefix(out, "server ") || out == "server \n" {
+		t.Errorf("pidof bash or pgrep -x bash found the server, or pgrep did not find it by its name: %q, %v", out, err)
+	}
 	// A wait's command takes the server too, and is run again until it
 	// succeeds.
 	ctx := t.Context()
