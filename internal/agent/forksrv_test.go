@@ -382,3 +382,17 @@ func TestRunCheckForkServer(t *testing.T) {
 // forkPathCheck says which path ran it: the fork server's shell has the
 // builtin's library mapped (a memfd named vmlab-forksrv.so).
 const forkPathCheck = `case "$(cat /proc/$$/maps)" in *vmlab-forksrv*) echo fork;; *) echo exec;; esac`
+
+// TestForkServerRefused: a library bash will not load leaves no server
+// and an error with bash's reason, which the agent logs once before it
+// execs every shell.
+func TestForkServerRefused(t *testing.T) {
+	if _, err := exec.LookPath("/bin/bash"); err != nil || syscall.Getuid() != 0 || len(coverageEnv) > 0 {
+		t.Skip("needs what TestCommandSemantics needs")
+	}
+	_, err := startForkServer([]byte("not a library"), strictShell(), forkBootstrap)
+	t.Log(err)
+	if err == nil || !strings.Contains(err.Error(), "enable") || !strings.Contains(err.Error(), "did not start") {
+		t.Errorf("got %v, want bash's refusal of enable -f", err)
+	}
+}
