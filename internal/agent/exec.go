@@ -39,10 +39,7 @@ func (s *server) exec(ctx context.Context, id uint32, req *agentproto.Exec, st *
 	if req.TTY != nil {
 		return s.execTTY(ctx, id, req, st)
 	}
-	cmd, err := command(ctx, req, strictShell())
-	if err != nil {
-		return agentproto.Result{Error: err.Error()}
-	}
+	var stdin *os.File
 	if req.Stdin {
 		// Our own pipe, not cmd.Stdin = in: os/exec's Wait would wait for
 		// its copying goroutine, which blocks while the host sends nothing.
@@ -56,7 +53,7 @@ func (s *server) exec(ctx context.Context, id uint32, req *agentproto.Exec, st *
 			w.Close()
 		}()
 		defer r.Close()
-		cmd.Stdin = r
+		stdin = r
 	}
 	stdout, err := newPump(s.output(agentproto.TStdout, id, req, st))
 	if err != nil {
@@ -67,29 +64,64 @@ func (s *server) exec(ctx context.Context, id uint32, req *agentproto.Exec, st *
 		stdout.abort()
 		return agentproto.Result{Error: err.Error()}
 	}
-	cmd.Stdout, cmd.Stderr = stdout.w, stderr.w
-	done, err := start(cmd)
+	pid, wait, done, err := startCommand(ctx, req, stdin, stdout.w, stderr.w)
 	if err != nil {
 		stdout.abort()
 		stderr.abort()
-		// Not the command itself: it may be 128 KiB long.
-		return agentproto.Result{Error: fmt.Sprintf("start the command: %v", err)}
+		return agentproto.Result{Error: err.Error()}
 	}
 	defer done()
 	stdout.w.Close()
 	stderr.w.Close()
-	st.ctl.attach(nil, func(sig syscall.Signal) { syscall.Kill(-cmd.Process.Pid, sig) })
+	st.ctl.attach(nil, func(sig syscall.Signal) { syscall.Kill(-pid, sig) })
 	var wg sync.WaitGroup
 	wg.Go(stdout.run)
 	wg.Go(stderr.run)
 
-	res := waitCommand(ctx, cmd, req.Timeout)
+	res := waitProcess(ctx, pid, wait, req.Timeout)
 	st.ctl.detach()
 	stdout.exited()
 	stderr.exited()
 	wg.Wait()
 	res.Detached = stdout.detached || stderr.detached
 	return res
+}
+
+// startCommand starts req's shell with the given descriptors (stdin nil:
+// /dev/null): through the fork server when req may take it and it runs
+// (forksrv.go), else exec'd. It returns the shell's pid, how to wait for
+// it, and done, to call once it has been waited for.
+func startCommand(ctx context.Context, req *agentproto.Exec, stdin, stdout, stderr *os.File) (pid int, wait func() (*os.ProcessState, error), done func(), err error) {
+	if f := forkServerFor(req); f != nil {
+		in := stdin
+		if in == nil {
+			if in, err = os.Open(os.DevNull); err != nil {
+				return 0, nil, nil, fmt.Errorf("open %s for the command's stdin: %w", os.DevNull, err)
+			}
+			defer in.Close()
+		}
+		pid, done, err := f.spawn(in, stdout, stderr, f.dir, req.Command)
+		if err == nil {
+			return pid, forkWait(pid), done, nil
+		}
+		if !errors.Is(err, errNotRun) {
+			return 0, nil, nil, err
+		}
+		logf("exec the shell: %v", err)
+	}
+	cmd, err := command(ctx, req, strictShell())
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	if stdin != nil {
+		cmd.Stdin = stdin
+	}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if done, err = start(cmd); err != nil {
+		// Not the command itself: it may be 128 KiB long.
+		return 0, nil, nil, fmt.Errorf("start the command: %v", err)
+	}
+	return cmd.Process.Pid, cmdWait(cmd), done, nil
 }
 
 // output is where a command's output of type typ goes: frames on stream
@@ -256,39 +288,50 @@ func credential(u *user.User) (*syscall.Credential, error) {
 // waitCommand waits for cmd's shell to exit. At the timeout or on
 // cancellation the whole process group is killed.
 func waitCommand(ctx context.Context, cmd *exec.Cmd, timeout time.Duration) agentproto.Result {
+	return waitProcess(ctx, cmd.Process.Pid, cmdWait(cmd), timeout)
+}
+
+// waitProcess waits for the shell pid through wait. At the timeout or on
+// cancellation its whole process group is killed.
+func waitProcess(ctx context.Context, pid int, wait func() (*os.ProcessState, error), timeout time.Duration) agentproto.Result {
 	var res agentproto.Result
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	type waited struct {
+		ps  *os.ProcessState
+		err error
+	}
+	done := make(chan waited, 1)
+	go func() {
+		ps, err := wait()
+		done <- waited{ps, err}
+	}()
 	var deadline <-chan time.Time
 	if timeout > 0 {
 		t := time.NewTimer(timeout)
 		defer t.Stop()
 		deadline = t.C
 	}
-	var err error
+	var w waited
 	select {
-	case err = <-done:
+	case w = <-done:
 	case <-deadline:
 		res.TimedOut = true
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		err = <-done
+		syscall.Kill(-pid, syscall.SIGKILL)
+		w = <-done
 	case <-ctx.Done():
 		res.Canceled = true
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		err = <-done
+		syscall.Kill(-pid, syscall.SIGKILL)
+		w = <-done
 	}
-	var exitErr *exec.ExitError
 	switch {
-	case err == nil:
-	case errors.As(err, &exitErr):
-		ws := exitErr.Sys().(syscall.WaitStatus)
+	case w.err != nil || w.ps == nil:
+		res.Exit = -1
+		res.Error = fmt.Sprintf("wait: %v", w.err)
+	default:
+		ws := w.ps.Sys().(syscall.WaitStatus)
 		res.Exit = ws.ExitStatus()
 		if ws.Signaled() {
 			res.Signal, res.SignalNumber = ws.Signal().String(), int(ws.Signal())
 		}
-	default:
-		res.Exit = -1
-		res.Error = fmt.Sprintf("wait: %v", err)
 	}
 	return res
 }

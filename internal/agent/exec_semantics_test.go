@@ -163,13 +163,19 @@ func runSemanticsCase(t *testing.T, cmd *exec.Cmd, tt semanticsCase) []string {
 		t.Fatal(err)
 	}
 	res := waitCommand(t.Context(), cmd, tt.timeout)
+	return tt.diffs(t, stdout.String(), stderr.String(), res)
+}
+
+// diffs returns how an outcome differs from tt's.
+func (tt semanticsCase) diffs(t *testing.T, stdout, stderr string, res agentproto.Result) []string {
+	t.Helper()
 	var diffs []string
 	if tt.timed {
-		waitGone(t, stdout.String())
-	} else if got := stdout.String(); got != tt.stdout {
+		waitGone(t, stdout)
+	} else if got := stdout; got != tt.stdout {
 		diffs = append(diffs, fmt.Sprintf("stdout: got %q, want %q", got, tt.stdout))
 	}
-	if got := stderr.String(); (tt.stderr == "" && got != "") || !regexp.MustCompile(tt.stderr).MatchString(got) {
+	if got := stderr; (tt.stderr == "" && got != "") || !regexp.MustCompile(tt.stderr).MatchString(got) {
 		diffs = append(diffs, fmt.Sprintf("stderr: got %q, want a match of %q", got, tt.stderr))
 	}
 	if res.Exit != tt.exit || res.Signal != tt.signal || res.TimedOut != tt.timed || res.Error != "" {

@@ -26,15 +26,92 @@ func TestMain(m *testing.M) {
 
 // TestCommandSemanticsInVM runs commandSemantics through the whole path:
 // the host's client, the channel, the agent as the guest's PID 1 and the
-// guest's bash, as a test's commands run.
+// guest's bash, as a test's commands run: through the fork server (on by
+// default) for every case it may take, and the exec path for the others.
+// Then forkTwins run both ways (Dir("/root") keeps a command on the exec
+// path and changes nothing else) and must agree.
 func TestCommandSemanticsInVM(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots a VM")
 	}
-	ctx := t.Context()
 	m := vmtest.Machine(t, machine.Config{Machine: spec.Machine{Name: "semantics"}, BootTimeout: 5 * time.Minute})
+	runSemanticsInVM(t, m, true)
+	// The server is no bash for pidof and pgrep.
+	out, err := m.Succeed(t.Context(), `p=$(pgrep -x vmlab-forksrv); for q in $(pidof bash) $(pgrep -x bash); do [ "$q" != "$p" ] || echo "found $q"; done; echo "server $p"`)
+	if err != nil || !strings.HasPrefix(out, "server ") || out == "server \n" {
+		t.Errorf("pidof bash or pgrep -x bash found the server, or pgrep did not find it by its name: %q, %v", out, err)
+	}
+	// A wait's command takes the server too, and is run again until it
+	// succeeds.
+	ctx := t.Context()
+	if out, err := m.WaitUntilSucceeds(ctx, forkPathCheck, time.Minute); err != nil || out != "fork\n" {
+		t.Errorf("a wait's command took the path %q (%v), want fork", out, err)
+	}
+	if _, err := m.Succeed(ctx, "rm -f /tmp/later; (sleep 0.5; touch /tmp/later) >/dev/null 2>&1 &"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := m.WaitUntilSucceeds(ctx, "test -e /tmp/later && echo there", time.Minute); err != nil || out != "there\n" {
+		t.Errorf("waiting for a file through the server: %q, %v", out, err)
+	}
+	// A test that kills every process kills the server too: the next
+	// command execs its shell, or meets a new server, and the one after
+	// that has a new server.
+	if _, err := m.Succeed(ctx, "pkill -9 -x vmlab-forksrv"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := m.Succeed(ctx, forkPathCheck); err != nil || (out != "fork\n" && out != "exec\n") {
+		t.Errorf("after the server was killed: %q, %v", out, err)
+	}
+	if out, err := m.Succeed(ctx, forkPathCheck); err != nil || out != "fork\n" {
+		t.Errorf("two commands after the server was killed: %q, %v; want a new server", out, err)
+	}
+	for _, c := range forkTwins {
+		t.Run("twin "+c, func(t *testing.T) {
+			ctx := t.Context()
+			fork, ferr := m.Execute(ctx, c)
+			exec, eerr := m.Execute(ctx, c, machine.Dir("/root"))
+			if ferr != nil || eerr != nil {
+				t.Fatalf("errors: fork server %v, exec %v", ferr, eerr)
+			}
+			if fork.Stdout != exec.Stdout || fork.Stderr != exec.Stderr || fork.Status != exec.Status || fork.Signal != exec.Signal {
+				t.Errorf("through the fork server: %q, %q, exit %d %q\nexec'd: %q, %q, exit %d %q",
+					fork.Stdout, fork.Stderr, fork.Status, fork.Signal, exec.Stdout, exec.Stderr, exec.Status, exec.Signal)
+			}
+		})
+	}
+}
+
+// TestCommandSemanticsInVMExec runs commandSemantics in a guest booted with
+// the fork server off (VMLAB_FORKSRV=off): every command execs its shell.
+func TestCommandSemanticsInVMExec(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a VM")
+	}
+	boot, err := machine.PrepareBoot(machine.BootOptions{Agent: vmtest.Agent(t), ForkServer: "off"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := machine.New(machine.Config{Machine: spec.Machine{Name: "semantics-exec"}, Boot: boot, BootTimeout: 5 * time.Minute, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	runSemanticsInVM(t, m, false)
+}
+
+// runSemanticsInVM starts m and runs commandSemantics on it; fork says
+// whether the commands without options must have taken the fork server.
+func runSemanticsInVM(t *testing.T, m *machine.Machine, fork bool) {
+	ctx := t.Context()
 	if err := m.Start(ctx); err != nil {
 		t.Fatal(err)
+	}
+	want := map[bool]string{true: "fork\n", false: "exec\n"}
+	if out, err := m.Succeed(ctx, forkPathCheck); err != nil || out != want[fork] {
+		t.Fatalf("a command took the path %q (%v), want %q", out, err, want[fork])
+	}
+	if out, err := m.Succeed(ctx, forkPathCheck, machine.Dir("/root")); err != nil || out != "exec\n" {
+		t.Fatalf("a command with a directory took the path %q (%v), want exec", out, err)
 	}
 	for _, tt := range commandSemantics {
 		t.Run(tt.name, func(t *testing.T) {

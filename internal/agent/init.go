@@ -72,6 +72,8 @@ func initMain() {
 		}
 		stage("disk")
 	}
+	// The initramfs's files are out of reach once its root is left.
+	loadForkLib()
 	if err := mountRoot(cfg, disk, staged); err != nil {
 		fatal(err)
 	}

@@ -31,7 +31,13 @@ func start(cmd *exec.Cmd) (done func(), err error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	pid := cmd.Process.Pid
+	return track(cmd.Process.Pid), nil
+}
+
+// track records pid as a child of ours until done is called. The caller
+// holds children.spawn for reading from before the child exists (the fork
+// server's children, forksrv.go, are the agent's but not started by it).
+func track(pid int) (done func()) {
 	children.mu.Lock()
 	if children.tracked == nil {
 		children.tracked = make(map[int]bool)
@@ -42,7 +48,7 @@ func start(cmd *exec.Cmd) (done func(), err error) {
 		children.mu.Lock()
 		delete(children.tracked, pid)
 		children.mu.Unlock()
-	}, nil
+	}
 }
 
 // exits is closed and replaced after every SIGCHLD the reaper handled: a

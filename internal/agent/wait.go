@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strconv"
@@ -130,22 +131,45 @@ func dial(network, addr string) error {
 }
 
 // runCheck runs a wait's command once and returns whether it exited 0 and
-// its standard output.
+// its standard output (its stderr is dropped). It takes the fork server when
+// the command may (startCommand). Once the shell has exited, its output is
+// read for outputLinger at most: a background process that holds it longer
+// makes the check fail, as os/exec's WaitDelay did.
 func runCheck(ctx context.Context, w *agentproto.Wait) (bool, string) {
-	cmd, err := command(ctx, &agentproto.Exec{Command: w.Command, User: w.User}, strictShell())
+	r, pw, err := os.Pipe()
 	if err != nil {
-		return false, err.Error()
+		return false, fmt.Sprintf("create an output pipe: %v", err)
 	}
-	cmd.WaitDelay = outputLinger
-	out := &limitedBuffer{limit: WaitOutputLimit + 1}
-	cmd.Stdout = out
-	done, err := start(cmd)
+	defer r.Close()
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		pw.Close()
+		return false, fmt.Sprintf("open %s: %v", os.DevNull, err)
+	}
+	pid, wait, done, err := startCommand(ctx, &agentproto.Exec{Command: w.Command, User: w.User}, nil, pw, null)
+	pw.Close()
+	null.Close()
 	if err != nil {
 		return false, err.Error()
 	}
 	defer done()
-	err = cmd.Wait()
-	return err == nil, out.b.String()
+	out := &limitedBuffer{limit: WaitOutputLimit + 1}
+	copied := make(chan struct{})
+	go func() {
+		io.Copy(out, r)
+		close(copied)
+	}()
+	res := waitProcess(ctx, pid, wait, 0)
+	closed := true
+	select {
+	case <-copied:
+	case <-time.After(outputLinger):
+		closed = false
+		r.Close()
+		<-copied
+	}
+	ok := res.Exit == 0 && res.Signal == "" && res.Error == "" && !res.Canceled && closed
+	return ok, out.b.String()
 }
 
 // WaitOutputLimit bounds what a wait keeps of its command's output: the

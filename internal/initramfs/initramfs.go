@@ -10,6 +10,7 @@
 //	/modules/order     the .ko file names in load order, one per line
 //	/modules/lazy      those loaded on demand (Spec.Lazy), in load order
 //	/modules/display   those loaded by machines with a display (Spec.Display)
+//	/forksrv.so        the agent's fork server's bash builtin (Spec.ForkServer), if any
 //	/dev/console       so that /init starts with the console as stdio
 //	/dev /proc /sys /run /tmp /newroot  empty mount points
 //
@@ -56,6 +57,10 @@ type Spec struct {
 	// listed, in load order, in /modules/display, less what Modules
 	// brings. A module both lists need is in both.
 	Display []string
+	// ForkServer is the bash loadable builtin the agent's fork server
+	// loads (internal/agent/forksrv), installed as /forksrv.so; empty:
+	// none, and commands exec their shell.
+	ForkServer string
 }
 
 // formatVersion goes into every cache key: change it whenever the layout or
@@ -92,6 +97,7 @@ type inputs struct {
 	lazy    []bool   // modules[i] is listed in /modules/lazy
 	display []bool   // modules[i] is listed in /modules/display
 	raw     [][]byte // module files as stored, possibly compressed
+	forksrv []byte   // Spec.ForkServer's content; nil: none
 }
 
 func (s Spec) load() (*inputs, error) {
@@ -106,6 +112,11 @@ func (s Spec) load() (*inputs, error) {
 		return nil, err
 	}
 	in := &inputs{init: init, strip: s.StripSignatures}
+	if s.ForkServer != "" {
+		if in.forksrv, err = os.ReadFile(s.ForkServer); err != nil {
+			return nil, fmt.Errorf("read the fork server's builtin: %w", err)
+		}
+	}
 	if s.ModulesDir == "" {
 		return in, nil
 	}
@@ -183,6 +194,10 @@ func (in *inputs) key() string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\nstrip %v\ninit %d\n", formatVersion, in.strip, len(in.init))
 	h.Write(in.init)
+	if in.forksrv != nil {
+		fmt.Fprintf(h, "forksrv %d\n", len(in.forksrv))
+		h.Write(in.forksrv)
+	}
 	for i, m := range in.modules {
 		fmt.Fprintf(h, "module %s %s %d lazy=%v display=%v\n", m.Name, m.FileName(), len(in.raw[i]), in.lazy[i], in.display[i])
 		h.Write(in.raw[i])
@@ -202,6 +217,9 @@ func (in *inputs) write(w io.Writer) error {
 	}
 	cw.CharDev("dev/console", 0o600, 5, 1)
 	cw.File("init", 0o755, in.init)
+	if in.forksrv != nil {
+		cw.File("forksrv.so", 0o644, in.forksrv)
+	}
 	cw.Dir("modules", 0o755)
 	var order, lazy, display strings.Builder
 	for i, m := range in.modules {

@@ -86,6 +86,33 @@ func TestBuildLayout(t *testing.T) {
 	}
 }
 
+// TestBuildForkServer: the builtin goes in as /forksrv.so, and only when
+// given (an archive without one makes the agent exec every shell).
+func TestBuildForkServer(t *testing.T) {
+	so := filepath.Join(t.TempDir(), "forksrv.so")
+	if err := os.WriteFile(so, []byte("a builtin"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	init := writeInit(t, floorInit())
+	path, err := Build(Spec{Init: init, ForkServer: so}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, ok := readBuilt(t, path)["forksrv.so"]; !ok || e.mode != modeRegular|0o644 || string(e.data) != "a builtin" {
+		t.Errorf("got /forksrv.so present=%v mode %#o %q, want the builtin, mode 0644", ok, e.mode, e.data)
+	}
+	path, err = Build(Spec{Init: init}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := readBuilt(t, path)["forksrv.so"]; ok {
+		t.Error("an archive built without a fork server has /forksrv.so")
+	}
+	if _, err := Build(Spec{Init: init, ForkServer: so + ".missing"}, t.TempDir()); err == nil {
+		t.Error("a missing fork server builtin built an archive")
+	}
+}
+
 func TestBuildWithoutModules(t *testing.T) {
 	path, err := Build(Spec{Init: writeInit(t, floorInit())}, t.TempDir())
 	if err != nil {
@@ -128,6 +155,22 @@ func TestBuildCache(t *testing.T) {
 		{"another module list", func() Spec {
 			s := spec
 			s.Modules = []string{"9pnet_virtio", "overlay"}
+			return s
+		}},
+		{"a fork server", func() Spec {
+			s := spec
+			s.ForkServer = filepath.Join(t.TempDir(), "forksrv.so")
+			if err := os.WriteFile(s.ForkServer, []byte("builtin v1"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}},
+		{"the fork server's content", func() Spec {
+			s := spec
+			s.ForkServer = filepath.Join(t.TempDir(), "forksrv.so")
+			if err := os.WriteFile(s.ForkServer, []byte("builtin v2"), 0o644); err != nil {
+				t.Fatal(err)
+			}
 			return s
 		}},
 		{"a module's content", func() Spec {

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vmlab/vmlab/internal/agent/forksrv"
 	"github.com/vmlab/vmlab/internal/initramfs"
 	"github.com/vmlab/vmlab/internal/kernel"
 	"github.com/vmlab/vmlab/internal/qemu"
@@ -70,6 +71,11 @@ type BootOptions struct {
 	// cache's (SnapshotDir(CacheDir)). `vmlab bench` gives a temporary
 	// one, so that it leaves nothing in the user's cache.
 	SnapshotDir string
+	// ForkServer runs commands through a fork server in the guest, a warm
+	// bash that clones itself per command instead of an exec of the shell
+	// ("on"; docs/architecture.md "Commands"), or execs every shell
+	// ("off"); empty: $VMLAB_FORKSRV, else on. It needs cc on the host.
+	ForkServer string
 }
 
 // Boot is what every machine of a run boots: prepared once, shared by all.
@@ -96,6 +102,10 @@ type Boot struct {
 	// (snapshot.go); empty: every machine boots cold.
 	snapshots string
 	snapBase  snapshotBase
+	// forkNote says why commands exec their shell although the fork server
+	// was asked for (no cc on the host); each Boot's first machine logs it.
+	forkNote     string
+	forkNoteOnce sync.Once
 }
 
 // displayInitramfs is Initramfs with the display's modules as well. It is
@@ -120,6 +130,22 @@ func (b *Boot) InitramfsFor(display bool) (string, error) {
 	d := b.display
 	d.once.Do(func() { d.path, d.err = initramfs.Build(d.spec, d.cache) })
 	return d.path, d.err
+}
+
+// readForkServer reads BootOptions.ForkServer, else $VMLAB_FORKSRV: on
+// unless "off".
+func readForkServer(asked string, getenv func(string) string) (bool, error) {
+	from := "fork server"
+	if asked == "" {
+		asked, from = getenv("VMLAB_FORKSRV"), "VMLAB_FORKSRV"
+	}
+	switch asked {
+	case "", "on":
+		return true, nil
+	case "off":
+		return false, nil
+	}
+	return false, fmt.Errorf("prepare boot: %s: unknown value %q (want on or off)", from, asked)
 }
 
 // PrepareBoot finds the kernel, QEMU and the agent, and builds (or finds in
@@ -175,10 +201,19 @@ func PrepareBoot(opts BootOptions) (*Boot, error) {
 	if err != nil {
 		return nil, err
 	}
+	forkServer, err := readForkServer(opts.ForkServer, os.Getenv)
+	if err != nil {
+		return nil, err
+	}
 	ispec := initramfs.Spec{
 		Init: agentBin, ModulesDir: b.Kernel.Modules, Modules: guestModules[b.FS],
 		Lazy:            lazyModules(b.Kernel),
 		StripSignatures: !forcesSignatures(b.Kernel.Version),
+	}
+	if forkServer {
+		if ispec.ForkServer, err = forksrv.Build(cache); err != nil {
+			b.forkNote = fmt.Sprintf("commands exec their shell: %v", err)
+		}
 	}
 	b.Initramfs, err = initramfs.Build(ispec, cache)
 	if err != nil {

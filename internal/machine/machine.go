@@ -244,6 +244,9 @@ func (m *Machine) startLocked(ctx context.Context) error {
 		<-m.supervised
 	}
 	m.noteBoot(BootNote{})
+	if b := m.cfg.Boot; b != nil && b.forkNote != "" {
+		b.forkNoteOnce.Do(func() { m.logf("%s", b.forkNote) })
+	}
 	start := time.Now()
 	m.setStarting(true)
 	err := m.boot(ctx, start)

@@ -1,0 +1,283 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vmlab/vmlab/internal/agent/forksrv"
+	"github.com/vmlab/vmlab/internal/agentproto"
+)
+
+// The fork server (docs/architecture.md "Commands"): a bash started as a
+// command's shell is, which loads the forksrv builtin (forksrv/src) and then
+// clones itself for each command instead of the agent exec'ing a new bash.
+// The clone's parent is the agent, as an exec'd shell's would be.
+
+// forkLib is the builtin's library, read from the initramfs before the
+// switch to the guest's root; nil: no fork server, commands exec the shell.
+var forkLib []byte
+
+// loadForkLib reads the library the host put in the initramfs, if any.
+func loadForkLib() {
+	if b, err := os.ReadFile(forksrv.GuestPath); err == nil {
+		forkLib = b
+	}
+}
+
+// forkBootstrap is the fork server's command line: the library comes as
+// descriptor 4 (a memfd, so nothing of it is in the guest's files), the
+// socket to the agent as 3.
+const forkBootstrap = "enable -f /proc/self/fd/4 forksrv; exec 4<&-; forksrv 3"
+
+// forkBootstrapKeepArgs is forkBootstrap for tests on a host whose root may
+// not set a process's command line (no CAP_SYS_RESOURCE): the commands'
+// /proc/PID/cmdline is then the server's.
+const forkBootstrapKeepArgs = "enable -f /proc/self/fd/4 forksrv; exec 4<&-; forksrv -k 3"
+
+// maxArgLen is the kernel's limit on one argument of an exec (MAX_ARG_STRLEN
+// with its NUL): a longer command fails to start on the exec path, so it
+// takes that path to fail the same way.
+const maxArgLen = 32 * 4096
+
+// errNotRun says the fork server did not start the command (it is gone, or
+// its clone failed): the exec path may run it, and it runs once.
+var errNotRun = errors.New("the fork server did not start the command")
+
+// forkEligible reports whether req may take the fork server: only commands
+// whose outcome cannot differ from an exec'd `bash -euo pipefail -c`,
+// root's, in the default directory and environment, without a terminal.
+func forkEligible(req *agentproto.Exec) bool {
+	return req.TTY == nil && len(req.Argv) == 0 && !req.Login &&
+		(req.User == "" || req.User == "root") && req.Dir == "" && len(req.Env) == 0 &&
+		len(req.Command) < maxArgLen && !strings.ContainsRune(req.Command, 0)
+}
+
+// forkServer is one running fork server.
+type forkServer struct {
+	conn   *net.UnixConn // requests: SOCK_SEQPACKET
+	pid    int           // the warm shell's
+	dir    string        // the directory it started in
+	exited chan struct{} // closed when the shell has exited
+}
+
+// forkServers holds the agent's fork server, started on the first command
+// that may use it and again after it died (a test's `kill -9 -1`).
+var forkServers struct {
+	mu     sync.Mutex
+	cur    *forkServer
+	broken bool // it failed to start: commands exec the shell from now on
+}
+
+// forkServerFor returns the running fork server for req, starting it if
+// needed, or nil when req must exec its shell.
+func forkServerFor(req *agentproto.Exec) *forkServer {
+	if forkLib == nil || !forkEligible(req) {
+		return nil
+	}
+	sh := strictShell()
+	if sh.path != bashPath {
+		return nil
+	}
+	forkServers.mu.Lock()
+	defer forkServers.mu.Unlock()
+	if forkServers.broken {
+		return nil
+	}
+	f := forkServers.cur
+	if f != nil {
+		select {
+		case <-f.exited:
+			f = nil
+		default:
+		}
+	}
+	if f != nil && workDir("/root") != f.dir {
+		// The home appeared or went since the server started there: a
+		// new one starts where an exec'd shell would.
+		syscall.Kill(-f.pid, syscall.SIGKILL)
+		<-f.exited
+		f = nil
+	}
+	if f == nil {
+		var err error
+		if f, err = startForkServer(forkLib, sh, forkBootstrap); err != nil {
+			logf("commands exec their shell (no fork server): %v", err)
+			forkServers.broken = true
+			return nil
+		}
+		forkServers.cur = f
+	}
+	return f
+}
+
+// startForkServer starts the warm shell exactly as command() starts a
+// command's, and waits until it serves.
+func startForkServer(lib []byte, sh shell, bootstrap string) (*forkServer, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("create the fork server's socket: %w", err)
+	}
+	ours, theirs := os.NewFile(uintptr(fds[0]), "forksrv"), os.NewFile(uintptr(fds[1]), "forksrv peer")
+	defer theirs.Close()
+	c, err := net.FileConn(ours)
+	ours.Close()
+	if err != nil {
+		return nil, fmt.Errorf("use the fork server's socket: %w", err)
+	}
+	conn := c.(*net.UnixConn)
+	mfd, err := unix.MemfdCreate("vmlab-forksrv.so", unix.MFD_CLOEXEC)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("create the fork server's library: %w", err)
+	}
+	so := os.NewFile(uintptr(mfd), "forksrv.so")
+	defer so.Close()
+	if _, err := so.Write(lib); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("write the fork server's library: %w", err)
+	}
+	cmd, err := command(context.Background(), &agentproto.Exec{Command: bootstrap}, sh)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	cmd.ExtraFiles = []*os.File{theirs, so}
+	done, err := start(cmd)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("start the fork server: %w", err)
+	}
+	theirs.Close()
+	so.Close()
+	f := &forkServer{conn: conn, pid: cmd.Process.Pid, dir: cmd.Dir, exited: make(chan struct{})}
+	go func() {
+		cmd.Wait()
+		done()
+		conn.Close()
+		close(f.exited)
+	}()
+	// A cold guest under TCG takes a while to load bash the first time.
+	conn.SetReadDeadline(time.Now().Add(time.Minute))
+	var b [1]byte
+	n, err := conn.Read(b[:])
+	conn.SetReadDeadline(time.Time{})
+	if n == 1 && b[0] == 'R' {
+		return f, nil
+	}
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	<-f.exited
+	why := strings.TrimSpace(stderr.String())
+	if why == "" {
+		why = fmt.Sprintf("read its ready byte: %v", err)
+	}
+	return nil, fmt.Errorf("the fork server did not start (%s): %s", cmd.ProcessState, why)
+}
+
+// spawn has the fork server start command in dir with stdin, stdout and
+// stderr, and returns the shell's pid, recorded as the agent's child until
+// done is called. errNotRun means the command did not start.
+func (f *forkServer) spawn(stdin, stdout, stderr *os.File, dir, command string) (pid int, done func(), err error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0, nil, fmt.Errorf("%w: create its control socket: %v", errNotRun, err)
+	}
+	ctlFile, theirs := os.NewFile(uintptr(fds[0]), "forksrv ctl"), os.NewFile(uintptr(fds[1]), "forksrv ctl peer")
+	c, err := net.FileConn(ctlFile)
+	ctlFile.Close()
+	if err != nil {
+		theirs.Close()
+		return 0, nil, fmt.Errorf("%w: use its control socket: %v", errNotRun, err)
+	}
+	ctl := c.(*net.UnixConn)
+	defer ctl.Close()
+
+	// The reaper waits while the child is unrecorded (reaper.go).
+	children.spawn.RLock()
+	pid, err = f.request(ctl, theirs, stdin, stdout, stderr)
+	if err != nil {
+		children.spawn.RUnlock()
+		// Gone or stuck: the next command starts another.
+		syscall.Kill(-f.pid, syscall.SIGKILL)
+		<-f.exited
+		return 0, nil, err
+	}
+	done = track(pid)
+	children.spawn.RUnlock()
+
+	// The go-ahead: the child runs nothing before it has all of it.
+	msg := make([]byte, 0, 8+len(dir)+len(command))
+	msg = binary.NativeEndian.AppendUint32(msg, uint32(len(dir)))
+	msg = append(msg, dir...)
+	msg = binary.NativeEndian.AppendUint32(msg, uint32(len(command)))
+	msg = append(msg, command...)
+	if _, err := ctl.Write(msg); err != nil {
+		// Killed before it had the command: it ran nothing.
+		syscall.Kill(pid, syscall.SIGKILL)
+		if p, perr := os.FindProcess(pid); perr == nil {
+			p.Wait()
+		}
+		done()
+		return 0, nil, fmt.Errorf("%w: send it the command: %v", errNotRun, err)
+	}
+	return pid, done, nil
+}
+
+// request sends the descriptors to the fork server and reads the new
+// shell's pid on ctl.
+func (f *forkServer) request(ctl *net.UnixConn, theirs, stdin, stdout, stderr *os.File) (int, error) {
+	rights := unix.UnixRights(int(stdin.Fd()), int(stdout.Fd()), int(stderr.Fd()), int(theirs.Fd()))
+	_, _, err := f.conn.WriteMsgUnix([]byte{0}, rights, nil)
+	theirs.Close()
+	if err != nil {
+		return 0, fmt.Errorf("%w: send it the request: %v", errNotRun, err)
+	}
+	ctl.SetReadDeadline(time.Now().Add(30 * time.Second))
+	var b [4]byte
+	if _, err := io.ReadFull(ctl, b[:]); err != nil {
+		return 0, fmt.Errorf("%w: read the new shell's pid: %v", errNotRun, err)
+	}
+	ctl.SetReadDeadline(time.Time{})
+	pid := int(int32(binary.NativeEndian.Uint32(b[:])))
+	if pid <= 0 {
+		return 0, fmt.Errorf("%w: clone: %v", errNotRun, syscall.Errno(-pid))
+	}
+	return pid, nil
+}
+
+// forkWait is how a command started by the fork server is waited for.
+func forkWait(pid int) func() (*os.ProcessState, error) {
+	return func() (*os.ProcessState, error) {
+		p, err := os.FindProcess(pid)
+		if err != nil {
+			return nil, err
+		}
+		return p.Wait()
+	}
+}
+
+// cmdWait is how a command started by os/exec is waited for.
+func cmdWait(cmd *exec.Cmd) func() (*os.ProcessState, error) {
+	return func() (*os.ProcessState, error) {
+		err := cmd.Wait()
+		var exitErr *exec.ExitError
+		if errors.As(err, &exitErr) {
+			return exitErr.ProcessState, nil
+		}
+		return cmd.ProcessState, err
+	}
+}
