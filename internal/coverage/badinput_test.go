@@ -355,3 +355,43 @@ func TestMergeAllExcluded(t *testing.T) {
 		t.Errorf("got %v, want an error with %q", err, want)
 	}
 }
+
+// A machine that left no data is blamed on the build only when nothing
+// else explains it: a crash or a kill the run recorded, or services the
+// test's end stopped, come first (the trial's b crashed right after its
+// service started, and the merge asked whether it was built with -cover).
+func TestMergeNoDataReasons(t *testing.T) {
+	dir := t.TempDir()
+	for _, st := range []State{
+		{Test: "t1", Machine: "crashed", Partial: true, Reasons: []string{"crashed: crash() killed it"}},
+		{Test: "t1", Machine: "served", Services: []string{"app", "web"}},
+		{Test: "t1", Machine: "plain"},
+	} {
+		writeState(t, dir, st)
+		for _, d := range []string{GoDir, GcovDir} {
+			if err := os.MkdirAll(GuestData(MachineDir(dir, st.Test, st.Machine), d), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	sum, err := Merge(context.Background(), dir, testsIn(dir), t.Logf)
+	notes := strings.Join(sum.Notes, "\n")
+	for _, want := range []string{
+		"no coverage data from crashed in test t1: crashed: crash() killed it (a Go program writes its counters when it exits normally, C and C++ at exit(), and a process killed by a signal or with its machine writes none)",
+		"no coverage data from served in test t1: its services app, web ended without writing any: a Go program writes its counters when it exits normally",
+		"no coverage data from plain in test t1: were the binaries built with -cover / --coverage?",
+	} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("notes\n%s\nwant %q", notes, want)
+		}
+	}
+	for _, n := range sum.Notes {
+		if strings.Contains(n, "crashed in test") && strings.Contains(n, "-cover") {
+			t.Errorf("note %q blames the build of a machine that crashed", n)
+		}
+	}
+	if err == nil || !strings.Contains(err.Error(), "no coverage data from any machine: no coverage data from crashed in test t1: crashed: crash() killed it") {
+		t.Errorf("error %v, want the machines' reasons", err)
+	}
+	noReport(t, dir)
+}

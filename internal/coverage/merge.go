@@ -74,7 +74,7 @@ func Merge(ctx context.Context, dir string, tests []string, logf func(string, ..
 		} else if r.HasData() {
 			withData = append(withData, r)
 		} else {
-			sum.Notes = append(sum.Notes, fmt.Sprintf("no coverage data from %s in test %s: were the binaries built with -cover / --coverage?", r.Machine, r.Test))
+			sum.Notes = append(sum.Notes, fmt.Sprintf("no coverage data from %s in test %s: %s", r.Machine, r.Test, r.noDataWhy()))
 		}
 	}
 	if len(withData) == 0 {
@@ -87,7 +87,10 @@ func Merge(ctx context.Context, dir string, tests []string, logf func(string, ..
 		if len(excluded) > 0 {
 			return sum, fmt.Errorf("merging coverage in %s: no coverage data merged from any machine; not merged: %s", dir, strings.Join(excluded, "; "))
 		}
-		return sum, fmt.Errorf("merging coverage in %s: no coverage data from any machine: were the binaries built with -cover / --coverage?", dir)
+		if !slices.ContainsFunc(runs, func(r *Run) bool { return r.noDataWhy() != buildHint }) {
+			return sum, fmt.Errorf("merging coverage in %s: no coverage data from any machine: %s", dir, buildHint)
+		}
+		return sum, fmt.Errorf("merging coverage in %s: no coverage data from any machine: %s", dir, strings.Join(sum.Notes, "; "))
 	}
 	m, gd, err := read(ctx, withData, logf)
 	if err != nil {
@@ -98,6 +101,26 @@ func Merge(ctx context.Context, dir string, tests []string, logf func(string, ..
 		return sum, fmt.Errorf("writing the coverage report in %s: %w", dir, err)
 	}
 	return sum, nil
+}
+
+// buildHint is why a run left no data when nothing else explains it.
+const buildHint = "were the binaries built with -cover / --coverage?"
+
+// noDataWhy says why r left no data: what its state.json says cut its
+// programs short (a crash, a kill: a process that ends by a signal, or
+// with its machine, writes nothing), or that its services were stopped
+// at the test's end, before the build hint, which is the reason only when
+// nothing else explains the missing data.
+func (r *Run) noDataWhy() string {
+	const flush = "a Go program writes its counters when it exits normally, C and C++ at exit(), and a process killed by a signal or with its machine writes none"
+	if r.Partial && len(r.Reasons) > 0 {
+		return strings.Join(r.Reasons, "; ") + " (" + flush + ")"
+	}
+	if len(r.Services) > 0 {
+		return fmt.Sprintf("its service%s %s ended without writing any: %s (a service stopped with SIGTERM must handle it and return from main, and one stopped before it got that far writes none); if they did exit, %s",
+			plural(len(r.Services)), strings.Join(r.Services, ", "), flush, buildHint)
+	}
+	return buildHint
 }
 
 // writeMachineLCOV writes lcov/MACHINE.info for every machine with data:

@@ -20,6 +20,8 @@ type Run struct {
 	HasGo, HasGcov bool
 	// Excluded says why the run's data is not merged (State.Excluded).
 	Excluded string
+	// Services are the services the machine ran (State.Services).
+	Services []string
 
 	dir string // DIR/raw/TEST/MACHINE
 }
