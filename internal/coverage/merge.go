@@ -96,6 +96,10 @@ func Merge(ctx context.Context, dir string, tests []string, logf func(string, ..
 	if err != nil {
 		return sum, fmt.Errorf("merging coverage in %s: %w", dir, err)
 	}
+	sum.Notes = append(sum.Notes, gd.refused...)
+	if len(m.Files) == 0 && len(gd.refused) > 0 {
+		return sum, fmt.Errorf("merging coverage in %s: nothing left to report: %s", dir, strings.Join(gd.refused, "; "))
+	}
 	sum.fill(m, runs)
 	if err := write(ctx, dir, m, gd, &sum, logf); err != nil {
 		return sum, fmt.Errorf("writing the coverage report in %s: %w", dir, err)
