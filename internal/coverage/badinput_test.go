@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // noReport checks that a failed merge wrote no report.
@@ -541,4 +542,41 @@ func TestMergeGoSourceChanged(t *testing.T) {
 		t.Errorf("merge of changed sources only: error %v, want nothing left, naming the packages", err)
 	}
 	noReport(t, dir)
+}
+
+// A C source edited after it was compiled, the program not rebuilt: the
+// .gcda still matches the .gcno (gcov's stamp check passes), but its line
+// numbers are the build's. gcov warns only when it finds the source from
+// its own directory, which it does not here: vmlab compares the times.
+func TestMergeCSourceChanged(t *testing.T) {
+	src, dir := t.TempDir(), t.TempDir()
+	bin := buildC(t, src, cSource)
+	runC(t, dir, "t1", "server", bin, "server")
+	source := filepath.Join(src, "demo.c")
+	edited := strings.Replace(cSource, "static int both(void)", "static int extra1(void)\n{\n\treturn 2;\n}\n\nstatic int both(void)", 1)
+	writeFiles(t, src, map[string]string{"demo.c": edited})
+	notes, err := os.Stat(filepath.Join(src, "demo.gcno"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Later than the notes file, whatever the file system's clock grain.
+	later := notes.ModTime().Add(2 * time.Second)
+	if err := os.Chtimes(source, later, later); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := Merge(context.Background(), dir, testsIn(dir), t.Logf)
+	want := "C source " + source + " not reported: it was modified after it was compiled"
+	if err != nil {
+		if !strings.Contains(err.Error(), "nothing left to report") || !strings.Contains(err.Error(), want) {
+			t.Fatalf("error %v, want nothing left, naming %s", err, source)
+		}
+		noReport(t, dir)
+		return
+	}
+	if !strings.Contains(strings.Join(sum.Notes, "\n"), want) {
+		t.Errorf("notes %q do not say %q", sum.Notes, want)
+	}
+	if data, _ := os.ReadFile(filepath.Join(dir, LCOVFile)); strings.Contains(string(data), "demo.c") {
+		t.Errorf("lcov.info reports the edited source:\n%s", data)
+	}
 }

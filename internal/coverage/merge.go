@@ -188,6 +188,12 @@ func read(ctx context.Context, runs []*Run, logf func(string, ...any)) (*Model, 
 	}
 	if gd != nil {
 		resolveGo(ctx, b, gd, logf)
+		// A C source edited since its build: its counts are the build's
+		// lines, which are not today's.
+		for _, name := range sortedKeys(b.newer) {
+			delete(b.files, name)
+			gd.refused = append(gd.refused, fmt.Sprintf("C source %s not reported: it was modified after it was compiled (it is newer than the build's notes file %s), so its counts would land on other lines; rebuild it with --coverage and run again", name, b.newer[name]))
+		}
 	}
 	return b.model(), gd, nil
 }

@@ -183,6 +183,9 @@ func (m *Model) RanOn(l *Line) []string {
 type builder struct {
 	runs  []*Run
 	files map[string]*fileBuilder
+	// newer maps each C source modified after its build to the notes
+	// file (.gcno) it is newer than.
+	newer map[string]string
 }
 
 type fileBuilder struct {
@@ -197,7 +200,7 @@ type funcKey struct {
 }
 
 func newBuilder(runs []*Run) *builder {
-	return &builder{runs: runs, files: map[string]*fileBuilder{}}
+	return &builder{runs: runs, files: map[string]*fileBuilder{}, newer: map[string]string{}}
 }
 
 func (b *builder) file(name, lang string) *fileBuilder {
