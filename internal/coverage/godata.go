@@ -318,6 +318,10 @@ func resolveGo(ctx context.Context, b *builder, gd *goData, logf func(string, ..
 			continue
 		}
 		if diffs := checkGoSource(fset, af, text, gd.funcs[name]); len(diffs) > 0 {
+			const maxDiffs = 3
+			if len(diffs) > maxDiffs {
+				diffs = append(diffs[:maxDiffs:maxDiffs], fmt.Sprintf("%d more", len(diffs)-maxDiffs))
+			}
 			changed[gd.filePkg[name]] = append(changed[gd.filePkg[name]], src+": "+strings.Join(diffs, ", "))
 			continue
 		}
@@ -352,9 +356,9 @@ func (gd *goData) refuse(b *builder, pkg string, diffs []string) {
 	if progs := gd.programs[pkg]; len(progs) > 0 && !slices.Equal(progs, []string{pkg}) {
 		program = " of program " + strings.Join(progs, ", ")
 	}
-	const maxDiffs = 3
-	if len(diffs) > maxDiffs {
-		diffs = append(diffs[:maxDiffs:maxDiffs], fmt.Sprintf("%d more", len(diffs)-maxDiffs))
+	const maxFiles = 3
+	if len(diffs) > maxFiles {
+		diffs = append(diffs[:maxFiles:maxFiles], fmt.Sprintf("%d more files", len(diffs)-maxFiles))
 	}
 	gd.refused = append(gd.refused, fmt.Sprintf("Go package %s%s (run on %s) not reported: its source changed since the program was built, so its counts would land on other lines (%s); rebuild it with -cover and run again",
 		pkg, program, strings.Join(where, ", "), strings.Join(diffs, "; ")))

@@ -160,12 +160,15 @@ func checkGoSource(fset *token.FileSet, af *ast.File, text []byte, funcs []goFun
 			}
 		}
 	}
+	// Functions only one side has first: they say most plainly what
+	// changed.
+	var added []string
 	for _, s := range src {
 		if !s.used {
-			diffs = append(diffs, fmt.Sprintf("function %s (line %d) is not in the build", s.name, s.start.Line))
+			added = append(added, fmt.Sprintf("function %s (line %d) is not in the build", s.name, s.start.Line))
 		}
 	}
-	return diffs
+	return append(added, diffs...)
 }
 
 // coverFuncName is the name cmd/cover records for a declared function: F,

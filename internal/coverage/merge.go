@@ -98,7 +98,7 @@ func Merge(ctx context.Context, dir string, tests []string, logf func(string, ..
 	}
 	sum.Notes = append(sum.Notes, gd.refused...)
 	if len(m.Files) == 0 && len(gd.refused) > 0 {
-		return sum, fmt.Errorf("merging coverage in %s: nothing left to report: %s", dir, strings.Join(gd.refused, "; "))
+		return sum, fmt.Errorf("merging coverage in %s: nothing left to report: %s", dir, strings.Join(sum.Notes, "; "))
 	}
 	sum.fill(m, runs)
 	if err := write(ctx, dir, m, gd, &sum, logf); err != nil {
@@ -121,8 +121,12 @@ func (r *Run) noDataWhy() string {
 		return strings.Join(r.Reasons, "; ") + " (" + flush + ")"
 	}
 	if len(r.Services) > 0 {
-		return fmt.Sprintf("its service%s %s ended without writing any: %s (a service stopped with SIGTERM must handle it and return from main, and one stopped before it got that far writes none); if they did exit, %s",
-			plural(len(r.Services)), strings.Join(r.Services, ", "), flush, buildHint)
+		they := "they"
+		if len(r.Services) == 1 {
+			they = "it"
+		}
+		return fmt.Sprintf("its service%s %s ended without writing any: %s (a service stopped with SIGTERM must handle it and return from main, and one stopped before it got that far writes none); if %s did exit, %s",
+			plural(len(r.Services)), strings.Join(r.Services, ", "), flush, they, buildHint)
 	}
 	return buildHint
 }
