@@ -87,8 +87,10 @@ func TestRunCoverage(t *testing.T) {
 	if want := []string{cov + " with 4 states"}; !slices.Equal(merged, want) || !strings.Contains(stdout, "merged: 42.0% of lines\n") {
 		t.Errorf("merge calls: got %q, want %q; stdout:\n%s", merged, want, stdout)
 	}
-	if html, err := os.ReadFile(filepath.Join(dir, "out", "report.html")); err != nil || !strings.Contains(string(html), "cov/index.html") {
-		t.Errorf("report.html does not link the merged report cov/index.html (%v)", err)
+	// Relative to report.html's directory: out/ and cov/ archived
+	// together keep the link.
+	if html, err := os.ReadFile(filepath.Join(dir, "out", "report.html")); err != nil || !strings.Contains(string(html), `href="../cov/index.html"`) {
+		t.Errorf("report.html does not link the merged report as ../cov/index.html (%v)", err)
 	}
 	raw := func(test, m string, elem ...string) string {
 		return filepath.Join(append([]string{coverage.MachineDir(cov, "coverage."+test, m)}, elem...)...)
@@ -97,13 +99,14 @@ func TestRunCoverage(t *testing.T) {
 		test, machine string
 		counters      int // covcounters files: one per process that exited normally
 		partial       string
+		services      string // state.json's, for the merge to explain missing data
 	}{
 		// The service's (at the test's end) and succeed's; the client's
 		// second run set its own GOCOVERDIR, which wins.
-		{"test_fast", "server", 2, ""},
-		{"test_fast", "client", 1, "service sleeper was killed by signal 9 (killed)"},
-		{"test_crash", "client", 1, "crashed: crash() killed it"},
-		{"test_systemd", "unit", 2, ""},
+		{"test_fast", "server", 2, "", "prog"},
+		{"test_fast", "client", 1, "service sleeper was killed by signal 9 (killed)", "sleeper"},
+		{"test_crash", "client", 1, "crashed: crash() killed it", "sleeper"},
+		{"test_systemd", "unit", 2, "", "prog"},
 	} {
 		t.Run(tt.test+"/"+tt.machine, func(t *testing.T) {
 			metas, _ := filepath.Glob(raw(tt.test, tt.machine, coverage.GuestDir, coverage.GoDir, "covmeta.*"))
@@ -117,6 +120,9 @@ func TestRunCoverage(t *testing.T) {
 			}
 			if got := strings.Join(st.Reasons, "; "); st.Partial != (tt.partial != "") || !strings.Contains(got, tt.partial) {
 				t.Errorf("got partial %v (%s), want %v with %q", st.Partial, got, tt.partial != "", tt.partial)
+			}
+			if got := strings.Join(st.Services, ","); got != tt.services {
+				t.Errorf("state names services %q, want %q", got, tt.services)
 			}
 		})
 	}

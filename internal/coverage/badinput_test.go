@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // noReport checks that a failed merge wrote no report.
@@ -353,5 +354,229 @@ func TestMergeAllExcluded(t *testing.T) {
 	_, err := Merge(context.Background(), dir, []string{"t1"}, t.Logf)
 	if want := "no coverage data merged from any machine; not merged: server in test t1: the share holds go, which is not a regular file or directory"; err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("got %v, want an error with %q", err, want)
+	}
+}
+
+// A machine that left no data is blamed on the build only when nothing
+// else explains it: a crash or a kill the run recorded, or services the
+// test's end stopped, come first (the trial's b crashed right after its
+// service started, and the merge asked whether it was built with -cover).
+func TestMergeNoDataReasons(t *testing.T) {
+	dir := t.TempDir()
+	for _, st := range []State{
+		{Test: "t1", Machine: "crashed", Partial: true, Reasons: []string{"crashed: crash() killed it"}},
+		{Test: "t1", Machine: "served", Services: []string{"app", "web"}},
+		{Test: "t1", Machine: "plain"},
+	} {
+		writeState(t, dir, st)
+		for _, d := range []string{GoDir, GcovDir} {
+			if err := os.MkdirAll(GuestData(MachineDir(dir, st.Test, st.Machine), d), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	sum, err := Merge(context.Background(), dir, testsIn(dir), t.Logf)
+	notes := strings.Join(sum.Notes, "\n")
+	for _, want := range []string{
+		"no coverage data from crashed in test t1: crashed: crash() killed it (a Go program writes its counters when it exits normally, C and C++ at exit(), and a process killed by a signal or with its machine writes none)",
+		"no coverage data from served in test t1: its services app, web ended without writing any: a Go program writes its counters when it exits normally",
+		"no coverage data from plain in test t1: were the binaries built with -cover / --coverage?",
+	} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("notes\n%s\nwant %q", notes, want)
+		}
+	}
+	for _, n := range sum.Notes {
+		if strings.Contains(n, "crashed in test") && strings.Contains(n, "-cover") {
+			t.Errorf("note %q blames the build of a machine that crashed", n)
+		}
+	}
+	if err == nil || !strings.Contains(err.Error(), "no coverage data from any machine: no coverage data from crashed in test t1: crashed: crash() killed it") {
+		t.Errorf("error %v, want the machines' reasons", err)
+	}
+	noReport(t, dir)
+}
+
+// goTricky is Go whose counters cmd/cover places in every way it has
+// (cases, selects, else if, labels, literals in and outside functions,
+// methods of generic types, empty bodies): the source check must find
+// each unit's bounds in the unchanged source.
+const goTricky = `
+var Hook = func(x int) int {
+	if x > 1 {
+		return x
+	}
+	return 0
+}
+
+type Box[T any] struct{ v T }
+
+func (b *Box[T]) Get() T { return b.v }
+
+type S struct{}
+
+func (S) Value() int { return 1 }
+func (*S) Ptr()      {}
+
+func Empty() {}
+
+func Tricky(xs []int, ch chan int) (n int) {
+	defer func() { n++ }()
+	for i, x := range xs {
+		switch {
+		case x > 10:
+			n += i
+		case x < 0:
+			continue
+		default:
+			n--
+		}
+	}
+	if n > 100 {
+		n = 100
+	} else if n < -100 {
+		n = -100
+	} else {
+		n = 1
+	}
+	select {
+	case v := <-ch:
+		n += v
+	default:
+	}
+	var a any = n
+	switch a.(type) {
+	case int:
+		n++
+	}
+loop:
+	for n < 3 {
+		n++
+		if n == 2 {
+			break loop
+		}
+		goto loop
+	}
+	f := func() int { return n }
+	return f() + (&Box[int]{3}).Get()
+}
+
+func _() {}
+`
+
+func TestMergeGoSourceUnchanged(t *testing.T) {
+	src, dir := t.TempDir(), t.TempDir()
+	bin := buildGo(t, src, goTricky)
+	runGo(t, dir, "t1", "server", bin, "server")
+	t.Chdir(src)
+	sum, err := Merge(context.Background(), dir, testsIn(dir), t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range sum.Notes {
+		if strings.Contains(n, "not reported") {
+			t.Errorf("the unchanged source was refused: %s", n)
+		}
+	}
+	if data, _ := os.ReadFile(filepath.Join(dir, LCOVFile)); !strings.Contains(string(data), "FN:") || !strings.Contains(string(data), "lib/lib.go") {
+		t.Errorf("lcov.info has no functions of lib.go:\n%s", data)
+	}
+}
+
+// The trial's case: a function added above others after the build, not
+// rebuilt. The counts would land on other lines and other functions (the
+// new one reported as run, the ones that ran reported as not): the
+// package is refused, named, and the rest of the report stands.
+func TestMergeGoSourceChanged(t *testing.T) {
+	src, dir := t.TempDir(), t.TempDir()
+	bin := buildGo(t, src, "")
+	runGo(t, dir, "t1", "server", bin, "server")
+	runGo(t, dir, "t1", "client", bin, "client")
+	edited := strings.Replace(goLib, "func Both() int {", "func Extra1() int {\n\tx := 1\n\tx++\n\treturn x\n}\n\nfunc Both() int {", 1)
+	writeFiles(t, src, map[string]string{"lib/lib.go": edited})
+	t.Chdir(src)
+	sum, err := Merge(context.Background(), dir, testsIn(dir), t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	notes := strings.Join(sum.Notes, "\n")
+	for _, w := range []string{"Go package example.com/covdemo/lib of program example.com/covdemo (run on client in t1, server in t1) not reported: its source changed since the program was built",
+		"function Extra1 (line 3) is not in the build", "rebuild it with -cover"} {
+		if !strings.Contains(notes, w) {
+			t.Errorf("notes\n%s\ndo not say %q", notes, w)
+		}
+	}
+	if sum.Files != 1 {
+		t.Errorf("the report has %d files, want main.go only", sum.Files)
+	}
+	if pages, _ := filepath.Glob(filepath.Join(dir, filesDir, "*.html")); len(pages) != 1 {
+		t.Errorf("source pages %v, want main.go's only", pages)
+	}
+	for _, name := range []string{LCOVFile, CoberturaFile, filepath.Join(GoHTMLDir, goProfileFile), filepath.Join(MachineLCOVDir, "server.info")} {
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(data), "lib.go") || strings.Contains(string(data), "Extra1") {
+			t.Errorf("%s reports the changed package's file", name)
+		}
+		if name != filepath.Join(GoHTMLDir, goProfileFile) && !strings.Contains(string(data), "main.go") {
+			t.Errorf("%s lost main.go, whose source did not change", name)
+		}
+	}
+	// A line added inside the file's last function: every function is
+	// where it was, but its counters' lines moved.
+	writeFiles(t, src, map[string]string{"lib/lib.go": strings.Replace(goLib, `return "c" // client`, "x := 1\n\t_ = x\n\treturn \"c\" // client", 1)})
+	sum, err = Merge(context.Background(), dir, testsIn(dir), t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if notes := strings.Join(sum.Notes, "\n"); !strings.Contains(notes, "Go package example.com/covdemo/lib of program") || !strings.Contains(notes, "function Call: the build counted") {
+		t.Errorf("a line added inside Call: notes\n%s\ndo not refuse lib", notes)
+	}
+	// Every file of the program changed: nothing is left, and the merge
+	// fails saying why.
+	writeFiles(t, src, map[string]string{"main.go": strings.Replace(goMain, "func main() {", "func extra2() {}\n\nfunc main() {", 1)})
+	_, err = Merge(context.Background(), dir, testsIn(dir), t.Logf)
+	if err == nil || !strings.Contains(err.Error(), "nothing left to report") || !strings.Contains(err.Error(), "Go package example.com/covdemo ") {
+		t.Errorf("merge of changed sources only: error %v, want nothing left, naming the packages", err)
+	}
+	noReport(t, dir)
+}
+
+// A C source edited after it was compiled, the program not rebuilt: the
+// .gcda still matches the .gcno (gcov's stamp check passes), but its line
+// numbers are the build's. gcov warns only when it finds the source from
+// its own directory, which it does not here: vmlab compares the times.
+func TestMergeCSourceChanged(t *testing.T) {
+	src, dir := t.TempDir(), t.TempDir()
+	bin := buildC(t, src, cSource)
+	runC(t, dir, "t1", "server", bin, "server")
+	source := filepath.Join(src, "demo.c")
+	edited := strings.Replace(cSource, "static int both(void)", "static int extra1(void)\n{\n\treturn 2;\n}\n\nstatic int both(void)", 1)
+	writeFiles(t, src, map[string]string{"demo.c": edited})
+	notes, err := os.Stat(filepath.Join(src, "demo.gcno"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Later than the notes file, whatever the file system's clock grain.
+	later := notes.ModTime().Add(2 * time.Second)
+	if err := os.Chtimes(source, later, later); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := Merge(context.Background(), dir, testsIn(dir), t.Logf)
+	want := "C source " + source + " not reported: it was modified after it was compiled"
+	if err != nil {
+		if !strings.Contains(err.Error(), "nothing left to report") || !strings.Contains(err.Error(), want) {
+			t.Fatalf("error %v, want nothing left, naming %s", err, source)
+		}
+		noReport(t, dir)
+		return
+	}
+	if !strings.Contains(strings.Join(sum.Notes, "\n"), want) {
+		t.Errorf("notes %q do not say %q", sum.Notes, want)
+	}
+	if data, _ := os.ReadFile(filepath.Join(dir, LCOVFile)); strings.Contains(string(data), "demo.c") {
+		t.Errorf("lcov.info reports the edited source:\n%s", data)
 	}
 }

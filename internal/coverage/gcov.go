@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // C and C++ data is read with gcc's own gcov (`gcov --json-format
@@ -91,7 +92,8 @@ func readGcda(ctx context.Context, b *builder, r *Run, gcov, root, gcda, tmp str
 	}
 	object := string(filepath.Separator) + strings.TrimSuffix(rel, ".gcda")
 	gcno := object + ".gcno"
-	if _, err := os.Stat(gcno); errors.Is(err, fs.ErrNotExist) {
+	notes, err := os.Stat(gcno)
+	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%s has no notes file %s: the build tree was moved or cleaned since the build that ran; rebuild and run again", object+".gcda", gcno)
 	}
 	work, err := os.MkdirTemp(tmp, "gcov")
@@ -137,11 +139,16 @@ func readGcda(ctx context.Context, b *builder, r *Run, gcov, root, gcda, tmp str
 	if doc.FormatVersion != "1" {
 		logf("coverage: gcov JSON format version %q for %s; this vmlab knows version 1", doc.FormatVersion, object+".gcda")
 	}
-	addGcov(b, r, &doc)
+	addGcov(b, r, &doc, gcno, notes.ModTime())
 	return nil
 }
 
-func addGcov(b *builder, r *Run, doc *gcovJSON) {
+// addGcov adds what gcov read from one .gcda. A source modified after
+// the compiler wrote gcno (built) is noted in b.newer: its line
+// numbers are the build's, not today's. gcov checks the same only when
+// the source's name, often relative to the compilation's directory,
+// resolves from its own working directory, which is a scratch one here.
+func addGcov(b *builder, r *Run, doc *gcovJSON, gcno string, built time.Time) {
 	for _, jf := range doc.Files {
 		name := jf.File
 		if !filepath.IsAbs(name) {
@@ -149,9 +156,12 @@ func addGcov(b *builder, r *Run, doc *gcovJSON) {
 		}
 		name = filepath.Clean(name)
 		f := b.file(name, "c")
-		if f.Source == "" {
-			if _, err := os.Stat(name); err == nil {
+		if st, err := os.Stat(name); err == nil {
+			if f.Source == "" {
 				f.Source = name
+			}
+			if st.ModTime().After(built) && b.newer[name] == "" {
+				b.newer[name] = gcno
 			}
 		}
 		for _, l := range jf.Lines {

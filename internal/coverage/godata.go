@@ -9,6 +9,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"maps"
 	"os"
 	"os/exec"
 	"path"
@@ -39,6 +40,15 @@ type goData struct {
 	// found holds the files whose source resolveGo found and read: the
 	// only ones go tool cover is given.
 	found map[string]bool
+	// funcs holds each file's functions as the build recorded them, file
+	// names as the profile has them; filePkg the package of each file,
+	// programs the main packages of the programs that held each package.
+	funcs    map[string][]goFuncMeta
+	filePkg  map[string]string
+	programs map[string][]string
+	// refused says, per package, why its files were left out of the
+	// report: the source changed since the build.
+	refused []string
 }
 
 // goTool is the go command, or an error naming what to install.
@@ -54,7 +64,8 @@ func goTool() (string, error) {
 // run's data is turned into a text profile by its own go tool covdata
 // (about 200 ms each, mostly the go command starting), NumCPU at a time.
 func readGo(ctx context.Context, b *builder, tmp string) (*goData, error) {
-	gd := &goData{mode: "set", blocks: map[goBlock]int64{}, pkgs: map[string]map[string][]*Run{}, found: map[string]bool{}}
+	gd := &goData{mode: "set", blocks: map[goBlock]int64{}, pkgs: map[string]map[string][]*Run{}, found: map[string]bool{},
+		funcs: map[string][]goFuncMeta{}, filePkg: map[string]string{}, programs: map[string][]string{}}
 	var runs []*Run
 	for _, r := range b.runs {
 		if r.HasGo {
@@ -115,12 +126,29 @@ func (gd *goData) readMeta(r *Run) error {
 		if err != nil {
 			return fmt.Errorf("reading Go coverage data of %s in test %s: %w", r.Machine, r.Test, err)
 		}
+		var program string
+		for _, p := range pkgs {
+			if p.Name == "main" {
+				program = p.Path
+			}
+		}
 		for _, p := range pkgs {
 			if err := checkGoPackage(p); err != nil {
 				return fmt.Errorf("reading Go coverage data of %s in test %s: %s: %w", r.Machine, r.Test, m, err)
 			}
+			if program != "" && !slices.Contains(gd.programs[p.Path], program) {
+				gd.programs[p.Path] = append(gd.programs[p.Path], program)
+			}
 			if gd.pkgs[p.Path] == nil {
 				gd.pkgs[p.Path] = map[string][]*Run{}
+			}
+			if len(gd.pkgs[p.Path][p.Hash]) == 0 {
+				// One build of a package (conflicts refuses two): its
+				// functions once.
+				for _, fn := range p.Funcs {
+					gd.funcs[fn.File] = append(gd.funcs[fn.File], fn)
+					gd.filePkg[fn.File] = p.Path
+				}
 			}
 			if !slices.Contains(gd.pkgs[p.Path][p.Hash], r) {
 				gd.pkgs[p.Path][p.Hash] = append(gd.pkgs[p.Path][p.Hash], r)
@@ -250,9 +278,13 @@ func (gd *goData) writeProfile(name string, keep func(file string) bool) error {
 // regular .go file, not a link, in the directory go list gave for its
 // package or, for an absolute name, under the current module's root;
 // anything else is "source not found", as a file outside the module.
+//
+// A package whose source no longer matches its build (checkGoSource) is
+// left out of the report, every file of it, and gd.refused says why.
 func resolveGo(ctx context.Context, b *builder, gd *goData, logf func(string, ...any)) {
 	dirs := goPackageDirs(ctx, b, logf)
 	root := moduleRoot()
+	changed := map[string][]string{} // package → what differs
 	for _, name := range sortedKeys(b.files) {
 		f := b.files[name]
 		if f.Lang != "go" {
@@ -277,11 +309,59 @@ func resolveGo(ctx context.Context, b *builder, gd *goData, logf func(string, ..
 			logf("coverage: source of %s: %v", name, err)
 			continue
 		}
+		fset := token.NewFileSet()
+		af, err := parser.ParseFile(fset, src, text, parser.SkipObjectResolution)
+		if err != nil {
+			// The build compiled it: a source that does not parse is not
+			// the one it was built from.
+			changed[gd.filePkg[name]] = append(changed[gd.filePkg[name]], fmt.Sprintf("%s does not parse: %v", src, err))
+			continue
+		}
+		if diffs := checkGoSource(fset, af, text, gd.funcs[name]); len(diffs) > 0 {
+			const maxDiffs = 3
+			if len(diffs) > maxDiffs {
+				diffs = append(diffs[:maxDiffs:maxDiffs], fmt.Sprintf("%d more", len(diffs)-maxDiffs))
+			}
+			changed[gd.filePkg[name]] = append(changed[gd.filePkg[name]], src+": "+strings.Join(diffs, ", "))
+			continue
+		}
 		f.Source = src
 		gd.found[name] = true
 		dropBlankGoLines(f, text)
-		addGoFuncs(f, src, text, logf)
+		addGoFuncs(f, fset, af)
 	}
+	for _, pkg := range sortedKeys(changed) {
+		gd.refuse(b, pkg, changed[pkg])
+	}
+}
+
+// refuse leaves package pkg out of the report: its source is not the one
+// its programs were built from, so its lines would be another build's.
+func (gd *goData) refuse(b *builder, pkg string, diffs []string) {
+	for name := range b.files {
+		if gd.filePkg[name] == pkg {
+			delete(b.files, name)
+			delete(gd.found, name)
+		}
+	}
+	maps.DeleteFunc(gd.blocks, func(blk goBlock, _ int64) bool { return gd.filePkg[blk.File] == pkg })
+	var where []string
+	for _, runs := range gd.pkgs[pkg] {
+		for _, r := range runs {
+			where = append(where, r.Machine+" in "+r.Test)
+		}
+	}
+	slices.Sort(where)
+	program := ""
+	if progs := gd.programs[pkg]; len(progs) > 0 && !slices.Equal(progs, []string{pkg}) {
+		program = " of program " + strings.Join(progs, ", ")
+	}
+	const maxFiles = 3
+	if len(diffs) > maxFiles {
+		diffs = append(diffs[:maxFiles:maxFiles], fmt.Sprintf("%d more files", len(diffs)-maxFiles))
+	}
+	gd.refused = append(gd.refused, fmt.Sprintf("Go package %s%s (run on %s) not reported: its source changed since the program was built, so its counts would land on other lines (%s); rebuild it with -cover and run again",
+		pkg, program, strings.Join(where, ", "), strings.Join(diffs, "; ")))
 }
 
 // moduleRoot is the directory of the go.mod at or above the current
@@ -357,13 +437,7 @@ func dropBlankGoLines(f *fileBuilder, text []byte) {
 
 // addGoFuncs adds the file's function declarations; each is entered as
 // often as its first instrumented line ran (the block that opens its body).
-func addGoFuncs(f *fileBuilder, src string, text []byte, logf func(string, ...any)) {
-	fset := token.NewFileSet()
-	af, err := parser.ParseFile(fset, src, text, parser.SkipObjectResolution)
-	if err != nil {
-		logf("coverage: parsing %s for its functions: %v", src, err)
-		return
-	}
+func addGoFuncs(f *fileBuilder, fset *token.FileSet, af *ast.File) {
 	for _, d := range af.Decls {
 		fd, ok := d.(*ast.FuncDecl)
 		if !ok || fd.Body == nil {

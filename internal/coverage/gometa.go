@@ -39,9 +39,25 @@ var metaMagic = []byte{0x00, 'c', 'v', 'm'}
 
 // goPackageMeta is one package of a meta-data file.
 type goPackageMeta struct {
-	Path string // with its files for command-line-arguments
-	Hash string // hex
+	Path  string // with its files for command-line-arguments
+	Name  string // the package's name: main for a program
+	Hash  string // hex
+	Funcs []goFuncMeta
 }
+
+// goFuncMeta is one instrumented function of a package as the build saw
+// it: its name as cmd/cover gives it (F, T.M, *T.M; func.L3.C9 for a
+// function literal outside any function), its file as the profile names
+// it, and the positions of its counted units.
+type goFuncMeta struct {
+	Name, File string
+	Lit        bool
+	Units      []goUnit
+}
+
+// goUnit is a counted unit's start and end, line and column (byte, from
+// 1), as go/token's Position gives them.
+type goUnit struct{ StartLine, StartCol, EndLine, EndCol int }
 
 // readGoMeta reads the packages of the meta-data file at path.
 func readGoMeta(path string) ([]goPackageMeta, error) {
@@ -93,7 +109,7 @@ func parseGoPackageMeta(blob []byte) (goPackageMeta, error) {
 	if len(blob) < metaPkgHeaderSize {
 		return goPackageMeta{}, errors.New("truncated package header")
 	}
-	pathIndex := le.Uint32(blob[8:])
+	nameIndex, pathIndex := le.Uint32(blob[4:]), le.Uint32(blob[8:])
 	hash := blob[16:32]
 	funcs := uint64(le.Uint32(blob[40:]))
 	pos := uint64(metaPkgHeaderSize) + 4*funcs
@@ -104,10 +120,21 @@ func parseGoPackageMeta(blob []byte) (goPackageMeta, error) {
 	if err != nil {
 		return goPackageMeta{}, err
 	}
-	if uint64(pathIndex) >= uint64(len(strs)) {
-		return goPackageMeta{}, fmt.Errorf("package path is string %d of a table of %d", pathIndex, len(strs))
+	if uint64(pathIndex) >= uint64(len(strs)) || uint64(nameIndex) >= uint64(len(strs)) {
+		return goPackageMeta{}, fmt.Errorf("package path or name is string %d or %d of a table of %d", pathIndex, nameIndex, len(strs))
 	}
-	p := goPackageMeta{Path: strs[pathIndex], Hash: hex.EncodeToString(hash)}
+	p := goPackageMeta{Path: strs[pathIndex], Name: strs[nameIndex], Hash: hex.EncodeToString(hash)}
+	for i := range funcs {
+		off := uint64(le.Uint32(blob[metaPkgHeaderSize+4*i:]))
+		if off < pos || off >= uint64(len(blob)) {
+			return goPackageMeta{}, fmt.Errorf("function %d lies outside the package", i)
+		}
+		fn, err := parseGoFuncMeta(blob[off:], strs)
+		if err != nil {
+			return goPackageMeta{}, fmt.Errorf("function %d: %w", i, err)
+		}
+		p.Funcs = append(p.Funcs, fn)
+	}
 	// Programs built from files named on the command line (go build
 	// main.go) all have the package path command-line-arguments: their
 	// files, which the table holds by absolute path, tell them apart.
@@ -122,6 +149,54 @@ func parseGoPackageMeta(blob []byte) (goPackageMeta, error) {
 		p.Path += " (" + strings.Join(files, ", ") + ")"
 	}
 	return p, nil
+}
+
+// parseGoFuncMeta reads a function descriptor: uleb128 units, name and
+// file (string indexes), then per unit start line and column, end line
+// and column and statements, and a last uleb128, 1 for a function
+// literal (Go's internal/coverage/encodemeta).
+func parseGoFuncMeta(b []byte, strs []string) (goFuncMeta, error) {
+	next := func() (uint64, error) {
+		v, k := binary.Uvarint(b)
+		if k <= 0 {
+			return 0, errors.New("truncated function")
+		}
+		b = b[k:]
+		return v, nil
+	}
+	var hdr [3]uint64
+	for i := range hdr {
+		v, err := next()
+		if err != nil {
+			return goFuncMeta{}, err
+		}
+		hdr[i] = v
+	}
+	units, name, file := hdr[0], hdr[1], hdr[2]
+	if name >= uint64(len(strs)) || file >= uint64(len(strs)) || units > uint64(len(b)) {
+		return goFuncMeta{}, errors.New("bad function header")
+	}
+	fn := goFuncMeta{Name: strs[name], File: strs[file]}
+	for range units {
+		var v [5]uint64
+		for i := range v {
+			x, err := next()
+			if err != nil {
+				return goFuncMeta{}, err
+			}
+			if x > 1<<31 {
+				return goFuncMeta{}, errors.New("bad unit position")
+			}
+			v[i] = x
+		}
+		fn.Units = append(fn.Units, goUnit{int(v[0]), int(v[1]), int(v[2]), int(v[3])})
+	}
+	lit, err := next()
+	if err != nil {
+		return goFuncMeta{}, err
+	}
+	fn.Lit = lit != 0
+	return fn, nil
 }
 
 // readStringTable reads a string table: a uleb128 count, then each string

@@ -54,6 +54,10 @@ type State struct {
 	// its share held is not coverage data vmlab reads: too much of it,
 	// links, devices); empty: it is merged.
 	Excluded string `json:"excluded,omitempty"`
+	// Services are the machine's services (the test's services, which
+	// the test's end stops with SIGTERM): when the machine left no data,
+	// they are why, more likely than a build without instrumentation.
+	Services []string `json:"services,omitempty"`
 }
 
 // MachineDir is the raw directory of machine in test under the coverage

@@ -74,7 +74,7 @@ func Merge(ctx context.Context, dir string, tests []string, logf func(string, ..
 		} else if r.HasData() {
 			withData = append(withData, r)
 		} else {
-			sum.Notes = append(sum.Notes, fmt.Sprintf("no coverage data from %s in test %s: were the binaries built with -cover / --coverage?", r.Machine, r.Test))
+			sum.Notes = append(sum.Notes, fmt.Sprintf("no coverage data from %s in test %s: %s", r.Machine, r.Test, r.noDataWhy()))
 		}
 	}
 	if len(withData) == 0 {
@@ -87,17 +87,48 @@ func Merge(ctx context.Context, dir string, tests []string, logf func(string, ..
 		if len(excluded) > 0 {
 			return sum, fmt.Errorf("merging coverage in %s: no coverage data merged from any machine; not merged: %s", dir, strings.Join(excluded, "; "))
 		}
-		return sum, fmt.Errorf("merging coverage in %s: no coverage data from any machine: were the binaries built with -cover / --coverage?", dir)
+		if !slices.ContainsFunc(runs, func(r *Run) bool { return r.noDataWhy() != buildHint }) {
+			return sum, fmt.Errorf("merging coverage in %s: no coverage data from any machine: %s", dir, buildHint)
+		}
+		return sum, fmt.Errorf("merging coverage in %s: no coverage data from any machine: %s", dir, strings.Join(sum.Notes, "; "))
 	}
 	m, gd, err := read(ctx, withData, logf)
 	if err != nil {
 		return sum, fmt.Errorf("merging coverage in %s: %w", dir, err)
+	}
+	sum.Notes = append(sum.Notes, gd.refused...)
+	if len(m.Files) == 0 && len(gd.refused) > 0 {
+		return sum, fmt.Errorf("merging coverage in %s: nothing left to report: %s", dir, strings.Join(sum.Notes, "; "))
 	}
 	sum.fill(m, runs)
 	if err := write(ctx, dir, m, gd, &sum, logf); err != nil {
 		return sum, fmt.Errorf("writing the coverage report in %s: %w", dir, err)
 	}
 	return sum, nil
+}
+
+// buildHint is why a run left no data when nothing else explains it.
+const buildHint = "were the binaries built with -cover / --coverage?"
+
+// noDataWhy says why r left no data: what its state.json says cut its
+// programs short (a crash, a kill: a process that ends by a signal, or
+// with its machine, writes nothing), or that its services were stopped
+// at the test's end, before the build hint, which is the reason only when
+// nothing else explains the missing data.
+func (r *Run) noDataWhy() string {
+	const flush = "a Go program writes its counters when it exits normally, C and C++ at exit(), and a process killed by a signal or with its machine writes none"
+	if r.Partial && len(r.Reasons) > 0 {
+		return strings.Join(r.Reasons, "; ") + " (" + flush + ")"
+	}
+	if len(r.Services) > 0 {
+		they := "they"
+		if len(r.Services) == 1 {
+			they = "it"
+		}
+		return fmt.Sprintf("its service%s %s ended without writing any: %s (a service stopped with SIGTERM must handle it and return from main, and one stopped before it got that far writes none); if %s did exit, %s",
+			plural(len(r.Services)), strings.Join(r.Services, ", "), flush, they, buildHint)
+	}
+	return buildHint
 }
 
 // writeMachineLCOV writes lcov/MACHINE.info for every machine with data:
@@ -161,6 +192,12 @@ func read(ctx context.Context, runs []*Run, logf func(string, ...any)) (*Model, 
 	}
 	if gd != nil {
 		resolveGo(ctx, b, gd, logf)
+		// A C source edited since its build: its counts are the build's
+		// lines, which are not today's.
+		for _, name := range sortedKeys(b.newer) {
+			delete(b.files, name)
+			gd.refused = append(gd.refused, fmt.Sprintf("C source %s not reported: it was modified after it was compiled (it is newer than the build's notes file %s), so its counts would land on other lines; rebuild it with --coverage and run again", name, b.newer[name]))
+		}
 	}
 	return b.model(), gd, nil
 }

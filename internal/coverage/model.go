@@ -20,6 +20,8 @@ type Run struct {
 	HasGo, HasGcov bool
 	// Excluded says why the run's data is not merged (State.Excluded).
 	Excluded string
+	// Services are the services the machine ran (State.Services).
+	Services []string
 
 	dir string // DIR/raw/TEST/MACHINE
 }
@@ -181,6 +183,9 @@ func (m *Model) RanOn(l *Line) []string {
 type builder struct {
 	runs  []*Run
 	files map[string]*fileBuilder
+	// newer maps each C source modified after its build to the notes
+	// file (.gcno) it is newer than.
+	newer map[string]string
 }
 
 type fileBuilder struct {
@@ -195,7 +200,7 @@ type funcKey struct {
 }
 
 func newBuilder(runs []*Run) *builder {
-	return &builder{runs: runs, files: map[string]*fileBuilder{}}
+	return &builder{runs: runs, files: map[string]*fileBuilder{}, newer: map[string]string{}}
 }
 
 func (b *builder) file(name, lang string) *fileBuilder {

@@ -65,7 +65,7 @@ func scanRun(dir, test, machine string) (*Run, error) {
 		if err := json.Unmarshal(data, &st); err != nil {
 			return nil, fmt.Errorf("reading coverage state of %s in test %s: %s: %w", machine, test, filepath.Join(dir, StateFile), err)
 		}
-		r.Partial, r.Reasons, r.Excluded = st.Partial, st.Reasons, st.Excluded
+		r.Partial, r.Reasons, r.Excluded, r.Services = st.Partial, st.Reasons, st.Excluded, st.Services
 	}
 	if r.Excluded == "" {
 		// A run cut short wrote no state, so nothing checked its share.

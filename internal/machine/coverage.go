@@ -184,6 +184,9 @@ func (m *Machine) writeCoverageState() error {
 	m.partialReasons = append(m.partialReasons, notes...) // for a second Close
 	st := coverage.State{Test: c.Test, Machine: m.cfg.Name, Reasons: slices.Clone(m.partialReasons)}
 	m.mu.Unlock()
+	for _, s := range m.cfg.Services {
+		st.Services = append(st.Services, s.Name)
+	}
 	why, err := coverage.CheckShare(c.Dir, coverage.MaxShareBytes)
 	if err != nil {
 		return fmt.Errorf("%s: %w", m.cfg.Name, err)

@@ -104,3 +104,29 @@ func TestCoverageShareLinks(t *testing.T) {
 		t.Errorf("the host file behind the notes' link now holds %q", got)
 	}
 }
+
+// TestCoverageStateServices: state.json names the machine's services, so
+// that a merge finding no data says they were stopped before they wrote
+// any, not that the binaries were not built with -cover.
+func TestCoverageStateServices(t *testing.T) {
+	dir := t.TempDir()
+	m := &Machine{cfg: Config{Machine: spec.Machine{Name: "m", Services: []agentproto.Service{{Name: "app", Command: "/opt/app serve"}}},
+		Coverage: Coverage{Dir: dir, Test: "f.t"}}}
+	if err := m.prepareCoverage(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.writeCoverageState(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, coverage.StateFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st coverage.State
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Services) != 1 || st.Services[0] != "app" || st.Partial {
+		t.Errorf("got state %s, want services [app], not partial", b)
+	}
+}

@@ -60,7 +60,7 @@ func renderHTML(tests []*testRecord, path, coverageIndex string) ([]byte, error)
 	}
 	page := newHTMLPage(tests, dir)
 	if coverageIndex != "" {
-		link := htmlFileLink(coverageIndex, dir)
+		link := htmlRelLink(coverageIndex, dir)
 		page.Coverage = &link
 	}
 	var buf bytes.Buffer
@@ -378,6 +378,28 @@ func readInside(dir, path string, limit int64) ([]byte, bool) {
 		return nil, false
 	}
 	return b, true
+}
+
+// htmlRelLink links a file relative to the report's directory wherever it
+// is, "../cov/index.html" too: the coverage directory is often beside the
+// output directory, and an absolute host path breaks once both are
+// archived or moved together.
+func htmlRelLink(f, dir string) htmlLink {
+	abs, err := filepath.Abs(f)
+	if err != nil {
+		abs = f
+	}
+	rel, err := filepath.Rel(dir, abs)
+	if err != nil {
+		return htmlLink{Href: filepath.ToSlash(abs), Name: abs}
+	}
+	rel = filepath.ToSlash(rel)
+	if !strings.HasPrefix(rel, "../") {
+		// "./" keeps a first segment with a colon from reading as a URL
+		// scheme.
+		return htmlLink{Href: "./" + rel, Name: rel}
+	}
+	return htmlLink{Href: rel, Name: rel}
 }
 
 func htmlFileLink(f, dir string) htmlLink {

@@ -107,6 +107,48 @@ func TestHTMLCoverageLink(t *testing.T) {
 	}
 }
 
+// The coverage directory beside the output directory (vmlab run -out out
+// -coverage cov) is linked relative to report.html too, so that the link
+// still works once both are archived or moved together.
+func TestHTMLCoverageLinkOutside(t *testing.T) {
+	dir := t.TempDir()
+	for _, tt := range []struct{ index, want string }{
+		{filepath.Join(dir, "cov", "index.html"), `<a href="../cov/index.html">../cov/index.html</a>`},
+		{filepath.Join(dir, "a", "b", "index.html"), `<a href="../a/b/index.html">../a/b/index.html</a>`},
+		{filepath.Join(dir, "out", "cov", "index.html"), `<a href="./cov/index.html">cov/index.html</a>`},
+	} {
+		out := filepath.Join(dir, "out")
+		if err := os.MkdirAll(out, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(out, "report.html")
+		index := func() string { return tt.index }
+		if err := emitAll(NewFiles(HTMLFileWithCoverage(path, index)), sampleRun(out)); err != nil {
+			t.Fatal(err)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(data), tt.want) {
+			t.Errorf("report.html does not link %s as %s; its coverage link: %s", tt.index, tt.want, coverageLinkLine(string(data)))
+		}
+		if strings.Contains(string(data), dir) {
+			t.Errorf("report.html holds the host path %s", dir)
+		}
+	}
+}
+
+// coverageLinkLine is the line of page that links index.html.
+func coverageLinkLine(page string) string {
+	for l := range strings.Lines(page) {
+		if strings.Contains(l, "index.html") {
+			return strings.TrimSpace(l)
+		}
+	}
+	return "(none)"
+}
+
 func TestHTMLClose(t *testing.T) {
 	sink := NewHTML(filepath.Join(t.TempDir(), "missing", "report.html"))
 	err := emitAll(sink, sampleRun("/out"))
