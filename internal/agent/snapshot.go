@@ -7,9 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unsafe"
@@ -113,10 +114,8 @@ func restoreMachine(r agentproto.Restore) error {
 		if err := loadLazyModules(); err != nil {
 			return err
 		}
-		for _, c := range r.MACs {
-			if err := setMAC(c); err != nil {
-				return err
-			}
+		if err := rebindNICs(virtioNetDriver, r.MACs); err != nil {
+			return err
 		}
 	}
 	return rereadDisks("/sys/block")
@@ -157,33 +156,78 @@ func reseed(seed []byte) error {
 	return nil
 }
 
-// setMAC gives the NIC with address c.From the address c.To. The NIC is
-// down: nothing has used it since the snapshot's machine probed it.
-// virtio_net tells the device (its control queue), whose receive filter
-// then takes frames for the new address.
-func setMAC(c agentproto.MACChange) error {
-	name, err := findNIC(c.From, 10*time.Second)
+// virtioNetDriver is virtio_net's directory in sysfs.
+const virtioNetDriver = "/sys/bus/virtio/drivers/virtio_net"
+
+// rebindNICs makes each NIC whose address the snapshot's machine probed
+// (a change's From) the one the machine's own device has (To): it
+// unbinds virtio_net from the device and binds it again. Unbinding resets
+// the device, and QEMU's reset gives it the address of the machine's own
+// command line, which the new probe reads: the NIC's permanent address
+// (ethtool -P, IFLA_PERM_ADDRESS) is then the machine's and
+// addr_assign_type is 0, as on a cold boot, which a change of the
+// current address alone (SIOCSIFHWADDR) leaves at the snapshot's and 3.
+// The devices go one at a time in the order a cold boot probes them, so
+// each gets back its kernel name (eth0, eth1, ...): the lowest free.
+// Nothing has used the NICs since the probe: they are down.
+func rebindNICs(driver string, changes []agentproto.MACChange) error {
+	devs, err := filepath.Glob(filepath.Join(driver, "virtio*"))
 	if err != nil {
-		return fmt.Errorf("set MAC address %s: %w", c.To, err)
+		return fmt.Errorf("list the NICs: %w", err)
 	}
-	hw, err := net.ParseMAC(c.To)
-	if err != nil || len(hw) != 6 {
-		return fmt.Errorf("set MAC address of %s: bad address %q", name, c.To)
+	slices.SortFunc(devs, func(a, b string) int { return virtioIndex(a) - virtioIndex(b) })
+	done := 0
+	for _, d := range devs {
+		dev := filepath.Base(d)
+		from, err := nicAddress(d)
+		if err != nil {
+			return err
+		}
+		i := slices.IndexFunc(changes, func(c agentproto.MACChange) bool { return strings.EqualFold(c.From, from) })
+		if i < 0 {
+			continue
+		}
+		to := changes[i].To
+		if err := os.WriteFile(filepath.Join(driver, "unbind"), []byte(dev), 0); err != nil {
+			return fmt.Errorf("give NIC %s (%s) the address %s: unbind virtio_net: %w", dev, from, to, err)
+		}
+		if err := os.WriteFile(filepath.Join(driver, "bind"), []byte(dev), 0); err != nil {
+			return fmt.Errorf("give NIC %s (%s) the address %s: bind virtio_net again: %w", dev, from, to, err)
+		}
+		got, err := nicAddress(d)
+		if err != nil {
+			return err
+		}
+		if !strings.EqualFold(got, to) {
+			return fmt.Errorf("give NIC %s (%s) the address %s: the device gives %s after a reset: check QEMU's mac= for it", dev, from, to, got)
+		}
+		done++
 	}
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("set MAC address of %s: %w", name, err)
-	}
-	defer unix.Close(fd)
-	// struct ifreq { char name[16]; struct sockaddr hwaddr; ... }
-	var ifr [40]byte
-	copy(ifr[:unix.IFNAMSIZ-1], name)
-	binary.NativeEndian.PutUint16(ifr[16:], unix.ARPHRD_ETHER)
-	copy(ifr[18:], hw)
-	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCSIFHWADDR, uintptr(unsafe.Pointer(&ifr[0]))); e != 0 {
-		return fmt.Errorf("set MAC address of %s to %s: %w", name, c.To, e)
+	if done != len(changes) {
+		return fmt.Errorf("give the NICs their addresses: %d of %d found (changes %v, devices %v)", done, len(changes), changes, devs)
 	}
 	return nil
+}
+
+// virtioIndex is N of a virtio device's path ending in virtioN: the
+// order the bus found the devices in.
+func virtioIndex(path string) int {
+	n, _ := strconv.Atoi(strings.TrimPrefix(filepath.Base(path), "virtio"))
+	return n
+}
+
+// nicAddress is the address of the NIC of the virtio device at dev (its
+// directory in sysfs): the one link under dev/net.
+func nicAddress(dev string) (string, error) {
+	links, _ := filepath.Glob(filepath.Join(dev, "net", "*", "address"))
+	if len(links) != 1 {
+		return "", fmt.Errorf("read the address of NIC %s: %d links under it, want 1", filepath.Base(dev), len(links))
+	}
+	b, err := os.ReadFile(links[0])
+	if err != nil {
+		return "", fmt.Errorf("read the address of NIC %s: %w", filepath.Base(dev), err)
+	}
+	return strings.TrimSpace(string(b)), nil
 }
 
 // rereadDisks drops what the kernel cached of each virtio disk's blocks
