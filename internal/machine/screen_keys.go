@@ -46,10 +46,14 @@ type keyFlow struct {
 	m     *Machine
 	agent keyWaiter
 	what  string
-	base  int64 // the guest's count when the call began, less uncounted keys
+	base  int64 // the guest's count when the call began
 	sent  int64 // events sent by this call
-	acked int64 // of those, the events the guest delivered
-	off   bool  // the guest cannot count: send without acknowledgements
+	// acked is how many of those the host counts as delivered: the
+	// guest's count since base, or more after a wait that timed out
+	// (forgiven events, never counted again when the guest delivers
+	// them late).
+	acked int64
+	off   bool // the guest cannot count: send without acknowledgements
 }
 
 // typeChords types chords in order on the machine's keyboard, each held
@@ -103,7 +107,7 @@ func (f *keyFlow) await(ctx context.Context, want int64) error {
 	n, err := f.count(ctx, f.base+want)
 	switch {
 	case err == nil:
-		f.acked = n - f.base
+		f.acked = max(f.acked, n-f.base)
 		return nil
 	case ctx.Err() != nil:
 		return fmt.Errorf("%s: %s: %w", f.m.cfg.Name, f.what, context.Cause(ctx))
@@ -111,7 +115,10 @@ func (f *keyFlow) await(ctx context.Context, want int64) error {
 		got := max(n-f.base, f.acked)
 		f.m.logf("%s: the guest delivered %d of %d key events within %v: going on as if it had them all (a key its driver does not know is not counted)",
 			f.what, got, want, f.m.scale(keyAckTimeout))
-		f.base -= want - got
+		// Forgiven once: the base stays, so events that were only
+		// late count when they arrive, not on top of the forgiven ones
+		// (which would widen the window by as many for the rest of
+		// the call). A key the driver never counts narrows it instead.
 		f.acked = want
 		return nil
 	case want == f.sent:
