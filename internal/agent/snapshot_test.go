@@ -82,3 +82,42 @@ func TestHasVirtioNet(t *testing.T) {
 		t.Error("with a network card: got none")
 	}
 }
+
+// TestRebindNICs runs rebindNICs on a fake virtio_net directory whose
+// "bind" gives no device a new address (a QEMU whose reset kept the
+// snapshot's): only the changed NIC is unbound and bound, the address
+// left over is an error that names the NIC, and a change with no NIC is
+// one too. The bus's order is by number: virtio10 after virtio2.
+func TestRebindNICs(t *testing.T) {
+	driver := t.TempDir()
+	for dev, mac := range map[string]string{"virtio1": "52:54:00:00:00:01", "virtio2": "52:54:00:00:00:02", "virtio10": "52:54:00:00:00:03"} {
+		dir := filepath.Join(driver, dev, "net", "eth"+strings.TrimPrefix(dev, "virtio"))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "address"), []byte(mac+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"bind", "unbind"} {
+		if err := os.WriteFile(filepath.Join(driver, f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := rebindNICs(driver, []agentproto.MACChange{{From: "52:54:00:00:00:03", To: "52:54:00:00:00:13"}})
+	if err == nil || !strings.Contains(err.Error(), "virtio10") || !strings.Contains(err.Error(), "gives 52:54:00:00:00:03 after a reset") {
+		t.Errorf("a device that kept its address: got %v, want an error naming virtio10", err)
+	}
+	for _, f := range []string{"bind", "unbind"} {
+		if b, _ := os.ReadFile(filepath.Join(driver, f)); string(b) != "virtio10" {
+			t.Errorf("%s got %q, want virtio10 alone", f, b)
+		}
+	}
+	err = rebindNICs(driver, []agentproto.MACChange{{From: "52:54:00:00:00:09", To: "52:54:00:00:00:19"}})
+	if err == nil || !strings.Contains(err.Error(), "0 of 1 found") {
+		t.Errorf("a change with no NIC: got %v, want an error", err)
+	}
+	if a, b := virtioIndex(filepath.Join(driver, "virtio2")), virtioIndex(filepath.Join(driver, "virtio10")); a != 2 || b != 10 {
+		t.Errorf("the bus's order: virtio2 is %d, virtio10 %d", a, b)
+	}
+}
