@@ -72,6 +72,7 @@ type forkServer struct {
 	proc   *os.Process   // the warm shell: signalled through its pidfd
 	dir    string        // the directory it started in
 	exited chan struct{} // closed when the shell has exited
+	failed bool          // a request of its failed (forkServers.mu)
 }
 
 // kill ends the server and waits until it has been reaped. Its process,
@@ -91,8 +92,8 @@ var forkServerBootstrap = forkBootstrap
 // killed (a var for tests).
 var forkReplyTimeout = 5 * time.Second
 
-// maxForkFailures is how many requests in a row may fail (the server died
-// or did not answer) before the agent stops restarting it: from then on
+// maxForkFailures is how many servers in a row may fail a request (die or
+// not answer) before the agent stops restarting it: from then on
 // commands exec their shell.
 const maxForkFailures = 3
 
@@ -105,19 +106,25 @@ var forkServers struct {
 	failures int  // requests that failed in a row
 }
 
-// forkResult records whether a request was answered: maxForkFailures
-// unanswered in a row mark the server broken, with one line on the console.
-func forkResult(err error) {
+// forkResult records whether f answered a request: maxForkFailures
+// servers in a row that failed one mark the server broken, with one line on
+// the console. A server counts once: the other requests in flight when it
+// is killed fail with it.
+func forkResult(f *forkServer, err error) {
 	forkServers.mu.Lock()
 	defer forkServers.mu.Unlock()
 	if err == nil {
 		forkServers.failures = 0
 		return
 	}
+	if f.failed {
+		return
+	}
+	f.failed = true
 	forkServers.failures++
 	if forkServers.failures == maxForkFailures && !forkServers.broken {
 		forkServers.broken = true
-		logf("commands exec their shell (the fork server failed %d requests in a row): %v", maxForkFailures, err)
+		logf("commands exec their shell (%d fork servers in a row failed a request): %v", maxForkFailures, err)
 	}
 }
 
@@ -251,7 +258,7 @@ func (f *forkServer) spawn(ctx context.Context, stdin, stdout, stderr *os.File, 
 	}
 
 	pid, err = f.request(ctl, theirs, stdin, stdout, stderr)
-	forkResult(err)
+	forkResult(f, err)
 	if err != nil {
 		// Gone or stuck: the next command starts another.
 		f.kill()

@@ -100,29 +100,45 @@ func TestForkServerStopped(t *testing.T) {
 			children.spawn.Unlock()
 		}
 	}()
-	errc := make(chan error, 1)
-	go func() {
-		_, _, err := f.spawn(context.Background(), in, os.Stdout, os.Stderr, f.dir, "touch "+mark)
-		errc <- err
-	}()
+	forkServers.mu.Lock()
+	forkServers.failures = 0
+	forkServers.mu.Unlock()
+	// Two requests in flight: the server counts once towards broken.
+	const n = 2
+	errc := make(chan error, n)
+	for range n {
+		go func() {
+			_, _, err := f.spawn(context.Background(), in, os.Stdout, os.Stderr, f.dir, "touch "+mark)
+			errc <- err
+		}()
+	}
 	deadline := time.NewTimer(20 * time.Second)
 	defer deadline.Stop()
-	select {
-	case err := <-errc:
-		if !errors.Is(err, errNotRun) {
-			t.Errorf("spawn on a stopped server: %v, want %v", err, errNotRun)
+	for range n {
+		select {
+		case err := <-errc:
+			if !errors.Is(err, errNotRun) {
+				t.Errorf("spawn on a stopped server: %v, want %v", err, errNotRun)
+			}
+		case <-deadline.C:
+			children.spawn.Unlock()
+			locked = false
+			<-errc
+			t.Fatal("spawn on a stopped server waited for the reaper's lock")
 		}
-	case <-deadline.C:
-		children.spawn.Unlock()
-		locked = false
-		<-errc
-		t.Fatal("spawn on a stopped server waited for the reaper's lock")
 	}
 	children.spawn.Unlock()
 	locked = false
 	<-f.exited
 	if _, err := os.Stat(mark); err == nil {
 		t.Error("the command ran")
+	}
+	forkServers.mu.Lock()
+	failures := forkServers.failures
+	forkServers.failures = 0
+	forkServers.mu.Unlock()
+	if failures != 1 {
+		t.Errorf("one stopped server counted %d failures, want 1", failures)
 	}
 }
 
