@@ -100,7 +100,7 @@ func startCommand(ctx context.Context, req *agentproto.Exec, stdin, stdout, stde
 			}
 			defer in.Close()
 		}
-		pid, done, err := f.spawn(in, stdout, stderr, f.dir, req.Command)
+		pid, done, err := f.spawn(ctx, in, stdout, stderr, f.dir, req.Command)
 		if err == nil {
 			return pid, forkWait(pid), done, nil
 		}

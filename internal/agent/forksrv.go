@@ -69,16 +69,63 @@ func forkEligible(req *agentproto.Exec) bool {
 type forkServer struct {
 	conn   *net.UnixConn // requests: SOCK_SEQPACKET
 	pid    int           // the warm shell's
+	proc   *os.Process   // the warm shell: signalled through its pidfd
 	dir    string        // the directory it started in
 	exited chan struct{} // closed when the shell has exited
+	failed bool          // a request of its failed (forkServers.mu)
 }
+
+// kill ends the server and waits until it has been reaped. Its process,
+// not its pid: once reaped, the pid may be another process's.
+func (f *forkServer) kill() {
+	f.proc.Kill()
+	<-f.exited
+}
+
+// forkServerBootstrap is the command line forkServerFor starts servers with
+// (a var for tests).
+var forkServerBootstrap = forkBootstrap
+
+// forkReplyTimeout bounds the wait for the server's answer to a request
+// (the new shell's pid, a clone away): a stopped or stuck server costs its
+// one command this long, which then takes the exec path, and the server is
+// killed (a var for tests).
+var forkReplyTimeout = 5 * time.Second
+
+// maxForkFailures is how many servers in a row may fail a request (die or
+// not answer) before the agent stops restarting it: from then on
+// commands exec their shell.
+const maxForkFailures = 3
 
 // forkServers holds the agent's fork server, started on the first command
 // that may use it and again after it died (a test's `kill -9 -1`).
 var forkServers struct {
-	mu     sync.Mutex
-	cur    *forkServer
-	broken bool // it failed to start: commands exec the shell from now on
+	mu       sync.Mutex
+	cur      *forkServer
+	broken   bool // it failed: commands exec the shell from now on
+	failures int  // requests that failed in a row
+}
+
+// forkResult records whether f answered a request: maxForkFailures
+// servers in a row that failed one mark the server broken, with one line on
+// the console. A server counts once: the other requests in flight when it
+// is killed fail with it.
+func forkResult(f *forkServer, err error) {
+	forkServers.mu.Lock()
+	defer forkServers.mu.Unlock()
+	if err == nil {
+		forkServers.failures = 0
+		return
+	}
+	if f.failed {
+		return
+	}
+	f.failed = true
+	forkServers.failures++
+	if forkServers.failures == maxForkFailures && !forkServers.broken {
+		forkServers.broken = true
+		logf("commands exec their shell (%d fork servers in a row failed a request): %v", maxForkFailures, err)
+	}
 }
 
 // forkServerFor returns the running fork server for req, starting it if
@@ -107,13 +154,12 @@ func forkServerFor(req *agentproto.Exec) *forkServer {
 	if f != nil && workDir("/root") != f.dir {
 		// The home appeared or went since the server started there: a
 		// new one starts where an exec'd shell would.
-		syscall.Kill(-f.pid, syscall.SIGKILL)
-		<-f.exited
+		f.kill()
 		f = nil
 	}
 	if f == nil {
 		var err error
-		if f, err = startForkServer(forkLib, sh, forkBootstrap); err != nil {
+		if f, err = startForkServer(forkLib, sh, forkServerBootstrap); err != nil {
 			logf("commands exec their shell (no fork server): %v", err)
 			forkServers.broken = true
 			return nil
@@ -164,7 +210,7 @@ func startForkServer(lib []byte, sh shell, bootstrap string) (*forkServer, error
 	}
 	theirs.Close()
 	so.Close()
-	f := &forkServer{conn: conn, pid: cmd.Process.Pid, dir: cmd.Dir, exited: make(chan struct{})}
+	f := &forkServer{conn: conn, pid: cmd.Process.Pid, proc: cmd.Process, dir: cmd.Dir, exited: make(chan struct{})}
 	go func() {
 		cmd.Wait()
 		done()
@@ -179,8 +225,7 @@ func startForkServer(lib []byte, sh shell, bootstrap string) (*forkServer, error
 	if n == 1 && b[0] == 'R' {
 		return f, nil
 	}
-	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	<-f.exited
+	f.kill()
 	why := strings.TrimSpace(stderr.String())
 	if why == "" {
 		why = fmt.Sprintf("read its ready byte: %v", err)
@@ -190,8 +235,10 @@ func startForkServer(lib []byte, sh shell, bootstrap string) (*forkServer, error
 
 // spawn has the fork server start command in dir with stdin, stdout and
 // stderr, and returns the shell's pid, recorded as the agent's child until
-// done is called. errNotRun means the command did not start.
-func (f *forkServer) spawn(stdin, stdout, stderr *os.File, dir, command string) (pid int, done func(), err error) {
+// done is called. errNotRun means the command did not start (nothing of
+// it ran): the server is gone or did not answer, ctx ended first, or the
+// shell could not change to dir.
+func (f *forkServer) spawn(ctx context.Context, stdin, stdout, stderr *os.File, dir, command string) (pid int, done func(), err error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return 0, nil, fmt.Errorf("%w: create its control socket: %v", errNotRun, err)
@@ -205,19 +252,36 @@ func (f *forkServer) spawn(stdin, stdout, stderr *os.File, dir, command string) 
 	}
 	ctl := c.(*net.UnixConn)
 	defer ctl.Close()
+	if err := ctx.Err(); err != nil {
+		theirs.Close()
+		return 0, nil, fmt.Errorf("%w: %v", errNotRun, err)
+	}
 
-	// The reaper waits while the child is unrecorded (reaper.go).
-	children.spawn.RLock()
 	pid, err = f.request(ctl, theirs, stdin, stdout, stderr)
+	forkResult(f, err)
 	if err != nil {
-		children.spawn.RUnlock()
 		// Gone or stuck: the next command starts another.
-		syscall.Kill(-f.pid, syscall.SIGKILL)
-		<-f.exited
+		f.kill()
 		return 0, nil, err
 	}
+	// The reaper is not held off while the server answers: until it has
+	// the go-ahead the new shell only waits for it, so the reaper has
+	// nothing of it to reap unless it was killed, and then nothing ran.
+	children.spawn.RLock()
 	done = track(pid)
 	children.spawn.RUnlock()
+	// abandon makes the new shell exit having run nothing (it reads the end
+	// of its go-ahead, or has already exited) and reaps it.
+	abandon := func(err error) (int, func(), error) {
+		ctl.Close()
+		forkWait(pid)()
+		done()
+		return 0, nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		// As exec.Cmd.Start refuses to start a command.
+		return abandon(fmt.Errorf("%w: %v", errNotRun, err))
+	}
 
 	// The go-ahead: the child runs nothing before it has all of it.
 	msg := make([]byte, 0, 8+len(dir)+len(command))
@@ -226,19 +290,22 @@ func (f *forkServer) spawn(stdin, stdout, stderr *os.File, dir, command string) 
 	msg = binary.NativeEndian.AppendUint32(msg, uint32(len(command)))
 	msg = append(msg, command...)
 	if _, err := ctl.Write(msg); err != nil {
-		// Killed before it had the command: it ran nothing.
-		syscall.Kill(pid, syscall.SIGKILL)
-		if p, perr := os.FindProcess(pid); perr == nil {
-			p.Wait()
-		}
-		done()
-		return 0, nil, fmt.Errorf("%w: send it the command: %v", errNotRun, err)
+		return abandon(fmt.Errorf("%w: send it the command: %v", errNotRun, err))
+	}
+	// Its answer, once in dir: 0, or chdir's errno and it has exited.
+	var b [4]byte
+	if _, err := io.ReadFull(ctl, b[:]); err != nil {
+		return abandon(fmt.Errorf("%w: read whether it started: %v", errNotRun, err))
+	}
+	if e := syscall.Errno(binary.NativeEndian.Uint32(b[:])); e != 0 {
+		return abandon(fmt.Errorf("%w: chdir %s: %v", errNotRun, dir, e))
 	}
 	return pid, done, nil
 }
 
 // request sends the descriptors to the fork server and reads the new
-// shell's pid on ctl.
+// shell's pid on ctl, which the server sends once it has closed its copies
+// of the descriptors.
 func (f *forkServer) request(ctl *net.UnixConn, theirs, stdin, stdout, stderr *os.File) (int, error) {
 	rights := unix.UnixRights(int(stdin.Fd()), int(stdout.Fd()), int(stderr.Fd()), int(theirs.Fd()))
 	_, _, err := f.conn.WriteMsgUnix([]byte{0}, rights, nil)
@@ -246,7 +313,7 @@ func (f *forkServer) request(ctl *net.UnixConn, theirs, stdin, stdout, stderr *o
 	if err != nil {
 		return 0, fmt.Errorf("%w: send it the request: %v", errNotRun, err)
 	}
-	ctl.SetReadDeadline(time.Now().Add(30 * time.Second))
+	ctl.SetReadDeadline(time.Now().Add(forkReplyTimeout))
 	var b [4]byte
 	if _, err := io.ReadFull(ctl, b[:]); err != nil {
 		return 0, fmt.Errorf("%w: read the new shell's pid: %v", errNotRun, err)

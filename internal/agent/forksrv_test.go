@@ -116,7 +116,7 @@ func forkRun(t *testing.T, f *forkServer, command, stdin string, timeout time.Du
 			r.Close()
 		})
 	}
-	pid, done, err := f.spawn(in, ws[0], ws[1], f.dir, command)
+	pid, done, err := f.spawn(t.Context(), in, ws[0], ws[1], f.dir, command)
 	ws[0].Close()
 	ws[1].Close()
 	if err != nil {
@@ -314,7 +314,7 @@ func TestForkServerGone(t *testing.T) {
 	<-f.exited
 	in, _ := os.Open(os.DevNull)
 	defer in.Close()
-	_, _, err = f.spawn(in, os.Stdout, os.Stderr, f.dir, "echo must not run")
+	_, _, err = f.spawn(t.Context(), in, os.Stdout, os.Stderr, f.dir, "echo must not run")
 	if !errors.Is(err, errNotRun) {
 		t.Errorf("spawn on a dead server: %v, want %v", err, errNotRun)
 	}
@@ -344,7 +344,7 @@ func useForkServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	forkServers.mu.Lock()
-	forkLib, forkServers.cur, forkServers.broken = lib, f, false
+	forkLib, forkServers.cur, forkServers.broken, forkServers.failures = lib, f, false, 0
 	forkServers.mu.Unlock()
 	t.Cleanup(func() {
 		forkServers.mu.Lock()

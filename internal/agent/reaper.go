@@ -100,18 +100,27 @@ func reapOrphans() {
 	}
 }
 
-// childPids lists the children of the main thread, which is where the
-// kernel reparents orphans (the agent's own commands may be listed under
-// other threads; they are reaped by their Wait).
+// childPids lists the children of every thread of the agent: orphans are
+// reparented to the main thread, and the fork server's clones (CLONE_PARENT)
+// are children of whichever thread started the server, so an abandoned one
+// may be anywhere. A wait from any thread reaps a sibling thread's child.
+// The agent's own commands are listed too; they are tracked and reaped by
+// their Wait.
 func childPids() []int {
-	b, err := os.ReadFile("/proc/self/task/" + strconv.Itoa(os.Getpid()) + "/children")
+	tasks, err := os.ReadDir("/proc/self/task")
 	if err != nil {
 		return nil
 	}
 	var pids []int
-	for _, field := range strings.Fields(string(b)) {
-		if pid, err := strconv.Atoi(field); err == nil {
-			pids = append(pids, pid)
+	for _, task := range tasks {
+		b, err := os.ReadFile("/proc/self/task/" + task.Name() + "/children")
+		if err != nil {
+			continue
+		}
+		for _, field := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(field); err == nil {
+				pids = append(pids, pid)
+			}
 		}
 	}
 	return pids

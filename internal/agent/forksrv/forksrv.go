@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	_ "embed"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -33,18 +34,21 @@ const GuestPath = "/forksrv.so"
 var flags = []string{"-shared", "-fPIC", "-O2", "-Wall", "-Wl,-z,now"}
 
 // Build compiles Source into cacheDir unless it is there already, and
-// returns the library's path. It fails when the host has no C compiler.
+// returns the library's path. It fails when the library is not cached and
+// the host has no C compiler. The compiler works in a directory of the
+// system's temporary directory, removed after it, so a vmlab killed in the
+// middle leaves nothing in the cache (where `vmlab cache` would not see it).
 func Build(cacheDir string) (string, error) {
-	cc, err := exec.LookPath("cc")
-	if err != nil {
-		return "", fmt.Errorf("build the fork server's bash builtin: no C compiler (cc) on the host: install gcc (scripts/deps)")
-	}
 	h := sha256.New()
 	fmt.Fprintf(h, "forksrv %q\n", flags)
 	h.Write(Source)
 	path := filepath.Join(cacheDir, "forksrv-"+hex.EncodeToString(h.Sum(nil))[:32]+".so")
-	err = cachefile.Use(path, func(w io.Writer) error {
-		dir, err := os.MkdirTemp(cacheDir, "forksrv-build-")
+	err := cachefile.Use(path, func(w io.Writer) error {
+		cc, err := exec.LookPath("cc")
+		if err != nil {
+			return errNoCC
+		}
+		dir, err := os.MkdirTemp("", "vmlab-forksrv-build-")
 		if err != nil {
 			return err
 		}
@@ -62,8 +66,13 @@ func Build(cacheDir string) (string, error) {
 		_, err = w.Write(data)
 		return err
 	})
+	if errors.Is(err, errNoCC) {
+		return "", err
+	}
 	if err != nil {
 		return "", fmt.Errorf("build the fork server's bash builtin %s: %w", path, err)
 	}
 	return path, nil
 }
+
+var errNoCC = errors.New("build the fork server's bash builtin: no C compiler (cc) on the host: install gcc (scripts/deps)")

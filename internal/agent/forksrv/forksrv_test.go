@@ -4,6 +4,7 @@ import (
 	"debug/elf"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -64,5 +65,59 @@ func TestBuildNoCC(t *testing.T) {
 	_, err := Build(t.TempDir())
 	if err == nil || !strings.Contains(err.Error(), "install gcc") {
 		t.Errorf("got %v, want an error naming gcc", err)
+	}
+}
+
+// TestBuildCachedWithoutCC: a library in the cache is used on a host whose
+// C compiler has gone since.
+func TestBuildCachedWithoutCC(t *testing.T) {
+	if _, err := exec.LookPath("cc"); err != nil {
+		t.Skip("no C compiler on this host")
+	}
+	cache := t.TempDir()
+	path, err := Build(cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", t.TempDir())
+	if again, err := Build(cache); err != nil || again != path {
+		t.Errorf("without cc: %q, %v; want the cached %q", again, err, path)
+	}
+	if _, err := Build(t.TempDir()); err == nil || !strings.Contains(err.Error(), "no C compiler (cc)") {
+		t.Errorf("without cc and nothing cached: %v", err)
+	}
+}
+
+// TestBuildOutsideCache: the compiler writes in a temporary directory, not
+// in the cache, where a vmlab killed in the middle would leave it for good.
+func TestBuildOutsideCache(t *testing.T) {
+	bin, tmp, cache := t.TempDir(), t.TempDir(), t.TempDir()
+	record := filepath.Join(t.TempDir(), "out")
+	// A cc that records where it was asked to write, then fails.
+	script := "#!/bin/sh\nwhile [ $# -gt 0 ]; do [ \"$1\" = -o ] && dirname \"$2\" >" + record + "; shift; done\nexit 1\n"
+	if err := os.WriteFile(filepath.Join(bin, "cc"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+":/usr/bin:/bin")
+	t.Setenv("TMPDIR", tmp)
+	if _, err := Build(cache); err == nil {
+		t.Fatal("a failing cc built the library")
+	}
+	b, err := os.ReadFile(record)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := strings.TrimSpace(string(b))
+	if filepath.Dir(dir) != tmp {
+		t.Errorf("cc wrote in %s, want a directory of %s", dir, tmp)
+	}
+	if _, err := os.Stat(dir); err == nil {
+		t.Errorf("%s is left behind", dir)
+	}
+	ents, _ := os.ReadDir(cache)
+	for _, e := range ents {
+		if strings.Contains(e.Name(), "build") {
+			t.Errorf("left in the cache: %s", e.Name())
+		}
 	}
 }

@@ -10,16 +10,19 @@
  * parent is the agent as with an exec, and goes back to waiting. The child:
  *   - makes its own process group, moves the descriptors to 0, 1 and 2 and
  *     closes every other one but the control socket;
- *   - writes its pid on the control socket and reads the go-ahead there: the
- *     working directory and the command (each a 32-bit native length and the
- *     bytes), sent once the agent has recorded the pid, then closes it;
+ *   - reads the go-ahead on the control socket: the working directory and
+ *     the command (each a 32-bit native length and the bytes), sent once the
+ *     agent has recorded the pid; changes to the directory and answers 0, or
+ *     the errno of the chdir and exits having run nothing; closes it;
  *   - becomes the shell `/bin/bash -euo pipefail -c CMD` would have been at
  *     the point bash's main runs the command: $$, $PPID, SECONDS, RANDOM,
  *     $_, $HOSTNAME, BASH_EXECUTION_STRING, /proc/self/cmdline and comm,
  *     the nesting counters a builtin runs under;
  *   - runs the command as bash's run_one_command does, and exits through
  *     exit_shell (EXIT traps run).
- * A clone that fails writes the negated errno instead of a pid. The server
+ * The server closes its copies of the four descriptors and then writes the
+ * clone's pid on the control socket (a clone that fails, the negated errno),
+ * so the command's output ends when the command does. The server
  * itself is named vmlab-forksrv (comm and cmdline) and writes one byte on
  * its socket once it serves.
  *
@@ -217,14 +220,16 @@ static void child(int in, int out, int err, int ctl)
 		close(fd);
 
 	pid = getpid();
-	if (writefull(ctl, &pid, sizeof pid) < 0)
-		_exit(126);
-	/* The go-ahead: nothing runs before the agent has recorded us. */
+	/* The go-ahead: nothing runs before the agent has recorded us (the
+	 * server sent our pid once it had closed its copies of our output). */
 	if ((dir = readstring(ctl)) == NULL || (cmd = readstring(ctl)) == NULL)
-		_exit(126); /* the agent gave up on us: it kills and reaps */
+		_exit(126); /* the agent gave up on us: it reaps */
+	/* The start's outcome: 0, or the errno of a chdir that failed, which
+	 * the agent reports as the exec path would (nothing has run). */
+	code = chdir(dir) < 0 ? errno : 0;
+	if (writefull(ctl, &code, sizeof code) < 0 || code != 0)
+		_exit(126);
 	close(ctl);
-	if (chdir(dir) < 0)
-		fail("change to the working directory");
 	if (!keepargs && setcmdline(cmd) < 0)
 		fail("set the command line");
 	prctl(PR_SET_NAME, "bash", 0, 0, 0);
@@ -336,12 +341,16 @@ static int serve(int sock)
 		pid = syscall(SYS_clone, CLONE_PARENT, NULL, NULL, NULL, 0);
 		if (pid == 0)
 			child(fds[0], fds[1], fds[2], fds[3]);
-		if (pid < 0) {
-			int e = -errno;
-			writefull(fds[3], &e, sizeof e);
-		}
-		for (int i = 0; i < 4; i++)
+		/* Our copies of the command's descriptors close before the agent
+		 * hears of it: a short command's output then ends when it does,
+		 * however late this server runs again. */
+		for (int i = 0; i < 3; i++)
 			close(fds[i]);
+		{
+			int r = pid < 0 ? -errno : (int)pid;
+			writefull(fds[3], &r, sizeof r);
+		}
+		close(fds[3]);
 	}
 }
 
