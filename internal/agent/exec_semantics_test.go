@@ -61,8 +61,10 @@ var commandSemantics = []semanticsCase{
 	{name: "separate outputs", cmd: "echo out; echo err >&2; echo out2", stdout: "out\nout2\n", stderr: "^err\n$"},
 	{name: "killed by a signal", cmd: "echo before; kill -TERM $$", stdout: "before\n", exit: -1, signal: "terminated"},
 	// The timeout kills the whole group: the background sleep too (its
-	// pid is the output; the test waits for it to end).
-	{name: "timeout kills the group", cmd: "sleep 100 & echo $!; sleep 100", timeout: 300 * time.Millisecond,
+	// pid is the output; the test waits for it to end). 3 s, not less:
+	// under TCG on a loaded host the shell took over 300 ms to reach the
+	// echo, and the test then had no pid to look for.
+	{name: "timeout kills the group", cmd: "sleep 100 & echo $!; sleep 100", timeout: 3 * time.Second,
 		exit: -1, signal: "killed", timed: true},
 }
 
