@@ -121,8 +121,14 @@ type Machine struct {
 	picks []int
 	// supervised is closed when the supervisor of the last process has
 	// recorded its exit; a new boot waits for it, so that the stop is
-	// told before the boot.
+	// told before the boot, and so do client and NeedsBoot once that
+	// process exited (settledDown). Set under startMu and mu.
 	supervised chan struct{}
+	// onExited and onAwaitSupervise are tests' hooks (nil outside
+	// tests): supervise calls onExited when QEMU exited, before it
+	// records the exit; settledDown calls onAwaitSupervise before it
+	// waits for that record.
+	onExited, onAwaitSupervise func()
 	// partialReasons say why the coverage data may miss counts (see
 	// Coverage), in the order they happened.
 	partialReasons []string
@@ -362,9 +368,10 @@ func (m *Machine) boot(ctx context.Context, start time.Time) error {
 	m.booting, m.bootAgent = nil, nil
 	m.bootTime = time.Since(start)
 	m.expected, m.down, m.started = false, nil, true
-	m.mu.Unlock()
 	m.supervised = make(chan struct{})
-	go m.supervise(proc, agent, q, m.supervised)
+	supervised := m.supervised
+	m.mu.Unlock()
+	go m.supervise(proc, agent, q, supervised)
 	return nil
 }
 
@@ -492,6 +499,9 @@ func stages(st []agentproto.Stage) string {
 func (m *Machine) supervise(proc *qemu.Process, agent *agentclient.Client, q *qmp.Client, done chan struct{}) {
 	defer close(done)
 	<-proc.Done()
+	if m.onExited != nil {
+		m.onExited()
+	}
 	m.console.Flush()
 	m.mu.Lock()
 	unasked := !m.expected && m.proc == proc
@@ -543,10 +553,28 @@ func (m *Machine) noteStop(n StopNote) {
 // NeedsBoot reports whether the next call would boot the machine: it was
 // never started or was stopped on purpose (not died).
 func (m *Machine) NeedsBoot() bool {
-	m.mu.Lock()
-	down := m.down
-	m.mu.Unlock()
+	_, down := m.settledDown()
 	return down == nil && !m.running()
+}
+
+// settledDown returns why the machine went down (nil: it did not, or it
+// was stopped on purpose), once the exit of its last QEMU, when it
+// exited, has been recorded by its supervisor. A call that failed with
+// that exit returns before the supervisor records it, so the call after
+// would otherwise find the machine neither running nor down, and boot it.
+func (m *Machine) settledDown() (reason string, down error) {
+	m.mu.Lock()
+	proc, supervised := m.proc, m.supervised
+	m.mu.Unlock()
+	if proc != nil && supervised != nil && isDone(proc) {
+		if m.onAwaitSupervise != nil {
+			m.onAwaitSupervise()
+		}
+		<-supervised
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.downReason, m.down
 }
 
 // running reports whether a QEMU process is up.
@@ -568,10 +596,7 @@ func (m *Machine) running() bool {
 // started or was shut down on purpose. A machine that died returns its
 // DownError instead.
 func (m *Machine) client(ctx context.Context, what string) (*agentclient.Client, error) {
-	m.mu.Lock()
-	down, reason := m.down, m.downReason
-	m.mu.Unlock()
-	if down != nil {
+	if reason, down := m.settledDown(); down != nil {
 		return nil, m.downBecause(what, down, reason)
 	}
 	if !m.running() {

@@ -245,24 +245,46 @@ func TestMachineDies(t *testing.T) {
 	ctx := t.Context()
 	t.Run("kernel panic", func(t *testing.T) {
 		m := vmtest.Machine(t, machine.Config{Machine: spec.Machine{Name: "panicky"}})
-		start := time.Now()
-		_, err := m.Succeed(ctx, "echo c > /proc/sysrq-trigger; sleep 600")
-		var de *machine.DownError
-		if !errors.As(err, &de) {
-			t.Fatalf("got %v, want a DownError", err)
+		t.Cleanup(m.HoldSupervision())
+		checkPanicStaysDown(t, m)
+	})
+	t.Run("kernel panic after a restore", func(t *testing.T) {
+		// A machine restored from a snapshot that dies stays down as a
+		// cold-booted one does (issue 16: a later call booted it again).
+		boot := vmtest.Boot(t)
+		b, err := machine.PrepareBoot(machine.BootOptions{Agent: vmtest.Agent(t), Accel: boot.Accel.Name,
+			FS: "9p", Snapshot: "on", CacheDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
 		}
-		if !strings.Contains(err.Error(), "sysrq") || !strings.Contains(err.Error(), "panicky") {
-			t.Errorf("error does not name the machine and show the panic:\n%v", err)
+		var mu sync.Mutex
+		var logs []string
+		m, err := machine.New(machine.Config{Boot: b, Machine: spec.Machine{Name: "panicky"},
+			Logf: func(f string, a ...any) {
+				mu.Lock()
+				logs = append(logs, fmt.Sprintf(f, a...))
+				mu.Unlock()
+				t.Logf(f, a...)
+			}})
+		if err != nil {
+			t.Fatal(err)
 		}
-		const reason = `kernel panic "sysrq triggered crash"`
-		if de.Reason != reason {
-			t.Errorf("got reason %q, want %q", de.Reason, reason)
+		t.Cleanup(func() { m.Close() })
+		t.Cleanup(m.HoldSupervision())
+		if err := m.Start(ctx); err != nil {
+			t.Fatal(err)
 		}
-		if d := time.Since(start); d > 60*time.Second {
-			t.Errorf("took %v to notice", d)
+		mu.Lock()
+		cold := strings.Contains(strings.Join(logs, "\n"), "cold boot")
+		mu.Unlock()
+		if cold {
+			t.Fatal("the machine booted cold, want it restored from the snapshot")
 		}
-		if _, err := m.Succeed(ctx, "true"); !errors.As(err, &de) || de.Reason != reason {
-			t.Errorf("a later call: got %v, want the DownError again, with reason %q", err, reason)
+		checkPanicStaysDown(t, m)
+		mu.Lock()
+		defer mu.Unlock()
+		if n := strings.Count(strings.Join(logs, "\n"), "booting"); n != 1 {
+			t.Errorf("the machine booted %d times, want once:\n%s", n, strings.Join(logs, "\n"))
 		}
 	})
 	t.Run("qemu killed from outside", func(t *testing.T) {
@@ -316,4 +338,36 @@ func TestMachineDies(t *testing.T) {
 			t.Errorf("got %v, want a TimeoutError naming the machine", err)
 		}
 	})
+}
+
+// checkPanicStaysDown panics m's kernel and checks the DownError says so,
+// at once, and that the machine stays down: it needs no boot, and a later
+// call gets the same DownError. m's supervision is held
+// (HoldSupervision), so the later calls come before the supervisor
+// records the exit, as they may without the hold.
+func checkPanicStaysDown(t *testing.T, m *machine.Machine) {
+	t.Helper()
+	ctx := t.Context()
+	start := time.Now()
+	_, err := m.Succeed(ctx, "echo c > /proc/sysrq-trigger; sleep 600")
+	var de *machine.DownError
+	if !errors.As(err, &de) {
+		t.Fatalf("got %v, want a DownError", err)
+	}
+	if !strings.Contains(err.Error(), "sysrq") || !strings.Contains(err.Error(), "panicky") {
+		t.Errorf("error does not name the machine and show the panic:\n%v", err)
+	}
+	const reason = `kernel panic "sysrq triggered crash"`
+	if de.Reason != reason {
+		t.Errorf("got reason %q, want %q", de.Reason, reason)
+	}
+	if d := time.Since(start); d > 60*time.Second {
+		t.Errorf("took %v to notice", d)
+	}
+	if m.NeedsBoot() {
+		t.Fatal("NeedsBoot is true right after the DownError, want false: the machine died")
+	}
+	if _, err := m.Succeed(ctx, "true"); !errors.As(err, &de) || de.Reason != reason {
+		t.Errorf("a later call: got %v, want the DownError again, with reason %q", err, reason)
+	}
 }
