@@ -121,8 +121,8 @@ type Machine struct {
 	picks []int
 	// supervised is closed when the supervisor of the last process has
 	// recorded its exit; a new boot waits for it, so that the stop is
-	// told before the boot, and so do client and NeedsBoot once that
-	// process exited (settledDown). Set under startMu and mu.
+	// told before the boot, and so do client, NeedsBoot and Status once
+	// that process exited (settledDown). Set under startMu and mu.
 	supervised chan struct{}
 	// onExited and onAwaitSupervise are tests' hooks (nil outside
 	// tests): supervise calls onExited when QEMU exited, before it

@@ -364,6 +364,9 @@ func checkPanicStaysDown(t *testing.T, m *machine.Machine) {
 	if d := time.Since(start); d > 60*time.Second {
 		t.Errorf("took %v to notice", d)
 	}
+	if st, err := m.Status(); st != machine.StatusFailed || !errors.As(err, &de) || de.Reason != reason {
+		t.Errorf("status right after the DownError: got %v, %v; want failed, with reason %q", st, err, reason)
+	}
 	if m.NeedsBoot() {
 		t.Fatal("NeedsBoot is true right after the DownError, want false: the machine died")
 	}

@@ -23,8 +23,9 @@ func (m *Machine) setStarting(on bool) {
 // Status returns what the machine is doing; for StatusFailed also why it went
 // down (a *DownError, with its console's last lines).
 func (m *Machine) Status() (Status, error) {
+	reason, down := m.settledDown()
 	m.mu.Lock()
-	starting, down, reason := m.starting, m.down, m.downReason
+	starting := m.starting
 	m.mu.Unlock()
 	switch {
 	case starting:
