@@ -66,24 +66,7 @@ func TrimDirs(dir, lockFile string, l Limits) ([]Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	total := Total(entries)
-	now := time.Now()
-	var removed []Entry
-	for _, e := range entries {
-		age := now.Sub(e.Used)
-		switch {
-		case e.InUse || age < l.Grace:
-			continue
-		case e.Temp:
-		case total <= l.MaxBytes && age <= l.MaxAge:
-			continue
-		}
-		if evictDir(filepath.Join(dir, e.Name), lockFile) {
-			total -= e.Size
-			removed = append(removed, e)
-		}
-	}
-	return removed, nil
+	return l.evictEach(entries, func(e Entry) bool { return evictDir(filepath.Join(dir, e.Name), lockFile) }), nil
 }
 
 // CleanDirs evicts every directory entry not in use, and returns them.

@@ -76,28 +76,34 @@ func Trim(dir string, l Limits) ([]Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	var total int64
-	for _, e := range entries {
-		total += e.Size
-	}
+	return l.evictEach(entries, func(e Entry) bool { return evict(filepath.Join(dir, e.Name)) }), nil
+}
+
+// evictEach goes through entries, least recently used first, and calls
+// remove on each that l evicts (until the rest fit), returning those it
+// removed. An entry in use or younger than the grace period stays; a
+// temporary one nobody holds goes (its writer died: Write locks it at
+// once); the others go while the total is over the bound, or when they are
+// older than the age bound.
+func (l Limits) evictEach(entries []Entry, remove func(Entry) bool) []Entry {
+	total := Total(entries)
 	now := time.Now()
 	var removed []Entry
-	for _, e := range entries { // least recently used first
+	for _, e := range entries {
 		age := now.Sub(e.Used)
 		switch {
 		case e.InUse || age < l.Grace:
 			continue
 		case e.Temp:
-			// Nobody holds it, so its writer died: Write locks it at once.
 		case total <= l.MaxBytes && age <= l.MaxAge:
 			continue
 		}
-		if evict(filepath.Join(dir, e.Name)) {
+		if remove(e) {
 			total -= e.Size
 			removed = append(removed, e)
 		}
 	}
-	return removed, nil
+	return removed
 }
 
 // Clean evicts every entry not in use, and returns them.
