@@ -83,35 +83,15 @@ func fakeQEMU(mode string, args []string) int {
 	if code, ok := fakeSnapshotQEMU(mode, args); ok {
 		return code
 	}
-	paths := map[string]string{}
-	for i, a := range args {
-		if a == "-chardev" && i+1 < len(args) && strings.HasPrefix(args[i+1], "socket,") {
-			var id, path string
-			for _, kv := range strings.Split(args[i+1], ",") {
-				k, v, _ := strings.Cut(kv, "=")
-				switch k {
-				case "id":
-					id = v
-				case "path":
-					path = v
-				}
-			}
-			paths[id] = path
-		}
-	}
-	qmpConn, err := net.Dial("unix", paths["qmp"])
-	if err != nil {
-		return 1
-	}
-	agentConn, err := net.Dial("unix", paths["agent"])
-	if err != nil {
+	qmpConn, agentConn, dir := fakeConnect(args)
+	if qmpConn == nil {
 		return 1
 	}
 	if mode == "badqmp" {
 		fmt.Fprintln(qmpConn, "this is not QMP")
 		select {}
 	}
-	go fakeQMP(qmpConn, filepath.Dir(paths["qmp"]))
+	go fakeQMP(qmpConn, dir)
 	hello := agentproto.Hello{Version: agentproto.Version, Kernel: "fake"}
 	switch {
 	case mode == "serve" && systemdArgs(args):
@@ -510,4 +490,33 @@ func TestFakeDownReason(t *testing.T) {
 			}
 		})
 	}
+}
+
+// fakeConnect connects to the QMP and agent sockets named in args.
+func fakeConnect(args []string) (qmpConn, agentConn net.Conn, dir string) {
+	paths := map[string]string{}
+	for i, a := range args {
+		if a == "-chardev" && i+1 < len(args) && strings.HasPrefix(args[i+1], "socket,") {
+			var id, path string
+			for _, kv := range strings.Split(args[i+1], ",") {
+				k, v, _ := strings.Cut(kv, "=")
+				switch k {
+				case "id":
+					id = v
+				case "path":
+					path = v
+				}
+			}
+			paths[id] = path
+		}
+	}
+	q, err := net.Dial("unix", paths["qmp"])
+	if err != nil {
+		return nil, nil, ""
+	}
+	ag, err := net.Dial("unix", paths["agent"])
+	if err != nil {
+		return nil, nil, ""
+	}
+	return q, ag, filepath.Dir(paths["qmp"])
 }

@@ -139,35 +139,6 @@ func fakeSnapshotQEMU(mode string, args []string) (int, bool) {
 	return 0, true
 }
 
-// fakeConnect connects to the QMP and agent sockets named in args.
-func fakeConnect(args []string) (qmpConn, agentConn net.Conn, dir string) {
-	paths := map[string]string{}
-	for i, a := range args {
-		if a == "-chardev" && i+1 < len(args) && strings.HasPrefix(args[i+1], "socket,") {
-			var id, path string
-			for _, kv := range strings.Split(args[i+1], ",") {
-				k, v, _ := strings.Cut(kv, "=")
-				switch k {
-				case "id":
-					id = v
-				case "path":
-					path = v
-				}
-			}
-			paths[id] = path
-		}
-	}
-	q, err := net.Dial("unix", paths["qmp"])
-	if err != nil {
-		return nil, nil, ""
-	}
-	ag, err := net.Dial("unix", paths["agent"])
-	if err != nil {
-		return nil, nil, ""
-	}
-	return q, ag, filepath.Dir(paths["qmp"])
-}
-
 // fakeSnapshotMachine is a fake machine with snapshot boots on, over 9p,
 // with its snapshots in dir and its log lines in log.
 func fakeSnapshotMachine(t *testing.T, mode, dir string, log *logLines) *machine.Machine {
