@@ -26,6 +26,19 @@ import (
 // does; it is stopped at the end of the test.
 func testForkServer(t *testing.T) *forkServer {
 	t.Helper()
+	f, _ := startTestForkServer(t)
+	t.Cleanup(func() {
+		f.conn.Close()
+		<-f.exited
+	})
+	return f
+}
+
+// startTestForkServer skips the test where the host cannot run a fork
+// server, else builds the builtin and starts one; it returns the server
+// and the library it loaded. The caller stops it.
+func startTestForkServer(t *testing.T) (*forkServer, []byte) {
+	t.Helper()
 	if _, err := exec.LookPath("/bin/bash"); err != nil || syscall.Getuid() != 0 || len(coverageEnv) > 0 {
 		t.Skip("needs what TestCommandSemantics needs")
 	}
@@ -49,11 +62,7 @@ func testForkServer(t *testing.T) *forkServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		f.conn.Close()
-		<-f.exited
-	})
-	return f
+	return f, lib
 }
 
 // canSetArgs reports whether this process may set a command line
@@ -324,25 +333,7 @@ func TestForkServerGone(t *testing.T) {
 // builtin built by the host's cc, and stops it at the end of the test.
 func useForkServer(t *testing.T) {
 	t.Helper()
-	f := testForkServer(t) // skips where the host cannot
-	f.conn.Close()
-	<-f.exited
-	so, err := forksrv.Build(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	lib, err := os.ReadFile(so)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bootstrap := forkBootstrap
-	if !canSetArgs(t) {
-		bootstrap = forkBootstrapKeepArgs
-	}
-	f, err = startForkServer(lib, strictShell(), bootstrap)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, lib := startTestForkServer(t) // skips where the host cannot
 	forkServers.mu.Lock()
 	forkLib, forkServers.cur, forkServers.broken, forkServers.failures = lib, f, false, 0
 	forkServers.mu.Unlock()
