@@ -83,17 +83,7 @@ func TestCoverageShareLinks(t *testing.T) {
 	if fi, _ := os.Stat(victim); fi.Mode().Perm() != 0o700 || fi.Mode()&fs.ModeSticky != 0 {
 		t.Errorf("the host directory behind the link has mode %v, want 0700 as it was", fi.Mode())
 	}
-	if err := m.writeCoverageState(); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(filepath.Join(dir, coverage.StateFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var st coverage.State
-	if err := json.Unmarshal(b, &st); err != nil {
-		t.Fatal(err)
-	}
+	st, b := writeState(t, m, dir)
 	if strings.Contains(string(b), "HOSTSECRET") {
 		t.Errorf("the state holds the host file behind the notes' link: %s", b)
 	}
@@ -115,6 +105,16 @@ func TestCoverageStateServices(t *testing.T) {
 	if err := m.prepareCoverage(); err != nil {
 		t.Fatal(err)
 	}
+	st, b := writeState(t, m, dir)
+	if len(st.Services) != 1 || st.Services[0] != "app" || st.Partial {
+		t.Errorf("got state %s, want services [app], not partial", b)
+	}
+}
+
+// writeState writes m's state.json into dir and returns it, decoded and
+// as written.
+func writeState(t *testing.T, m *Machine, dir string) (coverage.State, []byte) {
+	t.Helper()
 	if err := m.writeCoverageState(); err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +126,5 @@ func TestCoverageStateServices(t *testing.T) {
 	if err := json.Unmarshal(b, &st); err != nil {
 		t.Fatal(err)
 	}
-	if len(st.Services) != 1 || st.Services[0] != "app" || st.Partial {
-		t.Errorf("got state %s, want services [app], not partial", b)
-	}
+	return st, b
 }
