@@ -24,9 +24,10 @@ import (
 // snapRig boots machines with snapshot boots on, from a snapshot cache of
 // the test's own, and keeps their log lines.
 type snapRig struct {
-	t   *testing.T
-	b   *machine.Boot
-	log logLines
+	t     *testing.T
+	b     *machine.Boot
+	cache string // the cache directory (its snapshots: machine.SnapshotDir)
+	log   logLines
 }
 
 func newSnapRig(t *testing.T) *snapRig {
@@ -34,12 +35,13 @@ func newSnapRig(t *testing.T) *snapRig {
 	if testing.Short() {
 		t.Skip("boots VMs")
 	}
+	cache := t.TempDir()
 	b, err := machine.PrepareBoot(machine.BootOptions{Agent: vmtest.Agent(t), Accel: vmtest.Boot(t).Accel.Name,
-		FS: "9p", Snapshot: "on", CacheDir: t.TempDir()})
+		FS: "9p", Snapshot: "on", CacheDir: cache})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &snapRig{t: t, b: b}
+	return &snapRig{t: t, b: b, cache: cache}
 }
 
 // machine makes a machine of cfg, closed when the test ends.

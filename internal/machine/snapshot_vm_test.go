@@ -106,26 +106,10 @@ func stagesOf(m *machine.Machine) string {
 // cache holds one whole snapshot and no temporary directory, and a third
 // machine is restored from it.
 func TestSnapshotConcurrentTake(t *testing.T) {
-	if testing.Short() {
-		t.Skip("boots VMs")
-	}
-	ctx := t.Context()
-	cache := t.TempDir()
-	boot := vmtest.Boot(t)
-	b, err := machine.PrepareBoot(machine.BootOptions{Agent: vmtest.Agent(t), Accel: boot.Accel.Name,
-		FS: "9p", Snapshot: "on", CacheDir: cache})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var log logLines
+	r := newSnapRig(t)
+	ctx, cache, log := t.Context(), r.cache, &r.log
 	newMachine := func(name string) *machine.Machine {
-		m, err := machine.New(machine.Config{Boot: b, Machine: spec.Machine{Name: name},
-			Logf: func(f string, a ...any) { log.logf(f, a...); t.Logf(f, a...) }})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { m.Close() })
-		return m
+		return r.machine(machine.Config{Machine: spec.Machine{Name: name}})
 	}
 	errs := make(chan error, 2)
 	ms := map[string]*machine.Machine{}
@@ -206,25 +190,10 @@ func containsLine(s, prefix, sub string) bool {
 // state QEMU can load: the machine boots cold with the note, and the
 // snapshot is set aside. Before the fix the machine failed to start.
 func TestSnapshotBadState(t *testing.T) {
-	if testing.Short() {
-		t.Skip("boots VMs")
-	}
-	ctx := t.Context()
-	cache := t.TempDir()
-	boot := vmtest.Boot(t)
-	b, err := machine.PrepareBoot(machine.BootOptions{Agent: vmtest.Agent(t), Accel: boot.Accel.Name,
-		FS: "9p", Snapshot: "on", CacheDir: cache})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var log logLines
+	r := newSnapRig(t)
+	ctx, cache, log := t.Context(), r.cache, &r.log
 	start := func(name string) *machine.Machine {
-		m, err := machine.New(machine.Config{Boot: b, Machine: spec.Machine{Name: name},
-			Logf: func(f string, a ...any) { log.logf(f, a...); t.Logf(f, a...) }})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { m.Close() })
+		m := r.machine(machine.Config{Machine: spec.Machine{Name: name}})
 		if err := m.Start(ctx); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
