@@ -140,10 +140,11 @@ func (m *Machine) sendChord(ctx context.Context, q *qmp.Client, what string, c k
 	defer cancel()
 	_, err := q.Execute(rctx, "input-send-event", map[string]any{"events": up})
 	switch {
-	case errors.Is(err, qmp.ErrClosed) && held == nil:
-		// QEMU went away with the keys down: they were taken, and
-		// ended the machine (ctrl-alt-delete without an init that
-		// handles it resets it, and QEMU runs with -no-reboot).
+	case err != nil && held == nil && vmStopped(rctx, q, err):
+		// The machine stopped, or QEMU went away, with the keys down:
+		// they were taken, and ended it (ctrl-alt-delete without an
+		// init that handles it resets the machine, and QEMU runs with
+		// -no-reboot: it refuses input before it exits).
 		return nil
 	case err != nil:
 		return fmt.Errorf("%s: %s: release the keys: %w", m.cfg.Name, what, err)
@@ -155,6 +156,27 @@ func (m *Machine) sendChord(ctx context.Context, q *qmp.Client, what string, c k
 		return fmt.Errorf("%s: %s: %w", m.cfg.Name, what, held)
 	}
 	return nil
+}
+
+// vmStopped tells whether err, the failure of a QMP command, came from a
+// machine that no longer runs: QEMU closed the connection, or it answers
+// that the machine is not running (it stopped, shut down or panicked).
+func vmStopped(ctx context.Context, q *qmp.Client, err error) bool {
+	if errors.Is(err, qmp.ErrClosed) {
+		return true
+	}
+	var qerr *qmp.Error
+	if !errors.As(err, &qerr) {
+		return false
+	}
+	raw, err := q.Execute(ctx, "query-status", nil)
+	if errors.Is(err, qmp.ErrClosed) {
+		return true
+	}
+	var st struct {
+		Running bool `json:"running"`
+	}
+	return err == nil && json.Unmarshal(raw, &st) == nil && !st.Running
 }
 
 // pause waits d, or until ctx ends (its cause).

@@ -2,12 +2,16 @@ package machine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/vmlab/vmlab/internal/agentproto"
+	"github.com/vmlab/vmlab/internal/keys"
+	"github.com/vmlab/vmlab/internal/qemu/qmp"
+	"github.com/vmlab/vmlab/internal/qemu/qmp/qmptest"
 )
 
 // fakeKeyboard is a guest that delivers key events only when the host
@@ -166,5 +170,51 @@ func TestKeyWindowDown(t *testing.T) {
 	f = &keyFlow{m: m, agent: &fakeKeyboard{err: context.Canceled}, what: "type", sent: 8}
 	if err := f.await(ctx, f.sent); !errors.Is(err, context.Canceled) {
 		t.Errorf("a wait with the caller's context ended: got %v, want it canceled", err)
+	}
+}
+
+// TestSendChordMachineStops: a chord that stops the machine while its keys
+// are down (ctrl-alt-delete: QEMU refuses the release with "VM not
+// running" before it exits) was taken; a release refused while the
+// machine still runs is an error.
+func TestSendChordMachineStops(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		running bool
+		wantErr bool
+	}{
+		{name: "stopped", running: false},
+		{name: "running", running: true, wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := qmptest.NewServer(t)
+			var events int
+			srv.Handle("input-send-event", func(json.RawMessage) (any, *qmp.Error) {
+				events++
+				if events == 2 {
+					return nil, &qmp.Error{Class: "GenericError", Desc: "VM not running"}
+				}
+				return nil, nil
+			})
+			srv.Handle("query-status", func(json.RawMessage) (any, *qmp.Error) {
+				status := "shutdown"
+				if tc.running {
+					status = "running"
+				}
+				return map[string]any{"running": tc.running, "status": status}, nil
+			})
+			m := &Machine{cfg: Config{Boot: &Boot{}}}
+			chord, err := keys.Parse("ctrl-alt-delete")
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = m.sendChord(t.Context(), srv.Client(t), "send key", chord, 0)
+			if (err != nil) != tc.wantErr {
+				t.Errorf("got %v, want an error: %v", err, tc.wantErr)
+			}
+			if err != nil && !strings.Contains(err.Error(), "release the keys") {
+				t.Errorf("got %v, want it to say the release failed", err)
+			}
+		})
 	}
 }
