@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -44,8 +45,12 @@ type benchResult struct {
 	McastRTTMS      float64 `json:"mcast_rtt_ms,omitempty"`
 
 	// RunS is `vmlab run` of the client/server example, end to end: load,
-	// boot both machines, the test, shutdown (absent without the file).
-	RunS float64 `json:"run_s,omitempty"`
+	// boot both machines, the test, shutdown (absent without the file),
+	// as it runs by default: its machines restored from the cache's
+	// snapshots, which an untimed run before it takes when missing.
+	// RunColdS is the same with -snapshot off.
+	RunS     float64 `json:"run_s,omitempty"`
+	RunColdS float64 `json:"run_cold_s,omitempty"`
 
 	// The driver's peak RSS while a command prints OutputMiB, and while one
 	// prints nothing; OutputS is how much longer the printing took (see
@@ -103,13 +108,22 @@ func runBench(ctx context.Context, e *env, args []string) int {
 	if ok, code := parse(e, fs, args, func() bool { return fs.NArg() == 0 && *runs >= 1 && *n >= 1 && *labOnly >= 0 }); !ok {
 		return code
 	}
+	if v := cmp.Or(bf.opts.Snapshot, os.Getenv("VMLAB_SNAPSHOT")); v != "" && v != "on" && v != "off" {
+		e.errorf("bench: snapshot: unknown value %q (want on or off)", v)
+		return exitUsage
+	}
+	restoredLab := snapshotWanted(bf)
+	// Every figure boots cold but those that measure restores, which
+	// take their snapshots in a temporary directory (snapshotBoot), and
+	// the example's, which runs as vmlab run does by default.
+	bf.opts.Snapshot = "off"
 	boot, err := bf.prepare(e)
 	if err != nil {
 		e.errorf("%v", err)
 		return exitFail
 	}
 	if *labOnly > 0 {
-		return runLabOnly(ctx, e, boot, bf, *labOnly, *asJSON)
+		return runLabOnly(ctx, e, boot, bf, *labOnly, restoredLab, *asJSON)
 	}
 	r, err := bench(ctx, e, boot, bf, *runs, *n)
 	if err != nil {
@@ -156,17 +170,9 @@ func runBench(ctx context.Context, e *env, args []string) int {
 		e.errorf("bench: image: %v", err)
 		return exitFail
 	}
-	if *example != "" {
-		if _, err := os.Stat(*example); err == nil {
-			fmt.Fprintf(e.stderr, "vmlab: bench: vmlab run %s\n", *example)
-			start := time.Now()
-			var out strings.Builder
-			if code := benchRun(ctx, &out, "-j", "1", *example); code != exitOK {
-				e.errorf("bench: vmlab run %s: exit %d\n%s", *example, code, out.String())
-				return exitFail
-			}
-			r.RunS = time.Since(start).Seconds()
-		}
+	if err := r.benchExample(ctx, e, *example); err != nil {
+		e.errorf("bench: %v", err)
+		return exitFail
 	}
 	if err := r.benchLab(ctx, e, bf, !*lab, *restore); err != nil {
 		e.errorf("bench: lab: %v", err)
@@ -369,8 +375,10 @@ func printBench(w io.Writer, r *benchResult) {
 	r.screenBench.print(tw)
 	r.ocrBench.print(tw)
 	if r.RunS > 0 {
-		fmt.Fprintf(tw, "vmlab run examples/client_server.star, wall time\t%.2f s (%.1fx floor)\t<= 10 s\t%s\n",
-			r.RunS, r.RunS/r.FloorS, verdict(r.RunS <= 10))
+		fmt.Fprintf(tw, "vmlab run examples/client_server.star, wall time, restored (the default)\t%.2f s (%.1fx floor)\t<= 3 s\t%s\n",
+			r.RunS, r.RunS/r.FloorS, verdict(r.RunS <= 3))
+		fmt.Fprintf(tw, "vmlab run examples/client_server.star, wall time, -snapshot off\t%.2f s (%.1fx floor)\t<= 10 s\t%s\n",
+			r.RunColdS, r.RunColdS/r.FloorS, verdict(r.RunColdS <= 10))
 	}
 	r.coverageBench.print(tw)
 	r.imageBench.print(tw)
@@ -432,4 +440,30 @@ func runGuestListen(ctx context.Context, e *env, args []string) int {
 	}
 	l.Close()
 	return exitOK
+}
+
+// benchExample times `vmlab run` of the example file as a user runs it,
+// machines restored from the cache's snapshots (a first, untimed run
+// takes those missing), and with -snapshot off. A missing file skips it.
+func (r *benchResult) benchExample(ctx context.Context, e *env, file string) error {
+	if file == "" {
+		return nil
+	}
+	if _, err := os.Stat(file); err != nil {
+		return nil
+	}
+	fmt.Fprintf(e.stderr, "vmlab: bench: vmlab run %s, restored and cold\n", file)
+	if _, err := timeRun(ctx, file, "-snapshot", "on"); err != nil {
+		return err
+	}
+	restored, err := timeRun(ctx, file, "-snapshot", "on")
+	if err != nil {
+		return err
+	}
+	cold, err := timeRun(ctx, file, "-snapshot", "off")
+	if err != nil {
+		return err
+	}
+	r.RunS, r.RunColdS = restored.Seconds(), cold.Seconds()
+	return nil
 }

@@ -340,12 +340,12 @@ func childrenNamed(ppid int, comm string) []int {
 
 // runLabOnly is `vmlab bench -lab-only N`: the lab of N machines alone,
 // printed as a table or JSON (docs/limits.md has the 100-machine run).
-// With -snapshot on (or $VMLAB_SNAPSHOT=on) the machines are restored
-// from a snapshot taken in a temporary directory.
-func runLabOnly(ctx context.Context, e *env, boot *machine.Boot, bf bootFlags, n int, asJSON bool) int {
+// When restored (the default; -snapshot off boots them cold) the machines
+// come from a snapshot taken in a temporary directory.
+func runLabOnly(ctx context.Context, e *env, boot *machine.Boot, bf bootFlags, n int, restored, asJSON bool) int {
 	var r labRun
 	var err error
-	if snapshotAsked(bf) {
+	if restored {
 		r, err = measureRestoredLab(ctx, e, bf, n)
 	} else {
 		r, err = measureLab(ctx, e, boot, n, bf.memory, bf.cpus, false)
@@ -364,10 +364,11 @@ func runLabOnly(ctx context.Context, e *env, boot *machine.Boot, bf bootFlags, n
 	return exitOK
 }
 
-// snapshotAsked says whether the boot flags (or $VMLAB_SNAPSHOT) ask for
-// machines restored from snapshots; PrepareBoot checked the value.
-func snapshotAsked(bf bootFlags) bool {
-	return cmp.Or(bf.opts.Snapshot, os.Getenv("VMLAB_SNAPSHOT")) == "on"
+// snapshotWanted says whether the boot flags (or $VMLAB_SNAPSHOT, else
+// the default) want machines restored from snapshots; PrepareBoot checks
+// the value.
+func snapshotWanted(bf bootFlags) bool {
+	return cmp.Or(bf.opts.Snapshot, os.Getenv("VMLAB_SNAPSHOT"), "on") == "on"
 }
 
 func (r labRun) print(w io.Writer) {

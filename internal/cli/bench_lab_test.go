@@ -121,7 +121,7 @@ func TestBenchRestoredLabVM(t *testing.T) {
 	e := &env{stdout: &stdout, stderr: &stderr}
 	bf := bootFlags{memory: 256, cpus: 1}
 	bf.opts.Accel, bf.opts.CacheDir, bf.opts.Snapshot = vmtest.Boot(t).Accel.Name, t.TempDir(), "on"
-	if code := runLabOnly(t.Context(), e, vmtest.Boot(t), bf, 3, true); code != exitOK {
+	if code := runLabOnly(t.Context(), e, vmtest.Boot(t), bf, 3, true, true); code != exitOK {
 		t.Fatalf("exit %d\n%s", code, stderr.String())
 	}
 	var r labRun

@@ -161,11 +161,12 @@ func largestOutputFile(dir string) (int64, error) {
 }
 
 // benchRun runs `vmlab run ARGS` in this process for a figure, its report
-// to out, with the result cache off: a figure is of a run, never of a
-// test reported cached (the coverage example's run without -coverage once
-// was: 0.15 s).
+// to out, with the result cache off (a figure is of a run, never of a
+// test reported cached: the coverage example's run without -coverage once
+// was, 0.15 s) and machines booted cold unless ARGS say -snapshot on (the
+// first run of a shape would take its snapshot inside the figure).
 func benchRun(ctx context.Context, out io.Writer, args ...string) int {
-	return runRun(ctx, &env{stdout: out, stderr: out}, append([]string{"-cache=off"}, args...))
+	return runRun(ctx, &env{stdout: out, stderr: out}, append([]string{"-cache=off", "-snapshot=off"}, args...))
 }
 
 // runOutputChild is the child driver: `vmlab run args` in this process,

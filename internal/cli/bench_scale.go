@@ -221,9 +221,11 @@ func (b *scaleRunner) run(ctx context.Context, name string, args ...string) (run
 	return runOutcome{s: c.took.Seconds(), tests: tests, cached: cached}, nil
 }
 
-// runCommand is `vmlab run -j 1 -out DIR/name ARGS FILES...`, not started.
+// runCommand is `vmlab run -j 1 -snapshot off -out DIR/name ARGS
+// FILES...`, not started: cold boots, so that the first of the runs
+// compared takes no snapshot.
 func (b *scaleRunner) runCommand(ctx context.Context, name string, args ...string) *scaleCommand {
-	all := append([]string{"run", "-j", "1", "-out", filepath.Join(b.dir, name)}, args...)
+	all := append([]string{"run", "-j", "1", "-snapshot", "off", "-out", filepath.Join(b.dir, name)}, args...)
 	return b.command(ctx, append(all, b.files...)...)
 }
 

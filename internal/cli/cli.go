@@ -183,7 +183,7 @@ func (b *bootFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&b.opts.QEMU, "qemu", "", "qemu-system-x86_64 `path` (default: from PATH)")
 	fs.StringVar(&b.opts.Accel, "accel", "", "force the accelerator: kvm or tcg (default: kvm when usable)")
 	fs.StringVar(&b.opts.Screen, "screen", "", "watch the displays of machines with one: vnc (a unix socket each) or window (default: $VMLAB_SCREEN, else none)")
-	fs.StringVar(&b.opts.Snapshot, "snapshot", "", "restore machines from a snapshot of their shape's boot: on or off (experimental; default: $VMLAB_SNAPSHOT, else off)")
+	fs.StringVar(&b.opts.Snapshot, "snapshot", "", "restore machines from a snapshot of their shape's boot, their files over 9p: on or off (cold boots, over virtiofs where it works) (default: $VMLAB_SNAPSHOT, else on)")
 	fs.IntVar(&b.memory, "memory", 512, "guest memory in `MiB`")
 	fs.IntVar(&b.cpus, "cpus", 1, "guest CPUs")
 }

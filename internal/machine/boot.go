@@ -56,7 +56,8 @@ type BootOptions struct {
 	Accel string
 	// FS forces the transport of the guest's root and shares ("9p" or
 	// "virtiofs", which needs virtiofsd and root); empty: $VMLAB_FS, else
-	// virtiofs where it works in full, 9p elsewhere (see chooseFS).
+	// 9p when Snapshot is on, else virtiofs where it works in full, 9p
+	// elsewhere (see chooseFS).
 	FS string
 	// Screen shows the displays of machines declared with one to the
 	// person running the test: "vnc" (a unix socket per machine) or
@@ -65,7 +66,10 @@ type BootOptions struct {
 	Screen string
 	// Snapshot restores machines from a snapshot of their shape's boot,
 	// taken at the first boot of that shape ("on"; docs/snapshots.md), or
-	// boots every one cold ("off"); empty: $VMLAB_SNAPSHOT, else off.
+	// boots every one cold ("off"); empty: $VMLAB_SNAPSHOT, else on. With
+	// it on, FS defaults to 9p: virtiofs cannot be migrated, and its
+	// memory must be shared with virtiofsd, not the snapshot's private
+	// copy.
 	Snapshot string
 	// SnapshotDir holds the snapshots when Snapshot is on; empty: the
 	// cache's (SnapshotDir(CacheDir)). `vmlab bench` gives a temporary
@@ -158,15 +162,13 @@ func PrepareBoot(opts BootOptions) (*Boot, error) {
 	if opts.Accel != "" && opts.Accel != "kvm" && opts.Accel != "tcg" {
 		return nil, fmt.Errorf("prepare boot: unknown accelerator %q (want kvm or tcg)", opts.Accel)
 	}
-	if opts.FS == "" {
-		opts.FS = os.Getenv("VMLAB_FS")
-	}
-	if opts.FS != "" && guestModules[opts.FS] == nil {
-		return nil, fmt.Errorf("prepare boot: unknown file system %q (want 9p or virtiofs)", opts.FS)
-	}
 	snapshot, err := readSnapshot(opts.Snapshot, os.Getenv)
 	if err != nil {
 		return nil, err
+	}
+	opts.FS = readFS(opts.FS, snapshot, os.Getenv)
+	if opts.FS != "" && guestModules[opts.FS] == nil {
+		return nil, fmt.Errorf("prepare boot: unknown file system %q (want 9p or virtiofs)", opts.FS)
 	}
 	screen, screenFrom, err := readScreen(opts.Screen, os.Getenv)
 	if err != nil {
@@ -304,6 +306,21 @@ func lazyModules(k *kernel.Kernel) []string {
 const inputModule = "evdev"
 
 const qbootPath = "/usr/share/qemu/qboot.rom"
+
+// readFS returns the transport asked for, else $VMLAB_FS, else 9p when
+// machines are restored from snapshots (virtiofs cannot be), else ""
+// (chooseFS picks).
+func readFS(asked string, snapshot bool, getenv func(string) string) string {
+	switch {
+	case asked != "":
+		return asked
+	case getenv("VMLAB_FS") != "":
+		return getenv("VMLAB_FS")
+	case snapshot:
+		return "9p"
+	}
+	return ""
+}
 
 // chooseFS returns the transport for the guest's files, fs or the default
 // when fs is empty, and virtiofsd's path for virtiofs.

@@ -42,16 +42,17 @@ type snapshotBase struct {
 // snapshotFormat changes when what a snapshot directory holds does.
 const snapshotFormat = 2
 
-// readSnapshot reads the snapshot option asked for, else $VMLAB_SNAPSHOT.
+// readSnapshot reads the snapshot option asked for, else $VMLAB_SNAPSHOT,
+// else on.
 func readSnapshot(asked string, getenv func(string) string) (bool, error) {
 	from := "snapshot"
 	if asked == "" {
 		asked, from = getenv("VMLAB_SNAPSHOT"), "VMLAB_SNAPSHOT"
 	}
 	switch asked {
-	case "", "off":
+	case "off":
 		return false, nil
-	case "on":
+	case "", "on":
 		return true, nil
 	}
 	return false, fmt.Errorf("prepare boot: %s: unknown value %q (want on or off)", from, asked)
@@ -93,7 +94,7 @@ func hashFile(w io.Writer, path string) error {
 func (m *Machine) snapshotUnsupported(q qemu.Config) string {
 	switch {
 	case m.cfg.Boot.FS != "9p":
-		return "its files come over virtiofs, which QEMU 7.2 cannot migrate (use -fs 9p)"
+		return "its files come over virtiofs (asked for by VMLAB_FS or BootOptions.FS), which QEMU 7.2 cannot migrate"
 	case len(m.cfg.QEMUArgs) > 0:
 		return "machines with extra QEMU arguments are not restored from snapshots"
 	}

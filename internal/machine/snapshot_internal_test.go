@@ -66,11 +66,36 @@ func TestReadSnapshot(t *testing.T) {
 	if on, err := readSnapshot("off", env("on")); on || err != nil {
 		t.Errorf("off over VMLAB_SNAPSHOT=on: got %v, %v", on, err)
 	}
-	if on, err := readSnapshot("", env("")); on || err != nil {
-		t.Errorf("default: got %v, %v; want off", on, err)
+	if on, err := readSnapshot("", env("off")); on || err != nil {
+		t.Errorf("VMLAB_SNAPSHOT=off: got %v, %v", on, err)
+	}
+	if on, err := readSnapshot("", env("")); !on || err != nil {
+		t.Errorf("default: got %v, %v; want on", on, err)
 	}
 	if _, err := readSnapshot("yes", env("")); err == nil || !strings.Contains(err.Error(), "want on or off") {
 		t.Errorf("yes: got %v, want an error naming on and off", err)
+	}
+}
+
+// TestReadFS: machines restored from snapshots default to 9p (virtiofs
+// cannot be migrated), and a transport asked for, by flag or by $VMLAB_FS,
+// is kept (a virtiofs machine then boots cold).
+func TestReadFS(t *testing.T) {
+	env := func(v string) func(string) string { return func(string) string { return v } }
+	for _, tc := range []struct {
+		asked, env string
+		snapshot   bool
+		want       string
+	}{
+		{snapshot: true, want: "9p"},
+		{snapshot: false, want: ""},
+		{asked: "virtiofs", snapshot: true, want: "virtiofs"},
+		{env: "virtiofs", snapshot: true, want: "virtiofs"},
+		{asked: "9p", env: "virtiofs", want: "9p"},
+	} {
+		if got := readFS(tc.asked, tc.snapshot, env(tc.env)); got != tc.want {
+			t.Errorf("readFS(%q, %v) with VMLAB_FS=%q: got %q, want %q", tc.asked, tc.snapshot, tc.env, got, tc.want)
+		}
 	}
 }
 
