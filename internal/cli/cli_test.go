@@ -64,7 +64,8 @@ func TestExecAndBench(t *testing.T) {
 	// TestBenchCoverageVM, TestBenchScaleVM) are skipped here: they took
 	// most of this test's five minutes.
 	code, stdout, stderr = run("bench", "-json", "-runs", "1", "-n", "20", "-net-seconds", "1", "-net-rounds", "1", "-output", "64",
-		"-systemd=false", "-image", "", "-lab=false", "-restore=false", "-coverage-example", "", "-shard-files", "")
+		"-systemd=false", "-image", "", "-lab=false", "-restore=false", "-coverage-example", "", "-shard-files", "",
+		"-example", "../../examples/client_server.star")
 	if code != exitOK {
 		t.Fatalf("bench: exit %d, stderr %s", code, stderr)
 	}

@@ -40,7 +40,7 @@ type snapshotBase struct {
 }
 
 // snapshotFormat changes when what a snapshot directory holds does.
-const snapshotFormat = 2
+const snapshotFormat = 3
 
 // readSnapshot reads the snapshot option asked for, else $VMLAB_SNAPSHOT,
 // else on.

@@ -1,7 +1,9 @@
 package machine
 
 import (
+	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -93,7 +95,7 @@ func checkRAM(path, want string) error {
 	}
 	ramChecks.Unlock()
 	c.once.Do(func() {
-		sum, _, err := sumFile(path)
+		sum, _, err := sumMemory(path)
 		switch {
 		case err != nil:
 			c.err = err
@@ -133,6 +135,66 @@ func sumFile(path string) (string, int64, error) {
 		return "", 0, err
 	}
 	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// memPage is the unit sumMemory skips when it is all zeros.
+const memPage = 4096
+
+// sumMemory returns a SHA-256 of the memory file at path, and its size:
+// of its size and of each 4 KiB page that is not all zeros, with its
+// offset. It reads only the file's data (SEEK_DATA; a hole reads as
+// zeros): a snapshot's 512 MiB file holds ~140 MiB a guest wrote, and a
+// plain SHA-256 of all of it took 0.5-1.8 s of every take. The sum does
+// not depend on which zero pages the file system stores.
+func sumMemory(path string) (string, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", 0, err
+	}
+	size := fi.Size()
+	h := sha256.New()
+	fmt.Fprintf(h, "vmlab memory %d\n", size)
+	var zero [memPage]byte
+	buf := make([]byte, 64*memPage)
+	var off [8]byte
+	for pos := int64(0); pos < size; {
+		data, err := unix.Seek(int(f.Fd()), pos, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) {
+			break // nothing but a hole up to the end
+		}
+		if err != nil {
+			data = pos // no SEEK_DATA here: read everything
+		}
+		end, err := unix.Seek(int(f.Fd()), data, unix.SEEK_HOLE)
+		if err != nil {
+			end = size
+		}
+		// Whole pages: a data extent starts and ends on block boundaries.
+		data -= data % memPage
+		for p := data; p < end; {
+			n, err := f.ReadAt(buf[:min(int64(len(buf)), end-p)], p)
+			if n == 0 && err != nil {
+				return "", 0, fmt.Errorf("read %s: %w", path, err)
+			}
+			for i := 0; i < n; i += memPage {
+				page := buf[i:min(i+memPage, n)]
+				if bytes.Equal(page, zero[:len(page)]) {
+					continue
+				}
+				binary.LittleEndian.PutUint64(off[:], uint64(p)+uint64(i))
+				h.Write(off[:])
+				h.Write(page)
+			}
+			p += int64(n)
+		}
+		pos = end
+	}
+	return hex.EncodeToString(h.Sum(nil)), size, nil
 }
 
 // fileDigests are this process's SHA-256 sums of files, by path, inode,

@@ -1,6 +1,7 @@
 package machine
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -22,7 +23,7 @@ func TestCheckSnapshot(t *testing.T) {
 		os.WriteFile(filepath.Join(dir, snapState), []byte("device state"), 0o600)
 		os.WriteFile(filepath.Join(dir, snapRAM), make([]byte, 4096), 0o600)
 		sum, n, _ := sumFile(filepath.Join(dir, snapState))
-		ramSum, _, _ := sumFile(filepath.Join(dir, snapRAM))
+		ramSum, _, _ := sumMemory(filepath.Join(dir, snapRAM))
 		h := `{"key":"k1","state_bytes":` + itoa(n) + `,"state_sha256":"` + sum + `","ram_bytes":4096,"ram_sha256":"` + ramSum + `"}`
 		os.WriteFile(filepath.Join(dir, snapHeader), []byte(h), 0o600)
 		return dir
@@ -109,7 +110,7 @@ func TestCheckSnapshotMemory(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, snapState), []byte("device state"), 0o600)
 	os.WriteFile(ram, make([]byte, 8192), 0o600)
 	stateSum, n, _ := sumFile(filepath.Join(dir, snapState))
-	ramSum, _, _ := sumFile(ram)
+	ramSum, _, _ := sumMemory(ram)
 	h := `{"key":"k1","state_bytes":` + itoa(n) + `,"state_sha256":"` + stateSum + `","ram_bytes":8192,"ram_sha256":"` + ramSum + `"}`
 	os.WriteFile(filepath.Join(dir, snapHeader), []byte(h), 0o600)
 	if _, err := checkSnapshot(dir, "k1"); err != nil {
@@ -269,5 +270,57 @@ func TestCPUIdentity(t *testing.T) {
 		if got := roundTSCMHz(tt.kHz); got != tt.mhz {
 			t.Errorf("roundTSCMHz(%d) = %d, want %d", tt.kHz, got, tt.mhz)
 		}
+	}
+}
+
+// TestSumMemory: a memory file's sum reads only its data and does not
+// depend on how its zeros are stored (a hole or written zeros), but on
+// every byte of it, holes' included, and on its size.
+func TestSumMemory(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, size int64, at map[int64][]byte) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		f, err := os.Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := f.Truncate(size); err != nil {
+			t.Fatal(err)
+		}
+		for off, b := range at {
+			if _, err := f.WriteAt(b, off); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return p
+	}
+	const mib = 1 << 20
+	page := bytes.Repeat([]byte{0xab}, memPage)
+	sparse := write("sparse", 8*mib, map[int64][]byte{0: page, 5 * mib: page})
+	zeros := write("zeros", 8*mib, map[int64][]byte{0: page, 5 * mib: page, 2 * mib: make([]byte, mib)})
+	moved := write("moved", 8*mib, map[int64][]byte{0: page, 6 * mib: page})
+	inHole := write("inhole", 8*mib, map[int64][]byte{0: page, 5 * mib: page, 3*mib + 17: {1}})
+	longer := write("longer", 9*mib, map[int64][]byte{0: page, 5 * mib: page})
+	sum := func(p string) string {
+		t.Helper()
+		s, _, err := sumMemory(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	base := sum(sparse)
+	if got := sum(zeros); got != base {
+		t.Errorf("written zeros: sum %.12s, want the hole's %.12s", got, base)
+	}
+	for _, p := range []string{moved, inHole, longer} {
+		if sum(p) == base {
+			t.Errorf("%s: same sum as a different file", filepath.Base(p))
+		}
+	}
+	if _, n, _ := sumMemory(longer); n != 9*mib {
+		t.Errorf("size: got %d, want %d", n, 9*mib)
 	}
 }

@@ -97,7 +97,7 @@ func writeSnapshot(tmp string, ram *os.File, h *snapshotHeader) error {
 		return fmt.Errorf("sync the memory file: %w", err)
 	}
 	var err error
-	if h.RAMSHA256, h.RAM, err = sumFile(ram.Name()); err != nil {
+	if h.RAMSHA256, h.RAM, err = sumMemory(ram.Name()); err != nil {
 		return err
 	}
 	b, _ := json.Marshal(h)
