@@ -25,6 +25,7 @@ import (
 // declared file is rewritten. Before the machine had a disk, every boot
 // started from an empty root in memory.
 func TestDiskKeepsRoot(t *testing.T) {
+	t.Parallel() // long: beside another, after the sequential tests
 	ctx := t.Context()
 	// A run killed before it closed its machines left a disk in the
 	// machine's directory, which a new run uses again (vmlab run -out):

@@ -242,6 +242,7 @@ func TestMachine(t *testing.T) {
 // TestMachineDies checks that a machine that dies is reported at once, with
 // the console tail, instead of at some timeout.
 func TestMachineDies(t *testing.T) {
+	t.Parallel() // long: beside another, after the sequential tests
 	ctx := t.Context()
 	t.Run("kernel panic", func(t *testing.T) {
 		m := vmtest.Machine(t, machine.Config{Machine: spec.Machine{Name: "panicky"}})
@@ -253,7 +254,7 @@ func TestMachineDies(t *testing.T) {
 		// cold-booted one does (issue 16: a later call booted it again).
 		boot := vmtest.Boot(t)
 		b, err := machine.PrepareBoot(machine.BootOptions{Agent: vmtest.Agent(t), Accel: boot.Accel.Name,
-			FS: "9p", Snapshot: "on", CacheDir: t.TempDir()})
+			FS: "9p", Snapshot: "on", SnapshotDir: t.TempDir()})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -22,11 +22,12 @@ import (
 )
 
 // snapRig boots machines with snapshot boots on, from a snapshot cache of
-// the test's own, and keeps their log lines.
+// the test's own (the kernel and initramfs are the shared cache's), and
+// keeps their log lines.
 type snapRig struct {
 	t     *testing.T
 	b     *machine.Boot
-	cache string // the cache directory (its snapshots: machine.SnapshotDir)
+	snaps string // the snapshot cache
 	log   logLines
 }
 
@@ -35,13 +36,13 @@ func newSnapRig(t *testing.T) *snapRig {
 	if testing.Short() {
 		t.Skip("boots VMs")
 	}
-	cache := t.TempDir()
+	snaps := t.TempDir()
 	b, err := machine.PrepareBoot(machine.BootOptions{Agent: vmtest.Agent(t), Accel: vmtest.Boot(t).Accel.Name,
-		FS: "9p", Snapshot: "on", CacheDir: cache})
+		FS: "9p", Snapshot: "on", SnapshotDir: snaps})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &snapRig{t: t, b: b, cache: cache}
+	return &snapRig{t: t, b: b, snaps: snaps}
 }
 
 // machine makes a machine of cfg, closed when the test ends.
@@ -96,6 +97,7 @@ func succeed(t *testing.T, ctx context.Context, m *machine.Machine, command stri
 // crashes and shuts down as a cold-booted one does. Before, a systemd
 // machine always booted cold.
 func TestSnapshotSystemd(t *testing.T) {
+	t.Parallel() // long: beside another, after the sequential tests
 	needsSystemd(t)
 	r := newSnapRig(t)
 	ctx := t.Context()
@@ -153,6 +155,7 @@ func TestSnapshotSystemd(t *testing.T) {
 // snapshot (the init mode changes nothing before the point); a reboot is
 // a restore again. Before, an image machine always booted cold.
 func TestSnapshotImage(t *testing.T) {
+	t.Parallel() // long: beside another, after the sequential tests
 	img := vmtest.DebianImageWith(t, "iproute2", "iputils-ping", "systemd")
 	r := newSnapRig(t)
 	ctx := t.Context()
@@ -235,6 +238,7 @@ func TestSnapshotDisplay(t *testing.T) {
 // machine's agent read the coverage directory from a kernel command line
 // that has no boot config.
 func TestSnapshotCoverage(t *testing.T) {
+	t.Parallel() // long: beside another, after the sequential tests
 	needsSystemd(t)
 	r := newSnapRig(t)
 	ctx := t.Context()

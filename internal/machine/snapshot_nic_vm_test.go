@@ -38,16 +38,17 @@ done`
 // reach systemd's PermanentMACAddress=, udev's ID_NET_NAME_MAC and
 // NetworkManager's cloned-mac-address=permanent.
 func TestSnapshotNICs(t *testing.T) {
+	t.Parallel() // long: beside another, after the sequential tests
 	if testing.Short() {
 		t.Skip("boots VMs")
 	}
 	ctx := t.Context()
 	boot := vmtest.Boot(t)
-	cache := t.TempDir()
+	snaps := t.TempDir()
 	var logs logLines
 	start := func(name, snapshot string, host byte) (*machine.Machine, []string) {
 		b, err := machine.PrepareBoot(machine.BootOptions{Agent: vmtest.Agent(t), Accel: boot.Accel.Name,
-			FS: "9p", Snapshot: snapshot, CacheDir: cache})
+			FS: "9p", Snapshot: snapshot, SnapshotDir: snaps})
 		if err != nil {
 			t.Fatal(err)
 		}

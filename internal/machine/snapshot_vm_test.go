@@ -28,7 +28,7 @@ func TestSnapshotRestore(t *testing.T) {
 	ctx := t.Context()
 	boot := vmtest.Boot(t)
 	b, err := machine.PrepareBoot(machine.BootOptions{Agent: vmtest.Agent(t), Accel: boot.Accel.Name,
-		FS: "9p", Snapshot: "on", CacheDir: t.TempDir()})
+		FS: "9p", Snapshot: "on", SnapshotDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func stagesOf(m *machine.Machine) string {
 // machine is restored from it.
 func TestSnapshotConcurrentTake(t *testing.T) {
 	r := newSnapRig(t)
-	ctx, cache, log := t.Context(), r.cache, &r.log
+	ctx, snaps, log := t.Context(), r.snaps, &r.log
 	newMachine := func(name string) *machine.Machine {
 		return r.machine(machine.Config{Machine: spec.Machine{Name: name}})
 	}
@@ -150,7 +150,7 @@ func TestSnapshotConcurrentTake(t *testing.T) {
 		t.Errorf("%s: cold boot with the note %v, restored %v; want one of them (log:\n%s)", other, busy, restored, lines)
 	}
 	t.Logf("%s took the snapshot; %s overlapped it (booted cold): %v", took, other, busy)
-	entries, err := os.ReadDir(filepath.Join(cache, "snapshots"))
+	entries, err := os.ReadDir(snaps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,7 @@ func TestSnapshotConcurrentTake(t *testing.T) {
 	if len(dirs) != 1 || strings.HasPrefix(dirs[0], ".") {
 		t.Fatalf("snapshot directories %v, want one whole snapshot", dirs)
 	}
-	if _, err := os.Stat(filepath.Join(cache, "snapshots", dirs[0], "header.json")); err != nil {
+	if _, err := os.Stat(filepath.Join(snaps, dirs[0], "header.json")); err != nil {
 		t.Error(err)
 	}
 	three := newMachine("three")
@@ -191,7 +191,7 @@ func containsLine(s, prefix, sub string) bool {
 // snapshot is set aside. Before the fix the machine failed to start.
 func TestSnapshotBadState(t *testing.T) {
 	r := newSnapRig(t)
-	ctx, cache, log := t.Context(), r.cache, &r.log
+	ctx, snaps, log := t.Context(), r.snaps, &r.log
 	start := func(name string) *machine.Machine {
 		m := r.machine(machine.Config{Machine: spec.Machine{Name: name}})
 		if err := m.Start(ctx); err != nil {
@@ -200,7 +200,6 @@ func TestSnapshotBadState(t *testing.T) {
 		return m
 	}
 	start("alpha").Close()
-	snaps := machine.SnapshotDir(cache)
 	entries, err := machine.ListSnapshots(snaps)
 	if err != nil || len(entries) != 1 {
 		t.Fatalf("got snapshots %+v, %v; want one", entries, err)

@@ -105,6 +105,7 @@ func TestSystemdBoot(t *testing.T) {
 // hidden; a unit that will not stop does not hold shutdown() beyond the
 // agent's bound. Before, the agent's own power-off fought systemd.
 func TestSystemdPower(t *testing.T) {
+	t.Parallel() // long: beside another, after the sequential tests
 	needsSystemd(t)
 	ctx := t.Context()
 	// stubborn ignores SIGTERM and has no stop timeout: only the agent's

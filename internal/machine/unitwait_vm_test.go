@@ -19,6 +19,7 @@ import (
 // exist, a user's unit, and declared services rendered as
 // units (readiness from the journal, the environment as declared).
 func TestSystemdWaitUnit(t *testing.T) {
+	t.Parallel() // long: beside another, after the sequential tests
 	if testing.Short() {
 		t.Skip("boots a systemd VM")
 	}
