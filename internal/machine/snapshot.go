@@ -11,6 +11,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -132,7 +134,7 @@ func (m *Machine) snapshotKey(q qemu.Config) (string, error) {
 		}
 		fmt.Fprintf(h, "initramfs sha256 %s\n", sum)
 	}
-	q.Append, q.Kernel, q.Initrd, q.Dir, q.Name = strings.Join(m.kernelArgs(), " "), "", "", "", ""
+	q.Append, q.Kernel, q.Initrd, q.Dir, q.Name = strings.Join(keyKernelArgs(m.kernelArgs()), " "), "", "", "", ""
 	args := q.Args()
 	for i, a := range args {
 		var keep []string
@@ -175,6 +177,24 @@ func (m *Machine) snapshotKey(q qemu.Config) (string, error) {
 		fmt.Fprintf(h, "host cpu %s\n", hostCPU())
 	}
 	return hex.EncodeToString(h.Sum(nil))[:32], nil
+}
+
+// keyKernelArgs is args as the snapshot key has them: the host TSC's
+// frequency (tsc_early_khz, measured once per process, ~1 ppm apart from
+// one process to the next) rounded to the MHz. Exact, two runs made two
+// snapshots of one shape. A restored guest keeps the figure of the boot
+// that took the snapshot, at most ~220 ppm from its own (its clock is set
+// from the host's at the restore).
+func keyKernelArgs(args []string) []string {
+	out := slices.Clone(args)
+	for i, a := range out {
+		if v, ok := strings.CutPrefix(a, "tsc_early_khz="); ok {
+			if khz, err := strconv.ParseInt(v, 10, 64); err == nil {
+				out[i] = fmt.Sprintf("tsc_mhz=%d", (khz+500)/1000)
+			}
+		}
+	}
+	return out
 }
 
 // splitOpts splits a QEMU option list at its commas, keeping a doubled

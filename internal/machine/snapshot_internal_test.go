@@ -324,3 +324,21 @@ func TestSumMemory(t *testing.T) {
 		t.Errorf("size: got %d, want %d", n, 9*mib)
 	}
 }
+
+// TestKeyKernelArgs: the TSC figure, measured again by every process,
+// counts to the MHz in a snapshot's key (two runs 1 kHz apart had made two
+// snapshots of one shape); the other arguments count as they are.
+func TestKeyKernelArgs(t *testing.T) {
+	key := func(khz string) string {
+		return strings.Join(keyKernelArgs([]string{"console=ttyS0", "tsc_early_khz=" + khz, "quiet"}), " ")
+	}
+	if a, b := key("2299997"), key("2299998"); a != b {
+		t.Errorf("1 kHz apart: %q and %q, want one key", a, b)
+	}
+	if a, b := key("2299997"), key("2301997"); a == b {
+		t.Errorf("2 MHz apart: both %q, want two keys", a)
+	}
+	if got := key("2299997"); got != "console=ttyS0 tsc_mhz=2300 quiet" {
+		t.Errorf("got %q", got)
+	}
+}
