@@ -492,22 +492,24 @@ func TestFakeDownReason(t *testing.T) {
 	}
 }
 
+// fakeOpts reads a QEMU option list's key=value parts (the fakes' paths
+// hold no commas).
+func fakeOpts(list string) map[string]string {
+	o := map[string]string{}
+	for _, kv := range strings.Split(list, ",") {
+		k, v, _ := strings.Cut(kv, "=")
+		o[k] = v
+	}
+	return o
+}
+
 // fakeConnect connects to the QMP and agent sockets named in args.
 func fakeConnect(args []string) (qmpConn, agentConn net.Conn, dir string) {
 	paths := map[string]string{}
 	for i, a := range args {
 		if a == "-chardev" && i+1 < len(args) && strings.HasPrefix(args[i+1], "socket,") {
-			var id, path string
-			for _, kv := range strings.Split(args[i+1], ",") {
-				k, v, _ := strings.Cut(kv, "=")
-				switch k {
-				case "id":
-					id = v
-				case "path":
-					path = v
-				}
-			}
-			paths[id] = path
+			o := fakeOpts(args[i+1])
+			paths[o["id"]] = o["path"]
 		}
 	}
 	q, err := net.Dial("unix", paths["qmp"])

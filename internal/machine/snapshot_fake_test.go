@@ -84,15 +84,9 @@ func fakeSnapshotQEMU(mode string, args []string) (int, bool) {
 		case a == "-append":
 			appendArg = args[i+1]
 		case a == "-object" && strings.HasPrefix(args[i+1], "memory-backend-file,"):
-			for _, kv := range strings.Split(args[i+1], ",") {
-				k, v, _ := strings.Cut(kv, "=")
-				switch k {
-				case "mem-path":
-					memPath = v
-				case "size":
-					memMiB, _ = strconv.Atoi(strings.TrimSuffix(v, "M"))
-				}
-			}
+			o := fakeOpts(args[i+1])
+			memPath = o["mem-path"]
+			memMiB, _ = strconv.Atoi(strings.TrimSuffix(o["size"], "M"))
 		}
 	}
 	switch {
