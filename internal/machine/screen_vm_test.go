@@ -49,16 +49,7 @@ func TestVMDisplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("screenshot took %v (%d bytes)", time.Since(start), len(b))
-	img, err := png.Decode(bytes.NewReader(b))
-	if err != nil {
-		t.Fatalf("decode the screenshot: %v", err)
-	}
-	if got := img.Bounds().Size(); got.X < 640 || got.Y < 400 {
-		t.Errorf("got a %v screenshot, want at least 640x400", got)
-	}
-	if oneColour(img) {
-		t.Error("the screenshot is all one colour: nothing on the display")
-	}
+	checkScreenshot(t, b)
 	// A shell that exits is replaced, as getty would. Keys typed while
 	// none has tty1 open are lost (as with getty): wait for the new one.
 	old, err := m.Succeed(ctx, "ps -o sid= -t tty1 | head -n 1")
@@ -88,6 +79,22 @@ func TestVMDisplay(t *testing.T) {
 	}
 	if err := m.WaitForShutdown(ctx, 30*time.Second); err != nil {
 		t.Errorf("after ctrl-alt-delete: %v", err)
+	}
+}
+
+// checkScreenshot fails the test unless b is a PNG of at least 640x400
+// with something drawn on it.
+func checkScreenshot(t *testing.T, b []byte) {
+	t.Helper()
+	img, err := png.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("decode the screenshot: %v", err)
+	}
+	if got := img.Bounds().Size(); got.X < 640 || got.Y < 400 {
+		t.Errorf("got a %v screenshot, want at least 640x400", got)
+	}
+	if oneColour(img) {
+		t.Error("the screenshot is all one colour: nothing on the display")
 	}
 }
 

@@ -6,12 +6,10 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/vmlab/vmlab/internal/agentproto"
 	"github.com/vmlab/vmlab/internal/machine"
 	"github.com/vmlab/vmlab/internal/spec"
-	"github.com/vmlab/vmlab/internal/vmtest"
 )
 
 // permAddr prints each named link's permanent address as ethtool -P
@@ -43,15 +41,8 @@ func TestSnapshotNICs(t *testing.T) {
 		t.Skip("boots VMs")
 	}
 	ctx := t.Context()
-	boot := vmtest.Boot(t)
-	snaps := t.TempDir()
-	var logs logLines
+	rigs := map[string]*snapRig{"on": newRig(t, "on"), "off": newRig(t, "off")}
 	start := func(name, snapshot string, host byte) (*machine.Machine, []string) {
-		b, err := machine.PrepareBoot(machine.BootOptions{Agent: vmtest.Agent(t), Accel: boot.Accel.Name,
-			FS: "9p", Snapshot: snapshot, SnapshotDir: snaps})
-		if err != nil {
-			t.Fatal(err)
-		}
 		var nics []machine.NIC
 		var macs []string
 		for i := range 2 {
@@ -67,17 +58,7 @@ func TestSnapshotNICs(t *testing.T) {
 				Interface: agentproto.Interface{MAC: mac, Name: fmt.Sprintf("eth%d", i),
 					Addrs: []string{fmt.Sprintf("192.168.%d.%d/24", i+1, host)}}})
 		}
-		m, err := machine.New(machine.Config{Boot: b, Machine: spec.Machine{Name: name}, NICs: nics,
-			Logf: func(f string, a ...any) { logs.logf(name+": "+f, a...); t.Logf(name+": "+f, a...) }})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { m.Close() })
-		t0 := time.Now()
-		if err := m.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("%s up in %v (stages %+v)", name, time.Since(t0), m.Hello().Stages)
+		m := rigs[snapshot].up(ctx, machine.Config{Machine: spec.Machine{Name: name}, NICs: nics})
 		return m, macs
 	}
 	links := func(m *machine.Machine) (names, nics string) {

@@ -14,7 +14,6 @@ import (
 
 	"github.com/vmlab/vmlab/internal/machine"
 	"github.com/vmlab/vmlab/internal/spec"
-	"github.com/vmlab/vmlab/internal/vmtest"
 )
 
 // TestSnapshotRestore checks snapshot boots: the first machine of a shape
@@ -26,31 +25,14 @@ func TestSnapshotRestore(t *testing.T) {
 		t.Skip("boots VMs")
 	}
 	ctx := t.Context()
-	boot := vmtest.Boot(t)
-	b, err := machine.PrepareBoot(machine.BootOptions{Agent: vmtest.Agent(t), Accel: boot.Accel.Name,
-		FS: "9p", Snapshot: "on", SnapshotDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs []string
+	r := newSnapRig(t)
 	start := func(name string) *machine.Machine {
-		m, err := machine.New(machine.Config{Boot: b, Machine: spec.Machine{Name: name},
-			Logf: func(f string, a ...any) { logs = append(logs, name+": "+f); t.Logf(name+": "+f, a...) }})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { m.Close() })
-		t0 := time.Now()
-		if err := m.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("%s up in %v (stages %+v)", name, time.Since(t0), m.Hello().Stages)
-		return m
+		return r.up(ctx, machine.Config{Machine: spec.Machine{Name: name}})
 	}
 	a := start("alpha")
 	bm := start("beta")
-	if strings.Contains(strings.Join(logs, "\n"), "cold boot") {
-		t.Fatalf("a machine booted cold:\n%s", strings.Join(logs, "\n"))
+	if logs := r.log.String(); strings.Contains(logs, "cold boot") {
+		t.Fatalf("a machine booted cold:\n%s", logs)
 	}
 	random := map[string]bool{}
 	for _, m := range []*machine.Machine{a, bm} {
