@@ -91,10 +91,9 @@ func consoleShellOnce(tty *os.File) error {
 	cmd.Env = withCoverage([]string{"PATH=" + agentproto.DefaultPath, "HOME=/root", "USER=root", "LOGNAME=root", "TERM=linux"}, nil)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
-	done, err := start(cmd)
+	err := cmd.Start()
 	if err != nil {
 		return fmt.Errorf("start %s on %s: %w", sh.path, consoleTTY, err)
 	}
-	defer done()
 	return cmd.Wait()
 }

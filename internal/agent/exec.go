@@ -64,13 +64,12 @@ func (s *server) exec(ctx context.Context, id uint32, req *agentproto.Exec, st *
 		stdout.abort()
 		return agentproto.Result{Error: err.Error()}
 	}
-	pid, wait, done, err := startCommand(ctx, req, stdin, stdout.w, stderr.w)
+	pid, wait, err := startCommand(ctx, req, stdin, stdout.w, stderr.w)
 	if err != nil {
 		stdout.abort()
 		stderr.abort()
 		return agentproto.Result{Error: err.Error()}
 	}
-	defer done()
 	stdout.w.Close()
 	stderr.w.Close()
 	st.ctl.attach(nil, func(sig syscall.Signal) { syscall.Kill(-pid, sig) })
@@ -90,38 +89,38 @@ func (s *server) exec(ctx context.Context, id uint32, req *agentproto.Exec, st *
 // startCommand starts req's shell with the given descriptors (stdin nil:
 // /dev/null): through the fork server when req may take it and it runs
 // (forksrv.go), else exec'd. It returns the shell's pid, how to wait for
-// it, and done, to call once it has been waited for.
-func startCommand(ctx context.Context, req *agentproto.Exec, stdin, stdout, stderr *os.File) (pid int, wait func() (*os.ProcessState, error), done func(), err error) {
+// it.
+func startCommand(ctx context.Context, req *agentproto.Exec, stdin, stdout, stderr *os.File) (pid int, wait func() (*os.ProcessState, error), err error) {
 	if f := forkServerFor(req); f != nil {
 		in := stdin
 		if in == nil {
 			if in, err = os.Open(os.DevNull); err != nil {
-				return 0, nil, nil, fmt.Errorf("open %s for the command's stdin: %w", os.DevNull, err)
+				return 0, nil, fmt.Errorf("open %s for the command's stdin: %w", os.DevNull, err)
 			}
 			defer in.Close()
 		}
-		pid, done, err := f.spawn(ctx, in, stdout, stderr, f.dir, req.Command)
+		pid, err := f.spawn(ctx, in, stdout, stderr, f.dir, req.Command)
 		if err == nil {
-			return pid, forkWait(pid), done, nil
+			return pid, forkWait(pid), nil
 		}
 		if !errors.Is(err, errNotRun) {
-			return 0, nil, nil, err
+			return 0, nil, err
 		}
 		logf("exec the shell: %v", err)
 	}
 	cmd, err := command(ctx, req, strictShell())
 	if err != nil {
-		return 0, nil, nil, err
+		return 0, nil, err
 	}
 	if stdin != nil {
 		cmd.Stdin = stdin
 	}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
-	if done, err = start(cmd); err != nil {
+	if err = cmd.Start(); err != nil {
 		// Not the command itself: it may be 128 KiB long.
-		return 0, nil, nil, fmt.Errorf("start the command: %v", err)
+		return 0, nil, fmt.Errorf("start the command: %v", err)
 	}
-	return cmd.Process.Pid, cmdWait(cmd), done, nil
+	return cmd.Process.Pid, cmdWait(cmd), nil
 }
 
 // output is where a command's output of type typ goes: frames on stream

@@ -53,6 +53,15 @@ func TestCommandSemanticsInVM(t *testing.T) {
 	if out, err := m.WaitUntilSucceeds(ctx, "test -e /tmp/later && echo there", time.Minute); err != nil || out != "there\n" {
 		t.Errorf("waiting for a file through the server: %q, %v", out, err)
 	}
+	// An orphan (its parent exits at once) is PID 1's to reap: once it has
+	// ended it is gone, not a zombie.
+	out, err = m.Succeed(ctx, "sh -c 'sleep 0.2 >/dev/null 2>&1 & echo $!'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.WaitUntilSucceeds(ctx, "! test -e /proc/"+strings.TrimSpace(out), time.Minute); err != nil {
+		t.Errorf("the orphan %s was not reaped: %v", strings.TrimSpace(out), err)
+	}
 	// A test that kills every process kills the server too: the next
 	// command execs its shell, or meets a new server, and the one after
 	// that has a new server.

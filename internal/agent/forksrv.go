@@ -203,8 +203,7 @@ func startForkServer(lib []byte, sh shell, bootstrap string) (*forkServer, error
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	cmd.ExtraFiles = []*os.File{theirs, so}
-	done, err := start(cmd)
-	if err != nil {
+	if err := cmd.Start(); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("start the fork server: %w", err)
 	}
@@ -213,7 +212,6 @@ func startForkServer(lib []byte, sh shell, bootstrap string) (*forkServer, error
 	f := &forkServer{conn: conn, pid: cmd.Process.Pid, proc: cmd.Process, dir: cmd.Dir, exited: make(chan struct{})}
 	go func() {
 		cmd.Wait()
-		done()
 		conn.Close()
 		close(f.exited)
 	}()
@@ -234,96 +232,140 @@ func startForkServer(lib []byte, sh shell, bootstrap string) (*forkServer, error
 }
 
 // spawn has the fork server start command in dir with stdin, stdout and
-// stderr, and returns the shell's pid, recorded as the agent's child until
-// done is called. errNotRun means the command did not start (nothing of
-// it ran): the server is gone or did not answer, ctx ended first, or the
-// shell could not change to dir.
-func (f *forkServer) spawn(ctx context.Context, stdin, stdout, stderr *os.File, dir, command string) (pid int, done func(), err error) {
+// stderr, and returns the shell's pid. errNotRun means the command did not
+// start (nothing of it ran): the server is gone or did not answer, ctx ended
+// first, or the shell could not change to dir.
+func (f *forkServer) spawn(ctx context.Context, stdin, stdout, stderr *os.File, dir, command string) (pid int, err error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return 0, nil, fmt.Errorf("%w: create its control socket: %v", errNotRun, err)
+		return 0, fmt.Errorf("%w: create its control socket: %v", errNotRun, err)
 	}
 	ctlFile, theirs := os.NewFile(uintptr(fds[0]), "forksrv ctl"), os.NewFile(uintptr(fds[1]), "forksrv ctl peer")
 	c, err := net.FileConn(ctlFile)
 	ctlFile.Close()
 	if err != nil {
 		theirs.Close()
-		return 0, nil, fmt.Errorf("%w: use its control socket: %v", errNotRun, err)
+		return 0, fmt.Errorf("%w: use its control socket: %v", errNotRun, err)
 	}
 	ctl := c.(*net.UnixConn)
 	defer ctl.Close()
 	if err := ctx.Err(); err != nil {
+		// As exec.Cmd.Start refuses to start a command.
 		theirs.Close()
-		return 0, nil, fmt.Errorf("%w: %v", errNotRun, err)
+		return 0, fmt.Errorf("%w: %v", errNotRun, err)
 	}
-
-	pid, err = f.request(ctl, theirs, stdin, stdout, stderr)
-	forkResult(f, err)
-	if err != nil {
+	a := f.request(ctl, theirs, stdin, stdout, stderr, dir, command)
+	forkResult(f, a.serverErr)
+	if a.serverErr != nil {
 		// Gone or stuck: the next command starts another.
 		f.kill()
-		return 0, nil, err
 	}
-	// The reaper is not held off while the server answers: until it has
-	// the go-ahead the new shell only waits for it, so the reaper has
-	// nothing of it to reap unless it was killed, and then nothing ran.
-	children.spawn.RLock()
-	done = track(pid)
-	children.spawn.RUnlock()
-	// abandon makes the new shell exit having run nothing (it reads the end
-	// of its go-ahead, or has already exited) and reaps it.
-	abandon := func(err error) (int, func(), error) {
-		ctl.Close()
-		forkWait(pid)()
-		done()
-		return 0, nil, err
+	switch {
+	case a.child > 0 && a.errno == 0:
+		// Started: what became of the server does not matter.
+		return a.child, nil
+	case a.child > 0:
+		// It exited having run nothing.
+		forkWait(a.child)()
+		return 0, fmt.Errorf("%w: chdir %s: %v", errNotRun, dir, a.errno)
+	case a.clone > 0:
+		// It ended before it answered, so before it ran anything.
+		forkWait(a.clone)()
 	}
-	if err := ctx.Err(); err != nil {
-		// As exec.Cmd.Start refuses to start a command.
-		return abandon(fmt.Errorf("%w: %v", errNotRun, err))
+	if a.serverErr != nil {
+		return 0, a.serverErr
 	}
+	return 0, fmt.Errorf("%w: the new shell ended before it started the command", errNotRun)
+}
 
-	// The go-ahead: the child runs nothing before it has all of it.
+// Tags of the answers on a request's control socket (forksrv.c): each is the
+// tag and a native 32-bit number.
+const (
+	answerServer = 'P' // the clone's pid, or a negated errno: no clone
+	answerChild  = 'C' // the clone's chdir: 0 or its errno; then its pid
+)
+
+// answers is what came back for a request.
+type answers struct {
+	clone     int           // the clone's pid, from the server
+	child     int           // the clone's pid, from the clone: it answered
+	errno     syscall.Errno // the clone's chdir
+	serverErr error         // the server failed the request (errNotRun)
+}
+
+// request sends the fork server a request, the four descriptors, and then
+// the go-ahead on ctl (the directory and the command), and reads the
+// answers; they come in either order, and nothing waits for another. The
+// server must answer within forkReplyTimeout, else it is stuck (a test's
+// kill -STOP) and is killed. A command runs at most once: the clone answers
+// before it runs anything, so the reading goes on until it answers or ctl
+// ends, which it does only once no clone holds it (none was made, or it ended
+// before it ran anything).
+func (f *forkServer) request(ctl *net.UnixConn, theirs, stdin, stdout, stderr *os.File, dir, command string) (a answers) {
+	rights := unix.UnixRights(int(stdin.Fd()), int(stdout.Fd()), int(stderr.Fd()), int(theirs.Fd()))
+	_, _, err := f.conn.WriteMsgUnix([]byte{0}, rights, nil)
+	theirs.Close()
+	if err != nil {
+		a.serverErr = fmt.Errorf("%w: send it the request: %v", errNotRun, err)
+		return a
+	}
 	msg := make([]byte, 0, 8+len(dir)+len(command))
 	msg = binary.NativeEndian.AppendUint32(msg, uint32(len(dir)))
 	msg = append(msg, dir...)
 	msg = binary.NativeEndian.AppendUint32(msg, uint32(len(command)))
 	msg = append(msg, command...)
+	// A long command may not fit in the socket's buffer, and a server that
+	// never clones leaves it unread.
+	ctl.SetDeadline(time.Now().Add(forkReplyTimeout))
 	if _, err := ctl.Write(msg); err != nil {
-		return abandon(fmt.Errorf("%w: send it the command: %v", errNotRun, err))
+		// A clone reads the end of an unfinished go-ahead and exits.
+		ctl.CloseWrite()
+		a.serverErr = fmt.Errorf("%w: send it the command: %v", errNotRun, err)
 	}
-	// Its answer, once in dir: 0, or chdir's errno and it has exited.
-	var b [4]byte
-	if _, err := io.ReadFull(ctl, b[:]); err != nil {
-		return abandon(fmt.Errorf("%w: read whether it started: %v", errNotRun, err))
+	answered := false // the server answered, or was killed for not answering
+	for !answered || a.child == 0 {
+		var b [5]byte
+		_, err := io.ReadFull(ctl, b[:])
+		if errors.Is(err, os.ErrDeadlineExceeded) && !answered {
+			// Stuck: kill it, then see whether it made a clone.
+			f.kill()
+			a.serverErr = fmt.Errorf("%w: no answer in %v", errNotRun, forkReplyTimeout)
+			ctl.SetDeadline(time.Time{})
+			answered = true
+			continue
+		}
+		if err != nil {
+			if !answered && a.serverErr == nil {
+				a.serverErr = fmt.Errorf("%w: read its answer: %v", errNotRun, err)
+			}
+			return a
+		}
+		n := int(int32(binary.NativeEndian.Uint32(b[1:])))
+		switch b[0] {
+		case answerServer:
+			answered = true
+			if n <= 0 {
+				a.serverErr = fmt.Errorf("%w: clone: %v", errNotRun, syscall.Errno(-n))
+				return a
+			}
+			a.clone = n
+			// The clone answers as soon as it runs: no deadline.
+			ctl.SetDeadline(time.Time{})
+		case answerChild:
+			a.errno = syscall.Errno(n)
+			if _, err := io.ReadFull(ctl, b[1:]); err != nil {
+				if a.serverErr == nil {
+					a.serverErr = fmt.Errorf("%w: read the new shell's pid: %v", errNotRun, err)
+				}
+				return a
+			}
+			a.child = int(int32(binary.NativeEndian.Uint32(b[1:])))
+		default:
+			a.serverErr = fmt.Errorf("%w: an answer tagged %q", errNotRun, b[0])
+			return a
+		}
 	}
-	if e := syscall.Errno(binary.NativeEndian.Uint32(b[:])); e != 0 {
-		return abandon(fmt.Errorf("%w: chdir %s: %v", errNotRun, dir, e))
-	}
-	return pid, done, nil
-}
-
-// request sends the descriptors to the fork server and reads the new
-// shell's pid on ctl, which the server sends once it has closed its copies
-// of the descriptors.
-func (f *forkServer) request(ctl *net.UnixConn, theirs, stdin, stdout, stderr *os.File) (int, error) {
-	rights := unix.UnixRights(int(stdin.Fd()), int(stdout.Fd()), int(stderr.Fd()), int(theirs.Fd()))
-	_, _, err := f.conn.WriteMsgUnix([]byte{0}, rights, nil)
-	theirs.Close()
-	if err != nil {
-		return 0, fmt.Errorf("%w: send it the request: %v", errNotRun, err)
-	}
-	ctl.SetReadDeadline(time.Now().Add(forkReplyTimeout))
-	var b [4]byte
-	if _, err := io.ReadFull(ctl, b[:]); err != nil {
-		return 0, fmt.Errorf("%w: read the new shell's pid: %v", errNotRun, err)
-	}
-	ctl.SetReadDeadline(time.Time{})
-	pid := int(int32(binary.NativeEndian.Uint32(b[:])))
-	if pid <= 0 {
-		return 0, fmt.Errorf("%w: clone: %v", errNotRun, syscall.Errno(-pid))
-	}
-	return pid, nil
+	return a
 }
 
 // forkWait is how a command started by the fork server is waited for.

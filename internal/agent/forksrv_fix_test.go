@@ -2,8 +2,11 @@ package agent
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -60,7 +63,7 @@ func TestForkServerClosesOutputFirst(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pid, done, err := f.spawn(t.Context(), in, w, w, f.dir, "true")
+		pid, err := f.spawn(t.Context(), in, w, w, f.dir, "true")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -68,7 +71,6 @@ func TestForkServerClosesOutputFirst(t *testing.T) {
 		held := slices.Contains(fdTargets(t, f.pid), name)
 		w.Close()
 		res := waitProcess(t.Context(), pid, forkWait(pid), 0)
-		done()
 		r.Close()
 		if held {
 			t.Fatalf("request %d: the server still held the command's output when spawn returned", i)
@@ -79,10 +81,9 @@ func TestForkServerClosesOutputFirst(t *testing.T) {
 	}
 }
 
-// TestForkServerStopped: a stopped server costs its own command
-// forkReplyTimeout, not the reaper's lock: spawn gives up (errNotRun, the
-// command ran nowhere) while the reaper holds the lock, and the server is
-// killed.
+// TestForkServerStopped: a stopped server costs its own commands
+// forkReplyTimeout: spawn gives up (errNotRun, the command ran nowhere), the
+// server is killed, and it counts once towards broken.
 func TestForkServerStopped(t *testing.T) {
 	f := testForkServer(t)
 	defer func(d time.Duration) { forkReplyTimeout = d }(forkReplyTimeout)
@@ -93,13 +94,6 @@ func TestForkServerStopped(t *testing.T) {
 	in, _ := os.Open(os.DevNull)
 	defer in.Close()
 	mark := filepath.Join(t.TempDir(), "ran")
-	children.spawn.Lock() // as the reaper does
-	locked := true
-	defer func() {
-		if locked {
-			children.spawn.Unlock()
-		}
-	}()
 	forkServers.mu.Lock()
 	forkServers.failures = 0
 	forkServers.mu.Unlock()
@@ -108,27 +102,15 @@ func TestForkServerStopped(t *testing.T) {
 	errc := make(chan error, n)
 	for range n {
 		go func() {
-			_, _, err := f.spawn(context.Background(), in, os.Stdout, os.Stderr, f.dir, "touch "+mark)
+			_, err := f.spawn(context.Background(), in, os.Stdout, os.Stderr, f.dir, "touch "+mark)
 			errc <- err
 		}()
 	}
-	deadline := time.NewTimer(20 * time.Second)
-	defer deadline.Stop()
 	for range n {
-		select {
-		case err := <-errc:
-			if !errors.Is(err, errNotRun) {
-				t.Errorf("spawn on a stopped server: %v, want %v", err, errNotRun)
-			}
-		case <-deadline.C:
-			children.spawn.Unlock()
-			locked = false
-			<-errc
-			t.Fatal("spawn on a stopped server waited for the reaper's lock")
+		if err := <-errc; !errors.Is(err, errNotRun) {
+			t.Errorf("spawn on a stopped server: %v, want %v", err, errNotRun)
 		}
 	}
-	children.spawn.Unlock()
-	locked = false
 	<-f.exited
 	if _, err := os.Stat(mark); err == nil {
 		t.Error("the command ran")
@@ -149,7 +131,7 @@ func TestForkServerCanceled(t *testing.T) {
 	mark := filepath.Join(t.TempDir(), "ran")
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	_, _, _, err := startCommand(ctx, &agentproto.Exec{Command: "touch " + mark}, nil, os.Stdout, os.Stderr)
+	_, _, err := startCommand(ctx, &agentproto.Exec{Command: "touch " + mark}, nil, os.Stdout, os.Stderr)
 	if err == nil || !strings.Contains(err.Error(), "start the command: context canceled") {
 		t.Errorf("got %v, want the exec path's start the command: context canceled", err)
 	}
@@ -171,7 +153,7 @@ func TestForkServerChdir(t *testing.T) {
 	}
 	defer r.Close()
 	missing := filepath.Join(t.TempDir(), "gone")
-	_, _, err = f.spawn(t.Context(), in, w, w, missing, "echo ran")
+	_, err = f.spawn(t.Context(), in, w, w, missing, "echo ran")
 	w.Close()
 	if !errors.Is(err, errNotRun) || !strings.Contains(err.Error(), "chdir "+missing+": no such file or directory") {
 		t.Errorf("got %v, want %v naming the chdir", err, errNotRun)
@@ -218,39 +200,162 @@ func TestForkServerBroken(t *testing.T) {
 	}
 }
 
-// TestChildPidsEveryThread: the reaper sees the children of every thread
-// of the agent (the fork server's clones are children of the thread that
-// started the server), not only the main thread's.
-func TestChildPidsEveryThread(t *testing.T) {
-	pidc := make(chan int, 1)
-	release := make(chan struct{})
-	var start func()
-	start = func() {
+// TestReapThreadChildren: the reaper's wait takes the ended children of
+// its own thread (as PID 1's main thread: the orphans) and leaves another
+// thread's (the agent's commands) to their own Wait, exit status intact.
+func TestReapThreadChildren(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	other := make(chan *os.Process, 1)
+	go func() {
+		// Another thread for certain: ours is locked to this test.
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
-		if unix.Gettid() == os.Getpid() {
-			// Keep the main thread busy; fork from another.
-			go start()
-			<-release
-			return
-		}
-		p, err := os.StartProcess("/bin/true", []string{"true"}, &os.ProcAttr{})
+		p, err := os.StartProcess("/bin/sh", []string{"sh", "-c", "exit 7"}, &os.ProcAttr{})
 		if err != nil {
 			t.Error(err)
-			pidc <- 0
-			return
 		}
-		pidc <- p.Pid
-		<-release
-		p.Wait()
-	}
-	go start()
-	pid := <-pidc
-	defer close(release)
-	if pid == 0 {
+		other <- p
+	}()
+	p := <-other
+	if p == nil {
 		return
 	}
-	if !slices.Contains(childPids(), pid) {
-		t.Errorf("child %d of another thread is not in %v", pid, childPids())
+	mine, err := os.StartProcess("/bin/sh", []string{"sh", "-c", "exit 3"}, &os.ProcAttr{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Both have ended once a wait that does not reap says so.
+	for _, pid := range []int{p.Pid, mine.Pid} {
+		var info unix.Siginfo
+		if err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := reapThreadChildren(); n < 1 {
+		t.Errorf("reaped %d children, want this thread's", n)
+	}
+	if _, err := mine.Wait(); err == nil {
+		t.Error("this thread's child was not reaped")
+	}
+	ps, err := p.Wait()
+	if err != nil || ps.ExitCode() != 7 {
+		t.Errorf("the other thread's child: %v, %v; want exit status 7", ps, err)
+	}
+}
+
+// fakeForkServer is a fork server played by serve, in a goroutine, on the
+// other end of the requests' socket: it gets each request's four
+// descriptors. Its process, which the agent kills when it does not answer,
+// is a sleep.
+func fakeForkServer(t *testing.T, serve func(f *forkServer, fds []int)) *forkServer {
+	t.Helper()
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours := os.NewFile(uintptr(pair[0]), "fake forksrv")
+	c, err := net.FileConn(ours)
+	ours.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sleep", "600")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	f := &forkServer{conn: c.(*net.UnixConn), pid: cmd.Process.Pid, proc: cmd.Process, dir: "/", exited: make(chan struct{})}
+	go func() {
+		cmd.Wait()
+		close(f.exited)
+	}()
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		defer unix.Close(pair[1])
+		buf, oob := make([]byte, 1), make([]byte, unix.CmsgSpace(4*4))
+		_, oobn, _, _, err := unix.Recvmsg(pair[1], buf, oob, unix.MSG_CMSG_CLOEXEC)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err != nil || len(msgs) != 1 {
+			t.Errorf("the request's descriptors: %v, %v", msgs, err)
+			return
+		}
+		fds, err := unix.ParseUnixRights(&msgs[0])
+		if err != nil || len(fds) != 4 {
+			t.Errorf("the request's descriptors: %v, %v", fds, err)
+			return
+		}
+		serve(f, fds)
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}()
+	t.Cleanup(func() {
+		f.conn.Close()
+		f.kill()
+		<-served
+	})
+	return f
+}
+
+// fakeAnswer writes what forksrv.c's answer does.
+func fakeAnswer(t *testing.T, fd int, tag byte, nums ...int32) {
+	t.Helper()
+	b := []byte{tag}
+	for _, n := range nums {
+		b = binary.NativeEndian.AppendUint32(b, uint32(n))
+	}
+	if _, err := unix.Write(fd, b); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestForkServerStuckAfterClone: a server that made its clone but stopped
+// before answering is killed at forkReplyTimeout, and the clone's own answer,
+// which comes later, still counts: the command started once, and does not
+// also take the exec path.
+func TestForkServerStuckAfterClone(t *testing.T) {
+	defer func(d time.Duration) { forkReplyTimeout = d }(forkReplyTimeout)
+	forkReplyTimeout = 100 * time.Millisecond
+	clone := exec.Command("sh", "-c", "exit 5")
+	if err := clone.Start(); err != nil {
+		t.Fatal(err)
+	}
+	f := fakeForkServer(t, func(f *forkServer, fds []int) {
+		<-f.exited // killed for not answering
+		fakeAnswer(t, fds[3], answerChild, 0, int32(clone.Process.Pid))
+	})
+	in, _ := os.Open(os.DevNull)
+	defer in.Close()
+	pid, err := f.spawn(t.Context(), in, os.Stdout, os.Stderr, "/", "true")
+	if err != nil || pid != clone.Process.Pid {
+		t.Fatalf("spawn: %d, %v; want the clone's pid %d", pid, err, clone.Process.Pid)
+	}
+	if res := waitProcess(t.Context(), pid, forkWait(pid), 0); res.Exit != 5 {
+		t.Errorf("the clone's status: %+v", res)
+	}
+}
+
+// TestForkServerCloneEnded: a clone the server answered for that ends
+// before its own answer ran nothing: errNotRun, and it is reaped.
+func TestForkServerCloneEnded(t *testing.T) {
+	clone := exec.Command("true")
+	if err := clone.Start(); err != nil {
+		t.Fatal(err)
+	}
+	f := fakeForkServer(t, func(f *forkServer, fds []int) {
+		fakeAnswer(t, fds[3], answerServer, int32(clone.Process.Pid))
+	})
+	in, _ := os.Open(os.DevNull)
+	defer in.Close()
+	if _, err := f.spawn(t.Context(), in, os.Stdout, os.Stderr, "/", "true"); !errors.Is(err, errNotRun) {
+		t.Errorf("spawn: %v, want %v", err, errNotRun)
+	}
+	if err := clone.Wait(); err == nil {
+		t.Error("the clone was not reaped")
 	}
 }

@@ -125,13 +125,12 @@ func forkRun(t *testing.T, f *forkServer, command, stdin string, timeout time.Du
 			r.Close()
 		})
 	}
-	pid, done, err := f.spawn(t.Context(), in, ws[0], ws[1], f.dir, command)
+	pid, err := f.spawn(t.Context(), in, ws[0], ws[1], f.dir, command)
 	ws[0].Close()
 	ws[1].Close()
 	if err != nil {
 		t.Fatalf("spawn %q: %v", command, err)
 	}
-	defer done()
 	res = waitProcess(t.Context(), pid, forkWait(pid), timeout)
 	wg.Wait()
 	return outs[0].String(), outs[1].String(), res
@@ -323,7 +322,7 @@ func TestForkServerGone(t *testing.T) {
 	<-f.exited
 	in, _ := os.Open(os.DevNull)
 	defer in.Close()
-	_, _, err = f.spawn(t.Context(), in, os.Stdout, os.Stderr, f.dir, "echo must not run")
+	_, err = f.spawn(t.Context(), in, os.Stdout, os.Stderr, f.dir, "echo must not run")
 	if !errors.Is(err, errNotRun) {
 		t.Errorf("spawn on a dead server: %v, want %v", err, errNotRun)
 	}

@@ -100,11 +100,15 @@ func initMain() {
 		}
 		handover = func() error { return execSystemd(stages) }
 	}
-	go reapOrphans()
-	if cfg.Display && cfg.Init != initSystemd {
-		startConsoleShell()
-	}
-	serve(stages)
+	// The main goroutine, alone on the main thread, becomes the reaper
+	// (reaper.go): everything from here on runs on other threads.
+	go func() {
+		if cfg.Display && cfg.Init != initSystemd {
+			startConsoleShell()
+		}
+		serve(stages)
+	}()
+	reapOrphans()
 }
 
 // consoleInfo lets the kernel's informational messages reach the console

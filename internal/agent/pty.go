@@ -46,12 +46,11 @@ func (s *server) execTTY(ctx context.Context, id uint32, req *agentproto.Exec, s
 	cmd.SysProcAttr.Setpgid = false
 	cmd.SysProcAttr.Setsid, cmd.SysProcAttr.Setctty, cmd.SysProcAttr.Ctty = true, true, 0
 	out := &pump{w: term, r: ctl, out: s.output(agentproto.TStdout, id, req, st), done: make(chan struct{}), keep: true}
-	done, err := start(cmd)
+	err = cmd.Start()
 	if err != nil {
 		out.abort()
 		return agentproto.Result{Error: fmt.Sprintf("start the command: %v", err)}
 	}
-	defer done()
 	term.Close() // the command holds it now: its last close makes reads end (EIO)
 	if req.Stdin {
 		go typeInput(ctl, st.in)

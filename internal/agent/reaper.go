@@ -2,10 +2,8 @@ package agent
 
 import (
 	"os"
-	"os/exec"
 	"os/signal"
-	"strconv"
-	"strings"
+	"runtime"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -13,41 +11,25 @@ import (
 
 // The agent is PID 1, so every orphan in the guest becomes its child and must
 // be reaped. It must not reap the commands it started itself: their Wait
-// needs the exit status. Reaping therefore waits only for children it did not
-// start, one pid at a time, and starting a command and recording its pid
-// happen under a lock the reaper also takes, so the reaper never sees a
-// child of ours before it is recorded.
-var children struct {
-	spawn sync.RWMutex // read: starting commands; write: reaping
+// needs the exit status. The kernel hands orphans to the init process's main
+// thread (its first live thread), and a wait with __WNOTHREAD sees only the
+// calling thread's children. So as PID 1 the main goroutine stays on the main
+// thread (init below), starts nothing, and ends as the reaper: every child of
+// that thread is an orphan. The agent's commands are started by other
+// goroutines, so they are other threads' children; the fork server's clones
+// (CLONE_PARENT) are children of the thread that started the server. Nothing
+// is recorded and no lock is shared with the commands: a SIGCHLD costs one
+// wait that finds nothing, instead of a scan of every thread's children.
+//
+// A child is the main thread's only when that thread forks it or when the
+// thread that forked it exits; Go ends a thread only when a goroutine locked
+// to it exits locked, which the agent's goroutines do not do.
 
-	mu      sync.Mutex
-	tracked map[int]bool
-}
-
-// start starts cmd and records its pid as ours until done is called.
-func start(cmd *exec.Cmd) (done func(), err error) {
-	children.spawn.RLock()
-	defer children.spawn.RUnlock()
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	return track(cmd.Process.Pid), nil
-}
-
-// track records pid as a child of ours until done is called. The caller
-// holds children.spawn for reading from before the child exists (the fork
-// server's children, forksrv.go, are the agent's but not started by it).
-func track(pid int) (done func()) {
-	children.mu.Lock()
-	if children.tracked == nil {
-		children.tracked = make(map[int]bool)
-	}
-	children.tracked[pid] = true
-	children.mu.Unlock()
-	return func() {
-		children.mu.Lock()
-		delete(children.tracked, pid)
-		children.mu.Unlock()
+func init() {
+	if os.Getpid() == 1 {
+		// Before main: the main goroutine never leaves the main thread, and
+		// no other goroutine runs on it.
+		runtime.LockOSThread()
 	}
 }
 
@@ -79,49 +61,31 @@ func noteExit() {
 	exits.ch = make(chan struct{})
 }
 
-// reapOrphans reaps, on every SIGCHLD, the children the agent did not start.
-// It runs for the agent's lifetime.
+// reapOrphans reaps, on every SIGCHLD, the orphans: it must run on the main
+// thread (PID 1's main goroutine) and never returns.
 func reapOrphans() {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, unix.SIGCHLD)
 	for range sigs {
-		children.spawn.Lock()
-		for _, pid := range childPids() {
-			children.mu.Lock()
-			ours := children.tracked[pid]
-			children.mu.Unlock()
-			if !ours {
-				var ws unix.WaitStatus
-				unix.Wait4(pid, &ws, unix.WNOHANG, nil)
-			}
-		}
-		children.spawn.Unlock()
+		reapThreadChildren()
 		noteExit()
 	}
 }
 
-// childPids lists the children of every thread of the agent: orphans are
-// reparented to the main thread, and the fork server's clones (CLONE_PARENT)
-// are children of whichever thread started the server, so an abandoned one
-// may be anywhere. A wait from any thread reaps a sibling thread's child.
-// The agent's own commands are listed too; they are tracked and reaped by
-// their Wait.
-func childPids() []int {
-	tasks, err := os.ReadDir("/proc/self/task")
-	if err != nil {
-		return nil
-	}
-	var pids []int
-	for _, task := range tasks {
-		b, err := os.ReadFile("/proc/self/task/" + task.Name() + "/children")
-		if err != nil {
+// reapThreadChildren reaps every child of the calling thread that has ended,
+// and none of another thread's; it returns how many it reaped. The caller
+// stays on its thread (runtime.LockOSThread).
+func reapThreadChildren() int {
+	n := 0
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG|unix.WALL|unix.WNOTHREAD, nil)
+		if err == unix.EINTR {
 			continue
 		}
-		for _, field := range strings.Fields(string(b)) {
-			if pid, err := strconv.Atoi(field); err == nil {
-				pids = append(pids, pid)
-			}
+		if pid <= 0 || err != nil {
+			return n
 		}
+		n++
 	}
-	return pids
 }

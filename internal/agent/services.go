@@ -196,13 +196,12 @@ func (s *service) runOnce(ctx context.Context, readyLog *regexp.Regexp) error {
 		return err
 	}
 	cmd.Stdout, cmd.Stderr = w, w
-	done, err := start(cmd)
+	err = cmd.Start()
 	w.Close()
 	if err != nil {
 		r.Close()
 		return err
 	}
-	defer done()
 	s.mu.Lock()
 	s.pgid = cmd.Process.Pid
 	s.mu.Unlock()

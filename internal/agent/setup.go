@@ -300,11 +300,10 @@ func runTool(ctx context.Context, name string, args ...string) error {
 	cmd.Dir = "/"
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	done, err := start(cmd)
+	err = cmd.Start()
 	if err != nil {
 		return err
 	}
-	defer done()
 	if err := cmd.Wait(); err != nil {
 		return fmt.Errorf("%s: %w: %s", name, err, strings.TrimSpace(out.String()))
 	}

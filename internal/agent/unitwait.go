@@ -532,11 +532,10 @@ func runDetail(ctx context.Context, argv []string, userName string, env []string
 	cmd.WaitDelay = outputLinger
 	out := &limitedBuffer{limit: WaitOutputLimit / 4}
 	cmd.Stdout, cmd.Stderr = out, out
-	done, err := start(cmd)
+	err = cmd.Start()
 	if err != nil {
 		return err.Error()
 	}
-	defer done()
 	if err := cmd.Wait(); ctx.Err() != nil {
 		fmt.Fprintf(out, "(stopped after %v: %v)\n", detailsTimeout, err)
 	}

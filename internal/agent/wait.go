@@ -146,13 +146,12 @@ func runCheck(ctx context.Context, w *agentproto.Wait) (bool, string) {
 		pw.Close()
 		return false, fmt.Sprintf("open %s: %v", os.DevNull, err)
 	}
-	pid, wait, done, err := startCommand(ctx, &agentproto.Exec{Command: w.Command, User: w.User}, nil, pw, null)
+	pid, wait, err := startCommand(ctx, &agentproto.Exec{Command: w.Command, User: w.User}, nil, pw, null)
 	pw.Close()
 	null.Close()
 	if err != nil {
 		return false, err.Error()
 	}
-	defer done()
 	out := &limitedBuffer{limit: WaitOutputLimit + 1}
 	copied := make(chan struct{})
 	go func() {

@@ -11,18 +11,20 @@
  *   - makes its own process group, moves the descriptors to 0, 1 and 2 and
  *     closes every other one but the control socket;
  *   - reads the go-ahead on the control socket: the working directory and
- *     the command (each a 32-bit native length and the bytes), sent once the
- *     agent has recorded the pid; changes to the directory and answers 0, or
- *     the errno of the chdir and exits having run nothing; closes it;
+ *     the command (each a 32-bit native length and the bytes), which the
+ *     agent sent right after the request; changes to the directory and
+ *     answers 'C', 0 or the errno of the chdir, and its pid (each a native
+ *     32-bit number), exiting having run nothing on an errno; closes it;
  *   - becomes the shell `/bin/bash -euo pipefail -c CMD` would have been at
  *     the point bash's main runs the command: $$, $PPID, SECONDS, RANDOM,
  *     $_, $HOSTNAME, BASH_EXECUTION_STRING, /proc/self/cmdline and comm,
  *     the nesting counters a builtin runs under;
  *   - runs the command as bash's run_one_command does, and exits through
  *     exit_shell (EXIT traps run).
- * The server closes its copies of the four descriptors and then writes the
- * clone's pid on the control socket (a clone that fails, the negated errno),
- * so the command's output ends when the command does. The server
+ * The server closes its copies of the four descriptors and then answers 'P'
+ * and the clone's pid on the control socket (a clone that fails, the negated
+ * errno), so the command's output ends when the command does. The two
+ * answers come in either order, each in one write. The server
  * itself is named vmlab-forksrv (comm and cmdline) and writes one byte on
  * its socket once it serves.
  *
@@ -133,6 +135,22 @@ static int writefull(int fd, const void *buf, size_t n)
 	return 0;
 }
 
+/* answer writes an answer on a request's control socket in one write, so
+ * that the server's and the clone's never interleave: the tag and a, then b
+ * unless it is negative. */
+static int answer(int fd, char tag, int32_t a, int32_t b)
+{
+	char buf[1 + 2 * sizeof(int32_t)];
+	size_t n = 1 + sizeof a;
+	buf[0] = tag;
+	memcpy(buf + 1, &a, sizeof a);
+	if (b >= 0) {
+		memcpy(buf + n, &b, sizeof b);
+		n += sizeof b;
+	}
+	return writefull(fd, buf, n);
+}
+
 /* readstring reads a 32-bit length and that many bytes into a new string. */
 static char *readstring(int fd)
 {
@@ -220,14 +238,14 @@ static void child(int in, int out, int err, int ctl)
 		close(fd);
 
 	pid = getpid();
-	/* The go-ahead: nothing runs before the agent has recorded us (the
-	 * server sent our pid once it had closed its copies of our output). */
+	/* The go-ahead, which the agent sent with the request. */
 	if ((dir = readstring(ctl)) == NULL || (cmd = readstring(ctl)) == NULL)
 		_exit(126); /* the agent gave up on us: it reaps */
-	/* The start's outcome: 0, or the errno of a chdir that failed, which
-	 * the agent reports as the exec path would (nothing has run). */
+	/* Our answer, before anything runs: 0, or the errno of a chdir that
+	 * failed, which the agent reports as the exec path would (nothing has
+	 * run); then our pid. */
 	code = chdir(dir) < 0 ? errno : 0;
-	if (writefull(ctl, &code, sizeof code) < 0 || code != 0)
+	if (answer(ctl, 'C', code, pid) < 0 || code != 0)
 		_exit(126);
 	close(ctl);
 	if (!keepargs && setcmdline(cmd) < 0)
@@ -346,10 +364,7 @@ static int serve(int sock)
 		 * however late this server runs again. */
 		for (int i = 0; i < 3; i++)
 			close(fds[i]);
-		{
-			int r = pid < 0 ? -errno : (int)pid;
-			writefull(fds[3], &r, sizeof r);
-		}
+		answer(fds[3], 'P', pid < 0 ? -errno : (int32_t)pid, -1);
 		close(fds[3]);
 	}
 }
