@@ -68,27 +68,16 @@ func (b *Boot) snapshotBaseKey() (string, error) {
 			if f == "" {
 				continue
 			}
-			if err := hashFile(h, f); err != nil {
-				b.snapBase.err = err
+			sum, err := fileDigest(snapshotDigests(b.snapshots), f)
+			if err != nil {
+				b.snapBase.err = fmt.Errorf("hash %s for the snapshot key: %w", f, err)
 				return
 			}
+			fmt.Fprintf(h, "file %s sha256 %s\n", filepath.Base(f), sum)
 		}
 		b.snapBase.key = hex.EncodeToString(h.Sum(nil))
 	})
 	return b.snapBase.key, b.snapBase.err
-}
-
-func hashFile(w io.Writer, path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("hash %s for the snapshot key: %w", path, err)
-	}
-	defer f.Close()
-	fmt.Fprintf(w, "file %s\n", filepath.Base(path))
-	if _, err := io.Copy(w, f); err != nil {
-		return fmt.Errorf("hash %s for the snapshot key: %w", path, err)
-	}
-	return nil
 }
 
 // snapshotUnsupported says why the machine cannot be restored from a
@@ -128,7 +117,7 @@ func (m *Machine) snapshotKey(q qemu.Config) (string, error) {
 	fmt.Fprintf(h, "%s\n", base)
 	if q.Initrd != "" && q.Initrd != m.cfg.Boot.Initramfs {
 		// A display's initramfs (InitramfsFor) holds more modules.
-		sum, err := fileDigest(q.Initrd)
+		sum, err := fileDigest(snapshotDigests(m.cfg.Boot.snapshots), q.Initrd)
 		if err != nil {
 			return "", fmt.Errorf("snapshot key: %w", err)
 		}
@@ -167,7 +156,7 @@ func (m *Machine) snapshotKey(q qemu.Config) (string, error) {
 	if img := m.cfg.RootImage; img != nil {
 		sum := img.SHA256
 		if sum == "" {
-			if sum, err = fileDigest(img.Path); err != nil {
+			if sum, err = fileDigest(snapshotDigests(m.cfg.Boot.snapshots), img.Path); err != nil {
 				return "", fmt.Errorf("snapshot key: image %s: %w", img.Name, err)
 			}
 		}

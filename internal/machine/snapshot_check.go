@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -50,37 +51,33 @@ func checkSnapshot(dir, key string) (snapshotHeader, error) {
 	if n != h.State || sum != h.StateSHA256 {
 		return h, fmt.Errorf("its state file (%d bytes, sha256 %.12s) is not the one saved (%d bytes, sha256 %.12s)", n, sum, h.State, h.StateSHA256)
 	}
-	if err := checkRAM(filepath.Join(dir, snapRAM), h.RAMSHA256); err != nil {
+	if err := checkRAM(snapshotDigests(filepath.Dir(dir)), filepath.Join(dir, snapRAM), h.RAMSHA256); err != nil {
 		return h, err
 	}
 	return h, nil
 }
 
-// ramChecks are this process's verdicts on memory files, by path, inode,
-// size and mtime: hashing 512 MiB takes ~0.3 s, more than a restore, so
-// it is done once per process and snapshot, not at every restore.
+// ramChecks are this process's verdicts on memory files, by path and
+// fileStat: hashing 512 MiB takes ~0.1 s, a tenth of a restore, so it is
+// done once per process and snapshot, and a sum is kept in the snapshot
+// cache's digestStore for the next process.
 var ramChecks struct {
 	sync.Mutex
 	m map[string]*ramCheck
 }
+
+// ramHashes counts the memory files checkRAM hashed (for tests).
+var ramHashes atomic.Int64
 
 type ramCheck struct {
 	once sync.Once
 	err  error
 }
 
-func ramCheckKey(path string) (string, error) {
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("%s %d %d %d.%d", path, st.Ino, st.Size, st.Mtim.Sec, st.Mtim.Nsec), nil
-}
-
-// checkRAM checks that the memory file at path hashes to want, once per
-// process for one file.
-func checkRAM(path, want string) error {
-	k, err := ramCheckKey(path)
+// checkRAM checks that the memory file at path hashes to want: once per
+// process, and not at all while store has its sum.
+func checkRAM(store digestStore, path, want string) error {
+	stat, err := fileStat(path)
 	if err != nil {
 		return err
 	}
@@ -88,18 +85,23 @@ func checkRAM(path, want string) error {
 	if ramChecks.m == nil {
 		ramChecks.m = make(map[string]*ramCheck)
 	}
-	c := ramChecks.m[k]
+	c := ramChecks.m[path+" "+stat]
 	if c == nil {
 		c = &ramCheck{}
-		ramChecks.m[k] = c
+		ramChecks.m[path+" "+stat] = c
 	}
 	ramChecks.Unlock()
 	c.once.Do(func() {
-		sum, _, err := sumMemory(path)
-		switch {
-		case err != nil:
-			c.err = err
-		case sum != want:
+		sum, ok := store.get(path, stat)
+		if !ok {
+			ramHashes.Add(1)
+			if sum, _, err = sumMemory(path); err != nil {
+				c.err = err
+				return
+			}
+			store.put(path, stat, sum)
+		}
+		if sum != want {
 			c.err = fmt.Errorf("its memory file (sha256 %.12s) is not the one saved (sha256 %.12s)", sum, want)
 		}
 	})
@@ -107,9 +109,9 @@ func checkRAM(path, want string) error {
 }
 
 // checkedRAM records that the memory file at path, just written and
-// hashed, is whole.
-func checkedRAM(path string) {
-	k, err := ramCheckKey(path)
+// hashed to sum, is whole.
+func checkedRAM(store digestStore, path, sum string) {
+	stat, err := fileStat(path)
 	if err != nil {
 		return
 	}
@@ -119,8 +121,9 @@ func checkedRAM(path string) {
 	if ramChecks.m == nil {
 		ramChecks.m = make(map[string]*ramCheck)
 	}
-	ramChecks.m[k] = c
+	ramChecks.m[path+" "+stat] = c
 	ramChecks.Unlock()
+	store.put(path, stat, sum)
 }
 
 func sumFile(path string) (string, int64, error) {
@@ -197,29 +200,34 @@ func sumMemory(path string) (string, int64, error) {
 	return hex.EncodeToString(h.Sum(nil)), size, nil
 }
 
-// fileDigests are this process's SHA-256 sums of files, by path, inode,
-// size and mtime (ramCheckKey): a machine image's, hashed once for every
-// snapshot key of a run (~0.3 s for a 100 MiB image).
+// fileDigests are this process's SHA-256 sums of files, by path and
+// fileStat: a kernel's, an initramfs's, QEMU's, a machine image's (~0.3 s
+// for a 100 MiB image), hashed once for every snapshot key of a run.
 var fileDigests struct {
 	sync.Mutex
 	m map[string]string
 }
 
-// fileDigest returns the SHA-256 of the file at path, hashed once per
-// process while the file stays the same.
-func fileDigest(path string) (string, error) {
-	k, err := ramCheckKey(path)
+// fileDigest returns the SHA-256 of the file at path: hashed once per
+// process while the file stays the same, and not at all while store has
+// it.
+func fileDigest(store digestStore, path string) (string, error) {
+	stat, err := fileStat(path)
 	if err != nil {
 		return "", err
 	}
+	k := path + " " + stat
 	fileDigests.Lock()
 	defer fileDigests.Unlock()
 	if sum, ok := fileDigests.m[k]; ok {
 		return sum, nil
 	}
-	sum, _, err := sumFile(path)
-	if err != nil {
-		return "", err
+	sum, ok := store.get(path, stat)
+	if !ok {
+		if sum, _, err = sumFile(path); err != nil {
+			return "", err
+		}
+		store.put(path, stat, sum)
 	}
 	if fileDigests.m == nil {
 		fileDigests.m = make(map[string]string)

@@ -81,7 +81,7 @@ func (m *Machine) takeSnapshot(ctx context.Context, q qemu.Config, dir, key stri
 		return h, err
 	}
 	syncDir(dir)
-	checkedRAM(filepath.Join(final, snapRAM))
+	checkedRAM(snapshotDigests(dir), filepath.Join(final, snapRAM), h.RAMSHA256)
 	m.logf("snapshot %s taken in %.2fs", key, time.Since(start).Seconds())
 	if removed, _ := TrimSnapshots(dir, SnapshotLimits); len(removed) > 0 {
 		m.logf("snapshot cache: removed %d snapshots, %.1f MiB", len(removed), float64(cachefile.Total(removed))/(1<<20))

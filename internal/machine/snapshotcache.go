@@ -54,8 +54,10 @@ func TrimSnapshots(dir string, l cachefile.Limits) ([]cachefile.Entry, error) {
 	return removed, nil
 }
 
-// CleanSnapshots evicts every snapshot no running machine uses.
+// CleanSnapshots evicts every snapshot no running machine uses, and
+// forgets the sums of files kept beside them (digestStore).
 func CleanSnapshots(dir string) ([]cachefile.Entry, error) {
+	os.Remove(string(snapshotDigests(dir)))
 	return TrimSnapshots(dir, cachefile.Limits{})
 }
 

@@ -1,0 +1,108 @@
+package machine
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestDigestStore: a sum is kept for the file as it was, not for a file
+// changed since (its times differ), not for one written too recently to
+// tell, and the entries of changed or gone files are dropped.
+func TestDigestStore(t *testing.T) {
+	dir := t.TempDir()
+	store := snapshotDigests(dir)
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	for _, p := range []string{a, b} {
+		if err := os.WriteFile(p, []byte("content"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stat := func(p string) string {
+		s, err := fileStat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	sa := stat(a)
+	store.put(a, sa, "sum-a")
+	if _, ok := store.get(a, sa); ok {
+		t.Error("kept the sum of a file written just now")
+	}
+	defer func(d time.Duration) { digestSettle = d }(digestSettle)
+	digestSettle = 0
+	store.put(a, sa, "sum-a")
+	store.put(b, stat(b), "sum-b")
+	if sum, ok := store.get(a, sa); !ok || sum != "sum-a" {
+		t.Errorf("get: %q, %v", sum, ok)
+	}
+	// Another modification time: not the file that was hashed.
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(a, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := store.get(a, stat(a)); ok {
+		t.Error("a changed file's sum was kept")
+	}
+	os.Remove(b)
+	c := filepath.Join(dir, "c")
+	os.WriteFile(c, nil, 0o644)
+	store.put(c, stat(c), "sum-c")
+	if m := store.load(); len(m) != 1 || m[c].SHA256 != "sum-c" {
+		t.Errorf("after the others changed or went: %v", m)
+	}
+}
+
+// forgetDigests drops this process's sums and verdicts, as a new process
+// starts without them.
+func forgetDigests() {
+	ramChecks.Lock()
+	ramChecks.m = nil
+	ramChecks.Unlock()
+	fileDigests.Lock()
+	fileDigests.m = nil
+	fileDigests.Unlock()
+}
+
+// TestDigestStoreUsed: a process that finds a file's sum in the store
+// does not hash the file again; one whose file changed since does, and
+// keeps the new sum.
+func TestDigestStoreUsed(t *testing.T) {
+	defer func(d time.Duration) { digestSettle = d }(digestSettle)
+	digestSettle = 0
+	defer forgetDigests()
+	dir := t.TempDir()
+	store := snapshotDigests(dir)
+	ram := filepath.Join(dir, "memory")
+	if err := os.WriteFile(ram, make([]byte, 3*memPage), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	real, _, err := sumMemory(ram)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A sum no hash of the file gives: only the store can say it.
+	st, _ := fileStat(ram)
+	store.put(ram, st, "kept")
+	forgetDigests()
+	if err := checkRAM(store, ram, "kept"); err != nil {
+		t.Errorf("the memory file's kept sum was not used: %v", err)
+	}
+	if sum, err := fileDigest(store, ram); err != nil || sum != "kept" {
+		t.Errorf("the file's kept sum was not used: %q, %v", sum, err)
+	}
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(ram, old, old); err != nil {
+		t.Fatal(err)
+	}
+	forgetDigests()
+	if err := checkRAM(store, ram, real); err != nil {
+		t.Errorf("a changed file was not hashed again: %v", err)
+	}
+	st, _ = fileStat(ram)
+	if sum, ok := store.get(ram, st); !ok || sum != real {
+		t.Errorf("its new sum was not kept: %q, %v", sum, ok)
+	}
+}
