@@ -106,6 +106,8 @@ type Boot struct {
 	// (snapshot.go); empty: every machine boots cold.
 	snapshots string
 	snapBase  snapshotBase
+	// cache is the cache directory the kernel and initramfs came from.
+	cache string
 	// forkNote says why commands exec their shell although the fork server
 	// was asked for (no cc on the host); each Boot's first machine logs it.
 	forkNote     string
@@ -192,6 +194,7 @@ func PrepareBoot(opts BootOptions) (*Boot, error) {
 	if err != nil {
 		return nil, err
 	}
+	b.cache = cache
 	image, err := kernel.Find(opts.Kernel)
 	if err != nil {
 		return nil, err

@@ -1,8 +1,11 @@
 package machine
 
 import (
+	"crypto/sha256"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -104,5 +107,26 @@ func TestDigestStoreUsed(t *testing.T) {
 	st, _ = fileStat(ram)
 	if sum, ok := store.get(ram, st); !ok || sum != real {
 		t.Errorf("its new sum was not kept: %q, %v", sum, ok)
+	}
+}
+
+// TestBootDigest: the cache's kernels and initramfs archives are known by
+// the sum in their names (they are touched at every use, so their own sums
+// could not be kept); a file of the same name elsewhere is hashed.
+func TestBootDigest(t *testing.T) {
+	cache, elsewhere := t.TempDir(), t.TempDir()
+	name := "initramfs-" + strings.Repeat("ab", 32) + ".cpio"
+	for _, d := range []string{cache, elsewhere} {
+		if err := os.WriteFile(filepath.Join(d, name), []byte("archive"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := &Boot{cache: cache}
+	if got, err := b.digest(filepath.Join(cache, name)); err != nil || got != "named "+strings.Repeat("ab", 32) {
+		t.Errorf("in the cache: %q, %v", got, err)
+	}
+	want := "sha256 " + fmt.Sprintf("%x", sha256.Sum256([]byte("archive")))
+	if got, err := b.digest(filepath.Join(elsewhere, name)); err != nil || got != want {
+		t.Errorf("elsewhere: %q, %v; want %q", got, err, want)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -68,16 +69,35 @@ func (b *Boot) snapshotBaseKey() (string, error) {
 			if f == "" {
 				continue
 			}
-			sum, err := fileDigest(snapshotDigests(b.snapshots), f)
+			sum, err := b.digest(f)
 			if err != nil {
 				b.snapBase.err = fmt.Errorf("hash %s for the snapshot key: %w", f, err)
 				return
 			}
-			fmt.Fprintf(h, "file %s sha256 %s\n", filepath.Base(f), sum)
+			fmt.Fprintf(h, "file %s %s\n", filepath.Base(f), sum)
 		}
 		b.snapBase.key = hex.EncodeToString(h.Sum(nil))
 	})
 	return b.snapBase.key, b.snapBase.err
+}
+
+// cacheNamed matches the names of the cache's kernels and initramfs
+// archives, which carry the SHA-256 of what they are made from.
+var cacheNamed = regexp.MustCompile(`^(?:vmlinux|initramfs)-([0-9a-f]{64})(?:\.cpio)?$`)
+
+// digest identifies the file at path for the snapshot key: an entry of
+// b's cache named by the sum of what it is made from is that sum (it is
+// written once and never changed in place, but touched at every use, so
+// the digest store could not keep its own sum); any other file is its
+// SHA-256 (fileDigest).
+func (b *Boot) digest(path string) (string, error) {
+	if b.cache != "" && filepath.Dir(path) == b.cache {
+		if m := cacheNamed.FindStringSubmatch(filepath.Base(path)); m != nil {
+			return "named " + m[1], nil
+		}
+	}
+	sum, err := fileDigest(snapshotDigests(b.snapshots), path)
+	return "sha256 " + sum, err
 }
 
 // snapshotUnsupported says why the machine cannot be restored from a
@@ -117,11 +137,11 @@ func (m *Machine) snapshotKey(q qemu.Config) (string, error) {
 	fmt.Fprintf(h, "%s\n", base)
 	if q.Initrd != "" && q.Initrd != m.cfg.Boot.Initramfs {
 		// A display's initramfs (InitramfsFor) holds more modules.
-		sum, err := fileDigest(snapshotDigests(m.cfg.Boot.snapshots), q.Initrd)
+		sum, err := m.cfg.Boot.digest(q.Initrd)
 		if err != nil {
 			return "", fmt.Errorf("snapshot key: %w", err)
 		}
-		fmt.Fprintf(h, "initramfs sha256 %s\n", sum)
+		fmt.Fprintf(h, "initramfs %s\n", sum)
 	}
 	q.Append, q.Kernel, q.Initrd, q.Dir, q.Name = strings.Join(keyKernelArgs(m.kernelArgs()), " "), "", "", "", ""
 	args := q.Args()
