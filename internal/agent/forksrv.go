@@ -169,6 +169,13 @@ func forkServerFor(req *agentproto.Exec) *forkServer {
 	return f
 }
 
+// warmForkServer starts the fork server before the first command asks for
+// it (a guest without bash 5.2 or the library starts none). A command that
+// comes meanwhile waits for it under forkServers.mu.
+func warmForkServer() {
+	forkServerFor(&agentproto.Exec{})
+}
+
 // startForkServer starts the warm shell exactly as command() starts a
 // command's, and waits until it serves.
 func startForkServer(lib []byte, sh shell, bootstrap string) (*forkServer, error) {

@@ -359,3 +359,35 @@ func TestForkServerCloneEnded(t *testing.T) {
 		t.Error("the clone was not reaped")
 	}
 }
+
+// TestWarmForkServer: warmForkServer starts the server that the next
+// command takes, so the first command does not wait for bash to load.
+func TestWarmForkServer(t *testing.T) {
+	useForkServer(t)
+	if !canSetArgs(t) {
+		defer func(b string) { forkServerBootstrap = b }(forkServerBootstrap)
+		forkServerBootstrap = forkBootstrapKeepArgs
+	}
+	forkServers.mu.Lock()
+	first := forkServers.cur
+	forkServers.cur = nil
+	forkServers.mu.Unlock()
+	first.kill()
+	warmForkServer()
+	forkServers.mu.Lock()
+	warm := forkServers.cur
+	forkServers.mu.Unlock()
+	if warm == nil {
+		t.Fatal("no server after warmForkServer")
+	}
+	defer warm.kill()
+	if ok, out := runCheck(t.Context(), &agentproto.Wait{Command: forkPathCheck}); !ok || out != "fork\n" {
+		t.Errorf("the command after it: %v, %q", ok, out)
+	}
+	forkServers.mu.Lock()
+	now := forkServers.cur
+	forkServers.mu.Unlock()
+	if now != warm {
+		t.Error("the command started another server")
+	}
+}
