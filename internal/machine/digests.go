@@ -11,14 +11,14 @@ import (
 )
 
 // digestStore keeps the SHA-256 sums that snapshot keys and checks need
-// (the kernel's, the initramfs's, QEMU's, the firmware's, an image's, a
-// snapshot's memory file's) from one process to the next: hashing them took
-// ~0.25 s of every vmlab run that restores a machine, more than QEMU's load
-// of the snapshot. A sum is kept under its file's statKey, which changes
-// whenever the file's content may have (any write sets the inode's change
-// time, which no user can set back). It is a small JSON file in the snapshot
-// cache; "" keeps nothing. Two processes writing it at once lose one's
-// entries, which are hashed again next time.
+// (QEMU's, the firmware's, a kernel's outside the cache, an image's, a
+// snapshot's memory file's) from one process to the next: hashing them, with
+// the cache's initramfs, took ~0.25 s of every vmlab run that restores a
+// machine, more than QEMU's load of the snapshot. A sum is kept with its
+// file's fileStat, which changes whenever the file's content may have (any
+// write sets the inode's change time, which no user can set back). It is a
+// small JSON file in the snapshot cache; "" keeps nothing. Two processes
+// writing it at once lose one's entries, which are hashed again next time.
 type digestStore string
 
 // digestSettle is how long a file must have been left alone for its sum

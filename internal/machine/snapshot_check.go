@@ -95,8 +95,9 @@ func checkRAM(store digestStore, path, want string) error {
 		sum, ok := store.get(path, stat)
 		if !ok {
 			ramHashes.Add(1)
-			if sum, _, err = sumMemory(path); err != nil {
-				c.err = err
+			var herr error
+			if sum, _, herr = sumMemory(path); herr != nil {
+				c.err = herr
 				return
 			}
 			store.put(path, stat, sum)

@@ -359,12 +359,14 @@ static int serve(int sock)
 		pid = syscall(SYS_clone, CLONE_PARENT, NULL, NULL, NULL, 0);
 		if (pid == 0)
 			child(fds[0], fds[1], fds[2], fds[3]);
+		if (pid < 0)
+			pid = -errno; /* before the closes below can change errno */
 		/* Our copies of the command's descriptors close before the agent
 		 * hears of it: a short command's output then ends when it does,
 		 * however late this server runs again. */
 		for (int i = 0; i < 3; i++)
 			close(fds[i]);
-		answer(fds[3], 'P', pid < 0 ? -errno : (int32_t)pid, -1);
+		answer(fds[3], 'P', (int32_t)pid, -1);
 		close(fds[3]);
 	}
 }
