@@ -57,6 +57,12 @@ func TestSnapshotRestore(t *testing.T) {
 		if !strings.Contains(stagesOf(m), "restore") {
 			t.Errorf("%s: stages %s, want a restore", m.Name(), stagesOf(m))
 		}
+		// lo came up before the point; the machine's own disk is its own
+		// (its partition table is not read again).
+		out, err := m.Succeed(ctx, "echo $(( $(cat /sys/class/net/lo/flags) & 1 )); ip -o -4 addr show dev lo | grep -o '127.0.0.1/8'; grep -c 'vd' /proc/partitions; touch /root/x && sync && echo written")
+		if err != nil || out != "1\n127.0.0.1/8\n1\nwritten\n" {
+			t.Errorf("%s: lo and the disk: got %q, %v; want lo up with 127.0.0.1/8, one disk without partitions, a write", m.Name(), out, err)
+		}
 	}
 	if err := bm.Reboot(ctx); err != nil {
 		t.Fatal(err)
