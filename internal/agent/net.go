@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 	"unsafe"
@@ -32,21 +33,28 @@ func configureNetwork(cfg *agentproto.Network) error {
 			return err
 		}
 	}
-	// The kernel's names (eth0, eth1, ...) and ours overlap: move every NIC
-	// to a temporary name first, so no rename finds its target taken.
-	temp := make([]string, len(cfg.Interfaces))
+	current := make([]string, len(cfg.Interfaces))
+	want := make([]string, len(cfg.Interfaces))
 	for i, ifc := range cfg.Interfaces {
-		current, err := findNIC(ifc.MAC, 10*time.Second)
+		name, err := findNIC(ifc.MAC, 10*time.Second)
 		if err != nil {
 			return fmt.Errorf("configure %s: %w", ifc.Name, err)
 		}
-		temp[i] = fmt.Sprintf("vmlabnic%d", i)
-		if err := renameLink(current, temp[i]); err != nil {
-			return err
-		}
+		current[i], want[i] = name, ifc.Name
 	}
-	for i, ifc := range cfg.Interfaces {
-		if err := configureInterface(temp[i], ifc); err != nil {
+	links, err := os.ReadDir("/sys/class/net")
+	if err != nil {
+		return fmt.Errorf("list the links: %w", err)
+	}
+	taken := make(map[string]bool, len(links))
+	for _, l := range links {
+		taken[l.Name()] = true
+	}
+	if err := nameNICs(current, want, taken, renameLink); err != nil {
+		return err
+	}
+	for _, ifc := range cfg.Interfaces {
+		if err := configureInterface(ifc); err != nil {
 			return err
 		}
 	}
@@ -87,17 +95,61 @@ func interfacesByMAC() (map[string]string, error) {
 	return m, nil
 }
 
-func configureInterface(current string, ifc agentproto.Interface) error {
+// nameNICs renames the NICs named current to want (current[i] becomes
+// want[i]); taken holds every link's name. The kernel's names (eth0, eth1,
+// ...) and ours overlap, and a rename costs a guest under TCG 15-45 ms, so
+// a NIC already named so stays, a free name is taken at once (which may
+// free another's), and only NICs that hold each other's names go through a
+// temporary one.
+func nameNICs(current, want []string, taken map[string]bool, rename func(from, to string) error) error {
+	var pending []int
+	for i := range current {
+		if current[i] != want[i] {
+			pending = append(pending, i)
+		}
+	}
+	move := func(i int, to string) error {
+		if err := rename(current[i], to); err != nil {
+			return err
+		}
+		delete(taken, current[i])
+		taken[to], current[i] = true, to
+		return nil
+	}
+	for progress := true; progress; {
+		progress = false
+		for k := 0; k < len(pending); k++ {
+			if i := pending[k]; !taken[want[i]] {
+				if err := move(i, want[i]); err != nil {
+					return err
+				}
+				pending = slices.Delete(pending, k, k+1)
+				k--
+				progress = true
+			}
+		}
+	}
+	for n, i := range pending {
+		if err := move(i, fmt.Sprintf("vmlabnic%d", n)); err != nil {
+			return err
+		}
+	}
+	for _, i := range pending {
+		if err := move(i, want[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// configureInterface brings up the NIC named ifc.Name and gives it its
+// addresses.
+func configureInterface(ifc agentproto.Interface) error {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("configure %s: %w", ifc.Name, err)
 	}
 	defer unix.Close(fd)
-	if current != ifc.Name {
-		if err := rename(fd, current, ifc.Name); err != nil {
-			return err
-		}
-	}
 	// The NIC may have existed before configureNetwork set the default
 	// (virtio_net is loaded early on a machine image, with erofs), and
 	// the kernel applies the larger of "all" and the NIC's own setting.
@@ -113,7 +165,7 @@ func configureInterface(current string, ifc agentproto.Interface) error {
 		if p.Addr().Is4() {
 			err = addIPv4(fd, ifc.Name, p)
 		} else {
-			err = addIPv6(ifc.Name, p)
+			err = addIPv6(fd, ifc.Name, p)
 		}
 		if err != nil {
 			return fmt.Errorf("configure %s: add %s: %w", ifc.Name, a, err)
@@ -180,23 +232,28 @@ func addIPv4(fd int, name string, p netip.Prefix) error {
 }
 
 // addIPv6 adds an address with SIOCSIFADDR on an AF_INET6 socket, which
-// takes a struct in6_ifreq.
-func addIPv6(name string, p netip.Prefix) error {
-	ifi, err := net.InterfaceByName(name)
+// takes a struct in6_ifreq. The link's index comes from an ioctl on fd, an
+// AF_INET socket (net.InterfaceByName dumps every link over netlink: 50 ms
+// more of a guest under TCG).
+func addIPv6(fd int, name string, p netip.Prefix) error {
+	ifr, err := unix.NewIfreq(name)
 	if err != nil {
 		return err
 	}
-	fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFINDEX, ifr); err != nil {
+		return fmt.Errorf("find the link's index: %w", err)
+	}
+	fd6, err := unix.Socket(unix.AF_INET6, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return err
 	}
-	defer unix.Close(fd)
+	defer unix.Close(fd6)
 	req := struct {
 		addr      [16]byte
 		prefixLen uint32
 		ifindex   int32
-	}{addr: p.Addr().As16(), prefixLen: uint32(p.Bits()), ifindex: int32(ifi.Index)}
-	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCSIFADDR, uintptr(unsafe.Pointer(&req))); errno != 0 {
+	}{addr: p.Addr().As16(), prefixLen: uint32(p.Bits()), ifindex: int32(ifr.Uint32())}
+	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd6), unix.SIOCSIFADDR, uintptr(unsafe.Pointer(&req))); errno != 0 {
 		return errno
 	}
 	return nil
