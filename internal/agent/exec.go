@@ -94,10 +94,9 @@ func startCommand(ctx context.Context, req *agentproto.Exec, stdin, stdout, stde
 	if f := forkServerFor(req); f != nil {
 		in := stdin
 		if in == nil {
-			if in, err = os.Open(os.DevNull); err != nil {
+			if in, err = devNull(); err != nil {
 				return 0, nil, fmt.Errorf("open %s for the command's stdin: %w", os.DevNull, err)
 			}
-			defer in.Close()
 		}
 		pid, err := f.spawn(ctx, in, stdout, stderr, f.dir, req.Command)
 		if err == nil {
@@ -122,6 +121,12 @@ func startCommand(ctx context.Context, req *agentproto.Exec, stdin, stdout, stde
 	}
 	return cmd.Process.Pid, cmdWait(cmd), nil
 }
+
+// devNull returns /dev/null, open for reading once for every command the
+// fork server starts without input (os/exec opens its own for the exec
+// path). Reading it ends at once whatever a command does with the
+// descriptor's flags.
+var devNull = sync.OnceValues(func() (*os.File, error) { return os.Open(os.DevNull) })
 
 // output is where a command's output of type typ goes: frames on stream
 // id, under the stream's window when the request asks for it.
@@ -348,12 +353,23 @@ type pump struct {
 	keep bool
 }
 
+// newPump makes a command's output pipe. The read end is ours,
+// non-blocking in the runtime's poller; the write end is the command's, a
+// blocking descriptor the agent never polls. (os.Pipe puts both ends in the
+// poller, and handing the command's over makes it blocking again: nine
+// system calls more per command, each costly under TCG.)
 func newPump(out io.Writer) (*pump, error) {
-	r, pw, err := os.Pipe()
-	if err != nil {
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
 		return nil, fmt.Errorf("create an output pipe: %w", err)
 	}
-	return &pump{w: pw, r: r, out: out, done: make(chan struct{})}, nil
+	if _, err := unix.FcntlInt(uintptr(p[0]), unix.F_SETFL, unix.O_NONBLOCK); err != nil {
+		unix.Close(p[0])
+		unix.Close(p[1])
+		return nil, fmt.Errorf("create an output pipe: %w", err)
+	}
+	r, w := os.NewFile(uintptr(p[0]), "|0"), os.NewFile(uintptr(p[1]), "|1")
+	return &pump{w: w, r: r, out: out, done: make(chan struct{})}, nil
 }
 
 // exited tells the pump the shell has exited: from now on silence ends it.
