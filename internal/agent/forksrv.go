@@ -247,14 +247,13 @@ func (f *forkServer) spawn(ctx context.Context, stdin, stdout, stderr *os.File, 
 	if err != nil {
 		return 0, fmt.Errorf("%w: create its control socket: %v", errNotRun, err)
 	}
-	ctlFile, theirs := os.NewFile(uintptr(fds[0]), "forksrv ctl"), os.NewFile(uintptr(fds[1]), "forksrv ctl peer")
-	c, err := net.FileConn(ctlFile)
-	ctlFile.Close()
+	theirs := os.NewFile(uintptr(fds[1]), "forksrv ctl peer")
+	ctl, err := newCtlSock(fds[0])
 	if err != nil {
+		unix.Close(fds[0])
 		theirs.Close()
 		return 0, fmt.Errorf("%w: use its control socket: %v", errNotRun, err)
 	}
-	ctl := c.(*net.UnixConn)
 	defer ctl.Close()
 	if err := ctx.Err(); err != nil {
 		// As exec.Cmd.Start refuses to start a command.
@@ -308,7 +307,7 @@ type answers struct {
 // before it runs anything, so the reading goes on until it answers or ctl
 // ends, which it does only once no clone holds it (none was made, or it ended
 // before it ran anything).
-func (f *forkServer) request(ctl *net.UnixConn, theirs, stdin, stdout, stderr *os.File, dir, command string) (a answers) {
+func (f *forkServer) request(ctl *ctlSock, theirs, stdin, stdout, stderr *os.File, dir, command string) (a answers) {
 	rights := unix.UnixRights(int(stdin.Fd()), int(stdout.Fd()), int(stderr.Fd()), int(theirs.Fd()))
 	_, _, err := f.conn.WriteMsgUnix([]byte{0}, rights, nil)
 	theirs.Close()
