@@ -353,23 +353,31 @@ type pump struct {
 	keep bool
 }
 
-// newPump makes a command's output pipe. The read end is ours,
-// non-blocking in the runtime's poller; the write end is the command's, a
-// blocking descriptor the agent never polls. (os.Pipe puts both ends in the
-// poller, and handing the command's over makes it blocking again: nine
-// system calls more per command, each costly under TCG.)
 func newPump(out io.Writer) (*pump, error) {
+	r, w, err := outputPipe()
+	if err != nil {
+		return nil, err
+	}
+	return &pump{w: w, r: r, out: out, done: make(chan struct{})}, nil
+}
+
+// outputPipe makes a command's output pipe. The read end is ours,
+// non-blocking in the runtime's poller (its deadlines work, and closing it
+// ends a read); the write end is the command's, a blocking descriptor the
+// agent never polls. (os.Pipe puts both ends in the poller, and handing the
+// command's over makes it blocking again: nine system calls more per
+// command, each costly under TCG.)
+func outputPipe() (r, w *os.File, err error) {
 	var p [2]int
 	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
-		return nil, fmt.Errorf("create an output pipe: %w", err)
+		return nil, nil, fmt.Errorf("create an output pipe: %w", err)
 	}
 	if _, err := unix.FcntlInt(uintptr(p[0]), unix.F_SETFL, unix.O_NONBLOCK); err != nil {
 		unix.Close(p[0])
 		unix.Close(p[1])
-		return nil, fmt.Errorf("create an output pipe: %w", err)
+		return nil, nil, fmt.Errorf("create an output pipe: %w", err)
 	}
-	r, w := os.NewFile(uintptr(p[0]), "|0"), os.NewFile(uintptr(p[1]), "|1")
-	return &pump{w: w, r: r, out: out, done: make(chan struct{})}, nil
+	return os.NewFile(uintptr(p[0]), "|0"), os.NewFile(uintptr(p[1]), "|1"), nil
 }
 
 // exited tells the pump the shell has exited: from now on silence ends it.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -130,25 +131,28 @@ func dial(network, addr string) error {
 	return err
 }
 
+// devNullW is /dev/null open for writing, the stderr of every wait's
+// command, opened once.
+var devNullW = sync.OnceValues(func() (*os.File, error) { return os.OpenFile(os.DevNull, os.O_WRONLY, 0) })
+
 // runCheck runs a wait's command once and returns whether it exited 0 and
 // its standard output (its stderr is dropped). It takes the fork server when
 // the command may (startCommand). Once the shell has exited, its output is
 // read for outputLinger at most: a background process that holds it longer
 // makes the check fail, as os/exec's WaitDelay did.
 func runCheck(ctx context.Context, w *agentproto.Wait) (bool, string) {
-	r, pw, err := os.Pipe()
+	r, pw, err := outputPipe()
 	if err != nil {
-		return false, fmt.Sprintf("create an output pipe: %v", err)
+		return false, err.Error()
 	}
 	defer r.Close()
-	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	null, err := devNullW()
 	if err != nil {
 		pw.Close()
 		return false, fmt.Sprintf("open %s: %v", os.DevNull, err)
 	}
 	pid, wait, err := startCommand(ctx, &agentproto.Exec{Command: w.Command, User: w.User}, nil, pw, null)
 	pw.Close()
-	null.Close()
 	if err != nil {
 		return false, err.Error()
 	}
