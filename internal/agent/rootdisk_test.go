@@ -71,3 +71,19 @@ func TestDiskHint(t *testing.T) {
 		t.Errorf("an error that is not ENOSPC changed")
 	}
 }
+
+// TestFindDiskScansOnce: the disks' serials are read once (a virtio disk's
+// serial is a request to the device), so a disk found again is the one
+// found first, whatever its serial file says later.
+func TestFindDiskScansOnce(t *testing.T) {
+	sys := t.TempDir()
+	os.MkdirAll(filepath.Join(sys, "vda"), 0o755)
+	os.WriteFile(filepath.Join(sys, "vda", "serial"), []byte("vmlab-root\n"), 0o644)
+	if dev, err := findDisk(sys, "vmlab-root"); err != nil || dev != "/dev/vda" {
+		t.Fatalf("got %q, %v; want /dev/vda", dev, err)
+	}
+	os.WriteFile(filepath.Join(sys, "vda", "serial"), []byte("changed\n"), 0o644)
+	if dev, err := findDisk(sys, "vmlab-root"); err != nil || dev != "/dev/vda" {
+		t.Errorf("the second time: got %q, %v; want /dev/vda from the first scan", dev, err)
+	}
+}

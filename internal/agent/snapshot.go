@@ -47,6 +47,8 @@ func snapshotPoint(stages []agentproto.Stage) (agentproto.BootConfig, error) {
 			return agentproto.BootConfig{}, err
 		}
 	}
+	// The disks' serials are the shape's: read them once, here.
+	scanDisks("/sys/block")
 	point := agentproto.SnapshotPoint{Version: agentproto.Version, Stages: stages}
 	if err := agentproto.NewWriter(port).WriteFrame(agentproto.TSnapshot, 0, agentproto.Encode(point)); err != nil {
 		return agentproto.BootConfig{}, fmt.Errorf("tell the host the snapshot point: %w", err)
