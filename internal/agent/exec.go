@@ -122,11 +122,16 @@ func startCommand(ctx context.Context, req *agentproto.Exec, stdin, stdout, stde
 	return cmd.Process.Pid, cmdWait(cmd), nil
 }
 
-// devNull returns /dev/null, open for reading once for every command the
-// fork server starts without input (os/exec opens its own for the exec
-// path). Reading it ends at once whatever a command does with the
-// descriptor's flags.
-var devNull = sync.OnceValues(func() (*os.File, error) { return os.Open(os.DevNull) })
+// devNull and devNullW are /dev/null, each opened once: for reading, the
+// stdin of every command the fork server starts without input (os/exec
+// opens its own, also read-only, for the exec path); for writing, the
+// stderr of every wait's command. What a command does with the
+// descriptor's flags changes nothing for the next: reads end at once,
+// writes are dropped.
+var (
+	devNull  = sync.OnceValues(func() (*os.File, error) { return os.Open(os.DevNull) })
+	devNullW = sync.OnceValues(func() (*os.File, error) { return os.OpenFile(os.DevNull, os.O_WRONLY, 0) })
+)
 
 // output is where a command's output of type typ goes: frames on stream
 // id, under the stream's window when the request asks for it.

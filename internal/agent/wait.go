@@ -9,7 +9,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -130,10 +129,6 @@ func dial(network, addr string) error {
 	}
 	return err
 }
-
-// devNullW is /dev/null open for writing, the stderr of every wait's
-// command, opened once.
-var devNullW = sync.OnceValues(func() (*os.File, error) { return os.OpenFile(os.DevNull, os.O_WRONLY, 0) })
 
 // runCheck runs a wait's command once and returns whether it exited 0 and
 // its standard output (its stderr is dropped). It takes the fork server when
