@@ -33,12 +33,8 @@ type benchResult struct {
 	// ChannelRTTMS is the round trip of a request that starts no process
 	// (a wait for "/", which exists): the channel's share of (c).
 	ChannelRTTMS float64 `json:"channel_rtt_ms"`
-	// RTTGuestSwitches is the guest's context switches per command of
-	// (c), from its /proc/stat: the guest's own work per command, which
-	// the host's load does not change as it changes the times.
-	RTTGuestSwitches float64 `json:"rtt_guest_switches"`
-	Runs             int     `json:"runs"`
-	Commands         int     `json:"commands"`
+	Runs         int     `json:"runs"`
+	Commands     int     `json:"commands"`
 
 	// The network section (absent with -net=false): two machines through
 	// vmlab's switch against the same two on QEMU's multicast socket.
@@ -255,10 +251,6 @@ func bench(ctx context.Context, e *env, boot *machine.Boot, bf bootFlags, runs, 
 	r.BootRatio = r.BootS / r.FloorS
 
 	fmt.Fprintf(e.stderr, "vmlab: bench: %d round trips\n", n)
-	switches0, err := guestSwitches(ctx, last)
-	if err != nil {
-		return nil, err
-	}
 	rtts := make([]time.Duration, 0, n)
 	for range n {
 		start := time.Now()
@@ -267,12 +259,6 @@ func bench(ctx context.Context, e *env, boot *machine.Boot, bf bootFlags, runs, 
 		}
 		rtts = append(rtts, time.Since(start))
 	}
-	switches1, err := guestSwitches(ctx, last)
-	if err != nil {
-		return nil, err
-	}
-	// The two reads are about one command more.
-	r.RTTGuestSwitches = float64(switches1-switches0) / float64(n+1)
 	slices.Sort(rtts)
 	r.RTTMedianMS = ms(rtts[len(rtts)/2])
 	r.RTTP99MS = ms(rtts[min(len(rtts)-1, len(rtts)*99/100)])
@@ -299,20 +285,6 @@ func bench(ctx context.Context, e *env, boot *machine.Boot, bf bootFlags, runs, 
 		return nil, err
 	}
 	return r, nil
-}
-
-// guestSwitches reads the guest's count of context switches since its
-// boot (the ctxt line of /proc/stat).
-func guestSwitches(ctx context.Context, m *machine.Machine) (int64, error) {
-	out, err := m.Succeed(ctx, "awk '$1 == \"ctxt\" {print $2}' /proc/stat")
-	if err != nil {
-		return 0, err
-	}
-	n, err := strconv.ParseInt(strings.TrimSpace(out), 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("the guest's context switches: %q: %w", out, err)
-	}
-	return n, nil
 }
 
 // waitLatency measures how long WaitForOpenPort takes to return after the
@@ -392,7 +364,6 @@ func printBench(w io.Writer, r *benchResult) {
 	fmt.Fprintf(tw, "(c) Succeed(\"true\") round trip, median\t%.2f ms\t<= 5 ms\t%s\n", r.RTTMedianMS, verdict(r.RTTMedianMS <= 5))
 	fmt.Fprintf(tw, "(c) Succeed(\"true\") round trip, p99\t%.2f ms\t<= 20 ms\t%s\n", r.RTTP99MS, verdict(r.RTTP99MS <= 20))
 	fmt.Fprintf(tw, "    of which the channel (a request that starts no process)\t%.2f ms\t\t\n", r.ChannelRTTMS)
-	fmt.Fprintf(tw, "    the guest's context switches per command\t%.1f\t\t\n", r.RTTGuestSwitches)
 	fmt.Fprintf(tw, "(d) port opens -> WaitForOpenPort returns\t%.2f ms\t<= 50 ms\t%s\n", r.WaitLatencyMS, verdict(r.WaitLatencyMS <= 50))
 	r.setupBench.print(tw)
 	r.rebootBench.print(tw)
