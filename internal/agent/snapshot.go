@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -82,15 +81,7 @@ func hasVirtioNet(sysVirtio string) bool {
 // the port next, with its own buffer.
 func readRestore(port io.Reader) (agentproto.Restore, error) {
 	var r agentproto.Restore
-	var hdr [agentproto.HeaderSize]byte
-	if _, err := io.ReadFull(port, hdr[:]); err != nil {
-		return r, fmt.Errorf("read the host's restore frame: %w", err)
-	}
-	n := binary.BigEndian.Uint32(hdr[6:])
-	if n > agentproto.MaxPayload {
-		n = 0 // ReadFrame reports the bad length
-	}
-	f, err := agentproto.NewReader(io.MultiReader(bytes.NewReader(hdr[:]), io.LimitReader(port, int64(n)))).ReadFrame()
+	f, err := agentproto.ReadFrameFrom(port)
 	if err != nil {
 		return r, fmt.Errorf("read the host's restore frame: %w", err)
 	}

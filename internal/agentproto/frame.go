@@ -143,6 +143,28 @@ func (r *Reader) ReadFrame() (Frame, error) {
 	return f, nil
 }
 
+// ReadFrameFrom reads one frame from r without reading past it (a
+// Reader buffers ahead): for a frame before a stream that another Reader
+// then reads, as the snapshot point's Restore before serve's requests.
+func ReadFrameFrom(r io.Reader) (Frame, error) {
+	var hdr [HeaderSize]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return Frame{}, err
+	}
+	f, n, err := parseHeader(hdr[:])
+	if err != nil {
+		return Frame{}, err
+	}
+	f.Payload = make([]byte, n)
+	if _, err := io.ReadFull(r, f.Payload); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return Frame{}, fmt.Errorf("read %v payload: %w", f.Type, err)
+	}
+	return f, nil
+}
+
 func parseHeader(h []byte) (Frame, uint32, error) {
 	if h[0] != Magic {
 		return Frame{}, 0, fmt.Errorf("%w: bad magic byte %#02x", ErrMalformed, h[0])

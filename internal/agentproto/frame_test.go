@@ -67,7 +67,29 @@ func TestFrameMalformed(t *testing.T) {
 			if !errors.Is(err, tt.want) {
 				t.Errorf("got %v, want an error wrapping %v", err, tt.want)
 			}
+			if _, err := ReadFrameFrom(bytes.NewReader(tt.input)); !errors.Is(err, tt.want) {
+				t.Errorf("ReadFrameFrom: got %v, want an error wrapping %v", err, tt.want)
+			}
 		})
+	}
+}
+
+// TestReadFrameFrom checks that it reads one frame and not a byte of the
+// next, empty payloads included.
+func TestReadFrameFrom(t *testing.T) {
+	var buf bytes.Buffer
+	w := NewWriter(&buf)
+	w.WriteFrame(TRestore, 0, []byte(`{"unix_nano":1}`))
+	w.WriteFrame(TStdinEOF, 7, nil)
+	w.WriteFrame(TStdout, 3, []byte("next"))
+	for _, want := range []Frame{{Type: TRestore, Payload: []byte(`{"unix_nano":1}`)}, {Type: TStdinEOF, Stream: 7, Payload: []byte{}}} {
+		f, err := ReadFrameFrom(&buf)
+		if err != nil || f.Type != want.Type || f.Stream != want.Stream || !bytes.Equal(f.Payload, want.Payload) {
+			t.Fatalf("got %v %d %q, %v; want %v %d %q", f.Type, f.Stream, f.Payload, err, want.Type, want.Stream, want.Payload)
+		}
+	}
+	if rest := HeaderSize + len("next"); buf.Len() != rest {
+		t.Errorf("%d bytes left after two frames, want the third's %d", buf.Len(), rest)
 	}
 }
 
