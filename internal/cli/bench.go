@@ -33,8 +33,13 @@ type benchResult struct {
 	// ChannelRTTMS is the round trip of a request that starts no process
 	// (a wait for "/", which exists): the channel's share of (c).
 	ChannelRTTMS float64 `json:"channel_rtt_ms"`
-	Runs         int     `json:"runs"`
-	Commands     int     `json:"commands"`
+	// ProcessFloorMS is what a process costs the guest itself: a bash
+	// subshell's fork, exit and wait, timed by the guest's clock. A
+	// command through the fork server does that and more, so the channel
+	// and this floor are the part of (c) that no agent can remove.
+	ProcessFloorMS float64 `json:"process_floor_ms"`
+	Runs           int     `json:"runs"`
+	Commands       int     `json:"commands"`
 
 	// The network section (absent with -net=false): two machines through
 	// vmlab's switch against the same two on QEMU's multicast socket.
@@ -271,6 +276,9 @@ func bench(ctx context.Context, e *env, boot *machine.Boot, bf bootFlags, runs, 
 		chans = append(chans, time.Since(start))
 	}
 	r.ChannelRTTMS = ms(median(chans))
+	if r.ProcessFloorMS, err = processFloor(ctx, last); err != nil {
+		return nil, err
+	}
 
 	fmt.Fprintf(e.stderr, "vmlab: bench: wait latency\n")
 	lat, err := waitLatency(ctx, last, 10)
@@ -285,6 +293,27 @@ func bench(ctx context.Context, e *env, boot *machine.Boot, bf bootFlags, runs, 
 		return nil, err
 	}
 	return r, nil
+}
+
+// processFloor times, by the guest's clock, batches of bash subshells
+// (`(true)`: a fork of a running bash, its exit and the wait, as the
+// fork server's clone of bash, without the agent) and returns the median
+// batch's time per subshell.
+func processFloor(ctx context.Context, m *machine.Machine) (float64, error) {
+	const batches, per = 5, 100
+	var each []time.Duration
+	for range batches {
+		out, err := m.Succeed(ctx, fmt.Sprintf(`s=$EPOCHREALTIME; for ((i = 0; i < %d; i++)); do (true); done; echo "$s $EPOCHREALTIME"`, per))
+		if err != nil {
+			return 0, err
+		}
+		var start, end float64
+		if _, err := fmt.Sscan(out, &start, &end); err != nil || end < start {
+			return 0, fmt.Errorf("time bash subshells: the guest printed %q", out)
+		}
+		each = append(each, time.Duration((end-start)/per*float64(time.Second)))
+	}
+	return ms(median(each)), nil
 }
 
 // waitLatency measures how long WaitForOpenPort takes to return after the
@@ -364,6 +393,7 @@ func printBench(w io.Writer, r *benchResult) {
 	fmt.Fprintf(tw, "(c) Succeed(\"true\") round trip, median\t%.2f ms\t<= 5 ms\t%s\n", r.RTTMedianMS, verdict(r.RTTMedianMS <= 5))
 	fmt.Fprintf(tw, "(c) Succeed(\"true\") round trip, p99\t%.2f ms\t<= 20 ms\t%s\n", r.RTTP99MS, verdict(r.RTTP99MS <= 20))
 	fmt.Fprintf(tw, "    of which the channel (a request that starts no process)\t%.2f ms\t\t\n", r.ChannelRTTMS)
+	fmt.Fprintf(tw, "    the guest's own cost of a process: a bash subshell's fork, exit and wait\t%.2f ms\t\t\n", r.ProcessFloorMS)
 	fmt.Fprintf(tw, "(d) port opens -> WaitForOpenPort returns\t%.2f ms\t<= 50 ms\t%s\n", r.WaitLatencyMS, verdict(r.WaitLatencyMS <= 50))
 	r.setupBench.print(tw)
 	r.rebootBench.print(tw)

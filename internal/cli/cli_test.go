@@ -74,7 +74,7 @@ func TestExecAndBench(t *testing.T) {
 		t.Fatalf("bench -json printed %q: %v", stdout, err)
 	}
 	for _, k := range []string{"floor_s", "boot_s", "boot_ratio", "rtt_median_ms", "rtt_p99_ms", "wait_latency_ms", "accel",
-		"switch_mbps", "mcast_mbps", "throughput_ratio", "switch_rtt_ms", "mcast_rtt_ms", "output_peak_mib", "output_base_mib", "pty_echo_ms",
+		"channel_rtt_ms", "process_floor_ms", "switch_mbps", "mcast_mbps", "throughput_ratio", "switch_rtt_ms", "mcast_rtt_ms", "output_peak_mib", "output_base_mib", "pty_echo_ms",
 		"run_s", "run_cold_s"} {
 		v, ok := fields[k]
 		if !ok {
