@@ -124,23 +124,7 @@ func NewReader(r io.Reader) *Reader {
 // ReadFrame returns the next frame. It returns io.EOF only at a clean frame
 // boundary; a stream that ends inside a frame is io.ErrUnexpectedEOF.
 func (r *Reader) ReadFrame() (Frame, error) {
-	if _, err := io.ReadFull(r.r, r.hdr[:]); err != nil {
-		return Frame{}, err
-	}
-	f, n, err := parseHeader(r.hdr[:])
-	if err != nil {
-		return Frame{}, err
-	}
-	if n > 0 {
-		f.Payload = make([]byte, n)
-		if _, err := io.ReadFull(r.r, f.Payload); err != nil {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return Frame{}, fmt.Errorf("read %v payload: %w", f.Type, err)
-		}
-	}
-	return f, nil
+	return readFrame(r.r, r.hdr[:])
 }
 
 // ReadFrameFrom reads one frame from r without reading past it (a
@@ -148,19 +132,26 @@ func (r *Reader) ReadFrame() (Frame, error) {
 // then reads, as the snapshot point's Restore before serve's requests.
 func ReadFrameFrom(r io.Reader) (Frame, error) {
 	var hdr [HeaderSize]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+	return readFrame(r, hdr[:])
+}
+
+// readFrame reads a frame's header into hdr, then its payload.
+func readFrame(r io.Reader, hdr []byte) (Frame, error) {
+	if _, err := io.ReadFull(r, hdr); err != nil {
 		return Frame{}, err
 	}
-	f, n, err := parseHeader(hdr[:])
+	f, n, err := parseHeader(hdr)
 	if err != nil {
 		return Frame{}, err
 	}
-	f.Payload = make([]byte, n)
-	if _, err := io.ReadFull(r, f.Payload); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
+	if n > 0 {
+		f.Payload = make([]byte, n)
+		if _, err := io.ReadFull(r, f.Payload); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return Frame{}, fmt.Errorf("read %v payload: %w", f.Type, err)
 		}
-		return Frame{}, fmt.Errorf("read %v payload: %w", f.Type, err)
 	}
 	return f, nil
 }
