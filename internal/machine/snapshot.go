@@ -233,6 +233,7 @@ type snapshotHeader struct {
 	RAM         int64    `json:"ram_bytes"`
 	RAMSHA256   string   `json:"ram_sha256"`
 	MACs        []string `json:"macs"` // the NICs' addresses in the saved device state
+	Sum         string   `json:"sum"`  // headerSum of the rest
 }
 
 // Files of a snapshot directory. The memory file is also its lock file
@@ -286,6 +287,8 @@ func (m *Machine) restoreFrom(ctx context.Context, q *qemu.Config) *restoring {
 		return nil
 	}
 	if len(h.MACs) != len(q.NICs) {
+		// The key holds the NICs: the header is wrong.
+		r.setAside(m.logf)
 		r.Close()
 		m.logf("snapshot %s: cold boot: it has %d NICs, the machine %d", key, len(h.MACs), len(q.NICs))
 		return nil

@@ -23,38 +23,118 @@ var errNoSnapshot = errors.New("no snapshot")
 // checkSnapshot reads dir's header and checks the files against it. The
 // memory file's hash is checked once per process (checkRAM).
 func checkSnapshot(dir, key string) (snapshotHeader, error) {
+	h, err := readHeader(dir)
+	if err != nil {
+		return h, err
+	}
+	if h.Key != key {
+		return h, fmt.Errorf("its header is for shape %s", h.Key)
+	}
+	ram, fi, err := openSnapshotFile(dir, snapRAM)
+	if err != nil {
+		return h, err
+	}
+	ram.Close()
+	if fi.Size() != h.RAM {
+		return h, fmt.Errorf("its memory file has %d bytes, want %d", fi.Size(), h.RAM)
+	}
+	if err := checkState(dir, h); err != nil {
+		return h, err
+	}
+	if err := checkRAM(snapshotDigests(filepath.Dir(dir)), filepath.Join(dir, snapRAM), h.RAMSHA256); err != nil {
+		return h, err
+	}
+	return h, nil
+}
+
+// maxHeader bounds a snapshot header's size: vmlab's are a few hundred
+// bytes.
+const maxHeader = 64 << 10
+
+// readHeader reads and checks dir's header: errNoSnapshot when there is
+// none.
+func readHeader(dir string) (snapshotHeader, error) {
 	var h snapshotHeader
-	b, err := os.ReadFile(filepath.Join(dir, snapHeader))
+	f, fi, err := openSnapshotFile(dir, snapHeader)
 	if errors.Is(err, os.ErrNotExist) {
 		return h, errNoSnapshot
 	}
 	if err != nil {
 		return h, err
 	}
+	defer f.Close()
+	if fi.Size() > maxHeader {
+		return h, fmt.Errorf("its %s has %d bytes, more than a header's %d", snapHeader, fi.Size(), maxHeader)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxHeader))
+	if err != nil {
+		return h, err
+	}
 	if err := json.Unmarshal(b, &h); err != nil {
 		return h, fmt.Errorf("read %s: %w", snapHeader, err)
 	}
-	if h.Key != key {
-		return h, fmt.Errorf("its header is for shape %s", h.Key)
-	}
-	ram, err := os.Stat(filepath.Join(dir, snapRAM))
-	if err != nil {
-		return h, err
-	}
-	if ram.Size() != h.RAM {
-		return h, fmt.Errorf("its memory file has %d bytes, want %d", ram.Size(), h.RAM)
-	}
-	sum, n, err := sumFile(filepath.Join(dir, snapState))
-	if err != nil {
-		return h, err
-	}
-	if n != h.State || sum != h.StateSHA256 {
-		return h, fmt.Errorf("its state file (%d bytes, sha256 %.12s) is not the one saved (%d bytes, sha256 %.12s)", n, sum, h.State, h.StateSHA256)
-	}
-	if err := checkRAM(snapshotDigests(filepath.Dir(dir)), filepath.Join(dir, snapRAM), h.RAMSHA256); err != nil {
-		return h, err
+	if sum := headerSum(h); h.Sum != sum {
+		return h, fmt.Errorf("its %s is damaged (sha256 %.12s, saved %.12s)", snapHeader, sum, h.Sum)
 	}
 	return h, nil
+}
+
+// headerSum is the SHA-256 of h's JSON without its sum: a header damaged in
+// any field, its NICs' addresses too, fails its check.
+func headerSum(h snapshotHeader) string {
+	h.Sum = ""
+	b, _ := json.Marshal(h)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// checkState checks that dir's state file is the one h saved, reading no
+// more than its saved size.
+func checkState(dir string, h snapshotHeader) error {
+	f, fi, err := openSnapshotFile(dir, snapState)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	n, sum := fi.Size(), ""
+	if n == h.State {
+		d := sha256.New()
+		if n, err = io.Copy(d, io.LimitReader(f, h.State+1)); err != nil {
+			return fmt.Errorf("read its state file: %w", err)
+		}
+		sum = hex.EncodeToString(d.Sum(nil))
+	}
+	if n != h.State || sum != h.StateSHA256 {
+		return fmt.Errorf("its state file (%d bytes, sha256 %.12s) is not the one saved (%d bytes, sha256 %.12s)", n, sum, h.State, h.StateSHA256)
+	}
+	return nil
+}
+
+// openSnapshotFile opens the file name of the snapshot directory dir for
+// reading. vmlab writes only regular files there: a link, a FIFO or a
+// device, put there by hand or by damage, is refused at once rather than
+// read without end or waited on (a FIFO's open blocks until a writer
+// comes).
+func openSnapshotFile(dir, name string) (*os.File, os.FileInfo, error) {
+	path := filepath.Join(dir, name)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ELOOP) {
+		return nil, nil, fmt.Errorf("its %s is a symbolic link", name)
+	}
+	if err != nil {
+		return nil, nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), path)
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, nil, fmt.Errorf("its %s is not a regular file (%s)", name, fi.Mode().Type())
+	}
+	return f, fi, nil
 }
 
 // ramChecks are this process's verdicts on memory files, by path and

@@ -2,6 +2,7 @@ package machine
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/vmlab/vmlab/internal/kernel"
 	"github.com/vmlab/vmlab/internal/qemu"
@@ -22,10 +25,7 @@ func TestCheckSnapshot(t *testing.T) {
 		dir := t.TempDir()
 		os.WriteFile(filepath.Join(dir, snapState), []byte("device state"), 0o600)
 		os.WriteFile(filepath.Join(dir, snapRAM), make([]byte, 4096), 0o600)
-		sum, n, _ := sumFile(filepath.Join(dir, snapState))
-		ramSum, _, _ := sumMemory(filepath.Join(dir, snapRAM))
-		h := `{"key":"k1","state_bytes":` + itoa(n) + `,"state_sha256":"` + sum + `","ram_bytes":4096,"ram_sha256":"` + ramSum + `"}`
-		os.WriteFile(filepath.Join(dir, snapHeader), []byte(h), 0o600)
+		writeTestHeader(t, dir, "k1")
 		return dir
 	}
 	if _, err := checkSnapshot(mk(t), "k1"); err != nil {
@@ -44,6 +44,37 @@ func TestCheckSnapshot(t *testing.T) {
 		{"changed state", "state file", func(d string) { os.WriteFile(filepath.Join(d, snapState), []byte("device stale"), 0o600) }, "k1"},
 		{"truncated memory", "memory file", func(d string) { os.Truncate(filepath.Join(d, snapRAM), 100) }, "k1"},
 		{"bad header", "header", func(d string) { os.WriteFile(filepath.Join(d, snapHeader), []byte("{"), 0o600) }, "k1"},
+		// Found by trying to break restores on purpose: a NIC's address
+		// changed in the header was covered by no sum, and a machine of
+		// the shape failed its network configuration on every run.
+		{"damaged header", "header.json is damaged", func(d string) {
+			b, _ := os.ReadFile(filepath.Join(d, snapHeader))
+			os.WriteFile(filepath.Join(d, snapHeader), bytes.Replace(b, []byte("52:54:00:12:01:01"), []byte("52:54:00:12:01:02"), 1), 0o600)
+		}, "k1"},
+		{"big header", "more than a header's", func(d string) {
+			os.Truncate(filepath.Join(d, snapHeader), 1<<30)
+		}, "k1"},
+		// A state file that never ends, or a FIFO nobody writes, hung the
+		// check (and the run, past Ctrl-C and -timeout) for ever.
+		{"state a link to a device", "state is a symbolic link", func(d string) {
+			os.Remove(filepath.Join(d, snapState))
+			os.Symlink("/dev/zero", filepath.Join(d, snapState))
+		}, "k1"},
+		{"state a FIFO", "state is not a regular file", func(d string) {
+			os.Remove(filepath.Join(d, snapState))
+			unix.Mkfifo(filepath.Join(d, snapState), 0o600)
+		}, "k1"},
+		{"header a FIFO", "header.json is not a regular file", func(d string) {
+			os.Remove(filepath.Join(d, snapHeader))
+			unix.Mkfifo(filepath.Join(d, snapHeader), 0o600)
+		}, "k1"},
+		{"state huge and sparse", "state file", func(d string) {
+			os.Truncate(filepath.Join(d, snapState), 1<<40)
+		}, "k1"},
+		{"memory a link", "ram is a symbolic link", func(d string) {
+			os.Rename(filepath.Join(d, snapRAM), filepath.Join(d, "ram.real"))
+			os.Symlink("ram.real", filepath.Join(d, snapRAM))
+		}, "k1"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := mk(t)
@@ -57,6 +88,25 @@ func TestCheckSnapshot(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// writeTestHeader writes the header of the snapshot in dir, of shape key,
+// for its state and memory files as they are, with one NIC.
+func writeTestHeader(t *testing.T, dir, key string) {
+	t.Helper()
+	h := snapshotHeader{Key: key, MACs: []string{"52:54:00:12:01:01"}}
+	var err error
+	if h.StateSHA256, h.State, err = sumFile(filepath.Join(dir, snapState)); err != nil {
+		t.Fatal(err)
+	}
+	if h.RAMSHA256, h.RAM, err = sumMemory(filepath.Join(dir, snapRAM)); err != nil {
+		t.Fatal(err)
+	}
+	h.Sum = headerSum(h)
+	b, _ := json.Marshal(h)
+	if err := os.WriteFile(filepath.Join(dir, snapHeader), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
 
 // TestReadSnapshot checks the option's values and its error.
 func TestReadSnapshot(t *testing.T) {
@@ -109,10 +159,7 @@ func TestCheckSnapshotMemory(t *testing.T) {
 	ram := filepath.Join(dir, snapRAM)
 	os.WriteFile(filepath.Join(dir, snapState), []byte("device state"), 0o600)
 	os.WriteFile(ram, make([]byte, 8192), 0o600)
-	stateSum, n, _ := sumFile(filepath.Join(dir, snapState))
-	ramSum, _, _ := sumMemory(ram)
-	h := `{"key":"k1","state_bytes":` + itoa(n) + `,"state_sha256":"` + stateSum + `","ram_bytes":8192,"ram_sha256":"` + ramSum + `"}`
-	os.WriteFile(filepath.Join(dir, snapHeader), []byte(h), 0o600)
+	writeTestHeader(t, dir, "k1")
 	if _, err := checkSnapshot(dir, "k1"); err != nil {
 		t.Fatalf("a whole snapshot: %v", err)
 	}

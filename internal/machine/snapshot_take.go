@@ -100,6 +100,7 @@ func writeSnapshot(tmp string, ram *os.File, h *snapshotHeader) error {
 	if h.RAMSHA256, h.RAM, err = sumMemory(ram.Name()); err != nil {
 		return err
 	}
+	h.Sum = headerSum(*h)
 	b, _ := json.Marshal(h)
 	f, err := os.Create(filepath.Join(tmp, snapHeader))
 	if err != nil {

@@ -1,9 +1,6 @@
 package machine_test
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -193,17 +190,9 @@ func TestSnapshotBadState(t *testing.T) {
 		t.Fatalf("got snapshots %+v, %v; want one", entries, err)
 	}
 	dir := filepath.Join(snaps, entries[0].Name)
-	bad := []byte("QEVM this is no device state")
-	if err := os.WriteFile(filepath.Join(dir, "state"), bad, 0o600); err != nil {
+	if err := machine.ReplaceSnapshotState(dir, []byte("QEVM this is no device state")); err != nil {
 		t.Fatal(err)
 	}
-	var h map[string]any
-	raw, _ := os.ReadFile(filepath.Join(dir, "header.json"))
-	json.Unmarshal(raw, &h)
-	sum := sha256.Sum256(bad)
-	h["state_bytes"], h["state_sha256"] = len(bad), hex.EncodeToString(sum[:])
-	raw, _ = json.Marshal(h)
-	os.WriteFile(filepath.Join(dir, "header.json"), raw, 0o600)
 	beta := start("beta")
 	if out, err := beta.Succeed(ctx, "hostname"); err != nil || out != "beta\n" {
 		t.Errorf("beta: got %q, %v", out, err)
