@@ -16,7 +16,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/vmlab/vmlab/internal/agentproto"
 	"github.com/vmlab/vmlab/internal/cachefile"
@@ -324,12 +327,43 @@ func (r *restoring) use(ctx context.Context, m *Machine, q qemu.Config) (snapsho
 		r.Close()
 		return h, err
 	}
+	if err := roomToRestore(r.dir, r.ram); err != nil {
+		r.Close()
+		return h, err
+	}
 	if h, err = checkSnapshot(r.dir, r.key); err != nil {
 		r.setAside(m.logf)
 		r.Close()
 		return h, err
 	}
 	return h, nil
+}
+
+// tmpfsMagic is statfs(2)'s type of a tmpfs.
+const tmpfsMagic = 0x01021994
+
+// statfs is unix.Statfs; tests replace it.
+var statfs = unix.Statfs
+
+// roomToRestore refuses a restore from a memory file, ram, in dir on a
+// tmpfs without room for the file's holes. A guest's first read of a page
+// the file does not hold makes a tmpfs allocate it, even under QEMU's
+// private mapping, and with the tmpfs full QEMU dies of SIGBUS in the
+// middle of a test (seen on purpose). On other file systems such a read
+// takes page cache, not room on the disk.
+func roomToRestore(dir string, ram os.FileInfo) error {
+	var st unix.Statfs_t
+	if err := statfs(dir, &st); err != nil || st.Type != tmpfsMagic {
+		return nil
+	}
+	holes := ram.Size()
+	if sys, ok := ram.Sys().(*syscall.Stat_t); ok {
+		holes -= sys.Blocks * 512
+	}
+	if free := int64(st.Bavail) * st.Bsize; free < holes {
+		return fmt.Errorf("its memory file is on a tmpfs with %d MiB free, and a guest can make it take %d MiB more (its holes): free some, or keep the cache on a disk (XDG_CACHE_HOME)", free>>20, holes>>20)
+	}
+	return nil
 }
 
 // restoring is what restoreFrom found: the snapshot's directory, its

@@ -388,3 +388,41 @@ func TestKeyKernelArgs(t *testing.T) {
 		t.Errorf("got %q", got)
 	}
 }
+
+// TestRoomToRestore: a memory file on a tmpfs with less room than its
+// holes is not restored from (a restored QEMU died of SIGBUS mid-test when
+// the tmpfs filled); another file system, or a tmpfs with room, is.
+func TestRoomToRestore(t *testing.T) {
+	dir := t.TempDir()
+	ram := filepath.Join(dir, snapRAM)
+	if err := os.WriteFile(ram, []byte("data"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(ram, 64<<20); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(ram)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func(f func(string, *unix.Statfs_t) error) { statfs = f }(statfs)
+	for _, tt := range []struct {
+		name    string
+		fsType  int64
+		freeMiB int64
+		refused bool
+	}{
+		{"tmpfs, full", tmpfsMagic, 10, true},
+		{"tmpfs, room", tmpfsMagic, 100, false},
+		{"ext4, full", 0xef53, 0, false},
+	} {
+		statfs = func(path string, st *unix.Statfs_t) error {
+			*st = unix.Statfs_t{Type: tt.fsType, Bsize: 4096, Bavail: uint64(tt.freeMiB << 20 / 4096)}
+			return nil
+		}
+		err := roomToRestore(dir, fi)
+		if (err != nil) != tt.refused || err != nil && !strings.Contains(err.Error(), "tmpfs with 10 MiB free") {
+			t.Errorf("%s: got %v, want refused %v", tt.name, err, tt.refused)
+		}
+	}
+}
