@@ -138,6 +138,11 @@ const tempInfix = ".tmp-"
 // only when its writer has died.
 func Write(path string, write func(io.Writer) error) (err error) {
 	dir := filepath.Dir(path)
+	defer func() {
+		if errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT) {
+			err = fmt.Errorf("%w (the cache %s has no room left: free some, run `vmlab cache clean`, or set XDG_CACHE_HOME to a directory with room)", err, dir)
+		}
+	}()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}

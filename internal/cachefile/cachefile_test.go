@@ -2,6 +2,7 @@ package cachefile
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // holderEnv makes the test binary a process that uses one cache entry and
@@ -187,5 +190,27 @@ func TestInUseAcrossProcesses(t *testing.T) {
 	}
 	if got := names(dir); len(got) != 0 {
 		t.Errorf("after the holder died: got %v, want an empty cache", got)
+	}
+}
+
+// TestWriteNoRoom: an entry that does not fit says which cache is full and
+// what to do (a full cache's kernel failed a run with the bare ENOSPC),
+// and leaves no temporary file.
+func TestWriteNoRoom(t *testing.T) {
+	dir := t.TempDir()
+	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer full.Close()
+	err = Write(filepath.Join(dir, "entry"), func(w io.Writer) error {
+		_, err := io.Copy(full, strings.NewReader("data"))
+		return err
+	})
+	if !errors.Is(err, unix.ENOSPC) || !strings.Contains(err.Error(), "the cache "+dir+" has no room left") {
+		t.Errorf("got %v, want ENOSPC naming the cache and what to do", err)
+	}
+	if names, _ := os.ReadDir(dir); len(names) != 0 {
+		t.Errorf("left %v behind", names)
 	}
 }
