@@ -3,6 +3,7 @@ package machine
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -60,13 +61,23 @@ func (s digestStore) load() map[string]digest {
 	if s == "" {
 		return m
 	}
-	if b, err := os.ReadFile(string(s)); err == nil {
+	// As a snapshot's files: a link, a FIFO or a device there is not read.
+	f, _, err := openSnapshotFile(filepath.Dir(string(s)), filepath.Base(string(s)))
+	if err != nil {
+		return m
+	}
+	defer f.Close()
+	if b, err := io.ReadAll(io.LimitReader(f, maxDigestBytes)); err == nil {
 		if json.Unmarshal(b, &m) != nil {
 			m = map[string]digest{}
 		}
 	}
 	return m
 }
+
+// maxDigestBytes bounds the store's size: maxDigests entries of a few
+// hundred bytes each.
+const maxDigestBytes = 1 << 20
 
 // get returns the sum of the file at path kept for stat.
 func (s digestStore) get(path, stat string) (string, bool) {
