@@ -6,7 +6,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -86,8 +85,6 @@ func TestCheckSnapshot(t *testing.T) {
 		})
 	}
 }
-
-func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // writeTestHeader writes the header of the snapshot in dir, of shape key,
 // for its state and memory files as they are, with one NIC.
