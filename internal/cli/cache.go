@@ -60,7 +60,16 @@ func runCache(ctx context.Context, e *env, args []string) int {
 	if action == "list" {
 		printCache(e.stdout, dir, entries)
 	} else if len(entries) > 0 {
-		fmt.Fprintf(e.stdout, "kept %d entries in use, %s\n", len(entries), size(cachefile.Total(entries)))
+		// What clean left is in use, or could not be removed (another
+		// user's, say): the count says which, not "in use" for all.
+		inUse := 0
+		for _, en := range entries {
+			if en.InUse {
+				inUse++
+			}
+		}
+		fmt.Fprintf(e.stdout, "kept %d entries, %s: %d in use by a running vmlab, %d that could not be removed (vmlab cache list shows them)\n",
+			len(entries), size(cachefile.Total(entries)), inUse, len(entries)-inUse)
 	}
 	return exitOK
 }

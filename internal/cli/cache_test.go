@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/vmlab/vmlab/internal/cachefile"
 )
 
 func TestCacheCommand(t *testing.T) {
@@ -61,5 +63,20 @@ func TestCacheCommand(t *testing.T) {
 				t.Errorf("got %d snapshot entries left after clean (an orphan lock?), want none", len(des))
 			}
 		})
+	}
+}
+
+// TestCacheCleanKept: what clean leaves is counted as in use only when a
+// running vmlab holds it. Before, every entry left was "in use", also one
+// that could not be removed (found on purpose: another user's snapshot).
+func TestCacheCleanKept(t *testing.T) {
+	dir := t.TempDir()
+	held := filepath.Join(dir, "vmlinux-held")
+	if err := cachefile.UseBytes(held, make([]byte, 1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := run("cache", "clean", "-dir", dir)
+	if want := "kept 1 entries, 1.0 MiB: 1 in use by a running vmlab, 0 that could not be removed"; code != exitOK || !strings.Contains(stdout, want) {
+		t.Errorf("got exit %d, stdout %q, stderr %q; want %q", code, stdout, stderr, want)
 	}
 }
