@@ -251,6 +251,11 @@ func TestWaitSystemdUserUnit(t *testing.T) {
 	manager := "user@" + u.Uid + ".service"
 	sys.Set(manager, sdbustest.Unit{Active: "inactive", Sub: "dead"})
 	sys.OnStart = func(name string) {
+		// As systemd: the start job is queued before StartUnit returns,
+		// and the unit runs later. Without the job the wait could read
+		// the unit before the goroutine ran (inactive, nothing pending)
+		// and fail, as it did once in CI.
+		sys.Set(name, sdbustest.Unit{Active: "inactive", Sub: "dead", Job: 99})
 		go sys.Set(name, sdbustest.Unit{Active: "active", Sub: "running"})
 	}
 	usr.Set("app.service", sdbustest.Unit{Active: "failed", Sub: "failed", Result: "exit-code"})
