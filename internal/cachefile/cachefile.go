@@ -82,7 +82,7 @@ func use(path string) (bool, error) {
 		f.Close()
 		delete(held.files, path)
 	}
-	f, err := os.Open(path)
+	f, _, err := OpenRegular(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return false, nil
 	}

@@ -214,3 +214,34 @@ func TestWriteNoRoom(t *testing.T) {
 		t.Errorf("left %v behind", names)
 	}
 }
+
+// TestEntryNotAFile: an entry, or a directory entry's lock file, that is a
+// FIFO or a link is refused at once. Before, a FIFO in place of a
+// snapshot's memory file blocked UseDir's open, and so the run, for ever.
+func TestEntryNotAFile(t *testing.T) {
+	dir := t.TempDir()
+	fifo, link := filepath.Join(dir, "fifo"), filepath.Join(dir, "link")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/dev/zero", link); err != nil {
+		t.Fatal(err)
+	}
+	snap := filepath.Join(dir, "snap")
+	os.Mkdir(snap, 0o700)
+	if err := unix.Mkfifo(filepath.Join(snap, "ram"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := UseDir(snap, "ram"); !errors.Is(err, ErrNotRegular) {
+		t.Errorf("UseDir of a FIFO lock file: got %v, want ErrNotRegular", err)
+	}
+	if err := Use(fifo, func(io.Writer) error { return nil }); !errors.Is(err, ErrNotRegular) {
+		t.Errorf("Use of a FIFO: got %v, want ErrNotRegular", err)
+	}
+	if err := Use(link, func(io.Writer) error { return nil }); !errors.Is(err, ErrLink) {
+		t.Errorf("Use of a link: got %v, want ErrLink", err)
+	}
+	if InUse(fifo) || InUse(link) {
+		t.Error("a FIFO or a link counted as in use")
+	}
+}

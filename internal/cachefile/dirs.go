@@ -79,7 +79,7 @@ func CleanDirs(dir, lockFile string) ([]Entry, error) {
 // waits for its shared lock sees, once it has it, that it is gone
 // (UseDir). A directory without its lock file is removed.
 func evictDir(p, lockFile string) bool {
-	f, err := os.Open(filepath.Join(p, lockFile))
+	f, _, err := OpenRegular(filepath.Join(p, lockFile))
 	if err == nil {
 		defer f.Close()
 		if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
@@ -95,7 +95,7 @@ func evictDir(p, lockFile string) bool {
 // (or an eviction removed it while UseDir waited for the lock).
 func UseDir(p, lockFile string) (*os.File, error) {
 	path := filepath.Join(p, lockFile)
-	f, err := os.Open(path)
+	f, _, err := OpenRegular(path)
 	if err != nil {
 		return nil, err
 	}

@@ -61,7 +61,7 @@ func List(dir string) ([]Entry, error) {
 // InUse says whether a live process holds a lock on path (the shared lock
 // a user of a cached file takes).
 func InUse(path string) bool {
-	f, err := os.Open(path)
+	f, _, err := OpenRegular(path)
 	if err != nil {
 		return false
 	}
@@ -115,7 +115,7 @@ func Clean(dir string) ([]Entry, error) {
 // so that nobody takes it meanwhile: a process that opened it and waits for
 // its shared lock sees, once it has it, that the file is gone (see use).
 func evict(path string) bool {
-	f, err := os.Open(path)
+	f, _, err := OpenRegular(path)
 	if err != nil {
 		return false
 	}

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vmlab/vmlab/internal/cachefile"
 )
 
 // errNoSnapshot says there is no snapshot of the shape yet.
@@ -111,30 +113,16 @@ func checkState(dir string, h snapshotHeader) error {
 }
 
 // openSnapshotFile opens the file name of the snapshot directory dir for
-// reading. vmlab writes only regular files there: a link, a FIFO or a
-// device, put there by hand or by damage, is refused at once rather than
-// read without end or waited on (a FIFO's open blocks until a writer
-// comes).
+// reading: a regular file only (cachefile.OpenRegular).
 func openSnapshotFile(dir, name string) (*os.File, os.FileInfo, error) {
-	path := filepath.Join(dir, name)
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-	if errors.Is(err, unix.ELOOP) {
+	f, fi, err := cachefile.OpenRegular(filepath.Join(dir, name))
+	switch {
+	case errors.Is(err, cachefile.ErrLink):
 		return nil, nil, fmt.Errorf("its %s is a symbolic link", name)
-	}
-	if err != nil {
-		return nil, nil, &os.PathError{Op: "open", Path: path, Err: err}
-	}
-	f := os.NewFile(uintptr(fd), path)
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		f.Close()
+	case errors.Is(err, cachefile.ErrNotRegular):
 		return nil, nil, fmt.Errorf("its %s is not a regular file (%s)", name, fi.Mode().Type())
 	}
-	return f, fi, nil
+	return f, fi, err
 }
 
 // ramChecks are this process's verdicts on memory files, by path and
