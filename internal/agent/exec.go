@@ -154,7 +154,7 @@ type shell struct {
 var posixShell = shell{path: "/bin/sh"}
 
 // bashPath is where strictShell looks for bash (a var for tests).
-var bashPath = "/bin/bash"
+var bashPath = agentproto.BashPath
 
 // strictShell returns the shell for test commands (exec and the waits that
 // run one): bash -euo pipefail when the guest has bash, as the NixOS driver
@@ -237,15 +237,21 @@ func command(ctx context.Context, req *agentproto.Exec, sh shell) (*exec.Cmd, er
 	if req.TTY != nil {
 		term = cmp.Or(req.TTY.Term, "vt100")
 	}
-	cmd.Env = withCoverage([]string{
-		"PATH=" + agentproto.DefaultPath, "HOME=" + home, "USER=" + name, "LOGNAME=" + name,
-		"SHELL=" + sh.path, "LANG=C.UTF-8", "TERM=" + term,
-	}, req.Env)
+	cmd.Env = withCoverage(baseEnv(name, home, sh.path, term), req.Env)
 	cmd.Dir = req.Dir
 	if cmd.Dir == "" {
 		cmd.Dir = workDir(home)
 	}
 	return cmd, nil
+}
+
+// baseEnv is the environment of a command of the user name, whose home is
+// home, run by the shell at shell, before coverage's and the request's own.
+func baseEnv(name, home, shell, term string) []string {
+	return []string{
+		"PATH=" + agentproto.DefaultPath, "HOME=" + home, "USER=" + name, "LOGNAME=" + name,
+		"SHELL=" + shell, "LANG=C.UTF-8", "TERM=" + term,
+	}
 }
 
 // workDir is where commands run by default: the user's home, or / when it

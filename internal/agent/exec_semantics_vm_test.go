@@ -36,6 +36,10 @@ func TestCommandSemanticsInVM(t *testing.T) {
 	}
 	m := vmtest.Machine(t, machine.Config{Machine: spec.Machine{Name: "semantics"}, BootTimeout: 5 * time.Minute})
 	runSemanticsInVM(t, m, true)
+	// Those cases ran in the initramfs's copy of bash.
+	if out, err := m.Succeed(t.Context(), vmtest.ForkServerBash); err != nil || out != "copy\n" {
+		t.Errorf("the fork server runs %q (%v), want the initramfs's copy", out, err)
+	}
 	// The server is no bash for pidof and pgrep.
 	out, err := m.Succeed(t.Context(), `p=$(pgrep -x vmlab-forksrv); for q in $(pidof bash) $(pgrep -x bash); do [ "$q" != "$p" ] || echo "found $q"; done; echo "server $p"`)
 	if err != nil || !strings.HasPrefix(out, "server ") || out == "server \n" {

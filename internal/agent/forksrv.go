@@ -73,6 +73,7 @@ type forkServer struct {
 	dir    string        // the directory it started in
 	exited chan struct{} // closed when the shell has exited
 	failed bool          // a request of its failed (forkServers.mu)
+	shell  *shellCopy    // the initramfs's copy it started from; nil: the root's shell
 }
 
 // kill ends the server and waits until it has been reaped. Its process,

@@ -33,6 +33,9 @@ func initMain() {
 		fatal(fmt.Errorf("read kernel command line: %w", err))
 	}
 	snapshot := agentproto.IsSnapshotBoot(string(cmdline))
+	// The initramfs's files are out of reach once its root is left.
+	loadForkLib()
+	early := make(chan *forkServer, 1) // the early fork server (forksrv_early.go)
 	var cfg agentproto.BootConfig
 	if snapshot {
 		// The configuration comes at the snapshot point (snapshot.go).
@@ -45,6 +48,9 @@ func initMain() {
 		if err := loopbackUp(); err != nil {
 			fatal(err)
 		}
+		// So is the fork server's bash, from the initramfs's copy: a
+		// restore does not load it again.
+		early <- startEarlyForkServer()
 		cfg, err = snapshotPoint(stages)
 		stage("restore")
 	} else {
@@ -55,6 +61,15 @@ func initMain() {
 	}
 	setCoverage(cfg)
 	if !snapshot {
+		// As a restored machine's, the fork server's bash is the
+		// initramfs's copy: it loads while init mounts the root.
+		go func() {
+			var f *forkServer
+			if cfg.Init != initSystemd && cfg.Image == nil {
+				f = startEarlyForkServer()
+			}
+			early <- f
+		}()
 		if err := loadModules("/modules"); err != nil {
 			fatal(err)
 		}
@@ -77,11 +92,11 @@ func initMain() {
 		}
 		stage("disk")
 	}
-	// The initramfs's files are out of reach once its root is left.
-	loadForkLib()
 	if err := mountRoot(cfg, disk, staged); err != nil {
 		fatal(err)
 	}
+	// Not while the early fork server's bash starts in the initramfs.
+	earlyServer := <-early
 	if err := switchRoot(newRoot); err != nil {
 		fatal(err)
 	}
@@ -102,11 +117,17 @@ func initMain() {
 	}
 	consoleInfo()
 	if cfg.Init != initSystemd {
-		// Starting bash takes a restored machine ~0.35-0.45 s under TCG,
-		// nearly all of it the guest's CPU (QEMU's 9p answers took
-		// 29 ms of a restored boot's, traced): it goes on while the
-		// host configures the machine, not in the first command's time.
-		go warmForkServer()
+		// Moving the early server into the root, or starting bash when
+		// there is none (~0.35-0.45 s of a restored machine's CPU under
+		// TCG), goes on while the host configures the machine, not in
+		// the first command's time. Commands wait for it (the lock).
+		forkServers.mu.Lock()
+		go func() {
+			adoptForkServer(earlyServer, cfg, true)
+			warmForkServer()
+		}()
+	} else {
+		adoptForkServer(earlyServer, cfg, false) // ends it
 	}
 	if cfg.Init == initSystemd {
 		if err := prepareSystemd(cfg.Display); err != nil {

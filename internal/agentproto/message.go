@@ -21,6 +21,10 @@ import (
 // 11 the keyboard's acknowledgements (WaitKeys, Wait.Keys).
 const Version = 11
 
+// BashPath is where the guest's test commands find bash (their strict
+// shell), and the host's file the initramfs copies for the fork server.
+const BashPath = "/bin/bash"
+
 // DefaultPath is the PATH commands get in the guest.
 const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 

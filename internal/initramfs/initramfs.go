@@ -11,6 +11,8 @@
 //	/modules/lazy      those loaded on demand (Spec.Lazy), in load order
 //	/modules/display   those loaded by machines with a display (Spec.Display)
 //	/forksrv.so        the agent's fork server's bash builtin (Spec.ForkServer), if any
+//	/forksrv.shell     the host's shell copied (Spec.Shell), if any: "PATH SIZE MTIME"
+//	/usr/... /lib...   that copy: the shell, its loader, libraries and C.UTF-8 locale at their host paths
 //	/dev/console       so that /init starts with the console as stdio
 //	/dev /proc /sys /run /tmp /newroot  empty mount points
 //
@@ -61,11 +63,17 @@ type Spec struct {
 	// loads (internal/agent/forksrv), installed as /forksrv.so; empty:
 	// none, and commands exec their shell.
 	ForkServer string
+	// Shell is the host's bash, copied with its loader, libraries and
+	// C.UTF-8 locale at their host paths (links kept) and named in
+	// /forksrv.shell, for the fork server to start from before the
+	// guest's root exists (shell.go); only with ForkServer. Empty: none.
+	// A Build that cannot copy it fails with ErrShellCopy.
+	Shell string
 }
 
 // formatVersion goes into every cache key: change it whenever the layout or
 // the cpio writer changes, so that archives built the old way are not reused.
-const formatVersion = "vmlab-initramfs-4"
+const formatVersion = "vmlab-initramfs-5"
 
 // mountPoints are the empty directories the agent mounts things on.
 var mountPoints = []string{"dev", "proc", "sys", "run", "tmp", "newroot"}
@@ -94,10 +102,12 @@ type inputs struct {
 	strip   bool
 	init    []byte
 	modules []Module
-	lazy    []bool   // modules[i] is listed in /modules/lazy
-	display []bool   // modules[i] is listed in /modules/display
-	raw     [][]byte // module files as stored, possibly compressed
-	forksrv []byte   // Spec.ForkServer's content; nil: none
+	lazy    []bool      // modules[i] is listed in /modules/lazy
+	display []bool      // modules[i] is listed in /modules/display
+	raw     [][]byte    // module files as stored, possibly compressed
+	forksrv []byte      // Spec.ForkServer's content; nil: none
+	shell   []hostEntry // Spec.Shell's copy
+	shellID []byte      // its manifest (forksrv.ShellManifest)
 }
 
 func (s Spec) load() (*inputs, error) {
@@ -115,6 +125,11 @@ func (s Spec) load() (*inputs, error) {
 	if s.ForkServer != "" {
 		if in.forksrv, err = os.ReadFile(s.ForkServer); err != nil {
 			return nil, fmt.Errorf("read the fork server's builtin: %w", err)
+		}
+		if s.Shell != "" {
+			if in.shell, in.shellID, err = shellCopy(s.Shell); err != nil {
+				return nil, fmt.Errorf("build initramfs: %w: %w", ErrShellCopy, err)
+			}
 		}
 	}
 	if s.ModulesDir == "" {
@@ -198,6 +213,13 @@ func (in *inputs) key() string {
 		fmt.Fprintf(h, "forksrv %d\n", len(in.forksrv))
 		h.Write(in.forksrv)
 	}
+	if in.shellID != nil {
+		fmt.Fprintf(h, "shell %q\n", in.shellID)
+		for _, e := range in.shell {
+			fmt.Fprintf(h, "%q %v %d\n", e.name, e.mode, len(e.data))
+			h.Write(e.data)
+		}
+	}
 	for i, m := range in.modules {
 		fmt.Fprintf(h, "module %s %s %d lazy=%v display=%v\n", m.Name, m.FileName(), len(in.raw[i]), in.lazy[i], in.display[i])
 		h.Write(in.raw[i])
@@ -219,6 +241,19 @@ func (in *inputs) write(w io.Writer) error {
 	cw.File("init", 0o755, in.init)
 	if in.forksrv != nil {
 		cw.File("forksrv.so", 0o644, in.forksrv)
+	}
+	if in.shellID != nil {
+		for _, e := range in.shell {
+			switch {
+			case e.mode&fs.ModeSymlink != 0:
+				cw.Symlink(e.name, string(e.data))
+			case e.mode.IsDir():
+				cw.Dir(e.name, e.mode.Perm())
+			default:
+				cw.File(e.name, e.mode.Perm(), e.data)
+			}
+		}
+		cw.File(manifestName, 0o644, in.shellID)
 	}
 	cw.Dir("modules", 0o755)
 	var order, lazy, display strings.Builder

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vmlab/vmlab/internal/agent/forksrv"
+	"github.com/vmlab/vmlab/internal/agentproto"
 	"github.com/vmlab/vmlab/internal/initramfs"
 	"github.com/vmlab/vmlab/internal/kernel"
 	"github.com/vmlab/vmlab/internal/qemu"
@@ -218,9 +219,17 @@ func PrepareBoot(opts BootOptions) (*Boot, error) {
 	if forkServer {
 		if ispec.ForkServer, err = forksrv.Build(cache); err != nil {
 			b.forkNote = fmt.Sprintf("commands exec their shell: %v", err)
+		} else {
+			ispec.Shell = agentproto.BashPath
 		}
 	}
 	b.Initramfs, err = initramfs.Build(ispec, cache)
+	if errors.Is(err, initramfs.ErrShellCopy) {
+		// The root's shell serves, started after the root is up.
+		b.forkNote = fmt.Sprintf("the fork server starts once the root is up: %v", err)
+		ispec.Shell = ""
+		b.Initramfs, err = initramfs.Build(ispec, cache)
+	}
 	if err != nil {
 		return nil, err
 	}

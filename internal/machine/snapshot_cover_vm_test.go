@@ -186,6 +186,10 @@ func TestSnapshotImage(t *testing.T) {
 		}
 		random[lines[2]] = true
 	}
+	// The snapshot's fork server ran the host's bash: the image's serves.
+	if out := succeed(t, ctx, fast, vmtest.ForkServerBash); out != "root\n" {
+		t.Errorf("the fork server's bash is %q, want the image's", out)
+	}
 	if err := fast.Reboot(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/vmlab/vmlab/internal/machine"
 	"github.com/vmlab/vmlab/internal/spec"
+	"github.com/vmlab/vmlab/internal/vmtest"
 )
 
 // TestSnapshotRestore checks snapshot boots: the first machine of a shape
@@ -53,6 +54,11 @@ func TestSnapshotRestore(t *testing.T) {
 		}
 		if !strings.Contains(stagesOf(m), "restore") {
 			t.Errorf("%s: stages %s, want a restore", m.Name(), stagesOf(m))
+		}
+		// The fork server was in the snapshot: the initramfs's copy of
+		// bash, not loaded again from the root after the restore.
+		if out, err := m.Succeed(ctx, vmtest.ForkServerBash); err != nil || out != "copy\n" {
+			t.Errorf("%s: the fork server's bash is %q (%v), want the initramfs's copy", m.Name(), out, err)
 		}
 		// lo came up before the point; the machine's own disk is its own
 		// (its partition table is not read again).

@@ -126,3 +126,10 @@ func Cleanup() {
 		os.RemoveAll(binDir)
 	}
 }
+
+// ForkServerBash is a command that says which bash the guest agent's fork
+// server runs: "copy", the initramfs's copy of the host's, started before
+// the root was up (internal/agent/forksrv_early.go), or "root", the root's
+// /bin/bash itself (the same device and inode).
+// Bash alone: an image may have no pgrep or stat.
+const ForkServerBash = `for c in /proc/[0-9]*/comm; do { read -r n < "$c"; } 2>/dev/null || continue; [ "$n" != vmlab-forksrv ] || p=${c%/comm}; done; if [ "$p/exe" -ef /bin/bash ]; then echo root; else echo copy; fi`

@@ -29,6 +29,14 @@ var Source []byte
 // it from there before it switches to the guest's root.
 const GuestPath = "/forksrv.so"
 
+// ShellManifest is where the initramfs says which of the host's shells it
+// holds a copy of, with its loader, libraries and C.UTF-8 locale at their
+// host paths (initramfs.Spec.Shell): one line, "PATH SIZE MTIME", the
+// host file's size and modification time in nanoseconds. The agent starts
+// its fork server from that copy before the guest's root exists, and keeps
+// it once the root's PATH is the same file (docs/snapshots.md).
+const ShellManifest = "/forksrv.shell"
+
 // flags are cc's: -z now binds every symbol at load, so a bash that lacks
 // one refuses `enable -f` instead of failing in the middle of a command.
 var flags = []string{"-shared", "-fPIC", "-O2", "-Wall", "-Wl,-z,now"}

@@ -28,6 +28,15 @@
  * itself is named vmlab-forksrv (comm and cmdline) and writes one byte on
  * its socket once it serves.
  *
+ * One other message moves the server into the guest's root: 'S', the
+ * directory, a NUL, then NAME=VALUE entries each ended by a NUL, with at
+ * most one descriptor, a directory. The server started from the
+ * initramfs's copy of bash before that root existed (docs/snapshots.md);
+ * it changes its root to the descriptor's directory, its working directory
+ * to the directory (as bash's own start would have set $PWD and its cache
+ * of it), and binds and exports each variable. It answers 'S' and 0 or the
+ * errno that stopped it on its socket; the agent kills a server that fails.
+ *
  * No bash headers: bash exports its internals, and the few declarations
  * below are bash 5.2's (the load refuses any other version).
  *
@@ -104,6 +113,9 @@ extern int parse_and_execute_level, indirection_level, executing_builtin,
 	return_catch_flag, breaking, continuing, line_number;
 extern void *this_shell_builtin, *last_shell_builtin;
 extern char *this_command_name;
+extern void set_working_directory(char *);
+extern void set_var_attribute(char *, int, int);
+#define ATT_EXPORTED 0x0000001 /* variables.h att_exported */
 
 static int readfull(int fd, void *buf, size_t n)
 {
@@ -310,6 +322,56 @@ static void forget(void)
 	unbind_variable("PIPESTATUS");
 }
 
+/* setup moves the server into the guest's root (the 'S' message above):
+ * root is the root's directory, or -1 to keep this one; msg holds the
+ * directory and the variables, n bytes ending in a NUL. It returns 0 or an
+ * errno. */
+static int setup(int root, char *msg, size_t n)
+{
+	char *p, *end = msg + n;
+
+	if (n == 0 || msg[n - 1] != '\0')
+		return EINVAL;
+	if (root >= 0 && (fchdir(root) < 0 || chroot(".") < 0))
+		return errno;
+	if (chdir(msg) < 0)
+		return errno;
+	set_working_directory(msg);
+	bind_variable("PWD", msg, 0);
+	for (p = msg + strlen(msg) + 1; p < end;) {
+		char *next = p + strlen(p) + 1, *eq = strchr(p, '=');
+		if (eq == NULL || eq == p)
+			return EINVAL;
+		*eq = '\0';
+		bind_variable(p, eq + 1, 0);
+		set_var_attribute(p, ATT_EXPORTED, 0);
+		p = next;
+	}
+	return 0;
+}
+
+/* rights puts the descriptors msg carries in fds and returns how many, or
+ * 0 if it carries none or more than max (those it closes). */
+static int rights(struct msghdr *msg, int *fds, int max)
+{
+	struct cmsghdr *c = CMSG_FIRSTHDR(msg);
+	int n, all[4];
+	if (c == NULL || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+	    (msg->msg_flags & MSG_CTRUNC))
+		return 0;
+	n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+	if (n > 4)
+		n = 4; /* the control buffer holds no more */
+	memcpy(all, CMSG_DATA(c), n * sizeof(int));
+	if (n > max) {
+		for (int i = 0; i < n; i++)
+			close(all[i]);
+		return 0;
+	}
+	memcpy(fds, all, n * sizeof(int));
+	return n;
+}
+
 /* serve answers requests on sock until the agent closes its end. */
 static int serve(int sock)
 {
@@ -328,14 +390,13 @@ static int serve(int sock)
 		return EXECUTION_FAILURE;
 	}
 	for (;;) {
-		char byte;
+		static char buf[1 << 16];
 		union {
 			struct cmsghdr h;
 			char buf[CMSG_SPACE(4 * sizeof(int))];
 		} u;
-		struct iovec iov = {&byte, 1};
+		struct iovec iov = {buf, sizeof buf};
 		struct msghdr msg = {0};
-		struct cmsghdr *c;
 		int fds[4];
 		ssize_t n;
 		long pid;
@@ -349,13 +410,21 @@ static int serve(int sock)
 			continue;
 		if (n <= 0)
 			return n == 0 ? EXECUTION_SUCCESS : EXECUTION_FAILURE;
-		c = CMSG_FIRSTHDR(&msg);
-		if (c == NULL || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
-		    c->cmsg_len != CMSG_LEN(sizeof fds) || (msg.msg_flags & MSG_CTRUNC)) {
+		if (buf[0] == 'S' && !(msg.msg_flags & MSG_TRUNC)) {
+			int root = -1, code;
+			if (rights(&msg, &root, 1) == 0)
+				root = -1;
+			code = setup(root, buf + 1, (size_t)n - 1);
+			if (root >= 0)
+				close(root);
+			if (answer(sock, 'S', code, -1) < 0)
+				return EXECUTION_FAILURE;
+			continue;
+		}
+		if (n != 1 || buf[0] != 0 || rights(&msg, fds, 4) != 4) {
 			builtin_error("a request without its four descriptors");
 			return EXECUTION_FAILURE;
 		}
-		memcpy(fds, CMSG_DATA(c), sizeof fds);
 		pid = syscall(SYS_clone, CLONE_PARENT, NULL, NULL, NULL, 0);
 		if (pid == 0)
 			child(fds[0], fds[1], fds[2], fds[3]);
