@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -48,6 +49,7 @@ func snapshotPoint(stages []agentproto.Stage) (agentproto.BootConfig, error) {
 	}
 	// The disks' serials are the shape's: read them once, here.
 	scanDisks("/sys/block")
+	warmCodecs()
 	point := agentproto.SnapshotPoint{Version: agentproto.Version, Stages: stages}
 	if err := agentproto.NewWriter(port).WriteFrame(agentproto.TSnapshot, 0, agentproto.Encode(point)); err != nil {
 		return agentproto.BootConfig{}, fmt.Errorf("tell the host the snapshot point: %w", err)
@@ -270,4 +272,56 @@ func rereadDisk(dev string, partitions bool) error {
 		return fmt.Errorf("re-read the partition table of %s: %w", dev, e)
 	}
 	return nil
+}
+
+// warmCodecs runs encoding/json once over each message a restored machine
+// decodes or encodes first (the Restore frame, the hello, the host's
+// requests, a command's result), each filled in to every field, before the
+// point: json's caches of their types are then in the snapshot, and a
+// restored machine, whose every first run of code is slow under TCG
+// (docs/snapshots.md), does not build them again.
+func warmCodecs() {
+	for _, v := range []any{&agentproto.Restore{}, &agentproto.Request{}} {
+		fillIn(reflect.ValueOf(v).Elem(), 4)
+		b := agentproto.Encode(v)
+		json.Unmarshal(b, reflect.New(reflect.TypeOf(v).Elem()).Interface())
+	}
+	for _, v := range []any{&agentproto.Hello{}, &agentproto.Result{}} {
+		fillIn(reflect.ValueOf(v).Elem(), 4)
+		agentproto.Encode(v)
+	}
+}
+
+// fillIn gives every pointer, slice and map under v, depth levels down,
+// one element, so that its encoding holds every field.
+func fillIn(v reflect.Value, depth int) {
+	if depth == 0 {
+		return
+	}
+	switch v.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() {
+			v.Set(reflect.New(v.Type().Elem()))
+		}
+		fillIn(v.Elem(), depth-1)
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				fillIn(v.Field(i), depth)
+			}
+		}
+	case reflect.Slice:
+		if v.Len() == 0 {
+			v.Set(reflect.MakeSlice(v.Type(), 1, 1))
+		}
+		fillIn(v.Index(0), depth-1)
+	case reflect.Map:
+		if v.Type().Key().Kind() == reflect.String && v.Len() == 0 {
+			m := reflect.MakeMap(v.Type())
+			e := reflect.New(v.Type().Elem()).Elem()
+			fillIn(e, depth-1)
+			m.SetMapIndex(reflect.ValueOf("k").Convert(v.Type().Key()), e)
+			v.Set(m)
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -119,5 +120,28 @@ func TestRebindNICs(t *testing.T) {
 	}
 	if a, b := virtioIndex(filepath.Join(driver, "virtio2")), virtioIndex(filepath.Join(driver, "virtio10")); a != 2 || b != 10 {
 		t.Errorf("the bus's order: virtio2 is %d, virtio10 %d", a, b)
+	}
+}
+
+// TestWarmCodecs: the messages warmed before the snapshot point have every
+// field filled in, down to the nested ones a restored machine meets first
+// (a request's command, its network's interfaces, a Restore's image and
+// MAC changes), so json has seen each of their types.
+func TestWarmCodecs(t *testing.T) {
+	warmCodecs() // does not panic on any of the types
+	var req agentproto.Request
+	fillIn(reflect.ValueOf(&req).Elem(), 4)
+	if req.Exec == nil || req.Wait == nil || req.Net == nil || req.Setup == nil || len(req.Services) != 1 || len(req.Units) != 1 {
+		t.Errorf("a filled-in request: %+v", req)
+	}
+	var r agentproto.Restore
+	fillIn(reflect.ValueOf(&r).Elem(), 4)
+	if r.Boot.Image == nil || r.Boot.Disk == nil || len(r.Boot.Mounts) != 1 || len(r.MACs) != 1 || len(r.Seed) != 1 {
+		t.Errorf("a filled-in restore: %+v", r)
+	}
+	for _, key := range []string{`"image":{`, `"macs":[{`, `"mounts":[{`} {
+		if b := agentproto.Encode(r); !strings.Contains(string(b), key) {
+			t.Errorf("its encoding lacks %s: %s", key, b)
+		}
 	}
 }
