@@ -58,11 +58,29 @@ func (c shellCopy) sameFile() string {
 	return ""
 }
 
-// startEarlyForkServer starts the fork server from the initramfs's copy of
-// the host's shell, or returns nil when there is none or it does not start
-// (the root's shell then serves, as without a copy). Call it before the
-// switch to the guest's root, after loadForkLib.
-func startEarlyForkServer() *forkServer {
+// startEarlyForkServer starts, when want says so, the fork server from the
+// initramfs's copy of the host's shell, and sends it on the channel it
+// returns; it sends nil when there is none or it does not start (the root's
+// shell then serves, as without a copy). Call it before the switch to the
+// guest's root, after loadForkLib. The server starts on a goroutine of its
+// own: never from PID 1's main thread, whose children are the reaper's
+// (reaper.go), and the server's clones are children of the thread that
+// started it. (Started from the main goroutine, the reaper took commands'
+// exits first: "waitid: no child processes", 9 of 100 concurrent commands.)
+func startEarlyForkServer(want bool) <-chan *forkServer {
+	c := make(chan *forkServer, 1)
+	go func() {
+		var f *forkServer
+		if want {
+			f = earlyForkServer()
+		}
+		c <- f
+	}()
+	return c
+}
+
+// earlyForkServer is startEarlyForkServer's work, on its goroutine.
+func earlyForkServer() *forkServer {
 	if forkLib == nil {
 		return nil
 	}

@@ -35,7 +35,10 @@ func initMain() {
 	snapshot := agentproto.IsSnapshotBoot(string(cmdline))
 	// The initramfs's files are out of reach once its root is left.
 	loadForkLib()
-	early := make(chan *forkServer, 1) // the early fork server (forksrv_early.go)
+	// The early fork server (forksrv_early.go), and on a cold boot the
+	// channel it comes on while it starts.
+	var earlyServer *forkServer
+	var early <-chan *forkServer
 	var cfg agentproto.BootConfig
 	if snapshot {
 		// The configuration comes at the snapshot point (snapshot.go).
@@ -49,8 +52,8 @@ func initMain() {
 			fatal(err)
 		}
 		// So is the fork server's bash, from the initramfs's copy: a
-		// restore does not load it again.
-		early <- startEarlyForkServer()
+		// restore does not load it again. It serves before the point.
+		earlyServer = <-startEarlyForkServer(true)
 		cfg, err = snapshotPoint(stages)
 		stage("restore")
 	} else {
@@ -63,13 +66,7 @@ func initMain() {
 	if !snapshot {
 		// As a restored machine's, the fork server's bash is the
 		// initramfs's copy: it loads while init mounts the root.
-		go func() {
-			var f *forkServer
-			if cfg.Init != initSystemd && cfg.Image == nil {
-				f = startEarlyForkServer()
-			}
-			early <- f
-		}()
+		early = startEarlyForkServer(cfg.Init != initSystemd && cfg.Image == nil)
 		if err := loadModules("/modules"); err != nil {
 			fatal(err)
 		}
@@ -95,8 +92,10 @@ func initMain() {
 	if err := mountRoot(cfg, disk, staged); err != nil {
 		fatal(err)
 	}
-	// Not while the early fork server's bash starts in the initramfs.
-	earlyServer := <-early
+	if early != nil {
+		// Not while the early fork server's bash starts in the initramfs.
+		earlyServer = <-early
+	}
 	if err := switchRoot(newRoot); err != nil {
 		fatal(err)
 	}
