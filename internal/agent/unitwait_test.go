@@ -18,6 +18,14 @@ import (
 // fakeSystemd points the unit waits at a fake system manager, and their
 // details at a stand-in for systemctl and journalctl that prints the
 // command it was given.
+// readCtx bounds a test's wait for the fake manager's reads: a wait that
+// failed instead reads no more, and the test fails then instead of hanging.
+func readCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
 func fakeSystemd(t *testing.T) *sdbustest.Manager {
 	m := sdbustest.NewManager(t)
 	oldSystem, oldUser, oldDetail := systemSocket, userSocket, detailCommand
@@ -67,7 +75,7 @@ func TestWaitSystemdUnitActive(t *testing.T) {
 		t.Fatalf("got %+v, want success", res)
 	}
 	// An active unit costs one property read.
-	if err := m.WaitRead(t.Context(), "web.service", 1); err != nil {
+	if err := m.WaitRead(readCtx(t), "web.service", 1); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.WaitRead(timeoutCtx(t, 0), "web.service", 2); err == nil {
@@ -111,7 +119,7 @@ func TestWaitSystemdUnitTransition(t *testing.T) {
 			res := waitAsync(t.Context(), agentproto.Wait{Kind: agentproto.WaitUnit, Path: tt.unit, Timeout: time.Minute})
 			// Get ActiveState, then GetAll: the wait has read the state
 			// and waits for a signal.
-			if err := m.WaitRead(t.Context(), tt.unit, 2); err != nil {
+			if err := m.WaitRead(readCtx(t), tt.unit, 2); err != nil {
 				t.Fatal(err)
 			}
 			m.Set(tt.unit, tt.to)
@@ -178,7 +186,7 @@ func TestWaitSystemdUnitJobsEnd(t *testing.T) {
 	m.SetJobs(2)
 	m.Set("web.service", sdbustest.Unit{Active: "inactive", Sub: "dead"})
 	res := waitAsync(t.Context(), agentproto.Wait{Kind: agentproto.WaitUnit, Path: "web.service", Timeout: time.Minute})
-	if err := m.WaitRead(t.Context(), "web.service", 2); err != nil {
+	if err := m.WaitRead(readCtx(t), "web.service", 2); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -210,7 +218,7 @@ func TestWaitSystemdUnitCanceled(t *testing.T) {
 	m.Set("web.service", sdbustest.Unit{Active: "activating", Sub: "start", Job: 4})
 	ctx, cancel := context.WithCancel(t.Context())
 	res := waitAsync(ctx, agentproto.Wait{Kind: agentproto.WaitUnit, Path: "web", Timeout: time.Minute})
-	if err := m.WaitRead(t.Context(), "web.service", 2); err != nil {
+	if err := m.WaitRead(readCtx(t), "web.service", 2); err != nil {
 		t.Fatal(err)
 	}
 	cancel()
@@ -298,7 +306,7 @@ func TestWaitSystemdUnitFailedRestarting(t *testing.T) {
 	m := fakeSystemd(t)
 	m.Set("web.service", sdbustest.Unit{Active: "failed", Sub: "failed", Job: 9, Result: "exit-code"})
 	res := waitAsync(t.Context(), agentproto.Wait{Kind: agentproto.WaitUnit, Path: "web", Timeout: time.Minute})
-	if err := m.WaitRead(t.Context(), "web.service", 2); err != nil {
+	if err := m.WaitRead(readCtx(t), "web.service", 2); err != nil {
 		t.Fatal(err)
 	}
 	m.Set("web.service", sdbustest.Unit{Active: "active", Sub: "running"})
@@ -314,7 +322,7 @@ func TestWaitSystemdUnitJobFails(t *testing.T) {
 	m.SetJobs(5) // other jobs do not keep a failed unit waited for
 	m.Set("web.service", sdbustest.Unit{Active: "failed", Sub: "failed", Job: 9, Result: "exit-code"})
 	res := waitAsync(t.Context(), agentproto.Wait{Kind: agentproto.WaitUnit, Path: "web", Timeout: time.Minute})
-	if err := m.WaitRead(t.Context(), "web.service", 2); err != nil {
+	if err := m.WaitRead(readCtx(t), "web.service", 2); err != nil {
 		t.Fatal(err)
 	}
 	m.EndJob("web.service", "dependency")
@@ -340,12 +348,12 @@ func TestWaitSystemdUnitSharedConn(t *testing.T) {
 	}
 	m.Set("slow.service", sdbustest.Unit{Active: "activating", Sub: "start", Job: 3})
 	res := waitAsync(t.Context(), agentproto.Wait{Kind: agentproto.WaitUnit, Path: "slow", Timeout: time.Minute})
-	if err := m.WaitRead(t.Context(), "slow.service", 2); err != nil {
+	if err := m.WaitRead(readCtx(t), "slow.service", 2); err != nil {
 		t.Fatal(err)
 	}
 	m.Drop()
 	// The wait connects again and reads the state anew.
-	if err := m.WaitRead(t.Context(), "slow.service", 4); err != nil {
+	if err := m.WaitRead(readCtx(t), "slow.service", 4); err != nil {
 		t.Fatal(err)
 	}
 	m.Set("slow.service", sdbustest.Unit{Active: "active", Sub: "running"})
@@ -365,7 +373,7 @@ func TestWaitSystemdUnitOtherUnits(t *testing.T) {
 	m.Set("web.service", sdbustest.Unit{Active: "activating", Sub: "start", Job: 2})
 	m.OnLoad = func(string) { m.Set("early.service", sdbustest.Unit{Active: "active", Sub: "running"}) }
 	res := waitAsync(t.Context(), agentproto.Wait{Kind: agentproto.WaitUnit, Path: "web", Timeout: time.Minute})
-	if err := m.WaitRead(t.Context(), "web.service", 2); err != nil {
+	if err := m.WaitRead(readCtx(t), "web.service", 2); err != nil {
 		t.Fatal(err)
 	}
 	m.Set("other.service", sdbustest.Unit{Active: "active", Sub: "running"})

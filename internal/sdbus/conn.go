@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -165,7 +166,10 @@ func (c *Conn) read(r *bufio.Reader) {
 		c.dispatch(m)
 	}
 	c.mu.Lock()
-	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+	// A peer that closes with a request of ours unread in its socket ends
+	// the connection with ECONNRESET rather than an EOF: closed all the
+	// same (systemd's daemon-reexec, TestPeerClosesUnread).
+	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) {
 		err = ErrClosed
 	}
 	c.err = err

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // fakeBus is a server as systemd's private socket is (Serve): it checks
@@ -308,6 +310,46 @@ func TestPeerCloses(t *testing.T) {
 	if _, err := c.LoadUnit(t.Context(), "web.service"); err == nil {
 		t.Error("a call on a closed Conn succeeded")
 	}
+}
+
+// TestPeerClosesUnread: a peer that goes away with the call unread in its
+// socket (systemd's daemon-reexec with a request queued) makes the kernel
+// end the connection with ECONNRESET, not an EOF: that is ErrClosed too,
+// which a wait takes as the cue to connect again. (It read "connection reset
+// by peer", and a wait for a unit failed instead of going on.)
+func TestPeerClosesUnread(t *testing.T) {
+	ready, queued := make(chan net.Conn, 1), make(chan struct{})
+	path := fakeServer(t, func(c net.Conn, r *bufio.Reader) {
+		ready <- c
+		<-queued
+	})
+	c, err := Dial(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	server := <-ready
+	res := make(chan error, 1)
+	go func() {
+		_, err := c.LoadUnit(t.Context(), "web.service")
+		res <- err
+	}()
+	// The call's bytes are in the server's socket, unread: close it then.
+	rc, err := server.(*net.UnixConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Read(func(fd uintptr) bool {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, _ := unix.Poll(fds, -1)
+		return n > 0
+	})
+	server.Close()
+	close(queued)
+	if err := <-res; !errors.Is(err, ErrClosed) {
+		t.Errorf("got %v, want ErrClosed", err)
+	}
+	<-c.Done()
 }
 
 // fakeServer accepts one connection on a new socket, authenticates it as
