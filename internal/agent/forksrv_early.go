@@ -129,11 +129,13 @@ func adoptForkServer(early *forkServer, cfg agentproto.BootConfig, locked bool) 
 	}
 	if why == "" {
 		if err := early.moveToRoot("/", workDir("/root"), withCoverage(baseEnv("root", "/root", bashPath, "dumb"), nil)); err != nil {
+			// Unlike the reasons above, a failure: say which.
+			logf("the fork server starts from the root's bash: %v", err)
 			why = err.Error()
 		}
 	}
 	if why != "" {
-		// Not an error: the root's shell serves, as it would have.
+		// The root's shell serves, as it would have without a copy.
 		early.kill()
 		return
 	}
