@@ -52,6 +52,76 @@ func mountDisk(d agentproto.RootDisk) (*diskRoot, error) {
 	return disk, nil
 }
 
+// pointDisk is the machine's disk when init mounted it before the
+// snapshot point (agentproto.SnapshotDiskParam): what the host asked for,
+// and the mount. A machine restored from that snapshot has a
+// copy of the disk as it was at the point, so it uses the mount as it is
+// (ownDisk); nil on any other boot.
+var pointDisk *pointMount
+
+// pointMount is a disk mounted before the snapshot point: what the host
+// asked for, and the mount.
+type pointMount struct {
+	spec agentproto.RootDisk
+	disk *diskRoot
+}
+
+// mountPointDisk mounts, on a snapshot boot, the disk the kernel command
+// line names (if any) and writes everything out to it: the host copies
+// the disk once QEMU has stopped, and the kernel's memory, the snapshot's,
+// must hold nothing for it that the copy lacks.
+func mountPointDisk(cmdline string) error {
+	d, err := agentproto.ParseSnapshotDisk(cmdline)
+	if err != nil || d == nil {
+		return err
+	}
+	disk, err := mountDisk(*d)
+	if err != nil {
+		return err
+	}
+	if err := syncDisk(diskMount); err != nil {
+		return err
+	}
+	pointDisk = &pointMount{*d, disk}
+	return nil
+}
+
+// syncDisk writes out the file system mounted at dir.
+func syncDisk(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync the machine's disk: %w", err)
+	}
+	defer f.Close()
+	if err := unix.Syncfs(int(f.Fd())); err != nil {
+		return fmt.Errorf("sync the machine's disk: %w", err)
+	}
+	return nil
+}
+
+// checkPointDisk refuses a restore whose machine's disk, d (nil: none), is
+// not the one mounted before the point: the host restores a machine from
+// such a snapshot only with a copy of that disk (the snapshot key says
+// so), and any other disk under that mount would be corrupted.
+func checkPointDisk(d *agentproto.RootDisk) error {
+	if pointDisk == nil {
+		return nil
+	}
+	if d == nil || *d != pointDisk.spec {
+		return fmt.Errorf("restore: the machine's disk (%+v) is not the one mounted before the snapshot point (%+v)", d, pointDisk.spec)
+	}
+	return nil
+}
+
+// ownDisk returns the machine's disk, d: the one mounted before the
+// snapshot point (checkPointDisk has checked it is d), or d mounted now.
+func ownDisk(d agentproto.RootDisk) (*diskRoot, error) {
+	if pointDisk != nil {
+		return pointDisk.disk, nil
+	}
+	return mountDisk(d)
+}
+
 // findDisk returns the /dev node of the block device under sysBlock whose
 // serial is serial. virtio_blk registers its disks while the module loads,
 // and devtmpfs makes their nodes before that returns: the disk is there

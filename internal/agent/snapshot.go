@@ -98,6 +98,9 @@ func readRestore(port io.Reader) (agentproto.Restore, error) {
 
 // restoreMachine makes a machine restored from a snapshot its own.
 func restoreMachine(r agentproto.Restore) error {
+	if err := checkPointDisk(r.Boot.Disk); err != nil {
+		return err
+	}
 	tv := unix.NsecToTimeval(r.UnixNano)
 	if err := unix.Settimeofday(&tv); err != nil {
 		return fmt.Errorf("set the clock from the host: %w", err)
@@ -117,7 +120,7 @@ func restoreMachine(r agentproto.Restore) error {
 	if r.Boot.Disk != nil {
 		root, _ = findDisk("/sys/block", r.Boot.Disk.Serial)
 	}
-	return rereadDisks("/sys/block", root)
+	return rereadDisks("/sys/block", root, pointDisk != nil)
 }
 
 // Ioctls of random(4) and of block devices.
@@ -238,8 +241,9 @@ func nicAddress(dev string) (string, error) {
 // disk, root (its /dev path; "" for none), holds one file system on the
 // whole disk, made by vmlab as the snapshot's was, so its partition table
 // is not read again (30-40 ms of a restore under TCG), only its blocks
-// dropped.
-func rereadDisks(sysBlock, root string) error {
+// dropped; and not even those when it is mounted (mounted: the disk
+// mounted before the point, of which the machine has a copy).
+func rereadDisks(sysBlock, root string, mounted bool) error {
 	devs, _ := filepath.Glob(filepath.Join(sysBlock, "vd*"))
 	for _, d := range devs {
 		name := filepath.Base(d)
@@ -247,6 +251,9 @@ func rereadDisks(sysBlock, root string) error {
 			continue // a partition's blocks are its disk's
 		}
 		dev := "/dev/" + name
+		if mounted && dev == root {
+			continue
+		}
 		if err := rereadDisk(dev, dev != root); err != nil {
 			return err
 		}

@@ -58,6 +58,48 @@ func TestIsSnapshotBoot(t *testing.T) {
 	}
 }
 
+// TestParseSnapshotDisk reads the disk a snapshot boot mounts before the
+// point: the one SnapshotDiskArg wrote, none without the parameter, and an
+// error for a value that is no disk.
+func TestParseSnapshotDisk(t *testing.T) {
+	d := agentproto.RootDisk{Serial: "vmlab-root", FSType: "ext4", Options: "noinit_itable,no_prefetch_block_bitmaps"}
+	got, err := agentproto.ParseSnapshotDisk("console=ttyS0 vmlabsnap=1 " + agentproto.SnapshotDiskArg(d) + " quiet")
+	if err != nil || got == nil || *got != d {
+		t.Errorf("got %+v, %v; want %+v", got, err, d)
+	}
+	if got, err := agentproto.ParseSnapshotDisk("console=ttyS0 vmlabsnap=1"); got != nil || err != nil {
+		t.Errorf("without the parameter: got %+v, %v; want nothing", got, err)
+	}
+	for _, bad := range []string{"vmlabsnapdisk=!!", "vmlabsnapdisk=e30"} { // e30: {}
+		if got, err := agentproto.ParseSnapshotDisk(bad); err == nil {
+			t.Errorf("%s: got %+v, want an error", bad, got)
+		}
+	}
+}
+
+// TestCheckPointDisk: a machine restored from a snapshot that mounted its
+// disk before the point must have that disk; any other (or none) is
+// refused before anything uses the mount, and without such a snapshot
+// every disk passes.
+func TestCheckPointDisk(t *testing.T) {
+	d := agentproto.RootDisk{Serial: "vmlab-root", FSType: "ext4", Options: "noatime"}
+	other := d
+	other.Serial = "another"
+	if err := checkPointDisk(&other); err != nil {
+		t.Errorf("no disk at the point: got %v", err)
+	}
+	pointDisk = &pointMount{spec: d}
+	defer func() { pointDisk = nil }()
+	if err := checkPointDisk(&d); err != nil {
+		t.Errorf("the disk at the point: got %v", err)
+	}
+	for _, bad := range []*agentproto.RootDisk{&other, nil} {
+		if err := checkPointDisk(bad); err == nil || !strings.Contains(err.Error(), "not the one mounted before the snapshot point") {
+			t.Errorf("%+v: got %v, want a refusal", bad, err)
+		}
+	}
+}
+
 // TestHasVirtioNet finds a virtio network card (device ID 1) among the
 // virtio devices, and none among a console, a block device and a 9p
 // share.

@@ -1,6 +1,11 @@
 package agentproto
 
-import "strings"
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strings"
+)
 
 // SnapshotParam is the kernel command-line parameter of a snapshot boot
 // ("vmlabsnap=1"), which a machine of a shape not yet snapshotted boots
@@ -22,6 +27,46 @@ func IsSnapshotBoot(cmdline string) bool {
 		}
 	}
 	return false
+}
+
+// SnapshotDiskParam is the kernel command-line parameter of a snapshot
+// boot whose machine's own disk the host made for it, empty, as it makes
+// every new machine's: its value is the RootDisk as base64url-encoded
+// JSON. The agent mounts that disk before the point, so that a restored
+// machine does not mount it again; the host then gives every machine
+// restored from that snapshot a copy of the disk as it was at the point
+// (docs/snapshots.md "The disk at the point"). A machine whose disk has
+// a content of its own (a reboot, a kept disk) is another shape, whose
+// snapshot boot has no such parameter.
+const SnapshotDiskParam = "vmlabsnapdisk"
+
+// SnapshotDiskArg is the SnapshotDiskParam field for d.
+func SnapshotDiskArg(d RootDisk) string {
+	return SnapshotDiskParam + "=" + base64.RawURLEncoding.EncodeToString(Encode(d))
+}
+
+// ParseSnapshotDisk returns the disk a snapshot boot's command line asks
+// to mount before the point, or nil when it asks for none.
+func ParseSnapshotDisk(cmdline string) (*RootDisk, error) {
+	for _, field := range strings.Fields(cmdline) {
+		v, ok := strings.CutPrefix(field, SnapshotDiskParam+"=")
+		if !ok {
+			continue
+		}
+		var d RootDisk
+		b, err := base64.RawURLEncoding.DecodeString(v)
+		if err == nil {
+			err = json.Unmarshal(b, &d)
+		}
+		if err == nil && (d.Serial == "" || d.FSType == "") {
+			err = fmt.Errorf("no serial or file system type in %s", b)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("decode %s: %w", SnapshotDiskParam, err)
+		}
+		return &d, nil
+	}
+	return nil, nil
 }
 
 // SnapshotPoint is the payload of a Snapshot frame: the agent is at the

@@ -295,7 +295,7 @@ func (m *Machine) boot(ctx context.Context, start time.Time) error {
 	if err != nil {
 		return m.downError("start", err)
 	}
-	image, err := m.diskImage()
+	image, newDisk, err := m.diskImage()
 	if err != nil {
 		return fmt.Errorf("%s: start: %w", m.cfg.Name, err)
 	}
@@ -311,7 +311,7 @@ func (m *Machine) boot(ctx context.Context, start time.Time) error {
 	}
 	qcfg := m.qemuConfig(view, image, initrd)
 	cold := qcfg
-	restore := m.restoreFrom(ctx, &qcfg) // nil: a cold boot (snapshot.go)
+	restore := m.restoreFrom(ctx, &qcfg, newDisk) // nil: a cold boot (snapshot.go)
 	l, err := m.launch(ctx, qcfg, restore)
 	var failed *restoreFailed
 	if errors.As(err, &failed) {

@@ -75,10 +75,11 @@ func MakeDiskImage(path string, sizeMiB int) error {
 }
 
 // diskImage returns the machine's disk image, making it at the first boot:
-// Config.DiskImage, or root.img in the machine's directory. Called with
-// startMu held.
-func (m *Machine) diskImage() (string, error) {
-	path := m.cfg.DiskImage
+// Config.DiskImage, or root.img in the machine's directory; made says it
+// was made now, empty (a snapshot may then give the machine its disk:
+// snapshot_disk.go). Called with startMu held.
+func (m *Machine) diskImage() (path string, made bool, err error) {
+	path = m.cfg.DiskImage
 	if path == "" {
 		path = filepath.Join(m.dir, diskImageName)
 		if !m.diskMade {
@@ -88,15 +89,15 @@ func (m *Machine) diskImage() (string, error) {
 		}
 	}
 	if _, err := os.Stat(path); err == nil {
-		return path, nil
+		return path, false, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("find disk image: %w", err)
+		return "", false, fmt.Errorf("find disk image: %w", err)
 	}
 	if err := MakeDiskImage(path, m.cfg.DiskMiB); err != nil {
-		return "", err
+		return "", false, err
 	}
 	m.diskMade = true
-	return path, nil
+	return path, true, nil
 }
 
 // qemuDisk returns the machine's disk for QEMU and for the guest's init.

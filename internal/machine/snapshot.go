@@ -46,7 +46,7 @@ type snapshotBase struct {
 }
 
 // snapshotFormat changes when what a snapshot directory holds does.
-const snapshotFormat = 3
+const snapshotFormat = 4
 
 // readSnapshot reads the snapshot option asked for, else $VMLAB_SNAPSHOT,
 // else on.
@@ -131,7 +131,11 @@ func (m *Machine) snapshotUnsupported(q qemu.Config) string {
 // in it too: the kernel reads the image's first blocks (its partition
 // table) when virtio_blk probes it, before the point, and an image of the
 // same size is no other shape by its command line.
-func (m *Machine) snapshotKey(q qemu.Config) (string, error) {
+//
+// atPoint is the machine's disk when its snapshot boot mounts it before the
+// point (snapshot_disk.go): such a snapshot is only for machines whose
+// disk is new.
+func (m *Machine) snapshotKey(q qemu.Config, atPoint *agentproto.RootDisk) (string, error) {
 	base, err := m.cfg.Boot.snapshotBaseKey()
 	if err != nil {
 		return "", err
@@ -188,6 +192,9 @@ func (m *Machine) snapshotKey(q qemu.Config) (string, error) {
 	if q.Accel.Name == "kvm" {
 		fmt.Fprintf(h, "host cpu %s\n", hostCPU())
 	}
+	if atPoint != nil {
+		fmt.Fprintf(h, "disk at the point %q %q %q\n", atPoint.Serial, atPoint.FSType, atPoint.Options)
+	}
 	return hex.EncodeToString(h.Sum(nil))[:32], nil
 }
 
@@ -230,13 +237,17 @@ func splitOpts(a string) []string {
 
 // snapshotHeader is a snapshot directory's header.json.
 type snapshotHeader struct {
-	Key         string   `json:"key"`
-	State       int64    `json:"state_bytes"`
-	StateSHA256 string   `json:"state_sha256"`
-	RAM         int64    `json:"ram_bytes"`
-	RAMSHA256   string   `json:"ram_sha256"`
-	MACs        []string `json:"macs"` // the NICs' addresses in the saved device state
-	Sum         string   `json:"sum"`  // headerSum of the rest
+	Key         string `json:"key"`
+	State       int64  `json:"state_bytes"`
+	StateSHA256 string `json:"state_sha256"`
+	RAM         int64  `json:"ram_bytes"`
+	RAMSHA256   string `json:"ram_sha256"`
+	// Disk and DiskSHA256 are the disk file's, a snapshot whose machine's
+	// disk was mounted before the point (snapshot_disk.go); 0 and "" else.
+	Disk       int64    `json:"disk_bytes,omitempty"`
+	DiskSHA256 string   `json:"disk_sha256,omitempty"`
+	MACs       []string `json:"macs"` // the NICs' addresses in the saved device state
+	Sum        string   `json:"sum"`  // headerSum of the rest
 }
 
 // Files of a snapshot directory. The memory file is also its lock file
@@ -246,20 +257,29 @@ const (
 	snapHeader = "header.json"
 	snapState  = "state"
 	snapRAM    = "ram"
+	snapDisk   = "disk"
 )
 
 // snapshotAppend is the kernel command line of a snapshot boot: the same
-// for every machine of a shape, with no machine's configuration.
-func (m *Machine) snapshotAppend() string {
-	return strings.Join(append(m.kernelArgs(), agentproto.SnapshotParam+"=1"), " ")
+// for every machine of a shape, with no machine's configuration; atPoint
+// is the disk it mounts before the point, if any.
+func (m *Machine) snapshotAppend(atPoint *agentproto.RootDisk) string {
+	args := append(m.kernelArgs(), agentproto.SnapshotParam+"=1")
+	if atPoint != nil {
+		args = append(args, agentproto.SnapshotDiskArg(*atPoint))
+	}
+	return strings.Join(args, " ")
 }
 
 // restoreFrom prepares q, a cold boot's configuration, to restore the
 // machine from the snapshot of its shape, taking it first when there is
 // none. It returns what to send the restored agent, or nil for a cold
 // boot with q unchanged (the note says why). The caller closes what it
-// returns once QEMU has exited (the memory file's lock).
-func (m *Machine) restoreFrom(ctx context.Context, q *qemu.Config) *restoring {
+// returns once QEMU has exited (the memory file's lock). newDisk says the
+// machine's disk was made empty for this boot: its snapshot then mounts
+// the disk before the point, and the machine gets that disk's copy
+// (snapshot_disk.go).
+func (m *Machine) restoreFrom(ctx context.Context, q *qemu.Config, newDisk bool) *restoring {
 	dir := m.cfg.Boot.snapshots
 	if dir == "" {
 		return nil
@@ -273,17 +293,26 @@ func (m *Machine) restoreFrom(ctx context.Context, q *qemu.Config) *restoring {
 		m.logf("snapshot: cold boot: %v", err)
 		return nil
 	}
-	key, err := m.snapshotKey(*q)
+	var atPoint *agentproto.RootDisk
+	if newDisk && boot.Disk != nil && q.Disk != nil {
+		atPoint = boot.Disk
+	}
+	key, err := m.snapshotKey(*q, atPoint)
 	if err != nil {
 		m.logf("snapshot: cold boot: %v", err)
 		return nil
 	}
 	r := &restoring{Restore: agentproto.Restore{Boot: boot, Seed: make([]byte, 64)}, dir: filepath.Join(dir, key), key: key}
+	if atPoint != nil {
+		r.disk = q.Disk.Path
+	}
+	take := *q
+	take.Append = m.snapshotAppend(atPoint)
 	if _, err := rand.Read(r.Seed); err != nil {
 		m.logf("snapshot: cold boot: %v", err)
 		return nil
 	}
-	h, err := r.use(ctx, m, *q)
+	h, err := r.use(ctx, m, take)
 	if err != nil {
 		m.logf("snapshot %s: cold boot: %v", key, err)
 		m.console.newBoot() // what a failed take's guest said is not the cold boot's
@@ -301,7 +330,7 @@ func (m *Machine) restoreFrom(ctx context.Context, q *qemu.Config) *restoring {
 			r.MACs = append(r.MACs, agentproto.MACChange{From: h.MACs[i], To: n.MAC})
 		}
 	}
-	q.Append = m.snapshotAppend()
+	q.Append = take.Append
 	q.RAM = &qemu.RAMFile{Path: filepath.Join(r.dir, snapRAM)}
 	q.Incoming = true
 	r.state = filepath.Join(r.dir, snapState)
@@ -309,12 +338,14 @@ func (m *Machine) restoreFrom(ctx context.Context, q *qemu.Config) *restoring {
 }
 
 // use takes the snapshot's lock, taking the snapshot first when there is
-// none, and checks it. A snapshot that fails its check is set aside.
+// none (q is the snapshot boot's configuration), checks it, and gives the
+// machine its disk when the snapshot has one. A snapshot that fails its
+// check is set aside.
 func (r *restoring) use(ctx context.Context, m *Machine, q qemu.Config) (snapshotHeader, error) {
 	var h snapshotHeader
 	lock, err := cachefile.UseDir(r.dir, snapRAM)
 	if errors.Is(err, os.ErrNotExist) {
-		if _, err := m.takeSnapshot(ctx, q, filepath.Dir(r.dir), r.key); err != nil {
+		if _, err := m.takeSnapshot(ctx, q, filepath.Dir(r.dir), r.key, r.disk); err != nil {
 			return h, err
 		}
 		lock, err = cachefile.UseDir(r.dir, snapRAM)
@@ -335,6 +366,13 @@ func (r *restoring) use(ctx context.Context, m *Machine, q qemu.Config) (snapsho
 		r.setAside(m.logf)
 		r.Close()
 		return h, err
+	}
+	if r.disk != "" {
+		if err := giveDisk(r.dir, r.disk, h); err != nil {
+			r.setAside(m.logf)
+			r.Close()
+			return h, err
+		}
 	}
 	return h, nil
 }
@@ -371,6 +409,7 @@ func roomToRestore(dir string, ram os.FileInfo) error {
 type restoring struct {
 	agentproto.Restore
 	dir, key string
+	disk     string      // the machine's disk image, given the snapshot's; "": its own
 	lock     *os.File    // the memory file, locked shared
 	ram      os.FileInfo // the memory file's
 	state    string

@@ -46,6 +46,9 @@ func checkSnapshot(dir, key string) (snapshotHeader, error) {
 	if err := checkRAM(snapshotDigests(filepath.Dir(dir)), filepath.Join(dir, snapRAM), h.RAMSHA256); err != nil {
 		return h, err
 	}
+	if err := checkDisk(dir, h); err != nil {
+		return h, err
+	}
 	return h, nil
 }
 
@@ -145,6 +148,12 @@ type ramCheck struct {
 // checkRAM checks that the memory file at path hashes to want: once per
 // process, and not at all while store has its sum.
 func checkRAM(store digestStore, path, want string) error {
+	return checkSparse(store, path, want, "memory file")
+}
+
+// checkSparse checks that the file at path, a snapshot's memory file or
+// disk (what), hashes to want (sumMemory) as checkRAM does.
+func checkSparse(store digestStore, path, want, what string) error {
 	stat, err := fileStat(path)
 	if err != nil {
 		return err
@@ -171,14 +180,14 @@ func checkRAM(store digestStore, path, want string) error {
 			store.put(path, stat, sum)
 		}
 		if sum != want {
-			c.err = fmt.Errorf("its memory file (sha256 %.12s) is not the one saved (sha256 %.12s)", sum, want)
+			c.err = fmt.Errorf("its %s (sha256 %.12s) is not the one saved (sha256 %.12s)", what, sum, want)
 		}
 	})
 	return c.err
 }
 
-// checkedRAM records that the memory file at path, just written and
-// hashed to sum, is whole.
+// checkedRAM records that the memory file (or disk) at path, just
+// written and hashed to sum, is whole.
 func checkedRAM(store digestStore, path, sum string) {
 	stat, err := fileStat(path)
 	if err != nil {
@@ -212,7 +221,8 @@ func sumFile(path string) (string, int64, error) {
 // memPage is the unit sumMemory skips when it is all zeros.
 const memPage = 4096
 
-// sumMemory returns a SHA-256 of the memory file at path, and its size:
+// sumMemory returns a SHA-256 of the memory file (or a snapshot's disk,
+// sparse too) at path, and its size:
 // of its size and of each 4 KiB page that is not all zeros, with its
 // offset. It reads only the file's data (SEEK_DATA; a hole reads as
 // zeros): a snapshot's 512 MiB file holds ~140 MiB a guest wrote, and a

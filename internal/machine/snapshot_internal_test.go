@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/vmlab/vmlab/internal/agentproto"
 	"github.com/vmlab/vmlab/internal/kernel"
 	"github.com/vmlab/vmlab/internal/qemu"
 )
@@ -24,6 +25,7 @@ func TestCheckSnapshot(t *testing.T) {
 		dir := t.TempDir()
 		os.WriteFile(filepath.Join(dir, snapState), []byte("device state"), 0o600)
 		os.WriteFile(filepath.Join(dir, snapRAM), make([]byte, 4096), 0o600)
+		writeTestDisk(t, filepath.Join(dir, snapDisk))
 		writeTestHeader(t, dir, "k1")
 		return dir
 	}
@@ -74,6 +76,18 @@ func TestCheckSnapshot(t *testing.T) {
 			os.Rename(filepath.Join(d, snapRAM), filepath.Join(d, "ram.real"))
 			os.Symlink("ram.real", filepath.Join(d, snapRAM))
 		}, "k1"},
+		// The disk at the point (snapshot_disk.go).
+		{"no disk", "disk", func(d string) { os.Remove(filepath.Join(d, snapDisk)) }, "k1"},
+		{"truncated disk", "disk has", func(d string) { os.Truncate(filepath.Join(d, snapDisk), 1<<20) }, "k1"},
+		{"changed disk", "its disk (sha256", func(d string) {
+			f, _ := os.OpenFile(filepath.Join(d, snapDisk), os.O_WRONLY, 0)
+			f.WriteAt([]byte("bit rot"), 3<<20)
+			f.Close()
+		}, "k1"},
+		{"disk a link", "disk is a symbolic link", func(d string) {
+			os.Rename(filepath.Join(d, snapDisk), filepath.Join(d, "disk.real"))
+			os.Symlink("disk.real", filepath.Join(d, snapDisk))
+		}, "k1"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := mk(t)
@@ -98,10 +112,69 @@ func writeTestHeader(t *testing.T, dir, key string) {
 	if h.RAMSHA256, h.RAM, err = sumMemory(filepath.Join(dir, snapRAM)); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := os.Stat(filepath.Join(dir, snapDisk)); err == nil {
+		if h.DiskSHA256, h.Disk, err = sumMemory(filepath.Join(dir, snapDisk)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	h.Sum = headerSum(h)
 	b, _ := json.Marshal(h)
 	if err := os.WriteFile(filepath.Join(dir, snapHeader), b, 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// writeTestDisk writes a sparse 8 MiB disk image at path with data in two
+// places.
+func writeTestDisk(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	f.Truncate(8 << 20)
+	f.WriteAt(bytes.Repeat([]byte("superblock"), 100), 1024)
+	f.WriteAt(bytes.Repeat([]byte("inodes"), 2000), 5<<20)
+}
+
+// TestGiveDisk checks that a machine restored from a snapshot with a disk
+// gets a copy of it in place of its new disk: the same bytes, the holes
+// left holes; and that a header without a disk is refused.
+func TestGiveDisk(t *testing.T) {
+	dir := t.TempDir()
+	writeTestDisk(t, filepath.Join(dir, snapDisk))
+	var h snapshotHeader
+	if err := saveDisk(t.TempDir(), filepath.Join(dir, snapDisk), &h); err != nil {
+		t.Fatal(err)
+	}
+	own := filepath.Join(t.TempDir(), "root.img")
+	if err := MakeDiskImage(own, 8); err != nil {
+		t.Skip(err) // no mke2fs: any file would do
+	}
+	if err := giveDisk(dir, own, h); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := os.ReadFile(filepath.Join(dir, snapDisk))
+	got, _ := os.ReadFile(own)
+	if !bytes.Equal(got, want) {
+		t.Errorf("the machine's disk is not the snapshot's (%d bytes against %d)", len(got), len(want))
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(own, &st); err != nil || st.Blocks*512 > 1<<20 {
+		t.Errorf("the copy takes %d bytes of the disk (%v), want the data's, under 1 MiB", st.Blocks*512, err)
+	}
+	if fi, err := os.Stat(own); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("the copy's mode: %v, %v; want 0600", fi.Mode(), err)
+	}
+	if sum, _, _ := sumMemory(own); sum != h.DiskSHA256 {
+		t.Errorf("the copy's sum %.12s, the header's %.12s", sum, h.DiskSHA256)
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(own)); len(entries) != 1 {
+		t.Errorf("the machine's directory holds %d files, want the disk alone", len(entries))
+	}
+	if err := giveDisk(dir, own, snapshotHeader{}); err == nil || !strings.Contains(err.Error(), "no disk") {
+		t.Errorf("a header without a disk: got %v, want it refused", err)
 	}
 }
 
@@ -206,7 +279,7 @@ func TestSnapshotKey(t *testing.T) {
 		NICs:   []qemu.NIC{{MAC: "52:54:00:00:00:01"}}}
 	key := func(t *testing.T, q qemu.Config) string {
 		t.Helper()
-		k, err := m.snapshotKey(q)
+		k, err := m.snapshotKey(q, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -249,6 +322,22 @@ func TestSnapshotKey(t *testing.T) {
 			}
 		})
 	}
+	// A machine whose new disk its snapshot boot mounts before the point
+	// is of a shape of its own, and so is each way of mounting it.
+	t.Run("disk at the point", func(t *testing.T) {
+		at := func(d *agentproto.RootDisk) string {
+			k, err := m.snapshotKey(base, d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return k
+		}
+		ext4 := at(&agentproto.RootDisk{Serial: "root", FSType: "ext4", Options: "noatime"})
+		other := at(&agentproto.RootDisk{Serial: "root", FSType: "ext4", Options: "noatime,nodiratime"})
+		if ext4 == want || other == ext4 {
+			t.Errorf("keys: without the disk %s, with it %s, with other options %s; want three", want, ext4, other)
+		}
+	})
 	// A machine image: its content, which the kernel reads before the
 	// point, and not its path. Before, two images of one size had one key.
 	imageKey := func(t *testing.T, img *RootImage) string {
@@ -256,7 +345,7 @@ func TestSnapshotKey(t *testing.T) {
 		im := &Machine{cfg: Config{Boot: boot, RootImage: img}}
 		q := base
 		q.Image = qemuImage(img)
-		k, err := im.snapshotKey(q)
+		k, err := im.snapshotKey(q, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -25,8 +25,10 @@ var errSnapshotBusy = errors.New("another machine or run is taking this snapshot
 // takeSnapshot boots q to the snapshot point and saves the snapshot in
 // dir/key, atomically: it is made in a temporary directory, synced, and
 // renamed into place, under a lock that a second run finds taken (it
-// boots cold). Then it trims the snapshot cache (TrimSnapshots).
-func (m *Machine) takeSnapshot(ctx context.Context, q qemu.Config, dir, key string) (snapshotHeader, error) {
+// boots cold). Then it trims the snapshot cache (TrimSnapshots). disk is
+// the machine's disk image when q's boot mounts it before the point: the
+// snapshot keeps a copy of it.
+func (m *Machine) takeSnapshot(ctx context.Context, q qemu.Config, dir, key, disk string) (snapshotHeader, error) {
 	var h snapshotHeader
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return h, err
@@ -74,6 +76,11 @@ func (m *Machine) takeSnapshot(ctx context.Context, q qemu.Config, dir, key stri
 		return h, err // it names the machine and the take
 	}
 	h.Key = key
+	if disk != "" {
+		if err := saveDisk(tmp, disk, &h); err != nil {
+			return h, fmt.Errorf("take snapshot: %w", err)
+		}
+	}
 	if err := writeSnapshot(tmp, ram, &h); err != nil {
 		return h, fmt.Errorf("take snapshot: %w", err)
 	}
@@ -82,6 +89,9 @@ func (m *Machine) takeSnapshot(ctx context.Context, q qemu.Config, dir, key stri
 	}
 	syncDir(dir)
 	checkedRAM(snapshotDigests(dir), filepath.Join(final, snapRAM), h.RAMSHA256)
+	if disk != "" {
+		checkedRAM(snapshotDigests(dir), filepath.Join(final, snapDisk), h.DiskSHA256)
+	}
 	m.logf("snapshot %s taken in %.2fs", key, time.Since(start).Seconds())
 	if removed, _ := TrimSnapshots(dir, SnapshotLimits); len(removed) > 0 {
 		m.logf("snapshot cache: removed %d snapshots, %.1f MiB", len(removed), float64(cachefile.Total(removed))/(1<<20))
@@ -135,11 +145,10 @@ func sameFile(a os.FileInfo, path string) bool {
 	return err == nil && os.SameFile(a, b)
 }
 
-// saveSnapshot boots q to the snapshot point with its memory in tmp's
-// memory file, migrates the device state to tmp's state file, and ends
-// QEMU.
+// saveSnapshot boots q, a snapshot boot, to the snapshot point with its
+// memory in tmp's memory file, migrates the device state to tmp's state
+// file, and ends QEMU.
 func (m *Machine) saveSnapshot(ctx context.Context, q qemu.Config, tmp string) (h snapshotHeader, err error) {
-	q.Append = m.snapshotAppend()
 	q.RAM = &qemu.RAMFile{Path: filepath.Join(tmp, snapRAM), Shared: true}
 	ctx, cancel := context.WithTimeout(ctx, m.bootTimeout())
 	defer cancel()

@@ -52,8 +52,10 @@ func TestSnapshotRestore(t *testing.T) {
 			}
 			random[lines[3]] = true
 		}
-		if !strings.Contains(stagesOf(m), "restore") {
-			t.Errorf("%s: stages %s, want a restore", m.Name(), stagesOf(m))
+		// Its new disk was mounted before the point: the restore
+		// gave it the snapshot's copy (snapshot_disk.go).
+		if st := stagesOf(m); !strings.Contains(st, "disk,restore") {
+			t.Errorf("%s: stages %s, want the disk mounted before the restore", m.Name(), st)
 		}
 		// The fork server was in the snapshot: the initramfs's copy of
 		// bash, not loaded again from the root after the restore.
@@ -67,15 +69,26 @@ func TestSnapshotRestore(t *testing.T) {
 			t.Errorf("%s: lo and the disk: got %q, %v; want lo up with 127.0.0.1/8, one disk without partitions, a write", m.Name(), out, err)
 		}
 	}
+	if _, err := bm.Succeed(ctx, "echo kept > /root/kept; sync"); err != nil {
+		t.Fatal(err)
+	}
 	if err := bm.Reboot(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := bm.Succeed(ctx, "hostname"); err != nil || out != "beta\n" {
-		t.Errorf("after reboot: got %q, %v", out, err)
+	// A disk that holds something is mounted after the point, from
+	// another snapshot, and what the machine wrote is there.
+	if out, err := bm.Succeed(ctx, "hostname; cat /root/kept; ls /root/x"); err != nil || out != "beta\nkept\n/root/x\n" {
+		t.Errorf("after reboot: got %q, %v; want the hostname and the files written before", out, err)
+	}
+	if st := stagesOf(bm); !strings.Contains(st, "restore,disk") {
+		t.Errorf("after reboot: stages %s, want the disk mounted after the restore", st)
 	}
 	bm.Crash()
 	if err := bm.Start(ctx); err != nil {
 		t.Fatal(err)
+	}
+	if out, err := bm.Succeed(ctx, "cat /root/kept"); err != nil || out != "kept\n" {
+		t.Errorf("after a crash: got %q, %v", out, err)
 	}
 	if err := bm.Shutdown(ctx); err != nil {
 		t.Fatal(err)

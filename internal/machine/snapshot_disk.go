@@ -1,0 +1,131 @@
+package machine
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// The disk at the point (docs/snapshots.md). A machine's own disk is made
+// empty by vmlab at its first boot (MakeDiskImage), and mounting it is a
+// restored machine's largest step after the point under TCG (ext4's mount
+// and its directories, 0.1-0.2 s of cold code). So a machine whose disk is
+// new is of a shape of its own: its snapshot boot mounts the disk before
+// the point (agentproto.SnapshotDiskParam), the snapshot keeps a copy of
+// the disk as it was then (snapDisk, in the header's sums), and every
+// machine restored from it starts from a copy of that copy instead of its
+// empty disk. A machine whose disk already holds something (a reboot, a
+// crash and start, a kept disk from an earlier run) is the other shape,
+// whose guest mounts its own disk after the point, as a cold boot does.
+
+// saveDisk copies the disk image at disk, as the snapshot's boot left it
+// (its QEMU has exited), into the snapshot directory tmp, syncs it and
+// records its size and sum in h.
+func saveDisk(tmp, disk string, h *snapshotHeader) error {
+	dst := filepath.Join(tmp, snapDisk)
+	if err := copySparse(disk, dst); err != nil {
+		return fmt.Errorf("save the machine's disk: %w", err)
+	}
+	var err error
+	if h.DiskSHA256, h.Disk, err = sumMemory(dst); err != nil {
+		return fmt.Errorf("save the machine's disk: %w", err)
+	}
+	return nil
+}
+
+// checkDisk checks the snapshot directory dir's disk against h, when h
+// has one: a regular file of its size, whose sum is checked once per
+// process (checkSparse).
+func checkDisk(dir string, h snapshotHeader) error {
+	if h.DiskSHA256 == "" {
+		return nil
+	}
+	f, fi, err := openSnapshotFile(dir, snapDisk)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	if fi.Size() != h.Disk {
+		return fmt.Errorf("its disk has %d bytes, want %d", fi.Size(), h.Disk)
+	}
+	return checkSparse(snapshotDigests(filepath.Dir(dir)), filepath.Join(dir, snapDisk), h.DiskSHA256, "disk")
+}
+
+// giveDisk replaces the machine's new disk image at path with a copy of
+// the snapshot directory dir's disk, whose header is h: the disk its
+// restored guest has mounted already.
+func giveDisk(dir, path string, h snapshotHeader) error {
+	if h.DiskSHA256 == "" {
+		return errors.New("its header has no disk, though its shape mounts one before the point")
+	}
+	tmp := path + ".new"
+	if err := copySparse(filepath.Join(dir, snapDisk), tmp); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("copy its disk: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("copy its disk: %w", err)
+	}
+	return nil
+}
+
+// copySparse copies the file src to a new file dst (mode 0600), synced,
+// writing only src's data: a 4 GiB disk image of which the guest wrote a
+// few MiB copies in milliseconds and takes that much room. It fails if dst
+// exists.
+func copySparse(src, dst string) (err error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	fi, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := out.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(dst)
+		}
+	}()
+	size := fi.Size()
+	if err := out.Truncate(size); err != nil {
+		return err
+	}
+	for pos := int64(0); pos < size; {
+		data, err := unix.Seek(int(in.Fd()), pos, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) {
+			break // a hole up to the end
+		}
+		if err != nil {
+			data = pos // no SEEK_DATA here: copy everything
+		}
+		end, err := unix.Seek(int(in.Fd()), data, unix.SEEK_HOLE)
+		if err != nil {
+			end = size
+		}
+		if err := copyRange(out, in, data, end-data); err != nil {
+			return fmt.Errorf("copy %s: %w", src, err)
+		}
+		pos = end
+	}
+	return out.Sync()
+}
+
+// copyRange copies n bytes at off from in to out, at the same offset.
+func copyRange(out, in *os.File, off, n int64) error {
+	_, err := io.Copy(io.NewOffsetWriter(out, off), io.NewSectionReader(in, off, n))
+	return err
+}
