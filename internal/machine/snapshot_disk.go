@@ -63,6 +63,8 @@ func giveDisk(dir, path string, h snapshotHeader) error {
 		return errors.New("its header has no disk, though its shape mounts one before the point")
 	}
 	tmp := path + ".new"
+	// A run killed while it copied left its copy: it is no one's.
+	os.Remove(tmp)
 	if err := copySparse(filepath.Join(dir, snapDisk), tmp); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("copy its disk: %w", err)
