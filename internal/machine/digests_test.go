@@ -82,9 +82,9 @@ func TestDigestStoreNotAFile(t *testing.T) {
 // forgetDigests drops this process's sums and verdicts, as a new process
 // starts without them.
 func forgetDigests() {
-	ramChecks.Lock()
-	ramChecks.m = nil
-	ramChecks.Unlock()
+	sparseChecks.Lock()
+	sparseChecks.m = nil
+	sparseChecks.Unlock()
 	fileDigests.Lock()
 	fileDigests.m = nil
 	fileDigests.Unlock()
@@ -103,7 +103,7 @@ func TestDigestStoreUsed(t *testing.T) {
 	if err := os.WriteFile(ram, make([]byte, 3*memPage), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	real, _, err := sumMemory(ram)
+	real, _, err := sumSparse(ram)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestDigestStoreUsed(t *testing.T) {
 	st, _ := fileStat(ram)
 	store.put(ram, st, "kept")
 	forgetDigests()
-	if err := checkRAM(store, ram, "kept"); err != nil {
+	if err := checkSparse(store, ram, "kept", "memory file"); err != nil {
 		t.Errorf("the memory file's kept sum was not used: %v", err)
 	}
 	if sum, err := fileDigest(store, ram); err != nil || sum != "kept" {
@@ -122,7 +122,7 @@ func TestDigestStoreUsed(t *testing.T) {
 		t.Fatal(err)
 	}
 	forgetDigests()
-	if err := checkRAM(store, ram, real); err != nil {
+	if err := checkSparse(store, ram, real, "memory file"); err != nil {
 		t.Errorf("a changed file was not hashed again: %v", err)
 	}
 	st, _ = fileStat(ram)

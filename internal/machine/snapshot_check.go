@@ -23,7 +23,8 @@ import (
 var errNoSnapshot = errors.New("no snapshot")
 
 // checkSnapshot reads dir's header and checks the files against it. The
-// memory file's hash is checked once per process (checkRAM).
+// memory file's and the disk's hashes are checked once per process
+// (checkSparseFile).
 func checkSnapshot(dir, key string) (snapshotHeader, error) {
 	h, err := readHeader(dir)
 	if err != nil {
@@ -32,24 +33,33 @@ func checkSnapshot(dir, key string) (snapshotHeader, error) {
 	if h.Key != key {
 		return h, fmt.Errorf("its header is for shape %s", h.Key)
 	}
-	ram, fi, err := openSnapshotFile(dir, snapRAM)
-	if err != nil {
+	if err := checkSparseFile(dir, snapRAM, "memory file", h.RAM, h.RAMSHA256); err != nil {
 		return h, err
-	}
-	ram.Close()
-	if fi.Size() != h.RAM {
-		return h, fmt.Errorf("its memory file has %d bytes, want %d", fi.Size(), h.RAM)
 	}
 	if err := checkState(dir, h); err != nil {
 		return h, err
 	}
-	if err := checkRAM(snapshotDigests(filepath.Dir(dir)), filepath.Join(dir, snapRAM), h.RAMSHA256); err != nil {
-		return h, err
-	}
-	if err := checkDisk(dir, h); err != nil {
-		return h, err
+	if h.DiskSHA256 != "" { // the disk at the point (snapshot_disk.go)
+		if err := checkSparseFile(dir, snapDisk, "disk", h.Disk, h.DiskSHA256); err != nil {
+			return h, err
+		}
 	}
 	return h, nil
+}
+
+// checkSparseFile checks the snapshot directory dir's file name, a memory
+// file or a disk (what), against its saved size and sum: a regular file
+// of that size (openSnapshotFile), whose sum checkSparse checks.
+func checkSparseFile(dir, name, what string, size int64, sum string) error {
+	f, fi, err := openSnapshotFile(dir, name)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	if fi.Size() != size {
+		return fmt.Errorf("its %s has %d bytes, want %d", what, fi.Size(), size)
+	}
+	return checkSparse(snapshotDigests(filepath.Dir(dir)), filepath.Join(dir, name), sum, what)
 }
 
 // maxHeader bounds a snapshot header's size: vmlab's are a few hundred
@@ -128,52 +138,47 @@ func openSnapshotFile(dir, name string) (*os.File, os.FileInfo, error) {
 	return f, fi, err
 }
 
-// ramChecks are this process's verdicts on memory files, by path and
+// sparseChecks are this process's verdicts on memory files and disks, by path and
 // fileStat: hashing 512 MiB takes ~0.1 s, a tenth of a restore, so it is
 // done once per process and snapshot, and a sum is kept in the snapshot
 // cache's digestStore for the next process.
-var ramChecks struct {
+var sparseChecks struct {
 	sync.Mutex
-	m map[string]*ramCheck
+	m map[string]*sparseCheck
 }
 
-// ramHashes counts the memory files checkRAM hashed (for tests).
-var ramHashes atomic.Int64
+// sparseHashes counts the files checkSparse hashed (for tests).
+var sparseHashes atomic.Int64
 
-type ramCheck struct {
+type sparseCheck struct {
 	once sync.Once
 	err  error
 }
 
-// checkRAM checks that the memory file at path hashes to want: once per
-// process, and not at all while store has its sum.
-func checkRAM(store digestStore, path, want string) error {
-	return checkSparse(store, path, want, "memory file")
-}
-
 // checkSparse checks that the file at path, a snapshot's memory file or
-// disk (what), hashes to want (sumMemory) as checkRAM does.
+// disk (what), hashes to want (sumSparse): once per process, and not at
+// all while store has its sum.
 func checkSparse(store digestStore, path, want, what string) error {
 	stat, err := fileStat(path)
 	if err != nil {
 		return err
 	}
-	ramChecks.Lock()
-	if ramChecks.m == nil {
-		ramChecks.m = make(map[string]*ramCheck)
+	sparseChecks.Lock()
+	if sparseChecks.m == nil {
+		sparseChecks.m = make(map[string]*sparseCheck)
 	}
-	c := ramChecks.m[path+" "+stat]
+	c := sparseChecks.m[path+" "+stat]
 	if c == nil {
-		c = &ramCheck{}
-		ramChecks.m[path+" "+stat] = c
+		c = &sparseCheck{}
+		sparseChecks.m[path+" "+stat] = c
 	}
-	ramChecks.Unlock()
+	sparseChecks.Unlock()
 	c.once.Do(func() {
 		sum, ok := store.get(path, stat)
 		if !ok {
-			ramHashes.Add(1)
+			sparseHashes.Add(1)
 			var herr error
-			if sum, _, herr = sumMemory(path); herr != nil {
+			if sum, _, herr = sumSparse(path); herr != nil {
 				c.err = herr
 				return
 			}
@@ -186,21 +191,21 @@ func checkSparse(store digestStore, path, want, what string) error {
 	return c.err
 }
 
-// checkedRAM records that the memory file (or disk) at path, just
+// checkedSparse records that the memory file or disk at path, just
 // written and hashed to sum, is whole.
-func checkedRAM(store digestStore, path, sum string) {
+func checkedSparse(store digestStore, path, sum string) {
 	stat, err := fileStat(path)
 	if err != nil {
 		return
 	}
-	c := &ramCheck{}
+	c := &sparseCheck{}
 	c.once.Do(func() {})
-	ramChecks.Lock()
-	if ramChecks.m == nil {
-		ramChecks.m = make(map[string]*ramCheck)
+	sparseChecks.Lock()
+	if sparseChecks.m == nil {
+		sparseChecks.m = make(map[string]*sparseCheck)
 	}
-	ramChecks.m[path+" "+stat] = c
-	ramChecks.Unlock()
+	sparseChecks.m[path+" "+stat] = c
+	sparseChecks.Unlock()
 	store.put(path, stat, sum)
 }
 
@@ -218,17 +223,16 @@ func sumFile(path string) (string, int64, error) {
 	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
-// memPage is the unit sumMemory skips when it is all zeros.
+// memPage is the unit sumSparse skips when it is all zeros.
 const memPage = 4096
 
-// sumMemory returns a SHA-256 of the memory file (or a snapshot's disk,
-// sparse too) at path, and its size:
-// of its size and of each 4 KiB page that is not all zeros, with its
-// offset. It reads only the file's data (SEEK_DATA; a hole reads as
+// sumSparse returns a SHA-256 of the sparse file at path (a snapshot's
+// memory file or disk), and its size: of its size and of each 4 KiB page
+// that is not all zeros, with its offset. It reads only the file's data (SEEK_DATA; a hole reads as
 // zeros): a snapshot's 512 MiB file holds ~140 MiB a guest wrote, and a
 // plain SHA-256 of all of it took 0.5-1.8 s of every take. The sum does
 // not depend on which zero pages the file system stores.
-func sumMemory(path string) (string, int64, error) {
+func sumSparse(path string) (string, int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", 0, err

@@ -16,7 +16,8 @@ import (
 // and its directories, 0.1-0.2 s of cold code). So a machine whose disk is
 // new is of a shape of its own: its snapshot boot mounts the disk before
 // the point (agentproto.SnapshotDiskParam), the snapshot keeps a copy of
-// the disk as it was then (snapDisk, in the header's sums), and every
+// the disk as it was then (snapDisk, in the header's sums, checked by
+// checkSnapshot as the memory file is), and every
 // machine restored from it starts from a copy of that copy instead of its
 // empty disk. A machine whose disk already holds something (a reboot, a
 // crash and start, a kept disk from an earlier run) is the other shape,
@@ -31,28 +32,10 @@ func saveDisk(tmp, disk string, h *snapshotHeader) error {
 		return fmt.Errorf("save the machine's disk: %w", err)
 	}
 	var err error
-	if h.DiskSHA256, h.Disk, err = sumMemory(dst); err != nil {
+	if h.DiskSHA256, h.Disk, err = sumSparse(dst); err != nil {
 		return fmt.Errorf("save the machine's disk: %w", err)
 	}
 	return nil
-}
-
-// checkDisk checks the snapshot directory dir's disk against h, when h
-// has one: a regular file of its size, whose sum is checked once per
-// process (checkSparse).
-func checkDisk(dir string, h snapshotHeader) error {
-	if h.DiskSHA256 == "" {
-		return nil
-	}
-	f, fi, err := openSnapshotFile(dir, snapDisk)
-	if err != nil {
-		return err
-	}
-	f.Close()
-	if fi.Size() != h.Disk {
-		return fmt.Errorf("its disk has %d bytes, want %d", fi.Size(), h.Disk)
-	}
-	return checkSparse(snapshotDigests(filepath.Dir(dir)), filepath.Join(dir, snapDisk), h.DiskSHA256, "disk")
 }
 
 // giveDisk replaces the machine's new disk image at path with a copy of

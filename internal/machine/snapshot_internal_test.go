@@ -109,11 +109,11 @@ func writeTestHeader(t *testing.T, dir, key string) {
 	if h.StateSHA256, h.State, err = sumFile(filepath.Join(dir, snapState)); err != nil {
 		t.Fatal(err)
 	}
-	if h.RAMSHA256, h.RAM, err = sumMemory(filepath.Join(dir, snapRAM)); err != nil {
+	if h.RAMSHA256, h.RAM, err = sumSparse(filepath.Join(dir, snapRAM)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, snapDisk)); err == nil {
-		if h.DiskSHA256, h.Disk, err = sumMemory(filepath.Join(dir, snapDisk)); err != nil {
+		if h.DiskSHA256, h.Disk, err = sumSparse(filepath.Join(dir, snapDisk)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -171,7 +171,7 @@ func TestGiveDisk(t *testing.T) {
 	if fi, err := os.Stat(own); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("the copy's mode: %v, %v; want 0600", fi.Mode(), err)
 	}
-	if sum, _, _ := sumMemory(own); sum != h.DiskSHA256 {
+	if sum, _, _ := sumSparse(own); sum != h.DiskSHA256 {
 		t.Errorf("the copy's sum %.12s, the header's %.12s", sum, h.DiskSHA256)
 	}
 	if entries, _ := os.ReadDir(filepath.Dir(own)); len(entries) != 1 {
@@ -243,9 +243,9 @@ func TestCheckSnapshotMemory(t *testing.T) {
 		f.Close()
 	}
 	// The same file (inode, size, times) is not hashed again.
-	hashed := ramHashes.Load()
-	if _, err := checkSnapshot(dir, "k1"); err != nil || ramHashes.Load() != hashed {
-		t.Errorf("a file checked already: got %v and %d more hashes, want the cached verdict", err, ramHashes.Load()-hashed)
+	hashed := sparseHashes.Load()
+	if _, err := checkSnapshot(dir, "k1"); err != nil || sparseHashes.Load() != hashed {
+		t.Errorf("a file checked already: got %v and %d more hashes, want the cached verdict", err, sparseHashes.Load()-hashed)
 	}
 	// A file written since is.
 	spoil()
@@ -441,7 +441,7 @@ func TestSumMemory(t *testing.T) {
 	longer := write("longer", 9*mib, map[int64][]byte{0: page, 5 * mib: page})
 	sum := func(p string) string {
 		t.Helper()
-		s, _, err := sumMemory(p)
+		s, _, err := sumSparse(p)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -456,7 +456,7 @@ func TestSumMemory(t *testing.T) {
 			t.Errorf("%s: same sum as a different file", filepath.Base(p))
 		}
 	}
-	if _, n, _ := sumMemory(longer); n != 9*mib {
+	if _, n, _ := sumSparse(longer); n != 9*mib {
 		t.Errorf("size: got %d, want %d", n, 9*mib)
 	}
 }

@@ -88,9 +88,9 @@ func (m *Machine) takeSnapshot(ctx context.Context, q qemu.Config, dir, key, dis
 		return h, err
 	}
 	syncDir(dir)
-	checkedRAM(snapshotDigests(dir), filepath.Join(final, snapRAM), h.RAMSHA256)
+	checkedSparse(snapshotDigests(dir), filepath.Join(final, snapRAM), h.RAMSHA256)
 	if disk != "" {
-		checkedRAM(snapshotDigests(dir), filepath.Join(final, snapDisk), h.DiskSHA256)
+		checkedSparse(snapshotDigests(dir), filepath.Join(final, snapDisk), h.DiskSHA256)
 	}
 	m.logf("snapshot %s taken in %.2fs", key, time.Since(start).Seconds())
 	if removed, _ := TrimSnapshots(dir, SnapshotLimits); len(removed) > 0 {
@@ -107,7 +107,7 @@ func writeSnapshot(tmp string, ram *os.File, h *snapshotHeader) error {
 		return fmt.Errorf("sync the memory file: %w", err)
 	}
 	var err error
-	if h.RAMSHA256, h.RAM, err = sumMemory(ram.Name()); err != nil {
+	if h.RAMSHA256, h.RAM, err = sumSparse(ram.Name()); err != nil {
 		return err
 	}
 	h.Sum = headerSum(*h)
