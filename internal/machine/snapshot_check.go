@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -228,10 +229,11 @@ const memPage = 4096
 
 // sumSparse returns a SHA-256 of the sparse file at path (a snapshot's
 // memory file or disk), and its size: of its size and of each 4 KiB page
-// that is not all zeros, with its offset. It reads only the file's data (SEEK_DATA; a hole reads as
-// zeros): a snapshot's 512 MiB file holds ~140 MiB a guest wrote, and a
-// plain SHA-256 of all of it took 0.5-1.8 s of every take. The sum does
-// not depend on which zero pages the file system stores.
+// that is not all zeros, with its offset. It reads only the file's data
+// (SEEK_DATA; a hole reads as zeros): a snapshot's 512 MiB file holds
+// ~140 MiB a guest wrote, and a plain SHA-256 of all of it took 0.5-1.8 s
+// of every take. The sum does not depend on which zero pages the file
+// system stores.
 func sumSparse(path string) (string, int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -242,12 +244,68 @@ func sumSparse(path string) (string, int64, error) {
 	if err != nil {
 		return "", 0, err
 	}
-	size := fi.Size()
-	h := sha256.New()
-	fmt.Fprintf(h, "vmlab memory %d\n", size)
+	sum := newPageSum(fi.Size())
+	err = eachPageRun(f, fi.Size(), func(off int64, run []byte) error {
+		sum.add(off, run)
+		return nil
+	})
+	if err != nil {
+		return "", 0, err
+	}
+	return sum.String(), fi.Size(), nil
+}
+
+// eachRun calls fn with each run of consecutive pages of buf, read at
+// offset off, that are not all zeros.
+func eachRun(buf []byte, off int64, fn func(off int64, run []byte) error) error {
 	var zero [memPage]byte
+	first := -1 // the start of the current run
+	for i := 0; i < len(buf); i += memPage {
+		page := buf[i:min(i+memPage, len(buf))]
+		switch {
+		case !bytes.Equal(page, zero[:len(page)]):
+			if first < 0 {
+				first = i
+			}
+		case first >= 0:
+			if err := fn(off+int64(first), buf[first:i]); err != nil {
+				return err
+			}
+			first = -1
+		}
+	}
+	if first >= 0 {
+		return fn(off+int64(first), buf[first:])
+	}
+	return nil
+}
+
+// pageSum is sumSparse's hash, written page by page.
+type pageSum struct{ h hash.Hash }
+
+func newPageSum(size int64) pageSum {
+	s := pageSum{sha256.New()}
+	fmt.Fprintf(s.h, "vmlab memory %d\n", size)
+	return s
+}
+
+// add hashes run, whole pages that are not all zeros at offset off.
+func (s pageSum) add(off int64, run []byte) {
+	var b [8]byte
+	for i := 0; i < len(run); i += memPage {
+		binary.LittleEndian.PutUint64(b[:], uint64(off)+uint64(i))
+		s.h.Write(b[:])
+		s.h.Write(run[i:min(i+memPage, len(run))])
+	}
+}
+
+func (s pageSum) String() string { return hex.EncodeToString(s.h.Sum(nil)) }
+
+// eachPageRun calls fn, in order, with each run of consecutive pages of
+// f's first size bytes that are not all zeros (at most 256 KiB at once;
+// fn must not keep run). It reads only f's data (SEEK_DATA).
+func eachPageRun(f *os.File, size int64, fn func(off int64, run []byte) error) error {
 	buf := make([]byte, 64*memPage)
-	var off [8]byte
 	for pos := int64(0); pos < size; {
 		data, err := unix.Seek(int(f.Fd()), pos, unix.SEEK_DATA)
 		if errors.Is(err, unix.ENXIO) {
@@ -265,22 +323,16 @@ func sumSparse(path string) (string, int64, error) {
 		for p := data; p < end; {
 			n, err := f.ReadAt(buf[:min(int64(len(buf)), end-p)], p)
 			if n == 0 && err != nil {
-				return "", 0, fmt.Errorf("read %s: %w", path, err)
+				return fmt.Errorf("read %s: %w", f.Name(), err)
 			}
-			for i := 0; i < n; i += memPage {
-				page := buf[i:min(i+memPage, n)]
-				if bytes.Equal(page, zero[:len(page)]) {
-					continue
-				}
-				binary.LittleEndian.PutUint64(off[:], uint64(p)+uint64(i))
-				h.Write(off[:])
-				h.Write(page)
+			if err := eachRun(buf[:n], p, fn); err != nil {
+				return err
 			}
 			p += int64(n)
 		}
 		pos = end
 	}
-	return hex.EncodeToString(h.Sum(nil)), size, nil
+	return nil
 }
 
 // fileDigests are this process's SHA-256 sums of files, by path and

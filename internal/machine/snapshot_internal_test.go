@@ -461,6 +461,59 @@ func TestSumMemory(t *testing.T) {
 	}
 }
 
+// TestCopyMemory: a take's memory, in memory while the machine boots, is
+// written to the snapshot's file with the same bytes, its zero pages as
+// holes, and with sumSparse's sum of it: runs of pages across the reader's
+// buffer, zero pages between data, a last page that is not whole.
+func TestCopyMemory(t *testing.T) {
+	src, err := takeMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	const size = 3<<20 + 100
+	want := make([]byte, size)
+	fill := func(off, n int) {
+		for i := off; i < off+n; i++ {
+			want[i] = byte(i%251 + 1)
+		}
+	}
+	fill(0, 2*memPage)               // the first pages
+	fill(256<<10-memPage, 3*memPage) // a run across the reader's 256 KiB buffer
+	fill(1<<20+memPage/2, 10)        // one byte range in a page
+	fill(size-50, 50)                // the last, part of a page
+	// Written zeros: the source stores them, the copy must not.
+	if _, err := src.WriteAt(want, 0); err != nil {
+		t.Fatal(err)
+	}
+	dst, err := os.Create(filepath.Join(t.TempDir(), snapRAM))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	sum, n, err := copyMemory(dst, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(dst.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != size || !bytes.Equal(got, want) {
+		t.Errorf("the copy has %d bytes (size %d), equal %v; want %d, equal", len(got), n, bytes.Equal(got, want), size)
+	}
+	if again, _, err := sumSparse(dst.Name()); err != nil || again != sum {
+		t.Errorf("sumSparse of the copy: %.12s, %v; copyMemory said %.12s", again, err, sum)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(dst.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	if data := 7 * memPage; st.Blocks*512 > int64(2*data) {
+		t.Errorf("the copy holds %d bytes of blocks; its data is %d bytes: zero pages were written", st.Blocks*512, data)
+	}
+}
+
 // TestKeyKernelArgs: the TSC figure, measured again by every process,
 // counts to the MHz in a snapshot's key (two runs 1 kHz apart had made two
 // snapshots of one shape); the other arguments count as they are.

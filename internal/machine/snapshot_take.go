@@ -72,10 +72,19 @@ func (m *Machine) takeSnapshot(ctx context.Context, q qemu.Config, dir, key, dis
 		return h, err
 	}
 	start := time.Now()
-	if h, err = m.saveSnapshot(ctx, q, tmp); err != nil {
+	mem, err := takeMemory()
+	if err != nil {
+		return h, fmt.Errorf("take snapshot: %w", err)
+	}
+	defer mem.Close()
+	if h, err = m.saveSnapshot(ctx, q, tmp, mem); err != nil {
 		return h, err // it names the machine and the take
 	}
 	h.Key = key
+	if h.RAMSHA256, h.RAM, err = copyMemory(ram, mem); err != nil {
+		return h, fmt.Errorf("take snapshot: %w", err)
+	}
+	mem.Close() // its pages go back to the host now
 	if disk != "" {
 		if err := saveDisk(tmp, disk, &h); err != nil {
 			return h, fmt.Errorf("take snapshot: %w", err)
@@ -99,16 +108,55 @@ func (m *Machine) takeSnapshot(ctx context.Context, q qemu.Config, dir, key, dis
 	return h, nil
 }
 
-// writeSnapshot syncs tmp's memory file, hashes it, writes the header and
-// syncs it and the directory: a crash after the rename into place leaves
-// a whole snapshot, not an empty file under a good header.
+// takeMemory returns the memory of the machine a snapshot is taken of: a
+// file in memory (memfd_create(2)), which QEMU maps shared. On a disk's
+// file system the guest's first write to each page of a shared mapping
+// has the file system allocate a block for it: taken there, the boot to
+// the snapshot point took 3.5-3.6 s here, against 2.6-3.0 s in memory.
+// copyMemory then writes what the guest wrote to the snapshot's file.
+func takeMemory() (*os.File, error) {
+	fd, err := unix.MemfdCreate("vmlab-snapshot-memory", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("memfd_create: %w", err)
+	}
+	return os.NewFile(uintptr(fd), "vmlab-snapshot-memory"), nil
+}
+
+// memPath is the path QEMU opens mem, this process's file, by.
+func memPath(mem *os.File) string {
+	return fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), mem.Fd())
+}
+
+// copyMemory writes the pages of src that are not all zeros to dst, at
+// their offsets, and returns sumSparse's sum of them and src's size:
+// the memory file is sparse, and it is hashed as it is written.
+func copyMemory(dst, src *os.File) (string, int64, error) {
+	fi, err := src.Stat()
+	if err != nil {
+		return "", 0, err
+	}
+	size := fi.Size()
+	if err := dst.Truncate(size); err != nil {
+		return "", 0, fmt.Errorf("write the memory file: %w", err)
+	}
+	sum := newPageSum(size)
+	err = eachPageRun(src, size, func(off int64, run []byte) error {
+		sum.add(off, run)
+		_, err := dst.WriteAt(run, off)
+		return err
+	})
+	if err != nil {
+		return "", 0, fmt.Errorf("write the memory file: %w", err)
+	}
+	return sum.String(), size, nil
+}
+
+// writeSnapshot syncs tmp's memory file (h has its sum), writes the header
+// and syncs it and the directory: a crash after the rename into place
+// leaves a whole snapshot, not an empty file under a good header.
 func writeSnapshot(tmp string, ram *os.File, h *snapshotHeader) error {
 	if err := ram.Sync(); err != nil {
 		return fmt.Errorf("sync the memory file: %w", err)
-	}
-	var err error
-	if h.RAMSHA256, h.RAM, err = sumSparse(ram.Name()); err != nil {
-		return err
 	}
 	h.Sum = headerSum(*h)
 	b, _ := json.Marshal(h)
@@ -146,10 +194,10 @@ func sameFile(a os.FileInfo, path string) bool {
 }
 
 // saveSnapshot boots q, a snapshot boot, to the snapshot point with its
-// memory in tmp's memory file, migrates the device state to tmp's state
-// file, and ends QEMU.
-func (m *Machine) saveSnapshot(ctx context.Context, q qemu.Config, tmp string) (h snapshotHeader, err error) {
-	q.RAM = &qemu.RAMFile{Path: filepath.Join(tmp, snapRAM), Shared: true}
+// memory in mem, migrates the device state to tmp's state file, and ends
+// QEMU.
+func (m *Machine) saveSnapshot(ctx context.Context, q qemu.Config, tmp string, mem *os.File) (h snapshotHeader, err error) {
+	q.RAM = &qemu.RAMFile{Path: memPath(mem), Shared: true}
 	ctx, cancel := context.WithTimeout(ctx, m.bootTimeout())
 	defer cancel()
 	proc, err := qemu.Start(ctx, q, m.console)
