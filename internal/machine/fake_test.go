@@ -273,6 +273,8 @@ func fakeQMP(c net.Conn, dir string) {
 		switch req.Execute {
 		case "migrate", "migrate-incoming":
 			after = fakeMigrate(req.Execute, req.Arguments)
+		case "cont": // the take's QEMU runs on (snapshot_fake_test.go)
+			fakeLoaded.Store(time.Now().UnixNano())
 		case "qmp_capabilities":
 		case "screendump":
 			var a struct{ Filename string }

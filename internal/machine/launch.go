@@ -28,12 +28,18 @@ type restoreFailed struct{ err error }
 func (e *restoreFailed) Error() string { return e.err.Error() }
 
 // launch starts QEMU with qcfg, restores the machine from restore when
-// it is not nil, and waits for the agent's hello. A failure is the
-// machine's (bootFailed), but one of a restore while ctx is live, which
-// is a *restoreFailed.
+// it is not nil, and waits for the agent's hello. When the machine has
+// just taken the snapshot, it goes on in the QEMU it took it of instead
+// (restore.kept): qcfg is what that QEMU runs. A failure is the machine's
+// (bootFailed), but one of a restore while ctx is live, which is a
+// *restoreFailed.
 func (m *Machine) launch(ctx context.Context, qcfg qemu.Config, restore *restoring) (*launched, error) {
-	proc, err := qemu.Start(ctx, qcfg, m.console)
-	if err != nil {
+	kept := restore.keptQEMU()
+	var proc *qemu.Process
+	var err error
+	if kept != nil {
+		proc = kept.proc
+	} else if proc, err = qemu.Start(ctx, qcfg, m.console); err != nil {
 		// Another process took a port since busyForward: QEMU says only
 		// "Could not set up host forwarding rule".
 		if busy := m.busyForward(); busy != nil {
@@ -76,8 +82,9 @@ func (m *Machine) launch(ctx context.Context, qcfg qemu.Config, restore *restori
 		}
 		return nil, m.bootFailed(ctx, proc, agent, err)
 	}
-	q, err = qmp.NewClient(bootCtx, proc.QMP)
-	if err != nil {
+	if kept != nil {
+		q = kept.qmp
+	} else if q, err = qmp.NewClient(bootCtx, proc.QMP); err != nil {
 		q = nil
 		return fail(nil, fmt.Errorf("connect to qmp: %w", err))
 	}

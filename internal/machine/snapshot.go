@@ -331,6 +331,9 @@ func (m *Machine) restoreFrom(ctx context.Context, q *qemu.Config, newDisk bool)
 		}
 	}
 	q.Append = take.Append
+	if r.kept != nil {
+		return r // q is what the kept QEMU runs, but for its memory
+	}
 	q.RAM = &qemu.RAMFile{Path: filepath.Join(r.dir, snapRAM)}
 	q.Incoming = true
 	r.state = filepath.Join(r.dir, snapState)
@@ -338,16 +341,22 @@ func (m *Machine) restoreFrom(ctx context.Context, q *qemu.Config, newDisk bool)
 }
 
 // use takes the snapshot's lock, taking the snapshot first when there is
-// none (q is the snapshot boot's configuration), checks it, and gives the
-// machine its disk when the snapshot has one. A snapshot that fails its
-// check is set aside.
-func (r *restoring) use(ctx context.Context, m *Machine, q qemu.Config) (snapshotHeader, error) {
-	var h snapshotHeader
+// none (q is the snapshot boot's configuration; the machine then goes on
+// in the QEMU it took it of, r.kept), checks it, and gives the machine its
+// disk when the snapshot has one and it is restored from it. A snapshot
+// that fails its check is set aside.
+func (r *restoring) use(ctx context.Context, m *Machine, q qemu.Config) (h snapshotHeader, err error) {
 	lock, err := cachefile.UseDir(r.dir, snapRAM)
 	if errors.Is(err, os.ErrNotExist) {
-		if _, err := m.takeSnapshot(ctx, q, filepath.Dir(r.dir), r.key, r.disk); err != nil {
+		if _, r.kept, err = m.takeSnapshot(ctx, q, filepath.Dir(r.dir), r.key, r.disk); err != nil {
 			return h, err
 		}
+		defer func() {
+			if err != nil {
+				r.kept.Close()
+				r.kept = nil
+			}
+		}()
 		lock, err = cachefile.UseDir(r.dir, snapRAM)
 	}
 	if err != nil {
@@ -367,7 +376,7 @@ func (r *restoring) use(ctx context.Context, m *Machine, q qemu.Config) (snapsho
 		r.Close()
 		return h, err
 	}
-	if r.disk != "" {
+	if r.disk != "" && r.kept == nil { // the kept QEMU's disk is the one saved
 		if err := giveDisk(r.dir, r.disk, h); err != nil {
 			r.setAside(m.logf)
 			r.Close()
@@ -408,6 +417,7 @@ func roomToRestore(dir string, ram os.FileInfo) error {
 // memory file's lock, the state file to load and what to send the agent.
 type restoring struct {
 	agentproto.Restore
+	kept     *keptTake // the QEMU the snapshot was just taken of; nil: restore in a new one
 	dir, key string
 	disk     string      // the machine's disk image, given the snapshot's; "": its own
 	lock     *os.File    // the memory file, locked shared
@@ -416,10 +426,21 @@ type restoring struct {
 	closed   sync.Once
 }
 
-// Close releases the snapshot's lock: its QEMU has exited. It may be
-// called more than once, from any goroutine.
+// keptQEMU returns the QEMU the machine took the snapshot in and goes on
+// in, or nil: it is restored in a new one (or r is nil: a cold boot).
+func (r *restoring) keptQEMU() *keptTake {
+	if r == nil {
+		return nil
+	}
+	return r.kept
+}
+
+// Close releases the snapshot's lock and ends the kept QEMU if there is
+// one: the machine's QEMU has exited, or the machine will not use it. It
+// may be called more than once, from any goroutine.
 func (r *restoring) Close() {
 	r.closed.Do(func() {
+		r.kept.Close()
 		if r.lock != nil {
 			r.lock.Close()
 		}
@@ -457,9 +478,15 @@ var migrationCaps = map[string]any{"capabilities": []map[string]any{
 	{"capability": "x-ignore-shared", "state": true}, {"capability": "events", "state": true}}}
 
 // load has QEMU, started with -incoming defer, load the state and run
-// the guest on, and once the state is loaded sends the agent its
-// configuration with the host's clock of that moment.
+// the guest on (or runs the kept QEMU on), and once the guest runs sends
+// the agent its configuration with the host's clock of that moment.
 func (r *restoring) load(ctx context.Context, qc *qmp.Client, agent io.Writer) error {
+	if r.kept != nil {
+		if err := r.kept.resume(ctx); err != nil {
+			return err
+		}
+		return r.send(agent)
+	}
 	if _, err := qc.Execute(ctx, "migrate-set-capabilities", migrationCaps); err != nil {
 		return fmt.Errorf("set migration capabilities: %w", err)
 	}
@@ -476,6 +503,11 @@ func (r *restoring) load(ctx context.Context, qc *qmp.Client, agent io.Writer) e
 		}
 		return fmt.Errorf("load the state: %w", err)
 	}
+	return r.send(agent)
+}
+
+// send sends the agent the Restore frame, stamped with the host's clock.
+func (r *restoring) send(agent io.Writer) error {
 	r.UnixNano = time.Now().UnixNano()
 	if err := agentproto.NewWriter(agent).WriteFrame(agentproto.TRestore, 0, agentproto.Encode(r.Restore)); err != nil {
 		return fmt.Errorf("send the restored machine its configuration: %w", err)

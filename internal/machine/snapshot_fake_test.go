@@ -26,15 +26,17 @@ import (
 )
 
 // A fake QEMU's snapshot boots (modes snapok and snapfail, fake_test.go):
-// the take stops at the snapshot point and migrates a made-up state; a
-// restore loads it or fails as QEMU does when a state does not load.
+// the take stops at the snapshot point, migrates a made-up state and runs
+// on when it is sent cont; a restore loads it or fails as QEMU does when
+// a state does not load.
 
 // fakeLoadTime is how long the fake's incoming migration takes to load
 // after migrate-incoming returns, as a real one does (~0.3 s measured):
 // a clock stamped before the load ends is that much early.
 const fakeLoadTime = 50 * time.Millisecond
 
-// fakeLoaded is when the fake's incoming migration completed (Unix ns).
+// fakeLoaded is when the fake's incoming migration completed, or when
+// the take's QEMU was sent cont (Unix ns): the guest runs from then on.
 var fakeLoaded atomic.Int64
 
 // fakeMigrate plays QMP's migrate (writing a state to the unix socket
@@ -113,7 +115,7 @@ func fakeSnapshotQEMU(mode string, args []string) (int, bool) {
 		}
 		point := agentproto.SnapshotPoint{Version: agentproto.Version}
 		agentproto.NewWriter(agentConn).WriteFrame(agentproto.TSnapshot, 0, agentproto.Encode(point))
-		select {}
+		// Then the Restore frame, once the host has sent cont.
 	}
 	var hdr [agentproto.HeaderSize]byte
 	if _, err := io.ReadFull(agentConn, hdr[:]); err != nil {
@@ -126,7 +128,7 @@ func fakeSnapshotQEMU(mode string, args []string) (int, bool) {
 	var r agentproto.Restore
 	json.Unmarshal(payload, &r)
 	if loaded := fakeLoaded.Load(); loaded == 0 || r.UnixNano < loaded {
-		fmt.Printf("[    0.500] restore: clock stamped %d ns before the load completed\n", loaded-r.UnixNano)
+		fmt.Printf("[    0.500] restore: clock stamped %d ns before the guest ran on\n", loaded-r.UnixNano)
 		return 1, true
 	}
 	agent.Serve(context.Background(), agentConn, agentproto.Hello{Version: agentproto.Version, Kernel: "fake restored"})
@@ -194,14 +196,15 @@ func snapshotNames(t *testing.T, dir string) []string {
 }
 
 // TestFakeSnapshotRestore: the first machine of a shape takes the
-// snapshot and is restored from it, as is the next, with the clock
-// stamped once the state is loaded (the fake refuses an earlier stamp:
-// before the fix, it was stamped when migrate-incoming returned, a load
-// time early). The memory file is in use while a restored QEMU runs.
+// snapshot and runs on in the QEMU it took it in (cont, no second QEMU),
+// and the next is restored from it, each sent its clock once its guest
+// runs (the fake refuses an earlier stamp: before the fix, it was stamped
+// when migrate-incoming returned, a load time early). The memory file is
+// in use while a restored QEMU runs.
 func TestFakeSnapshotRestore(t *testing.T) {
 	dir := t.TempDir()
 	var log logLines
-	for i := range 2 {
+	for i := range 3 {
 		m := fakeSnapshotMachine(t, "snapok", dir, &log)
 		if err := m.Start(t.Context()); err != nil {
 			t.Fatalf("machine %d: %v\nlog:\n%s", i, err, &log)
@@ -210,8 +213,11 @@ func TestFakeSnapshotRestore(t *testing.T) {
 			t.Fatalf("machine %d: got %q, %v", i, out, err)
 		}
 		qmpLog, _ := os.ReadFile(filepath.Join(m.Dir(), fakeQMPLog))
-		if !strings.Contains(string(qmpLog), "migrate-incoming") {
-			t.Errorf("machine %d was not restored; its QMP commands:\n%s", i, qmpLog)
+		took, restored := strings.Contains(string(qmpLog), "migrate "), strings.Contains(string(qmpLog), "migrate-incoming")
+		ranOn := strings.Contains(string(qmpLog), "cont ")
+		if want := i == 0; took != want || ranOn != want || restored == want {
+			t.Errorf("machine %d: took the snapshot %v, ran on from it %v, restored %v; want %v, %v, %v; its QMP commands:\n%s",
+				i, took, ranOn, restored, want, want, !want, qmpLog)
 		}
 		entries, err := machine.ListSnapshots(dir)
 		if err != nil || len(entries) != 1 || !entries[0].InUse || entries[0].Temp {
@@ -238,11 +244,14 @@ func TestFakeSnapshotRestore(t *testing.T) {
 // TestFakeSnapshotRestoreFails: a restore whose QEMU fails its load is a
 // cold boot of the machine, with a note, and the snapshot is set aside
 // so that the next machine takes it again. Before the fix the machine
-// failed, and so did every later one of its shape.
+// failed, and so did every later one of its shape. The machine that
+// takes a snapshot is not restored from it: it does not fail.
 func TestFakeSnapshotRestoreFails(t *testing.T) {
 	dir := t.TempDir()
 	var log logLines
-	for i := range 2 {
+	// Machines 0 and 2 take the snapshot and run on from it; 1 and 3 are
+	// restored from it, and fail.
+	for i := range 4 {
 		m := fakeSnapshotMachine(t, "snapfail", dir, &log)
 		if err := m.Start(t.Context()); err != nil {
 			t.Fatalf("machine %d: got %v, want a cold boot\nlog:\n%s", i, err, &log)
@@ -347,7 +356,17 @@ func TestFakeSnapshotTimeouts(t *testing.T) {
 	} {
 		t.Run(tt.mode, func(t *testing.T) {
 			var log logLines
-			m := fakeSnapshotMachineTimeout(t, tt.mode, t.TempDir(), &log, time.Second)
+			dir := t.TempDir()
+			if tt.mode == "snaploadhang" {
+				// The machine that takes the snapshot runs on from it:
+				// the next one loads it.
+				first := fakeSnapshotMachineTimeout(t, tt.mode, dir, &log, time.Second)
+				if err := first.Start(t.Context()); err != nil {
+					t.Fatalf("the machine taking the snapshot: %v\nlog:\n%s", err, &log)
+				}
+				first.Close()
+			}
+			m := fakeSnapshotMachineTimeout(t, tt.mode, dir, &log, time.Second)
 			if err := m.Start(t.Context()); err != nil {
 				t.Fatalf("got %v, want a cold boot\nlog:\n%s", err, &log)
 			}

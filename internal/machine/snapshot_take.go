@@ -28,73 +28,85 @@ var errSnapshotBusy = errors.New("another machine or run is taking this snapshot
 // boots cold). Then it trims the snapshot cache (TrimSnapshots). disk is
 // the machine's disk image when q's boot mounts it before the point: the
 // snapshot keeps a copy of it.
-func (m *Machine) takeSnapshot(ctx context.Context, q qemu.Config, dir, key, disk string) (snapshotHeader, error) {
-	var h snapshotHeader
+//
+// The QEMU it took the snapshot of is kept, paused at the point (nil when
+// another run made the snapshot meanwhile): the machine goes on in it
+// (keptTake) rather than being restored from the snapshot it has just
+// written. Its memory is its own (takeMemory), shared with no other.
+func (m *Machine) takeSnapshot(ctx context.Context, q qemu.Config, dir, key, disk string) (h snapshotHeader, kept *keptTake, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return h, err
+		return h, nil, err
 	}
 	lockPath := filepath.Join(dir, key+".lock")
 	lock, err := os.OpenFile(lockPath, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
-		return h, err
+		return h, nil, err
 	}
 	defer lock.Close()
 	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		return h, errSnapshotBusy
+		return h, nil, errSnapshotBusy
 	}
 	if a, err1 := lock.Stat(); err1 != nil || !sameFile(a, lockPath) {
-		return h, errSnapshotBusy // a trim removed the lock file meanwhile
+		return h, nil, errSnapshotBusy // a trim removed the lock file meanwhile
 	}
 	final := filepath.Join(dir, key)
 	if h, err := checkSnapshot(final, key); err == nil {
-		return h, nil // another run made it meanwhile
+		return h, nil, nil // another run made it meanwhile
 	}
 	if _, err := os.Lstat(final); err == nil {
 		// A directory that is no whole snapshot (no memory file, or one
 		// that fails its check): nobody can use it, and it is in the way.
 		if err := setAsideDir(final, key); err != nil {
-			return h, err
+			return h, nil, err
 		}
 	}
 	tmp, err := os.MkdirTemp(dir, ".tmp-"+key+"-")
 	if err != nil {
-		return h, err
+		return h, nil, err
 	}
 	defer os.RemoveAll(tmp)
 	// The memory file is the directory's lock (cachefile.UseDir): held
 	// while it is made, a trim leaves it.
 	ram, err := os.OpenFile(filepath.Join(tmp, snapRAM), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
-		return h, err
+		return h, nil, err
 	}
 	defer ram.Close()
 	if err := unix.Flock(int(ram.Fd()), unix.LOCK_SH); err != nil {
-		return h, err
+		return h, nil, err
 	}
 	start := time.Now()
 	mem, err := takeMemory()
 	if err != nil {
-		return h, fmt.Errorf("take snapshot: %w", err)
+		return h, nil, fmt.Errorf("take snapshot: %w", err)
 	}
 	defer mem.Close()
-	if h, err = m.saveSnapshot(ctx, q, tmp, mem); err != nil {
-		return h, err // it names the machine and the take
+	if h, kept, err = m.saveSnapshot(ctx, q, tmp, mem); err != nil {
+		return h, nil, err // it names the machine and the take
 	}
+	defer func() {
+		if err != nil {
+			kept.Close()
+			kept = nil
+		}
+	}()
 	h.Key = key
+	// QEMU is paused: the guest writes nothing to its memory or disk
+	// until the machine goes on (keptTake.resume).
 	if h.RAMSHA256, h.RAM, err = copyMemory(ram, mem); err != nil {
-		return h, fmt.Errorf("take snapshot: %w", err)
+		return h, nil, fmt.Errorf("take snapshot: %w", err)
 	}
-	mem.Close() // its pages go back to the host now
+	mem.Close() // QEMU opened its own descriptor
 	if disk != "" {
 		if err := saveDisk(tmp, disk, &h); err != nil {
-			return h, fmt.Errorf("take snapshot: %w", err)
+			return h, nil, fmt.Errorf("take snapshot: %w", err)
 		}
 	}
 	if err := writeSnapshot(tmp, ram, &h); err != nil {
-		return h, fmt.Errorf("take snapshot: %w", err)
+		return h, nil, fmt.Errorf("take snapshot: %w", err)
 	}
 	if err := os.Rename(tmp, final); err != nil {
-		return h, err
+		return h, nil, err
 	}
 	syncDir(dir)
 	checkedSparse(snapshotDigests(dir), filepath.Join(final, snapRAM), h.RAMSHA256)
@@ -105,7 +117,36 @@ func (m *Machine) takeSnapshot(ctx context.Context, q qemu.Config, dir, key, dis
 	if removed, _ := TrimSnapshots(dir, SnapshotLimits); len(removed) > 0 {
 		m.logf("snapshot cache: removed %d snapshots, %.1f MiB", len(removed), float64(cachefile.Total(removed))/(1<<20))
 	}
-	return h, nil
+	return h, kept, nil
+}
+
+// keptTake is the QEMU a snapshot was taken of, paused at the snapshot
+// point once its state was saved, with its QMP client. The machine that
+// took the snapshot goes on in it, sent its Restore frame as a machine
+// restored from the snapshot is: the guest is at the same point in either,
+// and this saves the restore's QEMU start and load (0.7-0.8 s under TCG).
+type keptTake struct {
+	proc *qemu.Process
+	qmp  *qmp.Client
+}
+
+// Close ends the kept QEMU. It may be called on a nil keptTake.
+func (k *keptTake) Close() {
+	if k == nil {
+		return
+	}
+	k.qmp.Close()
+	k.proc.Kill()
+	<-k.proc.Done()
+}
+
+// resume runs the guest on from the snapshot point. After a migration
+// QEMU's block devices are inactive; cont takes them back.
+func (k *keptTake) resume(ctx context.Context) error {
+	if _, err := k.qmp.Execute(ctx, "cont", nil); err != nil {
+		return fmt.Errorf("run on from the snapshot point: %w", err)
+	}
+	return nil
 }
 
 // takeMemory returns the memory of the machine a snapshot is taken of: a
@@ -194,24 +235,28 @@ func sameFile(a os.FileInfo, path string) bool {
 }
 
 // saveSnapshot boots q, a snapshot boot, to the snapshot point with its
-// memory in mem, migrates the device state to tmp's state file, and ends
-// QEMU.
-func (m *Machine) saveSnapshot(ctx context.Context, q qemu.Config, tmp string, mem *os.File) (h snapshotHeader, err error) {
+// memory in mem, migrates the device state to tmp's state file, and
+// returns QEMU paused there, or ends it when it fails.
+func (m *Machine) saveSnapshot(ctx context.Context, q qemu.Config, tmp string, mem *os.File) (h snapshotHeader, kept *keptTake, err error) {
 	q.RAM = &qemu.RAMFile{Path: memPath(mem), Shared: true}
 	ctx, cancel := context.WithTimeout(ctx, m.bootTimeout())
 	defer cancel()
 	proc, err := qemu.Start(ctx, q, m.console)
 	if err != nil {
-		return h, err
+		return h, nil, err
 	}
+	var qc *qmp.Client
 	defer func() {
+		if err == nil {
+			return
+		}
+		// Before the kill: the error says whether QEMU exited.
+		err = m.snapshotError("take snapshot: boot to the snapshot point and save it", proc, err)
+		if qc != nil {
+			qc.Close()
+		}
 		proc.Kill()
 		<-proc.Done()
-	}()
-	defer func() { // before the kill: the error says whether QEMU exited
-		if err != nil {
-			err = m.snapshotError("take snapshot: boot to the snapshot point and save it", proc, err)
-		}
 	}()
 	go func() {
 		select {
@@ -220,13 +265,12 @@ func (m *Machine) saveSnapshot(ctx context.Context, q qemu.Config, tmp string, m
 		case <-ctx.Done():
 		}
 	}()
-	qc, err := qmp.NewClient(ctx, proc.QMP)
-	if err != nil {
-		return h, fmt.Errorf("connect to qmp: %w", err)
+	if qc, err = qmp.NewClient(ctx, proc.QMP); err != nil {
+		qc = nil
+		return h, nil, fmt.Errorf("connect to qmp: %w", err)
 	}
-	defer qc.Close()
 	if err := awaitSnapshotPoint(ctx, proc.Agent); err != nil {
-		return h, err
+		return h, nil, err
 	}
 	// QEMU connects to sock and writes the state; the file is whole when
 	// QEMU closes the connection.
@@ -234,37 +278,37 @@ func (m *Machine) saveSnapshot(ctx context.Context, q qemu.Config, tmp string, m
 	os.Remove(sock)
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
 	if err != nil {
-		return h, err
+		return h, nil, err
 	}
 	defer l.Close()
 	copied := make(chan error, 1)
 	go func() { copied <- receiveState(l, filepath.Join(tmp, snapState)) }()
 	if _, err := qc.Execute(ctx, "migrate-set-capabilities", migrationCaps); err != nil {
-		return h, fmt.Errorf("set migration capabilities: %w", err)
+		return h, nil, fmt.Errorf("set migration capabilities: %w", err)
 	}
 	sub := qc.Subscribe("MIGRATION")
 	defer sub.Close()
 	if _, err := qc.Execute(ctx, "migrate", map[string]any{"uri": "unix:" + sock}); err != nil {
-		return h, fmt.Errorf("migrate: %w", err)
+		return h, nil, fmt.Errorf("migrate: %w", err)
 	}
 	if err := awaitMigration(ctx, qc, sub); err != nil {
-		return h, err
+		return h, nil, err
 	}
 	select {
 	case err := <-copied:
 		if err != nil {
-			return h, err
+			return h, nil, err
 		}
 	case <-ctx.Done():
-		return h, fmt.Errorf("save the state: %w", ctx.Err())
+		return h, nil, fmt.Errorf("save the state: %w", ctx.Err())
 	}
 	for _, n := range q.NICs {
 		h.MACs = append(h.MACs, n.MAC)
 	}
 	if h.StateSHA256, h.State, err = sumFile(filepath.Join(tmp, snapState)); err != nil {
-		return h, err
+		return h, nil, err
 	}
-	return h, nil
+	return h, &keptTake{proc: proc, qmp: qc}, nil
 }
 
 // awaitSnapshotPoint reads the agent's Snapshot frame.
