@@ -64,7 +64,7 @@ type benchResult struct {
 	OutputPeakMiB float64 `json:"output_peak_mib,omitempty"`
 	OutputBaseMiB float64 `json:"output_base_mib,omitempty"`
 	OutputS       float64 `json:"output_s,omitempty"`
-	setupBench            // setup_1000_files_s
+	setupBench            // setup_1000_files_s, setup_files_boot_s, setup_plain_boot_s
 	rebootBench           // reboot_s
 	restoreBench          // restore_s, restore_pss_mib, cold_pss_mib
 	shellBench            // shell_rtt_ms
