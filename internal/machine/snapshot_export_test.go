@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 )
@@ -28,4 +29,13 @@ func ReplaceSnapshotState(dir string, state []byte) error {
 	h.Sum = headerSum(h)
 	b, _ := json.Marshal(h)
 	return os.WriteFile(filepath.Join(dir, snapHeader), b, 0o600)
+}
+
+// FailTakesAfterSave makes every take fail after QEMU saved the state
+// (writing the memory file) until the returned function is called.
+func FailTakesAfterSave() (restore func()) {
+	writeMemory = func(dst, src *os.File) (string, int64, error) {
+		return "", 0, errors.New("a test's failure")
+	}
+	return func() { writeMemory = copyMemory }
 }

@@ -285,6 +285,61 @@ func TestFakeSnapshotRestoreFails(t *testing.T) {
 	}
 }
 
+// TestFakeSnapshotFailsAfterSave: a take that fails after QEMU saved the
+// state (here writing the memory file) ends that QEMU, paused at the
+// snapshot point, and the machine boots cold with a note. Before the fix
+// the paused QEMU was left running: it outlived the machine.
+func TestFakeSnapshotFailsAfterSave(t *testing.T) {
+	defer machine.FailTakesAfterSave()()
+	before := childProcesses(t)
+	var log logLines
+	m := fakeSnapshotMachine(t, "snapok", t.TempDir(), &log)
+	if err := m.Start(t.Context()); err != nil {
+		t.Fatalf("got %v, want a cold boot\nlog:\n%s", err, &log)
+	}
+	if s := log.String(); !strings.Contains(s, "cold boot: take snapshot: a test's failure") {
+		t.Errorf("got log:\n%s\nwant a cold boot naming the take's failure", s)
+	}
+	if added := newProcesses(before, childProcesses(t)); len(added) != 1 {
+		t.Errorf("the machine up: child processes %v added, want 1 (its QEMU)", added)
+	}
+	m.Close()
+	if left := newProcesses(before, childProcesses(t)); len(left) != 0 {
+		t.Errorf("the machine closed: child processes %v left, want none", left)
+	}
+}
+
+// newProcesses returns the pids in now that are not in before.
+func newProcesses(before, now []string) []string {
+	var added []string
+	for _, p := range now {
+		if !slices.Contains(before, p) {
+			added = append(added, p)
+		}
+	}
+	return added
+}
+
+// childProcesses returns the pids of this process's children that have
+// not exited (of every thread's: QEMU is started from a thread of its own).
+func childProcesses(t *testing.T) []string {
+	t.Helper()
+	files, _ := filepath.Glob("/proc/self/task/*/children")
+	var pids []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue // the thread ended
+		}
+		for _, pid := range strings.Fields(string(b)) {
+			if st, err := os.ReadFile("/proc/" + pid + "/stat"); err == nil && !strings.Contains(string(st), ") Z ") {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids
+}
+
 // TestFakeSnapshotSpoiled: a snapshot whose memory file changed after it
 // was taken (same size: before the fix only the size was checked) is a
 // cold boot with a note and is set aside, and the next machine takes it

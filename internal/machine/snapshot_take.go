@@ -81,19 +81,19 @@ func (m *Machine) takeSnapshot(ctx context.Context, q qemu.Config, dir, key, dis
 		return h, nil, fmt.Errorf("take snapshot: %w", err)
 	}
 	defer mem.Close()
-	if h, kept, err = m.saveSnapshot(ctx, q, tmp, mem); err != nil {
+	h, paused, err := m.saveSnapshot(ctx, q, tmp, mem)
+	if err != nil {
 		return h, nil, err // it names the machine and the take
 	}
 	defer func() {
 		if err != nil {
-			kept.Close()
-			kept = nil
+			paused.Close() // the return statement has set kept to nil
 		}
 	}()
 	h.Key = key
 	// QEMU is paused: the guest writes nothing to its memory or disk
 	// until the machine goes on (keptTake.resume).
-	if h.RAMSHA256, h.RAM, err = copyMemory(ram, mem); err != nil {
+	if h.RAMSHA256, h.RAM, err = writeMemory(ram, mem); err != nil {
 		return h, nil, fmt.Errorf("take snapshot: %w", err)
 	}
 	mem.Close() // QEMU opened its own descriptor
@@ -117,7 +117,7 @@ func (m *Machine) takeSnapshot(ctx context.Context, q qemu.Config, dir, key, dis
 	if removed, _ := TrimSnapshots(dir, SnapshotLimits); len(removed) > 0 {
 		m.logf("snapshot cache: removed %d snapshots, %.1f MiB", len(removed), float64(cachefile.Total(removed))/(1<<20))
 	}
-	return h, kept, nil
+	return h, paused, nil
 }
 
 // keptTake is the QEMU a snapshot was taken of, paused at the snapshot
@@ -167,6 +167,10 @@ func takeMemory() (*os.File, error) {
 func memPath(mem *os.File) string {
 	return fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), mem.Fd())
 }
+
+// writeMemory is copyMemory; a test makes it fail, to see a failed take's
+// QEMU ended.
+var writeMemory = copyMemory
 
 // copyMemory writes the pages of src that are not all zeros to dst, at
 // their offsets, and returns sumSparse's sum of them and src's size:
