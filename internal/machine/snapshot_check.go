@@ -255,6 +255,31 @@ func sumSparse(path string) (string, int64, error) {
 	return sum.String(), fi.Size(), nil
 }
 
+// copyPages writes the pages of src that are not all zeros to dst, at
+// their offsets (dst is truncated to src's size, so the others are holes),
+// and returns sumSparse's sum of them and src's size: a snapshot's memory
+// file and disk are hashed as they are written, not read back.
+func copyPages(dst, src *os.File) (string, int64, error) {
+	fi, err := src.Stat()
+	if err != nil {
+		return "", 0, err
+	}
+	size := fi.Size()
+	if err := dst.Truncate(size); err != nil {
+		return "", 0, fmt.Errorf("write %s: %w", dst.Name(), err)
+	}
+	sum := newPageSum(size)
+	err = eachPageRun(src, size, func(off int64, run []byte) error {
+		sum.add(off, run)
+		_, err := dst.WriteAt(run, off)
+		return err
+	})
+	if err != nil {
+		return "", 0, fmt.Errorf("write %s: %w", dst.Name(), err)
+	}
+	return sum.String(), size, nil
+}
+
 // eachRun calls fn with each run of consecutive pages of buf, read at
 // offset off, that are not all zeros.
 func eachRun(buf []byte, off int64, fn func(off int64, run []byte) error) error {

@@ -3,11 +3,8 @@ package machine
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-
-	"golang.org/x/sys/unix"
 )
 
 // The disk at the point (docs/snapshots.md). A machine's own disk is made
@@ -24,15 +21,11 @@ import (
 // whose guest mounts its own disk after the point, as a cold boot does.
 
 // saveDisk copies the disk image at disk, as the snapshot's boot left it
-// (its QEMU has exited), into the snapshot directory tmp, syncs it and
+// (its QEMU is paused), into the snapshot directory tmp, syncs it and
 // records its size and sum in h.
 func saveDisk(tmp, disk string, h *snapshotHeader) error {
-	dst := filepath.Join(tmp, snapDisk)
-	if err := copySparse(disk, dst); err != nil {
-		return fmt.Errorf("save the machine's disk: %w", err)
-	}
 	var err error
-	if h.DiskSHA256, h.Disk, err = sumSparse(dst); err != nil {
+	if h.DiskSHA256, h.Disk, err = copySparse(disk, filepath.Join(tmp, snapDisk)); err != nil {
 		return fmt.Errorf("save the machine's disk: %w", err)
 	}
 	return nil
@@ -48,7 +41,7 @@ func giveDisk(dir, path string, h snapshotHeader) error {
 	tmp := path + ".new"
 	// A run killed while it copied left its copy: it is no one's.
 	os.Remove(tmp)
-	if err := copySparse(filepath.Join(dir, snapDisk), tmp); err != nil {
+	if _, _, err := copySparse(filepath.Join(dir, snapDisk), tmp); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("copy its disk: %w", err)
 	}
@@ -60,22 +53,19 @@ func giveDisk(dir, path string, h snapshotHeader) error {
 }
 
 // copySparse copies the file src to a new file dst (mode 0600), synced,
-// writing only src's data: a 4 GiB disk image of which the guest wrote a
-// few MiB copies in milliseconds and takes that much room. It fails if dst
-// exists.
-func copySparse(src, dst string) (err error) {
+// writing only src's pages that are not all zeros (copyPages): a 4 GiB
+// disk image of which the guest wrote a few MiB copies in milliseconds
+// and takes that much room. It returns sumSparse's sum of the copy and its
+// size, and fails if dst exists.
+func copySparse(src, dst string) (sum string, size int64, err error) {
 	in, err := os.Open(src)
 	if err != nil {
-		return err
+		return "", 0, err
 	}
 	defer in.Close()
-	fi, err := in.Stat()
-	if err != nil {
-		return err
-	}
 	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
-		return err
+		return "", 0, err
 	}
 	defer func() {
 		if cerr := out.Close(); err == nil {
@@ -85,32 +75,8 @@ func copySparse(src, dst string) (err error) {
 			os.Remove(dst)
 		}
 	}()
-	size := fi.Size()
-	if err := out.Truncate(size); err != nil {
-		return err
+	if sum, size, err = copyPages(out, in); err != nil {
+		return "", 0, err
 	}
-	for pos := int64(0); pos < size; {
-		data, err := unix.Seek(int(in.Fd()), pos, unix.SEEK_DATA)
-		if errors.Is(err, unix.ENXIO) {
-			break // a hole up to the end
-		}
-		if err != nil {
-			data = pos // no SEEK_DATA here: copy everything
-		}
-		end, err := unix.Seek(int(in.Fd()), data, unix.SEEK_HOLE)
-		if err != nil {
-			end = size
-		}
-		if err := copyRange(out, in, data, end-data); err != nil {
-			return fmt.Errorf("copy %s: %w", src, err)
-		}
-		pos = end
-	}
-	return out.Sync()
-}
-
-// copyRange copies n bytes at off from in to out, at the same offset.
-func copyRange(out, in *os.File, off, n int64) error {
-	_, err := io.Copy(io.NewOffsetWriter(out, off), io.NewSectionReader(in, off, n))
-	return err
+	return sum, size, out.Sync()
 }

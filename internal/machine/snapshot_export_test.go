@@ -37,5 +37,5 @@ func FailTakesAfterSave() (restore func()) {
 	writeMemory = func(dst, src *os.File) (string, int64, error) {
 		return "", 0, errors.New("a test's failure")
 	}
-	return func() { writeMemory = copyMemory }
+	return func() { writeMemory = copyPages }
 }

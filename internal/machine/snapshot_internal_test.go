@@ -491,7 +491,7 @@ func TestCopyMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer dst.Close()
-	sum, n, err := copyMemory(dst, src)
+	sum, n, err := copyPages(dst, src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -503,7 +503,7 @@ func TestCopyMemory(t *testing.T) {
 		t.Errorf("the copy has %d bytes (size %d), equal %v; want %d, equal", len(got), n, bytes.Equal(got, want), size)
 	}
 	if again, _, err := sumSparse(dst.Name()); err != nil || again != sum {
-		t.Errorf("sumSparse of the copy: %.12s, %v; copyMemory said %.12s", again, err, sum)
+		t.Errorf("sumSparse of the copy: %.12s, %v; copyPages said %.12s", again, err, sum)
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(int(dst.Fd()), &st); err != nil {

@@ -155,7 +155,7 @@ func (k *keptTake) resume(ctx context.Context) error {
 // the guest's first write to each page of a shared mapping has the file
 // system allocate a block for it: with the file there, the boot to the
 // snapshot point took 3.5-3.6 s here against 2.6-3.0 s on a tmpfs, and
-// the whole take 3.85-4.1 s against 3.0-3.25 s in a memfd. copyMemory
+// the whole take 3.85-4.1 s against 3.0-3.25 s in a memfd. copyPages
 // then writes what the guest wrote to the snapshot's file.
 func takeMemory() (*os.File, error) {
 	fd, err := unix.MemfdCreate("vmlab-snapshot-memory", unix.MFD_CLOEXEC)
@@ -170,33 +170,9 @@ func memPath(mem *os.File) string {
 	return fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), mem.Fd())
 }
 
-// writeMemory is copyMemory; a test makes it fail, to see a failed take's
+// writeMemory is copyPages; a test makes it fail, to see a failed take's
 // QEMU ended.
-var writeMemory = copyMemory
-
-// copyMemory writes the pages of src that are not all zeros to dst, at
-// their offsets, and returns sumSparse's sum of them and src's size:
-// the memory file is sparse, and it is hashed as it is written.
-func copyMemory(dst, src *os.File) (string, int64, error) {
-	fi, err := src.Stat()
-	if err != nil {
-		return "", 0, err
-	}
-	size := fi.Size()
-	if err := dst.Truncate(size); err != nil {
-		return "", 0, fmt.Errorf("write the memory file: %w", err)
-	}
-	sum := newPageSum(size)
-	err = eachPageRun(src, size, func(off int64, run []byte) error {
-		sum.add(off, run)
-		_, err := dst.WriteAt(run, off)
-		return err
-	})
-	if err != nil {
-		return "", 0, fmt.Errorf("write the memory file: %w", err)
-	}
-	return sum.String(), size, nil
-}
+var writeMemory = copyPages
 
 // writeSnapshot syncs tmp's memory file (h has its sum), writes the header
 // and syncs it and the directory: a crash after the rename into place
