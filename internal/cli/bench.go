@@ -179,7 +179,7 @@ func runBench(ctx context.Context, e *env, args []string) int {
 		e.errorf("bench: %v", err)
 		return exitFail
 	}
-	if err := r.benchLab(ctx, e, bf, !*lab, *restore); err != nil {
+	if err := r.benchLab(ctx, e, bf, !*lab, *restore && restoredLab); err != nil {
 		e.errorf("bench: lab: %v", err)
 		return exitFail
 	}
