@@ -335,8 +335,8 @@ func (m *Machine) restoreFrom(ctx context.Context, q *qemu.Config, newDisk bool)
 		return r // q is what the kept QEMU runs, but for its memory
 	}
 	q.RAM = &qemu.RAMFile{Path: filepath.Join(r.dir, snapRAM)}
-	q.Incoming = true
-	r.state = filepath.Join(r.dir, snapState)
+	q.Incoming, q.IncomingState = true, r.state
+	r.uri = q.IncomingURI()
 	return r
 }
 
@@ -371,7 +371,7 @@ func (r *restoring) use(ctx context.Context, m *Machine, q qemu.Config) (h snaps
 		r.Close()
 		return h, err
 	}
-	if h, err = checkSnapshot(r.dir, r.key); err != nil {
+	if h, r.state, err = checkSnapshot(r.dir, r.key); err != nil {
 		r.setAside(m.logf)
 		r.Close()
 		return h, err
@@ -422,7 +422,8 @@ type restoring struct {
 	disk     string      // the machine's disk image, given the snapshot's; "": its own
 	lock     *os.File    // the memory file, locked shared
 	ram      os.FileInfo // the memory file's
-	state    string
+	state    *os.File    // the state file, checked (checkSnapshot)
+	uri      string      // where QEMU reads it (qemu.Config.IncomingURI)
 	closed   sync.Once
 }
 
@@ -443,6 +444,9 @@ func (r *restoring) Close() {
 		r.kept.Close()
 		if r.lock != nil {
 			r.lock.Close()
+		}
+		if r.state != nil {
+			r.state.Close()
 		}
 	})
 }
@@ -492,9 +496,7 @@ func (r *restoring) load(ctx context.Context, qc *qmp.Client, agent io.Writer) e
 	}
 	sub := qc.Subscribe("MIGRATION")
 	defer sub.Close()
-	// QEMU runs the command with /bin/sh -c; the path is quoted for it.
-	uri := "exec:cat '" + strings.ReplaceAll(r.state, "'", `'\''`) + "'"
-	if _, err := qc.Execute(ctx, "migrate-incoming", map[string]any{"uri": uri}); err != nil {
+	if _, err := qc.Execute(ctx, "migrate-incoming", map[string]any{"uri": r.uri}); err != nil {
 		return fmt.Errorf("load the state: %w", err)
 	}
 	if err := awaitMigration(ctx, qc, sub); err != nil {

@@ -25,27 +25,26 @@ var errNoSnapshot = errors.New("no snapshot")
 
 // checkSnapshot reads dir's header and checks the files against it. The
 // memory file's and the disk's hashes are checked once per process
-// (checkSparseFile).
-func checkSnapshot(dir, key string) (snapshotHeader, error) {
+// (checkSparseFile). It returns the state file, open and checked, at its
+// start: a restore loads it (qemu.Config.IncomingState).
+func checkSnapshot(dir, key string) (snapshotHeader, *os.File, error) {
 	h, err := readHeader(dir)
 	if err != nil {
-		return h, err
+		return h, nil, err
 	}
 	if h.Key != key {
-		return h, fmt.Errorf("its header is for shape %s", h.Key)
+		return h, nil, fmt.Errorf("its header is for shape %s", h.Key)
 	}
 	if err := checkSparseFile(dir, snapRAM, "memory file", h.RAM, h.RAMSHA256); err != nil {
-		return h, err
-	}
-	if err := checkState(dir, h); err != nil {
-		return h, err
+		return h, nil, err
 	}
 	if h.DiskSHA256 != "" { // the disk at the point (snapshot_disk.go)
 		if err := checkSparseFile(dir, snapDisk, "disk", h.Disk, h.DiskSHA256); err != nil {
-			return h, err
+			return h, nil, err
 		}
 	}
-	return h, nil
+	state, err := checkState(dir, h)
+	return h, state, err
 }
 
 // checkSparseFile checks the snapshot directory dir's file name, a memory
@@ -105,25 +104,30 @@ func headerSum(h snapshotHeader) string {
 }
 
 // checkState checks that dir's state file is the one h saved, reading no
-// more than its saved size.
-func checkState(dir string, h snapshotHeader) error {
+// more than its saved size, and returns it open at its start.
+func checkState(dir string, h snapshotHeader) (*os.File, error) {
 	f, fi, err := openSnapshotFile(dir, snapState)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer f.Close()
 	n, sum := fi.Size(), ""
 	if n == h.State {
 		d := sha256.New()
 		if n, err = io.Copy(d, io.LimitReader(f, h.State+1)); err != nil {
-			return fmt.Errorf("read its state file: %w", err)
+			f.Close()
+			return nil, fmt.Errorf("read its state file: %w", err)
 		}
 		sum = hex.EncodeToString(d.Sum(nil))
 	}
 	if n != h.State || sum != h.StateSHA256 {
-		return fmt.Errorf("its state file (%d bytes, sha256 %.12s) is not the one saved (%d bytes, sha256 %.12s)", n, sum, h.State, h.StateSHA256)
+		f.Close()
+		return nil, fmt.Errorf("its state file (%d bytes, sha256 %.12s) is not the one saved (%d bytes, sha256 %.12s)", n, sum, h.State, h.StateSHA256)
 	}
-	return nil
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("read its state file: %w", err)
+	}
+	return f, nil
 }
 
 // openSnapshotFile opens the file name of the snapshot directory dir for

@@ -62,10 +62,29 @@ func fakeMigrate(cmd string, raw json.RawMessage) func() string {
 			c.Close()
 			return event()
 		}
+		// The state comes on the descriptor the URI names, as QEMU
+		// reads it: the one the take saved, or the load fails.
+		if state, err := readFakeState(a.URI); err != nil || state != "fake device state" {
+			fmt.Fprintf(os.Stderr, "qemu-system-x86_64: load of migration failed: state %q from %s: %v\n", state, a.URI, err)
+			return `{"event": "MIGRATION", "data": {"status": "failed"}}`
+		}
 		time.Sleep(fakeLoadTime) // the load's duration, not a wait for an event
 		fakeLoaded.Store(time.Now().UnixNano())
 		return event()
 	}
+}
+
+// readFakeState reads the state an incoming migration's URI names: only
+// fd:N, an inherited descriptor, as vmlab sends it.
+func readFakeState(uri string) (string, error) {
+	n, err := strconv.Atoi(strings.TrimPrefix(uri, "fd:"))
+	if !strings.HasPrefix(uri, "fd:") || err != nil {
+		return "", fmt.Errorf("not an fd: URI")
+	}
+	f := os.NewFile(uintptr(n), "state")
+	defer f.Close()
+	b, err := io.ReadAll(f)
+	return string(b), err
 }
 
 // fakeSnapshotQEMU plays the snapshot modes; false: not one of them.

@@ -1,6 +1,7 @@
 package machine
 
 import (
+	"io"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -29,10 +30,16 @@ func TestCheckSnapshot(t *testing.T) {
 		writeTestHeader(t, dir, "k1")
 		return dir
 	}
-	if _, err := checkSnapshot(mk(t), "k1"); err != nil {
+	_, state, err := checkSnapshot(mk(t), "k1")
+	if err != nil {
 		t.Fatalf("a whole snapshot: %v", err)
 	}
-	if _, err := checkSnapshot(t.TempDir(), "k1"); !errors.Is(err, errNoSnapshot) {
+	// The state file comes back open at its start, for QEMU to load.
+	if b, err := io.ReadAll(state); err != nil || string(b) != "device state" {
+		t.Errorf("the state file read %q, %v; want the whole state", b, err)
+	}
+	state.Close()
+	if _, _, err := checkSnapshot(t.TempDir(), "k1"); !errors.Is(err, errNoSnapshot) {
 		t.Errorf("no snapshot: got %v, want errNoSnapshot", err)
 	}
 	for _, tt := range []struct {
@@ -92,7 +99,10 @@ func TestCheckSnapshot(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := mk(t)
 			tt.spoil(dir)
-			_, err := checkSnapshot(dir, tt.key)
+			_, state, err := checkSnapshot(dir, tt.key)
+			if state != nil {
+				t.Errorf("a spoiled snapshot's state file came back open")
+			}
 			if err == nil || errors.Is(err, errNoSnapshot) || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("got %v, want an error about the %s", err, tt.want)
 			}
@@ -234,7 +244,7 @@ func TestCheckSnapshotMemory(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, snapState), []byte("device state"), 0o600)
 	os.WriteFile(ram, make([]byte, 8192), 0o600)
 	writeTestHeader(t, dir, "k1")
-	if _, err := checkSnapshot(dir, "k1"); err != nil {
+	if _, _, err := checkSnapshot(dir, "k1"); err != nil {
 		t.Fatalf("a whole snapshot: %v", err)
 	}
 	spoil := func() {
@@ -244,14 +254,14 @@ func TestCheckSnapshotMemory(t *testing.T) {
 	}
 	// The same file (inode, size, times) is not hashed again.
 	hashed := sparseHashes.Load()
-	if _, err := checkSnapshot(dir, "k1"); err != nil || sparseHashes.Load() != hashed {
+	if _, _, err := checkSnapshot(dir, "k1"); err != nil || sparseHashes.Load() != hashed {
 		t.Errorf("a file checked already: got %v and %d more hashes, want the cached verdict", err, sparseHashes.Load()-hashed)
 	}
 	// A file written since is.
 	spoil()
 	now := time.Now()
 	os.Chtimes(ram, now, now)
-	if _, err := checkSnapshot(dir, "k1"); err == nil || !strings.Contains(err.Error(), "memory file") {
+	if _, _, err := checkSnapshot(dir, "k1"); err == nil || !strings.Contains(err.Error(), "memory file") {
 		t.Errorf("changed memory: got %v, want an error about the memory file", err)
 	}
 }

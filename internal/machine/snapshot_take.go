@@ -50,7 +50,8 @@ func (m *Machine) takeSnapshot(ctx context.Context, q qemu.Config, dir, key, dis
 		return h, nil, errSnapshotBusy // a trim removed the lock file meanwhile
 	}
 	final := filepath.Join(dir, key)
-	if h, err := checkSnapshot(final, key); err == nil {
+	if h, state, err := checkSnapshot(final, key); err == nil {
+		state.Close()
 		return h, nil, nil // another run made it meanwhile
 	}
 	if _, err := os.Lstat(final); err == nil {

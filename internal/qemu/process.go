@@ -71,7 +71,7 @@ func Start(ctx context.Context, cfg Config, console io.Writer) (*Process, error)
 			return nil, err
 		}
 	}
-	if err := p.start(bin, cfg.Args(), cfg.nicFiles(), console); err != nil {
+	if err := p.start(bin, cfg.Args(), cfg.files(), console); err != nil {
 		p.vfs.stop()
 		p.launcher.close()
 		return nil, err
