@@ -1,10 +1,10 @@
 package machine
 
 import (
-	"io"
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
