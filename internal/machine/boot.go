@@ -165,6 +165,12 @@ func PrepareBoot(opts BootOptions) (*Boot, error) {
 	if opts.Accel != "" && opts.Accel != "kvm" && opts.Accel != "tcg" {
 		return nil, fmt.Errorf("prepare boot: unknown accelerator %q (want kvm or tcg)", opts.Accel)
 	}
+	if opts.Accel != "kvm" {
+		// A TCG guest's kernel arguments carry the host's TSC frequency,
+		// measured once per process (~20 ms): measured meanwhile, it is
+		// not in the first machine's start.
+		go hostTSCkHz()
+	}
 	snapshot, err := readSnapshot(opts.Snapshot, os.Getenv)
 	if err != nil {
 		return nil, err
