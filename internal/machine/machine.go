@@ -295,7 +295,7 @@ func (m *Machine) boot(ctx context.Context, start time.Time) error {
 	if err != nil {
 		return m.downError("start", err)
 	}
-	image, newDisk, err := m.diskImage()
+	image, newDisk, err := m.diskImage() // made after the snapshot's turn
 	if err != nil {
 		return fmt.Errorf("%s: start: %w", m.cfg.Name, err)
 	}
@@ -312,6 +312,14 @@ func (m *Machine) boot(ctx context.Context, start time.Time) error {
 	qcfg := m.qemuConfig(view, image, initrd)
 	cold := qcfg
 	restore := m.restoreFrom(ctx, &qcfg, newDisk) // nil: a cold boot (snapshot.go)
+	if newDisk {
+		if err := m.makeDisk(image); err != nil {
+			if restore != nil {
+				restore.Close()
+			}
+			return fmt.Errorf("%s: start: %w", m.cfg.Name, err)
+		}
+	}
 	l, err := m.launch(ctx, qcfg, restore)
 	var failed *restoreFailed
 	if errors.As(err, &failed) {

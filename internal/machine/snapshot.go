@@ -167,11 +167,11 @@ func (m *Machine) snapshotKey(q qemu.Config, atPoint *agentproto.RootDisk) (stri
 					continue
 				case "file":
 					if i > 0 && args[i-1] == "-drive" {
-						fi, err := os.Stat(strings.ReplaceAll(v, ",,", ","))
+						size, err := m.driveSize(q, strings.ReplaceAll(v, ",,", ","))
 						if err != nil {
 							return "", fmt.Errorf("snapshot key: %w", err)
 						}
-						keep = append(keep, fmt.Sprintf("size=%d", fi.Size()))
+						keep = append(keep, fmt.Sprintf("size=%d", size))
 					}
 					continue
 				}
@@ -196,6 +196,20 @@ func (m *Machine) snapshotKey(q qemu.Config, atPoint *agentproto.RootDisk) (stri
 		fmt.Fprintf(h, "disk at the point %q %q %q\n", atPoint.Serial, atPoint.FSType, atPoint.Options)
 	}
 	return hex.EncodeToString(h.Sum(nil))[:32], nil
+}
+
+// driveSize is the size of the disk image at path, one of q's drives: the
+// machine's own disk not made yet (diskImage's fresh one) has the size it
+// will be made with.
+func (m *Machine) driveSize(q qemu.Config, path string) (int64, error) {
+	fi, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) && q.Disk != nil && path == q.Disk.Path && m.diskMade {
+		return int64(m.cfg.DiskMiB) << 20, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
 }
 
 // keyKernelArgs is args as the snapshot key has them: the host TSC's
@@ -348,6 +362,12 @@ func (m *Machine) restoreFrom(ctx context.Context, q *qemu.Config, newDisk bool)
 func (r *restoring) use(ctx context.Context, m *Machine, q qemu.Config) (h snapshotHeader, err error) {
 	lock, err := cachefile.UseDir(r.dir, snapRAM)
 	if errors.Is(err, os.ErrNotExist) {
+		if r.disk != "" {
+			// The take mounts the machine's fresh disk at the point.
+			if err := m.makeDisk(r.disk); err != nil {
+				return h, err
+			}
+		}
 		if _, r.kept, err = m.takeSnapshot(ctx, q, filepath.Dir(r.dir), r.key, r.disk); err != nil {
 			return h, err
 		}
