@@ -16,6 +16,7 @@ import (
 	"github.com/vmlab/vmlab/internal/agentproto"
 	"github.com/vmlab/vmlab/internal/kernel"
 	"github.com/vmlab/vmlab/internal/qemu"
+	"github.com/vmlab/vmlab/internal/spec"
 )
 
 // TestCheckSnapshot checks that a snapshot whose files are not the ones
@@ -336,6 +337,26 @@ func TestSnapshotKey(t *testing.T) {
 			}
 		})
 	}
+	// The machine's fresh disk is made after the snapshot's turn
+	// (diskImage): its key has the size it will be made with.
+	t.Run("fresh disk not made yet", func(t *testing.T) {
+		q := base
+		q.Disk = &qemu.Disk{Path: filepath.Join(dir, "root-fresh.img"), Serial: "root", Cache: "unsafe"}
+		for _, tt := range []struct {
+			mib  int
+			made bool
+			same bool
+		}{{8, true, true}, {16, true, false}} {
+			fresh := &Machine{cfg: Config{Boot: boot, Machine: spec.Machine{DiskMiB: tt.mib}}, diskMade: tt.made}
+			if got, err := fresh.snapshotKey(q, nil); err != nil || (got == want) != tt.same {
+				t.Errorf("a fresh disk of %d MiB: got key %s, %v against %s; want them the same: %v", tt.mib, got, err, want, tt.same)
+			}
+		}
+		// Any other missing drive is an error: no key, a cold boot.
+		if got, err := m.snapshotKey(q, nil); err == nil {
+			t.Errorf("a missing disk the machine did not make: got key %s, want an error", got)
+		}
+	})
 	// A machine whose new disk its snapshot boot mounts before the point
 	// is of a shape of its own, and so is each way of mounting it.
 	t.Run("disk at the point", func(t *testing.T) {
