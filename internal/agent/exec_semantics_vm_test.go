@@ -45,9 +45,14 @@ func TestCommandSemanticsInVM(t *testing.T) {
 	if err != nil || !strings.HasPrefix(out, "server ") || out == "server \n" {
 		t.Errorf("pidof bash or pgrep -x bash found the server, or pgrep did not find it by its name: %q, %v", out, err)
 	}
+	ctx := t.Context()
+	// The root's directories have their usual modes, /tmp and /var/tmp
+	// sticky (they were 777: any user could remove another's files).
+	if out, err := m.Succeed(ctx, "stat -c '%a %n' /tmp /var/tmp /root /home"); err != nil || out != "1777 /tmp\n1777 /var/tmp\n700 /root\n755 /home\n" {
+		t.Errorf("the root's directories: %q, %v; want /tmp and /var/tmp 1777, /root 700, /home 755", out, err)
+	}
 	// A wait's command takes the server too, and is run again until it
 	// succeeds.
-	ctx := t.Context()
 	if out, err := m.WaitUntilSucceeds(ctx, forkPathCheck, time.Minute); err != nil || out != "fork\n" {
 		t.Errorf("a wait's command took the path %q (%v), want fork", out, err)
 	}

@@ -291,12 +291,26 @@ func mountRoot(cfg agentproto.BootConfig, disk *diskRoot, staged stagedShares) e
 			return diskHint(fmt.Errorf("create root symlink: %w", err))
 		}
 	}
-	for _, d := range []struct {
-		path string
-		mode os.FileMode
-	}{{"proc", 0o555}, {"sys", 0o555}, {"dev", 0o755}, {"run", 0o755}, {"tmp", 0o1777},
-		{"root", 0o700}, {"home", 0o755}, {"mnt", 0o755}, {"var/tmp", 0o1777}} {
-		p, err := mkdirInRoot(newRoot, d.path, d.mode)
+	return makeRootDirs(newRoot)
+}
+
+// rootDir is a directory every root has, made at every boot, and its mode.
+type rootDir struct {
+	path string
+	mode os.FileMode
+}
+
+// rootDirs are the directories every root has, in order. The temporary
+// directories are sticky (os.ModeSticky: Go's file modes have no 0o1000),
+// as on any Unix: a user cannot remove another's files there.
+var rootDirs = []rootDir{{"proc", 0o555}, {"sys", 0o555}, {"dev", 0o755}, {"run", 0o755}, {"tmp", os.ModeSticky | 0o777},
+	{"root", 0o700}, {"home", 0o755}, {"mnt", 0o755}, {"var/tmp", os.ModeSticky | 0o777}}
+
+// makeRootDirs makes rootDirs in root, each with its mode, also when it is
+// there already with another (a kept disk's).
+func makeRootDirs(root string) error {
+	for _, d := range rootDirs {
+		p, err := mkdirInRoot(root, d.path, d.mode)
 		if err != nil {
 			return diskHint(fmt.Errorf("create /%s: %w", d.path, err))
 		}

@@ -87,3 +87,31 @@ func TestFindDiskScansOnce(t *testing.T) {
 		t.Errorf("the second time: got %q, %v; want /dev/vda from the first scan", dev, err)
 	}
 }
+
+// TestMakeRootDirs: the root's directories get their Unix modes, the
+// temporary ones sticky (1777, as on any Unix: a user cannot remove
+// another's files there), whether new or there with another mode.
+func TestMakeRootDirs(t *testing.T) {
+	root := t.TempDir()
+	os.Mkdir(filepath.Join(root, "tmp"), 0o755) // a kept disk's, say
+	old := unix.Umask(0o022)
+	defer unix.Umask(old)
+	if err := makeRootDirs(root); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]uint32{"proc": 0o555, "sys": 0o555, "dev": 0o755, "run": 0o755, "tmp": 0o1777,
+		"root": 0o700, "home": 0o755, "mnt": 0o755, "var/tmp": 0o1777}
+	for p, mode := range want {
+		var st unix.Stat_t
+		if err := unix.Stat(filepath.Join(root, p), &st); err != nil {
+			t.Errorf("/%s: %v", p, err)
+			continue
+		}
+		if got := st.Mode & 0o7777; got != mode || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			t.Errorf("/%s: got mode %#o (type %#o), want a directory of %#o", p, got, st.Mode&unix.S_IFMT, mode)
+		}
+	}
+	if len(rootDirs) != len(want) {
+		t.Errorf("rootDirs has %d directories, the test %d", len(rootDirs), len(want))
+	}
+}
