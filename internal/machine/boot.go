@@ -168,7 +168,8 @@ func PrepareBoot(opts BootOptions) (*Boot, error) {
 	if opts.Accel != "kvm" {
 		// A TCG guest's kernel arguments carry the host's TSC frequency,
 		// measured once per process (~20 ms): measured meanwhile, it is
-		// not in the first machine's start.
+		// not in the first machine's start (and goes unused when the
+		// accelerator chosen below is KVM).
 		go hostTSCkHz()
 	}
 	snapshot, err := readSnapshot(opts.Snapshot, os.Getenv)

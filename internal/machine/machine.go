@@ -114,7 +114,7 @@ type Machine struct {
 	started    bool   // Start has been called at least once
 	starting   bool   // a boot is under way (State says "booting")
 	cursor     int    // console position for WaitForConsoleText
-	diskMade   bool   // this machine made its temporary disk (diskImage)
+	diskMade   bool   // the disk path is this machine's: a stale one was removed, it makes the disk (diskImage, makeDisk)
 	forwards   []qemu.Forward
 	// picks are the guest ports of declared forwards whose host port is
 	// 0, not yet given one (pickForwards, at the first boot).

@@ -240,12 +240,18 @@ func TestReadFS(t *testing.T) {
 // checked, and the restored kernel ran on the changed memory), and that
 // the hash is checked once per process and file, not at every restore.
 func TestCheckSnapshotMemory(t *testing.T) {
+	// Each check's state file is closed: only its verdict counts here.
+	check := func(dir, key string) error {
+		_, state, err := checkSnapshot(dir, key)
+		state.Close()
+		return err
+	}
 	dir := t.TempDir()
 	ram := filepath.Join(dir, snapRAM)
 	os.WriteFile(filepath.Join(dir, snapState), []byte("device state"), 0o600)
 	os.WriteFile(ram, make([]byte, 8192), 0o600)
 	writeTestHeader(t, dir, "k1")
-	if _, _, err := checkSnapshot(dir, "k1"); err != nil {
+	if err := check(dir, "k1"); err != nil {
 		t.Fatalf("a whole snapshot: %v", err)
 	}
 	spoil := func() {
@@ -255,14 +261,14 @@ func TestCheckSnapshotMemory(t *testing.T) {
 	}
 	// The same file (inode, size, times) is not hashed again.
 	hashed := sparseHashes.Load()
-	if _, _, err := checkSnapshot(dir, "k1"); err != nil || sparseHashes.Load() != hashed {
+	if err := check(dir, "k1"); err != nil || sparseHashes.Load() != hashed {
 		t.Errorf("a file checked already: got %v and %d more hashes, want the cached verdict", err, sparseHashes.Load()-hashed)
 	}
 	// A file written since is.
 	spoil()
 	now := time.Now()
 	os.Chtimes(ram, now, now)
-	if _, _, err := checkSnapshot(dir, "k1"); err == nil || !strings.Contains(err.Error(), "memory file") {
+	if err := check(dir, "k1"); err == nil || !strings.Contains(err.Error(), "memory file") {
 		t.Errorf("changed memory: got %v, want an error about the memory file", err)
 	}
 }
@@ -344,10 +350,9 @@ func TestSnapshotKey(t *testing.T) {
 		q.Disk = &qemu.Disk{Path: filepath.Join(dir, "root-fresh.img"), Serial: "root", Cache: "unsafe"}
 		for _, tt := range []struct {
 			mib  int
-			made bool
 			same bool
-		}{{8, true, true}, {16, true, false}} {
-			fresh := &Machine{cfg: Config{Boot: boot, Machine: spec.Machine{DiskMiB: tt.mib}}, diskMade: tt.made}
+		}{{8, true}, {16, false}} {
+			fresh := &Machine{cfg: Config{Boot: boot, Machine: spec.Machine{DiskMiB: tt.mib}}, diskMade: true}
 			if got, err := fresh.snapshotKey(q, nil); err != nil || (got == want) != tt.same {
 				t.Errorf("a fresh disk of %d MiB: got key %s, %v against %s; want them the same: %v", tt.mib, got, err, want, tt.same)
 			}
